@@ -1,0 +1,87 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Fluxgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "fluxgate", targets: ["fluxgate"]),
+        .library(name: "FluxgateCore", targets: ["FluxgateCore"]),
+        .library(name: "FluxgateNIO", targets: ["FluxgateNIO"]),
+        .library(name: "FluxorDemo", targets: ["FluxorDemo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Decisions: config model and validation, balancing, header policy, timeout
+        // state machines. No NIO import, no clock reads.
+        .target(
+            name: "FluxgateCore",
+            dependencies: [
+                .product(name: "Yams", package: "Yams")
+            ]
+        ),
+        // I/O: the proxy data path, upstream pools, listeners.
+        .target(
+            name: "FluxgateNIO",
+            dependencies: [
+                "FluxgateCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The built-in demo upstream (the Fluxor API).
+        .target(
+            name: "FluxorDemo",
+            dependencies: [
+                "FluxgateCore",
+                "FluxgateNIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "fluxgate",
+            dependencies: [
+                "FluxgateCore",
+                "FluxgateNIO",
+                "FluxorDemo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "FluxgateCoreTests", dependencies: ["FluxgateCore"]),
+        .testTarget(
+            name: "FluxgateNIOTests",
+            dependencies: [
+                "FluxgateNIO", "FluxgateCore", "FluxorDemo",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "FluxorDemoTests",
+            dependencies: [
+                "FluxorDemo",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,66 @@
+/// Smooth weighted round-robin, as nginx's upstream module does it, precomputed.
+///
+/// Each step adds every upstream's weight to its running score, picks the highest
+/// score and subtracts the total weight from the winner. The sequence repeats after
+/// `sum(weights)` picks, so it is computed once per upstream-set change and a pick is
+/// `schedule[ticket % count]`: no lock, no shared mutable state beyond the caller's
+/// ticket counter. Equal weights degenerate to plain round-robin.
+///
+/// | weights   | one period      |
+/// |-----------|-----------------|
+/// | 1, 1, 1   | 0 1 2           |
+/// | 5, 1, 1   | 0 0 1 0 2 0 0   |
+/// | 2, 1      | 0 1 0           |
+public struct RoundRobin: Sendable, Equatable {
+    /// Indices into the upstream list, one period of the smooth weighted order.
+    public let schedule: [Int]
+    public let upstreamCount: Int
+
+    public init(weights: [Int]) {
+        precondition(weights.allSatisfy { $0 > 0 }, "weights must be positive")
+        upstreamCount = weights.count
+        guard !weights.isEmpty else {
+            schedule = []
+            return
+        }
+        let divisor = weights.reduce(0) { Self.gcd($0, $1) }
+        let reduced = weights.map { $0 / divisor }
+        let total = reduced.reduce(0, +)
+        var current = Array(repeating: 0, count: reduced.count)
+        var order: [Int] = []
+        order.reserveCapacity(total)
+        for _ in 0..<total {
+            var best = 0
+            for index in reduced.indices {
+                current[index] += reduced[index]
+                if current[index] > current[best] { best = index }
+            }
+            current[best] -= total
+            order.append(best)
+        }
+        schedule = order
+    }
+
+    /// The upstream for the `ticket`-th request (tickets may be any integer).
+    @inlinable
+    public func pick(_ ticket: Int) -> Int? {
+        guard !schedule.isEmpty else { return nil }
+        let index = ticket % schedule.count
+        return schedule[index < 0 ? index + schedule.count : index]
+    }
+
+    /// The upstream to try after `failed` ones: the next index in list order that has
+    /// not been tried, so a connect failure walks every upstream once before giving up.
+    public func failover(after current: Int, tried: Set<Int>) -> Int? {
+        guard upstreamCount > 0 else { return nil }
+        for step in 1...upstreamCount {
+            let candidate = (current + step) % upstreamCount
+            if !tried.contains(candidate) { return candidate }
+        }
+        return nil
+    }
+
+    static func gcd(_ a: Int, _ b: Int) -> Int {
+        b == 0 ? a : gcd(b, a % b)
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Yams
+
+/// Turns YAML text (plus environment overrides) into a validated ``GatewayConfig``.
+///
+/// All problems are collected and thrown together as ``ConfigErrors``, each with its
+/// key path, so `fluxgate check-config` can list every mistake in one run.
+public enum ConfigLoader {
+    /// Top-level keys, in the order `gateway.conf.example` documents them.
+    public static let topLevelKeys = [
+        "listen", "admin_listen", "workers", "upstreams", "health_check", "admission", "rate_limit",
+        "timeouts", "limits", "pool", "demo",
+    ]
+
+    /// Loads `path`; a missing file at the default path means "all defaults"
+    /// (the embedded demo), a missing file that was asked for by name is an error.
+    public static func load(
+        path: String, required: Bool, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigErrors) -> GatewayConfig {
+        guard FileManager.default.fileExists(atPath: path) else {
+            if required {
+                throw ConfigErrors(errors: [ConfigError(path: "", message: "config file \(path) does not exist")])
+            }
+            return try load(yaml: "", environment: environment)
+        }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigErrors(errors: [ConfigError(path: "", message: "cannot read \(path): \(error)")])
+        }
+        return try load(yaml: text, environment: environment)
+    }
+
+    public static func load(yaml: String, environment: [String: String] = [:]) throws(ConfigErrors) -> GatewayConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            throw ConfigErrors(errors: [ConfigError(path: "", message: "not valid YAML: \(error)")])
+        }
+        var reader = ConfigReader(environment: environment)
+        let config = decode(root, reader: &reader)
+        if !reader.errors.isEmpty { throw ConfigErrors(errors: reader.errors) }
+        return config
+    }
+
+    static func decode(_ root: Node?, reader r: inout ConfigReader) -> GatewayConfig {
+        var config = GatewayConfig()
+        let top = r.table(root, path: "", known: topLevelKeys)
+        config.listen = r.endpoint(top, "listen", default: config.listen)
+        config.adminListen = r.endpoint(top, "admin_listen", default: config.adminListen)
+        config.workers = r.int(top, "workers", default: config.workers, range: 0...256)
+        config.upstreams = decodeUpstreams(top.entries["upstreams"], reader: &r)
+
+        let health = r.table(top.entries["health_check"], path: "health_check", known: ["path", "interval", "timeout", "rise", "fall"])
+        config.healthCheck.path = r.string(health, "path", default: config.healthCheck.path) {
+            $0.hasPrefix("/") ? nil : "must start with /"
+        }
+        config.healthCheck.interval = r.duration(health, "interval", default: config.healthCheck.interval)
+        config.healthCheck.timeout = r.duration(health, "timeout", default: config.healthCheck.timeout)
+        config.healthCheck.rise = r.int(health, "rise", default: config.healthCheck.rise, range: 1...100)
+        config.healthCheck.fall = r.int(health, "fall", default: config.healthCheck.fall, range: 1...100)
+        if config.healthCheck.timeout > config.healthCheck.interval {
+            r.report("health_check.timeout", "must not exceed health_check.interval (\(DurationParser.format(config.healthCheck.interval)))")
+        }
+
+        let admission = r.table(top.entries["admission"], path: "admission", known: ["target_utilization", "queue_timeout", "dry_run"])
+        config.admission.targetUtilization = r.double(admission, "target_utilization", default: config.admission.targetUtilization) {
+            $0 > 0 && $0 <= 1 ? nil : "must be in (0, 1]"
+        }
+        config.admission.queueTimeout = r.duration(admission, "queue_timeout", default: config.admission.queueTimeout, minimum: .zero)
+        config.admission.dryRun = r.bool(admission, "dry_run", default: config.admission.dryRun)
+
+        let rateLimit = r.table(top.entries["rate_limit"], path: "rate_limit", known: ["global", "per_client"])
+        let global = r.table(rateLimit.entries["global"], path: "rate_limit.global", known: ["enabled", "rate", "burst"])
+        config.rateLimit.global.enabled = r.bool(global, "enabled", default: config.rateLimit.global.enabled)
+        config.rateLimit.global.rate = r.double(global, "rate", default: config.rateLimit.global.rate) {
+            $0 > 0 ? nil : "must be greater than 0"
+        }
+        config.rateLimit.global.burst = r.int(global, "burst", default: config.rateLimit.global.burst, range: 1...Int(Int32.max))
+        let perClient = r.table(
+            rateLimit.entries["per_client"], path: "rate_limit.per_client", known: ["enabled", "rate", "burst", "key", "max_clients"])
+        config.rateLimit.perClient.enabled = r.bool(perClient, "enabled", default: config.rateLimit.perClient.enabled)
+        config.rateLimit.perClient.rate = r.double(perClient, "rate", default: config.rateLimit.perClient.rate) {
+            $0 > 0 ? nil : "must be greater than 0"
+        }
+        config.rateLimit.perClient.burst = r.int(perClient, "burst", default: config.rateLimit.perClient.burst, range: 1...Int(Int32.max))
+        config.rateLimit.perClient.key = r.string(perClient, "key", default: config.rateLimit.perClient.key) { key in
+            if key == "ip" { return nil }
+            if key.hasPrefix("header:"), key.count > "header:".count, HeaderName.isToken(key.dropFirst("header:".count)) { return nil }
+            return "must be ip or header:<Name>, e.g. header:X-API-Key"
+        }
+        config.rateLimit.perClient.maxClients = r.int(perClient, "max_clients", default: config.rateLimit.perClient.maxClients, range: 1...100_000_000)
+
+        let timeouts = r.table(top.entries["timeouts"], path: "timeouts", known: ["connect", "upstream_header", "client_header", "idle"])
+        config.timeouts.connect = r.duration(timeouts, "connect", default: config.timeouts.connect)
+        config.timeouts.upstreamHeader = r.duration(timeouts, "upstream_header", default: config.timeouts.upstreamHeader)
+        config.timeouts.clientHeader = r.duration(timeouts, "client_header", default: config.timeouts.clientHeader)
+        config.timeouts.idle = r.duration(timeouts, "idle", default: config.timeouts.idle)
+
+        let limits = r.table(top.entries["limits"], path: "limits", known: ["max_header_bytes", "max_body_bytes"])
+        config.limits.maxHeaderBytes = r.int(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
+        config.limits.maxBodyBytes = r.int(limits, "max_body_bytes", default: config.limits.maxBodyBytes, range: 0...Int(Int64.max))
+
+        let pool = r.table(top.entries["pool"], path: "pool", known: ["max_idle_per_upstream"])
+        config.pool.maxIdlePerUpstream = r.int(pool, "max_idle_per_upstream", default: config.pool.maxIdlePerUpstream, range: 0...100_000)
+
+        let demo = r.table(top.entries["demo"], path: "demo", known: ["enabled", "instances", "base_port"])
+        config.demo.enabled = r.bool(demo, "enabled", default: config.demo.enabled)
+        config.demo.instances = r.int(demo, "instances", default: config.demo.instances, range: 1...64)
+        config.demo.basePort = r.int(demo, "base_port", default: config.demo.basePort, range: 1...65535)
+        if config.demo.basePort + config.demo.instances - 1 > 65535 {
+            r.report("demo.base_port", "base_port + instances - 1 must not exceed 65535")
+        }
+
+        if config.upstreams.isEmpty && !config.demo.enabled {
+            r.report("upstreams", "at least one upstream is required when demo.enabled is false")
+        }
+        return config
+    }
+
+    static func decodeUpstreams(_ node: Node?, reader r: inout ConfigReader) -> [UpstreamConfig] {
+        guard let node, !ConfigReader.isNull(node) else { return [] }
+        guard let sequence = node.sequence else {
+            r.report("upstreams", "expected a list of upstreams, each with at least url", node: node)
+            return []
+        }
+        var result: [UpstreamConfig] = []
+        var seenNames: Set<String> = []
+        for (index, item) in sequence.enumerated() {
+            let path = "upstreams[\(index)]"
+            let table = r.table(item, path: path, known: ["name", "url", "max_concurrency", "weight"])
+            guard item.mapping != nil else {
+                if item.mapping == nil && item.scalar != nil {
+                    r.report(path, "expected a mapping such as {url: \"http://127.0.0.1:9001\"}", node: item)
+                }
+                continue
+            }
+            var url: UpstreamURL? = nil
+            let urlText = r.string(table, "url", default: "")
+            if urlText.isEmpty {
+                r.report("\(path).url", "is required", node: item)
+            } else {
+                switch UpstreamURL.parse(urlText) {
+                case .success(let parsed): url = parsed
+                case .failure(let failure): r.report("\(path).url", failure.message, node: table.entries["url"])
+                }
+            }
+            let name = r.string(table, "name", default: url?.endpoint.description ?? "upstream-\(index)") {
+                $0.isEmpty ? "must not be empty" : nil
+            }
+            if !seenNames.insert(name).inserted {
+                r.report("\(path).name", "duplicate upstream name \"\(name)\"", node: table.entries["name"])
+            }
+            let maxConcurrency = r.int(table, "max_concurrency", default: 5000, range: 1...10_000_000)
+            let weight = r.int(table, "weight", default: 1, range: 1...1000)
+            if let url {
+                result.append(UpstreamConfig(name: name, url: url, maxConcurrency: maxConcurrency, weight: weight))
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,162 @@
+import Yams
+
+/// Walks a composed YAML tree, reading typed values at known key paths.
+///
+/// Codable stops at the first problem and cannot see unknown keys; an operator wants
+/// every error with its key path in one `check-config` run, so the tree is walked by
+/// hand here (the YAML itself is parsed by Yams). Environment variables override
+/// scalar keys: `admission.target_utilization` is read from
+/// `FLUXGATE_ADMISSION_TARGET_UTILIZATION` when that variable is set.
+struct ConfigReader {
+    private(set) var errors: [ConfigError] = []
+    let environment: [String: String]
+
+    init(environment: [String: String]) {
+        self.environment = environment
+    }
+
+    /// A mapping node with the keys it may hold; unknown keys are reported here.
+    struct Table {
+        let path: String
+        let entries: [String: Node]
+
+        func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    }
+
+    mutating func report(_ path: String, _ message: String, node: Node? = nil) {
+        errors.append(ConfigError(path: path, message: message, line: node?.mark.map { $0.line }))
+    }
+
+    /// Reads `node` as a mapping whose keys must come from `known`.
+    mutating func table(_ node: Node?, path: String, known: [String]) -> Table {
+        guard let node, !Self.isNull(node) else { return Table(path: path, entries: [:]) }
+        guard let mapping = node.mapping else {
+            report(path, "expected a mapping with keys \(known.joined(separator: ", "))", node: node)
+            return Table(path: path, entries: [:])
+        }
+        var entries: [String: Node] = [:]
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.string else {
+                report(path, "keys must be strings", node: keyNode)
+                continue
+            }
+            let keyPath = path.isEmpty ? key : "\(path).\(key)"
+            if !known.contains(key) {
+                let hint = Self.closest(to: key, in: known).map { "; did you mean \"\($0)\"?" } ?? ""
+                report(keyPath, "unknown key\(hint)", node: keyNode)
+                continue
+            }
+            if entries[key] != nil {
+                report(keyPath, "duplicate key", node: keyNode)
+            }
+            entries[key] = value
+        }
+        return Table(path: path, entries: entries)
+    }
+
+    /// Reads a scalar, preferring the environment override, and converts it with `parse`.
+    /// `expected` names the accepted form in the error; `check` may refuse a parsed value.
+    mutating func scalar<T>(
+        _ table: Table, _ key: String, default defaultValue: T, expected: String,
+        parse: (String) -> T?, check: (T) -> String? = { _ in nil }
+    ) -> T {
+        let path = table.childPath(key)
+        let envName = Self.environmentName(for: path)
+        let text: String
+        var node: Node? = nil
+        if let override = environment[envName] {
+            text = override
+        } else if let value = table.entries[key], !Self.isNull(value) {
+            guard let string = value.scalar?.string else {
+                report(path, "expected \(expected), got a \(value.mapping != nil ? "mapping" : "list")", node: value)
+                return defaultValue
+            }
+            text = string
+            node = value
+        } else {
+            return defaultValue
+        }
+        let source = node == nil ? " (from \(envName))" : ""
+        guard let parsed = parse(text) else {
+            report(path, "expected \(expected), got \"\(text)\"\(source)", node: node)
+            return defaultValue
+        }
+        if let problem = check(parsed) {
+            report(path, "\(problem), got \"\(text)\"\(source)", node: node)
+            return defaultValue
+        }
+        return parsed
+    }
+
+    mutating func int(_ table: Table, _ key: String, default value: Int, range: ClosedRange<Int>) -> Int {
+        scalar(table, key, default: value, expected: "an integer", parse: { Int($0) }) {
+            range.contains($0) ? nil : "must be in \(range.lowerBound)...\(range.upperBound)"
+        }
+    }
+
+    mutating func double(_ table: Table, _ key: String, default value: Double, check: @escaping (Double) -> String?)
+        -> Double
+    {
+        scalar(table, key, default: value, expected: "a number", parse: { Double($0).flatMap { $0.isFinite ? $0 : nil } }, check: check)
+    }
+
+    mutating func bool(_ table: Table, _ key: String, default value: Bool) -> Bool {
+        scalar(table, key, default: value, expected: "true or false") { text in
+            switch text.lowercased() {
+            case "true", "yes", "on", "1": true
+            case "false", "no", "off", "0": false
+            default: nil
+            }
+        }
+    }
+
+    mutating func duration(_ table: Table, _ key: String, default value: Duration, minimum: Duration = .milliseconds(1))
+        -> Duration
+    {
+        scalar(table, key, default: value, expected: "a duration such as 500ms, 2s or 1m", parse: DurationParser.parse) {
+            $0 < minimum ? "must be at least \(DurationParser.format(minimum))" : nil
+        }
+    }
+
+    mutating func string(_ table: Table, _ key: String, default value: String, check: (String) -> String? = { _ in nil })
+        -> String
+    {
+        scalar(table, key, default: value, expected: "a string", parse: { $0 }, check: check)
+    }
+
+    mutating func endpoint(_ table: Table, _ key: String, default value: SocketEndpoint) -> SocketEndpoint {
+        scalar(table, key, default: value, expected: "host:port such as 0.0.0.0:8080", parse: SocketEndpoint.parse)
+    }
+
+    static func environmentName(for path: String) -> String {
+        "FLUXGATE_" + String(path.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
+
+    static func isNull(_ node: Node) -> Bool {
+        if case .scalar(let scalar) = node, scalar.style == .plain, ["", "~", "null", "Null", "NULL"].contains(scalar.string) {
+            return true
+        }
+        return false
+    }
+
+    /// The known key within edit distance 2 of a misspelt one, for "did you mean".
+    static func closest(to key: String, in known: [String]) -> String? {
+        known.map { ($0, editDistance(Array(key), Array($0))) }
+            .filter { $0.1 <= 2 }
+            .min { $0.1 < $1.1 }?.0
+    }
+
+    private static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}

@@ -1,0 +1,162 @@
+/// The whole gateway configuration, as typed values.
+///
+/// Built once per load (and, later, per reload) by ``ConfigLoader``; nothing on the
+/// request path looks a key up by name. Every field has the default that applies when
+/// the key is absent, and `gateway.conf.example` at the repository root lists them all.
+public struct GatewayConfig: Sendable, Equatable {
+    /// Data listener (`listen`). Default `0.0.0.0:8080`.
+    public var listen = SocketEndpoint(host: "0.0.0.0", port: 8080)
+    /// Admin listener for metrics, stats and the gateway's own health (`admin_listen`).
+    public var adminListen = SocketEndpoint(host: "127.0.0.1", port: 9090)
+    /// Event loop threads (`workers`); 0 means one per core, as nginx's `worker_processes auto`.
+    public var workers = 0
+    /// The application replicas. Empty with `demo.enabled` means the built-in demo instances.
+    public var upstreams: [UpstreamConfig] = []
+    public var healthCheck = HealthCheckConfig()
+    public var admission = AdmissionConfig()
+    public var rateLimit = RateLimitConfig()
+    public var timeouts = TimeoutsConfig()
+    public var limits = LimitsConfig()
+    public var pool = PoolConfig()
+    public var demo = DemoConfig()
+
+    public init() {}
+
+    /// The upstreams the gateway proxies to: the configured list, or, when it is empty
+    /// and the demo is enabled, one entry per in-process demo instance.
+    public var effectiveUpstreams: [UpstreamConfig] {
+        if !upstreams.isEmpty || !demo.enabled { return upstreams }
+        return (0..<demo.instances).map { index in
+            UpstreamConfig(
+                name: "demo-\(DemoConfig.instanceName(index))",
+                url: UpstreamURL(endpoint: SocketEndpoint(host: "127.0.0.1", port: demo.basePort + index))
+            )
+        }
+    }
+
+    /// Whether the in-process demo upstreams are started: only for the embedded
+    /// default, i.e. when no upstream is configured.
+    public var runsEmbeddedDemo: Bool { upstreams.isEmpty && demo.enabled }
+}
+
+/// One application replica (`upstreams[i]`).
+public struct UpstreamConfig: Sendable, Equatable {
+    /// A name for logs and metrics; defaults to `host:port`.
+    public var name: String
+    /// `http://host:port` of the replica.
+    public var url: UpstreamURL
+    /// The replica's "max CCU": concurrent requests it can hold (admission input). Default 5000.
+    public var maxConcurrency: Int
+    /// Smooth weighted round-robin weight, 1...1000. Default 1.
+    public var weight: Int
+
+    public init(name: String, url: UpstreamURL, maxConcurrency: Int = 5000, weight: Int = 1) {
+        self.name = name
+        self.url = url
+        self.maxConcurrency = maxConcurrency
+        self.weight = weight
+    }
+}
+
+/// Active health checking (`health_check`). Parsed and validated now; the checker
+/// itself arrives with the health issue.
+public struct HealthCheckConfig: Sendable, Equatable {
+    /// Path probed with `GET`. Default `/health`.
+    public var path = "/health"
+    /// Time between probes. Default 2s.
+    public var interval: Duration = .seconds(2)
+    /// Probe timeout. Default 1s.
+    public var timeout: Duration = .seconds(1)
+    /// Consecutive successes that bring an upstream up. Default 2.
+    public var rise = 2
+    /// Consecutive failures that take an upstream down. Default 3.
+    public var fall = 3
+    public init() {}
+}
+
+/// The 67 % utilization rule (`admission`). Parsed and validated now; enforced from
+/// the admission-control issue on.
+public struct AdmissionConfig: Sendable, Equatable {
+    /// Share of capacity admitted as in-flight slots, in (0, 1]. Default 0.67.
+    public var targetUtilization = 0.67
+    /// Longest a request may wait in the queue. Default 1s.
+    public var queueTimeout: Duration = .seconds(1)
+    /// Count what would be shed, shed nothing. Default false.
+    public var dryRun = false
+    public init() {}
+}
+
+/// Token buckets (`rate_limit`). Parsed and validated now; enforced later.
+public struct RateLimitConfig: Sendable, Equatable {
+    public var global = GlobalLimit()
+    public var perClient = PerClientLimit()
+    public init() {}
+
+    public struct GlobalLimit: Sendable, Equatable {
+        public var enabled = true
+        /// Tokens per second. Default 50000.
+        public var rate = 50_000.0
+        /// Bucket capacity. Default 10000.
+        public var burst = 10_000
+        public init() {}
+    }
+
+    public struct PerClientLimit: Sendable, Equatable {
+        public var enabled = true
+        /// Tokens per second per client. Default 1000.
+        public var rate = 1_000.0
+        /// Bucket capacity per client. Default 2000.
+        public var burst = 2_000
+        /// `ip`, or `header:<Name>` to key by a request header such as `X-API-Key`.
+        public var key = "ip"
+        /// Hard bound on tracked clients (least recently used evicted). Default 100000.
+        public var maxClients = 100_000
+        public init() {}
+    }
+}
+
+/// Timeouts (`timeouts`).
+public struct TimeoutsConfig: Sendable, Equatable {
+    /// TCP connect to an upstream. Default 1s; exceeded on every upstream → 504.
+    public var connect: Duration = .seconds(1)
+    /// From the request being sent to the upstream's response head. Default 30s → 504.
+    public var upstreamHeader: Duration = .seconds(30)
+    /// Reading a client's request head (slowloris guard). Default 10s → 408.
+    public var clientHeader: Duration = .seconds(10)
+    /// Idle keep-alive on both sides (client connections, pooled upstream connections). Default 60s.
+    public var idle: Duration = .seconds(60)
+    public init() {}
+}
+
+/// Request limits (`limits`).
+public struct LimitsConfig: Sendable, Equatable {
+    /// Request line excluded: total bytes of header names and values. Default 16384 → 431.
+    public var maxHeaderBytes = 16_384
+    /// Request body bytes. Default 10 MiB → 413.
+    public var maxBodyBytes = 10_485_760
+    public init() {}
+}
+
+/// Upstream keep-alive pools (`pool`), one per event loop per upstream.
+public struct PoolConfig: Sendable, Equatable {
+    /// Idle keep-alive connections kept per upstream per event loop, as nginx's
+    /// `keepalive N`. Default 128.
+    public var maxIdlePerUpstream = 128
+    public init() {}
+}
+
+/// The built-in demo upstreams (`demo`).
+public struct DemoConfig: Sendable, Equatable {
+    /// Start the demo instances when no upstream is configured. Default true.
+    public var enabled = true
+    /// How many instances. Default 3.
+    public var instances = 3
+    /// First port; instance i listens on base_port + i. Default 9001.
+    public var basePort = 9001
+    public init() {}
+
+    /// `a`, `b`, `c`, …, `z`, then `i26`, `i27`, ….
+    public static func instanceName(_ index: Int) -> String {
+        index < 26 ? String(UnicodeScalar(UInt8(97 + index))) : "i\(index)"
+    }
+}

@@ -1,0 +1,80 @@
+/// A `host:port` pair as written in `listen`, `admin_listen` and upstream URLs.
+///
+/// Accepted forms: `0.0.0.0:8080`, `127.0.0.1:9090`, `[::1]:8080`, `localhost:8080`,
+/// and `:8080` (all IPv4 interfaces, as nginx's `listen 8080`).
+public struct SocketEndpoint: Hashable, Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public static func parse(_ text: String) -> SocketEndpoint? {
+        let text = text.trimmingSpaces()
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portText = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+            if host.contains(":") { return nil }  // bare IPv6 must be bracketed
+        }
+        guard let port = Int(portText), (0...65535).contains(port) else { return nil }
+        if host.contains(where: { $0 == " " || $0 == "/" }) { return nil }
+        return SocketEndpoint(host: host.isEmpty ? "0.0.0.0" : String(host), port: port)
+    }
+
+    /// `host:port`, with IPv6 literals in brackets.
+    public var description: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// An upstream address from `url: "http://host:port"`.
+public struct UpstreamURL: Hashable, Sendable, CustomStringConvertible {
+    public var endpoint: SocketEndpoint
+
+    /// Only plain `http://host[:port]` is accepted for now; a path, a query or
+    /// `https://` is refused with a message rather than silently ignored.
+    public static func parse(_ text: String) -> Result<UpstreamURL, ParseFailure> {
+        let text = text.trimmingSpaces()
+        if text.lowercased().hasPrefix("https://") {
+            return .failure(.init("https upstreams are not supported yet; use http://host:port"))
+        }
+        guard text.lowercased().hasPrefix("http://") else {
+            return .failure(.init("expected http://host:port, got \"\(text)\""))
+        }
+        var authority = Substring(text.dropFirst("http://".count))
+        if authority.hasSuffix("/") { authority = authority.dropLast() }
+        if authority.contains("/") || authority.contains("?") || authority.contains("@") {
+            return .failure(.init("expected http://host:port without path, query or credentials, got \"\(text)\""))
+        }
+        let withPort: String
+        if authority.hasSuffix("]") || !authority.contains(":") {
+            withPort = authority + ":80"
+        } else {
+            withPort = String(authority)
+        }
+        guard let endpoint = SocketEndpoint.parse(withPort), !endpoint.host.isEmpty,
+            endpoint.port > 0, !authority.hasPrefix(":")
+        else {
+            return .failure(.init("expected http://host:port with a port in 1...65535, got \"\(text)\""))
+        }
+        return .success(UpstreamURL(endpoint: endpoint))
+    }
+
+    public var description: String { "http://\(endpoint)" }
+
+    public struct ParseFailure: Error, Sendable {
+        public var message: String
+        init(_ message: String) { self.message = message }
+    }
+}

@@ -1,0 +1,97 @@
+/// When to give up on a client connection: the idle keep-alive timeout between
+/// requests and the request-head timeout that stops slowloris clients.
+///
+/// nginx's model: `client_header_timeout` runs from the first byte of a request
+/// until its head is complete; `keepalive_timeout` runs while no request is in
+/// progress. A new connection waits for its first byte under the header timeout
+/// (nginx does the same), so a connect-and-say-nothing client is dropped as fast as a
+/// slow one. While a request is being served neither timer runs; upstream timeouts
+/// cover that time.
+///
+/// Events in, actions out; the I/O shell owns the one timer.
+public struct ClientConnectionTimeouts: Sendable, Equatable {
+    public enum Phase: Sendable, Equatable {
+        /// Between requests on a kept-alive connection.
+        case idle
+        /// Some bytes of a request head have arrived (or the connection is new).
+        case readingHead
+        /// A request head is complete and its exchange is under way.
+        case busy
+        case closed
+    }
+
+    public enum Action: Sendable, Equatable {
+        case none
+        /// (Re)arm the single timer for `deadline`, replacing any earlier one.
+        case schedule(deadline: MonotonicTime)
+        case cancelTimer
+        /// Idle keep-alive expired: close quietly.
+        case closeIdle
+        /// The head did not arrive in time: answer 408 and close.
+        case rejectSlowHead
+    }
+
+    public private(set) var phase: Phase
+    public private(set) var deadline: MonotonicTime?
+    let headerTimeout: Duration
+    let idleTimeout: Duration
+
+    public init(headerTimeout: Duration, idleTimeout: Duration) {
+        self.headerTimeout = headerTimeout
+        self.idleTimeout = idleTimeout
+        self.phase = .closed
+    }
+
+    public mutating func connectionOpened(now: MonotonicTime) -> Action {
+        phase = .readingHead
+        return arm(now + headerTimeout)
+    }
+
+    /// Raw bytes arrived from the client.
+    public mutating func bytesReceived(now: MonotonicTime) -> Action {
+        guard phase == .idle else { return .none }
+        phase = .readingHead
+        return arm(now + headerTimeout)
+    }
+
+    /// The decoder produced a complete request head.
+    public mutating func requestHeadReceived() -> Action {
+        guard phase != .closed else { return .none }
+        phase = .busy
+        deadline = nil
+        return .cancelTimer
+    }
+
+    /// The response to the current request was fully written and the connection stays open.
+    public mutating func responseCompleted(now: MonotonicTime) -> Action {
+        guard phase == .busy else { return .none }
+        phase = .idle
+        return arm(now + idleTimeout)
+    }
+
+    public mutating func timerFired(now: MonotonicTime) -> Action {
+        guard let deadline, now >= deadline else { return .none }
+        self.deadline = nil
+        switch phase {
+        case .idle:
+            phase = .closed
+            return .closeIdle
+        case .readingHead:
+            phase = .closed
+            return .rejectSlowHead
+        case .busy, .closed:
+            return .none
+        }
+    }
+
+    public mutating func connectionClosed() -> Action {
+        phase = .closed
+        deadline = nil
+        return .cancelTimer
+    }
+
+    private mutating func arm(_ deadline: MonotonicTime) -> Action {
+        self.deadline = deadline
+        return .schedule(deadline: deadline)
+    }
+}

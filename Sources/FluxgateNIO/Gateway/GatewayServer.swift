@@ -1,0 +1,107 @@
+import FluxgateCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The data listener: accepts client connections and builds each one's pipeline.
+///
+/// Pipeline per client connection, head to tail:
+/// `ClientTimeoutHandler` → NIOHTTP1 request decoder / response encoder →
+/// `HTTPServerPipelineHandler` (pipelined requests answered in order) →
+/// `ProtocolErrorHandler` (400/431) → `ProxyHandler`.
+///
+/// Runs as a swift-service-lifecycle `Service`: graceful shutdown closes the listener.
+public final class GatewayServer: Service, Sendable {
+    private let runtime: GatewayRuntime
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let state = Mutex<(channel: (any Channel)?, pools: [NIOLoopBound<UpstreamPool>])>((nil, []))
+
+    public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
+        self.runtime = try GatewayRuntime(config: config)
+        self.group = group
+        self.logger = logger
+    }
+
+    /// The bound address once ``start()`` returned (port 0 resolves to the real port).
+    public var localAddress: SocketAddress? {
+        state.withLock { $0.channel?.localAddress }
+    }
+
+    /// Binds the listener and returns its address.
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let config = runtime.config
+        var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
+        for loop in group.makeIterator() {
+            let runtime = self.runtime
+            pools[ObjectIdentifier(loop)] = try await loop.submit {
+                NIOLoopBound(UpstreamPool(eventLoop: loop, targets: runtime.targets, config: config), eventLoop: loop)
+            }.get()
+        }
+        let poolsByLoop = pools
+        let runtime = self.runtime
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = config.limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = config.limits.maxHeaderBytes
+        let limits = decoderLimits
+
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else {
+                        throw ChannelError.ioOnClosedChannel
+                    }
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(
+                        ClientTimeoutHandler(
+                            headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
+                            rejection: runtime.responses.rawRequestTimeout))
+                    try sync.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: false,
+                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                    try sync.addHandler(ProtocolErrorHandler(responses: runtime.responses))
+                    try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool))
+                }
+            }
+            .bind(host: config.listen.host, port: config.listen.port)
+            .get()
+        state.withLock {
+            $0.channel = channel
+            $0.pools = Array(pools.values)
+        }
+        let address = channel.localAddress.map { "\($0)" } ?? "\(config.listen)"
+        logger.info(
+            "gateway listening",
+            metadata: [
+                "address": "\(address)",
+                "upstreams": "\(runtime.upstreams.map { "\($0.name)=\($0.url)" }.joined(separator: ", "))",
+            ])
+        return channel.localAddress!
+    }
+
+    public func run() async throws {
+        if localAddress == nil { try await start() }
+        try? await gracefulShutdown()
+        try await stop()
+    }
+
+    /// Closes the listener and the idle upstream connections.
+    public func stop() async throws {
+        let (channel, pools) = state.withLock { state in
+            defer { state.channel = nil }
+            return (state.channel, state.pools)
+        }
+        try? await channel?.close()
+        for pool in pools {
+            try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import FluxgateCore
+import NIOCore
+
+/// Enforces `timeouts.client_header` and `timeouts.idle` on a client connection.
+///
+/// Sits first in the pipeline, below the HTTP decoder, so it sees raw bytes arrive
+/// (the start of a request head) while ``ProxyHandler`` tells it, by outbound user
+/// events, when a head was complete and when a response finished. The decisions are
+/// ``ClientConnectionTimeouts``'s; this shell owns one timer and re-arms it lazily: a
+/// timer that fires before the current deadline is re-armed for it, so a busy
+/// keep-alive connection costs about one timer per timeout period, not one per request.
+final class ClientTimeoutHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var machine: ClientConnectionTimeouts
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+    private let rejection: ByteBuffer
+
+    init(headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer) {
+        self.machine = ClientConnectionTimeouts(headerTimeout: headerTimeout, idleTimeout: idleTimeout)
+        self.rejection = rejection
+    }
+
+    /// The loop's clock, so `EmbeddedEventLoop.advanceTime` drives it in tests.
+    private static func now(_ context: ChannelHandlerContext) -> MonotonicTime {
+        MonotonicTime(nanoseconds: Int64(context.eventLoop.now.uptimeNanoseconds))
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { run(machine.connectionOpened(now: Self.now(context)), context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if machine.phase == .closed { run(machine.connectionOpened(now: Self.now(context)), context: context) }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if machine.phase == .idle { run(machine.bytesReceived(now: Self.now(context)), context: context) }
+        context.fireChannelRead(data)
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let event = event as? ClientConnectionEvent else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        switch event {
+        case .requestHeadReceived: run(machine.requestHeadReceived(), context: context)
+        case .responseCompleted: run(machine.responseCompleted(now: Self.now(context)), context: context)
+        }
+        promise?.succeed()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        run(machine.connectionClosed(), context: context)
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    private func run(_ action: ClientConnectionTimeouts.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none, .cancelTimer:
+            // A stale timer is harmless: the machine ignores fires without a due deadline.
+            break
+        case .schedule(let deadline):
+            arm(NIODeadline.uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds))), context: context)
+        case .closeIdle:
+            context.close(promise: nil)
+        case .rejectSlowHead:
+            context.writeAndFlush(wrapOutboundOut(rejection), promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    private func arm(_ deadline: NIODeadline, context: ChannelHandlerContext) {
+        if let timerDeadline, timer != nil, timerDeadline <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.timerFired(context: context)
+        }
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        timer = nil
+        timerDeadline = nil
+        run(machine.timerFired(now: Self.now(context)), context: context)
+        if let deadline = machine.deadline {
+            arm(NIODeadline.uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds))), context: context)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension ClientTimeoutHandler: Sendable {}

@@ -1,0 +1,128 @@
+import NIOCore
+import NIOHTTP1
+
+/// What an upstream connection reports to the exchange it currently serves.
+/// All calls happen on the connection's event loop, which is also the client's.
+protocol UpstreamConnectionDelegate: AnyObject {
+    func upstreamResponsePart(_ part: HTTPClientResponsePart)
+    func upstreamReadComplete()
+    func upstreamWritabilityChanged(isWritable: Bool)
+    /// The connection failed or closed before the response ended.
+    func upstreamFailed(_ error: any Error)
+    /// Whether the client side can take more bytes; reads pause while it cannot.
+    var clientIsWritable: Bool { get }
+}
+
+/// One pooled HTTP/1.1 connection to an upstream, and the handler at the tail of its
+/// pipeline (after `HTTPRequestEncoder` and `HTTPResponseDecoder`).
+///
+/// It belongs to one event loop's ``UpstreamPool``. While it serves an exchange, reads
+/// are paused whenever the client cannot take more bytes (the backpressure rule of
+/// swift-nio-examples' GlueHandler); while idle in the pool, any byte from the
+/// upstream is a protocol violation and closes it.
+final class UpstreamConnection: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    let upstreamIndex: Int
+    weak var pool: UpstreamPool?
+    /// The exchange being served; nil while idle in the pool.
+    weak var delegate: (any UpstreamConnectionDelegate)?
+    private(set) var context: ChannelHandlerContext?
+    private var readPending = false
+    /// Set once the connection served a request; a failure on a reused connection
+    /// before any response byte is the classic keep-alive race, safe to retry.
+    var servedRequests = 0
+    /// Idle-timeout timer while parked in the pool.
+    var idleTimer: Scheduled<Void>?
+    var isActive: Bool { context?.channel.isActive ?? false }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    init(upstreamIndex: Int) {
+        self.upstreamIndex = upstreamIndex
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Driven by the exchange
+
+    func write(_ part: HTTPClientRequestPart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func resumeReads() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    func close() {
+        delegate = nil
+        context?.close(promise: nil)
+    }
+
+    // MARK: Channel events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        guard let delegate else {
+            // Nothing was asked: an idle connection must stay silent.
+            context.close(promise: nil)
+            return
+        }
+        delegate.upstreamResponsePart(part)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pool?.connectionClosed(self)
+        if let delegate {
+            self.delegate = nil
+            delegate.upstreamFailed(UpstreamError.closedBeforeResponseEnd)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let delegate {
+            self.delegate = nil
+            delegate.upstreamFailed(error)
+        }
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let delegate, !delegate.clientIsWritable {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+}
+
+@available(*, unavailable)
+extension UpstreamConnection: Sendable {}
+
+enum UpstreamError: Error {
+    case closedBeforeResponseEnd
+    case responseHeaderTimeout
+}

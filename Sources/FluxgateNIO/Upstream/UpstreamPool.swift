@@ -1,0 +1,99 @@
+import FluxgateCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Keep-alive connections to every upstream, owned by one event loop.
+///
+/// One pool per event loop, as nginx workers and Envoy's per-worker pools do: a
+/// request is served on its client's loop from start to end, so acquiring,
+/// releasing and connecting need no lock and never hop threads. Idle connections are
+/// reused newest first (the warmest socket), capped per upstream
+/// (`pool.max_idle_per_upstream`, as nginx's `keepalive N`) and closed after
+/// `timeouts.idle` unused.
+final class UpstreamPool {
+    let eventLoop: any EventLoop
+    private let targets: [SocketAddress]
+    private var idle: [[UpstreamConnection]]
+    private let maxIdlePerUpstream: Int
+    private let idleTimeout: TimeAmount
+    private let connectTimeout: TimeAmount
+    private var requestIDs: RequestIDGenerator
+
+    init(eventLoop: any EventLoop, targets: [SocketAddress], config: GatewayConfig) {
+        self.eventLoop = eventLoop
+        self.targets = targets
+        self.idle = Array(repeating: [], count: targets.count)
+        self.maxIdlePerUpstream = config.pool.maxIdlePerUpstream
+        self.idleTimeout = .nanoseconds(config.timeouts.idle.nanosecondsClamped)
+        self.requestIDs = RequestIDGenerator(seed: UInt64.random(in: .min ... .max))
+        self.connectTimeout = .nanoseconds(config.timeouts.connect.nanosecondsClamped)
+    }
+
+    /// The newest idle connection to `upstream` that is still open, if any.
+    func takeIdle(_ upstream: Int) -> UpstreamConnection? {
+        while let connection = idle[upstream].popLast() {
+            connection.idleTimer?.cancel()
+            connection.idleTimer = nil
+            if connection.isActive { return connection }
+        }
+        return nil
+    }
+
+    /// Opens a new connection to `upstream` on this loop.
+    func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+        let connection = UpstreamConnection(upstreamIndex: upstream)
+        connection.pool = self
+        let handler = NIOLoopBound(connection, eventLoop: eventLoop)
+        // A bootstrap per connect: its initializer captures this connection's handler.
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                try channel.pipeline.syncOperations.addHandler(handler.value)
+            }
+        }
+        .connect(to: targets[upstream])
+        .whenComplete { result in
+            completion(result.map { _ in handler.value })
+        }
+    }
+
+    /// Returns a connection whose exchange ended cleanly, or closes it when the pool is full.
+    func release(_ connection: UpstreamConnection) {
+        connection.delegate = nil
+        connection.servedRequests += 1
+        guard connection.isActive, idle[connection.upstreamIndex].count < maxIdlePerUpstream else {
+            connection.close()
+            return
+        }
+        idle[connection.upstreamIndex].append(connection)
+        connection.idleTimer = eventLoop.scheduleTask(in: idleTimeout) { [weak connection] in
+            connection?.close()
+        }
+    }
+
+    func connectionClosed(_ connection: UpstreamConnection) {
+        connection.idleTimer?.cancel()
+        connection.idleTimer = nil
+        if let index = idle[connection.upstreamIndex].firstIndex(where: { $0 === connection }) {
+            idle[connection.upstreamIndex].remove(at: index)
+        }
+    }
+
+    func closeAll() {
+        for connections in idle {
+            for connection in connections { connection.close() }
+        }
+        idle = Array(repeating: [], count: targets.count)
+    }
+
+    func idleCount(_ upstream: Int) -> Int { idle[upstream].count }
+
+    func nextRequestID() -> String { requestIDs.nextID() }
+}
+
+@available(*, unavailable)
+extension UpstreamPool: Sendable {}

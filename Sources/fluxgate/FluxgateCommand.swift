@@ -1,0 +1,143 @@
+import ArgumentParser
+import FluxgateCore
+import FluxgateNIO
+import FluxorDemo
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+@main
+struct FluxgateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fluxgate",
+        abstract: "Admission-control reverse proxy: spreads requests over healthy upstreams and sheds excess load fast.",
+        version: FluxgateVersion.string,
+        subcommands: [Serve.self, CheckConfig.self, DemoUpstream.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+enum FluxgateVersion {
+    static let string = "0.1.0"
+}
+
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "Config file (YAML). Without it, ./gateway.conf is used if present, else the built-in defaults.")
+    var config: String?
+
+    func load() throws(ConfigErrors) -> GatewayConfig {
+        try ConfigLoader.load(path: config ?? "gateway.conf", required: config != nil)
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Run the gateway (the default when no subcommand is given).")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .long, help: "Override `listen` (host:port).")
+    var listen: String?
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["FLUXGATE_LOG_LEVEL"] ?? "info") ?? .info
+            return handler
+        }
+        let logger = Logger(label: "fluxgate")
+        var config: GatewayConfig
+        do {
+            config = try options.load()
+        } catch {
+            logger.error("invalid configuration:\n\(error)")
+            throw ExitCode(2)
+        }
+        if let listen {
+            guard let endpoint = SocketEndpoint.parse(listen) else {
+                logger.error("--listen: expected host:port such as 0.0.0.0:8080, got \"\(listen)\"")
+                throw ExitCode(2)
+            }
+            config.listen = endpoint
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers == 0 ? System.coreCount : config.workers)
+        var services: [any Service] = []
+        if config.runsEmbeddedDemo {
+            for index in 0..<config.demo.instances {
+                let demo = DemoUpstreamServer(
+                    configuration: .init(port: config.demo.basePort + index, instance: DemoConfig.instanceName(index)),
+                    group: group, logger: logger)
+                try await demo.start()
+                services.append(demo)
+            }
+        }
+        let gateway = try GatewayServer(config: config, group: group, logger: logger)
+        try await gateway.start()
+        services.append(gateway)
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await serviceGroup.run()
+        try await group.shutdownGracefully()
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate a config file; exit non-zero listing every error with its key path.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() async throws {
+        let path = options.config ?? "gateway.conf"
+        do {
+            let config = try options.load()
+            let source = FileManager.default.fileExists(atPath: path) ? path : "built-in defaults (\(path) not found)"
+            print("\(source): OK — listen \(config.listen), \(config.effectiveUpstreams.count) upstream(s)")
+        } catch {
+            var stderr = StandardError()
+            print("\(path): \(error.errors.count) error(s)\n\(error)", to: &stderr)
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct DemoUpstream: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo-upstream", abstract: "Run one demo upstream (the Fluxor API) on its own.")
+
+    @Option(name: .long, help: "Port to listen on.") var port: Int = 9001
+    @Option(name: .long, help: "Instance name, returned in X-Upstream-Instance.") var instance: String = "a"
+    @Option(name: .long, help: "Address to bind.") var host: String = "127.0.0.1"
+    @Option(name: .long, help: "Event loop threads (0 = one per core).") var workers: Int = 0
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        guard !instance.isEmpty else { throw ValidationError("--instance must not be empty") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let logger = Logger(label: "fluxor-demo")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: workers == 0 ? System.coreCount : workers)
+        var configuration = DemoUpstreamServer.Configuration(port: port, instance: instance)
+        configuration.host = host
+        let server = DemoUpstreamServer(configuration: configuration, group: group, logger: logger)
+        try await server.start()
+        let serviceGroup = ServiceGroup(
+            configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await serviceGroup.run()
+        try await group.shutdownGracefully()
+    }
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandle.standardError.write(Data(string.utf8))
+    }
+}
