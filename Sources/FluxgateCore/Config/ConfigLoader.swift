@@ -41,7 +41,13 @@ public enum ConfigLoader {
         }
         var reader = ConfigReader(environment: environment)
         let config = decode(root, reader: &reader)
-        if !reader.errors.isEmpty { throw ConfigErrors(errors: reader.errors) }
+        if !reader.errors.isEmpty {
+            // File order reads best; checks without a line (cross-key rules) come last.
+            let ordered = reader.errors.enumerated().sorted { lhs, rhs in
+                (lhs.element.line ?? .max, lhs.offset) < (rhs.element.line ?? .max, rhs.offset)
+            }.map(\.element)
+            throw ConfigErrors(errors: ordered)
+        }
         return config
     }
 

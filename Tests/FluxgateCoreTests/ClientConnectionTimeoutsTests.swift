@@ -1,0 +1,39 @@
+import Testing
+
+@testable import FluxgateCore
+
+struct ClientConnectionTimeoutsTests {
+    func at(_ ms: Int64) -> MonotonicTime { MonotonicTime(nanoseconds: ms * 1_000_000) }
+
+    @Test func keepAliveLifecycle() {
+        var timeouts = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60))
+        #expect(timeouts.connectionOpened(now: at(0)) == .schedule(deadline: at(10_000)))
+        #expect(timeouts.requestHeadReceived() == .cancelTimer)
+        #expect(timeouts.timerFired(now: at(10_000)) == .none)  // stale timer while busy
+        #expect(timeouts.responseCompleted(now: at(12_000)) == .schedule(deadline: at(72_000)))
+        #expect(timeouts.timerFired(now: at(71_999)) == .none)  // early fire is ignored
+        #expect(timeouts.bytesReceived(now: at(20_000)) == .schedule(deadline: at(30_000)))
+        #expect(timeouts.bytesReceived(now: at(21_000)) == .none)  // the head's clock does not restart
+        #expect(timeouts.requestHeadReceived() == .cancelTimer)
+        #expect(timeouts.responseCompleted(now: at(22_000)) == .schedule(deadline: at(82_000)))
+        #expect(timeouts.timerFired(now: at(82_000)) == .closeIdle)
+        #expect(timeouts.phase == .closed)
+    }
+
+    @Test func slowHeadIsRejected() {
+        var timeouts = ClientConnectionTimeouts(headerTimeout: .milliseconds(500), idleTimeout: .seconds(60))
+        _ = timeouts.connectionOpened(now: at(0))
+        #expect(timeouts.timerFired(now: at(499)) == .none)
+        #expect(timeouts.timerFired(now: at(500)) == .rejectSlowHead)
+        #expect(timeouts.timerFired(now: at(900)) == .none)
+    }
+
+    @Test func closedConnectionIgnoresEverything() {
+        var timeouts = ClientConnectionTimeouts(headerTimeout: .seconds(1), idleTimeout: .seconds(1))
+        _ = timeouts.connectionOpened(now: at(0))
+        #expect(timeouts.connectionClosed() == .cancelTimer)
+        #expect(timeouts.requestHeadReceived() == .none)
+        #expect(timeouts.responseCompleted(now: at(1)) == .none)
+        #expect(timeouts.timerFired(now: at(5000)) == .none)
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+
+@testable import FluxgateCore
+
+struct ConfigLoaderTests {
+    @Test func emptyFileGivesTheEmbeddedDefault() throws {
+        let config = try ConfigLoader.load(yaml: "")
+        #expect(config.listen == SocketEndpoint(host: "0.0.0.0", port: 8080))
+        #expect(config.adminListen == SocketEndpoint(host: "127.0.0.1", port: 9090))
+        #expect(config.runsEmbeddedDemo)
+        #expect(config.effectiveUpstreams.map(\.url.description) == [
+            "http://127.0.0.1:9001", "http://127.0.0.1:9002", "http://127.0.0.1:9003",
+        ])
+        #expect(config.effectiveUpstreams.map(\.name) == ["demo-a", "demo-b", "demo-c"])
+        #expect(config.admission.targetUtilization == 0.67)
+        #expect(config.timeouts.upstreamHeader == .seconds(30))
+        #expect(config.limits.maxHeaderBytes == 16_384)
+    }
+
+    /// The example file at the repository root lists every key with its default, so
+    /// loading it must give exactly the built-in defaults (plus its upstream list).
+    @Test func exampleFileParsesAndMatchesTheDefaults() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("gateway.conf.example"), encoding: .utf8)
+        var config = try ConfigLoader.load(yaml: text)
+        #expect(config.upstreams.isEmpty)
+        config.upstreams = []
+        #expect(config == GatewayConfig())
+        for key in ConfigLoader.topLevelKeys {
+            #expect(text.contains("\n\(key):") || text.hasPrefix("\(key):"), "example must document \(key)")
+        }
+    }
+
+    @Test func specShapeParses() throws {
+        let yaml = """
+            listen: "0.0.0.0:8080"
+            admin_listen: "127.0.0.1:9090"
+            upstreams:
+              - name: app-1
+                url: "http://127.0.0.1:9001"
+                max_concurrency: 5000
+                weight: 1
+              - url: "http://localhost:9002"
+                weight: 3
+            health_check: { path: /health, interval: 2s, timeout: 1s, rise: 2, fall: 3 }
+            admission:
+              target_utilization: 0.5
+              queue_timeout: 250ms
+              dry_run: true
+            rate_limit:
+              global:     { enabled: true, rate: 50000, burst: 10000 }
+              per_client: { enabled: false, rate: 1000, burst: 2000, key: "header:X-API-Key", max_clients: 100000 }
+            timeouts: { connect: 1s, upstream_header: 30s, client_header: 10s, idle: 1m }
+            limits: { max_header_bytes: 16384, max_body_bytes: 10485760 }
+            demo: { enabled: true, instances: 3, base_port: 9001 }
+            """
+        let config = try ConfigLoader.load(yaml: yaml)
+        #expect(config.upstreams.count == 2)
+        #expect(config.upstreams[0].name == "app-1")
+        #expect(config.upstreams[1].name == "localhost:9002")
+        #expect(config.upstreams[1].weight == 3)
+        #expect(config.admission.queueTimeout == .milliseconds(250))
+        #expect(config.admission.dryRun)
+        #expect(config.rateLimit.perClient.key == "header:X-API-Key")
+        #expect(config.timeouts.idle == .seconds(60))
+        #expect(!config.runsEmbeddedDemo)
+        #expect(config.effectiveUpstreams.count == 2)
+    }
+
+    @Test func reportsEveryErrorWithItsKeyPath() throws {
+        let yaml = """
+            listen: "nowhere"
+            lissen: ":1"
+            upstreams:
+              - url: "https://secure:443"
+              - { url: "http://127.0.0.1:9002", weight: 0 }
+              - name: x
+            admission: { target_utilization: 1.5, queue_timeout: 5 }
+            timeouts: { connect: fast }
+            limits: { max_body_bytes: -1 }
+            """
+        let errors: [ConfigError]
+        do {
+            _ = try ConfigLoader.load(yaml: yaml)
+            Issue.record("expected errors")
+            return
+        } catch {
+            errors = error.errors
+        }
+        let paths = errors.map(\.path)
+        #expect(paths == [
+            "listen", "lissen", "upstreams[0].url", "upstreams[1].weight", "upstreams[2].url",
+            "admission.target_utilization", "admission.queue_timeout", "timeouts.connect", "limits.max_body_bytes",
+        ])
+        #expect(errors[1].message == #"unknown key; did you mean "listen"?"#)
+        #expect(errors[1].line == 2)
+        #expect(errors[2].message.contains("https upstreams are not supported"))
+        #expect(errors[5].description == #"admission.target_utilization (line 7): must be in (0, 1], got "1.5""#)
+        #expect(errors[6].message.contains("a duration such as 500ms"))
+    }
+
+    @Test func environmentOverridesFileValues() throws {
+        let config = try ConfigLoader.load(
+            yaml: "admission: { target_utilization: 0.5 }\nlisten: \"0.0.0.0:1\"",
+            environment: ["FLUXGATE_ADMISSION_TARGET_UTILIZATION": "0.8", "FLUXGATE_LISTEN": "127.0.0.1:7000",
+                "FLUXGATE_TIMEOUTS_IDLE": "5s"])
+        #expect(config.admission.targetUtilization == 0.8)
+        #expect(config.listen == SocketEndpoint(host: "127.0.0.1", port: 7000))
+        #expect(config.timeouts.idle == .seconds(5))
+    }
+
+    @Test func badEnvironmentValueNamesTheVariable() {
+        #expect {
+            try ConfigLoader.load(yaml: "", environment: ["FLUXGATE_WORKERS": "many"])
+        } throws: { error in
+            "\(error)".contains("workers: expected an integer, got \"many\" (from FLUXGATE_WORKERS)")
+        }
+    }
+
+    @Test func noUpstreamsWithoutTheDemoIsAnError() {
+        #expect {
+            try ConfigLoader.load(yaml: "demo: { enabled: false }")
+        } throws: { error in
+            "\(error)".contains("upstreams: at least one upstream is required")
+        }
+    }
+
+    @Test func malformedYAMLIsReported() {
+        #expect {
+            try ConfigLoader.load(yaml: "listen: [unclosed")
+        } throws: { error in
+            "\(error)".contains("not valid YAML")
+        }
+    }
+
+    @Test func wrongShapesAreReported() {
+        #expect {
+            try ConfigLoader.load(yaml: "upstreams: \"http://x:1\"\ntimeouts: [1, 2]\nlimits: { max_header_bytes: { a: 1 } }")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("upstreams (line 1): expected a list") && text.contains("timeouts (line 2): expected a mapping")
+                && text.contains("limits.max_header_bytes (line 3): expected an integer, got a mapping")
+        }
+    }
+
+    @Test func missingFileAtTheDefaultPathMeansDefaults() throws {
+        let config = try ConfigLoader.load(path: "/nonexistent/gateway.conf", required: false, environment: [:])
+        #expect(config == GatewayConfig())
+        #expect(throws: ConfigErrors.self) {
+            try ConfigLoader.load(path: "/nonexistent/gateway.conf", required: true, environment: [:])
+        }
+    }
+}

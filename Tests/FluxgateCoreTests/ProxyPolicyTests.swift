@@ -1,0 +1,46 @@
+import Testing
+
+@testable import FluxgateCore
+
+struct ProxyPolicyTests {
+    @Test func fixedHopByHopFields() {
+        let policy = HopByHopPolicy()
+        for name in ["Connection", "keep-alive", "Proxy-Connection", "TE", "Trailer", "UPGRADE"] {
+            #expect(policy.isHopByHop(name), "\(name)")
+        }
+        for name in ["Host", "Content-Length", "Transfer-Encoding", "X-Request-ID", "Tee", "Upgrades"] {
+            #expect(!policy.isHopByHop(name), "\(name)")
+        }
+    }
+
+    @Test func fieldsNamedInConnectionAreRemovedButNotFraming() {
+        var policy = HopByHopPolicy()
+        policy.noteConnectionHeader(" X-Private ,close,, content-length, Host, transfer-encoding")
+        #expect(policy.isHopByHop("x-private"))
+        #expect(policy.requestsClose)
+        #expect(!policy.isHopByHop("Content-Length"))
+        #expect(!policy.isHopByHop("Host"))
+        #expect(!policy.isHopByHop("Transfer-Encoding"))
+    }
+
+    @Test func requestIDs() {
+        var generator = RequestIDGenerator(seed: 42)
+        let ids = (0..<1000).map { _ in generator.nextID() }
+        #expect(Set(ids).count == 1000)
+        #expect(ids.allSatisfy { $0.utf8.count == 16 && $0.allSatisfy(\.isHexDigit) })
+        var again = RequestIDGenerator(seed: 42)
+        #expect(again.nextID() == ids[0])
+        #expect(RequestIDGenerator.isAcceptable("abc-123"))
+        #expect(!RequestIDGenerator.isAcceptable(""))
+        #expect(!RequestIDGenerator.isAcceptable("a b"))
+        #expect(!RequestIDGenerator.isAcceptable(String(repeating: "a", count: 201)))
+    }
+
+    @Test func headerNameComparison() {
+        #expect(HeaderName.equals("Content-Length", lowercase: "content-length"))
+        #expect(!HeaderName.equals("Content-Lengt", lowercase: "content-length"))
+        #expect(!HeaderName.equals("content_length", lowercase: "content-length"))
+        #expect(HeaderName.isToken("X-API-Key"))
+        #expect(!HeaderName.isToken("X API"))
+    }
+}

@@ -1,0 +1,36 @@
+import Testing
+
+@testable import FluxgateCore
+
+struct RoundRobinTests {
+    @Test func equalWeightsArePlainRoundRobin() {
+        let rr = RoundRobin(weights: [1, 1, 1])
+        #expect((0..<7).map { rr.pick($0) } == [0, 1, 2, 0, 1, 2, 0])
+    }
+
+    /// nginx's smooth weighted round-robin spreads the heavy upstream out instead of
+    /// sending it five requests in a row.
+    @Test func weightsFollowTheSmoothOrder() {
+        #expect(RoundRobin(weights: [5, 1, 1]).schedule == [0, 0, 1, 0, 2, 0, 0])
+        #expect(RoundRobin(weights: [2, 1]).schedule == [0, 1, 0])
+        #expect(RoundRobin(weights: [4, 2, 2]).schedule == [0, 1, 2, 0])  // reduced by the gcd
+    }
+
+    @Test func shareOverManyPicksMatchesWeights() {
+        let rr = RoundRobin(weights: [3, 1, 6])
+        var counts = [0, 0, 0]
+        for ticket in 0..<1000 { counts[rr.pick(ticket)!] += 1 }
+        #expect(counts == [300, 100, 600])
+    }
+
+    @Test func noUpstreamsPickNothing() {
+        #expect(RoundRobin(weights: []).pick(3) == nil)
+    }
+
+    @Test func failoverWalksEveryUpstreamOnce() {
+        let rr = RoundRobin(weights: [1, 1, 1])
+        #expect(rr.failover(after: 1, tried: [1]) == 2)
+        #expect(rr.failover(after: 2, tried: [1, 2]) == 0)
+        #expect(rr.failover(after: 0, tried: [0, 1, 2]) == nil)
+    }
+}

@@ -1,0 +1,380 @@
+import FluxgateCore
+import FluxgateNIO
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+/// The data path on real loopback sockets: a gateway on port 0, programmable test
+/// upstreams that record what they received, NIOHTTP1 and raw-byte clients.
+@Suite(.timeLimit(.minutes(2)))
+struct ProxyEndToEndTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let gatewayGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    func run(
+        upstreamNames: [String] = ["a"], adjust: (inout GatewayConfig) -> Void = { _ in },
+        _ body: ([TestUpstream], GatewayHarness) async throws -> Void
+    ) async throws {
+        var upstreams: [TestUpstream] = []
+        for name in upstreamNames { upstreams.append(try await TestUpstream.start(name: name, group: group)) }
+        let config = try makeConfig(upstreams: upstreams.map(\.url), adjust)
+        try await withGateway(config, group: gatewayGroup) { harness in
+            try await body(upstreams, harness)
+        }
+        for upstream in upstreams { try await upstream.stop() }
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    @Test func rewritesRequestHeadersForTheUpstream() async throws {
+        try await run { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let response = try await client.get(
+                "/anything?q=1",
+                headers: [
+                    ("connection", "keep-alive, x-private-hop"), ("x-private-hop", "1"), ("keep-alive", "timeout=5"),
+                    ("te", "trailers"), ("upgrade", "websocket"), ("proxy-connection", "keep-alive"),
+                    ("x-forwarded-for", "203.0.113.9"), ("x-request-id", "client-id-42"), ("x-custom", "kept"),
+                ])
+            #expect(response.status == 200)
+            #expect(response.header("x-request-id") == "client-id-42")
+            let head = try #require(upstreams[0].received.first).head
+            #expect(head.uri == "/anything?q=1")
+            #expect(head.version == .http1_1)
+            for name in ["connection", "x-private-hop", "keep-alive", "te", "upgrade", "proxy-connection"] {
+                #expect(head.headers[name].isEmpty, "\(name) must not reach the upstream")
+            }
+            #expect(head.headers["x-forwarded-for"] == ["203.0.113.9, 127.0.0.1"])
+            #expect(head.headers["x-forwarded-proto"] == ["http"])
+            #expect(head.headers["x-forwarded-host"] == ["test.local"])
+            #expect(head.headers["host"] == ["test.local"])
+            #expect(head.headers["x-request-id"] == ["client-id-42"])
+            #expect(head.headers["x-custom"] == ["kept"])
+            try await client.close()
+        }
+    }
+
+    @Test func stripsHopByHopResponseHeadersAndCreatesARequestID() async throws {
+        try await run { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let response = try await client.get("/")
+            #expect(response.header("x-upstream-private") == nil)
+            #expect(response.header("keep-alive") == nil)
+            #expect(response.header("connection") == nil)
+            let id = try #require(response.header("x-request-id"))
+            #expect(id.count == 16)
+            #expect(upstreams[0].received.first?.head.headers["x-request-id"] == [id])
+            let second = try await client.get("/")
+            #expect(second.header("x-request-id") != id)
+            try await client.close()
+        }
+    }
+
+    @Test func connectionHeaderCannotStripFramingFields() async throws {
+        try await run { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/hash")
+            head.headers = HTTPHeaders([("host", "h"), ("content-length", "5"), ("connection", "content-length, host")])
+            let response = try await client.send(head, body: [ByteBuffer(string: "hello")]).get()
+            #expect(response.status == 200)
+            let received = try #require(upstreams[0].received.first)
+            #expect(received.head.headers["content-length"] == ["5"])
+            #expect(received.bodyBytes == 5)
+            try await client.close()
+        }
+    }
+
+    @Test func roundRobinVisitsUpstreamsInOrder() async throws {
+        try await run(upstreamNames: ["a", "b", "c"]) { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            var seen: [String] = []
+            for _ in 0..<6 { seen.append(try await client.get("/").header("x-upstream-instance") ?? "?") }
+            #expect(seen == ["a", "b", "c", "a", "b", "c"])
+            try await client.close()
+        }
+    }
+
+    @Test func reusesUpstreamConnections() async throws {
+        try await run { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            for _ in 0..<20 { #expect(try await client.get("/").status == 200) }
+            try await client.close()
+            let second = try await TestClient.connect(to: gateway.address, group: group)
+            for _ in 0..<5 { #expect(try await second.get("/").status == 200) }
+            try await second.close()
+            #expect(upstreams[0].received.count == 25)
+            #expect(upstreams[0].acceptedConnections == 1)
+        }
+    }
+
+    @Test func streams32MiBEachWayIntact() async throws {
+        try await run(adjust: { $0.limits.maxBodyBytes = 64 << 20 }) { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let total = 32 << 20
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/hash")
+            head.headers = HTTPHeaders([("host", "h"), ("content-length", "\(total)")])
+            let parts = (0..<(total / 65_536)).map { _ in Pattern.buffer(65_536) }
+            let upload = try await client.send(head, body: parts).get()
+            #expect(upload.bodyString == "\(total) \(Pattern.hash(totalBytes: total))")
+
+            let download = try await client.get("/stream?bytes=\(total)")
+            #expect(download.bodyBytes == total)
+            #expect(download.bodyHash == Pattern.hash(totalBytes: total))
+            try await client.close()
+        }
+    }
+
+    @Test func slowClientStopsReadsFromTheUpstream() async throws {
+        try await run { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group, autoRead: false)
+            let total = 64 << 20
+            let response = client.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/stream?bytes=\(total)", headers: ["host": "h"]))
+            client.channel.read()
+            // The client reads nothing more: the gateway must stop reading the upstream,
+            // so the upstream's socket fills and its writes stop.
+            try await upstreams[0].waitUntilBlocked()
+            _ = try await client.channel.setOption(.autoRead, value: true)
+            let result = try await response.get()
+            #expect(result.bodyBytes == total)
+            #expect(result.bodyHash == Pattern.hash(totalBytes: total))
+            try await client.close()
+        }
+    }
+
+    @Test func chunkedBodiesInBothDirections() async throws {
+        try await run { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/hash")
+            head.headers = HTTPHeaders([("host", "h"), ("transfer-encoding", "chunked")])
+            let upload = try await client.send(head, body: [ByteBuffer(string: "abc"), ByteBuffer(string: "defg")]).get()
+            var expected = FNV1a()
+            Array("abcdefg".utf8).withUnsafeBytes { expected.add($0) }
+            #expect(upload.bodyString == "7 \(expected.value)")
+            #expect(upstreams[0].received.first?.head.headers["transfer-encoding"] == ["chunked"])
+
+            let download = try await client.get("/chunked")
+            #expect(download.header("transfer-encoding") == "chunked")
+            #expect(download.bodyString == "one,two,three")
+            try await client.close()
+        }
+    }
+
+    @Test func headAnd204And304KeepTheConnectionUsable() async throws {
+        try await run { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let head = try await client.send(HTTPRequestHead(version: .http1_1, method: .HEAD, uri: "/status/200", headers: ["host": "h"])).get()
+            #expect(head.status == 200)
+            #expect(head.header("content-length") == "2")
+            #expect(head.bodyBytes == 0)
+            let noContent = try await client.get("/status/204")
+            #expect(noContent.status == 204)
+            #expect(noContent.bodyBytes == 0)
+            let notModified = try await client.get("/status/304")
+            #expect(notModified.status == 304)
+            #expect(notModified.bodyBytes == 0)
+            let after = try await client.get("/")
+            #expect(after.status == 200)
+            #expect(after.bodyString == #"{"instance":"a"}"#)
+            try await client.close()
+        }
+    }
+
+    @Test func expectContinueIsAnsweredByTheGateway() async throws {
+        try await run { upstreams, gateway in
+            let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await channel.writeAndFlush(
+                ByteBuffer(string: "POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"))
+            // Nothing else is sent until the interim answer is there.
+            try await sink.waitFor("100 Continue\r\n\r\n", on: channel.eventLoop)
+            try await channel.writeAndFlush(ByteBuffer(string: "hello"))
+            try await sink.waitFor("\r\n\r\n5 ", on: channel.eventLoop)
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"))
+            #expect(upstreams[0].received.first?.head.headers["expect"] == [])
+            try await channel.close()
+        }
+    }
+
+    @Test func expectContinueWithOversizedBodyGets413WithoutContinue() async throws {
+        try await run(adjust: { $0.limits.maxBodyBytes = 10 }) { upstreams, gateway in
+            let outcome = try await RawClient.exchange(
+                "POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n", with: gateway.address, group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
+            #expect(!outcome.text.contains("100 Continue"))
+            #expect(outcome.text.contains(#""error":"body_too_large""#))
+            #expect(outcome.error == nil)
+            #expect(upstreams[0].received.isEmpty)
+        }
+    }
+
+    @Test func http10ClientGetsAnHTTP10CloseDelimitedAnswer() async throws {
+        try await run { _, gateway in
+            let outcome = try await RawClient.exchange("GET /chunked HTTP/1.0\r\n\r\n", with: gateway.address, group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.0 200 OK\r\n"))
+            #expect(!outcome.text.lowercased().contains("transfer-encoding"))
+            #expect(outcome.text.lowercased().contains("connection: close"))
+            #expect(outcome.text.hasSuffix("\r\n\r\none,two,three"))
+            #expect(outcome.error == nil)
+        }
+    }
+
+    @Test func http10KeepAliveClientKeepsItsConnection() async throws {
+        try await run { _, gateway in
+            let outcome = try await RawClient.exchange(
+                "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n", with: gateway.address, group: group)
+            let answers = outcome.text.components(separatedBy: "HTTP/1.0 200 OK").count - 1
+            #expect(answers == 2)
+            #expect(outcome.text.lowercased().contains("connection: keep-alive"))
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await run(upstreamNames: ["a", "b"]) { _, gateway in
+            let outcome = try await RawClient.exchange(
+                "GET /status/200 HTTP/1.1\r\nHost: h\r\n\r\nGET /chunked HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                with: gateway.address, group: group)
+            let text = outcome.text
+            let first = try #require(text.range(of: "\r\n\r\nok"))
+            let second = try #require(text.range(of: "one,"))
+            let third = try #require(text.range(of: #"{"instance":"a"}"#))
+            #expect(first.lowerBound < second.lowerBound && second.lowerBound < third.lowerBound)
+            #expect(outcome.error == nil)
+        }
+    }
+
+    // MARK: Errors are answers
+
+    @Test func refusedUpstreamFailsOverToTheNext() async throws {
+        let dead = try await deadPort(group: group)
+        let live = try await TestUpstream.start(name: "live", group: group)
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:\(dead)", live.url])
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            for _ in 0..<4 {
+                let response = try await client.get("/")
+                #expect(response.status == 200)
+                #expect(response.header("x-upstream-instance") == "live")
+            }
+            try await client.close()
+        }
+        try await live.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    @Test func everyUpstreamRefusedGives502() async throws {
+        let config = try makeConfig(upstreams: [
+            "http://127.0.0.1:\(try await deadPort(group: group))", "http://127.0.0.1:\(try await deadPort(group: group))",
+        ])
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let response = try await client.get("/")
+            #expect(response.status == 502)
+            #expect(response.header("content-type") == "application/json")
+            #expect(response.bodyString.contains(#""error":"upstream_unavailable""#))
+            // The connection stays usable: an answer, not a reset.
+            #expect(try await client.get("/").status == 502)
+            try await client.close()
+        }
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    @Test func upstreamGarbageGives502() async throws {
+        try await run { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let response = try await client.get("/garbage")
+            #expect(response.status == 502)
+            #expect(response.bodyString.contains("upstream_error"))
+            #expect(try await client.get("/").status == 200)
+            try await client.close()
+        }
+    }
+
+    @Test func upstreamClosingWithoutAnswerGives502() async throws {
+        try await run { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/close").status == 502)
+            try await client.close()
+        }
+    }
+
+    @Test func slowUpstreamGives504() async throws {
+        try await run(adjust: { $0.timeouts.upstreamHeader = .milliseconds(150) }) { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let response = try await client.get("/hold")
+            #expect(response.status == 504)
+            #expect(response.bodyString.contains("upstream_timeout"))
+            // The timed-out upstream connection is closed, not reused.
+            try await upstreams[0].waitForClosedConnections(1)
+            #expect(try await client.get("/").status == 200)
+            try await client.close()
+        }
+    }
+
+    @Test func malformedRequestLineGives400() async throws {
+        try await run { upstreams, gateway in
+            for request in ["GET / HTTP/9.9\r\n\r\n", "BLAH\r\n\r\n", "GET /\u{7f} HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]
+            {
+                let outcome = try await RawClient.exchange(request, with: gateway.address, group: group)
+                #expect(outcome.text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(request.debugDescription) → \(outcome.text)")
+                #expect(outcome.text.contains(#""error":"bad_request""#))
+                #expect(outcome.error == nil)
+            }
+            #expect(upstreams[0].received.filter { $0.head.uri != "/" || $0.head.method != .GET }.isEmpty)
+        }
+    }
+
+    @Test func oversizedHeadersGive431() async throws {
+        try await run(adjust: { $0.limits.maxHeaderBytes = 2048 }) { upstreams, gateway in
+            let big = String(repeating: "x", count: 3000)
+            let outcome = try await RawClient.exchange("GET / HTTP/1.1\r\nHost: h\r\nX-Big: \(big)\r\n\r\n", with: gateway.address, group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"))
+            #expect(outcome.text.contains("headers_too_large"))
+            #expect(outcome.error == nil)
+            #expect(upstreams[0].received.isEmpty)
+        }
+    }
+
+    @Test func bodiesOverTheLimitGive413() async throws {
+        try await run(adjust: { $0.limits.maxBodyBytes = 8 }) { upstreams, gateway in
+            let declared = try await RawClient.exchange(
+                "POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n123456789", with: gateway.address, group: group)
+            #expect(declared.text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
+            #expect(declared.error == nil)
+            #expect(upstreams[0].received.isEmpty)
+
+            let chunked = try await RawClient.exchange(
+                "POST /hash HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n5\r\n67890\r\n0\r\n\r\n",
+                with: gateway.address, group: group)
+            #expect(chunked.text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
+            #expect(chunked.text.lowercased().contains("connection: close"))
+            #expect(chunked.error == nil)
+        }
+    }
+
+    @Test func slowRequestHeadGets408() async throws {
+        try await run(adjust: { $0.timeouts.clientHeader = .milliseconds(150) }) { upstreams, gateway in
+            let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: h\r\n"))
+            try await channel.closeFuture.get()
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+            #expect(sink.outcome.error == nil)
+            #expect(upstreams[0].received.isEmpty)
+        }
+    }
+
+    @Test func clientLeavingMidRequestClosesItsUpstreamConnection() async throws {
+        try await run { upstreams, gateway in
+            let (channel, _) = try await RawClient.open(with: gateway.address, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string: "POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n0123456789"))
+            // Wait until the request head reached the upstream, then leave.
+            try await upstreams[0].waitForRequestHeads(1)
+            try await channel.close()
+            try await upstreams[0].waitForClosedConnections(1)
+            #expect(upstreams[0].received.isEmpty)
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+struct TestResponse: Sendable {
+    var head: HTTPResponseHead
+    var body: ByteBuffer
+    var bodyHash: UInt64
+    var bodyBytes: Int
+    var bodyString: String { String(buffer: body) }
+    var status: Int { Int(head.status.code) }
+    func header(_ name: String) -> String? { head.headers.first(name: name) }
+}
+
+/// An HTTP/1.1 client on one keep-alive connection, built from NIOHTTP1's client
+/// codec: requests may be pipelined; responses complete in order.
+final class TestClient: Sendable {
+    let channel: any Channel
+    private let collector: NIOLoopBound<Collector>
+
+    static func connect(to address: SocketAddress, group: any EventLoopGroup, autoRead: Bool = true) async throws -> TestClient {
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.autoRead, value: autoRead)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(Collector())
+                }
+            }
+            .connect(to: address).get()
+        let collector = try await channel.eventLoop.submit {
+            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: Collector.self), eventLoop: channel.eventLoop)
+        }.get()
+        return TestClient(channel: channel, collector: collector)
+    }
+
+    private init(channel: any Channel, collector: NIOLoopBound<Collector>) {
+        self.channel = channel
+        self.collector = collector
+    }
+
+    /// Sends one request and returns a future for its response.
+    func send(_ head: HTTPRequestHead, body: [ByteBuffer] = []) -> EventLoopFuture<TestResponse> {
+        let collector = self.collector
+        let channel = self.channel
+        return channel.eventLoop.flatSubmit {
+            let promise = channel.eventLoop.makePromise(of: TestResponse.self)
+            collector.value.pending.append(promise)
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            for part in body { channel.write(HTTPClientRequestPart.body(.byteBuffer(part)), promise: nil) }
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            return promise.futureResult
+        }
+    }
+
+    func get(_ uri: String, headers: [(String, String)] = []) async throws -> TestResponse {
+        var all = HTTPHeaders([("host", "test.local")])
+        for (name, value) in headers { all.add(name: name, value: value) }
+        return try await send(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: all)).get()
+    }
+
+    func close() async throws {
+        try? await channel.close()
+    }
+
+    private final class Collector: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        var pending: [EventLoopPromise<TestResponse>] = []
+        var head: HTTPResponseHead?
+        var body = ByteBuffer()
+        var hash = FNV1a()
+        var bytes = 0
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                body.clear()
+                hash = FNV1a()
+                bytes = 0
+            case .body(var buffer):
+                bytes += buffer.readableBytes
+                buffer.withUnsafeReadableBytes { hash.add($0) }
+                if body.readableBytes < 1_048_576 { body.writeBuffer(&buffer) }
+            case .end:
+                guard let head, !pending.isEmpty else { return }
+                pending.removeFirst().succeed(TestResponse(head: head, body: body, bodyHash: hash.value, bodyBytes: bytes))
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            let waiting = pending
+            pending = []
+            waiting.forEach { $0.fail(ChannelError.eof) }
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            let waiting = pending
+            pending = []
+            waiting.forEach { $0.fail(error) }
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// Raw bytes in, everything the server wrote until it closed out, plus any error
+/// seen on the socket (a reset would show here).
+enum RawClient {
+    struct Outcome: Sendable {
+        var text: String
+        var error: String?
+    }
+
+    static func exchange(_ request: String, with address: SocketAddress, group: any EventLoopGroup, closeWriteAfterSend: Bool = false)
+        async throws -> Outcome
+    {
+        let sink = Sink()
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(SinkHandler(sink: sink)) }
+            }
+            .connect(to: address).get()
+        try await channel.writeAndFlush(ByteBuffer(string: request))
+        if closeWriteAfterSend { try? await channel.close(mode: .output) }
+        try await channel.closeFuture.get()
+        return sink.outcome
+    }
+
+    /// Sends `request` and returns the connection for further steps.
+    static func open(with address: SocketAddress, group: any EventLoopGroup) async throws -> (any Channel, Sink) {
+        let sink = Sink()
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(SinkHandler(sink: sink)) }
+            }
+            .connect(to: address).get()
+        return (channel, sink)
+    }
+
+    final class Sink: Sendable {
+        private let box = NIOLockedValueBox(Outcome(text: "", error: nil))
+        private let waiters = NIOLockedValueBox<[(String, EventLoopPromise<Void>)]>([])
+        var outcome: Outcome { box.withLockedValue { $0 } }
+
+        func append(_ text: String) {
+            let all = box.withLockedValue { $0.text += text; return $0.text }
+            let ready = waiters.withLockedValue { waiters in
+                let ready = waiters.filter { all.contains($0.0) }
+                waiters.removeAll { all.contains($0.0) }
+                return ready
+            }
+            ready.forEach { $0.1.succeed() }
+        }
+
+        /// Completes when the received text contains `text`.
+        func waitFor(_ text: String, on eventLoop: any EventLoop) async throws {
+            let promise = eventLoop.makePromise(of: Void.self)
+            waiters.withLockedValue { $0.append((text, promise)) }
+            if outcome.text.contains(text) {
+                waiters.withLockedValue { $0.removeAll { $0.1.futureResult === promise.futureResult } }
+                promise.succeed()
+            }
+            try await promise.futureResult.get()
+        }
+
+        func fail(_ error: any Error) { box.withLockedValue { $0.error = "\(error)" } }
+    }
+
+    final class SinkHandler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let sink: Sink
+        init(sink: Sink) { self.sink = sink }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            sink.append(String(buffer: unwrapInboundIn(data)))
+        }
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            // The server closed its side: everything it will say has arrived.
+            if case .inputClosed = event as? ChannelEvent { context.close(promise: nil) }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            sink.fail(error)
+            context.close(promise: nil)
+        }
+    }
+}

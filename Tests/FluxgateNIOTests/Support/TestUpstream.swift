@@ -1,0 +1,285 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A programmable upstream on a loopback port that records what it received.
+///
+/// The request path chooses the behaviour:
+/// - `/hold`: never answers (for upstream timeouts);
+/// - `/garbage`: answers bytes that are not HTTP;
+/// - `/close`: closes the connection without answering;
+/// - `/status/N`: answers status N with no body (204, 304 …) or a small body;
+/// - `/chunked`: answers a chunked body of three parts;
+/// - `/stream?bytes=N`: answers N pattern bytes with content-length;
+/// - `/hash`: answers the byte count and FNV-1a hash of the request body;
+/// - anything else: 200 with `{"instance":"<name>"}`.
+final class TestUpstream: Sendable {
+    struct Received: Sendable {
+        var head: HTTPRequestHead
+        var bodyBytes: Int
+        var bodyHash: UInt64
+    }
+
+    let name: String
+    let channel: any Channel
+    private let state = NIOLockedValueBox(State())
+    private struct State {
+        var received: [Received] = []
+        var writableWaiters: [EventLoopPromise<Void>] = []
+    }
+
+    var address: SocketAddress { channel.localAddress! }
+    var port: Int { address.port! }
+    var url: String { "http://127.0.0.1:\(port)" }
+    var received: [Received] { state.withLockedValue { $0.received } }
+    var acceptedConnections: Int { accepted.value }
+    fileprivate let accepted = Counter()
+    fileprivate let closed = Counter()
+    fileprivate let heads = Counter()
+
+    static func start(name: String, group: any EventLoopGroup) async throws -> TestUpstream {
+        let box = NIOLockedValueBox<TestUpstream?>(nil)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upstream = box.withLockedValue { $0! }
+                    upstream.accepted.increment()
+                    channel.closeFuture.whenComplete { _ in upstream.closed.increment() }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(Handler(upstream: upstream))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let upstream = TestUpstream(name: name, channel: channel)
+        box.withLockedValue { $0 = upstream }
+        return upstream
+    }
+
+    private init(name: String, channel: any Channel) {
+        self.name = name
+        self.channel = channel
+    }
+
+    func stop() async throws {
+        try await channel.close()
+    }
+
+    /// Completes once `count` accepted connections have closed in total.
+    func waitForClosedConnections(_ count: Int) async throws {
+        try await closed.wait(for: count, on: channel.eventLoop)
+    }
+
+    /// Completes once `count` connections have been accepted in total.
+    func waitForAcceptedConnections(_ count: Int) async throws {
+        try await accepted.wait(for: count, on: channel.eventLoop)
+    }
+
+    /// Completes once `count` request heads have arrived in total.
+    func waitForRequestHeads(_ count: Int) async throws {
+        try await heads.wait(for: count, on: channel.eventLoop)
+    }
+
+    /// Completes the next time a response write finds the socket full (the gateway stopped reading).
+    func waitUntilBlocked() async throws {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        state.withLockedValue { $0.writableWaiters.append(promise) }
+        try await promise.futureResult.get()
+    }
+
+    fileprivate func blocked() {
+        let waiters = state.withLockedValue { state -> [EventLoopPromise<Void>] in
+            defer { state.writableWaiters = [] }
+            return state.writableWaiters
+        }
+        waiters.forEach { $0.succeed() }
+    }
+
+
+    fileprivate func record(_ received: Received) {
+        state.withLockedValue { $0.received.append(received) }
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let upstream: TestUpstream
+        var head: HTTPRequestHead?
+        var bodyBytes = 0
+        var hash = FNV1a()
+        var streamRemaining = 0
+        var streamContext: ChannelHandlerContext?
+
+        init(upstream: TestUpstream) { self.upstream = upstream }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                upstream.heads.increment()
+                bodyBytes = 0
+                hash = FNV1a()
+            case .body(let buffer):
+                bodyBytes += buffer.readableBytes
+                buffer.withUnsafeReadableBytes { hash.add($0) }
+            case .end:
+                guard let head else { return }
+                upstream.record(.init(head: head, bodyBytes: bodyBytes, bodyHash: hash.value))
+                respond(to: head, context: context)
+            }
+        }
+
+        func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+            let path = String(head.uri.split(separator: "?").first ?? "/")
+            switch path {
+            case "/hold":
+                return
+            case "/garbage":
+                // Below the HTTP encoder: write raw bytes from the encoder's own context.
+                if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+                    encoder.writeAndFlush(NIOAny(ByteBuffer(string: "NOT HTTP AT ALL\r\n\r\n")), promise: nil)
+                }
+                return
+            case "/close":
+                context.close(promise: nil)
+                return
+            case "/chunked":
+                var headers = HTTPHeaders([("transfer-encoding", "chunked")])
+                headers.add(name: "x-upstream-instance", value: upstream.name)
+                context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                for part in ["one,", "two,", "three"] {
+                    context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: part)))), promise: nil)
+                }
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            case "/hash":
+                send(.ok, body: "\(bodyBytes) \(hash.value)", context: context)
+                return
+            case "/stream":
+                let bytes = Int(head.uri.split(separator: "=").last ?? "0") ?? 0
+                let headers = HTTPHeaders([("content-length", "\(bytes)"), ("x-upstream-instance", upstream.name)])
+                context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                streamRemaining = bytes
+                streamContext = context
+                pump(context: context)
+                return
+            default:
+                break
+            }
+            if path.hasPrefix("/status/"), let code = Int(path.dropFirst("/status/".count)) {
+                let status = HTTPResponseStatus(statusCode: code)
+                let bodyless = code == 204 || code == 304 || head.method == .HEAD
+                var headers = HTTPHeaders([("x-upstream-instance", upstream.name)])
+                if code != 204 { headers.add(name: "content-length", value: bodyless && code == 304 ? "0" : "2") }
+                if head.method == .HEAD { headers.replaceOrAdd(name: "content-length", value: "2") }
+                context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: status, headers: headers))), promise: nil)
+                if !bodyless { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "ok")))), promise: nil) }
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
+            send(.ok, body: #"{"instance":"\#(upstream.name)"}"#, context: context)
+        }
+
+        func send(_ status: HTTPResponseStatus, body: String, context: ChannelHandlerContext) {
+            let headers = HTTPHeaders([
+                ("content-length", "\(body.utf8.count)"), ("x-upstream-instance", upstream.name),
+                ("connection", "keep-alive, x-upstream-private"), ("x-upstream-private", "secret"), ("keep-alive", "timeout=5"),
+            ])
+            context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+
+        /// Writes the streamed body while the socket takes it; pauses when it is full.
+        var pumping = false
+
+        func pump(context: ChannelHandlerContext) {
+            // Writes can change writability synchronously; don't re-enter.
+            guard !pumping, streamContext != nil else { return }
+            pumping = true
+            defer { pumping = false }
+            while streamRemaining > 0 && context.channel.isWritable {
+                let size = min(65_536, streamRemaining)
+                streamRemaining -= size
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(Pattern.buffer(size)))), promise: nil)
+            }
+            if streamRemaining == 0 {
+                streamContext = nil
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            } else {
+                upstream.blocked()
+            }
+        }
+
+        func channelWritabilityChanged(context: ChannelHandlerContext) {
+            if context.channel.isWritable, streamContext != nil { pump(context: context) }
+            context.fireChannelWritabilityChanged()
+        }
+    }
+}
+
+/// FNV-1a 64-bit: a cheap content fingerprint for checking that streamed bytes
+/// arrived intact (not a security hash).
+struct FNV1a: Sendable {
+    var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        for byte in bytes {
+            value ^= UInt64(byte)
+            value = value &* 0x100_0000_01b3
+        }
+    }
+}
+
+/// A repeating byte pattern whose hash is predictable at any length.
+enum Pattern {
+    static func buffer(_ size: Int) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(size)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { pointer in
+            for index in 0..<size { pointer[index] = UInt8(truncatingIfNeeded: index % 251) }
+            return size
+        }
+        return buffer
+    }
+
+    static func hash(totalBytes: Int, chunk: Int = 65_536) -> UInt64 {
+        var hash = FNV1a()
+        var remaining = totalBytes
+        while remaining > 0 {
+            let size = min(chunk, remaining)
+            remaining -= size
+            Pattern.buffer(size).withUnsafeReadableBytes { hash.add($0) }
+        }
+        return hash.value
+    }
+}
+
+/// A count that tests can wait on: `wait(for: n)` completes once it reaches n.
+final class Counter: Sendable {
+    private let state = NIOLockedValueBox<(value: Int, waiters: [(Int, EventLoopPromise<Void>)])>((0, []))
+
+    var value: Int { state.withLockedValue { $0.value } }
+
+    func increment() {
+        let ready = state.withLockedValue { state -> [EventLoopPromise<Void>] in
+            state.value += 1
+            let value = state.value
+            let ready = state.waiters.filter { $0.0 <= value }.map(\.1)
+            state.waiters.removeAll { $0.0 <= value }
+            return ready
+        }
+        ready.forEach { $0.succeed() }
+    }
+
+    func wait(for count: Int, on eventLoop: any EventLoop) async throws {
+        let promise = eventLoop.makePromise(of: Void.self)
+        let done = state.withLockedValue { state -> Bool in
+            if state.value >= count { return true }
+            state.waiters.append((count, promise))
+            return false
+        }
+        if done { promise.succeed() }
+        try await promise.futureResult.get()
+    }
+}
