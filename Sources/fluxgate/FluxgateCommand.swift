@@ -1,4 +1,5 @@
 import ArgumentParser
+import FluxgateApp
 import FluxgateCore
 import FluxgateNIO
 import FluxorDemo
@@ -64,22 +65,11 @@ struct Serve: AsyncParsableCommand {
             config.listen = endpoint
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers == 0 ? System.coreCount : config.workers)
-        var services: [any Service] = []
-        if config.runsEmbeddedDemo {
-            for index in 0..<config.demo.instances {
-                let demo = DemoUpstreamServer(
-                    configuration: .init(port: config.demo.basePort + index, instance: DemoConfig.instanceName(index)),
-                    group: group, logger: logger)
-                try await demo.start()
-                services.append(demo)
-            }
-        }
-        let gateway = try GatewayServer(config: config, group: group, logger: logger)
-        try await gateway.start()
-        services.append(gateway)
+        let application = try GatewayApplication(config: config, group: group, logger: logger)
+        try await application.start()
         let serviceGroup = ServiceGroup(
             configuration: .init(
-                services: services.map { .init(service: $0) },
+                services: application.services.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await serviceGroup.run()

@@ -1,0 +1,42 @@
+import FluxgateCore
+import FluxgateNIO
+import FluxorDemo
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The whole product for one config: the gateway, plus the in-process demo upstreams
+/// when no upstream is configured (the embedded default). The `fluxgate` command runs
+/// exactly this; tests start it the same way.
+public struct GatewayApplication: Sendable {
+    public let gateway: GatewayServer
+    public let demos: [DemoUpstreamServer]
+
+    public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
+        var demos: [DemoUpstreamServer] = []
+        if config.runsEmbeddedDemo {
+            for index in 0..<config.demo.instances {
+                var demo = DemoUpstreamServer.Configuration(
+                    port: config.demo.basePort + index, instance: DemoConfig.instanceName(index))
+                demo.host = "127.0.0.1"
+                demos.append(DemoUpstreamServer(configuration: demo, group: group, logger: logger))
+            }
+        }
+        self.demos = demos
+        self.gateway = try GatewayServer(config: config, group: group, logger: logger)
+    }
+
+    /// Binds every listener: demos first, so the gateway's first request finds them.
+    public func start() async throws {
+        for demo in demos { try await demo.start() }
+        try await gateway.start()
+    }
+
+    public func stop() async throws {
+        try await gateway.stop()
+        for demo in demos { try await demo.stop() }
+    }
+
+    /// The services to run in a `ServiceGroup`, gateway last.
+    public var services: [any Service] { demos + [gateway] }
+}
