@@ -11,6 +11,8 @@ final class GatewayRuntime: Sendable {
     let upstreams: [UpstreamConfig]
     let targets: [SocketAddress]
     let balancer: RoundRobin
+    /// `host:port` per upstream, for requests that arrive without `Host` (HTTP/1.0).
+    let authorities: [String]
     let responses: GatewayResponses
     private let ticket = Atomic<Int>(0)
 
@@ -21,6 +23,7 @@ final class GatewayRuntime: Sendable {
             try SocketAddress.makeAddressResolvingHost($0.url.endpoint.host, port: $0.url.endpoint.port)
         }
         self.balancer = RoundRobin(weights: upstreams.map(\.weight))
+        self.authorities = upstreams.map { $0.url.endpoint.description }
         self.responses = GatewayResponses()
     }
 

@@ -9,9 +9,9 @@ import Synchronization
 /// The data listener: accepts client connections and builds each one's pipeline.
 ///
 /// Pipeline per client connection, head to tail:
-/// `ClientTimeoutHandler` → NIOHTTP1 request decoder / response encoder →
-/// `HTTPServerPipelineHandler` (pipelined requests answered in order) →
-/// `ProtocolErrorHandler` (400/431) → `ProxyHandler`.
+/// `ClientTimeoutHandler` (raw bytes: slowloris and idle timeouts) →
+/// NIOHTTP1 `HTTPRequestDecoder` (strict llhttp; header limit) → `ProxyHandler`
+/// (writes responses as bytes, answers pipelined requests in order).
 ///
 /// Runs as a swift-service-lifecycle `Service`: graceful shutdown closes the listener.
 public final class GatewayServer: Service, Sendable {
@@ -54,21 +54,20 @@ public final class GatewayServer: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else {
                         throw ChannelError.ioOnClosedChannel
                     }
                     let sync = channel.pipeline.syncOperations
+                    let timeouts = ClientTimeoutHandler(
+                        headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
+                        rejection: runtime.responses.rawRequestTimeout)
+                    try sync.addHandler(timeouts)
                     try sync.addHandler(
-                        ClientTimeoutHandler(
-                            headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
-                            rejection: runtime.responses.rawRequestTimeout))
-                    try sync.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: false,
-                        withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-                    try sync.addHandler(ProtocolErrorHandler(responses: runtime.responses))
-                    try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool))
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+                    try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool, timeouts: timeouts))
                 }
             }
             .bind(host: config.listen.host, port: config.listen.port)

@@ -4,8 +4,9 @@ import NIOCore
 /// Enforces `timeouts.client_header` and `timeouts.idle` on a client connection.
 ///
 /// Sits first in the pipeline, below the HTTP decoder, so it sees raw bytes arrive
-/// (the start of a request head) while ``ProxyHandler`` tells it, by outbound user
-/// events, when a head was complete and when a response finished. The decisions are
+/// (the start of a request head) while ``ProxyHandler``, which holds a reference to
+/// it on the same event loop, tells it when a head was complete and when a response
+/// finished. The decisions are
 /// ``ClientConnectionTimeouts``'s; this shell owns one timer and re-arms it lazily: a
 /// timer that fires before the current deadline is re-armed for it, so a busy
 /// keep-alive connection costs about one timer per timeout period, not one per request.
@@ -30,7 +31,10 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         MonotonicTime(nanoseconds: Int64(context.eventLoop.now.uptimeNanoseconds))
     }
 
+    private var context: ChannelHandlerContext?
+
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         if context.channel.isActive { run(machine.connectionOpened(now: Self.now(context)), context: context) }
     }
 
@@ -44,16 +48,17 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         context.fireChannelRead(data)
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let event = event as? ClientConnectionEvent else {
-            context.triggerUserOutboundEvent(event, promise: promise)
-            return
-        }
-        switch event {
-        case .requestHeadReceived: run(machine.requestHeadReceived(), context: context)
-        case .responseCompleted: run(machine.responseCompleted(now: Self.now(context)), context: context)
-        }
-        promise?.succeed()
+    /// A complete request head was decoded. `context` may be any handler's context
+    /// in this pipeline; only its event loop and channel are used.
+    func requestHeadReceived(context: ChannelHandlerContext) {
+        guard let own = self.context else { return }
+        run(machine.requestHeadReceived(), context: own)
+    }
+
+    /// The response to the current request was written and the connection stays open.
+    func responseCompleted(context: ChannelHandlerContext) {
+        guard let own = self.context else { return }
+        run(machine.responseCompleted(now: Self.now(own)), context: own)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

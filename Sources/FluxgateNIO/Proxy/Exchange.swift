@@ -1,43 +1,49 @@
 import NIOCore
 import NIOHTTP1
 
-/// One client request on its way through the gateway: what was asked, where it is
-/// going, and how far each direction has got.
+/// One client request on its way through the gateway: what goes upstream, where it
+/// is going, and how far each direction has got.
 final class Exchange {
-    /// The head as sent upstream (hop-by-hop fields removed, forwarding fields added).
-    let upstreamHead: HTTPRequestHead
-    let clientVersion: HTTPVersion
+    /// The serialized head as sent upstream (kept to resend on a stale connection).
+    let upstreamHead: ByteBuffer
+    let clientHTTP10: Bool
     let requestID: String
     let isIdempotent: Bool
-    /// The client asked to keep the connection open.
-    var clientKeepAlive: Bool
+    /// The client framed its body with chunked encoding; it is re-chunked upstream.
+    let chunkedBody: Bool
+    let isHeadRequest: Bool
 
     var upstream: Int
     var tried: [Int] = []
     var connection: UpstreamConnection?
     var connecting = false
-    /// Request parts that arrived before an upstream connection was ready.
-    var buffered: [HTTPClientRequestPart] = []
+    /// Request bytes produced before an upstream connection was ready.
+    var pending: [ByteBuffer] = []
     var requestComplete = false
     var bodyBytes = 0
     /// A body byte went upstream: the request can no longer be replayed elsewhere.
     var bodyForwarded = false
-    var responseHeadSent = false
-    var upstreamKeepAlive = true
-    var headerTimer: Scheduled<Void>?
-    var lastConnectError: (any Error)?
+    var relay: ResponseRelay
+    /// When the upstream's response head is due (set once the request is fully sent).
+    var headerDeadline: NIODeadline?
     var retriedStaleConnection = false
 
-    init(upstreamHead: HTTPRequestHead, clientVersion: HTTPVersion, requestID: String, clientKeepAlive: Bool, upstream: Int) {
+    init(
+        upstreamHead: ByteBuffer, method: HTTPMethod, clientHTTP10: Bool, clientKeepAlive: Bool, chunkedBody: Bool,
+        requestID: String, upstream: Int
+    ) {
         self.upstreamHead = upstreamHead
-        self.clientVersion = clientVersion
+        self.clientHTTP10 = clientHTTP10
         self.requestID = requestID
-        self.clientKeepAlive = clientKeepAlive
+        self.chunkedBody = chunkedBody
         self.upstream = upstream
-        switch upstreamHead.method {
+        self.isHeadRequest = method == .HEAD
+        switch method {
         case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: self.isIdempotent = true
         default: self.isIdempotent = false
         }
+        self.relay = ResponseRelay(
+            requestWasHead: method == .HEAD, clientHTTP10: clientHTTP10, clientKeepAlive: clientKeepAlive, requestID: requestID)
     }
 }
 

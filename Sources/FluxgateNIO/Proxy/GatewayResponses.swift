@@ -38,43 +38,53 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     }
 }
 
-/// The gateway's own answers, encoded once: a JSON body per answer kind held in a
-/// `ByteBuffer`, so an answer costs a head and a copy-free buffer write rather than
+/// The gateway's own answers, prepared once: per answer kind, the status line with
+/// fixed fields and the JSON body, each in a `ByteBuffer`. An answer costs two
+/// copy-free buffer writes and one small buffer for the per-request fields, never
 /// per-request JSON encoding.
 struct GatewayResponses: Sendable {
-    private let bodies: [GatewayAnswer: ByteBuffer]
-    /// A complete `408` response as raw bytes, for the timeout handler that sits
-    /// below the HTTP encoder.
-    let rawRequestTimeout: ByteBuffer
-
-    init() {
-        var bodies: [GatewayAnswer: ByteBuffer] = [:]
-        for answer in GatewayAnswer.allCases {
-            bodies[answer] = ByteBuffer(string: #"{"error":"\#(answer.rawValue)","message":"\#(answer.message)"}"#)
-        }
-        self.bodies = bodies
-        let body = bodies[.requestTimeout]!
-        var raw = ByteBuffer(
-            string: "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: \(body.readableBytes)\r\nconnection: close\r\n\r\n"
-        )
-        var copy = body
-        raw.writeBuffer(&copy)
-        self.rawRequestTimeout = raw
+    private struct Prepared: Sendable {
+        var prefix: ByteBuffer
+        var body: ByteBuffer
     }
 
-    func body(_ answer: GatewayAnswer) -> ByteBuffer { bodies[answer]! }
+    private let prepared: [GatewayAnswer: Prepared]
+    static let continueResponse = ByteBuffer(string: "HTTP/1.1 100 Continue\r\n\r\n")
 
-    func head(_ answer: GatewayAnswer, requestID: String?, close: Bool, version: HTTPVersion = .http1_1) -> HTTPResponseHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(5)
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(bodies[answer]!.readableBytes))
-        if let requestID { headers.add(name: "x-request-id", value: requestID) }
-        if close {
-            headers.add(name: "connection", value: "close")
-        } else if version == .http1_0 {
-            headers.add(name: "connection", value: "keep-alive")
+    init() {
+        var prepared: [GatewayAnswer: Prepared] = [:]
+        for answer in GatewayAnswer.allCases {
+            let body = ByteBuffer(string: #"{"error":"\#(answer.rawValue)","message":"\#(answer.message)"}"#)
+            let prefix = ByteBuffer(
+                string: "\(answer.status.code) \(answer.status.reasonPhrase)\r\ncontent-type: application/json\r\ncontent-length: \(body.readableBytes)\r\n")
+            prepared[answer] = Prepared(prefix: prefix, body: body)
         }
-        return HTTPResponseHead(version: version, status: answer.status, headers: headers)
+        self.prepared = prepared
+    }
+
+    /// A complete response: `HTTP/1.x` status line, fields, optional request ID,
+    /// `Connection` as decided, and the body unless the request was HEAD.
+    func response(
+        _ answer: GatewayAnswer, requestID: String?, close: Bool, http10: Bool = false, includeBody: Bool = true,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let prepared = self.prepared[answer]!
+        var buffer = allocator.buffer(capacity: prepared.prefix.readableBytes + prepared.body.readableBytes + 96)
+        buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        buffer.writeImmutableBuffer(prepared.prefix)
+        if let requestID { buffer.writeField("x-request-id", requestID) }
+        if close {
+            buffer.writeStaticString("connection: close\r\n")
+        } else if http10 {
+            buffer.writeStaticString("connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        if includeBody { buffer.writeImmutableBuffer(prepared.body) }
+        return buffer
+    }
+
+    /// The 408 written by the timeout handler, below the HTTP layer.
+    var rawRequestTimeout: ByteBuffer {
+        response(.requestTimeout, requestID: nil, close: true, allocator: ByteBufferAllocator())
     }
 }

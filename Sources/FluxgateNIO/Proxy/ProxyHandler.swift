@@ -2,42 +2,61 @@ import FluxgateCore
 import NIOCore
 import NIOHTTP1
 
-/// The client side of the data path: one per client connection, at the tail of the
-/// server pipeline (after NIOHTTP1's decoder, encoder and pipelining handler).
+/// The client side of the data path: one per client connection, after NIOHTTP1's
+/// request decoder (strict llhttp parsing of untrusted input).
 ///
 /// For each request it picks an upstream, borrows a keep-alive connection from its
-/// event loop's ``UpstreamPool`` and streams parts both ways. Backpressure: client
-/// reads are held back while the upstream connection is not writable (or not yet
-/// connected), and the upstream connection holds its reads while this channel is not
-/// writable. Every failure becomes an answer (502/504/413 …) unless the response
-/// had already started, when the only honest signal left is closing the connection.
+/// event loop's ``UpstreamPool``, writes the request as bytes (``RequestSerializer``)
+/// and relays the response as bytes (``ResponseRelay``): no response decoding into
+/// dictionaries and re-encoding, which is what separates a proxy at nginx's speed
+/// from one at half of it (docs/ARCHITECTURE.md).
+///
+/// Backpressure: client reads are held back while the upstream connection is not
+/// writable (or not yet connected); the upstream connection holds its reads while
+/// this channel is not writable. Pipelined requests wait in a small queue and are
+/// answered in order. Every failure becomes an answer (400/413/431/502/504) unless
+/// the response had already started, when the only honest signal left is closing.
 final class ProxyHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private enum State {
         case idle
         case active(Exchange)
-        /// A final answer went out and the connection closes once it is written;
-        /// anything still arriving is discarded.
+        /// A final answer went out; the connection closes once it is written.
         case closing
+    }
+
+    /// Input that arrived while an earlier request was still being answered.
+    private enum Queued {
+        case part(HTTPServerRequestPart)
+        case parserError(any Error)
     }
 
     private let runtime: GatewayRuntime
     private let pool: UpstreamPool
+    private let timeouts: ClientTimeoutHandler?
     private let maxBodyBytes: Int
     private let upstreamHeaderTimeout: TimeAmount
     private var state = State.idle
-    private var context: ChannelHandlerContext?
+    private var context: ChannelHandlerContext!
     private var clientAddress = "unknown"
     private var readPending = false
     private var upstreamNeedsFlush = false
-    private var isHeadRequest = false
+    private var queue = CircularBuffer<Queued>(initialCapacity: 4)
+    private var queuedBytes = 0
+    private var clientInputClosed = false
+    private var headerTimer: Scheduled<Void>?
+    private var headerTimerDeadline: NIODeadline?
+    private static let crlf = ByteBuffer(string: "\r\n")
+    /// Pipelined input held before reads pause, as HTTPServerPipelineHandler bounds it.
+    private static let maxQueuedBytes = 65_536
 
-    init(runtime: GatewayRuntime, pool: UpstreamPool) {
+    init(runtime: GatewayRuntime, pool: UpstreamPool, timeouts: ClientTimeoutHandler?) {
         self.runtime = runtime
         self.pool = pool
+        self.timeouts = timeouts
         self.maxBodyBytes = runtime.config.limits.maxBodyBytes
         self.upstreamHeaderTimeout = .nanoseconds(runtime.config.timeouts.upstreamHeader.nanosecondsClamped)
     }
@@ -55,14 +74,38 @@ final class ProxyHandler: ChannelDuplexHandler {
     // MARK: Client → upstream
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            requestHead(head, context: context)
-        case .body(let buffer):
-            requestBody(buffer, context: context)
-        case .end(let trailers):
-            requestEnd(trailers)
+        let part = unwrapInboundIn(data)
+        if case .closing = state { return }
+        if queue.isEmpty && acceptsInput {
+            handle(part)
+        } else {
+            enqueue(.part(part))
+            drainQueue()
         }
+    }
+
+    /// Whether input can be handled now: between requests, or while the current
+    /// request is still arriving. Parts of the next request wait for this one's answer.
+    private var acceptsInput: Bool {
+        switch state {
+        case .idle: true
+        case .active(let exchange): !exchange.requestComplete
+        case .closing: false
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head(let head): requestHead(head)
+        case .body(let buffer): requestBody(buffer)
+        case .end(let trailers): requestEnd(trailers)
+        }
+    }
+
+    private func enqueue(_ item: Queued) {
+        if case .part(.body(let buffer)) = item { queuedBytes += buffer.readableBytes }
+        queuedBytes += 64
+        queue.append(item)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -73,65 +116,78 @@ final class ProxyHandler: ChannelDuplexHandler {
         context.fireChannelReadComplete()
     }
 
-    private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        guard case .idle = state else { return }  // .closing: discard
-        context.triggerUserOutboundEvent(ClientConnectionEvent.requestHeadReceived, promise: nil)
-        let (facts, policy) = HeaderRewriter.inspect(head.headers)
+    private func requestHead(_ head: HTTPRequestHead) {
+        guard case .idle = state else { return }
+        timeouts?.requestHeadReceived(context: context)
+        let (facts, policy) = RequestSerializer.inspect(head.headers)
         let requestID = facts.requestID ?? pool.nextRequestID()
-        isHeadRequest = head.method == .HEAD
+        let http10 = head.version.major == 1 && head.version.minor == 0
+        let keepAlive = head.isKeepAlive && !policy.requestsClose
         if let length = facts.contentLength, length > maxBodyBytes {
-            answer(.bodyTooLarge, requestID: requestID, version: head.version, close: true)
+            answer(.bodyTooLarge, requestID: requestID, http10: http10, close: true, isHead: head.method == .HEAD)
             return
         }
         guard let upstream = runtime.pickUpstream() else {
-            answer(.noUpstream, requestID: requestID, version: head.version, close: !head.isKeepAlive, requestComplete: false)
+            answer(.noUpstream, requestID: requestID, http10: http10, close: true, isHead: head.method == .HEAD)
             return
         }
-        let upstreamHead = HeaderRewriter.upstreamRequestHead(
+        let upstreamHead = RequestSerializer.head(
             head, policy: policy, facts: facts, requestID: requestID, clientAddress: clientAddress,
-            upstreamAuthority: runtime.upstreams[upstream].url.endpoint.description)
+            upstreamAuthority: runtime.authorities[upstream], allocator: context.channel.allocator)
         let exchange = Exchange(
-            upstreamHead: upstreamHead, clientVersion: head.version, requestID: requestID,
-            clientKeepAlive: head.isKeepAlive && !policy.requestsClose, upstream: upstream)
+            upstreamHead: upstreamHead, method: head.method, clientHTTP10: http10, clientKeepAlive: keepAlive,
+            chunkedBody: facts.chunked, requestID: requestID, upstream: upstream)
         state = .active(exchange)
-        if facts.expectsContinue && head.version == .http1_1 {
+        if facts.expectsContinue && !http10 {
             // RFC 9110 §10.1.1: the body limit was checked above, so the client may send.
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(GatewayResponses.continueResponse), promise: nil)
         }
         startUpstream(exchange)
     }
 
-    private func requestBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+    private func requestBody(_ buffer: ByteBuffer) {
         guard case .active(let exchange) = state else { return }
         exchange.bodyBytes += buffer.readableBytes
         if exchange.bodyBytes > maxBodyBytes {
             abortUpstream(exchange)
-            if exchange.responseHeadSent {
+            if exchange.relay.headSent {
                 closeClient()
             } else {
-                answer(.bodyTooLarge, requestID: exchange.requestID, version: exchange.clientVersion, close: true)
+                answer(.bodyTooLarge, requestID: exchange.requestID, http10: exchange.clientHTTP10, close: true, isHead: false)
             }
             return
         }
-        if let connection = exchange.connection {
-            exchange.bodyForwarded = true
-            connection.write(.body(.byteBuffer(buffer)))
-            upstreamNeedsFlush = true
+        exchange.bodyForwarded = exchange.bodyForwarded || exchange.connection != nil
+        if exchange.chunkedBody {
+            sendUpstream(RequestSerializer.chunkHeader(buffer.readableBytes, allocator: context.channel.allocator), exchange)
+            sendUpstream(buffer, exchange)
+            sendUpstream(Self.crlf, exchange)
         } else {
-            exchange.buffered.append(.body(.byteBuffer(buffer)))
+            sendUpstream(buffer, exchange)
         }
     }
 
     private func requestEnd(_ trailers: HTTPHeaders?) {
         guard case .active(let exchange) = state else { return }
         exchange.requestComplete = true
+        exchange.relay.requestComplete = true
+        if exchange.chunkedBody {
+            exchange.bodyForwarded = exchange.bodyForwarded || exchange.connection != nil
+            sendUpstream(RequestSerializer.lastChunk(trailers: trailers, allocator: context.channel.allocator), exchange)
+        }
         if let connection = exchange.connection {
-            connection.write(.end(trailers))
             connection.flush()
             upstreamNeedsFlush = false
             armHeaderTimer(exchange)
+        }
+    }
+
+    private func sendUpstream(_ bytes: ByteBuffer, _ exchange: Exchange) {
+        if let connection = exchange.connection {
+            connection.write(bytes)
+            upstreamNeedsFlush = true
         } else {
-            exchange.buffered.append(.end(trailers))
+            exchange.pending.append(bytes)
         }
     }
 
@@ -142,6 +198,10 @@ final class ProxyHandler: ChannelDuplexHandler {
             attach(connection, to: exchange)
             return
         }
+        connectFresh(exchange)
+    }
+
+    private func connectFresh(_ exchange: Exchange) {
         exchange.connecting = true
         pool.connect(exchange.upstream) { [self] result in
             connectCompleted(exchange, result)
@@ -151,7 +211,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func connectCompleted(_ exchange: Exchange, _ result: Result<UpstreamConnection, any Error>) {
         exchange.connecting = false
         guard case .active(let current) = state, current === exchange else {
-            // The client went away meanwhile: keep the fresh connection for the next one.
+            // The exchange ended meanwhile: keep the fresh connection for the next one.
             if case .success(let connection) = result { pool.release(connection) }
             return
         }
@@ -159,58 +219,66 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .success(let connection):
             attach(connection, to: exchange)
         case .failure(let error):
-            exchange.lastConnectError = error
             exchange.tried.append(exchange.upstream)
             if let next = runtime.balancer.failover(after: exchange.upstream, tried: Set(exchange.tried)) {
                 exchange.upstream = next
                 startUpstream(exchange)
             } else {
-                answerForExchange(exchange, Self.isConnectTimeout(error) ? .upstreamTimeout : .upstreamUnavailable)
+                let timedOut: Bool
+                if case .connectTimeout = error as? ChannelError { timedOut = true } else { timedOut = false }
+                answerForExchange(exchange, timedOut ? .upstreamTimeout : .upstreamUnavailable)
             }
         }
-    }
-
-    static func isConnectTimeout(_ error: any Error) -> Bool {
-        if case .connectTimeout = error as? ChannelError { return true }
-        return false
     }
 
     private func attach(_ connection: UpstreamConnection, to exchange: Exchange) {
         exchange.connection = connection
         connection.delegate = self
-        connection.write(.head(exchange.upstreamHead))
-        for part in exchange.buffered {
-            if case .body = part { exchange.bodyForwarded = true }
-            connection.write(part)
+        connection.write(exchange.upstreamHead)
+        if !exchange.pending.isEmpty {
+            exchange.bodyForwarded = exchange.bodyForwarded || exchange.bodyBytes > 0 || exchange.chunkedBody
+            for bytes in exchange.pending { connection.write(bytes) }
+            exchange.pending.removeAll()
         }
-        exchange.buffered.removeAll()
         connection.flush()
+        upstreamNeedsFlush = false
         if exchange.requestComplete { armHeaderTimer(exchange) }
-        if readPending && connection.isWritable {
-            readPending = false
-            context?.read()
-        }
+        resumeReadsIfPossible()
     }
 
+    /// One timer per client connection, re-armed lazily: a timer that fires early
+    /// re-arms itself for the exchange's real deadline, so a keep-alive connection
+    /// does not allocate a timer per request.
     private func armHeaderTimer(_ exchange: Exchange) {
-        guard !exchange.responseHeadSent, exchange.headerTimer == nil, let context else { return }
-        exchange.headerTimer = context.eventLoop.scheduleTask(in: upstreamHeaderTimeout) { [weak self, weak exchange] in
-            guard let self, let exchange else { return }
-            self.upstreamHeaderTimedOut(exchange)
-        }
+        guard !exchange.relay.headSent else { return }
+        let deadline = context.eventLoop.now + upstreamHeaderTimeout
+        exchange.headerDeadline = deadline
+        if headerTimer != nil, let scheduled = headerTimerDeadline, scheduled <= deadline { return }
+        scheduleHeaderTimer(at: deadline)
     }
 
-    private func upstreamHeaderTimedOut(_ exchange: Exchange) {
-        guard case .active(let current) = state, current === exchange, !exchange.responseHeadSent else { return }
-        exchange.headerTimer = nil
+    private func scheduleHeaderTimer(at deadline: NIODeadline) {
+        headerTimer?.cancel()
+        headerTimerDeadline = deadline
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        headerTimer = context.eventLoop.scheduleTask(deadline: deadline) { handler.value.headerTimerFired() }
+    }
+
+    private func headerTimerFired() {
+        headerTimer = nil
+        headerTimerDeadline = nil
+        guard case .active(let exchange) = state, !exchange.relay.headSent, let deadline = exchange.headerDeadline else { return }
+        if context.eventLoop.now < deadline {
+            scheduleHeaderTimer(at: deadline)
+            return
+        }
         abortUpstream(exchange)
         answerForExchange(exchange, .upstreamTimeout)
     }
 
     /// Closes the exchange's upstream connection without reusing it.
     private func abortUpstream(_ exchange: Exchange) {
-        exchange.headerTimer?.cancel()
-        exchange.headerTimer = nil
+        exchange.headerDeadline = nil
         if let connection = exchange.connection {
             exchange.connection = nil
             connection.close()
@@ -221,60 +289,102 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     /// Answers an active exchange with the gateway's own response.
     private func answerForExchange(_ exchange: Exchange, _ kind: GatewayAnswer) {
-        answer(
-            kind, requestID: exchange.requestID, version: exchange.clientVersion,
-            close: !exchange.clientKeepAlive || !exchange.requestComplete, requestComplete: exchange.requestComplete)
+        let keepAlive = exchange.relay.clientKeepAlive && exchange.requestComplete
+        answer(kind, requestID: exchange.requestID, http10: exchange.clientHTTP10, close: !keepAlive, isHead: exchange.isHeadRequest)
     }
 
-    private func answer(
-        _ kind: GatewayAnswer, requestID: String, version: HTTPVersion, close: Bool, requestComplete: Bool = false
-    ) {
-        guard let context else { return }
-        let closing = close
-        context.write(wrapOutboundOut(.head(runtime.responses.head(kind, requestID: requestID, close: closing, version: version))), promise: nil)
-        if !isHeadRequest {
-            context.write(wrapOutboundOut(.body(.byteBuffer(runtime.responses.body(kind)))), promise: nil)
-        }
-        finishResponse(keepAlive: !closing)
+    private func answer(_ kind: GatewayAnswer, requestID: String?, http10: Bool, close: Bool, isHead: Bool) {
+        let bytes = runtime.responses.response(
+            kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, allocator: context.channel.allocator)
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        finishResponse(keepAlive: !close)
     }
 
     private func finishResponse(keepAlive: Bool) {
-        guard let context else { return }
         if case .active(let exchange) = state {
-            exchange.headerTimer?.cancel()
-            exchange.headerTimer = nil
-        }
-        if keepAlive {
-            state = .idle
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            context.triggerUserOutboundEvent(ClientConnectionEvent.responseCompleted, promise: nil)
-            if readPending {
-                readPending = false
-                context.read()
+            exchange.headerDeadline = nil
+            if let connection = exchange.connection {
+                exchange.connection = nil
+                connection.close()
             }
-        } else {
+        }
+        guard keepAlive && !clientInputClosed else {
             state = .closing
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
-            promise.futureResult.whenComplete { _ in context.close(promise: nil) }
+            let context = self.context!
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+            return
+        }
+        state = .idle
+        context.flush()
+        timeouts?.responseCompleted(context: context)
+        drainQueue()
+        resumeReadsIfPossible()
+    }
+
+    /// Serves pipelined input that waited for the previous response.
+    private func drainQueue() {
+        while acceptsInput, let item = queue.popFirst() {
+            switch item {
+            case .part(let part):
+                if case .body(let buffer) = part { queuedBytes -= buffer.readableBytes }
+                queuedBytes -= 64
+                handle(part)
+            case .parserError(let error):
+                parserErrorReached(error)
+            }
+        }
+        if case .idle = state, clientInputClosed, queue.isEmpty { closeClient() }
+    }
+
+    /// The decoder gave up at this point of the input: answer 400/431 unless the
+    /// current response already started, in which case closing is the only signal.
+    private func parserErrorReached(_ error: any Error) {
+        switch state {
+        case .idle:
+            answerParserError(error)
+        case .active(let exchange):
+            abortUpstream(exchange)
+            if exchange.relay.headSent { closeClient() } else { answerParserError(error) }
+        case .closing:
+            break
         }
     }
 
+    private func answerParserError(_ error: any Error) {
+        let kind: GatewayAnswer = (error as? HTTPParserError) == .headerOverflow ? .headersTooLarge : .badRequest
+        answer(kind, requestID: nil, http10: false, close: true, isHead: false)
+    }
+
     private func closeClient() {
+        if case .active(let exchange) = state { abortUpstream(exchange) }
         state = .closing
-        context?.close(promise: nil)
+        context.close(promise: nil)
+    }
+
+    private func resumeReadsIfPossible() {
+        guard readPending, mayRead else { return }
+        readPending = false
+        context.read()
+    }
+
+    private var mayRead: Bool {
+        if queuedBytes > Self.maxQueuedBytes { return false }
+        if case .active(let exchange) = state, !exchange.requestComplete {
+            guard let connection = exchange.connection, connection.isWritable else { return false }
+        }
+        return true
     }
 
     // MARK: Channel events
 
     func read(context: ChannelHandlerContext) {
-        if case .active(let exchange) = state, !exchange.requestComplete {
-            guard let connection = exchange.connection, connection.isWritable else {
-                readPending = true
-                return
-            }
+        if mayRead {
+            context.read()
+        } else {
+            readPending = true
         }
-        context.read()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -284,20 +394,39 @@ final class ProxyHandler: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed = event as? ChannelEvent {
+            // The client finished sending: answer what it asked, then close.
+            clientInputClosed = true
+            if case .idle = state, queue.isEmpty { closeClient() }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         if case .active(let exchange) = state {
             // A client that leaves mid-request frees its upstream connection: closed, never reused.
             abortUpstream(exchange)
         }
         state = .closing
+        headerTimer?.cancel()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Parse errors were answered by ProtocolErrorHandler; the decoder closes the channel.
-        if case .active(let exchange) = state { abortUpstream(exchange) }
-        state = .closing
-        context.close(promise: nil)
+        if error is HTTPParserError {
+            // Parsing stops here; answer in order, after any response still owed.
+            if queue.isEmpty && acceptsInput {
+                parserErrorReached(error)
+            } else {
+                enqueue(.parserError(error))
+                drainQueue()
+            }
+            return
+        }
+        if error is ByteToMessageDecoderError { return }  // input after a parse error: already answered
+        closeClient()
     }
 }
 
@@ -306,30 +435,33 @@ final class ProxyHandler: ChannelDuplexHandler {
 extension ProxyHandler: UpstreamConnectionDelegate {
     var clientIsWritable: Bool { context?.channel.isWritable ?? false }
 
-    func upstreamResponsePart(_ part: HTTPClientResponsePart) {
-        guard case .active(let exchange) = state, let context else { return }
-        switch part {
-        case .head(let head):
-            exchange.headerTimer?.cancel()
-            exchange.headerTimer = nil
-            exchange.responseHeadSent = true
-            exchange.upstreamKeepAlive = head.isKeepAlive
-            let (clientHead, keepAlive) = HeaderRewriter.clientResponseHead(head, exchange: exchange, isHeadRequest: isHeadRequest)
-            exchange.clientKeepAlive = keepAlive
-            context.write(wrapOutboundOut(.head(clientHead)), promise: nil)
-        case .body(let buffer):
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        case .end:
-            if let connection = exchange.connection {
-                exchange.connection = nil
-                if exchange.requestComplete && exchange.upstreamKeepAlive {
-                    pool.release(connection)
-                } else {
-                    connection.close()
-                }
+    func upstreamBytes(_ buffer: ByteBuffer) {
+        guard case .active(let exchange) = state else { return }
+        let context = self.context!
+        let complete: Bool
+        do {
+            complete = try exchange.relay.receive(buffer, allocator: context.channel.allocator) { bytes in
+                context.write(self.wrapOutboundOut(bytes), promise: nil)
             }
-            finishResponse(keepAlive: exchange.clientKeepAlive)
+        } catch {
+            abortUpstream(exchange)
+            if exchange.relay.headSent { closeClient() } else { answerForExchange(exchange, .upstreamError) }
+            return
         }
+        if complete { completeExchange(exchange) }
+    }
+
+    private func completeExchange(_ exchange: Exchange) {
+        exchange.headerDeadline = nil
+        if let connection = exchange.connection {
+            exchange.connection = nil
+            if exchange.requestComplete && exchange.relay.upstreamReusable {
+                pool.release(connection)
+            } else {
+                connection.close()
+            }
+        }
+        finishResponse(keepAlive: exchange.relay.clientKeepAlive && exchange.requestComplete)
     }
 
     func upstreamReadComplete() {
@@ -337,31 +469,29 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
-        if isWritable && readPending, let context {
-            readPending = false
-            context.read()
-        }
+        if isWritable { resumeReadsIfPossible() }
     }
 
-    func upstreamFailed(_ error: any Error) {
+    func upstreamClosed(error: (any Error)?) {
         guard case .active(let exchange) = state else { return }
         let connection = exchange.connection
         exchange.connection = nil
-        exchange.headerTimer?.cancel()
-        exchange.headerTimer = nil
-        if exchange.responseHeadSent {
+        if error == nil && exchange.relay.upstreamClosed() {
+            completeExchange(exchange)
+            return
+        }
+        if exchange.relay.headSent {
             closeClient()
             return
         }
         // A reused keep-alive connection that the upstream closed just as it was picked:
         // nothing was answered and (without a body) nothing is lost by sending again.
         if let connection, connection.servedRequests > 0, !exchange.bodyForwarded, !exchange.retriedStaleConnection,
-            exchange.isIdempotent, error as? UpstreamError == .closedBeforeResponseEnd
+            exchange.isIdempotent
         {
             exchange.retriedStaleConnection = true
-            if exchange.requestComplete { exchange.buffered.append(.end(nil)) }
-            exchange.connecting = true
-            pool.connect(exchange.upstream) { [self] result in connectCompleted(exchange, result) }
+            exchange.headerDeadline = nil
+            connectFresh(exchange)
             return
         }
         answerForExchange(exchange, .upstreamError)

@@ -1,29 +1,31 @@
 import NIOCore
-import NIOHTTP1
 
 /// What an upstream connection reports to the exchange it currently serves.
 /// All calls happen on the connection's event loop, which is also the client's.
 protocol UpstreamConnectionDelegate: AnyObject {
-    func upstreamResponsePart(_ part: HTTPClientResponsePart)
+    /// Response bytes, as read from the socket.
+    func upstreamBytes(_ buffer: ByteBuffer)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
-    /// The connection failed or closed before the response ended.
-    func upstreamFailed(_ error: any Error)
+    /// The connection closed (`error` nil: an orderly close by the upstream) while the
+    /// exchange still had it.
+    func upstreamClosed(error: (any Error)?)
     /// Whether the client side can take more bytes; reads pause while it cannot.
     var clientIsWritable: Bool { get }
 }
 
-/// One pooled HTTP/1.1 connection to an upstream, and the handler at the tail of its
-/// pipeline (after `HTTPRequestEncoder` and `HTTPResponseDecoder`).
+/// One pooled HTTP/1.1 connection to an upstream, and the only handler in its
+/// pipeline: request bytes go out as written by ``RequestSerializer``, response bytes
+/// come in raw and are framed by the exchange's ``ResponseRelay``.
 ///
 /// It belongs to one event loop's ``UpstreamPool``. While it serves an exchange, reads
 /// are paused whenever the client cannot take more bytes (the backpressure rule of
 /// swift-nio-examples' GlueHandler); while idle in the pool, any byte from the
 /// upstream is a protocol violation and closes it.
 final class UpstreamConnection: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let upstreamIndex: Int
     weak var pool: UpstreamPool?
@@ -53,8 +55,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     // MARK: Driven by the exchange
 
-    func write(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+    func write(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     func flush() {
@@ -75,13 +77,12 @@ final class UpstreamConnection: ChannelDuplexHandler {
     // MARK: Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
         guard let delegate else {
             // Nothing was asked: an idle connection must stay silent.
             context.close(promise: nil)
             return
         }
-        delegate.upstreamResponsePart(part)
+        delegate.upstreamBytes(unwrapInboundIn(data))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -97,7 +98,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
         pool?.connectionClosed(self)
         if let delegate {
             self.delegate = nil
-            delegate.upstreamFailed(UpstreamError.closedBeforeResponseEnd)
+            delegate.upstreamClosed(error: nil)
         }
         context.fireChannelInactive()
     }
@@ -105,7 +106,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let delegate {
             self.delegate = nil
-            delegate.upstreamFailed(error)
+            delegate.upstreamClosed(error: error)
         }
         context.close(promise: nil)
     }
@@ -122,7 +123,4 @@ final class UpstreamConnection: ChannelDuplexHandler {
 @available(*, unavailable)
 extension UpstreamConnection: Sendable {}
 
-enum UpstreamError: Error {
-    case closedBeforeResponseEnd
-    case responseHeaderTimeout
-}
+

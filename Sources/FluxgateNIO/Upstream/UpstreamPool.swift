@@ -1,6 +1,5 @@
 import FluxgateCore
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// Keep-alive connections to every upstream, owned by one event loop.
@@ -51,7 +50,6 @@ final class UpstreamPool {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 try channel.pipeline.syncOperations.addHandler(handler.value)
             }
         }

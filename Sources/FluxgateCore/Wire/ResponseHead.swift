@@ -1,0 +1,61 @@
+/// An upstream response head located in raw bytes: where each field is and what the
+/// proxy must know about framing and connection reuse. No strings are built; the
+/// I/O layer copies the field bytes it keeps straight into the client's head.
+public struct ResponseHead: Sendable, Equatable {
+    /// A header field line: byte offsets into the head, relative to its first byte.
+    public struct Field: Sendable, Equatable {
+        public var kind: FieldKind
+        /// The whole line including its CRLF.
+        public var line: Range<Int>
+        public var name: Range<Int>
+        /// The value without surrounding optional whitespace.
+        public var value: Range<Int>
+    }
+
+    /// Fields the proxy treats specially; everything else is `.other`.
+    public enum FieldKind: Sendable, Equatable {
+        case other, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, trailer, upgrade, requestID
+    }
+
+    /// HTTP/1.x minor version: 0 or 1.
+    public var minorVersion: Int
+    public var status: Int
+    /// Bytes of the whole head including the blank line that ends it.
+    public var length: Int
+    /// Bytes of the status line including its CRLF.
+    public var statusLineLength: Int
+    public var fields: [Field]
+    public var contentLength: Int?
+    /// `Transfer-Encoding` was present; `chunkedLast` says whether its final coding is chunked.
+    public var hasTransferEncoding = false
+    public var chunkedLast = false
+    /// `Connection: close` (or HTTP/1.0 without `keep-alive`).
+    public var connectionClose = false
+    /// Lowercased tokens listed in `Connection` other than close/keep-alive: fields to drop.
+    public var connectionTokens: [String] = []
+
+    public var isInformational: Bool { status >= 100 && status < 200 }
+
+    /// RFC 9112 §6.3: how the body of this response is delimited, given the request method.
+    public func framing(requestWasHead: Bool) -> BodyFraming {
+        if requestWasHead || isInformational || status == 204 || status == 304 { return .none }
+        if hasTransferEncoding { return chunkedLast ? .chunked : .untilClose }
+        if let contentLength { return contentLength == 0 ? .none : .contentLength(contentLength) }
+        return .untilClose
+    }
+
+    /// Whether the upstream connection may serve another request after this response.
+    public var keepsConnection: Bool {
+        // TE together with CL is a smuggling signature (RFC 9112 §6.3 ¶3): never reuse.
+        !connectionClose && !(hasTransferEncoding && contentLength != nil)
+    }
+}
+
+/// How a message body ends (RFC 9112 §6.3).
+public enum BodyFraming: Sendable, Equatable {
+    case none
+    case contentLength(Int)
+    case chunked
+    /// Read until the upstream closes the connection.
+    case untilClose
+}

@@ -1,0 +1,117 @@
+import FluxgateCore
+import NIOCore
+import NIOHTTP1
+
+/// Writes the request that goes upstream, as bytes (RFC 9110 §7.6 proxy rules).
+///
+/// Request heads arrive through NIOHTTP1's strict llhttp decoder (untrusted input);
+/// they leave as one buffer written here, without an encoder pass: hop-by-hop fields
+/// removed (``HopByHopPolicy``), `X-Forwarded-For` appended with the client address,
+/// `X-Forwarded-Proto`/`-Host` set, `X-Request-ID` kept or created, `Expect` removed
+/// (the gateway answers `100 Continue` itself, as nginx does), HTTP/1.1 upstream
+/// whatever the client spoke. Names and values were validated by the decoder.
+enum RequestSerializer {
+    struct Facts {
+        var requestID: String?
+        var expectsContinue = false
+        var hasHost = false
+        var contentLength: Int?
+        var chunked = false
+    }
+
+    /// One pass over the client's fields, collecting what the proxy decides on.
+    static func inspect(_ headers: HTTPHeaders) -> (Facts, HopByHopPolicy) {
+        var facts = Facts()
+        var policy = HopByHopPolicy()
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 4 where HeaderName.equals(name, lowercase: "host"):
+                facts.hasHost = true
+            case 6 where HeaderName.equals(name, lowercase: "expect"):
+                if value.trimmingSpaces().lowercased() == "100-continue" { facts.expectsContinue = true }
+            case 10 where HeaderName.equals(name, lowercase: "connection"):
+                policy.noteConnectionHeader(value)
+            case 12 where HeaderName.equals(name, lowercase: "x-request-id"):
+                if RequestIDGenerator.isAcceptable(value) { facts.requestID = value }
+            case 14 where HeaderName.equals(name, lowercase: "content-length"):
+                facts.contentLength = Int(value)
+            case 17 where HeaderName.equals(name, lowercase: "transfer-encoding"):
+                facts.chunked = true  // the decoder accepts only a chunked final coding
+            default:
+                break
+            }
+        }
+        return (facts, policy)
+    }
+
+    static func head(
+        _ head: HTTPRequestHead, policy: HopByHopPolicy, facts: Facts, requestID: String, clientAddress: String,
+        upstreamAuthority: String, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 40)
+        buffer.writeString(head.method.rawValue)
+        buffer.writeStaticString(" ")
+        buffer.writeString(head.uri)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        var forwardedFor: String? = nil
+        var forwardedHost: String? = nil
+        for (name, value) in head.headers {
+            if policy.isHopByHop(name) { continue }
+            switch name.utf8.count {
+            case 4 where HeaderName.equals(name, lowercase: "host"):
+                forwardedHost = value
+            case 6 where HeaderName.equals(name, lowercase: "expect"):
+                continue
+            case 12 where HeaderName.equals(name, lowercase: "x-request-id"):
+                continue
+            case 15 where HeaderName.equals(name, lowercase: "x-forwarded-for"):
+                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                continue
+            case 16 where HeaderName.equals(name, lowercase: "x-forwarded-host"),
+                17 where HeaderName.equals(name, lowercase: "x-forwarded-proto"):
+                continue
+            default:
+                break
+            }
+            buffer.writeField(name, value)
+        }
+        if !facts.hasHost { buffer.writeField("host", upstreamAuthority) }
+        buffer.writeStaticString("x-forwarded-for: ")
+        if let forwardedFor {
+            buffer.writeString(forwardedFor)
+            buffer.writeStaticString(", ")
+        }
+        buffer.writeString(clientAddress)
+        buffer.writeStaticString("\r\nx-forwarded-proto: http\r\n")
+        if let forwardedHost { buffer.writeField("x-forwarded-host", forwardedHost) }
+        buffer.writeField("x-request-id", requestID)
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// A chunk header for a re-chunked request body part: `<hex size>\r\n`.
+    static func chunkHeader(_ size: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 18)
+        buffer.writeString(String(size, radix: 16))
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// The last chunk and trailers of a chunked request body.
+    static func lastChunk(trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 5)
+        buffer.writeStaticString("0\r\n")
+        for (name, value) in trailers ?? [:] { buffer.writeField(name, value) }
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+}
+
+extension ByteBuffer {
+    mutating func writeField(_ name: String, _ value: String) {
+        writeString(name)
+        writeStaticString(": ")
+        writeString(value)
+        writeStaticString("\r\n")
+    }
+}

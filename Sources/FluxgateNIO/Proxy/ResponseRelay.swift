@@ -1,0 +1,175 @@
+import FluxgateCore
+import NIOCore
+
+/// Turns an upstream's response bytes into the client's response bytes.
+///
+/// The head is located and checked by ``ResponseHeadParser`` and rewritten by copying
+/// the kept field lines as they are; the body is passed through as buffer slices
+/// (no copy) while ``BodyFramer`` finds where it ends. The only transformation is for
+/// HTTP/1.0 clients, which cannot read chunked framing: they get the payload alone
+/// and the connection closes at its end (RFC 9112 §6.3).
+struct ResponseRelay {
+    enum Failure: Error, Equatable {
+        case invalidHead(String)
+        case invalidBody(BodyFramer.Failure)
+        case unexpectedUpgrade
+    }
+
+    private enum Phase {
+        case head
+        case body
+        case done
+    }
+
+    private var phase = Phase.head
+    private var partialHead: ByteBuffer?
+    private var framer = BodyFramer(.none)
+    private var dechunk = false
+    private let requestWasHead: Bool
+    private let clientHTTP10: Bool
+    private let requestID: String
+    /// Whether the client connection stays open after this response.
+    private(set) var clientKeepAlive: Bool
+    /// Whether the upstream connection can serve another request afterwards.
+    private(set) var upstreamReusable = true
+    private(set) var headSent = false
+    /// The client's request was fully read; if the response starts before that, the
+    /// rest of the request is not read and the client connection closes after it.
+    var requestComplete = false
+    static let maxHeadBytes = 65_536
+
+    init(requestWasHead: Bool, clientHTTP10: Bool, clientKeepAlive: Bool, requestID: String) {
+        self.requestWasHead = requestWasHead
+        self.clientHTTP10 = clientHTTP10
+        self.clientKeepAlive = clientKeepAlive
+        self.requestID = requestID
+    }
+
+    var isComplete: Bool { phase == .done }
+
+    /// Feeds bytes from the upstream; `emit` receives what goes to the client.
+    /// Returns true once the response is complete.
+    mutating func receive(
+        _ input: ByteBuffer, allocator: ByteBufferAllocator, emit: (ByteBuffer) -> Void
+    ) throws(Failure) -> Bool {
+        var buffer = input
+        while buffer.readableBytes > 0 {
+            switch phase {
+            case .head:
+                if var partial = partialHead {
+                    partial.writeBuffer(&buffer)
+                    buffer = partial
+                    partialHead = nil
+                }
+                let outcome = buffer.withUnsafeReadableBytes { ResponseHeadParser.parse($0, maxLength: Self.maxHeadBytes) }
+                switch outcome {
+                case .incomplete:
+                    partialHead = buffer
+                    return false
+                case .invalid(let reason):
+                    throw .invalidHead(reason)
+                case .complete(let head):
+                    if head.status == 101 { throw .unexpectedUpgrade }
+                    if head.isInformational {
+                        // 100/103 interim answers are dropped; the final one follows.
+                        buffer.moveReaderIndex(forwardBy: head.length)
+                        continue
+                    }
+                    let clientHead = buffer.withUnsafeReadableBytes { bytes in
+                        self.clientHead(head, bytes: bytes, allocator: allocator)
+                    }
+                    emit(clientHead)
+                    headSent = true
+                    buffer.moveReaderIndex(forwardBy: head.length)
+                    phase = framer.isComplete ? .done : .body
+                }
+            case .body:
+                let consumed: Int
+                do {
+                    if dechunk {
+                        var ranges: [Range<Int>] = []
+                        consumed = try buffer.withUnsafeReadableBytes { bytes throws(BodyFramer.Failure) in
+                            try framer.consume(bytes) { ranges.append($0) }
+                        }
+                        for range in ranges {
+                            emit(buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!)
+                        }
+                        buffer.moveReaderIndex(forwardBy: consumed)
+                    } else {
+                        consumed = try buffer.withUnsafeReadableBytes { bytes throws(BodyFramer.Failure) in
+                            try framer.consume(bytes) { _ in }
+                        }
+                        if consumed > 0 { emit(buffer.readSlice(length: consumed)!) }
+                    }
+                } catch {
+                    throw .invalidBody(error)
+                }
+                if framer.isComplete { phase = .done }
+            case .done:
+                // Bytes after the end of the response: the upstream broke framing,
+                // so its connection cannot be trusted with another request.
+                upstreamReusable = false
+                return true
+            }
+        }
+        return phase == .done
+    }
+
+    /// The upstream closed the connection; true if that legitimately ends the response.
+    mutating func upstreamClosed() -> Bool {
+        if phase == .body && endsAtClose { phase = .done }
+        return phase == .done
+    }
+
+    /// The body is delimited by the upstream closing (no length, not chunked).
+    private var endsAtClose = false
+
+    private mutating func clientHead(_ head: ResponseHead, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let framing = head.framing(requestWasHead: requestWasHead)
+        framer = BodyFramer(framing)
+        if !requestComplete { clientKeepAlive = false }
+        var dropTransferEncoding = false
+        switch framing {
+        case .chunked where clientHTTP10:
+            dechunk = true
+            dropTransferEncoding = true
+            clientKeepAlive = false
+        case .untilClose:
+            endsAtClose = true
+            clientKeepAlive = false
+            upstreamReusable = false
+        default:
+            break
+        }
+        if !head.keepsConnection { upstreamReusable = false }
+        // With Transfer-Encoding, Content-Length is ignored (RFC 9112 §6.3 ¶3); passing
+        // both on would hand the client the smuggling signature.
+        let dropContentLength = head.hasTransferEncoding
+
+        var buffer = allocator.buffer(capacity: head.length + 64)
+        buffer.writeStaticString(clientHTTP10 ? "HTTP/1.0" : "HTTP/1.1")
+        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[8..<head.statusLineLength]))
+        for field in head.fields {
+            switch field.kind {
+            case .connection, .keepAlive, .proxyConnection, .te, .trailer, .upgrade, .requestID:
+                continue
+            case .transferEncoding where dropTransferEncoding, .contentLength where dropContentLength:
+                continue
+            case .other where !head.connectionTokens.isEmpty:
+                let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self).lowercased()
+                if head.connectionTokens.contains(name) { continue }
+            default:
+                break
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
+        }
+        buffer.writeField("x-request-id", requestID)
+        if !clientKeepAlive {
+            buffer.writeStaticString("connection: close\r\n")
+        } else if clientHTTP10 {
+            buffer.writeStaticString("connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+}
