@@ -316,6 +316,8 @@ struct ProxyEndToEndTests {
         try await run { upstreams, gateway in
             for request in ["GET / HTTP/9.9\r\n\r\n", "BLAH\r\n\r\n", "GET /\u{7f} HTTP/1.1\r\nHost: h\r\n\r\n",
                 "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: h\r\n Folded: x\r\n\r\n", "GET / HTTP/1.1\nHost: h\n\n",
                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]
             {
                 let outcome = try await RawClient.exchange(request, with: gateway.address, group: group)
@@ -375,6 +377,84 @@ struct ProxyEndToEndTests {
             try await channel.close()
             try await upstreams[0].waitForClosedConnections(1)
             #expect(upstreams[0].received.isEmpty)
+        }
+    }
+
+    // MARK: Upstream framing edge cases
+
+    @Test func interimResponsesAreDropped() async throws {
+        try await run { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let response = try await client.get("/raw/interim")
+            #expect(response.status == 200)
+            #expect(response.bodyString == "hi")
+            #expect(response.header("link") == nil)
+            try await client.close()
+        }
+    }
+
+    @Test func lengthAndChunkedTogetherIsNeverPassedOnOrReused() async throws {
+        try await run { upstreams, gateway in
+            let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /raw/smuggle HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await sink.waitFor("0\r\n\r\n", on: channel.eventLoop)
+            let text = sink.outcome.text.lowercased()
+            #expect(text.contains("transfer-encoding: chunked"))
+            #expect(!text.contains("content-length"))
+            #expect(text.hasSuffix("\r\n\r\n2\r\nhi\r\n0\r\n\r\n"))
+            try await upstreams[0].waitForClosedConnections(1)
+            try await channel.close()
+        }
+    }
+
+    @Test func bytesAfterTheResponseRetireTheUpstreamConnection() async throws {
+        try await run { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let first = try await client.get("/raw/extra")
+            #expect(first.bodyString == "hi")
+            try await upstreams[0].waitForClosedConnections(1)
+            #expect(try await client.get("/").status == 200)
+            #expect(upstreams[0].acceptedConnections == 2)
+            try await client.close()
+        }
+    }
+
+    @Test func malformedUpstreamHeadsAndUpgradesGive502() async throws {
+        try await run { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            for path in ["/raw/badhead", "/raw/upgrade"] {
+                let response = try await client.get(path)
+                #expect(response.status == 502, "\(path)")
+                #expect(response.bodyString.contains("upstream_error"))
+            }
+            try await client.close()
+        }
+    }
+
+    @Test func malformedChunkedBodyAfterTheHeadClosesTheClient() async throws {
+        try await run { _, gateway in
+            let outcome = try await RawClient.exchange("GET /raw/badchunk HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(!outcome.text.contains("zz"))
+        }
+    }
+
+    @Test func bodyEndingAtCloseEndsTheClientConnectionToo() async throws {
+        try await run { _, gateway in
+            let outcome = try await RawClient.exchange("GET /raw/untilclose HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(outcome.text.lowercased().contains("connection: close"))
+            #expect(outcome.text.hasSuffix("\r\n\r\nstream until close"))
+            #expect(outcome.error == nil)
+        }
+    }
+
+    @Test func clientHalfCloseStillGetsItsAnswer() async throws {
+        try await run { _, gateway in
+            let outcome = try await RawClient.exchange(
+                "GET / HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group, closeWriteAfterSend: true)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(outcome.text.hasSuffix(#"{"instance":"a"}"#))
         }
     }
 }

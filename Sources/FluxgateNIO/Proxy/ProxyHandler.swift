@@ -357,9 +357,12 @@ final class ProxyHandler: ChannelDuplexHandler {
         answer(kind, requestID: nil, http10: false, close: true, isHead: false)
     }
 
+    /// Closes the client connection after what was already written (a truncated
+    /// response still reaches the client, which sees its framing cut short).
     private func closeClient() {
         if case .active(let exchange) = state { abortUpstream(exchange) }
         state = .closing
+        context.flush()
         context.close(promise: nil)
     }
 

@@ -113,6 +113,16 @@ final class TestUpstream: Sendable {
 
         init(upstream: TestUpstream) { self.upstream = upstream }
 
+        static let rawResponses: [String: String] = [
+            "interim": "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+            "smuggle": "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+            "extra": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nhiEXTRA",
+            "badchunk": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            "badhead": "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+            "untilclose": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nstream until close",
+            "upgrade": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        ]
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
             case .head(let head):
@@ -140,6 +150,14 @@ final class TestUpstream: Sendable {
                 if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
                     encoder.writeAndFlush(NIOAny(ByteBuffer(string: "NOT HTTP AT ALL\r\n\r\n")), promise: nil)
                 }
+                return
+            case let raw where raw.hasPrefix("/raw/"):
+                // Canned bytes below the HTTP encoder, for framing edge cases.
+                guard let text = Self.rawResponses[String(raw.dropFirst(5))],
+                    let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+                else { return }
+                encoder.writeAndFlush(NIOAny(ByteBuffer(string: text)), promise: nil)
+                if !text.contains("keep-alive") { encoder.close(promise: nil) }
                 return
             case "/close":
                 context.close(promise: nil)
