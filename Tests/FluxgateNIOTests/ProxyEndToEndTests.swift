@@ -108,6 +108,18 @@ struct ProxyEndToEndTests {
         }
     }
 
+    @Test func idlePooledConnectionsCloseAfterTheIdleTimeout() async throws {
+        try await run(adjust: { $0.timeouts.idle = .milliseconds(200) }) { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/").status == 200)
+            #expect(try await client.get("/").status == 200)
+            try await client.close()
+            // The pooled connection is closed by the gateway once idle for 200 ms.
+            try await upstreams[0].waitForClosedConnections(1)
+            #expect(upstreams[0].acceptedConnections == 1)
+        }
+    }
+
     @Test func streams32MiBEachWayIntact() async throws {
         try await run(adjust: { $0.limits.maxBodyBytes = 64 << 20 }) { upstreams, gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)

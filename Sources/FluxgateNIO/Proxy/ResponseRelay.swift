@@ -37,6 +37,8 @@ struct ResponseRelay {
     /// rest of the request is not read and the client connection closes after it.
     var requestComplete = false
     static let maxHeadBytes = 65_536
+    /// Bodies up to this size are copied behind the head instead of written separately.
+    static let coalesceLimit = 4_096
 
     init(requestWasHead: Bool, clientHTTP10: Bool, clientKeepAlive: Bool, requestID: String) {
         self.requestWasHead = requestWasHead
@@ -53,6 +55,10 @@ struct ResponseRelay {
         _ input: ByteBuffer, allocator: ByteBufferAllocator, emit: (ByteBuffer) -> Void
     ) throws(Failure) -> Bool {
         var buffer = input
+        // A new head is held back briefly so that a small body read with it leaves in
+        // the same buffer: one write(2) instead of a writev(2) of two.
+        var heldHead: ByteBuffer? = nil
+        defer { if let heldHead { emit(heldHead) } }
         while buffer.readableBytes > 0 {
             switch phase {
             case .head:
@@ -78,7 +84,7 @@ struct ResponseRelay {
                     let clientHead = buffer.withUnsafeReadableBytes { bytes in
                         self.clientHead(head, bytes: bytes, allocator: allocator)
                     }
-                    emit(clientHead)
+                    heldHead = clientHead
                     headSent = true
                     buffer.moveReaderIndex(forwardBy: head.length)
                     phase = framer.isComplete ? .done : .body
@@ -91,6 +97,10 @@ struct ResponseRelay {
                         consumed = try buffer.withUnsafeReadableBytes { bytes throws(BodyFramer.Failure) in
                             try framer.consume(bytes) { ranges.append($0) }
                         }
+                        if let head = heldHead {
+                            emit(head)
+                            heldHead = nil
+                        }
                         for range in ranges {
                             emit(buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!)
                         }
@@ -99,7 +109,18 @@ struct ResponseRelay {
                         consumed = try buffer.withUnsafeReadableBytes { bytes throws(BodyFramer.Failure) in
                             try framer.consume(bytes) { _ in }
                         }
-                        if consumed > 0 { emit(buffer.readSlice(length: consumed)!) }
+                        if consumed > 0 {
+                            var slice = buffer.readSlice(length: consumed)!
+                            if heldHead != nil && consumed <= Self.coalesceLimit {
+                                heldHead!.writeBuffer(&slice)
+                            } else {
+                                if let head = heldHead {
+                                    emit(head)
+                                    heldHead = nil
+                                }
+                                emit(slice)
+                            }
+                        }
                     }
                 } catch {
                     throw .invalidBody(error)

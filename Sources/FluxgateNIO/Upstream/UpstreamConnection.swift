@@ -36,8 +36,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// Set once the connection served a request; a failure on a reused connection
     /// before any response byte is the classic keep-alive race, safe to retry.
     var servedRequests = 0
-    /// Idle-timeout timer while parked in the pool.
+    /// Idle-timeout check; `idleDeadline` is set while parked in the pool.
     var idleTimer: Scheduled<Void>?
+    var idleDeadline: NIODeadline?
     var isActive: Bool { context?.channel.isActive ?? false }
     var isWritable: Bool { context?.channel.isWritable ?? false }
 

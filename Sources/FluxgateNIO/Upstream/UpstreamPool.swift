@@ -32,8 +32,7 @@ final class UpstreamPool {
     /// The newest idle connection to `upstream` that is still open, if any.
     func takeIdle(_ upstream: Int) -> UpstreamConnection? {
         while let connection = idle[upstream].popLast() {
-            connection.idleTimer?.cancel()
-            connection.idleTimer = nil
+            connection.idleDeadline = nil
             if connection.isActive { return connection }
         }
         return nil
@@ -68,8 +67,24 @@ final class UpstreamPool {
             return
         }
         idle[connection.upstreamIndex].append(connection)
-        connection.idleTimer = eventLoop.scheduleTask(in: idleTimeout) { [weak connection] in
-            connection?.close()
+        let deadline = eventLoop.now + idleTimeout
+        connection.idleDeadline = deadline
+        // Lazily re-armed: a connection busy most of the time keeps one timer per idle
+        // period instead of scheduling and cancelling one per request.
+        if connection.idleTimer == nil { scheduleIdleCheck(connection, at: deadline) }
+    }
+
+    private func scheduleIdleCheck(_ connection: UpstreamConnection, at deadline: NIODeadline) {
+        let bound = NIOLoopBound((self, connection), eventLoop: eventLoop)
+        connection.idleTimer = eventLoop.scheduleTask(deadline: deadline) {
+            let (pool, connection) = bound.value
+            connection.idleTimer = nil
+            guard let due = connection.idleDeadline else { return }  // in use now
+            if pool.eventLoop.now >= due {
+                connection.close()
+            } else {
+                pool.scheduleIdleCheck(connection, at: due)
+            }
         }
     }
 
