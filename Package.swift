@@ -1,6 +1,13 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// Release builds of the data path drop the dynamic exclusivity checks (static ones
+/// remain): they cost about 3 % of the gateway's CPU in profiles of the proxy path
+/// (docs/PERFORMANCE.md). Debug builds and `swift test` keep them.
+let dataPathSettings: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+]
+
 let package = Package(
     name: "Fluxgate",
     platforms: [.macOS(.v15)],
@@ -24,7 +31,8 @@ let package = Package(
             name: "FluxgateCore",
             dependencies: [
                 .product(name: "Yams", package: "Yams")
-            ]
+            ],
+            swiftSettings: dataPathSettings
         ),
         // I/O: the proxy data path, upstream pools, listeners.
         .target(
@@ -36,7 +44,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: dataPathSettings
         ),
         // The built-in demo upstream (the Fluxor API).
         .target(
