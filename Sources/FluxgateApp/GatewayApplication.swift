@@ -16,9 +16,8 @@ public struct GatewayApplication: Sendable {
         var demos: [DemoUpstreamServer] = []
         if config.runsEmbeddedDemo {
             for index in 0..<config.demo.instances {
-                var demo = DemoUpstreamServer.Configuration(
-                    port: config.demo.basePort + index, instance: DemoConfig.instanceName(index))
-                demo.host = "127.0.0.1"
+                let demo = DemoUpstreamServer.Configuration(
+                    config.demo, port: config.demo.basePort + index, instance: DemoConfig.instanceName(index))
                 demos.append(DemoUpstreamServer(configuration: demo, group: group, logger: logger))
             }
         }

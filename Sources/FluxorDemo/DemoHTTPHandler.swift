@@ -1,23 +1,25 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
-import Synchronization
 
 /// Serves ``DemoRouter`` over HTTP/1.1: collects a request (body bounded by the
-/// router's limit), answers with JSON and `X-Upstream-Instance`.
+/// router's limit), answers with JSON and `X-Upstream-Instance`, after the service
+/// time the overload model gives it when latency is configured.
 final class DemoHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let router: DemoRouter
-    private let stats: DemoStats
+    private let options: DemoUpstreamServer.Configuration
+    private let latency: LatencyModel?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var bodyTooLarge = false
 
-    init(router: DemoRouter, stats: DemoStats) {
+    init(router: DemoRouter, options: DemoUpstreamServer.Configuration, latency: LatencyModel?) {
         self.router = router
-        self.stats = stats
+        self.options = options
+        self.latency = latency
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -26,7 +28,6 @@ final class DemoHTTPHandler: ChannelInboundHandler {
             self.head = head
             body.removeAll(keepingCapacity: true)
             bodyTooLarge = false
-            stats.requestStarted()
         case .body(var buffer):
             if body.count + buffer.readableBytes > router.maxBodyBytes {
                 bodyTooLarge = true
@@ -36,24 +37,60 @@ final class DemoHTTPHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? "/"
-            let response: DemoResponse
-            if bodyTooLarge {
-                response = DemoResponse(status: 413, body: #"{"error":"body too large"}"#)
-            } else {
-                response = router.respond(
-                    to: .init(method: head.method.rawValue, path: path, body: body),
-                    unixTime: Int(Date().timeIntervalSince1970), load: stats.load)
-            }
+            serve(head, context: context)
+        }
+    }
+
+    private func serve(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let state = router.state
+        let inFlight = state.requestStarted()
+        if options.maxInFlight > 0 && inFlight > options.maxInFlight {
+            // Fluxor's backpressure, fixed: a valid JSON 503 with Retry-After.
+            let response = DemoResponse.error(503, "overloaded", headers: [("retry-after", "1")])
             write(response, for: head, context: context)
-            stats.requestFinished()
+            state.requestFinished(status: 503, rejected: true)
+            return
+        }
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? "/"
+        let response: DemoResponse
+        if bodyTooLarge {
+            response = .error(413, "body too large")
+        } else {
+            let loopback = context.channel.remoteAddress.map(Self.isLoopback) ?? false
+            response = router.respond(
+                to: .init(
+                    method: head.method.rawValue, path: path, body: body,
+                    authorization: head.headers.first(name: "authorization"), fromLoopback: loopback),
+                unixTime: Int(Date().timeIntervalSince1970))
+        }
+        guard let latency, options.latency > .zero else {
+            write(response, for: head, context: context)
+            state.requestFinished(status: response.status)
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        latency.submit(work: options.serviceTime()) {
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                handler.write(response, for: head, context: context)
+                state.requestFinished(status: response.status)
+            }
+        }
+    }
+
+    static func isLoopback(_ address: SocketAddress) -> Bool {
+        switch address {
+        case .v4: address.ipAddress?.hasPrefix("127.") ?? false
+        case .v6: address.ipAddress == "::1"
+        default: false
         }
     }
 
     private func write(_ response: DemoResponse, for request: HTTPRequestHead, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.reserveCapacity(4 + response.headers.count)
-        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-type", value: response.contentType)
         headers.add(name: "content-length", value: String(response.body.utf8.count))
         headers.add(name: "x-upstream-instance", value: router.instance)
         for (name, value) in response.headers { headers.add(name: name, value: value) }
@@ -76,17 +113,3 @@ final class DemoHTTPHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension DemoHTTPHandler: Sendable {}
-
-/// Counters shared by all connections of one demo instance.
-final class DemoStats: Sendable {
-    private let inFlight = Atomic<Int>(0)
-    let capacity: Int
-
-    init(capacity: Int) {
-        self.capacity = capacity
-    }
-
-    func requestStarted() { inFlight.wrappingAdd(1, ordering: .relaxed) }
-    func requestFinished() { inFlight.wrappingSubtract(1, ordering: .relaxed) }
-    var load: DemoRouter.Load { .init(inFlight: inFlight.load(ordering: .relaxed), capacity: capacity) }
-}

@@ -105,10 +105,27 @@ struct DemoUpstream: AsyncParsableCommand {
     @Option(name: .long, help: "Instance name, returned in X-Upstream-Instance.") var instance: String = "a"
     @Option(name: .long, help: "Address to bind.") var host: String = "127.0.0.1"
     @Option(name: .long, help: "Event loop threads (0 = one per core).") var workers: Int = 0
+    @Option(name: .long, help: "Requests served concurrently at full speed; beyond it they share the instance.")
+    var capacity: Int = 5000
+    @Option(name: .customLong("latency-ms"), help: "Mean service time per request in milliseconds (0 = answer at once).")
+    var latencyMs: Double = 0
+    @Option(name: .customLong("jitter-ms"), help: "Service time varies uniformly within ± this many milliseconds.")
+    var jitterMs: Double = 0
+    @Option(name: .customLong("max-inflight"), help: "Refuse with 503 + Retry-After beyond this many in flight (0 = never).")
+    var maxInFlight: Int = 0
+    @Flag(name: .customLong("fail-health"), help: "Start with the health check failing (POST /admin/health/recover from loopback to recover).")
+    var failHealth = false
+    @Option(name: .customLong("jwt-secret"), help: "HS256 secret for login tokens (env FLUXOR_JWT_SECRET); the default is public, demo only.")
+    var jwtSecret: String?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard !instance.isEmpty else { throw ValidationError("--instance must not be empty") }
+        guard capacity >= 1 else { throw ValidationError("--capacity must be at least 1") }
+        guard latencyMs >= 0, jitterMs >= 0, jitterMs <= latencyMs else {
+            throw ValidationError("--latency-ms and --jitter-ms must be >= 0, jitter at most latency")
+        }
+        guard maxInFlight >= 0 else { throw ValidationError("--max-inflight must be >= 0") }
     }
 
     func run() async throws {
@@ -117,6 +134,14 @@ struct DemoUpstream: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: workers == 0 ? System.coreCount : workers)
         var configuration = DemoUpstreamServer.Configuration(port: port, instance: instance)
         configuration.host = host
+        configuration.capacity = capacity
+        configuration.latency = .microseconds(Int64((latencyMs * 1000).rounded()))
+        configuration.jitter = .microseconds(Int64((jitterMs * 1000).rounded()))
+        configuration.maxInFlight = maxInFlight
+        configuration.failHealth = failHealth
+        if let secret = jwtSecret ?? ProcessInfo.processInfo.environment["FLUXOR_JWT_SECRET"] {
+            configuration.jwtSecret = secret
+        }
         let server = DemoUpstreamServer(configuration: configuration, group: group, logger: logger)
         try await server.start()
         let serviceGroup = ServiceGroup(

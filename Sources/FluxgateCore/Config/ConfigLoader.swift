@@ -112,10 +112,23 @@ public enum ConfigLoader {
         let pool = r.table(top.entries["pool"], path: "pool", known: ["max_idle_per_upstream"])
         config.pool.maxIdlePerUpstream = r.int(pool, "max_idle_per_upstream", default: config.pool.maxIdlePerUpstream, range: 0...100_000)
 
-        let demo = r.table(top.entries["demo"], path: "demo", known: ["enabled", "instances", "base_port"])
+        let demo = r.table(
+            top.entries["demo"], path: "demo",
+            known: ["enabled", "instances", "base_port", "capacity", "latency", "jitter", "max_inflight", "fail_health", "jwt_secret"])
         config.demo.enabled = r.bool(demo, "enabled", default: config.demo.enabled)
         config.demo.instances = r.int(demo, "instances", default: config.demo.instances, range: 1...64)
         config.demo.basePort = r.int(demo, "base_port", default: config.demo.basePort, range: 1...65535)
+        config.demo.capacity = r.int(demo, "capacity", default: config.demo.capacity, range: 1...10_000_000)
+        config.demo.latency = r.duration(demo, "latency", default: config.demo.latency, minimum: .zero)
+        config.demo.jitter = r.duration(demo, "jitter", default: config.demo.jitter, minimum: .zero)
+        config.demo.maxInFlight = r.int(demo, "max_inflight", default: config.demo.maxInFlight, range: 0...10_000_000)
+        config.demo.failHealth = r.bool(demo, "fail_health", default: config.demo.failHealth)
+        config.demo.jwtSecret = r.string(demo, "jwt_secret", default: config.demo.jwtSecret) {
+            $0.utf8.count >= 16 ? nil : "must be at least 16 bytes"
+        }
+        if config.demo.jitter > config.demo.latency {
+            r.report("demo.jitter", "must not exceed demo.latency (\(DurationParser.format(config.demo.latency)))")
+        }
         if config.demo.basePort + config.demo.instances - 1 > 65535 {
             r.report("demo.base_port", "base_port + instances - 1 must not exceed 65535")
         }
