@@ -1,0 +1,110 @@
+import FluxgateCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import FluxorDemo
+
+/// The demo over real loopback sockets: headers, the latency model and the
+/// max-inflight refusal as a client sees them.
+@Suite(.timeLimit(.minutes(1)))
+struct DemoServerTests {
+    func withServer(_ adjust: (inout DemoUpstreamServer.Configuration) -> Void, _ body: (SocketAddress, any EventLoopGroup) async throws -> Void)
+        async throws
+    {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var configuration = DemoUpstreamServer.Configuration(port: 0, instance: "t")
+        adjust(&configuration)
+        let server = DemoUpstreamServer(configuration: configuration, group: group, logger: Logger(label: "test"))
+        let address = try await server.start()
+        try await body(address, group)
+        try await server.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func everyAnswerNamesItsInstance() async throws {
+        try await withServer({ _ in }) { address, group in
+            for path in ["/", "/health", "/nope", "/metrics"] {
+                let response = try await OneShot.request("GET", path, to: address, group: group)
+                #expect(response.head.headers.first(name: "x-upstream-instance") == "t", "\(path)")
+            }
+            let notFound = try await OneShot.request("GET", "/nope", to: address, group: group)
+            #expect(notFound.head.headers.first(name: "content-type") == "application/json")
+        }
+    }
+
+    @Test func latencyModelHoldsTheAnswer() async throws {
+        try await withServer({ $0.latency = .milliseconds(50); $0.capacity = 1 }) { address, group in
+            let clock = ContinuousClock()
+            let start = clock.now
+            async let first = OneShot.request("GET", "/api/status", to: address, group: group)
+            async let second = OneShot.request("GET", "/api/status", to: address, group: group)
+            let results = try await [first, second]
+            #expect(results.allSatisfy { $0.head.status == .ok })
+            // Two 50 ms requests sharing a capacity of 1 cannot both finish in under 100 ms.
+            #expect(clock.now - start >= .milliseconds(100))
+        }
+    }
+
+    @Test func maxInFlightRefusesWithRetryAfter() async throws {
+        try await withServer({ $0.latency = .milliseconds(300); $0.capacity = 1; $0.maxInFlight = 1 }) { address, group in
+            // Two overlapping requests, one slot: exactly one is served, the other refused.
+            async let first = OneShot.request("GET", "/api/status", to: address, group: group)
+            async let second = OneShot.request("GET", "/api/status", to: address, group: group)
+            let results = try await [first, second].sorted { $0.status.code < $1.status.code }
+            #expect(results.map(\.status) == [.ok, .serviceUnavailable])
+            #expect(results[1].head.headers.first(name: "retry-after") == "1")
+            #expect(results[1].body == #"{"error":"overloaded"}"#)
+            let metrics = try await OneShot.request("GET", "/api/metrics", to: address, group: group)
+            #expect(metrics.body.contains(#""rejected":1"#))
+        }
+    }
+}
+
+enum OneShot {
+    struct Response: Sendable {
+        var head: HTTPResponseHead
+        var body: String
+        var status: HTTPResponseStatus { head.status }
+    }
+
+    static func request(_ method: String, _ uri: String, body: String? = nil, to address: SocketAddress, group: any EventLoopGroup)
+        async throws -> Response
+    {
+        let promise = group.next().makePromise(of: Response.self)
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(Collector(promise: promise))
+                }
+            }
+            .connect(to: address).get()
+        var headers = HTTPHeaders([("host", "t"), ("connection", "close")])
+        if let body { headers.add(name: "content-length", value: "\(body.utf8.count)") }
+        channel.write(HTTPClientRequestPart.head(.init(version: .http1_1, method: .init(rawValue: method), uri: uri, headers: headers)), promise: nil)
+        if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil) }
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        let response = try await promise.futureResult.get()
+        try? await channel.close()
+        return response
+    }
+
+    final class Collector: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        let promise: EventLoopPromise<Response>
+        var head: HTTPResponseHead?
+        var body = ""
+        init(promise: EventLoopPromise<Response>) { self.promise = promise }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head): self.head = head
+            case .body(let buffer): body += String(buffer: buffer)
+            case .end: if let head { promise.succeed(Response(head: head, body: body)) }
+            }
+        }
+        func channelInactive(context: ChannelHandlerContext) { promise.fail(ChannelError.eof) }
+    }
+}
