@@ -71,23 +71,43 @@ public enum ConfigLoader {
             r.report("health_check.timeout", "must not exceed health_check.interval (\(DurationParser.format(config.healthCheck.interval)))")
         }
 
-        let admission = r.table(top.entries["admission"], path: "admission", known: ["target_utilization", "queue_timeout", "dry_run"])
+        let admission = r.table(
+            top.entries["admission"], path: "admission",
+            known: ["target_utilization", "queue_timeout", "queue_discipline", "dry_run", "shed_at", "routes"])
         config.admission.targetUtilization = r.double(admission, "target_utilization", default: config.admission.targetUtilization) {
             $0 > 0 && $0 <= 1 ? nil : "must be in (0, 1]"
         }
         config.admission.queueTimeout = r.duration(admission, "queue_timeout", default: config.admission.queueTimeout, minimum: .zero)
         config.admission.dryRun = r.bool(admission, "dry_run", default: config.admission.dryRun)
+        config.admission.queueDiscipline = r.scalar(
+            admission, "queue_discipline", default: config.admission.queueDiscipline, expected: "fifo or lifo",
+            parse: { AdmissionController.Discipline(rawValue: $0.lowercased()) })
+        let shedAt = r.table(admission.entries["shed_at"], path: "admission.shed_at", known: Priority.allCases.map(\.rawValue))
+        for priority in Priority.allCases {
+            config.admission.shedAt[priority] = r.double(shedAt, priority.rawValue, default: config.admission.shedAt[priority]!) {
+                $0 > 0 && $0 <= 1 ? nil : "must be in (0, 1]"
+            }
+        }
+        if config.admission.shedAt[.low]! > config.admission.shedAt[.normal]!
+            || config.admission.shedAt[.normal]! > config.admission.shedAt[.critical]!
+        {
+            r.report("admission.shed_at", "must satisfy low <= normal <= critical")
+        }
+        config.admission.routes = decodeRoutes(admission.entries["routes"], reader: &r)
 
         let rateLimit = r.table(top.entries["rate_limit"], path: "rate_limit", known: ["global", "per_client"])
-        let global = r.table(rateLimit.entries["global"], path: "rate_limit.global", known: ["enabled", "rate", "burst"])
+        let global = r.table(rateLimit.entries["global"], path: "rate_limit.global", known: ["enabled", "dry_run", "rate", "burst"])
         config.rateLimit.global.enabled = r.bool(global, "enabled", default: config.rateLimit.global.enabled)
+        config.rateLimit.global.dryRun = r.bool(global, "dry_run", default: config.rateLimit.global.dryRun)
         config.rateLimit.global.rate = r.double(global, "rate", default: config.rateLimit.global.rate) {
             $0 > 0 ? nil : "must be greater than 0"
         }
         config.rateLimit.global.burst = r.int(global, "burst", default: config.rateLimit.global.burst, range: 1...Int(Int32.max))
         let perClient = r.table(
-            rateLimit.entries["per_client"], path: "rate_limit.per_client", known: ["enabled", "rate", "burst", "key", "max_clients"])
+            rateLimit.entries["per_client"], path: "rate_limit.per_client",
+            known: ["enabled", "dry_run", "rate", "burst", "key", "max_clients"])
         config.rateLimit.perClient.enabled = r.bool(perClient, "enabled", default: config.rateLimit.perClient.enabled)
+        config.rateLimit.perClient.dryRun = r.bool(perClient, "dry_run", default: config.rateLimit.perClient.dryRun)
         config.rateLimit.perClient.rate = r.double(perClient, "rate", default: config.rateLimit.perClient.rate) {
             $0 > 0 ? nil : "must be greater than 0"
         }
@@ -137,6 +157,29 @@ public enum ConfigLoader {
             r.report("upstreams", "at least one upstream is required when demo.enabled is false")
         }
         return config
+    }
+
+    static func decodeRoutes(_ node: Node?, reader r: inout ConfigReader) -> [RoutePriority] {
+        guard let node, !ConfigReader.isNull(node) else { return [] }
+        guard let sequence = node.sequence else {
+            r.report("admission.routes", "expected a list of {prefix, priority}", node: node)
+            return []
+        }
+        var routes: [RoutePriority] = []
+        for (index, item) in sequence.enumerated() {
+            let path = "admission.routes[\(index)]"
+            let table = r.table(item, path: path, known: ["prefix", "priority"])
+            let prefix = r.string(table, "prefix", default: "") { $0.hasPrefix("/") ? nil : "must start with /" }
+            let priority = r.scalar(
+                table, "priority", default: Priority.normal, expected: "critical, normal or low",
+                parse: { Priority(rawValue: $0.lowercased()) })
+            if prefix.isEmpty {
+                r.report("\(path).prefix", "is required", node: item)
+            } else {
+                routes.append(RoutePriority(prefix: prefix, priority: priority))
+            }
+        }
+        return routes
     }
 
     static func decodeUpstreams(_ node: Node?, reader r: inout ConfigReader) -> [UpstreamConfig] {

@@ -74,19 +74,49 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public init() {}
 }
 
-/// The 67 % utilization rule (`admission`). Parsed and validated now; enforced from
-/// the admission-control issue on.
+/// The 67 % utilization rule (`admission`), see ``AdmissionController``.
 public struct AdmissionConfig: Sendable, Equatable {
     /// Share of capacity admitted as in-flight slots, in (0, 1]. Default 0.67.
     public var targetUtilization = 0.67
     /// Longest a request may wait in the queue. Default 1s.
     public var queueTimeout: Duration = .seconds(1)
+    /// `fifo` (fair) or `lifo` (freshest first: under sustained overload the requests
+    /// most likely still wanted). Default fifo.
+    public var queueDiscipline = AdmissionController.Discipline.fifo
     /// Count what would be shed, shed nothing. Default false.
     public var dryRun = false
+    /// Utilization (running + queued) / capacity at which each class is shed.
+    /// Defaults low 0.8, normal 0.95, critical 1.0.
+    public var shedAt: [Priority: Double] = [.low: 0.8, .normal: 0.95, .critical: 1.0]
+    /// Route prefixes and their class; longest prefix wins, others are `normal`.
+    public var routes: [RoutePriority] = []
     public init() {}
+
+    /// The class of a request path: the longest matching route prefix, else normal.
+    public func priority(forPath path: String) -> Priority {
+        var best: RoutePriority? = nil
+        for route in routes where path.hasPrefix(route.prefix) {
+            if best == nil || route.prefix.utf8.count > best!.prefix.utf8.count { best = route }
+        }
+        return best?.priority ?? .normal
+    }
+
+    public var controllerSettings: AdmissionController.Settings {
+        .init(targetUtilization: targetUtilization, queueTimeout: queueTimeout, discipline: queueDiscipline, shedAt: shedAt)
+    }
 }
 
-/// Token buckets (`rate_limit`). Parsed and validated now; enforced later.
+/// `admission.routes[i]`: requests whose path starts with `prefix` get `priority`.
+public struct RoutePriority: Sendable, Equatable {
+    public var prefix: String
+    public var priority: Priority
+    public init(prefix: String, priority: Priority) {
+        self.prefix = prefix
+        self.priority = priority
+    }
+}
+
+/// Token buckets (`rate_limit`), see ``TokenBucket`` and ``KeyedLimiter``.
 public struct RateLimitConfig: Sendable, Equatable {
     public var global = GlobalLimit()
     public var perClient = PerClientLimit()
@@ -94,6 +124,8 @@ public struct RateLimitConfig: Sendable, Equatable {
 
     public struct GlobalLimit: Sendable, Equatable {
         public var enabled = true
+        /// Count what would be shed, shed nothing. Default false.
+        public var dryRun = false
         /// Tokens per second. Default 50000.
         public var rate = 50_000.0
         /// Bucket capacity. Default 10000.
@@ -103,6 +135,8 @@ public struct RateLimitConfig: Sendable, Equatable {
 
     public struct PerClientLimit: Sendable, Equatable {
         public var enabled = true
+        /// Count what would be shed, shed nothing. Default false.
+        public var dryRun = false
         /// Tokens per second per client. Default 1000.
         public var rate = 1_000.0
         /// Bucket capacity per client. Default 2000.

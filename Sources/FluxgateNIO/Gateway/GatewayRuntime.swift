@@ -1,4 +1,5 @@
 import FluxgateCore
+import Logging
 import NIOCore
 import Synchronization
 
@@ -14,9 +15,12 @@ final class GatewayRuntime: Sendable {
     /// `host:port` per upstream, for requests that arrive without `Host` (HTTP/1.0).
     let authorities: [String]
     let responses: GatewayResponses
+    let gate: AdmissionGate
+    /// `rate_limit.per_client.key: header:<Name>` → the header keying clients (else the address).
+    let clientKeyHeader: String?
     private let ticket = Atomic<Int>(0)
 
-    init(config: GatewayConfig) throws {
+    init(config: GatewayConfig, logger: Logger = Logger(label: "fluxgate"), now: MonotonicTime = .init(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))) throws {
         self.config = config
         self.upstreams = config.effectiveUpstreams
         self.targets = try upstreams.map {
@@ -25,6 +29,11 @@ final class GatewayRuntime: Sendable {
         self.balancer = RoundRobin(weights: upstreams.map(\.weight))
         self.authorities = upstreams.map { $0.url.endpoint.description }
         self.responses = GatewayResponses()
+        // Every configured upstream counts as ready until health checks exist.
+        let capacity = upstreams.reduce(0) { $0 + $1.maxConcurrency }
+        let key = config.rateLimit.perClient.key
+        self.clientKeyHeader = key.hasPrefix("header:") ? String(key.dropFirst("header:".count)) : nil
+        self.gate = AdmissionGate(config: config, capacity: capacity, now: now, logger: logger)
     }
 
     /// The upstream for the next request.

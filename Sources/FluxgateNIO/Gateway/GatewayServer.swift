@@ -21,7 +21,7 @@ public final class GatewayServer: Service, Sendable {
     private let state = Mutex<(channel: (any Channel)?, pools: [NIOLoopBound<UpstreamPool>])>((nil, []))
 
     public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
-        self.runtime = try GatewayRuntime(config: config)
+        self.runtime = try GatewayRuntime(config: config, logger: logger)
         self.group = group
         self.logger = logger
     }

@@ -1,11 +1,14 @@
+import FluxgateCore
 import NIOCore
 import NIOHTTP1
 
 /// One client request on its way through the gateway: what goes upstream, where it
 /// is going, and how far each direction has got.
 final class Exchange {
+    /// The client's head, kept until admission decides; then serialized for upstream.
+    let clientHead: HTTPRequestHead
     /// The serialized head as sent upstream (kept to resend on a stale connection).
-    let upstreamHead: ByteBuffer
+    var upstreamHead: ByteBuffer
     let clientHTTP10: Bool
     let requestID: String
     let isIdempotent: Bool
@@ -13,8 +16,14 @@ final class Exchange {
     let chunkedBody: Bool
     let isHeadRequest: Bool
 
-    var upstream: Int
+    var upstream = 0
     var tried: [Int] = []
+    /// Admission: holds a slot that must be released exactly once.
+    var holdsSlot = false
+    var admittedAt: NIODeadline?
+    /// Admission: waiting in the queue under this id.
+    var queueID: Int?
+    var queueTimer: Scheduled<Void>?
     var connection: UpstreamConnection?
     var connecting = false
     /// Request bytes produced before an upstream connection was ready.
@@ -27,16 +36,16 @@ final class Exchange {
     /// When the upstream's response head is due (set once the request is fully sent).
     var headerDeadline: NIODeadline?
     var retriedStaleConnection = false
+    var facts = RequestSerializer.Facts()
+    var policy = HopByHopPolicy()
 
-    init(
-        upstreamHead: ByteBuffer, method: HTTPMethod, clientHTTP10: Bool, clientKeepAlive: Bool, chunkedBody: Bool,
-        requestID: String, upstream: Int
-    ) {
-        self.upstreamHead = upstreamHead
+    init(clientHead: HTTPRequestHead, clientHTTP10: Bool, clientKeepAlive: Bool, chunkedBody: Bool, requestID: String) {
+        let method = clientHead.method
+        self.clientHead = clientHead
+        self.upstreamHead = ByteBuffer()
         self.clientHTTP10 = clientHTTP10
         self.requestID = requestID
         self.chunkedBody = chunkedBody
-        self.upstream = upstream
         self.isHeadRequest = method == .HEAD
         switch method {
         case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: self.isIdempotent = true

@@ -1,3 +1,4 @@
+import FluxgateCore
 import NIOCore
 import NIOHTTP1
 
@@ -81,6 +82,76 @@ struct GatewayResponses: Sendable {
         buffer.writeStaticString("\r\n")
         if includeBody { buffer.writeImmutableBuffer(prepared.body) }
         return buffer
+    }
+
+    /// A shed: 429 or 503 with `Retry-After`, `X-Fluxgate-Shed` and the JSON body
+    /// `{"error","message","retry_after_s"}`; 429 adds `RateLimit-Policy` and
+    /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers). Assembled from prepared
+    /// pieces; only the numbers are written per request.
+    func shed(
+        _ rejection: AdmissionGate.Rejection, requestID: String, close: Bool, http10: Bool, includeBody: Bool,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let prepared = shedPieces[rejection.reason]!
+        let seconds = String(rejection.retryAfterSeconds)
+        let bodyLength = prepared.bodyPrefix.readableBytes + seconds.utf8.count + 1
+        var buffer = allocator.buffer(capacity: prepared.headPrefix.readableBytes + bodyLength + 200)
+        buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        buffer.writeImmutableBuffer(prepared.headPrefix)
+        buffer.writeStaticString("content-length: ")
+        buffer.writeString(String(bodyLength))
+        buffer.writeStaticString("\r\nretry-after: ")
+        buffer.writeString(seconds)
+        buffer.writeStaticString("\r\n")
+        if let policy = rejection.policy {
+            buffer.writeStaticString("ratelimit-policy: \"per-client\";q=")
+            buffer.writeString(String(policy.quota))
+            buffer.writeStaticString(";w=")
+            buffer.writeString(String(policy.windowSeconds))
+            buffer.writeStaticString("\r\nratelimit: \"per-client\";r=0;t=")
+            buffer.writeString(seconds)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeField("x-request-id", requestID)
+        if close {
+            buffer.writeStaticString("connection: close\r\n")
+        } else if http10 {
+            buffer.writeStaticString("connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        if includeBody {
+            buffer.writeImmutableBuffer(prepared.bodyPrefix)
+            buffer.writeString(seconds)
+            buffer.writeStaticString("}")
+        }
+        return buffer
+    }
+
+    private struct ShedPieces: Sendable {
+        var headPrefix: ByteBuffer
+        var bodyPrefix: ByteBuffer
+    }
+
+    private let shedPieces: [ShedReason: ShedPieces] = {
+        var pieces: [ShedReason: ShedPieces] = [:]
+        for reason in ShedReason.allCases {
+            let status: HTTPResponseStatus = reason.status == 429 ? .tooManyRequests : .serviceUnavailable
+            pieces[reason] = ShedPieces(
+                headPrefix: ByteBuffer(
+                    string: "\(status.code) \(status.reasonPhrase)\r\ncontent-type: application/json\r\nx-fluxgate-shed: \(reason.rawValue)\r\n"),
+                bodyPrefix: ByteBuffer(string: #"{"error":"\#(reason.rawValue)","message":"\#(Self.message(reason))","retry_after_s":"#))
+        }
+        return pieces
+    }()
+
+    static func message(_ reason: ShedReason) -> String {
+        switch reason {
+        case .clientRateLimited: "too many requests from this client"
+        case .rateLimited: "the gateway's request rate limit is reached"
+        case .overloaded: "the upstreams are at their target utilization; try again later"
+        case .queueTimeout: "the request waited too long for a free upstream slot"
+        case .noHealthyUpstream: "no upstream is ready"
+        }
     }
 
     /// The 408 written by the timeout handler, below the HTTP layer.

@@ -127,22 +127,101 @@ final class ProxyHandler: ChannelDuplexHandler {
             answer(.bodyTooLarge, requestID: requestID, http10: http10, close: true, isHead: head.method == .HEAD)
             return
         }
-        guard let upstream = runtime.pickUpstream() else {
-            answer(.noUpstream, requestID: requestID, http10: http10, close: true, isHead: head.method == .HEAD)
+        let exchange = Exchange(
+            clientHead: head, clientHTTP10: http10, clientKeepAlive: keepAlive, chunkedBody: facts.chunked, requestID: requestID)
+        exchange.facts = facts
+        exchange.policy = policy
+        state = .active(exchange)
+        admit(exchange)
+    }
+
+    // MARK: Admission
+
+    /// Per-client bucket, global bucket, then the utilization rule (SPEC §4).
+    private func admit(_ exchange: Exchange) {
+        let head = exchange.clientHead
+        let path = head.uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(head.uri[..<$0]) } ?? head.uri
+        let priority = runtime.config.admission.priority(forPath: path)
+        let clientKey = runtime.clientKeyHeader.flatMap { head.headers.first(name: $0) } ?? clientAddress
+        let bound = NIOLoopBound((self, exchange), eventLoop: context.eventLoop)
+        let verdict = runtime.gate.admit(
+            clientKey: clientKey, priority: priority, now: now, jitter: pool.nextJitter(), loop: context.eventLoop
+        ) { resumption in
+            let (handler, exchange) = bound.value
+            handler.queueResumed(exchange, resumption)
+        }
+        switch verdict {
+        case .admitted:
+            admitted(exchange)
+        case .queued(let id, let deadline):
+            exchange.queueID = id
+            exchange.queueTimer = context.eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds)))) {
+                let (handler, _) = bound.value
+                handler.runtime.gate.expire(now: handler.now, jitter: handler.pool.nextJitter())
+            }
+        case .rejected(let rejection):
+            shed(exchange, rejection)
+        }
+    }
+
+    private var now: MonotonicTime { MonotonicTime(nanoseconds: Int64(context.eventLoop.now.uptimeNanoseconds)) }
+
+    private func queueResumed(_ exchange: Exchange, _ resumption: AdmissionGate.Resumption) {
+        guard case .active(let current) = state, current === exchange, exchange.queueID != nil else {
+            // The client left meanwhile; a slot granted to it goes straight back.
+            if case .admitted = resumption { runtime.gate.release(serviceTime: nil) }
             return
         }
-        let upstreamHead = RequestSerializer.head(
-            head, policy: policy, facts: facts, requestID: requestID, clientAddress: clientAddress,
-            upstreamAuthority: runtime.authorities[upstream], allocator: context.channel.allocator)
-        let exchange = Exchange(
-            upstreamHead: upstreamHead, method: head.method, clientHTTP10: http10, clientKeepAlive: keepAlive,
-            chunkedBody: facts.chunked, requestID: requestID, upstream: upstream)
-        state = .active(exchange)
-        if facts.expectsContinue && !http10 {
-            // RFC 9110 §10.1.1: the body limit was checked above, so the client may send.
+        exchange.queueID = nil
+        exchange.queueTimer?.cancel()
+        exchange.queueTimer = nil
+        switch resumption {
+        case .admitted: admitted(exchange)
+        case .rejected(let rejection): shed(exchange, rejection)
+        }
+    }
+
+    private func admitted(_ exchange: Exchange) {
+        exchange.holdsSlot = true
+        exchange.admittedAt = context.eventLoop.now
+        guard let upstream = runtime.pickUpstream() else {
+            answerForExchange(exchange, .noUpstream)
+            return
+        }
+        exchange.upstream = upstream
+        exchange.upstreamHead = RequestSerializer.head(
+            exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
+            clientAddress: clientAddress, upstreamAuthority: runtime.authorities[upstream], allocator: context.channel.allocator)
+        if exchange.facts.expectsContinue && !exchange.clientHTTP10 && !exchange.requestComplete {
+            // RFC 9110 §10.1.1: admitted and within the body limit, so the client may send.
             context.writeAndFlush(wrapOutboundOut(GatewayResponses.continueResponse), promise: nil)
         }
         startUpstream(exchange)
+    }
+
+    /// Answers a refused request: cheap, no upstream contact, connection kept.
+    private func shed(_ exchange: Exchange, _ rejection: AdmissionGate.Rejection) {
+        let keepAlive = exchange.relay.clientKeepAlive
+        let bytes = runtime.responses.shed(
+            rejection, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
+            includeBody: !exchange.isHeadRequest, allocator: context.channel.allocator)
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        finishResponse(keepAlive: keepAlive)
+    }
+
+    /// Gives back what admission lent the exchange; safe to call more than once.
+    private func leaveAdmission(_ exchange: Exchange, served: Bool) {
+        if let id = exchange.queueID {
+            exchange.queueID = nil
+            exchange.queueTimer?.cancel()
+            exchange.queueTimer = nil
+            runtime.gate.cancel(id: id)
+        }
+        if exchange.holdsSlot {
+            exchange.holdsSlot = false
+            let serviceTime = served ? exchange.admittedAt.map { Duration.nanoseconds(Int64((context.eventLoop.now - $0).nanoseconds)) } : nil
+            runtime.gate.release(serviceTime: serviceTime)
+        }
     }
 
     private func requestBody(_ buffer: ByteBuffer) {
@@ -300,8 +379,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         finishResponse(keepAlive: !close)
     }
 
-    private func finishResponse(keepAlive: Bool) {
+    private func finishResponse(keepAlive: Bool, served: Bool = false) {
         if case .active(let exchange) = state {
+            leaveAdmission(exchange, served: served)
             exchange.headerDeadline = nil
             if let connection = exchange.connection {
                 exchange.connection = nil
@@ -360,7 +440,10 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Closes the client connection after what was already written (a truncated
     /// response still reaches the client, which sees its framing cut short).
     private func closeClient() {
-        if case .active(let exchange) = state { abortUpstream(exchange) }
+        if case .active(let exchange) = state {
+            abortUpstream(exchange)
+            leaveAdmission(exchange, served: false)
+        }
         state = .closing
         context.flush()
         context.close(promise: nil)
@@ -411,6 +494,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if case .active(let exchange) = state {
             // A client that leaves mid-request frees its upstream connection: closed, never reused.
             abortUpstream(exchange)
+            leaveAdmission(exchange, served: false)
         }
         state = .closing
         headerTimer?.cancel()
@@ -464,7 +548,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
                 connection.close()
             }
         }
-        finishResponse(keepAlive: exchange.relay.clientKeepAlive && exchange.requestComplete)
+        finishResponse(keepAlive: exchange.relay.clientKeepAlive && exchange.requestComplete, served: true)
     }
 
     func upstreamReadComplete() {

@@ -1,0 +1,210 @@
+import DequeModule
+
+/// Why a request was refused.
+public enum ShedReason: String, Sendable, CaseIterable {
+    /// Per-client token bucket empty → 429.
+    case clientRateLimited = "client_rate_limited"
+    /// Global token bucket empty → 503.
+    case rateLimited = "rate_limited"
+    /// Queue full, predicted wait too long, or the priority class's share used → 503.
+    case overloaded
+    /// Waited in the queue for `queue_timeout` → 503.
+    case queueTimeout = "queue_timeout"
+    /// No upstream ready (capacity 0) → 503.
+    case noHealthyUpstream = "no_healthy_upstream"
+
+    public var status: Int { self == .clientRateLimited ? 429 : 503 }
+}
+
+/// Route classes: low-priority traffic is shed first, critical last.
+public enum Priority: String, Sendable, CaseIterable, Comparable {
+    case critical, normal, low
+
+    var rank: Int { self == .critical ? 0 : self == .normal ? 1 : 2 }
+    public static func < (lhs: Priority, rhs: Priority) -> Bool { lhs.rank < rhs.rank }
+}
+
+/// The 67 % rule (SPEC §4.3): a concurrency limit with a bounded, deadline-aware queue.
+///
+/// With `C` the summed `max_concurrency` of the ready upstreams and `u` the target
+/// utilization: `S = floor(C × u)` requests run at once, `C − S` may wait. A request
+/// is admitted while fewer than `S` run; otherwise it queues unless the queue is full,
+/// its priority class's share is used up, or its predicted wait — its position ×
+/// the observed per-slot service time — already exceeds `queue_timeout`.
+///
+/// | C | u | slots S | queue C − S |
+/// |---|---|---|---|
+/// | 5000 | 0.67 | 3350 | 1650 |
+/// | 15000 | 0.67 | 10050 | 4950 |
+/// | 100 | 0.5 | 50 | 50 |
+/// | 3 | 0.67 | 2 | 1 |
+///
+/// Priority classes shed at a utilization `(running + queued) / C` of their own
+/// (`shedAt`, defaults low 0.8, normal 0.95, critical 1.0), and the queue serves
+/// critical before normal before low. Pure: events in, decisions out, time passed in.
+public struct AdmissionController: Sendable {
+    public enum Discipline: String, Sendable {
+        case fifo, lifo
+    }
+
+    public struct Settings: Sendable, Equatable {
+        public var targetUtilization: Double
+        public var queueTimeout: Duration
+        public var discipline: Discipline
+        public var shedAt: [Priority: Double]
+
+        public init(
+            targetUtilization: Double = 0.67, queueTimeout: Duration = .seconds(1), discipline: Discipline = .fifo,
+            shedAt: [Priority: Double] = [.low: 0.8, .normal: 0.95, .critical: 1.0]
+        ) {
+            self.targetUtilization = targetUtilization
+            self.queueTimeout = queueTimeout
+            self.discipline = discipline
+            self.shedAt = shedAt
+        }
+    }
+
+    public enum Decision: Sendable, Equatable {
+        case admit
+        /// Wait; the caller arms a timer for `deadline` and calls ``expire(now:)``.
+        case enqueue(deadline: MonotonicTime)
+        case reject(ShedReason)
+    }
+
+    struct Waiter: Sendable {
+        var id: Int
+        var deadline: MonotonicTime
+    }
+
+    public let settings: Settings
+    public private(set) var capacity: Int
+    public private(set) var slots: Int
+    public private(set) var queueLimit: Int
+    public private(set) var inFlight = 0
+    private var queues: [Deque<Waiter>] = [[], [], []]
+    /// Mean service time of completed requests (EWMA, α = 1/16), nil until one completes.
+    public private(set) var meanServiceNanos: Double?
+
+    public init(capacity: Int, settings: Settings) {
+        self.settings = settings
+        self.capacity = 0
+        self.slots = 0
+        self.queueLimit = 0
+        _ = setCapacity(capacity)
+    }
+
+    public var queued: Int { queues[0].count + queues[1].count + queues[2].count }
+
+    /// `(running + queued) / C`; 1 or more means full (and at capacity 0).
+    public var utilization: Double {
+        capacity > 0 ? Double(inFlight + queued) / Double(capacity) : 1
+    }
+
+    /// Time between slot releases when every slot is busy: mean service / S.
+    public var perSlotServiceNanos: Double? {
+        guard let meanServiceNanos, slots > 0 else { return nil }
+        return meanServiceNanos / Double(slots)
+    }
+
+    public mutating func arrive(id: Int, priority: Priority, now: MonotonicTime) -> Decision {
+        guard capacity > 0 else { return .reject(.noHealthyUpstream) }
+        let threshold = settings.shedAt[priority] ?? 1
+        if threshold < 1 && Double(inFlight + queued) >= (Double(capacity) * threshold).rounded(.down) {
+            return .reject(.overloaded)
+        }
+        if inFlight < slots && queued == 0 {
+            inFlight += 1
+            return .admit
+        }
+        if queued >= queueLimit { return .reject(.overloaded) }
+        let position = Double(queued + 1)
+        if let perSlot = perSlotServiceNanos, position * perSlot > Double(settings.queueTimeout.nanosecondsClamped) {
+            return .reject(.overloaded)
+        }
+        let deadline = now + settings.queueTimeout
+        queues[priority.rank].append(Waiter(id: id, deadline: deadline))
+        return .enqueue(deadline: deadline)
+    }
+
+    /// Admits regardless of the rule — for dry run, which counts what it would shed
+    /// and sheds nothing (running may then exceed `slots`).
+    public mutating func forceAdmit() {
+        inFlight += 1
+    }
+
+    /// An admitted request finished (`serviceTime` nil when it never reached an
+    /// upstream). Returns the waiters admitted into the freed slot(s), in order.
+    public mutating func release(serviceTime: Duration?) -> [Int] {
+        precondition(inFlight > 0, "release without admit")
+        inFlight -= 1
+        if let serviceTime {
+            let sample = Double(serviceTime.nanosecondsClamped)
+            meanServiceNanos = meanServiceNanos.map { $0 + (sample - $0) / 16 } ?? sample
+        }
+        return admitWaiters()
+    }
+
+    /// Waiters whose deadline passed: removed and returned (to answer `queue_timeout`).
+    public mutating func expire(now: MonotonicTime) -> [Int] {
+        var expired: [Int] = []
+        for rank in 0..<3 {
+            // Deadlines grow with arrival; in both disciplines the oldest sit at the front.
+            while let first = queues[rank].first, first.deadline <= now {
+                expired.append(queues[rank].removeFirst().id)
+            }
+        }
+        return expired
+    }
+
+    /// A waiter left (its client went away). True if it was still waiting.
+    public mutating func cancel(id: Int) -> Bool {
+        for rank in 0..<3 {
+            if let index = queues[rank].firstIndex(where: { $0.id == id }) {
+                queues[rank].remove(at: index)
+                return true
+            }
+        }
+        return false
+    }
+
+    /// The ready capacity changed (an upstream went down or came back). Returns
+    /// waiters admitted into new slots and waiters that no longer fit the queue.
+    public mutating func setCapacity(_ newCapacity: Int) -> (admitted: [Int], rejected: [Int]) {
+        capacity = max(0, newCapacity)
+        slots = Int((Double(capacity) * settings.targetUtilization).rounded(.down))
+        if capacity > 0 && slots == 0 { slots = 1 }
+        queueLimit = capacity - slots
+        let admitted = admitWaiters()
+        var rejected: [Int] = []
+        while queued > queueLimit {
+            // Shed the lowest class first, newest first within it.
+            for rank in stride(from: 2, through: 0, by: -1) where !queues[rank].isEmpty {
+                rejected.append(queues[rank].removeLast().id)
+                break
+            }
+        }
+        return (admitted, rejected)
+    }
+
+    /// Estimated time for the current queue (plus one) to drain, for `Retry-After`.
+    public var drainEstimate: Duration {
+        guard let perSlot = perSlotServiceNanos else { return settings.queueTimeout }
+        return .nanoseconds(Int64(perSlot * Double(queued + 1)))
+    }
+
+    private mutating func admitWaiters() -> [Int] {
+        var admitted: [Int] = []
+        while inFlight < slots, let waiter = popNext() {
+            inFlight += 1
+            admitted.append(waiter.id)
+        }
+        return admitted
+    }
+
+    private mutating func popNext() -> Waiter? {
+        for rank in 0..<3 where !queues[rank].isEmpty {
+            return settings.discipline == .fifo ? queues[rank].removeFirst() : queues[rank].removeLast()
+        }
+        return nil
+    }
+}

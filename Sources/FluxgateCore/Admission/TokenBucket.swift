@@ -1,0 +1,56 @@
+/// A token bucket: `rate` tokens per second, at most `burst` held.
+///
+/// Knows no HTTP: it answers "allowed" or "retry after Δ", where Δ is the exact time
+/// until the next whole token (model: pingora-limits' rate estimator answering a
+/// decision, the proxy deciding the status). Time is passed in.
+///
+/// `retryAfter = (1 − tokens) / rate` when empty:
+///
+/// | rate /s | tokens left | retry after |
+/// |---|---|---|
+/// | 10 | 0 | 100 ms |
+/// | 10 | 0.5 | 50 ms |
+/// | 1000 | 0 | 1 ms |
+/// | 0.5 | 0 | 2 s |
+public struct TokenBucket: Sendable, Equatable {
+    public enum Decision: Sendable, Equatable {
+        case allowed(remaining: Int)
+        case denied(retryAfter: Duration)
+    }
+
+    public let rate: Double
+    public let burst: Double
+    public private(set) var tokens: Double
+    private var updated: MonotonicTime
+
+    /// Starts full, as nginx's `limit_req` burst and Envoy's local rate limit do.
+    public init(rate: Double, burst: Int, now: MonotonicTime) {
+        precondition(rate > 0 && burst >= 1)
+        self.rate = rate
+        self.burst = Double(burst)
+        self.tokens = Double(burst)
+        self.updated = now
+    }
+
+    public mutating func take(now: MonotonicTime) -> Decision {
+        refill(now)
+        if tokens >= 1 {
+            tokens -= 1
+            return .allowed(remaining: Int(tokens))
+        }
+        return .denied(retryAfter: .nanoseconds(Int64(((1 - tokens) / rate * 1e9).rounded(.up))))
+    }
+
+    /// Whole tokens available now, without taking one.
+    public mutating func available(now: MonotonicTime) -> Int {
+        refill(now)
+        return Int(tokens)
+    }
+
+    private mutating func refill(_ now: MonotonicTime) {
+        guard now > updated else { return }
+        let elapsed = Double(now.nanoseconds - updated.nanoseconds) / 1e9
+        tokens = min(burst, tokens + elapsed * rate)
+        updated = now
+    }
+}
