@@ -109,7 +109,7 @@ public struct AdmissionController: Sendable {
     public mutating func arrive(id: Int, priority: Priority, now: MonotonicTime) -> Decision {
         guard capacity > 0 else { return .reject(.noHealthyUpstream) }
         let threshold = settings.shedAt[priority] ?? 1
-        if threshold < 1 && Double(inFlight + queued) >= (Double(capacity) * threshold).rounded(.down) {
+        if threshold < 1 && Double(inFlight + queued) >= (Double(capacity) * threshold).rounded(.up) {
             return .reject(.overloaded)
         }
         if inFlight < slots && queued == 0 {

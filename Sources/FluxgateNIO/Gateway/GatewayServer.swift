@@ -15,7 +15,7 @@ import Synchronization
 ///
 /// Runs as a swift-service-lifecycle `Service`: graceful shutdown closes the listener.
 public final class GatewayServer: Service, Sendable {
-    private let runtime: GatewayRuntime
+    let runtime: GatewayRuntime
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex<(channel: (any Channel)?, pools: [NIOLoopBound<UpstreamPool>])>((nil, []))

@@ -37,6 +37,18 @@ final class TestUpstream: Sendable {
     fileprivate let accepted = Counter()
     fileprivate let closed = Counter()
     fileprivate let heads = Counter()
+    private let concurrency = NIOLockedValueBox((current: 0, max: 0))
+    /// The most requests this upstream held at once on `/slow`.
+    var maxConcurrency: Int { concurrency.withLockedValue { $0.max } }
+
+    fileprivate func slowStarted() {
+        concurrency.withLockedValue {
+            $0.current += 1
+            $0.max = Swift.max($0.max, $0.current)
+        }
+    }
+
+    fileprivate func slowFinished() { concurrency.withLockedValue { $0.current -= 1 } }
 
     static func start(name: String, group: any EventLoopGroup) async throws -> TestUpstream {
         let box = NIOLockedValueBox<TestUpstream?>(nil)
@@ -170,6 +182,17 @@ final class TestUpstream: Sendable {
                     context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: part)))), promise: nil)
                 }
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            case "/slow":
+                // Holds the answer for ?ms=N milliseconds and records concurrency.
+                let delay = Int64(head.uri.split(separator: "=").last ?? "20") ?? 20
+                upstream.slowStarted()
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
+                    let (handler, context) = bound.value
+                    handler.upstream.slowFinished()
+                    handler.send(.ok, body: #"{"slow":true}"#, context: context)
+                }
                 return
             case "/hash":
                 send(.ok, body: "\(bodyBytes) \(hash.value)", context: context)

@@ -1,0 +1,164 @@
+import FluxgateCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import FluxgateNIO
+
+/// Admission control on real sockets: the slot limit holds across event loops, and
+/// every shed is an answer with the right status and headers on a kept connection.
+@Suite(.timeLimit(.minutes(1)))
+struct AdmissionEndToEndTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let gatewayGroup = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
+    func run(_ adjust: (inout GatewayConfig) -> Void, _ body: (TestUpstream, GatewayHarness) async throws -> Void) async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let config = try makeConfig(upstreams: [upstream.url]) { config in
+            config.rateLimit.perClient.enabled = false
+            config.rateLimit.global.enabled = false
+            adjust(&config)
+        }
+        try await withGateway(config, group: gatewayGroup) { harness in try await body(upstream, harness) }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    func expectShed(_ response: TestResponse, status: Int, reason: String) {
+        #expect(response.status == status)
+        #expect(response.header("x-fluxgate-shed") == reason)
+        let retryAfter = Int(response.header("retry-after") ?? "") ?? 0
+        #expect(retryAfter >= 1)
+        #expect(response.bodyString.hasPrefix(#"{"error":"\#(reason)","message":""#))
+        #expect(response.bodyString.hasSuffix(#","retry_after_s":\#(retryAfter)}"#))
+        #expect(response.header("content-type") == "application/json")
+        #expect(response.header("x-request-id") != nil)
+    }
+
+    /// 40 clients at once against S = 5 (C = 10, u = 0.5): the upstream never holds
+    /// more than 5, the queue takes 5 more, the rest are shed `overloaded`.
+    @Test func inFlightNeverExceedsTheSlots() async throws {
+        try await run({ config in
+            config.upstreams[0].maxConcurrency = 10
+            config.admission.targetUtilization = 0.5
+            config.admission.queueTimeout = .seconds(5)
+        }) { upstream, gateway in
+            var clients: [TestClient] = []
+            for _ in 0..<40 { clients.append(try await TestClient.connect(to: gateway.address, group: group)) }
+            let futures = clients.map {
+                $0.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=100", headers: ["host": "h"]))
+            }
+            var statuses: [Int: Int] = [:]
+            for future in futures {
+                let response = try await future.get()
+                statuses[response.status, default: 0] += 1
+                if response.status == 503 { expectShed(response, status: 503, reason: "overloaded") }
+            }
+            #expect(upstream.maxConcurrency == 5)
+            #expect(statuses[200, default: 0] >= 10)
+            #expect(statuses[200, default: 0] + statuses[503, default: 0] == 40)
+            // Shed connections stay open and usable.
+            for client in clients { #expect(try await client.get("/").status == 200) }
+            for client in clients { try await client.close() }
+            let snapshot = gateway.gateway.runtime.gate.snapshot
+            #expect(snapshot.inFlight == 0 && snapshot.queued == 0)
+            #expect(gateway.gateway.runtime.gate.counters.shedCount(.overloaded) == statuses[503, default: 0])
+        }
+    }
+
+    @Test func perClientBucketAnswers429WithRateLimitHeaders() async throws {
+        try await run({ config in
+            config.rateLimit.perClient.enabled = true
+            config.rateLimit.perClient.rate = 1
+            config.rateLimit.perClient.burst = 2
+        }) { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/").status == 200)
+            #expect(try await client.get("/").status == 200)
+            let limited = try await client.get("/")
+            expectShed(limited, status: 429, reason: "client_rate_limited")
+            #expect(limited.header("retry-after") == "1")
+            #expect(limited.header("ratelimit-policy") == #""per-client";q=2;w=2"#)
+            #expect(limited.header("ratelimit") == #""per-client";r=0;t=1"#)
+            #expect(try await client.get("/").status == 429)  // same connection, still answering
+            try await client.close()
+        }
+    }
+
+    @Test func clientsKeyedByHeaderHaveTheirOwnBuckets() async throws {
+        try await run({ config in
+            config.rateLimit.perClient.enabled = true
+            config.rateLimit.perClient.rate = 1
+            config.rateLimit.perClient.burst = 1
+            config.rateLimit.perClient.key = "header:X-API-Key"
+        }) { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/", headers: [("x-api-key", "k1")]).status == 200)
+            #expect(try await client.get("/", headers: [("x-api-key", "k1")]).status == 429)
+            #expect(try await client.get("/", headers: [("x-api-key", "k2")]).status == 200)
+            try await client.close()
+        }
+    }
+
+    @Test func globalBucketAnswers503RateLimited() async throws {
+        try await run({ config in
+            config.rateLimit.global.enabled = true
+            config.rateLimit.global.rate = 1
+            config.rateLimit.global.burst = 1
+        }) { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/").status == 200)
+            let limited = try await client.get("/")
+            expectShed(limited, status: 503, reason: "rate_limited")
+            #expect(limited.header("ratelimit-policy") == nil)
+            try await client.close()
+        }
+    }
+
+    @Test func waitingTooLongIsQueueTimeout() async throws {
+        try await run({ config in
+            config.upstreams[0].maxConcurrency = 2  // S = 1, queue 1
+            config.admission.targetUtilization = 0.5
+            config.admission.queueTimeout = .milliseconds(100)
+        }) { upstream, gateway in
+            let holder = try await TestClient.connect(to: gateway.address, group: group)
+            let held = holder.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=1000", headers: ["host": "h"]))
+            try await upstream.waitForRequestHeads(1)
+            let waiter = try await TestClient.connect(to: gateway.address, group: group)
+            let timedOut = try await waiter.get("/")
+            expectShed(timedOut, status: 503, reason: "queue_timeout")
+            #expect(upstream.received.count == 1)  // only the held one reached the upstream
+            #expect(try await held.get().status == 200)
+            // The slot came back: the next request is admitted at once.
+            #expect(try await waiter.get("/").status == 200)
+            try await holder.close()
+            try await waiter.close()
+        }
+    }
+
+    @Test func dryRunCountsButShedsNothing() async throws {
+        try await run({ config in
+            config.rateLimit.perClient.enabled = true
+            config.rateLimit.perClient.rate = 1
+            config.rateLimit.perClient.burst = 1
+            config.rateLimit.perClient.dryRun = true
+            config.upstreams[0].maxConcurrency = 2
+            config.admission.targetUtilization = 0.5
+            config.admission.dryRun = true
+        }) { upstream, gateway in
+            var clients: [TestClient] = []
+            for _ in 0..<4 { clients.append(try await TestClient.connect(to: gateway.address, group: group)) }
+            let futures = clients.map { $0.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=50", headers: ["host": "h"])) }
+            for future in futures { #expect(try await future.get().status == 200) }
+            let counters = gateway.gateway.runtime.gate.counters
+            #expect(counters.wouldShedCount(.clientRateLimited) == 3)
+            #expect(counters.shedCount(.clientRateLimited) == 0)
+            #expect(counters.shedCount(.overloaded) == 0)
+            #expect(upstream.maxConcurrency > 1)
+            for client in clients { try await client.close() }
+            #expect(gateway.gateway.runtime.gate.snapshot.inFlight == 0)
+        }
+    }
+}
