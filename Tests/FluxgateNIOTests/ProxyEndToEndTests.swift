@@ -112,11 +112,10 @@ struct ProxyEndToEndTests {
         try await run(adjust: { $0.timeouts.idle = .milliseconds(200) }) { upstreams, gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(try await client.get("/").status == 200)
-            #expect(try await client.get("/").status == 200)
-            try await client.close()
             // The pooled connection is closed by the gateway once idle for 200 ms.
             try await upstreams[0].waitForClosedConnections(1)
             #expect(upstreams[0].acceptedConnections == 1)
+            try await client.close()
         }
     }
 
@@ -372,7 +371,9 @@ struct ProxyEndToEndTests {
     @Test func slowRequestHeadGets408() async throws {
         try await run(adjust: { $0.timeouts.clientHeader = .milliseconds(150) }) { upstreams, gateway in
             let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
-            try await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: h\r\n"))
+            // The header clock runs from accept: on a loaded machine the gateway may
+            // already have answered and closed before this partial head goes out.
+            try? await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: h\r\n"))
             try await channel.closeFuture.get()
             #expect(sink.outcome.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
             #expect(sink.outcome.error == nil)

@@ -46,6 +46,11 @@ final class TestClient: Sendable {
         let channel = self.channel
         return channel.eventLoop.flatSubmit {
             let promise = channel.eventLoop.makePromise(of: TestResponse.self)
+            guard channel.isActive else {
+                // Closed already (e.g. by an idle timeout): fail now rather than wait forever.
+                promise.fail(ChannelError.ioOnClosedChannel)
+                return promise.futureResult
+            }
             collector.value.pending.append(promise)
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             for part in body { channel.write(HTTPClientRequestPart.body(.byteBuffer(part)), promise: nil) }

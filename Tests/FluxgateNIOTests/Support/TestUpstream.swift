@@ -26,7 +26,6 @@ final class TestUpstream: Sendable {
     private let state = NIOLockedValueBox(State())
     private struct State {
         var received: [Received] = []
-        var writableWaiters: [EventLoopPromise<Void>] = []
     }
 
     var address: SocketAddress { channel.localAddress! }
@@ -93,19 +92,15 @@ final class TestUpstream: Sendable {
         try await heads.wait(for: count, on: channel.eventLoop)
     }
 
-    /// Completes the next time a response write finds the socket full (the gateway stopped reading).
+    /// Completes once a streamed response found the socket full (the gateway stopped reading).
     func waitUntilBlocked() async throws {
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        state.withLockedValue { $0.writableWaiters.append(promise) }
-        try await promise.futureResult.get()
+        try await blockedWrites.wait(for: 1, on: channel.eventLoop)
     }
 
+    fileprivate let blockedWrites = Counter()
+
     fileprivate func blocked() {
-        let waiters = state.withLockedValue { state -> [EventLoopPromise<Void>] in
-            defer { state.writableWaiters = [] }
-            return state.writableWaiters
-        }
-        waiters.forEach { $0.succeed() }
+        blockedWrites.increment()
     }
 
 
