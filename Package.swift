@@ -91,6 +91,16 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // Real-client helpers shared by the test targets.
+        .target(
+            name: "FluxgateTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/Support"
+        ),
         .testTarget(name: "FluxgateCoreTests", dependencies: ["FluxgateCore"]),
         .testTarget(
             name: "FluxgateNIOTests",
@@ -105,7 +115,7 @@ let package = Package(
         .testTarget(
             name: "FluxgateAppTests",
             dependencies: [
-                "FluxgateApp", "FluxgateCore",
+                "FluxgateApp", "FluxgateCore", "FluxgateTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -114,7 +124,7 @@ let package = Package(
         .testTarget(
             name: "FluxorDemoTests",
             dependencies: [
-                "FluxorDemo", "FluxgateCore",
+                "FluxorDemo", "FluxgateCore", "FluxgateTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
