@@ -9,7 +9,8 @@
 ///   without SP after the code (reason phrases may be empty);
 /// - a bare LF line ending, a NUL or CR inside a line, obs-fold continuation lines;
 /// - a field name that is not a token, whitespace before the colon;
-/// - `Content-Length` that is not 1*DIGIT or differs between repeats, or overflows;
+/// - `Content-Length` that is not 1*DIGIT (spaces around it allowed, tabs not),
+///   differs between repeats, or overflows;
 /// - a head longer than `maxLength` bytes.
 public enum ResponseHeadParser {
     public enum Outcome: Sendable, Equatable {
@@ -89,7 +90,12 @@ public enum ResponseHeadParser {
             let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
             switch kind {
             case .contentLength:
-                guard let length = parseContentLength(value) else { return .invalid("invalid Content-Length") }
+                // As llhttp: a tab around the digits is refused, not trimmed (found by
+                // the differential test against NIOHTTP1's decoder).
+                let raw = UnsafeRawBufferPointer(rebasing: head[(colon + 1)..<(next - 2)])
+                guard !raw.contains(0x09), let length = parseContentLength(value) else {
+                    return .invalid("invalid Content-Length")
+                }
                 if let existing = result.contentLength, existing != length { return .invalid("conflicting Content-Length values") }
                 result.contentLength = length
             case .transferEncoding:

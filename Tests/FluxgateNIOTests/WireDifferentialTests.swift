@@ -1,0 +1,104 @@
+import FluxgateCore
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+/// Our response-head parser against llhttp (NIOHTTP1's decoder) on thousands of
+/// mutated heads: it may refuse more than llhttp, never accept what llhttp refuses,
+/// and never crash or report ranges outside its input. A seeded, repeatable stand-in
+/// until the performance issue's coverage-guided fuzzing run.
+struct WireDifferentialTests {
+    static let seeds = [
+        "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 12\r\nConnection: keep-alive\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nDate: x\r\n\r\n",
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n",
+        "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n",
+        "HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n",
+    ]
+    static let alphabet = Array("\r\n :\t\u{0}\u{7f}aZ09-,;/HTP.1chunkedContent-Length".utf8)
+
+    func llhttpAccepts(_ bytes: [UInt8]) -> Bool {
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish() }
+        do {
+            try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)))
+            try channel.writeOutbound(HTTPClientRequestPart.head(.init(version: .http1_1, method: .GET, uri: "/")))
+            try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+            try channel.writeInbound(ByteBuffer(bytes: bytes))
+            guard case .head? = try channel.readInbound(as: HTTPClientResponsePart.self) else { return false }
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    @Test func neverAcceptsWhatLlhttpRefuses() {
+        var rng = SplitMix(seed: 0x5eed)
+        var accepted = 0
+        for round in 0..<6000 {
+            var bytes = Array(Self.seeds[round % Self.seeds.count].utf8)
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let position = Int(rng.next() % UInt64(bytes.count))
+                switch rng.next() % 3 {
+                case 0: bytes[position] = Self.alphabet[Int(rng.next() % UInt64(Self.alphabet.count))]
+                case 1: bytes.insert(Self.alphabet[Int(rng.next() % UInt64(Self.alphabet.count))], at: position)
+                default: if bytes.count > 4 { bytes.remove(at: position) }
+                }
+            }
+            let outcome = bytes.withUnsafeBytes { ResponseHeadParser.parse($0, maxLength: 4096) }
+            guard case .complete(let head) = outcome else { continue }
+            accepted += 1
+            #expect(head.length <= bytes.count)
+            #expect(head.fields.allSatisfy { $0.line.upperBound <= head.length && $0.value.upperBound <= $0.line.upperBound })
+            #expect((100...599).contains(head.status))
+            if !llhttpAccepts(Array(bytes[0..<head.length])) {
+                Issue.record("accepted a head llhttp refuses: \(String(decoding: bytes[0..<head.length], as: UTF8.self).debugDescription)")
+            }
+        }
+        #expect(accepted > 500)  // the mutations must leave plenty of valid heads to compare
+    }
+
+    @Test func framerStaysWithinItsInput() throws {
+        var rng = SplitMix(seed: 42)
+        let body = Array("5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\nT: v\r\n\r\n".utf8)
+        for _ in 0..<4000 {
+            var bytes = body
+            let position = Int(rng.next() % UInt64(bytes.count))
+            bytes[position] = Self.alphabet[Int(rng.next() % UInt64(Self.alphabet.count))]
+            var framer = BodyFramer(.chunked)
+            var offset = 0
+            var previousEnd = 0
+            while offset < bytes.count && !framer.isComplete {
+                let step = 1 + Int(rng.next() % 7)
+                let end = min(bytes.count, offset + step)
+                let base = offset
+                guard let consumed = try? bytes[offset..<end].withUnsafeBytes({ piece in
+                    try framer.consume(piece) { range in
+                        #expect(range.lowerBound >= 0 && base + range.upperBound <= end)
+                        #expect(base + range.lowerBound >= previousEnd)
+                        previousEnd = base + range.upperBound
+                    }
+                }) else { break }
+                #expect(consumed <= end - offset)
+                offset += consumed
+                if consumed < end - base { break }
+            }
+        }
+    }
+}
+
+/// SplitMix64 for repeatable pseudo-random test inputs.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
