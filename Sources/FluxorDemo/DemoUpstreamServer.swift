@@ -1,4 +1,5 @@
 import FluxgateCore
+import FluxgateNIO
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -98,7 +99,7 @@ public final class DemoUpstreamServer: Service, Sendable {
         logger.info(
             "demo upstream listening",
             metadata: [
-                "instance": "\(configuration.instance)", "address": "\(bound.localAddress.map { "\($0)" } ?? "?")",
+                "instance": "\(configuration.instance)", "address": "\(bound.localAddress.map(\.hostPort) ?? "?")",
                 "capacity": "\(configuration.capacity)", "latency": "\(configuration.latency)",
             ])
         return bound.localAddress!

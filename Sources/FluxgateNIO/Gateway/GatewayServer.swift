@@ -76,7 +76,7 @@ public final class GatewayServer: Service, Sendable {
             $0.channel = channel
             $0.pools = Array(pools.values)
         }
-        let address = channel.localAddress.map { "\($0)" } ?? "\(config.listen)"
+        let address = channel.localAddress.map(\.hostPort) ?? "\(config.listen)"
         logger.info(
             "gateway listening",
             metadata: [
@@ -102,5 +102,13 @@ public final class GatewayServer: Service, Sendable {
         for pool in pools {
             try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
         }
+    }
+}
+
+extension SocketAddress {
+    /// `127.0.0.1:8080` / `[::1]:8080`, for logs (the default description is NIO's debug form).
+    public var hostPort: String {
+        guard let ip = ipAddress, let port else { return "\(self)" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 }
