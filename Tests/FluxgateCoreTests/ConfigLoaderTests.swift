@@ -151,4 +151,17 @@ struct ConfigLoaderTests {
             try ConfigLoader.load(path: "/nonexistent/gateway.conf", required: true, environment: [:])
         }
     }
+
+    @Test func routePrioritiesUseTheLongestPrefixOfThePath() throws {
+        let config = try ConfigLoader.load(yaml: """
+            admission:
+              routes:
+                - { prefix: /api, priority: low }
+                - { prefix: /api/auth, priority: critical }
+            """)
+        #expect(config.admission.priority(forTarget: "/api/auth/login?next=/x") == .critical)
+        #expect(config.admission.priority(forTarget: "/api/users") == .low)
+        #expect(config.admission.priority(forTarget: "/health?api") == .normal)
+        #expect(GatewayConfig().admission.priority(forTarget: "/api") == .normal)
+    }
 }

@@ -43,4 +43,24 @@ struct ProxyPolicyTests {
         #expect(HeaderName.isToken("X-API-Key"))
         #expect(!HeaderName.isToken("X API"))
     }
+
+    @Test func keepAliveFollowsVersionAndConnectionTokens() {
+        var none = HopByHopPolicy()
+        #expect(none.keepsAlive(http10: false))
+        #expect(!none.keepsAlive(http10: true))
+        none.noteConnectionHeader("Keep-Alive")
+        #expect(none.keepsAlive(http10: true))
+        var close = HopByHopPolicy()
+        close.noteConnectionHeader("keep-alive, close")
+        #expect(!close.keepsAlive(http10: false))
+        #expect(!close.keepsAlive(http10: true))
+    }
+
+    @Test func classifierCoversBothSides() {
+        #expect(HeaderName.classify("X-Forwarded-For") == .forwardedFor)
+        #expect(HeaderName.classify("HOST") == .host)
+        #expect(HeaderName.classify("X-Forwarded-Fox") == .other)
+        #expect(HeaderName.Kind.upgrade.isAlwaysHopByHop && !HeaderName.Kind.transferEncoding.isAlwaysHopByHop)
+        #expect(HeaderName.Kind.host.isProtected && !HeaderName.Kind.forwardedFor.isProtected)
+    }
 }

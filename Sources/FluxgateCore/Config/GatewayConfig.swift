@@ -92,8 +92,11 @@ public struct AdmissionConfig: Sendable, Equatable {
     public var routes: [RoutePriority] = []
     public init() {}
 
-    /// The class of a request path: the longest matching route prefix, else normal.
-    public func priority(forPath path: String) -> Priority {
+    /// The class of a request target (path, optional query): the longest matching
+    /// route prefix, else normal. Without routes this costs nothing per request.
+    public func priority(forTarget target: String) -> Priority {
+        guard !routes.isEmpty else { return .normal }
+        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...]
         var best: RoutePriority? = nil
         for route in routes where path.hasPrefix(route.prefix) {
             if best == nil || route.prefix.utf8.count > best!.prefix.utf8.count { best = route }

@@ -1,6 +1,73 @@
-/// Byte-level helpers for HTTP field names (RFC 9110 §5.1), used without building
-/// lowercased copies on the request path.
+/// Byte-level helpers for HTTP field names (RFC 9110 §5.1), shared by the request
+/// side (names from NIOHTTP1's decoder, as `String`) and the response side (raw
+/// bytes): one classifier, one case-insensitive comparison, no lowercased copies.
 public enum HeaderName {
+    /// The fields the proxy treats specially; everything else is `.other`.
+    public enum Kind: Sendable, Equatable {
+        case other, host, expect, connection, keepAlive, proxyConnection, te, trailer, upgrade
+        case requestID, contentLength, transferEncoding, forwardedFor, forwardedHost, forwardedProto
+
+        /// Hop-by-hop by definition or long practice (RFC 9110 §7.6.1). Transfer-Encoding
+        /// is hop-by-hop too, but framing is re-done by the proxy and handled apart.
+        public var isAlwaysHopByHop: Bool {
+            switch self {
+            case .connection, .keepAlive, .proxyConnection, .te, .trailer, .upgrade: true
+            default: false
+            }
+        }
+
+        /// Fields a `Connection` token may not remove: framing and routing.
+        public var isProtected: Bool {
+            switch self {
+            case .contentLength, .transferEncoding, .host: true
+            default: false
+            }
+        }
+    }
+
+    /// One switch on the length, then at most two comparisons.
+    public static func classify(_ name: UnsafeRawBufferPointer) -> Kind {
+        switch name.count {
+        case 2 where equalsLowercase(name, "te"): .te
+        case 4 where equalsLowercase(name, "host"): .host
+        case 6 where equalsLowercase(name, "expect"): .expect
+        case 7 where equalsLowercase(name, "trailer"): .trailer
+        case 7 where equalsLowercase(name, "upgrade"): .upgrade
+        case 10 where equalsLowercase(name, "connection"): .connection
+        case 10 where equalsLowercase(name, "keep-alive"): .keepAlive
+        case 12 where equalsLowercase(name, "x-request-id"): .requestID
+        case 14 where equalsLowercase(name, "content-length"): .contentLength
+        case 15 where equalsLowercase(name, "x-forwarded-for"): .forwardedFor
+        case 16 where equalsLowercase(name, "proxy-connection"): .proxyConnection
+        case 16 where equalsLowercase(name, "x-forwarded-host"): .forwardedHost
+        case 17 where equalsLowercase(name, "transfer-encoding"): .transferEncoding
+        case 17 where equalsLowercase(name, "x-forwarded-proto"): .forwardedProto
+        default: .other
+        }
+    }
+
+    public static func classify(_ name: String) -> Kind {
+        var name = name
+        return name.withUTF8 { classify(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// ASCII case-insensitive equality against a lowercase literal.
+    public static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        let expected = literal.utf8Start
+        for index in 0..<bytes.count {
+            var byte = bytes[index]
+            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte |= 0x20 }
+            if byte != expected[index] { return false }
+        }
+        return true
+    }
+
+    public static func equals(_ name: String, lowercase: StaticString) -> Bool {
+        var name = name
+        return name.withUTF8 { equalsLowercase(UnsafeRawBufferPointer($0), lowercase) }
+    }
+
     /// RFC 9110 §5.6.2 `token`.
     public static func isToken<S: StringProtocol>(_ text: S) -> Bool {
         !text.isEmpty && text.utf8.allSatisfy(isTokenByte)
@@ -12,22 +79,6 @@ public enum HeaderName {
             return true
         default:
             return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
-    }
-
-    /// ASCII case-insensitive equality; `lowercase` must already be lowercase.
-    @inlinable
-    public static func equals(_ name: String, lowercase: StaticString) -> Bool {
-        var name = name
-        return name.withUTF8 { bytes in
-            guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-            let expected = lowercase.utf8Start
-            for index in 0..<bytes.count where bytes[index] | 0x20 != expected[index] {
-                // `| 0x20` folds A-Z onto a-z; the non-letters used in header names
-                // ('-', digits) already have the bit set, so they compare unchanged.
-                return false
-            }
-            return true
         }
     }
 }

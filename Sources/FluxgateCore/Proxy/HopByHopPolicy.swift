@@ -23,31 +23,24 @@ public struct HopByHopPolicy: Sendable {
         }
     }
 
-    /// True if `name` must not be forwarded.
+    /// True if a field of this name and kind must not be forwarded.
+    public func isHopByHop(_ name: String, kind: HeaderName.Kind) -> Bool {
+        if kind.isAlwaysHopByHop { return true }
+        if connectionTokens.isEmpty || kind.isProtected { return false }
+        return connectionTokens.contains(name.lowercased())
+    }
+
     public func isHopByHop(_ name: String) -> Bool {
-        if Self.isAlwaysHopByHop(name) { return true }
-        if connectionTokens.isEmpty { return false }
-        if Self.isProtected(name) { return false }
-        let lowered = name.lowercased()
-        return connectionTokens.contains(lowered)
+        isHopByHop(name, kind: HeaderName.classify(name))
     }
 
     /// Whether the message asked for the connection to close (`Connection: close`).
     public var requestsClose: Bool { connectionTokens.contains("close") }
 
-    public static func isAlwaysHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2: return HeaderName.equals(name, lowercase: "te")
-        case 7: return HeaderName.equals(name, lowercase: "trailer") || HeaderName.equals(name, lowercase: "upgrade")
-        case 10: return HeaderName.equals(name, lowercase: "connection") || HeaderName.equals(name, lowercase: "keep-alive")
-        case 16: return HeaderName.equals(name, lowercase: "proxy-connection")
-        default: return false
-        }
-    }
-
-    /// Fields a `Connection` token may not remove.
-    static func isProtected(_ name: String) -> Bool {
-        HeaderName.equals(name, lowercase: "content-length") || HeaderName.equals(name, lowercase: "transfer-encoding")
-            || HeaderName.equals(name, lowercase: "host")
+    /// Whether the connection stays open after this message: HTTP/1.1 unless
+    /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive` (RFC 9112 §9.3).
+    public func keepsAlive(http10: Bool) -> Bool {
+        if requestsClose { return false }
+        return !http10 || connectionTokens.contains("keep-alive")
     }
 }

@@ -13,9 +13,7 @@ public struct ResponseHead: Sendable, Equatable {
     }
 
     /// Fields the proxy treats specially; everything else is `.other`.
-    public enum FieldKind: Sendable, Equatable {
-        case other, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, trailer, upgrade, requestID
-    }
+    public typealias FieldKind = HeaderName.Kind
 
     /// HTTP/1.x minor version: 0 or 1.
     public var minorVersion: Int

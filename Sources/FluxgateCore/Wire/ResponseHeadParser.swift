@@ -86,7 +86,7 @@ public enum ResponseHeadParser {
             while valueStart < valueEnd && (head[valueStart] == 0x20 || head[valueStart] == 0x09) { valueStart += 1 }
             while valueEnd > valueStart && (head[valueEnd - 1] == 0x20 || head[valueEnd - 1] == 0x09) { valueEnd -= 1 }
             let name = UnsafeRawBufferPointer(rebasing: head[lineStart..<colon])
-            let kind = classify(name)
+            let kind = HeaderName.classify(name)
             let value = UnsafeRawBufferPointer(rebasing: head[valueStart..<valueEnd])
             switch kind {
             case .contentLength:
@@ -103,9 +103,9 @@ public enum ResponseHeadParser {
                 result.chunkedLast = lastTokenIsChunked(value)
             case .connection:
                 forEachToken(value) { token in
-                    if equalsLowercase(token, "close") {
+                    if HeaderName.equalsLowercase(token, "close") {
                         result.connectionClose = true
-                    } else if equalsLowercase(token, "keep-alive") {
+                    } else if HeaderName.equalsLowercase(token, "keep-alive") {
                         sawKeepAlive = true
                     } else {
                         result.connectionTokens.append(String(decoding: token, as: UTF8.self).lowercased())
@@ -138,33 +138,6 @@ public enum ResponseHeadParser {
         return nil
     }
 
-    static func classify(_ name: UnsafeRawBufferPointer) -> ResponseHead.FieldKind {
-        switch name.count {
-        case 2 where equalsLowercase(name, "te"): .te
-        case 7 where equalsLowercase(name, "trailer"): .trailer
-        case 7 where equalsLowercase(name, "upgrade"): .upgrade
-        case 10 where equalsLowercase(name, "connection"): .connection
-        case 10 where equalsLowercase(name, "keep-alive"): .keepAlive
-        case 12 where equalsLowercase(name, "x-request-id"): .requestID
-        case 14 where equalsLowercase(name, "content-length"): .contentLength
-        case 16 where equalsLowercase(name, "proxy-connection"): .proxyConnection
-        case 17 where equalsLowercase(name, "transfer-encoding"): .transferEncoding
-        default: .other
-        }
-    }
-
-    /// ASCII case-insensitive comparison against a lowercase literal.
-    public static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
-        guard bytes.count == literal.utf8CodeUnitCount else { return false }
-        let expected = literal.utf8Start
-        for index in 0..<bytes.count {
-            var byte = bytes[index]
-            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte |= 0x20 }
-            if byte != expected[index] { return false }
-        }
-        return true
-    }
-
     /// 1*DIGIT without sign, spaces or commas; nil on overflow.
     static func parseContentLength(_ value: UnsafeRawBufferPointer) -> Int? {
         guard !value.isEmpty, value.count <= 18 else { return nil }
@@ -180,7 +153,7 @@ public enum ResponseHeadParser {
         var last: UnsafeRawBufferPointer? = nil
         forEachToken(value) { last = $0 }
         guard let last else { return false }
-        return equalsLowercase(last, "chunked")
+        return HeaderName.equalsLowercase(last, "chunked")
     }
 
     /// Calls `body` with each comma-separated, whitespace-trimmed, non-empty token.

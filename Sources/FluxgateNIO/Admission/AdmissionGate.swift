@@ -73,9 +73,11 @@ final class AdmissionGate: Sendable {
     }
 
     /// Checks the per-client bucket, the global bucket and the utilization rule, in that order.
+    /// `waiter` is called only when the request is queued: the common paths (admit,
+    /// reject) build no callback.
     func admit(
-        clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double, loop: any EventLoop,
-        resume: @escaping @Sendable (Resumption) -> Void
+        clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double,
+        waiter makeWaiter: () -> (loop: any EventLoop, resume: @Sendable (Resumption) -> Void)
     ) -> Verdict {
         var wouldShed: ShedReason? = nil
         let verdict: Verdict = state.withLock { state in
@@ -104,6 +106,7 @@ final class AdmissionGate: Sendable {
                     wouldShed = wouldShed ?? .overloaded
                     return .admitted
                 }
+                let (loop, resume) = makeWaiter()
                 state.waiters[id] = Waiter(loop: loop, resume: resume)
                 return .queued(id: id, deadline: deadline)
             case .reject(let reason):

@@ -9,6 +9,7 @@ import Synchronization
 /// shared across event loops: a relaxed atomic increment, no lock.
 final class GatewayRuntime: Sendable {
     let config: GatewayConfig
+    let admission: AdmissionConfig
     let upstreams: [UpstreamConfig]
     let targets: [SocketAddress]
     let balancer: RoundRobin
@@ -22,6 +23,7 @@ final class GatewayRuntime: Sendable {
 
     init(config: GatewayConfig, logger: Logger = Logger(label: "fluxgate"), now: MonotonicTime = .init(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))) throws {
         self.config = config
+        self.admission = config.admission
         self.upstreams = config.effectiveUpstreams
         self.targets = try upstreams.map {
             try SocketAddress.makeAddressResolvingHost($0.url.endpoint.host, port: $0.url.endpoint.port)

@@ -12,9 +12,12 @@ final class Exchange {
     let clientHTTP10: Bool
     let requestID: String
     let isIdempotent: Bool
-    /// The client framed its body with chunked encoding; it is re-chunked upstream.
-    let chunkedBody: Bool
     let isHeadRequest: Bool
+    /// What the client's head said (framing, Expect, request ID) and which fields are hop-by-hop.
+    let facts: RequestSerializer.Facts
+    let policy: HopByHopPolicy
+    /// The client framed its body with chunked encoding; it is re-chunked upstream.
+    var chunkedBody: Bool { facts.chunked }
 
     var upstream = 0
     var tried: [Int] = []
@@ -25,7 +28,6 @@ final class Exchange {
     var queueID: Int?
     var queueTimer: Scheduled<Void>?
     var connection: UpstreamConnection?
-    var connecting = false
     /// Request bytes produced before an upstream connection was ready.
     var pending: [ByteBuffer] = []
     var requestComplete = false
@@ -36,16 +38,18 @@ final class Exchange {
     /// When the upstream's response head is due (set once the request is fully sent).
     var headerDeadline: NIODeadline?
     var retriedStaleConnection = false
-    var facts = RequestSerializer.Facts()
-    var policy = HopByHopPolicy()
 
-    init(clientHead: HTTPRequestHead, clientHTTP10: Bool, clientKeepAlive: Bool, chunkedBody: Bool, requestID: String) {
+    init(
+        clientHead: HTTPRequestHead, facts: RequestSerializer.Facts, policy: HopByHopPolicy, clientHTTP10: Bool,
+        clientKeepAlive: Bool, requestID: String
+    ) {
         let method = clientHead.method
         self.clientHead = clientHead
+        self.facts = facts
+        self.policy = policy
         self.upstreamHead = ByteBuffer()
         self.clientHTTP10 = clientHTTP10
         self.requestID = requestID
-        self.chunkedBody = chunkedBody
         self.isHeadRequest = method == .HEAD
         switch method {
         case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: self.isIdempotent = true

@@ -11,7 +11,6 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     case upstreamUnavailable = "upstream_unavailable"
     case upstreamError = "upstream_error"
     case upstreamTimeout = "upstream_timeout"
-    case noUpstream = "no_healthy_upstream"
 
     var status: HTTPResponseStatus {
         switch self {
@@ -21,7 +20,6 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .headersTooLarge: .requestHeaderFieldsTooLarge
         case .upstreamUnavailable, .upstreamError: .badGateway
         case .upstreamTimeout: .gatewayTimeout
-        case .noUpstream: .serviceUnavailable
         }
     }
 
@@ -34,7 +32,6 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .upstreamUnavailable: "no upstream accepted the connection"
         case .upstreamError: "the upstream closed the connection or sent an invalid response"
         case .upstreamTimeout: "the upstream did not answer in time"
-        case .noUpstream: "no upstream is configured or ready"
         }
     }
 }
@@ -61,6 +58,7 @@ struct GatewayResponses: Sendable {
             prepared[answer] = Prepared(prefix: prefix, body: body)
         }
         self.prepared = prepared
+        self.rawRequestTimeout = response(.requestTimeout, requestID: nil, close: true, allocator: ByteBufferAllocator())
     }
 
     /// A complete response: `HTTP/1.x` status line, fields, optional request ID,
@@ -73,13 +71,7 @@ struct GatewayResponses: Sendable {
         var buffer = allocator.buffer(capacity: prepared.prefix.readableBytes + prepared.body.readableBytes + 96)
         buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
         buffer.writeImmutableBuffer(prepared.prefix)
-        if let requestID { buffer.writeField("x-request-id", requestID) }
-        if close {
-            buffer.writeStaticString("connection: close\r\n")
-        } else if http10 {
-            buffer.writeStaticString("connection: keep-alive\r\n")
-        }
-        buffer.writeStaticString("\r\n")
+        buffer.endHead(requestID: requestID, close: close, http10: http10)
         if includeBody { buffer.writeImmutableBuffer(prepared.body) }
         return buffer
     }
@@ -112,13 +104,7 @@ struct GatewayResponses: Sendable {
             buffer.writeString(seconds)
             buffer.writeStaticString("\r\n")
         }
-        buffer.writeField("x-request-id", requestID)
-        if close {
-            buffer.writeStaticString("connection: close\r\n")
-        } else if http10 {
-            buffer.writeStaticString("connection: keep-alive\r\n")
-        }
-        buffer.writeStaticString("\r\n")
+        buffer.endHead(requestID: requestID, close: close, http10: http10)
         if includeBody {
             buffer.writeImmutableBuffer(prepared.bodyPrefix)
             buffer.writeString(seconds)
@@ -154,8 +140,20 @@ struct GatewayResponses: Sendable {
         }
     }
 
-    /// The 408 written by the timeout handler, below the HTTP layer.
-    var rawRequestTimeout: ByteBuffer {
-        response(.requestTimeout, requestID: nil, close: true, allocator: ByteBufferAllocator())
+    /// The 408 written by the timeout handler, below the HTTP layer (built once).
+    private(set) var rawRequestTimeout = ByteBuffer()
+}
+
+extension ByteBuffer {
+    /// The end of a head the gateway writes: `X-Request-ID`, then `Connection` as
+    /// decided (close, or keep-alive spelled out for HTTP/1.0), then the blank line.
+    mutating func endHead(requestID: String?, close: Bool, http10: Bool) {
+        if let requestID { writeField("x-request-id", requestID) }
+        if close {
+            writeStaticString("connection: close\r\n")
+        } else if http10 {
+            writeStaticString("connection: keep-alive\r\n")
+        }
+        writeStaticString("\r\n")
     }
 }

@@ -63,7 +63,6 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let ip = context.channel.remoteAddress?.ipAddress { clientAddress = ip }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -122,15 +121,13 @@ final class ProxyHandler: ChannelDuplexHandler {
         let (facts, policy) = RequestSerializer.inspect(head.headers)
         let requestID = facts.requestID ?? pool.nextRequestID()
         let http10 = head.version.major == 1 && head.version.minor == 0
-        let keepAlive = head.isKeepAlive && !policy.requestsClose
         if let length = facts.contentLength, length > maxBodyBytes {
             answer(.bodyTooLarge, requestID: requestID, http10: http10, close: true, isHead: head.method == .HEAD)
             return
         }
         let exchange = Exchange(
-            clientHead: head, clientHTTP10: http10, clientKeepAlive: keepAlive, chunkedBody: facts.chunked, requestID: requestID)
-        exchange.facts = facts
-        exchange.policy = policy
+            clientHead: head, facts: facts, policy: policy, clientHTTP10: http10,
+            clientKeepAlive: policy.keepsAlive(http10: http10), requestID: requestID)
         state = .active(exchange)
         admit(exchange)
     }
@@ -140,23 +137,24 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Per-client bucket, global bucket, then the utilization rule (SPEC §4).
     private func admit(_ exchange: Exchange) {
         let head = exchange.clientHead
-        let path = head.uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(head.uri[..<$0]) } ?? head.uri
-        let priority = runtime.config.admission.priority(forPath: path)
+        let priority = runtime.admission.priority(forTarget: head.uri)
         let clientKey = runtime.clientKeyHeader.flatMap { head.headers.first(name: $0) } ?? clientAddress
-        let bound = NIOLoopBound((self, exchange), eventLoop: context.eventLoop)
-        let verdict = runtime.gate.admit(
-            clientKey: clientKey, priority: priority, now: now, jitter: pool.nextJitter(), loop: context.eventLoop
-        ) { resumption in
-            let (handler, exchange) = bound.value
-            handler.queueResumed(exchange, resumption)
+        let eventLoop = context.eventLoop
+        let verdict = runtime.gate.admit(clientKey: clientKey, priority: priority, now: now, jitter: pool.nextJitter()) {
+            let bound = NIOLoopBound((self, exchange), eventLoop: eventLoop)
+            return (eventLoop, { resumption in
+                let (handler, exchange) = bound.value
+                handler.queueResumed(exchange, resumption)
+            })
         }
         switch verdict {
         case .admitted:
             admitted(exchange)
         case .queued(let id, let deadline):
             exchange.queueID = id
-            exchange.queueTimer = context.eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds)))) {
-                let (handler, _) = bound.value
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            exchange.queueTimer = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds)))) {
+                let handler = bound.value
                 handler.runtime.gate.expire(now: handler.now, jitter: handler.pool.nextJitter())
             }
         case .rejected(let rejection):
@@ -185,7 +183,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         exchange.holdsSlot = true
         exchange.admittedAt = context.eventLoop.now
         guard let upstream = runtime.pickUpstream() else {
-            answerForExchange(exchange, .noUpstream)
+            // Capacity 0 is refused by admission already; this is the same answer.
+            shed(exchange, .init(reason: .noHealthyUpstream, retryAfterSeconds: 1))
             return
         }
         exchange.upstream = upstream
@@ -281,14 +280,12 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func connectFresh(_ exchange: Exchange) {
-        exchange.connecting = true
         pool.connect(exchange.upstream) { [self] result in
             connectCompleted(exchange, result)
         }
     }
 
     private func connectCompleted(_ exchange: Exchange, _ result: Result<UpstreamConnection, any Error>) {
-        exchange.connecting = false
         guard case .active(let current) = state, current === exchange else {
             // The exchange ended meanwhile: keep the fresh connection for the next one.
             if case .success(let connection) = result { pool.release(connection) }

@@ -24,18 +24,18 @@ enum RequestSerializer {
         var facts = Facts()
         var policy = HopByHopPolicy()
         for (name, value) in headers {
-            switch name.utf8.count {
-            case 4 where HeaderName.equals(name, lowercase: "host"):
+            switch HeaderName.classify(name) {
+            case .host:
                 facts.hasHost = true
-            case 6 where HeaderName.equals(name, lowercase: "expect"):
+            case .expect:
                 if value.trimmingSpaces().lowercased() == "100-continue" { facts.expectsContinue = true }
-            case 10 where HeaderName.equals(name, lowercase: "connection"):
+            case .connection:
                 policy.noteConnectionHeader(value)
-            case 12 where HeaderName.equals(name, lowercase: "x-request-id"):
+            case .requestID:
                 if RequestIDGenerator.isAcceptable(value) { facts.requestID = value }
-            case 14 where HeaderName.equals(name, lowercase: "content-length"):
+            case .contentLength:
                 facts.contentLength = Int(value)
-            case 17 where HeaderName.equals(name, lowercase: "transfer-encoding"):
+            case .transferEncoding:
                 facts.chunked = true  // the decoder accepts only a chunked final coding
             default:
                 break
@@ -56,19 +56,15 @@ enum RequestSerializer {
         var forwardedFor: String? = nil
         var forwardedHost: String? = nil
         for (name, value) in head.headers {
-            if policy.isHopByHop(name) { continue }
-            switch name.utf8.count {
-            case 4 where HeaderName.equals(name, lowercase: "host"):
+            let kind = HeaderName.classify(name)
+            if policy.isHopByHop(name, kind: kind) { continue }
+            switch kind {
+            case .host:
                 forwardedHost = value
-            case 6 where HeaderName.equals(name, lowercase: "expect"):
+            case .expect, .requestID, .forwardedHost, .forwardedProto:
                 continue
-            case 12 where HeaderName.equals(name, lowercase: "x-request-id"):
-                continue
-            case 15 where HeaderName.equals(name, lowercase: "x-forwarded-for"):
+            case .forwardedFor:
                 forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
-                continue
-            case 16 where HeaderName.equals(name, lowercase: "x-forwarded-host"),
-                17 where HeaderName.equals(name, lowercase: "x-forwarded-proto"):
                 continue
             default:
                 break

@@ -47,8 +47,6 @@ struct ResponseRelay {
         self.requestID = requestID
     }
 
-    var isComplete: Bool { phase == .done }
-
     /// Feeds bytes from the upstream; `emit` receives what goes to the client.
     /// Returns true once the response is complete.
     mutating func receive(
@@ -171,16 +169,13 @@ struct ResponseRelay {
         buffer.writeStaticString(clientHTTP10 ? "HTTP/1.0" : "HTTP/1.1")
         buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[8..<head.statusLineLength]))
         for field in head.fields {
-            switch field.kind {
-            case .connection, .keepAlive, .proxyConnection, .te, .trailer, .upgrade, .requestID:
-                continue
-            case .transferEncoding where dropTransferEncoding, .contentLength where dropContentLength:
-                continue
-            case .other where !head.connectionTokens.isEmpty:
+            let kind = field.kind
+            if kind.isAlwaysHopByHop || kind == .requestID { continue }
+            if (kind == .transferEncoding && dropTransferEncoding) || (kind == .contentLength && dropContentLength) { continue }
+            if !head.connectionTokens.isEmpty && !kind.isProtected {
+                // Rare (a Connection header naming extra fields): only then build a String.
                 let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self).lowercased()
                 if head.connectionTokens.contains(name) { continue }
-            default:
-                break
             }
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
         }
