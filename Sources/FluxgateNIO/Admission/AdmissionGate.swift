@@ -174,7 +174,7 @@ final class AdmissionGate: Sendable {
         counters.wouldShed(reason)
         let last = lastDryRunLog.load(ordering: .relaxed)
         // At most one line a second: a dry run under real overload must not flood the log.
-        guard now.nanoseconds &- last >= 1_000_000_000,
+        guard last == .min || now.nanoseconds &- last >= 1_000_000_000,
             lastDryRunLog.compareExchange(expected: last, desired: now.nanoseconds, ordering: .relaxed).exchanged
         else { return }
         logger.info(
