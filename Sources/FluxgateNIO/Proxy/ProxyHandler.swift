@@ -39,6 +39,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private let timeouts: ClientTimeoutHandler?
     private let maxBodyBytes: Int
     private let upstreamHeaderTimeout: TimeAmount
+    /// The ready upstreams as this connection last saw them.
+    private var routing: GatewayRuntime.Routing
     private var state = State.idle
     private var context: ChannelHandlerContext!
     private var clientAddress = "unknown"
@@ -59,6 +61,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         self.timeouts = timeouts
         self.maxBodyBytes = runtime.config.limits.maxBodyBytes
         self.upstreamHeaderTimeout = .nanoseconds(runtime.config.timeouts.upstreamHeader.nanosecondsClamped)
+        self.routing = runtime.routing
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -182,7 +185,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func admitted(_ exchange: Exchange) {
         exchange.holdsSlot = true
         exchange.admittedAt = context.eventLoop.now
-        guard let upstream = runtime.pickUpstream() else {
+        guard let upstream = runtime.pickUpstream(&routing) else {
             // Capacity 0 is refused by admission already; this is the same answer.
             shed(exchange, .init(reason: .noHealthyUpstream, retryAfterSeconds: 1))
             return
@@ -296,7 +299,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             attach(connection, to: exchange)
         case .failure(let error):
             exchange.tried.append(exchange.upstream)
-            if let next = runtime.balancer.failover(after: exchange.upstream, tried: Set(exchange.tried)) {
+            if let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried) {
                 exchange.upstream = next
                 startUpstream(exchange)
             } else {
