@@ -12,15 +12,7 @@ DUR=${DUR:-10}; PORT=${PORT:-19101}
 bench_need wrk "apt-get install -y wrk"
 bench_setup demo-bench
 
-python3 - >"$W/echo.json" <<'PY'
-import json
-print(json.dumps({"items": [{"id": i, "name": f"item-{i}", "price": i * 1.5, "tags": ["a", "b"]} for i in range(100)]}))
-PY
-cat >"$W/echo.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$W/echo.json"); wrk.body = f:read("*a"); f:close()
-LUA
+bench_echo_payload
 
 start() {
   taskset -c 1 "$BIN" demo-upstream --port "$PORT" --instance a --workers 1 "$@" >"$W/demo.log" 2>&1 &

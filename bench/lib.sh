@@ -13,3 +13,17 @@ bench_setup() {
 
 # Requires a command, naming the package that brings it.
 bench_need() { command -v "$1" >/dev/null || { echo "$1 is missing: $2" >&2; exit 1; }; }
+
+# Writes $W/echo.json (the ~100-item JSON body used for POST /api/echo) and
+# $W/echo.lua (a wrk script that POSTs it).
+bench_echo_payload() {
+  python3 - >"$W/echo.json" <<'PY'
+import json
+print(json.dumps({"items": [{"id": i, "name": f"item-{i}", "price": i * 1.5, "tags": ["a", "b"]} for i in range(100)]}))
+PY
+  cat >"$W/echo.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$W/echo.json"); wrk.body = f:read("*a"); f:close()
+LUA
+}

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Fluxgate next to nginx and HAProxy (a benchmark, not a test).
+#
+# The same three upstreams (one nginx worker on CPU 0, ports 19601-19603), the same
+# wrk load (CPU 0), each proxy on CPU 1 with one worker/thread/event loop, runs
+# alternating nginx → HAProxy → Fluxgate, ROUNDS times per row. Rows:
+#   health64 / health256  GET /health (37-byte JSON) at 64 / 256 connections
+#   echo                  POST /api/echo with the ~100-item JSON body (6.6 KB) at 64;
+#                         the upstream answers with the same bytes (nginx cannot echo)
+#   mib                   GET /mib, a 1 MiB static file, at 16 connections
+#   c10k                  GET /health over 10 000 concurrent keep-alive connections
+#   shed                  Fluxgate only: a global bucket of 1/s rejects every request
+#                         (503 with headers and JSON body) — against Fluxgate proxying
+# Then peak RSS of each proxy and memory per idle keep-alive connection
+# (bench/idle_conns.py, IDLE connections, measured first on fresh processes).
+#
+# Installs nginx-light, haproxy and wrk with apt-get when missing (needs root);
+# builds Fluxgate in release mode. Env: DUR seconds per run (8), ROUNDS (3),
+# ROWS ("health64 health256 echo mib c10k shed"), IDLE (10000).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+DUR=${DUR:-8}; ROUNDS=${ROUNDS:-3}; IDLE=${IDLE:-10000}
+ROWS=${ROWS:-"health64 health256 echo mib c10k shed"}
+
+missing=()
+for tool in nginx:nginx-light haproxy:haproxy wrk:wrk python3:python3 taskset:util-linux; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+bench_setup compare
+ulimit -n "$(ulimit -Hn)"  # 10 000 clients need it; 20 000 here
+bench_echo_payload
+head -c 1048576 /dev/urandom >"$W/mib"
+chmod 755 "$W"; chmod 644 "$W/mib" "$W/echo.json"  # nginx workers run as an unprivileged user
+
+# Upstreams: one nginx worker answering all three ports.
+cat >"$W/upstream.conf" <<C
+worker_processes 1; daemon off; pid $W/upstream.pid; error_log $W/upstream.err;
+events { worker_connections 32768; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:19601; listen 127.0.0.1:19602; listen 127.0.0.1:19603;
+    location = /health { default_type application/json; return 200 '{"status":"UP","service":"upstream"}'; }
+    location = /api/echo { client_max_body_size 1m; client_body_buffer_size 64k;
+      default_type application/json; alias $W/echo.json; error_page 405 =200 \$uri; }
+    location = /mib { default_type application/octet-stream; alias $W/mib; } } }
+C
+# nginx as the proxy: the usual keep-alive set-up to the upstreams.
+cat >"$W/nginx.conf" <<C
+worker_processes 1; daemon off; pid $W/nginx.pid; error_log $W/nginx.err;
+
+events { worker_connections 32768; }
+http { access_log off; keepalive_requests 1000000;
+  upstream app { server 127.0.0.1:19601; server 127.0.0.1:19602; server 127.0.0.1:19603; keepalive 512; }
+  server { listen 127.0.0.1:18601 backlog=16384;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
+      client_max_body_size 1m; } } }
+C
+# HAProxy reserves two descriptors per connection and refuses to start beyond the
+# descriptor limit, so its maxconn is what the limit allows (9 900 at 20 000).
+cat >"$W/haproxy.cfg" <<C
+global
+  nbthread 1
+  maxconn $(( ($(ulimit -n) - 200) / 2 ))
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:18602
+  default_backend be
+backend be
+  balance roundrobin
+  server s1 127.0.0.1:19601
+  server s2 127.0.0.1:19602
+  server s3 127.0.0.1:19603
+C
+# Fluxgate: one event loop, limits that never shed (C = 3 × 30 000, S = 60 300).
+fluxgate_config() {  # $1 port, $2 global bucket
+  cat <<C
+listen: "127.0.0.1:$1"
+workers: 1
+upstreams:
+  - { name: up-1, url: "http://127.0.0.1:19601", max_concurrency: 30000 }
+  - { name: up-2, url: "http://127.0.0.1:19602", max_concurrency: 30000 }
+  - { name: up-3, url: "http://127.0.0.1:19603", max_concurrency: 30000 }
+rate_limit: { global: $2, per_client: { enabled: false } }
+pool: { max_idle_per_upstream: 512 }
+demo: { enabled: false }
+C
+}
+fluxgate_config 18603 "{ enabled: false }" >"$W/fluxgate.yaml"
+fluxgate_config 18604 "{ enabled: true, rate: 1, burst: 1 }" >"$W/shed.yaml"
+
+taskset -c 0 nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
+taskset -c 1 nginx -c "$W/nginx.conf" -e "$W/nginx.err" & pids+=($!); nginx_pid=$!
+taskset -c 1 haproxy -f "$W/haproxy.cfg" -q & pids+=($!); haproxy_pid=$!
+taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
+taskset -c 1 "$BIN" --config "$W/shed.yaml" >"$W/shed.log" 2>&1 & pids+=($!); shed_pid=$!
+ports=(nginx:18601 haproxy:18602 fluxgate:18603)
+for target in upstream:19601 "${ports[@]}"; do
+  for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:${target#*:}/health" && break; sleep 0.1; done
+  curl -sf -o /dev/null "http://127.0.0.1:${target#*:}/health" || { echo "${target%%:*} is not answering" >&2; exit 1; }
+done
+# Every target must answer each row's request alike before anything is timed.
+for target in "${ports[@]}"; do
+  port=${target#*:}
+  curl -s -X POST -H 'Content-Type: application/json' --data-binary @"$W/echo.json" "http://127.0.0.1:$port/api/echo" >"$W/echo.out"
+  cmp -s "$W/echo.out" "$W/echo.json" || { echo "${target%%:*}: POST /api/echo answered differently: $(head -c 300 "$W/echo.out")" >&2; exit 1; }
+  curl -s "http://127.0.0.1:$port/mib" | cmp -s - "$W/mib" || { echo "${target%%:*}: /mib differs" >&2; exit 1; }
+done
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r); nginx $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | awk 'NR==1{print $3}'), wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}')"
+echo "# DUR=${DUR}s ROUNDS=$ROUNDS; proxies on CPU 1, upstream + wrk on CPU 0"
+
+echo
+echo "== memory per idle keep-alive connection ($IDLE connections, fresh processes)"
+for target in "${ports[@]}"; do
+  name=${target%%:*}; port=${target#*:}; pid_var=${name}_pid
+  for _ in $(seq 20); do curl -s -o /dev/null "http://127.0.0.1:$port/health"; done
+  printf "%-9s %s\n" "$name" "$(python3 bench/idle_conns.py "$port" "$IDLE" "${!pid_var}")"
+done
+sleep 2  # the held connections are closed; let the proxies reap them
+
+# wrk in one run; prints "rps p50_ms p99_ms errors".
+measure() {  # $1 port, $2 connections, $3 path, rest: wrk options
+  local port=$1 conns=$2 path=$3; shift 3
+  taskset -c 0 wrk -t1 -c"$conns" -d"${DUR}s" --timeout 10s --latency "$@" "http://127.0.0.1:$port$path" 2>&1 | awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+    /Socket errors/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 } /Non-2xx/ { non2xx += $5 }
+    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, err + non2xx }'
+}
+
+declare -A sum p50s p99s errs
+row() {  # $1 label, $2 connections, $3 path, rest: wrk options; fills the arrays per target
+  local label=$1 conns=$2 path=$3; shift 3
+  for target in "${ports[@]}"; do sum[$target]=0; p50s[$target]=""; p99s[$target]=""; errs[$target]=0; done
+  for round in $(seq "$ROUNDS"); do
+    for target in "${ports[@]}"; do
+      read -r rps p50 p99 err <<<"$(measure "${target#*:}" "$conns" "$path" "$@")"
+      printf "  %-9s %-9s round %s: %8s rps  p50 %7s ms  p99 %7s ms  errors %s\n" "$label" "${target%%:*}" "$round" "$rps" "$p50" "$p99" "$err" >&2
+      sum[$target]=$((sum[$target] + rps)); p50s[$target]+="$p50 "; p99s[$target]+="$p99 "; errs[$target]=$((errs[$target] + err))
+    done
+  done
+  local base=${sum[nginx:18601]} haproxy_sum=${sum[haproxy:18602]}
+  for target in "${ports[@]}"; do
+    python3 - "$label" "${target%%:*}" "${sum[$target]}" "$ROUNDS" "${p50s[$target]}" "${p99s[$target]}" "${errs[$target]}" "$base" "$haproxy_sum" <<'PY'
+import statistics, sys
+label, name, total, rounds, p50s, p99s, errors, nginx_total, haproxy_total = sys.argv[1:]
+median = lambda text: statistics.median(float(v) for v in text.split())
+ratio = lambda other: f"{int(total) / int(other):.2f}x" if int(other) else "-"
+print(f"{label:9} {name:9} {int(total) / int(rounds):9.0f} {median(p50s):8.2f} {median(p99s):8.2f} {ratio(nginx_total):>9} {ratio(haproxy_total):>10} {errors:>7}")
+PY
+  done
+}
+
+echo
+echo "== throughput (requests/s = mean of $ROUNDS rounds; p50/p99 = median of rounds; ratios from the summed requests)"
+printf "%-9s %-9s %9s %8s %8s %9s %10s %7s\n" row target "req/s" "p50 ms" "p99 ms" "vs nginx" "vs haproxy" errors
+for r in $ROWS; do
+  case $r in
+    health64) row health64 64 /health ;;
+    health256) row health256 256 /health ;;
+    echo) row echo 64 /api/echo -s "$W/echo.lua" ;;
+    mib) row mib 16 /mib ;;
+    c10k) row c10k 10000 /health ;;
+    shed)
+      # wrk's one thread tops out near the shed path's rate, so requests per CPU-second
+      # of the gateway process is the comparison; raw requests/s are printed too.
+      ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+      for round in $(seq "$ROUNDS"); do
+        t0=$(ticks "$shed_pid"); read -r shed_rps _ shed_p99 _ <<<"$(measure 18604 64 /health)"; t1=$(ticks "$shed_pid")
+        u0=$(ticks "$fluxgate_pid"); read -r proxy_rps _ proxy_p99 _ <<<"$(measure 18603 64 /health)"; u1=$(ticks "$fluxgate_pid")
+        python3 - "$round" "$DUR" "$(getconf CLK_TCK)" "$shed_rps" "$shed_p99" $((t1 - t0)) "$proxy_rps" "$proxy_p99" $((u1 - u0)) <<'PY'
+import sys
+rnd, dur, hz, s_rps, s_p99, s_ticks, p_rps, p_p99, p_ticks = sys.argv[1:]
+dur, hz = float(dur), int(hz)
+per_cpu = lambda rps, ticks: float(rps) * dur / (int(ticks) / hz) if int(ticks) else float("nan")
+s_cpu, p_cpu = per_cpu(s_rps, s_ticks), per_cpu(p_rps, p_ticks)
+print(f"shed      round {rnd}: shed {float(s_rps):.0f} rps at {int(s_ticks) / hz / dur * 100:.0f} % CPU = {s_cpu:.0f} per CPU-s (p99 {s_p99} ms); "
+      f"proxied {float(p_rps):.0f} rps at {int(p_ticks) / hz / dur * 100:.0f} % CPU = {p_cpu:.0f} per CPU-s (p99 {p_p99} ms); "
+      f"per CPU-s {s_cpu / p_cpu:.2f}x, raw {float(s_rps) / float(p_rps):.2f}x")
+PY
+      done ;;
+    *) echo "unknown row $r" >&2; exit 2 ;;
+  esac
+done
+
+echo
+echo "== peak resident memory over the whole run (VmHWM; nginx: master + worker)"
+peak() { local total=0; for p in "$@"; do
+  for pid in $p $(pgrep -P "$p" || true); do total=$((total + $(awk '/VmHWM/{print $2}' "/proc/$pid/status"))); done; done; echo "$total"; }
+printf "%-9s %8s KiB\n" nginx "$(peak "$nginx_pid")" haproxy "$(peak "$haproxy_pid")" fluxgate "$(peak "$fluxgate_pid")"
