@@ -91,6 +91,18 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // libFuzzer harness for the parsers written here (Fuzz/run.sh builds it with
+        // -sanitize=fuzzer); built normally it replays inputs, e.g. Fuzz/corpus.
+        .executableTarget(
+            name: "fluxgate-fuzz",
+            dependencies: [
+                "FluxgateCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Sources/FluxgateFuzz"
+        ),
         // Real-client helpers shared by the test targets.
         .target(
             name: "FluxgateTestSupport",

@@ -3,7 +3,8 @@
 /// Fed each buffer as it arrives; answers how many of its bytes belong to the current
 /// message and whether the message ended. For chunked bodies it validates the chunk
 /// syntax strictly (RFC 9112 §7.1: hex sizes without sign or spaces, CRLF after each
-/// chunk, bounded extensions and trailers) and reports the payload ranges, so the
+/// chunk, bounded extensions, trailers that are `token ":" value` field lines and
+/// not framing fields) and reports the payload ranges, so the
 /// I/O layer can either pass the chunked bytes through untouched (HTTP/1.1 clients)
 /// or send only the payload (HTTP/1.0 clients, whose responses end at close).
 public struct BodyFramer: Sendable, Equatable {
@@ -11,21 +12,49 @@ public struct BodyFramer: Sendable, Equatable {
         case invalidChunkSize
         case chunkSizeTooLarge
         case missingCRLF
+        /// Chunk extensions that are not `;name[=token|"quoted"]` (RFC 9112 §7.1.1).
+        case invalidChunkExtension
+        /// A trailer line that is not `token ":" value` (RFC 9112 §7.1.2, §5).
+        case invalidTrailer
         case extensionTooLong
         case trailerTooLong
     }
 
     enum ChunkState: Sendable, Equatable {
         case size(value: Int, digits: Int)
-        case extensionBytes(value: Int, length: Int)
+        /// Inside the chunk extensions after the size: where in the grammar, and how
+        /// many extension bytes so far.
+        case chunkExtension(value: Int, part: ExtensionPart, length: Int)
         case sizeLF(value: Int)
         case data(remaining: Int)
         case dataCR
         case dataLF
         /// At the start of a trailer line (or the final empty line).
         case trailerLineStart
-        case trailerLine
+        /// Inside a trailer field name (a token, up to the colon); `framing` tracks whether
+        /// the name so far still spells Content-Length (bit 0) or Transfer-Encoding (bit 1).
+        case trailerName(length: Int, framing: UInt8)
+        /// After the colon: the value, up to CR.
+        case trailerValue
         case trailerLF(emptyLine: Bool)
+    }
+
+    /// RFC 9112 §7.1.1 `chunk-ext = *( ";" chunk-ext-name [ "=" chunk-ext-val ] )`, with
+    /// `chunk-ext-val = token / quoted-string`. The optional whitespace (BWS) the RFC
+    /// tolerates around `;` and `=` is refused: being stricter than llhttp is safe,
+    /// being looser is not.
+    enum ExtensionPart: Sendable, Equatable {
+        /// Just after `;`: a name must follow.
+        case nameStart
+        case name
+        /// Just after `=`: a token or a quoted string must follow.
+        case valueStart
+        case token
+        case quoted
+        /// After a backslash inside a quoted string.
+        case quotedEscape
+        /// After the closing quote: `;` or the end of the line.
+        case quotedEnd
     }
 
     enum Mode: Sendable, Equatable {
@@ -89,20 +118,19 @@ public struct BodyFramer: Sendable, Equatable {
                     throw .invalidChunkSize
                 } else if byte == 0x0D {
                     state = .sizeLF(value: value)
-                } else if byte == UInt8(ascii: ";") || byte == 0x20 || byte == 0x09 {
-                    state = .extensionBytes(value: value, length: 1)
+                } else if byte == UInt8(ascii: ";") {
+                    state = .chunkExtension(value: value, part: .nameStart, length: 1)
                 } else {
                     throw .invalidChunkSize
                 }
                 index += 1
-            case .extensionBytes(let value, let length):
-                if byte == 0x0D {
+            case .chunkExtension(let value, let part, let length):
+                if byte == 0x0D && part != .quoted && part != .quotedEscape {
+                    guard part == .name || part == .token || part == .quotedEnd else { throw .invalidChunkExtension }
                     state = .sizeLF(value: value)
-                } else if byte == 0x0A || byte == 0x00 {
-                    throw .missingCRLF
                 } else {
                     guard length < Self.maxExtensionBytes else { throw .extensionTooLong }
-                    state = .extensionBytes(value: value, length: length + 1)
+                    state = .chunkExtension(value: value, part: try Self.next(part, byte), length: length + 1)
                 }
                 index += 1
             case .sizeLF(let value):
@@ -125,18 +153,41 @@ public struct BodyFramer: Sendable, Equatable {
             case .trailerLineStart:
                 if byte == 0x0D {
                     state = .trailerLF(emptyLine: true)
-                } else if byte == 0x0A || byte == 0x00 || byte == 0x20 || byte == 0x09 {
+                } else if byte == 0x0A || byte == 0x00 {
                     throw .missingCRLF
+                } else if HeaderName.isTokenByte(byte) {
+                    // A field line as in a head: no folding, no empty name.
+                    state = .trailerName(length: 1, framing: Self.framingMatch(0b11, byte, at: 0))
                 } else {
-                    state = .trailerLine
+                    throw .invalidTrailer
                 }
                 try countTrailerByte()
                 index += 1
-            case .trailerLine:
+            case .trailerName(let length, let framing):
+                if byte == UInt8(ascii: ":") {
+                    // Framing fields have no place in trailers (RFC 9110 §6.5.1); llhttp
+                    // refuses them too (found by the fuzzer).
+                    if (framing & 1 != 0 && length == Self.contentLength.count)
+                        || (framing & 2 != 0 && length == Self.transferEncoding.count)
+                    {
+                        throw .invalidTrailer
+                    }
+                    state = .trailerValue
+                } else if HeaderName.isTokenByte(byte) {
+                    state = .trailerName(length: length + 1, framing: Self.framingMatch(framing, byte, at: length))
+                } else {
+                    throw .invalidTrailer
+                }
+                try countTrailerByte()
+                index += 1
+            case .trailerValue:
                 if byte == 0x0D {
                     state = .trailerLF(emptyLine: false)
                 } else if byte == 0x0A || byte == 0x00 {
                     throw .missingCRLF
+                } else if (byte < 0x20 && byte != 0x09) || byte == 0x7F {
+                    // The same bytes a head's field value may not hold.
+                    throw .invalidTrailer
                 }
                 try countTrailerByte()
                 index += 1
@@ -157,6 +208,48 @@ public struct BodyFramer: Sendable, Equatable {
     private mutating func countTrailerByte() throws(Failure) {
         trailerBytes += 1
         if trailerBytes > Self.maxTrailerBytes { throw .trailerTooLong }
+    }
+
+    static let contentLength = Array("content-length".utf8)
+    static let transferEncoding = Array("transfer-encoding".utf8)
+
+    /// Narrows which framing field names a trailer name can still be, given its byte at `index`.
+    private static func framingMatch(_ candidates: UInt8, _ byte: UInt8, at index: Int) -> UInt8 {
+        let lower = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+        var result: UInt8 = 0
+        if candidates & 1 != 0 && index < contentLength.count && contentLength[index] == lower { result |= 1 }
+        if candidates & 2 != 0 && index < transferEncoding.count && transferEncoding[index] == lower { result |= 2 }
+        return result
+    }
+
+    /// One step of the chunk-extension grammar (CR, which ends it, is handled by the caller).
+    private static func next(_ part: ExtensionPart, _ byte: UInt8) throws(Failure) -> ExtensionPart {
+        let semicolon = UInt8(ascii: ";"), equals = UInt8(ascii: "="), quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        switch part {
+        case .nameStart:
+            if HeaderName.isTokenByte(byte) { return .name }
+        case .name:
+            if HeaderName.isTokenByte(byte) { return .name }
+            if byte == equals { return .valueStart }
+            if byte == semicolon { return .nameStart }
+        case .valueStart:
+            if HeaderName.isTokenByte(byte) { return .token }
+            if byte == quote { return .quoted }
+        case .token:
+            if HeaderName.isTokenByte(byte) { return .token }
+            if byte == semicolon { return .nameStart }
+        case .quoted:
+            // qdtext: HTAB, SP, visible ASCII but `"` and `\`, obs-text.
+            if byte == quote { return .quotedEnd }
+            if byte == backslash { return .quotedEscape }
+            if byte == 0x09 || (byte >= 0x20 && byte != 0x7F) { return .quoted }
+        case .quotedEscape:
+            if byte == 0x09 || (byte >= 0x20 && byte != 0x7F) { return .quoted }
+        case .quotedEnd:
+            if byte == semicolon { return .nameStart }
+        }
+        if byte == 0x0A || byte == 0x00 { throw .missingCRLF }
+        throw .invalidChunkExtension
     }
 
     static func hexValue(_ byte: UInt8) -> Int? {

@@ -10,7 +10,8 @@
 /// - a bare LF line ending, a NUL or CR inside a line, obs-fold continuation lines;
 /// - a field name that is not a token, whitespace before the colon;
 /// - `Content-Length` that is not 1*DIGIT (spaces around it allowed, tabs not),
-///   differs between repeats, or overflows;
+///   is repeated (even with the same value), or overflows;
+/// - `Transfer-Encoding` together with `Content-Length`;
 /// - a head longer than `maxLength` bytes.
 public enum ResponseHeadParser {
     public enum Outcome: Sendable, Equatable {
@@ -96,7 +97,9 @@ public enum ResponseHeadParser {
                 guard !raw.contains(0x09), let length = parseContentLength(value) else {
                     return .invalid("invalid Content-Length")
                 }
-                if let existing = result.contentLength, existing != length { return .invalid("conflicting Content-Length values") }
+                // Even an identical repeat is refused, as llhttp does (RFC 9110 §8.6 would
+                // allow it; found by the fuzzer, Fuzz/run.sh).
+                if result.contentLength != nil { return .invalid("repeated Content-Length") }
                 result.contentLength = length
             case .transferEncoding:
                 result.hasTransferEncoding = true
@@ -116,6 +119,11 @@ public enum ResponseHeadParser {
             }
             result.fields.append(.init(kind: kind, line: lineStart..<next, name: lineStart..<colon, value: valueStart..<valueEnd))
             position = next
+        }
+        if result.hasTransferEncoding && result.contentLength != nil {
+            // RFC 9112 §6.3 ¶3: a smuggling / splitting signature "ought to be handled as
+            // an error"; llhttp refuses it too (found by the fuzzer).
+            return .invalid("both Transfer-Encoding and Content-Length")
         }
         if minor == 0 && sawKeepAlive && !result.connectionTokens.contains("close") { result.connectionClose = false }
         return .complete(result)

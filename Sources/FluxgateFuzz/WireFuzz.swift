@@ -1,0 +1,250 @@
+import FluxgateCore
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+
+#if !FUZZING
+import Foundation
+#endif
+
+/// Checks for the parsers Fluxgate wrote itself, with llhttp (NIOHTTP1's parser) as
+/// the oracle. The first input byte picks the check, the rest is the data:
+/// - even: an upstream response head for ``ResponseHeadParser``;
+/// - odd: a chunked body for ``BodyFramer``, with the first data byte choosing how
+///   the bytes are split across reads.
+/// A broken property stops the process (libFuzzer keeps the input as a crash).
+///
+/// Built with `-sanitize=fuzzer` by `Fuzz/run.sh`; built normally, the executable
+/// replays files or folders of inputs (the committed corpus) through the same checks.
+enum WireChecks {
+    static let chunkedHead = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+
+    static func run(_ input: UnsafeRawBufferPointer) {
+        guard let selector = input.first else { return }
+        let data = Array(input.dropFirst())
+        if selector & 1 == 0 { checkHead(data) } else { checkChunked(data) }
+    }
+
+    static func require(_ condition: Bool, _ message: @autoclosure () -> String, _ data: [UInt8]) {
+        if !condition {
+            fatalError("\(message()) — input \(String(decoding: data, as: UTF8.self).debugDescription)")
+        }
+    }
+
+    // MARK: Response heads
+
+    static func checkHead(_ bytes: [UInt8]) {
+        let naive = naiveHeadEnd(bytes)
+        let fast = bytes.withUnsafeBytes { ResponseHeadParser.headEnd(in: $0) }
+        require(fast == naive, "headEnd \(String(describing: fast)) != \(String(describing: naive))", bytes)
+        if let naive, naive > 4 {
+            // A terminator split across reads is still found when the scan resumes late.
+            let resumed = bytes.withUnsafeBytes { ResponseHeadParser.headEnd(in: $0, from: naive - 1) }
+            require(resumed == naive, "resumed headEnd \(String(describing: resumed)) != \(naive)", bytes)
+        }
+        let outcome = bytes.withUnsafeBytes { ResponseHeadParser.parse($0, maxLength: 8192) }
+        guard case .complete(let head) = outcome else {
+            if case .incomplete = outcome { require(naive == nil || naive! > 8192, "incomplete although the head ends", bytes) }
+            return
+        }
+        require(head.length == naive, "head length \(head.length) != end \(String(describing: naive))", bytes)
+        require((100...599).contains(head.status), "status \(head.status)", bytes)
+        require(head.statusLineLength <= head.length, "status line beyond the head", bytes)
+        for field in head.fields {
+            require(field.line.lowerBound >= head.statusLineLength && field.line.upperBound <= head.length, "field line out of bounds", bytes)
+            require(field.name.lowerBound == field.line.lowerBound && field.name.upperBound <= field.value.lowerBound, "field name range", bytes)
+            require(field.value.upperBound <= field.line.upperBound - 2, "field value range", bytes)
+        }
+        let prefix = Array(bytes[..<(head.length - 1)])
+        if case .complete = prefix.withUnsafeBytes({ ResponseHeadParser.parse($0, maxLength: 8192) }) {
+            require(false, "a head minus its last byte parsed complete", bytes)
+        }
+        guard let theirs = llhttpHead(Array(bytes[..<head.length])) else {
+            require(false, "accepted a head llhttp refuses", bytes)
+            return
+        }
+        require(theirs.status.code == head.status, "status \(head.status) vs llhttp \(theirs.status.code)", bytes)
+        require(theirs.version.minor == head.minorVersion, "version differs from llhttp", bytes)
+        require(theirs.headers.count == head.fields.count, "\(head.fields.count) fields vs llhttp \(theirs.headers.count)", bytes)
+        for (field, (name, value)) in zip(head.fields, theirs.headers) {
+            require(String(decoding: bytes[field.name], as: UTF8.self) == name, "field name differs from llhttp's \(name)", bytes)
+            // llhttp keeps trailing whitespace in values; RFC 9110 §5.5 says it is not part of them.
+            // NIO hands values over as Strings: compare after the same UTF-8 repair.
+            require(String(decoding: bytes[field.value], as: UTF8.self) == trimmed(value), "field value differs from llhttp's \(value.debugDescription)", bytes)
+        }
+        if let length = head.contentLength {
+            let declared = theirs.headers["content-length"].compactMap { Int(trimmed($0)) }
+            require(!declared.isEmpty && declared.allSatisfy { $0 == length }, "Content-Length \(length) vs llhttp \(declared)", bytes)
+        }
+    }
+
+    static func trimmed(_ text: String) -> Substring {
+        var slice = Substring(text)
+        while slice.first == " " || slice.first == "\t" { slice.removeFirst() }
+        while slice.last == " " || slice.last == "\t" { slice.removeLast() }
+        return slice
+    }
+
+    /// The reference answer for where a head ends: the first CRLF CRLF, found the slow way.
+    static func naiveHeadEnd(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for index in 0...(bytes.count - 4) where bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 {
+            return index + 4
+        }
+        return nil
+    }
+
+    static func llhttpHead(_ bytes: [UInt8]) -> HTTPResponseHead? {
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish() }
+        do {
+            try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)))
+            try channel.writeOutbound(HTTPClientRequestPart.head(.init(version: .http1_1, method: .GET, uri: "/")))
+            try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+            try channel.writeInbound(ByteBuffer(bytes: bytes))
+            guard case .head(let head)? = try channel.readInbound(as: HTTPClientResponsePart.self) else { return nil }
+            return head
+        } catch {
+            return nil
+        }
+    }
+
+    // MARK: Chunked bodies
+
+    struct Framed: Equatable {
+        var payload: [UInt8] = []
+        var consumed = 0
+        var complete = false
+        var failure: BodyFramer.Failure?
+    }
+
+    /// Frames `bytes` delivered in pieces of the given sizes (cycled).
+    static func frame(_ bytes: [UInt8], pieces: [Int]) -> Framed {
+        var framer = BodyFramer(.chunked)
+        var result = Framed()
+        var offset = 0
+        var step = 0
+        while offset < bytes.count && !framer.isComplete {
+            let end = min(bytes.count, offset + max(1, pieces[step % pieces.count]))
+            step += 1
+            let base = offset
+            do {
+                let consumed = try bytes[offset..<end].withUnsafeBytes { piece in
+                    try framer.consume(piece) { range in
+                        precondition(range.lowerBound >= 0 && base + range.upperBound <= end, "payload range outside the piece")
+                        result.payload += bytes[(base + range.lowerBound)..<(base + range.upperBound)]
+                    }
+                }
+                precondition(consumed <= end - base, "consumed more than it was given")
+                offset += consumed
+                if consumed < end - base && !framer.isComplete {
+                    preconditionFailure("stopped early without completing")
+                }
+            } catch {
+                result.failure = error as? BodyFramer.Failure
+                break
+            }
+        }
+        // After a failure the count depends on where the reads split: not compared.
+        result.consumed = result.failure == nil ? offset : -1
+        result.complete = framer.isComplete
+        return result
+    }
+
+    static func checkChunked(_ data: [UInt8]) {
+        guard let pattern = data.first else { return }
+        let bytes = Array(data.dropFirst())
+        let whole = frame(bytes, pieces: [bytes.count])
+        let byByte = frame(bytes, pieces: [1])
+        let mixed = frame(bytes, pieces: [1 + Int(pattern & 7), 1 + Int(pattern >> 3)])
+        // Where the reads split the bytes must not change the outcome.
+        require(byByte == whole, "byte-at-a-time framing differs: \(byByte) vs \(whole)", bytes)
+        require(mixed == whole, "split framing differs: \(mixed) vs \(whole)", bytes)
+        guard whole.complete else { return }
+        guard let (payload, ended) = llhttpChunkedBody(Array(bytes[..<whole.consumed])) else {
+            require(false, "completed a chunked body llhttp refuses", bytes)
+            return
+        }
+        require(ended, "completed a chunked body llhttp does not see end", bytes)
+        require(payload == whole.payload, "payload differs from llhttp's", bytes)
+    }
+
+    static func llhttpChunkedBody(_ body: [UInt8]) -> ([UInt8], Bool)? {
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish() }
+        do {
+            try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)))
+            try channel.writeOutbound(HTTPClientRequestPart.head(.init(version: .http1_1, method: .GET, uri: "/")))
+            try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+            try channel.writeInbound(ByteBuffer(bytes: chunkedHead + body))
+            var payload: [UInt8] = []
+            var ended = false
+            while let part = try channel.readInbound(as: HTTPClientResponsePart.self) {
+                switch part {
+                case .head: break
+                case .body(let buffer): payload += buffer.readableBytesView
+                case .end: ended = true
+                }
+            }
+            return (payload, ended)
+        } catch {
+            return nil
+        }
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
+    WireChecks.run(UnsafeRawBufferPointer(start: start, count: count))
+    return 0
+}
+
+#if FUZZING
+// SwiftPM links an executable's entry point as `<module>_main`; in the fuzzing build
+// that entry point hands control to libFuzzer's driver.
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafeRawPointer?, Int) -> CInt
+) -> CInt
+
+@_cdecl("fluxgate_fuzz_main")
+func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return runFuzzerDriver(&argc, &argv) { start, count in
+        WireChecks.run(UnsafeRawBufferPointer(start: start, count: count))
+        return 0
+    }
+}
+#else
+/// Replays inputs: `fluxgate-fuzz FILE|DIR ...` runs every file through the checks.
+@main
+enum Replay {
+    static func main() throws {
+        var files: [String] = []
+        for path in CommandLine.arguments.dropFirst() {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                print("no such file: \(path)")
+                exit(2)
+            }
+            if isDirectory.boolValue {
+                files += try FileManager.default.contentsOfDirectory(atPath: path).sorted().map { "\(path)/\($0)" }
+            } else {
+                files.append(path)
+            }
+        }
+        for file in files {
+            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            data.withUnsafeBytes { WireChecks.run($0) }
+        }
+        print("replayed \(files.count) inputs, all checks held")
+    }
+}
+#endif
