@@ -16,7 +16,9 @@
 #
 # Installs nginx-light, haproxy and wrk with apt-get when missing (needs root);
 # builds Fluxgate in release mode. Env: DUR seconds per run (8), ROUNDS (3),
-# ROWS ("health64 health256 echo mib c10k shed"), IDLE (10000).
+# ROWS ("health64 health256 echo mib c10k shed"), IDLE (10000), and FLUXGATE_B: the
+# path of another fluxgate binary (e.g. a copy of the previous build) to run as a
+# fourth target, "fluxgate-b", with the same config — how a change is A/B-measured.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-8}; ROUNDS=${ROUNDS:-3}; IDLE=${IDLE:-10000}
@@ -95,6 +97,7 @@ demo: { enabled: false }
 C
 }
 fluxgate_config 18603 "{ enabled: false }" >"$W/fluxgate.yaml"
+fluxgate_config 18607 "{ enabled: false }" >"$W/fluxgate-b.yaml"
 fluxgate_config 18604 "{ enabled: true, rate: 1, burst: 1 }" >"$W/shed.yaml"
 
 taskset -c 0 nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
@@ -103,6 +106,10 @@ taskset -c 1 haproxy -f "$W/haproxy.cfg" -q & pids+=($!); haproxy_pid=$!
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
 taskset -c 1 "$BIN" --config "$W/shed.yaml" >"$W/shed.log" 2>&1 & pids+=($!); shed_pid=$!
 ports=(nginx:18601 haproxy:18602 fluxgate:18603)
+if [ -n "${FLUXGATE_B:-}" ]; then
+  taskset -c 1 "$FLUXGATE_B" --config "$W/fluxgate-b.yaml" >"$W/fluxgate-b.log" 2>&1 & pids+=($!); fluxgate_b_pid=$!
+  ports+=(fluxgate-b:18607)
+fi
 for target in upstream:19601 "${ports[@]}"; do
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:${target#*:}/health" && break; sleep 0.1; done
   curl -sf -o /dev/null "http://127.0.0.1:${target#*:}/health" || { echo "${target%%:*} is not answering" >&2; exit 1; }
@@ -121,7 +128,7 @@ echo "# DUR=${DUR}s ROUNDS=$ROUNDS; proxies on CPU 1, upstream + wrk on CPU 0"
 echo
 echo "== memory per idle keep-alive connection ($IDLE connections, fresh processes)"
 for target in "${ports[@]}"; do
-  name=${target%%:*}; port=${target#*:}; pid_var=${name}_pid
+  name=${target%%:*}; port=${target#*:}; pid_var=${name//-/_}_pid
   for _ in $(seq 20); do curl -s -o /dev/null "http://127.0.0.1:$port/health"; done
   printf "%-9s %s\n" "$name" "$(python3 bench/idle_conns.py "$port" "$IDLE" "${!pid_var}")"
 done

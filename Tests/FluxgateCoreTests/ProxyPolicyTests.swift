@@ -25,11 +25,13 @@ struct ProxyPolicyTests {
 
     @Test func requestIDs() {
         var generator = RequestIDGenerator(seed: 42)
-        let ids = (0..<1000).map { _ in generator.nextID() }
+        let ids = (0..<1000).map { _ in generator.nextID().description }
         #expect(Set(ids).count == 1000)
         #expect(ids.allSatisfy { $0.utf8.count == 16 && $0.allSatisfy(\.isHexDigit) })
         var again = RequestIDGenerator(seed: 42)
-        #expect(again.nextID() == ids[0])
+        #expect(again.nextID().description == ids[0])
+        #expect(RequestID.generated(0xAB).description == "00000000000000ab")
+        #expect(RequestID.client("from-client").description == "from-client")
         #expect(RequestIDGenerator.isAcceptable("abc-123"))
         #expect(!RequestIDGenerator.isAcceptable(""))
         #expect(!RequestIDGenerator.isAcceptable("a b"))

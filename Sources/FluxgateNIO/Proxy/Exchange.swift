@@ -10,7 +10,7 @@ final class Exchange {
     /// The serialized head as sent upstream (kept to resend on a stale connection).
     var upstreamHead: ByteBuffer
     let clientHTTP10: Bool
-    let requestID: String
+    let requestID: RequestID
     let isIdempotent: Bool
     let isHeadRequest: Bool
     /// What the client's head said (framing, Expect, request ID) and which fields are hop-by-hop.
@@ -41,7 +41,7 @@ final class Exchange {
 
     init(
         clientHead: HTTPRequestHead, facts: RequestSerializer.Facts, policy: HopByHopPolicy, clientHTTP10: Bool,
-        clientKeepAlive: Bool, requestID: String
+        clientKeepAlive: Bool, requestID: RequestID
     ) {
         let method = clientHead.method
         self.clientHead = clientHead

@@ -64,7 +64,7 @@ struct GatewayResponses: Sendable {
     /// A complete response: `HTTP/1.x` status line, fields, optional request ID,
     /// `Connection` as decided, and the body unless the request was HEAD.
     func response(
-        _ answer: GatewayAnswer, requestID: String?, close: Bool, http10: Bool = false, includeBody: Bool = true,
+        _ answer: GatewayAnswer, requestID: RequestID?, close: Bool, http10: Bool = false, includeBody: Bool = true,
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         let prepared = self.prepared[answer]!
@@ -81,7 +81,7 @@ struct GatewayResponses: Sendable {
     /// `RateLimit` (draft-ietf-httpapi-ratelimit-headers). Assembled from prepared
     /// pieces; only the numbers are written per request.
     func shed(
-        _ rejection: AdmissionGate.Rejection, requestID: String, close: Bool, http10: Bool, includeBody: Bool,
+        _ rejection: AdmissionGate.Rejection, requestID: RequestID, close: Bool, http10: Bool, includeBody: Bool,
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         let prepared = shedPieces[rejection.reason]!
@@ -147,7 +147,7 @@ struct GatewayResponses: Sendable {
 extension ByteBuffer {
     /// The end of a head the gateway writes: `X-Request-ID`, then `Connection` as
     /// decided (close, or keep-alive spelled out for HTTP/1.0), then the blank line.
-    mutating func endHead(requestID: String?, close: Bool, http10: Bool) {
+    mutating func endHead(requestID: RequestID?, close: Bool, http10: Bool) {
         if let requestID { writeField("x-request-id", requestID) }
         if close {
             writeStaticString("connection: close\r\n")

@@ -372,7 +372,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         answer(kind, requestID: exchange.requestID, http10: exchange.clientHTTP10, close: !keepAlive, isHead: exchange.isHeadRequest)
     }
 
-    private func answer(_ kind: GatewayAnswer, requestID: String?, http10: Bool, close: Bool, isHead: Bool) {
+    private func answer(_ kind: GatewayAnswer, requestID: RequestID?, http10: Bool, close: Bool, isHead: Bool) {
         let bytes = runtime.responses.response(
             kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, allocator: context.channel.allocator)
         context.write(wrapOutboundOut(bytes), promise: nil)

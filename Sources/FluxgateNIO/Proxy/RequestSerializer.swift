@@ -12,7 +12,7 @@ import NIOHTTP1
 /// whatever the client spoke. Names and values were validated by the decoder.
 enum RequestSerializer {
     struct Facts {
-        var requestID: String?
+        var requestID: RequestID?
         var expectsContinue = false
         var hasHost = false
         var contentLength: Int?
@@ -32,7 +32,7 @@ enum RequestSerializer {
             case .connection:
                 policy.noteConnectionHeader(value)
             case .requestID:
-                if RequestIDGenerator.isAcceptable(value) { facts.requestID = value }
+                if RequestIDGenerator.isAcceptable(value) { facts.requestID = .client(value) }
             case .contentLength:
                 facts.contentLength = Int(value)
             case .transferEncoding:
@@ -45,7 +45,7 @@ enum RequestSerializer {
     }
 
     static func head(
-        _ head: HTTPRequestHead, policy: HopByHopPolicy, facts: Facts, requestID: String, clientAddress: String,
+        _ head: HTTPRequestHead, policy: HopByHopPolicy, facts: Facts, requestID: RequestID, clientAddress: String,
         upstreamAuthority: String, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 40)
@@ -104,6 +104,13 @@ enum RequestSerializer {
 }
 
 extension ByteBuffer {
+    mutating func writeField(_ name: String, _ value: RequestID) {
+        writeString(name)
+        writeStaticString(": ")
+        value.withUTF8 { _ = writeBytes($0) }
+        writeStaticString("\r\n")
+    }
+
     mutating func writeField(_ name: String, _ value: String) {
         writeString(name)
         writeStaticString(": ")

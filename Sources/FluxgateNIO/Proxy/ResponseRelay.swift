@@ -27,7 +27,7 @@ struct ResponseRelay {
     private var dechunk = false
     private let requestWasHead: Bool
     private let clientHTTP10: Bool
-    private let requestID: String
+    private let requestID: RequestID
     /// Whether the client connection stays open after this response.
     private(set) var clientKeepAlive: Bool
     /// Whether the upstream connection can serve another request afterwards.
@@ -40,7 +40,7 @@ struct ResponseRelay {
     /// Bodies up to this size are copied behind the head instead of written separately.
     static let coalesceLimit = 4_096
 
-    init(requestWasHead: Bool, clientHTTP10: Bool, clientKeepAlive: Bool, requestID: String) {
+    init(requestWasHead: Bool, clientHTTP10: Bool, clientKeepAlive: Bool, requestID: RequestID) {
         self.requestWasHead = requestWasHead
         self.clientHTTP10 = clientHTTP10
         self.clientKeepAlive = clientKeepAlive

@@ -105,7 +105,7 @@ final class UpstreamPool {
 
     func idleCount(_ upstream: Int) -> Int { idle[upstream].count }
 
-    func nextRequestID() -> String { requestIDs.nextID() }
+    func nextRequestID() -> RequestID { requestIDs.nextID() }
 
     /// A jitter factor in [0, 0.5) for `Retry-After` estimates.
     func nextJitter() -> Double { Double(requestIDs.next() >> 11) / Double(1 << 53) * 0.5 }
