@@ -1,10 +1,12 @@
 # Shared set-up for the bench/*.sh scripts (sourced, not run).
 # After `bench_setup NAME`: the repository root is the working directory, fluxgate is
-# built in release mode as $BIN, $W is a scratch folder, and every pid appended to
+# built in release mode (the flags of README's release build) as $BIN, $W is a scratch folder, and every pid appended to
 # `pids` is killed when the script exits.
 bench_setup() {
   cd "$(dirname "${BASH_SOURCE[1]}")/.."
-  swift build -c release >/dev/null
+  # The release build as docs/PERFORMANCE.md measures it: dynamic exclusivity checks
+  # off in the dependencies too (our own targets drop them in Package.swift).
+  swift build -c release -Xswiftc -enforce-exclusivity=unchecked >/dev/null
   BIN=$PWD/.build/release/fluxgate
   W=$(mktemp -d -t "$1.XXXX")
   pids=()

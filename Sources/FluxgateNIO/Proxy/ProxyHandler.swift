@@ -39,6 +39,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     private let timeouts: ClientTimeoutHandler?
     private let maxBodyBytes: Int
     private let upstreamHeaderTimeout: TimeAmount
+    /// Held here: reading `runtime.admission` per request copied the whole struct
+    /// (retains of its arrays and dictionary, seen in the profile).
+    private let admission: AdmissionConfig
     /// The ready upstreams as this connection last saw them.
     private var routing: GatewayRuntime.Routing
     private var state = State.idle
@@ -62,6 +65,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         self.maxBodyBytes = runtime.config.limits.maxBodyBytes
         self.upstreamHeaderTimeout = .nanoseconds(runtime.config.timeouts.upstreamHeader.nanosecondsClamped)
         self.routing = runtime.routing
+        self.admission = runtime.admission
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -140,7 +144,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Per-client bucket, global bucket, then the utilization rule (SPEC §4).
     private func admit(_ exchange: Exchange) {
         let head = exchange.clientHead
-        let priority = runtime.admission.priority(forTarget: head.uri)
+        let priority = admission.priority(forTarget: head.uri)
         let clientKey = runtime.clientKeyHeader.flatMap { head.headers.first(name: $0) } ?? clientAddress
         let eventLoop = context.eventLoop
         let verdict = runtime.gate.admit(clientKey: clientKey, priority: priority, now: now, jitter: pool.nextJitter()) {
