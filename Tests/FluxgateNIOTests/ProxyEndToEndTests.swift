@@ -108,6 +108,35 @@ struct ProxyEndToEndTests {
         }
     }
 
+    /// Above `pool.max_idle_per_upstream` a released connection is kept for a grace
+    /// (1 s) instead of being closed at once, so a burst does not churn connections;
+    /// unused, the pool then shrinks back to its cap.
+    @Test func connectionsAboveTheIdleCapAreTrimmedAfterAGrace() async throws {
+        try await run(adjust: {
+            $0.pool.maxIdlePerUpstream = 1
+            $0.timeouts.idle = .seconds(60)
+        }) { upstreams, gateway in
+            var clients: [TestClient] = []
+            for _ in 0..<3 { clients.append(try await TestClient.connect(to: gateway.address, group: group)) }
+            func burst(_ ms: Int) async throws {
+                let futures = clients.map {
+                    $0.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=\(ms)", headers: ["host": "h"]))
+                }
+                for future in futures { #expect(try await future.get().status == 200) }
+            }
+            try await burst(100)
+            #expect(upstreams[0].acceptedConnections == 3)
+            // The next burst finds all three parked: none was closed at release.
+            try await burst(50)
+            #expect(upstreams[0].acceptedConnections == 3)
+            // Unused, the two above the cap close after the grace; the third stays.
+            try await upstreams[0].waitForClosedConnections(2)
+            #expect(try await clients[0].get("/").status == 200)
+            #expect(upstreams[0].acceptedConnections == 3)
+            for client in clients { try await client.close() }
+        }
+    }
+
     @Test func idlePooledConnectionsCloseAfterTheIdleTimeout() async throws {
         try await run(adjust: { $0.timeouts.idle = .milliseconds(200) }) { upstreams, gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)

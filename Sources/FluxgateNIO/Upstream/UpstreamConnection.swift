@@ -38,6 +38,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     var servedRequests = 0
     /// Idle-timeout check; `idleDeadline` is set while parked in the pool.
     var idleTimer: Scheduled<Void>?
+    /// When `idleTimer` fires.
+    var idleTimerDeadline: NIODeadline?
     var idleDeadline: NIODeadline?
     var isActive: Bool { context?.channel.isActive ?? false }
     var isWritable: Bool { context?.channel.isWritable ?? false }
