@@ -97,8 +97,8 @@ let package = Package(
             name: "fluxgate-fuzz",
             dependencies: [
                 "FluxgateCore",
+                "FluxgateTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Sources/FluxgateFuzz"
@@ -110,6 +110,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             path: "Tests/Support"
         ),
@@ -117,7 +118,7 @@ let package = Package(
         .testTarget(
             name: "FluxgateNIOTests",
             dependencies: [
-                "FluxgateNIO", "FluxgateCore", "FluxorDemo",
+                "FluxgateNIO", "FluxgateCore", "FluxorDemo", "FluxgateTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

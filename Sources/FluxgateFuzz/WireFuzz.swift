@@ -1,6 +1,6 @@
 import FluxgateCore
+import FluxgateTestSupport
 import NIOCore
-import NIOEmbedded
 import NIOHTTP1
 
 #if !FUZZING
@@ -59,7 +59,7 @@ enum WireChecks {
         if case .complete = prefix.withUnsafeBytes({ ResponseHeadParser.parse($0, maxLength: 8192) }) {
             require(false, "a head minus its last byte parsed complete", bytes)
         }
-        guard let theirs = llhttpHead(Array(bytes[..<head.length])) else {
+        guard let theirs = LlhttpOracle.head(Array(bytes[..<head.length])) else {
             require(false, "accepted a head llhttp refuses", bytes)
             return
         }
@@ -92,23 +92,6 @@ enum WireChecks {
             return index + 4
         }
         return nil
-    }
-
-    static func llhttpHead(_ bytes: [UInt8]) -> HTTPResponseHead? {
-        let channel = EmbeddedChannel()
-        defer { _ = try? channel.finish() }
-        do {
-            try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
-            try channel.pipeline.syncOperations.addHandler(
-                ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)))
-            try channel.writeOutbound(HTTPClientRequestPart.head(.init(version: .http1_1, method: .GET, uri: "/")))
-            try channel.writeOutbound(HTTPClientRequestPart.end(nil))
-            try channel.writeInbound(ByteBuffer(bytes: bytes))
-            guard case .head(let head)? = try channel.readInbound(as: HTTPClientResponsePart.self) else { return nil }
-            return head
-        } catch {
-            return nil
-        }
     }
 
     // MARK: Chunked bodies
@@ -172,28 +155,17 @@ enum WireChecks {
     }
 
     static func llhttpChunkedBody(_ body: [UInt8]) -> ([UInt8], Bool)? {
-        let channel = EmbeddedChannel()
-        defer { _ = try? channel.finish() }
-        do {
-            try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
-            try channel.pipeline.syncOperations.addHandler(
-                ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)))
-            try channel.writeOutbound(HTTPClientRequestPart.head(.init(version: .http1_1, method: .GET, uri: "/")))
-            try channel.writeOutbound(HTTPClientRequestPart.end(nil))
-            try channel.writeInbound(ByteBuffer(bytes: chunkedHead + body))
-            var payload: [UInt8] = []
-            var ended = false
-            while let part = try channel.readInbound(as: HTTPClientResponsePart.self) {
-                switch part {
-                case .head: break
-                case .body(let buffer): payload += buffer.readableBytesView
-                case .end: ended = true
-                }
+        guard let parts = LlhttpOracle.responseParts(chunkedHead + body) else { return nil }
+        var payload: [UInt8] = []
+        var ended = false
+        for part in parts {
+            switch part {
+            case .head: break
+            case .body(let buffer): payload += buffer.readableBytesView
+            case .end: ended = true
             }
-            return (payload, ended)
-        } catch {
-            return nil
         }
+        return (payload, ended)
     }
 }
 
