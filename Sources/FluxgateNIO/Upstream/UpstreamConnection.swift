@@ -36,10 +36,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// Set once the connection served a request; a failure on a reused connection
     /// before any response byte is the classic keep-alive race, safe to retry.
     var servedRequests = 0
-    /// Idle-timeout check; `idleDeadline` is set while parked in the pool.
-    var idleTimer: Scheduled<Void>?
-    /// When `idleTimer` fires.
-    var idleTimerDeadline: NIODeadline?
+    /// When the pool closes it unless reused; set only while parked in the pool.
     var idleDeadline: NIODeadline?
     var isActive: Bool { context?.channel.isActive ?? false }
     var isWritable: Bool { context?.channel.isWritable ?? false }

@@ -27,6 +27,10 @@ final class UpstreamPool {
     private let connectTimeout: TimeAmount
     /// How long a connection above the idle cap may wait for reuse.
     let excessIdleGrace: TimeAmount
+    /// How often parked connections are checked against their deadlines: deadlines
+    /// are kept to within this much.
+    let sweepInterval: TimeAmount
+    private var sweepTimer: Scheduled<Void>?
     private var requestIDs: RequestIDGenerator
 
     init(eventLoop: any EventLoop, targets: [SocketAddress], config: GatewayConfig) {
@@ -38,6 +42,7 @@ final class UpstreamPool {
         self.requestIDs = RequestIDGenerator(seed: UInt64.random(in: .min ... .max))
         self.connectTimeout = .nanoseconds(config.timeouts.connect.nanosecondsClamped)
         self.excessIdleGrace = min(.seconds(1), idleTimeout)
+        self.sweepInterval = max(.milliseconds(10), min(.milliseconds(250), .nanoseconds(idleTimeout.nanoseconds / 4)))
     }
 
     /// The newest idle connection to `upstream` that is still open, if any.
@@ -80,44 +85,51 @@ final class UpstreamPool {
         }
         let atCap = idle[connection.upstreamIndex].count >= maxIdlePerUpstream
         idle[connection.upstreamIndex].append(connection)
-        let deadline = eventLoop.now + (atCap ? excessIdleGrace : idleTimeout)
-        connection.idleDeadline = deadline
-        // Lazily re-armed: a connection busy most of the time keeps one timer per idle
-        // period instead of scheduling and cancelling one per request. Only a deadline
-        // earlier than the pending timer's (an excess connection) needs a new timer.
-        if let pending = connection.idleTimerDeadline, pending > deadline {
-            connection.idleTimer?.cancel()
-            connection.idleTimer = nil
-        }
-        if connection.idleTimer == nil { scheduleIdleCheck(connection, at: deadline) }
+        connection.idleDeadline = eventLoop.now + (atCap ? excessIdleGrace : idleTimeout)
+        scheduleSweep()
     }
 
-    private func scheduleIdleCheck(_ connection: UpstreamConnection, at deadline: NIODeadline) {
-        let bound = NIOLoopBound((self, connection), eventLoop: eventLoop)
-        connection.idleTimerDeadline = deadline
-        connection.idleTimer = eventLoop.scheduleTask(deadline: deadline) {
-            let (pool, connection) = bound.value
-            connection.idleTimer = nil
-            connection.idleTimerDeadline = nil
-            guard let due = connection.idleDeadline else { return }  // in use now
-            if pool.eventLoop.now >= due {
-                connection.close()
-            } else {
-                pool.scheduleIdleCheck(connection, at: due)
+    /// One timer per pool, not per connection: while anything is parked, a sweep runs
+    /// every ``sweepInterval`` and closes what is past its deadline. Per-connection
+    /// timers had to be cancelled when a connection closed or its deadline moved
+    /// earlier, and NIO finds a cancelled task by a linear search of its timer heap:
+    /// 2.5 % of the CPU with 10 000 client connections (docs/PERFORMANCE.md).
+    private func scheduleSweep() {
+        guard sweepTimer == nil else { return }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        sweepTimer = eventLoop.scheduleTask(in: sweepInterval) { bound.value.sweep() }
+    }
+
+    private func sweep() {
+        sweepTimer = nil
+        let now = eventLoop.now
+        var expired: [UpstreamConnection] = []
+        for upstream in idle.indices {
+            idle[upstream].removeAll { connection in
+                guard let due = connection.idleDeadline, due <= now else { return false }
+                expired.append(connection)
+                return true
             }
         }
+        // Closed after the lists are settled: closing calls back into connectionClosed.
+        for connection in expired {
+            connection.idleDeadline = nil
+            connection.close()
+        }
+        if idle.contains(where: { !$0.isEmpty }) { scheduleSweep() }
     }
 
     func connectionClosed(_ connection: UpstreamConnection) {
-        connection.idleTimer?.cancel()
-        connection.idleTimer = nil
-        connection.idleTimerDeadline = nil
+        guard connection.idleDeadline != nil else { return }  // not parked
+        connection.idleDeadline = nil
         if let index = idle[connection.upstreamIndex].firstIndex(where: { $0 === connection }) {
             idle[connection.upstreamIndex].remove(at: index)
         }
     }
 
     func closeAll() {
+        sweepTimer?.cancel()
+        sweepTimer = nil
         for connections in idle {
             for connection in connections { connection.close() }
         }
