@@ -1,3 +1,4 @@
+import DequeModule
 import FluxgateCore
 import NIOCore
 import NIOHTTP1
@@ -49,7 +50,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var clientAddress = "unknown"
     private var readPending = false
     private var upstreamNeedsFlush = false
-    private var queue = CircularBuffer<Queued>(initialCapacity: 4)
+    /// A `Deque` allocates nothing until something is queued: most connections never pipeline.
+    private var queue = Deque<Queued>()
     private var queuedBytes = 0
     private var clientInputClosed = false
     private var headerTimer: Scheduled<Void>?
