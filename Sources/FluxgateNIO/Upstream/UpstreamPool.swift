@@ -16,7 +16,7 @@ import NIOPosix
 /// deadline that short, instead of being closed at once. Under a burst of thousands
 /// of concurrent requests (10 000 keep-alive clients) closing at release turned every
 /// wave into thousands of new connects — 10.6k requests/s; with the grace the same
-/// load did 22.8-25.0k (docs/PERFORMANCE.md). Being newest, excess connections are the
+/// load did 20-24k (`bench/compare.sh`, docs/PERFORMANCE.md). Being newest, excess connections are the
 /// first reused; unused for the grace, they close and the pool is back at its cap.
 final class UpstreamPool {
     let eventLoop: any EventLoop
