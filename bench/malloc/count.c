@@ -1,7 +1,8 @@
 /* malloc counter for bench/malloc-count.sh, preloaded into fluxgate (LD_PRELOAD).
  * Counts calls to malloc, calloc, realloc and posix_memalign; SIGUSR2 prints the
  * running total to stderr as "mallocs=N". A measuring aid, not product code:
- * heaptrack and valgrind are not on this machine, and ordo-one/benchmark's
+ * valgrind 3.19 here refuses the Swift 6.3 binary ("Possibly corrupted debuginfo
+ * file... Giving up"), heaptrack is not installed, and ordo-one/benchmark's
  * interposer measures in-process benchmarks, not a running server. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
