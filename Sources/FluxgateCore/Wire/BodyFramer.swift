@@ -81,6 +81,9 @@ public struct BodyFramer: Sendable, Equatable {
 
     public var isComplete: Bool { mode == .done }
 
+    /// The body ends when the connection closes (no length, not chunked).
+    public var endsAtClose: Bool { mode == .untilClose }
+
     /// Consumes a prefix of `bytes`. Returns how many bytes belong to this message and
     /// calls `payload` with the ranges (within `bytes`) that carry body data.
     public mutating func consume(

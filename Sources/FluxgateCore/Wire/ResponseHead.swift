@@ -43,10 +43,9 @@ public struct ResponseHead: Sendable, Equatable {
     }
 
     /// Whether the upstream connection may serve another request after this response.
-    public var keepsConnection: Bool {
-        // TE together with CL is a smuggling signature (RFC 9112 §6.3 ¶3): never reuse.
-        !connectionClose && !(hasTransferEncoding && contentLength != nil)
-    }
+    /// (Transfer-Encoding with Content-Length, the smuggling signature, never gets
+    /// this far: ``ResponseHeadParser`` refuses it.)
+    public var keepsConnection: Bool { !connectionClose }
 }
 
 /// How a message body ends (RFC 9112 §6.3).

@@ -37,9 +37,9 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
 }
 
 /// The gateway's own answers, prepared once: per answer kind, the status line with
-/// fixed fields and the JSON body, each in a `ByteBuffer`. An answer costs two
-/// copy-free buffer writes and one small buffer for the per-request fields, never
-/// per-request JSON encoding.
+/// fixed fields and the JSON body, each in a `ByteBuffer`. An answer is one buffer
+/// the size of the whole response, the prepared pieces copied in around the
+/// per-request fields: no per-request JSON encoding or string building.
 struct GatewayResponses: Sendable {
     private struct Prepared: Sendable {
         var prefix: ByteBuffer

@@ -244,7 +244,6 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
             return
         }
-        exchange.bodyForwarded = exchange.bodyForwarded || exchange.connection != nil
         if exchange.chunkedBody {
             sendUpstream(RequestSerializer.chunkHeader(buffer.readableBytes, allocator: context.channel.allocator), exchange)
             sendUpstream(buffer, exchange)
@@ -259,7 +258,6 @@ final class ProxyHandler: ChannelDuplexHandler {
         exchange.requestComplete = true
         exchange.relay.requestComplete = true
         if exchange.chunkedBody {
-            exchange.bodyForwarded = exchange.bodyForwarded || exchange.connection != nil
             sendUpstream(RequestSerializer.lastChunk(trailers: trailers, allocator: context.channel.allocator), exchange)
         }
         if let connection = exchange.connection {
@@ -269,10 +267,12 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Body bytes (and chunk framing) for the upstream: written now, or held until connected.
     private func sendUpstream(_ bytes: ByteBuffer, _ exchange: Exchange) {
         if let connection = exchange.connection {
             connection.write(bytes)
             upstreamNeedsFlush = true
+            exchange.bodyForwarded = true
         } else {
             exchange.pending.append(bytes)
         }
@@ -321,7 +321,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         connection.delegate = self
         connection.write(exchange.upstreamHead)
         if !exchange.pending.isEmpty {
-            exchange.bodyForwarded = exchange.bodyForwarded || exchange.bodyBytes > 0 || exchange.chunkedBody
+            exchange.bodyForwarded = true
             for bytes in exchange.pending { connection.write(bytes) }
             exchange.pending.removeAll()
         }
@@ -388,11 +388,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func finishResponse(keepAlive: Bool, served: Bool = false) {
         if case .active(let exchange) = state {
             leaveAdmission(exchange, served: served)
-            exchange.headerDeadline = nil
-            if let connection = exchange.connection {
-                exchange.connection = nil
-                connection.close()
-            }
+            // Still attached only when the gateway answered instead of the upstream.
+            abortUpstream(exchange)
         }
         guard keepAlive && !clientInputClosed else {
             state = .closing

@@ -136,12 +136,9 @@ struct ResponseRelay {
 
     /// The upstream closed the connection; true if that legitimately ends the response.
     mutating func upstreamClosed() -> Bool {
-        if phase == .body && endsAtClose { phase = .done }
+        if phase == .body && framer.endsAtClose { phase = .done }
         return phase == .done
     }
-
-    /// The body is delimited by the upstream closing (no length, not chunked).
-    private var endsAtClose = false
 
     private mutating func clientHead(_ head: ResponseHead, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
         let framing = head.framing(requestWasHead: requestWasHead)
@@ -154,16 +151,12 @@ struct ResponseRelay {
             dropTransferEncoding = true
             clientKeepAlive = false
         case .untilClose:
-            endsAtClose = true
             clientKeepAlive = false
             upstreamReusable = false
         default:
             break
         }
         if !head.keepsConnection { upstreamReusable = false }
-        // With Transfer-Encoding, Content-Length is ignored (RFC 9112 §6.3 ¶3); passing
-        // both on would hand the client the smuggling signature.
-        let dropContentLength = head.hasTransferEncoding
 
         var buffer = allocator.buffer(capacity: head.length + 64)
         buffer.writeStaticString(clientHTTP10 ? "HTTP/1.0" : "HTTP/1.1")
@@ -171,7 +164,7 @@ struct ResponseRelay {
         for field in head.fields {
             let kind = field.kind
             if kind.isAlwaysHopByHop || kind == .requestID { continue }
-            if (kind == .transferEncoding && dropTransferEncoding) || (kind == .contentLength && dropContentLength) { continue }
+            if kind == .transferEncoding && dropTransferEncoding { continue }
             if !head.connectionTokens.isEmpty && !kind.isProtected {
                 // Rare (a Connection header naming extra fields): only then build a String.
                 let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self).lowercased()
@@ -179,13 +172,7 @@ struct ResponseRelay {
             }
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
         }
-        buffer.writeField("x-request-id", requestID)
-        if !clientKeepAlive {
-            buffer.writeStaticString("connection: close\r\n")
-        } else if clientHTTP10 {
-            buffer.writeStaticString("connection: keep-alive\r\n")
-        }
-        buffer.writeStaticString("\r\n")
+        buffer.endHead(requestID: requestID, close: !clientKeepAlive, http10: clientHTTP10)
         return buffer
     }
 }
