@@ -26,10 +26,10 @@ final class UpstreamPool {
     private let idleTimeout: TimeAmount
     private let connectTimeout: TimeAmount
     /// How long a connection above the idle cap may wait for reuse.
-    let excessIdleGrace: TimeAmount
+    private let excessIdleGrace: TimeAmount
     /// How often parked connections are checked against their deadlines: deadlines
     /// are kept to within this much.
-    let sweepInterval: TimeAmount
+    private let sweepInterval: TimeAmount
     private var sweepTimer: Scheduled<Void>?
     private var requestIDs: RequestIDGenerator
 
@@ -135,8 +135,6 @@ final class UpstreamPool {
         }
         idle = Array(repeating: [], count: targets.count)
     }
-
-    func idleCount(_ upstream: Int) -> Int { idle[upstream].count }
 
     func nextRequestID() -> RequestID { requestIDs.nextID() }
 
