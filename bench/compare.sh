@@ -110,10 +110,7 @@ if [ -n "${FLUXGATE_B:-}" ]; then
   taskset -c 1 "$FLUXGATE_B" --config "$W/fluxgate-b.yaml" >"$W/fluxgate-b.log" 2>&1 & pids+=($!); fluxgate_b_pid=$!
   ports+=(fluxgate-b:18607)
 fi
-for target in upstream:19601 "${ports[@]}"; do
-  for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:${target#*:}/health" && break; sleep 0.1; done
-  curl -sf -o /dev/null "http://127.0.0.1:${target#*:}/health" || { echo "${target%%:*} is not answering" >&2; exit 1; }
-done
+for target in upstream:19601 "${ports[@]}"; do bench_wait "${target%%:*}" "${target#*:}"; done
 # Every target must answer each row's request alike before anything is timed.
 for target in "${ports[@]}"; do
   port=${target#*:}

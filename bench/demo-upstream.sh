@@ -17,8 +17,7 @@ bench_echo_payload
 start() {
   taskset -c 1 "$BIN" demo-upstream --port "$PORT" --instance a --workers 1 "$@" >"$W/demo.log" 2>&1 &
   pid=$!; pids=("$pid")
-  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && return; sleep 0.1; done
-  echo "demo upstream did not start" >&2; exit 1
+  bench_wait "demo upstream" "$PORT"
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pids=(); }
 run() { # conns path [wrk args...]

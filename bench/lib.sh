@@ -29,3 +29,11 @@ wrk.headers["Content-Type"] = "application/json"
 local f = io.open("$W/echo.json"); wrk.body = f:read("*a"); f:close()
 LUA
 }
+
+# Waits up to 5 s for http://127.0.0.1:PORT$PATH (default /health) to answer 2xx;
+# exits the script naming NAME if it never does.
+bench_wait() {  # NAME PORT [PATH]
+  local path=${3:-/health}
+  for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$2$path" && return; sleep 0.1; done
+  echo "$1 (port $2) is not answering" >&2; exit 1
+}

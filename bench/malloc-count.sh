@@ -32,7 +32,7 @@ rate_limit: { global: $bucket, per_client: { enabled: false } }
 demo: { enabled: false }
 C
   LD_PRELOAD="$W/count.so" taskset -c 1 "$BIN" --config "$W/$name.yaml" 2>"$W/$name.err" >/dev/null & pid=$!; pids+=("$pid")
-  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.1; done
+  bench_wait "$name gateway" "$port"
   taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$port/health" >/dev/null
   kill -USR2 "$pid"; sleep 0.3
   requests=$(taskset -c 0 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$port/health" | awk '/requests in/{print $1}')

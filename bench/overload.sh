@@ -51,8 +51,7 @@ C
 taskset -c 0 "$BIN" demo-upstream --port 19301 --instance a --workers 1 --capacity 50 --latency-ms 50 >"$W/demo.log" 2>&1 & pids+=($!)
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fg_pid=$!
 taskset -c 1 haproxy -f "$W/haproxy.cfg" -q & pids+=($!); ha_pid=$!
-sleep 2
-for port in 19301 18401 18402; do curl -sf -o /dev/null "http://127.0.0.1:$port/api/status" || { echo "port $port not answering" >&2; exit 1; }; done
+for port in 19301 18401 18402; do bench_wait "port $port" "$port" /api/status; done
 
 cpu_ticks() { [ -n "$1" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 printf "%-9s %7s %9s %9s %10s %8s %8s %8s\n" target offered "goodput" "shed/s" "fail" "p50 ms" "p99 ms" "cpu %"
