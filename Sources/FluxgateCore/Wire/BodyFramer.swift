@@ -217,6 +217,8 @@ public struct BodyFramer: Sendable, Equatable {
     static let transferEncoding = Array("transfer-encoding".utf8)
 
     /// Narrows which framing field names a trailer name can still be, given its byte at `index`.
+    /// (Not ``HeaderName/classify(_:)``: a trailer name may arrive split across reads,
+    /// and the framer keeps no bytes, so it matches as the bytes pass.)
     private static func framingMatch(_ candidates: UInt8, _ byte: UInt8, at index: Int) -> UInt8 {
         let lower = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
         var result: UInt8 = 0
