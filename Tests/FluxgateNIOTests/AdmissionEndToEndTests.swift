@@ -13,17 +13,26 @@ struct AdmissionEndToEndTests {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let gatewayGroup = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
-    func run(_ adjust: (inout GatewayConfig) -> Void, _ body: (TestUpstream, GatewayHarness) async throws -> Void) async throws {
-        let upstream = try await TestUpstream.start(name: "a", group: group)
-        let config = try makeConfig(upstreams: [upstream.url]) { config in
+    /// A gateway with rate limits off in front of test upstreams named `names`.
+    func run(
+        upstreams names: [String], _ adjust: (inout GatewayConfig) -> Void,
+        _ body: ([TestUpstream], GatewayHarness) async throws -> Void
+    ) async throws {
+        var upstreams: [TestUpstream] = []
+        for name in names { upstreams.append(try await TestUpstream.start(name: name, group: group)) }
+        let config = try makeConfig(upstreams: upstreams.map(\.url)) { config in
             config.rateLimit.perClient.enabled = false
             config.rateLimit.global.enabled = false
             adjust(&config)
         }
-        try await withGateway(config, group: gatewayGroup) { harness in try await body(upstream, harness) }
-        try await upstream.stop()
+        try await withGateway(config, group: gatewayGroup) { harness in try await body(upstreams, harness) }
+        for upstream in upstreams { try await upstream.stop() }
         try await group.shutdownGracefully()
         try await gatewayGroup.shutdownGracefully()
+    }
+
+    func run(_ adjust: (inout GatewayConfig) -> Void, _ body: (TestUpstream, GatewayHarness) async throws -> Void) async throws {
+        try await run(upstreams: ["a"], adjust) { upstreams, harness in try await body(upstreams[0], harness) }
     }
 
     func expectShed(_ response: TestResponse, status: Int, reason: String) {
@@ -165,15 +174,11 @@ struct AdmissionEndToEndTests {
     /// SPEC §4: when an upstream goes down, C shrinks at once and traffic goes to the
     /// ready ones only; with none ready every request is 503 `no_healthy_upstream`.
     @Test func capacityAndRotationFollowReadiness() async throws {
-        let first = try await TestUpstream.start(name: "a", group: group)
-        let second = try await TestUpstream.start(name: "b", group: group)
-        let config = try makeConfig(upstreams: [first.url, second.url]) { config in
-            config.rateLimit.perClient.enabled = false
-            config.rateLimit.global.enabled = false
+        try await run(upstreams: ["a", "b"], { config in
             config.upstreams[0].maxConcurrency = 30
             config.upstreams[1].maxConcurrency = 10
-        }
-        try await withGateway(config, group: gatewayGroup) { gateway in
+        }) { upstreams, gateway in
+            let (first, second) = (upstreams[0], upstreams[1])
             let runtime = gateway.gateway.runtime
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(runtime.gate.snapshot.capacity == 40)
@@ -191,9 +196,5 @@ struct AdmissionEndToEndTests {
             #expect(first.received.count == 6 && second.received.count == 2)
             try await client.close()
         }
-        try await first.stop()
-        try await second.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
     }
 }
