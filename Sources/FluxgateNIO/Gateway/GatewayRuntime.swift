@@ -21,6 +21,8 @@ final class GatewayRuntime: Sendable {
     let gate: AdmissionGate
     /// `rate_limit.per_client.key: header:<Name>` → the header keying clients (else the address).
     let clientKeyHeader: String?
+    /// Live connection and request objects, for leak checks (``LiveObjects``).
+    let live = LiveObjects()
     private let ticket = Atomic<Int>(0)
     private let readiness: Mutex<(version: Int, balancer: RoundRobin)>
     private let readinessVersion = Atomic<Int>(0)

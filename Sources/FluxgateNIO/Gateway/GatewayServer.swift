@@ -26,6 +26,9 @@ public final class GatewayServer: Service, Sendable {
         self.logger = logger
     }
 
+    /// Per-connection objects alive right now (handlers, exchanges, upstream connections).
+    public var liveObjects: LiveObjects { runtime.live }
+
     /// The bound address once ``start()`` returned (port 0 resolves to the real port).
     public var localAddress: SocketAddress? {
         state.withLock { $0.channel?.localAddress }
@@ -39,7 +42,7 @@ public final class GatewayServer: Service, Sendable {
         for loop in group.makeIterator() {
             let runtime = self.runtime
             pools[ObjectIdentifier(loop)] = try await loop.submit {
-                NIOLoopBound(UpstreamPool(eventLoop: loop, targets: runtime.targets, config: config), eventLoop: loop)
+                NIOLoopBound(UpstreamPool(eventLoop: loop, targets: runtime.targets, config: config, live: runtime.live), eventLoop: loop)
             }.get()
         }
         let poolsByLoop = pools
@@ -68,7 +71,7 @@ public final class GatewayServer: Service, Sendable {
                     let sync = channel.pipeline.syncOperations
                     let timeouts = ClientTimeoutHandler(
                         headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
-                        rejection: runtime.responses.rawRequestTimeout)
+                        rejection: runtime.responses.rawRequestTimeout, live: runtime.live)
                     try sync.addHandler(timeouts)
                     try sync.addHandler(
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))

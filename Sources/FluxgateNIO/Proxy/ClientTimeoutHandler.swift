@@ -24,22 +24,35 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     /// The longest the timer sleeps: the shorter of the two timeouts.
     private let stride: TimeAmount
 
-    init(headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer) {
+    private let live: LiveObjects
+
+    init(headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer, live: LiveObjects = LiveObjects()) {
+        self.live = live
+        live.timeoutHandlers.born()
         self.machine = ClientConnectionTimeouts(headerTimeout: headerTimeout, idleTimeout: idleTimeout)
         self.rejection = rejection
         self.stride = .nanoseconds(min(headerTimeout, idleTimeout).nanosecondsClamped)
     }
+
+    deinit { live.timeoutHandlers.died() }
 
     /// The loop's clock, so `EmbeddedEventLoop.advanceTime` drives it in tests.
     private static func now(_ context: ChannelHandlerContext) -> MonotonicTime {
         MonotonicTime(nanoseconds: Int64(context.eventLoop.now.uptimeNanoseconds))
     }
 
+    /// Held only between `handlerAdded` and `handlerRemoved` (the context owns this
+    /// handler; holding it longer is a retain cycle, docs/ARCHITECTURE.md "Who owns whom").
     private var context: ChannelHandlerContext?
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive { run(machine.connectionOpened(now: Self.now(context)), context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stop()
+        self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -66,10 +79,17 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        run(machine.connectionClosed(), context: context)
+        stop()
+        context.fireChannelInactive()
+    }
+
+    /// The connection ended: the pending timer (which holds this handler and its
+    /// context) is cancelled so it cannot keep them alive. Idempotent.
+    private func stop() {
+        _ = machine.connectionClosed()
         timer?.cancel()
         timer = nil
-        context.fireChannelInactive()
+        timerDeadline = nil
     }
 
     private func run(_ action: ClientConnectionTimeouts.Action, context: ChannelHandlerContext) {

@@ -38,11 +38,14 @@ final class Exchange {
     /// When the upstream's response head is due (set once the request is fully sent).
     var headerDeadline: NIODeadline?
     var retriedStaleConnection = false
+    private let live: LiveObjects
 
     init(
         clientHead: HTTPRequestHead, facts: RequestSerializer.Facts, policy: HopByHopPolicy, clientHTTP10: Bool,
-        clientKeepAlive: Bool, requestID: RequestID
+        clientKeepAlive: Bool, requestID: RequestID, live: LiveObjects
     ) {
+        self.live = live
+        live.exchanges.born()
         let method = clientHead.method
         self.clientHead = clientHead
         self.facts = facts
@@ -58,6 +61,8 @@ final class Exchange {
         self.relay = ResponseRelay(
             requestWasHead: method == .HEAD, clientHTTP10: clientHTTP10, clientKeepAlive: clientKeepAlive, requestID: requestID)
     }
+
+    deinit { live.exchanges.died() }
 }
 
 @available(*, unavailable)

@@ -46,7 +46,15 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// The ready upstreams as this connection last saw them.
     private var routing: GatewayRuntime.Routing
     private var state = State.idle
+    /// The handler's own context, held only between `handlerAdded` and
+    /// `handlerRemoved`: the context owns this handler, so holding it longer is a
+    /// retain cycle that keeps the whole connection alive after it closed
+    /// (docs/ARCHITECTURE.md, "Who owns whom"). Timers and admission callbacks that
+    /// may still arrive after the close check `state` first and use ``eventLoop``.
     private var context: ChannelHandlerContext!
+    /// The connection's event loop, which is also its pool's.
+    private let eventLoop: any EventLoop
+    private var allocator = ByteBufferAllocator()
     private var clientAddress = "unknown"
     private var readPending = false
     private var upstreamNeedsFlush = false
@@ -63,15 +71,28 @@ final class ProxyHandler: ChannelDuplexHandler {
     init(runtime: GatewayRuntime, pool: UpstreamPool, timeouts: ClientTimeoutHandler?) {
         self.runtime = runtime
         self.pool = pool
+        self.eventLoop = pool.eventLoop
         self.timeouts = timeouts
         self.maxBodyBytes = runtime.config.limits.maxBodyBytes
         self.upstreamHeaderTimeout = .nanoseconds(runtime.config.timeouts.upstreamHeader.nanosecondsClamped)
         self.routing = runtime.routing
         self.admission = runtime.admission
+        runtime.live.clientHandlers.born()
     }
+
+    deinit { runtime.live.clientHandlers.died() }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.allocator = context.channel.allocator
+    }
+
+    /// NIO removes every handler when the channel closes; this is where the
+    /// handler ↔ context cycle ends. A removal from a still-open pipeline (not done
+    /// today) ends the exchange the same way a close does.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        connectionGone()
+        self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -136,7 +157,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         let exchange = Exchange(
             clientHead: head, facts: facts, policy: policy, clientHTTP10: http10,
-            clientKeepAlive: policy.keepsAlive(http10: http10), requestID: requestID)
+            clientKeepAlive: policy.keepsAlive(http10: http10), requestID: requestID, live: runtime.live)
         state = .active(exchange)
         admit(exchange)
     }
@@ -148,7 +169,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         let head = exchange.clientHead
         let priority = admission.priority(forTarget: head.uri)
         let clientKey = runtime.clientKeyHeader.flatMap { head.headers.first(name: $0) } ?? clientAddress
-        let eventLoop = context.eventLoop
+        let eventLoop = self.eventLoop
         let verdict = runtime.gate.admit(clientKey: clientKey, priority: priority, now: now, jitter: pool.nextJitter()) {
             let bound = NIOLoopBound((self, exchange), eventLoop: eventLoop)
             return (eventLoop, { resumption in
@@ -171,7 +192,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
-    private var now: MonotonicTime { MonotonicTime(nanoseconds: Int64(context.eventLoop.now.uptimeNanoseconds)) }
+    private var now: MonotonicTime { MonotonicTime(nanoseconds: Int64(eventLoop.now.uptimeNanoseconds)) }
 
     private func queueResumed(_ exchange: Exchange, _ resumption: AdmissionGate.Resumption) {
         guard case .active(let current) = state, current === exchange, exchange.queueID != nil else {
@@ -190,7 +211,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func admitted(_ exchange: Exchange) {
         exchange.holdsSlot = true
-        exchange.admittedAt = context.eventLoop.now
+        exchange.admittedAt = eventLoop.now
         guard let upstream = runtime.pickUpstream(&routing) else {
             // Capacity 0 is refused by admission already; this is the same answer.
             shed(exchange, .init(reason: .noHealthyUpstream, retryAfterSeconds: 1))
@@ -199,7 +220,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         exchange.upstream = upstream
         exchange.upstreamHead = RequestSerializer.head(
             exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
-            clientAddress: clientAddress, upstreamAuthority: runtime.authorities[upstream], allocator: context.channel.allocator)
+            clientAddress: clientAddress, upstreamAuthority: runtime.authorities[upstream], allocator: allocator)
         if exchange.facts.expectsContinue && !exchange.clientHTTP10 && !exchange.requestComplete {
             // RFC 9110 §10.1.1: admitted and within the body limit, so the client may send.
             context.writeAndFlush(wrapOutboundOut(GatewayResponses.continueResponse), promise: nil)
@@ -212,7 +233,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         let keepAlive = exchange.relay.clientKeepAlive
         let bytes = runtime.responses.shed(
             rejection, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
-            includeBody: !exchange.isHeadRequest, allocator: context.channel.allocator)
+            includeBody: !exchange.isHeadRequest, allocator: allocator)
         context.write(wrapOutboundOut(bytes), promise: nil)
         finishResponse(keepAlive: keepAlive)
     }
@@ -227,7 +248,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         if exchange.holdsSlot {
             exchange.holdsSlot = false
-            let serviceTime = served ? exchange.admittedAt.map { Duration.nanoseconds(Int64((context.eventLoop.now - $0).nanoseconds)) } : nil
+            let serviceTime = served ? exchange.admittedAt.map { Duration.nanoseconds(Int64((eventLoop.now - $0).nanoseconds)) } : nil
             runtime.gate.release(serviceTime: serviceTime)
         }
     }
@@ -245,7 +266,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             return
         }
         if exchange.chunkedBody {
-            sendUpstream(RequestSerializer.chunkHeader(buffer.readableBytes, allocator: context.channel.allocator), exchange)
+            sendUpstream(RequestSerializer.chunkHeader(buffer.readableBytes, allocator: allocator), exchange)
             sendUpstream(buffer, exchange)
             sendUpstream(Self.crlf, exchange)
         } else {
@@ -258,7 +279,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         exchange.requestComplete = true
         exchange.relay.requestComplete = true
         if exchange.chunkedBody {
-            sendUpstream(RequestSerializer.lastChunk(trailers: trailers, allocator: context.channel.allocator), exchange)
+            sendUpstream(RequestSerializer.lastChunk(trailers: trailers, allocator: allocator), exchange)
         }
         if let connection = exchange.connection {
             connection.flush()
@@ -336,7 +357,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// does not allocate a timer per request.
     private func armHeaderTimer(_ exchange: Exchange) {
         guard !exchange.relay.headSent else { return }
-        let deadline = context.eventLoop.now + upstreamHeaderTimeout
+        let deadline = eventLoop.now + upstreamHeaderTimeout
         exchange.headerDeadline = deadline
         if headerTimer != nil, let scheduled = headerTimerDeadline, scheduled <= deadline { return }
         scheduleHeaderTimer(at: deadline)
@@ -345,15 +366,15 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func scheduleHeaderTimer(at deadline: NIODeadline) {
         headerTimer?.cancel()
         headerTimerDeadline = deadline
-        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        headerTimer = context.eventLoop.scheduleTask(deadline: deadline) { handler.value.headerTimerFired() }
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        headerTimer = eventLoop.scheduleTask(deadline: deadline) { handler.value.headerTimerFired() }
     }
 
     private func headerTimerFired() {
         headerTimer = nil
         headerTimerDeadline = nil
         guard case .active(let exchange) = state, !exchange.relay.headSent, let deadline = exchange.headerDeadline else { return }
-        if context.eventLoop.now < deadline {
+        if eventLoop.now < deadline {
             scheduleHeaderTimer(at: deadline)
             return
         }
@@ -380,7 +401,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func answer(_ kind: GatewayAnswer, requestID: RequestID?, http10: Bool, close: Bool, isHead: Bool) {
         let bytes = runtime.responses.response(
-            kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, allocator: context.channel.allocator)
+            kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, allocator: allocator)
         context.write(wrapOutboundOut(bytes), promise: nil)
         finishResponse(keepAlive: !close)
     }
@@ -394,7 +415,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard keepAlive && !clientInputClosed else {
             state = .closing
             let context = self.context!
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0))).whenComplete { _ in
                 context.close(promise: nil)
             }
             return
@@ -494,6 +515,13 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        connectionGone()
+        context.fireChannelInactive()
+    }
+
+    /// The client connection is gone: give back what the exchange holds and stop
+    /// every timer, so nothing scheduled keeps this handler alive. Idempotent.
+    private func connectionGone() {
         if case .active(let exchange) = state {
             // A client that leaves mid-request frees its upstream connection: closed, never reused.
             abortUpstream(exchange)
@@ -501,7 +529,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         state = .closing
         headerTimer?.cancel()
-        context.fireChannelInactive()
+        headerTimer = nil
+        queue.removeAll()
+        queuedBytes = 0
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -530,7 +560,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         let context = self.context!
         let complete: Bool
         do {
-            complete = try exchange.relay.receive(buffer, allocator: context.channel.allocator) { bytes in
+            complete = try exchange.relay.receive(buffer, allocator: allocator) { bytes in
                 context.write(self.wrapOutboundOut(bytes), promise: nil)
             }
         } catch {

@@ -41,9 +41,15 @@ final class UpstreamConnection: ChannelDuplexHandler {
     var isActive: Bool { context?.channel.isActive ?? false }
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    init(upstreamIndex: Int) {
+    private let live: LiveObjects
+
+    init(upstreamIndex: Int, live: LiveObjects) {
         self.upstreamIndex = upstreamIndex
+        self.live = live
+        live.upstreamConnections.born()
     }
+
+    deinit { live.upstreamConnections.died() }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context

@@ -32,9 +32,11 @@ final class UpstreamPool {
     private let sweepInterval: TimeAmount
     private var sweepTimer: Scheduled<Void>?
     private var requestIDs: RequestIDGenerator
+    private let live: LiveObjects
 
-    init(eventLoop: any EventLoop, targets: [SocketAddress], config: GatewayConfig) {
+    init(eventLoop: any EventLoop, targets: [SocketAddress], config: GatewayConfig, live: LiveObjects) {
         self.eventLoop = eventLoop
+        self.live = live
         self.targets = targets
         self.idle = Array(repeating: [], count: targets.count)
         self.maxIdlePerUpstream = config.pool.maxIdlePerUpstream
@@ -56,7 +58,7 @@ final class UpstreamPool {
 
     /// Opens a new connection to `upstream` on this loop.
     func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
-        let connection = UpstreamConnection(upstreamIndex: upstream)
+        let connection = UpstreamConnection(upstreamIndex: upstream, live: live)
         connection.pool = self
         let handler = NIOLoopBound(connection, eventLoop: eventLoop)
         // A bootstrap per connect: its initializer captures this connection's handler.
