@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Soak test: the release gateway under a rotating mix of real traffic for a long time,
+# sampling its memory and descriptors; fails when memory keeps growing, descriptors do
+# not come back, or a response reaches the wrong request.
+#
+#   bash bench/soak.sh            # 10 minutes
+#   bash bench/soak.sh --ci       # 2 minutes, 10 s phases (what .ci/run runs)
+#   DURATION=3600 bash bench/soak.sh
+#   FLUXGATE_BIN=/path/to/fluxgate bash bench/soak.sh --ci   # soak another build
+#
+# Set-up (all on 127.0.0.1): two demo upstream processes (5 ms service time) behind one
+# gateway (one event loop) with every limiter on and small enough to trigger.
+# Phases rotate every PHASE seconds:
+#   keepalive  wrk, 32 keep-alive connections, random API keys, four paths
+#   churn      hey -disable-keepalive: a new client connection per request
+#   bodies     64-900 KB echoes both ways, Content-Length and chunked (soak_client.py)
+#   abort      clients leaving mid-head, mid-body, mid-response, by reset or half-close
+#   overload   wrk, 400 connections: 503 overloaded / queue_timeout / rate_limited
+#   hotkey     one API key over its per-client rate: 429 client_rate_limited
+#   restart    keep-alive load while upstream 2 is killed (-9) and restarted
+# Throughout, soak_client.py integrity pipelines unique requests on 12 connections and
+# checks that every response carries its own request's ID and body.
+#
+# Samples every SAMPLE seconds: RSS (VmRSS), open descriptors, established client
+# and upstream connections. In-flight and queue depth are not sampled yet: they need
+# the admin listener's /stats, which does not exist yet.
+#
+# Verdict: RSS — the mean of the last third of the traffic samples may exceed the
+# second third's by at most max(RSS_MARGIN_MB, RSS_MARGIN_PCT %); descriptors — back
+# to the pre-traffic baseline within 30 s of the traffic stopping; integrity — no
+# mismatched response. Output (samples.tsv, phases.log, verdict, plot) in OUT
+# (default: a new folder under /tmp).
+#
+# Needs wrk and hey (apt-get install -y wrk hey); matplotlib for the plot (pip
+# install matplotlib; skipped with a note when missing).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+DURATION=${DURATION:-600}; PHASE=${PHASE:-20}; SAMPLE=${SAMPLE:-2}
+if [[ "${1:-}" == "--ci" ]]; then DURATION=${DURATION_CI:-120}; PHASE=10; fi
+RSS_MARGIN_MB=${RSS_MARGIN_MB:-8}; RSS_MARGIN_PCT=${RSS_MARGIN_PCT:-10}
+GW=${GW_PORT:-18480}; U1=${U1_PORT:-19481}; U2=${U2_PORT:-19482}
+
+bench_need wrk "apt-get install -y wrk"
+bench_need hey "apt-get install -y hey"
+bench_setup soak
+BIN=${FLUXGATE_BIN:-$BIN}   # another build to soak (e.g. an older one, to see the check fail)
+OUT=${OUT:-$W}; mkdir -p "$OUT"
+HERE=$PWD/bench
+
+cat >"$W/soak.yaml" <<YAML
+listen: "127.0.0.1:$GW"
+workers: 1
+demo: { enabled: false }
+upstreams:
+  - { name: u1, url: "http://127.0.0.1:$U1", max_concurrency: 50 }
+  - { name: u2, url: "http://127.0.0.1:$U2", max_concurrency: 50 }
+admission:
+  target_utilization: 0.67
+  queue_timeout: 500ms
+  routes: [ { prefix: /api/metrics, priority: low } ]
+rate_limit:
+  global: { enabled: true, rate: 12000, burst: 2000 }
+  per_client: { enabled: true, rate: 2000, burst: 2000, key: "header:X-API-Key", max_clients: 1000 }
+timeouts: { connect: 1s, upstream_header: 3s, client_header: 2s, idle: 5s }
+YAML
+
+upstream() {  # N PORT: starts demo upstream N, records its pid in upstream_pid[N]
+  "$BIN" demo-upstream --port "$2" --instance "u$1" --workers 1 --latency-ms 5 >>"$W/u$1.log" 2>&1 &
+  upstream_pid[$1]=$!; pids+=("$!")
+  bench_wait "upstream u$1" "$2"
+}
+declare -a upstream_pid
+upstream 1 "$U1"; upstream 2 "$U2"
+"$BIN" --config "$W/soak.yaml" >"$W/gateway.log" 2>&1 &
+GPID=$!; pids+=("$GPID")
+bench_wait gateway "$GW" /health
+
+fds() { ls "/proc/$GPID/fd" | wc -l; }
+rss_kb() { awk '/VmRSS/{print $2}' "/proc/$GPID/status"; }
+conns() { ss -Htn state established "( $1 )" 2>/dev/null | wc -l; }
+# An idle moment first: the descriptors the gateway holds with no traffic at all.
+sleep 1
+BASE_FDS=$(fds)
+echo "gateway pid $GPID, baseline: $(rss_kb) KiB RSS, $BASE_FDS descriptors; ${DURATION}s of traffic in ${PHASE}s phases; output in $OUT"
+
+PHASE_FILE=$W/phase; echo start >"$PHASE_FILE"
+printf "t_s\trss_kb\tfds\tclient_conns\tupstream_conns\tphase\n" >"$OUT/samples.tsv"
+T0=$(date +%s)
+(
+  while :; do
+    printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$(( $(date +%s) - T0 ))" "$(rss_kb)" "$(fds)" \
+      "$(conns "sport = :$GW")" "$(conns "dport = :$U1 or dport = :$U2")" "$(cat "$PHASE_FILE")" >>"$OUT/samples.tsv"
+    sleep "$SAMPLE"
+  done
+) &
+SAMPLER=$!; pids+=("$SAMPLER")
+
+python3 "$HERE/soak_client.py" integrity "$GW" 12 "$DURATION" >"$W/integrity.json" &
+INTEGRITY=$!
+
+cat >"$W/mix.lua" <<'LUA'
+local paths = {"/health", "/api/status", "/ready", "/api/metrics"}
+request = function()
+  return wrk.format("GET", paths[math.random(#paths)], {["X-API-Key"] = "k" .. math.random(1, 5000)})
+end
+LUA
+
+: >"$OUT/phases.log"
+phases=(keepalive churn bodies abort overload hotkey restart)
+end=$(( T0 + DURATION )); i=0
+while (( $(date +%s) + PHASE <= end )); do
+  phase=${phases[$(( i % ${#phases[@]} ))]}; i=$((i + 1))
+  echo "$phase" >"$PHASE_FILE"
+  url="http://127.0.0.1:$GW"
+  case $phase in
+    keepalive) out=$(wrk -t1 -c32 -d"${PHASE}s" -s "$W/mix.lua" "$url" 2>&1 | grep -E "Requests/sec|Non-2xx|Socket errors" | tr '\n' ' ') ;;
+    churn) out=$(hey -disable-keepalive -c 16 -z "${PHASE}s" -H "X-API-Key: churn" "$url/api/status" 2>&1 | grep -E "Requests/sec|\[[0-9]{3}\]" | tr -s ' \n' ' ') ;;
+    bodies) out=$(python3 "$HERE/soak_client.py" bodies "$GW" 8 "$PHASE" || echo "BODIES-FAILED") ;;
+    abort) out=$(python3 "$HERE/soak_client.py" abort "$GW" 16 "$PHASE" || echo "ABORT-FAILED") ;;
+    overload) out=$(wrk -t1 -c400 -d"${PHASE}s" -s "$W/mix.lua" "$url" 2>&1 | grep -E "Requests/sec|Non-2xx|Socket errors" | tr '\n' ' ') ;;
+    hotkey) out=$(wrk -t1 -c8 -d"${PHASE}s" -H "X-API-Key: hot" "$url/health" 2>&1 | grep -E "Requests/sec|Non-2xx|Socket errors" | tr '\n' ' ') ;;
+    restart)
+      wrk -t1 -c32 -d"${PHASE}s" -s "$W/mix.lua" "$url" >"$W/restart.wrk" 2>&1 &
+      wrk_pid=$!
+      sleep 1; kill -9 "${upstream_pid[2]}"; wait "${upstream_pid[2]}" 2>/dev/null || true
+      sleep $(( PHASE / 2 )); upstream 2 "$U2"
+      wait "$wrk_pid" || true
+      out="u2 killed at +1 s, restarted at +$(( PHASE / 2 + 1 )) s; $(grep -E "Requests/sec|Non-2xx|Socket errors" "$W/restart.wrk" | tr '\n' ' ')" ;;
+  esac
+  printf "%5ss %-9s %s\n" "$(( $(date +%s) - T0 ))" "$phase" "$out" | tee -a "$OUT/phases.log"
+done
+echo idle >"$PHASE_FILE"
+TRAFFIC_END=$(( $(date +%s) - T0 ))
+wait "$INTEGRITY" && integrity_ok=1 || integrity_ok=0
+cp "$W/integrity.json" "$OUT/integrity.json"
+echo "integrity: $(cat "$OUT/integrity.json")"
+
+# Descriptors must come back: client connections close, pooled upstream connections
+# expire after timeouts.idle (5 s here).
+fds_ok=0
+for _ in $(seq 30); do
+  if (( $(fds) <= BASE_FDS )); then fds_ok=1; break; fi
+  sleep 1
+done
+sleep "$SAMPLE"
+kill "$SAMPLER" 2>/dev/null || true
+FINAL_FDS=$(fds)
+
+verdict=$(python3 - "$OUT/samples.tsv" "$TRAFFIC_END" "$RSS_MARGIN_MB" "$RSS_MARGIN_PCT" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+end, margin_mb, margin_pct = int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+rss = [int(r[1]) for r in rows if r[1] and int(r[0]) <= end and r[5] != "start"]
+third = len(rss) // 3
+second, last = rss[third:2 * third], rss[2 * third:]
+m2, m3 = sum(second) / len(second), sum(last) / len(last)
+allowed = max(margin_mb * 1024, m2 * margin_pct / 100)
+ok = m3 - m2 <= allowed
+print(f"{'ok' if ok else 'FAIL'} rss: first sample {rss[0]/1024:.1f} MiB, max {max(rss)/1024:.1f} MiB; "
+      f"mean of 2nd third {m2/1024:.1f} MiB, of last third {m3/1024:.1f} MiB "
+      f"(growth {(m3-m2)/1024:+.1f} MiB, allowed {allowed/1024:.1f})")
+PY
+)
+{
+  echo "duration ${TRAFFIC_END}s of traffic, ${PHASE}s phases, samples every ${SAMPLE}s"
+  echo "$verdict"
+  echo "$([[ $fds_ok == 1 ]] && echo ok || echo FAIL) descriptors: baseline $BASE_FDS, after traffic $FINAL_FDS"
+  echo "$([[ $integrity_ok == 1 ]] && echo ok || echo FAIL) integrity: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d pipelined requests on %d connections, %d mismatched" % (d["requests"], d["connections"], d["mismatches"]))' "$OUT/integrity.json")"
+  grep -q "FAILED" "$OUT/phases.log" && echo "FAIL a bodies/abort phase found a mismatch (phases.log)" || echo "ok bodies and abort phases"
+} | tee "$OUT/verdict.txt"
+
+if python3 -c "import matplotlib" 2>/dev/null; then
+  python3 "$HERE/soak_plot.py" "$OUT/samples.tsv" "$OUT/soak.png" && echo "plot: $OUT/soak.png"
+else
+  echo "plot skipped: matplotlib is not installed (pip install matplotlib)"
+fi
+! grep -q FAIL "$OUT/verdict.txt"

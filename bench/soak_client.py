@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Traffic for bench/soak.sh that wrk and hey cannot make, on raw sockets.
+
+Modes (each runs CONNS connection loops for SECONDS, then prints one JSON line):
+
+  integrity  pipelines batches of 1-8 unique POST /api/echo requests (unique body id
+             and X-Request-ID, some chunked) and checks that every response belongs
+             to its own request: same X-Request-ID, and for a 200 the echoed id.
+             A shed (429/503 with X-Fluxgate-Shed) must still carry its request's ID.
+  bodies     large request and response bodies (64-900 KB echoes, Content-Length or
+             chunked), checked for length and id.
+  abort      clients that go away at bad moments: half a head, a request then a
+             reset, half a body, a large response read for 4 KB then a reset, and
+             a half-close after a complete request (which must still be answered).
+
+Exit status 1 when an integrity or body check failed (the JSON says which).
+"""
+import asyncio
+import json
+import os
+import random
+import socket
+import struct
+import sys
+import time
+
+
+def linger_reset(writer):
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.close()
+
+
+async def read_response(reader):
+    """One response: (status, headers dict (lower-case names), body bytes)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        parts = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                    pass
+                break
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        body = b"".join(parts)
+    else:
+        body = b""
+    return status, headers, body
+
+
+def echo_request(uid, key, pad, chunked):
+    body = json.dumps({"id": uid, "pad": "x" * pad}).encode()
+    head = (
+        f"POST /api/echo HTTP/1.1\r\nHost: soak\r\nX-Request-ID: {uid}\r\n"
+        f"X-API-Key: {key}\r\nContent-Type: application/json\r\n"
+    )
+    if chunked:
+        cut = random.randint(1, len(body) - 1)
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (body[:cut], body[cut:]))
+        return head.encode() + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n", body
+    return head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body, body
+
+
+class Stats:
+    def __init__(self):
+        self.requests = 0
+        self.ok = 0
+        self.shed = {}
+        self.other = {}
+        self.mismatches = []
+        self.connections = 0
+        self.errors = {}
+
+    def note_error(self, error):
+        name = type(error).__name__
+        self.errors[name] = self.errors.get(name, 0) + 1
+
+    def check(self, status, headers, body, uid):
+        self.requests += 1
+        if headers.get("x-request-id") != uid:
+            self.mismatches.append(f"{uid}: got x-request-id {headers.get('x-request-id')} status {status}")
+            return
+        if status == 200:
+            if f'"id":"{uid}"'.encode() not in body.replace(b" ", b""):
+                self.mismatches.append(f"{uid}: body is not its echo ({body[:80]!r})")
+                return
+            self.ok += 1
+        elif "x-fluxgate-shed" in headers:
+            reason = headers["x-fluxgate-shed"]
+            self.shed[reason] = self.shed.get(reason, 0) + 1
+        else:
+            self.other[str(status)] = self.other.get(str(status), 0) + 1
+
+
+async def integrity_loop(n, host, port, deadline, stats):
+    seq = 0
+    while time.monotonic() < deadline:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as error:
+            stats.note_error(error)
+            await asyncio.sleep(0.05)
+            continue
+        stats.connections += 1
+        key = f"i{n}-{stats.connections}"
+        try:
+            for _ in range(random.randint(1, 40)):
+                if time.monotonic() >= deadline:
+                    break
+                batch = []
+                wire = b""
+                for _ in range(random.randint(1, 8)):
+                    seq += 1
+                    uid = f"soak-{os.getpid()}-{n}-{seq}"
+                    request, _ = echo_request(uid, key, random.randint(0, 3000), random.random() < 0.3)
+                    wire += request
+                    batch.append(uid)
+                writer.write(wire)
+                await writer.drain()
+                for uid in batch:
+                    status, headers, body = await read_response(reader)
+                    stats.check(status, headers, body, uid)
+                    if headers.get("connection", "").lower() == "close":
+                        raise ConnectionError("closed by gateway")
+                await asyncio.sleep(random.random() * 0.004)
+        except (OSError, asyncio.IncompleteReadError, ConnectionError, ValueError) as error:
+            stats.note_error(error)
+        finally:
+            writer.close()
+
+
+async def bodies_loop(n, host, port, deadline, stats):
+    seq = 0
+    while time.monotonic() < deadline:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as error:
+            stats.note_error(error)
+            await asyncio.sleep(0.05)
+            continue
+        stats.connections += 1
+        try:
+            for _ in range(random.randint(1, 5)):
+                seq += 1
+                uid = f"big-{os.getpid()}-{n}-{seq}"
+                request, body = echo_request(uid, f"b{n}", random.randint(64_000, 900_000), random.random() < 0.5)
+                writer.write(request)
+                await writer.drain()
+                status, headers, answer = await read_response(reader)
+                stats.check(status, headers, answer, uid)
+                if status == 200 and len(answer) != len(body) + len('{"echo":,"message":"Echo successful"}'):
+                    stats.mismatches.append(f"{uid}: echo of {len(body)} bytes came back as {len(answer)}")
+        except (OSError, asyncio.IncompleteReadError, ConnectionError, ValueError) as error:
+            stats.note_error(error)
+        finally:
+            writer.close()
+
+
+async def abort_loop(n, host, port, deadline, stats):
+    kinds = ["half_head", "request_then_reset", "half_body", "mid_response_reset", "half_close"]
+    seq = 0
+    while time.monotonic() < deadline:
+        kind = random.choice(kinds)
+        seq += 1
+        uid = f"abort-{os.getpid()}-{n}-{seq}"
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as error:
+            stats.note_error(error)
+            await asyncio.sleep(0.05)
+            continue
+        stats.connections += 1
+        stats.shed[kind] = stats.shed.get(kind, 0) + 1
+        try:
+            if kind == "half_head":
+                writer.write(b"GET /api/status HTTP/1.1\r\nHost: so")
+                await writer.drain()
+                writer.close()
+            elif kind == "request_then_reset":
+                writer.write(f"GET /api/status HTTP/1.1\r\nHost: soak\r\nX-API-Key: a{n}\r\n\r\n".encode())
+                await writer.drain()
+                linger_reset(writer)
+            elif kind == "half_body":
+                writer.write(b"POST /api/echo HTTP/1.1\r\nHost: soak\r\nContent-Length: 100000\r\n\r\n" + b"{" * 1000)
+                await writer.drain()
+                writer.close()
+            elif kind == "mid_response_reset":
+                request, _ = echo_request(uid, f"a{n}", 500_000, False)
+                writer.write(request)
+                await writer.drain()
+                await reader.read(4096)
+                linger_reset(writer)
+            else:  # half_close: a complete request, then no more input; the answer still comes
+                writer.write(f"GET /api/status HTTP/1.1\r\nHost: soak\r\nX-Request-ID: {uid}\r\nX-API-Key: a{n}\r\n\r\n".encode())
+                await writer.drain()
+                writer.write_eof()
+                status, headers, body = await read_response(reader)
+                if headers.get("x-request-id") != uid:
+                    stats.mismatches.append(f"{uid}: half-close answer has x-request-id {headers.get('x-request-id')}")
+                writer.close()
+        except (OSError, asyncio.IncompleteReadError, ConnectionError, ValueError) as error:
+            stats.note_error(error)
+            writer.close()
+        await asyncio.sleep(random.random() * 0.005)
+
+
+async def main():
+    mode, port, conns, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    loop_for = {"integrity": integrity_loop, "bodies": bodies_loop, "abort": abort_loop}[mode]
+    stats = Stats()
+    deadline = time.monotonic() + seconds
+    await asyncio.gather(*(loop_for(n, "127.0.0.1", port, deadline, stats) for n in range(conns)))
+    print(json.dumps({
+        "mode": mode, "connections": stats.connections, "requests": stats.requests, "ok": stats.ok,
+        "shed_or_kinds": stats.shed, "other_status": stats.other, "socket_errors": stats.errors,
+        "mismatches": len(stats.mismatches), "first_mismatches": stats.mismatches[:5],
+    }, sort_keys=True))
+    return 1 if stats.mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
