@@ -3,7 +3,8 @@
 # one demo upstream, with `hey -disable-keepalive` opening a new client connection per
 # request. Prints RSS after a warm-up and after each further round of N connections,
 # and the growth per connection; then the same for a gateway whose global bucket sheds
-# everything (the shed path),.
+# everything (the shed path). Then memory per connection while connected: IDLE idle
+# keep-alive connections held (bench/idle_conns.py), closed, held and closed again.
 #
 #   bash bench/churn.sh                      # N=100000, 2 rounds
 #   FLUXGATE_B=/path/to/other/fluxgate bash bench/churn.sh   # the same for a second binary (A/B)
@@ -11,7 +12,7 @@
 # Needs hey (apt-get install -y hey).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-N=${N:-100000}; ROUNDS=${ROUNDS:-2}; GW=${GW_PORT:-18580}; UP=${UP_PORT:-19581}
+N=${N:-100000}; ROUNDS=${ROUNDS:-2}; IDLE=${IDLE:-10000}; GW=${GW_PORT:-18580}; UP=${UP_PORT:-19581}
 bench_need hey "apt-get install -y hey"
 bench_setup churn
 
@@ -45,6 +46,14 @@ YAML
     last=$now
   done
   echo "  [$(grep -Eo '\[[0-9]{3}\][[:space:]]+[0-9]+ responses' "$W/hey.txt" | tr -s ' ' | tr '\n' ' ')]"
+  if [[ $3 == 0 ]]; then
+    # While connected and after close: IDLE idle keep-alive connections held, then closed, twice.
+    for r in 1 2; do
+      local held; held=$(python3 bench/idle_conns.py "$GW" "$IDLE" "$gpid")
+      for _ in $(seq 100); do (( $(ss -Htn state established "( sport = :$GW )" | wc -l) == 0 )) && break; sleep 0.1; done
+      printf "%-8s idle   %s; after all closed: %.1f MiB\n" "$1" "$held" "$(awk "BEGIN{print $(rss_kb "$gpid")/1024}")"
+    done
+  fi
   kill "$gpid"; wait "$gpid" 2>/dev/null || true
 }
 
