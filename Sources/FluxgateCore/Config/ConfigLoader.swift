@@ -8,7 +8,7 @@ import Yams
 public enum ConfigLoader {
     /// Top-level keys, in the order `gateway.conf.example` documents them.
     public static let topLevelKeys = [
-        "listen", "admin_listen", "workers", "upstreams", "health_check", "admission", "rate_limit",
+        "listen", "admin_listen", "workers", "upstreams", "health_check", "retry", "admission", "rate_limit",
         "timeouts", "limits", "pool", "demo",
     ]
 
@@ -59,7 +59,10 @@ public enum ConfigLoader {
         config.workers = r.int(top, "workers", default: config.workers, range: 0...256)
         config.upstreams = decodeUpstreams(top.entries["upstreams"], reader: &r)
 
-        let health = r.table(top.entries["health_check"], path: "health_check", known: ["path", "interval", "timeout", "rise", "fall"])
+        let health = r.table(
+            top.entries["health_check"], path: "health_check",
+            known: ["enabled", "path", "interval", "timeout", "rise", "fall", "slow_start", "passive"])
+        config.healthCheck.enabled = r.bool(health, "enabled", default: config.healthCheck.enabled)
         config.healthCheck.path = r.string(health, "path", default: config.healthCheck.path) {
             $0.hasPrefix("/") ? nil : "must start with /"
         }
@@ -67,9 +70,33 @@ public enum ConfigLoader {
         config.healthCheck.timeout = r.duration(health, "timeout", default: config.healthCheck.timeout)
         config.healthCheck.rise = r.int(health, "rise", default: config.healthCheck.rise, range: 1...100)
         config.healthCheck.fall = r.int(health, "fall", default: config.healthCheck.fall, range: 1...100)
+        config.healthCheck.slowStart = r.duration(health, "slow_start", default: config.healthCheck.slowStart, minimum: .zero)
         if config.healthCheck.timeout > config.healthCheck.interval {
             r.report("health_check.timeout", "must not exceed health_check.interval (\(DurationParser.format(config.healthCheck.interval)))")
         }
+        let passive = r.table(
+            health.entries["passive"], path: "health_check.passive",
+            known: ["enabled", "consecutive_failures", "base_ejection", "max_ejection", "panic_threshold"])
+        config.healthCheck.passive.enabled = r.bool(passive, "enabled", default: config.healthCheck.passive.enabled)
+        config.healthCheck.passive.consecutiveFailures = r.int(
+            passive, "consecutive_failures", default: config.healthCheck.passive.consecutiveFailures, range: 1...10_000)
+        config.healthCheck.passive.baseEjection = r.duration(passive, "base_ejection", default: config.healthCheck.passive.baseEjection)
+        config.healthCheck.passive.maxEjection = r.duration(passive, "max_ejection", default: config.healthCheck.passive.maxEjection)
+        config.healthCheck.passive.panicThreshold = r.double(
+            passive, "panic_threshold", default: config.healthCheck.passive.panicThreshold
+        ) { $0 >= 0 && $0 <= 1 ? nil : "must be in [0, 1]" }
+        if config.healthCheck.passive.maxEjection < config.healthCheck.passive.baseEjection {
+            r.report(
+                "health_check.passive.max_ejection",
+                "must not be below health_check.passive.base_ejection (\(DurationParser.format(config.healthCheck.passive.baseEjection)))")
+        }
+
+        let retry = r.table(top.entries["retry"], path: "retry", known: ["enabled", "budget_percent", "min_concurrent"])
+        config.retry.enabled = r.bool(retry, "enabled", default: config.retry.enabled)
+        config.retry.budgetPercent = r.double(retry, "budget_percent", default: config.retry.budgetPercent) {
+            $0 >= 0 && $0 <= 100 ? nil : "must be in [0, 100]"
+        }
+        config.retry.minConcurrent = r.int(retry, "min_concurrent", default: config.retry.minConcurrent, range: 0...1_000_000)
 
         let admission = r.table(
             top.entries["admission"], path: "admission",
@@ -129,8 +156,10 @@ public enum ConfigLoader {
         config.limits.maxHeaderBytes = r.int(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
         config.limits.maxBodyBytes = r.int(limits, "max_body_bytes", default: config.limits.maxBodyBytes, range: 0...Int(Int64.max))
 
-        let pool = r.table(top.entries["pool"], path: "pool", known: ["max_idle_per_upstream"])
+        let pool = r.table(top.entries["pool"], path: "pool", known: ["max_idle_per_upstream", "max_connections", "idle_timeout"])
         config.pool.maxIdlePerUpstream = r.int(pool, "max_idle_per_upstream", default: config.pool.maxIdlePerUpstream, range: 0...100_000)
+        config.pool.maxConnections = r.int(pool, "max_connections", default: config.pool.maxConnections, range: 0...10_000_000)
+        config.pool.idleTimeout = r.duration(pool, "idle_timeout", default: config.pool.idleTimeout)
 
         let demo = r.table(
             top.entries["demo"], path: "demo",

@@ -13,6 +13,7 @@ public struct GatewayConfig: Sendable, Equatable {
     /// The application replicas. Empty with `demo.enabled` means the built-in demo instances.
     public var upstreams: [UpstreamConfig] = []
     public var healthCheck = HealthCheckConfig()
+    public var retry = RetryConfig()
     public var admission = AdmissionConfig()
     public var rateLimit = RateLimitConfig()
     public var timeouts = TimeoutsConfig()
@@ -58,9 +59,10 @@ public struct UpstreamConfig: Sendable, Equatable {
     }
 }
 
-/// Active health checking (`health_check`). Parsed and validated now; the checker
-/// itself arrives with the health issue.
+/// Active and passive health checking (`health_check`), see ``UpstreamHealth``.
 public struct HealthCheckConfig: Sendable, Equatable {
+    /// Active probes on. Default true.
+    public var enabled = true
     /// Path probed with `GET`. Default `/health`.
     public var path = "/health"
     /// Time between probes. Default 2s.
@@ -71,6 +73,58 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public var rise = 2
     /// Consecutive failures that take an upstream down. Default 3.
     public var fall = 3
+    /// A returning upstream's weight and capacity ramp up over this long. Default 0s (off).
+    public var slowStart: Duration = .zero
+    /// Passive checks from real traffic (`health_check.passive`).
+    public var passive = PassiveHealthConfig()
+    public init() {}
+
+    /// The soonest a down upstream can be back, for `Retry-After` on
+    /// 503 `no_healthy_upstream`: `rise` probes at `interval` (2 × 2 s = 4 s by
+    /// default); without active checks, the first ejection's cool-down.
+    public var recoveryEstimate: Duration {
+        enabled ? interval * rise : passive.baseEjection
+    }
+
+    /// The thresholds the pure health types decide with.
+    public var policy: HealthPolicy {
+        var policy = HealthPolicy()
+        policy.activeEnabled = enabled
+        policy.rise = rise
+        policy.fall = fall
+        policy.slowStart = slowStart
+        policy.passiveEnabled = passive.enabled
+        policy.consecutiveFailures = passive.consecutiveFailures
+        policy.baseEjection = passive.baseEjection
+        policy.maxEjection = passive.maxEjection
+        policy.panicThreshold = passive.panicThreshold
+        return policy
+    }
+}
+
+/// Passive ejection (`health_check.passive`), Envoy's outlier detection in small.
+public struct PassiveHealthConfig: Sendable, Equatable {
+    /// Default true.
+    public var enabled = true
+    /// Failed requests in a row (connect failure, reset, timeout, 5xx) that eject. Default 5.
+    public var consecutiveFailures = 5
+    /// First ejection's cool-down; the n-th lasts n times this. Default 30s.
+    public var baseEjection: Duration = .seconds(30)
+    /// Longest cool-down. Default 300s.
+    public var maxEjection: Duration = .seconds(300)
+    /// Below this share of probe-healthy upstreams left, ejections are ignored. Default 0.5.
+    public var panicThreshold = 0.5
+    public init() {}
+}
+
+/// Retries of idempotent requests that an upstream answered 502/503/504 (`retry`).
+public struct RetryConfig: Sendable, Equatable {
+    /// Default true.
+    public var enabled = true
+    /// Retries in progress may be at most this share of the requests in flight. Default 20.
+    public var budgetPercent = 20.0
+    /// …but at least this many at once, so a quiet gateway can still retry. Default 3.
+    public var minConcurrent = 3
     public init() {}
 }
 
@@ -179,6 +233,15 @@ public struct PoolConfig: Sendable, Equatable {
     /// Idle keep-alive connections kept per upstream per event loop, as nginx's
     /// `keepalive N`. Default 128.
     public var maxIdlePerUpstream = 128
+    /// Connections to one upstream, busy and idle together, shared evenly by the event
+    /// loops (each loop's pool holds its share, rounded up); requests beyond wait for a
+    /// connection (HAProxy's server `maxconn`, Envoy's `max_connections`). Default 0 (no cap).
+    public var maxConnections = 0
+    /// How long a pooled upstream connection may sit unused. Default 4s: below the
+    /// common app-server keep-alive timeouts (Node.js 5 s, gunicorn 2-5 s are the
+    /// exceptions to watch), so the gateway closes first and never reuses a
+    /// connection the upstream is closing.
+    public var idleTimeout: Duration = .seconds(4)
     public init() {}
 }
 

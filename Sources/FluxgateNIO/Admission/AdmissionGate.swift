@@ -55,6 +55,8 @@ final class AdmissionGate: Sendable {
     private let perClientPolicy: RateLimitPolicy
     let counters = ShedCounters()
     private let logger: Logger
+    /// `Retry-After` base for `no_healthy_upstream`: when an upstream can be back at the earliest.
+    let recoveryEstimate: Duration
     private let lastDryRunLog = Atomic<Int64>(.min)
 
     init(config: GatewayConfig, capacity: Int, now: MonotonicTime, logger: Logger) {
@@ -62,6 +64,7 @@ final class AdmissionGate: Sendable {
         self.settings = rate
         self.admissionDryRun = config.admission.dryRun
         self.logger = logger
+        self.recoveryEstimate = config.healthCheck.recoveryEstimate
         self.perClientPolicy = RateLimitPolicy(
             quota: rate.perClient.burst, windowSeconds: max(1, Int((Double(rate.perClient.burst) / rate.perClient.rate).rounded(.up))))
         self.state = Mutex(
@@ -115,7 +118,7 @@ final class AdmissionGate: Sendable {
                     wouldShed = wouldShed ?? reason
                     return .admitted
                 }
-                let wait = reason == .noHealthyUpstream ? Duration.seconds(1) : state.controller.drainEstimate
+                let wait = reason == .noHealthyUpstream ? recoveryEstimate : state.controller.drainEstimate
                 return .rejected(Rejection(reason: reason, retryAfterSeconds: RetryAfter.seconds(wait, jitter: jitter)))
             }
         }
@@ -154,7 +157,7 @@ final class AdmissionGate: Sendable {
     func setCapacity(_ capacity: Int, jitter: Double) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
             let (admit, reject) = state.controller.setCapacity(capacity)
-            let wait = state.controller.capacity > 0 ? state.controller.drainEstimate : .seconds(1)
+            let wait = state.controller.capacity > 0 ? state.controller.drainEstimate : recoveryEstimate
             return (
                 admit.compactMap { state.waiters.removeValue(forKey: $0) },
                 reject.compactMap { state.waiters.removeValue(forKey: $0) },

@@ -16,12 +16,15 @@ import Synchronization
 /// Runs as a swift-service-lifecycle `Service`: graceful shutdown closes the listener.
 public final class GatewayServer: Service, Sendable {
     let runtime: GatewayRuntime
+    /// Active health checks; started before the listener opens, stopped with it.
+    public let healthChecker: HealthChecker
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex<(channel: (any Channel)?, pools: [NIOLoopBound<UpstreamPool>])>((nil, []))
 
     public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
         self.runtime = try GatewayRuntime(config: config, logger: logger)
+        self.healthChecker = HealthChecker(runtime: runtime, loop: group.next(), logger: logger)
         self.group = group
         self.logger = logger
     }
@@ -34,15 +37,22 @@ public final class GatewayServer: Service, Sendable {
         state.withLock { $0.channel?.localAddress }
     }
 
-    /// Binds the listener and returns its address.
+    /// Probes every upstream once (an upstream that is not there is out before the
+    /// first request), binds the listener and returns its address.
     @discardableResult
     public func start() async throws -> SocketAddress {
         let config = runtime.config
+        await healthChecker.start()
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
-        for loop in group.makeIterator() {
+        let loops = Array(group.makeIterator())
+        // Each loop's pool holds its share of `pool.max_connections`, rounded up.
+        let perLoop = config.pool.maxConnections == 0 ? 0 : (config.pool.maxConnections + loops.count - 1) / loops.count
+        for loop in loops {
             let runtime = self.runtime
             pools[ObjectIdentifier(loop)] = try await loop.submit {
-                NIOLoopBound(UpstreamPool(eventLoop: loop, targets: runtime.targets, config: config, live: runtime.live), eventLoop: loop)
+                NIOLoopBound(
+                    UpstreamPool(eventLoop: loop, targets: runtime.targets, config: config, live: runtime.live, maxConnections: perLoop),
+                    eventLoop: loop)
             }.get()
         }
         let poolsByLoop = pools
@@ -107,6 +117,7 @@ public final class GatewayServer: Service, Sendable {
             return (state.channel, state.pools)
         }
         try? await channel?.close()
+        await healthChecker.stop()
         for pool in pools {
             try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
         }

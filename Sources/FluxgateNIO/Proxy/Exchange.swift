@@ -38,6 +38,12 @@ final class Exchange {
     /// When the upstream's response head is due (set once the request is fully sent).
     var headerDeadline: NIODeadline?
     var retriedStaleConnection = false
+    /// Retried once on another upstream after a 502/503/504 (never twice).
+    var retriedOnStatus = false
+    /// Holds a place in the retry budget, given back when the exchange ends.
+    var holdsRetry = false
+    /// Where a claimed retry goes.
+    var retryTarget: Int?
     private let live: LiveObjects
 
     init(

@@ -238,8 +238,13 @@ final class ProxyHandler: ChannelDuplexHandler {
         finishResponse(keepAlive: keepAlive)
     }
 
-    /// Gives back what admission lent the exchange; safe to call more than once.
+    /// Gives back what admission (and the retry budget) lent the exchange; safe to
+    /// call more than once.
     private func leaveAdmission(_ exchange: Exchange, served: Bool) {
+        if exchange.holdsRetry {
+            exchange.holdsRetry = false
+            runtime.finishRetry()
+        }
         if let id = exchange.queueID {
             exchange.queueID = nil
             exchange.queueTimer?.cancel()
@@ -325,14 +330,16 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .success(let connection):
             attach(connection, to: exchange)
         case .failure(let error):
+            let failure = HealthProbe.failure(connecting: error)
+            runtime.health.exchangeFailed(exchange.upstream, failure, now: now)
             exchange.tried.append(exchange.upstream)
+            // Nothing reached the upstream: trying the next one is not a retry of work
+            // and takes nothing from the retry budget.
             if let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried) {
                 exchange.upstream = next
                 startUpstream(exchange)
             } else {
-                let timedOut: Bool
-                if case .connectTimeout = error as? ChannelError { timedOut = true } else { timedOut = false }
-                answerForExchange(exchange, timedOut ? .upstreamTimeout : .upstreamUnavailable)
+                answerForExchange(exchange, failure == .timeout ? .upstreamTimeout : .upstreamUnavailable)
             }
         }
     }
@@ -378,6 +385,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             scheduleHeaderTimer(at: deadline)
             return
         }
+        runtime.health.exchangeFailed(exchange.upstream, .timeout, now: now)
         abortUpstream(exchange)
         answerForExchange(exchange, .upstreamTimeout)
     }
@@ -560,18 +568,65 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         let context = self.context!
         let complete: Bool
         do {
-            complete = try exchange.relay.receive(buffer, allocator: allocator) { bytes in
+            complete = try exchange.relay.receive(
+                buffer, allocator: allocator, retry: { status in self.claimRetry(exchange, status: status) }
+            ) { bytes in
                 context.write(self.wrapOutboundOut(bytes), promise: nil)
             }
         } catch {
+            runtime.health.exchangeFailed(exchange.upstream, .malformed, now: now)
             abortUpstream(exchange)
             if exchange.relay.headSent { closeClient() } else { answerForExchange(exchange, .upstreamError) }
             return
         }
-        if complete { completeExchange(exchange) }
+        guard complete else { return }
+        if exchange.relay.discardedForRetry {
+            retryElsewhere(exchange)
+        } else {
+            completeExchange(exchange)
+        }
+    }
+
+    /// Whether a final response with `status` may be dropped and the request sent to
+    /// another upstream instead: an idempotent request with no body sent, fully read,
+    /// answered 502/503/504 by the upstream, not retried before, with another upstream
+    /// to go to and a place in the retry budget (docs/ARCHITECTURE.md, "Retries").
+    /// Fluxgate's own sheds never reach here: they are not upstream responses.
+    private func claimRetry(_ exchange: Exchange, status: Int) -> Bool {
+        guard (502...504).contains(status), exchange.isIdempotent, !exchange.retriedOnStatus, exchange.requestComplete,
+            !exchange.bodyForwarded, exchange.pending.isEmpty, exchange.bodyBytes == 0,
+            let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried + [exchange.upstream]),
+            runtime.startRetry()
+        else { return false }
+        exchange.retryTarget = next
+        exchange.holdsRetry = true
+        return true
+    }
+
+    /// The upstream's 502/503/504 was claimed by ``claimRetry(_:status:)``: counted
+    /// against that upstream's health, its connection closed (its body is unread), and
+    /// the request started again on the chosen upstream with a fresh relay.
+    private func retryElsewhere(_ exchange: Exchange) {
+        let status = exchange.relay.status ?? 502
+        runtime.health.exchangeFailed(exchange.upstream, .status(status), now: now)
+        abortUpstream(exchange)
+        exchange.tried.append(exchange.upstream)
+        exchange.retriedOnStatus = true
+        exchange.upstream = exchange.retryTarget!
+        exchange.retryTarget = nil
+        exchange.relay = exchange.relay.restarted()
+        exchange.upstreamHead = RequestSerializer.head(
+            exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
+            clientAddress: clientAddress, upstreamAuthority: runtime.authorities[exchange.upstream], allocator: allocator)
+        startUpstream(exchange)
     }
 
     private func completeExchange(_ exchange: Exchange) {
+        if let status = exchange.relay.status, status >= 500 {
+            runtime.health.exchangeFailed(exchange.upstream, .status(status), now: now)
+        } else {
+            runtime.health.exchangeSucceeded(exchange.upstream)
+        }
         exchange.headerDeadline = nil
         if let connection = exchange.connection {
             exchange.connection = nil
@@ -601,6 +656,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             return
         }
         if exchange.relay.headSent {
+            runtime.health.exchangeFailed(exchange.upstream, .reset, now: now)
             closeClient()
             return
         }
@@ -614,6 +670,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             connectFresh(exchange)
             return
         }
+        runtime.health.exchangeFailed(exchange.upstream, .reset, now: now)
         answerForExchange(exchange, .upstreamError)
     }
 }

@@ -30,9 +30,14 @@ struct ResponseRelay {
     private let requestID: RequestID
     /// Whether the client connection stays open after this response.
     private(set) var clientKeepAlive: Bool
+    private let initialClientKeepAlive: Bool
     /// Whether the upstream connection can serve another request afterwards.
     private(set) var upstreamReusable = true
     private(set) var headSent = false
+    /// The final response's status, once its head arrived.
+    private(set) var status: Int?
+    /// Set when `retry` claimed the response: nothing of it was sent to the client.
+    private(set) var discardedForRetry = false
     /// The client's request was fully read; if the response starts before that, the
     /// rest of the request is not read and the client connection closes after it.
     var requestComplete = false
@@ -44,13 +49,24 @@ struct ResponseRelay {
         self.requestWasHead = requestWasHead
         self.clientHTTP10 = clientHTTP10
         self.clientKeepAlive = clientKeepAlive
+        self.initialClientKeepAlive = clientKeepAlive
         self.requestID = requestID
     }
 
+    /// A relay for the same request, for a second attempt on another upstream.
+    func restarted() -> ResponseRelay {
+        var relay = ResponseRelay(
+            requestWasHead: requestWasHead, clientHTTP10: clientHTTP10, clientKeepAlive: initialClientKeepAlive, requestID: requestID)
+        relay.requestComplete = requestComplete
+        return relay
+    }
+
     /// Feeds bytes from the upstream; `emit` receives what goes to the client.
-    /// Returns true once the response is complete.
+    /// Returns true once the response is complete — or once `retry` claimed it: a final
+    /// head whose status `retry` accepts is not forwarded at all (``discardedForRetry``),
+    /// and the upstream connection is not reused.
     mutating func receive(
-        _ input: ByteBuffer, allocator: ByteBufferAllocator, emit: (ByteBuffer) -> Void
+        _ input: ByteBuffer, allocator: ByteBufferAllocator, retry: (Int) -> Bool = { _ in false }, emit: (ByteBuffer) -> Void
     ) throws(Failure) -> Bool {
         var buffer = input
         // A new head is held back briefly so that a small body read with it leaves in
@@ -78,6 +94,13 @@ struct ResponseRelay {
                         // 100/103 interim answers are dropped; the final one follows.
                         buffer.moveReaderIndex(forwardBy: head.length)
                         continue
+                    }
+                    status = head.status
+                    if retry(head.status) {
+                        discardedForRetry = true
+                        upstreamReusable = false
+                        phase = .done
+                        return true
                     }
                     let clientHead = buffer.withUnsafeReadableBytes { bytes in
                         self.clientHead(head, bytes: bytes, allocator: allocator)

@@ -36,6 +36,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// Set once the connection served a request; a failure on a reused connection
     /// before any response byte is the classic keep-alive race, safe to retry.
     var servedRequests = 0
+    /// Counts against the pool's connection cap until it closes.
+    var countedByCap = false
     /// When the pool closes it unless reused; set only while parked in the pool.
     var idleDeadline: NIODeadline?
     var isActive: Bool { context?.channel.isActive ?? false }

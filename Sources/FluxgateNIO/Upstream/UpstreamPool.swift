@@ -9,7 +9,9 @@ import NIOPosix
 /// releasing and connecting need no lock and never hop threads. Idle connections are
 /// reused newest first (the warmest socket), capped per upstream
 /// (`pool.max_idle_per_upstream`, as nginx's `keepalive N`) and closed after
-/// `timeouts.idle` unused.
+/// `pool.idle_timeout` unused. With `pool.max_connections`, this loop's share of the
+/// cap bounds the connections open to each upstream and requests beyond it wait for
+/// one (``ConnectionCap``).
 ///
 /// The cap is applied after a grace of ``excessIdleGrace``: a connection released
 /// while its upstream already has the cap's worth of idle connections is kept, with a
@@ -33,14 +35,19 @@ final class UpstreamPool {
     private var sweepTimer: Scheduled<Void>?
     private var requestIDs: RequestIDGenerator
     private let live: LiveObjects
+    private var cap: ConnectionCap
+    private var waiters: [Int: (upstream: Int, completion: (Result<UpstreamConnection, any Error>) -> Void)] = [:]
+    private var nextWaiterID = 0
 
-    init(eventLoop: any EventLoop, targets: [SocketAddress], config: GatewayConfig, live: LiveObjects) {
+    /// `maxConnections`: this loop's share of `pool.max_connections` (0 = no cap).
+    init(eventLoop: any EventLoop, targets: [SocketAddress], config: GatewayConfig, live: LiveObjects, maxConnections: Int = 0) {
         self.eventLoop = eventLoop
         self.live = live
+        self.cap = ConnectionCap(limit: maxConnections, upstreams: targets.count)
         self.targets = targets
         self.idle = Array(repeating: [], count: targets.count)
         self.maxIdlePerUpstream = config.pool.maxIdlePerUpstream
-        self.idleTimeout = .nanoseconds(config.timeouts.idle.nanosecondsClamped)
+        self.idleTimeout = .nanoseconds(config.pool.idleTimeout.nanosecondsClamped)
         self.requestIDs = RequestIDGenerator(seed: UInt64.random(in: .min ... .max))
         self.connectTimeout = .nanoseconds(config.timeouts.connect.nanosecondsClamped)
         self.excessIdleGrace = min(.seconds(1), idleTimeout)
@@ -56,23 +63,50 @@ final class UpstreamPool {
         return nil
     }
 
-    /// Opens a new connection to `upstream` on this loop.
+    /// A new connection to `upstream` on this loop — at once, or, at the connection cap,
+    /// the next one released or freed (a waiter gives up after the connect timeout).
     func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+        let id = nextWaiterID
+        nextWaiterID &+= 1
+        let deadline = MonotonicTime(nanoseconds: Int64((eventLoop.now + connectTimeout).uptimeNanoseconds))
+        switch cap.request(upstream, id: id, deadline: deadline) {
+        case .connect:
+            open(upstream, completion)
+        case .wait:
+            waiters[id] = (upstream, completion)
+            scheduleSweep()
+        }
+    }
+
+    private func open(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         let connection = UpstreamConnection(upstreamIndex: upstream, live: live)
         connection.pool = self
+        connection.countedByCap = true
         let handler = NIOLoopBound(connection, eventLoop: eventLoop)
+        let pool = NIOLoopBound(self, eventLoop: eventLoop)
         // A bootstrap per connect: its initializer captures this connection's handler.
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(handler.value)
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(handler.value)
+                }
             }
-        }
-        .connect(to: targets[upstream])
-        .whenComplete { result in
-            completion(result.map { _ in handler.value })
+            .connect(to: targets[upstream])
+            .whenComplete { result in
+                if case .failure = result { pool.value.forget(handler.value) }
+                completion(result.map { _ in handler.value })
+            }
+    }
+
+    /// A connection stops counting against the cap (closed, or never connected); a
+    /// waiter, if any, opens one in its place.
+    private func forget(_ connection: UpstreamConnection) {
+        guard connection.countedByCap else { return }
+        connection.countedByCap = false
+        if let id = cap.closed(connection.upstreamIndex), let waiter = waiters.removeValue(forKey: id) {
+            open(waiter.upstream, waiter.completion)
         }
     }
 
@@ -81,7 +115,16 @@ final class UpstreamPool {
     func release(_ connection: UpstreamConnection) {
         connection.delegate = nil
         connection.servedRequests += 1
-        guard connection.isActive, maxIdlePerUpstream > 0 else {
+        guard connection.isActive else {
+            connection.close()
+            return
+        }
+        if let id = cap.released(connection.upstreamIndex), let waiter = waiters.removeValue(forKey: id) {
+            // At the cap, a released connection goes straight to the first waiter.
+            waiter.completion(.success(connection))
+            return
+        }
+        guard maxIdlePerUpstream > 0 else {
             connection.close()
             return
         }
@@ -118,10 +161,16 @@ final class UpstreamPool {
             connection.idleDeadline = nil
             connection.close()
         }
-        if idle.contains(where: { !$0.isEmpty }) { scheduleSweep() }
+        let timedOut = cap.expire(now: MonotonicTime(nanoseconds: Int64(now.uptimeNanoseconds)))
+        for (_, id) in timedOut {
+            waiters.removeValue(forKey: id)?.completion(.failure(ChannelError.connectTimeout(connectTimeout)))
+        }
+        if idle.contains(where: { !$0.isEmpty }) || cap.hasWaiters { scheduleSweep() }
     }
 
+    /// Any connection of this pool closed (busy or parked).
     func connectionClosed(_ connection: UpstreamConnection) {
+        forget(connection)
         guard connection.idleDeadline != nil else { return }  // not parked
         connection.idleDeadline = nil
         if let index = idle[connection.upstreamIndex].firstIndex(where: { $0 === connection }) {

@@ -1,0 +1,114 @@
+/// Every upstream's ``UpstreamHealth`` and the decision that follows from all of them:
+/// which upstreams take traffic, with what weight and what share of capacity `C`.
+///
+/// The panic rule (Envoy's `healthy_panic_threshold`): passive ejection acts on
+/// evidence from real traffic, which a bad request mix can produce everywhere at once.
+/// If ejections would leave fewer than `panicThreshold` of the upstreams the probes
+/// call healthy, the board ignores ejections and routes to all of those — a degraded
+/// service instead of a self-inflicted outage — and says so (`panic` in the plan, a
+/// log line from the shell). Upstreams the probes see down are out either way: with
+/// every upstream down the answer is 503 `no_healthy_upstream`.
+///
+/// | upstreams probed up | ejected | panic threshold 0.5 | routed to |
+/// |---------------------|---------|---------------------|-----------|
+/// | 4                   | 1       | 3/4 ≥ 0.5           | 3 |
+/// | 4                   | 3       | 1/4 < 0.5: panic    | 4 |
+/// | 2 (2 probed down)   | 1       | 1/2 ≥ 0.5           | 1 |
+/// | 0                   | —       | —                   | none: 503 |
+public struct HealthBoard: Sendable, Equatable {
+    public private(set) var upstreams: [UpstreamHealth]
+    public let policy: HealthPolicy
+
+    /// What the data path should do now.
+    public struct Plan: Sendable, Equatable {
+        /// Per upstream: takes traffic.
+        public var routed: [Bool]
+        /// Per upstream: share of its weight and `max_concurrency` (slow start), in (0, 1].
+        public var share: [Double]
+        /// Ejections are being ignored because too few upstreams would be left.
+        public var panic: Bool
+    }
+
+    public init(count: Int, policy: HealthPolicy) {
+        self.policy = policy
+        self.upstreams = Array(repeating: UpstreamHealth(policy: policy), count: count)
+    }
+
+    public subscript(index: Int) -> UpstreamHealth { upstreams[index] }
+
+    public mutating func probeSucceeded(_ index: Int, now: MonotonicTime) -> UpstreamHealth.Flip? {
+        upstreams[index].probeSucceeded(now: now)
+    }
+
+    public mutating func probeFailed(_ index: Int, _ failure: UpstreamHealth.Failure, now: MonotonicTime) -> UpstreamHealth.Flip? {
+        upstreams[index].probeFailed(failure, now: now)
+    }
+
+    public mutating func exchangeSucceeded(_ index: Int) {
+        upstreams[index].exchangeSucceeded()
+    }
+
+    public mutating func exchangeFailed(_ index: Int, _ failure: UpstreamHealth.Failure, now: MonotonicTime) -> UpstreamHealth.Flip? {
+        upstreams[index].exchangeFailed(failure, now: now)
+    }
+
+    public mutating func setEnabled(_ index: Int, _ enabled: Bool, now: MonotonicTime) -> UpstreamHealth.Flip? {
+        upstreams[index].setEnabled(enabled, now: now)
+    }
+
+    /// Ends cool-downs that are over; returns the flips, by upstream index.
+    public mutating func tick(now: MonotonicTime) -> [(Int, UpstreamHealth.Flip)] {
+        upstreams.indices.compactMap { index in upstreams[index].tick(now: now).map { (index, $0) } }
+    }
+
+    public func plan(now: MonotonicTime) -> Plan {
+        let ready = upstreams.map(\.isReady)
+        let candidates = upstreams.map(\.isCandidate)
+        let candidateCount = candidates.filter { $0 }.count
+        let readyCount = ready.filter { $0 }.count
+        let panic = candidateCount > 0 && policy.panicThreshold > 0
+            && Double(readyCount) < policy.panicThreshold * Double(candidateCount)
+        let routed = panic ? candidates : ready
+        let share = upstreams.indices.map { routed[$0] ? upstreams[$0].rampShare(now: now) : 0 }
+        return Plan(routed: routed, share: share, panic: panic)
+    }
+
+    /// The earliest moment the plan can change without a new event: a cool-down's end,
+    /// or the next slow-start step (the ramp is followed in tenths of `slow_start`).
+    public func nextReview(now: MonotonicTime) -> MonotonicTime? {
+        var next = upstreams.compactMap(\.nextDeadline).min()
+        if policy.slowStart > .zero, upstreams.contains(where: { $0.isReady && $0.rampShare(now: now) < 1 }) {
+            let step = now + policy.slowStart / 10
+            next = min(next ?? step, step)
+        }
+        return next
+    }
+}
+
+extension HealthBoard.Plan {
+    /// Round-robin weights for the plan: the configured ones, scaled by each upstream's
+    /// slow-start share. While any upstream ramps, weights count in tenths so that a
+    /// share of 0.1 of weight 1 is still a place in the schedule.
+    ///
+    /// | configured | share        | weights |
+    /// |------------|--------------|---------|
+    /// | 1, 1, 1    | 1, 1, 1      | 1, 1, 1 |
+    /// | 1, 1, 1    | 1, 1, 0.5    | 10, 10, 5 |
+    /// | 2, 1       | 0.1, 1       | 2, 10 |
+    public func weights(_ configured: [Int]) -> [Int] {
+        let ramping = zip(routed, share).contains { $0 && $1 < 1 }
+        return configured.indices.map { index in
+            guard routed[index], ramping else { return configured[index] }
+            return max(1, Int((Double(configured[index] * 10) * share[index]).rounded()))
+        }
+    }
+
+    /// Capacity `C`: the routed upstreams' `max_concurrency`, each scaled by its share
+    /// (at least 1 for a routed upstream).
+    public func capacity(_ maxConcurrency: [Int]) -> Int {
+        maxConcurrency.indices.reduce(0) { sum, index in
+            guard routed[index] else { return sum }
+            return sum + max(1, Int((Double(maxConcurrency[index]) * share[index]).rounded(.down)))
+        }
+    }
+}

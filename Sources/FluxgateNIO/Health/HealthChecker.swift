@@ -1,0 +1,117 @@
+import FluxgateCore
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// Active health checking: probes every upstream every `health_check.interval`
+/// (``HealthProbe``) and feeds the results to the ``HealthMonitor``; between rounds it
+/// wakes when a passive ejection's cool-down ends or a slow-start ramp steps.
+///
+/// ``start()`` runs one round before returning — the gateway calls it before opening
+/// its listener, so an upstream that is not there is out of rotation before the first
+/// request (and one that is there takes traffic at once: upstreams start up,
+/// unconfirmed, see ``UpstreamHealth``). Probes of one round run concurrently, each
+/// bounded by `health_check.timeout`, which the config keeps within the interval.
+///
+/// A swift-service-lifecycle `Service`: `run()` starts it if needed and stops it on
+/// graceful shutdown. ``GatewayServer`` starts and stops it with the listener.
+public final class HealthChecker: Service, Sendable {
+    private let monitor: HealthMonitor
+    private let targets: [SocketAddress]
+    private let requests: [ByteBuffer]
+    private let interval: Duration
+    private let timeout: TimeAmount
+    private let active: Bool
+    private let loop: any EventLoop
+    private let logger: Logger
+    private let task = Mutex<Task<Void, Never>?>(nil)
+    /// Completed rounds (tests wait on this instead of sleeping).
+    private let rounds = Atomic<Int>(0)
+
+    init(runtime: GatewayRuntime, loop: any EventLoop, logger: Logger) {
+        let config = runtime.config.healthCheck
+        self.monitor = runtime.health
+        self.targets = runtime.targets
+        self.requests = runtime.authorities.map { HealthProbe.request(path: config.path, authority: $0) }
+        self.interval = config.interval
+        self.timeout = .nanoseconds(config.timeout.nanosecondsClamped)
+        self.active = config.enabled
+        self.loop = loop
+        self.logger = logger
+    }
+
+    /// Probe rounds completed so far.
+    public var completedRounds: Int { rounds.load(ordering: .acquiring) }
+
+    /// Runs the first round, then keeps checking in the background until ``stop()``.
+    public func start() async {
+        if active { await probeRound() }
+        let loopTask = Task { [self] in await self.loop() }
+        let previous = task.withLock { task in
+            defer { task = loopTask }
+            return task
+        }
+        previous?.cancel()
+    }
+
+    public func stop() async {
+        let running = task.withLock { task in
+            defer { task = nil }
+            return task
+        }
+        running?.cancel()
+        await running?.value
+    }
+
+    public func run() async throws {
+        if task.withLock({ $0 == nil }) { await start() }
+        try? await gracefulShutdown()
+        await stop()
+    }
+
+    private static var now: MonotonicTime { MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)) }
+
+    /// Without active probes, how often cool-downs are looked at (an ejection made by
+    /// the data path ends within this of its deadline).
+    private static let passivePeriod: Duration = .seconds(1)
+    /// Never wake sooner than this after the last wake: a deadline that is already due
+    /// must not turn the loop into a spin.
+    private static let minimumSleep: Duration = .milliseconds(10)
+
+    private func loop() async {
+        var nextRound = Self.now + interval
+        while !Task.isCancelled {
+            let now = Self.now
+            var wake = active ? nextRound : now + Self.passivePeriod
+            if let review = monitor.nextReview(now: now) { wake = min(wake, review) }
+            do { try await Task.sleep(for: max(Self.minimumSleep, wake - now)) } catch { return }
+            let after = Self.now
+            monitor.tick(now: after)
+            if active && after >= nextRound {
+                // Rounds keep their rhythm; a round that overran starts the next at once.
+                nextRound = max(nextRound + interval, after)
+                await probeRound()
+            }
+        }
+    }
+
+    /// Probes every upstream once, concurrently, and reports each result as it comes.
+    func probeRound() async {
+        await withTaskGroup(of: Void.self) { group in
+            for index in targets.indices {
+                group.addTask { [self] in
+                    let probe = HealthProbe.run(target: targets[index], request: requests[index], timeout: timeout, on: loop)
+                    let failure: UpstreamHealth.Failure?
+                    do { failure = try await probe.get() } catch { failure = .other("\(error)") }
+                    if let failure {
+                        monitor.probeFailed(index, failure, now: Self.now)
+                    } else {
+                        monitor.probeSucceeded(index, now: Self.now)
+                    }
+                }
+            }
+        }
+        rounds.wrappingAdd(1, ordering: .releasing)
+    }
+}

@@ -1,0 +1,130 @@
+import FluxgateCore
+import Logging
+import NIOCore
+import Synchronization
+
+/// The shell around ``HealthBoard``: takes probe results (from ``HealthChecker``) and
+/// exchange outcomes (from the data path), logs and counts every flip, and hands each
+/// new plan to the ``UpstreamRouter``, which moves the schedule and capacity `C` at once.
+///
+/// The data path reports every exchange, so the common case must be nearly free: a
+/// success costs one relaxed atomic load (is a failure streak running for this
+/// upstream?) and takes the lock only to end a streak. Failures take the lock; they
+/// are rare, and the ejection decision needs the board.
+final class HealthMonitor: Sendable {
+    private let board: Mutex<(board: HealthBoard, panic: Bool)>
+    private let router: UpstreamRouter
+    private let names: [String]
+    private let logger: Logger
+    /// Per upstream: a passive failure streak is running (the success fast path's test).
+    private let streaks: [Flag]
+    /// Per upstream: flips to ready and to not ready, for metrics and tests.
+    private let flipCounts: [FlipCount]
+
+    private final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
+    private final class FlipCount: Sendable {
+        let up = Atomic<Int>(0)
+        let down = Atomic<Int>(0)
+    }
+
+    init(names: [String], policy: HealthPolicy, router: UpstreamRouter, logger: Logger) {
+        self.board = Mutex((HealthBoard(count: names.count, policy: policy), false))
+        self.router = router
+        self.names = names
+        self.logger = logger
+        self.streaks = names.map { _ in Flag() }
+        self.flipCounts = names.map { _ in FlipCount() }
+    }
+
+    var policy: HealthPolicy { board.withLock { $0.board.policy } }
+
+    /// A reading of one upstream's state (for /stats and tests).
+    func state(_ upstream: Int) -> UpstreamHealth { board.withLock { $0.board[upstream] } }
+
+    /// Flips of `upstream` so far: (to ready, to not ready).
+    func flips(_ upstream: Int) -> (up: Int, down: Int) {
+        (flipCounts[upstream].up.load(ordering: .relaxed), flipCounts[upstream].down.load(ordering: .relaxed))
+    }
+
+    var isPanicking: Bool { board.withLock { $0.panic } }
+
+    // MARK: Events
+
+    func probeSucceeded(_ upstream: Int, now: MonotonicTime) {
+        update(now: now) { [($0.probeSucceeded(upstream, now: now), upstream)] }
+    }
+
+    func probeFailed(_ upstream: Int, _ failure: UpstreamHealth.Failure, now: MonotonicTime) {
+        update(now: now) { [($0.probeFailed(upstream, failure, now: now), upstream)] }
+    }
+
+    /// An exchange with `upstream` got a response below 500.
+    func exchangeSucceeded(_ upstream: Int) {
+        guard streaks[upstream].value.load(ordering: .relaxed) else { return }
+        board.withLock { state in
+            state.board.exchangeSucceeded(upstream)
+            streaks[upstream].value.store(false, ordering: .relaxed)
+        }
+    }
+
+    /// An exchange with `upstream` failed: connect failure, reset or timeout before the
+    /// response, or a 5xx.
+    func exchangeFailed(_ upstream: Int, _ failure: UpstreamHealth.Failure, now: MonotonicTime) {
+        streaks[upstream].value.store(true, ordering: .relaxed)
+        update(now: now) { [($0.exchangeFailed(upstream, failure, now: now), upstream)] }
+    }
+
+    func setEnabled(_ upstream: Int, _ enabled: Bool, now: MonotonicTime) {
+        update(now: now) { [($0.setEnabled(upstream, enabled, now: now), upstream)] }
+    }
+
+    /// Time passed: cool-downs end, slow-start ramps advance.
+    func tick(now: MonotonicTime) {
+        update(now: now, forcePlan: true) { board in board.tick(now: now).map { (Optional($0.1), $0.0) } }
+    }
+
+    /// When ``tick(now:)`` should run next, if anything is pending.
+    func nextReview(now: MonotonicTime) -> MonotonicTime? {
+        board.withLock { $0.board.nextReview(now: now) }
+    }
+
+    /// Runs `event` on the board; logs and counts its flips; re-plans when something
+    /// flipped (or always, for ticks: a ramp step changes shares without a flip). The
+    /// plan is applied inside the lock so plans reach the router in order.
+    private func update(
+        now: MonotonicTime, forcePlan: Bool = false, _ event: (inout HealthBoard) -> [(UpstreamHealth.Flip?, Int)]
+    ) {
+        let (flips, panicChange): ([(Int, UpstreamHealth.Flip)], Bool?) = board.withLock { state in
+            let flips = event(&state.board).compactMap { flip, index in flip.map { (index, $0) } }
+            guard !flips.isEmpty || forcePlan else { return ([], nil) }
+            let plan = state.board.plan(now: now)
+            router.apply(plan)
+            let change: Bool? = plan.panic != state.panic ? plan.panic : nil
+            state.panic = plan.panic
+            return (flips, change)
+        }
+        for (index, flip) in flips {
+            if flip.ready {
+                flipCounts[index].up.wrappingAdd(1, ordering: .relaxed)
+                logger.notice(
+                    "upstream up", metadata: ["upstream": "\(names[index])", "from": "down", "to": "up", "reason": "\(flip.reason)"])
+            } else {
+                flipCounts[index].down.wrappingAdd(1, ordering: .relaxed)
+                logger.warning(
+                    "upstream down", metadata: ["upstream": "\(names[index])", "from": "up", "to": "down", "reason": "\(flip.reason)"])
+            }
+        }
+        if let panicChange {
+            if panicChange {
+                logger.error(
+                    "panic: too many upstreams ejected; ignoring passive ejections and routing to every upstream the health checks call healthy",
+                    metadata: ["panic_threshold": "\(policy.panicThreshold)"])
+            } else {
+                logger.notice("panic over: passive ejections apply again")
+            }
+        }
+    }
+}

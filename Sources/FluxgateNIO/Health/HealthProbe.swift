@@ -1,0 +1,112 @@
+import FluxgateCore
+import NIOCore
+import NIOPosix
+
+/// One active health check: a fresh connection (never the data path's pool, never
+/// admission), `GET <path>` with `Connection: close`, and the status line of the
+/// answer. A 2xx is healthy; any other status, a timeout (connect included), a refused
+/// or reset connection, or a head our strict ``ResponseHeadParser`` refuses is a
+/// failure with that reason.
+enum HealthProbe {
+    /// Completes with nil when healthy, else the failure; the future never fails.
+    static func run(
+        target: SocketAddress, request: ByteBuffer, timeout: TimeAmount, on loop: any EventLoop
+    ) -> EventLoopFuture<UpstreamHealth.Failure?> {
+        guard loop.inEventLoop else {
+            return loop.flatSubmit { run(target: target, request: request, timeout: timeout, on: loop) }
+        }
+        let outcome = Outcome(promise: loop.makePromise())
+        let bound = NIOLoopBound(outcome, eventLoop: loop)
+        let timer = loop.scheduleTask(in: timeout) { bound.value.finish(.timeout) }
+        ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ProbeHandler(outcome: bound.value))
+                }
+            }
+            .connect(to: target)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    if bound.value.done {
+                        channel.close(promise: nil)
+                    } else {
+                        channel.writeAndFlush(request, promise: nil)
+                        bound.value.channel = channel
+                    }
+                case .failure(let error):
+                    bound.value.finish(Self.failure(connecting: error))
+                }
+            }
+        outcome.promise.futureResult.whenComplete { _ in timer.cancel() }
+        return outcome.promise.futureResult
+    }
+
+    static func request(path: String, authority: String) -> ByteBuffer {
+        ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: fluxgate-health-check\r\nConnection: close\r\n\r\n")
+    }
+
+    static func failure(connecting error: any Error) -> UpstreamHealth.Failure {
+        if case .connectTimeout = error as? ChannelError { return .timeout }
+        let refused = { (error: any Error) in (error as? IOError)?.errnoCode == ECONNREFUSED }
+        if refused(error) { return .refused }
+        if let error = error as? NIOConnectionError, error.connectionErrors.contains(where: { refused($0.error) }) { return .refused }
+        return .other("connect failed: \(error)")
+    }
+
+    /// The probe's result, completed once by whichever comes first: the answer, the
+    /// connection's end, or the timer. Closes the probe's connection when done.
+    private final class Outcome {
+        let promise: EventLoopPromise<UpstreamHealth.Failure?>
+        var channel: (any Channel)?
+        private(set) var done = false
+
+        init(promise: EventLoopPromise<UpstreamHealth.Failure?>) { self.promise = promise }
+
+        func finish(_ result: UpstreamHealth.Failure?) {
+            guard !done else { return }
+            done = true
+            channel?.close(promise: nil)
+            channel = nil
+            promise.succeed(result)
+        }
+    }
+
+    /// Reads until the response head is complete, then judges it.
+    private final class ProbeHandler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        private let outcome: Outcome
+        private var received = ByteBuffer()
+
+        init(outcome: Outcome) { self.outcome = outcome }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var buffer = unwrapInboundIn(data)
+            received.writeBuffer(&buffer)
+            while !outcome.done {
+                switch received.withUnsafeReadableBytes({ ResponseHeadParser.parse($0, maxLength: 65_536) }) {
+                case .incomplete:
+                    return
+                case .invalid:
+                    outcome.finish(.malformed)
+                case .complete(let head) where head.isInformational:
+                    received.moveReaderIndex(forwardBy: head.length)  // 100/103: the final answer follows
+                case .complete(let head):
+                    outcome.finish((200..<300).contains(head.status) ? nil : .status(head.status))
+                }
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            outcome.finish(.reset)
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            outcome.finish(.reset)
+            context.close(promise: nil)
+        }
+    }
+}
