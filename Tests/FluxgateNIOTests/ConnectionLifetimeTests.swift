@@ -136,21 +136,12 @@ struct ConnectionLifetimeTests {
         try await channel.close()
     }
 
-    /// Polls the counters until `done` holds; fails with the last reading after 10 s.
     /// The release happens on the gateway's loops after the close is seen there, which
-    /// no client-side event reports, so the counter itself is what is waited on.
+    /// no client-side event reports, so the counters themselves are waited on.
     static func waitUntil(
-        _ what: String, _ live: LiveObjects, _ done: (LiveObjects.Counts) -> Bool,
-        sourceLocation: SourceLocation = #_sourceLocation
+        _ what: String, _ live: LiveObjects, sourceLocation: SourceLocation = #_sourceLocation,
+        _ done: @escaping (LiveObjects.Counts) -> Bool
     ) async throws {
-        let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(10)
-        while !done(live.counts) {
-            if clock.now >= deadline {
-                Issue.record("\(what): still alive: \(live.counts)", sourceLocation: sourceLocation)
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await eventually("\(what); still alive: \(live.counts)", sourceLocation: sourceLocation) { done(live.counts) }
     }
 }

@@ -27,6 +27,12 @@ public struct HealthBoard: Sendable, Equatable {
         public var share: [Double]
         /// Ejections are being ignored because too few upstreams would be left.
         public var panic: Bool
+
+        public init(routed: [Bool], share: [Double], panic: Bool) {
+            self.routed = routed
+            self.share = share
+            self.panic = panic
+        }
     }
 
     public init(count: Int, policy: HealthPolicy) {

@@ -88,6 +88,11 @@ public struct UpstreamHealth: Sendable, Equatable {
     public struct Flip: Sendable, Equatable {
         public var ready: Bool
         public var reason: Reason
+
+        public init(ready: Bool, reason: Reason) {
+            self.ready = ready
+            self.reason = reason
+        }
     }
 
     public private(set) var enabled = true

@@ -3,6 +3,7 @@ import FluxgateNIO
 import Logging
 import NIOCore
 import NIOPosix
+import Testing
 
 /// A gateway on 127.0.0.1:0 in front of test upstreams, torn down by `withGateway`.
 struct GatewayHarness {
@@ -46,4 +47,22 @@ func deadPort(group: any EventLoopGroup) async throws -> Int {
     let port = channel.localAddress!.port!
     try await channel.close()
     return port
+}
+
+/// Polls `condition` until it holds; records an issue naming `what` after `timeout`.
+/// For state that no event reports to the test (a health flip made by a probe round, a
+/// release on the gateway's loop): the condition itself is what is waited on.
+func eventually(
+    _ what: @autoclosure () -> String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () -> Bool
+) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while !condition() {
+        if clock.now >= deadline {
+            Issue.record("timed out waiting: \(what())", sourceLocation: sourceLocation)
+            return
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
 }

@@ -13,6 +13,8 @@ import NIOPosix
 /// - `/chunked`: answers a chunked body of three parts;
 /// - `/stream?bytes=N`: answers N pattern bytes with content-length;
 /// - `/hash`: answers the byte count and FNV-1a hash of the request body;
+/// - `/health`: 200, 503 or no answer at all, as ``setHealth(_:)`` says;
+/// - `/fail-on/<name>`: 503 from the upstream called `<name>`, 200 from the others;
 /// - anything else: 200 with `{"instance":"<name>"}`.
 final class TestUpstream: Sendable {
     struct Received: Sendable {
@@ -26,7 +28,18 @@ final class TestUpstream: Sendable {
     private let state = NIOLockedValueBox(State())
     private struct State {
         var received: [Received] = []
+        var health = Health.healthy
     }
+
+    enum Health: Sendable {
+        case healthy, failing, hanging
+    }
+
+    /// What `/health` answers from now on.
+    func setHealth(_ health: Health) { state.withLockedValue { $0.health = health } }
+    fileprivate var health: Health { state.withLockedValue { $0.health } }
+    /// Requests with `path` received so far.
+    func count(_ path: String) -> Int { received.filter { $0.head.uri == path }.count }
 
     var address: SocketAddress { channel.localAddress! }
     var port: Int { address.port! }
@@ -151,6 +164,17 @@ final class TestUpstream: Sendable {
             let path = String(head.uri.split(separator: "?").first ?? "/")
             switch path {
             case "/hold":
+                return
+            case "/health":
+                switch upstream.health {
+                case .healthy: send(.ok, body: #"{"status":"healthy"}"#, context: context)
+                case .failing: send(.serviceUnavailable, body: #"{"status":"failing"}"#, context: context)
+                case .hanging: break
+                }
+                return
+            case let failOn where failOn.hasPrefix("/fail-on/"):
+                let failing = failOn.dropFirst("/fail-on/".count) == upstream.name
+                send(failing ? .serviceUnavailable : .ok, body: #"{"instance":"\#(upstream.name)"}"#, context: context)
                 return
             case "/garbage":
                 // Below the HTTP encoder: write raw bytes from the encoder's own context.

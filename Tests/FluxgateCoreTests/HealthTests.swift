@@ -1,0 +1,294 @@
+import FluxgateCore
+import Testing
+
+/// The health decisions with a manual clock: every time below is exact.
+struct UpstreamHealthTests {
+    var policy: HealthPolicy {
+        var policy = HealthPolicy()
+        policy.rise = 2
+        policy.fall = 3
+        policy.consecutiveFailures = 3
+        policy.baseEjection = .seconds(30)
+        policy.maxEjection = .seconds(100)
+        return policy
+    }
+
+    func at(_ seconds: Double) -> MonotonicTime { MonotonicTime(nanoseconds: Int64(seconds * 1e9)) }
+
+    @Test func startsUpUnconfirmedAndOneFailedProbeTakesItDown() {
+        var health = UpstreamHealth(policy: policy)
+        #expect(health.isReady)
+        #expect(health.unconfirmed)
+        let flip = health.probeFailed(.refused, now: at(0))
+        #expect(flip == .init(ready: false, reason: .probeFailed(.refused)))
+        #expect(!health.isReady)
+    }
+
+    @Test func firstSuccessConfirmsWithoutAFlip() {
+        var health = UpstreamHealth(policy: policy)
+        #expect(health.probeSucceeded(now: at(0)) == nil)
+        #expect(!health.unconfirmed)
+        // Confirmed: now it takes `fall` failures.
+        #expect(health.probeFailed(.timeout, now: at(2)) == nil)
+        #expect(health.probeFailed(.timeout, now: at(4)) == nil)
+        #expect(health.probeFailed(.status(500), now: at(6)) == .init(ready: false, reason: .probeFailed(.status(500))))
+    }
+
+    @Test func riseSuccessesInARowBringItBackAndAFailureResetsTheCount() {
+        var health = UpstreamHealth(policy: policy)
+        _ = health.probeFailed(.refused, now: at(0))
+        #expect(health.probeSucceeded(now: at(2)) == nil)
+        #expect(health.probeFailed(.refused, now: at(4)) == nil)  // already down: no flip
+        #expect(health.probeSucceeded(now: at(6)) == nil)
+        #expect(health.probeSucceeded(now: at(8)) == .init(ready: true, reason: .probesPassed(2)))
+        #expect(health.readySince == at(8))
+    }
+
+    @Test func passiveFailuresEjectWithGrowingCoolDownsAndProbesDecideTheReturn() {
+        var health = UpstreamHealth(policy: policy)
+        _ = health.probeSucceeded(now: at(0))
+        #expect(health.exchangeFailed(.reset, now: at(1)) == nil)
+        health.exchangeSucceeded()  // a success ends the streak
+        #expect(health.exchangeFailed(.reset, now: at(2)) == nil)
+        #expect(health.exchangeFailed(.status(502), now: at(3)) == nil)
+        let flip = health.exchangeFailed(.status(503), now: at(4))
+        #expect(flip == .init(ready: false, reason: .ejected(.status(503), consecutive: 3, coolDown: .seconds(30))))
+        #expect(health.ejectedUntil == at(34))
+        // Probes keep passing during the cool-down, but the cool-down still holds.
+        _ = health.probeSucceeded(now: at(10))
+        _ = health.probeSucceeded(now: at(12))
+        #expect(health.tick(now: at(33)) == nil)
+        #expect(health.tick(now: at(34)) == .init(ready: true, reason: .ejectionEnded))
+
+        // Second ejection: 60 s; and after it, two fresh probes are needed.
+        for second in 40..<42 { _ = health.exchangeFailed(.reset, now: at(Double(second))) }
+        #expect(health.exchangeFailed(.reset, now: at(42))?.ready == false)
+        #expect(health.ejectedUntil == at(102))
+        #expect(health.tick(now: at(102)) == nil)  // cool-down over, no probe passed since
+        #expect(health.isEjected)
+        _ = health.probeSucceeded(now: at(104))
+        #expect(health.probeSucceeded(now: at(106)) == .init(ready: true, reason: .probesPassed(2)))
+
+        // Third: 90 s; fourth would be 120 s, capped at max_ejection (100 s).
+        for second in 110..<113 { _ = health.exchangeFailed(.reset, now: at(Double(second))) }
+        #expect(health.ejectedUntil == at(202))
+        _ = health.probeSucceeded(now: at(203))
+        _ = health.probeSucceeded(now: at(204))
+        _ = health.tick(now: at(205))
+        #expect(health.isReady)
+        for second in 210..<213 { _ = health.exchangeFailed(.reset, now: at(Double(second))) }
+        #expect(health.ejectedUntil == at(312))
+    }
+
+    @Test func ejectionsAreForgottenAfterMaxEjectionOfHealth() {
+        var health = UpstreamHealth(policy: policy)
+        for second in 0..<3 { _ = health.exchangeFailed(.reset, now: at(Double(second))) }
+        _ = health.probeSucceeded(now: at(10))
+        _ = health.probeSucceeded(now: at(12))
+        _ = health.tick(now: at(32))
+        #expect(health.isReady && health.ejections == 1)
+        _ = health.tick(now: at(131))
+        #expect(health.ejections == 1)
+        _ = health.tick(now: at(132))  // ready for 100 s = max_ejection
+        #expect(health.ejections == 0)
+    }
+
+    @Test func withoutActiveChecksTheCoolDownAloneEndsAnEjection() {
+        var passiveOnly = policy
+        passiveOnly.activeEnabled = false
+        var health = UpstreamHealth(policy: passiveOnly)
+        for second in 0..<3 { _ = health.exchangeFailed(.refused, now: at(Double(second))) }
+        #expect(!health.isReady)
+        #expect(health.tick(now: at(32)) == .init(ready: true, reason: .ejectionEnded))
+    }
+
+    @Test func passiveDisabledNeverEjects() {
+        var off = policy
+        off.passiveEnabled = false
+        var health = UpstreamHealth(policy: off)
+        for second in 0..<50 { #expect(health.exchangeFailed(.reset, now: at(Double(second))) == nil) }
+        #expect(health.isReady)
+    }
+
+    @Test func theOperatorSwitchIsApartFromWhatWasObserved() {
+        var health = UpstreamHealth(policy: policy)
+        _ = health.probeSucceeded(now: at(0))
+        #expect(health.setEnabled(false, now: at(1)) == .init(ready: false, reason: .disabled))
+        _ = health.probeSucceeded(now: at(2))
+        _ = health.probeSucceeded(now: at(3))
+        #expect(!health.isReady)  // passing probes do not override the operator
+        #expect(health.setEnabled(true, now: at(4)) == .init(ready: true, reason: .enabled))
+    }
+
+    @Test func slowStartRampsFromATenthToFull() {
+        var ramping = policy
+        ramping.slowStart = .seconds(30)
+        var health = UpstreamHealth(policy: ramping)
+        #expect(health.rampShare(now: at(0)) == 1)  // up since start: no ramp
+        _ = health.probeFailed(.refused, now: at(0))
+        _ = health.probeSucceeded(now: at(10))
+        _ = health.probeSucceeded(now: at(12))
+        #expect(health.rampShare(now: at(12)) == 0.1)
+        #expect(health.rampShare(now: at(15)) == 0.1)
+        #expect(health.rampShare(now: at(27)) == 0.5)
+        #expect(health.rampShare(now: at(42)) == 1)
+    }
+}
+
+struct HealthBoardTests {
+    func at(_ seconds: Double) -> MonotonicTime { MonotonicTime(nanoseconds: Int64(seconds * 1e9)) }
+
+    func board(_ count: Int, panic: Double = 0.5, slowStart: Duration = .zero) -> HealthBoard {
+        var policy = HealthPolicy()
+        policy.consecutiveFailures = 1
+        policy.panicThreshold = panic
+        policy.slowStart = slowStart
+        return HealthBoard(count: count, policy: policy)
+    }
+
+    @Test func ejectingOneOfFourLeavesThree() {
+        var board = board(4)
+        _ = board.exchangeFailed(0, .reset, now: at(0))
+        let plan = board.plan(now: at(0))
+        #expect(plan.routed == [false, true, true, true])
+        #expect(!plan.panic)
+    }
+
+    @Test func ejectingThreeOfFourPanicsAndRoutesToAllProbeHealthyOnes() {
+        var board = board(4)
+        for index in 0..<3 { _ = board.exchangeFailed(index, .reset, now: at(0)) }
+        let plan = board.plan(now: at(0))
+        #expect(plan.panic)
+        #expect(plan.routed == [true, true, true, true])
+    }
+
+    @Test func probedDownUpstreamsStayOutEvenInPanic() {
+        var board = board(4)
+        _ = board.probeFailed(2, .refused, now: at(0))
+        _ = board.probeFailed(3, .refused, now: at(0))
+        _ = board.exchangeFailed(0, .reset, now: at(0))
+        // Candidates 0 and 1; 1 of 2 left = 0.5, not below the threshold.
+        #expect(board.plan(now: at(0)) == .init(routed: [false, true, false, false], share: [0, 1, 0, 0], panic: false))
+        _ = board.exchangeFailed(1, .reset, now: at(0))
+        #expect(board.plan(now: at(0)).routed == [true, true, false, false])
+        #expect(board.plan(now: at(0)).panic)
+    }
+
+    @Test func everyUpstreamProbedDownRoutesNothing() {
+        var board = board(2)
+        _ = board.probeFailed(0, .refused, now: at(0))
+        _ = board.probeFailed(1, .timeout, now: at(0))
+        let plan = board.plan(now: at(0))
+        #expect(plan.routed == [false, false])
+        #expect(plan.capacity([5000, 5000]) == 0)
+    }
+
+    @Test func panicThresholdZeroNeverPanics() {
+        var board = board(2, panic: 0)
+        _ = board.exchangeFailed(0, .reset, now: at(0))
+        _ = board.exchangeFailed(1, .reset, now: at(0))
+        #expect(board.plan(now: at(0)).routed == [false, false])
+    }
+
+    @Test func slowStartScalesWeightAndCapacityAndSchedulesReviews() {
+        var board = board(3, slowStart: .seconds(20))
+        _ = board.probeFailed(2, .refused, now: at(0))
+        _ = board.probeSucceeded(2, now: at(2))
+        _ = board.probeSucceeded(2, now: at(4))
+        let early = board.plan(now: at(4))
+        #expect(early.share == [1, 1, 0.1])
+        #expect(early.weights([1, 1, 1]) == [10, 10, 1])
+        #expect(early.capacity([1000, 1000, 1000]) == 2100)
+        #expect(board.nextReview(now: at(4)) == at(6))  // tenths of slow_start
+        let half = board.plan(now: at(14))
+        #expect(half.weights([1, 1, 1]) == [10, 10, 5])
+        #expect(half.capacity([1000, 1000, 1000]) == 2500)
+        let done = board.plan(now: at(24))
+        #expect(done.weights([1, 1, 1]) == [1, 1, 1])
+        #expect(done.capacity([1000, 1000, 1000]) == 3000)
+        #expect(board.nextReview(now: at(24)) == nil)
+    }
+
+    @Test func coolDownEndsAreReviewsAndTicksReportTheirFlips() {
+        var policy = HealthPolicy()
+        policy.consecutiveFailures = 1
+        policy.activeEnabled = false
+        var board = HealthBoard(count: 2, policy: policy)
+        _ = board.exchangeFailed(1, .reset, now: at(5))
+        #expect(board.nextReview(now: at(5)) == at(35))
+        #expect(board.tick(now: at(34)).isEmpty)
+        let flips = board.tick(now: at(35))
+        #expect(flips.count == 1 && flips[0].0 == 1 && flips[0].1 == .init(ready: true, reason: .ejectionEnded))
+    }
+}
+
+struct RetryBudgetTests {
+    func take(_ budget: inout RetryBudget, _ inFlight: Int) -> Bool { budget.start(inFlight: inFlight) }
+
+    @Test func budgetIsAShareOfInFlightWithAFloor() {
+        let budget = RetryBudget(percent: 20, minimum: 3)
+        #expect(budget.limit(inFlight: 0) == 3)
+        #expect(budget.limit(inFlight: 10) == 3)
+        #expect(budget.limit(inFlight: 100) == 20)
+        #expect(budget.limit(inFlight: 5000) == 1000)
+    }
+
+    @Test func exhaustedBudgetRefusesUntilARetryFinishes() {
+        var budget = RetryBudget(percent: 20, minimum: 3)
+        #expect(take(&budget, 10))
+        #expect(take(&budget, 10))
+        #expect(take(&budget, 10))
+        #expect(!take(&budget, 10))
+        #expect(take(&budget, 20))  // more in flight, more budget: 4
+        #expect(!take(&budget, 20))
+        budget.finish()
+        #expect(take(&budget, 20))
+    }
+
+    @Test func zeroBudgetNeverRetries() {
+        var budget = RetryBudget(percent: 0, minimum: 0)
+        #expect(!take(&budget, 1_000_000))
+    }
+}
+
+struct ConnectionCapTests {
+    func cancel(_ cap: inout ConnectionCap, _ id: Int) -> Bool { cap.cancel(0, id: id) }
+
+    func at(_ ms: Int64) -> MonotonicTime { MonotonicTime(nanoseconds: ms * 1_000_000) }
+
+    @Test func noCapAlwaysConnects() {
+        var cap = ConnectionCap(limit: 0, upstreams: 1)
+        for id in 0..<1000 { #expect(cap.request(0, id: id, deadline: at(1000)) == .connect) }
+    }
+
+    @Test func beyondTheCapRequestsWaitAndAreServedInOrder() {
+        var cap = ConnectionCap(limit: 2, upstreams: 2)
+        #expect(cap.request(0, id: 1, deadline: at(1000)) == .connect)
+        #expect(cap.request(0, id: 2, deadline: at(1000)) == .connect)
+        #expect(cap.request(0, id: 3, deadline: at(1000)) == .wait)
+        #expect(cap.request(0, id: 4, deadline: at(1100)) == .wait)
+        #expect(cap.request(1, id: 5, deadline: at(1000)) == .connect)  // caps are per upstream
+        #expect(cap.released(0) == 3)  // a released connection goes to the first waiter
+        #expect(cap.open[0] == 2)
+        #expect(cap.closed(0) == 4)  // a closed one lets the next waiter open a new one
+        #expect(cap.open[0] == 2)
+        #expect(cap.closed(0) == nil)
+        #expect(cap.open[0] == 1)
+        #expect(cap.released(0) == nil)
+    }
+
+    @Test func waitersExpireAtTheirDeadlineAndCanLeave() {
+        var cap = ConnectionCap(limit: 1, upstreams: 1)
+        _ = cap.request(0, id: 1, deadline: at(1000))
+        _ = cap.request(0, id: 2, deadline: at(1000))
+        _ = cap.request(0, id: 3, deadline: at(1500))
+        _ = cap.request(0, id: 4, deadline: at(1600))
+        #expect(cancel(&cap, 3))
+        #expect(!cancel(&cap, 3))
+        #expect(cap.expire(now: at(999)).isEmpty)
+        #expect(cap.expire(now: at(1000)).map(\.id) == [2])
+        #expect(cap.hasWaiters)
+        #expect(cap.expire(now: at(2000)).map(\.id) == [4])
+        #expect(!cap.hasWaiters)
+    }
+}

@@ -1,0 +1,178 @@
+import FluxgateCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import FluxgateNIO
+
+/// Health checks, passive ejection, retries and the connection cap on real sockets,
+/// with test upstreams whose `/health` can be made to fail or hang.
+@Suite(.timeLimit(.minutes(1)))
+struct HealthEndToEndTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let gatewayGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    /// Upstreams named `names` (a name starting with "dead" is a port with nothing
+    /// listening) behind a gateway with fast probes: every 50 ms, rise 2, fall 2.
+    func run(
+        _ names: [String], _ adjust: (inout GatewayConfig) -> Void = { _ in },
+        _ body: ([TestUpstream?], GatewayHarness) async throws -> Void
+    ) async throws {
+        var upstreams: [TestUpstream?] = []
+        var urls: [String] = []
+        for name in names {
+            if name.hasPrefix("dead") {
+                upstreams.append(nil)
+                urls.append("http://127.0.0.1:\(try await deadPort(group: group))")
+            } else {
+                let upstream = try await TestUpstream.start(name: name, group: group)
+                upstreams.append(upstream)
+                urls.append(upstream.url)
+            }
+        }
+        let config = try makeConfig(upstreams: urls) { config in
+            config.rateLimit.perClient.enabled = false
+            config.rateLimit.global.enabled = false
+            config.healthCheck.enabled = true
+            config.healthCheck.interval = .milliseconds(50)
+            config.healthCheck.timeout = .milliseconds(40)
+            config.healthCheck.rise = 2
+            config.healthCheck.fall = 2
+            for index in config.upstreams.indices { config.upstreams[index].maxConcurrency = 100 }
+            adjust(&config)
+        }
+        try await withGateway(config, group: gatewayGroup) { harness in try await body(upstreams, harness) }
+        for upstream in upstreams { try await upstream?.stop() }
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    func instances(_ client: TestClient, _ count: Int, path: String = "/") async throws -> [String] {
+        var seen: [String] = []
+        for _ in 0..<count {
+            let response = try await client.get(path)
+            #expect(response.status == 200)
+            seen.append(response.header("x-upstream-instance") ?? "?")
+        }
+        return seen
+    }
+
+    @Test func anUpstreamThatIsNotThereIsOutBeforeTheFirstRequest() async throws {
+        try await run(["a", "dead"]) { upstreams, gateway in
+            let runtime = gateway.gateway.runtime
+            // start() returned: the first probe round is done.
+            #expect(runtime.router.routed == [true, false])
+            #expect(runtime.gate.snapshot.capacity == 100)
+            #expect(runtime.health.flips(1) == (up: 0, down: 1))
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(Set(try await instances(client, 6)) == ["a"])
+            try await client.close()
+        }
+    }
+
+    @Test(arguments: [TestUpstream.Health.failing, .hanging])
+    func aFailingOrHangingUpstreamGoesOutAndComesBack(_ failure: TestUpstream.Health) async throws {
+        try await run(["a", "b"]) { upstreams, gateway in
+            let runtime = gateway.gateway.runtime
+            let b = try #require(upstreams[1])
+            #expect(runtime.gate.snapshot.capacity == 200)
+            b.setHealth(failure)
+            try await eventually("b down") { runtime.health.flips(1).down == 1 }
+            #expect(runtime.router.routed == [true, false])
+            #expect(runtime.gate.snapshot.capacity == 100)  // C shrank with the flip
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(Set(try await instances(client, 6)) == ["a"])
+            b.setHealth(.healthy)
+            try await eventually("b up again") { runtime.health.flips(1).up == 1 }
+            #expect(runtime.gate.snapshot.capacity == 200)
+            #expect(Set(try await instances(client, 6)) == ["a", "b"])
+            try await client.close()
+        }
+    }
+
+    @Test func everyUpstreamDownIsAnImmediate503() async throws {
+        try await run(["a"]) { upstreams, gateway in
+            let runtime = gateway.gateway.runtime
+            try #require(upstreams[0]).setHealth(.failing)
+            try await eventually("a down") { runtime.health.flips(0).down == 1 }
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let response = try await client.get("/")
+            #expect(response.status == 503)
+            #expect(response.header("x-fluxgate-shed") == "no_healthy_upstream")
+            #expect(Int(response.header("retry-after") ?? "") ?? 0 >= 1)
+            try #require(upstreams[0]).setHealth(.healthy)
+            try await eventually("a up") { runtime.health.flips(0).up == 1 }
+            #expect(try await client.get("/").status == 200)
+            try await client.close()
+        }
+    }
+
+    @Test func anIdempotentRequestAnswered503IsRetriedOnceOnAnotherUpstream() async throws {
+        try await run(["a", "b"], { $0.healthCheck.enabled = false }) { upstreams, gateway in
+            let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(Set(try await instances(client, 6, path: "/fail-on/a")) == ["b"])
+            #expect(a.count("/fail-on/a") == 3)  // every pick of a was answered 503 there…
+            #expect(b.count("/fail-on/a") == 6)  // …and sent to b, once
+            // Not idempotent: the upstream's 503 goes back to the client as it is.
+            var statuses: [Int] = []
+            for _ in 0..<2 {
+                let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/fail-on/a", headers: ["host": "h", "content-length": "0"])
+                statuses.append(try await client.send(head).get().status)
+            }
+            #expect(statuses.sorted() == [200, 503])
+            try await client.close()
+        }
+    }
+
+    @Test func withTheBudgetSpentThe503GoesBackUnretried() async throws {
+        try await run(["a", "b"], { config in
+            config.healthCheck.enabled = false
+            config.retry.budgetPercent = 0
+            config.retry.minConcurrent = 0
+        }) { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            var statuses: [Int] = []
+            for _ in 0..<4 { statuses.append(try await client.get("/fail-on/a").status) }
+            #expect(statuses.sorted() == [200, 200, 503, 503])
+            try await client.close()
+        }
+    }
+
+    @Test func consecutiveFailuresEjectAnUpstream() async throws {
+        try await run(["a", "b"], { config in
+            config.healthCheck.enabled = false
+            config.healthCheck.passive.enabled = true
+            config.healthCheck.passive.consecutiveFailures = 3
+            config.retry.enabled = false
+        }) { upstreams, gateway in
+            let runtime = gateway.gateway.runtime
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            var statuses: [Int] = []
+            for _ in 0..<6 { statuses.append(try await client.get("/fail-on/a").status) }
+            #expect(statuses == [503, 200, 503, 200, 503, 200])  // a's third 503 ejects it
+            #expect(runtime.health.state(0).isEjected)
+            #expect(runtime.router.routed == [false, true])
+            #expect(runtime.gate.snapshot.capacity == 100)
+            #expect(Set(try await instances(client, 4, path: "/fail-on/a")) == ["b"])
+            try await client.close()
+        }
+    }
+
+    @Test func theConnectionCapMakesRequestsWaitForAConnection() async throws {
+        try await run(["a"], { config in
+            config.healthCheck.enabled = false
+            config.pool.maxConnections = 2
+        }) { upstreams, gateway in
+            let a = try #require(upstreams[0])
+            var clients: [TestClient] = []
+            for _ in 0..<8 { clients.append(try await TestClient.connect(to: gateway.address, group: group)) }
+            let futures = clients.map { $0.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=30", headers: ["host": "h"])) }
+            for future in futures { #expect(try await future.get().status == 200) }
+            #expect(a.acceptedConnections == 2)
+            #expect(a.maxConcurrency == 2)
+            for client in clients { try await client.close() }
+        }
+    }
+}
