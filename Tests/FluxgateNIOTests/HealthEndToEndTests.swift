@@ -175,4 +175,25 @@ struct HealthEndToEndTests {
             for client in clients { try await client.close() }
         }
     }
+
+    @Test func waitingTooLongAtTheCapIs504WithoutBlamingTheUpstream() async throws {
+        try await run(["a"], { config in
+            config.healthCheck.enabled = false
+            config.healthCheck.passive.enabled = true
+            config.healthCheck.passive.consecutiveFailures = 1
+            config.pool.maxConnections = 1
+            config.timeouts.connect = .milliseconds(100)
+        }) { upstreams, gateway in
+            let runtime = gateway.gateway.runtime
+            let holder = try await TestClient.connect(to: gateway.address, group: group)
+            _ = holder.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/hold", headers: ["host": "h"]))
+            try await try #require(upstreams[0]).waitForRequestHeads(1)
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/").status == 504)
+            #expect(runtime.health.state(0).consecutiveFailures == 0)
+            #expect(runtime.router.routed == [true])
+            try await client.close()
+            try await holder.close()
+        }
+    }
 }

@@ -329,6 +329,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         switch result {
         case .success(let connection):
             attach(connection, to: exchange)
+        case .failure(let error) where error is UpstreamPool.WaitTimeout:
+            answerForExchange(exchange, .upstreamTimeout)
         case .failure(let error):
             let failure = HealthProbe.failure(connecting: error)
             runtime.health.exchangeFailed(exchange.upstream, failure, now: now)

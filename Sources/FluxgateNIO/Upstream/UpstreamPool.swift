@@ -63,6 +63,10 @@ final class UpstreamPool {
         return nil
     }
 
+    /// A request waited `timeouts.connect` at the connection cap: local congestion, not
+    /// an upstream failure (no health penalty, no failover).
+    struct WaitTimeout: Error {}
+
     /// A new connection to `upstream` on this loop — at once, or, at the connection cap,
     /// the next one released or freed (a waiter gives up after the connect timeout).
     func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
@@ -163,7 +167,7 @@ final class UpstreamPool {
         }
         let timedOut = cap.expire(now: MonotonicTime(nanoseconds: Int64(now.uptimeNanoseconds)))
         for (_, id) in timedOut {
-            waiters.removeValue(forKey: id)?.completion(.failure(ChannelError.connectTimeout(connectTimeout)))
+            waiters.removeValue(forKey: id)?.completion(.failure(WaitTimeout()))
         }
         if idle.contains(where: { !$0.isEmpty }) || cap.hasWaiters { scheduleSweep() }
     }
