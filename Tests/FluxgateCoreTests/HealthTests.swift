@@ -292,3 +292,57 @@ struct ConnectionCapTests {
         #expect(!cap.hasWaiters)
     }
 }
+
+struct ExchangeLifecycleTests {
+    func at(_ ms: Int64) -> MonotonicTime { MonotonicTime(nanoseconds: ms * 1_000_000) }
+
+    @Test func aProxiedExchangeWalksEveryPhaseAndEndsOnce() {
+        var life = ExchangeLifecycle(now: at(0))
+        life.queued(now: at(1))
+        #expect(life.phase == .queued)
+        life.admitted(now: at(31))
+        life.connecting(upstream: 2)
+        #expect(life.phase == .connecting(upstream: 2))
+        life.forwarding()
+        life.responseHeadSent()
+        #expect(life.responseStarted)
+        let outcome = life.finish(.proxied(status: 200), now: at(81))
+        #expect(
+            outcome == .init(
+                end: .proxied(status: 200), upstream: 2, retries: 0, queueWait: .milliseconds(30),
+                upstreamTime: .milliseconds(50), total: .milliseconds(81)))
+        #expect(life.finish(.clientGone, now: at(90)) == nil)  // exactly once
+    }
+
+    @Test func failoverAndRetriesAreCountedAndTheLastUpstreamNamed() {
+        var life = ExchangeLifecycle(now: at(0))
+        life.admitted(now: at(0))
+        life.connecting(upstream: 0)   // refused
+        life.connecting(upstream: 1)   // 503, retried
+        life.forwarding()
+        life.connecting(upstream: 2)
+        life.forwarding()
+        let outcome = life.finish(.proxied(status: 200), now: at(10))
+        #expect(outcome?.retries == 2)
+        #expect(outcome?.upstream == 2)
+    }
+
+    @Test func aShedNeverAdmittedHasNoUpstreamTimeAndItsQueueWait() {
+        var life = ExchangeLifecycle(now: at(0))
+        life.queued(now: at(5))
+        let outcome = life.finish(.shed(.queueTimeout), now: at(1005))
+        #expect(outcome?.queueWait == .milliseconds(1000))
+        #expect(outcome?.upstreamTime == nil)
+        #expect(outcome?.upstream == nil)
+    }
+
+    @Test func onceTheResponseStartedNoNewAttemptBegins() {
+        var life = ExchangeLifecycle(now: at(0))
+        life.connecting(upstream: 0)
+        life.forwarding()
+        life.responseHeadSent()
+        life.connecting(upstream: 1)
+        #expect(life.phase == .relaying(upstream: 0))
+        #expect(life.finish(.cutOff, now: at(1))?.retries == 0)
+    }
+}

@@ -26,6 +26,8 @@ final class GatewayRuntime: Sendable {
     let clientKeyHeader: String?
     /// Live connection and request objects, for leak checks (``LiveObjects``).
     let live = LiveObjects()
+    /// Exchanges by how they ended.
+    let outcomes = ExchangeOutcomes()
 
     typealias Routing = UpstreamRouter.Routing
 

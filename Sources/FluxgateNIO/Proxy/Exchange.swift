@@ -19,6 +19,8 @@ final class Exchange {
     /// The client framed its body with chunked encoding; it is re-chunked upstream.
     var chunkedBody: Bool { facts.chunked }
 
+    /// Where the exchange is, and its single end (``ExchangeLifecycle``).
+    var lifecycle: ExchangeLifecycle
     var upstream = 0
     var tried: [Int] = []
     /// Admission: holds a slot that must be released exactly once.
@@ -48,10 +50,12 @@ final class Exchange {
 
     init(
         clientHead: HTTPRequestHead, facts: RequestSerializer.Facts, policy: HopByHopPolicy, clientHTTP10: Bool,
-        clientKeepAlive: Bool, requestID: RequestID, live: LiveObjects
+        clientKeepAlive: Bool, requestID: RequestID, live: LiveObjects, now: MonotonicTime
     ) {
+        self.lifecycle = ExchangeLifecycle(now: now)
         self.live = live
         live.exchanges.born()
+        live.exchangesCreated.born()
         let method = clientHead.method
         self.clientHead = clientHead
         self.facts = facts

@@ -157,7 +157,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         let exchange = Exchange(
             clientHead: head, facts: facts, policy: policy, clientHTTP10: http10,
-            clientKeepAlive: policy.keepsAlive(http10: http10), requestID: requestID, live: runtime.live)
+            clientKeepAlive: policy.keepsAlive(http10: http10), requestID: requestID, live: runtime.live, now: now)
         state = .active(exchange)
         admit(exchange)
     }
@@ -181,6 +181,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .admitted:
             admitted(exchange)
         case .queued(let id, let deadline):
+            exchange.lifecycle.queued(now: now)
             exchange.queueID = id
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             exchange.queueTimer = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds)))) {
@@ -212,9 +213,11 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func admitted(_ exchange: Exchange) {
         exchange.holdsSlot = true
         exchange.admittedAt = eventLoop.now
+        exchange.lifecycle.admitted(now: now)
         guard let upstream = runtime.pickUpstream(&routing) else {
             // Capacity 0 is refused by admission already; this is the same answer.
-            shed(exchange, .init(reason: .noHealthyUpstream, retryAfterSeconds: 1))
+            let retryAfter = RetryAfter.seconds(runtime.gate.recoveryEstimate, jitter: pool.nextJitter())
+            shed(exchange, .init(reason: .noHealthyUpstream, retryAfterSeconds: retryAfter))
             return
         }
         exchange.upstream = upstream
@@ -235,7 +238,25 @@ final class ProxyHandler: ChannelDuplexHandler {
             rejection, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
             includeBody: !exchange.isHeadRequest, allocator: allocator)
         context.write(wrapOutboundOut(bytes), promise: nil)
+        end(exchange, .shed(rejection.reason))
         finishResponse(keepAlive: keepAlive)
+    }
+
+    /// The one place an exchange ends. Its lifecycle yields the outcome once (a second
+    /// call — a client leaving while a gateway answer is written — does nothing), and
+    /// what the exchange holds is settled here: its admission slot or queue place, its
+    /// retry-budget place, an upstream connection still attached (closed: the gateway
+    /// answered instead, or the exchange was cut short). The outcome is counted; the
+    /// access log and metrics will hang off this point too.
+    private func end(_ exchange: Exchange, _ end: ExchangeLifecycle.End) {
+        guard let outcome = exchange.lifecycle.finish(end, now: now) else { return }
+        if case .proxied = end {
+            leaveAdmission(exchange, served: true)
+        } else {
+            leaveAdmission(exchange, served: false)
+        }
+        abortUpstream(exchange)
+        runtime.outcomes.record(outcome)
     }
 
     /// Gives back what admission (and the retry budget) lent the exchange; safe to
@@ -262,10 +283,10 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard case .active(let exchange) = state else { return }
         exchange.bodyBytes += buffer.readableBytes
         if exchange.bodyBytes > maxBodyBytes {
-            abortUpstream(exchange)
             if exchange.relay.headSent {
-                closeClient()
+                closeClient(.cutOff)
             } else {
+                end(exchange, .gatewayAnswer(status: 413))
                 answer(.bodyTooLarge, requestID: exchange.requestID, http10: exchange.clientHTTP10, close: true, isHead: false)
             }
             return
@@ -307,6 +328,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     // MARK: Upstream connection
 
     private func startUpstream(_ exchange: Exchange) {
+        exchange.lifecycle.connecting(upstream: exchange.upstream)
         if let connection = pool.takeIdle(exchange.upstream) {
             attach(connection, to: exchange)
             return
@@ -347,6 +369,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func attach(_ connection: UpstreamConnection, to exchange: Exchange) {
+        exchange.lifecycle.forwarding()
         exchange.connection = connection
         connection.delegate = self
         connection.write(exchange.upstreamHead)
@@ -405,6 +428,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     /// Answers an active exchange with the gateway's own response.
     private func answerForExchange(_ exchange: Exchange, _ kind: GatewayAnswer) {
+        end(exchange, .gatewayAnswer(status: Int(kind.status.code)))
         let keepAlive = exchange.relay.clientKeepAlive && exchange.requestComplete
         answer(kind, requestID: exchange.requestID, http10: exchange.clientHTTP10, close: !keepAlive, isHead: exchange.isHeadRequest)
     }
@@ -416,12 +440,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         finishResponse(keepAlive: !close)
     }
 
-    private func finishResponse(keepAlive: Bool, served: Bool = false) {
-        if case .active(let exchange) = state {
-            leaveAdmission(exchange, served: served)
-            // Still attached only when the gateway answered instead of the upstream.
-            abortUpstream(exchange)
-        }
+    /// The answer to the current request was written (the exchange, if any, has already
+    /// ended): keep the connection for the next request, or close it.
+    private func finishResponse(keepAlive: Bool) {
         guard keepAlive && !clientInputClosed else {
             state = .closing
             let context = self.context!
@@ -459,8 +480,12 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .idle:
             answerParserError(error)
         case .active(let exchange):
-            abortUpstream(exchange)
-            if exchange.relay.headSent { closeClient() } else { answerParserError(error) }
+            if exchange.relay.headSent {
+                closeClient(.cutOff)
+            } else {
+                end(exchange, .gatewayAnswer(status: (error as? HTTPParserError) == .headerOverflow ? 431 : 400))
+                answerParserError(error)
+            }
         case .closing:
             break
         }
@@ -472,12 +497,10 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     /// Closes the client connection after what was already written (a truncated
-    /// response still reaches the client, which sees its framing cut short).
-    private func closeClient() {
-        if case .active(let exchange) = state {
-            abortUpstream(exchange)
-            leaveAdmission(exchange, served: false)
-        }
+    /// response still reaches the client, which sees its framing cut short). An exchange
+    /// still running ends as `end`.
+    private func closeClient(_ end: ExchangeLifecycle.End = .clientGone) {
+        if case .active(let exchange) = state { self.end(exchange, end) }
         state = .closing
         context.flush()
         context.close(promise: nil)
@@ -534,8 +557,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func connectionGone() {
         if case .active(let exchange) = state {
             // A client that leaves mid-request frees its upstream connection: closed, never reused.
-            abortUpstream(exchange)
-            leaveAdmission(exchange, served: false)
+            end(exchange, .clientGone)
         }
         state = .closing
         headerTimer?.cancel()
@@ -577,10 +599,10 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             }
         } catch {
             runtime.health.exchangeFailed(exchange.upstream, .malformed, now: now)
-            abortUpstream(exchange)
-            if exchange.relay.headSent { closeClient() } else { answerForExchange(exchange, .upstreamError) }
+            if exchange.relay.headSent { closeClient(.cutOff) } else { answerForExchange(exchange, .upstreamError) }
             return
         }
+        if exchange.relay.headSent { exchange.lifecycle.responseHeadSent() }
         guard complete else { return }
         if exchange.relay.discardedForRetry {
             retryElsewhere(exchange)
@@ -638,7 +660,8 @@ extension ProxyHandler: UpstreamConnectionDelegate {
                 connection.close()
             }
         }
-        finishResponse(keepAlive: exchange.relay.clientKeepAlive && exchange.requestComplete, served: true)
+        end(exchange, .proxied(status: exchange.relay.status ?? 0))
+        finishResponse(keepAlive: exchange.relay.clientKeepAlive && exchange.requestComplete)
     }
 
     func upstreamReadComplete() {
@@ -659,7 +682,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         }
         if exchange.relay.headSent {
             runtime.health.exchangeFailed(exchange.upstream, .reset, now: now)
-            closeClient()
+            closeClient(.cutOff)
             return
         }
         // A reused keep-alive connection that the upstream closed just as it was picked:
@@ -669,6 +692,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         {
             exchange.retriedStaleConnection = true
             exchange.headerDeadline = nil
+            exchange.lifecycle.connecting(upstream: exchange.upstream)
             connectFresh(exchange)
             return
         }

@@ -32,8 +32,12 @@ public final class LiveObjects: Sendable {
     let timeoutHandlers = Atomic<Int>(0)
     let exchanges = Atomic<Int>(0)
     let upstreamConnections = Atomic<Int>(0)
+    /// Exchanges created so far (each must end exactly once: ``ExchangeOutcomes``).
+    let exchangesCreated = Atomic<Int>(0)
 
     public init() {}
+
+    public var totalExchanges: Int { exchangesCreated.load(ordering: .relaxed) }
 
     public var counts: Counts {
         Counts(
