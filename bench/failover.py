@@ -25,6 +25,9 @@ import sys
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from soak_client import read_response  # noqa: E402  (one HTTP/1.1 response reader for both)
+
 BIN, WORK = sys.argv[1], sys.argv[2]
 GW, PORTS = 18780, {"a": 19781, "b": 19782, "c": 19783}
 CONNS = int(os.environ.get("CONNS", "32"))
@@ -92,19 +95,6 @@ def note(kind, key):
     target[key] = target.get(key, 0) + 1
 
 
-async def read_response(reader):
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    headers = {}
-    for line in lines[1:]:
-        if line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    await reader.readexactly(int(headers.get("content-length", "0")))
-    return status, headers
-
-
 async def client(stop):
     while not stop.is_set():
         try:
@@ -116,7 +106,7 @@ async def client(stop):
         try:
             while not stop.is_set():
                 writer.write(b"GET /api/status HTTP/1.1\r\nHost: failover\r\n\r\n")
-                status, headers = await asyncio.wait_for(read_response(reader), 10)
+                status, headers, _ = await asyncio.wait_for(read_response(reader), 10)
                 if "x-fluxgate-shed" in headers:
                     note("shed", headers["x-fluxgate-shed"])
                 elif status == 200:

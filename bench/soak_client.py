@@ -105,8 +105,9 @@ class Stats:
             self.other[str(status)] = self.other.get(str(status), 0) + 1
 
 
-async def integrity_loop(n, host, port, deadline, stats):
-    seq = 0
+async def each_connection(host, port, deadline, stats, session):
+    """Opens connections until the deadline and runs `session(n, reader, writer)` on each;
+    a failed connect or a session's socket error is counted, not fatal."""
     while time.monotonic() < deadline:
         try:
             reader, writer = await asyncio.open_connection(host, port)
@@ -115,106 +116,98 @@ async def integrity_loop(n, host, port, deadline, stats):
             await asyncio.sleep(0.05)
             continue
         stats.connections += 1
-        key = f"i{n}-{stats.connections}"
         try:
-            for _ in range(random.randint(1, 40)):
-                if time.monotonic() >= deadline:
-                    break
-                batch = []
-                wire = b""
-                for _ in range(random.randint(1, 8)):
-                    seq += 1
-                    uid = f"soak-{os.getpid()}-{n}-{seq}"
-                    request, _ = echo_request(uid, key, random.randint(0, 3000), random.random() < 0.3)
-                    wire += request
-                    batch.append(uid)
-                writer.write(wire)
-                await writer.drain()
-                for uid in batch:
-                    status, headers, body = await read_response(reader)
-                    stats.check(status, headers, body, uid)
-                    if headers.get("connection", "").lower() == "close":
-                        raise ConnectionError("closed by gateway")
-                await asyncio.sleep(random.random() * 0.004)
+            await session(reader, writer)
         except (OSError, asyncio.IncompleteReadError, ConnectionError, ValueError) as error:
             stats.note_error(error)
         finally:
             writer.close()
+
+
+async def integrity_loop(n, host, port, deadline, stats):
+    seq = 0
+
+    async def session(reader, writer):
+        nonlocal seq
+        key = f"i{n}-{stats.connections}"
+        for _ in range(random.randint(1, 40)):
+            if time.monotonic() >= deadline:
+                break
+            batch = []
+            wire = b""
+            for _ in range(random.randint(1, 8)):
+                seq += 1
+                uid = f"soak-{os.getpid()}-{n}-{seq}"
+                request, _ = echo_request(uid, key, random.randint(0, 3000), random.random() < 0.3)
+                wire += request
+                batch.append(uid)
+            writer.write(wire)
+            await writer.drain()
+            for uid in batch:
+                status, headers, body = await read_response(reader)
+                stats.check(status, headers, body, uid)
+                if headers.get("connection", "").lower() == "close":
+                    raise ConnectionError("closed by gateway")
+            await asyncio.sleep(random.random() * 0.004)
+
+    await each_connection(host, port, deadline, stats, session)
 
 
 async def bodies_loop(n, host, port, deadline, stats):
     seq = 0
-    while time.monotonic() < deadline:
-        try:
-            reader, writer = await asyncio.open_connection(host, port)
-        except OSError as error:
-            stats.note_error(error)
-            await asyncio.sleep(0.05)
-            continue
-        stats.connections += 1
-        try:
-            for _ in range(random.randint(1, 5)):
-                seq += 1
-                uid = f"big-{os.getpid()}-{n}-{seq}"
-                request, body = echo_request(uid, f"b{n}", random.randint(64_000, 900_000), random.random() < 0.5)
-                writer.write(request)
-                await writer.drain()
-                status, headers, answer = await read_response(reader)
-                stats.check(status, headers, answer, uid)
-                if status == 200 and len(answer) != len(body) + len('{"echo":,"message":"Echo successful"}'):
-                    stats.mismatches.append(f"{uid}: echo of {len(body)} bytes came back as {len(answer)}")
-        except (OSError, asyncio.IncompleteReadError, ConnectionError, ValueError) as error:
-            stats.note_error(error)
-        finally:
-            writer.close()
+
+    async def session(reader, writer):
+        nonlocal seq
+        for _ in range(random.randint(1, 5)):
+            seq += 1
+            uid = f"big-{os.getpid()}-{n}-{seq}"
+            request, body = echo_request(uid, f"b{n}", random.randint(64_000, 900_000), random.random() < 0.5)
+            writer.write(request)
+            await writer.drain()
+            status, headers, answer = await read_response(reader)
+            stats.check(status, headers, answer, uid)
+            if status == 200 and len(answer) != len(body) + len('{"echo":,"message":"Echo successful"}'):
+                stats.mismatches.append(f"{uid}: echo of {len(body)} bytes came back as {len(answer)}")
+
+    await each_connection(host, port, deadline, stats, session)
 
 
 async def abort_loop(n, host, port, deadline, stats):
     kinds = ["half_head", "request_then_reset", "half_body", "mid_response_reset", "half_close"]
     seq = 0
-    while time.monotonic() < deadline:
+
+    async def session(reader, writer):
+        nonlocal seq
         kind = random.choice(kinds)
         seq += 1
         uid = f"abort-{os.getpid()}-{n}-{seq}"
-        try:
-            reader, writer = await asyncio.open_connection(host, port)
-        except OSError as error:
-            stats.note_error(error)
-            await asyncio.sleep(0.05)
-            continue
-        stats.connections += 1
         stats.shed[kind] = stats.shed.get(kind, 0) + 1
-        try:
-            if kind == "half_head":
-                writer.write(b"GET /api/status HTTP/1.1\r\nHost: so")
-                await writer.drain()
-                writer.close()
-            elif kind == "request_then_reset":
-                writer.write(f"GET /api/status HTTP/1.1\r\nHost: soak\r\nX-API-Key: a{n}\r\n\r\n".encode())
-                await writer.drain()
-                linger_reset(writer)
-            elif kind == "half_body":
-                writer.write(b"POST /api/echo HTTP/1.1\r\nHost: soak\r\nContent-Length: 100000\r\n\r\n" + b"{" * 1000)
-                await writer.drain()
-                writer.close()
-            elif kind == "mid_response_reset":
-                request, _ = echo_request(uid, f"a{n}", 500_000, False)
-                writer.write(request)
-                await writer.drain()
-                await reader.read(4096)
-                linger_reset(writer)
-            else:  # half_close: a complete request, then no more input; the answer still comes
-                writer.write(f"GET /api/status HTTP/1.1\r\nHost: soak\r\nX-Request-ID: {uid}\r\nX-API-Key: a{n}\r\n\r\n".encode())
-                await writer.drain()
-                writer.write_eof()
-                status, headers, body = await read_response(reader)
-                if headers.get("x-request-id") != uid:
-                    stats.mismatches.append(f"{uid}: half-close answer has x-request-id {headers.get('x-request-id')}")
-                writer.close()
-        except (OSError, asyncio.IncompleteReadError, ConnectionError, ValueError) as error:
-            stats.note_error(error)
-            writer.close()
+        if kind == "half_head":
+            writer.write(b"GET /api/status HTTP/1.1\r\nHost: so")
+            await writer.drain()
+        elif kind == "request_then_reset":
+            writer.write(f"GET /api/status HTTP/1.1\r\nHost: soak\r\nX-API-Key: a{n}\r\n\r\n".encode())
+            await writer.drain()
+            linger_reset(writer)
+        elif kind == "half_body":
+            writer.write(b"POST /api/echo HTTP/1.1\r\nHost: soak\r\nContent-Length: 100000\r\n\r\n" + b"{" * 1000)
+            await writer.drain()
+        elif kind == "mid_response_reset":
+            request, _ = echo_request(uid, f"a{n}", 500_000, False)
+            writer.write(request)
+            await writer.drain()
+            await reader.read(4096)
+            linger_reset(writer)
+        else:  # half_close: a complete request, then no more input; the answer still comes
+            writer.write(f"GET /api/status HTTP/1.1\r\nHost: soak\r\nX-Request-ID: {uid}\r\nX-API-Key: a{n}\r\n\r\n".encode())
+            await writer.drain()
+            writer.write_eof()
+            status, headers, body = await read_response(reader)
+            if headers.get("x-request-id") != uid:
+                stats.mismatches.append(f"{uid}: half-close answer has x-request-id {headers.get('x-request-id')}")
         await asyncio.sleep(random.random() * 0.005)
+
+    await each_connection(host, port, deadline, stats, session)
 
 
 async def main():
