@@ -22,6 +22,27 @@ struct AdmissionGateTests {
         }
     }
 
+    /// With no upstream ready, Retry-After says when one can be back at the earliest:
+    /// `rise` probes at `interval` (3 × 4 s = 12 s here, plus up to 50 % jitter), not a constant.
+    @Test func noHealthyUpstreamRetryAfterComesFromTheHealthSettings() throws {
+        var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
+        config.rateLimit.global.enabled = false
+        config.rateLimit.perClient.enabled = false
+        config.healthCheck.interval = .seconds(4)
+        config.healthCheck.rise = 3
+        let gate = AdmissionGate(config: config, capacity: 0, now: .zero, logger: Logger(label: "test"))
+        let loop = EmbeddedEventLoop()
+        for (jitter, expected) in [(0.0, 12), (0.5, 18)] {
+            let verdict = gate.admit(clientKey: "c", priority: .normal, now: .zero, jitter: jitter) { (loop, { _ in }) }
+            guard case .rejected(let rejection) = verdict else {
+                Issue.record("expected a rejection, got \(verdict)")
+                return
+            }
+            #expect(rejection.reason == .noHealthyUpstream)
+            #expect(rejection.retryAfterSeconds == expected)
+        }
+    }
+
     @Test func dryRunCountsEveryWouldBeShedAndLogsAtMostOncePerSecond() throws {
         var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
         config.rateLimit.global.enabled = false
