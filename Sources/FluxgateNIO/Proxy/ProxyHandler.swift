@@ -36,7 +36,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private let runtime: GatewayRuntime
-    private let pool: UpstreamPool
+    private let pool: any UpstreamConnector
     private let timeouts: ClientTimeoutHandler?
     private let maxBodyBytes: Int
     private let upstreamHeaderTimeout: TimeAmount
@@ -68,7 +68,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Pipelined input held before reads pause, as HTTPServerPipelineHandler bounds it.
     private static let maxQueuedBytes = 65_536
 
-    init(runtime: GatewayRuntime, pool: UpstreamPool, timeouts: ClientTimeoutHandler?) {
+    init(runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientTimeoutHandler?) {
         self.runtime = runtime
         self.pool = pool
         self.eventLoop = pool.eventLoop

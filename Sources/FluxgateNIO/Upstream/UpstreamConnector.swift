@@ -1,0 +1,23 @@
+import FluxgateCore
+import NIOCore
+
+/// Where a ``ProxyHandler`` gets its upstream connections and per-loop numbers: the
+/// event loop's ``UpstreamPool`` in the product; in tests, a connector that hands out
+/// ``UpstreamConnection``s in `EmbeddedChannel`s, so failover, retries and timeouts are
+/// driven without sockets (`EmbeddedEventLoop.advanceTime`). Everything is called on
+/// the connector's event loop, which is also the client connection's.
+protocol UpstreamConnector: AnyObject {
+    var eventLoop: any EventLoop { get }
+    /// An idle keep-alive connection to `upstream`, if one is parked.
+    func takeIdle(_ upstream: Int) -> UpstreamConnection?
+    /// A new connection to `upstream` (possibly after waiting at the connection cap).
+    func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void)
+    /// A connection whose exchange ended cleanly, for reuse.
+    func release(_ connection: UpstreamConnection)
+    /// The next generated `X-Request-ID` (per loop, no lock).
+    func nextRequestID() -> RequestID
+    /// A jitter factor in [0, 0.5) for `Retry-After` estimates.
+    func nextJitter() -> Double
+}
+
+extension UpstreamPool: UpstreamConnector {}

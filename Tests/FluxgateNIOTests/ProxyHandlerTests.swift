@@ -1,0 +1,155 @@
+import FluxgateCore
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import FluxgateNIO
+
+/// `ProxyHandler` without sockets: the client is an `EmbeddedChannel`, and every
+/// upstream connection is another `EmbeddedChannel` on the same `EmbeddedEventLoop`,
+/// handed out by a scripted ``UpstreamConnector``. Failover, retries and the
+/// response-head timeout are driven by writing bytes and advancing virtual time.
+struct ProxyHandlerTests {
+    /// Hands out upstream connections in embedded channels; refuses the upstreams in `refused`.
+    final class ScriptedConnector: UpstreamConnector {
+        let loop: EmbeddedEventLoop
+        let live: LiveObjects
+        var refused: Set<Int> = []
+        /// Every connection opened, in order, with its upstream.
+        private(set) var opened: [(upstream: Int, channel: EmbeddedChannel)] = []
+        private(set) var released: [UpstreamConnection] = []
+        private var ids = RequestIDGenerator(seed: 7)
+
+        init(loop: EmbeddedEventLoop, live: LiveObjects) {
+            self.loop = loop
+            self.live = live
+        }
+
+        var eventLoop: any EventLoop { loop }
+        func takeIdle(_ upstream: Int) -> UpstreamConnection? { nil }
+        func release(_ connection: UpstreamConnection) { released.append(connection) }
+        func nextRequestID() -> RequestID { ids.nextID() }
+        func nextJitter() -> Double { 0 }
+
+        func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+            if refused.contains(upstream) {
+                completion(.failure(IOError(errnoCode: ECONNREFUSED, reason: "connect")))
+                return
+            }
+            let connection = UpstreamConnection(upstreamIndex: upstream, live: live)
+            let channel = EmbeddedChannel(handler: connection, loop: loop)
+            _ = channel.connect(to: try! SocketAddress(ipAddress: "127.0.0.1", port: 1))
+            opened.append((upstream, channel))
+            completion(.success(connection))
+        }
+
+        /// What the gateway wrote to the `index`-th connection opened.
+        func sent(_ index: Int) throws -> String {
+            var text = ""
+            while let buffer = try opened[index].channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+            return text
+        }
+
+        func answer(_ index: Int, _ response: String) throws {
+            try opened[index].channel.writeInbound(ByteBuffer(string: response))
+        }
+    }
+
+    struct Fixture {
+        let loop = EmbeddedEventLoop()
+        let client: EmbeddedChannel
+        let runtime: GatewayRuntime
+        let connector: ScriptedConnector
+
+        init(_ adjust: (inout GatewayConfig) -> Void = { _ in }) throws {
+            var config = try makeConfig(upstreams: ["http://127.0.0.1:9", "http://127.0.0.1:10"]) { config in
+                config.rateLimit.global.enabled = false
+                config.rateLimit.perClient.enabled = false
+                config.healthCheck.passive.enabled = true
+                config.healthCheck.passive.consecutiveFailures = 5
+                config.timeouts.upstreamHeader = .seconds(5)
+            }
+            adjust(&config)
+            runtime = try GatewayRuntime(config: config)
+            connector = ScriptedConnector(loop: loop, live: runtime.live)
+            client = EmbeddedChannel(loop: loop)
+            try client.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+            try client.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: nil))
+            _ = client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
+        }
+
+        func request(_ text: String) throws { try client.writeInbound(ByteBuffer(string: text)) }
+
+        func received() throws -> String {
+            var text = ""
+            while let buffer = try client.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+            return text
+        }
+    }
+
+    static let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    @Test func aRefusedConnectMovesToTheNextUpstreamAndCountsAgainstTheFirst() throws {
+        let fixture = try Fixture()
+        fixture.connector.refused = [0]
+        try fixture.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(fixture.connector.opened.map(\.upstream) == [1])
+        #expect(try fixture.connector.sent(0).hasPrefix("GET /x HTTP/1.1\r\n"))
+        try fixture.connector.answer(0, Self.ok)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(fixture.runtime.outcomes.counts == .init(proxied: 1, retries: 1))
+        #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
+        #expect(fixture.connector.released.count == 1)  // the good connection goes back for reuse
+    }
+
+    @Test func an503FromAnUpstreamIsRetriedElsewhereAndNeverSeenByTheClient() throws {
+        let fixture = try Fixture()
+        try fixture.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        try fixture.connector.answer(0, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy")
+        #expect(!fixture.connector.opened[0].channel.isActive)  // its body unread: closed, not reused
+        #expect(fixture.connector.opened.map(\.upstream) == [0, 1])
+        #expect(try fixture.connector.sent(1).hasPrefix("GET /x HTTP/1.1\r\n"))
+        try fixture.connector.answer(1, Self.ok)
+        let text = try fixture.received()
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(!text.contains("503"))
+        #expect(fixture.runtime.outcomes.counts == .init(proxied: 1, retries: 1))
+        #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
+    }
+
+    @Test func aRequestWithABodyIsNotRetried() throws {
+        let fixture = try Fixture()
+        try fixture.request("PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+        try fixture.connector.answer(0, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy")
+        #expect(fixture.connector.opened.count == 1)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
+        #expect(fixture.runtime.outcomes.counts == .init(proxied: 1))
+    }
+
+    @Test func noResponseHeadInTimeIs504AndAPassiveFailure() throws {
+        let fixture = try Fixture()
+        try fixture.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        fixture.loop.advanceTime(by: .milliseconds(4_999))
+        #expect(try fixture.received().isEmpty)
+        fixture.loop.advanceTime(by: .milliseconds(1))
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 504 Gateway Timeout\r\n"))
+        #expect(!fixture.connector.opened[0].channel.isActive)
+        #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
+        #expect(fixture.runtime.outcomes.counts == .init(gatewayAnswers: 1))
+        #expect(fixture.runtime.gate.snapshot.inFlight == 0)
+    }
+
+    @Test func pipelinedRequestsEachEndOnceInOrder() throws {
+        let fixture = try Fixture()
+        try fixture.request("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(fixture.connector.opened.count == 1)  // the second waits for the first's answer
+        try fixture.connector.answer(0, Self.ok)
+        #expect(fixture.connector.opened.count == 2)
+        #expect(try fixture.connector.sent(1).hasPrefix("GET /2 HTTP/1.1\r\n"))
+        try fixture.connector.answer(1, Self.ok)
+        #expect(try fixture.received().components(separatedBy: "HTTP/1.1 200 OK").count == 3)
+        #expect(fixture.runtime.outcomes.counts == .init(proxied: 2))
+    }
+}
