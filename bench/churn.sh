@@ -14,6 +14,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 N=${N:-100000}; ROUNDS=${ROUNDS:-2}; IDLE=${IDLE:-10000}; GW=${GW_PORT:-18580}; UP=${UP_PORT:-19581}
 bench_need hey "apt-get install -y hey"
+bench_ports_free "$GW" "$UP"
 bench_setup churn
 
 "$BIN" demo-upstream --port "$UP" --instance a --workers 1 >"$W/up.log" 2>&1 &

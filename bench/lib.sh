@@ -37,3 +37,13 @@ bench_wait() {  # NAME PORT [PATH]
   for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$2$path" && return; sleep 0.1; done
   echo "$1 (port $2) is not answering" >&2; exit 1
 }
+
+# Exits the script when one of the given loopback ports is already listening (a
+# second run, or another benchmark): its answers would be mistaken for ours.
+bench_ports_free() {  # PORT...
+  for port in "$@"; do
+    if ss -Hltn "( sport = :$port )" 2>/dev/null | grep -q .; then
+      echo "port $port is already in use on this machine; set the script's *_PORT variables" >&2; exit 1
+    fi
+  done
+}

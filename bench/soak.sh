@@ -43,6 +43,7 @@ GW=${GW_PORT:-18480}; U1=${U1_PORT:-19481}; U2=${U2_PORT:-19482}
 
 bench_need wrk "apt-get install -y wrk"
 bench_need hey "apt-get install -y hey"
+bench_ports_free "$GW" "$U1" "$U2"
 bench_setup soak
 BIN=${FLUXGATE_BIN:-$BIN}   # another build to soak (e.g. an older one, to see the check fail)
 OUT=${OUT:-$W}; mkdir -p "$OUT"
@@ -75,6 +76,7 @@ upstream 1 "$U1"; upstream 2 "$U2"
 "$BIN" --config "$W/soak.yaml" >"$W/gateway.log" 2>&1 &
 GPID=$!; pids+=("$GPID")
 bench_wait gateway "$GW" /health
+kill -0 "$GPID" 2>/dev/null || { echo "the gateway exited:" >&2; cat "$W/gateway.log" >&2; exit 1; }
 
 fds() { ls "/proc/$GPID/fd" | wc -l; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$GPID/status"; }
