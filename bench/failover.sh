@@ -9,5 +9,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_need curl "apt-get install -y curl"
+bench_ports_free 18780 19781 19782 19783  # failover.py's ports
 bench_setup failover
 python3 bench/failover.py "$BIN" "$W"
