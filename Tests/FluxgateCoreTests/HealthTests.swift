@@ -80,6 +80,19 @@ struct UpstreamHealthTests {
         #expect(health.ejectedUntil == at(312))
     }
 
+    @Test func probesThatConfirmAnEjectionDecideTheReturnAlone() {
+        var health = UpstreamHealth(policy: policy)
+        _ = health.probeSucceeded(now: at(0))
+        for second in 1...3 { _ = health.exchangeFailed(.refused, now: at(Double(second))) }
+        #expect(health.ejectedUntil == at(33))
+        for second in 4...6 { #expect(health.probeFailed(.refused, now: at(Double(second))) == nil) }
+        #expect(health.ejectedUntil == nil)  // confirmed: now a probe-down upstream
+        #expect(!health.isCandidate)
+        _ = health.probeSucceeded(now: at(10))  // restarted
+        #expect(health.probeSucceeded(now: at(11)) == .init(ready: true, reason: .probesPassed(2)))
+        #expect(health.ejections == 1)  // the next ejection still lasts longer
+    }
+
     @Test func ejectionsAreForgottenAfterMaxEjectionOfHealth() {
         var health = UpstreamHealth(policy: policy)
         for second in 0..<3 { _ = health.exchangeFailed(.reset, now: at(Double(second))) }
