@@ -9,7 +9,10 @@ keep-alive load of idempotent GETs from CONNS connections, and on one clock:
   +35 s  POST /admin/health/fail on b   expect: out after fall x interval, no error
   +45 s  fail a and c too               expect: immediate 503 no_healthy_upstream
   +50 s  recover a, b, c                expect: back without intervention
-  +60 s  stop
+  +60 s  kill -STOP b (it hangs)        expect: out after fall probe timeouts; only the
+                                        requests already on b wait for upstream_header
+  +70 s  kill -CONT b                   expect: back after rise probes
+  +80 s  stop
 
 Prints, per phase, requests by upstream instance, sheds by reason and errors by kind
 (a 5xx that is not a Fluxgate shed, a reset, a timeout), then the time from each
@@ -73,7 +76,7 @@ upstreams:
   - {{ name: c, url: "http://127.0.0.1:{PORTS['c']}" }}
 health_check: {{ interval: 1s, timeout: 500ms, rise: 2, fall: 3, slow_start: 5s }}
 rate_limit: {{ per_client: {{ enabled: false }} }}
-timeouts: {{ upstream_header: 5s }}
+timeouts: {{ upstream_header: 5s }}  # short, so the hang phase shows its cost
 """
 open(f"{WORK}/failover.yaml", "w").write(config)
 for name in PORTS:
@@ -152,7 +155,9 @@ async def scenario():
     await at(35, "b failing health", lambda: admin("b", "fail"), "b: POST /admin/health/fail")
     await at(45, "all failing", lambda: (admin("a", "fail"), admin("c", "fail")), "a, c: POST /admin/health/fail")
     await at(50, "all recovered", lambda: [admin(n, "recover") for n in PORTS], "a, b, c: POST /admin/health/recover")
-    await asyncio.sleep(max(0, 60 - now()))
+    await at(60, "b hung", lambda: procs["b"].send_signal(signal.SIGSTOP), "kill -STOP b")
+    await at(70, "b resumed", lambda: procs["b"].send_signal(signal.SIGCONT), "kill -CONT b")
+    await asyncio.sleep(max(0, 80 - now()))
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -165,12 +170,15 @@ for proc in procs.values():
 
 print(f"== failover: 3 demo upstreams (2 ms service time), gateway workers: 1, {CONNS} keep-alive clients, "
       "health interval 1s, rise 2, fall 3, slow_start 5s")
-print(f"{'phase':<18} {'requests':>9}  {'a':>6} {'b':>6} {'c':>6}  sheds / errors")
+print(f"{'phase':<18} {'requests':>9} {'per s':>7}  {'a':>6} {'b':>6} {'c':>6}  sheds / errors")
 total_errors = 0
-for name, bucket in stats.items():
+starts = [0] + [t for t, _ in events] + [80]
+for index, (name, bucket) in enumerate(stats.items()):
     inst = bucket["by_instance"]
     total_errors += sum(bucket["errors"].values())
-    print(f"{name:<18} {bucket['requests']:>9}  {inst.get('a', 0):>6} {inst.get('b', 0):>6} {inst.get('c', 0):>6}  "
+    seconds = starts[index + 1] - starts[index]
+    print(f"{name:<18} {bucket['requests']:>9} {bucket['requests'] / seconds:>7.0f}  "
+          f"{inst.get('a', 0):>6} {inst.get('b', 0):>6} {inst.get('c', 0):>6}  "
           f"shed={json.dumps(bucket['shed'], sort_keys=True)} errors={json.dumps(bucket['errors'], sort_keys=True)}")
 print("== events (seconds since start) and the gateway's flips after them")
 for t, text in events:
@@ -178,4 +186,4 @@ for t, text in events:
     for lt, line in log_events:
         if t <= lt < t + 10 and not any(t < et <= lt for et, _ in events):
             print(f"{lt:7.2f}    +{lt - t:5.2f} s  {line.split(' ', 1)[-1][:170]}")
-print(f"client errors in total: {total_errors}")
+print(f"client errors in total: {total_errors} (status 504: a request that was on b when it hung waited out upstream_header)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Failover scenario, unattended (~70 s): three demo upstream processes behind one
+# Failover scenario, unattended (~90 s): three demo upstream processes behind one
 # gateway under steady load; one is killed (-9) and restarted, another fails its health
-# check, then all do, then all recover. Prints requests by instance, sheds and client
+# check, then all do, then all recover; then one hangs (SIGSTOP) and resumes. Prints requests by instance, sheds and client
 # errors per phase, and the time from each event to the gateway's flip. The scenario
 # itself is bench/failover.py.
 #
