@@ -1,0 +1,125 @@
+import DequeModule
+import FluxgateCore
+import NIOCore
+import NIOHTTP1
+
+/// Admission for ``ProxyHandler``, and the one place an exchange ends.
+extension ProxyHandler {
+    // MARK: Admission
+
+    /// Per-client bucket, global bucket, then the utilization rule (docs/CONFIGURATION.md, "Admission control").
+    func admit(_ exchange: Exchange) {
+        let head = exchange.clientHead
+        let priority = admission.priority(forTarget: head.uri)
+        let clientKey = runtime.clientKeyHeader.flatMap { head.headers.first(name: $0) } ?? clientAddress
+        let eventLoop = self.eventLoop
+        let verdict = runtime.gate.admit(clientKey: clientKey, priority: priority, now: now, jitter: pool.nextJitter()) {
+            let bound = NIOLoopBound((self, exchange), eventLoop: eventLoop)
+            return (eventLoop, { resumption in
+                let (handler, exchange) = bound.value
+                handler.queueResumed(exchange, resumption)
+            })
+        }
+        switch verdict {
+        case .admitted:
+            admitted(exchange)
+        case .queued(let id, let deadline):
+            exchange.lifecycle.queued(now: now)
+            exchange.queueID = id
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            exchange.queueTimer = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds)))) {
+                let handler = bound.value
+                handler.runtime.gate.expire(now: handler.now, jitter: handler.pool.nextJitter())
+            }
+        case .rejected(let rejection):
+            shed(exchange, rejection)
+        }
+    }
+
+    var now: MonotonicTime { MonotonicTime(nanoseconds: Int64(eventLoop.now.uptimeNanoseconds)) }
+
+    func queueResumed(_ exchange: Exchange, _ resumption: AdmissionGate.Resumption) {
+        guard case .active(let current) = state, current === exchange, exchange.queueID != nil else {
+            // The client left meanwhile; a slot granted to it goes straight back.
+            if case .admitted = resumption { runtime.gate.release(serviceTime: nil) }
+            return
+        }
+        exchange.queueID = nil
+        exchange.queueTimer?.cancel()
+        exchange.queueTimer = nil
+        switch resumption {
+        case .admitted: admitted(exchange)
+        case .rejected(let rejection): shed(exchange, rejection)
+        }
+    }
+
+    func admitted(_ exchange: Exchange) {
+        exchange.holdsSlot = true
+        exchange.admittedAt = eventLoop.now
+        exchange.lifecycle.admitted(now: now)
+        guard let upstream = runtime.pickUpstream(&routing) else {
+            // Capacity 0 is refused by admission already; this is the same answer.
+            let retryAfter = RetryAfter.seconds(runtime.gate.recoveryEstimate, jitter: pool.nextJitter())
+            shed(exchange, .init(reason: .noHealthyUpstream, retryAfterSeconds: retryAfter))
+            return
+        }
+        exchange.upstream = upstream
+        exchange.upstreamHead = RequestSerializer.head(
+            exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
+            clientAddress: clientAddress, upstreamAuthority: runtime.authorities[upstream], allocator: allocator)
+        if exchange.facts.expectsContinue && !exchange.clientHTTP10 && !exchange.requestComplete {
+            // RFC 9110 §10.1.1: admitted and within the body limit, so the client may send.
+            context.writeAndFlush(wrapOutboundOut(GatewayResponses.continueResponse), promise: nil)
+        }
+        startUpstream(exchange)
+    }
+
+    /// Answers a refused request: cheap, no upstream contact, connection kept.
+    func shed(_ exchange: Exchange, _ rejection: AdmissionGate.Rejection) {
+        let keepAlive = exchange.relay.clientKeepAlive
+        let bytes = runtime.responses.shed(
+            rejection, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
+            includeBody: !exchange.isHeadRequest, allocator: allocator)
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        end(exchange, .shed(rejection.reason))
+        finishResponse(keepAlive: keepAlive)
+    }
+
+    /// The one place an exchange ends. Its lifecycle yields the outcome once (a second
+    /// call — a client leaving while a gateway answer is written — does nothing), and
+    /// what the exchange holds is settled here: its admission slot or queue place, its
+    /// retry-budget place, an upstream connection still attached (closed: the gateway
+    /// answered instead, or the exchange was cut short). The outcome is counted; the
+    /// access log and metrics will hang off this point too.
+    func end(_ exchange: Exchange, _ end: ExchangeLifecycle.End) {
+        guard let outcome = exchange.lifecycle.finish(end, now: now) else { return }
+        if case .proxied = end {
+            leaveAdmission(exchange, served: true)
+        } else {
+            leaveAdmission(exchange, served: false)
+        }
+        abortUpstream(exchange)
+        runtime.outcomes.record(outcome)
+    }
+
+    /// Gives back what admission (and the retry budget) lent the exchange; safe to
+    /// call more than once.
+    func leaveAdmission(_ exchange: Exchange, served: Bool) {
+        if exchange.holdsRetry {
+            exchange.holdsRetry = false
+            runtime.finishRetry()
+        }
+        if let id = exchange.queueID {
+            exchange.queueID = nil
+            exchange.queueTimer?.cancel()
+            exchange.queueTimer = nil
+            runtime.gate.cancel(id: id)
+        }
+        if exchange.holdsSlot {
+            exchange.holdsSlot = false
+            let serviceTime = served ? exchange.admittedAt.map { Duration.nanoseconds(Int64((eventLoop.now - $0).nanoseconds)) } : nil
+            runtime.gate.release(serviceTime: serviceTime)
+        }
+    }
+
+}

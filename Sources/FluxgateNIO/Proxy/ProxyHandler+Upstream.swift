@@ -1,0 +1,227 @@
+import DequeModule
+import FluxgateCore
+import NIOCore
+import NIOHTTP1
+
+/// ``ProxyHandler``'s attempts on upstreams: connecting (and failing over), the
+/// response-head timer, relaying, retrying on 502/503/504 and completing.
+extension ProxyHandler {
+    // MARK: Upstream connection
+
+    func startUpstream(_ exchange: Exchange) {
+        exchange.lifecycle.connecting(upstream: exchange.upstream)
+        if let connection = pool.takeIdle(exchange.upstream) {
+            attach(connection, to: exchange)
+            return
+        }
+        connectFresh(exchange)
+    }
+
+    func connectFresh(_ exchange: Exchange) {
+        pool.connect(exchange.upstream) { [self] result in
+            connectCompleted(exchange, result)
+        }
+    }
+
+    func connectCompleted(_ exchange: Exchange, _ result: Result<UpstreamConnection, any Error>) {
+        guard case .active(let current) = state, current === exchange else {
+            // The exchange ended meanwhile: keep the fresh connection for the next one.
+            if case .success(let connection) = result { pool.release(connection) }
+            return
+        }
+        switch result {
+        case .success(let connection):
+            attach(connection, to: exchange)
+        case .failure(let error) where error is UpstreamPool.WaitTimeout:
+            answerForExchange(exchange, .upstreamTimeout)
+        case .failure(let error):
+            let failure = HealthProbe.failure(connecting: error)
+            runtime.health.exchangeFailed(exchange.upstream, failure, now: now)
+            exchange.tried.append(exchange.upstream)
+            // Nothing reached the upstream: trying the next one is not a retry of work
+            // and takes nothing from the retry budget.
+            if let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried) {
+                exchange.upstream = next
+                startUpstream(exchange)
+            } else {
+                answerForExchange(exchange, failure == .timeout ? .upstreamTimeout : .upstreamUnavailable)
+            }
+        }
+    }
+
+    func attach(_ connection: UpstreamConnection, to exchange: Exchange) {
+        exchange.lifecycle.forwarding()
+        exchange.connection = connection
+        connection.delegate = self
+        connection.write(exchange.upstreamHead)
+        if !exchange.pending.isEmpty {
+            exchange.bodyForwarded = true
+            for bytes in exchange.pending { connection.write(bytes) }
+            exchange.pending.removeAll()
+        }
+        connection.flush()
+        upstreamNeedsFlush = false
+        if exchange.requestComplete { armHeaderTimer(exchange) }
+        resumeReadsIfPossible()
+    }
+
+    /// One timer per client connection, re-armed lazily: a timer that fires early
+    /// re-arms itself for the exchange's real deadline, so a keep-alive connection
+    /// does not allocate a timer per request.
+    func armHeaderTimer(_ exchange: Exchange) {
+        guard !exchange.relay.headSent else { return }
+        let deadline = eventLoop.now + upstreamHeaderTimeout
+        exchange.headerDeadline = deadline
+        if headerTimer != nil, let scheduled = headerTimerDeadline, scheduled <= deadline { return }
+        scheduleHeaderTimer(at: deadline)
+    }
+
+    func scheduleHeaderTimer(at deadline: NIODeadline) {
+        headerTimer?.cancel()
+        headerTimerDeadline = deadline
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        headerTimer = eventLoop.scheduleTask(deadline: deadline) { handler.value.headerTimerFired() }
+    }
+
+    func headerTimerFired() {
+        headerTimer = nil
+        headerTimerDeadline = nil
+        guard case .active(let exchange) = state, !exchange.relay.headSent, let deadline = exchange.headerDeadline else { return }
+        if eventLoop.now < deadline {
+            scheduleHeaderTimer(at: deadline)
+            return
+        }
+        runtime.health.exchangeFailed(exchange.upstream, .timeout, now: now)
+        abortUpstream(exchange)
+        answerForExchange(exchange, .upstreamTimeout)
+    }
+
+    /// Closes the exchange's upstream connection without reusing it.
+    func abortUpstream(_ exchange: Exchange) {
+        exchange.headerDeadline = nil
+        if let connection = exchange.connection {
+            exchange.connection = nil
+            connection.close()
+        }
+    }
+
+}
+
+// MARK: - Upstream events
+
+extension ProxyHandler: UpstreamConnectionDelegate {
+    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+
+    func upstreamBytes(_ buffer: ByteBuffer) {
+        guard case .active(let exchange) = state else { return }
+        let context = self.context!
+        let complete: Bool
+        do {
+            complete = try exchange.relay.receive(
+                buffer, allocator: allocator, retry: { status in self.claimRetry(exchange, status: status) }
+            ) { bytes in
+                context.write(self.wrapOutboundOut(bytes), promise: nil)
+            }
+        } catch {
+            runtime.health.exchangeFailed(exchange.upstream, .malformed, now: now)
+            if exchange.relay.headSent { closeClient(.cutOff) } else { answerForExchange(exchange, .upstreamError) }
+            return
+        }
+        if exchange.relay.headSent { exchange.lifecycle.responseHeadSent() }
+        guard complete else { return }
+        if exchange.relay.discardedForRetry {
+            retryElsewhere(exchange)
+        } else {
+            completeExchange(exchange)
+        }
+    }
+
+    /// Whether a final response with `status` may be dropped and the request sent to
+    /// another upstream instead: an idempotent request with no body sent, fully read,
+    /// answered 502/503/504 by the upstream, not retried before, with another upstream
+    /// to go to and a place in the retry budget (docs/ARCHITECTURE.md, "Retries").
+    /// Fluxgate's own sheds never reach here: they are not upstream responses.
+    func claimRetry(_ exchange: Exchange, status: Int) -> Bool {
+        guard (502...504).contains(status), exchange.isIdempotent, !exchange.retriedOnStatus, exchange.requestComplete,
+            !exchange.bodyForwarded, exchange.pending.isEmpty, exchange.bodyBytes == 0,
+            let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried + [exchange.upstream]),
+            runtime.startRetry()
+        else { return false }
+        exchange.retryTarget = next
+        exchange.holdsRetry = true
+        return true
+    }
+
+    /// The upstream's 502/503/504 was claimed by ``claimRetry(_:status:)``: counted
+    /// against that upstream's health, its connection closed (its body is unread), and
+    /// the request started again on the chosen upstream with a fresh relay.
+    func retryElsewhere(_ exchange: Exchange) {
+        let status = exchange.relay.status ?? 502
+        runtime.health.exchangeFailed(exchange.upstream, .status(status), now: now)
+        abortUpstream(exchange)
+        exchange.tried.append(exchange.upstream)
+        exchange.retriedOnStatus = true
+        exchange.upstream = exchange.retryTarget!
+        exchange.retryTarget = nil
+        exchange.relay = exchange.relay.restarted()
+        exchange.upstreamHead = RequestSerializer.head(
+            exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
+            clientAddress: clientAddress, upstreamAuthority: runtime.authorities[exchange.upstream], allocator: allocator)
+        startUpstream(exchange)
+    }
+
+    func completeExchange(_ exchange: Exchange) {
+        if let status = exchange.relay.status, status >= 500 {
+            runtime.health.exchangeFailed(exchange.upstream, .status(status), now: now)
+        } else {
+            runtime.health.exchangeSucceeded(exchange.upstream)
+        }
+        exchange.headerDeadline = nil
+        if let connection = exchange.connection {
+            exchange.connection = nil
+            if exchange.requestComplete && exchange.relay.upstreamReusable {
+                pool.release(connection)
+            } else {
+                connection.close()
+            }
+        }
+        end(exchange, .proxied(status: exchange.relay.status ?? 0))
+        finishResponse(keepAlive: exchange.relay.clientKeepAlive && exchange.requestComplete)
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { resumeReadsIfPossible() }
+    }
+
+    func upstreamClosed(error: (any Error)?) {
+        guard case .active(let exchange) = state else { return }
+        let connection = exchange.connection
+        exchange.connection = nil
+        if error == nil && exchange.relay.upstreamClosed() {
+            completeExchange(exchange)
+            return
+        }
+        if exchange.relay.headSent {
+            runtime.health.exchangeFailed(exchange.upstream, .reset, now: now)
+            closeClient(.cutOff)
+            return
+        }
+        // A reused keep-alive connection that the upstream closed just as it was picked:
+        // nothing was answered and (without a body) nothing is lost by sending again.
+        if let connection, connection.servedRequests > 0, !exchange.bodyForwarded, !exchange.retriedStaleConnection,
+            exchange.isIdempotent
+        {
+            exchange.retriedStaleConnection = true
+            exchange.headerDeadline = nil
+            exchange.lifecycle.connecting(upstream: exchange.upstream)
+            connectFresh(exchange)
+            return
+        }
+        runtime.health.exchangeFailed(exchange.upstream, .reset, now: now)
+        answerForExchange(exchange, .upstreamError)
+    }
+}
