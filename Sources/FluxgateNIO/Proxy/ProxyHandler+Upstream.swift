@@ -104,7 +104,6 @@ extension ProxyHandler {
             connection.close()
         }
     }
-
 }
 
 // MARK: - Upstream events
