@@ -135,7 +135,7 @@ done
 echo idle >"$PHASE_FILE"
 TRAFFIC_END=$(( $(date +%s) - T0 ))
 wait "$INTEGRITY" && integrity_ok=1 || integrity_ok=0
-cp "$W/integrity.json" "$OUT/integrity.json"
+[[ "$W/integrity.json" -ef "$OUT/integrity.json" ]] || cp "$W/integrity.json" "$OUT/integrity.json"  # OUT defaults to W
 echo "integrity: $(cat "$OUT/integrity.json")"
 
 # Descriptors must come back: client connections close, pooled upstream connections
