@@ -68,6 +68,35 @@ struct ConfigLoaderTests {
         #expect(config.effectiveUpstreams.count == 2)
     }
 
+    @Test func healthRetryAndPoolKeysParseAndAreChecked() throws {
+        let config = try ConfigLoader.load(yaml: """
+            health_check: { enabled: false, slow_start: 30s, passive: { consecutive_failures: 3, base_ejection: 10s, max_ejection: 1m, panic_threshold: 0 } }
+            retry: { budget_percent: 10, min_concurrent: 1 }
+            pool: { max_connections: 64, idle_timeout: 2s }
+            """)
+        #expect(!config.healthCheck.enabled)
+        #expect(config.healthCheck.slowStart == .seconds(30))
+        #expect(config.healthCheck.policy.consecutiveFailures == 3)
+        #expect(config.healthCheck.policy.maxEjection == .seconds(60))
+        #expect(config.healthCheck.policy.panicThreshold == 0)
+        #expect(config.healthCheck.recoveryEstimate == .seconds(10))  // no probes: the first cool-down
+        #expect(config.retry.budgetPercent == 10 && config.retry.minConcurrent == 1)
+        #expect(config.pool.maxConnections == 64 && config.pool.idleTimeout == .seconds(2))
+        #expect(GatewayConfig().healthCheck.recoveryEstimate == .seconds(4))  // rise 2 × interval 2 s
+
+        do {
+            _ = try ConfigLoader.load(yaml: """
+                health_check: { passive: { panic_threshold: 2, base_ejection: 10m, max_ejection: 1m } }
+                retry: { budget_percent: 150 }
+                """)
+            Issue.record("expected errors")
+        } catch {
+            #expect(error.errors.map(\.path) == [
+                "health_check.passive.panic_threshold", "retry.budget_percent", "health_check.passive.max_ejection",
+            ])
+        }
+    }
+
     @Test func reportsEveryErrorWithItsKeyPath() throws {
         let yaml = """
             listen: "nowhere"
