@@ -93,6 +93,16 @@ struct UpstreamHealthTests {
         #expect(health.ejections == 1)  // the next ejection still lasts longer
     }
 
+    @Test func aReplicaRestartedBeforeFallProbesIsBackAfterRiseProbes() {
+        var health = UpstreamHealth(policy: policy)
+        _ = health.probeSucceeded(now: at(0))
+        for second in 1...3 { _ = health.exchangeFailed(.refused, now: at(Double(second))) }
+        #expect(health.probeFailed(.refused, now: at(4)) == nil)  // one failed probe: below fall
+        #expect(health.ejectedUntil == nil && health.isEjected)
+        _ = health.probeSucceeded(now: at(6))  // restarted
+        #expect(health.probeSucceeded(now: at(8)) == .init(ready: true, reason: .probesPassed(2)))  // not at 33
+    }
+
     @Test func ejectionsAreForgottenAfterMaxEjectionOfHealth() {
         var health = UpstreamHealth(policy: policy)
         for second in 0..<3 { _ = health.exchangeFailed(.reset, now: at(Double(second))) }

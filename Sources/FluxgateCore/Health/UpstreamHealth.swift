@@ -9,10 +9,10 @@
 ///   (connect failure, reset before the answer, 5xx) eject it for a cool-down that grows
 ///   with each ejection — `baseEjection × n`, at most `maxEjection` (Envoy's outlier
 ///   detection). When active checks run, an ejected upstream also needs `rise` good
-///   probes before it returns; and once `fall` failed probes confirm the ejection, the
-///   probes alone decide (a killed replica that is restarted is back after `rise`
-///   probes, not at the end of the cool-down). An upstream whose probes keep passing
-///   while its traffic fails sits out the cool-down, which grows with each ejection.
+///   probes before it returns; and once a probe fails during the ejection, the probes
+///   alone decide (a killed replica that is restarted is back after `rise` probes, not
+///   at the end of the cool-down). An upstream whose probes keep passing while its
+///   traffic fails sits out the cool-down, which grows with each ejection.
 ///
 /// Start-up: an upstream starts **up but unconfirmed**: it takes traffic at once (no
 /// burst of 503s while `rise` probes accumulate) and a single failed probe takes it
@@ -27,7 +27,7 @@
 /// | two probes succeed                         | yes         |
 /// | three probes fail                          | no          |
 /// | 5 failed exchanges (first ejection, 30 s)  | no, until 30 s passed and 2 probes succeeded |
-/// | …then 3 probes fail (ejection confirmed)   | no, until 2 probes succeed (cool-down dropped) |
+/// | …then a probe fails (the probes see it too) | no, until 2 probes succeed (cool-down dropped) |
 /// | second ejection, probes passing            | no, for 60 s |
 ///
 /// Pure: every event takes `now`; nothing here reads a clock.
@@ -147,6 +147,13 @@ public struct UpstreamHealth: Sendable, Equatable {
         change(now: now, reason: .probeFailed(failure)) { state in
             state.probeSuccesses = 0
             state.probeFailures += 1
+            if state.ejectedUntil != nil {
+                // The probes see the trouble too: from here they decide the return
+                // (`rise` good probes; `awaitingProbes` holds it out until then), so a
+                // replica restarted within `fall` probes is not kept out for the cool-down.
+                state.ejectedUntil = nil
+                state.awaitingProbes = true
+            }
             if state.unconfirmed || state.probeFailures >= state.policy.fall {
                 state.probeUp = false
                 // The probes confirm what traffic saw: from here they alone decide the
