@@ -26,8 +26,6 @@ public final class HealthChecker: Service, Sendable {
     private let loop: any EventLoop
     private let logger: Logger
     private let task = Mutex<Task<Void, Never>?>(nil)
-    /// Completed rounds (tests wait on this instead of sleeping).
-    private let rounds = Atomic<Int>(0)
 
     init(runtime: GatewayRuntime, loop: any EventLoop, logger: Logger) {
         let config = runtime.config.healthCheck
@@ -40,9 +38,6 @@ public final class HealthChecker: Service, Sendable {
         self.loop = loop
         self.logger = logger
     }
-
-    /// Probe rounds completed so far.
-    public var completedRounds: Int { rounds.load(ordering: .acquiring) }
 
     /// Runs the first round, then keeps checking in the background until ``stop()``.
     public func start() async {
@@ -112,6 +107,5 @@ public final class HealthChecker: Service, Sendable {
                 }
             }
         }
-        rounds.wrappingAdd(1, ordering: .releasing)
     }
 }

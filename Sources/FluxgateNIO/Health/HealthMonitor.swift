@@ -49,8 +49,6 @@ final class HealthMonitor: Sendable {
         (flipCounts[upstream].up.load(ordering: .relaxed), flipCounts[upstream].down.load(ordering: .relaxed))
     }
 
-    var isPanicking: Bool { board.withLock { $0.panic } }
-
     // MARK: Events
 
     func probeSucceeded(_ upstream: Int, now: MonotonicTime) {

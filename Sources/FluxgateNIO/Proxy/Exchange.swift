@@ -25,7 +25,6 @@ final class Exchange {
     var tried: [Int] = []
     /// Admission: holds a slot that must be released exactly once.
     var holdsSlot = false
-    var admittedAt: NIODeadline?
     /// Admission: waiting in the queue under this id.
     var queueID: Int?
     var queueTimer: Scheduled<Void>?

@@ -55,7 +55,6 @@ extension ProxyHandler {
 
     func admitted(_ exchange: Exchange) {
         exchange.holdsSlot = true
-        exchange.admittedAt = eventLoop.now
         exchange.lifecycle.admitted(now: now)
         guard let upstream = runtime.pickUpstream(&routing) else {
             // Capacity 0 is refused by admission already; this is the same answer.
@@ -64,9 +63,7 @@ extension ProxyHandler {
             return
         }
         exchange.upstream = upstream
-        exchange.upstreamHead = RequestSerializer.head(
-            exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
-            clientAddress: clientAddress, upstreamAuthority: runtime.authorities[upstream], allocator: allocator)
+        serializeUpstreamHead(exchange)
         if exchange.facts.expectsContinue && !exchange.clientHTTP10 && !exchange.requestComplete {
             // RFC 9110 §10.1.1: admitted and within the body limit, so the client may send.
             context.writeAndFlush(wrapOutboundOut(GatewayResponses.continueResponse), promise: nil)
@@ -87,24 +84,13 @@ extension ProxyHandler {
 
     /// The one place an exchange ends. Its lifecycle yields the outcome once (a second
     /// call — a client leaving while a gateway answer is written — does nothing), and
-    /// what the exchange holds is settled here: its admission slot or queue place, its
-    /// retry-budget place, an upstream connection still attached (closed: the gateway
-    /// answered instead, or the exchange was cut short). The outcome is counted; the
-    /// access log and metrics will hang off this point too.
+    /// what the exchange holds is settled here: its retry-budget place, its queue place
+    /// or admission slot (a proxied exchange's upstream time feeds the queue's wait
+    /// prediction), an upstream connection still attached (closed: the gateway answered
+    /// instead, or the exchange was cut short). The outcome is counted; the access log
+    /// and metrics will hang off this point too.
     func end(_ exchange: Exchange, _ end: ExchangeLifecycle.End) {
         guard let outcome = exchange.lifecycle.finish(end, now: now) else { return }
-        if case .proxied = end {
-            leaveAdmission(exchange, served: true)
-        } else {
-            leaveAdmission(exchange, served: false)
-        }
-        abortUpstream(exchange)
-        runtime.outcomes.record(outcome)
-    }
-
-    /// Gives back what admission (and the retry budget) lent the exchange; safe to
-    /// call more than once.
-    func leaveAdmission(_ exchange: Exchange, served: Bool) {
         if exchange.holdsRetry {
             exchange.holdsRetry = false
             runtime.finishRetry()
@@ -117,9 +103,13 @@ extension ProxyHandler {
         }
         if exchange.holdsSlot {
             exchange.holdsSlot = false
-            let serviceTime = served ? exchange.admittedAt.map { Duration.nanoseconds(Int64((eventLoop.now - $0).nanoseconds)) } : nil
-            runtime.gate.release(serviceTime: serviceTime)
+            if case .proxied = end {
+                runtime.gate.release(serviceTime: outcome.upstreamTime)
+            } else {
+                runtime.gate.release(serviceTime: nil)
+            }
         }
+        abortUpstream(exchange)
+        runtime.outcomes.record(outcome)
     }
-
 }

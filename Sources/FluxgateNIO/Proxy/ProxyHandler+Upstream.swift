@@ -8,6 +8,14 @@ import NIOHTTP1
 extension ProxyHandler {
     // MARK: Upstream connection
 
+    /// The request head as the exchange's current upstream gets it (its authority
+    /// stands in for a missing `Host`).
+    func serializeUpstreamHead(_ exchange: Exchange) {
+        exchange.upstreamHead = RequestSerializer.head(
+            exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
+            clientAddress: clientAddress, upstreamAuthority: runtime.authorities[exchange.upstream], allocator: allocator)
+    }
+
     func startUpstream(_ exchange: Exchange) {
         exchange.lifecycle.connecting(upstream: exchange.upstream)
         if let connection = pool.takeIdle(exchange.upstream) {
@@ -163,9 +171,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         exchange.upstream = exchange.retryTarget!
         exchange.retryTarget = nil
         exchange.relay = exchange.relay.restarted()
-        exchange.upstreamHead = RequestSerializer.head(
-            exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
-            clientAddress: clientAddress, upstreamAuthority: runtime.authorities[exchange.upstream], allocator: allocator)
+        serializeUpstreamHead(exchange)
         startUpstream(exchange)
     }
 
