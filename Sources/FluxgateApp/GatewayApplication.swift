@@ -3,6 +3,7 @@ import FluxgateNIO
 import FluxorDemo
 import Logging
 import NIOCore
+import Prometheus
 import ServiceLifecycle
 
 /// The whole product for one config: the gateway, plus the in-process demo upstreams
@@ -12,7 +13,10 @@ public struct GatewayApplication: Sendable {
     public let gateway: GatewayServer
     public let demos: [DemoUpstreamServer]
 
-    public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
+    public init(
+        config: GatewayConfig, group: any EventLoopGroup, logger: Logger, source: ConfigSource? = nil,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logLevel: LogLevelSwitch? = nil
+    ) throws {
         var demos: [DemoUpstreamServer] = []
         if config.runsEmbeddedDemo {
             for index in 0..<config.demo.instances {
@@ -22,7 +26,8 @@ public struct GatewayApplication: Sendable {
             }
         }
         self.demos = demos
-        self.gateway = try GatewayServer(config: config, group: group, logger: logger)
+        self.gateway = try GatewayServer(
+            config: config, group: group, logger: logger, source: source, registry: registry, logLevel: logLevel)
     }
 
     /// Binds every listener: demos first, so the gateway's first request finds them.

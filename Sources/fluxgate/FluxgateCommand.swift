@@ -5,8 +5,10 @@ import FluxgateNIO
 import FluxorDemo
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -16,13 +18,13 @@ struct FluxgateCommand: AsyncParsableCommand {
         commandName: "fluxgate",
         abstract: "Admission-control reverse proxy: spreads requests over healthy upstreams and sheds excess load fast.",
         version: FluxgateVersion.string,
-        subcommands: [Serve.self, CheckConfig.self, DemoUpstream.self],
+        subcommands: [Serve.self, CheckConfig.self, Reload.self, DemoUpstream.self],
         defaultSubcommand: Serve.self
     )
 }
 
 enum FluxgateVersion {
-    static let string = "0.1.0"
+    static let string = FluxgateBuild.version
 }
 
 struct ConfigOptions: ParsableArguments {
@@ -44,36 +46,83 @@ struct Serve: AsyncParsableCommand {
     var listen: String?
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["FLUXGATE_LOG_LEVEL"] ?? "info") ?? .info
-            return handler
-        }
+        let levelSwitch = LogLevelSwitch()
+        LoggingSystem.bootstrap { label in levelSwitch.makeHandler(label: label) }
         let logger = Logger(label: "fluxgate")
-        var config: GatewayConfig
-        do {
-            config = try options.load()
-        } catch {
-            logger.error("invalid configuration:\n\(error)")
-            throw ExitCode(2)
-        }
+        let listenOverride: SocketEndpoint?
         if let listen {
             guard let endpoint = SocketEndpoint.parse(listen) else {
                 logger.error("--listen: expected host:port such as 0.0.0.0:8080, got \"\(listen)\"")
                 throw ExitCode(2)
             }
-            config.listen = endpoint
+            listenOverride = endpoint
+        } else {
+            listenOverride = nil
         }
+        let options = self.options
+        // Reloads read the same file with the same overrides (environment, --listen).
+        let load: @Sendable () throws(ConfigErrors) -> GatewayConfig = {
+            var config = try options.load()
+            if let listenOverride { config.listen = listenOverride }
+            return config
+        }
+        let config: GatewayConfig
+        do {
+            config = try load()
+        } catch {
+            logger.error("invalid configuration:\n\(error)")
+            throw ExitCode(2)
+        }
+        // One registry for the process: swift-metrics' metrics (libraries included) and
+        // the gateway's own both come out of the admin listener's /metrics.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let path = options.config ?? "gateway.conf"
+        let source = FileManager.default.fileExists(atPath: path) ? ConfigSource(path: path, load: load) : nil
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers == 0 ? System.coreCount : config.workers)
-        let application = try GatewayApplication(config: config, group: group, logger: logger)
+        let application = try GatewayApplication(
+            config: config, group: group, logger: logger, source: source, registry: registry, logLevel: levelSwitch)
         try await application.start()
         let serviceGroup = ServiceGroup(
-            configuration: .init(
-                services: application.services.map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+            configuration: .init(services: application.services.map { .init(service: $0) }, logger: logger))
+        // Signals: SIGHUP reloads; the first SIGTERM/SIGINT drains (drain_timeout), a
+        // second one exits at once.
+        let signals = Task {
+            var stopping = false
+            for await signal in await UnixSignalsSequence(trapping: .sighup, .sigterm, .sigint) {
+                if signal == .sighup {
+                    _ = await application.gateway.reloadFromSource()
+                } else if !stopping {
+                    stopping = true
+                    logger.notice("\(signal): graceful shutdown (a second signal exits at once)")
+                    await serviceGroup.triggerGracefulShutdown()
+                } else {
+                    logger.warning("\(signal) again: exiting now")
+                    Foundation.exit(1)
+                }
+            }
+        }
         try await serviceGroup.run()
+        signals.cancel()
         try await group.shutdownGracefully()
+    }
+}
+
+struct Reload: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reload",
+        abstract: "Ask a running gateway to reload its config file (POST /reload on its admin listener); prints the result.")
+
+    @Option(name: .long, help: "The gateway's admin listener (host:port).")
+    var admin: String = "127.0.0.1:9090"
+
+    func run() async throws {
+        guard let endpoint = SocketEndpoint.parse(admin) else {
+            throw ValidationError("--admin: expected host:port such as 127.0.0.1:9090")
+        }
+        let (status, body) = try await AdminClient.post(path: "/reload", to: endpoint)
+        print(body, terminator: body.hasSuffix("\n") ? "" : "\n")
+        if status != 200 { throw ExitCode(1) }
     }
 }
 
@@ -154,5 +203,52 @@ struct DemoUpstream: AsyncParsableCommand {
 struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
         FileHandle.standardError.write(Data(string.utf8))
+    }
+}
+
+/// A one-request HTTP/1.1 client for `fluxgate reload` (the admin listener closes after answering).
+enum AdminClient {
+    static func post(path: String, to endpoint: SocketEndpoint) async throws -> (status: Int, body: String) {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            let result = try await post(path: path, to: endpoint, group: group)
+            try? await group.shutdownGracefully()
+            return result
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private static func post(path: String, to endpoint: SocketEndpoint, group: any EventLoopGroup) async throws -> (status: Int, body: String) {
+        let collector = ResponseCollector(promise: group.next().makePromise())
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(.seconds(5))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+            }
+            .connect(host: endpoint.host, port: endpoint.port).get()
+        let request = "POST \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        try await channel.writeAndFlush(ByteBuffer(string: request)).get()
+        let text = try await collector.promise.futureResult.get()
+        guard let headEnd = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
+            return (0, text)
+        }
+        return (status, String(text[headEnd.upperBound...]))
+    }
+
+    private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let promise: EventLoopPromise<String>
+        var text = ""
+        init(promise: EventLoopPromise<String>) { self.promise = promise }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            text += String(buffer: unwrapInboundIn(data))
+        }
+        func channelInactive(context: ChannelHandlerContext) { promise.succeed(text) }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            promise.fail(error)
+            context.close(promise: nil)
+        }
     }
 }

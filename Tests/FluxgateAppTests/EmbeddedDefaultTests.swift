@@ -45,7 +45,7 @@ struct EmbeddedDefaultTests {
 
     func startOnFreePorts(group: any EventLoopGroup, logger: Logger) async throws -> GatewayApplication {
         for attempt in 0..<20 {
-            var config = try ConfigLoader.load(yaml: "listen: \"127.0.0.1:0\"")
+            var config = try ConfigLoader.load(yaml: "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"")
             config.demo.basePort = 20_000 + Int.random(in: 0..<400) * 100 + attempt
             let application = try GatewayApplication(config: config, group: group, logger: logger)
             do {

@@ -73,7 +73,8 @@ struct AdmissionEndToEndTests {
             for client in clients { try await client.close() }
             let snapshot = gateway.gateway.runtime.gate.snapshot
             #expect(snapshot.inFlight == 0 && snapshot.queued == 0)
-            #expect(gateway.gateway.runtime.gate.counters.shedCount(.overloaded) == statuses[503, default: 0])
+            let traffic = await gateway.gateway.observability.read().traffic
+            #expect(traffic.shedCount(.overloaded) == statuses[503, default: 0])
         }
     }
 
@@ -161,10 +162,11 @@ struct AdmissionEndToEndTests {
             for _ in 0..<4 { clients.append(try await TestClient.connect(to: gateway.address, group: group)) }
             let futures = clients.map { $0.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=50", headers: ["host": "h"])) }
             for future in futures { #expect(try await future.get().status == 200) }
-            let counters = gateway.gateway.runtime.gate.counters
-            #expect(counters.wouldShedCount(.clientRateLimited) == 3)
-            #expect(counters.shedCount(.clientRateLimited) == 0)
-            #expect(counters.shedCount(.overloaded) == 0)
+            let dryRun = gateway.gateway.runtime.gate.dryRun
+            #expect(dryRun.count(of: .clientRateLimited) == 3)
+            let traffic = await gateway.gateway.observability.read().traffic
+            #expect(traffic.shedCount(.clientRateLimited) == 0)
+            #expect(traffic.shedCount(.overloaded) == 0)
             #expect(upstream.maxConcurrency > 1)
             for client in clients { try await client.close() }
             #expect(gateway.gateway.runtime.gate.snapshot.inFlight == 0)

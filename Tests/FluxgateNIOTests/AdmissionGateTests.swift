@@ -46,6 +46,7 @@ struct AdmissionGateTests {
     @Test func dryRunCountsEveryWouldBeShedAndLogsAtMostOncePerSecond() throws {
         var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
         config.rateLimit.global.enabled = false
+        config.rateLimit.perClient.enabled = true
         config.rateLimit.perClient.rate = 1
         config.rateLimit.perClient.burst = 1
         config.rateLimit.perClient.dryRun = true
@@ -64,8 +65,8 @@ struct AdmissionGateTests {
         #expect(admit(2))  // would be shed: counted, not logged (same second)
         #expect(admit(1_002))  // a token refilled meanwhile: no shed
         #expect(admit(1_003))  // would be shed, a second after the last line: logged again
-        #expect(gate.counters.wouldShedCount(.clientRateLimited) == 3)
-        #expect(gate.counters.shedCount(.clientRateLimited) == 0)
+        #expect(gate.dryRun.count(of: .clientRateLimited) == 3)
+        #expect(gate.dryRun.total == 3)
         #expect(capture.lines.withLockedValue { $0 } == ["dry run: would have shed client_rate_limited", "dry run: would have shed client_rate_limited"])
         for _ in 0..<5 { gate.release(serviceTime: nil) }
         #expect(gate.snapshot.inFlight == 0)
@@ -103,7 +104,6 @@ struct AdmissionGateTests {
         loop.run()
         #expect(outcomes.withLockedValue { $0 } == [7: "overloaded", 8: "overloaded", 9: "overloaded"])
         #expect(gate.snapshot == .init(capacity: 4, slots: 2, queueLimit: 2, inFlight: 5, queued: 2))
-        #expect(gate.counters.shedCount(.overloaded) == 3)
         gate.setCapacity(20, jitter: 0)
         loop.run()
         #expect(outcomes.withLockedValue { $0[5] == "admitted" && $0[6] == "admitted" })

@@ -70,7 +70,7 @@ struct HandlerTests {
         var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
         config.limits.maxHeaderBytes = maxHeaderBytes
         let runtime = try GatewayRuntime(config: config)
-        let pool = UpstreamPool(eventLoop: channel.embeddedEventLoop, targets: runtime.targets, config: config, live: runtime.live)
+        let pool = UpstreamPool(eventLoop: channel.embeddedEventLoop, targets: runtime.settings.targets, config: config, live: runtime.live)
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = maxHeaderBytes
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))

@@ -76,7 +76,7 @@ public struct AdmissionController: Sendable {
         var deadline: MonotonicTime
     }
 
-    public let settings: Settings
+    public private(set) var settings: Settings
     public private(set) var capacity: Int
     public private(set) var slots: Int
     public private(set) var queueLimit: Int
@@ -165,6 +165,13 @@ public struct AdmissionController: Sendable {
             }
         }
         return false
+    }
+
+    /// A reload changed the settings: slots and queue bound follow at once (as for a
+    /// capacity change); requests in flight and waiting keep their places and deadlines.
+    public mutating func update(settings: Settings) -> (admitted: [Int], rejected: [Int]) {
+        self.settings = settings
+        return setCapacity(capacity)
     }
 
     /// The ready capacity changed (an upstream went down or came back). Returns

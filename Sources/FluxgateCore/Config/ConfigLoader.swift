@@ -9,7 +9,7 @@ public enum ConfigLoader {
     /// Top-level keys, in the order `gateway.conf.example` documents them.
     public static let topLevelKeys = [
         "listen", "admin_listen", "workers", "upstreams", "health_check", "retry", "admission", "rate_limit",
-        "timeouts", "limits", "pool", "demo",
+        "timeouts", "limits", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo",
     ]
 
     /// Loads `path`; a missing file at the default path means "all defaults"
@@ -160,6 +160,25 @@ public enum ConfigLoader {
         config.pool.maxIdlePerUpstream = r.int(pool, "max_idle_per_upstream", default: config.pool.maxIdlePerUpstream, range: 0...100_000)
         config.pool.maxConnections = r.int(pool, "max_connections", default: config.pool.maxConnections, range: 0...10_000_000)
         config.pool.idleTimeout = r.duration(pool, "idle_timeout", default: config.pool.idleTimeout)
+
+        let accessLog = r.table(top.entries["access_log"], path: "access_log", known: ["enabled", "format", "sample", "path"])
+        config.accessLog.enabled = r.bool(accessLog, "enabled", default: config.accessLog.enabled)
+        config.accessLog.format = r.scalar(
+            accessLog, "format", default: config.accessLog.format, expected: "logfmt or json",
+            parse: { AccessLogConfig.Format(rawValue: $0.lowercased()) })
+        config.accessLog.sample = r.double(accessLog, "sample", default: config.accessLog.sample) {
+            $0 > 0 && $0 <= 1 ? nil : "must be in (0, 1]"
+        }
+        config.accessLog.path = r.string(accessLog, "path", default: config.accessLog.path) {
+            $0.isEmpty ? "must be - (standard output) or a file path" : nil
+        }
+        config.logLevel = r.scalar(
+            top, "log_level", default: config.logLevel, expected: "trace, debug, info, notice, warning, error or critical",
+            parse: { LogLevel(rawValue: $0.lowercased()) })
+        config.drainTimeout = r.duration(top, "drain_timeout", default: config.drainTimeout, minimum: .zero)
+        let reload = r.table(top.entries["reload"], path: "reload", known: ["watch", "interval"])
+        config.reload.watch = r.bool(reload, "watch", default: config.reload.watch)
+        config.reload.interval = r.duration(reload, "interval", default: config.reload.interval)
 
         let demo = r.table(
             top.entries["demo"], path: "demo",

@@ -20,8 +20,46 @@ public struct GatewayConfig: Sendable, Equatable {
     public var limits = LimitsConfig()
     public var pool = PoolConfig()
     public var demo = DemoConfig()
+    /// One line per request (`access_log`); off by default, as in Envoy and HAProxy.
+    public var accessLog = AccessLogConfig()
+    /// The application log's level (`log_level`); a reload changes it.
+    public var logLevel = LogLevel.info
+    /// How long a graceful stop (SIGTERM/SIGINT) waits for requests in flight (`drain_timeout`).
+    public var drainTimeout: Duration = .seconds(30)
+    /// Reload when the config file changes (`reload.watch`), checked every `reload.interval`.
+    public var reload = ReloadConfig()
 
     public init() {}
+
+    /// Top-level sections whose values differ between `old` and `self` (for the reload log).
+    public func changedSections(from old: GatewayConfig) -> [String] {
+        var keys: [String] = []
+        if upstreams != old.upstreams { keys.append("upstreams") }
+        if healthCheck != old.healthCheck { keys.append("health_check") }
+        if retry != old.retry { keys.append("retry") }
+        if admission != old.admission { keys.append("admission") }
+        if rateLimit != old.rateLimit { keys.append("rate_limit") }
+        if timeouts != old.timeouts { keys.append("timeouts") }
+        if limits != old.limits { keys.append("limits") }
+        if pool != old.pool { keys.append("pool") }
+        if accessLog != old.accessLog { keys.append("access_log") }
+        if logLevel != old.logLevel { keys.append("log_level") }
+        if drainTimeout != old.drainTimeout { keys.append("drain_timeout") }
+        if reload != old.reload { keys.append("reload") }
+        if demo != old.demo { keys.append("demo") }
+        return keys
+    }
+
+    /// The keys a reload cannot change (the listeners, the event loops, the embedded
+    /// demo): their paths where `self` and `other` differ.
+    public func restartOnlyDifferences(_ other: GatewayConfig) -> [String] {
+        var keys: [String] = []
+        if listen != other.listen { keys.append("listen") }
+        if adminListen != other.adminListen { keys.append("admin_listen") }
+        if workers != other.workers { keys.append("workers") }
+        if runsEmbeddedDemo != other.runsEmbeddedDemo || (runsEmbeddedDemo && demo != other.demo) { keys.append("demo") }
+        return keys
+    }
 
     /// The upstreams the gateway proxies to: the configured list, or, when it is empty
     /// and the demo is enabled, one entry per in-process demo instance.
@@ -191,7 +229,9 @@ public struct RateLimitConfig: Sendable, Equatable {
     }
 
     public struct PerClientLimit: Sendable, Equatable {
-        public var enabled = true
+        /// Opt-in (SPEC §5): behind a load balancer, or in a one-host load test, every
+        /// client shares one address. Default false.
+        public var enabled = false
         /// Count what would be shed, shed nothing. Default false.
         public var dryRun = false
         /// Tokens per second per client. Default 1000.
@@ -246,6 +286,28 @@ public struct PoolConfig: Sendable, Equatable {
 }
 
 /// The built-in demo upstreams (`demo`).
+public struct AccessLogConfig: Sendable, Equatable {
+    public enum Format: String, Sendable { case logfmt, json }
+    public var enabled = false
+    public var format = Format.logfmt
+    /// Fraction of requests logged, (0, 1].
+    public var sample = 1.0
+    /// `-` for standard output, else a file opened for appending (reopened on reload).
+    public var path = "-"
+    public init() {}
+}
+
+/// swift-log's levels, named as in the config file.
+public enum LogLevel: String, Sendable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+public struct ReloadConfig: Sendable, Equatable {
+    public var watch = true
+    public var interval: Duration = .seconds(2)
+    public init() {}
+}
+
 public struct DemoConfig: Sendable, Equatable {
     /// Start the demo instances when no upstream is configured. Default true.
     public var enabled = true

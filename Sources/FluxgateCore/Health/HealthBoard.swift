@@ -17,7 +17,9 @@
 /// | 0                   | —       | —                   | none: 503 |
 public struct HealthBoard: Sendable, Equatable {
     public private(set) var upstreams: [UpstreamHealth]
-    public let policy: HealthPolicy
+    public private(set) var policy: HealthPolicy
+    /// Per upstream slot: removed by a reload (never routed, never a candidate).
+    public private(set) var retired: [Bool]
 
     /// What the data path should do now.
     public struct Plan: Sendable, Equatable {
@@ -38,6 +40,19 @@ public struct HealthBoard: Sendable, Equatable {
     public init(count: Int, policy: HealthPolicy) {
         self.policy = policy
         self.upstreams = Array(repeating: UpstreamHealth(policy: policy), count: count)
+        self.retired = Array(repeating: false, count: count)
+    }
+
+    /// A reload: `retired.count` slots from now on (more than before when upstreams
+    /// were added), those marked retired out of every plan, the `fresh` ones (new or
+    /// revived slots) starting over as at start-up; every other slot keeps its state
+    /// under the new `policy`.
+    public mutating func reconfigure(policy: HealthPolicy, retired: [Bool], fresh: [Int]) {
+        self.policy = policy
+        while upstreams.count < retired.count { upstreams.append(UpstreamHealth(policy: policy)) }
+        for index in fresh where index < upstreams.count { upstreams[index] = UpstreamHealth(policy: policy) }
+        for index in upstreams.indices { upstreams[index].updatePolicy(policy) }
+        self.retired = retired
     }
 
     public subscript(index: Int) -> UpstreamHealth { upstreams[index] }
@@ -68,8 +83,8 @@ public struct HealthBoard: Sendable, Equatable {
     }
 
     public func plan(now: MonotonicTime) -> Plan {
-        let ready = upstreams.map(\.isReady)
-        let candidates = upstreams.map(\.isCandidate)
+        let ready = upstreams.indices.map { !retired[$0] && upstreams[$0].isReady }
+        let candidates = upstreams.indices.map { !retired[$0] && upstreams[$0].isCandidate }
         let candidateCount = candidates.filter { $0 }.count
         let readyCount = ready.filter { $0 }.count
         let panic = candidateCount > 0 && policy.panicThreshold > 0

@@ -116,9 +116,15 @@ public struct UpstreamHealth: Sendable, Equatable {
     /// When the upstream last became ready after having been out (slow start); nil when
     /// it has been ready since start-up.
     public private(set) var readySince: MonotonicTime?
-    private let policy: HealthPolicy
+    private var policy: HealthPolicy
 
     public init(policy: HealthPolicy) {
+        self.policy = policy
+    }
+
+    /// A reload changed the health settings: thresholds apply from the next event on,
+    /// the state so far (up or down, streaks, ejection) is kept.
+    public mutating func updatePolicy(_ policy: HealthPolicy) {
         self.policy = policy
     }
 

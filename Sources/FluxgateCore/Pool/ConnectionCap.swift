@@ -12,7 +12,7 @@ import DequeModule
 /// Pure: the pool feeds events in and carries out the answers; waiters are opaque ids.
 public struct ConnectionCap: Sendable, Equatable {
     /// Connections per upstream; 0 = no cap.
-    public let limit: Int
+    public private(set) var limit: Int
     public private(set) var open: [Int]
     private var waiting: [Deque<Waiter>]
 
@@ -32,6 +32,16 @@ public struct ConnectionCap: Sendable, Equatable {
         self.limit = limit
         self.open = Array(repeating: 0, count: upstreams)
         self.waiting = Array(repeating: [], count: upstreams)
+    }
+
+    /// A reload: a new limit (waiters are served as connections are released or
+    /// close), and room for `upstreams` slots.
+    public mutating func reconfigure(limit: Int, upstreams: Int) {
+        self.limit = limit
+        while open.count < upstreams {
+            open.append(0)
+            waiting.append([])
+        }
     }
 
     /// A request needs a new connection to `upstream` (no idle one was available).

@@ -16,9 +16,11 @@ public struct RetryBudget: Sendable, Equatable {
     public let minimum: Int
     public private(set) var active = 0
 
-    public init(percent: Double, minimum: Int) {
+    /// `active`: retries already running (a reload keeps them counted).
+    public init(percent: Double, minimum: Int, active: Int = 0) {
         self.percent = percent
         self.minimum = minimum
+        self.active = active
     }
 
     /// Retries allowed at once with `inFlight` requests in flight.

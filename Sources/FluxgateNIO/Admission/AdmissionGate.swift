@@ -47,33 +47,71 @@ final class AdmissionGate: Sendable {
         var perClient: KeyedLimiter<String>?
         var waiters: [Int: Waiter] = [:]
         var nextID = 0
+        /// The rate-limit settings the buckets were built from, and the dry-run switches.
+        var settings: RateLimitConfig
+        var admissionDryRun: Bool
+        var perClientPolicy: RateLimitPolicy
+        /// `Retry-After` base for `no_healthy_upstream`: when an upstream can be back at the earliest.
+        var recoveryEstimate: Duration
+
+        init(config: GatewayConfig, capacity: Int, now: MonotonicTime) {
+            controller = AdmissionController(capacity: capacity, settings: config.admission.controllerSettings)
+            settings = config.rateLimit
+            admissionDryRun = config.admission.dryRun
+            perClientPolicy = RateLimitPolicy(perClient: config.rateLimit.perClient)
+            recoveryEstimate = config.healthCheck.recoveryEstimate
+            rebuildBuckets(previous: nil, now: now)
+        }
+
+        /// New buckets for limits that changed (or appeared); unchanged ones keep their tokens.
+        mutating func rebuildBuckets(previous: RateLimitConfig?, now: MonotonicTime) {
+            let global = settings.global
+            if previous.map({ $0.global.enabled != global.enabled || $0.global.rate != global.rate || $0.global.burst != global.burst }) ?? true {
+                self.global = global.enabled ? TokenBucket(rate: global.rate, burst: global.burst, now: now) : nil
+            }
+            let client = settings.perClient
+            if previous.map({
+                $0.perClient.enabled != client.enabled || $0.perClient.rate != client.rate || $0.perClient.burst != client.burst
+                    || $0.perClient.maxClients != client.maxClients || $0.perClient.key != client.key
+            }) ?? true {
+                perClient = client.enabled ? KeyedLimiter(rate: client.rate, burst: client.burst, capacity: client.maxClients) : nil
+            }
+        }
     }
 
     private let state: Mutex<State>
-    private let settings: RateLimitConfig
-    private let admissionDryRun: Bool
-    private let perClientPolicy: RateLimitPolicy
-    let counters = ShedCounters()
+    /// What dry runs would have shed (real sheds are counted where each exchange ends).
+    let dryRun = DryRunCounters()
     private let logger: Logger
-    /// `Retry-After` base for `no_healthy_upstream`: when an upstream can be back at the earliest.
-    let recoveryEstimate: Duration
     private let lastDryRunLog = Atomic<Int64>(.min)
 
     init(config: GatewayConfig, capacity: Int, now: MonotonicTime, logger: Logger) {
-        let rate = config.rateLimit
-        self.settings = rate
-        self.admissionDryRun = config.admission.dryRun
         self.logger = logger
-        self.recoveryEstimate = config.healthCheck.recoveryEstimate
-        self.perClientPolicy = RateLimitPolicy(
-            quota: rate.perClient.burst, windowSeconds: max(1, Int((Double(rate.perClient.burst) / rate.perClient.rate).rounded(.up))))
-        self.state = Mutex(
-            State(
-                controller: AdmissionController(capacity: capacity, settings: config.admission.controllerSettings),
-                global: rate.global.enabled ? TokenBucket(rate: rate.global.rate, burst: rate.global.burst, now: now) : nil,
-                perClient: rate.perClient.enabled
-                    ? KeyedLimiter(rate: rate.perClient.rate, burst: rate.perClient.burst, capacity: rate.perClient.maxClients) : nil))
+        self.state = Mutex(State(config: config, capacity: capacity, now: now))
     }
+
+    /// A reload: new limits and switches. Slots held and waiters stay; buckets whose
+    /// settings did not change keep their tokens; waiters the new settings admit are
+    /// resumed, those beyond a smaller queue are shed as `overloaded`.
+    func reconfigure(config: GatewayConfig, now: MonotonicTime, jitter: Double = Double.random(in: 0..<1)) {
+        let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
+            let previous = state.settings
+            state.settings = config.rateLimit
+            state.admissionDryRun = config.admission.dryRun
+            state.perClientPolicy = RateLimitPolicy(perClient: config.rateLimit.perClient)
+            state.recoveryEstimate = config.healthCheck.recoveryEstimate
+            state.rebuildBuckets(previous: previous, now: now)
+            let (admit, reject) = state.controller.update(settings: config.admission.controllerSettings)
+            return (
+                admit.compactMap { state.waiters.removeValue(forKey: $0) },
+                reject.compactMap { state.waiters.removeValue(forKey: $0) },
+                RetryAfter.seconds(state.controller.drainEstimate, jitter: jitter))
+        }
+        resume(admitted: admitted, rejected: rejected, Rejection(reason: .overloaded, retryAfterSeconds: retry))
+    }
+
+    /// `Retry-After` base for `no_healthy_upstream`.
+    var recoveryEstimate: Duration { state.withLock { $0.recoveryEstimate } }
 
     /// Checks the per-client bucket, the global bucket and the utilization rule, in that order.
     /// `waiter` is called only when the request is queued: the common paths (admit,
@@ -86,12 +124,12 @@ final class AdmissionGate: Sendable {
         let verdict: Verdict = state.withLock { state in
             if case .denied(let wait)? = state.perClient?.take(clientKey, now: now) {
                 let rejection = Rejection(
-                    reason: .clientRateLimited, retryAfterSeconds: RetryAfter.seconds(wait), policy: perClientPolicy)
-                if !settings.perClient.dryRun { return .rejected(rejection) }
+                    reason: .clientRateLimited, retryAfterSeconds: RetryAfter.seconds(wait), policy: state.perClientPolicy)
+                if !state.settings.perClient.dryRun { return .rejected(rejection) }
                 wouldShed = .clientRateLimited
             }
             if case .denied(let wait)? = state.global?.take(now: now) {
-                if !settings.global.dryRun {
+                if !state.settings.global.dryRun {
                     return .rejected(Rejection(reason: .rateLimited, retryAfterSeconds: RetryAfter.seconds(wait)))
                 }
                 wouldShed = wouldShed ?? .rateLimited
@@ -102,7 +140,7 @@ final class AdmissionGate: Sendable {
             case .admit:
                 return .admitted
             case .enqueue(let deadline):
-                if admissionDryRun {
+                if state.admissionDryRun {
                     // Dry run delays nothing either: take the request out of the queue again.
                     _ = state.controller.cancel(id: id)
                     state.controller.forceAdmit()
@@ -113,18 +151,14 @@ final class AdmissionGate: Sendable {
                 state.waiters[id] = Waiter(loop: loop, resume: resume)
                 return .queued(id: id, deadline: deadline)
             case .reject(let reason):
-                if admissionDryRun && reason != .noHealthyUpstream {
+                if state.admissionDryRun && reason != .noHealthyUpstream {
                     state.controller.forceAdmit()
                     wouldShed = wouldShed ?? reason
                     return .admitted
                 }
-                let wait = reason == .noHealthyUpstream ? recoveryEstimate : state.controller.drainEstimate
+                let wait = reason == .noHealthyUpstream ? state.recoveryEstimate : state.controller.drainEstimate
                 return .rejected(Rejection(reason: reason, retryAfterSeconds: RetryAfter.seconds(wait, jitter: jitter)))
             }
-        }
-        switch verdict {
-        case .rejected(let rejection): counters.shed(rejection.reason)
-        case .admitted, .queued: break
         }
         if let wouldShed { noteDryRun(wouldShed, now: now) }
         return verdict
@@ -146,7 +180,6 @@ final class AdmissionGate: Sendable {
         }
         let rejection = Rejection(reason: .queueTimeout, retryAfterSeconds: retry)
         for waiter in expired {
-            counters.shed(.queueTimeout)
             waiter.loop.execute { waiter.resume(.rejected(rejection)) }
         }
     }
@@ -157,18 +190,20 @@ final class AdmissionGate: Sendable {
     func setCapacity(_ capacity: Int, jitter: Double) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
             let (admit, reject) = state.controller.setCapacity(capacity)
-            let wait = state.controller.capacity > 0 ? state.controller.drainEstimate : recoveryEstimate
+            let wait = state.controller.capacity > 0 ? state.controller.drainEstimate : state.recoveryEstimate
             return (
                 admit.compactMap { state.waiters.removeValue(forKey: $0) },
                 reject.compactMap { state.waiters.removeValue(forKey: $0) },
                 RetryAfter.seconds(wait, jitter: jitter))
         }
+        resume(
+            admitted: admitted, rejected: rejected,
+            Rejection(reason: capacity > 0 ? .overloaded : .noHealthyUpstream, retryAfterSeconds: retry))
+    }
+
+    private func resume(admitted: [Waiter], rejected: [Waiter], _ rejection: Rejection) {
         for waiter in admitted { waiter.loop.execute { waiter.resume(.admitted) } }
-        let rejection = Rejection(reason: capacity > 0 ? .overloaded : .noHealthyUpstream, retryAfterSeconds: retry)
-        for waiter in rejected {
-            counters.shed(rejection.reason)
-            waiter.loop.execute { waiter.resume(.rejected(rejection)) }
-        }
+        for waiter in rejected { waiter.loop.execute { waiter.resume(.rejected(rejection)) } }
     }
 
     /// A queued request's client went away.
@@ -194,7 +229,7 @@ final class AdmissionGate: Sendable {
     }
 
     private func noteDryRun(_ reason: ShedReason, now: MonotonicTime) {
-        counters.wouldShed(reason)
+        dryRun.count(reason)
         let last = lastDryRunLog.load(ordering: .relaxed)
         // At most one line a second: a dry run under real overload must not flood the log.
         guard last == .min || now.nanoseconds &- last >= 1_000_000_000,
@@ -202,20 +237,27 @@ final class AdmissionGate: Sendable {
         else { return }
         logger.info(
             "dry run: would have shed",
-            metadata: ["reason": "\(reason.rawValue)", "would_shed_total": "\(counters.wouldShedTotal)"])
+            metadata: ["reason": "\(reason.rawValue)", "would_shed_total": "\(dryRun.total)"])
     }
 }
 
-/// Shed counts by reason, real and dry-run (later exported as metrics).
-final class ShedCounters: Sendable {
-    private let counts = Mutex<(shed: [Int], wouldShed: [Int])>(
-        (Array(repeating: 0, count: ShedReason.allCases.count), Array(repeating: 0, count: ShedReason.allCases.count)))
+/// Requests a dry run would have shed, by reason (one relaxed atomic add each).
+final class DryRunCounters: Sendable {
+    private let values: [Counter] = ShedReason.allCases.map { _ in Counter() }
 
-    private static func index(_ reason: ShedReason) -> Int { ShedReason.allCases.firstIndex(of: reason)! }
+    private final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
 
-    func shed(_ reason: ShedReason) { counts.withLock { $0.shed[Self.index(reason)] += 1 } }
-    func wouldShed(_ reason: ShedReason) { counts.withLock { $0.wouldShed[Self.index(reason)] += 1 } }
-    func shedCount(_ reason: ShedReason) -> Int { counts.withLock { $0.shed[Self.index(reason)] } }
-    func wouldShedCount(_ reason: ShedReason) -> Int { counts.withLock { $0.wouldShed[Self.index(reason)] } }
-    var wouldShedTotal: Int { counts.withLock { $0.wouldShed.reduce(0, +) } }
+    func count(_ reason: ShedReason) { values[reason.index].value.wrappingAdd(1, ordering: .relaxed) }
+    func count(of reason: ShedReason) -> Int { values[reason.index].value.load(ordering: .relaxed) }
+    /// By reason, in `ShedReason.allCases` order.
+    var counts: [Int] { values.map { $0.value.load(ordering: .relaxed) } }
+    var total: Int { counts.reduce(0, +) }
+}
+
+extension AdmissionGate.RateLimitPolicy {
+    init(perClient: RateLimitConfig.PerClientLimit) {
+        self.init(quota: perClient.burst, windowSeconds: max(1, Int((Double(perClient.burst) / perClient.rate).rounded(.up))))
+    }
 }

@@ -3,52 +3,55 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// Everything the data path needs, turned into typed values once per config load.
+/// Everything the data path shares, across event loops and across reloads.
 ///
-/// Immutable apart from the shared state of its parts, each behind its own atomic or
-/// short lock: admission (``AdmissionGate``), which upstreams take traffic
-/// (``UpstreamRouter``, driven by ``HealthMonitor``), and the retry budget.
+/// The typed values of the current configuration are one immutable
+/// ``GatewaySettings`` (swapped whole by a reload, version number beside it); the
+/// shared state lives in long-lived parts, each behind its own atomic or short lock,
+/// and is reconfigured in place by a reload so that nothing in flight is lost:
+/// admission (``AdmissionGate``: slots held and waiters stay), which upstreams take
+/// traffic (``UpstreamRouter``, driven by ``HealthMonitor``: health of unchanged
+/// upstreams stays), and the retry budget.
 final class GatewayRuntime: Sendable {
-    let config: GatewayConfig
-    let admission: AdmissionConfig
-    let upstreams: [UpstreamConfig]
-    let targets: [SocketAddress]
-    /// `host:port` per upstream, for requests that arrive without `Host` (HTTP/1.0).
-    let authorities: [String]
+    private let current: Mutex<GatewaySettings>
+    /// The current settings' version: what a connection compares with its own copy.
+    let settingsVersion: Atomic<Int>
     let responses: GatewayResponses
     let gate: AdmissionGate
     let router: UpstreamRouter
     let health: HealthMonitor
     /// Retries in progress against `retry.budget_percent` of in-flight.
-    private let retryBudget: Mutex<RetryBudget>
-    let retriesEnabled: Bool
-    /// `rate_limit.per_client.key: header:<Name>` → the header keying clients (else the address).
-    let clientKeyHeader: String?
+    private let retry: Mutex<(budget: RetryBudget, enabled: Bool)>
     /// Live connection and request objects, for leak checks (``LiveObjects``).
     let live = LiveObjects()
     /// Exchanges by how they ended.
     let outcomes = ExchangeOutcomes()
+    let accessLog: AccessLog
+    private let reloadCounts = Mutex(ReloadCounts())
+    private let drainFlag = Atomic<Bool>(false)
+    let logger: Logger
 
     typealias Routing = UpstreamRouter.Routing
 
-    init(config: GatewayConfig, logger: Logger = Logger(label: "fluxgate"), now: MonotonicTime = .init(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))) throws {
-        self.config = config
-        self.admission = config.admission
-        self.upstreams = config.effectiveUpstreams
-        self.targets = try upstreams.map {
-            try SocketAddress.makeAddressResolvingHost($0.url.endpoint.host, port: $0.url.endpoint.port)
-        }
-        self.authorities = upstreams.map { $0.url.endpoint.description }
+    init(
+        config: GatewayConfig, logger: Logger = Logger(label: "fluxgate"),
+        now: MonotonicTime = .init(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))
+    ) throws {
+        let settings = try GatewaySettings(version: 1, config: config, upstreams: UpstreamSlots.initial(config.effectiveUpstreams))
+        self.current = Mutex(settings)
+        self.settingsVersion = Atomic(1)
+        self.logger = logger
         self.responses = GatewayResponses()
-        let capacity = upstreams.reduce(0) { $0 + $1.maxConcurrency }
-        let key = config.rateLimit.perClient.key
-        self.clientKeyHeader = key.hasPrefix("header:") ? String(key.dropFirst("header:".count)) : nil
-        self.gate = AdmissionGate(config: config, capacity: capacity, now: now, logger: logger)
-        self.router = UpstreamRouter(upstreams: upstreams, gate: gate)
-        self.health = HealthMonitor(names: upstreams.map(\.name), policy: config.healthCheck.policy, router: router, logger: logger)
-        self.retryBudget = Mutex(RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent))
-        self.retriesEnabled = config.retry.enabled
+        self.gate = AdmissionGate(config: config, capacity: settings.fullCapacity, now: now, logger: logger)
+        self.router = UpstreamRouter(upstreams: settings.upstreams, gate: gate)
+        self.health = HealthMonitor(
+            names: settings.upstreams.map(\.name), policy: config.healthCheck.policy, router: router, logger: logger)
+        self.retry = Mutex((RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent), config.retry.enabled))
+        self.accessLog = try AccessLog(config: config.accessLog, logger: logger)
     }
+
+    var settings: GatewaySettings { current.withLock { $0 } }
+    var config: GatewayConfig { settings.config }
 
     /// The routing a new connection starts with.
     var routing: Routing { router.routing }
@@ -67,14 +70,83 @@ final class GatewayRuntime: Sendable {
         health.setEnabled(upstream, ready, now: MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)))
     }
 
+    var retriesEnabled: Bool { retry.withLock { $0.enabled } }
+
     /// Takes a place in the retry budget; false when retries are off or the budget is spent.
     func startRetry() -> Bool {
-        guard retriesEnabled else { return false }
         let inFlight = gate.snapshot.inFlight
-        return retryBudget.withLock { $0.start(inFlight: inFlight) }
+        return retry.withLock { $0.enabled && $0.budget.start(inFlight: inFlight) }
     }
 
     func finishRetry() {
-        retryBudget.withLock { $0.finish() }
+        retry.withLock { $0.budget.finish() }
+    }
+
+    // MARK: Reload and drain
+
+    /// Settings for `config` as a reload would install them, without installing them.
+    /// Throws ``ReloadError`` for a change that needs a restart or an address that
+    /// does not resolve.
+    func prepare(_ config: GatewayConfig) throws -> (GatewaySettings, UpstreamSlots.Assignment) {
+        let old = settings
+        let restartOnly = old.config.restartOnlyDifferences(config)
+        guard restartOnly.isEmpty else { throw ReloadError.needsRestart(restartOnly) }
+        let assignment: UpstreamSlots.Assignment
+        do {
+            assignment = try UpstreamSlots.assign(previous: old.upstreams, upstreams: config.effectiveUpstreams)
+        } catch {
+            throw ReloadError.invalid(["upstreams: \(error)"])
+        }
+        do {
+            let settings = try GatewaySettings(version: old.version + 1, config: config, upstreams: assignment.slots, previous: old)
+            return (settings, assignment)
+        } catch {
+            throw ReloadError.invalid(["upstreams: \(error)"])
+        }
+    }
+
+    /// Makes `settings` current. The pools must already know every slot in it (the
+    /// server updates them first): settings are published before the router may pick a
+    /// new slot, so a connection that meets an unknown slot finds it by refreshing.
+    func install(_ settings: GatewaySettings, _ assignment: UpstreamSlots.Assignment, now: MonotonicTime) {
+        current.withLock { $0 = settings }
+        settingsVersion.store(settings.version, ordering: .releasing)
+        let config = settings.config
+        retry.withLock {
+            $0 = (RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent, active: $0.budget.active),
+                config.retry.enabled)
+        }
+        gate.reconfigure(config: config, now: now)
+        router.reconfigure(upstreams: settings.upstreams)
+        health.reconfigure(
+            names: settings.upstreams.map(\.name), policy: config.healthCheck.policy,
+            retired: settings.upstreams.map(\.retired), fresh: assignment.fresh, now: now)
+        accessLog.reconfigure(config.accessLog)
+    }
+
+    var reloads: ReloadCounts { reloadCounts.withLock { $0 } }
+
+    func countReload(success: Bool) {
+        reloadCounts.withLock { success ? ($0.success += 1) : ($0.error += 1) }
+    }
+
+    var draining: Bool { drainFlag.load(ordering: .relaxed) }
+
+    func startDraining() { drainFlag.store(true, ordering: .relaxed) }
+}
+
+/// Why a reload was refused; the old configuration stays.
+public enum ReloadError: Error, CustomStringConvertible, Sendable {
+    /// Keys only a restart can change (listeners, event loops, the embedded demo).
+    case needsRestart([String])
+    /// The file is not a valid configuration: every problem, with its key path.
+    case invalid([String])
+
+    public var description: String {
+        switch self {
+        case .needsRestart(let keys):
+            "\(keys.joined(separator: ", ")): changed, but only a restart applies \(keys.count == 1 ? "it" : "them"); nothing was reloaded"
+        case .invalid(let problems): problems.joined(separator: "\n")
+        }
     }
 }

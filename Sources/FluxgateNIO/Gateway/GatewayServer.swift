@@ -1,32 +1,67 @@
+import Foundation
 import FluxgateCore
 import Logging
 import NIOCore
+import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 
-/// The data listener: accepts client connections and builds each one's pipeline.
+/// The data listener and the admin listener: accepts client connections and builds
+/// each one's pipeline; reloads the configuration; drains on graceful shutdown.
 ///
 /// Pipeline per client connection, head to tail:
 /// `ClientTimeoutHandler` (raw bytes: slowloris and idle timeouts) →
 /// NIOHTTP1 `HTTPRequestDecoder` (strict llhttp; header limit) → `ProxyHandler`
 /// (writes responses as bytes, answers pipelined requests in order).
 ///
-/// Runs as a swift-service-lifecycle `Service`: graceful shutdown closes the listener.
+/// Runs as a swift-service-lifecycle `Service`: graceful shutdown drains (stops
+/// accepting, lets requests in flight finish within `drain_timeout`, closes idle
+/// keep-alive connections and ends busy ones after their current answer), then closes
+/// the admin listener, the health checker and the idle upstream connections.
 public final class GatewayServer: Service, Sendable {
     let runtime: GatewayRuntime
     /// Active health checks; started before the listener opens, stopped with it.
     public let healthChecker: HealthChecker
+    public let observability: GatewayObservability
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let state = Mutex<(channel: (any Channel)?, pools: [NIOLoopBound<UpstreamPool>])>((nil, []))
+    private let source: ConfigSource?
+    private let logLevel: LogLevelSwitch?
+    private let state = Mutex<ListenerState>(ListenerState())
+    private let reloading = Mutex(false)
 
-    public init(config: GatewayConfig, group: any EventLoopGroup, logger: Logger) throws {
+    private struct ListenerState {
+        var channel: (any Channel)?
+        var admin: (any Channel)?
+        var quiesce: ServerQuiescingHelper?
+        var pools: [NIOLoopBound<UpstreamPool>] = []
+        var rotations: [RepeatedTask] = []
+        var watcher: Task<Void, Never>?
+        var perLoopConnections = 0
+    }
+
+    /// - Parameters:
+    ///   - source: where `SIGHUP`, `POST /reload` and the file watch read the
+    ///     configuration again; without one, ``reload(_:)`` still takes a config.
+    ///   - registry: the Prometheus registry `/metrics` exports (the process's
+    ///     swift-metrics registry, so library metrics join in); a private one by default.
+    ///   - logLevel: the application log's level switch, set from `log_level` at start
+    ///     and on every reload.
+    public init(
+        config: GatewayConfig, group: any EventLoopGroup, logger: Logger, source: ConfigSource? = nil,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logLevel: LogLevelSwitch? = nil
+    ) throws {
         self.runtime = try GatewayRuntime(config: config, logger: logger)
         self.healthChecker = HealthChecker(runtime: runtime, loop: group.next(), logger: logger)
+        self.observability = GatewayObservability(runtime: runtime, registry: registry)
         self.group = group
         self.logger = logger
+        self.source = source
+        self.logLevel = logLevel
+        logLevel?.set(config.logLevel)
     }
 
     /// Per-connection objects alive right now (handlers, exchanges, upstream connections).
@@ -37,90 +72,313 @@ public final class GatewayServer: Service, Sendable {
         state.withLock { $0.channel?.localAddress }
     }
 
+    /// The admin listener's address once ``start()`` returned.
+    public var adminAddress: SocketAddress? {
+        state.withLock { $0.admin?.localAddress }
+    }
+
     /// Probes every upstream once (an upstream that is not there is out before the
-    /// first request), binds the listener and returns its address.
+    /// first request), binds the admin listener and the data listener and returns the
+    /// data listener's address.
     @discardableResult
     public func start() async throws -> SocketAddress {
-        let config = runtime.config
+        let settings = runtime.settings
+        let config = settings.config
         await healthChecker.start()
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
+        var stats: [ObjectIdentifier: NIOLoopBound<LoopStats>] = [:]
+        var rotations: [RepeatedTask] = []
         let loops = Array(group.makeIterator())
-        // Each loop's pool holds its share of `pool.max_connections`, rounded up.
-        let perLoop = config.pool.maxConnections == 0 ? 0 : (config.pool.maxConnections + loops.count - 1) / loops.count
+        let perLoop = Self.perLoopConnections(config, loops: loops.count)
         for loop in loops {
             let runtime = self.runtime
-            pools[ObjectIdentifier(loop)] = try await loop.submit {
-                NIOLoopBound(
-                    UpstreamPool(eventLoop: loop, targets: runtime.targets, config: config, live: runtime.live, maxConnections: perLoop),
+            let (pool, loopStats, rotation) = try await loop.submit {
+                let pool = NIOLoopBound(
+                    UpstreamPool(eventLoop: loop, targets: settings.targets, config: config, live: runtime.live, maxConnections: perLoop),
                     eventLoop: loop)
-            }.get()
-        }
-        let poolsByLoop = pools
-        let runtime = self.runtime
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = config.limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldSize = config.limits.maxHeaderBytes
-        let limits = decoderLimits
-
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            // The decoder keeps the last receive buffer of every connection, idle ones
-            // too: starting at 512 bytes instead of NIO's 2 048 saved 1.4 KiB per idle
-            // client connection (docs/PERFORMANCE.md); the buffer still grows to 64 KiB
-            // for connections that send more.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536))
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value else {
-                        throw ChannelError.ioOnClosedChannel
-                    }
-                    let sync = channel.pipeline.syncOperations
-                    let timeouts = ClientTimeoutHandler(
-                        headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
-                        rejection: runtime.responses.rawRequestTimeout, live: runtime.live)
-                    try sync.addHandler(timeouts)
-                    try sync.addHandler(
-                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
-                    try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool, timeouts: timeouts))
+                let stats = NIOLoopBound(LoopStats(), eventLoop: loop)
+                let rotation = loop.scheduleRepeatedTask(initialDelay: LoopStats.window, delay: LoopStats.window) { _ in
+                    stats.value.rotate()
                 }
-            }
-            .bind(host: config.listen.host, port: config.listen.port)
-            .get()
+                return (pool, stats, rotation)
+            }.get()
+            pools[ObjectIdentifier(loop)] = pool
+            stats[ObjectIdentifier(loop)] = loopStats
+            rotations.append(rotation)
+        }
+        observability.attach(loops: Array(stats.values), pools: Array(pools.values))
+        let poolsByLoop = pools
+        let statsByLoop = stats
+        let runtime = self.runtime
+        let admin = AdminServer(observability: observability, reload: { [self] in await self.reloadFromSource() }, logger: logger)
+        let adminChannel = try await admin.bind(config.adminListen, group: group)
+        let quiesce = ServerQuiescingHelper(group: group)
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 4096)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    }
+                }
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                // The decoder keeps the last receive buffer of every connection, idle ones
+                // too: starting at 512 bytes instead of NIO's 2 048 saved 1.4 KiB per idle
+                // client connection (docs/PERFORMANCE.md); the buffer still grows to 64 KiB
+                // for connections that send more.
+                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536))
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value,
+                            let stats = statsByLoop[ObjectIdentifier(channel.eventLoop)]?.value
+                        else {
+                            throw ChannelError.ioOnClosedChannel
+                        }
+                        // Timeouts as of now: a reload reaches connections accepted after it.
+                        let config = runtime.settings.config
+                        let sync = channel.pipeline.syncOperations
+                        let timeouts = ClientTimeoutHandler(
+                            headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
+                            rejection: runtime.responses.rawRequestTimeout, live: runtime.live)
+                        try sync.addHandler(timeouts)
+                        var limits = NIOHTTPDecoderLimitConfiguration()
+                        limits.maxHeaderListSize = config.limits.maxHeaderBytes
+                        limits.maxHeaderFieldSize = config.limits.maxHeaderBytes
+                        try sync.addHandler(
+                            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+                        try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool, timeouts: timeouts, stats: stats))
+                    }
+                }
+                .bind(host: config.listen.host, port: config.listen.port)
+                .get()
+        } catch {
+            try? await adminChannel.close()
+            throw error
+        }
         state.withLock {
             $0.channel = channel
+            $0.admin = adminChannel
+            $0.quiesce = quiesce
             $0.pools = Array(pools.values)
+            $0.rotations = rotations
+            $0.perLoopConnections = perLoop
         }
+        startWatching()
         let address = channel.localAddress.map(\.hostPort) ?? "\(config.listen)"
         logger.info(
             "gateway listening",
             metadata: [
                 "address": "\(address)",
-                "upstreams": "\(runtime.upstreams.map { "\($0.name)=\($0.url)" }.joined(separator: ", "))",
+                "admin": "\(adminChannel.localAddress.map(\.hostPort) ?? "\(config.adminListen)")",
+                "upstreams": "\(settings.upstreams.map { "\($0.name)=\($0.url)" }.joined(separator: ", "))",
             ])
         return channel.localAddress!
+    }
+
+    /// Each loop's pool holds its share of `pool.max_connections`, rounded up.
+    private static func perLoopConnections(_ config: GatewayConfig, loops: Int) -> Int {
+        config.pool.maxConnections == 0 ? 0 : (config.pool.maxConnections + loops - 1) / loops
     }
 
     public func run() async throws {
         if localAddress == nil { try await start() }
         try? await gracefulShutdown()
+        await drain()
         try await stop()
     }
 
-    /// Closes the listener and the idle upstream connections.
-    public func stop() async throws {
-        let (channel, pools) = state.withLock { state in
-            defer { state.channel = nil }
-            return (state.channel, state.pools)
+    // MARK: Drain
+
+    /// Graceful drain: stop accepting, close idle client connections, let each busy one
+    /// finish its current request (answered with `Connection: close`) for up to
+    /// `drain_timeout`; `/readyz` answers 503 from the start. Returns when every client
+    /// connection closed or the timeout passed (what is left is closed by ``stop()``).
+    public func drain() async {
+        guard let quiesce = state.withLock({ $0.quiesce }) else { return }
+        let timeout = runtime.settings.config.drainTimeout
+        runtime.startDraining()
+        let atStart = (connections: runtime.live.counts.clientHandlers, gate: runtime.gate.snapshot)
+        let requestsAtStart = runtime.live.totalExchanges
+        logger.notice(
+            "draining: stopped accepting; finishing requests in flight",
+            metadata: [
+                "connections": "\(atStart.connections)", "in_flight": "\(atStart.gate.inFlight)", "queued": "\(atStart.gate.queued)",
+                "drain_timeout": "\(DurationParser.format(timeout))",
+            ])
+        let started = ContinuousClock.now
+        let promise = group.next().makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: promise)
+        let finished: Bool = await withTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask { (try? await promise.futureResult.get()) != nil }
+            tasks.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await tasks.next() ?? false
+            tasks.cancelAll()
+            return first
         }
+        let left = runtime.live.counts.clientHandlers
+        let elapsed = ContinuousClock.now - started
+        let metadata: Logger.Metadata = [
+            "seconds": "\(DurationParser.format(elapsed))", "connections_left": "\(left)",
+            "requests_during_drain": "\(runtime.live.totalExchanges - requestsAtStart)",
+        ]
+        if finished {
+            logger.notice("drained: every client connection closed", metadata: metadata)
+        } else {
+            logger.warning("drain timeout: closing the connections still open", metadata: metadata)
+        }
+    }
+
+    /// Closes the listeners, the health checker, the access log and the idle upstream connections.
+    public func stop() async throws {
+        let (channel, admin, pools, rotations, watcher) = state.withLock { state in
+            defer {
+                state.channel = nil
+                state.admin = nil
+                // Released while the event loops run: the helper fails a promise on one in its deinit.
+                state.quiesce = nil
+                state.rotations = []
+                state.watcher = nil
+            }
+            return (state.channel, state.admin, state.pools, state.rotations, state.watcher)
+        }
+        watcher?.cancel()
+        for rotation in rotations { rotation.cancel() }
         try? await channel?.close()
+        try? await admin?.close()
         await healthChecker.stop()
         for pool in pools {
             try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
         }
+        await runtime.accessLog.shutdown()
+    }
+
+    // MARK: Reload
+
+    /// Reads the configuration from its source again and applies it (SIGHUP,
+    /// `POST /reload`, the file watch).
+    public func reloadFromSource() async -> ReloadOutcome {
+        guard let source else {
+            return refuse(["no config file to reload from: the gateway runs on built-in defaults"])
+        }
+        let config: GatewayConfig
+        do {
+            config = try source.load()
+        } catch {
+            return refuse(error.errors.map(\.description), file: source.path)
+        }
+        return await reload(config)
+    }
+
+    /// Applies `config` without closing a connection or failing a request: new
+    /// limits, upstreams (added, removed, reweighted), health settings, routes, log
+    /// level and access log take effect at once; upstreams that stay keep their health
+    /// state; connections take the new settings at their next request. Keys only a
+    /// restart can change (`listen`, `admin_listen`, `workers`, the embedded demo)
+    /// refuse the whole reload; so does anything invalid. The old configuration then
+    /// stays in force.
+    public func reload(_ config: GatewayConfig) async -> ReloadOutcome {
+        let busy = reloading.withLock { busy in
+            defer { busy = true }
+            return busy
+        }
+        guard !busy else { return refuse(["a reload is already in progress"], count: false) }
+        defer { reloading.withLock { $0 = false } }
+        let old = runtime.settings
+        let prepared: (GatewaySettings, UpstreamSlots.Assignment)
+        do {
+            prepared = try runtime.prepare(config)
+        } catch {
+            switch error {
+            case ReloadError.needsRestart(let keys): return refuse(["\(ReloadError.needsRestart(keys))"])
+            case ReloadError.invalid(let problems): return refuse(problems)
+            default: return refuse(["\(error)"])
+            }
+        }
+        let (settings, assignment) = prepared
+        let pools = state.withLock { $0.pools }
+        let perLoop = Self.perLoopConnections(config, loops: max(1, pools.count))
+        // Pools learn every slot before the router may pick one.
+        for pool in pools {
+            try? await pool.eventLoop.submit {
+                pool.value.reconfigure(
+                    targets: settings.targets, retired: settings.upstreams.map(\.retired), config: config, maxConnections: perLoop)
+            }.get()
+        }
+        runtime.install(settings, assignment, now: MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)))
+        logLevel?.set(config.logLevel)
+        runtime.countReload(success: true)
+        let changes = Self.describeChanges(from: old, to: settings, assignment: assignment)
+        logger.notice(
+            "configuration reloaded",
+            metadata: ["version": "\(settings.version)", "changes": "\(changes.isEmpty ? "none" : changes.joined(separator: "; "))"])
+        return ReloadOutcome(result: "success", version: settings.version, errors: [], changes: changes)
+    }
+
+    private func refuse(_ errors: [String], file: String? = nil, count: Bool = true) -> ReloadOutcome {
+        if count { runtime.countReload(success: false) }
+        logger.error(
+            "configuration reload refused; the running configuration stays",
+            metadata: ["errors": "\(errors.joined(separator: "; "))", "file": "\(file ?? source?.path ?? "-")"])
+        return ReloadOutcome(result: "error", version: runtime.settings.version, errors: errors, changes: [])
+    }
+
+    static func describeChanges(from old: GatewaySettings, to new: GatewaySettings, assignment: UpstreamSlots.Assignment) -> [String] {
+        var changes = new.config.changedSections(from: old.config).filter { $0 != "upstreams" && $0 != "demo" }
+        let added = assignment.fresh.map { new.upstreams[$0].name }
+        let removed = assignment.retired.map { new.upstreams[$0].name }
+        let changed = new.upstreams.indices.filter { index in
+            index < old.upstreams.count && !assignment.fresh.contains(index) && !new.upstreams[index].retired
+                && new.upstreams[index] != old.upstreams[index]
+        }.map { new.upstreams[$0].name }
+        if !added.isEmpty { changes.append("upstreams added: \(added.joined(separator: ", "))") }
+        if !removed.isEmpty { changes.append("upstreams removed: \(removed.joined(separator: ", "))") }
+        if !changed.isEmpty { changes.append("upstreams changed: \(changed.joined(separator: ", "))") }
+        return changes
+    }
+
+    /// `reload.watch`: checks the file's modification time, size and inode every
+    /// `reload.interval` and reloads when they change (an editor's save, a Kubernetes
+    /// ConfigMap update swapping a symlink).
+    private func startWatching() {
+        guard let source, runtime.settings.config.reload.watch else { return }
+        let task = Task { [self] in
+            var last = Self.fingerprint(source.path)
+            while !Task.isCancelled {
+                let config = runtime.settings.config.reload
+                do { try await Task.sleep(for: max(.milliseconds(100), config.interval)) } catch { return }
+                guard config.watch else { continue }
+                let now = Self.fingerprint(source.path)
+                guard now != last else { continue }
+                last = now
+                logger.info("config file changed; reloading", metadata: ["file": "\(source.path)"])
+                _ = await reloadFromSource()
+            }
+        }
+        state.withLock { $0.watcher = task }
+    }
+
+    private static func fingerprint(_ path: String) -> String? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        return "\(modified)/\(attributes[.size] ?? 0)/\(attributes[.systemFileNumber] ?? 0)"
+    }
+}
+
+/// Where the configuration is read again on reload.
+public struct ConfigSource: Sendable {
+    public var path: String
+    public var load: @Sendable () throws(ConfigErrors) -> GatewayConfig
+
+    public init(path: String, load: @escaping @Sendable () throws(ConfigErrors) -> GatewayConfig) {
+        self.path = path
+        self.load = load
     }
 }
 

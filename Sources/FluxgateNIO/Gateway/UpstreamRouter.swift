@@ -17,19 +17,35 @@ final class UpstreamRouter: Sendable {
         fileprivate(set) var balancer: RoundRobin
     }
 
-    private let weights: [Int]
-    private let maxConcurrency: [Int]
     private let gate: AdmissionGate
     private let ticket = Atomic<Int>(0)
-    private let state: Mutex<(version: Int, balancer: RoundRobin, capacity: Int)>
+    private let state: Mutex<State>
     private let version = Atomic<Int>(0)
 
-    init(upstreams: [UpstreamConfig], gate: AdmissionGate) {
-        self.weights = upstreams.map(\.weight)
-        self.maxConcurrency = upstreams.map(\.maxConcurrency)
+    private struct State {
+        var version: Int
+        var balancer: RoundRobin
+        var capacity: Int
+        /// Per upstream slot, as configured (a reload changes them).
+        var weights: [Int]
+        var maxConcurrency: [Int]
+    }
+
+    init(upstreams: [UpstreamSlot], gate: AdmissionGate) {
+        let weights = upstreams.map(\.weight)
+        let maxConcurrency = upstreams.map { $0.retired ? 0 : $0.maxConcurrency }
         self.gate = gate
-        let capacity = maxConcurrency.reduce(0, +)
-        self.state = Mutex((0, RoundRobin(weights: weights), capacity))
+        let balancer = RoundRobin(weights: weights, ready: upstreams.map { !$0.retired })
+        self.state = Mutex(State(version: 0, balancer: balancer, capacity: maxConcurrency.reduce(0, +), weights: weights, maxConcurrency: maxConcurrency))
+    }
+
+    /// A reload changed weights, `max_concurrency` or the slots; the next
+    /// ``apply(_:jitter:)`` (the health monitor re-plans at once) uses them.
+    func reconfigure(upstreams: [UpstreamSlot]) {
+        state.withLock { state in
+            state.weights = upstreams.map(\.weight)
+            state.maxConcurrency = upstreams.map { $0.retired ? 0 : $0.maxConcurrency }
+        }
     }
 
     /// The routing a new connection starts with.
@@ -61,9 +77,9 @@ final class UpstreamRouter: Sendable {
     /// weights, and capacity `C` = their scaled `max_concurrency` (docs/ARCHITECTURE.md,
     /// "Health"). Nothing changes (no version bump) when the plan gives the same result.
     func apply(_ plan: HealthBoard.Plan, jitter: Double = Double.random(in: 0..<1)) {
-        let balancer = RoundRobin(weights: plan.weights(weights), ready: plan.routed)
-        let capacity = plan.capacity(maxConcurrency)
         state.withLock { state in
+            let balancer = RoundRobin(weights: plan.weights(state.weights), ready: plan.routed)
+            let capacity = plan.capacity(state.maxConcurrency)
             guard state.balancer != balancer || state.capacity != capacity else { return }
             state.balancer = balancer
             state.version += 1

@@ -17,31 +17,25 @@ import Synchronization
 /// A swift-service-lifecycle `Service`: `run()` starts it if needed and stops it on
 /// graceful shutdown. ``GatewayServer`` starts and stops it with the listener.
 public final class HealthChecker: Service, Sendable {
-    private let monitor: HealthMonitor
-    private let targets: [SocketAddress]
-    private let requests: [ByteBuffer]
-    private let interval: Duration
-    private let timeout: TimeAmount
-    private let active: Bool
+    private let runtime: GatewayRuntime
     private let loop: any EventLoop
     private let logger: Logger
     private let task = Mutex<Task<Void, Never>?>(nil)
 
+    /// Settings are read from the runtime at every round, so a reload's new interval,
+    /// timeout, path and upstream list apply from the next round on.
     init(runtime: GatewayRuntime, loop: any EventLoop, logger: Logger) {
-        let config = runtime.config.healthCheck
-        self.monitor = runtime.health
-        self.targets = runtime.targets
-        self.requests = runtime.authorities.map { HealthProbe.request(path: config.path, authority: $0) }
-        self.interval = config.interval
-        self.timeout = .nanoseconds(config.timeout.nanosecondsClamped)
-        self.active = config.enabled
+        self.runtime = runtime
         self.loop = loop
         self.logger = logger
     }
 
+    private var monitor: HealthMonitor { runtime.health }
+    private var config: HealthCheckConfig { runtime.settings.config.healthCheck }
+
     /// Runs the first round, then keeps checking in the background until ``stop()``.
     public func start() async {
-        if active { await probeRound() }
+        if config.enabled { await probeRound() }
         let loopTask = Task { [self] in await self.loop() }
         let previous = task.withLock { task in
             defer { task = loopTask }
@@ -75,9 +69,13 @@ public final class HealthChecker: Service, Sendable {
     private static let minimumSleep: Duration = .milliseconds(10)
 
     private func loop() async {
-        var nextRound = Self.now + interval
+        var nextRound = Self.now + config.interval
         while !Task.isCancelled {
             let now = Self.now
+            let config = self.config
+            let active = config.enabled
+            let interval = config.interval
+            if nextRound > now + interval { nextRound = now + interval }  // a reload shortened the interval
             var wake = active ? nextRound : now + Self.passivePeriod
             if let review = monitor.nextReview(now: now) { wake = min(wake, review) }
             do { try await Task.sleep(for: max(Self.minimumSleep, wake - now)) } catch { return }
@@ -93,10 +91,15 @@ public final class HealthChecker: Service, Sendable {
 
     /// Probes every upstream once, concurrently, and reports each result as it comes.
     func probeRound() async {
+        let settings = runtime.settings
+        let config = settings.config.healthCheck
+        let timeout = TimeAmount.nanoseconds(config.timeout.nanosecondsClamped)
         await withTaskGroup(of: Void.self) { group in
-            for index in targets.indices {
+            for index in monitor.liveSlots where index < settings.targets.count {
+                let target = settings.targets[index]
+                let request = HealthProbe.request(path: config.path, authority: settings.authorities[index])
                 group.addTask { [self] in
-                    let probe = HealthProbe.run(target: targets[index], request: requests[index], timeout: timeout, on: loop)
+                    let probe = HealthProbe.run(target: target, request: request, timeout: timeout, on: loop)
                     let failure: UpstreamHealth.Failure?
                     do { failure = try await probe.get() } catch { failure = .other("\(error)") }
                     if let failure {

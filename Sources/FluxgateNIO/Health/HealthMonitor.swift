@@ -12,13 +12,14 @@ import Synchronization
 /// upstream?) and takes the lock only to end a streak. Failures take the lock; they
 /// are rare, and the ejection decision needs the board.
 final class HealthMonitor: Sendable {
-    private let board: Mutex<(board: HealthBoard, panic: Bool)>
+    private let board: Mutex<(board: HealthBoard, panic: Bool, names: [String])>
     private let router: UpstreamRouter
-    private let names: [String]
     private let logger: Logger
-    /// Per upstream: a passive failure streak is running (the success fast path's test).
+    /// Per upstream slot: a passive failure streak is running (the success fast path's
+    /// test). Allocated for every possible slot (``UpstreamSlots/maxSlots``) so that a
+    /// reload adding upstreams never swaps an array the data path is reading.
     private let streaks: [Flag]
-    /// Per upstream: flips to ready and to not ready, for metrics and tests.
+    /// Per upstream slot: flips to ready and to not ready, for metrics and tests.
     private let flipCounts: [FlipCount]
 
     private final class Flag: Sendable {
@@ -31,13 +32,25 @@ final class HealthMonitor: Sendable {
     }
 
     init(names: [String], policy: HealthPolicy, router: UpstreamRouter, logger: Logger) {
-        self.board = Mutex((HealthBoard(count: names.count, policy: policy), false))
+        self.board = Mutex((HealthBoard(count: names.count, policy: policy), false, names))
         self.router = router
-        self.names = names
         self.logger = logger
-        self.streaks = names.map { _ in Flag() }
-        self.flipCounts = names.map { _ in FlipCount() }
+        self.streaks = (0..<UpstreamSlots.maxSlots).map { _ in Flag() }
+        self.flipCounts = (0..<UpstreamSlots.maxSlots).map { _ in FlipCount() }
     }
+
+    /// A reload: the slots' names, the new policy, retired slots out, fresh slots
+    /// starting over; everything else keeps its state. Re-plans at once.
+    func reconfigure(names: [String], policy: HealthPolicy, retired: [Bool], fresh: [Int], now: MonotonicTime) {
+        for index in fresh { streaks[index].value.store(false, ordering: .relaxed) }
+        update(now: now, forcePlan: true) { board in
+            board.reconfigure(policy: policy, retired: retired, fresh: fresh)
+            return []
+        } names: { $0 = names }
+    }
+
+    /// Slots the health checker probes: every one not retired.
+    var liveSlots: [Int] { board.withLock { state in state.board.retired.indices.filter { !state.board.retired[$0] } } }
 
     var policy: HealthPolicy { board.withLock { $0.board.policy } }
 
@@ -93,16 +106,18 @@ final class HealthMonitor: Sendable {
     /// flipped (or always, for ticks: a ramp step changes shares without a flip). The
     /// plan is applied inside the lock so plans reach the router in order.
     private func update(
-        now: MonotonicTime, forcePlan: Bool = false, _ event: (inout HealthBoard) -> [(UpstreamHealth.Flip?, Int)]
+        now: MonotonicTime, forcePlan: Bool = false, _ event: (inout HealthBoard) -> [(UpstreamHealth.Flip?, Int)],
+        names rename: (inout [String]) -> Void = { _ in }
     ) {
-        let (flips, panicChange): ([(Int, UpstreamHealth.Flip)], Bool?) = board.withLock { state in
+        let (flips, panicChange, names): ([(Int, UpstreamHealth.Flip)], Bool?, [String]) = board.withLock { state in
+            rename(&state.names)
             let flips = event(&state.board).compactMap { flip, index in flip.map { (index, $0) } }
-            guard !flips.isEmpty || forcePlan else { return ([], nil) }
+            guard !flips.isEmpty || forcePlan else { return ([], nil, []) }
             let plan = state.board.plan(now: now)
             router.apply(plan)
             let change: Bool? = plan.panic != state.panic ? plan.panic : nil
             state.panic = plan.panic
-            return (flips, change)
+            return (flips, change, flips.isEmpty ? [] : state.names)
         }
         for (index, flip) in flips {
             if flip.ready {

@@ -45,6 +45,12 @@ final class Exchange {
     var holdsRetry = false
     /// Where a claimed retry goes.
     var retryTarget: Int?
+    /// The route's priority class (admission and metrics).
+    var route = Priority.normal
+    /// The upstream this exchange counts as in flight on, in this loop's metrics.
+    var countedUpstream: Int?
+    /// Bytes written to the client for this exchange (head and body), for the access log.
+    var bytesSent = 0
     private let live: LiveObjects
 
     init(

@@ -11,7 +11,8 @@ extension ProxyHandler {
     func admit(_ exchange: Exchange) {
         let head = exchange.clientHead
         let priority = admission.priority(forTarget: head.uri)
-        let clientKey = runtime.clientKeyHeader.flatMap { head.headers.first(name: $0) } ?? clientAddress
+        exchange.route = priority
+        let clientKey = settings.clientKeyHeader.flatMap { head.headers.first(name: $0) } ?? clientAddress
         let eventLoop = self.eventLoop
         let verdict = runtime.gate.admit(clientKey: clientKey, priority: priority, now: now, jitter: pool.nextJitter()) {
             let bound = NIOLoopBound((self, exchange), eventLoop: eventLoop)
@@ -77,6 +78,7 @@ extension ProxyHandler {
         let bytes = runtime.responses.shed(
             rejection, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
             includeBody: !exchange.isHeadRequest, allocator: allocator)
+        exchange.bytesSent += bytes.readableBytes
         context.write(wrapOutboundOut(bytes), promise: nil)
         end(exchange, .shed(rejection.reason))
         finishResponse(keepAlive: keepAlive)
@@ -87,8 +89,8 @@ extension ProxyHandler {
     /// what the exchange holds is settled here: its retry-budget place, its queue place
     /// or admission slot (a proxied exchange's upstream time feeds the queue's wait
     /// prediction), an upstream connection still attached (closed: the gateway answered
-    /// instead, or the exchange was cut short). The outcome is counted; the access log
-    /// and metrics will hang off this point too.
+    /// instead, or the exchange was cut short). The outcome is counted here, and only
+    /// here: this loop's metrics (``LoopStats``) and the access log.
     func end(_ exchange: Exchange, _ end: ExchangeLifecycle.End) {
         guard let outcome = exchange.lifecycle.finish(end, now: now) else { return }
         if exchange.holdsRetry {
@@ -111,5 +113,13 @@ extension ProxyHandler {
         }
         abortUpstream(exchange)
         runtime.outcomes.record(outcome)
+        stats.record(outcome, route: exchange.route, countedUpstream: exchange.countedUpstream)
+        exchange.countedUpstream = nil
+        let accessLog = runtime.accessLog
+        if accessLog.isEnabled, accessLog.sampled(pool.nextJitter() * 2) {
+            accessLog.log(
+                outcome, exchange: exchange, client: clientAddress,
+                upstream: outcome.upstream.map { settings.upstreams.count > $0 ? settings.upstreams[$0].name : "\($0)" })
+        }
     }
 }

@@ -11,13 +11,19 @@ extension ProxyHandler {
     /// The request head as the exchange's current upstream gets it (its authority
     /// stands in for a missing `Host`).
     func serializeUpstreamHead(_ exchange: Exchange) {
+        // A reload publishes its settings before the router can pick a slot they add.
+        if exchange.upstream >= settings.authorities.count { settings = runtime.settings }
         exchange.upstreamHead = RequestSerializer.head(
             exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
-            clientAddress: clientAddress, upstreamAuthority: runtime.authorities[exchange.upstream], allocator: allocator)
+            clientAddress: clientAddress, upstreamAuthority: settings.authorities[exchange.upstream], allocator: allocator)
     }
 
     func startUpstream(_ exchange: Exchange) {
         exchange.lifecycle.connecting(upstream: exchange.upstream)
+        if exchange.countedUpstream != exchange.upstream {
+            stats.traffic.moved(from: exchange.countedUpstream, to: exchange.upstream)
+            exchange.countedUpstream = exchange.upstream
+        }
         if let connection = pool.takeIdle(exchange.upstream) {
             attach(connection, to: exchange)
             return
@@ -127,6 +133,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             complete = try exchange.relay.receive(
                 buffer, allocator: allocator, retry: { status in self.claimRetry(exchange, status: status) }
             ) { bytes in
+                exchange.bytesSent += bytes.readableBytes
                 context.write(self.wrapOutboundOut(bytes), promise: nil)
             }
         } catch {
@@ -151,9 +158,12 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     func claimRetry(_ exchange: Exchange, status: Int) -> Bool {
         guard (502...504).contains(status), exchange.isIdempotent, !exchange.retriedOnStatus, exchange.requestComplete,
             !exchange.bodyForwarded, exchange.pending.isEmpty, exchange.bodyBytes == 0,
-            let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried + [exchange.upstream]),
-            runtime.startRetry()
+            let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried + [exchange.upstream])
         else { return false }
+        guard runtime.startRetry() else {
+            if runtime.retriesEnabled { stats.traffic.retryRefusedByBudget() }
+            return false
+        }
         exchange.retryTarget = next
         exchange.holdsRetry = true
         return true

@@ -43,11 +43,18 @@ final class ProxyHandler: ChannelDuplexHandler {
     let runtime: GatewayRuntime
     let pool: any UpstreamConnector
     let timeouts: ClientTimeoutHandler?
-    let maxBodyBytes: Int
-    let upstreamHeaderTimeout: TimeAmount
+    /// This event loop's metrics, written at each exchange's end.
+    let stats: LoopStats
+    /// The configuration this connection last saw; refreshed between requests when a
+    /// reload moved ``GatewayRuntime/settingsVersion``.
+    var settings: GatewaySettings
+    var maxBodyBytes: Int
+    var upstreamHeaderTimeout: TimeAmount
     /// Held here: reading `runtime.admission` per request copied the whole struct
     /// (retains of its arrays and dictionary, seen in the profile).
-    let admission: AdmissionConfig
+    var admission: AdmissionConfig
+    /// A graceful drain began: the current answer is the last on this connection.
+    var draining = false
     /// The ready upstreams as this connection last saw them.
     var routing: GatewayRuntime.Routing
     var state = State.idle
@@ -73,16 +80,29 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Pipelined input held before reads pause, as HTTPServerPipelineHandler bounds it.
     static let maxQueuedBytes = 65_536
 
-    init(runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientTimeoutHandler?) {
+    init(runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientTimeoutHandler?, stats: LoopStats = LoopStats()) {
         self.runtime = runtime
         self.pool = pool
         self.eventLoop = pool.eventLoop
         self.timeouts = timeouts
-        self.maxBodyBytes = runtime.config.limits.maxBodyBytes
-        self.upstreamHeaderTimeout = .nanoseconds(runtime.config.timeouts.upstreamHeader.nanosecondsClamped)
+        self.stats = stats
+        let settings = runtime.settings
+        self.settings = settings
+        self.maxBodyBytes = settings.maxBodyBytes
+        self.upstreamHeaderTimeout = settings.upstreamHeaderTimeout
+        self.admission = settings.admission
         self.routing = runtime.routing
-        self.admission = runtime.admission
         runtime.live.clientHandlers.born()
+    }
+
+    /// Takes the current settings when a reload published new ones (one relaxed load
+    /// when it did not).
+    func refreshSettings() {
+        guard runtime.settingsVersion.load(ordering: .relaxed) != settings.version else { return }
+        settings = runtime.settings
+        maxBodyBytes = settings.maxBodyBytes
+        upstreamHeaderTimeout = settings.upstreamHeaderTimeout
+        admission = settings.admission
     }
 
     deinit { runtime.live.clientHandlers.died() }
@@ -153,17 +173,19 @@ final class ProxyHandler: ChannelDuplexHandler {
     func requestHead(_ head: HTTPRequestHead) {
         guard case .idle = state else { return }
         timeouts?.requestHeadReceived(context: context)
+        refreshSettings()
         let (facts, policy) = RequestSerializer.inspect(head.headers)
         let requestID = facts.requestID ?? pool.nextRequestID()
         let http10 = head.version.major == 1 && head.version.minor == 0
-        if let length = facts.contentLength, length > maxBodyBytes {
-            answer(.bodyTooLarge, requestID: requestID, http10: http10, close: true, isHead: head.method == .HEAD)
-            return
-        }
         let exchange = Exchange(
             clientHead: head, facts: facts, policy: policy, clientHTTP10: http10,
-            clientKeepAlive: policy.keepsAlive(http10: http10), requestID: requestID, live: runtime.live, now: now)
+            clientKeepAlive: policy.keepsAlive(http10: http10) && !draining, requestID: requestID, live: runtime.live, now: now)
         state = .active(exchange)
+        if let length = facts.contentLength, length > maxBodyBytes {
+            exchange.relay.closeAfterResponse()
+            answerForExchange(exchange, .bodyTooLarge)
+            return
+        }
         admit(exchange)
     }
 
@@ -174,8 +196,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             if exchange.relay.headSent {
                 closeClient(.cutOff)
             } else {
-                end(exchange, .gatewayAnswer(status: 413))
-                answer(.bodyTooLarge, requestID: exchange.requestID, http10: exchange.clientHTTP10, close: true, isHead: false)
+                exchange.relay.closeAfterResponse()
+                answerForExchange(exchange, .bodyTooLarge)
             }
             return
         }
@@ -218,11 +240,17 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     /// Answers an active exchange with the gateway's own response.
     func answerForExchange(_ exchange: Exchange, _ kind: GatewayAnswer) {
+        let keepAlive = exchange.relay.clientKeepAlive && exchange.requestComplete && !draining
+        let bytes = runtime.responses.response(
+            kind, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
+            includeBody: !exchange.isHeadRequest, allocator: allocator)
+        exchange.bytesSent += bytes.readableBytes
         end(exchange, .gatewayAnswer(status: Int(kind.status.code)))
-        let keepAlive = exchange.relay.clientKeepAlive && exchange.requestComplete
-        answer(kind, requestID: exchange.requestID, http10: exchange.clientHTTP10, close: !keepAlive, isHead: exchange.isHeadRequest)
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        finishResponse(keepAlive: keepAlive)
     }
 
+    /// An answer outside any exchange (a request that could not be parsed).
     func answer(_ kind: GatewayAnswer, requestID: RequestID?, http10: Bool, close: Bool, isHead: Bool) {
         let bytes = runtime.responses.response(
             kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, allocator: allocator)
@@ -233,7 +261,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// The answer to the current request was written (the exchange, if any, has already
     /// ended): keep the connection for the next request, or close it.
     func finishResponse(keepAlive: Bool) {
-        guard keepAlive && !clientInputClosed else {
+        guard keepAlive && !clientInputClosed && !draining else {
             state = .closing
             let context = self.context!
             context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0))).whenComplete { _ in
@@ -334,7 +362,27 @@ final class ProxyHandler: ChannelDuplexHandler {
             if case .idle = state, queue.isEmpty { closeClient() }
             return
         }
+        if event is ChannelShouldQuiesceEvent {
+            drain()
+            return
+        }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Graceful drain: an idle connection closes now; a busy one answers its current
+    /// request with `Connection: close` (when its head has not gone out yet) and closes
+    /// after it. Pipelined requests behind it are not answered — the client sees the
+    /// close and may send them elsewhere, as after any `Connection: close`.
+    func drain() {
+        draining = true
+        switch state {
+        case .idle:
+            closeClient()
+        case .active(let exchange):
+            exchange.relay.closeAfterResponse()
+        case .closing:
+            break
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -30,7 +30,7 @@ struct ResponseRelay {
     private let requestID: RequestID
     /// Whether the client connection stays open after this response.
     private(set) var clientKeepAlive: Bool
-    private let initialClientKeepAlive: Bool
+    private var initialClientKeepAlive: Bool
     /// Whether the upstream connection can serve another request afterwards.
     private(set) var upstreamReusable = true
     private(set) var headSent = false
@@ -54,6 +54,14 @@ struct ResponseRelay {
     }
 
     /// A relay for the same request, for a second attempt on another upstream.
+    /// The response (not started yet) is the connection's last: it goes out with
+    /// `Connection: close` (a graceful drain, a refused body).
+    mutating func closeAfterResponse() {
+        guard !headSent else { return }
+        clientKeepAlive = false
+        initialClientKeepAlive = false
+    }
+
     func restarted() -> ResponseRelay {
         var relay = ResponseRelay(
             requestWasHead: requestWasHead, clientHTTP10: clientHTTP10, clientKeepAlive: initialClientKeepAlive, requestID: requestID)

@@ -22,16 +22,18 @@ import NIOPosix
 /// first reused; unused for the grace, they close and the pool is back at its cap.
 final class UpstreamPool {
     let eventLoop: any EventLoop
-    private let targets: [SocketAddress]
+    private var targets: [SocketAddress]
+    /// Slots a reload removed: their connections are closed, not parked.
+    private var retired: [Bool]
     private var idle: [[UpstreamConnection]]
-    private let maxIdlePerUpstream: Int
-    private let idleTimeout: TimeAmount
-    private let connectTimeout: TimeAmount
+    private var maxIdlePerUpstream: Int
+    private var idleTimeout: TimeAmount
+    private var connectTimeout: TimeAmount
     /// How long a connection above the idle cap may wait for reuse.
-    private let excessIdleGrace: TimeAmount
+    private var excessIdleGrace: TimeAmount
     /// How often parked connections are checked against their deadlines: deadlines
     /// are kept to within this much.
-    private let sweepInterval: TimeAmount
+    private var sweepInterval: TimeAmount
     private var sweepTimer: Scheduled<Void>?
     private var requestIDs: RequestIDGenerator
     private let live: LiveObjects
@@ -45,14 +47,48 @@ final class UpstreamPool {
         self.live = live
         self.cap = ConnectionCap(limit: maxConnections, upstreams: targets.count)
         self.targets = targets
+        self.retired = Array(repeating: false, count: targets.count)
         self.idle = Array(repeating: [], count: targets.count)
-        self.maxIdlePerUpstream = config.pool.maxIdlePerUpstream
-        self.idleTimeout = .nanoseconds(config.pool.idleTimeout.nanosecondsClamped)
+        self.maxIdlePerUpstream = 0
+        self.idleTimeout = .zero
+        self.connectTimeout = .zero
+        self.excessIdleGrace = .zero
+        self.sweepInterval = .zero
         self.requestIDs = RequestIDGenerator(seed: UInt64.random(in: .min ... .max))
-        self.connectTimeout = .nanoseconds(config.timeouts.connect.nanosecondsClamped)
-        self.excessIdleGrace = min(.seconds(1), idleTimeout)
-        self.sweepInterval = max(.milliseconds(10), min(.milliseconds(250), .nanoseconds(idleTimeout.nanoseconds / 4)))
+        apply(config)
     }
+
+    private func apply(_ config: GatewayConfig) {
+        maxIdlePerUpstream = config.pool.maxIdlePerUpstream
+        idleTimeout = .nanoseconds(config.pool.idleTimeout.nanosecondsClamped)
+        connectTimeout = .nanoseconds(config.timeouts.connect.nanosecondsClamped)
+        excessIdleGrace = min(.seconds(1), idleTimeout)
+        sweepInterval = max(.milliseconds(10), min(.milliseconds(250), .nanoseconds(idleTimeout.nanoseconds / 4)))
+    }
+
+    /// A reload (on this pool's loop, before the router may pick a new slot): targets
+    /// for every slot, idle connections of retired slots closed, pool settings and this
+    /// loop's share of `pool.max_connections` as from now. Parked connections keep
+    /// their deadlines.
+    func reconfigure(targets: [SocketAddress], retired: [Bool], config: GatewayConfig, maxConnections: Int) {
+        apply(config)
+        self.targets = targets
+        self.retired = retired
+        while idle.count < targets.count { idle.append([]) }
+        cap.reconfigure(limit: maxConnections, upstreams: targets.count)
+        var closing: [UpstreamConnection] = []
+        for upstream in retired.indices where retired[upstream] {
+            closing += idle[upstream]
+            idle[upstream].removeAll()
+        }
+        for connection in closing {
+            connection.idleDeadline = nil
+            connection.close()
+        }
+    }
+
+    /// Idle keep-alive connections parked now (for metrics).
+    var idleConnections: Int { idle.reduce(0) { $0 + $1.count } }
 
     /// The newest idle connection to `upstream` that is still open, if any.
     func takeIdle(_ upstream: Int) -> UpstreamConnection? {
@@ -128,7 +164,7 @@ final class UpstreamPool {
             waiter.completion(.success(connection))
             return
         }
-        guard maxIdlePerUpstream > 0 else {
+        guard maxIdlePerUpstream > 0, !retired[connection.upstreamIndex] else {
             connection.close()
             return
         }

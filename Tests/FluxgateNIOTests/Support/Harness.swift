@@ -15,7 +15,7 @@ struct GatewayHarness {
 /// Data-path tests see only their own requests: active probes and passive ejection are
 /// off unless a test turns them on (the health tests do).
 func makeConfig(upstreams: [String], _ adjust: (inout GatewayConfig) -> Void = { _ in }) throws -> GatewayConfig {
-    var yaml = "listen: \"127.0.0.1:0\"\ndemo: { enabled: false }\n"
+    var yaml = "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\ndemo: { enabled: false }\n"
     yaml += "health_check: { enabled: false, passive: { enabled: false } }\nupstreams:\n"
     for url in upstreams { yaml += "  - url: \"\(url)\"\n" }
     var config = try ConfigLoader.load(yaml: yaml)

@@ -1,0 +1,75 @@
+/// Stable indices for upstreams across reloads.
+///
+/// Everything on the data path names an upstream by index (the balancer's schedule,
+/// the health board, the pools' idle lists, an exchange in flight, the per-loop
+/// metrics). A reload must not move those indices under requests in flight, so each
+/// upstream keeps its slot for as long as it is configured with the same name and
+/// URL; a removed one is retired (no traffic, no probes, its in-flight requests
+/// finish), a new one takes a new slot — or revives the retired slot of the same
+/// name and URL. Slots are never reused for a different upstream, so at most
+/// ``maxSlots`` distinct upstreams can be configured over a process's life.
+public struct UpstreamSlot: Sendable, Equatable {
+    public var name: String
+    public var url: UpstreamURL
+    public var maxConcurrency: Int
+    public var weight: Int
+    public var retired: Bool
+
+    public init(_ upstream: UpstreamConfig, retired: Bool = false) {
+        self.name = upstream.name
+        self.url = upstream.url
+        self.maxConcurrency = upstream.maxConcurrency
+        self.weight = upstream.weight
+        self.retired = retired
+    }
+}
+
+public enum UpstreamSlots {
+    public static let maxSlots = 256
+
+    public struct Assignment: Sendable, Equatable {
+        public var slots: [UpstreamSlot]
+        /// Slots that start over (new, or revived after being retired).
+        public var fresh: [Int]
+        /// Slots retired by this assignment.
+        public var retired: [Int]
+    }
+
+    public struct TooManySlots: Error, Equatable, CustomStringConvertible {
+        public var description: String {
+            "more than \(UpstreamSlots.maxSlots) distinct upstreams (name and url) since start; restart to configure more"
+        }
+    }
+
+    /// The first configuration's slots: one per upstream, in order.
+    public static func initial(_ upstreams: [UpstreamConfig]) -> [UpstreamSlot] {
+        upstreams.map { UpstreamSlot($0) }
+    }
+
+    /// Slots for `upstreams` after a reload from `previous`.
+    public static func assign(previous: [UpstreamSlot], upstreams: [UpstreamConfig]) throws(TooManySlots) -> Assignment {
+        var slots = previous
+        var fresh: [Int] = []
+        var kept = Set<Int>()
+        for upstream in upstreams {
+            if let index = slots.indices.first(where: {
+                !kept.contains($0) && slots[$0].name == upstream.name && slots[$0].url == upstream.url
+            }) {
+                if slots[index].retired { fresh.append(index) }
+                slots[index] = UpstreamSlot(upstream)
+                kept.insert(index)
+            } else {
+                guard slots.count < maxSlots else { throw TooManySlots() }
+                slots.append(UpstreamSlot(upstream))
+                kept.insert(slots.count - 1)
+                fresh.append(slots.count - 1)
+            }
+        }
+        var retired: [Int] = []
+        for index in slots.indices where !kept.contains(index) && !slots[index].retired {
+            slots[index].retired = true
+            retired.append(index)
+        }
+        return Assignment(slots: slots, fresh: fresh, retired: retired)
+    }
+}

@@ -1,0 +1,204 @@
+/// What one event loop saw of the exchanges it ended: plain counters and fixed-bucket
+/// histograms, written by that loop alone (no lock, no atomic, no allocation per
+/// request once an upstream index has been seen) and merged for export.
+///
+/// Every exchange is recorded once, from its single end (``ExchangeLifecycle``
+/// yields its ``ExchangeLifecycle/Outcome`` once). The metrics endpoint collects each
+/// loop's copy on that loop, merges them with ``add(_:)`` and exports the sums; `/stats`
+/// does the same. Pure: the caller passes everything, including the route class.
+public struct TrafficStats: Sendable, Equatable {
+    /// Status classes for `fluxgate_requests_total{status}`: no response (`none`), then 1xx…5xx.
+    public static let statusClasses = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"]
+    /// How exchanges end (``ExchangeLifecycle/End``), in this order.
+    public static let ends = ["proxied", "shed", "gateway_answer", "cut_off", "client_gone"]
+
+    /// Requests by route class × status class × upstream (index 0 = none, i + 1 = upstream i).
+    public private(set) var requests: [Int]
+    /// Upstream slots `requests` and the per-upstream arrays hold (grows when a reload adds one).
+    public private(set) var upstreamSlots: Int
+    public private(set) var endCounts = [Int](repeating: 0, count: ends.count)
+    /// Real sheds by ``ShedReason`` (in `allCases` order).
+    public private(set) var shed = [Int](repeating: 0, count: ShedReason.allCases.count)
+    /// Attempts after the first, over all exchanges.
+    public private(set) var retries = 0
+    /// Retries wanted (a retryable failure of an idempotent request) but refused by the budget.
+    public private(set) var retryBudgetExhausted = 0
+    /// Exchanges started on / finished with each upstream: their difference is its in-flight.
+    public private(set) var upstreamStarted: [Int]
+    public private(set) var upstreamFinished: [Int]
+    /// Head received → end, every exchange.
+    public private(set) var duration = LatencyHistogram()
+    /// Time in the admission queue, every admitted exchange (0 for those never queued).
+    public private(set) var queueWait = LatencyHistogram()
+
+    public init(upstreams: Int = 0) {
+        upstreamSlots = upstreams
+        requests = [Int](repeating: 0, count: Priority.allCases.count * Self.statusClasses.count * (upstreams + 1))
+        upstreamStarted = [Int](repeating: 0, count: upstreams)
+        upstreamFinished = [Int](repeating: 0, count: upstreams)
+    }
+
+    /// The ``requests`` index for a route class, status class and upstream.
+    public func index(route: Priority, statusClass: Int, upstream: Int?) -> Int {
+        let routeIndex = route.rank
+        return (routeIndex * Self.statusClasses.count + statusClass) * (upstreamSlots + 1) + (upstream.map { $0 + 1 } ?? 0)
+    }
+
+    public func requests(route: Priority, statusClass: Int, upstream: Int?) -> Int {
+        guard upstream ?? 0 < upstreamSlots || upstream == nil else { return 0 }
+        return requests[index(route: route, statusClass: statusClass, upstream: upstream)]
+    }
+
+    /// 0 for no response, 1…5 for 1xx…5xx.
+    public static func statusClass(_ end: ExchangeLifecycle.End) -> Int {
+        switch end {
+        case .proxied(let status), .gatewayAnswer(let status): return min(5, max(1, status / 100))
+        case .shed(let reason): return reason.status / 100
+        case .cutOff, .clientGone: return 0
+        }
+    }
+
+    public static func endIndex(_ end: ExchangeLifecycle.End) -> Int {
+        switch end {
+        case .proxied: 0
+        case .shed: 1
+        case .gatewayAnswer: 2
+        case .cutOff: 3
+        case .clientGone: 4
+        }
+    }
+
+    /// Counts one ended exchange.
+    public mutating func record(_ outcome: ExchangeLifecycle.Outcome, route: Priority) {
+        if let upstream = outcome.upstream, upstream >= upstreamSlots { grow(to: upstream + 1) }
+        requests[index(route: route, statusClass: Self.statusClass(outcome.end), upstream: outcome.upstream)] &+= 1
+        endCounts[Self.endIndex(outcome.end)] &+= 1
+        if case .shed(let reason) = outcome.end { shed[reason.index] &+= 1 }
+        retries &+= outcome.retries
+        duration.record(outcome.total)
+        if outcome.upstreamTime != nil { queueWait.record(outcome.queueWait) }
+    }
+
+    /// An exchange's attempt moved to `upstream` (first attempt, failover or retry);
+    /// `from` is the upstream it was counted on before, if any.
+    public mutating func moved(from: Int?, to upstream: Int?) {
+        if let from { upstreamFinished[from] &+= 1 }
+        if let upstream {
+            if upstream >= upstreamSlots { grow(to: upstream + 1) }
+            upstreamStarted[upstream] &+= 1
+        }
+    }
+
+    public mutating func retryRefusedByBudget() { retryBudgetExhausted &+= 1 }
+
+    /// Exchanges in flight on `upstream` as this copy counts them.
+    public func inFlight(_ upstream: Int) -> Int {
+        upstream < upstreamSlots ? upstreamStarted[upstream] - upstreamFinished[upstream] : 0
+    }
+
+    public var total: Int { endCounts.reduce(0, +) }
+
+    public func shedCount(_ reason: ShedReason) -> Int { shed[reason.index] }
+
+    /// Adds another loop's counts to these.
+    public mutating func add(_ other: TrafficStats) {
+        if other.upstreamSlots > upstreamSlots { grow(to: other.upstreamSlots) }
+        for route in Priority.allCases {
+            for status in Self.statusClasses.indices {
+                for upstream in [nil] + Array(0..<other.upstreamSlots) {
+                    requests[index(route: route, statusClass: status, upstream: upstream)] &+=
+                        other.requests[other.index(route: route, statusClass: status, upstream: upstream)]
+                }
+            }
+        }
+        for i in endCounts.indices { endCounts[i] &+= other.endCounts[i] }
+        for i in shed.indices { shed[i] &+= other.shed[i] }
+        retries &+= other.retries
+        retryBudgetExhausted &+= other.retryBudgetExhausted
+        for i in 0..<other.upstreamSlots {
+            upstreamStarted[i] &+= other.upstreamStarted[i]
+            upstreamFinished[i] &+= other.upstreamFinished[i]
+        }
+        duration.add(other.duration)
+        queueWait.add(other.queueWait)
+    }
+
+    /// Makes room for upstream indices below `count` (a reload added upstreams); the
+    /// counts so far keep their places.
+    private mutating func grow(to count: Int) {
+        var grown = TrafficStats(upstreams: count)
+        for route in Priority.allCases {
+            for status in Self.statusClasses.indices {
+                for upstream in [nil] + Array(0..<upstreamSlots) {
+                    grown.requests[grown.index(route: route, statusClass: status, upstream: upstream)] =
+                        requests[index(route: route, statusClass: status, upstream: upstream)]
+                }
+            }
+        }
+        for i in 0..<upstreamSlots {
+            grown.upstreamStarted[i] = upstreamStarted[i]
+            grown.upstreamFinished[i] = upstreamFinished[i]
+        }
+        requests = grown.requests
+        upstreamStarted = grown.upstreamStarted
+        upstreamFinished = grown.upstreamFinished
+        upstreamSlots = count
+    }
+}
+
+extension ShedReason {
+    /// Position in `allCases`, for per-reason arrays.
+    public var index: Int {
+        switch self {
+        case .clientRateLimited: 0
+        case .rateLimited: 1
+        case .overloaded: 2
+        case .queueTimeout: 3
+        case .noHealthyUpstream: 4
+        }
+    }
+}
+
+/// A Prometheus-style histogram with fixed bounds from 100 µs to 10 s: counts per
+/// bucket (not cumulative), their sum and count. Recording is a short scan of 17
+/// integer bounds — no allocation, no lock; the owner is one event loop.
+///
+/// Hand-written rather than swift-prometheus's `Histogram`, which takes a lock on
+/// every observation and cannot merge per-loop copies.
+public struct LatencyHistogram: Sendable, Equatable {
+    /// Upper bounds in seconds; they resolve 1 ms … 10 s (the range) and the
+    /// sub-millisecond times a proxied request takes on a fast upstream.
+    public static let bounds: [Double] = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+    ]
+    private static let boundNanos: [Int64] = bounds.map { Int64(($0 * 1e9).rounded()) }
+
+    /// Per bucket, then one for values above the last bound (+Inf).
+    public private(set) var counts = [Int](repeating: 0, count: bounds.count + 1)
+    public private(set) var sumNanos: Int64 = 0
+    public private(set) var count = 0
+
+    public init() {}
+
+    public mutating func record(_ value: Duration) {
+        let nanos = max(0, value.nanosecondsClamped)
+        var bucket = 0
+        let bounds = Self.boundNanos
+        while bucket < bounds.count && nanos > bounds[bucket] { bucket += 1 }
+        counts[bucket] &+= 1
+        sumNanos &+= nanos
+        count &+= 1
+    }
+
+    public mutating func add(_ other: LatencyHistogram) {
+        for i in counts.indices { counts[i] &+= other.counts[i] }
+        sumNanos &+= other.sumNanos
+        count &+= other.count
+    }
+
+    /// Cumulative counts for each bound, then +Inf (the exposition's `_bucket` lines).
+    public var cumulative: [Int] {
+        var running = 0
+        return counts.map { running += $0; return running }
+    }
+}

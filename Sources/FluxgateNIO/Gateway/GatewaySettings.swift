@@ -1,0 +1,47 @@
+import FluxgateCore
+import NIOCore
+
+/// One configuration, turned into the typed values the data path reads: built once
+/// per load or reload, immutable, never looked up per request.
+///
+/// Connections hold the settings they last saw and refresh them between requests when
+/// ``GatewayRuntime/settingsVersion`` moved (one relaxed atomic load per request), so
+/// a reload reaches keep-alive connections at their next request without closing them.
+final class GatewaySettings: Sendable {
+    /// 1 for the configuration the process started with, +1 per successful reload.
+    let version: Int
+    let config: GatewayConfig
+    let admission: AdmissionConfig
+    /// By stable slot (``UpstreamSlots``); retired slots stay, marked.
+    let upstreams: [UpstreamSlot]
+    let targets: [SocketAddress]
+    /// `host:port` per slot, for requests that arrive without `Host` (HTTP/1.0).
+    let authorities: [String]
+    /// `rate_limit.per_client.key: header:<Name>` → the header keying clients (else the address).
+    let clientKeyHeader: String?
+    let maxBodyBytes: Int
+    let upstreamHeaderTimeout: TimeAmount
+
+    init(version: Int, config: GatewayConfig, upstreams: [UpstreamSlot], previous: GatewaySettings? = nil) throws {
+        self.version = version
+        self.config = config
+        self.admission = config.admission
+        self.upstreams = upstreams
+        // Addresses of kept slots are not resolved again: a name that stops resolving
+        // must not fail a reload that did not touch that upstream.
+        self.targets = try upstreams.enumerated().map { index, slot in
+            if let previous, index < previous.upstreams.count, previous.upstreams[index].url == slot.url {
+                return previous.targets[index]
+            }
+            return try SocketAddress.makeAddressResolvingHost(slot.url.endpoint.host, port: slot.url.endpoint.port)
+        }
+        self.authorities = upstreams.map { $0.url.endpoint.description }
+        let key = config.rateLimit.perClient.key
+        self.clientKeyHeader = key.hasPrefix("header:") ? String(key.dropFirst("header:".count)) : nil
+        self.maxBodyBytes = config.limits.maxBodyBytes
+        self.upstreamHeaderTimeout = .nanoseconds(config.timeouts.upstreamHeader.nanosecondsClamped)
+    }
+
+    /// Capacity `C` with every live upstream ready.
+    var fullCapacity: Int { upstreams.filter { !$0.retired }.reduce(0) { $0 + $1.maxConcurrency } }
+}

@@ -1,0 +1,248 @@
+import Foundation
+import FluxgateCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The admin listener (`admin_listen`, default 127.0.0.1:9090): its own port, never
+/// the data port, never admission-controlled, so it answers while the data path sheds.
+///
+/// - `GET /metrics`: Prometheus text exposition (``GatewayObservability``)
+/// - `GET /stats`: JSON snapshot (in-flight, queue, S, C, utilization, upstreams,
+///   sheds by reason, recent latency percentiles)
+/// - `GET /healthz`: 200 while the process runs
+/// - `GET /readyz`: 200, or 503 at utilization ≥ 0.9, with no upstream ready, or draining
+/// - `POST /reload`: reloads the config file (what SIGHUP does), answers with the result
+final class AdminServer: Sendable {
+    typealias Reload = @Sendable () async -> ReloadOutcome
+
+    let observability: GatewayObservability
+    let reload: Reload
+    let logger: Logger
+
+    init(observability: GatewayObservability, reload: @escaping Reload, logger: Logger) {
+        self.observability = observability
+        self.reload = reload
+        self.logger = logger
+    }
+
+    func bind(_ endpoint: SocketEndpoint, group: any EventLoopGroup) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: self))
+                }
+            }
+            .bind(host: endpoint.host, port: endpoint.port)
+            .get()
+    }
+
+    struct Response: Sendable {
+        var status: HTTPResponseStatus
+        var contentType: String
+        var body: [UInt8]
+        var headers: [(String, String)] = []
+
+        static func text(_ status: HTTPResponseStatus, _ text: String) -> Response {
+            Response(status: status, contentType: "text/plain; charset=utf-8", body: Array(text.utf8))
+        }
+
+        static func json<T: Encodable>(_ status: HTTPResponseStatus, _ value: T) -> Response {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+            return Response(status: status, contentType: "application/json", body: Array(data) + [UInt8(ascii: "\n")])
+        }
+    }
+
+    static let paths = ["/metrics", "/stats", "/healthz", "/readyz", "/reload"]
+
+    func respond(method: HTTPMethod, path: String) async -> Response {
+        switch (method, path) {
+        case (.GET, "/healthz"), (.HEAD, "/healthz"):
+            return .text(.ok, "ok\n")
+        case (.GET, "/readyz"), (.HEAD, "/readyz"):
+            if let reason = observability.notReadyReason() { return .text(.serviceUnavailable, "not ready: \(reason)\n") }
+            return .text(.ok, "ready\n")
+        case (.GET, "/metrics"), (.HEAD, "/metrics"):
+            return Response(
+                status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: await observability.metricsText())
+        case (.GET, "/stats"), (.HEAD, "/stats"):
+            return .json(.ok, StatsDocument(await observability.read()))
+        case (.POST, "/reload"):
+            let outcome = await reload()
+            return .json(outcome.succeeded ? .ok : .unprocessableEntity, outcome)
+        case (_, let path) where Self.paths.contains(path):
+            let allow = path == "/reload" ? "POST" : "GET, HEAD"
+            var response = Response.text(.methodNotAllowed, "\(path) allows \(allow)\n")
+            response.headers = [("Allow", allow)]
+            return response
+        default:
+            return .text(.notFound, "not found; admin endpoints: \(Self.paths.joined(separator: ", "))\n")
+        }
+    }
+}
+
+/// The result of a reload, as `POST /reload` reports it and the log records it.
+public struct ReloadOutcome: Sendable, Encodable {
+    public var result: String
+    /// The configuration version in force afterwards.
+    public var version: Int
+    public var errors: [String]
+    public var changes: [String]
+
+    public var succeeded: Bool { result == "success" }
+}
+
+/// One admin connection: requests answered in order (NIOHTTP1's server pipeline
+/// handler holds pipelined ones back until each response ends).
+private final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: AdminServer
+    private var head: HTTPRequestHead?
+
+    init(server: AdminServer) { self.server = server }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break  // no endpoint takes a body
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let path = String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+            let promise = context.eventLoop.makePromise(of: AdminServer.Response.self)
+            let server = self.server
+            promise.completeWithTask { await server.respond(method: head.method, path: path) }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            promise.futureResult.whenSuccess { response in
+                let (handler, context) = bound.value
+                handler.write(response, head: head, context: context)
+            }
+        }
+    }
+
+    private func write(_ response: AdminServer.Response, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Content-Length", value: "\(response.body.count)")
+        headers.add(name: "Cache-Control", value: "no-store")
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
+        if head.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+}
+
+/// `/stats` as JSON.
+struct StatsDocument: Encodable {
+    struct Admission: Encodable {
+        var in_flight: Int
+        var queued: Int
+        var slots: Int
+        var capacity: Int
+        var queue_limit: Int
+        var utilization: Double
+        var target_utilization: Double
+        var ready: Bool
+        var not_ready_reason: String?
+        var dry_run: Bool
+    }
+    struct Upstream: Encodable {
+        var name: String
+        var url: String
+        var state: String
+        var ready: Bool
+        var in_flight: Int
+        var ejections: Int
+        var flips_up: Int
+        var flips_down: Int
+        var weight: Int
+        var max_concurrency: Int
+    }
+    struct Requests: Encodable {
+        var total: Int
+        var proxied: Int
+        var shed: Int
+        var gateway_answer: Int
+        var cut_off: Int
+        var client_gone: Int
+        var retries: Int
+        var retry_budget_exhausted: Int
+    }
+    struct Latency: Encodable {
+        var window_s: String
+        var count: UInt64
+        var p50_ms: Double
+        var p90_ms: Double
+        var p95_ms: Double
+        var p99_ms: Double
+        var p999_ms: Double
+        var max_ms: Double
+    }
+    struct Connections: Encodable {
+        var client: Int
+        var upstream_open: Int
+        var upstream_idle: Int
+    }
+    struct Config: Encodable {
+        var version: Int
+        var reloads_succeeded: Int
+        var reloads_failed: Int
+    }
+
+    var version: String
+    var uptime_s: Double
+    var draining: Bool
+    var admission: Admission
+    var upstreams: [Upstream]
+    var requests: Requests
+    var shed: [String: Int]
+    var would_shed_dry_run: [String: Int]
+    var latency: Latency
+    var connections: Connections
+    var config: Config
+    var access_log_dropped: Int
+
+    init(_ r: GatewayObservability.Reading) {
+        version = FluxgateBuild.version
+        uptime_s = (r.uptime * 10).rounded() / 10
+        draining = r.draining
+        admission = Admission(
+            in_flight: r.gate.inFlight, queued: r.gate.queued, slots: r.gate.slots, capacity: r.gate.capacity,
+            queue_limit: r.gate.queueLimit, utilization: (r.utilization * 1000).rounded() / 1000,
+            target_utilization: r.settings.config.admission.targetUtilization, ready: r.notReadyReason == nil,
+            not_ready_reason: r.notReadyReason, dry_run: r.settings.config.admission.dryRun)
+        upstreams = r.upstreams.map {
+            Upstream(
+                name: $0.name, url: $0.url, state: $0.state, ready: $0.routed, in_flight: $0.inFlight,
+                ejections: $0.health.ejections, flips_up: $0.flips.up, flips_down: $0.flips.down, weight: $0.weight,
+                max_concurrency: $0.maxConcurrency)
+        }
+        let t = r.traffic
+        requests = Requests(
+            total: t.total, proxied: t.endCounts[0], shed: t.endCounts[1], gateway_answer: t.endCounts[2], cut_off: t.endCounts[3],
+            client_gone: t.endCounts[4], retries: t.retries, retry_budget_exhausted: t.retryBudgetExhausted)
+        shed = Dictionary(uniqueKeysWithValues: ShedReason.allCases.map { ($0.rawValue, t.shedCount($0)) })
+        would_shed_dry_run = Dictionary(uniqueKeysWithValues: ShedReason.allCases.map { ($0.rawValue, r.wouldShed[$0.index]) })
+        let h = r.latency
+        func ms(_ percentile: Double) -> Double { h.totalCount == 0 ? 0 : Double(h.valueAtPercentile(percentile)) / 1000 }
+        latency = Latency(
+            window_s: "last 10-20 s", count: h.totalCount, p50_ms: ms(50), p90_ms: ms(90), p95_ms: ms(95), p99_ms: ms(99),
+            p999_ms: ms(99.9), max_ms: h.totalCount == 0 ? 0 : Double(h.max) / 1000)
+        connections = Connections(
+            client: r.live.clientHandlers, upstream_open: r.live.upstreamConnections, upstream_idle: r.idleUpstreamConnections)
+        config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)
+        access_log_dropped = r.accessLogDropped
+    }
+}

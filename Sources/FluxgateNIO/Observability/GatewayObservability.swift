@@ -1,0 +1,268 @@
+import FluxgateCore
+import Histogram
+import NIOCore
+import Prometheus
+import Synchronization
+
+/// Reads the gateway for the admin endpoints: `/metrics` (Prometheus text through
+/// swift-prometheus's registry) and `/stats` (a JSON snapshot).
+///
+/// The data path records into per-loop ``LoopStats`` without locks; a reading takes a
+/// copy of each on its own loop (one task per loop per scrape) and merges them, then
+/// adds the shared state (admission gate, upstream health, pools, connections).
+/// Counters reach the registry as deltas since the last scrape (a Prometheus counter
+/// only goes up), gauges are set. The two latency histograms are rendered here from
+/// the merged per-loop buckets, after the registry's output: swift-prometheus's
+/// `Histogram` takes a lock per observation and cannot merge per-loop copies.
+public final class GatewayObservability: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let runtime: GatewayRuntime
+    private let loops: Mutex<[NIOLoopBound<LoopStats>]>
+    private let pools: Mutex<[NIOLoopBound<UpstreamPool>]>
+    /// Last value given to each registry counter (by its identity), for deltas.
+    private let exported = Mutex<[ObjectIdentifier: Int]>([:])
+    /// One scrape at a time, so two cannot both add the same delta.
+    private let scrape = Mutex<Void>(())
+    let started = NIODeadline.now()
+
+    init(runtime: GatewayRuntime, registry: PrometheusCollectorRegistry) {
+        self.runtime = runtime
+        self.registry = registry
+        self.loops = Mutex([])
+        self.pools = Mutex([])
+        registry.makeGauge(name: "fluxgate_build_info", labels: [("version", FluxgateBuild.version)], help: "Fluxgate's version; always 1.")
+            .set(to: 1.0)
+    }
+
+    func attach(loops: [NIOLoopBound<LoopStats>], pools: [NIOLoopBound<UpstreamPool>]) {
+        self.loops.withLock { $0 = loops }
+        self.pools.withLock { $0 = pools }
+    }
+
+    // MARK: Reading
+
+    /// Everything `/metrics` and `/stats` report, read at one moment.
+    struct Reading: Sendable {
+        var traffic = TrafficStats()
+        var latency = LoopStats.makeLatency()
+        var idleUpstreamConnections = 0
+        var gate: AdmissionGate.Snapshot
+        var upstreams: [UpstreamReading]
+        var live: LiveObjects.Counts
+        var wouldShed: [Int]
+        var reloads: ReloadCounts
+        var draining: Bool
+        var accessLogDropped: Int
+        var settings: GatewaySettings
+        var uptime: Double
+
+        var utilization: Double {
+            gate.capacity > 0 ? Double(gate.inFlight + gate.queued) / Double(gate.capacity) : 1
+        }
+
+        /// Not ready at utilization ≥ 0.9, with no upstream ready, or while draining.
+        var notReadyReason: String? {
+            if draining { return "draining" }
+            if !upstreams.contains(where: \.routed) { return "no upstream ready" }
+            if utilization >= 0.9 { return "utilization \(utilization.formatted2) >= 0.90" }
+            return nil
+        }
+    }
+
+    struct UpstreamReading: Sendable {
+        var name: String
+        var url: String
+        var health: UpstreamHealth
+        var routed: Bool
+        var inFlight: Int
+        var flips: (up: Int, down: Int)
+        var weight: Int
+        var maxConcurrency: Int
+
+        var state: String {
+            if !health.enabled { return "disabled" }
+            if !health.probeUp { return "down" }
+            if health.isEjected { return "ejected" }
+            if health.unconfirmed { return "unconfirmed" }
+            return "up"
+        }
+    }
+
+    func read() async -> Reading {
+        let loops = self.loops.withLock { $0 }
+        var traffic = TrafficStats()
+        var latency = LoopStats.makeLatency()
+        for bound in loops {
+            let (loopTraffic, loopLatency) = (try? await bound.eventLoop.submit { (bound.value.traffic, bound.value.recentLatency) }.get())
+                ?? (TrafficStats(), LoopStats.makeLatency())
+            traffic.add(loopTraffic)
+            latency.add(loopLatency)
+        }
+        var idle = 0
+        for pool in pools.withLock({ $0 }) {
+            idle += (try? await pool.eventLoop.submit { pool.value.idleConnections }.get()) ?? 0
+        }
+        let settings = runtime.settings
+        let routed = runtime.router.routed
+        let upstreams = settings.upstreams.indices.compactMap { index -> UpstreamReading? in
+            let upstream = settings.upstreams[index]
+            guard !upstream.retired else { return nil }
+            return UpstreamReading(
+                name: upstream.name, url: "\(upstream.url)", health: runtime.health.state(index),
+                routed: index < routed.count && routed[index], inFlight: traffic.inFlight(index),
+                flips: runtime.health.flips(index), weight: upstream.weight, maxConcurrency: upstream.maxConcurrency)
+        }
+        return Reading(
+            traffic: traffic, latency: latency, idleUpstreamConnections: idle, gate: runtime.gate.snapshot,
+            upstreams: upstreams, live: runtime.live.counts, wouldShed: runtime.gate.dryRun.counts,
+            reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped,
+            settings: settings, uptime: uptime)
+    }
+
+    var uptime: Double { Double((NIODeadline.now() - started).nanoseconds) / 1e9 }
+
+    /// Why `/readyz` says no (SPEC §4), or nil when ready; no per-loop reading needed.
+    func notReadyReason() -> String? {
+        let gate = runtime.gate.snapshot
+        if runtime.draining { return "draining" }
+        if !runtime.router.routed.contains(true) { return "no upstream ready" }
+        let utilization = gate.capacity > 0 ? Double(gate.inFlight + gate.queued) / Double(gate.capacity) : 1
+        if utilization >= 0.9 { return "utilization \(utilization.formatted2) >= 0.90" }
+        return nil
+    }
+
+    // MARK: /metrics
+
+    /// The Prometheus text exposition.
+    func metricsText() async -> [UInt8] {
+        let reading = await read()
+        return scrape.withLock { _ in
+            update(reading)
+            var buffer = registry.emitToBuffer()
+            Self.appendHistogram(
+                "fluxgate_request_duration_seconds", "Time from a request's complete head to the end of its answer, every request.",
+                reading.traffic.duration, to: &buffer)
+            Self.appendHistogram(
+                "fluxgate_queue_wait_seconds", "Time admitted requests waited in the admission queue (0 for those admitted at once).",
+                reading.traffic.queueWait, to: &buffer)
+            return buffer
+        }
+    }
+
+    private func counter(_ name: String, _ labels: [(String, String)] = [], help: String, _ value: Int) {
+        let counter = registry.makeCounter(name: name, labels: labels, help: help)
+        let id = ObjectIdentifier(counter)
+        let delta = exported.withLock { exported in
+            defer { exported[id] = value }
+            return value - exported[id, default: 0]
+        }
+        if delta > 0 { counter.increment(by: Int64(delta)) }
+    }
+
+    private func gauge(_ name: String, _ labels: [(String, String)] = [], help: String, _ value: Double) {
+        registry.makeGauge(name: name, labels: labels, help: help).set(to: value)
+    }
+
+    private func update(_ r: Reading) {
+        let t = r.traffic
+        let names = r.settings.upstreams.map(\.name)
+        for route in Priority.allCases {
+            for status in TrafficStats.statusClasses.indices {
+                for upstream in [nil] + Array(0..<t.upstreamSlots) {
+                    let count = t.requests(route: route, statusClass: status, upstream: upstream)
+                    guard count > 0 else { continue }
+                    let name = upstream.map { $0 < names.count ? names[$0] : "upstream-\($0)" } ?? "none"
+                    counter(
+                        "fluxgate_requests_total",
+                        [("route", route.rawValue), ("status", TrafficStats.statusClasses[status]), ("upstream", name)],
+                        help: "Requests by route class, status class (none: no answer) and the upstream of their last attempt (none: not sent).",
+                        count)
+                }
+            }
+        }
+        for (index, end) in TrafficStats.ends.enumerated() {
+            counter(
+                "fluxgate_request_outcomes_total", [("outcome", end)],
+                help: "Requests by how they ended: proxied, shed, gateway_answer (413/502/503/504 from Fluxgate), cut_off, client_gone.",
+                t.endCounts[index])
+        }
+        for reason in ShedReason.allCases {
+            let help = "Requests refused by admission control, by reason; mode=dry_run counts what a dry run would have refused."
+            counter("fluxgate_shed_total", [("reason", reason.rawValue), ("mode", "enforced")], help: help, t.shedCount(reason))
+            counter("fluxgate_shed_total", [("reason", reason.rawValue), ("mode", "dry_run")], help: help, r.wouldShed[reason.index])
+        }
+        counter("fluxgate_retries_total", help: "Attempts after the first (failover, stale connection, retry on 502/503/504).", t.retries)
+        counter(
+            "fluxgate_retry_budget_exhausted_total",
+            help: "Retries a request qualified for but the retry budget refused.", t.retryBudgetExhausted)
+        gauge("fluxgate_inflight_requests", help: "Admitted requests holding an admission slot.", Double(r.gate.inFlight))
+        gauge("fluxgate_queued_requests", help: "Requests waiting in the admission queue.", Double(r.gate.queued))
+        gauge("fluxgate_admission_slots", help: "In-flight slots S = floor(C x target_utilization).", Double(r.gate.slots))
+        gauge("fluxgate_admission_capacity", help: "Capacity C: summed max_concurrency of the ready upstreams.", Double(r.gate.capacity))
+        gauge("fluxgate_admission_queue_limit", help: "Admission queue bound C - S.", Double(r.gate.queueLimit))
+        gauge("fluxgate_utilization", help: "(in-flight + queued) / C; 1 when C is 0.", r.utilization)
+        gauge(
+            "fluxgate_target_utilization", help: "The configured admission.target_utilization.",
+            r.settings.config.admission.targetUtilization)
+        gauge("fluxgate_ready", help: "1 when /readyz answers 200.", r.notReadyReason == nil ? 1 : 0)
+        gauge("fluxgate_draining", help: "1 while a graceful drain is running.", r.draining ? 1 : 0)
+        for upstream in r.upstreams {
+            let labels = [("upstream", upstream.name)]
+            gauge("fluxgate_upstream_up", labels, help: "1 when the upstream is enabled and passes its health checks.",
+                upstream.health.isCandidate ? 1 : 0)
+            gauge("fluxgate_upstream_ready", labels, help: "1 when the upstream is in the round-robin schedule now.",
+                upstream.routed ? 1 : 0)
+            gauge("fluxgate_upstream_inflight_requests", labels, help: "Requests whose current attempt is on this upstream.",
+                Double(upstream.inFlight))
+            counter("fluxgate_upstream_ejections_total", labels, help: "Passive ejections (outlier detection) of this upstream.",
+                upstream.health.ejections)
+            counter("fluxgate_upstream_health_flips_total", labels + [("to", "up")],
+                help: "Health flips of this upstream, by the state it flipped to.", upstream.flips.up)
+            counter("fluxgate_upstream_health_flips_total", labels + [("to", "down")],
+                help: "Health flips of this upstream, by the state it flipped to.", upstream.flips.down)
+        }
+        gauge("fluxgate_client_connections", help: "Open client connections.", Double(r.live.clientHandlers))
+        gauge("fluxgate_upstream_connections_open", help: "Open connections to upstreams (busy and idle).",
+            Double(r.live.upstreamConnections))
+        gauge("fluxgate_upstream_connections_idle", help: "Idle keep-alive connections to upstreams in the pools.",
+            Double(r.idleUpstreamConnections))
+        for (result, value) in [("success", r.reloads.success), ("error", r.reloads.error)] {
+            counter("fluxgate_config_reloads_total", [("result", result)], help: "Configuration reloads by result.", value)
+        }
+        gauge("fluxgate_config_version", help: "Configurations loaded so far (1 at start, +1 per successful reload).",
+            Double(r.settings.version))
+        counter("fluxgate_access_log_dropped_total",
+            help: "Access log lines dropped because the writer fell behind.", r.accessLogDropped)
+        gauge("fluxgate_uptime_seconds", help: "Seconds since the gateway started.", r.uptime)
+    }
+
+    static func appendHistogram(_ name: String, _ help: String, _ histogram: LatencyHistogram, to buffer: inout [UInt8]) {
+        var text = "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        let cumulative = histogram.cumulative
+        for (index, bound) in LatencyHistogram.bounds.enumerated() {
+            text += "\(name)_bucket{le=\"\(bound)\"} \(cumulative[index])\n"
+        }
+        text += "\(name)_bucket{le=\"+Inf\"} \(histogram.count)\n"
+        text += "\(name)_sum \(Double(histogram.sumNanos) / 1e9)\n"
+        text += "\(name)_count \(histogram.count)\n"
+        buffer.append(contentsOf: text.utf8)
+    }
+}
+
+/// Configuration reloads so far, by result.
+struct ReloadCounts: Sendable, Equatable {
+    var success = 0
+    var error = 0
+}
+
+public enum FluxgateBuild {
+    public static let version = "0.2.0"
+}
+
+extension Double {
+    var formatted2: String {
+        let hundredths = Int((self * 100).rounded())
+        let fraction = abs(hundredths % 100)
+        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
