@@ -78,12 +78,14 @@ public final class GatewayObservability: Sendable {
         var flips: (up: Int, down: Int)
         var weight: Int
         var maxConcurrency: Int
+        var activeChecks: Bool
 
+        /// `unconfirmed`: active checks are on and none has answered yet.
         var state: String {
             if !health.enabled { return "disabled" }
             if !health.probeUp { return "down" }
             if health.isEjected { return "ejected" }
-            if health.unconfirmed { return "unconfirmed" }
+            if health.unconfirmed && activeChecks { return "unconfirmed" }
             return "up"
         }
     }
@@ -110,7 +112,8 @@ public final class GatewayObservability: Sendable {
             return UpstreamReading(
                 name: upstream.name, url: "\(upstream.url)", health: runtime.health.state(index),
                 routed: index < routed.count && routed[index], inFlight: traffic.inFlight(index),
-                flips: runtime.health.flips(index), weight: upstream.weight, maxConcurrency: upstream.maxConcurrency)
+                flips: runtime.health.flips(index), weight: upstream.weight, maxConcurrency: upstream.maxConcurrency,
+                activeChecks: settings.config.healthCheck.enabled)
         }
         return Reading(
             traffic: traffic, latency: latency, idleUpstreamConnections: idle, gate: runtime.gate.snapshot,

@@ -1,0 +1,100 @@
+import Testing
+
+@testable import FluxgateCore
+
+/// The pure parts of metrics and reload: per-loop counts and their merge, stable
+/// upstream slots, and the reconfiguration of health and admission state.
+struct OperationsCoreTests {
+    func outcome(_ end: ExchangeLifecycle.End, upstream: Int?, retries: Int = 0, queueWait: Duration = .zero, total: Duration)
+        -> ExchangeLifecycle.Outcome
+    {
+        .init(
+            end: end, upstream: upstream, retries: retries, queueWait: queueWait,
+            upstreamTime: upstream == nil ? nil : total - queueWait, total: total)
+    }
+
+    @Test func trafficStatsCountsEachOutcomeOnceAndMerges() {
+        var a = TrafficStats(upstreams: 1)
+        a.moved(from: nil, to: 0)
+        a.record(outcome(.proxied(status: 200), upstream: 0, total: .microseconds(300)), route: .normal)
+        a.moved(from: 0, to: nil)
+        a.record(outcome(.shed(.overloaded), upstream: nil, total: .microseconds(50)), route: .low)
+        var b = TrafficStats()
+        b.moved(from: nil, to: 2)  // an upstream index beyond the slots grows them
+        b.record(outcome(.gatewayAnswer(status: 504), upstream: 2, retries: 1, queueWait: .milliseconds(3), total: .seconds(2)), route: .normal)
+        #expect(b.upstreamSlots == 3)
+        #expect(b.inFlight(2) == 1)
+        a.add(b)
+        #expect(a.total == 3)
+        #expect(a.requests(route: .normal, statusClass: 2, upstream: 0) == 1)
+        #expect(a.requests(route: .low, statusClass: 5, upstream: nil) == 1)
+        #expect(a.requests(route: .normal, statusClass: 5, upstream: 2) == 1)
+        #expect(a.shedCount(.overloaded) == 1)
+        #expect(a.retries == 1)
+        #expect(a.inFlight(0) == 0 && a.inFlight(2) == 1)
+        #expect(a.duration.count == 3)
+        #expect(a.queueWait.count == 2)  // admitted ones only
+        // 50 µs ≤ 100 µs; 300 µs ≤ 500 µs; 2 s ≤ 2.5 s.
+        let cumulative = a.duration.cumulative
+        #expect(cumulative[0] == 1 && cumulative[2] == 2 && cumulative[LatencyHistogram.bounds.firstIndex(of: 2.5)!] == 3)
+        #expect(cumulative.last == 3)
+        #expect(a.duration.sumNanos == 2_000_350_000)
+    }
+
+    @Test func statusClasses() {
+        #expect(TrafficStats.statusClass(.proxied(status: 101)) == 1)
+        #expect(TrafficStats.statusClass(.shed(.clientRateLimited)) == 4)
+        #expect(TrafficStats.statusClass(.shed(.queueTimeout)) == 5)
+        #expect(TrafficStats.statusClass(.clientGone) == 0)
+        #expect(TrafficStats.statusClass(.proxied(status: 0)) == 1)  // never seen, but bounded
+    }
+
+    func upstream(_ name: String, _ port: Int, weight: Int = 1) -> UpstreamConfig {
+        UpstreamConfig(name: name, url: try! UpstreamURL.parse("http://127.0.0.1:\(port)").get(), weight: weight)
+    }
+
+    @Test func upstreamSlotsStayStableAcrossReloads() throws {
+        let first = UpstreamSlots.initial([upstream("a", 1), upstream("b", 2)])
+        // b reweighted, a removed, c added.
+        let second = try UpstreamSlots.assign(previous: first, upstreams: [upstream("b", 2, weight: 5), upstream("c", 3)])
+        #expect(second.slots.map(\.name) == ["a", "b", "c"])
+        #expect(second.slots.map(\.retired) == [true, false, false])
+        #expect(second.slots[1].weight == 5)
+        #expect(second.fresh == [2] && second.retired == [0])
+        // a comes back: its old slot is revived, fresh; b moved to another port is a new slot.
+        let third = try UpstreamSlots.assign(previous: second.slots, upstreams: [upstream("a", 1), upstream("b", 9), upstream("c", 3)])
+        #expect(third.slots.map(\.name) == ["a", "b", "c", "b"])
+        #expect(third.slots.map(\.retired) == [false, true, false, false])
+        #expect(third.fresh == [0, 3] && third.retired == [1])
+        var slots = third.slots
+        for port in 10..<UpstreamSlots.maxSlots + 6 {
+            slots = try UpstreamSlots.assign(previous: slots, upstreams: [upstream("x\(port)", port)]).slots
+            if slots.count == UpstreamSlots.maxSlots { break }
+        }
+        #expect(throws: UpstreamSlots.TooManySlots.self) {
+            _ = try UpstreamSlots.assign(previous: slots, upstreams: [upstream("new", 60000)])
+        }
+    }
+
+    @Test func healthBoardReconfigureKeepsStateOfKeptSlots() {
+        var policy = HealthPolicy()
+        policy.fall = 1
+        var board = HealthBoard(count: 2, policy: policy)
+        _ = board.probeFailed(1, .timeout, now: .zero)
+        #expect(!board[1].isReady)
+        board.reconfigure(policy: policy, retired: [true, false, false], fresh: [2])
+        #expect(!board[1].isReady)  // kept: still down
+        #expect(board[2].isReady)  // new: starts as at start-up
+        let plan = board.plan(now: .zero)
+        #expect(plan.routed == [false, false, true])
+    }
+
+    @Test func admissionControllerUpdateKeepsInFlightAndResizes() {
+        var controller = AdmissionController(capacity: 10, settings: .init(targetUtilization: 0.5, queueTimeout: .seconds(60)))
+        for id in 0..<7 { _ = controller.arrive(id: id, priority: .normal, now: .zero) }
+        #expect(controller.inFlight == 5 && controller.queued == 2)
+        let (admitted, rejected) = controller.update(settings: .init(targetUtilization: 0.8, queueTimeout: .seconds(60)))
+        #expect(admitted == [5, 6] && rejected.isEmpty)
+        #expect(controller.slots == 8 && controller.inFlight == 7)
+    }
+}

@@ -1,0 +1,281 @@
+import FluxgateCore
+import FluxgateTestSupport
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import FluxgateNIO
+
+/// The operating surface on real sockets: the admin endpoints, the metrics a scripted
+/// sequence of exchanges leaves, reload and drain.
+@Suite(.timeLimit(.minutes(1)))
+struct OperationsTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let gatewayGroup = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
+    func run(
+        upstreams names: [String], _ adjust: (inout GatewayConfig) -> Void = { _ in },
+        _ body: ([TestUpstream], GatewayHarness) async throws -> Void
+    ) async throws {
+        var upstreams: [TestUpstream] = []
+        for name in names { upstreams.append(try await TestUpstream.start(name: name, group: group)) }
+        let config = try makeConfig(upstreams: upstreams.map(\.url)) { config in
+            config.rateLimit.global.enabled = false
+            for index in names.indices { config.upstreams[index].name = names[index] }
+            adjust(&config)
+        }
+        try await withGateway(config, group: gatewayGroup) { harness in try await body(upstreams, harness) }
+        for upstream in upstreams { try await upstream.stop() }
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    func admin(_ method: String, _ path: String, _ gateway: GatewayHarness) async throws -> OneShot.Response {
+        try await OneShot.request(method, path, to: gateway.gateway.adminAddress!, group: group)
+    }
+
+    /// `name{labels} value` lines of an exposition, keyed by everything before the value.
+    func samples(_ text: String) -> [String: Double] {
+        var result: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            result[String(line[..<space])] = value
+        }
+        return result
+    }
+
+    @Test func adminEndpointsAnswer() async throws {
+        try await run(upstreams: ["a"]) { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/x").status == 200)
+            #expect(try await admin("GET", "/healthz", gateway).status == .ok)
+            let ready = try await admin("GET", "/readyz", gateway)
+            #expect(ready.status == .ok && ready.body == "ready\n")
+            let metrics = try await admin("GET", "/metrics", gateway)
+            #expect(metrics.status == .ok)
+            #expect(metrics.head.headers.first(name: "content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
+            #expect(metrics.body.contains("# TYPE fluxgate_request_duration_seconds histogram"))
+            #expect(metrics.body.contains("fluxgate_build_info{version=\"\(FluxgateBuild.version)\"} 1"))
+            let stats = try await admin("GET", "/stats", gateway)
+            let json = try JSONSerialization.jsonObject(with: Data(stats.body.utf8)) as! [String: Any]
+            let admission = json["admission"] as! [String: Any]
+            #expect(admission["slots"] as? Int == 3350 && admission["capacity"] as? Int == 5000)
+            #expect((json["requests"] as! [String: Any])["proxied"] as? Int == 1)
+            #expect((json["latency"] as! [String: Any])["count"] as? Int == 1)
+            let upstreams = json["upstreams"] as! [[String: Any]]
+            #expect(upstreams.count == 1 && upstreams[0]["state"] as? String == "up")
+            #expect(try await admin("GET", "/nope", gateway).status == .notFound)
+            let wrong = try await admin("POST", "/metrics", gateway)
+            #expect(wrong.status == .methodNotAllowed && wrong.head.headers.first(name: "allow") == "GET, HEAD")
+            // No upstream ready: not ready, with the reason.
+            gateway.gateway.runtime.setReady(0, false)
+            let notReady = try await admin("GET", "/readyz", gateway)
+            #expect(notReady.status == .serviceUnavailable && notReady.body == "not ready: no upstream ready\n")
+            try await client.close()
+        }
+    }
+
+    /// Admit, shed for each reason the sequence can reach, retry, flip: every exchange
+    /// counted once, under the fixed metric names.
+    @Test func metricsCountAScriptedSequence() async throws {
+        try await run(upstreams: ["a", "b"], { config in
+            config.rateLimit.perClient.enabled = true
+            config.rateLimit.perClient.rate = 0.001
+            config.rateLimit.perClient.burst = 6
+            config.rateLimit.perClient.key = "header:X-Key"
+            config.admission.routes = [RoutePriority(prefix: "/low", priority: .low)]
+        }) { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let key = [("X-Key", "k1")]
+            #expect(try await client.get("/one", headers: key).status == 200)
+            #expect(try await client.get("/low/two", headers: key).status == 200)
+            // 503 from upstream a is retried on b (GET, no body); round robin sends one of
+            // the two to a first: one retry.
+            for _ in 0..<2 { #expect(try await client.get("/fail-on/a", headers: key).status == 200) }
+            #expect(try await client.get("/status/404", headers: key).status == 404)
+            #expect(try await client.get("/x", headers: key).status == 200)  // the sixth token
+            #expect(try await client.get("/x", headers: key).status == 429)  // bucket empty
+            gateway.gateway.runtime.setReady(0, false)
+            gateway.gateway.runtime.setReady(1, false)
+            #expect(try await client.get("/x", headers: [("X-Key", "k2")]).status == 503)  // no_healthy_upstream
+            gateway.gateway.runtime.setReady(0, true)
+            gateway.gateway.runtime.setReady(1, true)
+            try await client.close()
+            try await eventually("the connection's end") { gateway.gateway.liveObjects.counts.clientHandlers == 0 }
+
+            let text = try await admin("GET", "/metrics", gateway).body
+            let m = samples(text)
+            let requests = m.filter { $0.key.hasPrefix("fluxgate_requests_total{") }.values.reduce(0, +)
+            #expect(requests == 8)
+            #expect(m[#"fluxgate_requests_total{route="low",status="2xx",upstream="a"}"#, default: 0]
+                + m[#"fluxgate_requests_total{route="low",status="2xx",upstream="b"}"#, default: 0] == 1)
+            #expect(m[#"fluxgate_requests_total{route="normal",status="4xx",upstream="none"}"#] == 1)  // the 429
+            #expect(m[#"fluxgate_requests_total{route="normal",status="5xx",upstream="none"}"#] == 1)  // the 503
+            #expect(m[#"fluxgate_shed_total{reason="client_rate_limited",mode="enforced"}"#] == 1)
+            #expect(m[#"fluxgate_shed_total{reason="no_healthy_upstream",mode="enforced"}"#] == 1)
+            #expect(m[#"fluxgate_shed_total{reason="overloaded",mode="enforced"}"#] == 0)
+            #expect(m[#"fluxgate_request_outcomes_total{outcome="proxied"}"#] == 6)
+            #expect(m[#"fluxgate_request_outcomes_total{outcome="shed"}"#] == 2)
+            #expect(m["fluxgate_retries_total"] == 1)
+            #expect(m[#"fluxgate_upstream_health_flips_total{upstream="a",to="down"}"#] == 1)
+            #expect(m[#"fluxgate_upstream_health_flips_total{upstream="a",to="up"}"#] == 1)
+            #expect(m[#"fluxgate_upstream_up{upstream="a"}"#] == 1)
+            #expect(m["fluxgate_request_duration_seconds_count"] == 8)
+            #expect(m[#"fluxgate_request_duration_seconds_bucket{le="+Inf"}"#] == 8)
+            #expect(m["fluxgate_queue_wait_seconds_count"] == 6)  // admitted ones
+            #expect(m["fluxgate_inflight_requests"] == 0)
+            #expect(m["fluxgate_admission_capacity"] == 10_000)
+            #expect(m["fluxgate_admission_slots"] == 6_700)
+            // A second scrape adds nothing: counters are synced by difference, not added again.
+            let again = samples(try await admin("GET", "/metrics", gateway).body)
+            #expect(again[#"fluxgate_request_outcomes_total{outcome="proxied"}"#] == 6)
+            #expect(again["fluxgate_retries_total"] == 1)
+        }
+    }
+
+    @Test func accessLogWritesOneLinePerRequest() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-access-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await run(upstreams: ["a"], { config in
+            config.accessLog.enabled = true
+            config.accessLog.format = .json
+            config.accessLog.path = path
+        }) { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/first?q=1").status == 200)
+            #expect(try await client.get("/status/404").status == 404)
+            try await client.close()
+        }
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: String]
+        #expect(first["method"] == "GET" && first["path"] == "/first?q=1" && first["status"] == "200")
+        #expect(first["upstream"] == "a" && first["client"] == "127.0.0.1" && first["outcome"] == "proxied")
+        #expect(first["request_id"]?.isEmpty == false && first["time"]?.hasSuffix("Z") == true)
+        #expect(Int(first["bytes"] ?? "") ?? 0 > 0)
+        #expect(Double(first["duration_ms"] ?? "") != nil && first["queue_wait_ms"] == "0.000")
+        let second = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: String]
+        #expect(second["status"] == "404")
+    }
+
+    @Test func logfmtQuotesWhatNeedsQuoting() {
+        #expect(AccessLogHandler.logfmtValue("/a?b=c") == #""/a?b=c""#)
+        #expect(AccessLogHandler.logfmtValue("/plain") == "/plain")
+        #expect(AccessLogHandler.logfmtValue("") == #""""#)
+        #expect(AccessLogHandler.jsonString("a\"b\\\n\u{1}") == #""a\"b\\\n\u0001""#)
+        #expect(AccessLog.milliseconds(.microseconds(1_234_567)) == "1234.567")
+        #expect(AccessLog.milliseconds(.microseconds(5)) == "0.005")
+    }
+
+    // MARK: Reload
+
+    @Test func reloadChangesLimitsAndUpstreamsWithoutClosingConnections() async throws {
+        let c = try await TestUpstream.start(name: "c", group: group)
+        try await run(upstreams: ["a", "b"]) { upstreams, gateway in
+            let server = gateway.gateway
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/x").status == 200)
+            // Take b out (its health state must survive a reload that keeps it).
+            server.runtime.setReady(1, false)
+            var config = server.runtime.config
+            config.admission.targetUtilization = 0.5
+            config.upstreams[0].weight = 3
+            config.upstreams.append(UpstreamConfig(name: "c", url: try UpstreamURL.parse(c.url).get(), maxConcurrency: 1000))
+            config.upstreams.remove(at: 0)  // a removed; b kept; c added
+            config.logLevel = .debug
+            let outcome = await server.reload(config)
+            #expect(outcome.succeeded, "\(outcome.errors)")
+            #expect(outcome.version == 2)
+            #expect(outcome.changes.contains("upstreams added: c") && outcome.changes.contains("upstreams removed: a"))
+            // b is still out, so C is c's 1000 and S = 500.
+            #expect(server.runtime.gate.snapshot.capacity == 1000 && server.runtime.gate.snapshot.slots == 500)
+            #expect(server.runtime.health.state(1).enabled == false)
+            // The same keep-alive connection goes on, now to c only.
+            for _ in 0..<3 { #expect(try await client.get("/x").header("x-upstream-instance") == "c") }
+            server.runtime.setReady(1, true)
+            var seen = Set<String>()
+            for _ in 0..<4 { seen.insert(try await client.get("/x").header("x-upstream-instance") ?? "?") }
+            #expect(seen == ["b", "c"])
+            let metrics = samples(try await admin("GET", "/metrics", gateway).body)
+            #expect(metrics[#"fluxgate_config_reloads_total{result="success"}"#] == 1)
+            #expect(metrics["fluxgate_config_version"] == 2)
+            #expect(metrics[#"fluxgate_upstream_up{upstream="c"}"#] == 1)
+            #expect(upstreams[0].acceptedConnections >= 1)
+            try await client.close()
+            try await c.stop()  // before `run` shuts its event loops down
+        }
+    }
+
+    @Test func anInvalidOrRestartOnlyReloadIsRefusedAndTheOldConfigStays() async throws {
+        try await run(upstreams: ["a"]) { _, gateway in
+            let server = gateway.gateway
+            var moved = server.runtime.config
+            moved.listen = SocketEndpoint(host: "127.0.0.1", port: 1)
+            let refused = await server.reload(moved)
+            #expect(!refused.succeeded && refused.errors.first?.contains("listen") == true)
+            var unresolvable = server.runtime.config
+            unresolvable.upstreams = [UpstreamConfig(name: "x", url: try UpstreamURL.parse("http://no-such-host.invalid:80").get())]
+            let invalid = await server.reload(unresolvable)
+            #expect(!invalid.succeeded && invalid.errors.first?.hasPrefix("upstreams:") == true)
+            #expect(server.runtime.settings.version == 1)
+            #expect(server.runtime.reloads == ReloadCounts(success: 0, error: 2))
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/x").header("x-upstream-instance") == "a")
+            try await client.close()
+        }
+    }
+
+    @Test func reloadFromAFileReportsKeyPathsOfABadOne() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-\(UUID().uuidString).conf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let good = "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nreload: { watch: false }\nupstreams: [{url: \"\(upstream.url)\"}]\n"
+        try good.write(toFile: path, atomically: true, encoding: .utf8)
+        let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
+        let server = try GatewayServer(config: try ConfigLoader.load(path: path, required: true), group: gatewayGroup, logger: .init(label: "t"), source: source)
+        let address = try await server.start()
+        try (good + "admission: { target_utilization: 7 }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let bad = try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group)
+        #expect(bad.status == .unprocessableEntity)
+        #expect(bad.body.contains("admission.target_utilization"))
+        try (good + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let ok = try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group)
+        #expect(ok.status == .ok && ok.body.contains("\"result\" : \"success\""))
+        #expect(server.runtime.gate.snapshot.slots == 2500)
+        #expect(try await OneShot.request("GET", "/x", to: address, group: group).status == .ok)
+        try await server.stop()
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    // MARK: Drain
+
+    /// SIGTERM's drain: requests in flight finish (with `Connection: close`), an idle
+    /// keep-alive connection is closed, nothing new is accepted.
+    @Test func drainFinishesRequestsInFlightAndClosesIdleConnections() async throws {
+        try await run(upstreams: ["a"]) { upstream, gateway in
+            let busy = try await TestClient.connect(to: gateway.address, group: group)
+            let idle = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await idle.get("/x").status == 200)
+            let inFlight = (0..<1).map { _ in
+                busy.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=300", headers: ["host": "h"]))
+            }
+            try await upstream[0].waitForRequestHeads(2)
+            await gateway.gateway.drain()
+            for future in inFlight {
+                let response = try await future.get()
+                #expect(response.status == 200 && response.header("connection") == "close")
+            }
+            try await idle.channel.closeFuture.get()
+            try await busy.channel.closeFuture.get()
+            #expect(gateway.gateway.liveObjects.counts.clientHandlers == 0)
+            await #expect(throws: (any Error).self) {
+                _ = try await TestClient.connect(to: gateway.address, group: group).get("/x")
+            }
+            #expect(try await admin("GET", "/readyz", gateway).body == "not ready: draining\n")
+        }
+    }
+}
