@@ -28,6 +28,7 @@ measure() {  # LABEL BINARY SHED(0|1)
   [[ $3 == 1 ]] && { rate=0.001; burst=1; }
   cat >"$W/gw.yaml" <<YAML
 listen: "127.0.0.1:$GW"
+admin_listen: "127.0.0.1:$(( GW + 2000 ))"
 workers: 1
 demo: { enabled: false }
 upstreams: [ { url: "http://127.0.0.1:$UP" } ]

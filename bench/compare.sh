@@ -86,6 +86,7 @@ C
 fluxgate_config() {  # $1 port, $2 global bucket
   cat <<C
 listen: "127.0.0.1:$1"
+admin_listen: "127.0.0.1:$(( $1 + 2000 ))"
 workers: 1
 upstreams:
   - { name: up-1, url: "http://127.0.0.1:19601", max_concurrency: 30000 }

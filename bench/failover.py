@@ -68,6 +68,7 @@ def admin(name, action):
 
 
 config = f"""listen: "127.0.0.1:{GW}"
+admin_listen: "127.0.0.1:{GW + 2000}"
 workers: 1
 demo: {{ enabled: false }}
 upstreams:

@@ -7,7 +7,7 @@ bench_setup() {
   # The release build as docs/PERFORMANCE.md measures it: dynamic exclusivity checks
   # off in the dependencies too (our own targets drop them in Package.swift).
   swift build -c release -Xswiftc -enforce-exclusivity=unchecked >/dev/null
-  BIN=$PWD/.build/release/fluxgate
+  BIN=${FLUXGATE_BIN:-$PWD/.build/release/fluxgate}  # FLUXGATE_BIN: measure another build
   W=$(mktemp -d -t "$1.XXXX")
   pids=()
   trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT

@@ -26,6 +26,7 @@ for mode in proxied:18701:"{ enabled: false }" shed:18702:"{ enabled: true, rate
   IFS=: read -r name port bucket <<<"$mode"
   cat >"$W/$name.yaml" <<C
 listen: "127.0.0.1:$port"
+admin_listen: "127.0.0.1:$(( port + 2000 ))"
 workers: 1
 upstreams: [{ url: "http://127.0.0.1:19701", max_concurrency: 30000 }]
 rate_limit: { global: $bucket, per_client: { enabled: false } }

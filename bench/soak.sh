@@ -45,12 +45,12 @@ bench_need wrk "apt-get install -y wrk"
 bench_need hey "apt-get install -y hey"
 bench_ports_free "$GW" "$U1" "$U2"
 bench_setup soak
-BIN=${FLUXGATE_BIN:-$BIN}   # another build to soak (e.g. an older one, to see the check fail)
 OUT=${OUT:-$W}; mkdir -p "$OUT"
 HERE=$PWD/bench
 
 cat >"$W/soak.yaml" <<YAML
 listen: "127.0.0.1:$GW"
+admin_listen: "127.0.0.1:$(( GW + 2000 ))"
 workers: 1
 demo: { enabled: false }
 upstreams:

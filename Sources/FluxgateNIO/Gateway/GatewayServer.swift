@@ -225,7 +225,7 @@ public final class GatewayServer: Service, Sendable {
         let left = runtime.live.counts.clientHandlers
         let elapsed = ContinuousClock.now - started
         let metadata: Logger.Metadata = [
-            "seconds": "\(DurationParser.format(elapsed))", "connections_left": "\(left)",
+            "seconds": "\(Double(elapsed.nanosecondsClamped / 1_000_000) / 1000)", "connections_left": "\(left)",
             "requests_during_drain": "\(runtime.live.totalExchanges - requestsAtStart)",
         ]
         if finished {

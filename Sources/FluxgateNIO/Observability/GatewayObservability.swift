@@ -49,6 +49,7 @@ public final class GatewayObservability: Sendable {
         var gate: AdmissionGate.Snapshot
         var upstreams: [UpstreamReading]
         var live: LiveObjects.Counts
+        var acceptedConnections: Int
         var wouldShed: [Int]
         var reloads: ReloadCounts
         var draining: Bool
@@ -117,7 +118,7 @@ public final class GatewayObservability: Sendable {
         }
         return Reading(
             traffic: traffic, latency: latency, idleUpstreamConnections: idle, gate: runtime.gate.snapshot,
-            upstreams: upstreams, live: runtime.live.counts, wouldShed: runtime.gate.dryRun.counts,
+            upstreams: upstreams, live: runtime.live.counts, acceptedConnections: runtime.live.totalClientConnections, wouldShed: runtime.gate.dryRun.counts,
             reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped,
             settings: settings, uptime: uptime)
     }
@@ -225,6 +226,7 @@ public final class GatewayObservability: Sendable {
                 help: "Health flips of this upstream, by the state it flipped to.", upstream.flips.down)
         }
         gauge("fluxgate_client_connections", help: "Open client connections.", Double(r.live.clientHandlers))
+        counter("fluxgate_client_connections_total", help: "Client connections accepted.", r.acceptedConnections)
         gauge("fluxgate_upstream_connections_open", help: "Open connections to upstreams (busy and idle).",
             Double(r.live.upstreamConnections))
         gauge("fluxgate_upstream_connections_idle", help: "Idle keep-alive connections to upstreams in the pools.",

@@ -93,6 +93,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         self.admission = settings.admission
         self.routing = runtime.routing
         runtime.live.clientHandlers.born()
+        runtime.live.clientHandlersCreated.born()
     }
 
     /// Takes the current settings when a reload published new ones (one relaxed load

@@ -34,10 +34,13 @@ public final class LiveObjects: Sendable {
     let upstreamConnections = Atomic<Int>(0)
     /// Exchanges created so far (each must end exactly once: ``ExchangeOutcomes``).
     let exchangesCreated = Atomic<Int>(0)
+    /// Client connections accepted so far (one handler each).
+    let clientHandlersCreated = Atomic<Int>(0)
 
     public init() {}
 
     public var totalExchanges: Int { exchangesCreated.load(ordering: .relaxed) }
+    public var totalClientConnections: Int { clientHandlersCreated.load(ordering: .relaxed) }
 
     public var counts: Counts {
         Counts(
