@@ -18,7 +18,9 @@
 # builds Fluxgate in release mode. Env: DUR seconds per run (8), ROUNDS (3),
 # ROWS ("health64 health256 echo mib c10k shed"), IDLE (10000), and FLUXGATE_B: the
 # path of another fluxgate binary (e.g. a copy of the previous build) to run as a
-# fourth target, "fluxgate-b", with the same config — how a change is A/B-measured.
+# fourth target, "fluxgate-b", with the same config — how a change is A/B-measured;
+# FLUXGATE_YAML / FLUXGATE_B_YAML: YAML lines added to fluxgate's / fluxgate-b's
+# config (e.g. an access_log section). IDLE=0 skips the idle-connection memory step.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-8}; ROUNDS=${ROUNDS:-3}; IDLE=${IDLE:-10000}
@@ -83,7 +85,7 @@ backend be
   server s3 127.0.0.1:19603
 C
 # Fluxgate: one event loop, limits that never shed (C = 3 × 30 000, S = 60 300).
-fluxgate_config() {  # $1 port, $2 global bucket
+fluxgate_config() {  # $1 port, $2 global bucket, $3 more YAML (optional)
   cat <<C
 listen: "127.0.0.1:$1"
 admin_listen: "127.0.0.1:$(( $1 + 2000 ))"
@@ -95,10 +97,11 @@ upstreams:
 rate_limit: { global: $2, per_client: { enabled: false } }
 pool: { max_idle_per_upstream: 512 }
 demo: { enabled: false }
+${3:-}
 C
 }
-fluxgate_config 18603 "{ enabled: false }" >"$W/fluxgate.yaml"
-fluxgate_config 18607 "{ enabled: false }" >"$W/fluxgate-b.yaml"
+fluxgate_config 18603 "{ enabled: false }" "${FLUXGATE_YAML:-}" >"$W/fluxgate.yaml"
+fluxgate_config 18607 "{ enabled: false }" "${FLUXGATE_B_YAML:-}" >"$W/fluxgate-b.yaml"
 fluxgate_config 18604 "{ enabled: true, rate: 1, burst: 1 }" >"$W/shed.yaml"
 
 taskset -c 0 nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
@@ -123,9 +126,9 @@ done
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r); nginx $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | awk 'NR==1{print $3}'), wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}')"
 echo "# DUR=${DUR}s ROUNDS=$ROUNDS; proxies on CPU 1, upstream + wrk on CPU 0"
 
-echo
-echo "== memory per idle keep-alive connection ($IDLE connections, fresh processes)"
+[ "$IDLE" -gt 0 ] && echo && echo "== memory per idle keep-alive connection ($IDLE connections, fresh processes)"
 for target in "${ports[@]}"; do
+  [ "$IDLE" -gt 0 ] || break
   name=${target%%:*}; port=${target#*:}; pid_var=${name//-/_}_pid
   for _ in $(seq 20); do curl -s -o /dev/null "http://127.0.0.1:$port/health"; done
   printf "%-9s %s\n" "$name" "$(python3 bench/idle_conns.py "$port" "$IDLE" "${!pid_var}")"

@@ -41,6 +41,18 @@ struct OperationsCoreTests {
         #expect(a.duration.sumNanos == 2_000_350_000)
     }
 
+    /// The data path's literal bucket search agrees with the exported bounds, at and
+    /// just above each bound.
+    @Test func latencyBucketsMatchTheirBounds() {
+        for (index, bound) in LatencyHistogram.bounds.enumerated() {
+            let nanos = Int64((bound * 1e9).rounded())
+            #expect(LatencyHistogram.bucket(nanos) == index, "at \(bound) s")
+            #expect(LatencyHistogram.bucket(nanos + 1) == index + 1, "above \(bound) s")
+        }
+        #expect(LatencyHistogram.bucket(0) == 0)
+        #expect(LatencyHistogram.bucket(.max) == LatencyHistogram.bounds.count)
+    }
+
     @Test func statusClasses() {
         #expect(TrafficStats.statusClass(.proxied(status: 101)) == 1)
         #expect(TrafficStats.statusClass(.shed(.clientRateLimited)) == 4)

@@ -159,9 +159,9 @@ extension ShedReason {
     }
 }
 
-/// A Prometheus-style histogram with fixed bounds from 100 µs to 10 s: counts per
-/// bucket (not cumulative), their sum and count. Recording is a short scan of 17
-/// integer bounds — no allocation, no lock; the owner is one event loop.
+/// A Prometheus-style histogram with fixed bounds from 100 µs to 30 s: counts per
+/// bucket (not cumulative), their sum and count. Recording is a few integer
+/// comparisons — no allocation, no lock; the owner is one event loop.
 ///
 /// Hand-written rather than swift-prometheus's `Histogram`, which takes a lock on
 /// every observation and cannot merge per-loop copies.
@@ -171,7 +171,6 @@ public struct LatencyHistogram: Sendable, Equatable {
     public static let bounds: [Double] = [
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
     ]
-    private static let boundNanos: [Int64] = bounds.map { Int64(($0 * 1e9).rounded()) }
 
     /// Per bucket, then one for values above the last bound (+Inf).
     public private(set) var counts = [Int](repeating: 0, count: bounds.count + 1)
@@ -182,12 +181,31 @@ public struct LatencyHistogram: Sendable, Equatable {
 
     public mutating func record(_ value: Duration) {
         let nanos = max(0, value.nanosecondsClamped)
-        var bucket = 0
-        let bounds = Self.boundNanos
-        while bucket < bounds.count && nanos > bounds[bucket] { bucket += 1 }
-        counts[bucket] &+= 1
+        counts[Self.bucket(nanos)] &+= 1
         sumNanos &+= nanos
         count &+= 1
+    }
+
+    /// The bucket of `nanos`: literal bounds (``bounds`` in nanoseconds), searched in
+    /// halves — no array read on the data path.
+    @inline(__always)
+    static func bucket(_ nanos: Int64) -> Int {
+        if nanos <= 10_000_000 {  // ≤ 10 ms: buckets 0…6
+            if nanos <= 1_000_000 {
+                if nanos <= 250_000 { return nanos <= 100_000 ? 0 : 1 }
+                return nanos <= 500_000 ? 2 : 3
+            }
+            if nanos <= 2_500_000 { return 4 }
+            return nanos <= 5_000_000 ? 5 : 6
+        }
+        if nanos <= 500_000_000 {  // buckets 7…11
+            if nanos <= 50_000_000 { return nanos <= 25_000_000 ? 7 : 8 }
+            if nanos <= 100_000_000 { return 9 }
+            return nanos <= 250_000_000 ? 10 : 11
+        }
+        if nanos <= 2_500_000_000 { return nanos <= 1_000_000_000 ? 12 : 13 }
+        if nanos <= 10_000_000_000 { return nanos <= 5_000_000_000 ? 14 : 15 }
+        return nanos <= 30_000_000_000 ? 16 : 17
     }
 
     public mutating func add(_ other: LatencyHistogram) {

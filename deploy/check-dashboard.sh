@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Checks the Grafana dashboard against real data (a test with a verdict): the
+# embedded default (three demo upstreams) with a global rate limit that sheds part of
+# the load, a real Prometheus (Debian's package) scraping the admin listener every
+# second with deploy/prometheus/prometheus.yml's job, DURATION seconds of load with
+# hey, a demo upstream taken down and back mid-run; then every panel query of
+# deploy/grafana/make_dashboard.py is evaluated through Prometheus's HTTP API and
+# must return data. With PLOT=FILE it also draws each panel over the run (matplotlib)
+# — a preview, since Grafana itself is not packaged for Debian.
+# Env: DURATION (40), PLOT (unset).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+DURATION=${DURATION:-40}
+command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+bench_need hey "apt-get install -y hey"
+bench_ports_free 18951 20951 19951 19952 19953 19190
+bench_setup dashboard
+cat >"$W/gw.yaml" <<C
+listen: "127.0.0.1:18951"
+admin_listen: "127.0.0.1:20951"
+reload: { watch: false }
+health_check: { interval: 1s, timeout: 500ms, rise: 1, fall: 1 }
+rate_limit: { global: { rate: 1500, burst: 200 } }
+demo: { base_port: 19951 }
+C
+"$BIN" --config "$W/gw.yaml" >"$W/gw.out" 2>"$W/gw.err" & pids+=($!)
+bench_wait gateway 18951
+sed -e 's/scrape_interval: 5s/scrape_interval: 1s/' -e 's/127.0.0.1:9090/127.0.0.1:20951/' deploy/prometheus/prometheus.yml >"$W/prometheus.yml"
+prometheus --config.file="$W/prometheus.yml" --storage.tsdb.path="$W/tsdb" --web.listen-address=127.0.0.1:19190 >"$W/prom.log" 2>&1 & pids+=($!)
+bench_wait prometheus 19190 /-/ready
+start=$(date +%s)
+hey -z "${DURATION}s" -c 32 -q 100 "http://127.0.0.1:18951/health" >"$W/hey.txt" & load=$!
+sleep $((DURATION / 3))
+curl -s -X POST "http://127.0.0.1:19952/admin/health/fail" >/dev/null   # demo-b fails its checks...
+sleep $((DURATION / 3))
+curl -s -X POST "http://127.0.0.1:19952/admin/health/recover" >/dev/null  # ...and recovers
+wait "$load"
+sleep 3
+python3 - "$start" "$(date +%s)" "${PLOT:-}" <<'PY'
+import json, sys, urllib.parse, urllib.request
+sys.path.insert(0, "deploy/grafana")
+from make_dashboard import PANELS
+start, end, plot = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def query(expr):
+    expr = expr.replace('$instance', '.*').replace('$__rate_interval', '5s')
+    url = "http://127.0.0.1:19190/api/v1/query_range?" + urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": 1})
+    return json.load(urllib.request.urlopen(url))["data"]["result"]
+failed, series = 0, []
+for title, _, targets, _, _ in PANELS:
+    for expr, legend in targets:
+        result = query(expr)
+        points = sum(len(r["values"]) for r in result)
+        print(f"{'ok ' if points else 'EMPTY'} {points:5} points  {title}: {legend}")
+        failed += points == 0
+        series.append((title, legend, result))
+if plot:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(4, 3, figsize=(18, 16))
+    for ax, (title, unit, targets, _, _) in zip(axes.flat, PANELS):
+        for t, legend, result in series:
+            if t != title: continue
+            for r in result:
+                label = legend
+                for k, v in r["metric"].items(): label = label.replace("{{" + k + "}}", v)
+                xs = [float(v[0]) - start for v in r["values"]]
+                ys = [float(v[1]) if v[1] not in ("NaN", "+Inf") else float("nan") for v in r["values"]]
+                ax.plot(xs, ys, label=label, linewidth=1)
+        ax.set_title(title, fontsize=10); ax.set_xlabel("s"); ax.legend(fontsize=6); ax.set_ylabel(unit, fontsize=8)
+    axes.flat[-1].axis("off")
+    fig.suptitle("deploy/grafana/fluxgate.json panels, drawn from Prometheus (deploy/check-dashboard.sh)")
+    fig.tight_layout(); fig.savefig(plot, dpi=80)
+    print(f"preview: {plot}")
+print("verdict:", "PASS" if failed == 0 else f"FAIL ({failed} empty queries)")
+sys.exit(1 if failed else 0)
+PY

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Writes deploy/grafana/fluxgate.json, the Grafana dashboard for Fluxgate's /metrics.
+
+Kept as a generator so every panel's PromQL lives in one list (PANELS) that
+deploy/check-dashboard.sh evaluates against a real Prometheus scraping a gateway under
+load: a query that returns nothing there is a broken panel. Run: python3 make_dashboard.py
+"""
+import json, os
+
+# (title, unit, [(expr, legend)], width, description)
+PANELS = [
+    ("Offered, admitted and shed requests/s", "reqps", [
+        ('sum(rate(fluxgate_requests_total{instance=~"$instance"}[$__rate_interval]))', "offered"),
+        ('sum(rate(fluxgate_request_outcomes_total{instance=~"$instance",outcome!="shed"}[$__rate_interval]))', "admitted"),
+        ('sum by (reason) (rate(fluxgate_shed_total{instance=~"$instance",mode="enforced"}[$__rate_interval]))', "shed {{reason}}"),
+    ], 12, "Every request ends once; shed ones are answered 429/503 by Fluxgate without reaching an upstream."),
+    ("Utilization against the target", "percentunit", [
+        ('max(fluxgate_utilization{instance=~"$instance"})', "utilization (in-flight + queued) / C"),
+        ('max(fluxgate_target_utilization{instance=~"$instance"})', "target (S / C)"),
+    ], 12, "Above the target, requests queue; /readyz turns 503 at 0.9."),
+    ("In flight, queued and slots", "short", [
+        ('sum(fluxgate_inflight_requests{instance=~"$instance"})', "in flight"),
+        ('sum(fluxgate_queued_requests{instance=~"$instance"})', "queued"),
+        ('sum(fluxgate_admission_slots{instance=~"$instance"})', "slots S"),
+        ('sum(fluxgate_admission_capacity{instance=~"$instance"})', "capacity C"),
+    ], 12, "S = floor(C x target_utilization); C = summed max_concurrency of the ready upstreams."),
+    ("Request duration p50 / p95 / p99", "s", [
+        ('histogram_quantile(0.5, sum by (le) (rate(fluxgate_request_duration_seconds_bucket{instance=~"$instance"}[$__rate_interval])))', "p50"),
+        ('histogram_quantile(0.95, sum by (le) (rate(fluxgate_request_duration_seconds_bucket{instance=~"$instance"}[$__rate_interval])))', "p95"),
+        ('histogram_quantile(0.99, sum by (le) (rate(fluxgate_request_duration_seconds_bucket{instance=~"$instance"}[$__rate_interval])))', "p99"),
+    ], 12, "Head received to the end of the answer, every request (sheds included)."),
+    ("Queue wait p95 / p99", "s", [
+        ('histogram_quantile(0.95, sum by (le) (rate(fluxgate_queue_wait_seconds_bucket{instance=~"$instance"}[$__rate_interval])))', "p95"),
+        ('histogram_quantile(0.99, sum by (le) (rate(fluxgate_queue_wait_seconds_bucket{instance=~"$instance"}[$__rate_interval])))', "p99"),
+    ], 12, "Time admitted requests spent in the admission queue (bounded by admission.queue_timeout)."),
+    ("Responses by status class and upstream", "reqps", [
+        ('sum by (status, upstream) (rate(fluxgate_requests_total{instance=~"$instance"}[$__rate_interval]))', "{{status}} {{upstream}}"),
+    ], 12, "upstream=none: answered by Fluxgate itself (sheds, 413, parse errors)."),
+    ("Upstream health (1 = up / in rotation)", "short", [
+        ('min by (upstream) (fluxgate_upstream_up{instance=~"$instance"})', "{{upstream}} up"),
+        ('min by (upstream) (fluxgate_upstream_ready{instance=~"$instance"})', "{{upstream}} in rotation"),
+    ], 12, "up: enabled and passing active checks; in rotation: also not passively ejected."),
+    ("Upstream in flight, ejections and flips", "short", [
+        ('sum by (upstream) (fluxgate_upstream_inflight_requests{instance=~"$instance"})', "{{upstream}} in flight"),
+        ('sum by (upstream) (increase(fluxgate_upstream_ejections_total{instance=~"$instance"}[5m]))', "{{upstream}} ejections (5m)"),
+        ('sum by (upstream, to) (increase(fluxgate_upstream_health_flips_total{instance=~"$instance"}[5m]))', "{{upstream}} flips to {{to}} (5m)"),
+    ], 12, "Passive ejections (outlier detection) and health flips, from active and passive checks."),
+    ("Retries", "reqps", [
+        ('sum(rate(fluxgate_retries_total{instance=~"$instance"}[$__rate_interval]))', "retries"),
+        ('sum(rate(fluxgate_retry_budget_exhausted_total{instance=~"$instance"}[$__rate_interval]))', "refused by the retry budget"),
+    ], 8, "Failover and retries of idempotent requests on 502/503/504, within retry.budget_percent."),
+    ("Dry run: would have shed", "reqps", [
+        ('sum by (reason) (rate(fluxgate_shed_total{instance=~"$instance",mode="dry_run"}[$__rate_interval]))', "{{reason}}"),
+    ], 8, "With a dry_run switch on, what the limiter would have refused."),
+    ("Connections and config", "short", [
+        ('sum(fluxgate_client_connections{instance=~"$instance"})', "client connections"),
+        ('sum(fluxgate_upstream_connections_open{instance=~"$instance"})', "upstream connections"),
+        ('sum(fluxgate_upstream_connections_idle{instance=~"$instance"})', "idle upstream connections"),
+        ('sum by (result) (increase(fluxgate_config_reloads_total{instance=~"$instance"}[1h]))', "reloads {{result}} (1h)"),
+    ], 8, "Reloads by result; a failed reload keeps the running configuration."),
+]
+
+
+def dashboard():
+    panels, x, y = [], 0, 0
+    for index, (title, unit, targets, width, description) in enumerate(PANELS):
+        if x + width > 24:
+            x, y = 0, y + 8
+        panel = {
+            "id": index + 1, "type": "timeseries", "title": title, "description": description,
+            "datasource": {"type": "prometheus", "uid": "${datasource}"},
+            "gridPos": {"h": 8, "w": width, "x": x, "y": y},
+            "fieldConfig": {"defaults": {"unit": unit, "custom": {"lineWidth": 1, "fillOpacity": 10}}, "overrides": []},
+            "options": {"legend": {"displayMode": "list", "placement": "bottom"}, "tooltip": {"mode": "multi"}},
+            "targets": [
+                {"refId": chr(65 + i), "expr": expr, "legendFormat": legend,
+                 "datasource": {"type": "prometheus", "uid": "${datasource}"}}
+                for i, (expr, legend) in enumerate(targets)
+            ],
+        }
+        if title.startswith("Utilization"):
+            panel["fieldConfig"]["defaults"]["max"] = 1
+            panel["fieldConfig"]["defaults"]["thresholds"] = {
+                "mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "orange", "value": 0.67}, {"color": "red", "value": 0.9}]}
+            panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] = {"mode": "line"}
+        panels.append(panel)
+        x += width
+    return {
+        "title": "Fluxgate", "uid": "fluxgate", "tags": ["fluxgate", "gateway"], "timezone": "browser",
+        "schemaVersion": 39, "version": 1, "refresh": "10s", "time": {"from": "now-30m", "to": "now"},
+        "templating": {"list": [
+            {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"},
+            {"name": "instance", "type": "query", "label": "Gateway", "includeAll": True, "multi": True, "allValue": ".*",
+             "datasource": {"type": "prometheus", "uid": "${datasource}"},
+             "query": {"query": "label_values(fluxgate_build_info, instance)", "refId": "instances"},
+             "definition": "label_values(fluxgate_build_info, instance)", "refresh": 2, "current": {"text": "All", "value": "$__all"}},
+        ]},
+        "panels": panels,
+    }
+
+
+if __name__ == "__main__":
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "fluxgate.json"), "w") as f:
+        json.dump(dashboard(), f, indent=2)
+        f.write("\n")
