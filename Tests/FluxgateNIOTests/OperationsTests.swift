@@ -103,7 +103,10 @@ struct OperationsTests {
             gateway.gateway.runtime.setReady(0, true)
             gateway.gateway.runtime.setReady(1, true)
             try await client.close()
-            try await eventually("the connection's end") { gateway.gateway.liveObjects.counts.clientHandlers == 0 }
+            // Not a request: refused before a head, counted apart.
+            let garbage = try await RawClient.exchange("GARBAGE\r\n\r\n", with: gateway.address, group: group)
+            #expect(garbage.text.hasPrefix("HTTP/1.1 400"))
+            try await eventually("the connections' end") { gateway.gateway.liveObjects.counts.clientHandlers == 0 }
 
             let text = try await admin("GET", "/metrics", gateway).body
             let m = samples(text)
@@ -119,6 +122,8 @@ struct OperationsTests {
             #expect(m[#"fluxgate_request_outcomes_total{outcome="proxied"}"#] == 6)
             #expect(m[#"fluxgate_request_outcomes_total{outcome="shed"}"#] == 2)
             #expect(m["fluxgate_retries_total"] == 1)
+            #expect(m[#"fluxgate_requests_refused_total{status="400"}"#] == 1)
+            #expect(m[#"fluxgate_requests_refused_total{status="431"}"#] == 0)
             #expect(m[#"fluxgate_upstream_health_flips_total{upstream="a",to="down"}"#] == 1)
             #expect(m[#"fluxgate_upstream_health_flips_total{upstream="a",to="up"}"#] == 1)
             #expect(m[#"fluxgate_upstream_up{upstream="a"}"#] == 1)

@@ -26,6 +26,9 @@ public struct TrafficStats: Sendable, Equatable {
     /// Exchanges started on / finished with each upstream: their difference is its in-flight.
     public private(set) var upstreamStarted: [Int]
     public private(set) var upstreamFinished: [Int]
+    /// Input answered before a request head was complete (no exchange): by
+    /// ``HeadRefusal``, in `allCases` order.
+    public private(set) var headRefusals = [Int](repeating: 0, count: HeadRefusal.allCases.count)
     /// Head received → end, every exchange.
     public private(set) var duration = LatencyHistogram()
     /// Time in the admission queue, every admitted exchange (0 for those never queued).
@@ -91,6 +94,9 @@ public struct TrafficStats: Sendable, Equatable {
 
     public mutating func retryRefusedByBudget() { retryBudgetExhausted &+= 1 }
 
+    /// Input refused before it made a request head (a 400, 431 or 408 and a close).
+    public mutating func refused(_ refusal: HeadRefusal) { headRefusals[refusal.rawValue] &+= 1 }
+
     /// Exchanges in flight on `upstream` as this copy counts them.
     public func inFlight(_ upstream: Int) -> Int {
         upstream < upstreamSlots ? upstreamStarted[upstream] - upstreamFinished[upstream] : 0
@@ -115,6 +121,7 @@ public struct TrafficStats: Sendable, Equatable {
         for i in shed.indices { shed[i] &+= other.shed[i] }
         retries &+= other.retries
         retryBudgetExhausted &+= other.retryBudgetExhausted
+        for i in headRefusals.indices { headRefusals[i] &+= other.headRefusals[i] }
         for i in 0..<other.upstreamSlots {
             upstreamStarted[i] &+= other.upstreamStarted[i]
             upstreamFinished[i] &+= other.upstreamFinished[i]
@@ -143,6 +150,24 @@ public struct TrafficStats: Sendable, Equatable {
         upstreamStarted = grown.upstreamStarted
         upstreamFinished = grown.upstreamFinished
         upstreamSlots = count
+    }
+}
+
+/// Why input was answered before it made a complete request head.
+public enum HeadRefusal: Int, Sendable, CaseIterable {
+    /// Not parseable as HTTP/1.1 (400).
+    case badRequest
+    /// Head larger than `limits.max_header_bytes` (431).
+    case headersTooLarge
+    /// Head not complete within `timeouts.client_header` (408).
+    case headerTimeout
+
+    public var status: Int {
+        switch self {
+        case .badRequest: 400
+        case .headersTooLarge: 431
+        case .headerTimeout: 408
+        }
     }
 }
 

@@ -143,7 +143,7 @@ public final class GatewayServer: Service, Sendable {
                         let sync = channel.pipeline.syncOperations
                         let timeouts = ClientTimeoutHandler(
                             headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
-                            rejection: runtime.responses.rawRequestTimeout, live: runtime.live)
+                            rejection: runtime.responses.rawRequestTimeout, live: runtime.live, stats: stats)
                         try sync.addHandler(timeouts)
                         var limits = NIOHTTPDecoderLimitConfiguration()
                         limits.maxHeaderListSize = config.limits.maxHeaderBytes

@@ -179,6 +179,8 @@ struct StatsDocument: Encodable {
         var client_gone: Int
         var retries: Int
         var retry_budget_exhausted: Int
+        /// 400/408/431 before a complete head (not in `total`).
+        var refused_before_head: Int
     }
     struct Latency: Encodable {
         var window_s: String
@@ -233,7 +235,8 @@ struct StatsDocument: Encodable {
         let t = r.traffic
         requests = Requests(
             total: t.total, proxied: t.endCounts[0], shed: t.endCounts[1], gateway_answer: t.endCounts[2], cut_off: t.endCounts[3],
-            client_gone: t.endCounts[4], retries: t.retries, retry_budget_exhausted: t.retryBudgetExhausted)
+            client_gone: t.endCounts[4], retries: t.retries, retry_budget_exhausted: t.retryBudgetExhausted,
+            refused_before_head: t.headRefusals.reduce(0, +))
         shed = Dictionary(uniqueKeysWithValues: ShedReason.allCases.map { ($0.rawValue, t.shedCount($0)) })
         would_shed_dry_run = Dictionary(uniqueKeysWithValues: ShedReason.allCases.map { ($0.rawValue, r.wouldShed[$0.index]) })
         let h = r.latency

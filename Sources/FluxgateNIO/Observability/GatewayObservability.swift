@@ -195,6 +195,12 @@ public final class GatewayObservability: Sendable {
             counter("fluxgate_shed_total", [("reason", reason.rawValue), ("mode", "enforced")], help: help, t.shedCount(reason))
             counter("fluxgate_shed_total", [("reason", reason.rawValue), ("mode", "dry_run")], help: help, r.wouldShed[reason.index])
         }
+        for refusal in HeadRefusal.allCases {
+            counter(
+                "fluxgate_requests_refused_total", [("status", "\(refusal.status)")],
+                help: "Input answered 400, 408 or 431 before it made a complete request head (not in fluxgate_requests_total).",
+                t.headRefusals[refusal.rawValue])
+        }
         counter("fluxgate_retries_total", help: "Attempts after the first (failover, stale connection, retry on 502/503/504).", t.retries)
         counter(
             "fluxgate_retry_budget_exhausted_total",

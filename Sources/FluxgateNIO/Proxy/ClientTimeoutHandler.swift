@@ -26,7 +26,11 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
 
     private let live: LiveObjects
 
-    init(headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer, live: LiveObjects = LiveObjects()) {
+    /// This event loop's metrics (a 408 is counted there).
+    private let stats: LoopStats?
+
+    init(headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer, live: LiveObjects = LiveObjects(), stats: LoopStats? = nil) {
+        self.stats = stats
         self.live = live
         live.timeoutHandlers.born()
         self.machine = ClientConnectionTimeouts(headerTimeout: headerTimeout, idleTimeout: idleTimeout)
@@ -102,6 +106,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         case .closeIdle:
             context.close(promise: nil)
         case .rejectSlowHead:
+            stats?.traffic.refused(.headerTimeout)
             context.writeAndFlush(wrapOutboundOut(rejection), promise: nil)
             context.close(promise: nil)
         }

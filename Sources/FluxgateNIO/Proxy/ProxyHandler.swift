@@ -312,6 +312,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func answerParserError(_ error: any Error) {
         let kind: GatewayAnswer = (error as? HTTPParserError) == .headerOverflow ? .headersTooLarge : .badRequest
+        stats.traffic.refused(kind == .headersTooLarge ? .headersTooLarge : .badRequest)
         answer(kind, requestID: nil, http10: false, close: true, isHead: false)
     }
 
