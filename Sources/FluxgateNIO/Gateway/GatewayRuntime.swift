@@ -117,10 +117,7 @@ final class GatewayRuntime: Sendable {
                 config.retry.enabled)
         }
         gate.reconfigure(config: config, now: now)
-        router.reconfigure(upstreams: settings.upstreams)
-        health.reconfigure(
-            names: settings.upstreams.map(\.name), policy: config.healthCheck.policy,
-            retired: settings.upstreams.map(\.retired), fresh: assignment.fresh, now: now)
+        health.reconfigure(upstreams: settings.upstreams, policy: config.healthCheck.policy, fresh: assignment.fresh, now: now)
         accessLog.reconfigure(config.accessLog)
     }
 

@@ -39,14 +39,18 @@ final class HealthMonitor: Sendable {
         self.flipCounts = (0..<UpstreamSlots.maxSlots).map { _ in FlipCount() }
     }
 
-    /// A reload: the slots' names, the new policy, retired slots out, fresh slots
-    /// starting over; everything else keeps its state. Re-plans at once.
-    func reconfigure(names: [String], policy: HealthPolicy, retired: [Bool], fresh: [Int], now: MonotonicTime) {
+    /// A reload: the slots (names, weights, `max_concurrency`, retired ones out), the
+    /// new policy, fresh slots starting over; everything else keeps its state. The
+    /// router takes the new slots inside the board's lock, where every plan is made and
+    /// applied, so no plan for the old slots can reach a router that has the new ones.
+    func reconfigure(upstreams: [UpstreamSlot], policy: HealthPolicy, fresh: [Int], now: MonotonicTime) {
         for index in fresh { streaks[index].value.store(false, ordering: .relaxed) }
+        let router = self.router
         update(now: now, forcePlan: true) { board in
-            board.reconfigure(policy: policy, retired: retired, fresh: fresh)
+            router.reconfigure(upstreams: upstreams)
+            board.reconfigure(policy: policy, retired: upstreams.map(\.retired), fresh: fresh)
             return []
-        } names: { $0 = names }
+        } names: { $0 = upstreams.map(\.name) }
     }
 
     /// Slots the health checker probes: every one not retired.

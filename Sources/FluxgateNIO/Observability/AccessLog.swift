@@ -284,10 +284,12 @@ final class LineWriter: Sendable {
         }
     }
 
+    /// Stops taking lines, stops the thread, then writes what it had not (work items
+    /// still queued at shutdown are cancelled by the pool, not run).
     func shutdown() async {
-        submit { state in Self.flush(state) }
         state.withLock { $0.stopped = true }
         try? await thread.shutdownGracefully()
+        Self.flush(state)
         let fd = state.withLock { $0.fd }
         if fd > 2 { close(fd) }
     }
