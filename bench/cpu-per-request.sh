@@ -17,15 +17,7 @@ bench_need nginx "apt-get install -y nginx-light"
 bench_need hey "apt-get install -y hey"
 bench_ports_free 19751 18751 18752 20751 20752
 bench_setup cpu
-chmod 755 "$W"
-cat >"$W/upstream.conf" <<C
-worker_processes 1; daemon off; pid $W/upstream.pid; error_log $W/upstream.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:19751;
-    location = /health { default_type application/json; return 200 '{"status":"UP","service":"upstream"}'; } } }
-C
-taskset -c 0 nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
+bench_nginx_health_upstream 19751 0
 config() {  # PORT EXTRA
   cat <<C
 listen: "127.0.0.1:$1"

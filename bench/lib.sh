@@ -47,3 +47,17 @@ bench_ports_free() {  # PORT...
     fi
   done
 }
+
+# One nginx worker answering GET /health with a 37-byte JSON on 127.0.0.1:PORT, on
+# CPU (taskset), as the upstream of the per-request measurements.
+bench_nginx_health_upstream() {  # PORT CPU
+  chmod 755 "$W"
+  cat >"$W/upstream.conf" <<C
+worker_processes 1; daemon off; pid $W/upstream.pid; error_log $W/upstream.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$1;
+    location = /health { default_type application/json; return 200 '{"status":"UP","service":"upstream"}'; } } }
+C
+  taskset -c "$2" nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
+}

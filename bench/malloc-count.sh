@@ -13,15 +13,7 @@ bench_need nginx "apt-get install -y nginx-light"
 bench_need wrk "apt-get install -y wrk"
 bench_setup malloc
 gcc -O2 -shared -fPIC -o "$W/count.so" bench/malloc/count.c -ldl
-chmod 755 "$W"
-cat >"$W/upstream.conf" <<C
-worker_processes 1; daemon off; pid $W/upstream.pid; error_log $W/upstream.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:19701;
-    location = /health { default_type application/json; return 200 '{"status":"UP","service":"upstream"}'; } } }
-C
-taskset -c 0 nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
+bench_nginx_health_upstream 19701 0
 for mode in proxied:18701:"{ enabled: false }" shed:18702:"{ enabled: true, rate: 1, burst: 1 }"; do
   IFS=: read -r name port bucket <<<"$mode"
   cat >"$W/$name.yaml" <<C

@@ -1,3 +1,4 @@
+import FluxgateCore
 import Foundation
 
 /// The Fluxor API's routes (SPEC §7) as a function of the request and the instance's
@@ -54,12 +55,12 @@ public struct DemoRouter: Sendable {
         guard allowed.contains(method) else { return methodNotAllowed(allowed) }
         switch (method, request.path) {
         case ("GET", "/"):
-            return .json(200, #"{"message":"Welcome to Fluxor API","version":"\#(Self.version)","instance":\#(JSON.quote(instance))}"#)
+            return .json(200, #"{"message":"Welcome to Fluxor API","version":"\#(Self.version)","instance":\#(JSONText.quote(instance))}"#)
         case ("GET", "/health"), ("GET", "/live"):
             let healthy = !state.isFailingHealth
             return .json(
                 healthy ? 200 : 503,
-                #"{"status":"\#(healthy ? "healthy" : "unhealthy")","service":"fluxor-demo","instance":\#(JSON.quote(instance)),"timestamp":\#(unixTime)}"#)
+                #"{"status":"\#(healthy ? "healthy" : "unhealthy")","service":"fluxor-demo","instance":\#(JSONText.quote(instance)),"timestamp":\#(unixTime)}"#)
         case ("GET", "/ready"):
             return ready()
         case ("GET", "/api/status"):
@@ -81,7 +82,7 @@ public struct DemoRouter: Sendable {
         case ("POST", "/admin/health/fail"), ("POST", "/admin/health/recover"):
             guard request.fromLoopback else { return .error(403, "admin endpoints answer loopback clients only") }
             state.setFailingHealth(request.path.hasSuffix("fail"))
-            return .json(200, #"{"healthy":\#(!state.isFailingHealth),"instance":\#(JSON.quote(instance))}"#)
+            return .json(200, #"{"healthy":\#(!state.isFailingHealth),"instance":\#(JSONText.quote(instance))}"#)
         default:
             return .error(404, "not found")
         }
@@ -132,7 +133,7 @@ public struct DemoRouter: Sendable {
         }
         let name = (object["name"] as? String) ?? String(email.prefix { $0 != "@" })
         return addUser(name: name, email: email) { user in
-            .json(201, #"{"message":"User registered successfully","user":{"id":\#(user.id),"email":\#(JSON.quote(user.email))}}"#)
+            .json(201, #"{"message":"User registered successfully","user":{"id":\#(user.id),"email":\#(JSONText.quote(user.email))}}"#)
         }
     }
 
@@ -181,11 +182,11 @@ public struct DemoRouter: Sendable {
         let utilization = (Double(inFlight) / Double(max(1, state.capacity)) * 1000).rounded() / 1000
         return .json(
             200,
-            #"{"total":\#(counts.total),"successful":\#(counts.successful),"error":\#(counts.error),"rejected":\#(counts.rejected),"in_flight":\#(inFlight),"capacity":\#(state.capacity),"utilization":\#(utilization),"instance":\#(JSON.quote(instance))}"#)
+            #"{"total":\#(counts.total),"successful":\#(counts.successful),"error":\#(counts.error),"rejected":\#(counts.rejected),"in_flight":\#(inFlight),"capacity":\#(state.capacity),"utilization":\#(utilization),"instance":\#(JSONText.quote(instance))}"#)
     }
 
     static func userJSON(_ user: UserStore.User) -> String {
-        #"{"id":\#(user.id),"name":\#(JSON.quote(user.name)),"email":\#(JSON.quote(user.email))}"#
+        #"{"id":\#(user.id),"name":\#(JSONText.quote(user.name)),"email":\#(JSONText.quote(user.email))}"#
     }
 
     static func object(_ body: [UInt8]) -> [String: Any]? {

@@ -159,27 +159,8 @@ struct AccessLogHandler: LogHandler {
         return jsonString(text)
     }
 
-    /// A JSON string literal (also valid logfmt quoting): control characters escaped.
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    /// A JSON string literal (also valid logfmt quoting).
+    static func jsonString(_ text: String) -> String { JSONText.quote(text) }
 }
 
 /// Buffers lines and writes them to standard output or a file from one background
