@@ -22,8 +22,8 @@
 # checks that every response carries its own request's ID and body.
 #
 # Samples every SAMPLE seconds: RSS (VmRSS), open descriptors, established client
-# and upstream connections. In-flight and queue depth are not sampled yet: they need
-# the admin listener's /stats, which does not exist yet.
+# and upstream connections. In-flight and queue depth (the admin listener's /stats)
+# are not sampled by this script yet.
 #
 # Verdict: RSS — the mean of the last third of the traffic samples may exceed the
 # second third's by at most max(RSS_MARGIN_MB, RSS_MARGIN_PCT %); descriptors — back

@@ -1,4 +1,5 @@
 import FluxgateCore
+
 /// An answer from the demo app, independent of any HTTP library.
 public struct DemoResponse: Sendable, Equatable {
     public var status: Int

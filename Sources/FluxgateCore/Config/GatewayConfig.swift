@@ -66,9 +66,11 @@ public struct GatewayConfig: Sendable, Equatable {
     public var effectiveUpstreams: [UpstreamConfig] {
         if !upstreams.isEmpty || !demo.enabled { return upstreams }
         return (0..<demo.instances).map { index in
+            // The demo instance's capacity is its "max CCU": admission sizes S from it.
             UpstreamConfig(
                 name: "demo-\(DemoConfig.instanceName(index))",
-                url: UpstreamURL(endpoint: SocketEndpoint(host: "127.0.0.1", port: demo.basePort + index))
+                url: UpstreamURL(endpoint: SocketEndpoint(host: "127.0.0.1", port: demo.basePort + index)),
+                maxConcurrency: demo.capacity
             )
         }
     }

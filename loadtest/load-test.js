@@ -1,0 +1,15 @@
+// Load: ramp to 10 000 virtual users over 5 minutes, hold 1 minute, ramp down
+// (SPEC §8). SCALE and TIME_SCALE shrink it; THINK sets the pause between requests.
+import { login, mixRequest, stages, thresholds } from './lib/mix.js';
+
+export const options = {
+  stages: stages([
+    { duration: '5m', target: 10000 },
+    { duration: '1m', target: 10000 },
+    { duration: '30s', target: 0 },
+  ]),
+  thresholds,
+};
+
+export const setup = login;
+export default mixRequest;

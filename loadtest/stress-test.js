@@ -1,0 +1,17 @@
+// Stress: ramp to 20 000 virtual users over 8 minutes to find the breaking point
+// (SPEC §8). Thresholds are reported, not expected to hold at the top.
+import { login, mixRequest, stages, thresholds } from './lib/mix.js';
+
+export const options = {
+  stages: stages([
+    { duration: '2m', target: 5000 },
+    { duration: '2m', target: 10000 },
+    { duration: '2m', target: 15000 },
+    { duration: '2m', target: 20000 },
+    { duration: '1m', target: 0 },
+  ]),
+  thresholds,
+};
+
+export const setup = login;
+export default mixRequest;
