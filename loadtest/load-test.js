@@ -1,6 +1,6 @@
 // Load: ramp to 10 000 virtual users over 5 minutes, hold 1 minute, ramp down
 // (SPEC §8). SCALE and TIME_SCALE shrink it; THINK sets the pause between requests.
-import { login, mixRequest, stages, thresholds } from './lib/mix.js';
+import { login, mixRequest, stages, summaryTrendStats, thresholds } from './lib/mix.js';
 
 export const options = {
   stages: stages([
@@ -9,6 +9,7 @@ export const options = {
     { duration: '30s', target: 0 },
   ]),
   thresholds,
+  summaryTrendStats,
 };
 
 export const setup = login;

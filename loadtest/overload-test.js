@@ -6,7 +6,7 @@
 // gateway must shed the excess fast and keep admitted latency near the unloaded 100 ms.
 //   RATE (3000) x SCALE, DURATION (60s) x TIME_SCALE
 import http from 'k6/http';
-import { record, seconds, SCALE, BASE_URL } from './lib/mix.js';
+import { record, seconds, summaryTrendStats, SCALE, BASE_URL } from './lib/mix.js';
 
 export const options = {
   scenarios: {
@@ -24,6 +24,7 @@ export const options = {
     real_failures: ['rate<0.001'],
     http_req_failed: ['rate<0.001'],
   },
+  summaryTrendStats,
 };
 
 export default function () {

@@ -1,5 +1,5 @@
 // Spike: 100 -> 5 000 -> 100 virtual users in 2.5 minutes (SPEC §8).
-import { login, mixRequest, stages, thresholds } from './lib/mix.js';
+import { login, mixRequest, stages, summaryTrendStats, thresholds } from './lib/mix.js';
 
 export const options = {
   stages: stages([
@@ -10,6 +10,7 @@ export const options = {
     { duration: '50s', target: 100 },
   ]),
   thresholds,
+  summaryTrendStats,
 };
 
 export const setup = login;

@@ -1,6 +1,6 @@
 // Stress: ramp to 20 000 virtual users over 8 minutes to find the breaking point
 // (SPEC §8). Thresholds are reported, not expected to hold at the top.
-import { login, mixRequest, stages, thresholds } from './lib/mix.js';
+import { login, mixRequest, stages, summaryTrendStats, thresholds } from './lib/mix.js';
 
 export const options = {
   stages: stages([
@@ -11,6 +11,7 @@ export const options = {
     { duration: '1m', target: 0 },
   ]),
   thresholds,
+  summaryTrendStats,
 };
 
 export const setup = login;

@@ -17,6 +17,8 @@ struct ProxyHandlerTests {
         let loop: EmbeddedEventLoop
         let live: LiveObjects
         var refused: Set<Int> = []
+        /// Connects fail as the gateway's own descriptor exhaustion (EMFILE).
+        var outOfDescriptors = false
         /// Every connection opened, in order, with its upstream.
         private(set) var opened: [(upstream: Int, channel: EmbeddedChannel)] = []
         private(set) var released: [UpstreamConnection] = []
@@ -36,6 +38,10 @@ struct ProxyHandlerTests {
         func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
             if refused.contains(upstream) {
                 completion(.failure(IOError(errnoCode: ECONNREFUSED, reason: "connect")))
+                return
+            }
+            if outOfDescriptors {
+                completion(.failure(IOError(errnoCode: EMFILE, reason: "socket")))
                 return
             }
             let connection = UpstreamConnection(upstreamIndex: upstream, live: live)
@@ -102,6 +108,21 @@ struct ProxyHandlerTests {
         #expect(fixture.runtime.outcomes.counts == .init(proxied: 1, retries: 1))
         #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
         #expect(fixture.connector.released.count == 1)  // the good connection goes back for reuse
+    }
+
+    /// The gateway's own EMFILE is not the upstreams' fault: 503, no failover, no
+    /// passive failure — before this, the stress test ejected every upstream for it.
+    @Test func runningOutOfDescriptorsIs503WithoutBlamingAnUpstream() throws {
+        let fixture = try Fixture()
+        fixture.connector.outOfDescriptors = true
+        try fixture.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        let answer = try fixture.received()
+        #expect(answer.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
+        #expect(answer.contains(#""error":"gateway_out_of_resources""#))
+        #expect(fixture.connector.opened.isEmpty)
+        #expect(fixture.runtime.health.state(0).consecutiveFailures == 0)
+        #expect(fixture.runtime.health.state(1).consecutiveFailures == 0)
+        #expect(fixture.runtime.outcomes.counts == .init(gatewayAnswers: 1))
     }
 
     @Test func an503FromAnUpstreamIsRetriedElsewhereAndNeverSeenByTheClient() throws {

@@ -40,6 +40,9 @@ export function seconds(text) {
   return `${Math.max(1, Math.round(value))}s`;
 }
 
+/** Aggregates in the end-of-test summary and summary.json (p99 included). */
+export const summaryTrendStats = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'];
+
 export const thresholds = {
   // Every request, admitted or shed (a shed answers in well under a millisecond).
   http_req_duration: ['p(95)<200'],

@@ -48,6 +48,19 @@ enum HealthProbe {
         ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: fluxgate-health-check\r\nConnection: close\r\n\r\n")
     }
 
+    /// Whether a connect failed for want of a local resource (descriptors, buffers):
+    /// the gateway's problem, not the upstream's, so it must not count against the
+    /// upstream's health (seen in the stress test: at the 20 000-descriptor limit every
+    /// upstream was ejected for the gateway's own EMFILE; docs/LOADTEST.md).
+    static func isLocalExhaustion(_ error: any Error) -> Bool {
+        let local: Set<Int32> = [EMFILE, ENFILE, ENOBUFS, ENOMEM]
+        if let error = error as? IOError { return local.contains(error.errnoCode) }
+        if let error = error as? NIOConnectionError {
+            return !error.connectionErrors.isEmpty && error.connectionErrors.allSatisfy { isLocalExhaustion($0.error) }
+        }
+        return false
+    }
+
     static func failure(connecting error: any Error) -> UpstreamHealth.Failure {
         if case .connectTimeout = error as? ChannelError { return .timeout }
         let refused = { (error: any Error) in (error as? IOError)?.errnoCode == ECONNREFUSED }

@@ -11,6 +11,8 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     case upstreamUnavailable = "upstream_unavailable"
     case upstreamError = "upstream_error"
     case upstreamTimeout = "upstream_timeout"
+    /// The gateway itself could not open an upstream connection (out of descriptors).
+    case gatewayOutOfResources = "gateway_out_of_resources"
 
     var status: HTTPResponseStatus {
         switch self {
@@ -20,6 +22,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .headersTooLarge: .requestHeaderFieldsTooLarge
         case .upstreamUnavailable, .upstreamError: .badGateway
         case .upstreamTimeout: .gatewayTimeout
+        case .gatewayOutOfResources: .serviceUnavailable
         }
     }
 
@@ -32,6 +35,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .upstreamUnavailable: "no upstream accepted the connection"
         case .upstreamError: "the upstream closed the connection or sent an invalid response"
         case .upstreamTimeout: "the upstream did not answer in time"
+        case .gatewayOutOfResources: "the gateway is out of file descriptors; try again later"
         }
     }
 }

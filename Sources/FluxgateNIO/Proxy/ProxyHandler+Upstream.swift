@@ -48,6 +48,10 @@ extension ProxyHandler {
             attach(connection, to: exchange)
         case .failure(let error) where error is UpstreamPool.WaitTimeout:
             answerForExchange(exchange, .upstreamTimeout)
+        case .failure(let error) where HealthProbe.isLocalExhaustion(error):
+            // No health penalty and no failover: every upstream would fail the same way.
+            runtime.noteLocalExhaustion(error, now: now)
+            answerForExchange(exchange, .gatewayOutOfResources)
         case .failure(let error):
             let failure = HealthProbe.failure(connecting: error)
             runtime.health.exchangeFailed(exchange.upstream, failure, now: now)
