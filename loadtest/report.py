@@ -18,8 +18,31 @@ def cpu_stats(rows, key):
     return (sum(rates) / len(rates), max(rates)) if rates else (float("nan"), float("nan"))
 
 
-print("| run | requests | req/s | admitted p50 / p95 / p99 ms | all p95 ms | real failures | sheds (by reason) | peak conns | gateway CPU % avg / max | gateway RSS MiB max | k6 CPU % avg / max | k6 RSS MiB max |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+def gateway_quantiles(folder):
+    """p95 / p99 of fluxgate_request_duration_seconds over the whole run (metrics-end.txt),
+    interpolated inside buckets as Prometheus's histogram_quantile does; ms."""
+    path = os.path.join(folder, "metrics-end.txt")
+    if not os.path.exists(path):
+        return "-"
+    buckets = []
+    for line in open(path):
+        if line.startswith('fluxgate_request_duration_seconds_bucket{le="'):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    total = buckets[-1][1] if buckets else 0
+    def q(p):
+        rank, lower, below = p * total, 0.0, 0.0
+        for upper, count in buckets:
+            if count >= rank:
+                if upper == float("inf"): return lower * 1000
+                return (lower + (upper - lower) * (rank - below) / max(1e-9, count - below)) * 1000
+            lower, below = upper, count
+        return float("nan")
+    return f"{q(0.95):.1f} / {q(0.99):.1f}" if total else "-"
+
+
+print("| run | requests | req/s | admitted p50 / p95 / p99 ms | all p95 ms | gateway p95 / p99 ms | real failures | sheds (by reason) | peak conns | gateway CPU % avg / max | gateway RSS MiB max | k6 CPU % avg / max | k6 RSS MiB max |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for folder in sys.argv[1:]:
     summary = json.load(open(os.path.join(folder, "summary.json")))
     metrics = summary["metrics"]
@@ -42,5 +65,5 @@ for folder in sys.argv[1:]:
     shed_text = f"{shed_total} ({', '.join(f'{k} {v}' for k, v in reasons.items())})" if shed_total else "0"
     print(f"| {os.path.basename(folder.rstrip('/'))} | {reqs.get('count', 0)} | {reqs.get('rate', 0):.0f} | "
           f"{trend(metrics, 'admitted_duration', 'med')} / {trend(metrics, 'admitted_duration', 'p(95)')} / {trend(metrics, 'admitted_duration', 'p(99)')} | "
-          f"{trend(metrics, 'http_req_duration', 'p(95)')} | {fail_text} | {shed_text} | {peak} | "
+          f"{trend(metrics, 'http_req_duration', 'p(95)')} | {gateway_quantiles(folder)} | {fail_text} | {shed_text} | {peak} | "
           f"{gw[0]:.0f} / {gw[1]:.0f} | {gw_rss:.0f} | {k6[0]:.0f} / {k6[1]:.0f} | {k6_rss:.0f} |")

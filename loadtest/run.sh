@@ -10,8 +10,9 @@
 # is sampled if it answers). While k6 runs, the gateway's /stats and the CPU and RSS of
 # the gateway and of k6 are sampled every second. Leaves in
 # loadtest/results/<date>-<test>/: k6's summary (summary.json), its HTML report
-# (report.html), its console output (k6.txt), the samples (samples.csv), a plot
-# (plot.png) and the gateway's log. Stops what it started.
+# (report.html), its console output (k6.txt), the samples (samples.csv), the gateway's
+# /metrics at the end (metrics-end.txt), a plot (plot.png) and the gateway's log.
+# Stops what it started.
 # Env: SCALE, TIME_SCALE, THINK (see lib/mix.js), RATE and DURATION (overload), OUT (folder).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -66,6 +67,8 @@ k6_pid=$!; pids+=("$k6_pid"); echo "$k6_pid" >"$out/k6.pid"
 tail -n +1 -f --pid="$k6_pid" "$out/k6.txt"   # progress as it comes
 set +e; wait "$k6_pid"; k6_status=$?; set -e
 touch "$out/.stop"; sleep 1.2
+# The gateway's whole-run histograms and counters, for report.py's gateway-side percentiles.
+curl -sf "$ADMIN_URL/metrics" >"$out/metrics-end.txt" 2>/dev/null || rm -f "$out/metrics-end.txt"
 if [ -s "$out/samples.csv" ] && python3 -c "import matplotlib" 2>/dev/null; then
   python3 "$here/plot.py" "$out/samples.csv" "$out/plot.png" "$test-test.js against $BASE_URL, $(date -u +%F), $(nproc) cores" || true
 fi
