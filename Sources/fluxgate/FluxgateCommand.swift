@@ -18,7 +18,7 @@ struct FluxgateCommand: AsyncParsableCommand {
         commandName: "fluxgate",
         abstract: "Admission-control reverse proxy: spreads requests over healthy upstreams and sheds excess load fast.",
         version: FluxgateVersion.string,
-        subcommands: [Serve.self, CheckConfig.self, Reload.self, DemoUpstream.self],
+        subcommands: [Serve.self, CheckConfig.self, Reload.self, Healthcheck.self, DemoUpstream.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -120,9 +120,37 @@ struct Reload: AsyncParsableCommand {
         guard let endpoint = SocketEndpoint.parse(admin) else {
             throw ValidationError("--admin: expected host:port such as 127.0.0.1:9090")
         }
-        let (status, body) = try await AdminClient.post(path: "/reload", to: endpoint)
+        let (status, body) = try await AdminClient.request("POST", path: "/reload", to: endpoint)
         print(body, terminator: body.hasSuffix("\n") ? "" : "\n")
         if status != 200 { throw ExitCode(1) }
+    }
+}
+
+struct Healthcheck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "healthcheck",
+        abstract: "Exit 0 when a running gateway's admin listener answers GET /healthz (or --path) with 200 (for Docker's HEALTHCHECK).")
+
+    @Option(name: .long, help: "The gateway's admin listener (host:port).")
+    var admin: String = "127.0.0.1:9090"
+
+    @Option(name: .long, help: "Admin path to ask: /healthz (alive) or /readyz (ready for traffic).")
+    var path: String = "/healthz"
+
+    func run() async throws {
+        guard let endpoint = SocketEndpoint.parse(admin) else {
+            throw ValidationError("--admin: expected host:port such as 127.0.0.1:9090")
+        }
+        do {
+            let (status, body) = try await AdminClient.request("GET", path: path, to: endpoint)
+            print(body.trimmingCharacters(in: .whitespacesAndNewlines))
+            if status != 200 { throw ExitCode(1) }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            print("\(admin): \(error)")
+            throw ExitCode(1)
+        }
     }
 }
 
@@ -208,10 +236,10 @@ struct StandardError: TextOutputStream {
 
 /// A one-request HTTP/1.1 client for `fluxgate reload` (the admin listener closes after answering).
 enum AdminClient {
-    static func post(path: String, to endpoint: SocketEndpoint) async throws -> (status: Int, body: String) {
+    static func request(_ method: String, path: String, to endpoint: SocketEndpoint) async throws -> (status: Int, body: String) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
-            let result = try await post(path: path, to: endpoint, group: group)
+            let result = try await request(method, path: path, to: endpoint, group: group)
             try? await group.shutdownGracefully()
             return result
         } catch {
@@ -220,7 +248,7 @@ enum AdminClient {
         }
     }
 
-    private static func post(path: String, to endpoint: SocketEndpoint, group: any EventLoopGroup) async throws -> (status: Int, body: String) {
+    private static func request(_ method: String, path: String, to endpoint: SocketEndpoint, group: any EventLoopGroup) async throws -> (status: Int, body: String) {
         let collector = ResponseCollector(promise: group.next().makePromise())
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
@@ -228,7 +256,7 @@ enum AdminClient {
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
             }
             .connect(host: endpoint.host, port: endpoint.port).get()
-        let request = "POST \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        let request = "\(method) \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         try await channel.writeAndFlush(ByteBuffer(string: request)).get()
         let text = try await collector.promise.futureResult.get()
         guard let headEnd = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
