@@ -83,7 +83,8 @@ final class AdmissionGate: Sendable {
     /// What dry runs would have shed (real sheds are counted where each exchange ends).
     let dryRun = DryRunCounters()
     private let logger: Logger
-    private let lastDryRunLog = Atomic<Int64>(.min)
+    /// A dry run under real overload must not flood the log.
+    private let dryRunLog = LogThrottle()
 
     init(config: GatewayConfig, capacity: Int, now: MonotonicTime, logger: Logger) {
         self.logger = logger
@@ -230,11 +231,7 @@ final class AdmissionGate: Sendable {
 
     private func noteDryRun(_ reason: ShedReason, now: MonotonicTime) {
         dryRun.count(reason)
-        let last = lastDryRunLog.load(ordering: .relaxed)
-        // At most one line a second: a dry run under real overload must not flood the log.
-        guard last == .min || now.nanoseconds &- last >= 1_000_000_000,
-            lastDryRunLog.compareExchange(expected: last, desired: now.nanoseconds, ordering: .relaxed).exchanged
-        else { return }
+        guard dryRunLog.allow(now: now) else { return }
         logger.info(
             "dry run: would have shed",
             metadata: ["reason": "\(reason.rawValue)", "would_shed_total": "\(dryRun.total)"])

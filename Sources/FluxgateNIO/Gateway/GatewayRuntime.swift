@@ -29,7 +29,7 @@ final class GatewayRuntime: Sendable {
     let accessLog: AccessLog
     private let reloadCounts = Mutex(ReloadCounts())
     private let drainFlag = Atomic<Bool>(false)
-    private let lastExhaustionLog = Atomic<Int64>(.min)
+    private let exhaustionLog = LogThrottle()
     let logger: Logger
 
     typealias Routing = UpstreamRouter.Routing
@@ -86,10 +86,7 @@ final class GatewayRuntime: Sendable {
     /// An upstream connect failed for want of a local resource: logged at most once a
     /// second (under descriptor exhaustion it fails for every request).
     func noteLocalExhaustion(_ error: any Error, now: MonotonicTime) {
-        let last = lastExhaustionLog.load(ordering: .relaxed)
-        guard last == .min || now.nanoseconds &- last >= 1_000_000_000,
-            lastExhaustionLog.compareExchange(expected: last, desired: now.nanoseconds, ordering: .relaxed).exchanged
-        else { return }
+        guard exhaustionLog.allow(now: now) else { return }
         logger.error(
             "cannot open upstream connections: the gateway is out of a local resource; answering 503 (raise the descriptor limit, e.g. ulimit -n / LimitNOFILE)",
             metadata: ["error": "\(error)"])
