@@ -101,7 +101,16 @@ public final class HealthChecker: Service, Sendable {
                 group.addTask { [self] in
                     let probe = HealthProbe.run(target: target, request: request, timeout: timeout, on: loop)
                     let failure: UpstreamHealth.Failure?
-                    do { failure = try await probe.get() } catch { failure = .other("\(error)") }
+                    do {
+                        failure = try await probe.get()
+                    } catch where HealthProbe.isLocalExhaustion(error) {
+                        // The gateway is out of descriptors: no verdict on the upstream
+                        // (the stress test saw every upstream marked down for it).
+                        runtime.noteLocalExhaustion(error, now: Self.now)
+                        return
+                    } catch {
+                        failure = .other("\(error)")
+                    }
                     if let failure {
                         monitor.probeFailed(index, failure, now: Self.now)
                     } else {

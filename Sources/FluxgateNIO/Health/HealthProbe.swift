@@ -36,6 +36,9 @@ enum HealthProbe {
                         channel.writeAndFlush(request, promise: nil)
                         bound.value.channel = channel
                     }
+                case .failure(let error) where Self.isLocalExhaustion(error):
+                    // Says nothing about the upstream: the round's result for it is "unknown".
+                    bound.value.abandon(error)
                 case .failure(let error):
                     bound.value.finish(Self.failure(connecting: error))
                 }
@@ -84,6 +87,13 @@ enum HealthProbe {
             channel?.close(promise: nil)
             channel = nil
             promise.succeed(result)
+        }
+
+        /// No verdict: the probe could not be made (the gateway's own resources).
+        func abandon(_ error: any Error) {
+            guard !done else { return }
+            done = true
+            promise.fail(error)
         }
     }
 
