@@ -57,16 +57,10 @@ public final class GatewayObservability: Sendable {
         var settings: GatewaySettings
         var uptime: Double
 
-        var utilization: Double {
-            gate.capacity > 0 ? Double(gate.inFlight + gate.queued) / Double(gate.capacity) : 1
-        }
+        var utilization: Double { gate.utilization }
 
-        /// Not ready at utilization ≥ 0.9, with no upstream ready, or while draining.
         var notReadyReason: String? {
-            if draining { return "draining" }
-            if !upstreams.contains(where: \.routed) { return "no upstream ready" }
-            if utilization >= 0.9 { return "utilization \(utilization.formatted2) >= 0.90" }
-            return nil
+            GatewayObservability.notReady(draining: draining, anyRouted: upstreams.contains(where: \.routed), gate: gate)
         }
     }
 
@@ -127,11 +121,15 @@ public final class GatewayObservability: Sendable {
 
     /// Why `/readyz` says no (SPEC §4), or nil when ready; no per-loop reading needed.
     func notReadyReason() -> String? {
-        let gate = runtime.gate.snapshot
-        if runtime.draining { return "draining" }
-        if !runtime.router.routed.contains(true) { return "no upstream ready" }
-        let utilization = gate.capacity > 0 ? Double(gate.inFlight + gate.queued) / Double(gate.capacity) : 1
-        if utilization >= 0.9 { return "utilization \(utilization.formatted2) >= 0.90" }
+        Self.notReady(draining: runtime.draining, anyRouted: runtime.router.routed.contains(true), gate: runtime.gate.snapshot)
+    }
+
+    /// The readiness rule, in one place for `/readyz`, `/stats` and `fluxgate_ready`:
+    /// not ready while draining, with no upstream in rotation, or at utilization ≥ 0.9.
+    static func notReady(draining: Bool, anyRouted: Bool, gate: AdmissionGate.Snapshot) -> String? {
+        if draining { return "draining" }
+        if !anyRouted { return "no upstream ready" }
+        if gate.utilization >= 0.9 { return "utilization \(gate.utilization.formatted2) >= 0.90" }
         return nil
     }
 
@@ -258,6 +256,11 @@ public final class GatewayObservability: Sendable {
         text += "\(name)_count \(histogram.count)\n"
         buffer.append(contentsOf: text.utf8)
     }
+}
+
+extension AdmissionGate.Snapshot {
+    /// (in flight + queued) / C; 1 when C is 0.
+    var utilization: Double { capacity > 0 ? Double(inFlight + queued) / Double(capacity) : 1 }
 }
 
 /// Configuration reloads so far, by result.
