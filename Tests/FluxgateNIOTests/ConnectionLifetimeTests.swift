@@ -86,7 +86,7 @@ struct ConnectionLifetimeTests {
             $0.clientHandlers == 0 && $0.timeoutHandlers == 0 && $0.exchanges == 0
         }
         // One end per exchange: no path ends one twice or never.
-        let outcomes = gateway.runtime.outcomes.counts
+        let outcomes = await gateway.observability.read().traffic.outcomes
         #expect(outcomes.total == gateway.liveObjects.totalExchanges, "\(outcomes)")
         switch scenario {
         case .proxiedKeepAlive, .proxiedClose: #expect(outcomes.proxied == Self.connectionsPerScenario)

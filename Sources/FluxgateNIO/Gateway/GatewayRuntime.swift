@@ -24,8 +24,6 @@ final class GatewayRuntime: Sendable {
     private let retry: Mutex<(budget: RetryBudget, enabled: Bool)>
     /// Live connection and request objects, for leak checks (``LiveObjects``).
     let live = LiveObjects()
-    /// Exchanges by how they ended.
-    let outcomes = ExchangeOutcomes()
     let accessLog: AccessLog
     private let reloadCounts = Mutex(ReloadCounts())
     private let drainFlag = Atomic<Bool>(false)

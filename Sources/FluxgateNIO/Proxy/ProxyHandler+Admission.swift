@@ -112,7 +112,6 @@ extension ProxyHandler {
             }
         }
         abortUpstream(exchange)
-        runtime.outcomes.record(outcome)
         stats.record(outcome, route: exchange.route, countedUpstream: exchange.countedUpstream)
         exchange.countedUpstream = nil
         let accessLog = runtime.accessLog
