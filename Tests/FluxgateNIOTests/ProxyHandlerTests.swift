@@ -175,4 +175,68 @@ struct ProxyHandlerTests {
         #expect(try fixture.received().components(separatedBy: "HTTP/1.1 200 OK").count == 3)
         #expect(fixture.stats.traffic.outcomes == .init(proxied: 2))
     }
+
+    // MARK: Edge hardening
+
+    func handler(_ fixture: Fixture) throws -> ProxyHandler {
+        try fixture.client.pipeline.syncOperations.handler(type: ProxyHandler.self)
+    }
+
+    /// Pipelined heads count by their real size and number: behind one unanswered
+    /// request, reads stop at `limits.max_pipelined` heads or 64 KiB, whichever first
+    /// (before, each head counted 64 bytes whatever its size).
+    @Test func pipelinedHeadsStopReadsByCountAndSize() throws {
+        let fixture = try Fixture { $0.limits.maxPipelined = 4 }
+        try fixture.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        let proxy = try handler(fixture)
+        #expect(proxy.mayRead)
+        for index in 0..<3 { try fixture.request("GET /p\(index) HTTP/1.1\r\nHost: h\r\n\r\n") }
+        #expect(proxy.mayRead, "3 small heads queued, 4 allowed")
+        try fixture.request("GET /p3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(!proxy.mayRead, "4 heads queued: reads stop")
+
+        let big = try Fixture { $0.limits.maxPipelined = 1000 }
+        try big.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        let filler = String(repeating: "f", count: 8_000)
+        for index in 0..<8 { try big.request("GET /p\(index) HTTP/1.1\r\nHost: h\r\nX-Filler: \(filler)\r\n\r\n") }
+        #expect(!(try handler(big)).mayRead, "8 heads of 8 KB pass 64 KiB")
+        #expect((try handler(big)).queuedBytes > 64_000)
+    }
+
+    /// `timeouts.upstream_send`: an upstream that stops taking a streamed request body
+    /// gets a 504 after the timeout, counted against its health; the client is not
+    /// blamed for the reads the gateway paused meanwhile.
+    @Test func anUpstreamThatStopsTakingTheBodyIs504() throws {
+        let fixture = try Fixture {
+            $0.limits.requestBufferBytes = 0
+            $0.timeouts.upstreamSend = .seconds(2)
+            $0.timeouts.clientBody = .seconds(1)
+        }
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc")
+        let upstream = fixture.connector.opened[0].channel
+        upstream.isWritable = false
+        upstream.pipeline.fireChannelWritabilityChanged()
+        fixture.loop.advanceTime(by: .milliseconds(1500))
+        #expect(try fixture.received().isEmpty, "client_body does not run while the upstream holds the body back")
+        fixture.loop.advanceTime(by: .milliseconds(600))
+        let answer = try fixture.received()
+        #expect(answer.hasPrefix("HTTP/1.1 504 Gateway Timeout\r\n"))
+        #expect(fixture.stats.traffic.timeouts[ExchangeDeadlines.Expiry.upstreamSend.index] == 1)
+        #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
+    }
+
+    /// A body read whole before admission: the request takes its slot only once the
+    /// body is complete, and `100 Continue` goes out at once.
+    @Test func smallBodiesAreReadBeforeAdmission() throws {
+        let fixture = try Fixture()
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\nExpect: 100-continue\r\n\r\nabc")
+        #expect(try fixture.received() == "HTTP/1.1 100 Continue\r\n\r\n")
+        #expect(fixture.connector.opened.isEmpty)
+        #expect(fixture.runtime.gate.snapshot.inFlight == 0, "no slot held while the body arrives")
+        try fixture.request("def")
+        #expect(fixture.connector.opened.count == 1)
+        #expect(try fixture.connector.sent(0).hasSuffix("\r\n\r\nabcdef"))
+        try fixture.connector.answer(0, Self.ok)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
+    }
 }

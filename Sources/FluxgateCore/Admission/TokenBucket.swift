@@ -38,7 +38,9 @@ public struct TokenBucket: Sendable, Equatable {
             tokens -= 1
             return .allowed(remaining: Int(tokens))
         }
-        return .denied(retryAfter: .nanoseconds(Int64(((1 - tokens) / rate * 1e9).rounded(.up))))
+        // Clamped: config keeps rate ≥ 0.001/s, but no rate may overflow the conversion.
+        let nanoseconds = min(((1 - tokens) / rate * 1e9).rounded(.up), Self.longestWait)
+        return .denied(retryAfter: .nanoseconds(Int64(nanoseconds)))
     }
 
     /// Whole tokens available now, without taking one.
@@ -46,6 +48,9 @@ public struct TokenBucket: Sendable, Equatable {
         refill(now)
         return Int(tokens)
     }
+
+    /// A day: the longest wait a denial reports.
+    static let longestWait = 86_400e9
 
     private mutating func refill(_ now: MonotonicTime) {
         guard now > updated else { return }

@@ -9,7 +9,7 @@ public enum ConfigLoader {
     /// Top-level keys, in the order `gateway.conf.example` documents them.
     public static let topLevelKeys = [
         "listen", "admin_listen", "workers", "upstreams", "health_check", "retry", "admission", "rate_limit",
-        "timeouts", "limits", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo",
+        "timeouts", "limits", "trusted_proxies", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo",
     ]
 
     /// Loads `path`; a missing file at the default path means "all defaults"
@@ -126,18 +126,14 @@ public enum ConfigLoader {
         let global = r.table(rateLimit.entries["global"], path: "rate_limit.global", known: ["enabled", "dry_run", "rate", "burst"])
         config.rateLimit.global.enabled = r.bool(global, "enabled", default: config.rateLimit.global.enabled)
         config.rateLimit.global.dryRun = r.bool(global, "dry_run", default: config.rateLimit.global.dryRun)
-        config.rateLimit.global.rate = r.double(global, "rate", default: config.rateLimit.global.rate) {
-            $0 > 0 ? nil : "must be greater than 0"
-        }
+        config.rateLimit.global.rate = r.double(global, "rate", default: config.rateLimit.global.rate, check: Self.rateCheck)
         config.rateLimit.global.burst = r.int(global, "burst", default: config.rateLimit.global.burst, range: 1...Int(Int32.max))
         let perClient = r.table(
             rateLimit.entries["per_client"], path: "rate_limit.per_client",
             known: ["enabled", "dry_run", "rate", "burst", "key", "max_clients"])
         config.rateLimit.perClient.enabled = r.bool(perClient, "enabled", default: config.rateLimit.perClient.enabled)
         config.rateLimit.perClient.dryRun = r.bool(perClient, "dry_run", default: config.rateLimit.perClient.dryRun)
-        config.rateLimit.perClient.rate = r.double(perClient, "rate", default: config.rateLimit.perClient.rate) {
-            $0 > 0 ? nil : "must be greater than 0"
-        }
+        config.rateLimit.perClient.rate = r.double(perClient, "rate", default: config.rateLimit.perClient.rate, check: Self.rateCheck)
         config.rateLimit.perClient.burst = r.int(perClient, "burst", default: config.rateLimit.perClient.burst, range: 1...Int(Int32.max))
         config.rateLimit.perClient.key = r.string(perClient, "key", default: config.rateLimit.perClient.key) { key in
             if key == "ip" { return nil }
@@ -146,15 +142,39 @@ public enum ConfigLoader {
         }
         config.rateLimit.perClient.maxClients = r.int(perClient, "max_clients", default: config.rateLimit.perClient.maxClients, range: 1...100_000_000)
 
-        let timeouts = r.table(top.entries["timeouts"], path: "timeouts", known: ["connect", "upstream_header", "client_header", "idle"])
+        let timeouts = r.table(
+            top.entries["timeouts"], path: "timeouts",
+            known: [
+                "connect", "upstream_header", "client_header", "idle", "client_body", "client_send", "upstream_read", "upstream_send",
+                "request", "lingering_close",
+            ])
         config.timeouts.connect = r.duration(timeouts, "connect", default: config.timeouts.connect)
         config.timeouts.upstreamHeader = r.duration(timeouts, "upstream_header", default: config.timeouts.upstreamHeader)
         config.timeouts.clientHeader = r.duration(timeouts, "client_header", default: config.timeouts.clientHeader)
         config.timeouts.idle = r.duration(timeouts, "idle", default: config.timeouts.idle)
+        config.timeouts.clientBody = r.duration(timeouts, "client_body", default: config.timeouts.clientBody)
+        config.timeouts.clientSend = r.duration(timeouts, "client_send", default: config.timeouts.clientSend)
+        config.timeouts.upstreamRead = r.duration(timeouts, "upstream_read", default: config.timeouts.upstreamRead)
+        config.timeouts.upstreamSend = r.duration(timeouts, "upstream_send", default: config.timeouts.upstreamSend)
+        config.timeouts.request = r.duration(timeouts, "request", default: config.timeouts.request, minimum: .zero)
+        config.timeouts.lingeringClose = r.duration(timeouts, "lingering_close", default: config.timeouts.lingeringClose, minimum: .zero)
 
-        let limits = r.table(top.entries["limits"], path: "limits", known: ["max_header_bytes", "max_body_bytes"])
+        let limits = r.table(
+            top.entries["limits"], path: "limits",
+            known: [
+                "max_header_bytes", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
+                "max_connections_per_client", "underscores_in_headers",
+            ])
         config.limits.maxHeaderBytes = r.int(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
         config.limits.maxBodyBytes = r.int(limits, "max_body_bytes", default: config.limits.maxBodyBytes, range: 0...Int(Int64.max))
+        config.limits.requestBufferBytes = r.int(
+            limits, "request_buffer_bytes", default: config.limits.requestBufferBytes, range: 0...16_777_216)
+        config.limits.maxPipelined = r.int(limits, "max_pipelined", default: config.limits.maxPipelined, range: 1...1024)
+        config.limits.maxConnections = r.int(limits, "max_connections", default: config.limits.maxConnections, range: 0...10_000_000)
+        config.limits.maxConnectionsPerClient = r.int(
+            limits, "max_connections_per_client", default: config.limits.maxConnectionsPerClient, range: 0...10_000_000)
+        config.limits.underscoresInHeaders = r.bool(limits, "underscores_in_headers", default: config.limits.underscoresInHeaders)
+        config.trustedProxies = decodeAddressRanges(top.entries["trusted_proxies"], path: "trusted_proxies", reader: &r)
 
         let pool = r.table(top.entries["pool"], path: "pool", known: ["max_idle_per_upstream", "max_connections", "idle_timeout"])
         config.pool.maxIdlePerUpstream = r.int(pool, "max_idle_per_upstream", default: config.pool.maxIdlePerUpstream, range: 0...100_000)
@@ -205,6 +225,30 @@ public enum ConfigLoader {
             r.report("upstreams", "at least one upstream is required when demo.enabled is false")
         }
         return config
+    }
+
+    /// Token rates: one token per 1 000 s at the slowest (a `Retry-After` beyond that
+    /// says nothing useful), a billion per second at the fastest.
+    static let rateRange = 0.001...1_000_000_000.0
+    static func rateCheck(_ rate: Double) -> String? {
+        rateRange.contains(rate) ? nil : "must be in 0.001...1000000000 (tokens per second)"
+    }
+
+    static func decodeAddressRanges(_ node: Node?, path: String, reader r: inout ConfigReader) -> [AddressRange] {
+        guard let node, !ConfigReader.isNull(node) else { return [] }
+        guard let sequence = node.sequence else {
+            r.report(path, "expected a list of addresses or CIDR ranges such as 10.0.0.0/8", node: node)
+            return []
+        }
+        var ranges: [AddressRange] = []
+        for (index, item) in sequence.enumerated() {
+            guard let text = item.scalar?.string, let range = AddressRange.parse(text) else {
+                r.report("\(path)[\(index)]", "expected an address or CIDR range such as 10.0.0.0/8 or fd00::/8", node: item)
+                continue
+            }
+            ranges.append(range)
+        }
+        return ranges
     }
 
     static func decodeRoutes(_ node: Node?, reader r: inout ConfigReader) -> [RoutePriority] {

@@ -110,11 +110,16 @@ struct ConfigReader {
         }
     }
 
-    mutating func duration(_ table: Table, _ key: String, default value: Duration, minimum: Duration = .milliseconds(1))
-        -> Duration
-    {
+    /// Durations are bounded above too (a week by default): every timer the gateway
+    /// arms must fit NIO's nanosecond deadlines with room to spare.
+    mutating func duration(
+        _ table: Table, _ key: String, default value: Duration, minimum: Duration = .milliseconds(1),
+        maximum: Duration = .seconds(7 * 86_400)
+    ) -> Duration {
         scalar(table, key, default: value, expected: "a duration such as 500ms, 2s or 1m", parse: DurationParser.parse) {
-            $0 < minimum ? "must be at least \(DurationParser.format(minimum))" : nil
+            if $0 < minimum { return "must be at least \(DurationParser.format(minimum))" }
+            if $0 > maximum { return "must be at most \(DurationParser.format(maximum))" }
+            return nil
         }
     }
 

@@ -28,6 +28,11 @@ public struct GatewayConfig: Sendable, Equatable {
     public var drainTimeout: Duration = .seconds(30)
     /// Reload when the config file changes (`reload.watch`), checked every `reload.interval`.
     public var reload = ReloadConfig()
+    /// Peers whose `X-Forwarded-For` is believed (`trusted_proxies`, CIDRs): from
+    /// them the client address is the right-most untrusted entry of the header and
+    /// the header is kept (appended to); from anyone else it is replaced. Default
+    /// empty: no peer is trusted.
+    public var trustedProxies: [AddressRange] = []
 
     public init() {}
 
@@ -46,6 +51,7 @@ public struct GatewayConfig: Sendable, Equatable {
         if logLevel != old.logLevel { keys.append("log_level") }
         if drainTimeout != old.drainTimeout { keys.append("drain_timeout") }
         if reload != old.reload { keys.append("reload") }
+        if trustedProxies != old.trustedProxies { keys.append("trusted_proxies") }
         if demo != old.demo { keys.append("demo") }
         return keys
     }
@@ -186,13 +192,13 @@ public struct AdmissionConfig: Sendable, Equatable {
     public var routes: [RoutePriority] = []
     public init() {}
 
-    /// The class of a request target (path, optional query): the longest matching
-    /// route prefix, else normal. Without routes this costs nothing per request.
+    /// The class of a request target: the longest route prefix that matches its
+    /// normalised path at a segment boundary (``RequestTarget``), else normal. Without
+    /// routes this costs nothing per request.
     public func priority(forTarget target: String) -> Priority {
-        guard !routes.isEmpty else { return .normal }
-        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...]
+        guard !routes.isEmpty, let path = RequestTarget.normalizedPath(target) else { return .normal }
         var best: RoutePriority? = nil
-        for route in routes where path.hasPrefix(route.prefix) {
+        for route in routes where RequestTarget.matches(prefix: route.prefix, path: path) {
             if best == nil || route.prefix.utf8.count > best!.prefix.utf8.count { best = route }
         }
         return best?.priority ?? .normal
@@ -258,7 +264,31 @@ public struct TimeoutsConfig: Sendable, Equatable {
     public var clientHeader: Duration = .seconds(10)
     /// Idle keep-alive on both sides (client connections, pooled upstream connections). Default 60s.
     public var idle: Duration = .seconds(60)
+    /// Between two reads of a request body the gateway is waiting for (nginx's
+    /// `client_body_timeout`). Default 30s → 408 (or a close once the response started).
+    public var clientBody: Duration = .seconds(30)
+    /// Between two writes to a client that does not take its response (nginx's
+    /// `send_timeout`). Default 30s → close.
+    public var clientSend: Duration = .seconds(30)
+    /// Between two reads of a response body (nginx's `proxy_read_timeout`). Default 30s → close.
+    public var upstreamRead: Duration = .seconds(30)
+    /// Between two writes of a request body to an upstream that does not take it
+    /// (nginx's `proxy_send_timeout`). Default 30s → 504 (or a close).
+    public var upstreamSend: Duration = .seconds(30)
+    /// Whole request, head received → response end; 0s turns it off. Default 0s (off).
+    public var request: Duration = .zero
+    /// After an error answer with request bytes unread, how long the gateway keeps
+    /// reading and discarding them (half-closed) so the answer is not lost to a TCP
+    /// reset (nginx's lingering close). Default 5s.
+    public var lingeringClose: Duration = .seconds(5)
     public init() {}
+
+    /// The per-exchange timeouts as the pure deadline logic takes them.
+    public var exchangeLimits: ExchangeDeadlines.Limits {
+        .init(
+            clientBody: clientBody, clientSend: clientSend, upstreamHeader: upstreamHeader, upstreamRead: upstreamRead,
+            upstreamSend: upstreamSend, request: request)
+    }
 }
 
 /// Request limits (`limits`).
@@ -267,6 +297,27 @@ public struct LimitsConfig: Sendable, Equatable {
     public var maxHeaderBytes = 16_384
     /// Request body bytes. Default 10 MiB → 413.
     public var maxBodyBytes = 10_485_760
+    /// Request bodies up to this size are read whole before the request is admitted
+    /// (nginx's `proxy_request_buffering`, bounded): a slow uploader holds no admission
+    /// slot. Larger bodies stream under `timeouts.client_body`. 0 turns buffering off.
+    /// Default 65536.
+    public var requestBufferBytes = 65_536
+    /// Pipelined requests read ahead of the one being answered; beyond it the gateway
+    /// stops reading the connection until answers go out. Default 16.
+    public var maxPipelined = 16
+    /// Client connections open at once; beyond it new ones are closed at accept.
+    /// 0 means automatic: 90 % of the process's descriptor limit, keeping room for
+    /// upstream connections. Default 0 (automatic).
+    public var maxConnections = 0
+    /// Client connections open at once from one address (the peer address, or the
+    /// client address a trusted proxy reported); beyond it new ones get 503 and a
+    /// close. 0 turns it off. Default 0 (off: one-host load tests and clients behind
+    /// NAT share an address).
+    public var maxConnectionsPerClient = 0
+    /// Request header names containing `_` are forwarded when true; dropped when false
+    /// (nginx's `underscores_in_headers off`): CGI-style apps read `X_Forwarded_For`
+    /// as `X-Forwarded-For`. Default false.
+    public var underscoresInHeaders = false
     public init() {}
 }
 

@@ -29,6 +29,11 @@ public struct TrafficStats: Sendable, Equatable {
     /// Input answered before a request head was complete (no exchange): by
     /// ``HeadRefusal``, in `allCases` order.
     public private(set) var headRefusals = [Int](repeating: 0, count: HeadRefusal.allCases.count)
+    /// Exchanges ended by a timeout, by ``ExchangeDeadlines/Expiry`` (in `allCases` order).
+    public private(set) var timeouts = [Int](repeating: 0, count: ExchangeDeadlines.Expiry.allCases.count)
+    /// Client connections closed at accept by `limits.max_connections` (index 0) and
+    /// `limits.max_connections_per_client` (index 1).
+    public private(set) var connectionsRefused = [0, 0]
     /// Head received → end, every exchange.
     public private(set) var duration = LatencyHistogram()
     /// Time in the admission queue, every admitted exchange (0 for those never queued).
@@ -97,6 +102,12 @@ public struct TrafficStats: Sendable, Equatable {
     /// Input refused before it made a request head (a 400, 431 or 408 and a close).
     public mutating func refused(_ refusal: HeadRefusal) { headRefusals[refusal.rawValue] &+= 1 }
 
+    /// An exchange ended because `expiry` ran out.
+    public mutating func timedOut(_ expiry: ExchangeDeadlines.Expiry) { timeouts[expiry.index] &+= 1 }
+
+    /// A connection was refused at accept (`perClient`: by the per-address cap).
+    public mutating func connectionRefused(perClient: Bool) { connectionsRefused[perClient ? 1 : 0] &+= 1 }
+
     /// Exchanges in flight on `upstream` as this copy counts them.
     public func inFlight(_ upstream: Int) -> Int {
         upstream < upstreamSlots ? upstreamStarted[upstream] - upstreamFinished[upstream] : 0
@@ -122,6 +133,8 @@ public struct TrafficStats: Sendable, Equatable {
         retries &+= other.retries
         retryBudgetExhausted &+= other.retryBudgetExhausted
         for i in headRefusals.indices { headRefusals[i] &+= other.headRefusals[i] }
+        for i in timeouts.indices { timeouts[i] &+= other.timeouts[i] }
+        for i in connectionsRefused.indices { connectionsRefused[i] &+= other.connectionsRefused[i] }
         for i in 0..<other.upstreamSlots {
             upstreamStarted[i] &+= other.upstreamStarted[i]
             upstreamFinished[i] &+= other.upstreamFinished[i]

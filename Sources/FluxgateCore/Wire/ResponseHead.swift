@@ -42,6 +42,15 @@ public struct ResponseHead: Sendable, Equatable {
         return .untilClose
     }
 
+    /// The head announces a body the framing rules say is not sent (a `HEAD` answer,
+    /// 204, 304 with a length or a transfer coding): legitimate, but an upstream that
+    /// sends the body anyway puts bytes on the connection no request asked for, which
+    /// the next request would read as its response. Such a connection is not reused.
+    public func announcesUnsentBody(requestWasHead: Bool) -> Bool {
+        guard framing(requestWasHead: requestWasHead) == .none, !isInformational else { return false }
+        return hasTransferEncoding || (contentLength ?? 0) > 0
+    }
+
     /// Whether the upstream connection may serve another request after this response.
     /// (Transfer-Encoding with Content-Length, the smuggling signature, never gets
     /// this far: ``ResponseHeadParser`` refuses it.)

@@ -1,6 +1,7 @@
 import Foundation
 import FluxgateCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOHTTP1
@@ -32,6 +33,8 @@ public final class GatewayServer: Service, Sendable {
     private let logLevel: LogLevelSwitch?
     private let state = Mutex<ListenerState>(ListenerState())
     private let reloading = Mutex(false)
+    /// `limits.max_connections` / `max_connections_per_client`, shared by every event loop.
+    private let connectionLimits: NIOLockedValueBox<ConnectionLimits>
 
     private struct ListenerState {
         var channel: (any Channel)?
@@ -61,8 +64,29 @@ public final class GatewayServer: Service, Sendable {
         self.logger = logger
         self.source = source
         self.logLevel = logLevel
+        self.connectionLimits = NIOLockedValueBox(Self.makeConnectionLimits(config))
         logLevel?.set(config.logLevel)
     }
+
+    private static func makeConnectionLimits(_ config: GatewayConfig) -> ConnectionLimits {
+        let total = config.limits.maxConnections > 0
+            ? config.limits.maxConnections : ConnectionLimits.automaticTotal(descriptorLimit: Self.descriptorLimit)
+        return ConnectionLimits(maxTotal: total, maxPerClient: config.limits.maxConnectionsPerClient)
+    }
+
+    /// The process's soft `RLIMIT_NOFILE`.
+    static var descriptorLimit: Int {
+        var limit = rlimit()
+        #if os(Linux)
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        #else
+        guard getrlimit(RLIMIT_NOFILE, &limit) == 0 else { return 1024 }
+        #endif
+        return limit.rlim_cur == rlim_t.max ? 1 << 20 : Int(clamping: limit.rlim_cur)
+    }
+
+    /// Client connections counted against `limits.max_connections` right now.
+    public var openClientConnections: Int { connectionLimits.withLockedValue { $0.open } }
 
     /// Per-connection objects alive right now (handlers, exchanges, upstream connections).
     public var liveObjects: LiveObjects { runtime.live }
@@ -113,6 +137,7 @@ public final class GatewayServer: Service, Sendable {
         let admin = AdminServer(observability: observability, reload: { [self] in await self.reloadFromSource() }, logger: logger)
         let adminChannel = try await admin.bind(config.adminListen, group: group)
         let quiesce = ServerQuiescingHelper(group: group)
+        let connectionLimits = self.connectionLimits
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: group)
@@ -120,6 +145,11 @@ public final class GatewayServer: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // Out of descriptors (EMFILE/ENFILE) or buffers: accept pauses
+                        // 250 ms and resumes by itself instead of spinning on the error
+                        // (nginx pauses accept for 500 ms).
+                        try channel.pipeline.syncOperations.addHandler(
+                            AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { _ in .milliseconds(250) })
                         try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                     }
                 }
@@ -141,6 +171,14 @@ public final class GatewayServer: Service, Sendable {
                         // Timeouts as of now: a reload reaches connections accepted after it.
                         let config = runtime.settings.config
                         let sync = channel.pipeline.syncOperations
+                        let address = channel.remoteAddress?.ipAddress ?? "unknown"
+                        if let refusal = connectionLimits.withLockedValue({ $0.open(address: address) }) {
+                            stats.traffic.connectionRefused(perClient: refusal == .perClient)
+                            try sync.addHandler(RefuseConnectionHandler(answer: runtime.responses.rawTooManyConnections))
+                            return
+                        }
+                        channel.closeFuture.whenComplete { _ in connectionLimits.withLockedValue { $0.close(address: address) } }
+                        try sync.addHandler(LingeringCloseHandler(timeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped)))
                         let timeouts = ClientTimeoutHandler(
                             headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
                             rejection: runtime.responses.rawRequestTimeout, live: runtime.live, stats: stats)
@@ -312,6 +350,11 @@ public final class GatewayServer: Service, Sendable {
             }.get()
         }
         runtime.install(settings, assignment, now: MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)))
+        let limits = Self.makeConnectionLimits(config)
+        connectionLimits.withLockedValue {
+            $0.maxTotal = limits.maxTotal
+            $0.maxPerClient = limits.maxPerClient
+        }
         logLevel?.set(config.logLevel)
         runtime.countReload(success: true)
         let changes = Self.describeChanges(from: old, to: settings, assignment: assignment)
@@ -389,3 +432,26 @@ extension SocketAddress {
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 }
+
+/// The whole pipeline of a connection refused at accept (`limits.max_connections`,
+/// `limits.max_connections_per_client`): one prepared 503 with `Connection: close`,
+/// then the close. Nothing of the client's input is read.
+private final class RefuseConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private let answer: ByteBuffer
+
+    init(answer: ByteBuffer) {
+        self.answer = answer
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in loopBound.value.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
+
+@available(*, unavailable)
+extension RefuseConnectionHandler: Sendable {}

@@ -20,7 +20,13 @@ final class GatewaySettings: Sendable {
     /// `rate_limit.per_client.key: header:<Name>` → the header keying clients (else the address).
     let clientKeyHeader: String?
     let maxBodyBytes: Int
-    let upstreamHeaderTimeout: TimeAmount
+    /// Per-client buckets are on (the key is built only then).
+    let perClientLimited: Bool
+    let exchangeLimits: ExchangeDeadlines.Limits
+    let requestBufferBytes: Int
+    let maxPipelined: Int
+    let underscoresInHeaders: Bool
+    let trustedProxies: [AddressRange]
 
     init(version: Int, config: GatewayConfig, upstreams: [UpstreamSlot], previous: GatewaySettings? = nil) throws {
         self.version = version
@@ -39,7 +45,12 @@ final class GatewaySettings: Sendable {
         let key = config.rateLimit.perClient.key
         self.clientKeyHeader = key.hasPrefix("header:") ? String(key.dropFirst("header:".count)) : nil
         self.maxBodyBytes = config.limits.maxBodyBytes
-        self.upstreamHeaderTimeout = .nanoseconds(config.timeouts.upstreamHeader.nanosecondsClamped)
+        self.perClientLimited = config.rateLimit.perClient.enabled
+        self.exchangeLimits = config.timeouts.exchangeLimits
+        self.requestBufferBytes = min(config.limits.requestBufferBytes, config.limits.maxBodyBytes)
+        self.maxPipelined = config.limits.maxPipelined
+        self.underscoresInHeaders = config.limits.underscoresInHeaders
+        self.trustedProxies = config.trustedProxies
     }
 
     /// Capacity `C` with every live upstream ready.

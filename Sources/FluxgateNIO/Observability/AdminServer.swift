@@ -181,6 +181,8 @@ struct StatsDocument: Encodable {
         var retry_budget_exhausted: Int
         /// 400/408/431 before a complete head (not in `total`).
         var refused_before_head: Int
+        /// Exchanges ended by a timeout, by phase.
+        var timeouts: [String: Int]
     }
     struct Latency: Encodable {
         var window_s: String
@@ -197,6 +199,9 @@ struct StatsDocument: Encodable {
         var client_accepted: Int
         var upstream_open: Int
         var upstream_idle: Int
+        /// Closed at accept: by limits.max_connections, by limits.max_connections_per_client.
+        var refused_total: Int
+        var refused_per_client: Int
     }
     struct Config: Encodable {
         var version: Int
@@ -236,7 +241,8 @@ struct StatsDocument: Encodable {
         requests = Requests(
             total: t.total, proxied: t.endCounts[0], shed: t.endCounts[1], gateway_answer: t.endCounts[2], cut_off: t.endCounts[3],
             client_gone: t.endCounts[4], retries: t.retries, retry_budget_exhausted: t.retryBudgetExhausted,
-            refused_before_head: t.headRefusals.reduce(0, +))
+            refused_before_head: t.headRefusals.reduce(0, +),
+            timeouts: Dictionary(uniqueKeysWithValues: ExchangeDeadlines.Expiry.allCases.map { ($0.rawValue, t.timeouts[$0.index]) }))
         shed = Dictionary(uniqueKeysWithValues: ShedReason.allCases.map { ($0.rawValue, t.shedCount($0)) })
         would_shed_dry_run = Dictionary(uniqueKeysWithValues: ShedReason.allCases.map { ($0.rawValue, r.wouldShed[$0.index]) })
         let h = r.latency
@@ -245,7 +251,8 @@ struct StatsDocument: Encodable {
             window_s: "last 10-20 s", count: h.totalCount, p50_ms: ms(50), p90_ms: ms(90), p95_ms: ms(95), p99_ms: ms(99),
             p999_ms: ms(99.9), max_ms: h.totalCount == 0 ? 0 : Double(h.max) / 1000)
         connections = Connections(
-            client: r.live.clientHandlers, client_accepted: r.acceptedConnections, upstream_open: r.live.upstreamConnections, upstream_idle: r.idleUpstreamConnections)
+            client: r.live.clientHandlers, client_accepted: r.acceptedConnections, upstream_open: r.live.upstreamConnections, upstream_idle: r.idleUpstreamConnections,
+            refused_total: t.connectionsRefused[0], refused_per_client: t.connectionsRefused[1])
         config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)
         access_log_dropped = r.accessLogDropped
     }

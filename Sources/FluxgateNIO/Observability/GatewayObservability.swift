@@ -199,6 +199,18 @@ public final class GatewayObservability: Sendable {
                 help: "Input answered 400, 408 or 431 before it made a complete request head (not in fluxgate_requests_total).",
                 t.headRefusals[refusal.rawValue])
         }
+        for expiry in ExchangeDeadlines.Expiry.allCases {
+            counter(
+                "fluxgate_timeouts_total", [("phase", expiry.rawValue)],
+                help: "Requests ended by a timeout, by phase (timeouts.client_body, client_send, upstream_header, upstream_read, upstream_send, request).",
+                t.timeouts[expiry.index])
+        }
+        for (index, reason) in ["max_connections", "max_connections_per_client"].enumerated() {
+            counter(
+                "fluxgate_connections_refused_total", [("reason", reason)],
+                help: "Client connections closed at accept by limits.max_connections or limits.max_connections_per_client.",
+                t.connectionsRefused[index])
+        }
         counter("fluxgate_retries_total", help: "Attempts after the first (failover, stale connection, retry on 502/503/504).", t.retries)
         counter(
             "fluxgate_retry_budget_exhausted_total",

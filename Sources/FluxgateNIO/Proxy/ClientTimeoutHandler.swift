@@ -107,8 +107,9 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
             context.close(promise: nil)
         case .rejectSlowHead:
             stats?.traffic.refused(.headerTimeout)
-            context.writeAndFlush(wrapOutboundOut(rejection), promise: nil)
-            context.close(promise: nil)
+            // A lingering close: the slow client may still be sending its head.
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(rejection)).whenComplete { _ in loopBound.value.lingeringClose() }
         }
     }
 

@@ -36,8 +36,16 @@ final class Exchange {
     /// A body byte went upstream: the request can no longer be replayed elsewhere.
     var bodyForwarded = false
     var relay: ResponseRelay
-    /// When the upstream's response head is due (set once the request is fully sent).
-    var headerDeadline: NIODeadline?
+    /// The client's address: the peer, or behind a trusted proxy the address it reported.
+    var client = ""
+    /// The peer is in `trusted_proxies`: its `X-Forwarded-For` is kept.
+    var peerTrusted = false
+    /// Every per-exchange timeout (``ExchangeDeadlines``).
+    var deadlines: ExchangeDeadlines
+    /// The body is being read whole before admission (`limits.request_buffer_bytes`).
+    var buffering = false
+    /// `100 Continue` went out.
+    var continueSent = false
     var retriedStaleConnection = false
     /// Retried once on another upstream after a 502/503/504 (never twice).
     var retriedOnStatus = false
@@ -55,9 +63,10 @@ final class Exchange {
 
     init(
         clientHead: HTTPRequestHead, facts: RequestSerializer.Facts, policy: HopByHopPolicy, clientHTTP10: Bool,
-        clientKeepAlive: Bool, requestID: RequestID, live: LiveObjects, now: MonotonicTime
+        clientKeepAlive: Bool, requestID: RequestID, live: LiveObjects, now: MonotonicTime, limits: ExchangeDeadlines.Limits
     ) {
         self.lifecycle = ExchangeLifecycle(now: now)
+        self.deadlines = ExchangeDeadlines(limits: limits, now: now)
         self.live = live
         live.exchanges.born()
         live.exchangesCreated.born()

@@ -5,7 +5,17 @@ import NIOHTTP1
 /// Why the gateway answered a request itself instead of relaying the upstream's answer.
 enum GatewayAnswer: String, Sendable, CaseIterable {
     case badRequest = "bad_request"
+    /// HTTP/1.1 without `Host`, several `Host` fields, or one that disagrees with an absolute-form target.
+    case badHost = "bad_host"
+    /// A path whose dot segments climb above the root.
+    case badPath = "bad_path"
+    /// CONNECT: Fluxgate is a reverse proxy, not a forward proxy or tunnel.
+    case methodNotAllowed = "method_not_allowed"
     case requestTimeout = "request_timeout"
+    /// The request body stopped arriving (`timeouts.client_body`).
+    case bodyTimeout = "body_timeout"
+    /// `limits.max_connections` / `limits.max_connections_per_client` (written at accept).
+    case tooManyConnections = "too_many_connections"
     case bodyTooLarge = "body_too_large"
     case headersTooLarge = "headers_too_large"
     case upstreamUnavailable = "upstream_unavailable"
@@ -16,8 +26,10 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
 
     var status: HTTPResponseStatus {
         switch self {
-        case .badRequest: .badRequest
-        case .requestTimeout: .requestTimeout
+        case .badRequest, .badHost, .badPath: .badRequest
+        case .methodNotAllowed: .methodNotAllowed
+        case .requestTimeout, .bodyTimeout: .requestTimeout
+        case .tooManyConnections: .serviceUnavailable
         case .bodyTooLarge: .payloadTooLarge
         case .headersTooLarge: .requestHeaderFieldsTooLarge
         case .upstreamUnavailable, .upstreamError: .badGateway
@@ -29,7 +41,12 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     var message: String {
         switch self {
         case .badRequest: "the request could not be parsed as HTTP/1.1"
+        case .badHost: "an HTTP/1.1 request needs exactly one Host field, matching an absolute-form target"
+        case .badPath: "the request path climbs above the root"
+        case .methodNotAllowed: "CONNECT is not supported: Fluxgate is a reverse proxy"
         case .requestTimeout: "the request head did not arrive in time"
+        case .bodyTimeout: "the request body did not arrive in time"
+        case .tooManyConnections: "too many connections; try again later"
         case .bodyTooLarge: "the request body exceeds limits.max_body_bytes"
         case .headersTooLarge: "the request headers exceed limits.max_header_bytes"
         case .upstreamUnavailable: "no upstream accepted the connection"
@@ -57,12 +74,16 @@ struct GatewayResponses: Sendable {
         var prepared: [GatewayAnswer: Prepared] = [:]
         for answer in GatewayAnswer.allCases {
             let body = ByteBuffer(string: #"{"error":"\#(answer.rawValue)","message":"\#(answer.message)"}"#)
+            // RFC 9110 §15.5.6: a 405 lists the methods that are allowed.
+            let allow = answer == .methodNotAllowed ? "allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n" : ""
             let prefix = ByteBuffer(
-                string: "\(answer.status.code) \(answer.status.reasonPhrase)\r\ncontent-type: application/json\r\ncontent-length: \(body.readableBytes)\r\n")
+                string:
+                    "\(answer.status.code) \(answer.status.reasonPhrase)\r\ncontent-type: application/json\r\ncontent-length: \(body.readableBytes)\r\n\(allow)")
             prepared[answer] = Prepared(prefix: prefix, body: body)
         }
         self.prepared = prepared
         self.rawRequestTimeout = response(.requestTimeout, requestID: nil, close: true, allocator: ByteBufferAllocator())
+        self.rawTooManyConnections = response(.tooManyConnections, requestID: nil, close: true, allocator: ByteBufferAllocator())
     }
 
     /// A complete response: `HTTP/1.x` status line, fields, optional request ID,
@@ -146,6 +167,8 @@ struct GatewayResponses: Sendable {
 
     /// The 408 written by the timeout handler, below the HTTP layer (built once).
     private(set) var rawRequestTimeout = ByteBuffer()
+    /// 503 `too_many_connections` with `Connection: close`, for connections refused at accept.
+    private(set) var rawTooManyConnections = ByteBuffer()
 }
 
 extension ByteBuffer {

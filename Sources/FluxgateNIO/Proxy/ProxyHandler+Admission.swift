@@ -12,7 +12,16 @@ extension ProxyHandler {
         let head = exchange.clientHead
         let priority = admission.priority(forTarget: head.uri)
         exchange.route = priority
-        let clientKey = settings.clientKeyHeader.flatMap { head.headers.first(name: $0) } ?? clientAddress
+        // Header keys and address keys live in separate namespaces (RateLimitKey); a
+        // request without the header is limited by its address.
+        let clientKey: String
+        if !settings.perClientLimited {
+            clientKey = ""
+        } else if let name = settings.clientKeyHeader, let value = head.headers.first(name: name) {
+            clientKey = RateLimitKey.header(value)
+        } else {
+            clientKey = RateLimitKey.address(exchange.client)
+        }
         let eventLoop = self.eventLoop
         let verdict = runtime.gate.admit(clientKey: clientKey, priority: priority, now: now, jitter: pool.nextJitter()) {
             let bound = NIOLoopBound((self, exchange), eventLoop: eventLoop)
@@ -67,7 +76,7 @@ extension ProxyHandler {
         serializeUpstreamHead(exchange)
         if exchange.facts.expectsContinue && !exchange.clientHTTP10 && !exchange.requestComplete {
             // RFC 9110 §10.1.1: admitted and within the body limit, so the client may send.
-            context.writeAndFlush(wrapOutboundOut(GatewayResponses.continueResponse), promise: nil)
+            sendContinue(exchange)
         }
         startUpstream(exchange)
     }
@@ -117,7 +126,7 @@ extension ProxyHandler {
         let accessLog = runtime.accessLog
         if accessLog.isEnabled, accessLog.sampled(pool.nextJitter() * 2) {
             accessLog.log(
-                outcome, exchange: exchange, client: clientAddress,
+                outcome, exchange: exchange, client: exchange.client,
                 upstream: outcome.upstream.map { settings.upstreams.count > $0 ? settings.upstreams[$0].name : "\($0)" })
         }
     }

@@ -15,7 +15,8 @@ extension ProxyHandler {
         if exchange.upstream >= settings.authorities.count { settings = runtime.settings }
         exchange.upstreamHead = RequestSerializer.head(
             exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
-            clientAddress: clientAddress, upstreamAuthority: settings.authorities[exchange.upstream], allocator: allocator)
+            clientAddress: clientAddress, upstreamAuthority: settings.authorities[exchange.upstream],
+            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, allocator: allocator)
     }
 
     func startUpstream(_ exchange: Exchange) {
@@ -79,44 +80,14 @@ extension ProxyHandler {
         }
         connection.flush()
         upstreamNeedsFlush = false
-        if exchange.requestComplete { armHeaderTimer(exchange) }
+        if !connection.isWritable { upstreamWritabilityChanged(isWritable: false) }
+        if exchange.requestComplete { requestSent(exchange) }
         resumeReadsIfPossible()
-    }
-
-    /// One timer per client connection, re-armed lazily: a timer that fires early
-    /// re-arms itself for the exchange's real deadline, so a keep-alive connection
-    /// does not allocate a timer per request.
-    func armHeaderTimer(_ exchange: Exchange) {
-        guard !exchange.relay.headSent else { return }
-        let deadline = eventLoop.now + upstreamHeaderTimeout
-        exchange.headerDeadline = deadline
-        if headerTimer != nil, let scheduled = headerTimerDeadline, scheduled <= deadline { return }
-        scheduleHeaderTimer(at: deadline)
-    }
-
-    func scheduleHeaderTimer(at deadline: NIODeadline) {
-        headerTimer?.cancel()
-        headerTimerDeadline = deadline
-        let handler = NIOLoopBound(self, eventLoop: eventLoop)
-        headerTimer = eventLoop.scheduleTask(deadline: deadline) { handler.value.headerTimerFired() }
-    }
-
-    func headerTimerFired() {
-        headerTimer = nil
-        headerTimerDeadline = nil
-        guard case .active(let exchange) = state, !exchange.relay.headSent, let deadline = exchange.headerDeadline else { return }
-        if eventLoop.now < deadline {
-            scheduleHeaderTimer(at: deadline)
-            return
-        }
-        runtime.health.exchangeFailed(exchange.upstream, .timeout, now: now)
-        abortUpstream(exchange)
-        answerForExchange(exchange, .upstreamTimeout)
     }
 
     /// Closes the exchange's upstream connection without reusing it.
     func abortUpstream(_ exchange: Exchange) {
-        exchange.headerDeadline = nil
+        exchange.deadlines.attemptRestarted()
         if let connection = exchange.connection {
             exchange.connection = nil
             connection.close()
@@ -132,6 +103,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     func upstreamBytes(_ buffer: ByteBuffer) {
         guard case .active(let exchange) = state else { return }
         let context = self.context!
+        let headWasSent = exchange.relay.headSent
         let complete: Bool
         do {
             complete = try exchange.relay.receive(
@@ -145,7 +117,16 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             if exchange.relay.headSent { closeClient(.cutOff) } else { answerForExchange(exchange, .upstreamError) }
             return
         }
-        if exchange.relay.headSent { exchange.lifecycle.responseHeadSent() }
+        if exchange.relay.headSent {
+            exchange.lifecycle.responseHeadSent()
+            if headWasSent {
+                exchange.deadlines.upstreamProgress(now: now)
+            } else {
+                exchange.deadlines.responseHeadReceived(now: now)
+                // upstream_read may be shorter than the upstream_header the timer was set for.
+                armExchangeTimer(exchange)
+            }
+        }
         guard complete else { return }
         if exchange.relay.discardedForRetry {
             retryElsewhere(exchange)
@@ -195,7 +176,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         } else {
             runtime.health.exchangeSucceeded(exchange.upstream)
         }
-        exchange.headerDeadline = nil
+        exchange.deadlines.responseComplete()
         if let connection = exchange.connection {
             exchange.connection = nil
             if exchange.requestComplete && exchange.relay.upstreamReusable {
@@ -213,7 +194,13 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
-        if isWritable { resumeReadsIfPossible() }
+        guard case .active(let exchange) = state else { return }
+        exchange.deadlines.upstreamWritable(isWritable || exchange.requestComplete, now: now)
+        if isWritable {
+            resumeReadsIfPossible()
+        } else {
+            armExchangeTimer(exchange)
+        }
     }
 
     func upstreamClosed(error: (any Error)?) {
@@ -235,7 +222,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             exchange.isIdempotent
         {
             exchange.retriedStaleConnection = true
-            exchange.headerDeadline = nil
+            exchange.deadlines.attemptRestarted()
             exchange.lifecycle.connecting(upstream: exchange.upstream)
             connectFresh(exchange)
             return

@@ -49,7 +49,6 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// reload moved ``GatewayRuntime/settingsVersion``.
     var settings: GatewaySettings
     var maxBodyBytes: Int
-    var upstreamHeaderTimeout: TimeAmount
     /// Held here: reading `runtime.admission` per request copied the whole struct
     /// (retains of its arrays and dictionary, seen in the profile).
     var admission: AdmissionConfig
@@ -73,11 +72,19 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// A `Deque` allocates nothing until something is queued: most connections never pipeline.
     var queue = Deque<Queued>()
     var queuedBytes = 0
+    /// Request heads waiting in `queue` (bounded by `limits.max_pipelined`).
+    var queuedHeads = 0
     var clientInputClosed = false
-    var headerTimer: Scheduled<Void>?
-    var headerTimerDeadline: NIODeadline?
+    /// An `Upgrade` (or CONNECT) request was read: NIOHTTP1's decoder parses nothing
+    /// more on this connection, so the gateway stops reading it and closes after the
+    /// answer (`Connection: close` tells the client that nothing after it was served).
+    var parsingStopped = false
+    /// One timer per client connection for every exchange timeout (``ExchangeDeadlines``).
+    var exchangeTimer: Scheduled<Void>?
+    var exchangeTimerDeadline: NIODeadline?
     static let crlf = ByteBuffer(string: "\r\n")
     /// Pipelined input held before reads pause, as HTTPServerPipelineHandler bounds it.
+    /// Heads count by their size (``queuedSize(_:)``), not as a token amount.
     static let maxQueuedBytes = 65_536
 
     init(runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientTimeoutHandler?, stats: LoopStats = LoopStats()) {
@@ -89,7 +96,6 @@ final class ProxyHandler: ChannelDuplexHandler {
         let settings = runtime.settings
         self.settings = settings
         self.maxBodyBytes = settings.maxBodyBytes
-        self.upstreamHeaderTimeout = settings.upstreamHeaderTimeout
         self.admission = settings.admission
         self.routing = runtime.routing
         runtime.live.clientHandlers.born()
@@ -102,7 +108,6 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard runtime.settingsVersion.load(ordering: .relaxed) != settings.version else { return }
         settings = runtime.settings
         maxBodyBytes = settings.maxBodyBytes
-        upstreamHeaderTimeout = settings.upstreamHeaderTimeout
         admission = settings.admission
     }
 
@@ -158,9 +163,24 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func enqueue(_ item: Queued) {
-        if case .part(.body(let buffer)) = item { queuedBytes += buffer.readableBytes }
-        queuedBytes += 64
+        queuedBytes += Self.queuedSize(item)
+        if case .part(.head) = item { queuedHeads += 1 }
         queue.append(item)
+    }
+
+    /// What a queued item holds in memory, roughly: a head's target and fields (plus
+    /// per-field overhead), a body part's bytes.
+    static func queuedSize(_ item: Queued) -> Int {
+        switch item {
+        case .part(.head(let head)):
+            var size = 64 + head.uri.utf8.count
+            for (name, value) in head.headers { size += 32 + name.utf8.count + value.utf8.count }
+            return size
+        case .part(.body(let buffer)):
+            return 64 + buffer.readableBytes
+        case .part(.end), .parserError:
+            return 64
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -178,16 +198,67 @@ final class ProxyHandler: ChannelDuplexHandler {
         let (facts, policy) = RequestSerializer.inspect(head.headers)
         let requestID = facts.requestID ?? pool.nextRequestID()
         let http10 = head.version.major == 1 && head.version.minor == 0
+        let now = self.now
         let exchange = Exchange(
             clientHead: head, facts: facts, policy: policy, clientHTTP10: http10,
-            clientKeepAlive: policy.keepsAlive(http10: http10) && !draining, requestID: requestID, live: runtime.live, now: now)
+            clientKeepAlive: policy.keepsAlive(http10: http10) && !draining, requestID: requestID, live: runtime.live, now: now,
+            limits: settings.exchangeLimits)
         state = .active(exchange)
+        exchange.client = clientAddress
+        if !settings.trustedProxies.isEmpty {
+            exchange.peerTrusted = settings.trustedProxies.containsAddress(clientAddress)
+            if exchange.peerTrusted {
+                let forwarded = head.headers[canonicalForm: "x-forwarded-for"]
+                exchange.client = settings.trustedProxies.clientAddress(peer: clientAddress, forwardedFor: forwarded)
+            }
+        }
+        if facts.upgrade || head.method == .CONNECT {
+            parsingStopped = true
+            exchange.relay.closeAfterResponse()
+        }
+        if let refusal = refusal(head, facts: facts, http10: http10) {
+            exchange.relay.closeAfterResponse()
+            answerForExchange(exchange, refusal)
+            return
+        }
         if let length = facts.contentLength, length > maxBodyBytes {
             exchange.relay.closeAfterResponse()
             answerForExchange(exchange, .bodyTooLarge)
             return
         }
+        if (facts.contentLength ?? 0) > 0 || facts.chunked {
+            exchange.deadlines.clientBodyProgress(now: now)
+            armExchangeTimer(exchange)
+            if settings.requestBufferBytes > 0 && (facts.contentLength ?? 0) <= settings.requestBufferBytes {
+                // Read the body whole first: a slow uploader holds no admission slot.
+                exchange.buffering = true
+                if facts.expectsContinue && !http10 { sendContinue(exchange) }
+                return
+            }
+        }
         admit(exchange)
+    }
+
+    /// Requests refused before admission, on their head alone (docs/SECURITY.md).
+    func refusal(_ head: HTTPRequestHead, facts: RequestSerializer.Facts, http10: Bool) -> GatewayAnswer? {
+        if head.method == .CONNECT { return .methodNotAllowed }
+        // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0, and the
+        // authority of an absolute-form target wins — they must agree.
+        if facts.hostCount > 1 || (!http10 && facts.hostCount == 0) { return .badHost }
+        if let authority = RequestTarget.absoluteAuthority(head.uri), let host = facts.host,
+            authority.lowercased() != host.trimmingSpaces().lowercased()
+        {
+            return .badHost
+        }
+        if RequestTarget.normalizedPath(head.uri) == nil { return .badPath }
+        return nil
+    }
+
+    /// `100 Continue`, once per request (RFC 9110 §10.1.1).
+    func sendContinue(_ exchange: Exchange) {
+        guard !exchange.continueSent else { return }
+        exchange.continueSent = true
+        context.writeAndFlush(wrapOutboundOut(GatewayResponses.continueResponse), promise: nil)
     }
 
     func requestBody(_ buffer: ByteBuffer) {
@@ -202,6 +273,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
             return
         }
+        exchange.deadlines.clientBodyProgress(now: now)
         if exchange.chunkedBody {
             sendUpstream(RequestSerializer.chunkHeader(buffer.readableBytes, allocator: allocator), exchange)
             sendUpstream(buffer, exchange)
@@ -209,19 +281,31 @@ final class ProxyHandler: ChannelDuplexHandler {
         } else {
             sendUpstream(buffer, exchange)
         }
+        if exchange.buffering && exchange.bodyBytes > settings.requestBufferBytes {
+            // A chunked body longer than the buffer: admitted now, the rest streams.
+            exchange.buffering = false
+            admit(exchange)
+        }
     }
 
     func requestEnd(_ trailers: HTTPHeaders?) {
         guard case .active(let exchange) = state else { return }
         exchange.requestComplete = true
         exchange.relay.requestComplete = true
+        exchange.deadlines.clientBodyNotWanted()
         if exchange.chunkedBody {
-            sendUpstream(RequestSerializer.lastChunk(trailers: trailers, allocator: allocator), exchange)
+            sendUpstream(
+                RequestSerializer.lastChunk(trailers: trailers, underscores: settings.underscoresInHeaders, allocator: allocator), exchange)
+        }
+        if exchange.buffering {
+            exchange.buffering = false
+            admit(exchange)
+            return
         }
         if let connection = exchange.connection {
             connection.flush()
             upstreamNeedsFlush = false
-            armHeaderTimer(exchange)
+            requestSent(exchange)
         }
     }
 
@@ -265,8 +349,10 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard keepAlive && !clientInputClosed && !draining else {
             state = .closing
             let context = self.context!
+            // A lingering close: request bytes may still be arriving (a refused body, a
+            // pipelined request), and closing on unread input would reset the answer away.
             context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0))).whenComplete { _ in
-                context.close(promise: nil)
+                context.lingeringClose()
             }
             return
         }
@@ -282,8 +368,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         while acceptsInput, let item = queue.popFirst() {
             switch item {
             case .part(let part):
-                if case .body(let buffer) = part { queuedBytes -= buffer.readableBytes }
-                queuedBytes -= 64
+                queuedBytes -= Self.queuedSize(item)
+                if case .head = part { queuedHeads -= 1 }
                 handle(part)
             case .parserError(let error):
                 parserErrorReached(error)
@@ -329,13 +415,23 @@ final class ProxyHandler: ChannelDuplexHandler {
     func resumeReadsIfPossible() {
         guard readPending, mayRead else { return }
         readPending = false
+        if case .active(let exchange) = state, !exchange.requestComplete {
+            // The body's clock restarts: the pause was the gateway's, not the client's.
+            exchange.deadlines.clientBodyProgress(now: now)
+        }
         context.read()
     }
 
     var mayRead: Bool {
-        if queuedBytes > Self.maxQueuedBytes { return false }
-        if case .active(let exchange) = state, !exchange.requestComplete {
-            guard let connection = exchange.connection, connection.isWritable else { return false }
+        if queuedBytes > Self.maxQueuedBytes || queuedHeads >= settings.maxPipelined { return false }
+        if case .active(let exchange) = state {
+            if !exchange.requestComplete {
+                if exchange.buffering { return true }
+                guard let connection = exchange.connection, connection.isWritable else { return false }
+            } else if parsingStopped {
+                // The decoder would only buffer what follows, without bound.
+                return false
+            }
         }
         return true
     }
@@ -351,8 +447,14 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, case .active(let exchange) = state {
-            exchange.connection?.resumeReads()
+        if case .active(let exchange) = state {
+            let writable = context.channel.isWritable
+            exchange.deadlines.clientWritable(writable, now: now)
+            if writable {
+                exchange.connection?.resumeReads()
+            } else {
+                armExchangeTimer(exchange)
+            }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -400,10 +502,11 @@ final class ProxyHandler: ChannelDuplexHandler {
             end(exchange, .clientGone)
         }
         state = .closing
-        headerTimer?.cancel()
-        headerTimer = nil
+        exchangeTimer?.cancel()
+        exchangeTimer = nil
         queue.removeAll()
         queuedBytes = 0
+        queuedHeads = 0
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -14,9 +14,16 @@ enum RequestSerializer {
     struct Facts {
         var requestID: RequestID?
         var expectsContinue = false
-        var hasHost = false
+        var hasHost: Bool { hostCount > 0 }
+        var hostCount = 0
+        var host: String?
         var contentLength: Int?
         var chunked = false
+        /// `Upgrade` present and `Connection` lists `upgrade`: llhttp stops parsing the
+        /// connection after this request (it expects another protocol to follow).
+        var upgradeHeader = false
+        var connectionUpgrade = false
+        var upgrade: Bool { upgradeHeader && connectionUpgrade }
     }
 
     /// One pass over the client's fields, collecting what the proxy decides on.
@@ -26,11 +33,17 @@ enum RequestSerializer {
         for (name, value) in headers {
             switch HeaderName.classify(name) {
             case .host:
-                facts.hasHost = true
+                facts.hostCount += 1
+                facts.host = value
+            case .upgrade:
+                facts.upgradeHeader = true
             case .expect:
                 if value.trimmingSpaces().lowercased() == "100-continue" { facts.expectsContinue = true }
             case .connection:
                 policy.noteConnectionHeader(value)
+                if value.utf8.count >= 7, value.lowercased().split(separator: ",").contains(where: { $0.trimmingSpaces() == "upgrade" }) {
+                    facts.connectionUpgrade = true
+                }
             case .requestID:
                 if RequestIDGenerator.isAcceptable(value) { facts.requestID = .client(value) }
             case .contentLength:
@@ -44,9 +57,13 @@ enum RequestSerializer {
         return (facts, policy)
     }
 
+    /// - Parameters:
+    ///   - keepForwardedFor: the peer is a trusted proxy: its `X-Forwarded-For` is kept
+    ///     and the peer appended; otherwise the header is replaced by the peer alone.
+    ///   - underscores: forward field names containing `_` (else they are dropped).
     static func head(
         _ head: HTTPRequestHead, policy: HopByHopPolicy, facts: Facts, requestID: RequestID, clientAddress: String,
-        upstreamAuthority: String, allocator: ByteBufferAllocator
+        upstreamAuthority: String, keepForwardedFor: Bool = false, underscores: Bool = false, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 40)
         buffer.writeString(head.method.rawValue)
@@ -64,8 +81,10 @@ enum RequestSerializer {
             case .expect, .requestID, .forwardedHost, .forwardedProto:
                 continue
             case .forwardedFor:
-                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                if keepForwardedFor { forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value }
                 continue
+            case .other:
+                if !underscores && name.utf8.contains(UInt8(ascii: "_")) { continue }
             default:
                 break
             }
@@ -93,11 +112,17 @@ enum RequestSerializer {
         return buffer
     }
 
-    /// The last chunk and trailers of a chunked request body.
-    static func lastChunk(trailers: HTTPHeaders?, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// The last chunk and trailers of a chunked request body. Trailers pass the same
+    /// rules as header fields and more: only ordinary fields go on (RFC 9110 §6.5.1 —
+    /// framing, routing, forwarding and hop-by-hop fields are never taken from a
+    /// trailer, so a trailer cannot smuggle a `Host` or an `X-Forwarded-For`).
+    static func lastChunk(trailers: HTTPHeaders?, underscores: Bool = false, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 5)
         buffer.writeStaticString("0\r\n")
-        for (name, value) in trailers ?? [:] { buffer.writeField(name, value) }
+        for (name, value) in trailers ?? [:] {
+            guard HeaderName.classify(name) == .other, underscores || !name.utf8.contains(UInt8(ascii: "_")) else { continue }
+            buffer.writeField(name, value)
+        }
         buffer.writeStaticString("\r\n")
         return buffer
     }

@@ -187,7 +187,7 @@ struct ResponseRelay {
         default:
             break
         }
-        if !head.keepsConnection { upstreamReusable = false }
+        if !head.keepsConnection || head.announcesUnsentBody(requestWasHead: requestWasHead) { upstreamReusable = false }
 
         var buffer = allocator.buffer(capacity: head.length + 64)
         buffer.writeStaticString(clientHTTP10 ? "HTTP/1.0" : "HTTP/1.1")

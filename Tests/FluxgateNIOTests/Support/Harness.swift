@@ -66,3 +66,20 @@ func eventually(
         try await Task.sleep(for: .milliseconds(10))
     }
 }
+
+/// ``eventually(_:timeout:sourceLocation:_:)`` for a condition that must await (a
+/// reading taken on the gateway's event loops).
+func eventuallyAsync(
+    _ what: @autoclosure () -> String, timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async -> Bool
+) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while !(await condition()) {
+        if clock.now >= deadline {
+            Issue.record("timed out waiting: \(what())", sourceLocation: sourceLocation)
+            return
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}

@@ -29,6 +29,17 @@ final class TestUpstream: Sendable {
     private struct State {
         var received: [Received] = []
         var health = Health.healthy
+        var raw = ""
+    }
+
+    /// Every byte received on every connection, as text, in arrival order.
+    var raw: String { state.withLockedValue { $0.raw } }
+    /// Keeps the first MiB: enough for every hostile-input check, cheap for bulk transfers.
+    fileprivate func recordRaw(_ buffer: ByteBuffer) {
+        state.withLockedValue { state in
+            guard state.raw.utf8.count < 1 << 20 else { return }
+            state.raw += String(buffer: buffer)
+        }
     }
 
     enum Health: Sendable {
@@ -71,6 +82,7 @@ final class TestUpstream: Sendable {
                     let upstream = box.withLockedValue { $0! }
                     upstream.accepted.increment()
                     channel.closeFuture.whenComplete { _ in upstream.closed.increment() }
+                    try channel.pipeline.syncOperations.addHandler(RawRecorder(upstream: upstream))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(Handler(upstream: upstream))
                 }
@@ -119,6 +131,17 @@ final class TestUpstream: Sendable {
 
     fileprivate func record(_ received: Received) {
         state.withLockedValue { $0.received.append(received) }
+    }
+
+    private final class RawRecorder: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias InboundOut = ByteBuffer
+        let upstream: TestUpstream
+        init(upstream: TestUpstream) { self.upstream = upstream }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            upstream.recordRaw(unwrapInboundIn(data))
+            context.fireChannelRead(data)
+        }
     }
 
     private final class Handler: ChannelInboundHandler {
@@ -192,6 +215,21 @@ final class TestUpstream: Sendable {
                 return
             case "/close":
                 context.close(promise: nil)
+                return
+            case "/head-then-extra":
+                // A HEAD answer announcing 40 bytes, then, 50 ms later, a whole response
+                // nobody asked for (an upstream that desynchronises its connection).
+                guard let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else { return }
+                encoder.writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")), promise: nil)
+                let bound = NIOLoopBound(encoder, eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: .milliseconds(50)) {
+                    bound.value.writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED")), promise: nil)
+                }
+                return
+            case "/stall-body":
+                // A head and part of the body, then nothing (the connection stays open).
+                guard let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else { return }
+                encoder.writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")), promise: nil)
                 return
             case "/chunked":
                 var headers = HTTPHeaders([("transfer-encoding", "chunked")])

@@ -1,0 +1,119 @@
+/// Request-target rules (RFC 9112 §3.2, RFC 3986 §6): the authority of an
+/// absolute-form target, and the path as routes see it.
+///
+/// The target is forwarded as the client sent it; routes (priority classes) match
+/// the normalised path, so `/%61pi/x`, `/api//x` and `/api/auth/../x` are all seen
+/// where the upstream will see them, and a prefix matches whole segments only
+/// (`/api` matches `/api` and `/api/x`, never `/apix`).
+public enum RequestTarget {
+    /// The authority of an absolute-form target (`http://host:port/path`), or nil
+    /// for origin-form (`/path`) and asterisk-form (`*`).
+    public static func absoluteAuthority(_ target: String) -> Substring? {
+        guard let schemeEnd = target.range(of: "://") else { return nil }
+        let scheme = target[..<schemeEnd.lowerBound].lowercased()
+        guard scheme == "http" || scheme == "https" else { return nil }
+        let rest = target[schemeEnd.upperBound...]
+        let end = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
+        return rest[..<end]
+    }
+
+    /// The path alone: no scheme and authority, no query.
+    static func rawPath(_ target: String) -> Substring {
+        var path = target[...]
+        if absoluteAuthority(target) != nil, let schemeEnd = target.range(of: "://") {
+            let rest = target[schemeEnd.upperBound...]
+            path = rest[(rest.firstIndex(of: "/") ?? rest.endIndex)...]
+            if path.isEmpty { path = "/" }
+        }
+        if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<query] }
+        return path
+    }
+
+    /// Whether the path needs normalising at all: the common request (no `%`, no
+    /// `//`, no `.` segment) is answered by one scan without building anything.
+    static func isPlain(_ path: Substring) -> Bool {
+        var previous: UInt8 = 0
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "%") { return false }
+            if previous == UInt8(ascii: "/") && (byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".")) { return false }
+            previous = byte
+        }
+        return true
+    }
+
+    /// The normalised path: unreserved characters percent-decoded (RFC 3986 §6.2.2.2),
+    /// empty segments merged (nginx's `merge_slashes`), `.` and `..` segments
+    /// resolved (§5.2.4). Nil when `..` climbs above the root — nginx answers such a
+    /// request 400, and so does the gateway.
+    public static func normalizedPath(_ target: String) -> String? {
+        let path = rawPath(target)
+        if isPlain(path) { return String(path) }
+        var segments: [Substring] = []
+        for segment in decodeUnreserved(path).split(separator: "/", omittingEmptySubsequences: true) {
+            switch segment {
+            case ".":
+                continue
+            case "..":
+                guard !segments.isEmpty else { return nil }
+                segments.removeLast()
+            default:
+                segments.append(segment)
+            }
+        }
+        let trailingSlash = path.hasSuffix("/") || path.hasSuffix("/.") || path.hasSuffix("/..")
+        let joined = "/" + segments.joined(separator: "/")
+        return trailingSlash && !segments.isEmpty ? joined + "/" : joined
+    }
+
+    /// `%41` → `A` for ALPHA / DIGIT / `-` `.` `_` `~`; other escapes stay as they are
+    /// (`%2F` is data, not a separator).
+    static func decodeUnreserved(_ path: Substring) -> String {
+        var bytes = Array(path.utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
+                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+            {
+                let decoded = high << 4 | low
+                if isUnreserved(decoded) {
+                    output.append(decoded)
+                    index += 3
+                    continue
+                }
+            }
+            output.append(bytes[index])
+            index += 1
+        }
+        bytes = output
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
+    }
+
+    /// Whether `prefix` matches `path` at a segment boundary.
+    public static func matches(prefix: String, path: String) -> Bool {
+        guard path.hasPrefix(prefix) else { return false }
+        if path.utf8.count == prefix.utf8.count || prefix.hasSuffix("/") { return true }
+        return path.utf8[path.utf8.index(path.utf8.startIndex, offsetBy: prefix.utf8.count)] == UInt8(ascii: "/")
+    }
+}

@@ -1,0 +1,178 @@
+import Testing
+
+@testable import FluxgateCore
+
+/// The pure rules behind edge hardening (docs/SECURITY.md), with a manual clock.
+struct HardeningCoreTests {
+    let t0 = MonotonicTime(nanoseconds: 1_000_000_000)
+    func at(_ milliseconds: Int) -> MonotonicTime { t0 + .milliseconds(milliseconds) }
+
+    // MARK: ExchangeDeadlines
+
+    func deadlines(request: Duration = .zero) -> ExchangeDeadlines {
+        ExchangeDeadlines(
+            limits: .init(
+                clientBody: .milliseconds(100), clientSend: .milliseconds(200), upstreamHeader: .milliseconds(300),
+                upstreamRead: .milliseconds(400), upstreamSend: .milliseconds(500), request: request),
+            now: t0)
+    }
+
+    @Test func aBodyThatStopsArrivingExpiresBetweenReads() {
+        var d = deadlines()
+        #expect(d.nextDeadline == nil, "nothing runs before anything is awaited")
+        d.clientBodyProgress(now: at(0))
+        #expect(d.nextDeadline == at(100))
+        d.clientBodyProgress(now: at(90))
+        #expect(d.expired(now: at(150)) == nil, "measured between reads, not from the head")
+        #expect(d.expired(now: at(190)) == .clientBody)
+        d.clientBodyNotWanted()
+        #expect(d.expired(now: at(10_000)) == nil)
+    }
+
+    @Test func theUpstreamHoldingTheBodyBackIsBlamedNotTheClient() {
+        var d = deadlines()
+        d.clientBodyProgress(now: at(0))
+        d.upstreamWritable(false, now: at(50))
+        #expect(d.expired(now: at(400)) == nil, "client_body does not run while the gateway paused reads")
+        #expect(d.expired(now: at(550)) == .upstreamSend)
+        d.upstreamWritable(true, now: at(520))
+        #expect(d.expired(now: at(560)) == .clientBody, "reads resumed: the client's clock runs again")
+    }
+
+    @Test func headThenBodyThenCompletion() {
+        var d = deadlines()
+        d.requestSent(now: at(0))
+        #expect(d.nextDeadline == at(300))
+        #expect(d.expired(now: at(300)) == .upstreamHeader)
+        d.responseHeadReceived(now: at(100))
+        #expect(d.nextDeadline == at(500))
+        d.upstreamProgress(now: at(450))
+        #expect(d.expired(now: at(800)) == nil)
+        #expect(d.expired(now: at(850)) == .upstreamRead)
+        d.responseComplete()
+        #expect(d.nextDeadline == nil)
+    }
+
+    @Test func aClientThatStopsReadingIsBlamedNotTheUpstream() {
+        var d = deadlines()
+        d.requestSent(now: at(0))
+        d.responseHeadReceived(now: at(10))
+        d.clientWritable(false, now: at(20))
+        #expect(d.nextDeadline == at(220), "upstream reads are paused for the client: only client_send runs")
+        #expect(d.expired(now: at(219)) == nil)
+        #expect(d.expired(now: at(220)) == .clientSend)
+        d.clientWritable(true, now: at(210))
+        #expect(d.nextDeadline == at(610), "the upstream's clock restarts when its reads resume")
+    }
+
+    @Test func theTotalCapAndRetries() {
+        var d = deadlines(request: .milliseconds(1000))
+        #expect(d.nextDeadline == at(1000))
+        d.requestSent(now: at(0))
+        d.attemptRestarted()
+        #expect(d.nextDeadline == at(1000), "a new attempt drops the old upstream's deadlines")
+        d.requestSent(now: at(800))
+        #expect(d.expired(now: at(1000)) == .request)
+    }
+
+    // MARK: Targets and routes
+
+    @Test func pathsAreNormalisedBeforeRoutesMatch() {
+        #expect(RequestTarget.normalizedPath("/api/x?q=1") == "/api/x")
+        #expect(RequestTarget.normalizedPath("/%61pi/x") == "/api/x")
+        #expect(RequestTarget.normalizedPath("/api//auth/../x") == "/api/x")
+        #expect(RequestTarget.normalizedPath("/api/./x/") == "/api/x/")
+        #expect(RequestTarget.normalizedPath("/a%2Fb") == "/a%2Fb", "an encoded slash is data, not a separator")
+        #expect(RequestTarget.normalizedPath("http://h:1/api/x") == "/api/x")
+        #expect(RequestTarget.normalizedPath("http://h") == "/")
+        #expect(RequestTarget.normalizedPath("/../x") == nil)
+        #expect(RequestTarget.normalizedPath("/%2e%2e/x") == nil)
+        #expect(RequestTarget.normalizedPath("/.well-known/x") == "/.well-known/x")
+
+        var admission = AdmissionConfig()
+        admission.routes = [RoutePriority(prefix: "/api", priority: .low), RoutePriority(prefix: "/api/auth", priority: .critical)]
+        #expect(admission.priority(forTarget: "/api") == .low)
+        #expect(admission.priority(forTarget: "/api/x") == .low)
+        #expect(admission.priority(forTarget: "/apix") == .normal, "segment boundary")
+        #expect(admission.priority(forTarget: "/%61pi/auth/login") == .critical)
+        #expect(admission.priority(forTarget: "/api/auth/../x") == .low, "where the upstream will see it")
+        #expect(admission.priority(forTarget: "/api/auth//login") == .critical)
+    }
+
+    @Test func absoluteFormAuthority() {
+        #expect(RequestTarget.absoluteAuthority("http://Example.com:80/x") == "Example.com:80")
+        #expect(RequestTarget.absoluteAuthority("HTTPS://h?q") == "h")
+        #expect(RequestTarget.absoluteAuthority("/x") == nil)
+        #expect(RequestTarget.absoluteAuthority("/redirect?to=http://x") == nil)
+    }
+
+    // MARK: Addresses, keys, connection caps
+
+    @Test func addressRangesAndTheClientBehindTrustedProxies() {
+        let ranges = ["10.0.0.0/8", "fd00::/8", "192.168.1.7"].compactMap(AddressRange.parse)
+        #expect(ranges.count == 3)
+        #expect(ranges.containsAddress("10.1.2.3"))
+        #expect(ranges.containsAddress("::ffff:10.1.2.3"), "IPv4-mapped IPv6 matches the IPv4 range")
+        #expect(ranges.containsAddress("fd12::1"))
+        #expect(ranges.containsAddress("192.168.1.7"))
+        #expect(!ranges.containsAddress("192.168.1.8"))
+        #expect(!ranges.containsAddress("11.0.0.1"))
+        #expect(!ranges.containsAddress("not-an-address"))
+        for bad in ["10.0.0.0/33", "10.0.0/8", "x", "::/129", "1.2.3.4/"] { #expect(AddressRange.parse(bad) == nil, "\(bad)") }
+
+        // Right to left, the first address that is not a trusted proxy.
+        #expect(ranges.clientAddress(peer: "10.0.0.1", forwardedFor: ["203.0.113.9, 10.0.0.2"]) == "203.0.113.9")
+        #expect(ranges.clientAddress(peer: "10.0.0.1", forwardedFor: ["6.6.6.6", "203.0.113.9"]) == "203.0.113.9",
+            "a spoofed left entry is not believed")
+        #expect(ranges.clientAddress(peer: "203.0.113.1", forwardedFor: ["6.6.6.6"]) == "203.0.113.1", "an untrusted peer is the client")
+        #expect(ranges.clientAddress(peer: "10.0.0.1", forwardedFor: ["garbage"]) == "10.0.0.1")
+        #expect(ranges.clientAddress(peer: "10.0.0.1", forwardedFor: []) == "10.0.0.1")
+    }
+
+    @Test func rateLimitKeysAreNamespacedAndBounded() {
+        #expect(RateLimitKey.address("10.0.0.1") == "ip:10.0.0.1")
+        let huge = RateLimitKey.header(String(repeating: "k", count: 16_384))
+        #expect(huge.hasPrefix("hdr:") && huge.utf8.count == 36)
+        #expect(RateLimitKey.header("10.0.0.1") != RateLimitKey.address("10.0.0.1"), "a header value cannot name an address bucket")
+        #expect(RateLimitKey.header("a") == RateLimitKey.header("a"))
+        #expect(RateLimitKey.header("a") != RateLimitKey.header("b"))
+    }
+
+    @Test func connectionCapsInTotalAndPerAddress() {
+        var limits = ConnectionLimits(maxTotal: 3, maxPerClient: 2)
+        #expect(limits.open(address: "a") == nil)
+        #expect(limits.open(address: "a") == nil)
+        #expect(limits.open(address: "a") == .perClient)
+        #expect(limits.open(address: "b") == nil)
+        #expect(limits.open(address: "c") == .total)
+        #expect(limits.open == 3)
+        limits.close(address: "a")
+        #expect(limits.open(address: "a") == nil)
+        limits.close(address: "a")
+        limits.close(address: "a")
+        limits.close(address: "b")
+        #expect(limits.open == 0)
+        #expect(limits.trackedAddresses == 0, "no memory kept for addresses without connections")
+        #expect(ConnectionLimits.automaticTotal(descriptorLimit: 20_000) == 18_000)
+    }
+
+    // MARK: Config ranges
+
+    @Test func aTinyRateIsRefusedAndABucketNeverOverflows() throws {
+        for yaml in ["rate_limit: { global: { rate: 1e-300 } }", "rate_limit: { per_client: { rate: 0.0001 } }",
+            "rate_limit: { global: { rate: 1e12 } }"]
+        {
+            #expect(throws: ConfigErrors.self, "\(yaml)") { try ConfigLoader.load(yaml: yaml) }
+        }
+        var bucket = TokenBucket(rate: 1e-300, burst: 1, now: t0)
+        _ = bucket.take(now: t0)
+        #expect(bucket.take(now: t0) == .denied(retryAfter: .seconds(86_400)), "clamped, no trap")
+    }
+
+    @Test func everyDurationIsBoundedAbove() {
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "timeouts: { client_body: 1000h }") }
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "drain_timeout: 200h") }
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "trusted_proxies: [10.0.0.0/40]") }
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "limits: { max_pipelined: 0 }") }
+    }
+}

@@ -1,0 +1,282 @@
+import FluxgateCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+@testable import FluxgateNIO
+
+/// The hostile-client battery (docs/SECURITY.md): each input goes over a raw socket
+/// to a running gateway whose upstream records every byte it receives; each test
+/// checks the answer and that the upstream got nothing it should not.
+@Suite(.timeLimit(.minutes(2)))
+struct HardeningTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let gatewayGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    func run(
+        adjust: (inout GatewayConfig) -> Void = { _ in },
+        _ body: (TestUpstream, GatewayHarness) async throws -> Void
+    ) async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let config = try makeConfig(upstreams: [upstream.url], adjust)
+        try await withGateway(config, group: gatewayGroup) { harness in
+            try await body(upstream, harness)
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    func exchange(_ request: String, _ gateway: GatewayHarness) async throws -> RawClient.Outcome {
+        try await RawClient.exchange(request, with: gateway.address, group: group)
+    }
+
+    func traffic(_ gateway: GatewayHarness) async -> TrafficStats {
+        await gateway.gateway.observability.read().traffic
+    }
+
+    /// One admission slot in total (S = 1).
+    static func oneSlot(_ config: inout GatewayConfig) {
+        config.upstreams[0].maxConcurrency = 1
+        config.admission.targetUtilization = 1
+        config.admission.queueTimeout = .milliseconds(100)
+    }
+
+    // MARK: Slow clients
+
+    @Test func aStalledSmallUploadHoldsNoSlotAndGets408() async throws {
+        try await run(adjust: {
+            Self.oneSlot(&$0)
+            $0.timeouts.clientBody = .milliseconds(400)
+        }) { upstream, gateway in
+            let (stalled, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await stalled.writeAndFlush(ByteBuffer(string: "POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\nabc"))
+            // With the only slot free, every other client is served meanwhile.
+            for _ in 0..<3 {
+                let other = try await exchange("GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", gateway)
+                #expect(other.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(other.text)")
+            }
+            try await stalled.closeFuture.get()
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+            #expect(sink.outcome.text.contains("body_timeout"))
+            #expect(sink.outcome.text.lowercased().contains("connection: close"))
+            #expect(!upstream.raw.contains("/hash"), "the stalled upload never reached the upstream")
+            let stats = await traffic(gateway)
+            #expect(stats.timeouts[ExchangeDeadlines.Expiry.clientBody.index] == 1)
+        }
+    }
+
+    @Test func aStalledStreamingUploadIsCutAtTheBodyTimeoutAndFreesItsSlot() async throws {
+        try await run(adjust: {
+            Self.oneSlot(&$0)
+            $0.limits.requestBufferBytes = 0
+            $0.timeouts.clientBody = .milliseconds(300)
+        }) { upstream, gateway in
+            let (stalled, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await stalled.writeAndFlush(ByteBuffer(string: "POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\nabc"))
+            try await upstream.waitForRequestHeads(1)
+            try await stalled.closeFuture.get()
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+            // The slot came back: the next request is admitted.
+            let after = try await exchange("GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", gateway)
+            #expect(after.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        }
+    }
+
+    @Test func aClientThatStopsReadingIsClosedAtTheSendTimeout() async throws {
+        try await run(adjust: { $0.timeouts.clientSend = .milliseconds(300) }) { upstream, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group, autoRead: false)
+            _ = client.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/stream?bytes=50000000", headers: ["host": "h"]))
+            try await upstream.waitUntilBlocked()
+            // The client reads nothing, so it cannot see the close; the gateway's count shows it.
+            try await eventuallyAsync("client_send expired") {
+                await traffic(gateway).timeouts[ExchangeDeadlines.Expiry.clientSend.index] == 1
+            }
+            let stats = await traffic(gateway)
+            #expect(stats.endCounts[TrafficStats.ends.firstIndex(of: "cut_off")!] == 1)
+            try await eventually("the gateway let go of the connection") { gateway.gateway.openClientConnections == 0 }
+            try await client.close()
+        }
+    }
+
+    @Test func anUpstreamThatStallsMidBodyIsCutAtTheReadTimeout() async throws {
+        try await run(adjust: { $0.timeouts.upstreamRead = .milliseconds(300) }) { _, gateway in
+            let outcome = try await exchange("GET /stall-body HTTP/1.1\r\nHost: h\r\n\r\n", gateway)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(outcome.text.hasSuffix("partial"), "the truncated body, then the close")
+            let stats = await traffic(gateway)
+            #expect(stats.timeouts[ExchangeDeadlines.Expiry.upstreamRead.index] == 1)
+        }
+    }
+
+    @Test func theTotalRequestCapAnswers504() async throws {
+        try await run(adjust: { $0.timeouts.request = .milliseconds(300) }) { _, gateway in
+            let outcome = try await exchange("GET /hold HTTP/1.1\r\nHost: h\r\n\r\n", gateway)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 504 Gateway Timeout\r\n"))
+            let stats = await traffic(gateway)
+            #expect(stats.timeouts[ExchangeDeadlines.Expiry.request.index] == 1)
+        }
+    }
+
+    // MARK: Answers, not resets
+
+    @Test func anOversizedHeadWrittenBeforeReadingGets431NotAReset() async throws {
+        try await run { upstream, gateway in
+            let big = String(repeating: "x", count: 200_000)
+            for _ in 0..<3 {
+                let outcome = try await exchange("GET / HTTP/1.1\r\nHost: h\r\nX-Big: \(big)\r\n\r\n", gateway)
+                #expect(outcome.error == nil, "reset: \(outcome.error ?? "")")
+                #expect(outcome.text.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"))
+            }
+            #expect(upstream.raw.isEmpty)
+        }
+    }
+
+    @Test func aRefusedBodyWrittenInFullGets413NotAReset() async throws {
+        try await run(adjust: { $0.limits.maxBodyBytes = 1000 }) { upstream, gateway in
+            let body = String(repeating: "b", count: 300_000)
+            let outcome = try await exchange("POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: \(body.count)\r\n\r\n\(body)", gateway)
+            #expect(outcome.error == nil, "reset: \(outcome.error ?? "")")
+            #expect(outcome.text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
+            #expect(upstream.raw.isEmpty)
+        }
+    }
+
+    // MARK: Upgrade and CONNECT
+
+    @Test func anUpgradeRequestIsAnsweredAsAnOrdinaryOneAndEndsTheConnection() async throws {
+        try await run { upstream, gateway in
+            let outcome = try await exchange(
+                "GET /u HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\nGET /second HTTP/1.1\r\nHost: h\r\n\r\n", gateway)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(outcome.text.lowercased().contains("connection: close"), "the client learns nothing after it was served")
+            #expect(outcome.text.components(separatedBy: "HTTP/1.1 ").count == 2, "one response")
+            #expect(outcome.error == nil)
+            #expect(upstream.received.map(\.head.uri) == ["/u"])
+            #expect(!upstream.raw.lowercased().contains("upgrade"))
+        }
+    }
+
+    @Test func connectIsRefusedWith405() async throws {
+        try await run { upstream, gateway in
+            let outcome = try await exchange("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", gateway)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 405 Method Not Allowed\r\n"))
+            #expect(outcome.text.lowercased().contains("allow: get"))
+            #expect(upstream.raw.isEmpty)
+        }
+    }
+
+    // MARK: No reuse while in doubt
+
+    @Test func bytesAnUpstreamSendsOutsideAResponseNeverReachTheNextRequest() async throws {
+        try await run { _, gateway in
+            let outcome = try await exchange(
+                "HEAD /head-then-extra HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", gateway)
+            #expect(!outcome.text.contains("SMUGGLED"))
+            #expect(outcome.text.hasSuffix(#"{"instance":"a"}"#), "\(outcome.text)")
+        }
+    }
+
+    // MARK: Header policy
+
+    @Test func hostRules() async throws {
+        try await run { upstream, gateway in
+            let missing = try await exchange("GET /x HTTP/1.1\r\n\r\n", gateway)
+            #expect(missing.text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
+            #expect(missing.text.contains("bad_host"))
+            let twice = try await exchange("GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", gateway)
+            #expect(twice.text.contains("bad_host"))
+            let disagreeing = try await exchange("GET http://evil.example/x HTTP/1.1\r\nHost: good.example\r\n\r\n", gateway)
+            #expect(disagreeing.text.contains("bad_host"))
+            #expect(upstream.raw.isEmpty)
+            let agreeing = try await exchange(
+                "GET http://good.example/x HTTP/1.1\r\nHost: good.example\r\nConnection: close\r\n\r\n", gateway)
+            #expect(agreeing.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            let http10 = try await exchange("GET /x HTTP/1.0\r\n\r\n", gateway)
+            #expect(http10.text.hasPrefix("HTTP/1.0 200 OK\r\n"))
+        }
+    }
+
+    @Test func pathsClimbingAboveTheRootAre400() async throws {
+        try await run { upstream, gateway in
+            for target in ["/../etc/passwd", "/a/../../b", "/%2e%2e/x"] {
+                let outcome = try await exchange("GET \(target) HTTP/1.1\r\nHost: h\r\n\r\n", gateway)
+                #expect(outcome.text.contains("bad_path"), "\(target)")
+            }
+            #expect(upstream.raw.isEmpty)
+        }
+    }
+
+    @Test func underscoreNamesAreDroppedAndForwardingIsNotBelievedFromStrangers() async throws {
+        try await run { upstream, gateway in
+            let outcome = try await exchange(
+                "GET /x HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\nX-Ok: 1\r\nConnection: close\r\n\r\n",
+                gateway)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(!upstream.raw.contains("6.6.6.6"))
+            #expect(!upstream.raw.contains("7.7.7.7"))
+            #expect(upstream.raw.lowercased().contains("x-forwarded-for: 127.0.0.1\r\n"))
+            #expect(upstream.raw.contains("X-Ok: 1"))
+        }
+    }
+
+    @Test func underscoresPassWhenAllowedAndTrustedProxiesKeepTheChain() async throws {
+        try await run(adjust: {
+            $0.limits.underscoresInHeaders = true
+            $0.trustedProxies = [AddressRange.parse("127.0.0.0/8")!]
+        }) { upstream, gateway in
+            let outcome = try await exchange(
+                "GET /x HTTP/1.1\r\nHost: h\r\nX_Custom: 1\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n", gateway)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(upstream.raw.contains("X_Custom: 1"))
+            #expect(upstream.raw.lowercased().contains("x-forwarded-for: 203.0.113.9, 127.0.0.1\r\n"))
+        }
+    }
+
+    @Test func trailersCannotCarryRoutingOrForwardingFields() async throws {
+        try await run { upstream, gateway in
+            let outcome = try await exchange(
+                "POST /hash HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                    + "3\r\nabc\r\n0\r\nHost: evil\r\nX-Forwarded-For: 6.6.6.6\r\nX_Trick: 1\r\nX-Checksum: 42\r\n\r\n", gateway)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(!upstream.raw.contains("evil"))
+            #expect(!upstream.raw.contains("6.6.6.6"))
+            #expect(!upstream.raw.contains("X_Trick"))
+            #expect(upstream.raw.contains("X-Checksum: 42"))
+        }
+    }
+
+    // MARK: Bounds
+
+    @Test func connectionsPerClientAreCappedAndFreedOnClose() async throws {
+        try await run(adjust: { $0.limits.maxConnectionsPerClient = 2 }) { _, gateway in
+            let first = try await TestClient.connect(to: gateway.address, group: group)
+            let second = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await first.get("/x").status == 200)
+            #expect(try await second.get("/x").status == 200)
+            let third = try await exchange("GET /x HTTP/1.1\r\nHost: h\r\n\r\n", gateway)
+            #expect(third.text.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
+            #expect(third.text.contains("too_many_connections"))
+            // The open ones are unharmed.
+            #expect(try await first.get("/x").status == 200)
+            try await first.close()
+            try await eventually("the closed connection is no longer counted") { gateway.gateway.openClientConnections == 1 }
+            let fourth = try await exchange("GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", gateway)
+            #expect(fourth.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            try await second.close()
+            let stats = await traffic(gateway)
+            #expect(stats.connectionsRefused == [0, 1])
+        }
+    }
+
+    @Test func totalConnectionsAreCapped() async throws {
+        try await run(adjust: { $0.limits.maxConnections = 1 }) { _, gateway in
+            let first = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await first.get("/x").status == 200)
+            let second = try await exchange("GET /x HTTP/1.1\r\nHost: h\r\n\r\n", gateway)
+            #expect(second.text.contains("too_many_connections"))
+            try await first.close()
+        }
+    }
+}
