@@ -15,6 +15,8 @@ final class DemoHTTPHandler: ChannelInboundHandler {
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var bodyTooLarge = false
+    /// A request was refused before its body: nothing more on this connection is served.
+    private var refused = false
 
     init(router: DemoRouter, options: DemoUpstreamServer.Configuration, latency: LatencyModel?) {
         self.router = router
@@ -25,17 +27,30 @@ final class DemoHTTPHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            self.head = head
+            guard !refused else { return }
             body.removeAll(keepingCapacity: true)
             bodyTooLarge = false
+            if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > router.maxBodyBytes {
+                // Answered at once, as nginx does, instead of reading a body it will
+                // refuse; the close lingers (LingeringCloseHandler) so the 413 arrives.
+                refused = true
+                var closing = head
+                closing.headers.replaceOrAdd(name: "connection", value: "close")
+                _ = router.state.requestStarted()
+                write(.error(413, "body too large"), for: closing, context: context)
+                router.state.requestFinished(status: 413)
+                return
+            }
+            self.head = head
         case .body(var buffer):
+            guard !refused else { return }
             if body.count + buffer.readableBytes > router.maxBodyBytes {
                 bodyTooLarge = true
             } else {
                 body.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
             }
         case .end:
-            guard let head else { return }
+            guard !refused, let head else { return }
             self.head = nil
             serve(head, context: context)
         }

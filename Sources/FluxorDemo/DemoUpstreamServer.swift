@@ -86,6 +86,9 @@ public final class DemoUpstreamServer: Service, Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Error answers (400, 413) close with a lingering close, so an unread
+                    // request does not turn the answer into a TCP reset.
+                    try channel.pipeline.syncOperations.addHandler(LingeringCloseHandler(timeout: .seconds(5), closesLinger: true))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(DemoHTTPHandler(router: router, options: options, latency: latency))
                 }

@@ -1,3 +1,4 @@
+import FluxgateTestSupport
 import FluxgateCore
 import Logging
 import NIOCore

@@ -1,3 +1,4 @@
+import FluxgateTestSupport
 import FluxgateCore
 import NIOCore
 import NIOHTTP1

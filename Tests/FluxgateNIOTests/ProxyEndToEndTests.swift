@@ -1,3 +1,4 @@
+import FluxgateTestSupport
 import FluxgateCore
 import FluxgateNIO
 import NIOCore

@@ -70,4 +70,16 @@ struct DemoServerTests {
             #expect(metrics.body.contains(#""rejected":1"#))
         }
     }
+
+    /// A body over the limit is refused at its head with 413 and a lingering close: a
+    /// client that writes the whole body before reading still gets the answer, not a reset.
+    @Test func anOversizedBodyGets413NotAReset() async throws {
+        try await withServer({ _ in }) { address, group in
+            let body = String(repeating: "b", count: 2_000_000)
+            let outcome = try await RawClient.exchange(
+                "POST /api/echo HTTP/1.1\r\nHost: h\r\nContent-Length: \(body.count)\r\n\r\n\(body)", with: address, group: group)
+            #expect(outcome.error == nil, "reset: \(outcome.error ?? "")")
+            #expect(outcome.text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
+        }
+    }
 }

@@ -27,12 +27,19 @@ public final class LingeringCloseHandler: ChannelDuplexHandler {
     public static let maxBytes = 1 << 20
 
     private let timeout: TimeAmount
+    private let closesLinger: Bool
     private var lingering = false
     private var discarded = 0
     private var timer: Scheduled<Void>?
+    private var closePromise: EventLoopPromise<Void>?
 
-    public init(timeout: TimeAmount) {
+    /// - Parameter closesLinger: every full close a later handler asks for while the
+    ///   client may still be sending becomes a lingering close (for pipelines whose
+    ///   handlers close on their own, such as NIOHTTP1's error handler in the demo
+    ///   upstream). The gateway asks explicitly with ``Request`` instead.
+    public init(timeout: TimeAmount, closesLinger: Bool = false) {
         self.timeout = timeout
+        self.closesLinger = closesLinger
     }
 
     public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
@@ -41,6 +48,19 @@ public final class LingeringCloseHandler: ChannelDuplexHandler {
             return
         }
         promise?.succeed()
+        startLingering(context: context)
+    }
+
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard closesLinger, mode == .all, !lingering, timeout > .zero, context.channel.isActive else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        closePromise = promise
+        startLingering(context: context)
+    }
+
+    private func startLingering(context: ChannelHandlerContext) {
         guard !lingering else { return }
         guard timeout > .zero, context.channel.isActive else {
             context.close(promise: nil)
@@ -100,6 +120,8 @@ public final class LingeringCloseHandler: ChannelDuplexHandler {
     private func stop() {
         timer?.cancel()
         timer = nil
+        closePromise?.succeed()
+        closePromise = nil
     }
 }
 
