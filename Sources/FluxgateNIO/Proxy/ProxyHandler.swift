@@ -510,6 +510,13 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The decoder reports a head cut short by the close it sees as the connection
+        // ends (a slowloris client answered 408 and closed): nobody is left to answer,
+        // and the refusal was already counted.
+        if !context.channel.isActive {
+            closeClient()
+            return
+        }
         if error is HTTPParserError {
             // Parsing stops here; answer in order, after any response still owed.
             if queue.isEmpty && acceptsInput {
