@@ -102,7 +102,7 @@ struct ConfigLoaderTests {
             listen: "nowhere"
             lissen: ":1"
             upstreams:
-              - url: "https://secure:443"
+              - url: "https://secure:443/path"
               - { url: "http://127.0.0.1:9002", weight: 0 }
               - name: x
             admission: { target_utilization: 1.5, queue_timeout: 5 }
@@ -124,7 +124,7 @@ struct ConfigLoaderTests {
         ])
         #expect(errors[1].message == #"unknown key; did you mean "listen"?"#)
         #expect(errors[1].line == 2)
-        #expect(errors[2].message.contains("https upstreams are not supported"))
+        #expect(errors[2].message.contains("without path, query or credentials"))
         #expect(errors[5].description == #"admission.target_utilization (line 7): must be in (0, 1], got "1.5""#)
         #expect(errors[6].message.contains("a duration such as 500ms"))
     }

@@ -37,7 +37,9 @@ struct ParsingTests {
         #expect(try UpstreamURL.parse("http://127.0.0.1:9001").get().endpoint == SocketEndpoint(host: "127.0.0.1", port: 9001))
         #expect(try UpstreamURL.parse("http://app/").get().endpoint.port == 80)
         #expect(try UpstreamURL.parse("HTTP://[::1]:81").get().endpoint.host == "::1")
-        for bad in ["https://a:1", "ftp://a", "http://a:1/path", "http://:1", "http://u@a:1", "http://a:0", "127.0.0.1:9001"] {
+        #expect(try UpstreamURL.parse("https://a").get() == UpstreamURL(endpoint: SocketEndpoint(host: "a", port: 443), tls: true))
+        #expect(try UpstreamURL.parse("https://a:8443").get().description == "https://a:8443")
+        for bad in ["https://a:1/x", "ftp://a", "http://a:1/path", "http://:1", "http://u@a:1", "http://a:0", "127.0.0.1:9001"] {
             #expect(throws: UpstreamURL.ParseFailure.self, "\(bad)") { try UpstreamURL.parse(bad).get() }
         }
     }

@@ -40,6 +40,7 @@ public enum RawClient {
     }
 
     public final class Sink: Sendable {
+        public init() {}
         private let box = NIOLockedValueBox(Outcome(text: "", error: nil))
         private let waiters = NIOLockedValueBox<[(String, EventLoopPromise<Void>)]>([])
         public var outcome: Outcome { box.withLockedValue { $0 } }

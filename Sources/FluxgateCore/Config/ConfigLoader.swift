@@ -9,7 +9,7 @@ public enum ConfigLoader {
     /// Top-level keys, in the order `gateway.conf.example` documents them.
     public static let topLevelKeys = [
         "listen", "admin_listen", "workers", "upstreams", "health_check", "retry", "admission", "rate_limit",
-        "timeouts", "limits", "trusted_proxies", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo",
+        "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo",
     ]
 
     /// Loads `path`; a missing file at the default path means "all defaults"
@@ -176,6 +176,19 @@ public enum ConfigLoader {
         config.limits.underscoresInHeaders = r.bool(limits, "underscores_in_headers", default: config.limits.underscoresInHeaders)
         config.trustedProxies = decodeAddressRanges(top.entries["trusted_proxies"], path: "trusted_proxies", reader: &r)
 
+        let tls = r.table(top.entries["tls"], path: "tls", known: ["certificate", "key", "min_version"])
+        config.tls.certificate = r.string(tls, "certificate", default: config.tls.certificate, check: Self.readableFile)
+        config.tls.key = r.string(tls, "key", default: config.tls.key, check: Self.readableFile)
+        config.tls.minVersion = r.scalar(
+            tls, "min_version", default: config.tls.minVersion, expected: "1.2 or 1.3",
+            parse: { TLSConfig.MinimumVersion(rawValue: $0) })
+        if config.tls.certificate.isEmpty != config.tls.key.isEmpty {
+            r.report("tls", "certificate and key go together: set both (TLS on) or neither")
+        }
+        let upstreamTLS = r.table(top.entries["upstream_tls"], path: "upstream_tls", known: ["verify", "ca_file"])
+        config.upstreamTLS.verify = r.bool(upstreamTLS, "verify", default: config.upstreamTLS.verify)
+        config.upstreamTLS.caFile = r.string(upstreamTLS, "ca_file", default: config.upstreamTLS.caFile, check: Self.readableFile)
+
         let pool = r.table(top.entries["pool"], path: "pool", known: ["max_idle_per_upstream", "max_connections", "idle_timeout"])
         config.pool.maxIdlePerUpstream = r.int(pool, "max_idle_per_upstream", default: config.pool.maxIdlePerUpstream, range: 0...100_000)
         config.pool.maxConnections = r.int(pool, "max_connections", default: config.pool.maxConnections, range: 0...10_000_000)
@@ -225,6 +238,11 @@ public enum ConfigLoader {
             r.report("upstreams", "at least one upstream is required when demo.enabled is false")
         }
         return config
+    }
+
+    /// A file path the gateway will read (certificates, keys): empty means unset.
+    static func readableFile(_ path: String) -> String? {
+        path.isEmpty || FileManager.default.isReadableFile(atPath: path) ? nil : "no readable file at \(path)"
     }
 
     /// Token rates: one token per 1 000 s at the slowest (a `Retry-After` beyond that

@@ -33,6 +33,10 @@ public struct GatewayConfig: Sendable, Equatable {
     /// the header is kept (appended to); from anyone else it is replaced. Default
     /// empty: no peer is trusted.
     public var trustedProxies: [AddressRange] = []
+    /// TLS termination on the data listener (`tls`); on when a certificate is set.
+    public var tls = TLSConfig()
+    /// How the gateway checks `https://` upstreams (`upstream_tls`).
+    public var upstreamTLS = UpstreamTLSConfig()
 
     public init() {}
 
@@ -52,6 +56,8 @@ public struct GatewayConfig: Sendable, Equatable {
         if drainTimeout != old.drainTimeout { keys.append("drain_timeout") }
         if reload != old.reload { keys.append("reload") }
         if trustedProxies != old.trustedProxies { keys.append("trusted_proxies") }
+        if tls != old.tls { keys.append("tls") }
+        if upstreamTLS != old.upstreamTLS { keys.append("upstream_tls") }
         if demo != old.demo { keys.append("demo") }
         return keys
     }
@@ -318,6 +324,35 @@ public struct LimitsConfig: Sendable, Equatable {
     /// (nginx's `underscores_in_headers off`): CGI-style apps read `X_Forwarded_For`
     /// as `X-Forwarded-For`. Default false.
     public var underscoresInHeaders = false
+    public init() {}
+}
+
+/// TLS on the data listener (`tls`): swift-nio-ssl (BoringSSL), ALPN `http/1.1`.
+/// The files are read again on every reload (SIGHUP), so a renewed certificate takes
+/// effect for new connections without a restart.
+public struct TLSConfig: Sendable, Equatable {
+    public enum MinimumVersion: String, Sendable, CaseIterable {
+        case v1_2 = "1.2"
+        case v1_3 = "1.3"
+    }
+
+    /// PEM certificate chain, leaf first. Empty: TLS off. Default empty.
+    public var certificate = ""
+    /// PEM private key of the leaf certificate. Default empty.
+    public var key = ""
+    /// Oldest TLS version accepted. Default 1.2.
+    public var minVersion = MinimumVersion.v1_2
+    public init() {}
+
+    public var enabled: Bool { !certificate.isEmpty }
+}
+
+/// Checking `https://` upstreams (`upstream_tls`).
+public struct UpstreamTLSConfig: Sendable, Equatable {
+    /// Verify the upstream's certificate chain and name. Default true.
+    public var verify = true
+    /// PEM file of CA certificates to trust instead of the system's. Default empty (system roots).
+    public var caFile = ""
     public init() {}
 }
 

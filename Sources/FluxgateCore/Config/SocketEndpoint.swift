@@ -41,25 +41,30 @@ public struct SocketEndpoint: Hashable, Sendable, CustomStringConvertible {
 /// An upstream address from `url: "http://host:port"`.
 public struct UpstreamURL: Hashable, Sendable, CustomStringConvertible {
     public var endpoint: SocketEndpoint
+    /// `https://`: the gateway speaks TLS to this upstream (`upstream_tls`).
+    public var tls = false
 
-    /// Only plain `http://host[:port]` is accepted for now; a path, a query or
-    /// `https://` is refused with a message rather than silently ignored.
+    public init(endpoint: SocketEndpoint, tls: Bool = false) {
+        self.endpoint = endpoint
+        self.tls = tls
+    }
+
+    /// `http://host[:port]` or `https://host[:port]` (ports 80 and 443 by default); a
+    /// path, a query or credentials are refused with a message rather than ignored.
     public static func parse(_ text: String) -> Result<UpstreamURL, ParseFailure> {
         let text = text.trimmingSpaces()
-        if text.lowercased().hasPrefix("https://") {
-            return .failure(.init("https upstreams are not supported yet; use http://host:port"))
+        let tls = text.lowercased().hasPrefix("https://")
+        guard tls || text.lowercased().hasPrefix("http://") else {
+            return .failure(.init("expected http://host:port or https://host:port, got \"\(text)\""))
         }
-        guard text.lowercased().hasPrefix("http://") else {
-            return .failure(.init("expected http://host:port, got \"\(text)\""))
-        }
-        var authority = Substring(text.dropFirst("http://".count))
+        var authority = Substring(text.dropFirst(tls ? "https://".count : "http://".count))
         if authority.hasSuffix("/") { authority = authority.dropLast() }
         if authority.contains("/") || authority.contains("?") || authority.contains("@") {
             return .failure(.init("expected http://host:port without path, query or credentials, got \"\(text)\""))
         }
         let withPort: String
         if authority.hasSuffix("]") || !authority.contains(":") {
-            withPort = authority + ":80"
+            withPort = authority + (tls ? ":443" : ":80")
         } else {
             withPort = String(authority)
         }
@@ -68,10 +73,10 @@ public struct UpstreamURL: Hashable, Sendable, CustomStringConvertible {
         else {
             return .failure(.init("expected http://host:port with a port in 1...65535, got \"\(text)\""))
         }
-        return .success(UpstreamURL(endpoint: endpoint))
+        return .success(UpstreamURL(endpoint: endpoint, tls: tls))
     }
 
-    public var description: String { "http://\(endpoint)" }
+    public var description: String { "\(tls ? "https" : "http")://\(endpoint)" }
 
     public struct ParseFailure: Error, Sendable {
         public var message: String

@@ -6,6 +6,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Prometheus
 import ServiceLifecycle
 import Synchronization
@@ -118,7 +119,9 @@ public final class GatewayServer: Service, Sendable {
             let runtime = self.runtime
             let (pool, loopStats, rotation) = try await loop.submit {
                 let pool = NIOLoopBound(
-                    UpstreamPool(eventLoop: loop, targets: settings.targets, config: config, live: runtime.live, maxConnections: perLoop),
+                    UpstreamPool(
+                        eventLoop: loop, targets: settings.targets, tls: settings.upstreamTLS, config: config, live: runtime.live,
+                        maxConnections: perLoop),
                     eventLoop: loop)
                 let stats = NIOLoopBound(LoopStats(), eventLoop: loop)
                 let rotation = loop.scheduleRepeatedTask(initialDelay: LoopStats.window, delay: LoopStats.window) { _ in
@@ -168,16 +171,20 @@ public final class GatewayServer: Service, Sendable {
                         else {
                             throw ChannelError.ioOnClosedChannel
                         }
-                        // Timeouts as of now: a reload reaches connections accepted after it.
-                        let config = runtime.settings.config
+                        // Timeouts and TLS as of now: a reload reaches connections accepted after it.
+                        let settings = runtime.settings
+                        let config = settings.config
                         let sync = channel.pipeline.syncOperations
                         let address = channel.remoteAddress?.ipAddress ?? "unknown"
                         if let refusal = connectionLimits.withLockedValue({ $0.open(address: address) }) {
                             stats.traffic.connectionRefused(perClient: refusal == .perClient)
-                            try sync.addHandler(RefuseConnectionHandler(answer: runtime.responses.rawTooManyConnections))
+                            // A plain-text answer means nothing on a TLS listener: there it is a close.
+                            try sync.addHandler(
+                                RefuseConnectionHandler(answer: settings.serverTLS == nil ? runtime.responses.rawTooManyConnections : nil))
                             return
                         }
                         channel.closeFuture.whenComplete { _ in connectionLimits.withLockedValue { $0.close(address: address) } }
+                        if let tls = settings.serverTLS { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                         try sync.addHandler(LingeringCloseHandler(timeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped)))
                         let timeouts = ClientTimeoutHandler(
                             headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
@@ -188,7 +195,8 @@ public final class GatewayServer: Service, Sendable {
                         limits.maxHeaderFieldSize = config.limits.maxHeaderBytes
                         try sync.addHandler(
                             ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
-                        try sync.addHandler(ProxyHandler(runtime: runtime, pool: pool, timeouts: timeouts, stats: stats))
+                        try sync.addHandler(
+                            ProxyHandler(runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, https: settings.serverTLS != nil))
                     }
                 }
                 .bind(host: config.listen.host, port: config.listen.port)
@@ -346,7 +354,7 @@ public final class GatewayServer: Service, Sendable {
         for pool in pools {
             try? await pool.eventLoop.submit {
                 pool.value.reconfigure(
-                    targets: settings.targets, retired: settings.upstreams.map(\.retired), config: config, maxConnections: perLoop)
+                    targets: settings.targets, tls: settings.upstreamTLS, retired: settings.upstreams.map(\.retired), config: config, maxConnections: perLoop)
             }.get()
         }
         runtime.install(settings, assignment, now: MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)))
@@ -439,13 +447,17 @@ extension SocketAddress {
 private final class RefuseConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-    private let answer: ByteBuffer
+    private let answer: ByteBuffer?
 
-    init(answer: ByteBuffer) {
+    init(answer: ByteBuffer?) {
         self.answer = answer
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        guard let answer else {
+            context.close(promise: nil)
+            return
+        }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in loopBound.value.close(promise: nil) }
     }

@@ -1,5 +1,6 @@
 import FluxgateCore
 import NIOCore
+import NIOSSL
 
 /// One configuration, turned into the typed values the data path reads: built once
 /// per load or reload, immutable, never looked up per request.
@@ -27,6 +28,10 @@ final class GatewaySettings: Sendable {
     let maxPipelined: Int
     let underscoresInHeaders: Bool
     let trustedProxies: [AddressRange]
+    /// The data listener's TLS context (`tls`), nil when TLS is off.
+    let serverTLS: NIOSSLContext?
+    /// Per slot: how to speak TLS to an `https://` upstream, nil for `http://`.
+    let upstreamTLS: [UpstreamTLSTarget?]
 
     init(version: Int, config: GatewayConfig, upstreams: [UpstreamSlot], previous: GatewaySettings? = nil) throws {
         self.version = version
@@ -51,6 +56,12 @@ final class GatewaySettings: Sendable {
         self.maxPipelined = config.limits.maxPipelined
         self.underscoresInHeaders = config.limits.underscoresInHeaders
         self.trustedProxies = config.trustedProxies
+        self.serverTLS = try TLSContexts.server(config.tls)
+        let client = upstreams.contains { $0.url.tls } ? try TLSContexts.upstream(config.upstreamTLS) : nil
+        self.upstreamTLS = upstreams.map { slot in
+            guard slot.url.tls, let client else { return nil }
+            return UpstreamTLSTarget(context: client, host: slot.url.endpoint.host)
+        }
     }
 
     /// Capacity `C` with every live upstream ready.

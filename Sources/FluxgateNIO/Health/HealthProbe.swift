@@ -10,10 +10,10 @@ import NIOPosix
 enum HealthProbe {
     /// Completes with nil when healthy, else the failure; the future never fails.
     static func run(
-        target: SocketAddress, request: ByteBuffer, timeout: TimeAmount, on loop: any EventLoop
+        target: SocketAddress, tls: UpstreamTLSTarget? = nil, request: ByteBuffer, timeout: TimeAmount, on loop: any EventLoop
     ) -> EventLoopFuture<UpstreamHealth.Failure?> {
         guard loop.inEventLoop else {
-            return loop.flatSubmit { run(target: target, request: request, timeout: timeout, on: loop) }
+            return loop.flatSubmit { run(target: target, tls: tls, request: request, timeout: timeout, on: loop) }
         }
         let outcome = Outcome(promise: loop.makePromise())
         let bound = NIOLoopBound(outcome, eventLoop: loop)
@@ -23,6 +23,7 @@ enum HealthProbe {
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
                     try channel.pipeline.syncOperations.addHandler(ProbeHandler(outcome: bound.value))
                 }
             }

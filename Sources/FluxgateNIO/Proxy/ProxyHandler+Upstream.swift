@@ -16,7 +16,7 @@ extension ProxyHandler {
         exchange.upstreamHead = RequestSerializer.head(
             exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
             clientAddress: clientAddress, upstreamAuthority: settings.authorities[exchange.upstream],
-            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, allocator: allocator)
+            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https, allocator: allocator)
     }
 
     func startUpstream(_ exchange: Exchange) {

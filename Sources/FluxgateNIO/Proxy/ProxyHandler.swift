@@ -87,8 +87,15 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Heads count by their size (``queuedSize(_:)``), not as a token amount.
     static let maxQueuedBytes = 65_536
 
-    init(runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientTimeoutHandler?, stats: LoopStats = LoopStats()) {
+    /// The client connection is TLS (X-Forwarded-Proto: https).
+    let https: Bool
+
+    init(
+        runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientTimeoutHandler?, stats: LoopStats = LoopStats(),
+        https: Bool = false
+    ) {
         self.runtime = runtime
+        self.https = https
         self.pool = pool
         self.eventLoop = pool.eventLoop
         self.timeouts = timeouts

@@ -63,7 +63,8 @@ enum RequestSerializer {
     ///   - underscores: forward field names containing `_` (else they are dropped).
     static func head(
         _ head: HTTPRequestHead, policy: HopByHopPolicy, facts: Facts, requestID: RequestID, clientAddress: String,
-        upstreamAuthority: String, keepForwardedFor: Bool = false, underscores: Bool = false, allocator: ByteBufferAllocator
+        upstreamAuthority: String, keepForwardedFor: Bool = false, underscores: Bool = false, https: Bool = false,
+        allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 40)
         buffer.writeString(head.method.rawValue)
@@ -97,7 +98,11 @@ enum RequestSerializer {
             buffer.writeStaticString(", ")
         }
         buffer.writeString(clientAddress)
-        buffer.writeStaticString("\r\nx-forwarded-proto: http\r\n")
+        if https {
+            buffer.writeStaticString("\r\nx-forwarded-proto: https\r\n")
+        } else {
+            buffer.writeStaticString("\r\nx-forwarded-proto: http\r\n")
+        }
         if let forwardedHost { buffer.writeField("x-forwarded-host", forwardedHost) }
         buffer.writeField("x-request-id", requestID)
         buffer.writeStaticString("\r\n")

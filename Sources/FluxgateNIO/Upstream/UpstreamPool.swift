@@ -23,6 +23,8 @@ import NIOPosix
 final class UpstreamPool {
     let eventLoop: any EventLoop
     private var targets: [SocketAddress]
+    /// Per slot, for `https://` upstreams: the TLS handler's context and server name.
+    private var tls: [UpstreamTLSTarget?]
     /// Slots a reload removed: their connections are closed, not parked.
     private var retired: [Bool]
     private var idle: [[UpstreamConnection]]
@@ -42,8 +44,12 @@ final class UpstreamPool {
     private var nextWaiterID = 0
 
     /// `maxConnections`: this loop's share of `pool.max_connections` (0 = no cap).
-    init(eventLoop: any EventLoop, targets: [SocketAddress], config: GatewayConfig, live: LiveObjects, maxConnections: Int = 0) {
+    init(
+        eventLoop: any EventLoop, targets: [SocketAddress], tls: [UpstreamTLSTarget?] = [], config: GatewayConfig, live: LiveObjects,
+        maxConnections: Int = 0
+    ) {
         self.eventLoop = eventLoop
+        self.tls = tls
         self.live = live
         self.cap = ConnectionCap(limit: maxConnections, upstreams: targets.count)
         self.targets = targets
@@ -70,9 +76,10 @@ final class UpstreamPool {
     /// for every slot, idle connections of retired slots closed, pool settings and this
     /// loop's share of `pool.max_connections` as from now. Parked connections keep
     /// their deadlines.
-    func reconfigure(targets: [SocketAddress], retired: [Bool], config: GatewayConfig, maxConnections: Int) {
+    func reconfigure(targets: [SocketAddress], tls: [UpstreamTLSTarget?] = [], retired: [Bool], config: GatewayConfig, maxConnections: Int) {
         apply(config)
         self.targets = targets
+        self.tls = tls
         self.retired = retired
         while idle.count < targets.count { idle.append([]) }
         cap.reconfigure(limit: maxConnections, upstreams: targets.count)
@@ -124,12 +131,15 @@ final class UpstreamPool {
         connection.countedByCap = true
         let handler = NIOLoopBound(connection, eventLoop: eventLoop)
         let pool = NIOLoopBound(self, eventLoop: eventLoop)
+        let tls = upstream < self.tls.count ? self.tls[upstream] : nil
         // A bootstrap per connect: its initializer captures this connection's handler.
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Writes made before the handshake finished wait in the TLS handler.
+                    if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
                     try channel.pipeline.syncOperations.addHandler(handler.value)
                 }
             }

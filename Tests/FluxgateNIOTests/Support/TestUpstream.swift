@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A programmable upstream on a loopback port that records what it received.
 ///
@@ -73,7 +74,8 @@ final class TestUpstream: Sendable {
 
     fileprivate func slowFinished() { concurrency.withLockedValue { $0.current -= 1 } }
 
-    static func start(name: String, group: any EventLoopGroup) async throws -> TestUpstream {
+    /// - Parameter tls: serve HTTPS with this context.
+    static func start(name: String, group: any EventLoopGroup, tls: NIOSSLContext? = nil) async throws -> TestUpstream {
         let box = NIOLockedValueBox<TestUpstream?>(nil)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -82,6 +84,7 @@ final class TestUpstream: Sendable {
                     let upstream = box.withLockedValue { $0! }
                     upstream.accepted.increment()
                     channel.closeFuture.whenComplete { _ in upstream.closed.increment() }
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(RawRecorder(upstream: upstream))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(Handler(upstream: upstream))

@@ -1,0 +1,61 @@
+import FluxgateCore
+import NIOSSL
+
+/// The TLS contexts one configuration needs, built from its files (swift-nio-ssl,
+/// BoringSSL): one for the data listener, one for `https://` upstreams. Built with the
+/// settings, so a reload reads the files again and a renewed certificate reaches new
+/// connections; a file that does not load refuses the reload and the old context stays.
+enum TLSContexts {
+    struct SetupError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The listener's context, or nil when `tls` is off. TLS 1.2 at least, ALPN `http/1.1`.
+    static func server(_ config: TLSConfig) throws(SetupError) -> NIOSSLContext? {
+        guard config.enabled else { return nil }
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(config.certificate).map { NIOSSLCertificateSource.certificate($0) }
+            guard !chain.isEmpty else { throw SetupError(description: "tls.certificate: no certificate in \(config.certificate)") }
+            let key = try NIOSSLPrivateKey(file: config.key, format: .pem)
+            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            configuration.minimumTLSVersion = config.minVersion == .v1_3 ? .tlsv13 : .tlsv12
+            configuration.applicationProtocols = ["http/1.1"]
+            return try NIOSSLContext(configuration: configuration)
+        } catch let error as SetupError {
+            throw error
+        } catch {
+            throw SetupError(description: "tls: cannot load \(config.certificate) / \(config.key): \(error)")
+        }
+    }
+
+    /// The context for `https://` upstreams: the system's roots or `upstream_tls.ca_file`,
+    /// chain and name verified unless `upstream_tls.verify` is false.
+    static func upstream(_ config: UpstreamTLSConfig) throws(SetupError) -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.applicationProtocols = ["http/1.1"]
+        configuration.certificateVerification = config.verify ? .fullVerification : .none
+        if !config.caFile.isEmpty { configuration.trustRoots = .file(config.caFile) }
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw SetupError(description: "upstream_tls: cannot load \(config.caFile): \(error)")
+        }
+    }
+}
+
+/// How to reach one `https://` upstream: the shared client context and the name
+/// sent as SNI and verified (nil for an address literal, checked against IP SANs).
+struct UpstreamTLSTarget: Sendable {
+    let context: NIOSSLContext
+    let serverName: String?
+
+    init(context: NIOSSLContext, host: String) {
+        self.context = context
+        self.serverName = AddressRange.address(host) == nil ? host : nil
+    }
+
+    func makeHandler() throws -> NIOSSLClientHandler {
+        try NIOSSLClientHandler(context: context, serverHostname: serverName)
+    }
+}

@@ -1,0 +1,171 @@
+import Crypto
+import FluxgateCore
+import FluxgateTestSupport
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Testing
+import X509
+
+@testable import FluxgateNIO
+
+/// TLS on real sockets with certificates made here (swift-certificates): termination
+/// on the data listener, `https://` upstreams with verification, certificate reload.
+@Suite(.timeLimit(.minutes(1)))
+struct TLSTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let gatewayGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    /// A self-signed certificate for `localhost`, written as PEM files.
+    struct Credentials {
+        let certificate: NIOSSLCertificate
+        let certificatePath: String
+        let keyPath: String
+
+        static func make(in folder: URL, name: String) throws -> Credentials {
+            let key = P256.Signing.PrivateKey()
+            let subject = try DistinguishedName { CommonName(name) }
+            let now = Date()
+            let certificate = try Certificate(
+                version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+                notValidBefore: now - 3600, notValidAfter: now + 3600, issuer: subject, subject: subject,
+                signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions {
+                    Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+                    SubjectAlternativeNames([.dnsName("localhost")])
+                },
+                issuerPrivateKey: .init(key))
+            let pem = try certificate.serializeAsPEM().pemString
+            let certificatePath = folder.appendingPathComponent("\(name).crt").path
+            let keyPath = folder.appendingPathComponent("\(name).key").path
+            try pem.write(toFile: certificatePath, atomically: true, encoding: .utf8)
+            try key.pemRepresentation.write(toFile: keyPath, atomically: true, encoding: .utf8)
+            return Credentials(
+                certificate: try NIOSSLCertificate(bytes: Array(pem.utf8), format: .pem), certificatePath: certificatePath, keyPath: keyPath)
+        }
+    }
+
+    func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// One request over TLS trusting `trusted`; the whole answer, or the handshake's error.
+    func tlsExchange(
+        _ request: String, to address: SocketAddress, trusting trusted: NIOSSLCertificate, maxVersion: TLSVersion? = nil
+    ) async throws -> RawClient.Outcome {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([trusted])
+        configuration.applicationProtocols = ["http/1.1"]
+        if let maxVersion { configuration.maximumTLSVersion = maxVersion }
+        let context = try NIOSSLContext(configuration: configuration)
+        let sink = RawClient.Sink()
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    try channel.pipeline.syncOperations.addHandler(RawClient.SinkHandler(sink: sink))
+                }
+            }
+            .connect(to: address).get()
+        try? await channel.writeAndFlush(ByteBuffer(string: request))
+        try? await channel.closeFuture.get()
+        return sink.outcome
+    }
+
+    @Test func theListenerTerminatesTLSAndTellsTheUpstream() async throws {
+        let dir = try folder()
+        let credentials = try Credentials.make(in: dir, name: "gateway")
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let config = try makeConfig(upstreams: [upstream.url]) {
+            $0.tls.certificate = credentials.certificatePath
+            $0.tls.key = credentials.keyPath
+        }
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            let outcome = try await tlsExchange(
+                "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", to: gateway.address, trusting: credentials.certificate)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome)")
+            #expect(upstream.raw.lowercased().contains("x-forwarded-proto: https\r\n"))
+            // TLS 1.1 is below the minimum: no handshake, no request.
+            let old = try await tlsExchange(
+                "GET /old HTTP/1.1\r\nHost: h\r\n\r\n", to: gateway.address, trusting: credentials.certificate, maxVersion: .tlsv11)
+            #expect(old.error != nil)
+            #expect(!upstream.raw.contains("/old"))
+            // Plain HTTP to the TLS port is not served.
+            let plain = try await RawClient.exchange("GET /plain HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
+            #expect(!plain.text.hasPrefix("HTTP/1.1 200"))
+            #expect(!upstream.raw.contains("/plain"))
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    @Test func aReloadServesTheRenewedCertificateToNewConnections() async throws {
+        let dir = try folder()
+        let first = try Credentials.make(in: dir, name: "gateway")
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let config = try makeConfig(upstreams: [upstream.url]) {
+            $0.tls.certificate = first.certificatePath
+            $0.tls.key = first.keyPath
+        }
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            let request = "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+            #expect(try await tlsExchange(request, to: gateway.address, trusting: first.certificate).text.hasPrefix("HTTP/1.1 200"))
+            // Renewed in place (same paths, as certbot or cert-manager do), then reloaded.
+            let renewed = try Credentials.make(in: dir, name: "gateway")
+            let outcome = await gateway.gateway.reload(config)
+            #expect(outcome.result == "success", "\(outcome.errors)")
+            #expect(try await tlsExchange(request, to: gateway.address, trusting: renewed.certificate).text.hasPrefix("HTTP/1.1 200"))
+            #expect(try await tlsExchange(request, to: gateway.address, trusting: first.certificate).error != nil)
+            // A key that does not load refuses the reload; the running certificate stays.
+            try "not a key".write(toFile: renewed.keyPath, atomically: true, encoding: .utf8)
+            let refused = await gateway.gateway.reload(config)
+            #expect(refused.result == "error")
+            #expect(refused.errors.joined().contains("tls"))
+            #expect(try await tlsExchange(request, to: gateway.address, trusting: renewed.certificate).text.hasPrefix("HTTP/1.1 200"))
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    @Test func httpsUpstreamsAreVerified() async throws {
+        let dir = try folder()
+        let credentials = try Credentials.make(in: dir, name: "upstream")
+        let serverContext = try NIOSSLContext(
+            configuration: .makeServerConfiguration(
+                certificateChain: [.certificate(credentials.certificate)],
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: credentials.keyPath, format: .pem))))
+        let upstream = try await TestUpstream.start(name: "a", group: group, tls: serverContext)
+        let url = "https://localhost:\(upstream.port)"
+        // Trusting the upstream's CA: proxied.
+        let trusting = try makeConfig(upstreams: [url]) { $0.upstreamTLS.caFile = credentials.certificatePath }
+        try await withGateway(trusting, group: gatewayGroup) { gateway in
+            let outcome = try await RawClient.exchange(
+                "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
+            #expect(outcome.text.hasSuffix(#"{"instance":"a"}"#))
+        }
+        // The system's roots do not know this certificate: verification fails, 502.
+        let strict = try makeConfig(upstreams: [url])
+        try await withGateway(strict, group: gatewayGroup) { gateway in
+            let outcome = try await RawClient.exchange(
+                "GET /y HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(outcome.text)")
+            #expect(!upstream.raw.contains("/y"))
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    @Test func configNamesTLSProblems() {
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "tls: { certificate: /nonexistent.pem, key: /nonexistent.key }") }
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "tls: { certificate: /etc/hostname }") }
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "tls: { min_version: \"1.1\" }") }
+        #expect((try? ConfigLoader.load(yaml: "upstreams: [{ url: \"https://example.com\" }]"))?.upstreams[0].url.endpoint.port == 443)
+    }
+}
