@@ -22,7 +22,40 @@ enum WireChecks {
     static func run(_ input: UnsafeRawBufferPointer) {
         guard let selector = input.first else { return }
         let data = Array(input.dropFirst())
-        if selector & 1 == 0 { checkHead(data) } else { checkChunked(data) }
+        if selector == 0xA5 {
+            checkRequestRules(data)
+        } else if selector & 1 == 0 {
+            checkHead(data)
+        } else {
+            checkChunked(data)
+        }
+    }
+
+    // MARK: Request-side rules (edge hardening)
+
+    /// The request target and client-key rules on any bytes: no trap, and their
+    /// invariants. A normalised path starts with `/`, has no empty, `.` or `..`
+    /// segment and no escaped unreserved character left, and normalising it again
+    /// changes nothing (so a route sees one form whatever the client spelt); a
+    /// rate-limit key from a header is always 36 bytes; an address range contains the
+    /// address it was written with.
+    static func checkRequestRules(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let target = text.hasPrefix("/") ? text : "/" + text
+        if let path = RequestTarget.normalizedPath(target) {
+            require(path.hasPrefix("/"), "normalised path without a leading slash: \(path)", bytes)
+            let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            for (index, segment) in segments.enumerated() {
+                require(segment != "." && segment != "..", "dot segment left in \(path)", bytes)
+                require(!segment.isEmpty || index == segments.count - 1, "empty segment left in \(path)", bytes)
+            }
+            require(RequestTarget.normalizedPath(path) == path, "normalising twice changed \(path)", bytes)
+        }
+        require(RateLimitKey.header(text).utf8.count == 36, "rate-limit key length", bytes)
+        if let range = AddressRange.parse(text) {
+            let address = String(text.split(separator: "/", omittingEmptySubsequences: false)[0])
+            require(range.contains(address), "range \(text) does not contain its own address", bytes)
+        }
     }
 
     static func require(_ condition: Bool, _ message: @autoclosure () -> String, _ data: [UInt8]) {

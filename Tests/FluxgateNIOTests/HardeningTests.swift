@@ -179,6 +179,25 @@ struct HardeningTests {
         }
     }
 
+    /// CL.0-style desync: an upstream that answers before the request body was all
+    /// sent must not get the rest of that body read as its next request. The
+    /// connection is not pooled, and the client's connection ends after the answer.
+    @Test func anEarlyAnswerRetiresBothConnections() async throws {
+        try await run(adjust: { $0.limits.requestBufferBytes = 0 }) { upstream, gateway in
+            let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string: "POST /early HTTP/1.1\r\nHost: h\r\nContent-Length: 60\r\n\r\nabc"))
+            try await sink.waitFor("early", on: channel.eventLoop)
+            // The rest of the body looks like a request; it must never reach the upstream as one.
+            try? await channel.writeAndFlush(ByteBuffer(string: "GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await channel.closeFuture.get()
+            #expect(sink.outcome.text.lowercased().contains("connection: close"))
+            let next = try await exchange("GET /next HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", gateway)
+            #expect(next.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(upstream.received.map(\.head.uri).filter { $0 != "/early" } == ["/next"])
+            #expect(upstream.acceptedConnections == 2, "the early answer's connection was not reused")
+        }
+    }
+
     // MARK: Header policy
 
     @Test func hostRules() async throws {

@@ -9,7 +9,8 @@ public enum RequestTarget {
     /// The authority of an absolute-form target (`http://host:port/path`), or nil
     /// for origin-form (`/path`) and asterisk-form (`*`).
     public static func absoluteAuthority(_ target: String) -> Substring? {
-        guard let schemeEnd = target.range(of: "://") else { return nil }
+        // Origin form, the common case, costs one byte comparison.
+        guard target.utf8.first != UInt8(ascii: "/"), let schemeEnd = target.range(of: "://") else { return nil }
         let scheme = target[..<schemeEnd.lowerBound].lowercased()
         guard scheme == "http" || scheme == "https" else { return nil }
         let rest = target[schemeEnd.upperBound...]
@@ -20,7 +21,7 @@ public enum RequestTarget {
     /// The path alone: no scheme and authority, no query.
     static func rawPath(_ target: String) -> Substring {
         var path = target[...]
-        if absoluteAuthority(target) != nil, let schemeEnd = target.range(of: "://") {
+        if target.utf8.first != UInt8(ascii: "/"), absoluteAuthority(target) != nil, let schemeEnd = target.range(of: "://") {
             let rest = target[schemeEnd.upperBound...]
             path = rest[(rest.firstIndex(of: "/") ?? rest.endIndex)...]
             if path.isEmpty { path = "/" }
@@ -39,6 +40,13 @@ public enum RequestTarget {
             previous = byte
         }
         return true
+    }
+
+    /// Whether `..` segments take the path above the root (answered 400). One scan
+    /// and no allocation for a path that needs no normalising.
+    public static func climbsAboveRoot(_ target: String) -> Bool {
+        let path = rawPath(target)
+        return isPlain(path) ? false : normalizedPath(target) == nil
     }
 
     /// The normalised path: unreserved characters percent-decoded (RFC 3986 §6.2.2.2),

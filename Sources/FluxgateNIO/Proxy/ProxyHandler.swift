@@ -257,7 +257,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         {
             return .badHost
         }
-        if RequestTarget.normalizedPath(head.uri) == nil { return .badPath }
+        if RequestTarget.climbsAboveRoot(head.uri) { return .badPath }
         return nil
     }
 

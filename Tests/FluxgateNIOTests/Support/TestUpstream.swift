@@ -16,6 +16,7 @@ import NIOSSL
 /// - `/hash`: answers the byte count and FNV-1a hash of the request body;
 /// - `/health`: 200, 503 or no answer at all, as ``setHealth(_:)`` says;
 /// - `/fail-on/<name>`: 503 from the upstream called `<name>`, 200 from the others;
+/// - `/early`: 200 at once, before the request body;
 /// - anything else: 200 with `{"instance":"<name>"}`.
 final class TestUpstream: Sendable {
     struct Received: Sendable {
@@ -176,6 +177,10 @@ final class TestUpstream: Sendable {
                 upstream.heads.increment()
                 bodyBytes = 0
                 hash = FNV1a()
+                if head.uri == "/early" {
+                    // Answers before the body arrived (as an app refusing an upload does).
+                    send(.ok, body: "early", context: context)
+                }
             case .body(let buffer):
                 bodyBytes += buffer.readableBytes
                 buffer.withUnsafeReadableBytes { hash.add($0) }
