@@ -1,5 +1,6 @@
 import FluxgateTestSupport
 import FluxgateCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -146,8 +147,8 @@ struct HardeningTests {
 
     // MARK: Upgrade and CONNECT
 
-    @Test func anUpgradeRequestIsAnsweredAsAnOrdinaryOneAndEndsTheConnection() async throws {
-        try await run { upstream, gateway in
+    @Test func anUpgradeBeyondTheTunnelCapIsAnsweredAsAnOrdinaryRequestAndEndsTheConnection() async throws {
+        try await run(adjust: { $0.limits.maxTunnels = 0 }) { upstream, gateway in
             let outcome = try await exchange(
                 "GET /u HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\nGET /second HTTP/1.1\r\nHost: h\r\n\r\n", gateway)
             #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
@@ -157,6 +158,58 @@ struct HardeningTests {
             #expect(upstream.received.map(\.head.uri) == ["/u"])
             #expect(!upstream.raw.lowercased().contains("upgrade"))
         }
+    }
+
+    /// A WebSocket-style upgrade: the upstream's 101 reaches the client, then bytes
+    /// flow both ways untouched; the tunnel holds no admission slot, is counted apart,
+    /// and gives its place back when it closes.
+    @Test func anUpgradeAnsweredWith101BecomesATunnelWithoutASlot() async throws {
+        let upstream = try await UpgradeEchoServer.start(group: group)
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:\(upstream.port)"])
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string:
+                "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+            try await sink.waitFor("\r\n\r\nwelcome", on: channel.eventLoop)
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+            #expect(sink.outcome.text.lowercased().contains("upgrade: websocket\r\n"))
+            let head = upstream.head.lowercased()
+            #expect(head.contains("upgrade: websocket\r\n") && head.contains("connection: upgrade\r\n"))
+            try await channel.writeAndFlush(ByteBuffer(string: "hello through the tunnel"))
+            try await sink.waitFor("HELLO THROUGH THE TUNNEL", on: channel.eventLoop)
+            let reading = await gateway.gateway.observability.read()
+            #expect(reading.gate.inFlight == 0, "a tunnel holds no admission slot")
+            #expect(reading.tunnels.open == 1 && reading.tunnels.opened == 1)
+            #expect(reading.traffic.requests(route: .normal, statusClass: 1, upstream: 0) == 1, "counted as a proxied 101")
+            try await channel.close()
+            try await eventuallyAsync("the tunnel's place comes back") { await gateway.gateway.observability.read().tunnels.open == 0 }
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    @Test func anIdleTunnelIsClosedAndTheCapHolds() async throws {
+        let upstream = try await UpgradeEchoServer.start(group: group)
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:\(upstream.port)"]) {
+            $0.timeouts.tunnelIdle = .milliseconds(300)
+            $0.limits.maxTunnels = 1
+        }
+        let upgrade = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            let (first, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await first.writeAndFlush(ByteBuffer(string: upgrade))
+            try await sink.waitFor("welcome", on: first.eventLoop)
+            // The cap is reached: the next upgrade goes upstream without its Upgrade.
+            let second = try await exchange(upgrade, gateway)
+            #expect(second.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(second.text)")
+            #expect(second.text.lowercased().contains("connection: close"))
+            // Nothing moves on the first tunnel: the idle timeout closes it.
+            try await first.closeFuture.get()
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
     }
 
     @Test func connectIsRefusedWith405() async throws {
@@ -297,6 +350,66 @@ struct HardeningTests {
             let second = try await exchange("GET /x HTTP/1.1\r\nHost: h\r\n\r\n", gateway)
             #expect(second.text.contains("too_many_connections"))
             try await first.close()
+        }
+    }
+}
+
+/// A raw upstream for upgrades: answers a head that asks for `Upgrade: websocket` with
+/// 101 and `welcome`, then echoes every byte upper-cased; any other head gets a 200
+/// and a close.
+final class UpgradeEchoServer: Sendable {
+    let channel: any Channel
+    private let heads = NIOLockedValueBox("")
+    var port: Int { channel.localAddress!.port! }
+    /// Every request head received, concatenated.
+    var head: String { heads.withLockedValue { $0 } }
+
+    private init(channel: any Channel) { self.channel = channel }
+
+    static func start(group: any EventLoopGroup) async throws -> UpgradeEchoServer {
+        let box = NIOLockedValueBox<UpgradeEchoServer?>(nil)
+        let channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Handler(server: { box.withLockedValue { $0! } }))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let server = UpgradeEchoServer(channel: channel)
+        box.withLockedValue { $0 = server }
+        return server
+    }
+
+    func stop() async throws { try await channel.close() }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let server: () -> UpgradeEchoServer
+        var pending = ""
+        var switched = false
+        init(server: @escaping () -> UpgradeEchoServer) { self.server = server }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let text = String(buffer: unwrapInboundIn(data))
+            if switched {
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text.uppercased())), promise: nil)
+                return
+            }
+            pending += text
+            guard let end = pending.range(of: "\r\n\r\n") else { return }
+            let head = String(pending[..<end.upperBound])
+            server().heads.withLockedValue { $0 += head }
+            if head.lowercased().contains("upgrade: websocket") {
+                switched = true
+                context.writeAndFlush(
+                    wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nwelcome")),
+                    promise: nil)
+            } else {
+                context.writeAndFlush(
+                    wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")),
+                    promise: nil)
+            }
         }
     }
 }

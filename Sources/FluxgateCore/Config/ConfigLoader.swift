@@ -146,7 +146,7 @@ public enum ConfigLoader {
             top.entries["timeouts"], path: "timeouts",
             known: [
                 "connect", "upstream_header", "client_header", "idle", "client_body", "client_send", "upstream_read", "upstream_send",
-                "request", "lingering_close",
+                "request", "lingering_close", "tunnel_idle",
             ])
         config.timeouts.connect = r.duration(timeouts, "connect", default: config.timeouts.connect)
         config.timeouts.upstreamHeader = r.duration(timeouts, "upstream_header", default: config.timeouts.upstreamHeader)
@@ -158,12 +158,13 @@ public enum ConfigLoader {
         config.timeouts.upstreamSend = r.duration(timeouts, "upstream_send", default: config.timeouts.upstreamSend)
         config.timeouts.request = r.duration(timeouts, "request", default: config.timeouts.request, minimum: .zero)
         config.timeouts.lingeringClose = r.duration(timeouts, "lingering_close", default: config.timeouts.lingeringClose, minimum: .zero)
+        config.timeouts.tunnelIdle = r.duration(timeouts, "tunnel_idle", default: config.timeouts.tunnelIdle)
 
         let limits = r.table(
             top.entries["limits"], path: "limits",
             known: [
                 "max_header_bytes", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
-                "max_connections_per_client", "underscores_in_headers",
+                "max_connections_per_client", "underscores_in_headers", "max_tunnels",
             ])
         config.limits.maxHeaderBytes = r.int(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
         config.limits.maxBodyBytes = r.int(limits, "max_body_bytes", default: config.limits.maxBodyBytes, range: 0...Int(Int64.max))
@@ -174,6 +175,7 @@ public enum ConfigLoader {
         config.limits.maxConnectionsPerClient = r.int(
             limits, "max_connections_per_client", default: config.limits.maxConnectionsPerClient, range: 0...10_000_000)
         config.limits.underscoresInHeaders = r.bool(limits, "underscores_in_headers", default: config.limits.underscoresInHeaders)
+        config.limits.maxTunnels = r.int(limits, "max_tunnels", default: config.limits.maxTunnels, range: 0...10_000_000)
         config.trustedProxies = decodeAddressRanges(top.entries["trusted_proxies"], path: "trusted_proxies", reader: &r)
 
         let tls = r.table(top.entries["tls"], path: "tls", known: ["certificate", "key", "min_version"])

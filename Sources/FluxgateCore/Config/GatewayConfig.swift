@@ -287,6 +287,9 @@ public struct TimeoutsConfig: Sendable, Equatable {
     /// reading and discarding them (half-closed) so the answer is not lost to a TCP
     /// reset (nginx's lingering close). Default 5s.
     public var lingeringClose: Duration = .seconds(5)
+    /// An upgraded connection (WebSocket) with no byte either way for this long is
+    /// closed. Default 5m (Envoy's stream idle timeout).
+    public var tunnelIdle: Duration = .seconds(300)
     public init() {}
 
     /// The per-exchange timeouts as the pure deadline logic takes them.
@@ -324,6 +327,10 @@ public struct LimitsConfig: Sendable, Equatable {
     /// (nginx's `underscores_in_headers off`): CGI-style apps read `X_Forwarded_For`
     /// as `X-Forwarded-For`. Default false.
     public var underscoresInHeaders = false
+    /// Upgraded connections (WebSocket) open at once. They hold no admission slot once
+    /// switched, so they are counted apart; an `Upgrade` beyond this is served as an
+    /// ordinary request (the upgrade ignored). 0 turns upgrades off. Default 1024.
+    public var maxTunnels = 1024
     public init() {}
 }
 

@@ -24,6 +24,21 @@ final class GatewayRuntime: Sendable {
     private let retry: Mutex<(budget: RetryBudget, enabled: Bool)>
     /// Live connection and request objects, for leak checks (``LiveObjects``).
     let live = LiveObjects()
+    /// Upgraded connections open now, and reserved by upgrade requests in flight
+    /// (`limits.max_tunnels`).
+    let tunnels = Atomic<Int>(0)
+    /// Upgraded connections opened since start.
+    let tunnelsOpened = Atomic<Int>(0)
+
+    /// Reserves a tunnel place for an upgrade request; false at `limits.max_tunnels`.
+    func reserveTunnel(max: Int) -> Bool {
+        let now = tunnels.add(1, ordering: .relaxed).newValue
+        if now <= max { return true }
+        tunnels.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func releaseTunnel() { tunnels.subtract(1, ordering: .relaxed) }
     let accessLog: AccessLog
     private let reloadCounts = Mutex(ReloadCounts())
     private let drainFlag = Atomic<Bool>(false)

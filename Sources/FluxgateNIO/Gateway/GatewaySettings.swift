@@ -28,6 +28,8 @@ final class GatewaySettings: Sendable {
     let maxPipelined: Int
     let underscoresInHeaders: Bool
     let trustedProxies: [AddressRange]
+    let maxTunnels: Int
+    let tunnelIdle: TimeAmount
     /// The data listener's TLS context (`tls`), nil when TLS is off.
     let serverTLS: NIOSSLContext?
     /// Per slot: how to speak TLS to an `https://` upstream, nil for `http://`.
@@ -56,6 +58,8 @@ final class GatewaySettings: Sendable {
         self.maxPipelined = config.limits.maxPipelined
         self.underscoresInHeaders = config.limits.underscoresInHeaders
         self.trustedProxies = config.trustedProxies
+        self.maxTunnels = config.limits.maxTunnels
+        self.tunnelIdle = .nanoseconds(config.timeouts.tunnelIdle.nanosecondsClamped)
         self.serverTLS = try TLSContexts.server(config.tls)
         let client = upstreams.contains { $0.url.tls } ? try TLSContexts.upstream(config.upstreamTLS) : nil
         self.upstreamTLS = upstreams.map { slot in

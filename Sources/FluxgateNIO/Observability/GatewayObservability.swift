@@ -50,6 +50,8 @@ public final class GatewayObservability: Sendable {
         var upstreams: [UpstreamReading]
         var live: LiveObjects.Counts
         var acceptedConnections: Int
+        /// Upgraded connections open (and upgrade requests holding a place), and opened in all.
+        var tunnels = (open: 0, opened: 0)
         var wouldShed: [Int]
         var reloads: ReloadCounts
         var draining: Bool
@@ -112,7 +114,9 @@ public final class GatewayObservability: Sendable {
         }
         return Reading(
             traffic: traffic, latency: latency, idleUpstreamConnections: idle, gate: runtime.gate.snapshot,
-            upstreams: upstreams, live: runtime.live.counts, acceptedConnections: runtime.live.totalClientConnections, wouldShed: runtime.gate.dryRun.counts,
+            upstreams: upstreams, live: runtime.live.counts, acceptedConnections: runtime.live.totalClientConnections,
+            tunnels: (runtime.tunnels.load(ordering: .relaxed), runtime.tunnelsOpened.load(ordering: .relaxed)),
+            wouldShed: runtime.gate.dryRun.counts,
             reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped,
             settings: settings, uptime: uptime)
     }
@@ -243,6 +247,10 @@ public final class GatewayObservability: Sendable {
         }
         gauge("fluxgate_client_connections", help: "Open client connections.", Double(r.live.clientHandlers))
         counter("fluxgate_client_connections_total", help: "Client connections accepted.", r.acceptedConnections)
+        gauge(
+            "fluxgate_tunnels_open", help: "Upgraded (WebSocket) connections open, plus upgrade requests awaiting their answer (limits.max_tunnels).",
+            Double(r.tunnels.open))
+        counter("fluxgate_tunnels_total", help: "Connections upgraded (101 Switching Protocols) and tunnelled.", r.tunnels.opened)
         gauge("fluxgate_upstream_connections_open", help: "Open connections to upstreams (busy and idle).",
             Double(r.live.upstreamConnections))
         gauge("fluxgate_upstream_connections_idle", help: "Idle keep-alive connections to upstreams in the pools.",

@@ -38,6 +38,8 @@ final class Exchange {
     var relay: ResponseRelay
     /// The client's address: the peer, or behind a trusted proxy the address it reported.
     var client = ""
+    /// Holds a place among `limits.max_tunnels` while its upgrade is pending.
+    var tunnelReserved = false
     /// The peer is in `trusted_proxies`: its `X-Forwarded-For` is kept.
     var peerTrusted = false
     /// Every per-exchange timeout (``ExchangeDeadlines``).

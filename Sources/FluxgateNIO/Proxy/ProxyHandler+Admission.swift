@@ -102,6 +102,10 @@ extension ProxyHandler {
     /// here: this loop's metrics (``LoopStats``) and the access log.
     func end(_ exchange: Exchange, _ end: ExchangeLifecycle.End) {
         guard let outcome = exchange.lifecycle.finish(end, now: now) else { return }
+        if exchange.tunnelReserved {
+            exchange.tunnelReserved = false
+            runtime.releaseTunnel()
+        }
         if exchange.holdsRetry {
             exchange.holdsRetry = false
             runtime.finishRetry()

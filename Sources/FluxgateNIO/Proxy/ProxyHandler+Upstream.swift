@@ -16,7 +16,8 @@ extension ProxyHandler {
         exchange.upstreamHead = RequestSerializer.head(
             exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
             clientAddress: clientAddress, upstreamAuthority: settings.authorities[exchange.upstream],
-            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https, allocator: allocator)
+            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https,
+            upgrade: exchange.tunnelReserved ? exchange.clientHead.headers.first(name: "upgrade") : nil, allocator: allocator)
     }
 
     func startUpstream(_ exchange: Exchange) {
@@ -117,6 +118,10 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             if exchange.relay.headSent { closeClient(.cutOff) } else { answerForExchange(exchange, .upstreamError) }
             return
         }
+        if exchange.relay.switched {
+            startTunnel(exchange)
+            return
+        }
         if exchange.relay.headSent {
             exchange.lifecycle.responseHeadSent()
             if headWasSent {
@@ -168,6 +173,41 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         exchange.relay = exchange.relay.restarted()
         serializeUpstreamHead(exchange)
         startUpstream(exchange)
+    }
+
+    /// The upstream answered the upgrade with 101 (already on its way to the client):
+    /// the exchange ends here — its admission slot goes back, it is counted as a
+    /// proxied 101 — and a ``TunnelHandler`` takes both connections over, in place of
+    /// this handler and the HTTP decoder. Its tunnel place passes to the tunnel.
+    func startTunnel(_ exchange: Exchange) {
+        guard let connection = exchange.connection else {
+            closeClient(.cutOff)
+            return
+        }
+        exchange.connection = nil
+        exchange.tunnelReserved = false
+        runtime.health.exchangeSucceeded(exchange.upstream)
+        runtime.tunnelsOpened.add(1, ordering: .relaxed)
+        end(exchange, .proxied(status: 101))
+        state = .tunnelled
+        exchangeTimer?.cancel()
+        exchangeTimer = nil
+        let context = self.context!
+        let tunnel = TunnelHandler(
+            upstream: connection, runtime: runtime, idleTimeout: settings.tunnelIdle, early: exchange.relay.switchedBytes)
+        let pipeline = context.pipeline.syncOperations
+        do {
+            try pipeline.addHandler(tunnel, position: .after(self))
+            // Bytes after the upgrade request were not parsed (the client waits for the 101).
+            if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+                pipeline.removeHandler(decoder, promise: nil)
+            }
+            pipeline.removeHandler(context: context, promise: nil)
+        } catch {
+            runtime.releaseTunnel()
+            connection.close()
+            context.close(promise: nil)
+        }
     }
 
     func completeExchange(_ exchange: Exchange) {

@@ -22,7 +22,7 @@ import NIOHTTP1
 /// events; `ProxyHandler+Admission.swift` admission and the one place an exchange
 /// ends (``ExchangeLifecycle``); `ProxyHandler+Upstream.swift` the attempts on
 /// upstreams (connect, failover, response-head timer, relay, retry, completion).
-final class ProxyHandler: ChannelDuplexHandler {
+final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -32,6 +32,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         case active(Exchange)
         /// A final answer went out; the connection closes once it is written.
         case closing
+        /// The upstream switched protocols: a ``TunnelHandler`` took the connection over.
+        case tunnelled
     }
 
     /// Input that arrived while an earlier request was still being answered.
@@ -142,7 +144,10 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        if case .closing = state { return }
+        switch state {
+        case .closing, .tunnelled: return
+        default: break
+        }
         if queue.isEmpty && acceptsInput {
             handle(part)
         } else {
@@ -157,7 +162,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         switch state {
         case .idle: true
         case .active(let exchange): !exchange.requestComplete
-        case .closing: false
+        case .closing, .tunnelled: false
         }
     }
 
@@ -222,6 +227,11 @@ final class ProxyHandler: ChannelDuplexHandler {
         if facts.upgrade || head.method == .CONNECT {
             parsingStopped = true
             exchange.relay.closeAfterResponse()
+            if facts.upgrade, head.method == .GET, settings.maxTunnels > 0, runtime.reserveTunnel(max: settings.maxTunnels) {
+                // Forwarded with its Upgrade; a 101 turns the connection into a tunnel.
+                exchange.tunnelReserved = true
+                exchange.relay.upgradeAllowed = true
+            }
         }
         if let refusal = refusal(head, facts: facts, http10: http10) {
             exchange.relay.closeAfterResponse()
@@ -398,7 +408,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 end(exchange, .gatewayAnswer(status: (error as? HTTPParserError) == .headerOverflow ? 431 : 400))
                 answerParserError(error)
             }
-        case .closing:
+        case .closing, .tunnelled:
             break
         }
     }
@@ -491,7 +501,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             closeClient()
         case .active(let exchange):
             exchange.relay.closeAfterResponse()
-        case .closing:
+        case .closing, .tunnelled:
             break
         }
     }

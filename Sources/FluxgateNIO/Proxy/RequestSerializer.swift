@@ -64,7 +64,7 @@ enum RequestSerializer {
     static func head(
         _ head: HTTPRequestHead, policy: HopByHopPolicy, facts: Facts, requestID: RequestID, clientAddress: String,
         upstreamAuthority: String, keepForwardedFor: Bool = false, underscores: Bool = false, https: Bool = false,
-        allocator: ByteBufferAllocator
+        upgrade: String? = nil, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 40)
         buffer.writeString(head.method.rawValue)
@@ -92,6 +92,11 @@ enum RequestSerializer {
             buffer.writeField(name, value)
         }
         if !facts.hasHost { buffer.writeField("host", upstreamAuthority) }
+        if let upgrade {
+            // A tunnelled upgrade: the one case where these hop-by-hop fields go on.
+            buffer.writeField("upgrade", upgrade)
+            buffer.writeStaticString("connection: upgrade\r\n")
+        }
         buffer.writeStaticString("x-forwarded-for: ")
         if let forwardedFor {
             buffer.writeString(forwardedFor)

@@ -19,6 +19,8 @@ struct ResponseRelay {
         case head
         case body
         case done
+        /// A 101 to an upgrade request went out: from here bytes are another protocol's.
+        case switched
     }
 
     private var phase = Phase.head
@@ -41,6 +43,12 @@ struct ResponseRelay {
     /// The client's request was fully read; if the response starts before that, the
     /// rest of the request is not read and the client connection closes after it.
     var requestComplete = false
+    /// The request asked to upgrade and the gateway may tunnel it: a 101 is relayed
+    /// (with its `Upgrade` and `Connection`) instead of refused.
+    var upgradeAllowed = false
+    /// A 101 went to the client; ``switchedBytes`` holds what followed it in the same read.
+    var switched: Bool { phase == .switched }
+    private(set) var switchedBytes: ByteBuffer?
     static let maxHeadBytes = 65_536
     /// Bodies up to this size are copied behind the head instead of written separately.
     static let coalesceLimit = 4_096
@@ -97,7 +105,17 @@ struct ResponseRelay {
                 case .invalid(let reason):
                     throw .invalidHead(reason)
                 case .complete(let head):
-                    if head.status == 101 { throw .unexpectedUpgrade }
+                    if head.status == 101 {
+                        guard upgradeAllowed else { throw .unexpectedUpgrade }
+                        status = 101
+                        headSent = true
+                        emit(buffer.withUnsafeReadableBytes { switchingHead(head, bytes: $0, allocator: allocator) })
+                        buffer.moveReaderIndex(forwardBy: head.length)
+                        if buffer.readableBytes > 0 { switchedBytes = buffer }
+                        upstreamReusable = false
+                        phase = .switched
+                        return true
+                    }
                     if head.isInformational {
                         // 100/103 interim answers are dropped; the final one follows.
                         buffer.moveReaderIndex(forwardBy: head.length)
@@ -155,7 +173,7 @@ struct ResponseRelay {
                     throw .invalidBody(error)
                 }
                 if framer.isComplete { phase = .done }
-            case .done:
+            case .done, .switched:
                 // Bytes after the end of the response: the upstream broke framing,
                 // so its connection cannot be trusted with another request.
                 upstreamReusable = false
@@ -169,6 +187,22 @@ struct ResponseRelay {
     mutating func upstreamClosed() -> Bool {
         if phase == .body && framer.endsAtClose { phase = .done }
         return phase == .done
+    }
+
+    /// The 101 as the client gets it: the upstream's fields with `Upgrade` and
+    /// `Connection` kept (they are the point of it), other hop-by-hop fields removed.
+    private func switchingHead(_ head: ResponseHead, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: head.length + 64)
+        buffer.writeStaticString("HTTP/1.1")
+        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[8..<head.statusLineLength]))
+        for field in head.fields {
+            let kind = field.kind
+            if (kind.isAlwaysHopByHop && kind != .upgrade && kind != .connection) || kind == .requestID { continue }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
+        }
+        buffer.writeField("x-request-id", requestID)
+        buffer.writeStaticString("\r\n")
+        return buffer
     }
 
     private mutating func clientHead(_ head: ResponseHead, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
