@@ -88,6 +88,9 @@ struct HardeningCoreTests {
         #expect(RequestTarget.normalizedPath("/../x") == nil)
         #expect(RequestTarget.normalizedPath("/%2e%2e/x") == nil)
         #expect(RequestTarget.normalizedPath("/.well-known/x") == "/.well-known/x")
+        // Found by the fuzzer: decoding must not assemble a new escape a second decoder would read.
+        #expect(RequestTarget.normalizedPath("/a%%32e2e/..q=1") == "/a%252e2e/..q=1")
+        #expect(RequestTarget.normalizedPath("/a%%32e2e/..q=1").flatMap(RequestTarget.normalizedPath) == "/a%252e2e/..q=1")
 
         var admission = AdmissionConfig()
         admission.routes = [RoutePriority(prefix: "/api", priority: .low), RoutePriority(prefix: "/api/auth", priority: .critical)]

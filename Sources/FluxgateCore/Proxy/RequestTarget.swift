@@ -74,16 +74,22 @@ public enum RequestTarget {
     }
 
     /// `%41` → `A` for ALPHA / DIGIT / `-` `.` `_` `~`; other escapes stay as they are
-    /// (`%2F` is data, not a separator).
+    /// (`%2F` is data, not a separator); a `%` that starts no escape becomes `%25`.
     static func decodeUnreserved(_ path: Substring) -> String {
         var bytes = Array(path.utf8)
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
         var index = 0
         while index < bytes.count {
-            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
-                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
-            {
+            if bytes[index] == UInt8(ascii: "%") {
+                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else {
+                    // A stray `%` is written as `%25`: decoding must never assemble a new
+                    // escape (`%%32e` → `%2e`) that a second decoder would read as `.`
+                    // (found by the fuzzer: normalising twice must change nothing).
+                    output.append(contentsOf: Array("%25".utf8))
+                    index += 1
+                    continue
+                }
                 let decoded = high << 4 | low
                 if isUnreserved(decoded) {
                     output.append(decoded)
