@@ -41,12 +41,14 @@ enum WireChecks {
     /// address it was written with.
     static func checkRequestRules(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)
-        let target = text.hasPrefix("/") ? text : "/" + text
+        let target = text.utf8.first == UInt8(ascii: "/") ? text : "/" + text
         if let path = RequestTarget.normalizedPath(target) {
-            require(path.hasPrefix("/"), "normalised path without a leading slash: \(path)", bytes)
-            let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            // Bytes, not Characters: a combining mark after `/` must not hide the separator.
+            let utf8 = Array(path.utf8)
+            require(utf8.first == UInt8(ascii: "/"), "normalised path without a leading slash: \(path)", bytes)
+            let segments = utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
             for (index, segment) in segments.enumerated() {
-                require(segment != "." && segment != "..", "dot segment left in \(path)", bytes)
+                require(!segment.elementsEqual(Array(".".utf8)) && !segment.elementsEqual(Array("..".utf8)), "dot segment left in \(path)", bytes)
                 require(!segment.isEmpty || index == segments.count - 1, "empty segment left in \(path)", bytes)
             }
             require(RequestTarget.normalizedPath(path) == path, "normalising twice changed \(path)", bytes)

@@ -91,6 +91,10 @@ struct HardeningCoreTests {
         // Found by the fuzzer: decoding must not assemble a new escape a second decoder would read.
         #expect(RequestTarget.normalizedPath("/a%%32e2e/..q=1") == "/a%252e2e/..q=1")
         #expect(RequestTarget.normalizedPath("/a%%32e2e/..q=1").flatMap(RequestTarget.normalizedPath) == "/a%252e2e/..q=1")
+        // Bytes, not Characters: a combining mark after `/` does not hide the separator.
+        #expect(RequestTarget.normalizedPath("/\u{64F}//x/..") == "/\u{64F}/")
+        #expect(RequestTarget.matches(prefix: "/api", path: "/api/\u{301}x"))
+        #expect(!RequestTarget.matches(prefix: "/api", path: "/api\u{301}"))
 
         var admission = AdmissionConfig()
         admission.routes = [RoutePriority(prefix: "/api", priority: .low), RoutePriority(prefix: "/api/auth", priority: .critical)]

@@ -18,16 +18,18 @@ public enum RequestTarget {
         return rest[..<end]
     }
 
-    /// The path alone: no scheme and authority, no query.
+    /// The path alone: no scheme and authority, no query. Byte-level throughout: a
+    /// `/` or `?` followed by a combining mark is one `Character` to Swift, still a
+    /// separator to HTTP.
     static func rawPath(_ target: String) -> Substring {
-        var path = target[...]
-        if target.utf8.first != UInt8(ascii: "/"), absoluteAuthority(target) != nil, let schemeEnd = target.range(of: "://") {
-            let rest = target[schemeEnd.upperBound...]
-            path = rest[(rest.firstIndex(of: "/") ?? rest.endIndex)...]
-            if path.isEmpty { path = "/" }
+        let utf8 = target.utf8
+        var start = utf8.startIndex
+        if utf8.first != UInt8(ascii: "/"), absoluteAuthority(target) != nil, let schemeEnd = target.range(of: "://") {
+            start = utf8[schemeEnd.upperBound...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+            if start == utf8.endIndex { return "/" }
         }
-        if let query = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<query] }
-        return path
+        let end = utf8[start...].firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? utf8.endIndex
+        return Substring(utf8[start..<end])
     }
 
     /// Whether the path needs normalising at all: the common request (no `%`, no
@@ -56,27 +58,33 @@ public enum RequestTarget {
     public static func normalizedPath(_ target: String) -> String? {
         let path = rawPath(target)
         if isPlain(path) { return String(path) }
-        var segments: [Substring] = []
-        for segment in decodeUnreserved(path).split(separator: "/", omittingEmptySubsequences: true) {
-            switch segment {
-            case ".":
-                continue
-            case "..":
+        let slash = UInt8(ascii: "/")
+        let dot = UInt8(ascii: ".")
+        var segments: [ArraySlice<UInt8>] = []
+        for segment in decodeUnreserved(path).split(separator: slash, omittingEmptySubsequences: true) {
+            if segment.elementsEqual([dot]) { continue }
+            if segment.elementsEqual([dot, dot]) {
                 guard !segments.isEmpty else { return nil }
                 segments.removeLast()
-            default:
-                segments.append(segment)
+                continue
             }
+            segments.append(segment)
         }
-        let trailingSlash = path.hasSuffix("/") || path.hasSuffix("/.") || path.hasSuffix("/..")
-        let joined = "/" + segments.joined(separator: "/")
-        return trailingSlash && !segments.isEmpty ? joined + "/" : joined
+        let bytes = Array(path.utf8)
+        let trailingSlash = bytes.last == slash || bytes.suffix(2).elementsEqual([slash, dot]) || bytes.suffix(3).elementsEqual([slash, dot, dot])
+        var output: [UInt8] = [slash]
+        for (index, segment) in segments.enumerated() {
+            if index > 0 { output.append(slash) }
+            output.append(contentsOf: segment)
+        }
+        if trailingSlash && !segments.isEmpty { output.append(slash) }
+        return String(decoding: output, as: UTF8.self)
     }
 
     /// `%41` → `A` for ALPHA / DIGIT / `-` `.` `_` `~`; other escapes stay as they are
     /// (`%2F` is data, not a separator); a `%` that starts no escape becomes `%25`.
-    static func decodeUnreserved(_ path: Substring) -> String {
-        var bytes = Array(path.utf8)
+    static func decodeUnreserved(_ path: Substring) -> [UInt8] {
+        let bytes = Array(path.utf8)
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
         var index = 0
@@ -100,8 +108,7 @@ public enum RequestTarget {
             output.append(bytes[index])
             index += 1
         }
-        bytes = output
-        return String(decoding: bytes, as: UTF8.self)
+        return output
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {
@@ -126,8 +133,8 @@ public enum RequestTarget {
 
     /// Whether `prefix` matches `path` at a segment boundary.
     public static func matches(prefix: String, path: String) -> Bool {
-        guard path.hasPrefix(prefix) else { return false }
-        if path.utf8.count == prefix.utf8.count || prefix.hasSuffix("/") { return true }
+        guard path.utf8.starts(with: prefix.utf8) else { return false }
+        if path.utf8.count == prefix.utf8.count || prefix.utf8.last == UInt8(ascii: "/") { return true }
         return path.utf8[path.utf8.index(path.utf8.startIndex, offsetBy: prefix.utf8.count)] == UInt8(ascii: "/")
     }
 }
