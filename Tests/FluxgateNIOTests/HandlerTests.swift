@@ -2,6 +2,7 @@ import FluxgateCore
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import NIOPosix
 import Testing
 
 @testable import FluxgateNIO
@@ -109,5 +110,29 @@ struct HandlerTests {
         #expect(text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
         #expect(text.contains("x-request-id: r-1\r\n"))
         #expect(text.contains(#""error":"body_too_large""#))
+    }
+
+    /// Out of descriptors at accept: the listener stops reading (autoRead off, which
+    /// unregisters it — a delayed read alone left NIO spinning at 100 % of a core on
+    /// the level-triggered accept readiness) and resumes by itself after the pause.
+    @Test func acceptPausesOnEMFILEAndResumes() throws {
+        // EmbeddedChannel ignores `autoRead`, so the handler's own state is checked here;
+        // the effect on a real listener is in docs/results/emfile-2026-11-30/.
+        let loop = EmbeddedEventLoop()
+        let handler = AcceptPauseHandler(pause: .milliseconds(250))
+        let channel = EmbeddedChannel(handler: handler, loop: loop)
+        #expect(!handler.paused)
+        channel.pipeline.fireErrorCaught(IOError(errnoCode: EMFILE, reason: "accept"))
+        #expect(handler.paused)
+        channel.pipeline.fireErrorCaught(IOError(errnoCode: EMFILE, reason: "accept"))
+        loop.advanceTime(by: .milliseconds(200))
+        #expect(handler.paused, "a second error while paused does not restart or shorten the pause")
+        loop.advanceTime(by: .milliseconds(60))
+        #expect(!handler.paused)
+        #expect(throws: Never.self) { try channel.throwIfErrorCaught() }
+        // Other errors are not this handler's business.
+        channel.pipeline.fireErrorCaught(IOError(errnoCode: ECONNABORTED, reason: "accept"))
+        #expect(!handler.paused)
+        #expect(throws: IOError.self) { try channel.throwIfErrorCaught() }
     }
 }
