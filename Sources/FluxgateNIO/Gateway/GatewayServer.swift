@@ -387,6 +387,7 @@ public final class GatewayServer: Service, Sendable {
         if !added.isEmpty { changes.append("upstreams added: \(added.joined(separator: ", "))") }
         if !removed.isEmpty { changes.append("upstreams removed: \(removed.joined(separator: ", "))") }
         if !changed.isEmpty { changes.append("upstreams changed: \(changed.joined(separator: ", "))") }
+        if new.config.tls.enabled { changes.append("tls certificate and key read again") }
         return changes
     }
 
