@@ -212,6 +212,33 @@ struct HardeningTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// Tunnels ended every way (client closes, upstream closes, idle timeout) leave
+    /// nothing behind: every handler, exchange and upstream connection is released and
+    /// every tunnel place comes back (the leak test of docs/RELIABILITY.md, for tunnels).
+    @Test func tunnelsLeaveNothingBehind() async throws {
+        let upstream = try await UpgradeEchoServer.start(group: group)
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:\(upstream.port)"]) { $0.timeouts.tunnelIdle = .milliseconds(100) }
+        let upgrade = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            for round in 0..<60 {
+                let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+                try await channel.writeAndFlush(ByteBuffer(string: upgrade))
+                try await sink.waitFor("welcome", on: channel.eventLoop)
+                try await channel.writeAndFlush(ByteBuffer(string: "x\(round)"))
+                try await sink.waitFor("X\(round)", on: channel.eventLoop)
+                if round % 2 == 0 { try await channel.close() } else { try await channel.closeFuture.get() }  // idle timeout
+            }
+            try await eventuallyAsync("every tunnel released") {
+                let reading = await gateway.gateway.observability.read()
+                return reading.tunnels.open == 0 && gateway.gateway.liveObjects.counts == .zero
+            }
+            #expect(await gateway.gateway.observability.read().tunnels.opened == 60)
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     @Test func connectIsRefusedWith405() async throws {
         try await run { upstream, gateway in
             let outcome = try await exchange("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", gateway)
