@@ -128,12 +128,12 @@ struct HardeningCoreTests {
         for bad in ["10.0.0.0/33", "10.0.0/8", "x", "::/129", "1.2.3.4/"] { #expect(AddressRange.parse(bad) == nil, "\(bad)") }
 
         // Right to left, the first address that is not a trusted proxy.
-        #expect(ranges.clientAddress(peer: "10.0.0.1", forwardedFor: ["203.0.113.9, 10.0.0.2"]) == "203.0.113.9")
-        #expect(ranges.clientAddress(peer: "10.0.0.1", forwardedFor: ["6.6.6.6", "203.0.113.9"]) == "203.0.113.9",
+        #expect(ranges.clientAddress(peer: "10.0.0.1", peerTrusted: true, forwardedFor: ["203.0.113.9, 10.0.0.2"]) == "203.0.113.9")
+        #expect(ranges.clientAddress(peer: "10.0.0.1", peerTrusted: true, forwardedFor: ["6.6.6.6", "203.0.113.9"]) == "203.0.113.9",
             "a spoofed left entry is not believed")
-        #expect(ranges.clientAddress(peer: "203.0.113.1", forwardedFor: ["6.6.6.6"]) == "203.0.113.1", "an untrusted peer is the client")
-        #expect(ranges.clientAddress(peer: "10.0.0.1", forwardedFor: ["garbage"]) == "10.0.0.1")
-        #expect(ranges.clientAddress(peer: "10.0.0.1", forwardedFor: []) == "10.0.0.1")
+        #expect(ranges.clientAddress(peer: "203.0.113.1", peerTrusted: ranges.containsAddress("203.0.113.1"), forwardedFor: ["6.6.6.6"]) == "203.0.113.1", "an untrusted peer is the client")
+        #expect(ranges.clientAddress(peer: "10.0.0.1", peerTrusted: true, forwardedFor: ["garbage"]) == "10.0.0.1")
+        #expect(ranges.clientAddress(peer: "10.0.0.1", peerTrusted: true, forwardedFor: []) == "10.0.0.1")
     }
 
     @Test func rateLimitKeysAreNamespacedAndBounded() {

@@ -86,9 +86,10 @@ extension Array where Element == AddressRange {
     /// The client behind trusted proxies: walking `X-Forwarded-For` from the right
     /// (the entry the nearest proxy added), the first address that is not itself a
     /// trusted proxy (nginx's `real_ip_recursive on`). `peer` when the peer is not
-    /// trusted, and when every listed entry is trusted the left-most one.
-    public func clientAddress(peer: String, forwardedFor: [Substring]) -> String {
-        guard containsAddress(peer) else { return peer }
+    /// trusted, and when every listed entry is trusted the left-most one. The caller
+    /// says whether the peer is trusted (it knows once per connection).
+    public func clientAddress(peer: String, peerTrusted: Bool, forwardedFor: [Substring]) -> String {
+        guard peerTrusted else { return peer }
         var candidate = peer
         let entries = forwardedFor.flatMap { $0.split(separator: ",") }
         for entry in entries.reversed() {

@@ -202,7 +202,17 @@ public struct AdmissionConfig: Sendable, Equatable {
     /// normalised path at a segment boundary (``RequestTarget``), else normal. Without
     /// routes this costs nothing per request.
     public func priority(forTarget target: String) -> Priority {
-        guard !routes.isEmpty, let path = RequestTarget.normalizedPath(target) else { return .normal }
+        guard !routes.isEmpty else { return .normal }
+        // The common plain path is matched in place; only one that needs normalising builds a String.
+        let raw = RequestTarget.rawPath(target)
+        let path: Substring
+        if RequestTarget.isPlain(raw) {
+            path = raw
+        } else if let normalized = RequestTarget.normalizedPath(target) {
+            path = normalized[...]
+        } else {
+            return .normal
+        }
         var best: RoutePriority? = nil
         for route in routes where RequestTarget.matches(prefix: route.prefix, path: path) {
             if best == nil || route.prefix.utf8.count > best!.prefix.utf8.count { best = route }

@@ -132,7 +132,7 @@ public enum RequestTarget {
     }
 
     /// Whether `prefix` matches `path` at a segment boundary.
-    public static func matches(prefix: String, path: String) -> Bool {
+    public static func matches<Path: StringProtocol>(prefix: String, path: Path) -> Bool {
         guard path.utf8.starts(with: prefix.utf8) else { return false }
         if path.utf8.count == prefix.utf8.count || prefix.utf8.last == UInt8(ascii: "/") { return true }
         return path.utf8[path.utf8.index(path.utf8.startIndex, offsetBy: prefix.utf8.count)] == UInt8(ascii: "/")

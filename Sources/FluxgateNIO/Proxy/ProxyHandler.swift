@@ -77,6 +77,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Request heads waiting in `queue` (bounded by `limits.max_pipelined`).
     var queuedHeads = 0
     var clientInputClosed = false
+    var peerTrustCache: (version: Int, trusted: Bool)?
     /// An `Upgrade` (or CONNECT) request was read: NIOHTTP1's decoder parses nothing
     /// more on this connection, so the gateway stops reading it and closes after the
     /// answer (`Connection: close` tells the client that nothing after it was served).
@@ -118,6 +119,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         settings = runtime.settings
         maxBodyBytes = settings.maxBodyBytes
         admission = settings.admission
+    }
+
+    /// Whether the peer is in `trusted_proxies`: decided once per connection and
+    /// settings version (the peer does not change; a reload may change the list).
+    var peerTrusted: Bool {
+        if let cached = peerTrustCache, cached.version == settings.version { return cached.trusted }
+        let trusted = settings.trustedProxies.containsAddress(clientAddress)
+        peerTrustCache = (settings.version, trusted)
+        return trusted
     }
 
     deinit { runtime.live.clientHandlers.died() }
@@ -217,12 +227,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             limits: settings.exchangeLimits)
         state = .active(exchange)
         exchange.client = clientAddress
-        if !settings.trustedProxies.isEmpty {
-            exchange.peerTrusted = settings.trustedProxies.containsAddress(clientAddress)
-            if exchange.peerTrusted {
-                let forwarded = head.headers[canonicalForm: "x-forwarded-for"]
-                exchange.client = settings.trustedProxies.clientAddress(peer: clientAddress, forwardedFor: forwarded)
-            }
+        if !settings.trustedProxies.isEmpty, peerTrusted {
+            exchange.peerTrusted = true
+            let forwarded = head.headers[canonicalForm: "x-forwarded-for"]
+            exchange.client = settings.trustedProxies.clientAddress(peer: clientAddress, peerTrusted: true, forwardedFor: forwarded)
         }
         if facts.upgrade || head.method == .CONNECT {
             parsingStopped = true
