@@ -56,6 +56,13 @@ final class DemoHTTPHandler: ChannelInboundHandler {
         }
     }
 
+    /// Unparseable input: NIOHTTP1's error handler has written a 400 with
+    /// `Connection: close`, but nothing closed the connection — it stayed open, holding
+    /// its descriptor, until the client left. Closing here lingers (LingeringCloseHandler).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     private func serve(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let state = router.state
         let inFlight = state.requestStarted()

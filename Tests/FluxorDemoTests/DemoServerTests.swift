@@ -82,4 +82,15 @@ struct DemoServerTests {
             #expect(outcome.text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
         }
     }
+
+    /// An unparseable request gets its 400 and then the end of the connection — not a
+    /// connection left open forever — and input still arriving does not reset the answer.
+    @Test func aBadRequestGets400AndTheConnectionEnds() async throws {
+        try await withServer({ _ in }) { address, group in
+            let junk = String(repeating: "x", count: 300_000)
+            let outcome = try await RawClient.exchange("GET / HTTP/1.1\r\nHost h\r\n\r\n\(junk)", with: address, group: group)
+            #expect(outcome.error == nil, "reset: \(outcome.error ?? "")")
+            #expect(outcome.text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
+        }
+    }
 }
