@@ -121,6 +121,7 @@ let package = Package(
         .target(
             name: "FluxgateTestSupport",
             dependencies: [
+                "FluxgateCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -10,6 +10,9 @@ import Foundation
 /// Checks for the parsers Fluxgate wrote itself, with llhttp (NIOHTTP1's parser) as
 /// the oracle. The first input byte picks the check, the rest is the data:
 /// - even: an upstream response head for ``ResponseHeadParser``;
+/// - 0xA5: the request-target and client-key rules; 0xA7: a request head for
+///   ``RequestHeadParser`` (``RequestDifferential``: never accepts what llhttp refuses,
+///   reads what llhttp reads, resumes to the same head);
 /// - odd: a chunked body for ``BodyFramer``, with the first data byte choosing how
 ///   the bytes are split across reads.
 /// A broken property stops the process (libFuzzer keeps the input as a crash).
@@ -24,6 +27,8 @@ enum WireChecks {
         let data = Array(input.dropFirst())
         if selector == 0xA5 {
             checkRequestRules(data)
+        } else if selector == 0xA7 {
+            checkRequestHead(data)
         } else if selector & 1 == 0 {
             checkHead(data)
         } else {
@@ -64,6 +69,14 @@ enum WireChecks {
         if !condition {
             fatalError("\(message()) — input \(String(decoding: data, as: UTF8.self).debugDescription)")
         }
+    }
+
+    // MARK: Request heads
+
+    static func checkRequestHead(_ bytes: [UInt8]) {
+        let split = bytes.count > 2 ? Int(bytes[bytes.count / 2]) : 0
+        let (_, problem) = RequestDifferential.check(bytes, split: split)
+        if let problem { require(false, problem, bytes) }
     }
 
     // MARK: Response heads

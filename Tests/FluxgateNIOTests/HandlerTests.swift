@@ -72,9 +72,6 @@ struct HandlerTests {
         config.limits.maxHeaderBytes = maxHeaderBytes
         let runtime = try GatewayRuntime(config: config)
         let pool = UpstreamPool(eventLoop: channel.embeddedEventLoop, targets: runtime.settings.targets, config: config, live: runtime.live)
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = maxHeaderBytes
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
         try channel.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: pool, timeouts: nil))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel

@@ -450,3 +450,48 @@ final class UpgradeEchoServer: Sendable {
         }
     }
 }
+
+/// The same exchanges through both request parsers (`parser: fluxgate`, the default,
+/// and `parser: llhttp`, the fallback): the answers and what the upstream receives
+/// must not depend on the choice.
+@Suite(.timeLimit(.minutes(2)))
+struct ParserChoiceTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let gatewayGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    @Test(arguments: RequestParserChoice.allCases)
+    func bothParsersServeTheSameBattery(_ parser: RequestParserChoice) async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let config = try makeConfig(upstreams: [upstream.url]) {
+            $0.parser = parser
+            $0.limits.maxHeaderBytes = 2048
+        }
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            func exchange(_ request: String) async throws -> String {
+                try await RawClient.exchange(request, with: gateway.address, group: group).text
+            }
+            // Pipelined: a GET, a chunked upload with an ordinary and a forbidden trailer, a HEAD.
+            let pipelined = try await exchange(
+                "GET /x HTTP/1.1\r\nHost: h\r\n\r\n"
+                    + "POST /hash HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 5\r\nHost: evil\r\n\r\n"
+                    + "HEAD /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            #expect(pipelined.components(separatedBy: "HTTP/1.1 200 OK").count == 4, "\(pipelined)")
+            #expect(upstream.raw.contains("\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 5\r\n\r\n"))
+            #expect(!upstream.raw.contains("evil"))
+            // Malformed and oversized input: 400 and 431, with a close.
+            let bad = try await exchange("GET / HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n")
+            #expect(bad.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
+            let big = try await exchange("GET / HTTP/1.1\r\nHost: h\r\nX-Big: \(String(repeating: "b", count: 4000))\r\n\r\n")
+            #expect(big.hasPrefix("HTTP/1.1 431 "))
+            // A Content-Length body, HTTP/1.0 without Host (the upstream's authority stands in).
+            let post = try await exchange("POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+            #expect(post.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            let old = try await exchange("GET /x HTTP/1.0\r\n\r\n")
+            #expect(old.hasPrefix("HTTP/1.0 200 OK\r\n"))
+            #expect(upstream.raw.lowercased().contains("get /x http/1.1\r\nhost: \(upstream.url.dropFirst("http://".count))\r\n"))
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+}

@@ -90,3 +90,54 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+/// The request-head parser against llhttp, as above for responses: seeded mutations
+/// of typical and tricky requests (the libFuzzer target runs the same check,
+/// ``RequestDifferential``, on tens of millions of inputs).
+struct RequestDifferentialTests {
+    static let seeds = [
+        "GET /health HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n",
+        "POST /api/items HTTP/1.1\r\nHost: h\r\nContent-Length: 12\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n\r\n",
+        "PUT /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, X-A\r\nX-A: 1\r\n\r\n",
+        "GET http://h:80/x?y=1 HTTP/1.0\r\nConnection: Keep-Alive\r\nX-Request-ID: abc\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "\r\nOPTIONS * HTTP/1.1\r\nHost: [::1]\r\nX-Tab:\tv \r\n\r\n",
+    ]
+    static let alphabet = Array("\r\n :\t\u{0}\u{7f}\u{80}aZ09-,;/?#%*@[]\"HTP.1GETPOSchunkedContent-LengthTransfer-EncodingHost".utf8)
+
+    @Test func neverAcceptsWhatLlhttpRefusesAndReadsTheSameHead() {
+        var rng = SplitMix(seed: 0x7e57)
+        var verdicts: [RequestDifferential.Verdict: Int] = [:]
+        for round in 0..<8000 {
+            var bytes = Array(Self.seeds[round % Self.seeds.count].utf8)
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let position = Int(rng.next() % UInt64(bytes.count))
+                switch rng.next() % 3 {
+                case 0: bytes[position] = Self.alphabet[Int(rng.next() % UInt64(Self.alphabet.count))]
+                case 1: bytes.insert(Self.alphabet[Int(rng.next() % UInt64(Self.alphabet.count))], at: position)
+                default: if bytes.count > 4 { bytes.remove(at: position) }
+                }
+            }
+            let (verdict, problem) = RequestDifferential.check(bytes, split: Int(rng.next() % 1000))
+            verdicts[verdict, default: 0] += 1
+            if let problem { Issue.record("\(problem) — input \(String(decoding: bytes, as: UTF8.self).debugDescription)") }
+        }
+        // The mutations must leave plenty of valid heads to compare, and plenty of refusals.
+        #expect(verdicts[.bothAccept, default: 0] > 1000)
+        #expect(verdicts[.bothRefuse, default: 0] > 1000)
+    }
+
+    /// Where the gateway is stricter than llhttp on purpose (docs/SECURITY.md): each
+    /// is accepted by llhttp and refused here.
+    @Test(arguments: [
+        "GET /a#f HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET ftp://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+    ])
+    func strictnessBeyondLlhttp(_ text: String) {
+        let (verdict, problem) = RequestDifferential.check(Array(text.utf8))
+        #expect(problem == nil)
+        #expect(verdict == .onlyLlhttpAccepts)
+    }
+}

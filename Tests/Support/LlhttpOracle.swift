@@ -30,4 +30,26 @@ public enum LlhttpOracle {
         guard case .head(let head)? = responseParts(bytes)?.first else { return nil }
         return head
     }
+
+    /// What NIOHTTP1's request decoder (llhttp, strict) makes of `bytes`; nil when it
+    /// refuses them. Its default limits: the differential inputs stay far below them.
+    public static func requestParts(_ bytes: [UInt8]) -> [HTTPServerRequestPart]? {
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish() }
+        do {
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+            try channel.writeInbound(ByteBuffer(bytes: bytes))
+            var parts: [HTTPServerRequestPart] = []
+            while let part = try channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
+            return parts
+        } catch {
+            return nil
+        }
+    }
+
+    /// The request head llhttp reads from `bytes`, if it accepts one.
+    public static func requestHead(_ bytes: [UInt8]) -> HTTPRequestHead? {
+        guard case .head(let head)? = requestParts(bytes)?.first else { return nil }
+        return head
+    }
 }

@@ -9,7 +9,7 @@ public enum ConfigLoader {
     /// Top-level keys, in the order `gateway.conf.example` documents them.
     public static let topLevelKeys = [
         "listen", "admin_listen", "workers", "upstreams", "health_check", "retry", "admission", "rate_limit",
-        "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo",
+        "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo", "parser",
     ]
 
     /// Loads `path`; a missing file at the default path means "all defaults"
@@ -211,6 +211,8 @@ public enum ConfigLoader {
             top, "log_level", default: config.logLevel, expected: "trace, debug, info, notice, warning, error or critical",
             parse: { LogLevel(rawValue: $0.lowercased()) })
         config.drainTimeout = r.duration(top, "drain_timeout", default: config.drainTimeout, minimum: .zero)
+        config.parser = r.scalar(
+            top, "parser", default: config.parser, expected: "fluxgate or llhttp", parse: { RequestParserChoice(rawValue: $0.lowercased()) })
         let reload = r.table(top.entries["reload"], path: "reload", known: ["watch", "interval"])
         config.reload.watch = r.bool(reload, "watch", default: config.reload.watch)
         config.reload.interval = r.duration(reload, "interval", default: config.reload.interval)

@@ -37,6 +37,10 @@ public struct GatewayConfig: Sendable, Equatable {
     public var tls = TLSConfig()
     /// How the gateway checks `https://` upstreams (`upstream_tls`).
     public var upstreamTLS = UpstreamTLSConfig()
+    /// Which parser reads client requests (`parser`): the gateway's own (default) or
+    /// NIOHTTP1's llhttp in front of it, the fallback (docs/CONFIGURATION.md).
+    /// Connections accepted after a reload use the new choice.
+    public var parser = RequestParserChoice.fluxgate
 
     public init() {}
 
@@ -58,6 +62,7 @@ public struct GatewayConfig: Sendable, Equatable {
         if trustedProxies != old.trustedProxies { keys.append("trusted_proxies") }
         if tls != old.tls { keys.append("tls") }
         if upstreamTLS != old.upstreamTLS { keys.append("upstream_tls") }
+        if parser != old.parser { keys.append("parser") }
         if demo != old.demo { keys.append("demo") }
         return keys
     }
@@ -403,6 +408,12 @@ public struct AccessLogConfig: Sendable, Equatable {
 }
 
 /// swift-log's levels, named as in the config file.
+/// `parser`: `fluxgate` (``RequestHeadParser`` reads the client's bytes) or `llhttp`
+/// (NIOHTTP1's decoder reads them first; its output is then read as usual).
+public enum RequestParserChoice: String, Sendable, CaseIterable {
+    case fluxgate, llhttp
+}
+
 public enum LogLevel: String, Sendable, CaseIterable {
     case trace, debug, info, notice, warning, error, critical
 }

@@ -37,6 +37,14 @@ public struct BodyFramer: Sendable, Equatable {
         /// After the colon: the value, up to CR.
         case trailerValue
         case trailerLF(emptyLine: Bool)
+
+        /// In the trailer section (after the last chunk).
+        var inTrailers: Bool {
+            switch self {
+            case .trailerLineStart, .trailerName, .trailerValue, .trailerLF: true
+            default: false
+            }
+        }
     }
 
     /// RFC 9112 §7.1.1 `chunk-ext = *( ";" chunk-ext-name [ "=" chunk-ext-val ] )`, with
@@ -89,6 +97,14 @@ public struct BodyFramer: Sendable, Equatable {
     public mutating func consume(
         _ bytes: UnsafeRawBufferPointer, payload: (Range<Int>) -> Void
     ) throws(Failure) -> Int {
+        try consume(bytes, payload: payload, trailer: { _ in })
+    }
+
+    /// As above; `trailer` gets the ranges holding trailer-section bytes (field lines
+    /// and the final CRLF), already checked, for a caller that forwards trailers.
+    public mutating func consume(
+        _ bytes: UnsafeRawBufferPointer, payload: (Range<Int>) -> Void, trailer: (Range<Int>) -> Void
+    ) throws(Failure) -> Int {
         switch mode {
         case .none, .done:
             return 0
@@ -101,17 +117,20 @@ public struct BodyFramer: Sendable, Equatable {
             mode = remaining == taken ? .done : .length(remaining: remaining - taken)
             return taken
         case .chunked(let state):
-            return try consumeChunked(bytes, state: state, payload: payload)
+            return try consumeChunked(bytes, state: state, payload: payload, trailer: trailer)
         }
     }
 
     private mutating func consumeChunked(
-        _ bytes: UnsafeRawBufferPointer, state initial: ChunkState, payload: (Range<Int>) -> Void
+        _ bytes: UnsafeRawBufferPointer, state initial: ChunkState, payload: (Range<Int>) -> Void,
+        trailer: (Range<Int>) -> Void
     ) throws(Failure) -> Int {
         var state = initial
         var index = 0
+        var trailerStart: Int? = nil
         while index < bytes.count {
             let byte = bytes[index]
+            if trailerStart == nil, state.inTrailers { trailerStart = index }
             switch state {
             case .size(let value, let digits):
                 if let digit = Self.hexValue(byte) {
@@ -199,12 +218,14 @@ public struct BodyFramer: Sendable, Equatable {
                 index += 1
                 if emptyLine {
                     mode = .done
+                    if let trailerStart { trailer(trailerStart..<index) }
                     return index
                 }
                 state = .trailerLineStart
             }
         }
         mode = .chunked(state)
+        if let trailerStart, index > trailerStart { trailer(trailerStart..<index) }
         return index
     }
 

@@ -186,11 +186,15 @@ public final class GatewayServer: Service, Sendable {
                             headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
                             rejection: runtime.responses.rawRequestTimeout, live: runtime.live, stats: stats)
                         try sync.addHandler(timeouts)
-                        var limits = NIOHTTPDecoderLimitConfiguration()
-                        limits.maxHeaderListSize = config.limits.maxHeaderBytes
-                        limits.maxHeaderFieldSize = config.limits.maxHeaderBytes
-                        try sync.addHandler(
-                            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+                        if config.parser == .llhttp {
+                            // The fallback: llhttp reads the raw bytes first (docs/CONFIGURATION.md).
+                            var limits = NIOHTTPDecoderLimitConfiguration()
+                            limits.maxHeaderListSize = config.limits.maxHeaderBytes
+                            limits.maxHeaderFieldSize = config.limits.maxHeaderBytes
+                            try sync.addHandler(
+                                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+                            try sync.addHandler(LlhttpRequestBridge())
+                        }
                         try sync.addHandler(
                             ProxyHandler(runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, https: settings.serverTLS != nil))
                     }

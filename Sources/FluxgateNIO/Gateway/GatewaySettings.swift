@@ -27,6 +27,7 @@ final class GatewaySettings: Sendable {
     let requestBufferBytes: Int
     let maxPipelined: Int
     let underscoresInHeaders: Bool
+    let maxHeaderBytes: Int
     let trustedProxies: [AddressRange]
     let maxTunnels: Int
     let tunnelIdle: TimeAmount
@@ -57,6 +58,7 @@ final class GatewaySettings: Sendable {
         self.requestBufferBytes = min(config.limits.requestBufferBytes, config.limits.maxBodyBytes)
         self.maxPipelined = config.limits.maxPipelined
         self.underscoresInHeaders = config.limits.underscoresInHeaders
+        self.maxHeaderBytes = config.limits.maxHeaderBytes
         self.trustedProxies = config.trustedProxies
         self.maxTunnels = config.limits.maxTunnels
         self.tunnelIdle = .nanoseconds(config.timeouts.tunnelIdle.nanosecondsClamped)

@@ -55,8 +55,8 @@ final class AccessLog: Sendable {
     func log(_ outcome: ExchangeLifecycle.Outcome, exchange: Exchange, client: String, upstream: String?) {
         var metadata: Logger.Metadata = [
             "client": .string(client),
-            "method": .string(exchange.clientHead.method.rawValue),
-            "path": .string(exchange.clientHead.uri),
+            "method": .string(exchange.method.name),
+            "path": .string(exchange.target),
             "bytes": .stringConvertible(exchange.bytesSent),
             "duration_ms": .string(Self.milliseconds(outcome.total)),
             "queue_wait_ms": .string(Self.milliseconds(outcome.queueWait)),

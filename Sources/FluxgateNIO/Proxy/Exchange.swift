@@ -1,23 +1,31 @@
 import FluxgateCore
 import NIOCore
-import NIOHTTP1
 
 /// One client request on its way through the gateway: what goes upstream, where it
 /// is going, and how far each direction has got.
 final class Exchange {
-    /// The client's head, kept until admission decides; then serialized for upstream.
-    let clientHead: HTTPRequestHead
-    /// The serialized head as sent upstream (kept to resend on a stale connection).
+    let method: RequestMethod
+    /// The request-target as sent (routes, access log, refusals). Up to 15 bytes it is
+    /// stored inline (a Swift small string): no allocation for typical short paths.
+    let target: String
+    /// The head as it goes upstream, serialized while the client's bytes were at hand
+    /// (``RequestSerializer``); without `Host` when the client sent none.
     var upstreamHead: ByteBuffer
+    /// The rate-limit key of this request's client (``RateLimitKey``), or empty when
+    /// per-client limits are off.
+    var clientKey = ""
     let clientHTTP10: Bool
     let requestID: RequestID
     let isIdempotent: Bool
     let isHeadRequest: Bool
     /// What the client's head said (framing, Expect, request ID) and which fields are hop-by-hop.
     let facts: RequestSerializer.Facts
-    let policy: HopByHopPolicy
     /// The client framed its body with chunked encoding; it is re-chunked upstream.
     var chunkedBody: Bool { facts.chunked }
+    /// Where the request body ends in the client's bytes.
+    var bodyFramer: BodyFramer
+    /// A chunked body's trailer section, as it arrives (rare).
+    var trailerSection: ByteBuffer?
 
     /// Where the exchange is, and its single end (``ExchangeLifecycle``).
     var lifecycle: ExchangeLifecycle
@@ -64,7 +72,7 @@ final class Exchange {
     private let live: LiveObjects
 
     init(
-        clientHead: HTTPRequestHead, facts: RequestSerializer.Facts, policy: HopByHopPolicy, clientHTTP10: Bool,
+        method: RequestMethod, target: String, framing: BodyFraming, facts: RequestSerializer.Facts, clientHTTP10: Bool,
         clientKeepAlive: Bool, requestID: RequestID, live: LiveObjects, now: MonotonicTime, limits: ExchangeDeadlines.Limits
     ) {
         self.lifecycle = ExchangeLifecycle(now: now)
@@ -72,18 +80,15 @@ final class Exchange {
         self.live = live
         live.exchanges.born()
         live.exchangesCreated.born()
-        let method = clientHead.method
-        self.clientHead = clientHead
+        self.method = method
+        self.target = target
+        self.bodyFramer = BodyFramer(framing)
         self.facts = facts
-        self.policy = policy
         self.upstreamHead = ByteBuffer()
         self.clientHTTP10 = clientHTTP10
         self.requestID = requestID
         self.isHeadRequest = method == .HEAD
-        switch method {
-        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: self.isIdempotent = true
-        default: self.isIdempotent = false
-        }
+        self.isIdempotent = method.isIdempotent
         self.relay = ResponseRelay(
             requestWasHead: method == .HEAD, clientHTTP10: clientHTTP10, clientKeepAlive: clientKeepAlive, requestID: requestID)
     }

@@ -9,19 +9,9 @@ extension ProxyHandler {
 
     /// Per-client bucket, global bucket, then the utilization rule (docs/CONFIGURATION.md, "Admission control").
     func admit(_ exchange: Exchange) {
-        let head = exchange.clientHead
-        let priority = admission.priority(forTarget: head.uri)
+        let priority = admission.priority(forTarget: exchange.target)
         exchange.route = priority
-        // Header keys and address keys live in separate namespaces (RateLimitKey); a
-        // request without the header is limited by its address.
-        let clientKey: String
-        if !settings.perClientLimited {
-            clientKey = ""
-        } else if let name = settings.clientKeyHeader, let value = head.headers.first(name: name) {
-            clientKey = RateLimitKey.header(value)
-        } else {
-            clientKey = RateLimitKey.address(exchange.client)
-        }
+        let clientKey = exchange.clientKey
         let eventLoop = self.eventLoop
         let verdict = runtime.gate.admit(clientKey: clientKey, priority: priority, now: now, jitter: pool.nextJitter()) {
             let bound = NIOLoopBound((self, exchange), eventLoop: eventLoop)
@@ -34,6 +24,7 @@ extension ProxyHandler {
         case .admitted:
             admitted(exchange)
         case .queued(let id, let deadline):
+            prepareUpstreamHead(exchange)
             exchange.lifecycle.queued(now: now)
             exchange.queueID = id
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
@@ -64,6 +55,7 @@ extension ProxyHandler {
     }
 
     func admitted(_ exchange: Exchange) {
+        prepareUpstreamHead(exchange)
         exchange.holdsSlot = true
         exchange.lifecycle.admitted(now: now)
         guard let upstream = runtime.pickUpstream(&routing) else {
@@ -73,7 +65,6 @@ extension ProxyHandler {
             return
         }
         exchange.upstream = upstream
-        serializeUpstreamHead(exchange)
         if exchange.facts.expectsContinue && !exchange.clientHTTP10 && !exchange.requestComplete {
             // RFC 9110 §10.1.1: admitted and within the body limit, so the client may send.
             sendContinue(exchange)
@@ -83,7 +74,8 @@ extension ProxyHandler {
 
     /// Answers a refused request: cheap, no upstream contact, connection kept.
     func shed(_ exchange: Exchange, _ rejection: AdmissionGate.Rejection) {
-        let keepAlive = exchange.relay.clientKeepAlive
+        // A body still arriving is not read on: the answer closes the connection (lingering).
+        let keepAlive = exchange.relay.clientKeepAlive && exchange.requestComplete
         let bytes = runtime.responses.shed(
             rejection, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
             includeBody: !exchange.isHeadRequest, allocator: allocator)

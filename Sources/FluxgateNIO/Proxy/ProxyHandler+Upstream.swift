@@ -8,16 +8,13 @@ import NIOHTTP1
 extension ProxyHandler {
     // MARK: Upstream connection
 
-    /// The request head as the exchange's current upstream gets it (its authority
-    /// stands in for a missing `Host`).
-    func serializeUpstreamHead(_ exchange: Exchange) {
+    /// The request head for the exchange's current upstream: its authority stands in
+    /// for a missing `Host` (HTTP/1.0 clients may send none).
+    func upstreamHead(_ exchange: Exchange) -> ByteBuffer {
+        if exchange.facts.hasHost { return exchange.upstreamHead }
         // A reload publishes its settings before the router can pick a slot they add.
         if exchange.upstream >= settings.authorities.count { settings = runtime.settings }
-        exchange.upstreamHead = RequestSerializer.head(
-            exchange.clientHead, policy: exchange.policy, facts: exchange.facts, requestID: exchange.requestID,
-            clientAddress: clientAddress, upstreamAuthority: settings.authorities[exchange.upstream],
-            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https,
-            upgrade: exchange.tunnelReserved ? exchange.clientHead.headers.first(name: "upgrade") : nil, allocator: allocator)
+        return RequestSerializer.withHost(exchange.upstreamHead, authority: settings.authorities[exchange.upstream], allocator: allocator)
     }
 
     func startUpstream(_ exchange: Exchange) {
@@ -73,7 +70,7 @@ extension ProxyHandler {
         exchange.lifecycle.forwarding()
         exchange.connection = connection
         connection.delegate = self
-        connection.write(exchange.upstreamHead)
+        connection.write(upstreamHead(exchange))
         if !exchange.pending.isEmpty {
             exchange.bodyForwarded = true
             for bytes in exchange.pending { connection.write(bytes) }
@@ -171,7 +168,6 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         exchange.upstream = exchange.retryTarget!
         exchange.retryTarget = nil
         exchange.relay = exchange.relay.restarted()
-        serializeUpstreamHead(exchange)
         startUpstream(exchange)
     }
 
@@ -198,9 +194,18 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         let pipeline = context.pipeline.syncOperations
         do {
             try pipeline.addHandler(tunnel, position: .after(self))
-            // Bytes after the upgrade request were not parsed (the client waits for the 101).
+            // Bytes the client sent after its upgrade request belong to the new protocol.
+            if let early = receive, early.readableBytes > 0 {
+                connection.write(early)
+                connection.flush()
+            }
+            receive = nil
+            // With `parser: llhttp`, the decoder and its bridge go too.
             if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
                 pipeline.removeHandler(decoder, promise: nil)
+            }
+            if let bridge = try? pipeline.handler(type: LlhttpRequestBridge.self) {
+                pipeline.removeHandler(bridge, promise: nil)
             }
             pipeline.removeHandler(context: context, promise: nil)
         } catch {

@@ -1,29 +1,35 @@
-import DequeModule
 import FluxgateCore
 import NIOCore
-import NIOHTTP1
 
-/// The client side of the data path: one per client connection, after NIOHTTP1's
-/// request decoder (strict llhttp parsing of untrusted input).
+/// The client side of the data path: one per client connection, reading the
+/// client's bytes itself with the gateway's strict request parser
+/// (``RequestHeadParser``, differential-tested and fuzzed against llhttp).
 ///
 /// For each request it picks an upstream, borrows a keep-alive connection from its
 /// event loop's ``UpstreamPool``, writes the request as bytes (``RequestSerializer``)
-/// and relays the response as bytes (``ResponseRelay``): no response decoding into
-/// dictionaries and re-encoding, which is what separates a proxy at nginx's speed
-/// from one at half of it (docs/ARCHITECTURE.md).
+/// and relays the response as bytes (``ResponseRelay``): no decoding into
+/// `HTTPRequestHead`/`HTTPHeaders` values and re-encoding, which is what separates a
+/// proxy at nginx's speed from one at half of it (docs/ARCHITECTURE.md).
+///
+/// Input is bytes: a request head is parsed in place in the receive buffer and its
+/// lines copied into the upstream head; a body is cut out of the same buffer by a
+/// ``BodyFramer``. Pipelined requests are simply bytes not parsed yet: they wait in
+/// the receive buffer (bounded) until the current answer is out. Between requests the
+/// handler holds no buffer at all.
 ///
 /// Backpressure: client reads are held back while the upstream connection is not
 /// writable (or not yet connected); the upstream connection holds its reads while
-/// this channel is not writable. Pipelined requests wait in a small queue and are
-/// answered in order. Every failure becomes an answer (400/413/431/502/504) unless
-/// the response had already started, when the only honest signal left is closing.
+/// this channel is not writable. Every failure becomes an answer (400/413/431/502/504)
+/// unless the response had already started, when the only honest signal left is closing.
 ///
 /// Files: this one holds the connection's state, request input, answers and channel
 /// events; `ProxyHandler+Admission.swift` admission and the one place an exchange
 /// ends (``ExchangeLifecycle``); `ProxyHandler+Upstream.swift` the attempts on
 /// upstreams (connect, failover, response-head timer, relay, retry, completion).
+/// With `parser: llhttp` (the fallback), ``LlhttpRequestBridge`` sits below and hands
+/// over NIOHTTP1's parts encoded back into bytes.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -34,12 +40,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case closing
         /// The upstream switched protocols: a ``TunnelHandler`` took the connection over.
         case tunnelled
-    }
-
-    /// Input that arrived while an earlier request was still being answered.
-    enum Queued {
-        case part(HTTPServerRequestPart)
-        case parserError(any Error)
     }
 
     let runtime: GatewayRuntime
@@ -71,23 +71,32 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var clientAddress = "unknown"
     var readPending = false
     var upstreamNeedsFlush = false
-    /// A `Deque` allocates nothing until something is queued: most connections never pipeline.
-    var queue = Deque<Queued>()
-    var queuedBytes = 0
-    /// Request heads waiting in `queue` (bounded by `limits.max_pipelined`).
-    var queuedHeads = 0
+    /// Client bytes not consumed yet: a head still arriving, body bytes not forwarded,
+    /// pipelined requests. Nil when there are none — an idle connection holds no buffer.
+    var receive: ByteBuffer?
+    /// The head being parsed; reused for every request (its field list keeps its storage).
+    var head = RequestHead()
+    /// A head is partly parsed: parsing resumes when a line ends (a byte-at-a-time
+    /// head costs linear time).
+    var headPartial = false
+    /// With `parser: llhttp`: NIOHTTP1 refused the input after the bytes received so far.
+    var inputRefusal: RequestHeadParser.Refusal?
+    /// The head of the request being read and its bytes, during ``requestHead(_:)``
+    /// only: the upstream head is serialized from them once it is known to be needed.
+    var headInProgress: UnsafeRawBufferPointer?
     var clientInputClosed = false
+    /// ``processInput()`` is running.
+    var processing = false
     var peerTrustCache: (version: Int, trusted: Bool)?
-    /// An `Upgrade` (or CONNECT) request was read: NIOHTTP1's decoder parses nothing
-    /// more on this connection, so the gateway stops reading it and closes after the
-    /// answer (`Connection: close` tells the client that nothing after it was served).
+    /// An `Upgrade` (or CONNECT) request was read: nothing after it is parsed (the
+    /// bytes that follow belong to another protocol, or to nobody), so the gateway stops
+    /// reading and closes after the answer (`Connection: close` tells the client).
     var parsingStopped = false
     /// One timer per client connection for every exchange timeout (``ExchangeDeadlines``).
     var exchangeTimer: Scheduled<Void>?
     var exchangeTimerDeadline: NIODeadline?
     static let crlf = ByteBuffer(string: "\r\n")
     /// Pipelined input held before reads pause, as HTTPServerPipelineHandler bounds it.
-    /// Heads count by their size (``queuedSize(_:)``), not as a token amount.
     static let maxQueuedBytes = 65_536
 
     /// The client connection is TLS (X-Forwarded-Proto: https).
@@ -153,21 +162,25 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Client → upstream
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        var bytes = unwrapInboundIn(data)
         switch state {
         case .closing, .tunnelled: return
         default: break
         }
-        if queue.isEmpty && acceptsInput {
-            handle(part)
+        let lineEnded = headPartial && bytes.withUnsafeReadableBytes { $0.contains(0x0A) }
+        if receive == nil {
+            receive = bytes
         } else {
-            enqueue(.part(part))
-            drainQueue()
+            receive!.writeBuffer(&bytes)
         }
+        // A head still arriving is parsed again only once a line of it ended (or it
+        // passed the limit): linear in its length however it is cut into reads.
+        if headPartial && !lineEnded && receive!.readableBytes <= settings.maxHeaderBytes + 64 { return }
+        processInput()
     }
 
     /// Whether input can be handled now: between requests, or while the current
-    /// request is still arriving. Parts of the next request wait for this one's answer.
+    /// request is still arriving. The next request waits for this one's answer.
     var acceptsInput: Bool {
         switch state {
         case .idle: true
@@ -176,33 +189,98 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func handle(_ part: HTTPServerRequestPart) {
-        switch part {
-        case .head(let head): requestHead(head)
-        case .body(let buffer): requestBody(buffer)
-        case .end(let trailers): requestEnd(trailers)
+    /// Parses and forwards what the receive buffer holds, as far as the state allows.
+    /// Not re-entered: an answer given synchronously while a head is being handled
+    /// (a refused connect, a shed) finishes inside it, and the outer loop goes on.
+    func processInput() {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        while true {
+            switch state {
+            case .closing, .tunnelled:
+                receive = nil
+                return
+            case .idle:
+                guard !parsingStopped, let input = receive, input.readableBytes > 0 else {
+                    receive = nil
+                    if let refusal = inputRefusal {
+                        inputRefused(refusal)
+                    } else if clientInputClosed {
+                        closeClient()
+                    }
+                    return
+                }
+                guard parseHead(input) else { return }
+            case .active(let exchange):
+                guard !exchange.requestComplete, let input = receive, input.readableBytes > 0 else {
+                    if receive?.readableBytes == 0 { receive = nil }
+                    if let refusal = inputRefusal, !exchange.requestComplete { inputRefused(refusal) }
+                    return
+                }
+                guard consumeBody(input, exchange) else { return }
+            }
         }
     }
 
-    func enqueue(_ item: Queued) {
-        queuedBytes += Self.queuedSize(item)
-        if case .part(.head) = item { queuedHeads += 1 }
-        queue.append(item)
+    /// One head from the start of `input`; false when it is not complete (or was refused).
+    func parseHead(_ input: ByteBuffer) -> Bool {
+        let limit = settings.maxHeaderBytes
+        let outcome = input.withUnsafeReadableBytes { RequestHeadParser.parse($0, maxLength: limit, into: &head) }
+        switch outcome {
+        case .incomplete:
+            headPartial = true
+            if let refusal = inputRefusal { inputRefused(refusal) }
+            return false
+        case .invalid(let refusal):
+            headPartial = false
+            inputRefused(refusal)
+            return false
+        case .complete:
+            headPartial = false
+            let length = head.length
+            input.withUnsafeReadableBytes { bytes in
+                requestHead(UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
+            }
+            head.reset()
+            receive?.moveReaderIndex(forwardBy: length)
+            return true
+        }
     }
 
-    /// What a queued item holds in memory, roughly: a head's target and fields (plus
-    /// per-field overhead), a body part's bytes.
-    static func queuedSize(_ item: Queued) -> Int {
-        switch item {
-        case .part(.head(let head)):
-            var size = 64 + head.uri.utf8.count
-            for (name, value) in head.headers { size += 32 + name.utf8.count + value.utf8.count }
-            return size
-        case .part(.body(let buffer)):
-            return 64 + buffer.readableBytes
-        case .part(.end), .parserError:
-            return 64
+    /// Body bytes from the start of `input`, as far as this request's framing goes;
+    /// false when nothing more can be done until more bytes arrive.
+    func consumeBody(_ input: ByteBuffer, _ exchange: Exchange) -> Bool {
+        var framer = exchange.bodyFramer
+        let base = input.readerIndex
+        let consumed: Int
+        do {
+            consumed = try input.withUnsafeReadableBytes { bytes in
+                try framer.consume(
+                    bytes,
+                    payload: { range in
+                        requestBody(input.getSlice(at: base + range.lowerBound, length: range.count)!)
+                    },
+                    trailer: { range in
+                        var section = exchange.trailerSection ?? allocator.buffer(capacity: range.count)
+                        section.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[range]))
+                        exchange.trailerSection = section
+                    })
+            }
+        } catch {
+            exchange.bodyFramer = framer
+            inputRefused(.malformed("invalid chunked body: \(error)"))
+            return false
         }
+        exchange.bodyFramer = framer
+        guard case .active(let current) = state, current === exchange else { return true }
+        receive?.moveReaderIndex(forwardBy: consumed)
+        if framer.isComplete {
+            requestEnd()
+            return true
+        }
+        if receive?.readableBytes == 0 { receive = nil }
+        return false
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -213,35 +291,51 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelReadComplete()
     }
 
-    func requestHead(_ head: HTTPRequestHead) {
+    /// Pipelined bytes waiting behind the current request.
+    var queuedBytes: Int {
+        if case .active(let exchange) = state, !exchange.requestComplete { return 0 }
+        return receive?.readableBytes ?? 0
+    }
+
+    func requestHead(_ bytes: UnsafeRawBufferPointer) {
         guard case .idle = state else { return }
         timeouts?.requestHeadReceived(context: context)
         refreshSettings()
-        let (facts, policy) = RequestSerializer.inspect(head.headers)
+        let facts = RequestSerializer.facts(head, bytes)
         let requestID = facts.requestID ?? pool.nextRequestID()
-        let http10 = head.version.major == 1 && head.version.minor == 0
+        let http10 = head.isHTTP10
         let now = self.now
+        let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[head.target]), as: UTF8.self)
         let exchange = Exchange(
-            clientHead: head, facts: facts, policy: policy, clientHTTP10: http10,
-            clientKeepAlive: policy.keepsAlive(http10: http10) && !draining, requestID: requestID, live: runtime.live, now: now,
+            method: head.method, target: target, framing: head.framing, facts: facts, clientHTTP10: http10,
+            clientKeepAlive: head.keepsAlive && !draining, requestID: requestID, live: runtime.live, now: now,
             limits: settings.exchangeLimits)
         state = .active(exchange)
+        if exchange.bodyFramer.isComplete {
+            // No body: the request is whole with its head.
+            exchange.requestComplete = true
+            exchange.relay.requestComplete = true
+            exchange.deadlines.clientBodyNotWanted()
+        }
         exchange.client = clientAddress
         if !settings.trustedProxies.isEmpty, peerTrusted {
             exchange.peerTrusted = true
-            let forwarded = head.headers[canonicalForm: "x-forwarded-for"]
+            let forwarded = head.fields.filter { $0.kind == .forwardedFor }.map {
+                Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0.value]), as: UTF8.self))
+            }
             exchange.client = settings.trustedProxies.clientAddress(peer: clientAddress, peerTrusted: true, forwardedFor: forwarded)
         }
-        if facts.upgrade || head.method == .CONNECT {
+        if settings.perClientLimited { exchange.clientKey = clientKey(exchange, bytes) }
+        if facts.upgradeRequested || head.method == .CONNECT {
             parsingStopped = true
             exchange.relay.closeAfterResponse()
-            if facts.upgrade, head.method == .GET, settings.maxTunnels > 0, runtime.reserveTunnel(max: settings.maxTunnels) {
+            if facts.upgradeRequested, head.method == .GET, settings.maxTunnels > 0, runtime.reserveTunnel(max: settings.maxTunnels) {
                 // Forwarded with its Upgrade; a 101 turns the connection into a tunnel.
                 exchange.tunnelReserved = true
                 exchange.relay.upgradeAllowed = true
             }
         }
-        if let refusal = refusal(head, facts: facts, http10: http10) {
+        if let refusal = refusal(exchange, facts: facts, http10: http10) {
             exchange.relay.closeAfterResponse()
             answerForExchange(exchange, refusal)
             return
@@ -251,12 +345,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             answerForExchange(exchange, .bodyTooLarge)
             return
         }
+        headInProgress = bytes
+        defer { headInProgress = nil }
         if (facts.contentLength ?? 0) > 0 || facts.chunked {
             exchange.deadlines.clientBodyProgress(now: now)
             armExchangeTimer(exchange)
             if settings.requestBufferBytes > 0 && (facts.contentLength ?? 0) <= settings.requestBufferBytes {
                 // Read the body whole first: a slow uploader holds no admission slot.
                 exchange.buffering = true
+                prepareUpstreamHead(exchange)
                 if facts.expectsContinue && !http10 { sendContinue(exchange) }
                 return
             }
@@ -264,18 +361,43 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         admit(exchange)
     }
 
+    /// Serializes the upstream head while the client's head bytes are at hand (during
+    /// ``requestHead(_:)``): when the request is admitted, queued or buffered — never
+    /// for a shed or refused one.
+    func prepareUpstreamHead(_ exchange: Exchange) {
+        guard exchange.upstreamHead.writerIndex == 0, let bytes = headInProgress else { return }
+        exchange.upstreamHead = RequestSerializer.head(
+            head, bytes: bytes, requestID: exchange.requestID, clientAddress: clientAddress,
+            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https,
+            upgrade: exchange.tunnelReserved ? exchange.facts.upgrade : nil, allocator: allocator)
+    }
+
+    /// The per-client rate-limit key: the configured header's value, else the address.
+    /// Header keys and address keys live in separate namespaces (``RateLimitKey``).
+    func clientKey(_ exchange: Exchange, _ bytes: UnsafeRawBufferPointer) -> String {
+        if let name = settings.clientKeyHeader {
+            for field in head.fields where field.kind == .other || field.kind == .requestID {
+                let fieldName = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self)
+                if fieldName.lowercased() == name.lowercased() {
+                    return RateLimitKey.header(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self))
+                }
+            }
+        }
+        return RateLimitKey.address(exchange.client)
+    }
+
     /// Requests refused before admission, on their head alone (docs/SECURITY.md).
-    func refusal(_ head: HTTPRequestHead, facts: RequestSerializer.Facts, http10: Bool) -> GatewayAnswer? {
-        if head.method == .CONNECT { return .methodNotAllowed }
+    func refusal(_ exchange: Exchange, facts: RequestSerializer.Facts, http10: Bool) -> GatewayAnswer? {
+        if exchange.method == .CONNECT { return .methodNotAllowed }
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0, and the
         // authority of an absolute-form target wins — they must agree.
         if facts.hostCount > 1 || (!http10 && facts.hostCount == 0) { return .badHost }
-        if let authority = RequestTarget.absoluteAuthority(head.uri), let host = facts.host,
+        if let authority = RequestTarget.absoluteAuthority(exchange.target), let host = facts.host,
             authority.lowercased() != host.trimmingSpaces().lowercased()
         {
             return .badHost
         }
-        if RequestTarget.climbsAboveRoot(head.uri) { return .badPath }
+        if RequestTarget.climbsAboveRoot(exchange.target) { return .badPath }
         return nil
     }
 
@@ -313,14 +435,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func requestEnd(_ trailers: HTTPHeaders?) {
+    func requestEnd() {
         guard case .active(let exchange) = state else { return }
         exchange.requestComplete = true
         exchange.relay.requestComplete = true
         exchange.deadlines.clientBodyNotWanted()
         if exchange.chunkedBody {
             sendUpstream(
-                RequestSerializer.lastChunk(trailers: trailers, underscores: settings.underscoresInHeaders, allocator: allocator), exchange)
+                RequestSerializer.lastChunk(
+                    trailerSection: exchange.trailerSection, underscores: settings.underscoresInHeaders, allocator: allocator),
+                exchange)
+            exchange.trailerSection = nil
         }
         if exchange.buffering {
             exchange.buffering = false
@@ -384,47 +509,41 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .idle
         context.flush()
         timeouts?.responseCompleted(context: context)
-        drainQueue()
+        if parsingStopped, let refusal = inputRefusal {
+            parsingStopped = false
+            inputRefused(refusal)
+            return
+        }
+        processInput()
         resumeReadsIfPossible()
     }
 
-    /// Serves pipelined input that waited for the previous response.
-    func drainQueue() {
-        while acceptsInput, let item = queue.popFirst() {
-            switch item {
-            case .part(let part):
-                queuedBytes -= Self.queuedSize(item)
-                if case .head = part { queuedHeads -= 1 }
-                handle(part)
-            case .parserError(let error):
-                parserErrorReached(error)
-            }
-        }
-        if case .idle = state, clientInputClosed, queue.isEmpty { closeClient() }
-    }
-
-    /// The decoder gave up at this point of the input: answer 400/431 unless the
-    /// current response already started, in which case closing is the only signal.
-    func parserErrorReached(_ error: any Error) {
+    /// The input cannot be read on from here (a malformed or oversized head, a broken
+    /// chunked body, or NIOHTTP1's refusal with `parser: llhttp`): answer 400/431 unless
+    /// the current response already started, in which case closing is the only signal.
+    func inputRefused(_ refusal: RequestHeadParser.Refusal) {
+        inputRefusal = nil
+        receive = nil
+        let kind: GatewayAnswer = refusal == .tooLarge ? .headersTooLarge : .badRequest
         switch state {
         case .idle:
-            answerParserError(error)
+            stats.traffic.refused(kind == .headersTooLarge ? .headersTooLarge : .badRequest)
+            answer(kind, requestID: nil, http10: false, close: true, isHead: false)
         case .active(let exchange):
             if exchange.relay.headSent {
                 closeClient(.cutOff)
+            } else if !exchange.requestComplete {
+                stats.traffic.refused(kind == .headersTooLarge ? .headersTooLarge : .badRequest)
+                exchange.relay.closeAfterResponse()
+                answerForExchange(exchange, kind)
             } else {
-                end(exchange, .gatewayAnswer(status: (error as? HTTPParserError) == .headerOverflow ? 431 : 400))
-                answerParserError(error)
+                // A later request was malformed: answered in order, after this one.
+                inputRefusal = refusal
+                parsingStopped = true
             }
         case .closing, .tunnelled:
             break
         }
-    }
-
-    func answerParserError(_ error: any Error) {
-        let kind: GatewayAnswer = (error as? HTTPParserError) == .headerOverflow ? .headersTooLarge : .badRequest
-        stats.traffic.refused(kind == .headersTooLarge ? .headersTooLarge : .badRequest)
-        answer(kind, requestID: nil, http10: false, close: true, isHead: false)
     }
 
     /// Closes the client connection after what was already written (a truncated
@@ -448,17 +567,34 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     var mayRead: Bool {
-        if queuedBytes > Self.maxQueuedBytes || queuedHeads >= settings.maxPipelined { return false }
         if case .active(let exchange) = state {
             if !exchange.requestComplete {
                 if exchange.buffering { return true }
                 guard let connection = exchange.connection, connection.isWritable else { return false }
-            } else if parsingStopped {
-                // The decoder would only buffer what follows, without bound.
-                return false
+                return true
             }
+            // The request is read: what follows is pipelined, or belongs to another protocol.
+            if parsingStopped { return false }
         }
-        return true
+        let queued = queuedBytes
+        if queued >= Self.maxQueuedBytes { return false }
+        return queued == 0 || pipelinedHeads(limit: settings.maxPipelined) < settings.maxPipelined
+    }
+
+    /// Complete request heads among the pipelined bytes, counted up to `limit`
+    /// (`limits.max_pipelined`): each ends at a blank line. A body holding one counts
+    /// too, which only pauses reads sooner. Scanned only while a client pipelines.
+    func pipelinedHeads(limit: Int) -> Int {
+        guard let receive else { return 0 }
+        return receive.withUnsafeReadableBytes { bytes in
+            var count = 0
+            var from = 0
+            while count < limit, let end = ResponseHeadParser.headEnd(in: UnsafeRawBufferPointer(rebasing: bytes[from...])) {
+                count += 1
+                from += end
+            }
+            return count
+        }
     }
 
     // MARK: Channel events
@@ -488,7 +624,24 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .inputClosed = event as? ChannelEvent {
             // The client finished sending: answer what it asked, then close.
             clientInputClosed = true
-            if case .idle = state, queue.isEmpty { closeClient() }
+            if case .idle = state { processInput() }
+            switch state {
+            case .idle:
+                // A head cut short by the close: nobody is left to answer.
+                closeClient()
+            case .active(let exchange) where !exchange.requestComplete:
+                // The body can never complete: the client is gone (its upstream
+                // connection closes, never reused).
+                closeClient(.clientGone)
+            default:
+                break
+            }
+            return
+        }
+        if let refused = event as? LlhttpRequestBridge.InputRefused {
+            // With `parser: llhttp`: everything before this point was handed over.
+            inputRefusal = refused.refusal
+            processInput()
             return
         }
         if event is ChannelShouldQuiesceEvent {
@@ -529,30 +682,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .closing
         exchangeTimer?.cancel()
         exchangeTimer = nil
-        queue.removeAll()
-        queuedBytes = 0
-        queuedHeads = 0
+        receive = nil
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // The decoder reports a head cut short by the close it sees as the connection
-        // ends (a slowloris client answered 408 and closed): nobody is left to answer,
-        // and the refusal was already counted.
-        if !context.channel.isActive {
-            closeClient()
-            return
-        }
-        if error is HTTPParserError {
-            // Parsing stops here; answer in order, after any response still owed.
-            if queue.isEmpty && acceptsInput {
-                parserErrorReached(error)
-            } else {
-                enqueue(.parserError(error))
-                drainQueue()
-            }
-            return
-        }
-        if error is ByteToMessageDecoderError { return }  // input after a parse error: already answered
         closeClient()
     }
 }

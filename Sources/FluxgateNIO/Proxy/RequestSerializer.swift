@@ -1,97 +1,109 @@
 import FluxgateCore
 import NIOCore
-import NIOHTTP1
 
 /// Writes the request that goes upstream, as bytes (RFC 9110 §7.6 proxy rules).
 ///
-/// Request heads arrive through NIOHTTP1's strict llhttp decoder (untrusted input);
-/// they leave as one buffer written here, without an encoder pass: hop-by-hop fields
-/// removed (``HopByHopPolicy``), `X-Forwarded-For` appended with the client address,
-/// `X-Forwarded-Proto`/`-Host` set, `X-Request-ID` kept or created, `Expect` removed
-/// (the gateway answers `100 Continue` itself, as nginx does), HTTP/1.1 upstream
-/// whatever the client spoke. Names and values were validated by the decoder.
+/// Request heads arrive as bytes located by ``RequestHeadParser`` (strict, untrusted
+/// input); they leave as one buffer written here by copying the lines that stay:
+/// hop-by-hop fields removed (``HopByHopPolicy``), `X-Forwarded-For` appended with the
+/// client address, `X-Forwarded-Proto`/`-Host` set, `X-Request-ID` kept or created,
+/// `Expect` removed (the gateway answers `100 Continue` itself, as nginx does),
+/// HTTP/1.1 upstream whatever the client spoke. Names and values were validated by
+/// the parser, so kept lines are copied as they came.
 enum RequestSerializer {
+    /// What the proxy decides on, taken from the head while its bytes are at hand.
     struct Facts {
         var requestID: RequestID?
         var expectsContinue = false
         var hasHost: Bool { hostCount > 0 }
         var hostCount = 0
+        /// The `Host` value, kept only for an absolute-form target (compared with its authority).
         var host: String?
         var contentLength: Int?
         var chunked = false
-        /// `Upgrade` present and `Connection` lists `upgrade`: llhttp stops parsing the
-        /// connection after this request (it expects another protocol to follow).
-        var upgradeHeader = false
-        var connectionUpgrade = false
-        var upgrade: Bool { upgradeHeader && connectionUpgrade }
+        /// `Upgrade` present and `Connection` lists `upgrade`: the value, to forward
+        /// when the upgrade is allowed.
+        var upgrade: String?
+        var upgradeRequested: Bool { upgrade != nil }
     }
 
-    /// One pass over the client's fields, collecting what the proxy decides on.
-    static func inspect(_ headers: HTTPHeaders) -> (Facts, HopByHopPolicy) {
+    static func facts(_ head: RequestHead, _ bytes: UnsafeRawBufferPointer) -> Facts {
         var facts = Facts()
-        var policy = HopByHopPolicy()
-        for (name, value) in headers {
-            switch HeaderName.classify(name) {
-            case .host:
-                facts.hostCount += 1
-                facts.host = value
-            case .upgrade:
-                facts.upgradeHeader = true
-            case .expect:
-                if value.trimmingSpaces().lowercased() == "100-continue" { facts.expectsContinue = true }
-            case .connection:
-                policy.noteConnectionHeader(value)
-                if value.utf8.count >= 7, value.lowercased().split(separator: ",").contains(where: { $0.trimmingSpaces() == "upgrade" }) {
-                    facts.connectionUpgrade = true
-                }
-            case .requestID:
-                if RequestIDGenerator.isAcceptable(value) { facts.requestID = .client(value) }
-            case .contentLength:
-                facts.contentLength = Int(value)
-            case .transferEncoding:
-                facts.chunked = true  // the decoder accepts only a chunked final coding
-            default:
-                break
-            }
+        facts.expectsContinue = head.expectsContinue
+        facts.hostCount = head.hostCount
+        facts.contentLength = head.contentLength
+        facts.chunked = head.chunked
+        if let range = head.requestID {
+            let value = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+            if RequestIDGenerator.isAcceptable(value) { facts.requestID = .client(value) }
         }
-        return (facts, policy)
+        if let host = head.host, bytes[head.target.lowerBound] != UInt8(ascii: "/") {
+            facts.host = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[host]), as: UTF8.self)
+        }
+        if head.upgradeRequested, let range = head.upgrade {
+            facts.upgrade = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        }
+        return facts
     }
 
+    /// The fields `Connection` names, when it names any (rare): they are dropped too.
+    static func policy(_ head: RequestHead, _ bytes: UnsafeRawBufferPointer) -> HopByHopPolicy? {
+        guard head.connectionNamesFields else { return nil }
+        var policy = HopByHopPolicy()
+        for field in head.fields where field.kind == .connection {
+            policy.noteConnectionHeader(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self))
+        }
+        return policy
+    }
+
+    /// The upstream head, without a `Host` when the client sent none (added per
+    /// upstream by ``withHost(_:authority:allocator:)``, the rare HTTP/1.0 case).
     /// - Parameters:
     ///   - keepForwardedFor: the peer is a trusted proxy: its `X-Forwarded-For` is kept
     ///     and the peer appended; otherwise the header is replaced by the peer alone.
     ///   - underscores: forward field names containing `_` (else they are dropped).
+    ///   - upgrade: forward the client's `Upgrade` (a tunnel is allowed).
     static func head(
-        _ head: HTTPRequestHead, policy: HopByHopPolicy, facts: Facts, requestID: RequestID, clientAddress: String,
-        upstreamAuthority: String, keepForwardedFor: Bool = false, underscores: Bool = false, https: Bool = false,
-        upgrade: String? = nil, allocator: ByteBufferAllocator
+        _ head: RequestHead, bytes: UnsafeRawBufferPointer, requestID: RequestID, clientAddress: String,
+        keepForwardedFor: Bool = false, underscores: Bool = false, https: Bool = false, upgrade: String? = nil,
+        allocator: ByteBufferAllocator
     ) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 256 + head.uri.utf8.count + head.headers.count * 40)
-        buffer.writeString(head.method.rawValue)
-        buffer.writeStaticString(" ")
-        buffer.writeString(head.uri)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
-        var forwardedFor: String? = nil
-        var forwardedHost: String? = nil
-        for (name, value) in head.headers {
-            let kind = HeaderName.classify(name)
-            if policy.isHopByHop(name, kind: kind) { continue }
+        let policy = policy(head, bytes)
+        var buffer = allocator.buffer(capacity: head.length - head.start + 160)
+        // "METHOD SP target SP" as sent, then HTTP/1.1 whatever the client spoke.
+        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[head.start..<(head.target.upperBound + 1)]))
+        buffer.writeStaticString("HTTP/1.1\r\n")
+        var forwardedFor: Range<Int>? = nil
+        /// Further `X-Forwarded-For` lines (rare), joined after the first in order.
+        var moreForwardedFor: String? = nil
+        var forwardedHost: Range<Int>? = nil
+        for field in head.fields {
+            let kind = field.kind
+            if kind.isAlwaysHopByHop { continue }
             switch kind {
             case .host:
-                forwardedHost = value
+                forwardedHost = field.value
             case .expect, .requestID, .forwardedHost, .forwardedProto:
                 continue
             case .forwardedFor:
-                if keepForwardedFor { forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value }
+                if keepForwardedFor {
+                    if forwardedFor == nil {
+                        forwardedFor = field.value
+                    } else {
+                        moreForwardedFor = (moreForwardedFor ?? "") + ", " + String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self)
+                    }
+                }
                 continue
             case .other:
-                if !underscores && name.utf8.contains(UInt8(ascii: "_")) { continue }
+                if !underscores && bytes[field.name].contains(UInt8(ascii: "_")) { continue }
+                if let policy, policy.isHopByHop(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self), kind: kind) {
+                    continue
+                }
             default:
                 break
             }
-            buffer.writeField(name, value)
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
         }
-        if !facts.hasHost { buffer.writeField("host", upstreamAuthority) }
         if let upgrade {
             // A tunnelled upgrade: the one case where these hop-by-hop fields go on.
             buffer.writeField("upgrade", upgrade)
@@ -99,7 +111,8 @@ enum RequestSerializer {
         }
         buffer.writeStaticString("x-forwarded-for: ")
         if let forwardedFor {
-            buffer.writeString(forwardedFor)
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[forwardedFor]))
+            if let moreForwardedFor { buffer.writeString(moreForwardedFor) }
             buffer.writeStaticString(", ")
         }
         buffer.writeString(clientAddress)
@@ -108,10 +121,26 @@ enum RequestSerializer {
         } else {
             buffer.writeStaticString("\r\nx-forwarded-proto: http\r\n")
         }
-        if let forwardedHost { buffer.writeField("x-forwarded-host", forwardedHost) }
+        if let forwardedHost {
+            buffer.writeStaticString("x-forwarded-host: ")
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[forwardedHost]))
+            buffer.writeStaticString("\r\n")
+        }
         buffer.writeField("x-request-id", requestID)
         buffer.writeStaticString("\r\n")
         return buffer
+    }
+
+    /// `head` with `host: <authority>` after its request line (a client without `Host`).
+    static func withHost(_ head: ByteBuffer, authority: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var result = allocator.buffer(capacity: head.readableBytes + authority.utf8.count + 8)
+        head.withUnsafeReadableBytes { bytes in
+            let lineEnd = (bytes.firstIndex(of: 0x0A) ?? (bytes.count - 1)) + 1
+            result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<lineEnd]))
+            result.writeField("host", authority)
+            result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[lineEnd...]))
+        }
+        return result
     }
 
     /// A chunk header for a re-chunked request body part: `<hex size>\r\n`.
@@ -122,16 +151,24 @@ enum RequestSerializer {
         return buffer
     }
 
-    /// The last chunk and trailers of a chunked request body. Trailers pass the same
-    /// rules as header fields and more: only ordinary fields go on (RFC 9110 §6.5.1 —
-    /// framing, routing, forwarding and hop-by-hop fields are never taken from a
-    /// trailer, so a trailer cannot smuggle a `Host` or an `X-Forwarded-For`).
-    static func lastChunk(trailers: HTTPHeaders?, underscores: Bool = false, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 5)
+    /// The last chunk and trailers of a chunked request body, from the trailer
+    /// section as ``BodyFramer`` checked it (field lines and the final CRLF). Trailers
+    /// pass the same rules as header fields and more: only ordinary fields go on
+    /// (RFC 9110 §6.5.1 — framing, routing, forwarding and hop-by-hop fields are never
+    /// taken from a trailer, so a trailer cannot smuggle a `Host` or an `X-Forwarded-For`).
+    static func lastChunk(trailerSection: ByteBuffer?, underscores: Bool = false, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 5 + (trailerSection?.readableBytes ?? 0))
         buffer.writeStaticString("0\r\n")
-        for (name, value) in trailers ?? [:] {
-            guard HeaderName.classify(name) == .other, underscores || !name.utf8.contains(UInt8(ascii: "_")) else { continue }
-            buffer.writeField(name, value)
+        trailerSection?.withUnsafeReadableBytes { bytes in
+            var start = 0
+            while start < bytes.count, let lf = bytes[start...].firstIndex(of: 0x0A) {
+                let line = start..<(lf + 1)
+                start = lf + 1
+                guard let colon = bytes[line].firstIndex(of: UInt8(ascii: ":")) else { continue }
+                let name = UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<colon])
+                guard HeaderName.classify(name) == .other, underscores || !name.contains(UInt8(ascii: "_")) else { continue }
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[line]))
+            }
         }
         buffer.writeStaticString("\r\n")
         return buffer

@@ -1,0 +1,170 @@
+import Testing
+
+@testable import FluxgateCore
+
+struct RequestHeadParserTests {
+    func parse(_ text: String, maxLength: Int = 1024) -> (RequestHeadParser.Outcome, RequestHead) {
+        var head = RequestHead()
+        let outcome = Array(text.utf8).withUnsafeBytes { RequestHeadParser.parse($0, maxLength: maxLength, into: &head) }
+        return (outcome, head)
+    }
+
+    func head(_ text: String) throws -> RequestHead {
+        let (outcome, head) = parse(text)
+        guard outcome == .complete else {
+            Issue.record("expected a complete head for \(text.debugDescription), got \(outcome)")
+            throw CancellationError()
+        }
+        return head
+    }
+
+    func string(_ text: String, _ range: Range<Int>) -> String {
+        String(decoding: Array(text.utf8)[range], as: UTF8.self)
+    }
+
+    @Test func typicalHead() throws {
+        let text = "GET /api/x?y=1 HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: k6\r\nConnection: keep-alive, X-Drop\r\nX-Request-ID: abc\r\n\r\nnext"
+        let head = try head(text)
+        #expect(head.method == .GET)
+        #expect(string(text, head.target) == "/api/x?y=1")
+        #expect(head.minorVersion == 1)
+        #expect(head.length == text.utf8.count - 4)
+        #expect(head.fields.map(\.kind) == [.host, .other, .connection, .requestID])
+        #expect(string(text, head.host!) == "example.com:8080")
+        #expect(string(text, head.requestID!) == "abc")
+        #expect(head.connectionKeepAlive && head.connectionNamesFields && !head.connectionClose)
+        #expect(head.keepsAlive)
+        #expect(head.framing == .none)
+        #expect(string(text, head.requestLine) == "GET /api/x?y=1 HTTP/1.1")
+        #expect(string(text, head.fields[1].line) == "User-Agent: k6\r\n")
+    }
+
+    @Test func framingAndExpect() throws {
+        let post = try head("POST /u HTTP/1.1\r\nHost: h\r\nContent-Length:  12 \r\nExpect: 100-Continue\r\n\r\n")
+        #expect(post.framing == .contentLength(12) && post.expectsContinue)
+        let chunked = try head("PUT /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n")
+        #expect(chunked.framing == .chunked)
+        let empty = try head("POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")
+        #expect(empty.framing == .none && !empty.hasBody)
+    }
+
+    @Test func http10KeepAliveAndUpgrade() throws {
+        let old = try head("GET / HTTP/1.0\r\n\r\n")
+        #expect(old.isHTTP10 && !old.keepsAlive && old.hostCount == 0)
+        #expect(try head("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keepsAlive)
+        #expect(!(try head("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").keepsAlive))
+        let ws = try head("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        #expect(ws.upgradeRequested)
+        #expect(!(try head("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").upgradeRequested))
+    }
+
+    @Test func emptyLinesBeforeTheRequestAreSkipped() throws {
+        let text = "\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"
+        let head = try head(text)
+        #expect(head.start == 4)
+        #expect(string(text, head.target) == "/")
+        #expect(head.length == text.utf8.count)
+    }
+
+    @Test(arguments: [
+        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET http://h/x HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET HTTPS://h HTTP/1.1\r\nHost: h\r\n\r\n",
+        "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
+        "PROPFIND /d HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [::1]:80\r\nX-Empty:\r\nX-Tab:\tv\t\r\nX-Utf8: caf\u{e9}\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+    ])
+    func accepted(_ text: String) throws {
+        _ = try head(text)
+    }
+
+    /// Every refusal in the parser's list, with the reason it gives.
+    @Test(arguments: [
+        ("get / HTTP/1.1\r\n\r\n", "unknown method"),
+        ("BREW / HTTP/1.1\r\n\r\n", "unknown method"),
+        ("GET  / HTTP/1.1\r\n\r\n", "byte outside visible ASCII"),
+        ("GET / HTTP/1.1 \r\n\r\n", "does not end"),
+        ("GET / HTTP/2.0\r\n\r\n", "version"),
+        ("GET / HTTP/1.2\r\n\r\n", "version"),
+        ("GET /a\u{1}b HTTP/1.1\r\n\r\n", "visible ASCII"),
+        ("GET /caf\u{e9} HTTP/1.1\r\n\r\n", "visible ASCII"),
+        ("GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n", "fragment"),
+        ("GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", "neither a path"),
+        ("GET * HTTP/1.1\r\nHost: h\r\n\r\n", "asterisk"),
+        ("GET http:x HTTP/1.1\r\nHost: h\r\n\r\n", "without an authority"),
+        ("CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n", "authority-form"),
+        ("GET / HTTP/1.1\nHost: h\r\n\r\n", "does not end"),
+        ("GET / HTTP/1.1\r\nHost: h\n\r\n", "bare LF"),
+        ("GET / HTTP/1.1\r\nHost: h\r\r\n\r\n", "CR without LF"),
+        ("GET / HTTP/1.1\r\nX: a\u{0}b\r\n\r\n", "control byte"),
+        ("GET / HTTP/1.1\r\nX: a\u{7f}\r\n\r\n", "control byte"),
+        ("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", "folding"),
+        ("GET / HTTP/1.1\r\nX : a\r\n\r\n", "not a token"),
+        ("GET / HTTP/1.1\r\n: a\r\n\r\n", "empty header name"),
+        ("GET / HTTP/1.1\r\nNoColon\r\n\r\n", "not a token"),
+        ("POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", "Content-Length"),
+        ("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
+        ("POST / HTTP/1.1\r\nContent-Length:\t1\r\n\r\n", "Content-Length"),
+        ("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", "Content-Length"),
+        ("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", "repeated"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "single chunked"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", "single chunked"),
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", "both"),
+        ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.0"),
+        ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "Host"),
+        ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", "Host"),
+    ])
+    func refused(_ text: String, _ reason: String) {
+        let (outcome, _) = parse(text)
+        guard case .invalid(.malformed(let message)) = outcome else {
+            Issue.record("\(text.debugDescription) gave \(outcome)")
+            return
+        }
+        #expect(message.contains(reason), "\(text.debugDescription): \(message)")
+    }
+
+    @Test func invalidInputIsRefusedBeforeTheHeadEnds() {
+        // No blank line yet, but already wrong: answered now, not at the header timeout.
+        #expect(parse("BREW ").0 == .invalid(.malformed("unknown method or no single space after it")))
+        if case .invalid = parse("GET / HTTP/1.1\r\nBad Name: x\r\n").0 {} else { Issue.record("bad field line not refused early") }
+        #expect(parse("GET / HTTP/1.1\r\nHost: h\r\n").0 == .incomplete)
+        #expect(parse("GE").0 == .incomplete)
+        #expect(parse("GET / HTTP/1.").0 == .incomplete)
+    }
+
+    @Test func lengthLimit() {
+        let filler = String(repeating: "a", count: 200)
+        let text = "GET / HTTP/1.1\r\nHost: h\r\nX-Filler: \(filler)\r\n\r\n"
+        #expect(parse(text, maxLength: 200).0 == .invalid(.tooLarge))
+        #expect(parse(text, maxLength: text.utf8.count).0 == .complete)
+        // An unfinished head past the limit is refused without waiting for its end.
+        #expect(parse("GET / HTTP/1.1\r\nX-Filler: \(filler)", maxLength: 100).0 == .invalid(.tooLarge))
+    }
+
+    /// However the head is cut into reads, resuming gives the same result as parsing it whole.
+    @Test func resumingGivesTheSameHeadAsParsingWhole() throws {
+        let text = "\r\nPOST /api/items?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close\r\nX-Request-ID: r1\r\n\r\n"
+        let whole = try head(text)
+        let bytes = Array(text.utf8)
+        for step in 1...7 {
+            var head = RequestHead()
+            var end = 0
+            var outcome = RequestHeadParser.Outcome.incomplete
+            while outcome == .incomplete && end < bytes.count {
+                end = min(bytes.count, end + step)
+                outcome = bytes[0..<end].withUnsafeBytes { RequestHeadParser.parse($0, into: &head) }
+            }
+            #expect(outcome == .complete)
+            head.resumeAt = whole.resumeAt
+            #expect(head == whole, "step \(step)")
+        }
+    }
+
+    @Test func resetKeepsStorageAndClearsFacts() throws {
+        var head = try head("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n")
+        head.reset()
+        #expect(head == RequestHead())
+        #expect(head.fields.capacity >= 2)
+    }
+}
