@@ -14,10 +14,12 @@ import Synchronization
 /// The data listener and the admin listener: accepts client connections and builds
 /// each one's pipeline; reloads the configuration; drains on graceful shutdown.
 ///
-/// Pipeline per client connection, head to tail:
-/// `ClientTimeoutHandler` (raw bytes: slowloris and idle timeouts) →
-/// NIOHTTP1 `HTTPRequestDecoder` (strict llhttp; header limit) → `ProxyHandler`
-/// (writes responses as bytes, answers pipelined requests in order).
+/// Pipeline per client connection, head to tail: [`NIOSSLServerHandler` with TLS] →
+/// `ProxyHandler`, one handler that parses requests from bytes (``RequestHeadParser``),
+/// admits, forwards and relays, and drives the connection's timeouts
+/// (`ClientTimeoutHandler`, not a pipeline stage). A lingering close adds its
+/// `LingeringCloseHandler` when it begins. With `parser: llhttp`, NIOHTTP1's
+/// `HTTPRequestDecoder` and `LlhttpRequestBridge` sit before `ProxyHandler`.
 ///
 /// Runs as a swift-service-lifecycle `Service`: graceful shutdown drains (stops
 /// accepting, lets requests in flight finish within `drain_timeout`, closes idle
@@ -181,11 +183,12 @@ public final class GatewayServer: Service, Sendable {
                         }
                         channel.closeFuture.whenComplete { _ in connectionLimits.withLockedValue { $0.close(address: address) } }
                         if let tls = settings.serverTLS { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-                        try sync.addHandler(LingeringCloseHandler(timeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped)))
+                        // One handler on the hot path: the timeouts are driven by the proxy
+                        // handler, and a lingering close puts its handler in when it begins.
                         let timeouts = ClientTimeoutHandler(
                             headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
-                            rejection: runtime.responses.rawRequestTimeout, live: runtime.live, stats: stats)
-                        try sync.addHandler(timeouts)
+                            rejection: runtime.responses.rawRequestTimeout, live: runtime.live, stats: stats,
+                            lingerTimeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped))
                         if config.parser == .llhttp {
                             // The fallback: llhttp reads the raw bytes first (docs/CONFIGURATION.md).
                             var limits = NIOHTTPDecoderLimitConfiguration()

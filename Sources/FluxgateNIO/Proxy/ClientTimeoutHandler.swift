@@ -29,7 +29,15 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     /// This event loop's metrics (a 408 is counted there).
     private let stats: LoopStats?
 
-    init(headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer, live: LiveObjects = LiveObjects(), stats: LoopStats? = nil) {
+    /// Set when ``ProxyHandler`` drives this object itself (the gateway): the lingering
+    /// close after a 408 puts its handler in then.
+    private let lingerTimeout: TimeAmount?
+
+    init(
+        headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer, live: LiveObjects = LiveObjects(), stats: LoopStats? = nil,
+        lingerTimeout: TimeAmount? = nil
+    ) {
+        self.lingerTimeout = lingerTimeout
         self.stats = stats
         self.live = live
         live.timeoutHandlers.born()
@@ -67,6 +75,35 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if machine.phase == .idle { run(machine.bytesReceived(now: Self.now(context)), context: context) }
         context.fireChannelRead(data)
+    }
+
+    // MARK: Driven without a pipeline hop
+
+    /// The gateway's client connections have one handler, ``ProxyHandler``, which
+    /// calls these instead of this object sitting in the pipeline (every read and
+    /// write would pass through it): `context` is the proxy handler's, used for the
+    /// event loop, the 408 and the close.
+    func drive(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive, machine.phase == .closed { run(machine.connectionOpened(now: Self.now(context)), context: context) }
+    }
+
+    /// The connection became active (when ``drive(context:)`` came before that).
+    func connectionActive() {
+        guard let context, machine.phase == .closed else { return }
+        run(machine.connectionOpened(now: Self.now(context)), context: context)
+    }
+
+    /// Client bytes arrived.
+    func bytesArrived() {
+        guard let context, machine.phase == .idle else { return }
+        run(machine.bytesReceived(now: Self.now(context)), context: context)
+    }
+
+    /// The connection ended, or the proxy handler left.
+    func stopDriving() {
+        stop()
+        context = nil
     }
 
     /// A complete request head was decoded. `context` may be any handler's context
@@ -109,7 +146,14 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
             stats?.traffic.refused(.headerTimeout)
             // A lingering close: the slow client may still be sending its head.
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(rejection)).whenComplete { _ in loopBound.value.lingeringClose() }
+            let lingerTimeout = self.lingerTimeout
+            context.writeAndFlush(wrapOutboundOut(rejection)).whenComplete { _ in
+                if let lingerTimeout {
+                    loopBound.value.lingeringClose(timeout: lingerTimeout)
+                } else {
+                    loopBound.value.lingeringClose()
+                }
+            }
         }
     }
 

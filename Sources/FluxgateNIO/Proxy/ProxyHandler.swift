@@ -101,6 +101,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The client connection is TLS (X-Forwarded-Proto: https).
     let https: Bool
+    /// `timeouts.lingering_close`, read when the connection was accepted.
+    var lingerTimeout: TimeAmount { .nanoseconds(settings.config.timeouts.lingeringClose.nanosecondsClamped) }
 
     init(
         runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientTimeoutHandler?, stats: LoopStats = LoopStats(),
@@ -144,6 +146,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.allocator = context.channel.allocator
+        timeouts?.drive(context: context)
     }
 
     /// NIO removes every handler when the channel closes; this is where the
@@ -151,11 +154,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// today) ends the exchange the same way a close does.
     func handlerRemoved(context: ChannelHandlerContext) {
         connectionGone()
+        timeouts?.stopDriving()
         self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
         if let ip = context.channel.remoteAddress?.ipAddress { clientAddress = ip }
+        timeouts?.connectionActive()
         context.fireChannelActive()
     }
 
@@ -167,6 +172,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .closing, .tunnelled: return
         default: break
         }
+        timeouts?.bytesArrived()
         let lineEnded = headPartial && bytes.withUnsafeReadableBytes { $0.contains(0x0A) }
         if receive == nil {
             receive = bytes
@@ -499,10 +505,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard keepAlive && !clientInputClosed && !draining else {
             state = .closing
             let context = self.context!
+            let linger = lingerTimeout
             // A lingering close: request bytes may still be arriving (a refused body, a
             // pipelined request), and closing on unread input would reset the answer away.
             context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0))).whenComplete { _ in
-                context.lingeringClose()
+                context.lingeringClose(timeout: linger)
             }
             return
         }
@@ -669,6 +676,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         connectionGone()
+        timeouts?.stopDriving()
         context.fireChannelInactive()
     }
 

@@ -129,6 +129,22 @@ public final class LingeringCloseHandler: ChannelDuplexHandler {
 extension LingeringCloseHandler: Sendable {}
 
 extension ChannelHandlerContext {
+    /// A lingering close for a pipeline that keeps no ``LingeringCloseHandler`` on the
+    /// hot path (the gateway's client connections): one is put in just before this
+    /// handler — after TLS, if any — when the close begins, a rare event, so no
+    /// request pays a pipeline hop for it.
+    public func lingeringClose(timeout: TimeAmount) {
+        if (try? pipeline.syncOperations.handler(type: LingeringCloseHandler.self)) == nil {
+            do {
+                try pipeline.syncOperations.addHandler(LingeringCloseHandler(timeout: timeout), position: .before(handler))
+            } catch {
+                close(promise: nil)
+                return
+            }
+        }
+        lingeringClose()
+    }
+
     /// Ends the connection after what was written: a lingering close when the pipeline
     /// has a ``LingeringCloseHandler``, else a plain close.
     public func lingeringClose() {
