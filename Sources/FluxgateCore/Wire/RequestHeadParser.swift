@@ -9,8 +9,9 @@
 /// - a method outside ``RequestMethod`` (case-sensitive);
 /// - anything but exactly one SP between method, target and `HTTP/1.0`/`HTTP/1.1`;
 /// - a target with a byte outside visible ASCII (`%`-encode it), a `#` fragment, a
-///   scheme other than http/https, `*` other than with OPTIONS, or a non-origin form
-///   for CONNECT's opposite (authority form only with CONNECT);   *stricter than llhttp*
+///   scheme other than http/https or no authority after `//`, `*` other than with
+///   OPTIONS, an authority-form target other than with CONNECT;  *stricter than llhttp*
+/// - an absolute-form authority with bytes a host cannot hold (llhttp refuses them too);
 /// - a bare LF, a CR not followed by LF, NUL or another control byte in a line
 ///   (HTAB allowed in values), obs-fold continuation lines;
 /// - a field name that is not a token, whitespace before the colon, no colon;
@@ -195,6 +196,14 @@ public enum RequestHeadParser {
             }
             guard target.count > index + 3, target[index + 1] == UInt8(ascii: "/"), target[index + 2] == UInt8(ascii: "/") else {
                 return "absolute-form target without an authority"
+            }
+            // The authority (up to the path or query): host bytes and `@` (userinfo).
+            // llhttp refuses `"<>\^`{|}` there (found by the fuzzer, Fuzz/run.sh).
+            var authority = index + 3
+            while authority < target.count && target[authority] != UInt8(ascii: "/") && target[authority] != UInt8(ascii: "?") {
+                let byte = target[authority]
+                guard isHostByte(byte) || byte == UInt8(ascii: "@") else { return "absolute-form authority holds bytes a host cannot" }
+                authority += 1
             }
             return nil
         }
