@@ -96,6 +96,8 @@ struct RequestHeadParserTests {
         // Found by the fuzzer: llhttp refuses these in an absolute-form authority.
         ("GET http://h:80[|?y=1 HTTP/1.0\r\n\r\n", "authority holds bytes"),
         ("GET http://h{x}/ HTTP/1.1\r\nHost: h\r\n\r\n", "authority holds bytes"),
+        ("GET http://h:8@@0/x HTTP/1.1\r\nHost: h\r\n\r\n", "authority holds bytes"),
+        ("GET http://user@h/x HTTP/1.1\r\nHost: h\r\n\r\n", "userinfo"),
         ("CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n", "authority-form"),
         ("GET / HTTP/1.1\nHost: h\r\n\r\n", "does not end"),
         ("GET / HTTP/1.1\r\nHost: h\n\r\n", "bare LF"),

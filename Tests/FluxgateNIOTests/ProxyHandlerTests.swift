@@ -295,3 +295,44 @@ struct ProxyHandlerTests {
         #expect(accepted > 20, "the generator must produce valid configurations too (\(accepted))")
     }
 }
+
+/// The event loop's shared write buffers (``LoopScratch``): a buffer whose write is
+/// still queued on one connection is never written into for another.
+struct LoopScratchTests {
+    @Test func aQueuedAnswerIsNeverOverwrittenByTheNextConnection() throws {
+        let loop = EmbeddedEventLoop()
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { config in
+            config.rateLimit.global.rate = 0.001
+            config.rateLimit.global.burst = 1
+            config.rateLimit.perClient.enabled = false
+        }
+        let runtime = try GatewayRuntime(config: config)
+        let scratch = LoopScratch()
+        let connector = ProxyHandlerTests.ScriptedConnector(loop: loop, live: runtime.live)
+        func client() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel(loop: loop)
+            try channel.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: nil, scratch: scratch))
+            _ = channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
+            return channel
+        }
+        let first = try client()
+        let second = try client()
+        // The burst's one token goes to the first request (proxied); the rest are shed.
+        try first.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"))
+        try first.writeInbound(ByteBuffer(string: "GET /b HTTP/1.1\r\nHost: h\r\nX-Request-ID: first-shed\r\n\r\n"))
+        try connector.answer(0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        // The first connection's shed answer sits unread in its outbound queue (a write
+        // not yet on the wire) while the second connection is answered from the same scratch.
+        try second.writeInbound(ByteBuffer(string: "GET /c HTTP/1.1\r\nHost: h\r\nX-Request-ID: second-shed-with-a-longer-id\r\n\r\n"))
+        var firstText = ""
+        while let buffer = try first.readOutbound(as: ByteBuffer.self) { firstText += String(buffer: buffer) }
+        var secondText = ""
+        while let buffer = try second.readOutbound(as: ByteBuffer.self) { secondText += String(buffer: buffer) }
+        #expect(firstText.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(firstText.contains("HTTP/1.1 503 Service Unavailable\r\n") || firstText.contains("HTTP/1.1 429 "))
+        #expect(firstText.contains("x-request-id: first-shed\r\n"))
+        #expect(!firstText.contains("second-shed"))
+        #expect(secondText.contains("x-request-id: second-shed-with-a-longer-id\r\n"))
+        #expect(!secondText.contains("first-shed"))
+    }
+}

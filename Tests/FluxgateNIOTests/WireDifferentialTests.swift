@@ -127,6 +127,15 @@ struct RequestDifferentialTests {
         #expect(verdicts[.bothRefuse, default: 0] > 1000)
     }
 
+    /// Every method the gateway accepts, llhttp accepts too.
+    @Test(arguments: RequestMethod.allCases)
+    func everyAcceptedMethodIsLlhttps(_ method: RequestMethod) {
+        let target = method == .CONNECT ? "h:443" : (method == .OPTIONS ? "*" : "/x")
+        let (verdict, problem) = RequestDifferential.check(Array("\(method.name) \(target) HTTP/1.1\r\nHost: h\r\n\r\n".utf8))
+        #expect(problem == nil)
+        #expect(verdict == .bothAccept)
+    }
+
     /// Where the gateway is stricter than llhttp on purpose (docs/SECURITY.md): each
     /// is accepted by llhttp and refused here.
     @Test(arguments: [
@@ -134,6 +143,7 @@ struct RequestDifferentialTests {
         "GET ftp://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        "GET http://user@h/ HTTP/1.1\r\nHost: h\r\n\r\n",
     ])
     func strictnessBeyondLlhttp(_ text: String) {
         let (verdict, problem) = RequestDifferential.check(Array(text.utf8))

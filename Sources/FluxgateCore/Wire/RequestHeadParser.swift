@@ -11,7 +11,8 @@
 /// - a target with a byte outside visible ASCII (`%`-encode it), a `#` fragment, a
 ///   scheme other than http/https or no authority after `//`, `*` other than with
 ///   OPTIONS, an authority-form target other than with CONNECT;  *stricter than llhttp*
-/// - an absolute-form authority with bytes a host cannot hold (llhttp refuses them too);
+/// - an absolute-form authority with bytes a host cannot hold (llhttp refuses them
+///   too) or with userinfo (`user@host`; llhttp accepts one `@`);         *stricter*
 /// - a bare LF, a CR not followed by LF, NUL or another control byte in a line
 ///   (HTAB allowed in values), obs-fold continuation lines;
 /// - a field name that is not a token, whitespace before the colon, no colon;
@@ -197,12 +198,13 @@ public enum RequestHeadParser {
             guard target.count > index + 3, target[index + 1] == UInt8(ascii: "/"), target[index + 2] == UInt8(ascii: "/") else {
                 return "absolute-form target without an authority"
             }
-            // The authority (up to the path or query): host bytes and `@` (userinfo).
-            // llhttp refuses `"<>\^`{|}` there (found by the fuzzer, Fuzz/run.sh).
+            // The authority (up to the path or query): host bytes only. llhttp refuses
+            // `"<>\^`{|}` there and a second `@` (both found by the fuzzer, Fuzz/run.sh);
+            // userinfo (`user@`) is refused altogether — RFC 9110 §4.2.4: senders must not
+            // generate it for http(s), and it only ever served to disguise a host.
             var authority = index + 3
             while authority < target.count && target[authority] != UInt8(ascii: "/") && target[authority] != UInt8(ascii: "?") {
-                let byte = target[authority]
-                guard isHostByte(byte) || byte == UInt8(ascii: "@") else { return "absolute-form authority holds bytes a host cannot" }
+                guard isHostByte(target[authority]) else { return "absolute-form authority holds bytes a host cannot (or userinfo)" }
                 authority += 1
             }
             return nil

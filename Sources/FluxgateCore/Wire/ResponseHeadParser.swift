@@ -38,14 +38,22 @@ public enum ResponseHeadParser {
     }
 
     public static func parse(_ bytes: UnsafeRawBufferPointer, maxLength: Int = 65_536) -> Outcome {
+        var storage: [ResponseHead.Field] = []
+        return parse(bytes, maxLength: maxLength, fieldStorage: &storage)
+    }
+
+    /// As above, with the field list built in `fieldStorage`'s storage (moved into the
+    /// result): a caller that gives the list back after use (``ResponseHead/fields``)
+    /// parses its next head without allocating.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, maxLength: Int = 65_536, fieldStorage: inout [ResponseHead.Field]) -> Outcome {
         guard let end = headEnd(in: bytes) else {
             return bytes.count > maxLength ? .invalid("response head exceeds \(maxLength) bytes") : .incomplete
         }
         if end > maxLength { return .invalid("response head exceeds \(maxLength) bytes") }
-        return parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))
+        return parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), fieldStorage: &fieldStorage)
     }
 
-    private static func parseHead(_ head: UnsafeRawBufferPointer) -> Outcome {
+    private static func parseHead(_ head: UnsafeRawBufferPointer, fieldStorage: inout [ResponseHead.Field]) -> Outcome {
         // Status line: HTTP/1.x SP 3DIGIT SP reason CRLF
         guard head.count >= 14,
             head[0] == UInt8(ascii: "H"), head[1] == UInt8(ascii: "T"), head[2] == UInt8(ascii: "T"),
@@ -66,7 +74,9 @@ public enum ResponseHeadParser {
 
         var result = ResponseHead(
             minorVersion: minor, status: status, length: head.count, statusLineLength: statusLineEnd, fields: [])
-        result.fields.reserveCapacity(12)
+        swap(&result.fields, &fieldStorage)
+        result.fields.removeAll(keepingCapacity: true)
+        if result.fields.capacity < 12 { result.fields.reserveCapacity(12) }
         result.connectionClose = minor == 0
         var position = statusLineEnd
         var sawKeepAlive = false

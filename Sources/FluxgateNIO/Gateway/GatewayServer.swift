@@ -114,23 +114,26 @@ public final class GatewayServer: Service, Sendable {
         await healthChecker.start()
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
         var stats: [ObjectIdentifier: NIOLoopBound<LoopStats>] = [:]
+        var scratches: [ObjectIdentifier: NIOLoopBound<LoopScratch>] = [:]
         var rotations: [RepeatedTask] = []
         let loops = Array(group.makeIterator())
         let perLoop = Self.perLoopConnections(config, loops: loops.count)
         for loop in loops {
             let runtime = self.runtime
-            let (pool, loopStats, rotation) = try await loop.submit {
+            let (pool, loopStats, rotation, scratch) = try await loop.submit {
                 let pool = NIOLoopBound(
                     UpstreamPool(
                         eventLoop: loop, targets: settings.targets, tls: settings.upstreamTLS, config: config, live: runtime.live,
                         maxConnections: perLoop),
                     eventLoop: loop)
                 let stats = NIOLoopBound(LoopStats(), eventLoop: loop)
+                let scratch = NIOLoopBound(LoopScratch(), eventLoop: loop)
                 let rotation = loop.scheduleRepeatedTask(initialDelay: LoopStats.window, delay: LoopStats.window) { _ in
                     stats.value.rotate()
                 }
-                return (pool, stats, rotation)
+                return (pool, stats, rotation, scratch)
             }.get()
+            scratches[ObjectIdentifier(loop)] = scratch
             pools[ObjectIdentifier(loop)] = pool
             stats[ObjectIdentifier(loop)] = loopStats
             rotations.append(rotation)
@@ -138,6 +141,7 @@ public final class GatewayServer: Service, Sendable {
         observability.attach(loops: Array(stats.values), pools: Array(pools.values))
         let poolsByLoop = pools
         let statsByLoop = stats
+        let scratchByLoop = scratches
         let runtime = self.runtime
         let admin = AdminServer(observability: observability, reload: { [self] in await self.reloadFromSource() }, logger: logger)
         let adminChannel = try await admin.bind(config.adminListen, group: group)
@@ -165,7 +169,8 @@ public final class GatewayServer: Service, Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value,
-                            let stats = statsByLoop[ObjectIdentifier(channel.eventLoop)]?.value
+                            let stats = statsByLoop[ObjectIdentifier(channel.eventLoop)]?.value,
+                            let scratch = scratchByLoop[ObjectIdentifier(channel.eventLoop)]?.value
                         else {
                             throw ChannelError.ioOnClosedChannel
                         }
@@ -199,7 +204,8 @@ public final class GatewayServer: Service, Sendable {
                             try sync.addHandler(LlhttpRequestBridge())
                         }
                         try sync.addHandler(
-                            ProxyHandler(runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, https: settings.serverTLS != nil))
+                            ProxyHandler(
+                                runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil))
                     }
                 }
                 .bind(host: config.listen.host, port: config.listen.port)

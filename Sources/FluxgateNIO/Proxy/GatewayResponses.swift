@@ -92,13 +92,22 @@ struct GatewayResponses: Sendable {
         _ answer: GatewayAnswer, requestID: RequestID?, close: Bool, http10: Bool = false, includeBody: Bool = true,
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 0)
+        response(answer, requestID: requestID, close: close, http10: http10, includeBody: includeBody, into: &buffer)
+        return buffer
+    }
+
+    /// The answer written into `buffer` (a reused one: ``LoopScratch``).
+    func response(
+        _ answer: GatewayAnswer, requestID: RequestID?, close: Bool, http10: Bool = false, includeBody: Bool = true,
+        into buffer: inout ByteBuffer
+    ) {
         let prepared = self.prepared[answer]!
-        var buffer = allocator.buffer(capacity: prepared.prefix.readableBytes + prepared.body.readableBytes + 96)
+        buffer.reserveCapacity(minimumWritableBytes: prepared.prefix.readableBytes + prepared.body.readableBytes + 96)
         buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
         buffer.writeImmutableBuffer(prepared.prefix)
         buffer.endHead(requestID: requestID, close: close, http10: http10)
         if includeBody { buffer.writeImmutableBuffer(prepared.body) }
-        return buffer
     }
 
     /// A shed: 429 or 503 with `Retry-After`, `X-Fluxgate-Shed` and the JSON body
@@ -107,12 +116,12 @@ struct GatewayResponses: Sendable {
     /// pieces; only the numbers are written per request.
     func shed(
         _ rejection: AdmissionGate.Rejection, requestID: RequestID, close: Bool, http10: Bool, includeBody: Bool,
-        allocator: ByteBufferAllocator
-    ) -> ByteBuffer {
+        into buffer: inout ByteBuffer
+    ) {
         let prepared = shedPieces[rejection.reason]!
         let seconds = String(rejection.retryAfterSeconds)
         let bodyLength = prepared.bodyPrefix.readableBytes + seconds.utf8.count + 1
-        var buffer = allocator.buffer(capacity: prepared.headPrefix.readableBytes + bodyLength + 200)
+        buffer.reserveCapacity(minimumWritableBytes: prepared.headPrefix.readableBytes + bodyLength + 200)
         buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
         buffer.writeImmutableBuffer(prepared.headPrefix)
         buffer.writeStaticString("content-length: ")
@@ -135,7 +144,6 @@ struct GatewayResponses: Sendable {
             buffer.writeString(seconds)
             buffer.writeStaticString("}")
         }
-        return buffer
     }
 
     private struct ShedPieces: Sendable {

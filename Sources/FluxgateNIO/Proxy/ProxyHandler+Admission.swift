@@ -76,10 +76,12 @@ extension ProxyHandler {
     func shed(_ exchange: Exchange, _ rejection: AdmissionGate.Rejection) {
         // A body still arriving is not read on: the answer closes the connection (lingering).
         let keepAlive = exchange.relay.clientKeepAlive && exchange.requestComplete
-        let bytes = runtime.responses.shed(
+        var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
+        runtime.responses.shed(
             rejection, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
-            includeBody: !exchange.isHeadRequest, allocator: allocator)
+            includeBody: !exchange.isHeadRequest, into: &bytes)
         exchange.bytesSent += bytes.readableBytes
+        scratch.keepAnswer(bytes)
         context.write(wrapOutboundOut(bytes), promise: nil)
         end(exchange, .shed(rejection.reason))
         finishResponse(keepAlive: keepAlive)

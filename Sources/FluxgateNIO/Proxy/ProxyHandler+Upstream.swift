@@ -105,7 +105,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         let complete: Bool
         do {
             complete = try exchange.relay.receive(
-                buffer, allocator: allocator, retry: { status in self.claimRetry(exchange, status: status) }
+                buffer, allocator: allocator, scratch: scratch, retry: { status in self.claimRetry(exchange, status: status) }
             ) { bytes in
                 exchange.bytesSent += bytes.readableBytes
                 context.write(self.wrapOutboundOut(bytes), promise: nil)

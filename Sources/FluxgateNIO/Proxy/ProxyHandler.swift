@@ -104,10 +104,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// `timeouts.lingering_close`, read when the connection was accepted.
     var lingerTimeout: TimeAmount { .nanoseconds(settings.config.timeouts.lingeringClose.nanosecondsClamped) }
 
+    /// Buffers shared with the other connections of this event loop (``LoopScratch``).
+    let scratch: LoopScratch
+
     init(
         runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientTimeoutHandler?, stats: LoopStats = LoopStats(),
-        https: Bool = false
+        scratch: LoopScratch = LoopScratch(), https: Bool = false
     ) {
+        self.scratch = scratch
         self.runtime = runtime
         self.https = https
         self.pool = pool
@@ -482,19 +486,22 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers an active exchange with the gateway's own response.
     func answerForExchange(_ exchange: Exchange, _ kind: GatewayAnswer) {
         let keepAlive = exchange.relay.clientKeepAlive && exchange.requestComplete && !draining
-        let bytes = runtime.responses.response(
+        var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
+        runtime.responses.response(
             kind, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
-            includeBody: !exchange.isHeadRequest, allocator: allocator)
+            includeBody: !exchange.isHeadRequest, into: &bytes)
         exchange.bytesSent += bytes.readableBytes
         end(exchange, .gatewayAnswer(status: Int(kind.status.code)))
+        scratch.keepAnswer(bytes)
         context.write(wrapOutboundOut(bytes), promise: nil)
         finishResponse(keepAlive: keepAlive)
     }
 
     /// An answer outside any exchange (a request that could not be parsed).
     func answer(_ kind: GatewayAnswer, requestID: RequestID?, http10: Bool, close: Bool, isHead: Bool) {
-        let bytes = runtime.responses.response(
-            kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, allocator: allocator)
+        var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
+        runtime.responses.response(kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, into: &bytes)
+        scratch.keepAnswer(bytes)
         context.write(wrapOutboundOut(bytes), promise: nil)
         finishResponse(keepAlive: !close)
     }

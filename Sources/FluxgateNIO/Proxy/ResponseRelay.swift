@@ -81,14 +81,22 @@ struct ResponseRelay {
     /// Returns true once the response is complete — or once `retry` claimed it: a final
     /// head whose status `retry` accepts is not forwarded at all (``discardedForRetry``),
     /// and the upstream connection is not reused.
+    ///
+    /// `scratch` (the event loop's, ``LoopScratch``) lends the storage for the client's
+    /// response head and the parsed field list; each is handed back as it goes out.
     mutating func receive(
-        _ input: ByteBuffer, allocator: ByteBufferAllocator, retry: (Int) -> Bool = { _ in false }, emit: (ByteBuffer) -> Void
+        _ input: ByteBuffer, allocator: ByteBufferAllocator, scratch: LoopScratch? = nil, retry: (Int) -> Bool = { _ in false },
+        emit: (ByteBuffer) -> Void
     ) throws(Failure) -> Bool {
         var buffer = input
         // A new head is held back briefly so that a small body read with it leaves in
         // the same buffer: one write(2) instead of a writev(2) of two.
         var heldHead: ByteBuffer? = nil
-        defer { if let heldHead { emit(heldHead) } }
+        func emitHead(_ head: ByteBuffer) {
+            scratch?.keepResponseHead(head)
+            emit(head)
+        }
+        defer { if let heldHead { emitHead(heldHead) } }
         while buffer.readableBytes > 0 {
             switch phase {
             case .head:
@@ -97,7 +105,12 @@ struct ResponseRelay {
                     buffer = partial
                     partialHead = nil
                 }
-                let outcome = buffer.withUnsafeReadableBytes { ResponseHeadParser.parse($0, maxLength: Self.maxHeadBytes) }
+                var fieldStorage: [ResponseHead.Field] = []
+                if let scratch { swap(&fieldStorage, &scratch.responseFields) }
+                let outcome = buffer.withUnsafeReadableBytes {
+                    ResponseHeadParser.parse($0, maxLength: Self.maxHeadBytes, fieldStorage: &fieldStorage)
+                }
+                if let scratch, fieldStorage.capacity > 0 { swap(&fieldStorage, &scratch.responseFields) }  // not used: back
                 switch outcome {
                 case .incomplete:
                     partialHead = buffer
@@ -105,6 +118,7 @@ struct ResponseRelay {
                 case .invalid(let reason):
                     throw .invalidHead(reason)
                 case .complete(let head):
+                    defer { scratch?.responseFields = head.fields }
                     if head.status == 101 {
                         guard upgradeAllowed else { throw .unexpectedUpgrade }
                         status = 101
@@ -129,7 +143,7 @@ struct ResponseRelay {
                         return true
                     }
                     let clientHead = buffer.withUnsafeReadableBytes { bytes in
-                        self.clientHead(head, bytes: bytes, allocator: allocator)
+                        self.clientHead(head, bytes: bytes, allocator: allocator, scratch: scratch)
                     }
                     heldHead = clientHead
                     headSent = true
@@ -145,7 +159,7 @@ struct ResponseRelay {
                             try framer.consume(bytes) { ranges.append($0) }
                         }
                         if let head = heldHead {
-                            emit(head)
+                            emitHead(head)
                             heldHead = nil
                         }
                         for range in ranges {
@@ -162,7 +176,7 @@ struct ResponseRelay {
                                 heldHead!.writeBuffer(&slice)
                             } else {
                                 if let head = heldHead {
-                                    emit(head)
+                                    emitHead(head)
                                     heldHead = nil
                                 }
                                 emit(slice)
@@ -205,7 +219,9 @@ struct ResponseRelay {
         return buffer
     }
 
-    private mutating func clientHead(_ head: ResponseHead, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
+    private mutating func clientHead(
+        _ head: ResponseHead, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator, scratch: LoopScratch?
+    ) -> ByteBuffer {
         let framing = head.framing(requestWasHead: requestWasHead)
         framer = BodyFramer(framing)
         if !requestComplete { clientKeepAlive = false }
@@ -223,7 +239,7 @@ struct ResponseRelay {
         }
         if !head.keepsConnection || head.announcesUnsentBody(requestWasHead: requestWasHead) { upstreamReusable = false }
 
-        var buffer = allocator.buffer(capacity: head.length + 64)
+        var buffer = scratch?.takeResponseHead(capacity: head.length + 64, allocator: allocator) ?? allocator.buffer(capacity: head.length + 64)
         buffer.writeStaticString(clientHTTP10 ? "HTTP/1.0" : "HTTP/1.1")
         buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[8..<head.statusLineLength]))
         for field in head.fields {
