@@ -22,6 +22,9 @@ final class LoopScratch {
     private var responseHead: ByteBuffer?
     /// Storage for ``ResponseHeadParser``'s field list.
     var responseFields: [ResponseHead.Field] = []
+    /// Storage for ``RequestHeadParser``'s field list: lent to a connection while it
+    /// parses a head, given back when the head was handled (an idle connection keeps none).
+    var requestFields: [RequestHead.Field] = []
 
     init() {}
 

@@ -236,6 +236,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// One head from the start of `input`; false when it is not complete (or was refused).
     func parseHead(_ input: ByteBuffer) -> Bool {
         let limit = settings.maxHeaderBytes
+        if !headPartial && head.fields.capacity == 0 { swap(&head.fields, &scratch.requestFields) }
         let outcome = input.withUnsafeReadableBytes { RequestHeadParser.parse($0, maxLength: limit, into: &head) }
         switch outcome {
         case .incomplete:
@@ -244,6 +245,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return false
         case .invalid(let refusal):
             headPartial = false
+            head.reset()
             inputRefused(refusal)
             return false
         case .complete:
@@ -253,6 +255,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 requestHead(UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
             }
             head.reset()
+            swap(&head.fields, &scratch.requestFields)
             receive?.moveReaderIndex(forwardBy: length)
             return true
         }
