@@ -9,6 +9,9 @@
 #                         the upstream answers with the same bytes (nginx cannot echo)
 #   mib                   GET /mib, a 1 MiB static file, at 16 connections
 #   c10k                  GET /health over 10 000 concurrent keep-alive connections
+#   two                   GET /health at 256 connections with two workers/threads/event
+#                         loops per proxy on both cores, wrk (two threads) unpinned: the
+#                         load generator and the upstream compete for the same cores
 #   shed                  Fluxgate only: a global bucket of 1/s rejects every request
 #                         (503 with headers and JSON body) — against Fluxgate proxying
 # Then peak RSS of each proxy and memory per idle keep-alive connection
@@ -16,7 +19,7 @@
 #
 # Installs nginx-light, haproxy and wrk with apt-get when missing (needs root);
 # builds Fluxgate in release mode. Env: DUR seconds per run (8), ROUNDS (3),
-# ROWS ("health64 health256 echo mib c10k shed"), IDLE (10000), and FLUXGATE_B: the
+# ROWS ("health64 health256 echo mib c10k shed two"), IDLE (10000), and FLUXGATE_B: the
 # path of another fluxgate binary (e.g. a copy of the previous build) to run as a
 # fourth target, "fluxgate-b", with the same config — how a change is A/B-measured;
 # FLUXGATE_YAML / FLUXGATE_B_YAML: YAML lines added to fluxgate's / fluxgate-b's
@@ -24,7 +27,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-8}; ROUNDS=${ROUNDS:-3}; IDLE=${IDLE:-10000}
-ROWS=${ROWS:-"health64 health256 echo mib c10k shed"}
+ROWS=${ROWS:-"health64 health256 echo mib c10k shed two"}
 
 missing=()
 for tool in nginx:nginx-light haproxy:haproxy wrk:wrk python3:python3 taskset:util-linux; do
@@ -138,7 +141,13 @@ sleep 2  # the held connections are closed; let the proxies reap them
 # wrk in one run; prints "rps p50_ms p99_ms errors".
 measure() {  # $1 port, $2 connections, $3 path, rest: wrk options
   local port=$1 conns=$2 path=$3; shift 3
-  taskset -c 0 wrk -t1 -c"$conns" -d"${DUR}s" --timeout 10s --latency "$@" "http://127.0.0.1:$port$path" 2>&1 | awk '
+  local run=(taskset -c 0 wrk -t1)
+  if [ -n "${TWO:-}" ]; then
+    # The two-worker row: the same labels, the two-worker processes, wrk with two threads unpinned.
+    case $port in 18601) port=18611 ;; 18602) port=18612 ;; 18603) port=18613 ;; esac
+    run=(wrk -t2)
+  fi
+  "${run[@]}" -c"$conns" -d"${DUR}s" --timeout 10s --latency "$@" "http://127.0.0.1:$port$path" 2>&1 | awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
     /Socket errors/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 } /Non-2xx/ { non2xx += $5 }
@@ -178,6 +187,20 @@ for r in $ROWS; do
     echo) row echo 64 /api/echo -s "$W/echo.lua" ;;
     mib) row mib 16 /mib ;;
     c10k) row c10k 10000 /health ;;
+    two)
+      # Two workers / threads / event loops each, on both cores, against the same
+      # upstream; wrk (two threads) and the upstream compete with the proxies for the
+      # two cores, so this row measures the whole machine, not a proxy alone.
+      sed -e 's/worker_processes 1;/worker_processes 2;/' -e 's/18601/18611/' -e "s|$W/nginx.pid|$W/nginx2.pid|" "$W/nginx.conf" >"$W/nginx2.conf"
+      sed -e 's/nbthread 1/nbthread 2/' -e 's/18602/18612/' "$W/haproxy.cfg" >"$W/haproxy2.cfg"
+      fluxgate_config 18613 "{ enabled: false }" | sed 's/^workers: 1/workers: 2/' >"$W/fluxgate2.yaml"
+      nginx -c "$W/nginx2.conf" -e "$W/nginx2.err" & pids+=($!)
+      haproxy -f "$W/haproxy2.cfg" -q & pids+=($!)
+      "$BIN" --config "$W/fluxgate2.yaml" >"$W/fluxgate2.log" 2>&1 & pids+=($!)
+      for target in nginx:18611 haproxy:18612 fluxgate:18613; do bench_wait "${target%%:*}" "${target#*:}"; done
+      saved_ports=("${ports[@]}"); ports=(nginx:18601 haproxy:18602 fluxgate:18603)
+      TWO=1 row two-256 256 /health
+      ports=("${saved_ports[@]}") ;;
     shed)
       # wrk's one thread tops out near the shed path's rate, so requests per CPU-second
       # of the gateway process is the comparison; raw requests/s are printed too.

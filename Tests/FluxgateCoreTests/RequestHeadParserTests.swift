@@ -99,6 +99,7 @@ struct RequestHeadParserTests {
         ("GET http://h:8@@0/x HTTP/1.1\r\nHost: h\r\n\r\n", "authority holds bytes"),
         ("GET http://user@h/x HTTP/1.1\r\nHost: h\r\n\r\n", "userinfo"),
         ("CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n", "authority-form"),
+        ("CONNECT `:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", "authority-form"),
         ("GET / HTTP/1.1\nHost: h\r\n\r\n", "does not end"),
         ("GET / HTTP/1.1\r\nHost: h\n\r\n", "bare LF"),
         ("GET / HTTP/1.1\r\nHost: h\r\r\n\r\n", "CR without LF"),
