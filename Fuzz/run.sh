@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer + AddressSanitizer) of the parsers Fluxgate wrote
-# itself — ResponseHeadParser and BodyFramer — with llhttp as the oracle
+# itself — RequestHeadParser, ResponseHeadParser and BodyFramer — with llhttp as the oracle
 # (Sources/FluxgateFuzz/WireFuzz.swift says what is checked).
 # Usage: Fuzz/run.sh [SECONDS per job] (default 300). Env: JOBS (1).
 # New interesting inputs go to Fuzz/corpus-work/ (not committed); a failing input is

@@ -189,6 +189,26 @@ struct HardeningTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// Bytes a client sends right behind its upgrade request, before the 101, belong
+    /// to the new protocol: they reach the upstream once the tunnel opens (before the
+    /// gateway parsed its own requests, they were dropped).
+    @Test func bytesSentBeforeThe101GoThroughTheTunnel() async throws {
+        let upstream = try await UpgradeEchoServer.start(group: group)
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:\(upstream.port)"])
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string:
+                "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly bytes"))
+            try await sink.waitFor("EARLY BYTES", on: channel.eventLoop)
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+            #expect(!upstream.head.contains("early"), "not part of the forwarded head")
+            try await channel.close()
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     @Test func anIdleTunnelIsClosedAndTheCapHolds() async throws {
         let upstream = try await UpgradeEchoServer.start(group: group)
         let config = try makeConfig(upstreams: ["http://127.0.0.1:\(upstream.port)"]) {

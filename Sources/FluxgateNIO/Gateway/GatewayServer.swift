@@ -161,10 +161,10 @@ public final class GatewayServer: Service, Sendable {
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
-                // The decoder keeps the last receive buffer of every connection, idle ones
+                // NIO keeps the last receive buffer of every channel for reuse, idle ones
                 // too: starting at 512 bytes instead of NIO's 2 048 saved 1.4 KiB per idle
-                // client connection (docs/PERFORMANCE.md); the buffer still grows to 64 KiB
-                // for connections that send more.
+                // client connection (docs/PERFORMANCE-HISTORY.md); the buffer still grows
+                // to 64 KiB for connections that send more.
                 .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {

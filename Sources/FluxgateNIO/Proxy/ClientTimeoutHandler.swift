@@ -3,14 +3,14 @@ import NIOCore
 
 /// Enforces `timeouts.client_header` and `timeouts.idle` on a client connection.
 ///
-/// Sits first in the pipeline, below the HTTP decoder, so it sees raw bytes arrive
-/// (the start of a request head) while ``ProxyHandler``, which holds a reference to
-/// it on the same event loop, tells it when a head was complete and when a response
-/// finished. The decisions are
-/// ``ClientConnectionTimeouts``'s; this shell owns one timer and re-arms it lazily: a
-/// timer that fires before the current deadline is re-armed for it, so a busy
-/// keep-alive connection costs about one timer per timeout period, not one per request,
-/// and never a cancellation.
+/// In the gateway it is not a pipeline stage: ``ProxyHandler``, the connection's one
+/// handler, calls it when the connection opens, when bytes arrive (the start of a
+/// request head), when a head was complete and when a response finished — no
+/// pipeline hop per read or write. It can still sit in a pipeline on its own (its
+/// tests do). The decisions are ``ClientConnectionTimeouts``'s; this shell owns one
+/// timer and re-arms it lazily: a timer that fires before the current deadline is
+/// re-armed for it, so a busy keep-alive connection costs about one timer per timeout
+/// period, not one per request, and never a cancellation.
 final class ClientTimeoutHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer

@@ -174,7 +174,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     /// The upstream answered the upgrade with 101 (already on its way to the client):
     /// the exchange ends here — its admission slot goes back, it is counted as a
     /// proxied 101 — and a ``TunnelHandler`` takes both connections over, in place of
-    /// this handler and the HTTP decoder. Its tunnel place passes to the tunnel.
+    /// this handler (and, with `parser: llhttp`, the decoder). Its tunnel place passes to the tunnel.
     func startTunnel(_ exchange: Exchange) {
         guard let connection = exchange.connection else {
             closeClient(.cutOff)

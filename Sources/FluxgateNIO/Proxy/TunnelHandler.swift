@@ -6,7 +6,7 @@ import NIOCore
 /// `limits.max_tunnels` given back when it ends. It holds no admission slot: a
 /// WebSocket open for hours must not starve ordinary requests of slots.
 ///
-/// Replaces ``ProxyHandler`` (and the HTTP decoder) in the client's pipeline; the
+/// Replaces ``ProxyHandler`` (and any HTTP decoder) in the client's pipeline; the
 /// upstream connection, which it owns from then on, reports to it as its delegate.
 final class TunnelHandler: ChannelDuplexHandler, UpstreamConnectionDelegate {
     typealias InboundIn = ByteBuffer
