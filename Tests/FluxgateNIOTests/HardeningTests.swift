@@ -92,10 +92,14 @@ struct HardeningTests {
             _ = client.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/stream?bytes=50000000", headers: ["host": "h"]))
             try await upstream.waitUntilBlocked()
             // The client reads nothing, so it cannot see the close; the gateway's count shows it.
-            try await eventuallyAsync("client_send expired") {
-                await traffic(gateway).timeouts[ExchangeDeadlines.Expiry.clientSend.index] == 1
+            // Any end counts as progress here (an exact count would wait out the suite's
+            // time limit if the exchange ended another way); the expectations say which.
+            try await eventuallyAsync("the exchange ended") {
+                let stats = await traffic(gateway)
+                return stats.timeouts[ExchangeDeadlines.Expiry.clientSend.index] >= 1 || stats.endCounts.reduce(0, +) >= 1
             }
             let stats = await traffic(gateway)
+            #expect(stats.timeouts[ExchangeDeadlines.Expiry.clientSend.index] == 1)
             #expect(stats.endCounts[TrafficStats.ends.firstIndex(of: "cut_off")!] == 1)
             try await eventually("the gateway let go of the connection") { gateway.gateway.openClientConnections == 0 }
             try await client.close()
