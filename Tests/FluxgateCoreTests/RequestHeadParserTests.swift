@@ -174,3 +174,12 @@ struct RequestHeadParserTests {
         #expect(head.fields.capacity >= 2)
     }
 }
+
+struct HeaderNameBytesTests {
+    @Test func configuredNamesMatchAnyCase() {
+        let name = Array("x-api-key".utf8)
+        #expect(Array("X-Api-KEY".utf8).withUnsafeBytes { HeaderName.equalsLowercase($0, name) })
+        #expect(!Array("X-Api-Keys".utf8).withUnsafeBytes { HeaderName.equalsLowercase($0, name) })
+        #expect(!Array("x-api-kez".utf8).withUnsafeBytes { HeaderName.equalsLowercase($0, name) })
+    }
+}

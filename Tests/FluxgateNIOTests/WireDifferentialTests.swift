@@ -28,14 +28,7 @@ struct WireDifferentialTests {
         var accepted = 0
         for round in 0..<6000 {
             var bytes = Array(Self.seeds[round % Self.seeds.count].utf8)
-            for _ in 0..<(1 + Int(rng.next() % 3)) {
-                let position = Int(rng.next() % UInt64(bytes.count))
-                switch rng.next() % 3 {
-                case 0: bytes[position] = Self.alphabet[Int(rng.next() % UInt64(Self.alphabet.count))]
-                case 1: bytes.insert(Self.alphabet[Int(rng.next() % UInt64(Self.alphabet.count))], at: position)
-                default: if bytes.count > 4 { bytes.remove(at: position) }
-                }
-            }
+            mutate(&bytes, alphabet: Self.alphabet, rng: &rng)
             let outcome = bytes.withUnsafeBytes { ResponseHeadParser.parse($0, maxLength: 4096) }
             guard case .complete(let head) = outcome else { continue }
             accepted += 1
@@ -110,14 +103,7 @@ struct RequestDifferentialTests {
         var verdicts: [RequestDifferential.Verdict: Int] = [:]
         for round in 0..<8000 {
             var bytes = Array(Self.seeds[round % Self.seeds.count].utf8)
-            for _ in 0..<(1 + Int(rng.next() % 3)) {
-                let position = Int(rng.next() % UInt64(bytes.count))
-                switch rng.next() % 3 {
-                case 0: bytes[position] = Self.alphabet[Int(rng.next() % UInt64(Self.alphabet.count))]
-                case 1: bytes.insert(Self.alphabet[Int(rng.next() % UInt64(Self.alphabet.count))], at: position)
-                default: if bytes.count > 4 { bytes.remove(at: position) }
-                }
-            }
+            mutate(&bytes, alphabet: Self.alphabet, rng: &rng)
             let (verdict, problem) = RequestDifferential.check(bytes, split: Int(rng.next() % 1000))
             verdicts[verdict, default: 0] += 1
             if let problem { Issue.record("\(problem) — input \(String(decoding: bytes, as: UTF8.self).debugDescription)") }
@@ -149,5 +135,17 @@ struct RequestDifferentialTests {
         let (verdict, problem) = RequestDifferential.check(Array(text.utf8))
         #expect(problem == nil)
         #expect(verdict == .onlyLlhttpAccepts)
+    }
+}
+
+/// One to three random replacements, insertions or deletions of alphabet bytes.
+func mutate(_ bytes: inout [UInt8], alphabet: [UInt8], rng: inout SplitMix) {
+    for _ in 0..<(1 + Int(rng.next() % 3)) {
+        let position = Int(rng.next() % UInt64(bytes.count))
+        switch rng.next() % 3 {
+        case 0: bytes[position] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+        case 1: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: position)
+        default: if bytes.count > 4 { bytes.remove(at: position) }
+        }
     }
 }

@@ -63,6 +63,18 @@ public enum HeaderName {
         return true
     }
 
+    /// ASCII case-insensitive equality against lowercase bytes (a name from the
+    /// configuration, lowercased once when it was loaded).
+    public static func equalsLowercase(_ bytes: UnsafeRawBufferPointer, _ lowercase: [UInt8]) -> Bool {
+        guard bytes.count == lowercase.count else { return false }
+        for index in 0..<bytes.count {
+            var byte = bytes[index]
+            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte |= 0x20 }
+            if byte != lowercase[index] { return false }
+        }
+        return true
+    }
+
     public static func equals(_ name: String, lowercase: StaticString) -> Bool {
         var name = name
         return name.withUTF8 { equalsLowercase(UnsafeRawBufferPointer($0), lowercase) }

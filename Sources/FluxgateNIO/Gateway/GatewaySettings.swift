@@ -19,7 +19,9 @@ final class GatewaySettings: Sendable {
     /// `host:port` per slot, for requests that arrive without `Host` (HTTP/1.0).
     let authorities: [String]
     /// `rate_limit.per_client.key: header:<Name>` → the header keying clients (else the address).
-    let clientKeyHeader: String?
+    /// The same name lowercased, as bytes: matched against each request's field names
+    /// without building a `String` per field.
+    let clientKeyHeader: [UInt8]?
     let maxBodyBytes: Int
     /// Per-client buckets are on (the key is built only then).
     let perClientLimited: Bool
@@ -51,7 +53,7 @@ final class GatewaySettings: Sendable {
         }
         self.authorities = upstreams.map { $0.url.endpoint.description }
         let key = config.rateLimit.perClient.key
-        self.clientKeyHeader = key.hasPrefix("header:") ? String(key.dropFirst("header:".count)) : nil
+        self.clientKeyHeader = key.hasPrefix("header:") ? Array(key.dropFirst("header:".count).lowercased().utf8) : nil
         self.maxBodyBytes = config.limits.maxBodyBytes
         self.perClientLimited = config.rateLimit.perClient.enabled
         self.exchangeLimits = config.timeouts.exchangeLimits

@@ -389,11 +389,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Header keys and address keys live in separate namespaces (``RateLimitKey``).
     func clientKey(_ exchange: Exchange, _ bytes: UnsafeRawBufferPointer) -> String {
         if let name = settings.clientKeyHeader {
-            for field in head.fields where field.kind == .other || field.kind == .requestID {
-                let fieldName = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self)
-                if fieldName.lowercased() == name.lowercased() {
-                    return RateLimitKey.header(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self))
-                }
+            // Any field may be the key (as before: also one the proxy treats specially);
+            // the first occurrence counts.
+            for field in head.fields where HeaderName.equalsLowercase(UnsafeRawBufferPointer(rebasing: bytes[field.name]), name) {
+                return RateLimitKey.header(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self))
             }
         }
         return RateLimitKey.address(exchange.client)
