@@ -48,6 +48,7 @@ let package = Package(
             name: "FluxgateNIO",
             dependencies: [
                 "FluxgateCore",
+                "FluxgateRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -61,6 +62,17 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: dataPathSettings
+        ),
+        // A small RESP2 Redis client for cluster mode (no Swift Redis client is in the
+        // package set; RedisClient.swift says more).
+        .target(
+            name: "FluxgateRedis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // The built-in demo upstream (the Fluxor API).
         .target(
@@ -132,9 +144,17 @@ let package = Package(
         ),
         .testTarget(name: "FluxgateCoreTests", dependencies: ["FluxgateCore"]),
         .testTarget(
+            name: "FluxgateRedisTests",
+            dependencies: [
+                "FluxgateRedis", "FluxgateTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "FluxgateNIOTests",
             dependencies: [
-                "FluxgateNIO", "FluxgateCore", "FluxorDemo", "FluxgateTestSupport",
+                "FluxgateNIO", "FluxgateCore", "FluxorDemo", "FluxgateTestSupport", "FluxgateRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

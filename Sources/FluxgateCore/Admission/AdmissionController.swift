@@ -78,8 +78,13 @@ public struct AdmissionController: Sendable {
 
     public private(set) var settings: Settings
     public private(set) var capacity: Int
+    /// Requests that may run at once: `S`, or this replica's share of it in cluster mode.
     public private(set) var slots: Int
     public private(set) var queueLimit: Int
+    /// `S = floor(C × u)` for the whole gateway (the cluster's, in cluster mode).
+    public private(set) var fullSlots: Int
+    /// Cluster mode: this replica's share of `S` (``LeasePlanner``); nil on a single gateway.
+    public private(set) var share: LeasePlanner.Share?
     public private(set) var inFlight = 0
     private var queues: [Deque<Waiter>] = [[], [], []]
     /// Mean service time of completed requests (EWMA, α = 1/16), nil until one completes.
@@ -90,14 +95,19 @@ public struct AdmissionController: Sendable {
         self.capacity = 0
         self.slots = 0
         self.queueLimit = 0
+        self.fullSlots = 0
         _ = setCapacity(capacity)
     }
 
     public var queued: Int { queues[0].count + queues[1].count + queues[2].count }
 
+    /// The capacity the rule works against: `C`, or in cluster mode this replica's
+    /// part of it (its share of `S` plus the same part of the queue).
+    public var effectiveCapacity: Int { share == nil ? capacity : slots + queueLimit }
+
     /// `(running + queued) / C`; 1 or more means full (and at capacity 0).
     public var utilization: Double {
-        capacity > 0 ? Double(inFlight + queued) / Double(capacity) : 1
+        effectiveCapacity > 0 ? Double(inFlight + queued) / Double(effectiveCapacity) : 1
     }
 
     /// Time between slot releases when every slot is busy: mean service / S.
@@ -109,7 +119,7 @@ public struct AdmissionController: Sendable {
     public mutating func arrive(id: Int, priority: Priority, now: MonotonicTime) -> Decision {
         guard capacity > 0 else { return .reject(.noHealthyUpstream) }
         let threshold = settings.shedAt[priority] ?? 1
-        if threshold < 1 && Double(inFlight + queued) >= (Double(capacity) * threshold).rounded(.up) {
+        if threshold < 1 && Double(inFlight + queued) >= (Double(effectiveCapacity) * threshold).rounded(.up) {
             return .reject(.overloaded)
         }
         if inFlight < slots && queued == 0 {
@@ -178,9 +188,16 @@ public struct AdmissionController: Sendable {
     /// waiters admitted into new slots and waiters that no longer fit the queue.
     public mutating func setCapacity(_ newCapacity: Int) -> (admitted: [Int], rejected: [Int]) {
         capacity = max(0, newCapacity)
-        slots = Int((Double(capacity) * settings.targetUtilization).rounded(.down))
-        if capacity > 0 && slots == 0 { slots = 1 }
-        queueLimit = capacity - slots
+        fullSlots = Int((Double(capacity) * settings.targetUtilization).rounded(.down))
+        if capacity > 0 && fullSlots == 0 { fullSlots = 1 }
+        if let share {
+            // The queue shrinks in proportion to the share (it is local, but its waits are not).
+            slots = share.slots(for: fullSlots)
+            queueLimit = fullSlots > 0 ? ((capacity - fullSlots) * slots + fullSlots - 1) / fullSlots : 0
+        } else {
+            slots = fullSlots
+            queueLimit = capacity - fullSlots
+        }
         let admitted = admitWaiters()
         var rejected: [Int] = []
         while queued > queueLimit {
@@ -191,6 +208,13 @@ public struct AdmissionController: Sendable {
             }
         }
         return (admitted, rejected)
+    }
+
+    /// Cluster mode: the share of `S` this replica may run (nil: all of it). Returns,
+    /// as a capacity change does, waiters admitted and waiters that no longer fit.
+    public mutating func setShare(_ share: LeasePlanner.Share?) -> (admitted: [Int], rejected: [Int]) {
+        self.share = share
+        return setCapacity(capacity)
     }
 
     /// Estimated time for the current queue (plus one) to drain, for `Retry-After`.

@@ -9,7 +9,7 @@ public enum ConfigLoader {
     /// Top-level keys, in the order `gateway.conf.example` documents them.
     public static let topLevelKeys = [
         "listen", "admin_listen", "workers", "upstreams", "health_check", "retry", "admission", "rate_limit",
-        "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo", "parser",
+        "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo", "parser", "cluster",
     ]
 
     /// Loads `path`; a missing file at the default path means "all defaults"
@@ -49,6 +49,48 @@ public enum ConfigLoader {
             throw ConfigErrors(errors: ordered)
         }
         return config
+    }
+
+    /// `cluster`: on when the section is present (or `FLUXGATE_CLUSTER_REDIS_URL` is set),
+    /// unless it says `enabled: false`.
+    static func decodeCluster(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> ClusterConfig {
+        var cluster = ClusterConfig()
+        let present = top.entries["cluster"].map { !ConfigReader.isNull($0) } ?? false
+        let section = r.table(
+            top.entries["cluster"], path: "cluster",
+            known: [
+                "enabled", "redis_url", "key_prefix", "sync_interval", "lease_ttl", "replica_id", "password", "connect_timeout",
+                "command_timeout", "share_floor", "on_store_failure", "fallback_replicas",
+            ])
+        cluster.enabled = r.bool(section, "enabled", default: present || r.environment["FLUXGATE_CLUSTER_REDIS_URL"] != nil)
+        let url = r.string(section, "redis_url", default: "")
+        if !url.isEmpty {
+            switch RedisURL.parse(url) {
+            case .success(let parsed): cluster.redis = parsed
+            case .failure(let problem): r.report("cluster.redis_url", "\(problem.reason), got \"\(url)\"", node: section.entries["redis_url"])
+            }
+        }
+        cluster.keyPrefix = r.string(section, "key_prefix", default: cluster.keyPrefix) {
+            $0.isEmpty || $0.utf8.count > 64 || $0.contains(where: { $0 == " " || $0 == "{" || $0 == "}" })
+                ? "must be 1 to 64 characters without spaces or braces" : nil
+        }
+        cluster.syncInterval = r.duration(section, "sync_interval", default: cluster.syncInterval, minimum: .milliseconds(10), maximum: .seconds(60))
+        cluster.leaseTTL = r.duration(section, "lease_ttl", default: cluster.leaseTTL, minimum: .milliseconds(100), maximum: .seconds(600))
+        if cluster.leaseTTL < cluster.syncInterval * 2 {
+            r.report("cluster.lease_ttl", "must be at least twice cluster.sync_interval (\(DurationParser.format(cluster.syncInterval))), or a lease lapses between renewals")
+        }
+        let replica = r.string(section, "replica_id", default: "") {
+            $0.utf8.count > 128 || $0.contains(where: { $0 == " " }) ? "must be at most 128 characters without spaces" : nil
+        }
+        cluster.replicaID = replica.isEmpty ? nil : replica
+        let password = r.string(section, "password", default: "")
+        cluster.password = password.isEmpty ? nil : password
+        cluster.connectTimeout = r.duration(section, "connect_timeout", default: cluster.connectTimeout, maximum: .seconds(60))
+        cluster.commandTimeout = r.duration(section, "command_timeout", default: cluster.commandTimeout, maximum: .seconds(60))
+        cluster.shareFloor = r.double(section, "share_floor", default: cluster.shareFloor) { $0 >= 0 && $0 <= 1 ? nil : "must be in [0, 1]" }
+        cluster.onStoreFailure = r.storeFailurePolicy(section, default: cluster.onStoreFailure)
+        cluster.fallbackReplicas = r.int(section, "fallback_replicas", default: cluster.fallbackReplicas, range: 1...1000)
+        return cluster
     }
 
     static func decode(_ root: Node?, reader r: inout ConfigReader) -> GatewayConfig {
@@ -123,11 +165,15 @@ public enum ConfigLoader {
         config.admission.routes = decodeRoutes(admission.entries["routes"], reader: &r)
 
         let rateLimit = r.table(top.entries["rate_limit"], path: "rate_limit", known: ["global", "per_client"])
-        let global = r.table(rateLimit.entries["global"], path: "rate_limit.global", known: ["enabled", "dry_run", "rate", "burst"])
+        let global = r.table(rateLimit.entries["global"], path: "rate_limit.global", known: ["enabled", "dry_run", "rate", "burst", "batch", "on_store_failure"])
         config.rateLimit.global.enabled = r.bool(global, "enabled", default: config.rateLimit.global.enabled)
         config.rateLimit.global.dryRun = r.bool(global, "dry_run", default: config.rateLimit.global.dryRun)
         config.rateLimit.global.rate = r.double(global, "rate", default: config.rateLimit.global.rate, check: Self.rateCheck)
         config.rateLimit.global.burst = r.int(global, "burst", default: config.rateLimit.global.burst, range: 1...Int(Int32.max))
+        config.rateLimit.global.batch = r.double(global, "batch", default: config.rateLimit.global.batch) {
+            $0 > 0 && $0 <= 1 ? nil : "must be in (0, 1]"
+        }
+        config.rateLimit.global.onStoreFailure = r.storeFailurePolicy(global, default: config.rateLimit.global.onStoreFailure)
         let perClient = r.table(
             rateLimit.entries["per_client"], path: "rate_limit.per_client",
             known: ["enabled", "dry_run", "rate", "burst", "key", "max_clients"])
@@ -237,6 +283,8 @@ public enum ConfigLoader {
         if config.demo.basePort + config.demo.instances - 1 > 65535 {
             r.report("demo.base_port", "base_port + instances - 1 must not exceed 65535")
         }
+
+        config.cluster = decodeCluster(top, reader: &r)
 
         if config.upstreams.isEmpty && !config.demo.enabled {
             r.report("upstreams", "at least one upstream is required when demo.enabled is false")

@@ -133,6 +133,10 @@ struct ConfigReader {
         scalar(table, key, default: value, expected: "host:port such as 0.0.0.0:8080", parse: SocketEndpoint.parse)
     }
 
+    mutating func storeFailurePolicy(_ table: Table, default value: StoreFailurePolicy) -> StoreFailurePolicy {
+        scalar(table, "on_store_failure", default: value, expected: "static_share or closed", parse: { StoreFailurePolicy(rawValue: $0.lowercased()) })
+    }
+
     static func environmentName(for path: String) -> String {
         "FLUXGATE_" + String(path.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })
     }

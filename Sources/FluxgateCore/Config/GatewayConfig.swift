@@ -41,6 +41,9 @@ public struct GatewayConfig: Sendable, Equatable {
     /// NIOHTTP1's llhttp in front of it, the fallback (docs/CONFIGURATION.md).
     /// Connections accepted after a reload use the new choice.
     public var parser = RequestParserChoice.fluxgate
+    /// Several replicas sharing one capacity and one global rate through Redis
+    /// (`cluster`); off unless the section is present (docs/SCALING.md).
+    public var cluster = ClusterConfig()
 
     public init() {}
 
@@ -74,6 +77,7 @@ public struct GatewayConfig: Sendable, Equatable {
         if listen != other.listen { keys.append("listen") }
         if adminListen != other.adminListen { keys.append("admin_listen") }
         if workers != other.workers { keys.append("workers") }
+        if cluster != other.cluster { keys.append("cluster") }
         if runsEmbeddedDemo != other.runsEmbeddedDemo || (runsEmbeddedDemo && demo != other.demo) { keys.append("demo") }
         return keys
     }
@@ -254,6 +258,11 @@ public struct RateLimitConfig: Sendable, Equatable {
         public var rate = 50_000.0
         /// Bucket capacity. Default 10000.
         public var burst = 10_000
+        /// Cluster mode: tokens taken from the shared bucket per fetch, as a share of
+        /// `rate`. Default 0.02 (1000 tokens at 50000/s).
+        public var batch = 0.02
+        /// Cluster mode, Redis unreachable: `static_share` (rate / replicas) or `closed`.
+        public var onStoreFailure = StoreFailurePolicy.staticShare
         public init() {}
     }
 

@@ -44,6 +44,11 @@ final class AdmissionGate: Sendable {
     private struct State {
         var controller: AdmissionController
         var global: TokenBucket?
+        /// Cluster mode: the global bucket lives in Redis; this is the local stock of it.
+        var sharedGlobal: SharedTokenBucket?
+        var clusterMode: Bool
+        /// Refused by the utilization rule since the cluster agent last asked (its demand signal).
+        var refusedForCapacity = 0
         var perClient: KeyedLimiter<String>?
         var waiters: [Int: Waiter] = [:]
         var nextID = 0
@@ -60,14 +65,19 @@ final class AdmissionGate: Sendable {
             admissionDryRun = config.admission.dryRun
             perClientPolicy = RateLimitPolicy(perClient: config.rateLimit.perClient)
             recoveryEstimate = config.healthCheck.recoveryEstimate
+            clusterMode = config.cluster.enabled
             rebuildBuckets(previous: nil, now: now)
         }
 
         /// New buckets for limits that changed (or appeared); unchanged ones keep their tokens.
         mutating func rebuildBuckets(previous: RateLimitConfig?, now: MonotonicTime) {
             let global = settings.global
-            if previous.map({ $0.global.enabled != global.enabled || $0.global.rate != global.rate || $0.global.burst != global.burst }) ?? true {
-                self.global = global.enabled ? TokenBucket(rate: global.rate, burst: global.burst, now: now) : nil
+            if previous.map({ $0.global != global }) ?? true {
+                self.global = global.enabled && !clusterMode ? TokenBucket(rate: global.rate, burst: global.burst, now: now) : nil
+                sharedGlobal =
+                    global.enabled && clusterMode
+                    ? SharedTokenBucket(rate: global.rate, burst: global.burst, batchFraction: global.batch, onStoreFailure: global.onStoreFailure)
+                    : nil
             }
             let client = settings.perClient
             if previous.map({
@@ -80,6 +90,8 @@ final class AdmissionGate: Sendable {
     }
 
     private let state: Mutex<State>
+    /// Cluster mode: asks the cluster agent for a batch of tokens (set once at start).
+    private let tokenSource = Mutex<(@Sendable () -> Void)?>(nil)
     /// What dry runs would have shed (real sheds are counted where each exchange ends).
     let dryRun = DryRunCounters()
     private let logger: Logger
@@ -122,6 +134,7 @@ final class AdmissionGate: Sendable {
         waiter makeWaiter: () -> (loop: any EventLoop, resume: @Sendable (Resumption) -> Void)
     ) -> Verdict {
         var wouldShed: ShedReason? = nil
+        var fetchTokens = false
         let verdict: Verdict = state.withLock { state in
             if case .denied(let wait)? = state.perClient?.take(clientKey, now: now) {
                 let rejection = Rejection(
@@ -129,7 +142,13 @@ final class AdmissionGate: Sendable {
                 if !state.settings.perClient.dryRun { return .rejected(rejection) }
                 wouldShed = .clientRateLimited
             }
-            if case .denied(let wait)? = state.global?.take(now: now) {
+            var globalDecision = state.global?.take(now: now)
+            if state.sharedGlobal != nil {
+                let (decision, fetch) = state.sharedGlobal!.take(now: now)
+                globalDecision = decision
+                fetchTokens = fetch
+            }
+            if case .denied(let wait)? = globalDecision {
                 if !state.settings.global.dryRun {
                     return .rejected(Rejection(reason: .rateLimited, retryAfterSeconds: RetryAfter.seconds(wait)))
                 }
@@ -157,12 +176,60 @@ final class AdmissionGate: Sendable {
                     wouldShed = wouldShed ?? reason
                     return .admitted
                 }
+                if reason == .overloaded { state.refusedForCapacity += 1 }
                 let wait = reason == .noHealthyUpstream ? state.recoveryEstimate : state.controller.drainEstimate
                 return .rejected(Rejection(reason: reason, retryAfterSeconds: RetryAfter.seconds(wait, jitter: jitter)))
             }
         }
         if let wouldShed { noteDryRun(wouldShed, now: now) }
+        if fetchTokens, let source = tokenSource.withLock({ $0 }) { source() }
         return verdict
+    }
+
+    // MARK: Cluster mode (ClusterAgent)
+
+    /// Where the shared bucket's batches come from (the cluster agent); called at most
+    /// once per batch, never waited for.
+    func setTokenSource(_ source: @escaping @Sendable () -> Void) {
+        tokenSource.withLock { $0 = source }
+    }
+
+    /// What the cluster agent reports each round: demand (running + queued + refused for
+    /// capacity since the last call), `S` as this replica sees it, and running.
+    func takeClusterDemand() -> (demand: Int, fullSlots: Int, inFlight: Int) {
+        state.withLock { state in
+            let c = state.controller
+            let demand = c.inFlight + c.queued + state.refusedForCapacity
+            state.refusedForCapacity = 0
+            return (demand, c.fullSlots, c.inFlight)
+        }
+    }
+
+    /// This replica's share of `S` changed (a lease, or the fallback when Redis is gone).
+    func setShare(_ share: LeasePlanner.Share?, jitter: Double = Double.random(in: 0..<1)) {
+        let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
+            let (admit, reject) = state.controller.setShare(share)
+            return (
+                admit.compactMap { state.waiters.removeValue(forKey: $0) },
+                reject.compactMap { state.waiters.removeValue(forKey: $0) },
+                RetryAfter.seconds(state.controller.drainEstimate, jitter: jitter))
+        }
+        resume(admitted: admitted, rejected: rejected, Rejection(reason: .overloaded, retryAfterSeconds: retry))
+    }
+
+    /// A batch from the shared bucket arrived.
+    func tokensFetched(granted: Int, wait: Duration, now: MonotonicTime) {
+        state.withLock { $0.sharedGlobal?.fetched(granted: granted, wait: wait, now: now) }
+    }
+
+    /// A batch could not be fetched: the shared bucket falls back (`on_store_failure`).
+    func tokenFetchFailed(replicas: Int, now: MonotonicTime) {
+        state.withLock { $0.sharedGlobal?.fetchFailed(replicas: replicas, now: now) }
+    }
+
+    /// The shared bucket's mode and stock, for `/stats` and metrics (nil outside cluster mode or without a global limit).
+    var sharedGlobal: (mode: SharedTokenBucket.Mode, stock: Int, batch: Int)? {
+        state.withLock { state in state.sharedGlobal.map { ($0.mode, $0.stock, $0.batch) } }
     }
 
     /// An admitted request finished; frees its slot and resumes waiters it admits.
@@ -216,16 +283,21 @@ final class AdmissionGate: Sendable {
 
     struct Snapshot: Sendable, Equatable {
         var capacity: Int
+        /// This replica's running slots (its share of `fullSlots` in cluster mode).
         var slots: Int
+        var fullSlots: Int
         var queueLimit: Int
         var inFlight: Int
         var queued: Int
+        /// `C`, or this replica's part of it in cluster mode.
+        var effectiveCapacity: Int
     }
 
     var snapshot: Snapshot {
         state.withLock { state in
             let c = state.controller
-            return Snapshot(capacity: c.capacity, slots: c.slots, queueLimit: c.queueLimit, inFlight: c.inFlight, queued: c.queued)
+            return Snapshot(capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, queueLimit: c.queueLimit, inFlight: c.inFlight, queued: c.queued,
+                effectiveCapacity: c.effectiveCapacity)
         }
     }
 

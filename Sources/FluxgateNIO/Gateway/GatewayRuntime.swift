@@ -20,6 +20,8 @@ final class GatewayRuntime: Sendable {
     let gate: AdmissionGate
     let router: UpstreamRouter
     let health: HealthMonitor
+    /// Cluster mode's lease and token keeper (nil on a single gateway).
+    let cluster: ClusterAgent?
     /// Retries in progress against `retry.budget_percent` of in-flight.
     private let retry: Mutex<(budget: RetryBudget, enabled: Bool)>
     /// Live connection and request objects, for leak checks (``LiveObjects``).
@@ -49,7 +51,7 @@ final class GatewayRuntime: Sendable {
 
     init(
         config: GatewayConfig, logger: Logger = Logger(label: "fluxgate"),
-        now: MonotonicTime = .init(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))
+        now: MonotonicTime = .init(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)), clusterLoop: (any EventLoop)? = nil
     ) throws {
         let settings = try GatewaySettings(version: 1, config: config, upstreams: UpstreamSlots.initial(config.effectiveUpstreams))
         self.current = Mutex(settings)
@@ -58,6 +60,8 @@ final class GatewayRuntime: Sendable {
         self.responses = GatewayResponses()
         self.gate = AdmissionGate(config: config, capacity: settings.fullCapacity, now: now, logger: logger)
         self.router = UpstreamRouter(upstreams: settings.upstreams, gate: gate)
+        let gate = self.gate
+        self.cluster = config.cluster.enabled ? clusterLoop.map { ClusterAgent(config: config, gate: gate, loop: $0, logger: logger) } : nil
         self.health = HealthMonitor(
             names: settings.upstreams.map(\.name), policy: config.healthCheck.policy, router: router, logger: logger)
         self.retry = Mutex((RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent), config.retry.enabled))
@@ -140,6 +144,7 @@ final class GatewayRuntime: Sendable {
                 config.retry.enabled)
         }
         gate.reconfigure(config: config, now: now)
+        cluster?.reconfigure(config)
         health.reconfigure(upstreams: settings.upstreams, policy: config.healthCheck.policy, fresh: assignment.fresh, now: now)
         accessLog.reconfigure(config.accessLog)
     }

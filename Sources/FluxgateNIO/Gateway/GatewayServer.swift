@@ -60,7 +60,7 @@ public final class GatewayServer: Service, Sendable {
         config: GatewayConfig, group: any EventLoopGroup, logger: Logger, source: ConfigSource? = nil,
         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logLevel: LogLevelSwitch? = nil
     ) throws {
-        self.runtime = try GatewayRuntime(config: config, logger: logger)
+        self.runtime = try GatewayRuntime(config: config, logger: logger, clusterLoop: group.next())
         self.healthChecker = HealthChecker(runtime: runtime, loop: group.next(), logger: logger)
         self.observability = GatewayObservability(runtime: runtime, registry: registry)
         self.group = group
@@ -112,6 +112,7 @@ public final class GatewayServer: Service, Sendable {
         let settings = runtime.settings
         let config = settings.config
         await healthChecker.start()
+        await runtime.cluster?.start()
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
         var stats: [ObjectIdentifier: NIOLoopBound<LoopStats>] = [:]
         var scratches: [ObjectIdentifier: NIOLoopBound<LoopScratch>] = [:]
@@ -308,6 +309,7 @@ public final class GatewayServer: Service, Sendable {
         try? await channel?.close()
         try? await admin?.close()
         await healthChecker.stop()
+        await runtime.cluster?.stop()
         for pool in pools {
             try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
         }

@@ -1,0 +1,127 @@
+/// What to do with a limit when the shared store (Redis) cannot be reached
+/// (`on_store_failure`).
+public enum StoreFailurePolicy: String, Sendable, Equatable, CaseIterable {
+    /// Admit a static share: the limit divided by the last known replica count.
+    case staticShare = "static_share"
+    /// Admit nothing until the store is back (503).
+    case closed
+}
+
+/// One replica's side of the shared-capacity lease (cluster mode).
+///
+/// Each `sync_interval` the replica reports its demand and asks for a share of the
+/// slots `S`; the store (a Lua script, atomically) grants at most `S` minus what the
+/// other live replicas hold, so the grants never add up to more than `S`. This type
+/// decides what to ask for (``FairShare`` over the peers' last reported demands and its
+/// own) and which share the local ``AdmissionController`` runs with, including when
+/// the store is down: the last grant stays valid until its lease runs out
+/// (`lease_ttl`, the store counts it for as long), then the replica falls back to
+/// `S / last known replica count` or, with `on_store_failure: closed`, to nothing.
+/// Pure: time and the store's answers are passed in.
+public struct LeasePlanner: Sendable {
+    public struct Settings: Sendable, Equatable {
+        public var leaseTTL: Duration
+        /// Each replica's floor as a share of an even split `S / n`, in [0, 1].
+        public var shareFloor: Double
+        public var onStoreFailure: StoreFailurePolicy
+        /// Replicas assumed before the store has ever answered.
+        public var fallbackReplicas: Int
+
+        public init(leaseTTL: Duration = .seconds(2), shareFloor: Double = 0.25, onStoreFailure: StoreFailurePolicy = .staticShare, fallbackReplicas: Int = 1) {
+            self.leaseTTL = leaseTTL
+            self.shareFloor = shareFloor
+            self.onStoreFailure = onStoreFailure
+            self.fallbackReplicas = fallbackReplicas
+        }
+    }
+
+    /// How the replica's share was decided.
+    public enum Mode: String, Sendable, Equatable {
+        /// Granted by the store (or the last grant, still within its lease).
+        case leased
+        /// Store unreachable past the lease: `S / replicas`.
+        case staticShare = "static_share"
+        /// Store unreachable past the lease, `on_store_failure: closed`: no slots.
+        case closed
+    }
+
+    /// The slots the local controller may run, as a grant made when `S` was `base`:
+    /// if the local `S` shrinks later (an upstream went down), the share shrinks with it.
+    public struct Share: Sendable, Equatable {
+        public var slots: Int
+        public var base: Int
+
+        public init(slots: Int, base: Int) {
+            self.slots = slots
+            self.base = base
+        }
+
+        /// The share against the local `S` now: never more than granted, scaled down with `S`.
+        public func slots(for localSlots: Int) -> Int {
+            guard base > 0, localSlots < base else { return Swift.min(slots, localSlots) }
+            return slots * localSlots / base
+        }
+    }
+
+    public private(set) var settings: Settings
+    public private(set) var mode: Mode = .leased
+    /// Live replicas (this one included) at the last answer from the store.
+    public private(set) var replicas: Int
+    public private(set) var share: Share?
+    /// The other replicas' demands at the last answer.
+    public private(set) var peerDemands: [Int] = []
+    /// This replica's demand, smoothed: it rises at once and decays by half per report.
+    public private(set) var demand = 0.0
+    private var leaseExpiry: MonotonicTime?
+
+    public init(settings: Settings) {
+        self.settings = settings
+        self.replicas = Swift.max(1, settings.fallbackReplicas)
+    }
+
+    public var degraded: Bool { mode != .leased }
+
+    /// The report for this round: the smoothed demand and the share to ask for.
+    /// `demand` is running + queued + refused for capacity since the last report.
+    public mutating func report(demand instant: Int, slots: Int) -> (demand: Int, want: Int) {
+        let sample = Double(Swift.max(0, instant))
+        demand = sample >= demand ? sample : demand + (sample - demand) / 2
+        let mine = Int(demand.rounded(.up))
+        let all = [mine] + peerDemands
+        let floor = Int((Double(slots) / Double(all.count) * settings.shareFloor).rounded(.up))
+        let want = FairShare.split(capacity: slots, demands: all, floor: floor)[0]
+        return (mine, want)
+    }
+
+    /// The store granted `grant` slots out of `slots`; `peers` are the other live replicas' demands.
+    public mutating func granted(_ grant: Int, slots: Int, peers: [Int], now: MonotonicTime) -> Share {
+        mode = .leased
+        peerDemands = peers
+        replicas = peers.count + 1
+        leaseExpiry = now + settings.leaseTTL
+        let share = Share(slots: Swift.max(0, grant), base: slots)
+        self.share = share
+        return share
+    }
+
+    /// The store did not answer this round. Returns the share to run with now.
+    public mutating func storeFailed(slots: Int, now: MonotonicTime) -> Share {
+        if let share, let leaseExpiry, now < leaseExpiry { return share }
+        leaseExpiry = nil
+        switch settings.onStoreFailure {
+        case .staticShare:
+            mode = .staticShare
+            let static_ = slots / replicas
+            share = Share(slots: slots > 0 ? Swift.max(1, static_) : 0, base: slots)
+        case .closed:
+            mode = .closed
+            share = Share(slots: 0, base: slots)
+        }
+        return share!
+    }
+
+    /// A reload changed the settings (the lease and mode carry on).
+    public mutating func update(settings: Settings) {
+        self.settings = settings
+    }
+}

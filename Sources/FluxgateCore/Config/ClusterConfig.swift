@@ -1,0 +1,95 @@
+/// Cluster mode (`cluster`): several gateway replicas share one capacity `S` and one
+/// global rate limit through Redis (docs/SCALING.md). Off unless the section is present.
+public struct ClusterConfig: Sendable, Equatable {
+    public var enabled = false
+    /// `redis://[[user]:password@]host[:port][/db]`. Default `redis://127.0.0.1:6379`.
+    public var redis = RedisURL(host: "127.0.0.1", port: 6379)
+    /// Prefix of every key the gateway writes. Default `fluxgate`.
+    public var keyPrefix = "fluxgate"
+    /// How often each replica reports demand and renews its lease. Default 250ms.
+    public var syncInterval: Duration = .milliseconds(250)
+    /// A replica that stops reporting loses its share after this long. Default 2s.
+    public var leaseTTL: Duration = .seconds(2)
+    /// This replica's name in the store. Default: host name and process id.
+    public var replicaID: String? = nil
+    /// Password (overrides one in the URL; `FLUXGATE_CLUSTER_PASSWORD` keeps it out of the file).
+    public var password: String? = nil
+    public var connectTimeout: Duration = .milliseconds(500)
+    /// A command (lease renewal, token batch) not answered in this long counts as a store failure. Default 250ms.
+    public var commandTimeout: Duration = .milliseconds(250)
+    /// Each replica's guaranteed share as a fraction of an even split. Default 0.25.
+    public var shareFloor = 0.25
+    /// Capacity when Redis is unreachable past the lease: `static_share` (S / replicas) or `closed`.
+    public var onStoreFailure = StoreFailurePolicy.staticShare
+    /// Replicas assumed for the static share before Redis has ever answered. Default 1.
+    public var fallbackReplicas = 1
+    public init() {}
+
+    public var leaseSettings: LeasePlanner.Settings {
+        LeasePlanner.Settings(leaseTTL: leaseTTL, shareFloor: shareFloor, onStoreFailure: onStoreFailure, fallbackReplicas: fallbackReplicas)
+    }
+}
+
+/// A parsed `redis://` URL.
+public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var username: String? = nil
+    public var password: String? = nil
+    public var database = 0
+
+    public init(host: String, port: Int, username: String? = nil, password: String? = nil, database: Int = 0) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+    }
+
+    /// Without the password, for logs and `/stats`.
+    public var description: String {
+        "redis://\(username.map { $0 + "@" } ?? "")\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)"
+    }
+
+    /// nil with the reason when `text` is not a usable Redis URL.
+    public static func parse(_ text: String) -> Result<RedisURL, Problem> {
+        if text.hasPrefix("rediss://") {
+            return .failure(Problem(reason: "TLS to Redis (rediss://) is not supported; reach Redis over a private network or a TLS sidecar"))
+        }
+        guard text.hasPrefix("redis://") else { return .failure(Problem(reason: "must start with redis://")) }
+        var rest = Substring(text.dropFirst("redis://".count))
+        var url = RedisURL(host: "", port: 6379)
+        if let slash = rest.firstIndex(of: "/") {
+            let path = rest[rest.index(after: slash)...]
+            rest = rest[..<slash]
+            if !path.isEmpty {
+                guard let db = Int(path), (0...15).contains(db) else { return .failure(Problem(reason: "the database after / must be 0...15")) }
+                url.database = db
+            }
+        }
+        if let at = rest.lastIndex(of: "@") {
+            let userinfo = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = userinfo.firstIndex(of: ":") {
+                let user = userinfo[..<colon]
+                url.username = user.isEmpty ? nil : String(user)
+                url.password = String(userinfo[userinfo.index(after: colon)...])
+            } else if !userinfo.isEmpty {
+                url.password = String(userinfo)
+            }
+        }
+        guard !rest.isEmpty, !rest.hasPrefix(":"),
+            let endpoint = SocketEndpoint.parse(rest.contains(":") && !rest.hasSuffix("]") ? String(rest) : "\(rest):6379"),
+            endpoint.port > 0
+        else {
+            return .failure(Problem(reason: "expected redis://host:port with a port in 1...65535"))
+        }
+        url.host = endpoint.host
+        url.port = endpoint.port
+        return .success(url)
+    }
+
+    public struct Problem: Error, Equatable {
+        public var reason: String
+    }
+}

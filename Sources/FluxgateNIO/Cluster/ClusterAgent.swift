@@ -1,0 +1,196 @@
+import Foundation
+import FluxgateCore
+import FluxgateRedis
+import Logging
+import NIOCore
+import Synchronization
+
+/// Cluster mode's I/O: keeps this replica's capacity lease and its stock of global
+/// tokens in step with Redis (docs/SCALING.md).
+///
+/// Every `cluster.sync_interval` it reports demand and renews the lease
+/// (``ClusterScripts/lease``), then hands the share ``LeasePlanner`` decides to the
+/// ``AdmissionGate``; the gate asks it for a batch of tokens when its stock runs low
+/// (``ClusterScripts/tokens``). Nothing on the data path waits for Redis: a request
+/// is decided on the share and tokens already held, and when Redis does not answer
+/// within `command_timeout` the planner and the shared bucket fall back
+/// (`on_store_failure`). Store state changes are logged once each way. All mutable
+/// state is confined to `loop`.
+final class ClusterAgent: @unchecked Sendable {
+    // @unchecked: `planner`, `task`, `storeUp` and `fetching` are touched only on `loop`.
+    let loop: any EventLoop
+    private let client: RedisClient
+    private let gate: AdmissionGate
+    private let config: ClusterConfig
+    private let rateLimit: Mutex<RateLimitConfig.GlobalLimit>
+    private let logger: Logger
+    let replicaID: String
+    private let leaseKey: String
+    private let tokenKey: String
+    private var planner: LeasePlanner
+    private var task: RepeatedTask?
+    private var storeUp: Bool?
+    private let published = Mutex(Status())
+    private let counters = Counters()
+
+    /// What `/stats` and `/metrics` show.
+    struct Status: Sendable, Equatable {
+        var mode = LeasePlanner.Mode.leased
+        var storeUp = false
+        var replicas = 1
+        var share = 0
+        var demand = 0
+        var lastError: String?
+    }
+
+    final class Counters: Sendable {
+        let syncs = Atomic<Int>(0)
+        let syncFailures = Atomic<Int>(0)
+        let tokenFetches = Atomic<Int>(0)
+        let tokenFetchFailures = Atomic<Int>(0)
+        let tokensFetched = Atomic<Int>(0)
+    }
+
+    init(config: GatewayConfig, gate: AdmissionGate, loop: any EventLoop, logger: Logger) {
+        let cluster = config.cluster
+        self.loop = loop
+        self.gate = gate
+        self.config = cluster
+        self.rateLimit = Mutex(config.rateLimit.global)
+        self.logger = logger
+        self.replicaID = cluster.replicaID ?? Self.defaultReplicaID()
+        self.leaseKey = "\(cluster.keyPrefix):capacity"
+        self.tokenKey = "\(cluster.keyPrefix):tokens"
+        self.planner = LeasePlanner(settings: cluster.leaseSettings)
+        self.client = RedisClient(
+            configuration: .init(
+                host: cluster.redis.host, port: cluster.redis.port, username: cluster.redis.username,
+                password: cluster.password ?? cluster.redis.password, database: cluster.redis.database,
+                connectTimeout: .nanoseconds(cluster.connectTimeout.nanosecondsClamped),
+                commandTimeout: .nanoseconds(cluster.commandTimeout.nanosecondsClamped)),
+            loop: loop)
+    }
+
+    /// The host name (the pod name on Kubernetes) and the process id.
+    static func defaultReplicaID() -> String {
+        "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    }
+
+    var status: Status { published.withLock { $0 } }
+    var counts: Counters { counters }
+
+    /// Takes the first lease (or, without Redis, the static share) before returning,
+    /// then renews every `sync_interval`.
+    func start() async {
+        gate.setTokenSource { [weak self] in
+            guard let self else { return }
+            self.loop.execute { self.fetchTokens() }
+        }
+        let first: EventLoopFuture<Void> = loop.flatSubmit {
+            // Until the first answer: the static share for the replicas expected.
+            self.gate.setShare(self.planner.storeFailed(slots: self.gate.takeClusterDemand().fullSlots, now: Self.now()))
+            if self.gate.sharedGlobal != nil { self.fetchTokens() }
+            return self.sync()
+        }
+        try? await first.get()
+        loop.execute {
+            self.task = self.loop.scheduleRepeatedAsyncTask(
+                initialDelay: .nanoseconds(self.config.syncInterval.nanosecondsClamped),
+                delay: .nanoseconds(self.config.syncInterval.nanosecondsClamped)
+            ) { _ in self.sync() }
+        }
+    }
+
+    /// Stops renewing and gives the lease back, so the other replicas may take the
+    /// slots at once instead of after the TTL (call after the drain).
+    func stop() async {
+        let done: EventLoopFuture<Void> = loop.flatSubmit {
+            self.task?.cancel()
+            self.task = nil
+            return self.client.send(["HDEL", self.leaseKey, self.replicaID]).map { _ in () }.recover { _ in () }
+                .flatMap { self.client.close() }
+        }
+        try? await done.get()
+    }
+
+    /// A reload changed the global limit's rate, burst or batch (the cluster section itself needs a restart).
+    func reconfigure(_ config: GatewayConfig) {
+        rateLimit.withLock { $0 = config.rateLimit.global }
+    }
+
+    // MARK: On `loop`
+
+    private func sync() -> EventLoopFuture<Void> {
+        let (demand, slots, running) = gate.takeClusterDemand()
+        let report = planner.report(demand: demand, slots: slots)
+        let arguments = [
+            replicaID, String(report.want), String(running), String(report.demand), String(slots),
+            String(config.leaseTTL.nanosecondsClamped / 1_000_000),
+        ]
+        return client.run(ClusterScripts.lease, keys: [leaseKey], arguments: arguments).flatMapThrowing { reply in
+            guard let values = reply.elements, values.count == 3, let grant = values[0].int, let replicas = values[1].int,
+                let peers = values[2].elements?.compactMap({ $0.int.map(Int.init) }), peers.count == Int(replicas) - 1
+            else { throw RedisError.malformed("unexpected lease reply \(reply)") }
+            return (Int(grant), peers)
+        }.map { (grant: Int, peers: [Int]) in
+            let share = self.planner.granted(grant, slots: slots, peers: peers, now: Self.now())
+            self.gate.setShare(share)
+            self.counters.syncs.wrappingAdd(1, ordering: .relaxed)
+            self.noteStore(up: true, error: nil)
+            self.publish(demand: report.demand, share: share.slots(for: slots), error: nil)
+        }.recover { error in
+            let share = self.planner.storeFailed(slots: slots, now: Self.now())
+            self.gate.setShare(share)
+            self.counters.syncFailures.wrappingAdd(1, ordering: .relaxed)
+            self.noteStore(up: false, error: error)
+            self.publish(demand: report.demand, share: share.slots(for: slots), error: "\(error)")
+        }
+    }
+
+    private func fetchTokens() {
+        let limit = rateLimit.withLock { $0 }
+        guard let shared = gate.sharedGlobal else { return }
+        counters.tokenFetches.wrappingAdd(1, ordering: .relaxed)
+        let arguments = [String(limit.rate), String(limit.burst), String(shared.batch)]
+        client.run(ClusterScripts.tokens, keys: [tokenKey], arguments: arguments).whenComplete { result in
+            if case .success(let reply) = result, let values = reply.elements, values.count == 2,
+                let granted = values[0].int, let wait = values[1].int
+            {
+                self.counters.tokensFetched.wrappingAdd(Int(granted), ordering: .relaxed)
+                self.gate.tokensFetched(granted: Int(granted), wait: .milliseconds(wait), now: Self.now())
+            } else {
+                self.counters.tokenFetchFailures.wrappingAdd(1, ordering: .relaxed)
+                self.gate.tokenFetchFailed(replicas: self.planner.replicas, now: Self.now())
+            }
+        }
+    }
+
+    private func noteStore(up: Bool, error: (any Error)?) {
+        defer { storeUp = up }
+        guard storeUp != up else { return }
+        if up {
+            logger.notice(
+                storeUp == nil ? "cluster: connected to redis; sharing capacity" : "cluster: redis is back; sharing capacity again",
+                metadata: ["redis": "\(config.redis)", "replica": "\(replicaID)", "replicas": "\(planner.replicas)"])
+        } else {
+            logger.error(
+                "cluster: redis unreachable; keeping the current lease until it expires, then on_store_failure applies",
+                metadata: [
+                    "redis": "\(config.redis)", "error": "\(error.map { "\($0)" } ?? "")",
+                    "on_store_failure": "\(config.onStoreFailure.rawValue)", "lease_ttl": "\(DurationParser.format(config.leaseTTL))",
+                    "replicas_assumed": "\(planner.replicas)",
+                ])
+        }
+    }
+
+    private func publish(demand: Int, share: Int, error: String?) {
+        let status = Status(
+            mode: planner.mode, storeUp: storeUp ?? false, replicas: planner.replicas, share: share, demand: demand,
+            lastError: error)
+        published.withLock { $0 = status }
+    }
+
+    private static func now() -> MonotonicTime {
+        MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))
+    }
+}

@@ -1,0 +1,270 @@
+import FluxgateCore
+import Testing
+
+/// Share computation for cluster mode: max-min fairness, floor, the sum bound.
+struct FairShareTests {
+    @Test(arguments: [
+        (12, [10, 10, 10], 1, [4, 4, 4]),
+        (12, [2, 20, 20], 1, [2, 5, 5]),
+        (12, [0, 0, 6], 1, [2, 2, 7]),
+        (2, [5, 5, 5], 1, [1, 1, 0]),
+        (100, [0], 25, [62]),
+        (100, [90, 0, 0], 8, [84, 8, 8]),
+        (100, [70, 0, 0], 8, [73, 11, 11]),
+        (100, [200, 0, 0], 8, [84, 8, 8]),
+        (10, [3, 3, 100], 0, [3, 3, 4]),
+        (0, [5, 5], 1, [0, 0]),
+    ])
+    func splits(_ capacity: Int, _ demands: [Int], _ floor: Int, _ expected: [Int]) {
+        #expect(FairShare.split(capacity: capacity, demands: demands, floor: floor) == expected)
+    }
+
+    /// Over many shapes: never more than S, every replica at least its floor (when
+    /// the floors fit), nobody above its want unless everyone is satisfied, and no
+    /// unsatisfied replica below another's share by more than one slot.
+    @Test func propertiesHoldForManyShapes() {
+        var generator = SplitMix(seed: 7)
+        for _ in 0..<5000 {
+            let n = Int(generator.next() % 6) + 1
+            let capacity = Int(generator.next() % 200)
+            let demands = (0..<n).map { _ in Int(generator.next() % 120) }
+            let floor = Int(generator.next() % 10)
+            let shares = FairShare.split(capacity: capacity, demands: demands, floor: floor)
+            #expect(shares.reduce(0, +) <= capacity)
+            #expect(shares.allSatisfy { $0 >= 0 })
+            if capacity >= n * floor && capacity >= n {
+                #expect(shares.allSatisfy { $0 >= max(floor, 1) }, "\(capacity) \(demands) \(floor) → \(shares)")
+            }
+            let wants = demands.map { max($0, min(floor, capacity / n), capacity >= n ? 1 : 0) }
+            if wants.reduce(0, +) > capacity {
+                #expect(shares.reduce(0, +) == capacity, "saturated: all of S is handed out")
+                let unsatisfied = shares.indices.filter { shares[$0] < wants[$0] }
+                for i in unsatisfied {
+                    for j in shares.indices where shares[j] > shares[i] + 1 {
+                        Issue.record("\(capacity) \(demands) \(floor) → \(shares): \(j) has more than unsatisfied \(i)")
+                    }
+                }
+            } else {
+                #expect(zip(shares, wants).allSatisfy { $0 >= $1 })
+            }
+        }
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+struct LeasePlannerTests {
+    let t0 = MonotonicTime(nanoseconds: 1_000_000_000)
+
+    @Test func asksForItsFairShareOfTheLastView() {
+        var planner = LeasePlanner(settings: .init(leaseTTL: .seconds(2), shareFloor: 0.25))
+        // Alone at first: wants its demand plus headroom (half the rest: one part kept for a newcomer).
+        #expect(planner.report(demand: 10, slots: 100).want == 62)
+        _ = planner.granted(62, slots: 100, peers: [50, 50], now: t0)
+        #expect(planner.replicas == 3)
+        // With two peers of demand 50: max-min over (10, 50, 50) in 100 → 10 + nothing left.
+        let report = planner.report(demand: 10, slots: 100)
+        #expect(report.want == 10)
+    }
+
+    @Test func demandRisesAtOnceAndDecaysByHalf() {
+        var planner = LeasePlanner(settings: .init())
+        #expect(planner.report(demand: 40, slots: 100).demand == 40)
+        #expect(planner.report(demand: 0, slots: 100).demand == 20)
+        #expect(planner.report(demand: 0, slots: 100).demand == 10)
+        #expect(planner.report(demand: 30, slots: 100).demand == 30)
+    }
+
+    /// The store is down: the last grant holds for the lease TTL, then `S / replicas`.
+    @Test func aLapsedLeaseFallsBackToTheStaticShare() {
+        var planner = LeasePlanner(settings: .init(leaseTTL: .seconds(2)))
+        let granted = planner.granted(30, slots: 60, peers: [5, 5], now: t0)
+        #expect(granted == .init(slots: 30, base: 60))
+        #expect(planner.storeFailed(slots: 60, now: t0 + .milliseconds(1999)) == granted)
+        #expect(!planner.degraded)
+        #expect(planner.storeFailed(slots: 60, now: t0 + .seconds(2)) == .init(slots: 20, base: 60))
+        #expect(planner.mode == .staticShare)
+        #expect(planner.degraded)
+        // Back: the grant rules again.
+        #expect(planner.granted(25, slots: 60, peers: [5, 5], now: t0 + .seconds(3)) == .init(slots: 25, base: 60))
+        #expect(planner.mode == .leased)
+    }
+
+    @Test func closedAdmitsNothingOnceTheLeaseLapses() {
+        var planner = LeasePlanner(settings: .init(leaseTTL: .seconds(1), onStoreFailure: .closed))
+        _ = planner.granted(10, slots: 20, peers: [], now: t0)
+        #expect(planner.storeFailed(slots: 20, now: t0 + .seconds(1)).slots == 0)
+        #expect(planner.mode == .closed)
+    }
+
+    /// Before the store ever answered: the static share for `fallback_replicas`.
+    @Test func beforeTheFirstAnswerTheExpectedReplicaCountApplies() {
+        var planner = LeasePlanner(settings: .init(fallbackReplicas: 3))
+        #expect(planner.storeFailed(slots: 67, now: t0) == .init(slots: 22, base: 67))
+    }
+
+    /// A share shrinks with the local S (an upstream went down) and never grows past the grant.
+    @Test func aShareScalesDownWithTheLocalSlots() {
+        let share = LeasePlanner.Share(slots: 30, base: 60)
+        #expect(share.slots(for: 60) == 30)
+        #expect(share.slots(for: 30) == 15)
+        #expect(share.slots(for: 90) == 30)
+        #expect(share.slots(for: 0) == 0)
+    }
+}
+
+struct SharedTokenBucketTests {
+    let t0 = MonotonicTime(nanoseconds: 5_000_000_000)
+
+    @Test func spendsBatchesAndAsksForTheNextAtHalf() {
+        var bucket = SharedTokenBucket(rate: 1000, burst: 500, batchFraction: 0.01, onStoreFailure: .staticShare)
+        #expect(bucket.batch == 10)
+        // Empty at start: denied, and a fetch is asked for once.
+        var (decision, fetch) = bucket.take(now: t0)
+        #expect(decision == .denied(retryAfter: .milliseconds(1)))
+        #expect(fetch)
+        #expect(bucket.take(now: t0).fetch == false)
+        bucket.fetched(granted: 10, wait: .zero, now: t0)
+        var fetches = 0
+        for _ in 0..<5 {
+            (decision, fetch) = bucket.take(now: t0)
+            if case .denied = decision { Issue.record("a held token was refused") }
+            if fetch { fetches += 1 }
+        }
+        // Stock 5 = half a batch: the fifth take asks for more.
+        #expect(fetches == 1)
+        #expect(bucket.stock == 5)
+    }
+
+    /// The store had fewer than asked: no fetch before the wait it named, and the
+    /// refusal's Retry-After is that wait.
+    @Test func anEmptyStoreIsNotAskedAgainBeforeItsWait() {
+        var bucket = SharedTokenBucket(rate: 100, burst: 100, batchFraction: 0.1, onStoreFailure: .staticShare)
+        _ = bucket.take(now: t0)
+        bucket.fetched(granted: 0, wait: .milliseconds(100), now: t0)
+        let (decision, fetch) = bucket.take(now: t0 + .milliseconds(40))
+        #expect(decision == .denied(retryAfter: .milliseconds(60)))
+        #expect(!fetch)
+        #expect(bucket.take(now: t0 + .milliseconds(100)).fetch)
+    }
+
+    /// The store is unreachable: a local bucket of rate / replicas until a fetch succeeds.
+    @Test func fallsBackToAStaticShareAndRecovers() {
+        var bucket = SharedTokenBucket(rate: 300, burst: 30, batchFraction: 0.1, onStoreFailure: .staticShare)
+        _ = bucket.take(now: t0)
+        bucket.fetchFailed(replicas: 3, now: t0)
+        #expect(bucket.mode == .staticShare)
+        // rate 100/s, burst 10 for this replica.
+        var allowed = 0
+        for _ in 0..<50 {
+            if case .allowed = bucket.take(now: t0).decision { allowed += 1 }
+        }
+        #expect(allowed == 10)
+        // A second later: 100 more tokens' worth, capped at the burst; and a fetch is tried again.
+        let (_, fetch) = bucket.take(now: t0 + .seconds(1))
+        #expect(fetch)
+        bucket.fetched(granted: 30, wait: .zero, now: t0 + .seconds(1))
+        #expect(bucket.mode == .shared)
+        #expect(bucket.stock == 30)
+    }
+
+    @Test func closedRefusesUntilTheStoreIsBack() {
+        var bucket = SharedTokenBucket(rate: 100, burst: 10, batchFraction: 0.1, onStoreFailure: .closed)
+        _ = bucket.take(now: t0)
+        bucket.fetchFailed(replicas: 2, now: t0)
+        #expect(bucket.mode == .closed)
+        if case .allowed = bucket.take(now: t0 + .milliseconds(10)).decision { Issue.record("closed must refuse") }
+    }
+
+    /// Over a long run at steady demand above the rate, a replica admits no more than
+    /// the store handed out.
+    @Test func admitsExactlyWhatTheStoreGranted() {
+        var bucket = SharedTokenBucket(rate: 1000, burst: 100, batchFraction: 0.02, onStoreFailure: .staticShare)
+        var granted = 0
+        var admitted = 0
+        var now = t0
+        for _ in 0..<20_000 {
+            now = now + .microseconds(500)
+            let (decision, fetch) = bucket.take(now: now)
+            if case .allowed = decision { admitted += 1 }
+            if fetch {
+                bucket.fetched(granted: 20, wait: .zero, now: now)
+                granted += 20
+            }
+        }
+        #expect(admitted <= granted)
+        #expect(granted - admitted <= bucket.batch + bucket.batch / 2)
+    }
+}
+
+struct ClusterConfigTests {
+    @Test func absentByDefault() throws {
+        let config = try ConfigLoader.load(yaml: "")
+        #expect(!config.cluster.enabled)
+    }
+
+    @Test func theSectionTurnsItOn() throws {
+        let config = try ConfigLoader.load(
+            yaml: """
+                cluster:
+                  redis_url: "redis://:pw@10.0.0.5:6380/2"
+                  key_prefix: edge
+                  sync_interval: 100ms
+                  lease_ttl: 1s
+                  on_store_failure: closed
+                rate_limit: { global: { batch: 0.05, on_store_failure: closed } }
+                """)
+        #expect(config.cluster.enabled)
+        #expect(config.cluster.redis == RedisURL(host: "10.0.0.5", port: 6380, password: "pw", database: 2))
+        #expect(config.cluster.keyPrefix == "edge")
+        #expect(config.cluster.syncInterval == .milliseconds(100))
+        #expect(config.cluster.leaseTTL == .seconds(1))
+        #expect(config.cluster.onStoreFailure == .closed)
+        #expect(config.rateLimit.global.batch == 0.05)
+        #expect(config.rateLimit.global.onStoreFailure == .closed)
+        #expect("\(config.cluster.redis)" == "redis://10.0.0.5:6380/2")
+    }
+
+    @Test func theEnvironmentCanTurnItOn() throws {
+        let config = try ConfigLoader.load(yaml: "", environment: ["FLUXGATE_CLUSTER_REDIS_URL": "redis://redis:6379"])
+        #expect(config.cluster.enabled)
+        #expect(config.cluster.redis.host == "redis")
+    }
+
+    @Test(arguments: [
+        ("cluster: { redis_url: \"http://x:1\" }", "cluster.redis_url: must start with redis://"),
+        ("cluster: { redis_url: \"rediss://x:1\" }", "cluster.redis_url: TLS to Redis (rediss://) is not supported"),
+        ("cluster: { redis_url: \"redis://x:1/99\" }", "cluster.redis_url: the database after / must be 0...15"),
+        ("cluster: { redis_url: \"redis://:0\" }", "cluster.redis_url: expected redis://host:port"),
+        ("cluster: { sync_interval: 1s, lease_ttl: 1500ms }", "cluster.lease_ttl: must be at least twice cluster.sync_interval"),
+        ("cluster: { on_store_failure: open }", "cluster.on_store_failure: expected static_share or closed"),
+        ("cluster: { key_prefix: \"a b\" }", "cluster.key_prefix: must be 1 to 64 characters"),
+        ("cluster: { redis: x }", "cluster.redis: unknown key"),
+    ])
+    func mistakesAreNamed(_ yaml: String, _ message: String) {
+        let (path, text) = (String(message.prefix { $0 != ":" }), String(message.drop { $0 != ":" }.dropFirst(2)))
+        do {
+            _ = try ConfigLoader.load(yaml: yaml)
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            let described = "\(error)"
+            #expect(described.contains("\(path) (line 1): \(text)") || described.contains("\(path): \(text)"), "\(described)")
+        }
+    }
+
+    @Test func aClusterChangeNeedsARestart() throws {
+        let a = try ConfigLoader.load(yaml: "cluster: { key_prefix: a }")
+        let b = try ConfigLoader.load(yaml: "cluster: { key_prefix: b }")
+        #expect(a.restartOnlyDifferences(b) == ["cluster"])
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A throwaway `redis-server` for tests: its own port, no persistence, stopped by
+/// ``stop()`` (and killed with the test process if that dies first: it runs in the
+/// foreground as a child).
+///
+/// `swift test` needs nothing but the toolchain: tests that use this are skipped when
+/// `redis-server` is not installed — unless `FLUXGATE_REQUIRE_REDIS=1` is set, as
+/// `.ci/run` does after installing it, so CI cannot skip them silently.
+public final class RedisServer: @unchecked Sendable {
+    public let port: Int
+    private let pid: pid_t
+    private let stopped = NIOLockedValueBox(false)
+
+    public static var executable: String? {
+        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") + ["/usr/bin", "/usr/sbin"]
+        return paths.map { "\($0)/redis-server" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Whether tests that need a real Redis run here (see the type's comment).
+    public static var enabled: Bool {
+        executable != nil || ProcessInfo.processInfo.environment["FLUXGATE_REQUIRE_REDIS"] == "1"
+    }
+
+    public struct Unavailable: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Starts a server and returns once it accepts connections (it says so on stdout).
+    /// Spawned with `posix_spawn` rather than Foundation's `Process`, whose
+    /// `waitUntilExit` spins a core off the main thread on Linux.
+    public init(port requested: Int? = nil, password: String? = nil) throws {
+        guard let executable = Self.executable else {
+            throw Unavailable(description: "redis-server is not installed (FLUXGATE_REQUIRE_REDIS=1 is set)")
+        }
+        port = try requested ?? Self.freePort()
+        var arguments = [
+            executable, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--loglevel", "notice",
+        ]
+        if let password { arguments += ["--requirepass", password] }
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw Unavailable(description: "pipe() failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        var cArguments = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var child: pid_t = 0
+        let spawned = posix_spawn(&child, executable, &actions, nil, &cArguments, environ)
+        close(fds[1])
+        guard spawned == 0 else {
+            close(fds[0])
+            throw Unavailable(description: "posix_spawn redis-server failed: \(spawned)")
+        }
+        pid = child
+        // Wait for the readiness line; the pipe ends if the server exits instead.
+        let output = fds[0]
+        var seen: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while !String(decoding: seen, as: UTF8.self).contains("Ready to accept connections") {
+            let count = read(output, &chunk, chunk.count)
+            if count <= 0 {
+                close(output)
+                var status: Int32 = 0
+                waitpid(child, &status, 0)
+                throw Unavailable(description: "redis-server exited: \(String(decoding: seen, as: UTF8.self))")
+            }
+            seen += chunk[0..<count]
+        }
+        // Keep draining its output so the server never blocks on a full pipe.
+        Thread.detachNewThread {
+            var sink = [UInt8](repeating: 0, count: 4096)
+            while read(output, &sink, sink.count) > 0 {}
+            close(output)
+        }
+    }
+
+    /// Stops the server (SIGKILL: nothing of it is kept) and reaps it.
+    public func stop() {
+        let first = stopped.withLockedValue { stopped in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+
+    deinit { stop() }
+    /// A port nothing listens on now (bound and released; the server binds it next).
+    public static func freePort() throws -> Int {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
+        let port = channel.localAddress?.port ?? 0
+        try channel.close().wait()
+        return port
+    }
+}
