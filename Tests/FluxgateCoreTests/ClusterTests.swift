@@ -268,3 +268,32 @@ struct ClusterConfigTests {
         #expect(a.restartOnlyDifferences(b) == ["cluster"])
     }
 }
+
+/// The admission controller running a share of S (cluster mode).
+struct AdmissionShareTests {
+    @Test func aShareLimitsSlotsAndTheQueueInProportion() {
+        var controller = AdmissionController(capacity: 30, settings: .init(targetUtilization: 2.0 / 3.0))
+        #expect((controller.slots, controller.queueLimit, controller.fullSlots) == (20, 10, 20))
+        _ = controller.setShare(.init(slots: 5, base: 20))
+        #expect((controller.slots, controller.queueLimit, controller.fullSlots) == (5, 3, 20))
+        #expect(controller.effectiveCapacity == 8)
+        for id in 0..<5 { #expect(controller.arrive(id: id, priority: .critical, now: .zero) == .admit) }
+        #expect(controller.utilization == 5.0 / 8.0)
+        // The share grows: waiters are admitted into it.
+        if case .enqueue = controller.arrive(id: 5, priority: .critical, now: .zero) {} else { Issue.record("should queue") }
+        let (admitted, _) = controller.setShare(.init(slots: 10, base: 20))
+        #expect(admitted == [5])
+        // An upstream goes down: C 15, S 10, the share scales to 5 of it.
+        _ = controller.setCapacity(15)
+        #expect((controller.slots, controller.fullSlots) == (5, 10))
+        // Back to a single gateway.
+        _ = controller.setShare(nil)
+        #expect((controller.slots, controller.queueLimit) == (10, 5))
+    }
+
+    @Test func aZeroShareRefusesAsOverloaded() {
+        var controller = AdmissionController(capacity: 30, settings: .init())
+        _ = controller.setShare(.init(slots: 0, base: 20))
+        #expect(controller.arrive(id: 1, priority: .critical, now: .zero) == .reject(.overloaded))
+    }
+}

@@ -203,6 +203,31 @@ struct StatsDocument: Encodable {
         var refused_total: Int
         var refused_per_client: Int
     }
+    struct Cluster: Encodable {
+        var replica_id: String
+        var redis: String
+        var store_up: Bool
+        /// leased, static_share or closed.
+        var mode: String
+        var degraded: Bool
+        var replicas: Int
+        /// S as this replica sees it, and its share of it.
+        var cluster_slots: Int
+        var share_slots: Int
+        var demand: Int
+        var syncs_ok: Int
+        var syncs_failed: Int
+        var last_error: String?
+        var global_tokens: GlobalTokens?
+    }
+    struct GlobalTokens: Encodable {
+        /// shared, static_share or closed.
+        var mode: String
+        var stock: Int
+        var batch: Int
+        var fetched: Int
+        var fetches_failed: Int
+    }
     struct Config: Encodable {
         var version: Int
         var reloads_succeeded: Int
@@ -221,6 +246,7 @@ struct StatsDocument: Encodable {
     var connections: Connections
     var config: Config
     var access_log_dropped: Int
+    var cluster: Cluster?
 
     init(_ r: GatewayObservability.Reading) {
         version = FluxgateBuild.version
@@ -255,5 +281,15 @@ struct StatsDocument: Encodable {
             refused_total: t.connectionsRefused[0], refused_per_client: t.connectionsRefused[1])
         config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)
         access_log_dropped = r.accessLogDropped
+        cluster = r.cluster.map { c in
+            Cluster(
+                replica_id: c.replicaID, redis: c.redis, store_up: c.status.storeUp, mode: c.status.mode.rawValue,
+                degraded: c.status.mode != .leased || (c.tokens.map { $0.mode != .shared } ?? false), replicas: c.status.replicas,
+                cluster_slots: r.gate.fullSlots, share_slots: r.gate.slots, demand: c.status.demand, syncs_ok: c.syncs.ok,
+                syncs_failed: c.syncs.failed, last_error: c.status.lastError,
+                global_tokens: c.tokens.map {
+                    GlobalTokens(mode: $0.mode.rawValue, stock: $0.stock, batch: $0.batch, fetched: c.tokensFetched, fetches_failed: c.tokenFetches.failed)
+                })
+        }
     }
 }

@@ -58,12 +58,25 @@ public final class GatewayObservability: Sendable {
         var accessLogDropped: Int
         var settings: GatewaySettings
         var uptime: Double
+        /// Cluster mode only.
+        var cluster: ClusterReading? = nil
 
         var utilization: Double { gate.utilization }
 
         var notReadyReason: String? {
             GatewayObservability.notReady(draining: draining, anyRouted: upstreams.contains(where: \.routed), gate: gate)
         }
+    }
+
+    struct ClusterReading: Sendable {
+        var replicaID: String
+        var redis: String
+        var status: ClusterAgent.Status
+        var syncs: (ok: Int, failed: Int)
+        var tokenFetches: (ok: Int, failed: Int)
+        var tokensFetched: Int
+        /// The shared global bucket, when a global limit is on.
+        var tokens: (mode: SharedTokenBucket.Mode, stock: Int, batch: Int)?
     }
 
     struct UpstreamReading: Sendable {
@@ -118,7 +131,19 @@ public final class GatewayObservability: Sendable {
             tunnels: (runtime.tunnels.load(ordering: .relaxed), runtime.tunnelsOpened.load(ordering: .relaxed)),
             wouldShed: runtime.gate.dryRun.counts,
             reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped,
-            settings: settings, uptime: uptime)
+            settings: settings, uptime: uptime, cluster: clusterReading(settings))
+    }
+
+    private func clusterReading(_ settings: GatewaySettings) -> ClusterReading? {
+        guard let agent = runtime.cluster else { return nil }
+        let c = agent.counts
+        let fetches = c.tokenFetches.load(ordering: .relaxed)
+        let fetchFailures = c.tokenFetchFailures.load(ordering: .relaxed)
+        return ClusterReading(
+            replicaID: agent.replicaID, redis: "\(settings.config.cluster.redis)", status: agent.status,
+            syncs: (c.syncs.load(ordering: .relaxed), c.syncFailures.load(ordering: .relaxed)),
+            tokenFetches: (fetches - fetchFailures, fetchFailures), tokensFetched: c.tokensFetched.load(ordering: .relaxed),
+            tokens: runtime.gate.sharedGlobal)
     }
 
     var uptime: Double { Double((NIODeadline.now() - started).nanoseconds) / 1e9 }
@@ -263,6 +288,28 @@ public final class GatewayObservability: Sendable {
         counter("fluxgate_access_log_dropped_total",
             help: "Access log lines dropped because the writer fell behind.", r.accessLogDropped)
         gauge("fluxgate_uptime_seconds", help: "Seconds since the gateway started.", r.uptime)
+        if let cluster = r.cluster { updateCluster(cluster, r.gate) }
+    }
+
+    private func updateCluster(_ c: ClusterReading, _ gate: AdmissionGate.Snapshot) {
+        gauge("fluxgate_cluster_store_up", help: "1 when the last lease renewal reached Redis.", c.status.storeUp ? 1 : 0)
+        let degradedHelp = "1 while a limit runs on its on_store_failure fallback (Redis unreachable past the lease), by limit."
+        gauge("fluxgate_cluster_degraded", [("limit", "capacity")], help: degradedHelp, c.status.mode == .leased ? 0 : 1)
+        if let tokens = c.tokens {
+            gauge("fluxgate_cluster_degraded", [("limit", "global_rate")], help: degradedHelp, tokens.mode == .shared ? 0 : 1)
+            gauge("fluxgate_cluster_token_stock", help: "Global tokens fetched from Redis and not yet spent.", Double(tokens.stock))
+        }
+        gauge("fluxgate_cluster_replicas", help: "Live gateway replicas (this one included) at the last lease renewal.", Double(c.status.replicas))
+        gauge("fluxgate_cluster_slots", help: "S for the whole cluster as this replica sees it: floor(C x target_utilization).", Double(gate.fullSlots))
+        gauge("fluxgate_cluster_share_slots", help: "This replica's share of S (its lease, or the fallback).", Double(gate.slots))
+        gauge("fluxgate_cluster_demand", help: "The demand this replica reported at the last renewal (running + queued + refused, smoothed).", Double(c.status.demand))
+        for (result, value) in [("ok", c.syncs.ok), ("error", c.syncs.failed)] {
+            counter("fluxgate_cluster_syncs_total", [("result", result)], help: "Lease renewals by result.", value)
+        }
+        for (result, value) in [("ok", c.tokenFetches.ok), ("error", c.tokenFetches.failed)] {
+            counter("fluxgate_cluster_token_fetches_total", [("result", result)], help: "Batches asked of the shared token bucket, by result.", value)
+        }
+        counter("fluxgate_cluster_tokens_fetched_total", help: "Global tokens received from the shared bucket.", c.tokensFetched)
     }
 
     static func appendHistogram(_ name: String, _ help: String, _ histogram: LatencyHistogram, to buffer: inout [UInt8]) {

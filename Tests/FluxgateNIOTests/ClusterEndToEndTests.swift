@@ -1,0 +1,124 @@
+import Foundation
+import FluxgateCore
+import FluxgateTestSupport
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import FluxgateNIO
+
+/// Two gateways sharing one capacity and one global bucket through a real
+/// `redis-server`; Redis killed and restarted under them.
+@Suite(.enabled(if: RedisServer.enabled), .serialized, .timeLimit(.minutes(1)))
+struct ClusterEndToEndTests {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+
+    func clusterConfig(upstream: String, redisPort: Int, replica: String, _ adjust: (inout GatewayConfig) -> Void = { _ in }) throws -> GatewayConfig {
+        try makeConfig(upstreams: [upstream]) { config in
+            config.upstreams[0].maxConcurrency = 30  // S = 20
+            config.rateLimit.global.enabled = false
+            config.rateLimit.perClient.enabled = false
+            config.cluster.enabled = true
+            config.cluster.redis = RedisURL(host: "127.0.0.1", port: redisPort)
+            config.cluster.replicaID = replica
+            config.cluster.keyPrefix = "e2e"
+            config.cluster.syncInterval = .milliseconds(50)
+            config.cluster.leaseTTL = .milliseconds(300)
+            config.cluster.commandTimeout = .milliseconds(200)
+            adjust(&config)
+        }
+    }
+
+    func start(_ config: GatewayConfig) async throws -> (GatewayServer, SocketAddress) {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let gateway = try GatewayServer(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        return (gateway, try await gateway.start())
+    }
+
+    /// Both replicas hold a lease, the leases add up to at most S, each can admit;
+    /// Redis dies: after the lease TTL each falls back to S / 2 and keeps answering;
+    /// Redis returns: leases again.
+    @Test func sharesAddUpToTheSlotsAndSurviveARedisOutage() async throws {
+        var redis = try RedisServer()
+        let port = redis.port
+        let upstream = try await TestUpstream.start(name: "u", group: group)
+        let (a, addressA) = try await start(try clusterConfig(upstream: upstream.url, redisPort: port, replica: "a"))
+        let (b, addressB) = try await start(try clusterConfig(upstream: upstream.url, redisPort: port, replica: "b"))
+        let agents = [a.runtime.cluster!, b.runtime.cluster!]
+        try await eventually("both replicas see each other") {
+            agents.allSatisfy { $0.status.replicas == 2 && $0.status.storeUp && $0.status.mode == .leased }
+        }
+        let slots = [a, b].map { $0.runtime.gate.snapshot }
+        #expect(slots.allSatisfy { $0.fullSlots == 20 && $0.slots >= 1 })
+        #expect(slots.map(\.slots).reduce(0, +) <= 20)
+
+        let stats = try await OneShot.request("GET", "/stats", to: a.adminAddress!, group: group)
+        let json = try JSONSerialization.jsonObject(with: Data(stats.body.utf8)) as! [String: Any]
+        let cluster = try #require(json["cluster"] as? [String: Any])
+        #expect(cluster["replica_id"] as? String == "a" && cluster["mode"] as? String == "leased" && cluster["replicas"] as? Int == 2)
+        #expect(cluster["cluster_slots"] as? Int == 20)
+
+        redis.stop()
+        try await eventually("both fall back to the static share") {
+            agents.allSatisfy { $0.status.mode == .staticShare && !$0.status.storeUp }
+        }
+        #expect([a, b].map { $0.runtime.gate.snapshot.slots } == [10, 10])
+        let metrics = try await OneShot.request("GET", "/metrics", to: b.adminAddress!, group: group)
+        #expect(metrics.body.contains("fluxgate_cluster_degraded{limit=\"capacity\"} 1"))
+        // Requests are still served, by both.
+        for address in [addressA, addressB] {
+            let client = try await TestClient.connect(to: address, group: group)
+            #expect(try await client.get("/x").status == 200)
+            try await client.close()
+        }
+
+        redis = try RedisServer(port: port)
+        try await eventually("leases again after Redis returns", timeout: .seconds(20)) {
+            agents.allSatisfy { $0.status.mode == .leased && $0.status.replicas == 2 }
+        }
+        #expect([a, b].map { $0.runtime.gate.snapshot.slots }.reduce(0, +) <= 20)
+        try await a.stop()
+        // A replica that stops gives its lease back at once: b is alone at its next renewal.
+        try await eventually("b alone") { agents[1].status.replicas == 1 }
+        try await b.stop()
+        try await upstream.stop()
+        redis.stop()
+        try await group.shutdownGracefully()
+    }
+
+    /// One global bucket for both replicas: together they admit no more than its burst
+    /// (the rate is negligible here), and each is refused once it is spent.
+    @Test func theGlobalBucketIsShared() async throws {
+        let redis = try RedisServer()
+        let upstream = try await TestUpstream.start(name: "u", group: group)
+        func adjust(_ config: inout GatewayConfig) {
+            config.rateLimit.global.enabled = true
+            config.rateLimit.global.rate = 0.001
+            config.rateLimit.global.burst = 20
+            config.rateLimit.global.batch = 1  // rate × 1 → 1 token a fetch: every token crosses Redis
+        }
+        let (a, addressA) = try await start(try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a", adjust))
+        let (b, addressB) = try await start(try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "b", adjust))
+        var admitted = [0, 0]
+        var limited = [0, 0]
+        for (index, address) in [addressA, addressB, addressA].enumerated() {
+            let client = try await TestClient.connect(to: address, group: group)
+            for _ in 0..<15 {
+                let response = try await client.get("/x")
+                if response.status == 200 { admitted[index % 2] += 1 }
+                if response.header("x-fluxgate-shed") == "rate_limited" { limited[index % 2] += 1 }
+            }
+            try await client.close()
+        }
+        #expect(admitted.reduce(0, +) <= 20)
+        #expect(admitted.reduce(0, +) >= 10, "the shared bucket hands tokens out at all: \(admitted)")
+        #expect(admitted.allSatisfy { $0 > 0 } && limited.allSatisfy { $0 > 0 }, "admitted \(admitted), limited \(limited)")
+        try await a.stop()
+        try await b.stop()
+        try await upstream.stop()
+        redis.stop()
+        try await group.shutdownGracefully()
+    }
+}
