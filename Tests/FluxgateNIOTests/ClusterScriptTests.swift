@@ -115,8 +115,10 @@ struct ClusterScriptTests {
         }
         var granted = 0
         for future in futures { granted += Int(try await future.get().elements?[0].int ?? 0) }
-        // 199 ms of refill at 1000/s plus the burst.
-        #expect(granted == 100 + 199)
+        // At most the burst plus 199 ms of refill at 1000/s (less when a client's
+        // earlier "now" arrives after a later one: time never runs backwards in the bucket).
+        #expect(granted <= 100 + 199)
+        #expect(granted >= 100)
         for client in clients { try await client.close().get() }
         try await store.close()
     }

@@ -12,6 +12,10 @@ import Glibc
 /// `swift test` needs nothing but the toolchain: tests that use this are skipped when
 /// `redis-server` is not installed — unless `FLUXGATE_REQUIRE_REDIS=1` is set, as
 /// `.ci/run` does after installing it, so CI cannot skip them silently.
+/// glibc 2.34+ has it; Swift's Glibc module does not import it.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func spawnActionsCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
+
 public final class RedisServer: @unchecked Sendable {
     public let port: Int
     private let pid: pid_t
@@ -52,6 +56,10 @@ public final class RedisServer: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
         posix_spawn_file_actions_addclose(&actions, fds[0])
+        // Nothing else of this process may leak into the server: a listening socket it
+        // inherited would stay open after the test closed it (a "dead" port that
+        // accepts) — tests run in parallel, so any descriptor may be open right now.
+        _ = spawnActionsCloseFrom(&actions, 3)
         var cArguments = arguments.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
         var child: pid_t = 0
@@ -97,13 +105,18 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     deinit { stop() }
-    /// A port nothing listens on now (bound and released; the server binds it next).
+    /// A port nothing listens on now, below the kernel's ephemeral range (32768 and
+    /// up): other tests take "dead" ports from that range and expect them to stay
+    /// dead, so a server started here must never land on one.
     public static func freePort() throws -> Int {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
-        let port = channel.localAddress?.port ?? 0
-        try channel.close().wait()
-        return port
+        for _ in 0..<100 {
+            let port = Int.random(in: 20_000..<30_000)
+            guard let channel = try? ServerBootstrap(group: group).bind(host: "127.0.0.1", port: port).wait() else { continue }
+            try channel.close().wait()
+            return port
+        }
+        throw Unavailable(description: "no free port in 20000..<30000")
     }
 }

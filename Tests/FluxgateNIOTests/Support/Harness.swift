@@ -41,12 +41,19 @@ func withGateway<T>(
     }
 }
 
-/// A loopback port with nothing listening (bound, then closed).
+/// A loopback port with nothing listening (bound, then closed), from 30000..<32768:
+/// below the kernel's ephemeral range, where every `port: 0` listener of a test
+/// running alongside lands (a dead port taken from that range could come alive), and
+/// above the range test Redis servers use (``RedisServer/freePort()``).
 func deadPort(group: any EventLoopGroup) async throws -> Int {
-    let channel = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress!.port!
-    try await channel.close()
-    return port
+    for _ in 0..<100 {
+        let port = Int.random(in: 30_000..<32_768)
+        guard let channel = try? await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: port).get() else { continue }
+        try await channel.close()
+        return port
+    }
+    Issue.record("no free port in 30000..<32768")
+    return 30_000
 }
 
 /// Polls `condition` until it holds; records an issue naming `what` after `timeout`.
