@@ -157,7 +157,11 @@ public final class RedisClient: @unchecked Sendable {
         }
         future.whenFailure { error in
             self.connecting = nil
-            self.lastFailure = "\(error)"
+            if case RedisError.unavailable(let why) = error {
+                self.lastFailure = why
+            } else {
+                self.lastFailure = "\(error)"
+            }
             // Full jitter on top of the base keeps replicas from re-dialling in step.
             let jitter = Int64.random(in: 0...(self.currentBackoff.nanoseconds / 2 + 1))
             self.nextAttempt = NIODeadline.now() + self.currentBackoff + .nanoseconds(jitter)

@@ -69,20 +69,20 @@ struct LeasePlannerTests {
     @Test func asksForItsFairShareOfTheLastView() {
         var planner = LeasePlanner(settings: .init(leaseTTL: .seconds(2), shareFloor: 0.25))
         // Alone at first: wants its demand plus headroom (half the rest: one part kept for a newcomer).
-        #expect(planner.report(demand: 10, slots: 100).want == 62)
+        #expect(planner.report(demand: 10, slots: 100, now: t0).want == 62)
         _ = planner.granted(62, slots: 100, peers: [50, 50], now: t0)
         #expect(planner.replicas == 3)
         // With two peers of demand 50: max-min over (10, 50, 50) in 100 → 10 + nothing left.
-        let report = planner.report(demand: 10, slots: 100)
+        let report = planner.report(demand: 10, slots: 100, now: t0)
         #expect(report.want == 10)
     }
 
     @Test func demandRisesAtOnceAndDecaysByHalf() {
         var planner = LeasePlanner(settings: .init())
-        #expect(planner.report(demand: 40, slots: 100).demand == 40)
-        #expect(planner.report(demand: 0, slots: 100).demand == 20)
-        #expect(planner.report(demand: 0, slots: 100).demand == 10)
-        #expect(planner.report(demand: 30, slots: 100).demand == 30)
+        #expect(planner.report(demand: 40, slots: 100, now: .zero).demand == 40)
+        #expect(planner.report(demand: 0, slots: 100, now: .zero).demand == 20)
+        #expect(planner.report(demand: 0, slots: 100, now: .zero).demand == 10)
+        #expect(planner.report(demand: 30, slots: 100, now: .zero).demand == 30)
     }
 
     /// The store is down: the last grant holds for the lease TTL, then `S / replicas`.
@@ -98,6 +98,19 @@ struct LeasePlannerTests {
         // Back: the grant rules again.
         #expect(planner.granted(25, slots: 60, peers: [5, 5], now: t0 + .seconds(3)) == .init(slots: 25, base: 60))
         #expect(planner.mode == .leased)
+    }
+
+    /// Back from a fallback: the store's ledger may not know the replicas still on
+    /// their static shares, so for one lease TTL this one asks for no more than its own.
+    @Test func afterAFallbackTheWantStaysAtTheStaticShareForOneTTL() {
+        var planner = LeasePlanner(settings: .init(leaseTTL: .seconds(2), fallbackReplicas: 3))
+        _ = planner.storeFailed(slots: 60, now: t0)
+        #expect(planner.mode == .staticShare)
+        #expect(planner.report(demand: 50, slots: 60, now: t0).want == 20)
+        _ = planner.granted(20, slots: 60, peers: [], now: t0 + .seconds(1))
+        #expect(planner.report(demand: 50, slots: 60, now: t0 + .seconds(2)).want == 20)
+        #expect(planner.report(demand: 50, slots: 60, now: t0 + .milliseconds(2999)).want == 20)
+        #expect(planner.report(demand: 50, slots: 60, now: t0 + .seconds(3)).want == 55)
     }
 
     @Test func closedAdmitsNothingOnceTheLeaseLapses() {

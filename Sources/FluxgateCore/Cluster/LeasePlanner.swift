@@ -73,6 +73,8 @@ public struct LeasePlanner: Sendable {
     /// This replica's demand, smoothed: it rises at once and decays by half per report.
     public private(set) var demand = 0.0
     private var leaseExpiry: MonotonicTime?
+    /// After a fallback, asks for no more than the static share until then (see ``granted``).
+    private var holdStatic: (until: MonotonicTime, slots: Int)?
 
     public init(settings: Settings) {
         self.settings = settings
@@ -83,18 +85,32 @@ public struct LeasePlanner: Sendable {
 
     /// The report for this round: the smoothed demand and the share to ask for.
     /// `demand` is running + queued + refused for capacity since the last report.
-    public mutating func report(demand instant: Int, slots: Int) -> (demand: Int, want: Int) {
+    public mutating func report(demand instant: Int, slots: Int, now: MonotonicTime) -> (demand: Int, want: Int) {
         let sample = Double(Swift.max(0, instant))
         demand = sample >= demand ? sample : demand + (sample - demand) / 2
         let mine = Int(demand.rounded(.up))
         let all = [mine] + peerDemands
         let floor = Int((Double(slots) / Double(all.count) * settings.shareFloor).rounded(.up))
-        let want = FairShare.split(capacity: slots, demands: all, floor: floor)[0]
+        var want = FairShare.split(capacity: slots, demands: all, floor: floor)[0]
+        if mode != .leased {
+            // Still on the fallback: the first lease back is no larger either.
+            want = Swift.min(want, staticShare(slots))
+        } else if let holdStatic, now < holdStatic.until {
+            want = Swift.min(want, holdStatic.slots)
+        } else {
+            holdStatic = nil
+        }
         return (mine, want)
     }
 
     /// The store granted `grant` slots out of `slots`; `peers` are the other live replicas' demands.
+    ///
+    /// Coming back from a fallback, the replica asks for no more than its static share
+    /// for one lease TTL: the others may still be running theirs without the store
+    /// knowing (a restarted Redis has an empty ledger), and a lease taken from the
+    /// empty ledger on top of them would admit more than `S` between them.
     public mutating func granted(_ grant: Int, slots: Int, peers: [Int], now: MonotonicTime) -> Share {
+        if mode != .leased { holdStatic = (now + settings.leaseTTL, staticShare(slots)) }
         mode = .leased
         peerDemands = peers
         replicas = peers.count + 1
@@ -111,13 +127,17 @@ public struct LeasePlanner: Sendable {
         switch settings.onStoreFailure {
         case .staticShare:
             mode = .staticShare
-            let static_ = slots / replicas
-            share = Share(slots: slots > 0 ? Swift.max(1, static_) : 0, base: slots)
+            share = Share(slots: staticShare(slots), base: slots)
         case .closed:
             mode = .closed
             share = Share(slots: 0, base: slots)
         }
         return share!
+    }
+
+    /// `S / replicas`, at least 1 while `S` is.
+    public func staticShare(_ slots: Int) -> Int {
+        slots > 0 ? Swift.max(1, slots / replicas) : 0
     }
 
     /// A reload changed the settings (the lease and mode carry on).

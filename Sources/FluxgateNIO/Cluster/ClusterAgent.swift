@@ -67,7 +67,9 @@ final class ClusterAgent: @unchecked Sendable {
                 host: cluster.redis.host, port: cluster.redis.port, username: cluster.redis.username,
                 password: cluster.password ?? cluster.redis.password, database: cluster.redis.database,
                 connectTimeout: .nanoseconds(cluster.connectTimeout.nanosecondsClamped),
-                commandTimeout: .nanoseconds(cluster.commandTimeout.nanosecondsClamped)),
+                commandTimeout: .nanoseconds(cluster.commandTimeout.nanosecondsClamped),
+                // Replicas must be back within a lease TTL of Redis (LeasePlanner.granted says why).
+                maxBackoff: .nanoseconds(min(cluster.leaseTTL.nanosecondsClamped / 2, 5_000_000_000))),
             loop: loop)
     }
 
@@ -122,7 +124,7 @@ final class ClusterAgent: @unchecked Sendable {
 
     private func sync() -> EventLoopFuture<Void> {
         let (demand, slots, running) = gate.takeClusterDemand()
-        let report = planner.report(demand: demand, slots: slots)
+        let report = planner.report(demand: demand, slots: slots, now: Self.now())
         let arguments = [
             replicaID, String(report.want), String(running), String(report.demand), String(slots),
             String(config.leaseTTL.nanosecondsClamped / 1_000_000),
