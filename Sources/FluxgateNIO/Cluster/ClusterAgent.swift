@@ -124,7 +124,10 @@ final class ClusterAgent: @unchecked Sendable {
 
     private func sync() -> EventLoopFuture<Void> {
         let (demand, slots, running) = gate.takeClusterDemand()
-        let report = planner.report(demand: demand, slots: slots, now: Self.now())
+        // The lease runs from before the request left: Redis starts its TTL later than
+        // that, so this replica's copy never outlives the store's.
+        let sentAt = Self.now()
+        let report = planner.report(demand: demand, slots: slots, now: sentAt)
         let arguments = [
             replicaID, String(report.want), String(running), String(report.demand), String(slots),
             String(config.leaseTTL.nanosecondsClamped / 1_000_000),
@@ -135,7 +138,7 @@ final class ClusterAgent: @unchecked Sendable {
             else { throw RedisError.malformed("unexpected lease reply \(reply)") }
             return (Int(grant), peers)
         }.map { (grant: Int, peers: [Int]) in
-            let share = self.planner.granted(grant, slots: slots, peers: peers, now: Self.now())
+            let share = self.planner.granted(grant, slots: slots, peers: peers, now: sentAt)
             self.gate.setShare(share)
             self.counters.syncs.wrappingAdd(1, ordering: .relaxed)
             self.noteStore(up: true, error: nil)
