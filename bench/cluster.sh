@@ -134,6 +134,7 @@ for phase in $PHASES; do
       curl -sf "http://127.0.0.1:$UP_PORT/__stats" >"$W/outage.upstream.json"
       sleep 1
       for n in 1 2 3; do curl -s "http://127.0.0.1:1950$n/stats" >"$W/outage-after-$n.json"; done
+      curl -s "http://127.0.0.1:19501/metrics" >"$W/outage-metrics.txt"
       report outage 20 300 30
       python3 - "$W" <<'PY'
 import json, sys
