@@ -243,6 +243,8 @@ final class RESPHandler: ChannelDuplexHandler {
         if received == nil {
             received = bytes
         } else {
+            // A reply still partial after a run of complete ones: drop what was read.
+            if received!.readerIndex > 64 << 10 { received!.discardReadBytes() }
             received!.writeBuffer(&bytes)
         }
         do {

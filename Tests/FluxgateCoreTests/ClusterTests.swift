@@ -23,7 +23,8 @@ struct FairShareTests {
     /// the floors fit), nobody above its want unless everyone is satisfied, and no
     /// unsatisfied replica below another's share by more than one slot.
     @Test func propertiesHoldForManyShapes() {
-        var generator = SplitMix(seed: 7)
+        // SplitMix64 with a fixed seed: the request-id generator is one.
+        var generator = RequestIDGenerator(seed: 7)
         for _ in 0..<5000 {
             let n = Int(generator.next() % 6) + 1
             let capacity = Int(generator.next() % 200)
@@ -48,18 +49,6 @@ struct FairShareTests {
                 #expect(zip(shares, wants).allSatisfy { $0 >= $1 })
             }
         }
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
@@ -147,7 +136,7 @@ struct SharedTokenBucketTests {
         #expect(decision == .denied(retryAfter: .milliseconds(1)))
         #expect(fetch)
         #expect(bucket.take(now: t0).fetch == false)
-        bucket.fetched(granted: 10, wait: .zero, now: t0)
+        bucket.fetched(granted: 10, wait: .zero, replicas: 1, now: t0)
         var fetches = 0
         for _ in 0..<5 {
             (decision, fetch) = bucket.take(now: t0)
@@ -164,7 +153,7 @@ struct SharedTokenBucketTests {
     @Test func anEmptyStoreIsNotAskedAgainBeforeItsWait() {
         var bucket = SharedTokenBucket(rate: 100, burst: 100, batchFraction: 0.1, onStoreFailure: .staticShare)
         _ = bucket.take(now: t0)
-        bucket.fetched(granted: 0, wait: .milliseconds(100), now: t0)
+        bucket.fetched(granted: 0, wait: .milliseconds(100), replicas: 1, now: t0)
         let (decision, fetch) = bucket.take(now: t0 + .milliseconds(40))
         #expect(decision == .denied(retryAfter: .milliseconds(60)))
         #expect(!fetch)
@@ -186,9 +175,21 @@ struct SharedTokenBucketTests {
         // A second later: 100 more tokens' worth, capped at the burst; and a fetch is tried again.
         let (_, fetch) = bucket.take(now: t0 + .seconds(1))
         #expect(fetch)
-        bucket.fetched(granted: 30, wait: .zero, now: t0 + .seconds(1))
+        bucket.fetched(granted: 30, wait: .zero, replicas: 3, now: t0 + .seconds(1))
         #expect(bucket.mode == .shared)
         #expect(bucket.stock == 30)
+    }
+
+    /// A hung store (no answer, no refusal): with the stock spent, requests wait no
+    /// more than the patience for the fallback; a late answer switches back.
+    @Test func aLateAnswerDoesNotHoldRequestsPastThePatience() {
+        var bucket = SharedTokenBucket(rate: 300, burst: 30, batchFraction: 0.1, onStoreFailure: .staticShare, replicas: 3)
+        #expect(bucket.take(now: t0).fetch)
+        if case .allowed = bucket.take(now: t0 + .milliseconds(49)).decision { Issue.record("nothing held yet") }
+        if case .denied = bucket.take(now: t0 + .milliseconds(50)).decision { Issue.record("the fallback should decide now") }
+        #expect(bucket.mode == .staticShare)
+        bucket.fetched(granted: 30, wait: .zero, replicas: 3, now: t0 + .milliseconds(300))
+        #expect(bucket.mode == .shared && bucket.stock == 30)
     }
 
     @Test func closedRefusesUntilTheStoreIsBack() {
@@ -211,7 +212,7 @@ struct SharedTokenBucketTests {
             let (decision, fetch) = bucket.take(now: now)
             if case .allowed = decision { admitted += 1 }
             if fetch {
-                bucket.fetched(granted: 20, wait: .zero, now: now)
+                bucket.fetched(granted: 20, wait: .zero, replicas: 1, now: now)
                 granted += 20
             }
         }

@@ -29,12 +29,23 @@ public struct SharedTokenBucket: Sendable {
     /// Tokens fetched and not yet spent.
     public private(set) var stock = 0
     public private(set) var fetching = false
+    /// When the fetch in flight was asked for.
+    private var fetchStarted: MonotonicTime?
+    /// Live replicas at the last answer (the static share's divisor).
+    private var replicas: Int
     /// The store said it is empty: no fetch before this.
     private var notBefore: MonotonicTime?
     private var fallback: TokenBucket?
 
-    /// `batchFraction` of the rate per fetch (at least 1 token, at most the burst).
-    public init(rate: Double, burst: Int, batchFraction: Double, onStoreFailure: StoreFailurePolicy) {
+    /// With the stock spent, a fetch unanswered this long counts as failed for the
+    /// requests arriving meanwhile: a hung Redis (answering nothing, not refusing)
+    /// would otherwise turn every request into a 503 until `command_timeout`.
+    public static let patience: Duration = .milliseconds(50)
+
+    /// `batchFraction` of the rate per fetch (at least 1 token, at most the burst);
+    /// `replicas`: the static share's divisor until the store has answered.
+    public init(rate: Double, burst: Int, batchFraction: Double, onStoreFailure: StoreFailurePolicy, replicas: Int = 1) {
+        self.replicas = Swift.max(1, replicas)
         self.rate = rate
         self.burst = burst
         self.batch = Swift.max(1, Swift.min(burst, Int((rate * batchFraction).rounded(.up))))
@@ -55,6 +66,12 @@ public struct SharedTokenBucket: Sendable {
                 stock -= 1
                 return (.allowed(remaining: stock), stock <= batch / 2 ? startFetch(now: now) : false)
             }
+            if fetching, let fetchStarted, now - fetchStarted >= Self.patience {
+                // The answer is late: decide on the fallback until it comes (a late
+                // success switches back in ``fetched``).
+                fallBack(now: now)
+                return take(now: now)
+            }
             let wait = notBefore.map { Swift.max($0 - now, .nanoseconds(1)) } ?? .nanoseconds(Int64((1e9 / rate).rounded(.up)))
             return (.denied(retryAfter: wait), startFetch(now: now))
         }
@@ -62,8 +79,10 @@ public struct SharedTokenBucket: Sendable {
 
     /// The store handed out `granted` tokens; `wait` is how long until it holds a batch
     /// again when it could not fill this one (zero when it did).
-    public mutating func fetched(granted: Int, wait: Duration, now: MonotonicTime) {
+    public mutating func fetched(granted: Int, wait: Duration, replicas: Int, now: MonotonicTime) {
         fetching = false
+        fetchStarted = nil
+        self.replicas = Swift.max(1, replicas)
         if mode != .shared {
             mode = .shared
             fallback = nil
@@ -75,14 +94,19 @@ public struct SharedTokenBucket: Sendable {
     /// The fetch failed (store unreachable or too slow): fall back until one succeeds.
     public mutating func fetchFailed(replicas: Int, now: MonotonicTime) {
         fetching = false
+        fetchStarted = nil
+        self.replicas = Swift.max(1, replicas)
         // A failed fetch is retried no sooner than a second later; the next request after that tries.
         notBefore = now + .seconds(1)
+        fallBack(now: now)
+    }
+
+    private mutating func fallBack(now: MonotonicTime) {
         guard mode == .shared else { return }
         switch onStoreFailure {
         case .staticShare:
-            let share = Swift.max(1, replicas)
             mode = .staticShare
-            fallback = TokenBucket(rate: rate / Double(share), burst: Swift.max(1, burst / share), now: now)
+            fallback = TokenBucket(rate: rate / Double(replicas), burst: Swift.max(1, burst / replicas), now: now)
         case .closed:
             mode = .closed
         }
@@ -94,6 +118,7 @@ public struct SharedTokenBucket: Sendable {
         guard !fetching else { return false }
         if let notBefore, now < notBefore { return false }
         fetching = true
+        fetchStarted = now
         return true
     }
 }

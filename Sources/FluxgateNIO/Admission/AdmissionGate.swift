@@ -47,6 +47,7 @@ final class AdmissionGate: Sendable {
         /// Cluster mode: the global bucket lives in Redis; this is the local stock of it.
         var sharedGlobal: SharedTokenBucket?
         var clusterMode: Bool
+        var fallbackReplicas: Int
         /// Refused by the utilization rule since the cluster agent last asked (its demand signal).
         var refusedForCapacity = 0
         var perClient: KeyedLimiter<String>?
@@ -66,6 +67,7 @@ final class AdmissionGate: Sendable {
             perClientPolicy = RateLimitPolicy(perClient: config.rateLimit.perClient)
             recoveryEstimate = config.healthCheck.recoveryEstimate
             clusterMode = config.cluster.enabled
+            fallbackReplicas = config.cluster.fallbackReplicas
             rebuildBuckets(previous: nil, now: now)
         }
 
@@ -76,7 +78,9 @@ final class AdmissionGate: Sendable {
                 self.global = global.enabled && !clusterMode ? TokenBucket(rate: global.rate, burst: global.burst, now: now) : nil
                 sharedGlobal =
                     global.enabled && clusterMode
-                    ? SharedTokenBucket(rate: global.rate, burst: global.burst, batchFraction: global.batch, onStoreFailure: global.onStoreFailure)
+                    ? SharedTokenBucket(
+                        rate: global.rate, burst: global.burst, batchFraction: global.batch, onStoreFailure: global.onStoreFailure,
+                        replicas: fallbackReplicas)
                     : nil
             }
             let client = settings.perClient
@@ -218,8 +222,8 @@ final class AdmissionGate: Sendable {
     }
 
     /// A batch from the shared bucket arrived.
-    func tokensFetched(granted: Int, wait: Duration, now: MonotonicTime) {
-        state.withLock { $0.sharedGlobal?.fetched(granted: granted, wait: wait, now: now) }
+    func tokensFetched(granted: Int, wait: Duration, replicas: Int, now: MonotonicTime) {
+        state.withLock { $0.sharedGlobal?.fetched(granted: granted, wait: wait, replicas: replicas, now: now) }
     }
 
     /// A batch could not be fetched: the shared bucket falls back (`on_store_failure`).

@@ -162,7 +162,7 @@ final class ClusterAgent: @unchecked Sendable {
                 let granted = values[0].int, let wait = values[1].int
             {
                 self.counters.tokensFetched.wrappingAdd(Int(granted), ordering: .relaxed)
-                self.gate.tokensFetched(granted: Int(granted), wait: .milliseconds(wait), now: Self.now())
+                self.gate.tokensFetched(granted: Int(granted), wait: .milliseconds(wait), replicas: self.planner.replicas, now: Self.now())
             } else {
                 self.counters.tokenFetchFailures.wrappingAdd(1, ordering: .relaxed)
                 self.gate.tokenFetchFailed(replicas: self.planner.replicas, now: Self.now())

@@ -162,7 +162,7 @@ final class GatewayRuntime: Sendable {
 
 /// Why a reload was refused; the old configuration stays.
 public enum ReloadError: Error, CustomStringConvertible, Sendable {
-    /// Keys only a restart can change (listeners, event loops, the embedded demo).
+    /// Keys only a restart can change (listeners, event loops, cluster mode, the embedded demo).
     case needsRestart([String])
     /// The file is not a valid configuration: every problem, with its key path.
     case invalid([String])
