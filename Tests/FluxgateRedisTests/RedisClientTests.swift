@@ -9,7 +9,7 @@ import Testing
 @Suite(.enabled(if: RedisServer.enabled), .serialized)
 struct RedisClientTests {
     private func withClient(
-        _ server: RedisServer, password: String? = nil, commandTimeout: TimeAmount = .seconds(2), backoff: TimeAmount = .milliseconds(50),
+        _ server: RedisServer, password: String? = nil, commandTimeout: TimeAmount = .seconds(10), backoff: TimeAmount = .milliseconds(50),
         _ body: (RedisClient) async throws -> Void
     ) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
