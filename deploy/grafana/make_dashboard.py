@@ -58,6 +58,13 @@ PANELS = [
         ('sum(fluxgate_upstream_connections_idle{instance=~"$instance"})', "idle upstream connections"),
         ('sum by (result) (increase(fluxgate_config_reloads_total{instance=~"$instance"}[1h]))', "reloads {{result}} (1h)"),
     ], 8, "Reloads by result; a failed reload keeps the running configuration."),
+    ("Cluster: shares of S, replicas, Redis", "short", [
+        ('sum(fluxgate_cluster_share_slots{instance=~"$instance"})', "shares held (sum)"),
+        ('max(fluxgate_cluster_slots{instance=~"$instance"})', "S (cluster)"),
+        ('max(fluxgate_cluster_replicas{instance=~"$instance"})', "replicas"),
+        ('sum by (limit) (fluxgate_cluster_degraded{instance=~"$instance"})', "replicas degraded: {{limit}}"),
+        ('count(fluxgate_cluster_store_up{instance=~"$instance"} == 0) or vector(0)', "replicas without Redis"),
+    ], 12, "Cluster mode only (docs/SCALING.md): the shares add up to at most S; degraded = running the on_store_failure fallback."),
 ]
 
 
