@@ -2,6 +2,7 @@ import Crypto
 import DequeModule
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Why a command got no reply from Redis. Server error replies are not errors here:
 /// they come back as ``RESPValue/error(_:)`` for the caller to read.
@@ -50,7 +51,7 @@ public struct RedisScript: Sendable {
 ///
 /// Hand-written because no Swift Redis client is in the package set Fluxgate builds
 /// from (RediStack and valkey-swift are not mirrored here); it does only what the
-/// cluster mode needs. Commands may be sent from any thread; each hops to the client's
+/// cluster mode needs, optionally over TLS (swift-nio-ssl). Commands may be sent from any thread; each hops to the client's
 /// loop, is written at once (pipelined: replies come back in order) and is failed
 /// after `commandTimeout`. A lost connection is re-dialled on the next command after
 /// an exponential backoff (`backoff` doubling to `maxBackoff`); while the backoff runs
@@ -58,7 +59,7 @@ public struct RedisScript: Sendable {
 /// behind a dead server.
 public final class RedisClient: @unchecked Sendable {
     // @unchecked: every stored var below is touched only on `loop` (asserted).
-    public struct Configuration: Sendable, Equatable {
+    public struct Configuration: Sendable {
         public var host: String
         public var port: Int
         public var username: String?
@@ -68,12 +69,19 @@ public final class RedisClient: @unchecked Sendable {
         public var commandTimeout: TimeAmount
         public var backoff: TimeAmount
         public var maxBackoff: TimeAmount
+        /// TLS (`rediss://`): the client context, and the name sent as SNI and
+        /// verified (nil for an address literal, checked against the certificate's IP SANs).
+        public var tls: NIOSSLContext?
+        public var serverName: String?
 
         public init(
             host: String, port: Int = 6379, username: String? = nil, password: String? = nil, database: Int = 0,
             connectTimeout: TimeAmount = .milliseconds(500), commandTimeout: TimeAmount = .milliseconds(500),
-            backoff: TimeAmount = .milliseconds(100), maxBackoff: TimeAmount = .seconds(5)
+            backoff: TimeAmount = .milliseconds(100), maxBackoff: TimeAmount = .seconds(5),
+            tls: NIOSSLContext? = nil, serverName: String? = nil
         ) {
+            self.tls = tls
+            self.serverName = serverName
             self.host = host
             self.port = port
             self.username = username
@@ -177,7 +185,12 @@ public final class RedisClient: @unchecked Sendable {
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RESPHandler()) }
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls = configuration.tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: configuration.serverName))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(RESPHandler())
+                }
             }
             .connect(host: configuration.host, port: configuration.port)
             .flatMap { channel in
@@ -267,7 +280,8 @@ final class RESPHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(context, error)
+        // A TLS handshake refused, a reset: callers see one error type.
+        fail(context, error as? RedisError ?? RedisError.unavailable("connection failed: \(error)"))
     }
 
     private func fail(_ context: ChannelHandlerContext, _ error: any Error) {

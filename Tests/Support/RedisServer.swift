@@ -38,13 +38,19 @@ public final class RedisServer: @unchecked Sendable {
     /// Starts a server and returns once it accepts connections (it says so on stdout).
     /// Spawned with `posix_spawn` rather than Foundation's `Process`, whose
     /// `waitUntilExit` spins a core off the main thread on Linux.
-    public init(port requested: Int? = nil, password: String? = nil) throws {
+    /// `tls`: PEM certificate and key; the server then speaks only TLS on `port`.
+    public init(port requested: Int? = nil, password: String? = nil, tls: (certificate: String, key: String)? = nil) throws {
         guard let executable = Self.executable else {
             throw Unavailable(description: "redis-server is not installed (FLUXGATE_REQUIRE_REDIS=1 is set)")
         }
-        port = try requested ?? Self.freePort()
-        var arguments = [
-            executable, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+        let port = try requested ?? Self.freePort()
+        self.port = port
+        let listen = tls.map {
+            ["--port", "0", "--tls-port", String(port), "--tls-cert-file", $0.certificate, "--tls-key-file", $0.key,
+             "--tls-auth-clients", "no"]
+        } ?? ["--port", String(port)]
+        var arguments = [executable] + listen + [
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
             "--loglevel", "notice",
         ]
         if let password { arguments += ["--requirepass", password] }

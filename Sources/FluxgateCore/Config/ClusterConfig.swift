@@ -2,7 +2,7 @@
 /// global rate limit through Redis (docs/SCALING.md). Off unless the section is present.
 public struct ClusterConfig: Sendable, Equatable {
     public var enabled = false
-    /// `redis://[[user]:password@]host[:port][/db]`. Default `redis://127.0.0.1:6379`.
+    /// `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. Default `redis://127.0.0.1:6379`.
     public var redis = RedisURL(host: "127.0.0.1", port: 6379)
     /// Prefix of every key the gateway writes. Default `fluxgate`.
     public var keyPrefix = "fluxgate"
@@ -17,6 +17,10 @@ public struct ClusterConfig: Sendable, Equatable {
     public var connectTimeout: Duration = .milliseconds(500)
     /// A command (lease renewal, token batch) not answered in this long counts as a store failure. Default 250ms.
     public var commandTimeout: Duration = .milliseconds(250)
+    /// `rediss://`: PEM CAs to trust instead of the system's roots ("" = system roots).
+    public var tlsCAFile = ""
+    /// `rediss://`: verify the server's chain and name. Default true.
+    public var tlsVerify = true
     /// Each replica's guaranteed share as a fraction of an even split. Default 0.25.
     public var shareFloor = 0.25
     /// Capacity when Redis is unreachable past the lease: `static_share` (S / replicas) or `closed`.
@@ -37,8 +41,11 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     public var username: String? = nil
     public var password: String? = nil
     public var database = 0
+    /// `rediss://`: TLS to Redis.
+    public var tls = false
 
-    public init(host: String, port: Int, username: String? = nil, password: String? = nil, database: Int = 0) {
+    public init(host: String, port: Int, username: String? = nil, password: String? = nil, database: Int = 0, tls: Bool = false) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.username = username
@@ -48,17 +55,15 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
 
     /// Without the password, for logs and `/stats`.
     public var description: String {
-        "redis://\(username.map { $0 + "@" } ?? "")\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)"
+        "\(tls ? "rediss" : "redis")://\(username.map { $0 + "@" } ?? "")\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)"
     }
 
     /// nil with the reason when `text` is not a usable Redis URL.
     public static func parse(_ text: String) -> Result<RedisURL, Problem> {
-        if text.hasPrefix("rediss://") {
-            return .failure(Problem(reason: "TLS to Redis (rediss://) is not supported; reach Redis over a private network or a TLS sidecar"))
-        }
-        guard text.hasPrefix("redis://") else { return .failure(Problem(reason: "must start with redis://")) }
-        var rest = Substring(text.dropFirst("redis://".count))
-        var url = RedisURL(host: "", port: 6379)
+        let tls = text.hasPrefix("rediss://")
+        guard tls || text.hasPrefix("redis://") else { return .failure(Problem(reason: "must start with redis:// or rediss:// (TLS)")) }
+        var rest = Substring(text.dropFirst(tls ? "rediss://".count : "redis://".count))
+        var url = RedisURL(host: "", port: 6379, tls: tls)
         if let slash = rest.firstIndex(of: "/") {
             let path = rest[rest.index(after: slash)...]
             rest = rest[..<slash]

@@ -60,7 +60,7 @@ public enum ConfigLoader {
             top.entries["cluster"], path: "cluster",
             known: [
                 "enabled", "redis_url", "key_prefix", "sync_interval", "lease_ttl", "replica_id", "password", "connect_timeout",
-                "command_timeout", "share_floor", "on_store_failure", "fallback_replicas",
+                "command_timeout", "share_floor", "on_store_failure", "fallback_replicas", "tls_ca_file", "tls_verify",
             ])
         cluster.enabled = r.bool(section, "enabled", default: present || r.environment["FLUXGATE_CLUSTER_REDIS_URL"] != nil)
         let url = r.string(section, "redis_url", default: "")
@@ -90,6 +90,11 @@ public enum ConfigLoader {
         cluster.shareFloor = r.double(section, "share_floor", default: cluster.shareFloor) { $0 >= 0 && $0 <= 1 ? nil : "must be in [0, 1]" }
         cluster.onStoreFailure = r.storeFailurePolicy(section, default: cluster.onStoreFailure)
         cluster.fallbackReplicas = r.int(section, "fallback_replicas", default: cluster.fallbackReplicas, range: 1...1000)
+        cluster.tlsCAFile = r.string(section, "tls_ca_file", default: cluster.tlsCAFile)
+        cluster.tlsVerify = r.bool(section, "tls_verify", default: cluster.tlsVerify)
+        if !cluster.redis.tls && (!cluster.tlsCAFile.isEmpty || !cluster.tlsVerify) {
+            r.report("cluster.tls_ca_file", "applies to rediss:// URLs only; cluster.redis_url is \(cluster.redis)")
+        }
         return cluster
     }
 

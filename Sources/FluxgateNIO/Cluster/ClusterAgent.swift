@@ -51,7 +51,7 @@ final class ClusterAgent: @unchecked Sendable {
         let tokensFetched = Atomic<Int>(0)
     }
 
-    init(config: GatewayConfig, gate: AdmissionGate, loop: any EventLoop, logger: Logger) {
+    init(config: GatewayConfig, gate: AdmissionGate, loop: any EventLoop, logger: Logger) throws {
         let cluster = config.cluster
         self.loop = loop
         self.gate = gate
@@ -69,7 +69,9 @@ final class ClusterAgent: @unchecked Sendable {
                 connectTimeout: .nanoseconds(cluster.connectTimeout.nanosecondsClamped),
                 commandTimeout: .nanoseconds(cluster.commandTimeout.nanosecondsClamped),
                 // Replicas must be back within a lease TTL of Redis (LeasePlanner.granted says why).
-                maxBackoff: .nanoseconds(min(cluster.leaseTTL.nanosecondsClamped / 2, 5_000_000_000))),
+                maxBackoff: .nanoseconds(min(cluster.leaseTTL.nanosecondsClamped / 2, 5_000_000_000)),
+                tls: try TLSContexts.redis(cluster),
+                serverName: AddressRange.address(cluster.redis.host) == nil ? cluster.redis.host : nil),
             loop: loop)
     }
 

@@ -61,7 +61,7 @@ final class GatewayRuntime: Sendable {
         self.gate = AdmissionGate(config: config, capacity: settings.fullCapacity, now: now, logger: logger)
         self.router = UpstreamRouter(upstreams: settings.upstreams, gate: gate)
         let gate = self.gate
-        self.cluster = config.cluster.enabled ? clusterLoop.map { ClusterAgent(config: config, gate: gate, loop: $0, logger: logger) } : nil
+        self.cluster = config.cluster.enabled ? try clusterLoop.map { try ClusterAgent(config: config, gate: gate, loop: $0, logger: logger) } : nil
         self.health = HealthMonitor(
             names: settings.upstreams.map(\.name), policy: config.healthCheck.policy, router: router, logger: logger)
         self.retry = Mutex((RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent), config.retry.enabled))

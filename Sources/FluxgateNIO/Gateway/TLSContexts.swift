@@ -44,6 +44,23 @@ enum TLSContexts {
     }
 }
 
+extension TLSContexts {
+    /// The context for `rediss://` (cluster mode): the system's roots or
+    /// `cluster.tls_ca_file`, chain and name verified unless `cluster.tls_verify` is false.
+    static func redis(_ config: ClusterConfig) throws(SetupError) -> NIOSSLContext? {
+        guard config.redis.tls else { return nil }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.certificateVerification = config.tlsVerify ? .fullVerification : .none
+        if !config.tlsCAFile.isEmpty { configuration.trustRoots = .file(config.tlsCAFile) }
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw SetupError(description: "cluster.tls_ca_file: cannot load \(config.tlsCAFile): \(error)")
+        }
+    }
+}
+
 /// How to reach one `https://` upstream: the shared client context and the name
 /// sent as SNI and verified (nil for an address literal, checked against IP SANs).
 struct UpstreamTLSTarget: Sendable {

@@ -1,0 +1,49 @@
+import FluxgateCore
+import FluxgateRedis
+import FluxgateTestSupport
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Testing
+
+@testable import FluxgateNIO
+
+/// `rediss://`: the client against a real `redis-server` speaking only TLS, with a
+/// certificate made here; trusted through `cluster.tls_ca_file`, refused without it.
+@Suite(.enabled(if: RedisServer.enabled), .serialized, .timeLimit(.minutes(1)))
+struct RedisTLSTests {
+    @Test func theClientSpeaksTLSAndVerifiesTheServer() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-redis-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let credentials = try TLSTests.Credentials.make(in: folder, name: "localhost")
+        let server = try RedisServer(tls: (credentials.certificatePath, credentials.keyPath))
+        defer { server.stop() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+        func client(_ yaml: String) throws -> RedisClient {
+            let cluster = try ConfigLoader.load(yaml: yaml).cluster
+            return RedisClient(
+                configuration: .init(
+                    host: "localhost", port: server.port, commandTimeout: .seconds(10), tls: try TLSContexts.redis(cluster),
+                    serverName: "localhost"),
+                loop: group.next())
+        }
+        let trusting = try client("cluster: { redis_url: \"rediss://localhost:\(server.port)\", tls_ca_file: \"\(credentials.certificatePath)\" }")
+        #expect(try await trusting.send(["PING"]).get() == .simpleString("PONG"))
+        #expect(try await trusting.run(ClusterScripts.tokens, keys: ["t"], arguments: ["10", "5", "2", "0"]).get().elements?.count == 2)
+        try await trusting.close().get()
+
+        // The system's roots do not know this certificate: no connection, and a clear error.
+        let untrusting = try client("cluster: { redis_url: \"rediss://localhost:\(server.port)\" }")
+        await #expect(throws: RedisError.self) { _ = try await untrusting.send(["PING"]).get() }
+        try await untrusting.close().get()
+
+        // A plain-text client gets no answer from a TLS port it could read.
+        let plain = RedisClient(configuration: .init(host: "127.0.0.1", port: server.port, commandTimeout: .milliseconds(300)), loop: group.next())
+        await #expect(throws: RedisError.self) { _ = try await plain.send(["PING"]).get() }
+        try await plain.close().get()
+        try await group.shutdownGracefully()
+    }
+}
