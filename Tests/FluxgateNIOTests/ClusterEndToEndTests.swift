@@ -88,6 +88,40 @@ struct ClusterEndToEndTests {
         try await group.shutdownGracefully()
     }
 
+    /// `on_store_failure: closed` for both limits: once Redis is gone past the lease,
+    /// every request is refused with a shed answer (503 and its reason), never an error
+    /// or a hang; back on a lease when Redis returns.
+    @Test func closedRefusesWhileRedisIsAway() async throws {
+        var redis = try RedisServer()
+        let port = redis.port
+        let upstream = try await TestUpstream.start(name: "u", group: group)
+        let (gateway, address) = try await start(
+            try clusterConfig(upstream: upstream.url, redisPort: port, replica: "c") { config in
+                config.cluster.onStoreFailure = .closed
+                config.rateLimit.global.enabled = true
+                config.rateLimit.global.onStoreFailure = .closed
+            })
+        let agent = gateway.runtime.cluster!
+        let client = try await TestClient.connect(to: address, group: group)
+        #expect(try await client.get("/x").status == 200)
+        redis.stop()
+        try await eventually("closed after the lease") { agent.status.mode == .closed }
+        let refused = try await client.get("/x")
+        #expect(refused.status == 503)
+        #expect(["overloaded", "rate_limited"].contains(refused.header("x-fluxgate-shed") ?? ""))
+        #expect(gateway.runtime.gate.snapshot.slots == 0)
+        redis = try RedisServer(port: port)
+        try await eventually("leased again", timeout: .seconds(20)) { agent.status.mode == .leased }
+        try await eventuallyAsync("admitted again", timeout: .seconds(20)) {
+            (try? await client.get("/x").status) == 200
+        }
+        try await client.close()
+        try await gateway.stop()
+        try await upstream.stop()
+        redis.stop()
+        try await group.shutdownGracefully()
+    }
+
     /// One global bucket for both replicas: together they admit no more than its burst
     /// (the rate is negligible here), and each is refused once it is spent.
     @Test func theGlobalBucketIsShared() async throws {
