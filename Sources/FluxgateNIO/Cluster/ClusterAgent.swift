@@ -71,7 +71,7 @@ final class ClusterAgent: @unchecked Sendable {
                 // Replicas must be back within a lease TTL of Redis (LeasePlanner.granted says why).
                 maxBackoff: .nanoseconds(min(cluster.leaseTTL.nanosecondsClamped / 2, 5_000_000_000)),
                 tls: try TLSContexts.redis(cluster),
-                serverName: AddressRange.address(cluster.redis.host) == nil ? cluster.redis.host : nil),
+                serverName: TLSContexts.serverName(for: cluster.redis.host)),
             loop: loop)
     }
 

@@ -31,33 +31,36 @@ enum TLSContexts {
     /// The context for `https://` upstreams: the system's roots or `upstream_tls.ca_file`,
     /// chain and name verified unless `upstream_tls.verify` is false.
     static func upstream(_ config: UpstreamTLSConfig) throws(SetupError) -> NIOSSLContext {
+        try client(caFile: config.caFile, verify: config.verify, alpn: ["http/1.1"], key: "upstream_tls")
+    }
+
+    /// A client context: TLS 1.2 at least, the system's roots or `caFile`, verified unless `verify` is false.
+    static func client(caFile: String, verify: Bool, alpn: [String], key: String) throws(SetupError) -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
-        configuration.applicationProtocols = ["http/1.1"]
-        configuration.certificateVerification = config.verify ? .fullVerification : .none
-        if !config.caFile.isEmpty { configuration.trustRoots = .file(config.caFile) }
+        configuration.applicationProtocols = alpn
+        configuration.certificateVerification = verify ? .fullVerification : .none
+        if !caFile.isEmpty { configuration.trustRoots = .file(caFile) }
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {
-            throw SetupError(description: "upstream_tls: cannot load \(config.caFile): \(error)")
+            throw SetupError(description: "\(key): cannot load \(caFile): \(error)")
         }
     }
 }
 
 extension TLSContexts {
+    /// The name sent as SNI and verified for `host`: nil for an address literal
+    /// (then checked against the certificate's IP SANs).
+    static func serverName(for host: String) -> String? {
+        AddressRange.address(host) == nil ? host : nil
+    }
+
     /// The context for `rediss://` (cluster mode): the system's roots or
     /// `cluster.tls_ca_file`, chain and name verified unless `cluster.tls_verify` is false.
     static func redis(_ config: ClusterConfig) throws(SetupError) -> NIOSSLContext? {
         guard config.redis.tls else { return nil }
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.minimumTLSVersion = .tlsv12
-        configuration.certificateVerification = config.tlsVerify ? .fullVerification : .none
-        if !config.tlsCAFile.isEmpty { configuration.trustRoots = .file(config.tlsCAFile) }
-        do {
-            return try NIOSSLContext(configuration: configuration)
-        } catch {
-            throw SetupError(description: "cluster.tls_ca_file: cannot load \(config.tlsCAFile): \(error)")
-        }
+        return try client(caFile: config.tlsCAFile, verify: config.tlsVerify, alpn: [], key: "cluster.tls_ca_file")
     }
 }
 
@@ -69,7 +72,7 @@ struct UpstreamTLSTarget: Sendable {
 
     init(context: NIOSSLContext, host: String) {
         self.context = context
-        self.serverName = AddressRange.address(host) == nil ? host : nil
+        self.serverName = TLSContexts.serverName(for: host)
     }
 
     func makeHandler() throws -> NIOSSLClientHandler {
