@@ -26,15 +26,6 @@ public enum RESPValue: Sendable, Equatable {
         }
     }
 
-    public var string: String? {
-        switch self {
-        case .simpleString(let text): text
-        case .bulkString(let bytes?): String(decoding: bytes, as: UTF8.self)
-        case .integer(let value): String(value)
-        default: nil
-        }
-    }
-
     public var elements: [RESPValue]? {
         if case .array(let values?) = self { return values }
         return nil

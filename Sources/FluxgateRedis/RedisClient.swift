@@ -127,11 +127,6 @@ public final class RedisClient: @unchecked Sendable {
         }
     }
 
-    /// Whether a connection is open now (for stats; a stale answer is harmless).
-    public var isConnected: EventLoopFuture<Bool> {
-        loop.submit { self.channel?.isActive ?? false }
-    }
-
     /// Closes the connection; later commands fail with ``RedisError/shutDown``.
     public func close() -> EventLoopFuture<Void> {
         loop.flatSubmit {

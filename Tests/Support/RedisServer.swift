@@ -115,8 +115,7 @@ public final class RedisServer: @unchecked Sendable {
     /// up): other tests take "dead" ports from that range and expect them to stay
     /// dead, so a server started here must never land on one.
     public static func freePort() throws -> Int {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? group.syncShutdownGracefully() }
+        let group = MultiThreadedEventLoopGroup.singleton
         for _ in 0..<100 {
             let port = Int.random(in: 20_000..<30_000)
             guard let channel = try? ServerBootstrap(group: group).bind(host: "127.0.0.1", port: port).wait() else { continue }

@@ -63,7 +63,7 @@ public struct LeasePlanner: Sendable {
         }
     }
 
-    public private(set) var settings: Settings
+    public let settings: Settings
     public private(set) var mode: Mode = .leased
     /// Live replicas (this one included) at the last answer from the store.
     public private(set) var replicas: Int
@@ -138,10 +138,5 @@ public struct LeasePlanner: Sendable {
     /// `S / replicas`, at least 1 while `S` is.
     public func staticShare(_ slots: Int) -> Int {
         slots > 0 ? Swift.max(1, slots / replicas) : 0
-    }
-
-    /// A reload changed the settings (the lease and mode carry on).
-    public mutating func update(settings: Settings) {
-        self.settings = settings
     }
 }

@@ -41,11 +41,16 @@ final class AdmissionGate: Sendable {
         var resume: @Sendable (Resumption) -> Void
     }
 
+    /// The global bucket: this process's own, or in cluster mode the local stock of the
+    /// one kept in Redis.
+    private enum GlobalLimit {
+        case local(TokenBucket)
+        case shared(SharedTokenBucket)
+    }
+
     private struct State {
         var controller: AdmissionController
-        var global: TokenBucket?
-        /// Cluster mode: the global bucket lives in Redis; this is the local stock of it.
-        var sharedGlobal: SharedTokenBucket?
+        var global: GlobalLimit?
         var clusterMode: Bool
         var fallbackReplicas: Int
         /// Refused by the utilization rule since the cluster agent last asked (its demand signal).
@@ -71,17 +76,25 @@ final class AdmissionGate: Sendable {
             rebuildBuckets(previous: nil, now: now)
         }
 
+        /// The waiters a controller change admitted and shed, taken out of the table.
+        mutating func take(_ change: (admitted: [Int], rejected: [Int])) -> (admitted: [Waiter], rejected: [Waiter]) {
+            (change.admitted.compactMap { waiters.removeValue(forKey: $0) }, change.rejected.compactMap { waiters.removeValue(forKey: $0) })
+        }
+
         /// New buckets for limits that changed (or appeared); unchanged ones keep their tokens.
         mutating func rebuildBuckets(previous: RateLimitConfig?, now: MonotonicTime) {
             let global = settings.global
             if previous.map({ $0.global != global }) ?? true {
-                self.global = global.enabled && !clusterMode ? TokenBucket(rate: global.rate, burst: global.burst, now: now) : nil
-                sharedGlobal =
-                    global.enabled && clusterMode
-                    ? SharedTokenBucket(
-                        rate: global.rate, burst: global.burst, batchFraction: global.batch, onStoreFailure: global.onStoreFailure,
-                        replicas: fallbackReplicas)
-                    : nil
+                if !global.enabled {
+                    self.global = nil
+                } else if clusterMode {
+                    self.global = .shared(
+                        SharedTokenBucket(
+                            rate: global.rate, burst: global.burst, batchFraction: global.batch, onStoreFailure: global.onStoreFailure,
+                            replicas: fallbackReplicas))
+                } else {
+                    self.global = .local(TokenBucket(rate: global.rate, burst: global.burst, now: now))
+                }
             }
             let client = settings.perClient
             if previous.map({
@@ -118,11 +131,8 @@ final class AdmissionGate: Sendable {
             state.perClientPolicy = RateLimitPolicy(perClient: config.rateLimit.perClient)
             state.recoveryEstimate = config.healthCheck.recoveryEstimate
             state.rebuildBuckets(previous: previous, now: now)
-            let (admit, reject) = state.controller.update(settings: config.admission.controllerSettings)
-            return (
-                admit.compactMap { state.waiters.removeValue(forKey: $0) },
-                reject.compactMap { state.waiters.removeValue(forKey: $0) },
-                RetryAfter.seconds(state.controller.drainEstimate, jitter: jitter))
+            let (admitted, rejected) = state.take(state.controller.update(settings: config.admission.controllerSettings))
+            return (admitted, rejected, RetryAfter.seconds(state.controller.drainEstimate, jitter: jitter))
         }
         resume(admitted: admitted, rejected: rejected, Rejection(reason: .overloaded, retryAfterSeconds: retry))
     }
@@ -146,11 +156,16 @@ final class AdmissionGate: Sendable {
                 if !state.settings.perClient.dryRun { return .rejected(rejection) }
                 wouldShed = .clientRateLimited
             }
-            var globalDecision = state.global?.take(now: now)
-            if state.sharedGlobal != nil {
-                let (decision, fetch) = state.sharedGlobal!.take(now: now)
-                globalDecision = decision
-                fetchTokens = fetch
+            var globalDecision: TokenBucket.Decision? = nil
+            switch state.global {
+            case .local(var bucket)?:
+                globalDecision = bucket.take(now: now)
+                state.global = .local(bucket)
+            case .shared(var bucket)?:
+                (globalDecision, fetchTokens) = bucket.take(now: now)
+                state.global = .shared(bucket)
+            case nil:
+                break
             }
             if case .denied(let wait)? = globalDecision {
                 if !state.settings.global.dryRun {
@@ -212,28 +227,37 @@ final class AdmissionGate: Sendable {
     /// This replica's share of `S` changed (a lease, or the fallback when Redis is gone).
     func setShare(_ share: LeasePlanner.Share?, jitter: Double = Double.random(in: 0..<1)) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
-            let (admit, reject) = state.controller.setShare(share)
-            return (
-                admit.compactMap { state.waiters.removeValue(forKey: $0) },
-                reject.compactMap { state.waiters.removeValue(forKey: $0) },
-                RetryAfter.seconds(state.controller.drainEstimate, jitter: jitter))
+            let (admitted, rejected) = state.take(state.controller.setShare(share))
+            return (admitted, rejected, RetryAfter.seconds(state.controller.drainEstimate, jitter: jitter))
         }
         resume(admitted: admitted, rejected: rejected, Rejection(reason: .overloaded, retryAfterSeconds: retry))
     }
 
     /// A batch from the shared bucket arrived.
     func tokensFetched(granted: Int, wait: Duration, replicas: Int, now: MonotonicTime) {
-        state.withLock { $0.sharedGlobal?.fetched(granted: granted, wait: wait, replicas: replicas, now: now) }
+        state.withLock { state in
+            guard case .shared(var bucket)? = state.global else { return }
+            bucket.fetched(granted: granted, wait: wait, replicas: replicas, now: now)
+            state.global = .shared(bucket)
+        }
     }
 
     /// A batch could not be fetched: the shared bucket falls back (`on_store_failure`).
     func tokenFetchFailed(replicas: Int, now: MonotonicTime) {
-        state.withLock { $0.sharedGlobal?.fetchFailed(replicas: replicas, now: now) }
+        state.withLock { state in
+            guard case .shared(var bucket)? = state.global else { return }
+            bucket.fetchFailed(replicas: replicas, now: now)
+            state.global = .shared(bucket)
+        }
     }
 
-    /// The shared bucket's mode and stock, for `/stats` and metrics (nil outside cluster mode or without a global limit).
-    var sharedGlobal: (mode: SharedTokenBucket.Mode, stock: Int, batch: Int)? {
-        state.withLock { state in state.sharedGlobal.map { ($0.mode, $0.stock, $0.batch) } }
+    /// A copy of the shared bucket (its settings, mode and stock), for the cluster agent,
+    /// `/stats` and metrics; nil outside cluster mode or without a global limit.
+    var sharedGlobal: SharedTokenBucket? {
+        state.withLock { state in
+            guard case .shared(let bucket)? = state.global else { return nil }
+            return bucket
+        }
     }
 
     /// An admitted request finished; frees its slot and resumes waiters it admits.
@@ -261,12 +285,9 @@ final class AdmissionGate: Sendable {
     /// new queue bound are shed as `overloaded`, lowest class and newest first.
     func setCapacity(_ capacity: Int, jitter: Double) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
-            let (admit, reject) = state.controller.setCapacity(capacity)
+            let (admitted, rejected) = state.take(state.controller.setCapacity(capacity))
             let wait = state.controller.capacity > 0 ? state.controller.drainEstimate : state.recoveryEstimate
-            return (
-                admit.compactMap { state.waiters.removeValue(forKey: $0) },
-                reject.compactMap { state.waiters.removeValue(forKey: $0) },
-                RetryAfter.seconds(wait, jitter: jitter))
+            return (admitted, rejected, RetryAfter.seconds(wait, jitter: jitter))
         }
         resume(
             admitted: admitted, rejected: rejected,

@@ -22,7 +22,6 @@ final class ClusterAgent: @unchecked Sendable {
     private let client: RedisClient
     private let gate: AdmissionGate
     private let config: ClusterConfig
-    private let rateLimit: Mutex<RateLimitConfig.GlobalLimit>
     private let logger: Logger
     let replicaID: String
     private let leaseKey: String
@@ -31,7 +30,7 @@ final class ClusterAgent: @unchecked Sendable {
     private var task: RepeatedTask?
     private var storeUp: Bool?
     private let published = Mutex(Status())
-    private let counters = Counters()
+    let counters = Counters()
 
     /// What `/stats` and `/metrics` show.
     struct Status: Sendable, Equatable {
@@ -56,7 +55,6 @@ final class ClusterAgent: @unchecked Sendable {
         self.loop = loop
         self.gate = gate
         self.config = cluster
-        self.rateLimit = Mutex(config.rateLimit.global)
         self.logger = logger
         self.replicaID = cluster.replicaID ?? Self.defaultReplicaID()
         self.leaseKey = "\(cluster.keyPrefix):capacity"
@@ -81,7 +79,6 @@ final class ClusterAgent: @unchecked Sendable {
     }
 
     var status: Status { published.withLock { $0 } }
-    var counts: Counters { counters }
 
     /// Takes the first lease (or, without Redis, the static share) before returning,
     /// then renews every `sync_interval`.
@@ -117,11 +114,6 @@ final class ClusterAgent: @unchecked Sendable {
         try? await done.get()
     }
 
-    /// A reload changed the global limit's rate, burst or batch (the cluster section itself needs a restart).
-    func reconfigure(_ config: GatewayConfig) {
-        rateLimit.withLock { $0 = config.rateLimit.global }
-    }
-
     // MARK: On `loop`
 
     private func sync() -> EventLoopFuture<Void> {
@@ -155,10 +147,10 @@ final class ClusterAgent: @unchecked Sendable {
     }
 
     private func fetchTokens() {
-        let limit = rateLimit.withLock { $0 }
+        // The bucket's own settings: a reload that changes the global limit rebuilds it.
         guard let shared = gate.sharedGlobal else { return }
         counters.tokenFetches.wrappingAdd(1, ordering: .relaxed)
-        let arguments = [String(limit.rate), String(limit.burst), String(shared.batch)]
+        let arguments = [String(shared.rate), String(shared.burst), String(shared.batch)]
         client.run(ClusterScripts.tokens, keys: [tokenKey], arguments: arguments).whenComplete { result in
             if case .success(let reply) = result, let values = reply.elements, values.count == 2,
                 let granted = values[0].int, let wait = values[1].int

@@ -144,7 +144,6 @@ final class GatewayRuntime: Sendable {
                 config.retry.enabled)
         }
         gate.reconfigure(config: config, now: now)
-        cluster?.reconfigure(config)
         health.reconfigure(upstreams: settings.upstreams, policy: config.healthCheck.policy, fresh: assignment.fresh, now: now)
         accessLog.reconfigure(config.accessLog)
     }

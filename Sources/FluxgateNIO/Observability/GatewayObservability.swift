@@ -76,7 +76,7 @@ public final class GatewayObservability: Sendable {
         var tokenFetches: (ok: Int, failed: Int)
         var tokensFetched: Int
         /// The shared global bucket, when a global limit is on.
-        var tokens: (mode: SharedTokenBucket.Mode, stock: Int, batch: Int)?
+        var tokens: SharedTokenBucket?
     }
 
     struct UpstreamReading: Sendable {
@@ -136,7 +136,7 @@ public final class GatewayObservability: Sendable {
 
     private func clusterReading(_ settings: GatewaySettings) -> ClusterReading? {
         guard let agent = runtime.cluster else { return nil }
-        let c = agent.counts
+        let c = agent.counters
         let fetches = c.tokenFetches.load(ordering: .relaxed)
         let fetchFailures = c.tokenFetchFailures.load(ordering: .relaxed)
         return ClusterReading(
