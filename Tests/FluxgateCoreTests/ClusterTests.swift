@@ -250,9 +250,9 @@ struct ClusterConfigTests {
     }
 
     @Test func redissMeansTLS() throws {
-        let config = try ConfigLoader.load(yaml: "cluster: { redis_url: \"rediss://cache.example:6380\", tls_ca_file: ca.pem }")
+        let config = try ConfigLoader.load(yaml: "cluster: { redis_url: \"rediss://cache.example:6380\", tls_ca_file: \"\(#filePath)\" }")
         #expect(config.cluster.redis == RedisURL(host: "cache.example", port: 6380, tls: true))
-        #expect(config.cluster.tlsCAFile == "ca.pem" && config.cluster.tlsVerify)
+        #expect(config.cluster.tlsCAFile == #filePath && config.cluster.tlsVerify)
         #expect("\(config.cluster.redis)" == "rediss://cache.example:6380/0")
     }
 
@@ -264,7 +264,8 @@ struct ClusterConfigTests {
 
     @Test(arguments: [
         ("cluster: { redis_url: \"http://x:1\" }", "cluster.redis_url: must start with redis:// or rediss:// (TLS)"),
-        ("cluster: { tls_ca_file: ca.pem }", "cluster.tls_ca_file: applies to rediss:// URLs only"),
+        ("cluster: { tls_ca_file: \"\(#filePath)\" }", "cluster.tls_ca_file: applies to rediss:// URLs only"),
+        ("cluster: { redis_url: \"rediss://x:1\", tls_ca_file: /nonexistent.pem }", "cluster.tls_ca_file: no readable file at /nonexistent.pem"),
         ("cluster: { redis_url: \"redis://x:1/99\" }", "cluster.redis_url: the database after / must be 0...15"),
         ("cluster: { redis_url: \"redis://:0\" }", "cluster.redis_url: expected redis://host:port"),
         ("cluster: { sync_interval: 1s, lease_ttl: 1500ms }", "cluster.lease_ttl: must be at least twice cluster.sync_interval"),

@@ -90,7 +90,7 @@ public enum ConfigLoader {
         cluster.shareFloor = r.double(section, "share_floor", default: cluster.shareFloor) { $0 >= 0 && $0 <= 1 ? nil : "must be in [0, 1]" }
         cluster.onStoreFailure = r.storeFailurePolicy(section, default: cluster.onStoreFailure)
         cluster.fallbackReplicas = r.int(section, "fallback_replicas", default: cluster.fallbackReplicas, range: 1...1000)
-        cluster.tlsCAFile = r.string(section, "tls_ca_file", default: cluster.tlsCAFile)
+        cluster.tlsCAFile = r.string(section, "tls_ca_file", default: cluster.tlsCAFile, check: Self.readableFile)
         cluster.tlsVerify = r.bool(section, "tls_verify", default: cluster.tlsVerify)
         if !cluster.redis.tls && (!cluster.tlsCAFile.isEmpty || !cluster.tlsVerify) {
             r.report("cluster.tls_ca_file", "applies to rediss:// URLs only; cluster.redis_url is \(cluster.redis)")
