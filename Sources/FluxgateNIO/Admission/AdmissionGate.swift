@@ -314,15 +314,15 @@ final class AdmissionGate: Sendable {
         var queueLimit: Int
         var inFlight: Int
         var queued: Int
-        /// `C`, or this replica's part of it in cluster mode.
-        var effectiveCapacity: Int
+        /// The controller's `(running + queued) / C` (in cluster mode against this replica's part of `C`).
+        var utilization: Double
     }
 
     var snapshot: Snapshot {
         state.withLock { state in
             let c = state.controller
             return Snapshot(capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, queueLimit: c.queueLimit, inFlight: c.inFlight, queued: c.queued,
-                effectiveCapacity: c.effectiveCapacity)
+                utilization: c.utilization)
         }
     }
 

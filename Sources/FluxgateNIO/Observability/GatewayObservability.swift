@@ -325,11 +325,6 @@ public final class GatewayObservability: Sendable {
     }
 }
 
-extension AdmissionGate.Snapshot {
-    /// (in flight + queued) / C — in cluster mode against this replica's part of C; 1 when it is 0.
-    var utilization: Double { effectiveCapacity > 0 ? Double(inFlight + queued) / Double(effectiveCapacity) : 1 }
-}
-
 /// Configuration reloads so far, by result.
 struct ReloadCounts: Sendable, Equatable {
     var success = 0
