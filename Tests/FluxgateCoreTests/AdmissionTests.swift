@@ -160,3 +160,178 @@ struct AdmissionControllerTests {
         #expect(c.release(serviceTime: nil) == [])
     }
 }
+
+/// The standing-queue rule (CoDel's test on queue waits), on a manual clock.
+struct StandingQueueTests {
+    func controller(capacity: Int = 20, target: Duration = .milliseconds(5), interval: Duration = .milliseconds(100))
+        -> AdmissionController
+    {
+        AdmissionController(
+            capacity: capacity,
+            settings: .init(
+                targetUtilization: 0.5, queueTimeout: .seconds(1), shedAt: [.low: 1, .normal: 1, .critical: 1],
+                queueDelayTarget: target, queueDelayInterval: interval))
+    }
+
+    /// Fills the slots and queue of a capacity-4 controller (2 slots, 2 waiting) at `t`.
+    func fill(_ c: inout AdmissionController, ids: Range<Int>, at t: Int64) {
+        for id in ids { _ = c.arrive(id: id, priority: .normal, now: ms(t)) }
+    }
+
+    @Test func waitsAtTheTargetForAWholeIntervalMakeTheQueueStanding() {
+        var c = controller(capacity: 4)
+        fill(&c, ids: 0..<4, at: 0)  // 0, 1 run; 2, 3 wait
+        #expect(c.release(serviceTime: nil, now: ms(10)) == [2])  // waited 10 ms ≥ 5: the clock starts
+        #expect(!c.standing)
+        _ = c.arrive(id: 4, priority: .normal, now: ms(10))
+        #expect(c.release(serviceTime: nil, now: ms(109)) == [3])  // 99 ms above the target: not yet
+        #expect(!c.standing)
+        _ = c.arrive(id: 5, priority: .normal, now: ms(109))
+        #expect(c.release(serviceTime: nil, now: ms(110)) == [4])  // 100 ms: standing
+        #expect(c.standing)
+        // Standing: a newcomer may wait only the target.
+        #expect(c.arrive(id: 6, priority: .normal, now: ms(110)) == .enqueue(deadline: ms(115)))
+    }
+
+    @Test func oneShortWaitRestartsTheInterval() {
+        var c = controller(capacity: 4)
+        fill(&c, ids: 0..<4, at: 0)
+        _ = c.release(serviceTime: nil, now: ms(10))  // 2 waited 10 ms
+        _ = c.arrive(id: 4, priority: .normal, now: ms(60))
+        _ = c.release(serviceTime: nil, now: ms(62))  // 3 waited 62 ms
+        _ = c.arrive(id: 5, priority: .normal, now: ms(80))
+        _ = c.release(serviceTime: nil, now: ms(81))  // 4 waited 21 ms
+        _ = c.arrive(id: 6, priority: .normal, now: ms(90))
+        _ = c.release(serviceTime: nil, now: ms(91))  // 5 waited 11 ms
+        _ = c.arrive(id: 7, priority: .normal, now: ms(100))
+        _ = c.release(serviceTime: nil, now: ms(102))  // 6 waited 12 ms
+        _ = c.arrive(id: 8, priority: .normal, now: ms(105))
+        #expect(c.release(serviceTime: nil, now: ms(106)) == [7])  // 7 waited 6 ms; 96 ms above target so far
+        #expect(!c.standing)
+        _ = c.arrive(id: 9, priority: .normal, now: ms(106))
+        #expect(c.release(serviceTime: nil, now: ms(107)) == [8])  // 8 waited 2 ms: the clock is reset
+        _ = c.arrive(id: 10, priority: .normal, now: ms(150))
+        #expect(c.release(serviceTime: nil, now: ms(160)) == [9])  // 54 ms: above, clock restarts at 160
+        _ = c.arrive(id: 11, priority: .normal, now: ms(200))
+        #expect(c.release(serviceTime: nil, now: ms(230)) == [10])
+        #expect(!c.standing)  // above since 160 only
+    }
+
+    @Test func aFreeSlotWithNobodyWaitingEndsTheStandingQueue() {
+        var c = controller(capacity: 4)
+        fill(&c, ids: 0..<4, at: 0)
+        _ = c.release(serviceTime: nil, now: ms(10))
+        _ = c.arrive(id: 4, priority: .normal, now: ms(10))
+        _ = c.release(serviceTime: nil, now: ms(200))
+        #expect(c.standing)
+        // A short wait alone does not end it (the rule holds waits short; that is its effect).
+        _ = c.arrive(id: 5, priority: .normal, now: ms(200))
+        #expect(c.release(serviceTime: nil, now: ms(201)) == [4])
+        #expect(c.release(serviceTime: nil, now: ms(202)) == [5])
+        #expect(c.release(serviceTime: nil, now: ms(202)) == [])
+        #expect(c.standing)
+        // Now a slot is free and nobody waits: spare capacity, the full queue_timeout again.
+        #expect(c.queued == 0 && c.inFlight == 1)
+        #expect(c.arrive(id: 6, priority: .normal, now: ms(203)) == .admit)
+        #expect(!c.standing)
+        #expect(c.arrive(id: 7, priority: .normal, now: ms(203)) == .enqueue(deadline: ms(1203)))
+    }
+
+    /// Waiters queued before the queue stood keep their deadline; newer ones expire first.
+    @Test func expiryFindsAnEarlierDeadlineBehindALaterOne() {
+        var c = controller(capacity: 6)  // 3 slots, 3 waiting
+        fill(&c, ids: 0..<5, at: 0)  // 3 and 4 wait (deadline 1000)
+        _ = c.release(serviceTime: nil, now: ms(20))  // 3 admitted after 20 ms
+        _ = c.arrive(id: 5, priority: .normal, now: ms(20))  // deadline 1020
+        _ = c.release(serviceTime: nil, now: ms(150))  // 4 admitted after 150 ms: standing
+        #expect(c.standing)
+        #expect(c.arrive(id: 6, priority: .normal, now: ms(150)) == .enqueue(deadline: ms(155)))
+        #expect(c.expire(now: ms(154)) == [])
+        #expect(c.expire(now: ms(155)) == [6])
+        #expect(c.queued == 1)
+        #expect(c.expire(now: ms(1020)) == [5])
+    }
+
+    @Test func predictionUsesTheTargetWhileStanding() {
+        var c = controller(capacity: 20)  // 10 slots, 10 waiting
+        for id in 0..<10 { _ = c.arrive(id: id, priority: .normal, now: ms(0)) }
+        _ = c.arrive(id: 10, priority: .normal, now: ms(0))
+        _ = c.release(serviceTime: .milliseconds(20), now: ms(10))  // a slot frees every 2 ms; 10 waited 10 ms
+        _ = c.arrive(id: 11, priority: .normal, now: ms(10))
+        _ = c.release(serviceTime: .milliseconds(20), now: ms(110))  // 11 waited 100 ms: standing
+        #expect(c.standing)
+        #expect(c.arrive(id: 12, priority: .normal, now: ms(110)) == .enqueue(deadline: ms(115)))  // 2 ms
+        #expect(c.arrive(id: 13, priority: .normal, now: ms(110)) == .enqueue(deadline: ms(115)))  // 4 ms
+        #expect(c.arrive(id: 14, priority: .normal, now: ms(110)) == .reject(.overloaded))  // 6 ms > 5 ms
+    }
+
+    @Test func aZeroTargetTurnsTheRuleOff() {
+        var c = controller(capacity: 4, target: .zero)
+        fill(&c, ids: 0..<4, at: 0)
+        for step in 1...10 {
+            _ = c.release(serviceTime: nil, now: ms(Int64(step) * 500))
+            _ = c.arrive(id: 10 + step, priority: .normal, now: ms(Int64(step) * 500))
+        }
+        #expect(!c.standing)
+        var on = controller(capacity: 4)
+        fill(&on, ids: 0..<4, at: 0)
+        for step in 1...10 {
+            _ = on.release(serviceTime: nil, now: ms(Int64(step) * 500))
+            _ = on.arrive(id: 10 + step, priority: .normal, now: ms(Int64(step) * 500))
+        }
+        #expect(on.standing)
+        _ = on.update(settings: c.settings)
+        #expect(!on.standing)
+    }
+
+    /// Sustained 5x overload, then light load, simulated: with the rule the admitted waits
+    /// fall to the target once the queue stands, and the slots stay as busy as without it.
+    @Test(arguments: [true, false])
+    func sustainedOverloadKeepsSlotsBusyAndWaitsShort(rule: Bool) {
+        // 10 slots, 10 waiting; each request takes 10 ms, so a slot frees every 1 ms.
+        var c = controller(capacity: 20, target: rule ? .milliseconds(5) : .zero)
+        var completions: [(at: Int64, id: Int)] = []  // µs
+        var deadlines: [Int64] = []
+        var since: [Int: Int64] = [:]
+        var waitsAfterSettling: [Int64] = []
+        var served = 0
+        var id = 0
+        func admitted(_ ids: [Int], at t: Int64) {
+            for i in ids {
+                if t >= 300_000 && t < 1_000_000 { waitsAfterSettling.append(t - since[i]!) }
+                completions.append((t + 10_000, i))
+            }
+        }
+        var t: Int64 = 0
+        while t < 1_500_000 {
+            // 5x the capacity for 1 s, then a fifth of it.
+            let gap: Int64 = t < 1_000_000 ? 200 : 5_000
+            let now = MonotonicTime(nanoseconds: t * 1000)
+            while let next = completions.min(by: { $0.at < $1.at }), next.at <= t {
+                completions.removeAll { $0.id == next.id }
+                if next.at < 1_000_000 { served += 1 }
+                admitted(c.release(serviceTime: .milliseconds(10), now: MonotonicTime(nanoseconds: next.at * 1000)), at: next.at)
+            }
+            if deadlines.contains(where: { $0 <= t }) {
+                deadlines.removeAll { $0 <= t }
+                _ = c.expire(now: now)
+            }
+            since[id] = t
+            switch c.arrive(id: id, priority: .normal, now: now) {
+            case .admit: admitted([id], at: t)
+            case .enqueue(let deadline): deadlines.append(deadline.nanoseconds / 1000)
+            case .reject: break
+            }
+            id += 1
+            t += gap
+        }
+        // The slots were busy throughout the overload either way (1 000/s for 1 s).
+        #expect(served >= 985)
+        if rule {
+            #expect(waitsAfterSettling.max()! <= 5_000)
+            #expect(!c.standing)  // the light load found free slots
+        } else {
+            #expect(waitsAfterSettling.min()! >= 9_000)  // a full queue: every admitted request waited ~10 ms
+        }
+    }
+}

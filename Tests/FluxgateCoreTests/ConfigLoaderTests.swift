@@ -47,6 +47,8 @@ struct ConfigLoaderTests {
             admission:
               target_utilization: 0.5
               queue_timeout: 250ms
+              queue_delay_target: 0s
+              queue_delay_interval: 50ms
               dry_run: true
             rate_limit:
               global:     { enabled: true, rate: 50000, burst: 10000 }
@@ -61,6 +63,8 @@ struct ConfigLoaderTests {
         #expect(config.upstreams[1].name == "localhost:9002")
         #expect(config.upstreams[1].weight == 3)
         #expect(config.admission.queueTimeout == .milliseconds(250))
+        #expect(config.admission.controllerSettings.queueDelayTarget == .zero)
+        #expect(config.admission.controllerSettings.queueDelayInterval == .milliseconds(50))
         #expect(config.admission.dryRun)
         #expect(config.rateLimit.perClient.key == "header:X-API-Key")
         #expect(config.timeouts.idle == .seconds(60))
@@ -105,7 +109,7 @@ struct ConfigLoaderTests {
               - url: "https://secure:443/path"
               - { url: "http://127.0.0.1:9002", weight: 0 }
               - name: x
-            admission: { target_utilization: 1.5, queue_timeout: 5 }
+            admission: { target_utilization: 1.5, queue_timeout: 5, queue_delay_interval: 0s }
             timeouts: { connect: fast }
             limits: { max_body_bytes: -1 }
             """
@@ -120,7 +124,8 @@ struct ConfigLoaderTests {
         let paths = errors.map(\.path)
         #expect(paths == [
             "listen", "lissen", "upstreams[0].url", "upstreams[1].weight", "upstreams[2].url",
-            "admission.target_utilization", "admission.queue_timeout", "timeouts.connect", "limits.max_body_bytes",
+            "admission.target_utilization", "admission.queue_timeout", "admission.queue_delay_interval", "timeouts.connect",
+            "limits.max_body_bytes",
         ])
         #expect(errors[1].message == #"unknown key; did you mean "listen"?"#)
         #expect(errors[1].line == 2)

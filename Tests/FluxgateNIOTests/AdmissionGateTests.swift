@@ -68,7 +68,7 @@ struct AdmissionGateTests {
         #expect(gate.dryRun.count(of: .clientRateLimited) == 3)
         #expect(gate.dryRun.total == 3)
         #expect(capture.lines.withLockedValue { $0 } == ["dry run: would have shed client_rate_limited", "dry run: would have shed client_rate_limited"])
-        for _ in 0..<5 { gate.release(serviceTime: nil) }
+        for _ in 0..<5 { gate.release(serviceTime: nil, now: .zero) }
         #expect(gate.snapshot.inFlight == 0)
     }
 

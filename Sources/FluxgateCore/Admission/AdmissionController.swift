@@ -41,7 +41,19 @@ public enum Priority: String, Sendable, CaseIterable, Comparable {
 ///
 /// Priority classes shed at a utilization `(running + queued) / C` of their own
 /// (`shedAt`, defaults low 0.8, normal 0.95, critical 1.0), and the queue serves
-/// critical before normal before low. Pure: events in, decisions out, time passed in.
+/// critical before normal before low.
+///
+/// **Standing queue** (CoDel's idea, RFC 8289, applied to admission): a queue that
+/// absorbs a burst is useful; a queue that stays full under sustained overload only
+/// adds its wait to every admitted request without adding throughput (the slots are busy
+/// either way). When every request taken from the queue for `queueDelayInterval` has
+/// waited at least `queueDelayTarget`, the queue is *standing*: from then on a request
+/// is queued only if its predicted wait is within the target, and waits at most the
+/// target (`queue_timeout` no longer applies to it). The queue stops standing when a
+/// request finds a free slot and nobody waiting — spare capacity again. Defaults 5 ms /
+/// 100 ms, as CoDel's; a target of 0 turns the rule off.
+///
+/// Pure: events in, decisions out, time passed in.
 public struct AdmissionController: Sendable {
     public enum Discipline: String, Sendable {
         case fifo, lifo
@@ -52,15 +64,22 @@ public struct AdmissionController: Sendable {
         public var queueTimeout: Duration
         public var discipline: Discipline
         public var shedAt: [Priority: Double]
+        /// Standing-queue rule: the wait a standing queue is held to; zero turns the rule off.
+        public var queueDelayTarget: Duration
+        /// …once waits have stayed at or above the target for this long.
+        public var queueDelayInterval: Duration
 
         public init(
             targetUtilization: Double = 0.67, queueTimeout: Duration = .seconds(1), discipline: Discipline = .fifo,
-            shedAt: [Priority: Double] = [.low: 0.8, .normal: 0.95, .critical: 1.0]
+            shedAt: [Priority: Double] = [.low: 0.8, .normal: 0.95, .critical: 1.0],
+            queueDelayTarget: Duration = .milliseconds(5), queueDelayInterval: Duration = .milliseconds(100)
         ) {
             self.targetUtilization = targetUtilization
             self.queueTimeout = queueTimeout
             self.discipline = discipline
             self.shedAt = shedAt
+            self.queueDelayTarget = queueDelayTarget
+            self.queueDelayInterval = queueDelayInterval
         }
     }
 
@@ -73,6 +92,7 @@ public struct AdmissionController: Sendable {
 
     struct Waiter: Sendable {
         var id: Int
+        var since: MonotonicTime
         var deadline: MonotonicTime
     }
 
@@ -89,6 +109,13 @@ public struct AdmissionController: Sendable {
     private var queues: [Deque<Waiter>] = [[], [], []]
     /// Mean service time of completed requests (EWMA, α = 1/16), nil until one completes.
     public private(set) var meanServiceNanos: Double?
+    /// The queue is standing (see the type's comment): waits are held to `queueDelayTarget`.
+    public private(set) var standing = false
+    /// Since when every wait observed has been at or above the target (CoDel's "first above").
+    private var aboveTargetSince: MonotonicTime?
+    /// A waiter was queued with an earlier deadline than one ahead of it (the queue began
+    /// standing while it held waiters): expiry then looks at every waiter, not only the front.
+    private var deadlinesOutOfOrder = false
 
     public init(capacity: Int, settings: Settings) {
         self.settings = settings
@@ -124,15 +151,20 @@ public struct AdmissionController: Sendable {
         }
         if inFlight < slots && queued == 0 {
             inFlight += 1
+            // A free slot and nobody waiting: whatever queue there was has drained.
+            standing = false
+            aboveTargetSince = nil
             return .admit
         }
         if queued >= queueLimit { return .reject(.overloaded) }
+        let longestWait = standing ? min(settings.queueDelayTarget, settings.queueTimeout) : settings.queueTimeout
         let position = Double(queued + 1)
-        if let perSlot = perSlotServiceNanos, position * perSlot > Double(settings.queueTimeout.nanosecondsClamped) {
+        if let perSlot = perSlotServiceNanos, position * perSlot > Double(longestWait.nanosecondsClamped) {
             return .reject(.overloaded)
         }
-        let deadline = now + settings.queueTimeout
-        queues[priority.rank].append(Waiter(id: id, deadline: deadline))
+        let deadline = now + longestWait
+        if let last = queues[priority.rank].last, last.deadline > deadline { deadlinesOutOfOrder = true }
+        queues[priority.rank].append(Waiter(id: id, since: now, deadline: deadline))
         return .enqueue(deadline: deadline)
     }
 
@@ -143,15 +175,16 @@ public struct AdmissionController: Sendable {
     }
 
     /// An admitted request finished (`serviceTime` nil when it never reached an
-    /// upstream). Returns the waiters admitted into the freed slot(s), in order.
-    public mutating func release(serviceTime: Duration?) -> [Int] {
+    /// upstream). Returns the waiters admitted into the freed slot(s), in order. `now`
+    /// times their waits for the standing-queue rule (nil: not observed).
+    public mutating func release(serviceTime: Duration?, now: MonotonicTime? = nil) -> [Int] {
         precondition(inFlight > 0, "release without admit")
         inFlight -= 1
         if let serviceTime {
             let sample = Double(serviceTime.nanosecondsClamped)
             meanServiceNanos = meanServiceNanos.map { $0 + (sample - $0) / 16 } ?? sample
         }
-        return admitWaiters()
+        return admitWaiters(now: now)
     }
 
     /// Waiters whose deadline passed: removed and returned (to answer `queue_timeout`).
@@ -161,8 +194,17 @@ public struct AdmissionController: Sendable {
             // Deadlines grow with arrival; in both disciplines the oldest sit at the front.
             while let first = queues[rank].first, first.deadline <= now {
                 expired.append(queues[rank].removeFirst().id)
+                observeWait(now - first.since, now: now)
+            }
+            if deadlinesOutOfOrder {
+                for waiter in queues[rank] where waiter.deadline <= now {
+                    expired.append(waiter.id)
+                    observeWait(now - waiter.since, now: now)
+                }
+                queues[rank].removeAll { $0.deadline <= now }
             }
         }
+        if queued == 0 { deadlinesOutOfOrder = false }
         return expired
     }
 
@@ -181,6 +223,10 @@ public struct AdmissionController: Sendable {
     /// capacity change); requests in flight and waiting keep their places and deadlines.
     public mutating func update(settings: Settings) -> (admitted: [Int], rejected: [Int]) {
         self.settings = settings
+        if settings.queueDelayTarget <= .zero {
+            standing = false
+            aboveTargetSince = nil
+        }
         return setCapacity(capacity)
     }
 
@@ -223,13 +269,29 @@ public struct AdmissionController: Sendable {
         return .nanoseconds(Int64(perSlot * Double(queued + 1)))
     }
 
-    private mutating func admitWaiters() -> [Int] {
+    private mutating func admitWaiters(now: MonotonicTime? = nil) -> [Int] {
         var admitted: [Int] = []
         while inFlight < slots, let waiter = popNext() {
             inFlight += 1
             admitted.append(waiter.id)
+            if let now { observeWait(now - waiter.since, now: now) }
         }
+        if queued == 0 { deadlinesOutOfOrder = false }
         return admitted
+    }
+
+    /// CoDel's test, on each wait that ends: below the target resets the clock; at or
+    /// above it for a whole interval makes the queue standing.
+    private mutating func observeWait(_ wait: Duration, now: MonotonicTime) {
+        guard settings.queueDelayTarget > .zero, wait >= settings.queueDelayTarget else {
+            aboveTargetSince = nil
+            return
+        }
+        guard let since = aboveTargetSince else {
+            aboveTargetSince = now
+            return
+        }
+        if now - since >= settings.queueDelayInterval { standing = true }
     }
 
     private mutating func popNext() -> Waiter? {

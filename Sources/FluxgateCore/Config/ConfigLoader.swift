@@ -147,11 +147,18 @@ public enum ConfigLoader {
 
         let admission = r.table(
             top.entries["admission"], path: "admission",
-            known: ["target_utilization", "queue_timeout", "queue_discipline", "dry_run", "shed_at", "routes"])
+            known: [
+                "target_utilization", "queue_timeout", "queue_discipline", "queue_delay_target", "queue_delay_interval", "dry_run",
+                "shed_at", "routes",
+            ])
         config.admission.targetUtilization = r.double(admission, "target_utilization", default: config.admission.targetUtilization) {
             $0 > 0 && $0 <= 1 ? nil : "must be in (0, 1]"
         }
         config.admission.queueTimeout = r.duration(admission, "queue_timeout", default: config.admission.queueTimeout, minimum: .zero)
+        config.admission.queueDelayTarget = r.duration(
+            admission, "queue_delay_target", default: config.admission.queueDelayTarget, minimum: .zero)
+        config.admission.queueDelayInterval = r.duration(
+            admission, "queue_delay_interval", default: config.admission.queueDelayInterval, minimum: .milliseconds(1))
         config.admission.dryRun = r.bool(admission, "dry_run", default: config.admission.dryRun)
         config.admission.queueDiscipline = r.scalar(
             admission, "queue_discipline", default: config.admission.queueDiscipline, expected: "fifo or lifo",

@@ -198,6 +198,11 @@ public struct AdmissionConfig: Sendable, Equatable {
     /// `fifo` (fair) or `lifo` (freshest first: under sustained overload the requests
     /// most likely still wanted). Default fifo.
     public var queueDiscipline = AdmissionController.Discipline.fifo
+    /// Standing-queue rule (``AdmissionController``): once every wait has been at least
+    /// this long for `queueDelayInterval`, waits are held to it. 0 turns it off. Default 5ms.
+    public var queueDelayTarget: Duration = .milliseconds(5)
+    /// Default 100ms.
+    public var queueDelayInterval: Duration = .milliseconds(100)
     /// Count what would be shed, shed nothing. Default false.
     public var dryRun = false
     /// Utilization (running + queued) / capacity at which each class is shed.
@@ -230,7 +235,9 @@ public struct AdmissionConfig: Sendable, Equatable {
     }
 
     public var controllerSettings: AdmissionController.Settings {
-        .init(targetUtilization: targetUtilization, queueTimeout: queueTimeout, discipline: queueDiscipline, shedAt: shedAt)
+        .init(
+            targetUtilization: targetUtilization, queueTimeout: queueTimeout, discipline: queueDiscipline, shedAt: shedAt,
+            queueDelayTarget: queueDelayTarget, queueDelayInterval: queueDelayInterval)
     }
 }
 

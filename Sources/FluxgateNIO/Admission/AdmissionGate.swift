@@ -261,9 +261,9 @@ final class AdmissionGate: Sendable {
     }
 
     /// An admitted request finished; frees its slot and resumes waiters it admits.
-    func release(serviceTime: Duration?) {
+    func release(serviceTime: Duration?, now: MonotonicTime) {
         let resumed: [Waiter] = state.withLock { state in
-            state.controller.release(serviceTime: serviceTime).compactMap { state.waiters.removeValue(forKey: $0) }
+            state.controller.release(serviceTime: serviceTime, now: now).compactMap { state.waiters.removeValue(forKey: $0) }
         }
         for waiter in resumed { waiter.loop.execute { waiter.resume(.admitted) } }
     }
@@ -316,13 +316,15 @@ final class AdmissionGate: Sendable {
         var queued: Int
         /// The controller's `(running + queued) / C` (in cluster mode against this replica's part of `C`).
         var utilization: Double
+        /// The standing-queue rule holds waits to `admission.queue_delay_target`.
+        var standing = false
     }
 
     var snapshot: Snapshot {
         state.withLock { state in
             let c = state.controller
             return Snapshot(capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, queueLimit: c.queueLimit, inFlight: c.inFlight, queued: c.queued,
-                utilization: c.utilization)
+                utilization: c.utilization, standing: c.standing)
         }
     }
 

@@ -152,6 +152,7 @@ struct StatsDocument: Encodable {
         var slots: Int
         var capacity: Int
         var queue_limit: Int
+        var queue_standing: Bool
         var utilization: Double
         var target_utilization: Double
         var ready: Bool
@@ -254,7 +255,7 @@ struct StatsDocument: Encodable {
         draining = r.draining
         admission = Admission(
             in_flight: r.gate.inFlight, queued: r.gate.queued, slots: r.gate.slots, capacity: r.gate.capacity,
-            queue_limit: r.gate.queueLimit, utilization: (r.utilization * 1000).rounded() / 1000,
+            queue_limit: r.gate.queueLimit, queue_standing: r.gate.standing, utilization: (r.utilization * 1000).rounded() / 1000,
             target_utilization: r.settings.config.admission.targetUtilization, ready: r.notReadyReason == nil,
             not_ready_reason: r.notReadyReason, dry_run: r.settings.config.admission.dryRun)
         upstreams = r.upstreams.map {

@@ -249,6 +249,9 @@ public final class GatewayObservability: Sendable {
         gauge("fluxgate_admission_slots", help: "In-flight slots S = floor(C x target_utilization).", Double(r.gate.slots))
         gauge("fluxgate_admission_capacity", help: "Capacity C: summed max_concurrency of the ready upstreams.", Double(r.gate.capacity))
         gauge("fluxgate_admission_queue_limit", help: "Admission queue bound C - S.", Double(r.gate.queueLimit))
+        gauge(
+            "fluxgate_admission_queue_standing",
+            help: "1 while the queue is standing: waits held to admission.queue_delay_target.", r.gate.standing ? 1 : 0)
         gauge("fluxgate_utilization", help: "(in-flight + queued) / C; 1 when C is 0.", r.utilization)
         gauge(
             "fluxgate_target_utilization", help: "The configured admission.target_utilization.",

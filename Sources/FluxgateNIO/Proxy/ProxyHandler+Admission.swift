@@ -42,7 +42,7 @@ extension ProxyHandler {
     func queueResumed(_ exchange: Exchange, _ resumption: AdmissionGate.Resumption) {
         guard case .active(let current) = state, current === exchange, exchange.queueID != nil else {
             // The client left meanwhile; a slot granted to it goes straight back.
-            if case .admitted = resumption { runtime.gate.release(serviceTime: nil) }
+            if case .admitted = resumption { runtime.gate.release(serviceTime: nil, now: now) }
             return
         }
         exchange.queueID = nil
@@ -113,9 +113,9 @@ extension ProxyHandler {
         if exchange.holdsSlot {
             exchange.holdsSlot = false
             if case .proxied = end {
-                runtime.gate.release(serviceTime: outcome.upstreamTime)
+                runtime.gate.release(serviceTime: outcome.upstreamTime, now: now)
             } else {
-                runtime.gate.release(serviceTime: nil)
+                runtime.gate.release(serviceTime: nil, now: now)
             }
         }
         abortUpstream(exchange)
