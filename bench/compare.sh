@@ -203,20 +203,24 @@ for r in $ROWS; do
       ports=("${saved_ports[@]}") ;;
     shed)
       # wrk's one thread tops out near the shed path's rate, so requests per CPU-second
-      # of the gateway process is the comparison; raw requests/s are printed too.
-      ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+      # of the gateway process is the comparison; raw requests/s are printed too, and the
+      # user and kernel µs per request of each path (the kernel part bounds the ratio).
+      ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
       for round in $(seq "$ROUNDS"); do
-        t0=$(ticks "$shed_pid"); read -r shed_rps _ shed_p99 _ <<<"$(measure 18604 64 /health)"; t1=$(ticks "$shed_pid")
-        u0=$(ticks "$fluxgate_pid"); read -r proxy_rps _ proxy_p99 _ <<<"$(measure 18603 64 /health)"; u1=$(ticks "$fluxgate_pid")
-        python3 - "$round" "$DUR" "$(getconf CLK_TCK)" "$shed_rps" "$shed_p99" $((t1 - t0)) "$proxy_rps" "$proxy_p99" $((u1 - u0)) <<'PY'
+        read -r su0 ss0 <<<"$(ticks "$shed_pid")"; read -r shed_rps _ shed_p99 _ <<<"$(measure 18604 64 /health)"; read -r su1 ss1 <<<"$(ticks "$shed_pid")"
+        read -r pu0 ps0 <<<"$(ticks "$fluxgate_pid")"; read -r proxy_rps _ proxy_p99 _ <<<"$(measure 18603 64 /health)"; read -r pu1 ps1 <<<"$(ticks "$fluxgate_pid")"
+        python3 - "$round" "$DUR" "$(getconf CLK_TCK)" "$shed_rps" "$shed_p99" $((su1 - su0)) $((ss1 - ss0)) "$proxy_rps" "$proxy_p99" $((pu1 - pu0)) $((ps1 - ps0)) <<'PY'
 import sys
-rnd, dur, hz, s_rps, s_p99, s_ticks, p_rps, p_p99, p_ticks = sys.argv[1:]
+rnd, dur, hz, s_rps, s_p99, s_user, s_sys, p_rps, p_p99, p_user, p_sys = sys.argv[1:]
 dur, hz = float(dur), int(hz)
-per_cpu = lambda rps, ticks: float(rps) * dur / (int(ticks) / hz) if int(ticks) else float("nan")
+per_cpu = lambda rps, ticks: float(rps) * dur / (ticks / hz) if ticks else float("nan")
+us = lambda ticks, rps: ticks / hz * 1e6 / (float(rps) * dur) if float(rps) else float("nan")
+s_ticks, p_ticks = int(s_user) + int(s_sys), int(p_user) + int(p_sys)
 s_cpu, p_cpu = per_cpu(s_rps, s_ticks), per_cpu(p_rps, p_ticks)
-print(f"shed      round {rnd}: shed {float(s_rps):.0f} rps at {int(s_ticks) / hz / dur * 100:.0f} % CPU = {s_cpu:.0f} per CPU-s (p99 {s_p99} ms); "
-      f"proxied {float(p_rps):.0f} rps at {int(p_ticks) / hz / dur * 100:.0f} % CPU = {p_cpu:.0f} per CPU-s (p99 {p_p99} ms); "
-      f"per CPU-s {s_cpu / p_cpu:.2f}x, raw {float(s_rps) / float(p_rps):.2f}x")
+print(f"shed      round {rnd}: shed {float(s_rps):.0f} rps at {s_ticks / hz / dur * 100:.0f} % CPU = {s_cpu:.0f} per CPU-s (p99 {s_p99} ms); "
+      f"proxied {float(p_rps):.0f} rps at {p_ticks / hz / dur * 100:.0f} % CPU = {p_cpu:.0f} per CPU-s (p99 {p_p99} ms); "
+      f"per CPU-s {s_cpu / p_cpu:.2f}x, raw {float(s_rps) / float(p_rps):.2f}x; "
+      f"µs/request user+sys: shed {us(int(s_user), s_rps):.2f}+{us(int(s_sys), s_rps):.2f}, proxied {us(int(p_user), p_rps):.2f}+{us(int(p_sys), p_rps):.2f}")
 PY
       done ;;
     *) echo "unknown row $r" >&2; exit 2 ;;

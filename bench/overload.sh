@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Overload benchmark (not a test): the same open-model load against
 #   (a) the demo upstream directly, (b) HAProxy with maxconn + timeout queue in front,
-#   (c) Fluxgate with the equivalent admission settings,
+#   (c) Fluxgate with the equivalent admission settings, (d) the same with the
+#   standing-queue rule off (admission.queue_delay_target: 0s, every wait up to queue_timeout),
 # unloaded (50/s) and at 1x, 3x and 10x the upstream's capacity. Prints goodput (2xx/s), admitted p50/p99,
 # shed/s, failures and the proxy's CPU.
 # Upstream: one demo instance, --capacity 50 --latency-ms 50 → 1000 requests/s at most.
@@ -29,6 +30,7 @@ admission: { target_utilization: 0.67, queue_timeout: 1s }
 rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
 demo: { enabled: false }
 C
+sed -e 's/18401/18403/; s/19402/19404/; s/queue_timeout: 1s/queue_timeout: 1s, queue_delay_target: 0s/' "$W/fluxgate.yaml" >"$W/fluxgate-nocodel.yaml"
 cat >"$W/haproxy.cfg" <<C
 global
   nbthread 1
@@ -50,13 +52,14 @@ C
 
 taskset -c 0 "$BIN" demo-upstream --port 19301 --instance a --workers 1 --capacity 50 --latency-ms 50 >"$W/demo.log" 2>&1 & pids+=($!)
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fg_pid=$!
+taskset -c 1 "$BIN" --config "$W/fluxgate-nocodel.yaml" >"$W/fluxgate-nocodel.log" 2>&1 & pids+=($!); fg0_pid=$!
 taskset -c 1 haproxy -f "$W/haproxy.cfg" -q & pids+=($!); ha_pid=$!
-for port in 19301 18401 18402; do bench_wait "port $port" "$port" /api/status; done
+for port in 19301 18401 18402 18403; do bench_wait "port $port" "$port" /api/status; done
 
 cpu_ticks() { [ -n "$1" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 printf "%-9s %7s %9s %9s %10s %8s %8s %8s\n" target offered "goodput" "shed/s" "fail" "p50 ms" "p99 ms" "cpu %"
 for rate in $RATES; do
-  for target in direct:19301: haproxy:18402:$ha_pid fluxgate:18401:$fg_pid; do
+  for target in direct:19301: haproxy:18402:$ha_pid fluxgate:18401:$fg_pid fg-no-sq:18403:$fg0_pid; do
     IFS=: read -r name port pid <<<"$target"
     before=$(cpu_ticks "$pid"); start=$(date +%s.%N)
     "${k6_pin[@]}" k6 run -q --no-color -e BASE_URL="http://127.0.0.1:$port" -e RATE="$rate" -e DURATION="$DURATION" \

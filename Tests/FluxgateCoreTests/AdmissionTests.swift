@@ -217,24 +217,34 @@ struct StandingQueueTests {
         #expect(!c.standing)  // above since 160 only
     }
 
-    @Test func aFreeSlotWithNobodyWaitingEndsTheStandingQueue() {
+    @Test func anIntervalWithoutRefusalsEndsTheStandingQueue() {
         var c = controller(capacity: 4)
         fill(&c, ids: 0..<4, at: 0)
         _ = c.release(serviceTime: nil, now: ms(10))
         _ = c.arrive(id: 4, priority: .normal, now: ms(10))
         _ = c.release(serviceTime: nil, now: ms(200))
         #expect(c.standing)
-        // A short wait alone does not end it (the rule holds waits short; that is its effect).
-        _ = c.arrive(id: 5, priority: .normal, now: ms(200))
+        // A free slot with nobody waiting does not end it (completions come in bursts).
         #expect(c.release(serviceTime: nil, now: ms(201)) == [4])
-        #expect(c.release(serviceTime: nil, now: ms(202)) == [5])
         #expect(c.release(serviceTime: nil, now: ms(202)) == [])
+        #expect(c.arrive(id: 5, priority: .normal, now: ms(203)) == .admit)
         #expect(c.standing)
-        // Now a slot is free and nobody waits: spare capacity, the full queue_timeout again.
-        #expect(c.queued == 0 && c.inFlight == 1)
-        #expect(c.arrive(id: 6, priority: .normal, now: ms(203)) == .admit)
+        // A refusal within the interval keeps it standing…
+        #expect(c.arrive(id: 6, priority: .normal, now: ms(250)) == .enqueue(deadline: ms(255)))
+        #expect(c.expire(now: ms(255)) == [6])  // held to the target: counts as the rule acting
+        _ = c.arrive(id: 7, priority: .normal, now: ms(270))  // waits (deadline 275)
+        _ = c.arrive(id: 8, priority: .normal, now: ms(270))  // waits
+        #expect(c.arrive(id: 9, priority: .normal, now: ms(280)) == .reject(.overloaded))  // queue full
+        #expect(c.isStanding(at: ms(379)))
+        #expect(c.release(serviceTime: nil, now: ms(281)) == [7])
+        #expect(c.release(serviceTime: nil, now: ms(282)) == [8])
+        #expect(c.release(serviceTime: nil, now: ms(283)) == [])
+        // …an interval without one ends it: the full queue_timeout again.
+        #expect(!c.isStanding(at: ms(380)))
+        #expect(c.arrive(id: 10, priority: .normal, now: ms(381)) == .admit)
         #expect(!c.standing)
-        #expect(c.arrive(id: 7, priority: .normal, now: ms(203)) == .enqueue(deadline: ms(1203)))
+        _ = c.arrive(id: 11, priority: .normal, now: ms(381))
+        #expect(c.arrive(id: 12, priority: .normal, now: ms(381)) == .enqueue(deadline: ms(1381)))
     }
 
     /// Waiters queued before the queue stood keep their deadline; newer ones expire first.
@@ -286,8 +296,11 @@ struct StandingQueueTests {
 
     /// Sustained 5x overload, then light load, simulated: with the rule the admitted waits
     /// fall to the target once the queue stands, and the slots stay as busy as without it.
-    @Test(arguments: [true, false])
-    func sustainedOverloadKeepsSlotsBusyAndWaitsShort(rule: Bool) {
+    /// `bursty`: requests finish only on 10 ms boundaries, so slots free in bursts that
+    /// drain a short queue at once (the demo upstream does this; an earlier version of the
+    /// rule stopped standing at each burst).
+    @Test(arguments: [(true, false), (true, true), (false, false)])
+    func sustainedOverloadKeepsSlotsBusyAndWaitsShort(rule: Bool, bursty: Bool) {
         // 10 slots, 10 waiting; each request takes 10 ms, so a slot frees every 1 ms.
         var c = controller(capacity: 20, target: rule ? .milliseconds(5) : .zero)
         var completions: [(at: Int64, id: Int)] = []  // µs
@@ -299,7 +312,7 @@ struct StandingQueueTests {
         func admitted(_ ids: [Int], at t: Int64) {
             for i in ids {
                 if t >= 300_000 && t < 1_000_000 { waitsAfterSettling.append(t - since[i]!) }
-                completions.append((t + 10_000, i))
+                completions.append((bursty ? (t / 10_000 + 1) * 10_000 : t + 10_000, i))
             }
         }
         var t: Int64 = 0

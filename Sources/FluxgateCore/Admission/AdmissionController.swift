@@ -49,9 +49,12 @@ public enum Priority: String, Sendable, CaseIterable, Comparable {
 /// either way). When every request taken from the queue for `queueDelayInterval` has
 /// waited at least `queueDelayTarget`, the queue is *standing*: from then on a request
 /// is queued only if its predicted wait is within the target, and waits at most the
-/// target (`queue_timeout` no longer applies to it). The queue stops standing when a
-/// request finds a free slot and nobody waiting — spare capacity again. Defaults 5 ms /
-/// 100 ms, as CoDel's; a target of 0 turns the rule off.
+/// target (`queue_timeout` no longer applies to it). The queue stops standing after a
+/// whole interval in which the rule refused nobody — the load fits again. (Not at the
+/// first free slot: completions come in bursts, and a queue held short drains in one,
+/// so that signal would flip the rule off and on several times a second under steady
+/// overload — measured.) Defaults 5 ms / 100 ms, as CoDel's; a target of 0 turns the
+/// rule off.
 ///
 /// Pure: events in, decisions out, time passed in.
 public struct AdmissionController: Sendable {
@@ -110,9 +113,12 @@ public struct AdmissionController: Sendable {
     /// Mean service time of completed requests (EWMA, α = 1/16), nil until one completes.
     public private(set) var meanServiceNanos: Double?
     /// The queue is standing (see the type's comment): waits are held to `queueDelayTarget`.
+    /// As of the last event; ``isStanding(at:)`` also ends it when time alone has.
     public private(set) var standing = false
     /// Since when every wait observed has been at or above the target (CoDel's "first above").
     private var aboveTargetSince: MonotonicTime?
+    /// While standing: when the rule last refused or timed out a request it held short.
+    private var lastHeld = MonotonicTime.zero
     /// A waiter was queued with an earlier deadline than one ahead of it (the queue began
     /// standing while it held waiters): expiry then looks at every waiter, not only the front.
     private var deadlinesOutOfOrder = false
@@ -149,17 +155,20 @@ public struct AdmissionController: Sendable {
         if threshold < 1 && Double(inFlight + queued) >= (Double(effectiveCapacity) * threshold).rounded(.up) {
             return .reject(.overloaded)
         }
+        if standing && !isStanding(at: now) { standing = false }
         if inFlight < slots && queued == 0 {
             inFlight += 1
-            // A free slot and nobody waiting: whatever queue there was has drained.
-            standing = false
-            aboveTargetSince = nil
+            observeWait(.zero, now: now)
             return .admit
         }
-        if queued >= queueLimit { return .reject(.overloaded) }
+        if queued >= queueLimit {
+            if standing { lastHeld = now }
+            return .reject(.overloaded)
+        }
         let longestWait = standing ? min(settings.queueDelayTarget, settings.queueTimeout) : settings.queueTimeout
         let position = Double(queued + 1)
         if let perSlot = perSlotServiceNanos, position * perSlot > Double(longestWait.nanosecondsClamped) {
+            if standing { lastHeld = now }
             return .reject(.overloaded)
         }
         let deadline = now + longestWait
@@ -205,7 +214,14 @@ public struct AdmissionController: Sendable {
             }
         }
         if queued == 0 { deadlinesOutOfOrder = false }
+        if standing && !expired.isEmpty { lastHeld = now }
         return expired
+    }
+
+    /// Whether the queue is standing at `now`: it was, and the rule refused or timed out
+    /// a request within the last interval.
+    public func isStanding(at now: MonotonicTime) -> Bool {
+        standing && now - lastHeld < settings.queueDelayInterval
     }
 
     /// A waiter left (its client went away). True if it was still waiting.
@@ -291,7 +307,10 @@ public struct AdmissionController: Sendable {
             aboveTargetSince = now
             return
         }
-        if now - since >= settings.queueDelayInterval { standing = true }
+        if !standing && now - since >= settings.queueDelayInterval {
+            standing = true
+            lastHeld = now
+        }
     }
 
     private mutating func popNext() -> Waiter? {

@@ -324,7 +324,7 @@ final class AdmissionGate: Sendable {
         state.withLock { state in
             let c = state.controller
             return Snapshot(capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, queueLimit: c.queueLimit, inFlight: c.inFlight, queued: c.queued,
-                utilization: c.utilization, standing: c.standing)
+                utilization: c.utilization, standing: c.isStanding(at: MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))))
         }
     }
 
