@@ -9,7 +9,7 @@ extension ProxyHandler {
 
     /// Per-client bucket, global bucket, then the utilization rule (docs/CONFIGURATION.md, "Admission control").
     func admit(_ exchange: Exchange) {
-        let priority = admission.priority(forTarget: exchange.target)
+        let priority = settings.priority(forTarget: exchange.target)
         exchange.route = priority
         let clientKey = exchange.clientKey
         let eventLoop = self.eventLoop

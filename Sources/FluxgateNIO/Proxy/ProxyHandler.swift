@@ -51,9 +51,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// reload moved ``GatewayRuntime/settingsVersion``.
     var settings: GatewaySettings
     var maxBodyBytes: Int
-    /// Held here: reading `runtime.admission` per request copied the whole struct
-    /// (retains of its arrays and dictionary, seen in the profile).
-    var admission: AdmissionConfig
     /// A graceful drain began: the current answer is the last on this connection.
     var draining = false
     /// The ready upstreams as this connection last saw them.
@@ -121,7 +118,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let settings = runtime.settings
         self.settings = settings
         self.maxBodyBytes = settings.maxBodyBytes
-        self.admission = settings.admission
         self.routing = runtime.routing
         runtime.live.clientHandlers.born()
         runtime.live.clientHandlersCreated.born()
@@ -133,7 +129,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard runtime.settingsVersion.load(ordering: .relaxed) != settings.version else { return }
         settings = runtime.settings
         maxBodyBytes = settings.maxBodyBytes
-        admission = settings.admission
     }
 
     /// Whether the peer is in `trusted_proxies`: decided once per connection and
