@@ -17,7 +17,8 @@ PANELS = [
     ("Utilization against the target", "percentunit", [
         ('max(fluxgate_utilization{instance=~"$instance"})', "utilization (in-flight + queued) / C"),
         ('max(fluxgate_target_utilization{instance=~"$instance"})', "target (S / C)"),
-    ], 12, "Above the target, requests queue; /readyz turns 503 at 0.9."),
+        ('max(fluxgate_admission_queue_standing{instance=~"$instance"})', "standing queue (100 % = waits held to queue_delay_target)"),
+    ], 12, "Above the target, requests queue; /readyz turns 503 at 0.9. Under sustained overload the queue stands and waits are held short."),
     ("In flight, queued and slots", "short", [
         ('sum(fluxgate_inflight_requests{instance=~"$instance"})', "in flight"),
         ('sum(fluxgate_queued_requests{instance=~"$instance"})', "queued"),
