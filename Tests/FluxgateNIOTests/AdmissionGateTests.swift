@@ -1,6 +1,7 @@
 import FluxgateCore
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOEmbedded
 import Testing
 
@@ -114,5 +115,38 @@ struct AdmissionGateTests {
         } else {
             Issue.record("capacity 0 admitted a request")
         }
+    }
+}
+
+/// The gate hands the release time to the standing-queue rule, and its snapshot (for
+/// `/stats` and metrics) reports the rule.
+struct AdmissionGateStandingQueueTests {
+    @Test func releasesTimeTheWaitsAndTheSnapshotShowsAStandingQueue() throws {
+        var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
+        config.rateLimit.global.enabled = false
+        config.rateLimit.perClient.enabled = false
+        config.admission.targetUtilization = 0.5  // C = 4: S = 2, queue 2
+        func at(_ ms: Int64) -> MonotonicTime { MonotonicTime(nanoseconds: ms * 1_000_000) }
+        let gate = AdmissionGate(config: config, capacity: 4, now: .zero, logger: Logger(label: "test"))
+        let loop = EmbeddedEventLoop()
+        var refused: [Int64] = []
+        func arrive(_ ms: Int64) {
+            let verdict = gate.admit(clientKey: "c", priority: .normal, now: at(ms), jitter: 0) { (loop, { _ in }) }
+            if case .rejected = verdict { refused.append(ms) }
+        }
+        for _ in 0..<4 { arrive(0) }  // two run, two wait
+        // Every 10 ms a slot frees and the oldest waiter, which waited ≥ 10 ms, runs.
+        for t in stride(from: Int64(10), through: 90, by: 10) {
+            gate.release(serviceTime: .milliseconds(20), now: at(t))
+            arrive(t)
+        }
+        #expect(refused.isEmpty)
+        #expect(!gate.snapshot(at: at(95)).standing)  // waits above the target for 80 ms only
+        gate.release(serviceTime: .milliseconds(20), now: at(110))  // 100 ms: standing
+        #expect(gate.snapshot(at: at(110)).standing)
+        arrive(110)  // predicted wait 2 × 10 ms > 5 ms: refused at once
+        #expect(refused == [110])
+        #expect(gate.snapshot(at: at(209)).standing)
+        #expect(!gate.snapshot(at: at(210)).standing)  // an interval without a refusal
     }
 }

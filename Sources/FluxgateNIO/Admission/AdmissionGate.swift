@@ -320,11 +320,15 @@ final class AdmissionGate: Sendable {
         var standing = false
     }
 
-    var snapshot: Snapshot {
+    var snapshot: Snapshot { snapshot(at: MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))) }
+
+    /// The snapshot as of `now` (whether the queue still stands depends on the time).
+    func snapshot(at now: MonotonicTime) -> Snapshot {
         state.withLock { state in
             let c = state.controller
-            return Snapshot(capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, queueLimit: c.queueLimit, inFlight: c.inFlight, queued: c.queued,
-                utilization: c.utilization, standing: c.isStanding(at: MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))))
+            return Snapshot(
+                capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, queueLimit: c.queueLimit, inFlight: c.inFlight,
+                queued: c.queued, utilization: c.utilization, standing: c.isStanding(at: now))
         }
     }
 
