@@ -3,7 +3,12 @@
 # preloaded (bench/malloc/count.c), in front of one nginx upstream, under
 # `wrk -t1 -c64 GET /health` — once proxying, once shedding every request (global
 # bucket of 1/s). Warm-up run, then counter read, measured run, counter read:
-# mallocs / requests of the measured run. Needs gcc, nginx-light and wrk (apt).
+# mallocs / requests of the measured run — which includes wrk's 64 new connections, the
+# upstream connections they open and the gateway's background work (health probes,
+# histogram rotation). Then "steady": one more run on the same connections, the counter
+# and the gateway's request count (/stats) read 1 s in and again DUR s later — the
+# allocations of requests on open connections, background work still included.
+# Needs gcc, nginx-light and wrk (apt).
 # Env: DUR seconds of the measured run (4).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -30,9 +35,17 @@ C
   kill -USR2 "$pid"; sleep 0.3
   requests=$(taskset -c 0 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$port/health" | awk '/requests in/{print $1}')
   kill -USR2 "$pid"; sleep 0.3
-  python3 - "$W/$name.err" "$requests" "$name" <<'PY'
+  served() { curl -sf "http://127.0.0.1:$(( port + 2000 ))/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"]["total"])'; }
+  taskset -c 0 wrk -t1 -c64 -d"$(( DUR + 2 ))s" "http://127.0.0.1:$port/health" >/dev/null & wrk_pid=$!
+  sleep 1; kill -USR2 "$pid"; sleep 0.1; r1=$(served)
+  sleep "$DUR"; kill -USR2 "$pid"; sleep 0.1; r2=$(served)
+  wait "$wrk_pid"
+  python3 - "$W/$name.err" "$requests" "$name" "$r1" "$r2" <<'PY'
 import re, sys
-counts = [int(n) for n in re.findall(r"mallocs=(\d+)", open(sys.argv[1]).read())]
-print(f"{sys.argv[3]:8} {int(sys.argv[2]):9} requests  {(counts[-1] - counts[-2]) / int(sys.argv[2]):6.2f} allocations per request")
+err, requests, name, r1, r2 = sys.argv[1:]
+counts = [int(n) for n in re.findall(r"mallocs=(\d+)", open(err).read())]
+print(f"{name:8} {int(requests):9} requests  {(counts[1] - counts[0]) / int(requests):6.2f} allocations per request (whole run)")
+steady = int(r2) - int(r1)
+print(f"{name:8} {steady:9} requests  {(counts[3] - counts[2]) / steady:6.2f} allocations per request (steady: open connections)")
 PY
 done

@@ -2,8 +2,9 @@
  * Counts calls to malloc, calloc, realloc and posix_memalign; SIGUSR2 prints the
  * running total to stderr as "mallocs=N". A measuring aid, not product code:
  * valgrind 3.19 here refuses the Swift 6.3 binary ("Possibly corrupted debuginfo
- * file... Giving up"), heaptrack is not installed, and ordo-one/benchmark's
- * interposer measures in-process benchmarks, not a running server. */
+ * file... Giving up"), and ordo-one/benchmark's interposer measures in-process
+ * benchmarks, not a running server. heaptrack (apt) attributes allocations to call
+ * sites (docs/PERFORMANCE.md uses it for that); this counter only counts. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <signal.h>
