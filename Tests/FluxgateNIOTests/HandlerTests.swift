@@ -9,10 +9,13 @@ import Testing
 
 /// Handlers in `EmbeddedChannel`: timeouts driven by `advanceTime`, no sockets, no sleeps.
 struct HandlerTests {
-    func timeoutChannel(header: Duration = .seconds(10), idle: Duration = .seconds(60)) throws -> EmbeddedChannel {
+    /// `shared`: the handler's timer is an entry in the loop's ``LoopTimers``, as in the
+    /// gateway; otherwise a NIO timer of its own.
+    func timeoutChannel(header: Duration = .seconds(10), idle: Duration = .seconds(60), shared: Bool = false) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
+        let timers = shared ? LoopTimers(eventLoop: channel.embeddedEventLoop) : nil
         try channel.pipeline.syncOperations.addHandler(
-            ClientTimeoutHandler(headerTimeout: header, idleTimeout: idle, rejection: GatewayResponses().rawRequestTimeout))
+            ClientTimeoutHandler(headerTimeout: header, idleTimeout: idle, rejection: GatewayResponses().rawRequestTimeout, timers: timers))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
@@ -22,8 +25,9 @@ struct HandlerTests {
         return (handler, try channel.pipeline.syncOperations.context(handler: handler))
     }
 
-    @Test func silentNewConnectionGets408AtTheHeaderDeadline() throws {
-        let channel = try timeoutChannel(header: .seconds(10))
+    @Test(arguments: [false, true])
+    func silentNewConnectionGets408AtTheHeaderDeadline(shared: Bool) throws {
+        let channel = try timeoutChannel(header: .seconds(10), shared: shared)
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(9_999))
         #expect(channel.isActive)
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
@@ -34,8 +38,9 @@ struct HandlerTests {
         #expect(!channel.isActive)
     }
 
-    @Test func idleKeepAliveClosesQuietlyAndBusyConnectionsDoNot() throws {
-        let channel = try timeoutChannel(header: .seconds(10), idle: .seconds(60))
+    @Test(arguments: [false, true])
+    func idleKeepAliveClosesQuietlyAndBusyConnectionsDoNot(shared: Bool) throws {
+        let channel = try timeoutChannel(header: .seconds(10), idle: .seconds(60), shared: shared)
         try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"))
         _ = try channel.readInbound(as: ByteBuffer.self)
         let (handler, context) = try timeoutHandler(channel)
@@ -51,8 +56,9 @@ struct HandlerTests {
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
     }
 
-    @Test func bytesAfterIdleStartTheHeaderClock() throws {
-        let channel = try timeoutChannel(header: .seconds(5), idle: .seconds(60))
+    @Test(arguments: [false, true])
+    func bytesAfterIdleStartTheHeaderClock(shared: Bool) throws {
+        let channel = try timeoutChannel(header: .seconds(5), idle: .seconds(60), shared: shared)
         let (handler, context) = try timeoutHandler(channel)
         handler.requestHeadReceived(context: context)
         handler.responseCompleted(context: context)
@@ -131,5 +137,79 @@ struct HandlerTests {
         channel.pipeline.fireErrorCaught(IOError(errnoCode: ECONNABORTED, reason: "accept"))
         #expect(!handler.paused)
         #expect(throws: IOError.self) { try channel.throwIfErrorCaught() }
+    }
+}
+
+
+/// The event loop's shared timer for client connection timeouts.
+struct LoopTimersTests {
+    func handler(_ loop: EmbeddedEventLoop, _ timers: LoopTimers, idle: Duration) throws -> (EmbeddedChannel, ClientTimeoutHandler) {
+        let handler = ClientTimeoutHandler(
+            headerTimeout: .seconds(10), idleTimeout: idle, rejection: GatewayResponses().rawRequestTimeout, timers: timers)
+        let channel = EmbeddedChannel(handler: handler, loop: loop)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return (channel, handler)
+    }
+
+    /// Many connections, one NIO task: each closes at its own deadline.
+    @Test func connectionsOnOneLoopTimeOutEachAtItsOwnDeadline() throws {
+        let loop = EmbeddedEventLoop()
+        let timers = LoopTimers(eventLoop: loop)
+        var channels: [EmbeddedChannel] = []
+        for _ in 0..<3 {
+            channels.append(try handler(loop, timers, idle: .seconds(60)).0)
+            loop.advanceTime(by: .seconds(1))  // opened at 0, 1 and 2 s: 408 due at 10, 11 and 12 s
+        }
+        #expect(timers.pending == 3)
+        loop.advanceTime(by: .milliseconds(6_999))  // 9.999 s
+        func active() -> [Bool] { channels.map { $0.isActive } }
+        #expect(active() == [true, true, true])
+        loop.advanceTime(by: .milliseconds(1))
+        #expect(active() == [false, true, true])
+        loop.advanceTime(by: .seconds(1))
+        #expect(active() == [false, false, true])
+        loop.advanceTime(by: .seconds(1))
+        #expect(active() == [false, false, false])
+        #expect(timers.pending == 0)
+    }
+
+    /// A closed connection's entry stays until its deadline, holds nothing alive and
+    /// fires nothing; the connection's handler is released at the close.
+    @Test func aClosedConnectionLeavesAStaleEntryThatHoldsNothing() throws {
+        let loop = EmbeddedEventLoop()
+        let timers = LoopTimers(eventLoop: loop)
+        weak var released: ClientTimeoutHandler?
+        do {
+            let (channel, handler) = try handler(loop, timers, idle: .seconds(60))
+            released = handler
+            // (Not `finish()`: it cancels every task on the loop, the shared timer's too.)
+            try channel.close().wait()
+            loop.run()
+        }
+        #expect(released == nil)
+        #expect(timers.pending == 1)
+        loop.advanceTime(by: .seconds(10))
+        #expect(timers.pending == 0)
+    }
+
+    /// A later deadline does not add an entry: the pending one fires, finds nothing
+    /// due and re-arms for it (the stride keeps new deadlines from being earlier).
+    @Test func aLaterDeadlineReArmsFromThePendingEntry() throws {
+        let loop = EmbeddedEventLoop()
+        let timers = LoopTimers(eventLoop: loop)
+        let (channel, handler) = try handler(loop, timers, idle: .seconds(4))  // stride 4 s: entry at 4 s
+        let context = try channel.pipeline.syncOperations.context(handler: handler)
+        handler.requestHeadReceived(context: context)
+        loop.advanceTime(by: .seconds(1))
+        handler.responseCompleted(context: context)  // idle until 5 s
+        #expect(timers.pending == 1)
+        loop.advanceTime(by: .seconds(3))  // 4 s: nothing due; re-armed for 5 s
+        #expect(channel.isActive)
+        #expect(timers.pending == 1)
+        loop.advanceTime(by: .milliseconds(999))
+        #expect(channel.isActive)
+        loop.advanceTime(by: .milliseconds(1))  // 5 s: idle for 4 s
+        #expect(!channel.isActive)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)  // an idle close says nothing
     }
 }

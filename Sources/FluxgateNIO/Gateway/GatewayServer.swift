@@ -128,7 +128,7 @@ public final class GatewayServer: Service, Sendable {
                         maxConnections: perLoop),
                     eventLoop: loop)
                 let stats = NIOLoopBound(LoopStats(), eventLoop: loop)
-                let scratch = NIOLoopBound(LoopScratch(), eventLoop: loop)
+                let scratch = NIOLoopBound(LoopScratch(eventLoop: loop), eventLoop: loop)
                 let rotation = loop.scheduleRepeatedTask(initialDelay: LoopStats.window, delay: LoopStats.window) { _ in
                     stats.value.rotate()
                 }
@@ -194,7 +194,7 @@ public final class GatewayServer: Service, Sendable {
                         let timeouts = ClientTimeoutHandler(
                             headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
                             rejection: runtime.responses.rawRequestTimeout, live: runtime.live, stats: stats,
-                            lingerTimeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped))
+                            lingerTimeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped), timers: scratch.timers)
                         if config.parser == .llhttp {
                             // The fallback: llhttp reads the raw bytes first (docs/CONFIGURATION.md).
                             var limits = NIOHTTPDecoderLimitConfiguration()

@@ -25,8 +25,12 @@ final class LoopScratch {
     /// Storage for ``RequestHeadParser``'s field list: lent to a connection while it
     /// parses a head, given back when the head was handled (an idle connection keeps none).
     var requestFields: [RequestHead.Field] = []
+    /// The loop's shared timer for client connection timeouts (nil outside a loop's set-up).
+    let timers: LoopTimers?
 
-    init() {}
+    init(eventLoop: (any EventLoop)? = nil) {
+        timers = eventLoop.map { LoopTimers(eventLoop: $0) }
+    }
 
     func takeAnswer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         Self.take(&answer, capacity: capacity, allocator: allocator)

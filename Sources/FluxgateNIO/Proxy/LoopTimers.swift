@@ -1,0 +1,72 @@
+import HeapModule
+import NIOCore
+
+/// One NIO timer per event loop for the client connections' timeouts
+/// (``ClientTimeoutHandler``), instead of one per connection.
+///
+/// Every idle keep-alive connection has a timeout pending. Scheduled with NIO, each
+/// costs a slot in the loop's timer heap, a task closure and a promise — ~0.4 KB per
+/// idle connection (heaptrack, docs/PERFORMANCE.md#memory-per-idle-connection). Here a
+/// pending timeout is one heap entry (a deadline and a weak reference, 16 bytes), and
+/// the loop runs one NIO task, for the earliest deadline. NIO offers no shared timer of
+/// this kind, so it is written here on swift-collections' `Heap`.
+///
+/// Entries are never removed early: a connection that re-arms or closes leaves its old
+/// entry to fire and be ignored (the owner checks the deadline; a closed owner is gone
+/// from the weak reference). That keeps re-arming and closing O(log n) and O(1) —
+/// removing a NIO task is a linear search of NIO's heap — and a connection re-arms at
+/// most about once per timeout period (``ClientTimeoutHandler``'s stride), so stale
+/// entries stay few. Loop-confined, like the handlers that use it.
+final class LoopTimers {
+    private struct Entry: Comparable {
+        var deadline: NIODeadline
+        weak var owner: ClientTimeoutHandler?
+
+        static func < (lhs: Entry, rhs: Entry) -> Bool { lhs.deadline < rhs.deadline }
+        static func == (lhs: Entry, rhs: Entry) -> Bool { lhs.deadline == rhs.deadline }
+    }
+
+    let eventLoop: any EventLoop
+    private var heap = Heap<Entry>()
+    private var task: Scheduled<Void>?
+    private var taskDeadline: NIODeadline?
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// Entries pending, stale ones included (for tests).
+    var pending: Int { heap.count }
+
+    /// Calls `owner.loopTimerFired(deadline:)` at `deadline`, unless the owner is gone.
+    func schedule(_ owner: ClientTimeoutHandler, at deadline: NIODeadline) {
+        eventLoop.assertInEventLoop()
+        heap.insert(Entry(deadline: deadline, owner: owner))
+        if let taskDeadline, taskDeadline <= deadline { return }
+        arm(deadline)
+    }
+
+    private func arm(_ deadline: NIODeadline) {
+        task?.cancel()
+        taskDeadline = deadline
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        task = eventLoop.scheduleTask(deadline: deadline) { bound.value.run() }
+    }
+
+    private func run() {
+        task = nil
+        taskDeadline = nil
+        let now = eventLoop.now
+        var due: [(ClientTimeoutHandler, NIODeadline)] = []
+        while let first = heap.min, first.deadline <= now {
+            let entry = heap.removeMin()
+            if let owner = entry.owner { due.append((owner, entry.deadline)) }
+        }
+        if let next = heap.min { arm(next.deadline) }
+        // After the heap is settled: an owner re-arms from here.
+        for (owner, deadline) in due { owner.loopTimerFired(deadline: deadline) }
+    }
+}
+
+@available(*, unavailable)
+extension LoopTimers: Sendable {}
