@@ -213,3 +213,25 @@ struct LoopTimersTests {
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)  // an idle close says nothing
     }
 }
+
+extension LoopTimersTests {
+    /// Under churn the abandoned entries of closed connections are dropped once they
+    /// are more than half of the heap: they stay bounded by the live connections, not
+    /// by the connection rate × the timeout.
+    @Test func abandonedEntriesAreDroppedInBulk() throws {
+        let loop = EmbeddedEventLoop()
+        let timers = LoopTimers(eventLoop: loop)
+        let (live, _) = try handler(loop, timers, idle: .seconds(60))
+        for _ in 0..<3_000 {
+            let (channel, _) = try handler(loop, timers, idle: .seconds(60))
+            try channel.close().wait()
+        }
+        loop.run()
+        // 3 000 closed: rebuilt whenever more than 1 024 abandoned made up over half.
+        #expect(timers.pending <= 1 + 1_025)
+        #expect(timers.pending >= 1)
+        loop.advanceTime(by: .seconds(10))  // the live one's header deadline still fires
+        #expect(!live.isActive)
+        #expect(timers.pending == 0)
+    }
+}

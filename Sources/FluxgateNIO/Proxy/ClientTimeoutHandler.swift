@@ -134,9 +134,11 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     /// context) is cancelled so it cannot keep them alive. Idempotent.
     private func stop() {
         _ = machine.connectionClosed()
+        let hadEntry = timerDeadline != nil
         timer?.cancel()
         timer = nil
         timerDeadline = nil
+        if hadEntry, let timers { timers.abandon() }
     }
 
     private func run(_ action: ClientConnectionTimeouts.Action, context: ChannelHandlerContext) {
@@ -186,6 +188,9 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
             handler.timerFired(context: context)
         }
     }
+
+    /// Whether an entry for `deadline` is this handler's current one (``LoopTimers``).
+    func isWaiting(for deadline: NIODeadline) -> Bool { deadline == timerDeadline }
 
     /// ``LoopTimers`` reached an entry of this handler: only the one for the current
     /// deadline counts (an earlier entry is stale after a re-arm or the close).

@@ -11,12 +11,16 @@ import NIOCore
 /// the loop runs one NIO task, for the earliest deadline. NIO offers no shared timer of
 /// this kind, so it is written here on swift-collections' `Heap`.
 ///
-/// Entries are never removed early: a connection that re-arms or closes leaves its old
-/// entry to fire and be ignored (the owner checks the deadline; a closed owner is gone
-/// from the weak reference). That keeps re-arming and closing O(log n) and O(1) —
-/// removing a NIO task is a linear search of NIO's heap — and a connection re-arms at
-/// most about once per timeout period (``ClientTimeoutHandler``'s stride), so stale
-/// entries stay few. Loop-confined, like the handlers that use it.
+/// Entries are not removed one by one: a connection that closes leaves its entry to
+/// fire and be ignored (the owner checks the deadline; a released owner is gone from
+/// the weak reference). That keeps closing O(1) — removing a NIO task is a linear search
+/// of NIO's heap. Left alone, those entries (and the weak references' side tables,
+/// ~64 bytes each) would pile up to the connection rate × the timeout stride under
+/// churn (measured: +3 MiB at ~5 000 connections/s before it levelled off,
+/// docs/results/perf-2026-12-01/churn.txt); so once the abandoned entries are more than
+/// half of the heap, it is rebuilt without them (O(n), so O(1) per closed
+/// connection), and they stay below the live connections plus 1 024.
+/// Loop-confined, like the handlers that use it.
 final class LoopTimers {
     private struct Entry: Comparable {
         var deadline: NIODeadline
@@ -30,6 +34,8 @@ final class LoopTimers {
     private var heap = Heap<Entry>()
     private var task: Scheduled<Void>?
     private var taskDeadline: NIODeadline?
+    /// Entries whose owner closed since the last rebuild.
+    private var abandoned = 0
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -46,6 +52,16 @@ final class LoopTimers {
         arm(deadline)
     }
 
+    /// An owner with an entry pending closed: its entry is now only waste.
+    func abandon() {
+        abandoned += 1
+        guard abandoned > 1_024, abandoned * 2 > heap.count else { return }
+        heap = Heap(heap.unordered.filter { entry in entry.owner?.isWaiting(for: entry.deadline) ?? false })
+        abandoned = 0
+        // The NIO task stays armed: if the earliest entry went, it fires, finds nothing
+        // due and re-arms for the new earliest.
+    }
+
     private func arm(_ deadline: NIODeadline) {
         task?.cancel()
         taskDeadline = deadline
@@ -60,7 +76,11 @@ final class LoopTimers {
         var due: [(ClientTimeoutHandler, NIODeadline)] = []
         while let first = heap.min, first.deadline <= now {
             let entry = heap.removeMin()
-            if let owner = entry.owner { due.append((owner, entry.deadline)) }
+            if let owner = entry.owner, owner.isWaiting(for: entry.deadline) {
+                due.append((owner, entry.deadline))
+            } else if abandoned > 0 {
+                abandoned -= 1
+            }
         }
         if let next = heap.min { arm(next.deadline) }
         // After the heap is settled: an owner re-arms from here.
