@@ -95,6 +95,7 @@ extension ProxyHandler {
     /// instead, or the exchange was cut short). The outcome is counted here, and only
     /// here: this loop's metrics (``LoopStats``) and the access log.
     func end(_ exchange: Exchange, _ end: ExchangeLifecycle.End) {
+        let now = self.now  // one clock read for the outcome and the slot's release
         guard let outcome = exchange.lifecycle.finish(end, now: now) else { return }
         if exchange.tunnelReserved {
             exchange.tunnelReserved = false
@@ -112,11 +113,8 @@ extension ProxyHandler {
         }
         if exchange.holdsSlot {
             exchange.holdsSlot = false
-            if case .proxied = end {
-                runtime.gate.release(serviceTime: outcome.upstreamTime, now: now)
-            } else {
-                runtime.gate.release(serviceTime: nil, now: now)
-            }
+            let proxied = if case .proxied = end { true } else { false }
+            runtime.gate.release(serviceTime: proxied ? outcome.upstreamTime : nil, now: now)
         }
         abortUpstream(exchange)
         stats.record(outcome, route: exchange.route, countedUpstream: exchange.countedUpstream)
