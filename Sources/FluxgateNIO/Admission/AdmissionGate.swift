@@ -320,7 +320,7 @@ final class AdmissionGate: Sendable {
         var standing = false
     }
 
-    var snapshot: Snapshot { snapshot(at: MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))) }
+    var snapshot: Snapshot { snapshot(at: MonotonicTime.current) }
 
     /// The snapshot as of `now` (whether the queue still stands depends on the time).
     func snapshot(at now: MonotonicTime) -> Snapshot {

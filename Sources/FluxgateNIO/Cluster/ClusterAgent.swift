@@ -89,7 +89,7 @@ final class ClusterAgent: @unchecked Sendable {
         }
         let first: EventLoopFuture<Void> = loop.flatSubmit {
             // Until the first answer: the static share for the replicas expected.
-            self.gate.setShare(self.planner.storeFailed(slots: self.gate.takeClusterDemand().fullSlots, now: Self.now()))
+            self.gate.setShare(self.planner.storeFailed(slots: self.gate.takeClusterDemand().fullSlots, now: MonotonicTime.current))
             if self.gate.sharedGlobal != nil { self.fetchTokens() }
             return self.sync()
         }
@@ -120,7 +120,7 @@ final class ClusterAgent: @unchecked Sendable {
         let (demand, slots, running) = gate.takeClusterDemand()
         // The lease runs from before the request left: Redis starts its TTL later than
         // that, so this replica's copy never outlives the store's.
-        let sentAt = Self.now()
+        let sentAt = MonotonicTime.current
         let report = planner.report(demand: demand, slots: slots, now: sentAt)
         let arguments = [
             replicaID, String(report.want), String(running), String(report.demand), String(slots),
@@ -138,7 +138,7 @@ final class ClusterAgent: @unchecked Sendable {
             self.noteStore(up: true, error: nil)
             self.publish(demand: report.demand, share: share.slots(for: slots), error: nil)
         }.recover { error in
-            let share = self.planner.storeFailed(slots: slots, now: Self.now())
+            let share = self.planner.storeFailed(slots: slots, now: MonotonicTime.current)
             self.gate.setShare(share)
             self.counters.syncFailures.wrappingAdd(1, ordering: .relaxed)
             self.noteStore(up: false, error: error)
@@ -156,10 +156,10 @@ final class ClusterAgent: @unchecked Sendable {
                 let granted = values[0].int, let wait = values[1].int
             {
                 self.counters.tokensFetched.wrappingAdd(Int(granted), ordering: .relaxed)
-                self.gate.tokensFetched(granted: Int(granted), wait: .milliseconds(wait), replicas: self.planner.replicas, now: Self.now())
+                self.gate.tokensFetched(granted: Int(granted), wait: .milliseconds(wait), replicas: self.planner.replicas, now: MonotonicTime.current)
             } else {
                 self.counters.tokenFetchFailures.wrappingAdd(1, ordering: .relaxed)
-                self.gate.tokenFetchFailed(replicas: self.planner.replicas, now: Self.now())
+                self.gate.tokenFetchFailed(replicas: self.planner.replicas, now: MonotonicTime.current)
             }
         }
     }
@@ -187,9 +187,5 @@ final class ClusterAgent: @unchecked Sendable {
             mode: planner.mode, storeUp: storeUp ?? false, replicas: planner.replicas, share: share, demand: demand,
             lastError: error)
         published.withLock { $0 = status }
-    }
-
-    private static func now() -> MonotonicTime {
-        MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds))
     }
 }

@@ -51,7 +51,7 @@ final class GatewayRuntime: Sendable {
 
     init(
         config: GatewayConfig, logger: Logger = Logger(label: "fluxgate"),
-        now: MonotonicTime = .init(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)), clusterLoop: (any EventLoop)? = nil
+        now: MonotonicTime = .current, clusterLoop: (any EventLoop)? = nil
     ) throws {
         let settings = try GatewaySettings(version: 1, config: config, upstreams: UpstreamSlots.initial(config.effectiveUpstreams))
         self.current = Mutex(settings)
@@ -85,7 +85,7 @@ final class GatewayRuntime: Sendable {
     /// The operator's switch for one upstream (and the tests' way to take one out):
     /// capacity `C` and the schedule follow at once.
     func setReady(_ upstream: Int, _ ready: Bool) {
-        health.setEnabled(upstream, ready, now: MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)))
+        health.setEnabled(upstream, ready, now: MonotonicTime.current)
     }
 
     var retriesEnabled: Bool { retry.withLock { $0.enabled } }

@@ -368,7 +368,7 @@ public final class GatewayServer: Service, Sendable {
                     targets: settings.targets, tls: settings.upstreamTLS, retired: settings.upstreams.map(\.retired), config: config, maxConnections: perLoop)
             }.get()
         }
-        runtime.install(settings, assignment, now: MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)))
+        runtime.install(settings, assignment, now: MonotonicTime.current)
         let limits = Self.makeConnectionLimits(config)
         connectionLimits.withLockedValue {
             $0.maxTotal = limits.maxTotal

@@ -59,8 +59,6 @@ public final class HealthChecker: Service, Sendable {
         await stop()
     }
 
-    private static var now: MonotonicTime { MonotonicTime(nanoseconds: Int64(NIODeadline.now().uptimeNanoseconds)) }
-
     /// Without active probes, how often cool-downs are looked at (an ejection made by
     /// the data path ends within this of its deadline).
     private static let passivePeriod: Duration = .seconds(1)
@@ -69,9 +67,9 @@ public final class HealthChecker: Service, Sendable {
     private static let minimumSleep: Duration = .milliseconds(10)
 
     private func loop() async {
-        var nextRound = Self.now + config.interval
+        var nextRound = MonotonicTime.current + config.interval
         while !Task.isCancelled {
-            let now = Self.now
+            let now = MonotonicTime.current
             let config = self.config
             let active = config.enabled
             let interval = config.interval
@@ -79,7 +77,7 @@ public final class HealthChecker: Service, Sendable {
             var wake = active ? nextRound : now + Self.passivePeriod
             if let review = monitor.nextReview(now: now) { wake = min(wake, review) }
             do { try await Task.sleep(for: max(Self.minimumSleep, wake - now)) } catch { return }
-            let after = Self.now
+            let after = MonotonicTime.current
             monitor.tick(now: after)
             if active && after >= nextRound {
                 // Rounds keep their rhythm; a round that overran starts the next at once.
@@ -107,15 +105,15 @@ public final class HealthChecker: Service, Sendable {
                     } catch where HealthProbe.isLocalExhaustion(error) {
                         // The gateway is out of descriptors: no verdict on the upstream
                         // (the stress test saw every upstream marked down for it).
-                        runtime.noteLocalExhaustion(error, now: Self.now)
+                        runtime.noteLocalExhaustion(error, now: MonotonicTime.current)
                         return
                     } catch {
                         failure = .other("\(error)")
                     }
                     if let failure {
-                        monitor.probeFailed(index, failure, now: Self.now)
+                        monitor.probeFailed(index, failure, now: MonotonicTime.current)
                     } else {
-                        monitor.probeSucceeded(index, now: Self.now)
+                        monitor.probeSucceeded(index, now: MonotonicTime.current)
                     }
                 }
             }

@@ -56,7 +56,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
 
     /// The loop's clock, so `EmbeddedEventLoop.advanceTime` drives it in tests.
     private static func now(_ context: ChannelHandlerContext) -> MonotonicTime {
-        MonotonicTime(nanoseconds: Int64(context.eventLoop.now.uptimeNanoseconds))
+        MonotonicTime(context.eventLoop.now)
     }
 
     /// Held only between `handlerAdded` and `handlerRemoved` (the context owns this
@@ -147,7 +147,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
             // A stale timer is harmless: the machine ignores fires without a due deadline.
             break
         case .schedule(let deadline):
-            arm(NIODeadline.uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds))), context: context)
+            arm(NIODeadline(deadline), context: context)
         case .closeIdle:
             context.close(promise: nil)
         case .rejectSlowHead:
@@ -204,7 +204,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         timerDeadline = nil
         run(machine.timerFired(now: Self.now(context)), context: context)
         if let deadline = machine.deadline {
-            arm(NIODeadline.uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds))), context: context)
+            arm(NIODeadline(deadline), context: context)
         }
     }
 }

@@ -28,7 +28,7 @@ extension ProxyHandler {
             exchange.lifecycle.queued(now: now)
             exchange.queueID = id
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
-            exchange.queueTimer = eventLoop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, deadline.nanoseconds)))) {
+            exchange.queueTimer = eventLoop.scheduleTask(deadline: NIODeadline(deadline)) {
                 let handler = bound.value
                 handler.runtime.gate.expire(now: handler.now, jitter: handler.pool.nextJitter())
             }
@@ -37,7 +37,7 @@ extension ProxyHandler {
         }
     }
 
-    var now: MonotonicTime { MonotonicTime(nanoseconds: Int64(eventLoop.now.uptimeNanoseconds)) }
+    var now: MonotonicTime { MonotonicTime(eventLoop.now) }
 
     func queueResumed(_ exchange: Exchange, _ resumption: AdmissionGate.Resumption) {
         guard case .active(let current) = state, current === exchange, exchange.queueID != nil else {

@@ -15,7 +15,7 @@ extension ProxyHandler {
     /// Makes sure the timer fires no later than the exchange's next deadline.
     func armExchangeTimer(_ exchange: Exchange) {
         guard case .active(let current) = state, current === exchange, let next = exchange.deadlines.nextDeadline else { return }
-        let deadline = NIODeadline.uptimeNanoseconds(UInt64(max(0, next.nanoseconds)))
+        let deadline = NIODeadline(next)
         if exchangeTimer != nil, let scheduled = exchangeTimerDeadline, scheduled <= deadline { return }
         exchangeTimer?.cancel()
         exchangeTimerDeadline = deadline

@@ -115,7 +115,7 @@ final class UpstreamPool {
     func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         let id = nextWaiterID
         nextWaiterID &+= 1
-        let deadline = MonotonicTime(nanoseconds: Int64((eventLoop.now + connectTimeout).uptimeNanoseconds))
+        let deadline = MonotonicTime(eventLoop.now + connectTimeout)
         switch cap.request(upstream, id: id, deadline: deadline) {
         case .connect:
             open(upstream, completion)
@@ -211,7 +211,7 @@ final class UpstreamPool {
             connection.idleDeadline = nil
             connection.close()
         }
-        let timedOut = cap.expire(now: MonotonicTime(nanoseconds: Int64(now.uptimeNanoseconds)))
+        let timedOut = cap.expire(now: MonotonicTime(now))
         for (_, id) in timedOut {
             waiters.removeValue(forKey: id)?.completion(.failure(WaitTimeout()))
         }
