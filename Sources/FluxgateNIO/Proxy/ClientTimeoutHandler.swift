@@ -11,8 +11,9 @@ import NIOCore
 /// timer and re-arms it lazily: a timer that fires before the current deadline is
 /// re-armed for it, so a busy keep-alive connection costs about one timer per timeout
 /// period, not one per request, and never a cancellation. In the gateway that timer is
-/// an entry in the event loop's shared ``LoopTimers`` (a NIO timer per connection cost
-/// ~0.4 KB per idle connection); on its own (its tests) it schedules with NIO.
+/// an entry in the event loop's shared ``LoopTimers`` (with a NIO timer per connection
+/// an idle connection cost 4.48 KiB, with the entry 4.20 KiB, bench/compare.sh); on its
+/// own (its tests) it schedules with NIO.
 final class ClientTimeoutHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -192,10 +193,10 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     /// Whether an entry for `deadline` is this handler's current one (``LoopTimers``).
     func isWaiting(for deadline: NIODeadline) -> Bool { deadline == timerDeadline }
 
-    /// ``LoopTimers`` reached an entry of this handler: only the one for the current
-    /// deadline counts (an earlier entry is stale after a re-arm or the close).
-    func loopTimerFired(deadline: NIODeadline) {
-        guard deadline == timerDeadline, let context else { return }
+    /// ``LoopTimers`` reached this handler's current entry (it passes over stale ones,
+    /// ``isWaiting(for:)``).
+    func loopTimerFired() {
+        guard let context else { return }
         timerFired(context: context)
     }
 
