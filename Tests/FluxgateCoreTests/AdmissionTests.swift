@@ -173,7 +173,7 @@ struct StandingQueueTests {
                 queueDelayTarget: target, queueDelayInterval: interval))
     }
 
-    /// Fills the slots and queue of a capacity-4 controller (2 slots, 2 waiting) at `t`.
+    /// Arrivals `ids` at `t` (with capacity 4: two run, two wait).
     func fill(_ c: inout AdmissionController, ids: Range<Int>, at t: Int64) {
         for id in ids { _ = c.arrive(id: id, priority: .normal, now: ms(t)) }
     }

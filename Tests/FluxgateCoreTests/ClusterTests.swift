@@ -265,6 +265,7 @@ struct ClusterConfigTests {
     @Test(arguments: [
         ("cluster: { redis_url: \"http://x:1\" }", "cluster.redis_url: must start with redis:// or rediss:// (TLS)"),
         ("cluster: { tls_ca_file: \"\(#filePath)\" }", "cluster.tls_ca_file: applies to rediss:// URLs only"),
+        ("cluster: { tls_verify: false }", "cluster.tls_verify: applies to rediss:// URLs only"),
         ("cluster: { redis_url: \"rediss://x:1\", tls_ca_file: /nonexistent.pem }", "cluster.tls_ca_file: no readable file at /nonexistent.pem"),
         ("cluster: { redis_url: \"redis://x:1/99\" }", "cluster.redis_url: the database after / must be 0...15"),
         ("cluster: { redis_url: \"redis://:0\" }", "cluster.redis_url: expected redis://host:port"),

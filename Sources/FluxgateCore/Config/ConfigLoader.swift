@@ -92,8 +92,11 @@ public enum ConfigLoader {
         cluster.fallbackReplicas = r.int(section, "fallback_replicas", default: cluster.fallbackReplicas, range: 1...1000)
         cluster.tlsCAFile = r.string(section, "tls_ca_file", default: cluster.tlsCAFile, check: Self.readableFile)
         cluster.tlsVerify = r.bool(section, "tls_verify", default: cluster.tlsVerify)
-        if !cluster.redis.tls && (!cluster.tlsCAFile.isEmpty || !cluster.tlsVerify) {
-            r.report("cluster.tls_ca_file", "applies to rediss:// URLs only; cluster.redis_url is \(cluster.redis)")
+        if !cluster.redis.tls {
+            // Each TLS key that was set names itself.
+            for (key, set) in [("tls_ca_file", !cluster.tlsCAFile.isEmpty), ("tls_verify", !cluster.tlsVerify)] where set {
+                r.report("cluster.\(key)", "applies to rediss:// URLs only; cluster.redis_url is \(cluster.redis)")
+            }
         }
         return cluster
     }
