@@ -378,7 +378,13 @@ final class Counter: Sendable {
         ready.forEach { $0.succeed() }
     }
 
-    func wait(for count: Int, on eventLoop: any EventLoop) async throws {
+    struct TimedOut: Error, CustomStringConvertible {
+        var count: Int
+        var description: String { "timed out waiting for the count to reach \(count)" }
+    }
+
+    /// Waits until the count reaches `count`; fails after `timeout` instead of hanging the suite.
+    func wait(for count: Int, on eventLoop: any EventLoop, timeout: TimeAmount = .seconds(30)) async throws {
         let promise = eventLoop.makePromise(of: Void.self)
         let done = state.withLockedValue { state -> Bool in
             if state.value >= count { return true }
@@ -386,6 +392,8 @@ final class Counter: Sendable {
             return false
         }
         if done { promise.succeed() }
+        let timer = eventLoop.scheduleTask(in: timeout) { promise.fail(TimedOut(count: count)) }
+        defer { timer.cancel() }
         try await promise.futureResult.get()
     }
 }
