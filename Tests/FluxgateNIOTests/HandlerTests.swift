@@ -9,11 +9,9 @@ import Testing
 
 /// Handlers in `EmbeddedChannel`: timeouts driven by `advanceTime`, no sockets, no sleeps.
 struct HandlerTests {
-    /// `shared`: the handler's timer is an entry in the loop's ``LoopTimers``, as in the
-    /// gateway; otherwise a NIO timer of its own.
-    func timeoutChannel(header: Duration = .seconds(10), idle: Duration = .seconds(60), shared: Bool = false) throws -> EmbeddedChannel {
+    func timeoutChannel(header: Duration = .seconds(10), idle: Duration = .seconds(60)) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        let timers = shared ? LoopTimers(eventLoop: channel.embeddedEventLoop) : nil
+        let timers = LoopTimers(eventLoop: channel.embeddedEventLoop)
         try channel.pipeline.syncOperations.addHandler(
             ClientTimeoutHandler(headerTimeout: header, idleTimeout: idle, rejection: GatewayResponses().rawRequestTimeout, timers: timers))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
@@ -25,9 +23,8 @@ struct HandlerTests {
         return (handler, try channel.pipeline.syncOperations.context(handler: handler))
     }
 
-    @Test(arguments: [false, true])
-    func silentNewConnectionGets408AtTheHeaderDeadline(shared: Bool) throws {
-        let channel = try timeoutChannel(header: .seconds(10), shared: shared)
+    @Test func silentNewConnectionGets408AtTheHeaderDeadline() throws {
+        let channel = try timeoutChannel(header: .seconds(10))
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(9_999))
         #expect(channel.isActive)
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
@@ -38,9 +35,8 @@ struct HandlerTests {
         #expect(!channel.isActive)
     }
 
-    @Test(arguments: [false, true])
-    func idleKeepAliveClosesQuietlyAndBusyConnectionsDoNot(shared: Bool) throws {
-        let channel = try timeoutChannel(header: .seconds(10), idle: .seconds(60), shared: shared)
+    @Test func idleKeepAliveClosesQuietlyAndBusyConnectionsDoNot() throws {
+        let channel = try timeoutChannel(header: .seconds(10), idle: .seconds(60))
         try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"))
         _ = try channel.readInbound(as: ByteBuffer.self)
         let (handler, context) = try timeoutHandler(channel)
@@ -56,9 +52,8 @@ struct HandlerTests {
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
     }
 
-    @Test(arguments: [false, true])
-    func bytesAfterIdleStartTheHeaderClock(shared: Bool) throws {
-        let channel = try timeoutChannel(header: .seconds(5), idle: .seconds(60), shared: shared)
+    @Test func bytesAfterIdleStartTheHeaderClock() throws {
+        let channel = try timeoutChannel(header: .seconds(5), idle: .seconds(60))
         let (handler, context) = try timeoutHandler(channel)
         handler.requestHeadReceived(context: context)
         handler.responseCompleted(context: context)

@@ -307,7 +307,7 @@ struct LoopScratchTests {
             config.rateLimit.perClient.enabled = false
         }
         let runtime = try GatewayRuntime(config: config)
-        let scratch = LoopScratch()
+        let scratch = LoopScratch(eventLoop: loop)
         let connector = ProxyHandlerTests.ScriptedConnector(loop: loop, live: runtime.live)
         func client() throws -> EmbeddedChannel {
             let channel = EmbeddedChannel(loop: loop)

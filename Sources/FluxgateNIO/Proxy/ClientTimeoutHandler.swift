@@ -10,10 +10,9 @@ import NIOCore
 /// tests do). The decisions are ``ClientConnectionTimeouts``'s; this shell owns one
 /// timer and re-arms it lazily: a timer that fires before the current deadline is
 /// re-armed for it, so a busy keep-alive connection costs about one timer per timeout
-/// period, not one per request, and never a cancellation. In the gateway that timer is
-/// an entry in the event loop's shared ``LoopTimers`` (with a NIO timer per connection
-/// an idle connection cost 4.48 KiB, with the entry 4.20 KiB, bench/compare.sh); on its
-/// own (its tests) it schedules with NIO.
+/// period, not one per request, and never a cancellation. The timer is an entry in the
+/// event loop's shared ``LoopTimers`` (with a NIO timer per connection an idle
+/// connection cost 4.48 KiB, with the entry 4.20 KiB, bench/compare.sh).
 final class ClientTimeoutHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -21,7 +20,6 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     private var machine: ClientConnectionTimeouts
-    private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private let rejection: ByteBuffer
     /// The longest the timer sleeps: the shorter of the two timeouts.
@@ -36,12 +34,12 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     /// close after a 408 puts its handler in then.
     private let lingerTimeout: TimeAmount?
 
-    /// The event loop's shared timers; nil: one NIO timer of its own.
-    private let timers: LoopTimers?
+    /// The event loop's shared timers.
+    private let timers: LoopTimers
 
     init(
         headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer, live: LiveObjects = LiveObjects(), stats: LoopStats? = nil,
-        lingerTimeout: TimeAmount? = nil, timers: LoopTimers? = nil
+        lingerTimeout: TimeAmount? = nil, timers: LoopTimers
     ) {
         self.timers = timers
         self.lingerTimeout = lingerTimeout
@@ -131,15 +129,14 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
-    /// The connection ended: the pending timer (which holds this handler and its
-    /// context) is cancelled so it cannot keep them alive. Idempotent.
+    /// The connection ended: its pending entry (which holds this handler only weakly)
+    /// is left to expire and counted as abandoned. Idempotent.
     private func stop() {
         _ = machine.connectionClosed()
-        let hadEntry = timerDeadline != nil
-        timer?.cancel()
-        timer = nil
-        timerDeadline = nil
-        if hadEntry, let timers { timers.abandon() }
+        if timerDeadline != nil {
+            timerDeadline = nil
+            timers.abandon()
+        }
     }
 
     private func run(_ action: ClientConnectionTimeouts.Action, context: ChannelHandlerContext) {
@@ -168,26 +165,13 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
 
     private func arm(_ deadline: NIODeadline, context: ChannelHandlerContext) {
         // The timer never sleeps longer than the shorter timeout, so a new deadline is
-        // never earlier than the pending timer and nothing is cancelled per request:
-        // NIO finds a cancelled task by a linear search of its timer heap, which cost
-        // 2.5 % of the CPU with 10 000 connections (docs/PERFORMANCE.md). An idle
-        // connection wakes once per `stride` (10 s by default) instead.
+        // never earlier than the pending one and nothing is re-armed per request: an
+        // entry for an earlier deadline re-arms when it fires. An idle connection wakes
+        // once per `stride` (10 s by default).
         let target = min(deadline, context.eventLoop.now + stride)
-        if let timers {
-            // An entry for an earlier deadline is pending: it re-arms when it fires.
-            if let timerDeadline, timerDeadline <= target { return }
-            timerDeadline = target
-            timers.schedule(self, at: target)
-            return
-        }
-        if let timerDeadline, timer != nil, timerDeadline <= target { return }
-        timer?.cancel()
+        if let timerDeadline, timerDeadline <= target { return }
         timerDeadline = target
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: target) {
-            let (handler, context) = loopBound.value
-            handler.timerFired(context: context)
-        }
+        timers.schedule(self, at: target)
     }
 
     /// Whether an entry for `deadline` is this handler's current one (``LoopTimers``).
@@ -197,11 +181,6 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     /// ``isWaiting(for:)``).
     func loopTimerFired() {
         guard let context else { return }
-        timerFired(context: context)
-    }
-
-    private func timerFired(context: ChannelHandlerContext) {
-        timer = nil
         timerDeadline = nil
         run(machine.timerFired(now: Self.now(context)), context: context)
         if let deadline = machine.deadline {

@@ -25,11 +25,11 @@ final class LoopScratch {
     /// Storage for ``RequestHeadParser``'s field list: lent to a connection while it
     /// parses a head, given back when the head was handled (an idle connection keeps none).
     var requestFields: [RequestHead.Field] = []
-    /// The loop's shared timer for client connection timeouts (nil outside a loop's set-up).
-    let timers: LoopTimers?
+    /// The loop's shared timer for client connection timeouts.
+    let timers: LoopTimers
 
-    init(eventLoop: (any EventLoop)? = nil) {
-        timers = eventLoop.map { LoopTimers(eventLoop: $0) }
+    init(eventLoop: any EventLoop) {
+        timers = LoopTimers(eventLoop: eventLoop)
     }
 
     func takeAnswer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {

@@ -106,9 +106,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     init(
         runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientTimeoutHandler?, stats: LoopStats = LoopStats(),
-        scratch: LoopScratch = LoopScratch(), https: Bool = false
+        scratch: LoopScratch? = nil, https: Bool = false
     ) {
-        self.scratch = scratch
+        self.scratch = scratch ?? LoopScratch(eventLoop: pool.eventLoop)
         self.runtime = runtime
         self.https = https
         self.pool = pool
