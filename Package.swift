@@ -131,6 +131,16 @@ let package = Package(
             ],
             path: "Sources/FluxgateFuzz"
         ),
+        // A measuring tool (bench/relay-floor.sh): the cheapest keep-alive relay NIO
+        // allows, to tell NIO's own cost per request from the gateway's.
+        .executableTarget(
+            name: "fluxgate-relay-floor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/RelayFloor"
+        ),
         // Real-client helpers shared by the test targets.
         .target(
             name: "FluxgateTestSupport",

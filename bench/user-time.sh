@@ -4,13 +4,17 @@
 # (`workers: 1`) as proxies on CPU 1, `wrk -t1 -c64 GET /health` on CPU 0 for DUR
 # seconds against each, ROUNDS times alternating; /proc/PID/stat's utime and stime of
 # the proxy process (nginx: its worker) over the run, divided by the requests served.
+# A third proxy, `relay` (Sources/RelayFloor, one event loop on CPU 1), is the cheapest
+# keep-alive relay SwiftNIO allows — no parsing, no admission, one upstream connection
+# per client — so the gap between it and nginx is NIO's and the gap between it and
+# Fluxgate is the gateway's own work.
 # Needs nginx-light and wrk (apt). Env: DUR (5), ROUNDS (3).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}
 bench_need nginx "apt-get install -y nginx-light"
 bench_need wrk "apt-get install -y wrk"
-bench_ports_free 19771 18771 18772 20772
+bench_ports_free 19771 18771 18772 20772 18773
 bench_setup usertime
 bench_nginx_health_upstream 19771 0
 cat >"$W/proxy.conf" <<C
@@ -31,19 +35,21 @@ demo: { enabled: false }
 ${FLUXGATE_YAML:-}
 C
 taskset -c 1 nginx -c "$W/proxy.conf" & pids+=($!)
+swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product fluxgate-relay-floor >/dev/null
+taskset -c 1 .build/release/fluxgate-relay-floor 18773 19771 >"$W/relay.log" 2>&1 & pids+=($!); relay_pid=$!
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
-bench_wait upstream 19771; bench_wait nginx 18771; bench_wait fluxgate 18772
+bench_wait upstream 19771; bench_wait nginx 18771; bench_wait fluxgate 18772; bench_wait relay 18773
 nginx_worker=$(pgrep -P "$(cat "$W/proxy.pid")" | head -1)
 hz=$(getconf CLK_TCK)
 echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t1 -c64 -d${DUR}s GET /health; CPU per request of the proxy process"
 for round in $(seq "$ROUNDS"); do
-  for target in nginx:18771:$nginx_worker fluxgate:18772:$fluxgate_pid; do
+  for target in nginx:18771:$nginx_worker relay:18773:$relay_pid fluxgate:18772:$fluxgate_pid; do
     IFS=: read -r name port pid <<<"$target"
     taskset -c 0 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/health" >/dev/null  # warm the keep-alive pools
     read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    requests=$(taskset -c 0 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$port/health" | awk '/requests in/{print $1}')
+    requests=$(taskset -c 0 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$port/health" | awk '/requests in/{print $1}' | tr -d ,)
     read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    python3 -c "import sys; n, r, u, s, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]); print(f'round {sys.argv[6]} {n:9} {r:8} requests  user {u * 1e6 / hz / r:5.2f} us  system {s * 1e6 / hz / r:5.2f} us  total {(u + s) * 1e6 / hz / r:5.2f} us per request')" \
-      "$name" "$requests" $((u1 - u0)) $((s1 - s0)) "$hz" "$round"
+    python3 -c "import sys; n, r, u, s, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]); print(f'round {sys.argv[6]} {n:9} {r:8} requests ({r / float(sys.argv[7]):8.0f}/s)  user {u * 1e6 / hz / r:5.2f} us  system {s * 1e6 / hz / r:5.2f} us  total {(u + s) * 1e6 / hz / r:5.2f} us per request')" \
+      "$name" "$requests" $((u1 - u0)) $((s1 - s0)) "$hz" "$round" "$DUR"
   done
 done
