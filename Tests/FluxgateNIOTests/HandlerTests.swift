@@ -44,7 +44,7 @@ struct HandlerTests {
         // Serving takes longer than both timeouts: neither applies while busy.
         channel.embeddedEventLoop.advanceTime(by: .seconds(120))
         #expect(channel.isActive)
-        handler.responseCompleted(context: context)
+        handler.responseCompleted(now: MonotonicTime(channel.embeddedEventLoop.now))
         channel.embeddedEventLoop.advanceTime(by: .seconds(59))
         #expect(channel.isActive)
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
@@ -56,7 +56,7 @@ struct HandlerTests {
         let channel = try timeoutChannel(header: .seconds(5), idle: .seconds(60))
         let (handler, context) = try timeoutHandler(channel)
         handler.requestHeadReceived(context: context)
-        handler.responseCompleted(context: context)
+        handler.responseCompleted(now: MonotonicTime(channel.embeddedEventLoop.now))
         channel.embeddedEventLoop.advanceTime(by: .seconds(30))
         try channel.writeInbound(ByteBuffer(string: "GET / HT"))
         channel.embeddedEventLoop.advanceTime(by: .seconds(5))
@@ -196,7 +196,7 @@ struct LoopTimersTests {
         let context = try channel.pipeline.syncOperations.context(handler: handler)
         handler.requestHeadReceived(context: context)
         loop.advanceTime(by: .seconds(1))
-        handler.responseCompleted(context: context)  // idle until 5 s
+        handler.responseCompleted(now: MonotonicTime(loop.now))  // idle until 5 s
         #expect(timers.pending == 1)
         loop.advanceTime(by: .seconds(3))  // 4 s: nothing due; re-armed for 5 s
         #expect(channel.isActive)

@@ -10,6 +10,10 @@ public enum RequestID: Sendable, Equatable, CustomStringConvertible {
     case client(String)
 
     /// Calls `body` with the ID's UTF-8 bytes; a generated ID is formatted on the stack.
+    /// Inlinable so that callers in other modules get it specialized: unspecialized,
+    /// every call looked up the generic metadata of its stack buffer at run time
+    /// (2 % of the gateway's user time in a profile, docs/PERFORMANCE.md).
+    @inlinable
     public func withUTF8<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         switch self {
         case .client(var text):

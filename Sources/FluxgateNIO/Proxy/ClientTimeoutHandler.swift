@@ -99,10 +99,10 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         run(machine.connectionOpened(now: Self.now(context)), context: context)
     }
 
-    /// Client bytes arrived.
-    func bytesArrived() {
+    /// Client bytes arrived (at `now`, the driving handler's reading of the loop's clock).
+    func bytesArrived(now: MonotonicTime) {
         guard let context, machine.phase == .idle else { return }
-        run(machine.bytesReceived(now: Self.now(context)), context: context)
+        run(machine.bytesReceived(now: now), context: context, now: now)
     }
 
     /// The connection ended, or the proxy handler left.
@@ -119,9 +119,9 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     }
 
     /// The response to the current request was written and the connection stays open.
-    func responseCompleted(context: ChannelHandlerContext) {
+    func responseCompleted(now: MonotonicTime) {
         guard let own = self.context else { return }
-        run(machine.responseCompleted(now: Self.now(own)), context: own)
+        run(machine.responseCompleted(now: now), context: own, now: now)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -139,13 +139,13 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         }
     }
 
-    private func run(_ action: ClientConnectionTimeouts.Action, context: ChannelHandlerContext) {
+    private func run(_ action: ClientConnectionTimeouts.Action, context: ChannelHandlerContext, now: MonotonicTime? = nil) {
         switch action {
         case .none, .cancelTimer:
             // A stale timer is harmless: the machine ignores fires without a due deadline.
             break
         case .schedule(let deadline):
-            arm(NIODeadline(deadline), context: context)
+            arm(NIODeadline(deadline), now: now.map(NIODeadline.init) ?? context.eventLoop.now)
         case .closeIdle:
             context.close(promise: nil)
         case .rejectSlowHead:
@@ -163,12 +163,12 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         }
     }
 
-    private func arm(_ deadline: NIODeadline, context: ChannelHandlerContext) {
+    private func arm(_ deadline: NIODeadline, now: NIODeadline) {
         // The timer never sleeps longer than the shorter timeout, so a new deadline is
         // never earlier than the pending one and nothing is re-armed per request: an
         // entry for an earlier deadline re-arms when it fires. An idle connection wakes
         // once per `stride` (10 s by default).
-        let target = min(deadline, context.eventLoop.now + stride)
+        let target = min(deadline, now + stride)
         if let timerDeadline, timerDeadline <= target { return }
         timerDeadline = target
         timers.schedule(self, at: target)
@@ -184,7 +184,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         timerDeadline = nil
         run(machine.timerFired(now: Self.now(context)), context: context)
         if let deadline = machine.deadline {
-            arm(NIODeadline(deadline), context: context)
+            arm(NIODeadline(deadline), now: context.eventLoop.now)
         }
     }
 }

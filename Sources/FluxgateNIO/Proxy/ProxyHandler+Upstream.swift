@@ -99,6 +99,10 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     var clientIsWritable: Bool { context?.channel.isWritable ?? false }
 
     func upstreamBytes(_ buffer: ByteBuffer) {
+        withEventTime { responseBytes(buffer) }
+    }
+
+    func responseBytes(_ buffer: ByteBuffer) {
         guard case .active(let exchange) = state else { return }
         let context = self.context!
         let headWasSent = exchange.relay.headSent

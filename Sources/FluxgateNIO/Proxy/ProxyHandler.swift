@@ -91,6 +91,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var parsingStopped = false
     /// One timer per client connection for every exchange timeout (``ExchangeDeadlines``).
     var exchangeTimer: Scheduled<Void>?
+    /// The clock read once for the channel event being handled (``withEventTime(_:)``).
+    var eventTime: MonotonicTime?
     var exchangeTimerDeadline: NIODeadline?
     static let crlf = ByteBuffer(string: "\r\n")
     /// Pipelined input held before reads pause, as HTTPServerPipelineHandler bounds it.
@@ -166,12 +168,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Client → upstream
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = unwrapInboundIn(data)
         switch state {
         case .closing, .tunnelled: return
         default: break
         }
-        timeouts?.bytesArrived()
+        withEventTime { clientBytes(unwrapInboundIn(data)) }
+    }
+
+    func clientBytes(_ data: ByteBuffer) {
+        var bytes = data
+        timeouts?.bytesArrived(now: now)
         let lineEnded = headPartial && bytes.withUnsafeReadableBytes { $0.contains(0x0A) }
         if receive == nil {
             receive = bytes
@@ -519,7 +525,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         state = .idle
         context.flush()
-        timeouts?.responseCompleted(context: context)
+        timeouts?.responseCompleted(now: now)
         if parsingStopped, let refusal = inputRefusal {
             parsingStopped = false
             inputRefused(refusal)
