@@ -16,6 +16,63 @@ struct ParsingTests {
         #expect(DurationParser.parse(text) == nil)
     }
 
+    /// The vector scan finds the same byte as a byte-by-byte loop, wherever the byte
+    /// sits relative to the 16-byte steps and the buffer's end.
+    @Test func byteScanAgreesWithAByteLoop() {
+        var generator = SystemRandomNumberGenerator()
+        let specials: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x7F, 0x20, 0x7E, 0x80, 0xFF]
+        for _ in 0..<3_000 {
+            let count = Int.random(in: 0...70, using: &generator)
+            var bytes = (0..<count).map { _ in UInt8.random(in: 0x20...0x7E, using: &generator) }
+            for _ in 0..<Int.random(in: 0...3, using: &generator) where count > 0 {
+                bytes[Int.random(in: 0..<count, using: &generator)] = specials.randomElement(using: &generator)!
+            }
+            let from = Int.random(in: 0...count, using: &generator)
+            bytes.withUnsafeBytes { raw in
+                let control = (from..<count).first { raw[$0] < 0x20 || raw[$0] == 0x7F } ?? count
+                let notTab = (from..<count).first { (raw[$0] < 0x20 && raw[$0] != 0x09) || raw[$0] == 0x7F } ?? count
+                #expect(ByteScan.firstControl(in: raw, from: from) == control, "\(bytes) from \(from)")
+                #expect(ByteScan.firstControlExceptTab(in: raw, from: from) == notTab, "\(bytes) from \(from)")
+            }
+        }
+    }
+
+    /// The token bit words say exactly what RFC 9110's `tchar` list says, for every byte.
+    @Test func tokenBytesAreTheRFCList() {
+        for value in 0...255 {
+            let byte = UInt8(value)
+            let expected =
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            #expect(HeaderName.isTokenByte(byte) == expected, "byte \(value)")
+        }
+    }
+
+    /// The fast conversion agrees with the exact one (truncation toward zero, clamped)
+    /// on both of its paths and at the edges of Int64.
+    @Test func nanosecondsClampedMatchesTheExactConversion() {
+        func exact(_ duration: Duration) -> Int64 {
+            let nanos = duration.attoseconds / 1_000_000_000
+            return nanos > Int128(Int64.max) ? .max : nanos < Int128(Int64.min) ? .min : Int64(nanos)
+        }
+        var values: [Duration] = [
+            .zero, .nanoseconds(1), .nanoseconds(-1), .nanoseconds(999), .milliseconds(5), .seconds(9), .seconds(10),
+            .seconds(-10), .seconds(60), .seconds(3600), .seconds(86_400 * 365 * 200), .seconds(-86_400 * 365 * 200),
+            .nanoseconds(Int64.max), .nanoseconds(Int64.min), .seconds(Int64.max), .seconds(Int64.min),
+            .nanoseconds(Int64.max) + .nanoseconds(1), .nanoseconds(Int64.min) - .nanoseconds(1),
+            Duration(secondsComponent: 9, attosecondsComponent: 223_372_036_854_775_807),
+            Duration(secondsComponent: -1, attosecondsComponent: -1), Duration(secondsComponent: 0, attosecondsComponent: 999_999_999),
+        ]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            values.append(Duration(secondsComponent: Int64.random(in: -1_000_000_000_000...1_000_000_000_000, using: &generator),
+                attosecondsComponent: Int64.random(in: -999_999_999_999_999_999...999_999_999_999_999_999, using: &generator)))
+        }
+        for value in values {
+            #expect(value.nanosecondsClamped == exact(value), "\(value)")
+        }
+    }
+
     @Test func durationFormatting() {
         #expect(DurationParser.format(.seconds(2)) == "2s")
         #expect(DurationParser.format(.milliseconds(500)) == "500ms")

@@ -102,14 +102,7 @@ public enum RequestHeadParser {
             let colon = index
             index += 1
             // The value: HTAB, SP, visible ASCII, obs-text; up to CR.
-            while index < count {
-                let byte = bytes[index]
-                if byte >= 0x20 && byte != 0x7F || byte == tab {
-                    index += 1
-                    continue
-                }
-                break
-            }
+            index = ByteScan.firstControlExceptTab(in: bytes, from: index)
             guard index < count else { return .incomplete }
             guard bytes[index] == cr else { return .invalid(.malformed("control byte or bare LF in a header value")) }
             guard index + 1 < count else { return .incomplete }

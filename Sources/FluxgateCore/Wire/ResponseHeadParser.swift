@@ -142,18 +142,10 @@ public enum ResponseHeadParser {
     /// Offset after the CRLF ending the line that starts at `from`; nil for a bare LF,
     /// a CR not followed by LF, or a NUL.
     private static func lineEnd(_ bytes: UnsafeRawBufferPointer, from: Int) -> Int? {
-        var index = from
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == 0x0D {
-                return index + 1 < bytes.count && bytes[index + 1] == 0x0A ? index + 2 : nil
-            }
-            if byte == 0x0A || byte == 0x00 { return nil }
-            if byte < 0x20 && byte != 0x09 { return nil }
-            if byte == 0x7F { return nil }
-            index += 1
-        }
-        return nil
+        // Every byte up to the CR is HTAB or not a control byte (DEL is one).
+        let index = ByteScan.firstControlExceptTab(in: bytes, from: from)
+        guard index < bytes.count, bytes[index] == 0x0D else { return nil }
+        return index + 1 < bytes.count && bytes[index + 1] == 0x0A ? index + 2 : nil
     }
 
     /// 1*DIGIT without sign, spaces or commas; nil on overflow.
