@@ -336,3 +336,48 @@ struct LoopScratchTests {
         #expect(!secondText.contains("first-shed"))
     }
 }
+
+extension LoopScratchTests {
+    /// An ended exchange's upstream head is kept for the next request on the loop and
+    /// its storage reused — but not while a write of it is still queued (copy-on-write:
+    /// the next head then gets fresh storage and the queued bytes stay as they were).
+    @Test func upstreamHeadsAreReusedButNeverWhileTheirWriteIsQueued() throws {
+        let loop = EmbeddedEventLoop()
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { config in
+            config.rateLimit.global.enabled = false
+            config.rateLimit.perClient.enabled = false
+        }
+        let runtime = try GatewayRuntime(config: config)
+        let scratch = LoopScratch(eventLoop: loop)
+        let connector = ProxyHandlerTests.ScriptedConnector(loop: loop, live: runtime.live)
+        let client = EmbeddedChannel(loop: loop)
+        try client.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: nil, scratch: scratch))
+        _ = client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
+        func outbound(_ index: Int) throws -> ByteBuffer {
+            try #require(try connector.opened[index].channel.readOutbound(as: ByteBuffer.self))
+        }
+
+        try client.writeInbound(ByteBuffer(string: "GET /first-and-longer HTTP/1.1\r\nHost: h\r\nX-Long: aaaaaaaaaaaa\r\n\r\n"))
+        // The first head stays unread in the upstream's outbound queue: a write not on the wire yet.
+        try connector.answer(0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        #expect(scratch.spareUpstreamHeads == 1)
+        try client.writeInbound(ByteBuffer(string: "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"))
+        #expect(scratch.spareUpstreamHeads == 0)
+        let first = String(buffer: try outbound(0))
+        #expect(first.hasPrefix("GET /first-and-longer HTTP/1.1\r\n"))
+        #expect(first.contains("X-Long: aaaaaaaaaaaa\r\n"))
+        var second = try outbound(1)
+        #expect(String(buffer: second).hasPrefix("GET /b HTTP/1.1\r\n"))
+        #expect(!String(buffer: second).contains("X-Long"))
+        let secondStorage = second.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        second = ByteBuffer()  // the write is done: nothing references the head but the exchange
+        try connector.answer(1, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        #expect(scratch.spareUpstreamHeads == 1)
+
+        try client.writeInbound(ByteBuffer(string: "GET /c HTTP/1.1\r\nHost: h\r\n\r\n"))
+        let third = try outbound(2)
+        #expect(String(buffer: third).hasPrefix("GET /c HTTP/1.1\r\n"))
+        #expect(!String(buffer: third).contains("GET /b"))
+        #expect(third.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == secondStorage, "the spare's storage is reused")
+    }
+}

@@ -14,10 +14,17 @@ import NIOCore
 /// connection: held per connection, they would triple an idle connection's memory
 /// (docs/PERFORMANCE.md).
 ///
-/// The upstream request head is not among them: the exchange keeps it until its
-/// response started (to send it again on a stale connection), and other requests on
-/// the loop are taken meanwhile.
+/// Upstream request heads are kept apart, as spares: an exchange holds its head
+/// until it ends (to send it again on a stale connection or a retry), so the loop's
+/// exchanges in flight each hold one; an ended exchange's head waits here for the next
+/// request (``takeUpstreamHead()``), which saves the two allocations of a new buffer.
 final class LoopScratch {
+    /// Heads of ended exchanges (``keepUpstreamHead(_:)``), at most ``maxSpareHeads``.
+    private var spareHeads: [ByteBuffer] = []
+    /// Enough for this many exchanges in flight on one loop to start without allocating;
+    /// at most 256 × 4 KiB held.
+    static let maxSpareHeads = 256
+
     private var answer: ByteBuffer?
     private var responseHead: ByteBuffer?
     /// Storage for ``ResponseHeadParser``'s field list.
@@ -43,6 +50,19 @@ final class LoopScratch {
     }
 
     func keepResponseHead(_ buffer: ByteBuffer) { responseHead = buffer }
+
+    /// A spare upstream head buffer, if one is kept (``RequestSerializer/head`` clears it).
+    func takeUpstreamHead() -> ByteBuffer? { spareHeads.popLast() }
+
+    /// An ended exchange's upstream head, kept for a later request unless enough are
+    /// kept or it grew large (a head with long fields is not held for small ones).
+    func keepUpstreamHead(_ buffer: ByteBuffer) {
+        guard buffer.capacity > 0, buffer.capacity <= 4_096, spareHeads.count < Self.maxSpareHeads else { return }
+        spareHeads.append(buffer)
+    }
+
+    /// Spare upstream heads kept now (tests).
+    var spareUpstreamHeads: Int { spareHeads.count }
 
     private static func take(_ slot: inout ByteBuffer?, capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard var buffer = slot.take(), buffer.capacity <= 65_536 else { return allocator.buffer(capacity: capacity) }

@@ -132,6 +132,11 @@ extension ProxyHandler {
             runtime.gate.release(serviceTime: proxied ? outcome.upstreamTime : nil, now: now)
         }
         abortUpstream(exchange)
+        if exchange.upstreamHead.capacity > 0 {
+            // Nothing sends it again once the exchange ended: the next request may use it.
+            scratch.keepUpstreamHead(exchange.upstreamHead)
+            exchange.upstreamHead = ByteBuffer()
+        }
         stats.record(outcome, route: exchange.route, countedUpstream: exchange.countedUpstream)
         exchange.countedUpstream = nil
         let accessLog = runtime.accessLog

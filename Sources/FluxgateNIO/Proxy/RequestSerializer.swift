@@ -66,10 +66,20 @@ enum RequestSerializer {
     static func head(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, requestID: RequestID, clientAddress: String,
         keepForwardedFor: Bool = false, underscores: Bool = false, https: Bool = false, upgrade: String? = nil,
-        allocator: ByteBufferAllocator
+        allocator: ByteBufferAllocator, reusing spare: consuming ByteBuffer? = nil
     ) -> ByteBuffer {
         let policy = policy(head, bytes)
-        var buffer = allocator.buffer(capacity: head.length - head.start + 160)
+        let capacity = head.length - head.start + 160
+        var buffer: ByteBuffer
+        // Moved out, not copied: a second reference here would make clear() allocate.
+        if var reused = spare.take() {
+            // Copy-on-write keeps this safe: storage still referenced elsewhere (a write
+            // still queued) is not written into; clear() allocates fresh storage then.
+            reused.clear(minimumCapacity: capacity)
+            buffer = reused
+        } else {
+            buffer = allocator.buffer(capacity: capacity)
+        }
         // "METHOD SP target SP" as sent, then HTTP/1.1 whatever the client spoke.
         buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[head.start..<(head.target.upperBound + 1)]))
         buffer.writeStaticString("HTTP/1.1\r\n")
