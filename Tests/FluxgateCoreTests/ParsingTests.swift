@@ -16,15 +16,29 @@ struct ParsingTests {
         #expect(DurationParser.parse(text) == nil)
     }
 
-    /// The vector scan finds the same byte as a byte-by-byte loop, wherever the byte
-    /// sits relative to the 16-byte steps and the buffer's end.
+    /// The word-at-a-time scan finds the same byte as a byte-by-byte loop, wherever the
+    /// byte sits relative to the 8-byte steps and the buffer's end, and whatever bytes
+    /// (obs-text, other control bytes) sit next to it.
     @Test func byteScanAgreesWithAByteLoop() {
+        // Every byte value at every place of a two-word buffer, among plain and obs-text bytes.
+        for filler: UInt8 in [0x61, 0x80, 0xFF, 0x20] {
+            for value in 0...255 {
+                for place in 0..<17 {
+                    var bytes = [UInt8](repeating: filler, count: 17)
+                    bytes[place] = UInt8(value)
+                    bytes.withUnsafeBytes { raw in
+                        let control = (0..<17).first { raw[$0] < 0x20 || raw[$0] == 0x7F } ?? 17
+                        #expect(ByteScan.firstControl(in: raw, from: 0) == control, "\(bytes)")
+                    }
+                }
+            }
+        }
         var generator = SystemRandomNumberGenerator()
-        let specials: [UInt8] = [0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x7F, 0x20, 0x7E, 0x80, 0xFF]
+        let specials: [UInt8] = [0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1F, 0x7F, 0x20, 0x21, 0x7E, 0x80, 0x9F, 0xA0, 0xFF]
         for _ in 0..<3_000 {
             let count = Int.random(in: 0...70, using: &generator)
             var bytes = (0..<count).map { _ in UInt8.random(in: 0x20...0x7E, using: &generator) }
-            for _ in 0..<Int.random(in: 0...3, using: &generator) where count > 0 {
+            for _ in 0..<Int.random(in: 0...6, using: &generator) where count > 0 {
                 bytes[Int.random(in: 0..<count, using: &generator)] = specials.randomElement(using: &generator)!
             }
             let from = Int.random(in: 0...count, using: &generator)
