@@ -116,7 +116,10 @@ final class DemoHTTPHandler: ChannelInboundHandler {
         headers.add(name: "content-length", value: String(response.body.utf8.count))
         headers.add(name: "x-upstream-instance", value: router.instance)
         for (name, value) in response.headers { headers.add(name: name, value: value) }
-        let keepAlive = request.isKeepAlive
+        // NIOHTTP1's decoder (llhttp) stops parsing HTTP after a request that asks to
+        // upgrade, whatever the answer; the demo upgrades nothing, so such a connection
+        // is answered and closed — kept open, the next request on it waited forever.
+        let keepAlive = request.isKeepAlive && !request.headers.contains(name: "upgrade")
         if !keepAlive { headers.add(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: request.version, status: .init(statusCode: response.status), headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)

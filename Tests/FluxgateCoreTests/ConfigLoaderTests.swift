@@ -134,6 +134,21 @@ struct ConfigLoaderTests {
         #expect(errors[6].message.contains("a duration such as 500ms"))
     }
 
+    /// `limits.max_header_count`: Envoy's default of 100, and a value outside 1...10000
+    /// is refused by name.
+    @Test func headerCountLimitHasADefaultAndARange() throws {
+        #expect(try ConfigLoader.load(yaml: "").limits.maxHeaderCount == 100)
+        #expect(try ConfigLoader.load(yaml: "limits: { max_header_count: 250 }").limits.maxHeaderCount == 250)
+        for bad in ["0", "10001", "-1"] {
+            do {
+                _ = try ConfigLoader.load(yaml: "limits: { max_header_count: \(bad) }")
+                Issue.record("max_header_count \(bad) was accepted")
+            } catch {
+                #expect(error.errors.map(\.path) == ["limits.max_header_count"])
+            }
+        }
+    }
+
     @Test func environmentOverridesFileValues() throws {
         let config = try ConfigLoader.load(
             yaml: "admission: { target_utilization: 0.5 }\nlisten: \"0.0.0.0:1\"",

@@ -98,6 +98,53 @@ struct ProxyHandlerTests {
 
     static let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
+    /// An upgrade request the upstream answered in HTTP (404 here) leaves its upstream
+    /// connection in an unknown state — llhttp-based servers, the demo among them, stop
+    /// parsing HTTP on it — so it is closed, not pooled for the next request.
+    @Test func anUpstreamThatDeclinedAnUpgradeIsNotReused() throws {
+        let fixture = try Fixture()
+        try fixture.request(
+            "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        let sent = try fixture.connector.sent(0)
+        #expect(sent.lowercased().contains("upgrade: websocket\r\n"))  // the Upgrade went upstream
+        try fixture.connector.answer(0, "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno")
+        let answer = try fixture.received()
+        #expect(answer.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        #expect(fixture.connector.released.isEmpty)
+        #expect(!fixture.connector.opened[0].channel.isActive)
+
+        // Without an Upgrade the same answer leaves the connection pooled.
+        let plain = try Fixture()
+        try plain.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        try plain.connector.answer(0, "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno")
+        #expect(try plain.received().hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        #expect(plain.connector.released.count == 1)
+    }
+
+    /// `limits.max_header_count`: a head with one field more is answered 431
+    /// `too_many_headers` and the connection closes, before any upstream work; at the
+    /// limit it is proxied with every field.
+    @Test func moreHeaderFieldsThanTheLimitGet431() throws {
+        func head(fields: Int) -> String {
+            "GET /x HTTP/1.1\r\nHost: h\r\n" + (1..<fields).map { "X-F\($0): v\r\n" }.joined() + "\r\n"
+        }
+        let over = try Fixture { $0.limits.maxHeaderCount = 5 }
+        try over.request(head(fields: 6))
+        let answer = try over.received()
+        #expect(answer.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"))
+        #expect(answer.contains(#""error":"too_many_headers""#))
+        #expect(answer.contains("limits.max_header_count"))
+        #expect(over.connector.opened.isEmpty)
+        #expect(over.stats.traffic.headRefusals[HeadRefusal.headersTooLarge.rawValue] == 1)
+
+        let at = try Fixture { $0.limits.maxHeaderCount = 5 }
+        try at.request(head(fields: 5))
+        #expect(try at.connector.sent(0).contains("X-F4: v\r\n"))
+        try at.connector.answer(0, Self.ok)
+        #expect(try at.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
+    }
+
     @Test func aRefusedConnectMovesToTheNextUpstreamAndCountsAgainstTheFirst() throws {
         let fixture = try Fixture()
         fixture.connector.refused = [0]
@@ -251,7 +298,7 @@ struct ProxyHandlerTests {
         let intKeys = [
             "health_check.rise", "health_check.fall", "health_check.passive.consecutive_failures", "retry.min_concurrent",
             "rate_limit.global.burst", "rate_limit.per_client.burst", "rate_limit.per_client.max_clients",
-            "limits.max_header_bytes", "limits.max_body_bytes", "limits.request_buffer_bytes", "limits.max_pipelined",
+            "limits.max_header_bytes", "limits.max_header_count", "limits.max_body_bytes", "limits.request_buffer_bytes", "limits.max_pipelined",
             "limits.max_connections", "limits.max_connections_per_client", "pool.max_idle_per_upstream", "pool.max_connections",
         ]
         let realKeys = [

@@ -83,6 +83,26 @@ struct DemoServerTests {
         }
     }
 
+    /// A request asking to upgrade (which the demo never does) is answered and the
+    /// connection closed: NIO's decoder parses no more HTTP on it, so keeping it open
+    /// left the next request waiting forever (found through the gateway's pool).
+    @Test func anUpgradeRequestIsAnsweredAndTheConnectionClosed() async throws {
+        try await withServer({ _ in }) { address, group in
+            let (channel, sink) = try await RawClient.open(with: address, group: group)
+            try await channel.writeAndFlush(
+                ByteBuffer(string: "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+            try await sink.waitFor(#"{"error":"not found"}"#, on: channel.eventLoop)
+            let text = sink.outcome.text
+            #expect(text.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+            #expect(text.lowercased().contains("connection: close\r\n"))
+            if text.lowercased().contains("connection: close\r\n") {
+                try await channel.closeFuture.get()  // the demo closed it
+            } else {
+                try await channel.close()
+            }
+        }
+    }
+
     /// An unparseable request gets its 400 and then the end of the connection — not a
     /// connection left open forever — and input still arriving does not reset the answer.
     @Test func aBadRequestGets400AndTheConnectionEnds() async throws {

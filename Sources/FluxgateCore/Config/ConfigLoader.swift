@@ -224,10 +224,11 @@ public enum ConfigLoader {
         let limits = r.table(
             top.entries["limits"], path: "limits",
             known: [
-                "max_header_bytes", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
+                "max_header_bytes", "max_header_count", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
                 "max_connections_per_client", "underscores_in_headers", "max_tunnels",
             ])
         config.limits.maxHeaderBytes = r.int(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
+        config.limits.maxHeaderCount = r.int(limits, "max_header_count", default: config.limits.maxHeaderCount, range: 1...10_000)
         config.limits.maxBodyBytes = r.int(limits, "max_body_bytes", default: config.limits.maxBodyBytes, range: 0...Int(Int64.max))
         config.limits.requestBufferBytes = r.int(
             limits, "request_buffer_bytes", default: config.limits.requestBufferBytes, range: 0...16_777_216)

@@ -335,6 +335,10 @@ public struct TimeoutsConfig: Sendable, Equatable {
 public struct LimitsConfig: Sendable, Equatable {
     /// Request line excluded: total bytes of header names and values. Default 16384 → 431.
     public var maxHeaderBytes = 16_384
+    /// Header fields in one request head; more → 431 `too_many_headers`. Default 100,
+    /// Envoy's `max_headers_count` (HAProxy: `tune.http.maxhdr` 101; nginx bounds only
+    /// the bytes). Upstreams often refuse a long list themselves, or spend on it.
+    public var maxHeaderCount = 100
     /// Request body bytes. Default 10 MiB → 413.
     public var maxBodyBytes = 10_485_760
     /// Request bodies up to this size are read whole before the request is admitted

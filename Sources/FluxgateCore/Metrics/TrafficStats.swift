@@ -170,7 +170,8 @@ public struct TrafficStats: Sendable, Equatable {
 public enum HeadRefusal: Int, Sendable, CaseIterable {
     /// Not parseable as HTTP/1.1 (400).
     case badRequest
-    /// Head larger than `limits.max_header_bytes` (431).
+    /// Head larger than `limits.max_header_bytes`, or with more fields than
+    /// `limits.max_header_count` (431).
     case headersTooLarge
     /// Head not complete within `timeouts.client_header` (408).
     case headerTimeout

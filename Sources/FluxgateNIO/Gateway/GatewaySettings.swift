@@ -30,6 +30,7 @@ final class GatewaySettings: Sendable {
     let maxPipelined: Int
     let underscoresInHeaders: Bool
     let maxHeaderBytes: Int
+    let maxHeaderCount: Int
     let trustedProxies: [AddressRange]
     let maxTunnels: Int
     let tunnelIdle: TimeAmount
@@ -68,6 +69,7 @@ final class GatewaySettings: Sendable {
         self.maxPipelined = config.limits.maxPipelined
         self.underscoresInHeaders = config.limits.underscoresInHeaders
         self.maxHeaderBytes = config.limits.maxHeaderBytes
+        self.maxHeaderCount = config.limits.maxHeaderCount
         self.trustedProxies = config.trustedProxies
         self.maxTunnels = config.limits.maxTunnels
         self.tunnelIdle = .nanoseconds(config.timeouts.tunnelIdle.nanosecondsClamped)

@@ -18,6 +18,8 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     case tooManyConnections = "too_many_connections"
     case bodyTooLarge = "body_too_large"
     case headersTooLarge = "headers_too_large"
+    /// More header fields than `limits.max_header_count`.
+    case tooManyHeaders = "too_many_headers"
     case upstreamUnavailable = "upstream_unavailable"
     case upstreamError = "upstream_error"
     case upstreamTimeout = "upstream_timeout"
@@ -31,7 +33,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .requestTimeout, .bodyTimeout: .requestTimeout
         case .tooManyConnections: .serviceUnavailable
         case .bodyTooLarge: .payloadTooLarge
-        case .headersTooLarge: .requestHeaderFieldsTooLarge
+        case .headersTooLarge, .tooManyHeaders: .requestHeaderFieldsTooLarge
         case .upstreamUnavailable, .upstreamError: .badGateway
         case .upstreamTimeout: .gatewayTimeout
         case .gatewayOutOfResources: .serviceUnavailable
@@ -49,6 +51,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .tooManyConnections: "too many connections; try again later"
         case .bodyTooLarge: "the request body exceeds limits.max_body_bytes"
         case .headersTooLarge: "the request headers exceed limits.max_header_bytes"
+        case .tooManyHeaders: "the request has more header fields than limits.max_header_count"
         case .upstreamUnavailable: "no upstream accepted the connection"
         case .upstreamError: "the upstream closed the connection or sent an invalid response"
         case .upstreamTimeout: "the upstream did not answer in time"

@@ -251,6 +251,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return false
         case .complete:
             headPartial = false
+            if head.fields.count > settings.maxHeaderCount {
+                // Counted after the parse: the head is already bounded by its bytes, and
+                // the parser stays exactly as strict as llhttp, which has no count limit.
+                head.reset()
+                swap(&head.fields, &scratch.requestFields)
+                receive = nil
+                stats.traffic.refused(.headersTooLarge)
+                answer(.tooManyHeaders, requestID: nil, http10: false, close: true, isHead: false)
+                return false
+            }
             let length = head.length
             input.withUnsafeReadableBytes { bytes in
                 requestHead(UnsafeRawBufferPointer(rebasing: bytes[0..<length]))

@@ -238,6 +238,13 @@ struct ResponseRelay {
             break
         }
         if !head.keepsConnection || head.announcesUnsentBody(requestWasHead: requestWasHead) { upstreamReusable = false }
+        // The upstream was asked to switch protocols (the Upgrade went with the request)
+        // and answered in HTTP instead: servers built on llhttp (NIO, Node) stop parsing
+        // HTTP on that connection after an upgrade request whatever they answered, so
+        // the next request sent on it would wait forever — found by sending a WebSocket
+        // upgrade to the demo upstream, which answered 404 and then ignored the next
+        // request. The connection is closed instead of pooled.
+        if upgradeAllowed { upstreamReusable = false }
 
         var buffer = scratch?.takeResponseHead(capacity: head.length + 64, allocator: allocator) ?? allocator.buffer(capacity: head.length + 64)
         buffer.writeStaticString(clientHTTP10 ? "HTTP/1.0" : "HTTP/1.1")
