@@ -18,17 +18,7 @@ bench_need hey "apt-get install -y hey"
 bench_ports_free 19751 18751 18752 20751 20752
 bench_setup cpu
 bench_nginx_health_upstream 19751 0
-config() {  # PORT EXTRA
-  cat <<C
-listen: "127.0.0.1:$1"
-admin_listen: "127.0.0.1:$(( $1 + 2000 ))"
-workers: 1
-upstreams: [{ url: "http://127.0.0.1:19751", max_concurrency: 30000 }]
-rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
-demo: { enabled: false }
-$2
-C
-}
+config() { bench_fluxgate_config "$1" 19751 "" "$2"; }  # PORT EXTRA
 config 18751 "${FLUXGATE_YAML:-}" >"$W/a.yaml"
 config 18752 "${FLUXGATE_B_YAML:-}" >"$W/b.yaml"
 taskset -c 1 "$BIN" --config "$W/a.yaml" >"$W/a.log" 2>&1 & a=$!; pids+=("$a")

@@ -48,6 +48,42 @@ bench_ports_free() {  # PORT...
   done
 }
 
+# A one-event-loop Fluxgate configuration for the per-request measurements, on stdout:
+# listening on 127.0.0.1:PORT (admin listener on PORT + 2000), one upstream at
+# 127.0.0.1:UPSTREAM_PORT with a concurrency limit nothing reaches, the global bucket as
+# GLOBAL (default off), per-client limits off, no demo; EXTRA appended as YAML lines.
+bench_fluxgate_config() {  # PORT UPSTREAM_PORT [GLOBAL] [EXTRA]
+  local global=${3:-}
+  [ -n "$global" ] || global='{ enabled: false }'
+  cat <<C
+listen: "127.0.0.1:$1"
+admin_listen: "127.0.0.1:$(( $1 + 2000 ))"
+workers: 1
+upstreams: [{ url: "http://127.0.0.1:$2", max_concurrency: 90000 }]
+rate_limit: { global: $global, per_client: { enabled: false } }
+demo: { enabled: false }
+${4:-}
+C
+}
+
+# One measured run of the CPU-per-request scripts: warms the keep-alive pools, runs
+# `wrk -t1 -c64 GET /health` on CPU 0 for DUR seconds against PORT, and prints the
+# requests, their rate and the user, system and total CPU per request of process PID
+# (its /proc/PID/stat ticks over the run).
+bench_cpu_round() {  # ROUND NAME PORT PID DUR
+  local u0 s0 u1 s1 requests
+  taskset -c 0 wrk -t1 -c64 -d1s "http://127.0.0.1:$3/health" >/dev/null
+  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$4/stat")
+  requests=$(taskset -c 0 wrk -t1 -c64 -d"$5s" "http://127.0.0.1:$3/health" | awk '/requests in/{print $1}' | tr -d ,)
+  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$4/stat")
+  python3 - "$1" "$2" "$requests" $((u1 - u0)) $((s1 - s0)) "$(getconf CLK_TCK)" "$5" <<'PY'
+import sys
+rnd, name, r, u, s, hz, dur = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
+us = lambda ticks: ticks * 1e6 / hz / r
+print(f"round {rnd} {name:9} {r:8} requests ({r / dur:8.0f}/s)  user {us(u):5.2f} us  system {us(s):5.2f} us  total {us(u + s):5.2f} us per request")
+PY
+}
+
 # One nginx worker answering GET /health with a 37-byte JSON on 127.0.0.1:PORT, on
 # CPU (taskset), as the upstream of the per-request measurements.
 bench_nginx_health_upstream() {  # PORT CPU

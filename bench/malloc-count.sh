@@ -21,14 +21,7 @@ gcc -O2 -shared -fPIC -o "$W/count.so" bench/malloc/count.c -ldl
 bench_nginx_health_upstream 19701 0
 for mode in proxied:18701:"{ enabled: false }" shed:18702:"{ enabled: true, rate: 1, burst: 1 }"; do
   IFS=: read -r name port bucket <<<"$mode"
-  cat >"$W/$name.yaml" <<C
-listen: "127.0.0.1:$port"
-admin_listen: "127.0.0.1:$(( port + 2000 ))"
-workers: 1
-upstreams: [{ url: "http://127.0.0.1:19701", max_concurrency: 30000 }]
-rate_limit: { global: $bucket, per_client: { enabled: false } }
-demo: { enabled: false }
-C
+  bench_fluxgate_config "$port" 19701 "$bucket" >"$W/$name.yaml"
   LD_PRELOAD="$W/count.so" taskset -c 1 "$BIN" --config "$W/$name.yaml" 2>"$W/$name.err" >/dev/null & pid=$!; pids+=("$pid")
   bench_wait "$name gateway" "$port"
   taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$port/health" >/dev/null

@@ -23,14 +23,7 @@ bench_nginx_health_upstream 19781 0
 core=$(ldd "$BIN" | awk '/libswiftCore/ {print $3}')
 perf probe -q -x "$core" swift_retain 2>/dev/null || true
 perf probe -q -x "$core" swift_release 2>/dev/null || true
-cat >"$W/fluxgate.yaml" <<C
-listen: "127.0.0.1:18782"
-admin_listen: "127.0.0.1:20782"
-workers: 1
-upstreams: [{ url: "http://127.0.0.1:19781", max_concurrency: 90000 }]
-rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
-demo: { enabled: false }
-C
+bench_fluxgate_config 18782 19781 >"$W/fluxgate.yaml"
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
 taskset -c 1 .build/release/fluxgate-relay-floor 18783 19781 >"$W/relay.log" 2>&1 & pids+=($!); relay_pid=$!
 bench_wait upstream 19781; bench_wait fluxgate 18782; bench_wait relay 18783

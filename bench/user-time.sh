@@ -25,31 +25,17 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:18771;
     location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 C
-cat >"$W/fluxgate.yaml" <<C
-listen: "127.0.0.1:18772"
-admin_listen: "127.0.0.1:20772"
-workers: 1
-upstreams: [{ url: "http://127.0.0.1:19771", max_concurrency: 90000 }]
-rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
-demo: { enabled: false }
-${FLUXGATE_YAML:-}
-C
+bench_fluxgate_config 18772 19771 "" "${FLUXGATE_YAML:-}" >"$W/fluxgate.yaml"
 taskset -c 1 nginx -c "$W/proxy.conf" & pids+=($!)
 swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product fluxgate-relay-floor >/dev/null
 taskset -c 1 .build/release/fluxgate-relay-floor 18773 19771 >"$W/relay.log" 2>&1 & pids+=($!); relay_pid=$!
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
 bench_wait upstream 19771; bench_wait nginx 18771; bench_wait fluxgate 18772; bench_wait relay 18773
 nginx_worker=$(pgrep -P "$(cat "$W/proxy.pid")" | head -1)
-hz=$(getconf CLK_TCK)
 echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t1 -c64 -d${DUR}s GET /health; CPU per request of the proxy process"
 for round in $(seq "$ROUNDS"); do
   for target in nginx:18771:$nginx_worker relay:18773:$relay_pid fluxgate:18772:$fluxgate_pid; do
     IFS=: read -r name port pid <<<"$target"
-    taskset -c 0 wrk -t1 -c64 -d1s "http://127.0.0.1:$port/health" >/dev/null  # warm the keep-alive pools
-    read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    requests=$(taskset -c 0 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$port/health" | awk '/requests in/{print $1}' | tr -d ,)
-    read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-    python3 -c "import sys; n, r, u, s, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]); print(f'round {sys.argv[6]} {n:9} {r:8} requests ({r / float(sys.argv[7]):8.0f}/s)  user {u * 1e6 / hz / r:5.2f} us  system {s * 1e6 / hz / r:5.2f} us  total {(u + s) * 1e6 / hz / r:5.2f} us per request')" \
-      "$name" "$requests" $((u1 - u0)) $((s1 - s0)) "$hz" "$round" "$DUR"
+    bench_cpu_round "$round" "$name" "$port" "$pid" "$DUR"
   done
 done
