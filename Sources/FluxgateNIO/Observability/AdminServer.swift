@@ -1,6 +1,7 @@
 import Foundation
 import FluxgateCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -14,7 +15,22 @@ import NIOPosix
 /// - `GET /healthz`: 200 while the process runs
 /// - `GET /readyz`: 200, or 503 at utilization ≥ 0.9, with no upstream ready, or draining
 /// - `POST /reload`: reloads the config file (what SIGHUP does), answers with the result
+///
+/// Bounded like the data port, because in Kubernetes it listens on the pod network
+/// (probes and Prometheus come from outside the pod) and its descriptors are the
+/// process's: a request head must be complete within ``Limits/headerTimeout`` (10 s,
+/// else 408 and close), an idle keep-alive connection closes after
+/// ``Limits/idleTimeout`` (60 s), and at most ``Limits/maxConnections`` (64) are open —
+/// more are closed at accept. Before these, a client that sent half a head held its
+/// connection for ever (found by trying it), so enough of them could take every
+/// descriptor from the data path.
 final class AdminServer: Sendable {
+    struct Limits: Sendable {
+        var headerTimeout: Duration = .seconds(10)
+        var idleTimeout: Duration = .seconds(60)
+        var maxConnections = 64
+    }
+
     typealias Reload = @Sendable () async -> ReloadOutcome
 
     let observability: GatewayObservability
@@ -27,13 +43,31 @@ final class AdminServer: Sendable {
         self.logger = logger
     }
 
-    func bind(_ endpoint: SocketEndpoint, group: any EventLoopGroup) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
+    func bind(_ endpoint: SocketEndpoint, group: any EventLoopGroup, limits: Limits = Limits()) async throws -> any Channel {
+        let open = NIOLockedValueBox(0)
+        let rejection = ByteBuffer(string: "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let admitted = open.withLockedValue { count in
+                        guard count < limits.maxConnections else { return false }
+                        count += 1
+                        return true
+                    }
+                    guard admitted else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                    // The data port's client timeouts, in front of NIOHTTP1's decoder; a
+                    // timer heap of its own per connection (admin connections are few).
+                    let timeouts = ClientTimeoutHandler(
+                        headerTimeout: limits.headerTimeout, idleTimeout: limits.idleTimeout, rejection: rejection,
+                        timers: LoopTimers(eventLoop: channel.eventLoop))
+                    try channel.pipeline.syncOperations.addHandler(timeouts)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: self))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: self, timeouts: timeouts))
                 }
             }
             .bind(host: endpoint.host, port: endpoint.port)
@@ -104,13 +138,19 @@ private final class AdminHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let server: AdminServer
+    private let timeouts: ClientTimeoutHandler
     private var head: HTTPRequestHead?
 
-    init(server: AdminServer) { self.server = server }
+    init(server: AdminServer, timeouts: ClientTimeoutHandler) {
+        self.server = server
+        self.timeouts = timeouts
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head): self.head = head
+        case .head(let head):
+            self.head = head
+            timeouts.requestHeadReceived(context: context)
         case .body: break  // no endpoint takes a body
         case .end:
             guard let head else { return }
@@ -140,7 +180,11 @@ private final class AdminHandler: ChannelInboundHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+        if keepAlive {
+            timeouts.responseCompleted(now: MonotonicTime(context.eventLoop.now))
+        } else {
+            done.whenComplete { _ in context.close(promise: nil) }
+        }
     }
 }
 

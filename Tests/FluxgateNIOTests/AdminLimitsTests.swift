@@ -1,0 +1,91 @@
+import FluxgateCore
+import FluxgateTestSupport
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Prometheus
+import Testing
+
+@testable import FluxgateNIO
+
+/// The admin listener is bounded like the data port (it listens on the pod network in
+/// Kubernetes): a half-sent head gets 408 and a close, and connections beyond the cap
+/// are closed at accept. Real sockets, short limits.
+struct AdminLimitsTests {
+    func withAdmin(_ limits: AdminServer.Limits, _ body: (SocketAddress, any EventLoopGroup) async throws -> Void) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { _ in }
+        let runtime = try GatewayRuntime(config: config)
+        let admin = AdminServer(
+            observability: GatewayObservability(runtime: runtime, registry: PrometheusCollectorRegistry()),
+            reload: { ReloadOutcome(result: "success", version: 1, errors: [], changes: []) }, logger: Logger(label: "test"))
+        let channel = try await admin.bind(SocketEndpoint(host: "127.0.0.1", port: 0), group: group, limits: limits)
+        do {
+            try await body(channel.localAddress!, group)
+        } catch {
+            try? await channel.close()
+            try await group.shutdownGracefully()
+            throw error
+        }
+        try await channel.close()
+        try await group.shutdownGracefully()
+    }
+
+    /// Closes `channel` after 10 s whatever happens, so a missing answer fails the test
+    /// instead of hanging it; the box says whether it had to.
+    @discardableResult
+    func guardAgainstHanging(_ channel: any Channel) -> NIOLockedValueBox<Bool> {
+        let fired = NIOLockedValueBox(false)
+        channel.eventLoop.scheduleTask(in: .seconds(10)) {
+            fired.withLockedValue { $0 = true }
+            channel.close(promise: nil)
+        }
+        return fired
+    }
+
+    @Test func aHalfSentHeadGets408AndAClose() async throws {
+        try await withAdmin(.init(headerTimeout: .milliseconds(200), idleTimeout: .seconds(5), maxConnections: 8)) { address, group in
+            let (channel, sink) = try await RawClient.open(with: address, group: group)
+            guardAgainstHanging(channel)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /stats HTTP/1.1\r\nHost: x\r\n"))
+            try await channel.closeFuture.get()
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+        }
+    }
+
+    @Test func anIdleKeepAliveConnectionIsClosedAndABusyOneServed() async throws {
+        try await withAdmin(.init(headerTimeout: .seconds(5), idleTimeout: .milliseconds(300), maxConnections: 8)) { address, group in
+            let (channel, sink) = try await RawClient.open(with: address, group: group)
+            let guardFired = guardAgainstHanging(channel)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+            try await sink.waitFor("ok\n", on: channel.eventLoop)
+            try await channel.closeFuture.get()  // idle after its answer: closed quietly
+            #expect(!guardFired.withLockedValue { $0 }, "the server never closed the idle connection")
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(!sink.outcome.text.contains("408"))
+        }
+    }
+
+    @Test func connectionsBeyondTheCapAreClosedAtAccept() async throws {
+        try await withAdmin(.init(headerTimeout: .seconds(5), idleTimeout: .seconds(5), maxConnections: 2)) { address, group in
+            let (first, _) = try await RawClient.open(with: address, group: group)
+            let (second, secondSink) = try await RawClient.open(with: address, group: group)
+            // The second is counted once it answers: the cap is taken by two open connections.
+            try await second.writeAndFlush(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+            try await secondSink.waitFor("ok\n", on: second.eventLoop)
+            let third = try await RawClient.exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", with: address, group: group)
+            #expect(third.text.isEmpty, "a third connection was served: \(third.text)")
+            try await first.close()
+            try await first.closeFuture.get()
+            // A place is free again once one closed (the server sees the close shortly after).
+            var served = false
+            for _ in 0..<50 where !served {
+                let again = try await RawClient.exchange("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", with: address, group: group)
+                served = again.text.hasPrefix("HTTP/1.1 200 OK\r\n")
+            }
+            #expect(served)
+            try await second.close()
+        }
+    }
+}
