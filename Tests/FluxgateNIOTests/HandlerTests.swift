@@ -23,6 +23,37 @@ struct HandlerTests {
         return (handler, try channel.pipeline.syncOperations.context(handler: handler))
     }
 
+    /// Holds every write without completing it — what NIOSSL does with bytes written
+    /// before a TLS handshake that never finishes.
+    final class WriteSwallower: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        private var held: [EventLoopPromise<Void>?] = []
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) { held.append(promise) }
+        func flush(context: ChannelHandlerContext) {}
+        func handlerRemoved(context: ChannelHandlerContext) {
+            held.forEach { $0?.fail(ChannelError.ioOnClosedChannel) }
+            held = []
+        }
+    }
+
+    /// A 408 that can never be written (a TLS client that stopped mid-handshake) does
+    /// not keep the connection: it closes at the linger timeout (5 s unless set).
+    @Test func aSlowHeadWhose408CannotBeWrittenIsClosedAnyway() throws {
+        let channel = EmbeddedChannel()
+        let timers = LoopTimers(eventLoop: channel.embeddedEventLoop)
+        try channel.pipeline.syncOperations.addHandler(WriteSwallower())
+        try channel.pipeline.syncOperations.addHandler(
+            ClientTimeoutHandler(
+                headerTimeout: .seconds(10), idleTimeout: .seconds(60), rejection: GatewayResponses().rawRequestTimeout, timers: timers))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))  // the 408, held forever
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(4_999))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(!channel.isActive)
+    }
+
     @Test func silentNewConnectionGets408AtTheHeaderDeadline() throws {
         let channel = try timeoutChannel(header: .seconds(10))
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(9_999))

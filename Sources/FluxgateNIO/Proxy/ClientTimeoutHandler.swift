@@ -153,7 +153,15 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
             // A lingering close: the slow client may still be sending its head.
             let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
             let lingerTimeout = self.lingerTimeout
+            // The 408 may never be written: on a TLS connection whose handshake never
+            // finished, NIOSSL holds it and its promise never completes — such a client
+            // held its connection for ever (found by trying it). The connection closes
+            // at the linger timeout whatever happens to the write.
+            let hardClose = context.eventLoop.scheduleTask(in: lingerTimeout ?? .seconds(5)) {
+                loopBound.value.close(promise: nil)
+            }
             context.writeAndFlush(wrapOutboundOut(rejection)).whenComplete { _ in
+                hardClose.cancel()
                 if let lingerTimeout {
                     loopBound.value.lingeringClose(timeout: lingerTimeout)
                 } else {
