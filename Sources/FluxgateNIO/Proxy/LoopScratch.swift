@@ -51,8 +51,11 @@ final class LoopScratch {
 
     func keepResponseHead(_ buffer: ByteBuffer) { responseHead = buffer }
 
-    /// A spare upstream head buffer, if one is kept (``RequestSerializer/head`` clears it).
-    func takeUpstreamHead() -> ByteBuffer? { spareHeads.popLast() }
+    /// An ended exchange's upstream head buffer, cleared, or a new one.
+    func takeUpstreamHead(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var spare = spareHeads.popLast()
+        return Self.take(&spare, capacity: capacity, allocator: allocator)
+    }
 
     /// An ended exchange's upstream head, kept for a later request unless enough are
     /// kept or it grew large (a head with long fields is not held for small ones).
@@ -64,6 +67,9 @@ final class LoopScratch {
     /// Spare upstream heads kept now (tests).
     var spareUpstreamHeads: Int { spareHeads.count }
 
+    /// The slot's buffer, moved out (a second reference would make `clear()` allocate)
+    /// and cleared, or a new one. Copy-on-write keeps it safe: storage still referenced
+    /// by a queued write is never written into; `clear()` allocates then.
     private static func take(_ slot: inout ByteBuffer?, capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         guard var buffer = slot.take(), buffer.capacity <= 65_536 else { return allocator.buffer(capacity: capacity) }
         buffer.clear(minimumCapacity: capacity)

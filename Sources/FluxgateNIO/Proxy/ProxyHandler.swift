@@ -393,8 +393,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.upstreamHead = RequestSerializer.head(
             head, bytes: bytes, requestID: exchange.requestID, clientAddress: clientAddress,
             keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https,
-            upgrade: exchange.tunnelReserved ? exchange.facts.upgrade : nil, allocator: allocator,
-            reusing: scratch.takeUpstreamHead())
+            upgrade: exchange.tunnelReserved ? exchange.facts.upgrade : nil,
+            into: scratch.takeUpstreamHead(capacity: RequestSerializer.headCapacity(head), allocator: allocator))
     }
 
     /// The per-client rate-limit key: the configured header's value, else the address.

@@ -63,23 +63,16 @@ enum RequestSerializer {
     ///     and the peer appended; otherwise the header is replaced by the peer alone.
     ///   - underscores: forward field names containing `_` (else they are dropped).
     ///   - upgrade: forward the client's `Upgrade` (a tunnel is allowed).
+    /// The buffer's capacity for ``head(_:bytes:requestID:clientAddress:keepForwardedFor:underscores:https:upgrade:into:)``:
+    /// the client's head plus room for the fields the gateway adds.
+    static func headCapacity(_ head: RequestHead) -> Int { head.length - head.start + 160 }
+
     static func head(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, requestID: RequestID, clientAddress: String,
         keepForwardedFor: Bool = false, underscores: Bool = false, https: Bool = false, upgrade: String? = nil,
-        allocator: ByteBufferAllocator, reusing spare: consuming ByteBuffer? = nil
+        into buffer: consuming ByteBuffer
     ) -> ByteBuffer {
         let policy = policy(head, bytes)
-        let capacity = head.length - head.start + 160
-        var buffer: ByteBuffer
-        // Moved out, not copied: a second reference here would make clear() allocate.
-        if var reused = spare.take() {
-            // Copy-on-write keeps this safe: storage still referenced elsewhere (a write
-            // still queued) is not written into; clear() allocates fresh storage then.
-            reused.clear(minimumCapacity: capacity)
-            buffer = reused
-        } else {
-            buffer = allocator.buffer(capacity: capacity)
-        }
         // "METHOD SP target SP" as sent, then HTTP/1.1 whatever the client spoke.
         buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[head.start..<(head.target.upperBound + 1)]))
         buffer.writeStaticString("HTTP/1.1\r\n")
