@@ -122,6 +122,25 @@ struct ProxyHandlerTests {
         #expect(plain.connector.released.count == 1)
     }
 
+    /// A closing answer whose write never completes (a client that stopped reading, a
+    /// TLS handshake that never finished) does not keep the connection: it closes after
+    /// `timeouts.client_send` (30 s by default).
+    @Test func aClosingAnswerThatCannotBeWrittenStillEndsTheConnection() throws {
+        let loop = EmbeddedEventLoop()
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:9"])
+        let runtime = try GatewayRuntime(config: config)
+        let connector = ScriptedConnector(loop: loop, live: runtime.live)
+        let client = EmbeddedChannel(loop: loop)
+        try client.pipeline.syncOperations.addHandler(HandlerTests.WriteSwallower())
+        try client.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: nil))
+        _ = client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
+        try client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"))  // 400, close
+        loop.advanceTime(by: .milliseconds(29_999))
+        #expect(client.isActive)
+        loop.advanceTime(by: .milliseconds(1))
+        #expect(!client.isActive)
+    }
+
     /// `limits.max_header_count`: a head with one field more is answered 431
     /// `too_many_headers` and the connection closes, before any upstream work; at the
     /// limit it is proxied with every field.

@@ -150,24 +150,10 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
             context.close(promise: nil)
         case .rejectSlowHead:
             stats?.traffic.refused(.headerTimeout)
-            // A lingering close: the slow client may still be sending its head.
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let lingerTimeout = self.lingerTimeout
-            // The 408 may never be written: on a TLS connection whose handshake never
-            // finished, NIOSSL holds it and its promise never completes — such a client
-            // held its connection for ever (found by trying it). The connection closes
-            // at the linger timeout whatever happens to the write.
-            let hardClose = context.eventLoop.scheduleTask(in: lingerTimeout ?? .seconds(5)) {
-                loopBound.value.close(promise: nil)
-            }
-            context.writeAndFlush(wrapOutboundOut(rejection)).whenComplete { _ in
-                hardClose.cancel()
-                if let lingerTimeout {
-                    loopBound.value.lingeringClose(timeout: lingerTimeout)
-                } else {
-                    loopBound.value.lingeringClose()
-                }
-            }
+            // A lingering close: the slow client may still be sending its head. The 408
+            // may never be written (a TLS handshake that never finished): the close
+            // comes at the linger timeout all the same.
+            context.writeThenLingeringClose(rejection, timeout: lingerTimeout, writeTimeout: max(lingerTimeout ?? .zero, .seconds(5)))
         }
     }
 

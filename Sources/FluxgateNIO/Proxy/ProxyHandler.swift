@@ -525,13 +525,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func finishResponse(keepAlive: Bool) {
         guard keepAlive && !clientInputClosed && !draining else {
             state = .closing
-            let context = self.context!
-            let linger = lingerTimeout
             // A lingering close: request bytes may still be arriving (a refused body, a
             // pipelined request), and closing on unread input would reset the answer away.
-            context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0))).whenComplete { _ in
-                context.lingeringClose(timeout: linger)
-            }
+            // The empty write completes once everything before it is on the wire; a
+            // client that stops taking the rest is closed after `timeouts.client_send`.
+            let send = TimeAmount.nanoseconds(settings.config.timeouts.clientSend.nanosecondsClamped)
+            context.writeThenLingeringClose(
+                allocator.buffer(capacity: 0), timeout: lingerTimeout, writeTimeout: max(send, lingerTimeout, .seconds(5)))
             return
         }
         state = .idle

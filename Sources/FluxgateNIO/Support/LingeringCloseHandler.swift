@@ -145,6 +145,27 @@ extension ChannelHandlerContext {
         lingeringClose()
     }
 
+    /// Writes `bytes` (the last of the connection), then a lingering close (with a
+    /// ``LingeringCloseHandler`` put in for `timeout`, or the pipeline's own when it has
+    /// one, `timeout` nil). The write completes once everything queued before it is on
+    /// the wire, which may be never — a client that stopped reading, or a TLS handshake
+    /// that never finished (NIOSSL holds writes until it does); such clients were held
+    /// for ever (found by trying both) — so the connection is closed `writeTimeout`
+    /// after the write began whatever happens to it (what the kernel already holds is
+    /// still sent; only the gateway's own queue is dropped).
+    public func writeThenLingeringClose(_ bytes: ByteBuffer, timeout: TimeAmount?, writeTimeout: TimeAmount) {
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        let hardClose = eventLoop.scheduleTask(in: writeTimeout) { loopBound.value.close(promise: nil) }
+        writeAndFlush(NIOAny(bytes)).assumeIsolated().whenComplete { _ in
+            hardClose.cancel()
+            if let timeout {
+                loopBound.value.lingeringClose(timeout: timeout)
+            } else {
+                loopBound.value.lingeringClose()
+            }
+        }
+    }
+
     /// Ends the connection after what was written: a lingering close when the pipeline
     /// has a ``LingeringCloseHandler``, else a plain close.
     public func lingeringClose() {
