@@ -48,7 +48,9 @@ struct AdminLimitsTests {
         try await withAdmin(.init(headerTimeout: .milliseconds(200), idleTimeout: .seconds(5), maxConnections: 8)) { address, group in
             let (channel, sink) = try await RawClient.open(with: address, group: group)
             guardAgainstHanging(channel)
-            try await channel.writeAndFlush(ByteBuffer(string: "GET /stats HTTP/1.1\r\nHost: x\r\n"))
+            // On a busy machine the 200 ms may pass before the half head is written: the
+            // silent connection gets the same 408, and the write then finds it closed.
+            try? await channel.writeAndFlush(ByteBuffer(string: "GET /stats HTTP/1.1\r\nHost: x\r\n"))
             try await channel.closeFuture.get()
             #expect(sink.outcome.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
         }
