@@ -31,7 +31,7 @@ struct ProxyHandlerTests {
 
         var eventLoop: any EventLoop { loop }
         func takeIdle(_ upstream: Int) -> UpstreamConnection? { nil }
-        func release(_ connection: UpstreamConnection) { released.append(connection) }
+        func release(_ connection: UpstreamConnection, now: NIODeadline) { released.append(connection) }
         func nextRequestID() -> RequestID { ids.nextID() }
         func nextJitter() -> Double { 0 }
 

@@ -39,7 +39,7 @@ extension ProxyHandler {
     func connectCompleted(_ exchange: Exchange, _ result: Result<UpstreamConnection, any Error>) {
         guard case .active(let current) = state, current === exchange else {
             // The exchange ended meanwhile: keep the fresh connection for the next one.
-            if case .success(let connection) = result { pool.release(connection) }
+            if case .success(let connection) = result { pool.release(connection, now: NIODeadline(now)) }
             return
         }
         switch result {
@@ -70,15 +70,16 @@ extension ProxyHandler {
         exchange.lifecycle.forwarding()
         exchange.connection = connection
         connection.delegate = self
-        connection.write(upstreamHead(exchange))
-        if !exchange.pending.isEmpty {
+        let writable: Bool
+        if exchange.pending.isEmpty {
+            writable = connection.send(upstreamHead(exchange), [])
+        } else {
             exchange.bodyForwarded = true
-            for bytes in exchange.pending { connection.write(bytes) }
+            writable = connection.send(upstreamHead(exchange), exchange.pending)
             exchange.pending.removeAll()
         }
-        connection.flush()
         upstreamNeedsFlush = false
-        if !connection.isWritable { upstreamWritabilityChanged(isWritable: false) }
+        if !writable { upstreamWritabilityChanged(isWritable: false) }
         if exchange.requestComplete { requestSent(exchange) }
         resumeReadsIfPossible()
     }
@@ -229,7 +230,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         if let connection = exchange.connection {
             exchange.connection = nil
             if exchange.requestComplete && exchange.relay.upstreamReusable {
-                pool.release(connection)
+                pool.release(connection, now: NIODeadline(now))
             } else {
                 connection.close()
             }

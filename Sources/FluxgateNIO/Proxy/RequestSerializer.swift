@@ -73,64 +73,73 @@ enum RequestSerializer {
         into buffer: consuming ByteBuffer
     ) -> ByteBuffer {
         let policy = policy(head, bytes)
-        // "METHOD SP target SP" as sent, then HTTP/1.1 whatever the client spoke.
-        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[head.start..<(head.target.upperBound + 1)]))
-        buffer.writeStaticString("HTTP/1.1\r\n")
-        var forwardedFor: Range<Int>? = nil
-        /// Further `X-Forwarded-For` lines (rare), joined after the first in order.
-        var moreForwardedFor: String? = nil
-        var forwardedHost: Range<Int>? = nil
-        for field in head.fields {
-            let kind = field.kind
-            if kind.isAlwaysHopByHop { continue }
-            switch kind {
-            case .host:
-                forwardedHost = field.value
-            case .expect, .requestID, .forwardedHost, .forwardedProto:
-                continue
-            case .forwardedFor:
-                if keepForwardedFor {
-                    if forwardedFor == nil {
-                        forwardedFor = field.value
-                    } else {
-                        moreForwardedFor = (moreForwardedFor ?? "") + ", " + String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self)
-                    }
-                }
-                continue
-            case .other:
-                if !underscores && bytes[field.name].contains(UInt8(ascii: "_")) { continue }
-                if let policy, policy.isHopByHop(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self), kind: kind) {
+        // The client's lines go on at most once, the Host value twice (X-Forwarded-Host);
+        // the rest is the gateway's own fields.
+        let estimate =
+            headCapacity(head) + (head.host?.count ?? 0) + clientAddress.utf8.count + requestID.utf8Count
+            + 2 * (upgrade?.utf8.count ?? 0)
+        buffer.writeHead(estimate: estimate) { out in
+            // "METHOD SP target SP" as sent, then HTTP/1.1 whatever the client spoke.
+            out.write(UnsafeRawBufferPointer(rebasing: bytes[head.start..<(head.target.upperBound + 1)]))
+            out.write("HTTP/1.1\r\n")
+            var forwardedFor: Range<Int>? = nil
+            /// Further `X-Forwarded-For` lines (rare), joined after the first in order.
+            var moreForwardedFor: String? = nil
+            var forwardedHost: Range<Int>? = nil
+            for field in head.fields {
+                let kind = field.kind
+                if kind.isAlwaysHopByHop { continue }
+                switch kind {
+                case .host:
+                    forwardedHost = field.value
+                case .expect, .requestID, .forwardedHost, .forwardedProto:
                     continue
+                case .forwardedFor:
+                    if keepForwardedFor {
+                        if forwardedFor == nil {
+                            forwardedFor = field.value
+                        } else {
+                            moreForwardedFor =
+                                (moreForwardedFor ?? "") + ", " + String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self)
+                        }
+                    }
+                    continue
+                case .other:
+                    if !underscores && bytes[field.name].contains(UInt8(ascii: "_")) { continue }
+                    if let policy, policy.isHopByHop(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self), kind: kind) {
+                        continue
+                    }
+                default:
+                    break
                 }
-            default:
-                break
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
             }
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
+            if let upgrade {
+                // A tunnelled upgrade: the one case where these hop-by-hop fields go on.
+                out.write("upgrade: ")
+                out.write(upgrade)
+                out.write("\r\nconnection: upgrade\r\n")
+            }
+            out.write("x-forwarded-for: ")
+            if let forwardedFor {
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[forwardedFor]))
+                if let moreForwardedFor { out.write(moreForwardedFor) }
+                out.write(", ")
+            }
+            out.write(clientAddress)
+            if https {
+                out.write("\r\nx-forwarded-proto: https\r\n")
+            } else {
+                out.write("\r\nx-forwarded-proto: http\r\n")
+            }
+            if let forwardedHost {
+                out.write("x-forwarded-host: ")
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[forwardedHost]))
+                out.write("\r\n")
+            }
+            out.writeField("x-request-id", requestID)
+            out.write("\r\n")
         }
-        if let upgrade {
-            // A tunnelled upgrade: the one case where these hop-by-hop fields go on.
-            buffer.writeField("upgrade", upgrade)
-            buffer.writeStaticString("connection: upgrade\r\n")
-        }
-        buffer.writeStaticString("x-forwarded-for: ")
-        if let forwardedFor {
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[forwardedFor]))
-            if let moreForwardedFor { buffer.writeString(moreForwardedFor) }
-            buffer.writeStaticString(", ")
-        }
-        buffer.writeString(clientAddress)
-        if https {
-            buffer.writeStaticString("\r\nx-forwarded-proto: https\r\n")
-        } else {
-            buffer.writeStaticString("\r\nx-forwarded-proto: http\r\n")
-        }
-        if let forwardedHost {
-            buffer.writeStaticString("x-forwarded-host: ")
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[forwardedHost]))
-            buffer.writeStaticString("\r\n")
-        }
-        buffer.writeField("x-request-id", requestID)
-        buffer.writeStaticString("\r\n")
         return buffer
     }
 

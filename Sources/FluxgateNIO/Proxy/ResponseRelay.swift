@@ -246,21 +246,28 @@ struct ResponseRelay {
         // request. The connection is closed instead of pooled.
         if upgradeAllowed { upstreamReusable = false }
 
-        var buffer = scratch?.takeResponseHead(capacity: head.length + 64, allocator: allocator) ?? allocator.buffer(capacity: head.length + 64)
-        buffer.writeStaticString(clientHTTP10 ? "HTTP/1.0" : "HTTP/1.1")
-        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[8..<head.statusLineLength]))
-        for field in head.fields {
-            let kind = field.kind
-            if kind.isAlwaysHopByHop || kind == .requestID { continue }
-            if kind == .transferEncoding && dropTransferEncoding { continue }
-            if !head.connectionTokens.isEmpty && !kind.isProtected {
-                // Rare (a Connection header naming extra fields): only then build a String.
-                let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self).lowercased()
-                if head.connectionTokens.contains(name) { continue }
+        let estimate = head.length + requestID.utf8Count + HeadWriter.endHeadBytes
+        var buffer = scratch?.takeResponseHead(capacity: estimate, allocator: allocator) ?? allocator.buffer(capacity: estimate)
+        buffer.writeHead(estimate: estimate) { out in
+            if clientHTTP10 {
+                out.write("HTTP/1.0")
+            } else {
+                out.write("HTTP/1.1")
             }
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
+            out.write(UnsafeRawBufferPointer(rebasing: bytes[8..<head.statusLineLength]))
+            for field in head.fields {
+                let kind = field.kind
+                if kind.isAlwaysHopByHop || kind == .requestID { continue }
+                if kind == .transferEncoding && dropTransferEncoding { continue }
+                if !head.connectionTokens.isEmpty && !kind.isProtected {
+                    // Rare (a Connection header naming extra fields): only then build a String.
+                    let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self).lowercased()
+                    if head.connectionTokens.contains(name) { continue }
+                }
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
+            }
+            out.endHead(requestID: requestID, close: !clientKeepAlive, http10: clientHTTP10)
         }
-        buffer.endHead(requestID: requestID, close: !clientKeepAlive, http10: clientHTTP10)
         return buffer
     }
 }

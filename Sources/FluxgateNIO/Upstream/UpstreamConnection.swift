@@ -30,7 +30,18 @@ final class UpstreamConnection: ChannelDuplexHandler {
     let upstreamIndex: Int
     weak var pool: UpstreamPool?
     /// The exchange being served; nil while idle in the pool.
-    weak var delegate: (any UpstreamConnectionDelegate)?
+    ///
+    /// Strong, and cleared wherever the connection stops serving its exchange: parked
+    /// (``UpstreamPool/release(_:now:)``), closed (``close()``), or closed by the
+    /// upstream (`channelInactive`, `errorCaught`) — every end of an exchange goes
+    /// through one of these (``ProxyHandler/end(_:_:)`` closes a connection still
+    /// attached). It was weak; a weak reference gives its target a side table, and
+    /// from then on every retain and release of the ``ProxyHandler`` took the runtime's
+    /// slow path and every event here a `swift_weakLoadStrong` — about 1 % of the
+    /// gateway's CPU in a profile (docs/PERFORMANCE.md). `ConnectionLifetimeTests`
+    /// counts live handlers after each way a connection can end, so a path that left
+    /// the cycle in place would fail there.
+    var delegate: (any UpstreamConnectionDelegate)?
     private(set) var context: ChannelHandlerContext?
     private var readPending = false
     /// Set once the connection served a request; a failure on a reused connection
@@ -40,7 +51,11 @@ final class UpstreamConnection: ChannelDuplexHandler {
     var countedByCap = false
     /// When the pool closes it unless reused; set only while parked in the pool.
     var idleDeadline: NIODeadline?
-    var isActive: Bool { context?.channel.isActive ?? false }
+    /// Between `channelActive` and `channelInactive`. Kept here because asking the
+    /// channel (`channel.isActive`) costs two reference-count pairs in NIO's lifecycle
+    /// getter, and the pool asks twice per request; a parked connection that closes
+    /// leaves the pool in `channelInactive` anyway.
+    private(set) var isActive = false
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     private let live: LiveObjects
@@ -55,10 +70,17 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        isActive = context.channel.isActive
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        isActive = false
         self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        isActive = true
+        context.fireChannelActive()
     }
 
     // MARK: Driven by the exchange
@@ -69,6 +91,16 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     func flush() {
         context?.flush()
+    }
+
+    /// Writes and flushes `first` and then `more` with one look at the context (each
+    /// look is a reference-count pair); returns whether the channel is still writable.
+    func send(_ first: ByteBuffer, _ more: [ByteBuffer]) -> Bool {
+        guard let context else { return false }
+        context.write(wrapOutboundOut(first), promise: nil)
+        for bytes in more { context.write(wrapOutboundOut(bytes), promise: nil) }
+        context.flush()
+        return context.channel.isWritable
     }
 
     func resumeReads() {
@@ -103,6 +135,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        isActive = false
         pool?.connectionClosed(self)
         if let delegate {
             self.delegate = nil

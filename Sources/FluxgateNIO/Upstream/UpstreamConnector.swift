@@ -12,8 +12,9 @@ protocol UpstreamConnector: AnyObject {
     func takeIdle(_ upstream: Int) -> UpstreamConnection?
     /// A new connection to `upstream` (possibly after waiting at the connection cap).
     func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void)
-    /// A connection whose exchange ended cleanly, for reuse.
-    func release(_ connection: UpstreamConnection)
+    /// A connection whose exchange ended cleanly, for reuse; `now` is the caller's
+    /// clock reading (the idle deadline is counted from it).
+    func release(_ connection: UpstreamConnection, now: NIODeadline)
     /// The next generated `X-Request-ID` (per loop, no lock).
     func nextRequestID() -> RequestID
     /// A jitter factor in [0, 0.5) for `Retry-After` estimates.

@@ -162,7 +162,7 @@ final class UpstreamPool {
 
     /// Parks a connection whose exchange ended cleanly: for `timeouts.idle`, or only
     /// for ``excessIdleGrace`` when its upstream is at the idle cap already.
-    func release(_ connection: UpstreamConnection) {
+    func release(_ connection: UpstreamConnection, now: NIODeadline) {
         connection.delegate = nil
         connection.servedRequests += 1
         guard connection.isActive else {
@@ -180,7 +180,7 @@ final class UpstreamPool {
         }
         let atCap = idle[connection.upstreamIndex].count >= maxIdlePerUpstream
         idle[connection.upstreamIndex].append(connection)
-        connection.idleDeadline = eventLoop.now + (atCap ? excessIdleGrace : idleTimeout)
+        connection.idleDeadline = now + (atCap ? excessIdleGrace : idleTimeout)
         scheduleSweep()
     }
 

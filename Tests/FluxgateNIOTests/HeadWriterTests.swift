@@ -1,0 +1,67 @@
+import FluxgateCore
+import NIOCore
+import Testing
+
+@testable import FluxgateNIO
+
+/// ``HeadWriter`` copies a head's pieces into capacity reserved once; what it must
+/// never do is write past the reservation or lose a piece when an estimate is short.
+@Suite struct HeadWriterTests {
+    @Test func aShortEstimateStillWritesTheWholeHead() {
+        var buffer = ByteBufferAllocator().buffer(capacity: 0)
+        let piece = String(repeating: "x", count: 700)
+        buffer.writeHead(estimate: 1) { out in
+            out.write("GET / HTTP/1.1\r\n")
+            for _ in 0..<8 { out.write(piece) }
+            out.write("\r\n")
+        }
+        #expect(buffer.readableBytes == 16 + 8 * 700 + 2)
+        #expect(buffer.readString(length: buffer.readableBytes) == "GET / HTTP/1.1\r\n" + String(repeating: piece, count: 8) + "\r\n")
+    }
+
+    @Test func writesAfterExistingBytesAndKeepsThem() {
+        var buffer = ByteBufferAllocator().buffer(string: "before|")
+        buffer.writeHead(estimate: 4) { out in
+            out.write(String(repeating: "y", count: 300))
+        }
+        #expect(buffer.readString(length: buffer.readableBytes) == "before|" + String(repeating: "y", count: 300))
+    }
+
+    @Test(arguments: [UInt64(0), 1, 0xDEAD_BEEF, 0x0123_4567_89AB_CDEF, .max])
+    func generatedIDsAreWrittenAsRequestIDSpellsThem(_ value: UInt64) {
+        var buffer = ByteBufferAllocator().buffer(capacity: 0)
+        buffer.writeHead(estimate: 8) { out in out.writeField("x-request-id", .generated(value)) }
+        #expect(buffer.readString(length: buffer.readableBytes) == "x-request-id: \(RequestID.generated(value).description)\r\n")
+    }
+
+    @Test func clientIDsSmallAndLargeStringsAreCopiedAsTheyAre() {
+        for id in ["abc", String(repeating: "k", count: 200)] {
+            var buffer = ByteBufferAllocator().buffer(capacity: 0)
+            buffer.writeHead(estimate: 2) { out in out.writeField("x-request-id", .client(id)) }
+            #expect(buffer.readString(length: buffer.readableBytes) == "x-request-id: \(id)\r\n")
+        }
+    }
+
+    /// A trusted peer's `X-Forwarded-For` lines are joined into one field, built apart
+    /// from the client's lines: the joined list must arrive whole.
+    @Test func manyForwardedForLinesFromATrustedPeerAreAllJoined() throws {
+        let hops = (0..<60).map { "10.0.\($0 / 256).\($0 % 256)" }
+        let request = "GET /x HTTP/1.1\r\nHost: a\r\n" + hops.map { "X-Forwarded-For: \($0)\r\n" }.joined() + "\r\n"
+        var head = RequestHead()
+        let bytes = Array(request.utf8)
+        let outcome = bytes.withUnsafeBytes { RequestHeadParser.parse($0, maxLength: 65_536, into: &head) }
+        guard case .complete = outcome else {
+            Issue.record("not parsed: \(outcome)")
+            return
+        }
+        let upstream = bytes.withUnsafeBytes { raw in
+            RequestSerializer.head(
+                head, bytes: raw, requestID: .generated(7), clientAddress: "192.0.2.1", keepForwardedFor: true,
+                into: ByteBufferAllocator().buffer(capacity: 0))
+        }
+        let text = String(buffer: upstream)
+        #expect(text.contains("x-forwarded-for: " + hops.joined(separator: ", ") + ", 192.0.2.1\r\n"))
+        #expect(text.hasPrefix("GET /x HTTP/1.1\r\nHost: a\r\n"))
+        #expect(text.hasSuffix("x-request-id: 0000000000000007\r\n\r\n"))
+    }
+}
