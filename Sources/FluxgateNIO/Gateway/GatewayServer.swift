@@ -456,7 +456,7 @@ extension SocketAddress {
 /// The whole pipeline of a connection refused at accept (`limits.max_connections`,
 /// `limits.max_connections_per_client`): one prepared 503 with `Connection: close`,
 /// then the close. Nothing of the client's input is read.
-private final class RefuseConnectionHandler: ChannelInboundHandler {
+final class RefuseConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     private let answer: ByteBuffer?

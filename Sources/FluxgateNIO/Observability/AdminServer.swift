@@ -21,7 +21,8 @@ import NIOPosix
 /// process's: a request head must be complete within ``Limits/headerTimeout`` (10 s,
 /// else 408 and close), an idle keep-alive connection closes after
 /// ``Limits/idleTimeout`` (60 s), and at most ``Limits/maxConnections`` (64) are open —
-/// more are closed at accept. Before these, a client that sent half a head held its
+/// more are answered 503 and closed at accept, as the data port answers connections
+/// beyond `limits.max_connections`. Before these, a client that sent half a head held its
 /// connection for ever (found by trying it), so enough of them could take every
 /// descriptor from the data path.
 final class AdminServer: Sendable {
@@ -32,6 +33,11 @@ final class AdminServer: Sendable {
     }
 
     typealias Reload = @Sendable () async -> ReloadOutcome
+
+    /// The answer to a connection beyond ``Limits/maxConnections``.
+    static let tooManyConnections = ByteBuffer(
+        string: "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 44\r\n"
+            + "retry-after: 1\r\nconnection: close\r\n\r\ntoo many admin connections; try again later\n")
 
     let observability: GatewayObservability
     let reload: Reload
@@ -56,7 +62,7 @@ final class AdminServer: Sendable {
                         return true
                     }
                     guard admitted else {
-                        channel.close(promise: nil)
+                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(answer: Self.tooManyConnections))
                         return
                     }
                     channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
