@@ -39,6 +39,10 @@ public enum RequestHeadParser {
     public enum Refusal: Sendable, Equatable, Error {
         /// Longer than the limit: 431.
         case tooLarge
+        /// More fields than `limits.max_header_count`: 431. Never returned by the parser
+        /// (llhttp has no count limit, and the parser refuses exactly what llhttp
+        /// refuses); the gateway counts the fields of a parsed head and refuses with it.
+        case tooManyFields
         /// Malformed: 400, with the reason for logs and tests.
         case malformed(String)
     }

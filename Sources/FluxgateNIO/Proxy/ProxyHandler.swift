@@ -256,9 +256,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // the parser stays exactly as strict as llhttp, which has no count limit.
                 head.reset()
                 swap(&head.fields, &scratch.requestFields)
-                receive = nil
-                stats.traffic.refused(.headersTooLarge)
-                answer(.tooManyHeaders, requestID: nil, http10: false, close: true, isHead: false)
+                inputRefused(.tooManyFields)
                 return false
             }
             let length = head.length
@@ -552,16 +550,22 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func inputRefused(_ refusal: RequestHeadParser.Refusal) {
         inputRefusal = nil
         receive = nil
-        let kind: GatewayAnswer = refusal == .tooLarge ? .headersTooLarge : .badRequest
+        let kind: GatewayAnswer =
+            switch refusal {
+            case .tooLarge: .headersTooLarge
+            case .tooManyFields: .tooManyHeaders
+            case .malformed: .badRequest
+            }
+        let counted: HeadRefusal = kind == .badRequest ? .badRequest : .headersTooLarge
         switch state {
         case .idle:
-            stats.traffic.refused(kind == .headersTooLarge ? .headersTooLarge : .badRequest)
+            stats.traffic.refused(counted)
             answer(kind, requestID: nil, http10: false, close: true, isHead: false)
         case .active(let exchange):
             if exchange.relay.headSent {
                 closeClient(.cutOff)
             } else if !exchange.requestComplete {
-                stats.traffic.refused(kind == .headersTooLarge ? .headersTooLarge : .badRequest)
+                stats.traffic.refused(counted)
                 exchange.relay.closeAfterResponse()
                 answerForExchange(exchange, kind)
             } else {
