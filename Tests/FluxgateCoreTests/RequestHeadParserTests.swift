@@ -173,6 +173,26 @@ struct RequestHeadParserTests {
         #expect(head == RequestHead())
         #expect(head.fields.capacity >= 2)
     }
+
+    /// `reset()` clears property by property: a head that sets every fact the parser
+    /// collects, and one cut in the middle (resume state), must both come back equal
+    /// to a fresh head — a property left out of `reset()` fails here.
+    @Test func resetClearsEveryFact() throws {
+        var full = try head(
+            "PUT http://h/x?y HTTP/1.1\r\nHost: h\r\nHost: h\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n"
+                + "Connection: upgrade, close, keep-alive, x-foo\r\nUpgrade: websocket\r\nX-Request-ID: abc\r\n\r\n")
+        #expect(full.chunked && full.expectsContinue && full.upgrade != nil && full.requestID != nil && full.hostCount == 2)
+        #expect(full.connectionUpgrade && full.connectionClose && full.connectionKeepAlive && full.connectionNamesFields)
+        full.reset()
+        #expect(full == RequestHead())
+        var partial = RequestHead()
+        let cut = Array("GET /a HTTP/1.0\r\nContent-Length: 5\r\nX-".utf8)
+        let outcome = cut.withUnsafeBytes { RequestHeadParser.parse($0, into: &partial) }
+        #expect(outcome == .incomplete)
+        #expect(partial != RequestHead())
+        partial.reset()
+        #expect(partial == RequestHead())
+    }
 }
 
 struct HeaderNameBytesTests {

@@ -51,10 +51,29 @@ public struct RequestHead: Sendable, Equatable {
 
     /// Ready for the next request; keeps the fields' storage.
     public mutating func reset() {
-        let kept = fields
-        self = RequestHead()
-        fields = kept
+        // Field by field: `self = RequestHead()` around a kept copy of the field list
+        // cost a retain and two releases per request (bench/refcount.sh). A stored
+        // property added above must be reset here too — `resetClearsEveryFact` (tests)
+        // compares with a fresh head after a head that sets every one.
         fields.removeAll(keepingCapacity: true)
+        method = .GET
+        target = 0..<0
+        minorVersion = 1
+        length = 0
+        start = 0
+        contentLength = nil
+        chunked = false
+        hostCount = 0
+        host = nil
+        expectsContinue = false
+        upgrade = nil
+        connectionUpgrade = false
+        connectionClose = false
+        connectionKeepAlive = false
+        connectionNamesFields = false
+        requestID = nil
+        resumeAt = 0
+        requestLineDone = false
     }
 
     public var isHTTP10: Bool { minorVersion == 0 }

@@ -115,15 +115,22 @@ public enum ResponseHeadParser {
                 result.hasTransferEncoding = true
                 result.chunkedLast = lastTokenIsChunked(value)
             case .connection:
+                // The closure captures these locals, not `result`: a `result` captured by a
+                // closure is not moved into the outcome but copied (a retain and release
+                // of its field list per response).
+                var close = false
+                var tokens: [String] = []
                 forEachToken(value) { token in
                     if HeaderName.equalsLowercase(token, "close") {
-                        result.connectionClose = true
+                        close = true
                     } else if HeaderName.equalsLowercase(token, "keep-alive") {
                         sawKeepAlive = true
                     } else {
-                        result.connectionTokens.append(String(decoding: token, as: UTF8.self).lowercased())
+                        tokens.append(String(decoding: token, as: UTF8.self).lowercased())
                     }
                 }
+                if close { result.connectionClose = true }
+                if !tokens.isEmpty { result.connectionTokens += tokens }
             default:
                 break
             }
@@ -136,7 +143,7 @@ public enum ResponseHeadParser {
             return .invalid("both Transfer-Encoding and Content-Length")
         }
         if minor == 0 && sawKeepAlive && !result.connectionTokens.contains("close") { result.connectionClose = false }
-        return .complete(result)
+        return .complete(consume result)
     }
 
     /// Offset after the CRLF ending the line that starts at `from`; nil for a bare LF,
