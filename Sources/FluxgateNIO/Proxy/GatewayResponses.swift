@@ -183,15 +183,10 @@ struct GatewayResponses: Sendable {
 }
 
 extension ByteBuffer {
-    /// The end of a head the gateway writes: `X-Request-ID`, then `Connection` as
-    /// decided (close, or keep-alive spelled out for HTTP/1.0), then the blank line.
+    /// The end of a head the gateway writes (``HeadWriter/endHead(requestID:close:http10:)``).
     mutating func endHead(requestID: RequestID?, close: Bool, http10: Bool) {
-        if let requestID { writeField("x-request-id", requestID) }
-        if close {
-            writeStaticString("connection: close\r\n")
-        } else if http10 {
-            writeStaticString("connection: keep-alive\r\n")
+        writeHead(estimate: HeadWriter.endHeadBytes + (requestID?.utf8Count ?? 0)) { out in
+            out.endHead(requestID: requestID, close: close, http10: http10)
         }
-        writeStaticString("\r\n")
     }
 }
