@@ -7,8 +7,9 @@ import NIOCore
 /// Each `ByteBuffer.write…` call checks that the storage is uniquely referenced,
 /// that it has room and moves the writer index: a head of a dozen pieces paid for
 /// that a dozen times — `swift_isUniquelyReferenced`, `_ensureAvailableCapacity` and
-/// `_setBytes` were together about 5 % of the gateway's user time in a profile
-/// (docs/PERFORMANCE.md). NIO offers the reserved bytes in one call
+/// `_setBytes` were together 1.7 % of the samples in a profile, some 5 % of the
+/// gateway's user time, not all of it from heads
+/// (docs/results/perf-2026-12-01c/profile-ba2e8a8.txt). NIO offers the reserved bytes in one call
 /// (`writeWithUnsafeMutableBytes`); this is the cursor over them.
 ///
 /// It never writes past the reservation: a piece that does not fit marks the
