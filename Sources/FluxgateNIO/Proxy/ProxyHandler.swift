@@ -388,11 +388,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// for a shed or refused one.
     func prepareUpstreamHead(_ exchange: Exchange) {
         guard exchange.upstreamHead.writerIndex == 0, let bytes = headInProgress else { return }
+        let upgrade = exchange.tunnelReserved ? exchange.facts.upgrade : nil
+        let capacity = RequestSerializer.headCapacity(head, requestID: exchange.requestID, clientAddress: clientAddress, upgrade: upgrade)
         exchange.upstreamHead = RequestSerializer.head(
             head, bytes: bytes, requestID: exchange.requestID, clientAddress: clientAddress,
-            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https,
-            upgrade: exchange.tunnelReserved ? exchange.facts.upgrade : nil,
-            into: scratch.takeUpstreamHead(capacity: RequestSerializer.headCapacity(head), allocator: allocator))
+            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https, upgrade: upgrade,
+            into: scratch.takeUpstreamHead(capacity: capacity, allocator: allocator))
     }
 
     /// The per-client rate-limit key: the configured header's value, else the address.

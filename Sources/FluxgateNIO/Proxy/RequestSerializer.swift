@@ -63,9 +63,16 @@ enum RequestSerializer {
     ///     and the peer appended; otherwise the header is replaced by the peer alone.
     ///   - underscores: forward field names containing `_` (else they are dropped).
     ///   - upgrade: forward the client's `Upgrade` (a tunnel is allowed).
-    /// The buffer's capacity for ``head(_:bytes:requestID:clientAddress:keepForwardedFor:underscores:https:upgrade:into:)``:
-    /// the client's head plus room for the fields the gateway adds.
-    static func headCapacity(_ head: RequestHead) -> Int { head.length - head.start + 160 }
+    /// The room ``head(_:bytes:requestID:clientAddress:keepForwardedFor:underscores:https:upgrade:into:)``
+    /// reserves, and so the capacity to take its buffer with (one figure for both: a
+    /// buffer taken smaller was grown again by the reservation): the client's lines go
+    /// on at most once, the Host value twice (X-Forwarded-Host), then the gateway's own
+    /// fields. Further `X-Forwarded-For` lines of a trusted peer are not counted (rare;
+    /// the writer then retries into more room).
+    static func headCapacity(_ head: RequestHead, requestID: RequestID, clientAddress: String, upgrade: String?) -> Int {
+        head.length - head.start + 160 + (head.host?.count ?? 0) + clientAddress.utf8.count + requestID.utf8Count
+            + 2 * (upgrade?.utf8.count ?? 0)
+    }
 
     static func head(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, requestID: RequestID, clientAddress: String,
@@ -73,11 +80,7 @@ enum RequestSerializer {
         into buffer: consuming ByteBuffer
     ) -> ByteBuffer {
         let policy = policy(head, bytes)
-        // The client's lines go on at most once, the Host value twice (X-Forwarded-Host);
-        // the rest is the gateway's own fields.
-        let estimate =
-            headCapacity(head) + (head.host?.count ?? 0) + clientAddress.utf8.count + requestID.utf8Count
-            + 2 * (upgrade?.utf8.count ?? 0)
+        let estimate = headCapacity(head, requestID: requestID, clientAddress: clientAddress, upgrade: upgrade)
         buffer.writeHead(estimate: estimate) { out in
             // "METHOD SP target SP" as sent, then HTTP/1.1 whatever the client spoke.
             out.write(UnsafeRawBufferPointer(rebasing: bytes[head.start..<(head.target.upperBound + 1)]))
