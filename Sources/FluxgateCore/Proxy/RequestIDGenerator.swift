@@ -16,16 +16,29 @@ public enum RequestID: Sendable, Equatable, CustomStringConvertible {
     @inlinable
     public func withUTF8<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         switch self {
-        case .client(var text):
-            return try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+        case .client(let text):
+            // In place; `withUTF8` needs a mutable copy, which retains the storage.
+            if let result = try text.utf8.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) {
+                return result
+            }
+            var copy = text
+            return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
         case .generated(let value):
             return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { digits in
-                for index in 0..<16 {
-                    let nibble = UInt8((value >> (60 - UInt64(index) * 4)) & 0xF)
-                    digits[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
-                }
+                Self.writeHex(value, to: UnsafeMutableRawPointer(digits.baseAddress!))
                 return try body(UnsafeRawBufferPointer(digits))
             }
+        }
+    }
+
+    /// A generated ID's spelling, 16 lowercase hex digits, written at `destination`
+    /// (16 bytes): here and where the gateway writes heads in place.
+    @inlinable
+    public static func writeHex(_ value: UInt64, to destination: UnsafeMutableRawPointer) {
+        for index in 0..<16 {
+            let nibble = UInt8((value >> (60 - UInt64(index) * 4)) & 0xF)
+            let digit = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+            destination.storeBytes(of: digit, toByteOffset: index, as: UInt8.self)
         }
     }
 

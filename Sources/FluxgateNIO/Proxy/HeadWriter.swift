@@ -45,32 +45,22 @@ struct HeadWriter {
     /// A String's bytes in place (`withUTF8` on a copy would retain its storage).
     mutating func write(_ text: String) {
         let done: Void? = text.utf8.withContiguousStorageIfAvailable { write(UnsafeRawBufferPointer($0)) }
-        if done == nil { for byte in text.utf8 { write(byte) } }
-    }
-
-    @inline(__always)
-    mutating func write(_ byte: UInt8) {
-        guard !overflowed, count < base.count else {
-            overflowed = true
-            return
+        if done == nil {
+            var copy = text
+            copy.withUTF8 { write(UnsafeRawBufferPointer($0)) }
         }
-        base[count] = byte
-        count &+= 1
     }
 
     mutating func write(_ id: RequestID) {
         switch id {
         case .client(let text): write(text)
         case .generated(let value):
-            // 16 lowercase hex digits, written in place.
+            // Straight into the reservation (through `withUTF8` it went by a temporary).
             guard !overflowed, base.count &- count >= 16 else {
                 overflowed = true
                 return
             }
-            for index in 0..<16 {
-                let nibble = UInt8((value >> (60 - UInt64(index) * 4)) & 0xF)
-                base[count &+ index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
-            }
+            RequestID.writeHex(value, to: base.baseAddress! + count)
             count &+= 16
         }
     }

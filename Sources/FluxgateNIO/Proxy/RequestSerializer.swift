@@ -191,13 +191,6 @@ enum RequestSerializer {
 }
 
 extension ByteBuffer {
-    mutating func writeField(_ name: String, _ value: RequestID) {
-        writeString(name)
-        writeStaticString(": ")
-        value.withUTF8 { _ = writeBytes($0) }
-        writeStaticString("\r\n")
-    }
-
     mutating func writeField(_ name: String, _ value: String) {
         writeString(name)
         writeStaticString(": ")

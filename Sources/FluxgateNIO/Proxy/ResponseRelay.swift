@@ -206,16 +206,19 @@ struct ResponseRelay {
     /// The 101 as the client gets it: the upstream's fields with `Upgrade` and
     /// `Connection` kept (they are the point of it), other hop-by-hop fields removed.
     private func switchingHead(_ head: ResponseHead, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: head.length + 64)
-        buffer.writeStaticString("HTTP/1.1")
-        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[8..<head.statusLineLength]))
-        for field in head.fields {
-            let kind = field.kind
-            if (kind.isAlwaysHopByHop && kind != .upgrade && kind != .connection) || kind == .requestID { continue }
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
+        let estimate = head.length + requestID.utf8Count + HeadWriter.endHeadBytes
+        var buffer = allocator.buffer(capacity: estimate)
+        buffer.writeHead(estimate: estimate) { out in
+            out.write("HTTP/1.1")
+            out.write(UnsafeRawBufferPointer(rebasing: bytes[8..<head.statusLineLength]))
+            for field in head.fields {
+                let kind = field.kind
+                if (kind.isAlwaysHopByHop && kind != .upgrade && kind != .connection) || kind == .requestID { continue }
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
+            }
+            // No Connection of the gateway's: the upstream's `Connection: upgrade` went on.
+            out.endHead(requestID: requestID, close: false, http10: false)
         }
-        buffer.writeField("x-request-id", requestID)
-        buffer.writeStaticString("\r\n")
         return buffer
     }
 
