@@ -35,9 +35,12 @@ final class AdminServer: Sendable {
     typealias Reload = @Sendable () async -> ReloadOutcome
 
     /// The answer to a connection beyond ``Limits/maxConnections``.
-    static let tooManyConnections = ByteBuffer(
-        string: "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 44\r\n"
-            + "retry-after: 1\r\nconnection: close\r\n\r\ntoo many admin connections; try again later\n")
+    static let tooManyConnections: ByteBuffer = {
+        let body = "too many admin connections; try again later\n"
+        return ByteBuffer(
+            string: "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                + "content-length: \(body.utf8.count)\r\nretry-after: 1\r\nconnection: close\r\n\r\n" + body)
+    }()
 
     let observability: GatewayObservability
     let reload: Reload

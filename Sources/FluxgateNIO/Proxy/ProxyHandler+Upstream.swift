@@ -70,14 +70,10 @@ extension ProxyHandler {
         exchange.lifecycle.forwarding()
         exchange.connection = connection
         connection.delegate = self
-        let writable: Bool
-        if exchange.pending.isEmpty {
-            writable = connection.send(upstreamHead(exchange), [])
-        } else {
-            exchange.bodyForwarded = true
-            writable = connection.send(upstreamHead(exchange), exchange.pending)
-            exchange.pending.removeAll()
-        }
+        // Body bytes that arrived before the connection go right after the head.
+        if !exchange.pending.isEmpty { exchange.bodyForwarded = true }
+        let writable = connection.send(upstreamHead(exchange), exchange.pending)
+        if !exchange.pending.isEmpty { exchange.pending.removeAll() }
         upstreamNeedsFlush = false
         if !writable { upstreamWritabilityChanged(isWritable: false) }
         if exchange.requestComplete { requestSent(exchange) }
