@@ -25,7 +25,7 @@ struct ClusterScriptTests {
         init() throws {
             server = try RedisServer()
             group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            client = RedisClient(configuration: .init(host: "127.0.0.1", port: server.port, commandTimeout: .seconds(10)), loop: group.next())
+            client = RedisClient(configuration: .init(host: "127.0.0.1", port: server.port, connectTimeout: .seconds(10), commandTimeout: .seconds(10)), loop: group.next())
         }
 
         func lease(_ id: String, want: Int, running: Int = 0, demand: Int = 0, slots: Int, ttl: Int = 2000, now: Int) async throws -> Lease {
@@ -105,7 +105,7 @@ struct ClusterScriptTests {
     /// burst + rate × elapsed between them (the scripts are atomic).
     @Test func concurrentTakersShareOneBucket() async throws {
         let store = try Store()
-        let clients = (0..<3).map { _ in RedisClient(configuration: .init(host: "127.0.0.1", port: store.server.port, commandTimeout: .seconds(10)), loop: store.group.next()) }
+        let clients = (0..<3).map { _ in RedisClient(configuration: .init(host: "127.0.0.1", port: store.server.port, connectTimeout: .seconds(10), commandTimeout: .seconds(10)), loop: store.group.next()) }
         var futures: [EventLoopFuture<RESPValue>] = []
         for round in 0..<200 {
             for client in clients {
