@@ -31,6 +31,14 @@ public enum RequestID: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Bytes of the ID as written.
+    public var utf8Count: Int {
+        switch self {
+        case .generated: 16
+        case .client(let text): text.utf8.count
+        }
+    }
+
     /// A generated ID's spelling, 16 lowercase hex digits, written at `destination`
     /// (16 bytes): here and where the gateway writes heads in place.
     @inlinable

@@ -108,13 +108,3 @@ extension ByteBuffer {
         }
     }
 }
-
-extension RequestID {
-    /// Bytes of the ID as written.
-    var utf8Count: Int {
-        switch self {
-        case .generated: 16
-        case .client(let text): text.utf8.count
-        }
-    }
-}
