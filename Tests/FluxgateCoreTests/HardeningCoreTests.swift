@@ -75,6 +75,22 @@ struct HardeningCoreTests {
         #expect(d.expired(now: at(1000)) == .request)
     }
 
+    @Test func longTimeoutsKeepTheirExactLength() {
+        // The limits are kept in nanoseconds; from 9.2 s up a Duration's conversion takes
+        // its 128-bit path, so the defaults (30 s) and an hour are checked to the nanosecond.
+        var limits = ExchangeDeadlines.Limits()
+        #expect(limits.upstreamHeader == .seconds(30))
+        limits.upstreamRead = .seconds(3600) + .nanoseconds(7)
+        #expect(limits.upstreamRead == .seconds(3600) + .nanoseconds(7))
+        var d = ExchangeDeadlines(limits: limits, now: t0)
+        d.requestSent(now: t0)
+        #expect(d.nextDeadline == t0 + .seconds(30))
+        d.responseHeadReceived(now: t0)
+        #expect(d.nextDeadline == MonotonicTime(nanoseconds: t0.nanoseconds + 3_600_000_000_007))
+        #expect(d.expired(now: MonotonicTime(nanoseconds: t0.nanoseconds + 3_600_000_000_006)) == nil)
+        #expect(d.expired(now: MonotonicTime(nanoseconds: t0.nanoseconds + 3_600_000_000_007)) == .upstreamRead)
+    }
+
     // MARK: Targets and routes
 
     @Test func pathsAreNormalisedBeforeRoutesMatch() {

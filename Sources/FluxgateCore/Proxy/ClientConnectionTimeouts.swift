@@ -33,25 +33,28 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
 
     public private(set) var phase: Phase
     public private(set) var deadline: MonotonicTime?
-    let headerTimeout: Duration
-    let idleTimeout: Duration
+    /// In whole nanoseconds: a deadline is computed from one of them twice per request,
+    /// and a `Duration` of 9.2 s or more (the idle default is 60 s) needs a 128-bit
+    /// division to become nanoseconds each time.
+    let headerTimeoutNanos: Int64
+    let idleTimeoutNanos: Int64
 
     public init(headerTimeout: Duration, idleTimeout: Duration) {
-        self.headerTimeout = headerTimeout
-        self.idleTimeout = idleTimeout
+        self.headerTimeoutNanos = headerTimeout.nanosecondsClamped
+        self.idleTimeoutNanos = idleTimeout.nanosecondsClamped
         self.phase = .closed
     }
 
     public mutating func connectionOpened(now: MonotonicTime) -> Action {
         phase = .readingHead
-        return arm(now + headerTimeout)
+        return arm(now.advanced(byNanoseconds: headerTimeoutNanos))
     }
 
     /// Raw bytes arrived from the client.
     public mutating func bytesReceived(now: MonotonicTime) -> Action {
         guard phase == .idle else { return .none }
         phase = .readingHead
-        return arm(now + headerTimeout)
+        return arm(now.advanced(byNanoseconds: headerTimeoutNanos))
     }
 
     /// The decoder produced a complete request head.
@@ -66,7 +69,7 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
     public mutating func responseCompleted(now: MonotonicTime) -> Action {
         guard phase == .busy else { return .none }
         phase = .idle
-        return arm(now + idleTimeout)
+        return arm(now.advanced(byNanoseconds: idleTimeoutNanos))
     }
 
     public mutating func timerFired(now: MonotonicTime) -> Action {

@@ -20,6 +20,13 @@ public struct MonotonicTime: Hashable, Comparable, Sendable, CustomStringConvert
         MonotonicTime(nanoseconds: lhs.nanoseconds &+ rhs.nanosecondsClamped)
     }
 
+    /// `self` plus a span already in nanoseconds (no `Duration` conversion: hot paths
+    /// keep their timeouts as nanoseconds).
+    @inlinable
+    public func advanced(byNanoseconds nanoseconds: Int64) -> MonotonicTime {
+        MonotonicTime(nanoseconds: self.nanoseconds &+ nanoseconds)
+    }
+
     public static func - (lhs: MonotonicTime, rhs: MonotonicTime) -> Duration {
         .nanoseconds(lhs.nanoseconds &- rhs.nanoseconds)
     }
