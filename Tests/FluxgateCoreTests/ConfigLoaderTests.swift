@@ -16,6 +16,8 @@ struct ConfigLoaderTests {
         #expect(config.admission.targetUtilization == 0.67)
         #expect(config.timeouts.upstreamHeader == .seconds(30))
         #expect(config.limits.maxHeaderBytes == 16_384)
+        // Above the second SYN resend (1 s + 2 s): one dropped SYN must not fail a connect.
+        #expect(config.timeouts.connect == .seconds(5))
     }
 
     /// The example file at the repository root lists every key with its default, so

@@ -293,8 +293,13 @@ public struct RateLimitConfig: Sendable, Equatable {
 
 /// Timeouts (`timeouts`).
 public struct TimeoutsConfig: Sendable, Equatable {
-    /// TCP connect to an upstream. Default 1s; exceeded on every upstream → 504.
-    public var connect: Duration = .seconds(1)
+    /// TCP connect to an upstream. Default 5s (Envoy's `connect_timeout`); exceeded on
+    /// every upstream → 504. It must outlast lost SYNs: Linux resends a SYN after 1 s and
+    /// again 2 s later, and an upstream whose accept queue is full drops SYNs — with 1 s
+    /// (the default until 2026-12-01) one dropped SYN failed the connect just as its
+    /// resend would have succeeded, and a burst of new connections ejected every
+    /// upstream (docs/RELIABILITY.md, "Connect timeout and lost SYNs").
+    public var connect: Duration = .seconds(5)
     /// From the request being sent to the upstream's response head. Default 30s → 504.
     public var upstreamHeader: Duration = .seconds(30)
     /// Reading a client's request head (slowloris guard). Default 10s → 408.
