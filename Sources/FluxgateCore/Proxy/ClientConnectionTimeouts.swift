@@ -33,28 +33,28 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
 
     public private(set) var phase: Phase
     public private(set) var deadline: MonotonicTime?
-    /// In whole nanoseconds: a deadline is computed from one of them twice per request,
-    /// and a `Duration` of 9.2 s or more (the idle default is 60 s) needs a 128-bit
-    /// division to become nanoseconds each time.
-    let headerTimeoutNanos: Int64
-    let idleTimeoutNanos: Int64
+    /// Kept in nanoseconds (``NanosecondsStored``): a deadline is computed from one of
+    /// them twice per request, and a `Duration` of 9.2 s or more (the idle default is
+    /// 60 s) needs a 128-bit division to become nanoseconds each time.
+    @NanosecondsStored var headerTimeout: Duration
+    @NanosecondsStored var idleTimeout: Duration
 
     public init(headerTimeout: Duration, idleTimeout: Duration) {
-        self.headerTimeoutNanos = headerTimeout.nanosecondsClamped
-        self.idleTimeoutNanos = idleTimeout.nanosecondsClamped
+        self.headerTimeout = headerTimeout
+        self.idleTimeout = idleTimeout
         self.phase = .closed
     }
 
     public mutating func connectionOpened(now: MonotonicTime) -> Action {
         phase = .readingHead
-        return arm(now.advanced(byNanoseconds: headerTimeoutNanos))
+        return arm(now.advanced(byNanoseconds: $headerTimeout))
     }
 
     /// Raw bytes arrived from the client.
     public mutating func bytesReceived(now: MonotonicTime) -> Action {
         guard phase == .idle else { return .none }
         phase = .readingHead
-        return arm(now.advanced(byNanoseconds: headerTimeoutNanos))
+        return arm(now.advanced(byNanoseconds: $headerTimeout))
     }
 
     /// The decoder produced a complete request head.
@@ -69,7 +69,7 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
     public mutating func responseCompleted(now: MonotonicTime) -> Action {
         guard phase == .busy else { return .none }
         phase = .idle
-        return arm(now.advanced(byNanoseconds: idleTimeoutNanos))
+        return arm(now.advanced(byNanoseconds: $idleTimeout))
     }
 
     public mutating func timerFired(now: MonotonicTime) -> Action {

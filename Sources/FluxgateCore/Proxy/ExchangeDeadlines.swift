@@ -19,53 +19,28 @@
 /// and its own clock restarts when it resumes, so a stall is blamed on the party that
 /// stalled. Pure: events and times in, deadlines out; the handler owns one timer.
 public struct ExchangeDeadlines: Sendable, Equatable {
-    /// The timeouts, kept in whole nanoseconds: deadlines are computed from them
-    /// several times per request, and a `Duration` of 9.2 s or more (the defaults are
-    /// 30 s) needs a 128-bit division to become nanoseconds each time.
+    /// The timeouts, kept in whole nanoseconds (``NanosecondsStored``): deadlines are
+    /// computed from them several times per request, and a `Duration` of 9.2 s or more
+    /// (the defaults are 30 s) needs a 128-bit division to become nanoseconds each time.
     public struct Limits: Sendable, Equatable {
-        var clientBodyNanos: Int64
-        var clientSendNanos: Int64
-        var upstreamHeaderNanos: Int64
-        var upstreamReadNanos: Int64
-        var upstreamSendNanos: Int64
-        var requestNanos: Int64
-
-        public var clientBody: Duration {
-            get { .nanoseconds(clientBodyNanos) }
-            set { clientBodyNanos = newValue.nanosecondsClamped }
-        }
-        public var clientSend: Duration {
-            get { .nanoseconds(clientSendNanos) }
-            set { clientSendNanos = newValue.nanosecondsClamped }
-        }
-        public var upstreamHeader: Duration {
-            get { .nanoseconds(upstreamHeaderNanos) }
-            set { upstreamHeaderNanos = newValue.nanosecondsClamped }
-        }
-        public var upstreamRead: Duration {
-            get { .nanoseconds(upstreamReadNanos) }
-            set { upstreamReadNanos = newValue.nanosecondsClamped }
-        }
-        public var upstreamSend: Duration {
-            get { .nanoseconds(upstreamSendNanos) }
-            set { upstreamSendNanos = newValue.nanosecondsClamped }
-        }
+        @NanosecondsStored public var clientBody: Duration
+        @NanosecondsStored public var clientSend: Duration
+        @NanosecondsStored public var upstreamHeader: Duration
+        @NanosecondsStored public var upstreamRead: Duration
+        @NanosecondsStored public var upstreamSend: Duration
         /// Zero: no total cap.
-        public var request: Duration {
-            get { .nanoseconds(requestNanos) }
-            set { requestNanos = newValue.nanosecondsClamped }
-        }
+        @NanosecondsStored public var request: Duration
 
         public init(
             clientBody: Duration = .seconds(30), clientSend: Duration = .seconds(30), upstreamHeader: Duration = .seconds(30),
             upstreamRead: Duration = .seconds(30), upstreamSend: Duration = .seconds(30), request: Duration = .zero
         ) {
-            self.clientBodyNanos = clientBody.nanosecondsClamped
-            self.clientSendNanos = clientSend.nanosecondsClamped
-            self.upstreamHeaderNanos = upstreamHeader.nanosecondsClamped
-            self.upstreamReadNanos = upstreamRead.nanosecondsClamped
-            self.upstreamSendNanos = upstreamSend.nanosecondsClamped
-            self.requestNanos = request.nanosecondsClamped
+            self.clientBody = clientBody
+            self.clientSend = clientSend
+            self.upstreamHeader = upstreamHeader
+            self.upstreamRead = upstreamRead
+            self.upstreamSend = upstreamSend
+            self.request = request
         }
     }
 
@@ -178,12 +153,12 @@ public struct ExchangeDeadlines: Sendable, Equatable {
         // While the upstream does not take the body, the client is not blamed for
         // the paused reads; while the client holds the response back, the upstream
         // is not blamed for the paused reads on its side.
-        if upstreamBlockedSince == nil { consider(clientBodySince, limits.clientBodyNanos, .clientBody) }
-        consider(upstreamBlockedSince, limits.upstreamSendNanos, .upstreamSend)
-        consider(headSince, limits.upstreamHeaderNanos, .upstreamHeader)
-        if clientBlockedSince == nil { consider(upstreamReadSince, limits.upstreamReadNanos, .upstreamRead) }
-        consider(clientBlockedSince, limits.clientSendNanos, .clientSend)
-        if limits.requestNanos > 0 { consider(started, limits.requestNanos, .request) }
+        if upstreamBlockedSince == nil { consider(clientBodySince, limits.$clientBody, .clientBody) }
+        consider(upstreamBlockedSince, limits.$upstreamSend, .upstreamSend)
+        consider(headSince, limits.$upstreamHeader, .upstreamHeader)
+        if clientBlockedSince == nil { consider(upstreamReadSince, limits.$upstreamRead, .upstreamRead) }
+        consider(clientBlockedSince, limits.$clientSend, .clientSend)
+        if limits.$request > 0 { consider(started, limits.$request, .request) }
         return best
     }
 }

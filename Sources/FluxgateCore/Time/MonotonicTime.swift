@@ -61,3 +61,22 @@ extension Duration {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
+
+/// A `Duration` kept as whole nanoseconds (clamped to `Int64`, sub-nanosecond parts
+/// dropped), for timeouts that hot paths add to ``MonotonicTime`` readings: the
+/// projected value (`$name`) is the nanosecond count, with no conversion per use.
+@propertyWrapper
+public struct NanosecondsStored: Sendable, Hashable {
+    public private(set) var nanoseconds: Int64
+
+    public init(wrappedValue: Duration) {
+        self.nanoseconds = wrappedValue.nanosecondsClamped
+    }
+
+    public var wrappedValue: Duration {
+        get { .nanoseconds(nanoseconds) }
+        set { nanoseconds = newValue.nanosecondsClamped }
+    }
+
+    public var projectedValue: Int64 { nanoseconds }
+}
