@@ -17,7 +17,7 @@ public struct MonotonicTime: Hashable, Comparable, Sendable, CustomStringConvert
     }
 
     public static func + (lhs: MonotonicTime, rhs: Duration) -> MonotonicTime {
-        MonotonicTime(nanoseconds: lhs.nanoseconds &+ rhs.nanosecondsClamped)
+        lhs.advanced(byNanoseconds: rhs.nanosecondsClamped)
     }
 
     /// `self` plus a span already in nanoseconds (no `Duration` conversion: hot paths
