@@ -32,18 +32,6 @@ struct AdminLimitsTests {
         try await group.shutdownGracefully()
     }
 
-    /// Closes `channel` after 10 s whatever happens, so a missing answer fails the test
-    /// instead of hanging it; the box says whether it had to.
-    @discardableResult
-    func guardAgainstHanging(_ channel: any Channel) -> NIOLockedValueBox<Bool> {
-        let fired = NIOLockedValueBox(false)
-        channel.eventLoop.scheduleTask(in: .seconds(10)) {
-            fired.withLockedValue { $0 = true }
-            channel.close(promise: nil)
-        }
-        return fired
-    }
-
     @Test func aHalfSentHeadGets408AndAClose() async throws {
         try await withAdmin(.init(headerTimeout: .milliseconds(200), idleTimeout: .seconds(5), maxConnections: 8)) { address, group in
             let (channel, sink) = try await RawClient.open(with: address, group: group)

@@ -84,7 +84,7 @@ struct ConnectionLifetimeTests {
         try await holder?.close()
 
         try await Self.waitUntil("client-side objects released after \(scenario)", gateway.liveObjects) {
-            $0.clientHandlers == 0 && $0.timeoutHandlers == 0 && $0.exchanges == 0
+            $0.clientHandlers == 0 && $0.exchanges == 0
         }
         // One end per exchange: no path ends one twice or never.
         let outcomes = await gateway.observability.read().traffic.outcomes

@@ -213,6 +213,7 @@ struct LoopTimersTests {
             loop.run()
         }
         #expect(released == nil)
+        #expect(timers.registered == 0)
         #expect(timers.pending == 1)
         loop.advanceTime(by: .seconds(10))
         #expect(timers.pending == 0)
@@ -237,6 +238,28 @@ struct LoopTimersTests {
         loop.advanceTime(by: .milliseconds(1))  // 5 s: idle for 4 s
         #expect(!channel.isActive)
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)  // an idle close says nothing
+    }
+}
+
+extension LoopTimersTests {
+    /// A closed connection's slot goes to the next connection; the entry the first one
+    /// left behind does not fire into the second (its generation is gone).
+    @Test func aReusedSlotIgnoresItsFormerOwnersEntry() throws {
+        let loop = EmbeddedEventLoop()
+        let timers = LoopTimers(eventLoop: loop)
+        let (first, _) = try handler(loop, timers, idle: .seconds(60))  // entry at 10 s
+        try first.close().wait()
+        loop.run()
+        #expect(timers.registered == 0)
+        loop.advanceTime(by: .seconds(5))
+        let (second, _) = try handler(loop, timers, idle: .seconds(60))  // same slot, entry at 15 s
+        #expect(timers.registered == 1)
+        #expect(timers.pending == 2)
+        loop.advanceTime(by: .seconds(5))  // 10 s: the first connection's entry fires into nothing
+        #expect(second.isActive)
+        #expect(timers.pending == 1)
+        loop.advanceTime(by: .seconds(5))  // 15 s: the second one's 408
+        #expect(!second.isActive)
     }
 }
 

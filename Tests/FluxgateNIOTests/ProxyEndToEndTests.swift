@@ -412,6 +412,22 @@ struct ProxyEndToEndTests {
         }
     }
 
+    /// The connection's client timeouts and its exchanges share one timer: right after
+    /// an exchange (whose deadlines lie 30 s ahead) ends, the keep-alive connection is
+    /// closed quietly once idle for `timeouts.idle`.
+    @Test func idleClientConnectionIsClosedQuietlyAfterTheIdleTimeout() async throws {
+        try await run(adjust: { $0.timeouts.idle = .milliseconds(300) }) { upstreams, gateway in
+            let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+            let guardFired = guardAgainstHanging(channel)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await channel.closeFuture.get()
+            #expect(!guardFired.withLockedValue { $0 }, "the gateway never closed the idle connection")
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(!sink.outcome.text.contains("408"))
+            #expect(upstreams[0].received.count == 1)
+        }
+    }
+
     @Test func clientLeavingMidRequestClosesItsUpstreamConnection() async throws {
         // A streamed body (not read whole before admission), so the head goes upstream first.
         try await run(adjust: { $0.limits.requestBufferBytes = 0 }) { upstreams, gateway in

@@ -39,6 +39,9 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
     @NanosecondsStored var headerTimeout: Duration
     @NanosecondsStored var idleTimeout: Duration
 
+    /// The shorter of the two: the longest a connection's timer needs to sleep.
+    public var shorterTimeout: Duration { min(headerTimeout, idleTimeout) }
+
     public init(headerTimeout: Duration, idleTimeout: Duration) {
         self.headerTimeout = headerTimeout
         self.idleTimeout = idleTimeout

@@ -17,7 +17,7 @@ import Synchronization
 /// Pipeline per client connection, head to tail: [`NIOSSLServerHandler` with TLS] →
 /// `ProxyHandler`, one handler that parses requests from bytes (``RequestHeadParser``),
 /// admits, forwards and relays, and drives the connection's timeouts
-/// (`ClientTimeoutHandler`, not a pipeline stage). A lingering close adds its
+/// (no pipeline stage of their own). A lingering close adds its
 /// `LingeringCloseHandler` when it begins. With `parser: llhttp`, NIOHTTP1's
 /// `HTTPRequestDecoder` and `LlhttpRequestBridge` sit before `ProxyHandler`.
 ///
@@ -189,12 +189,9 @@ public final class GatewayServer: Service, Sendable {
                         }
                         channel.closeFuture.whenComplete { _ in connectionLimits.withLockedValue { $0.close(address: address) } }
                         if let tls = settings.serverTLS { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-                        // One handler on the hot path: the timeouts are driven by the proxy
-                        // handler, and a lingering close puts its handler in when it begins.
-                        let timeouts = ClientTimeoutHandler(
-                            headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
-                            rejection: runtime.responses.rawRequestTimeout, live: runtime.live, stats: stats,
-                            lingerTimeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped), timers: scratch.timers)
+                        // One handler on the hot path: it enforces the client timeouts
+                        // itself, and a lingering close puts its handler in when it begins.
+                        let timeouts = ClientConnectionTimeouts(headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle)
                         if config.parser == .llhttp {
                             // The fallback: llhttp reads the raw bytes first (docs/CONFIGURATION.md).
                             var limits = NIOHTTPDecoderLimitConfiguration()

@@ -1,19 +1,15 @@
 import FluxgateCore
 import NIOCore
 
-/// Enforces `timeouts.client_header` and `timeouts.idle` on a client connection.
-///
-/// In the gateway it is not a pipeline stage: ``ProxyHandler``, the connection's one
-/// handler, calls it when the connection opens, when bytes arrive (the start of a
-/// request head), when a head was complete and when a response finished — no
-/// pipeline hop per read or write. It can still sit in a pipeline on its own (its
-/// tests do). The decisions are ``ClientConnectionTimeouts``'s; this shell owns one
+/// Enforces a client header timeout and an idle timeout as a pipeline stage: the
+/// admin listener's (`admin.header_timeout`, `admin.idle_timeout`). The gateway's
+/// client connections do the same inside ``ProxyHandler``, with no pipeline hop per
+/// read or write. The decisions are ``ClientConnectionTimeouts``'s; this shell owns one
 /// timer and re-arms it lazily: a timer that fires before the current deadline is
 /// re-armed for it, so a busy keep-alive connection costs about one timer per timeout
-/// period, not one per request, and never a cancellation. The timer is an entry in the
-/// event loop's shared ``LoopTimers`` (with a NIO timer per connection an idle
-/// connection cost 4.48 KiB, with the entry 4.20 KiB, bench/compare.sh).
-final class ClientTimeoutHandler: ChannelDuplexHandler {
+/// period, not one per request, and never a cancellation. The timer is an entry in a
+/// ``LoopTimers``.
+final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -25,33 +21,16 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
     /// The longest the timer sleeps: the shorter of the two timeouts.
     private let stride: TimeAmount
 
-    private let live: LiveObjects
-
-    /// This event loop's metrics (a 408 is counted there).
-    private let stats: LoopStats?
-
-    /// Set when ``ProxyHandler`` drives this object itself (the gateway): the lingering
-    /// close after a 408 puts its handler in then.
-    private let lingerTimeout: TimeAmount?
-
-    /// The event loop's shared timers.
+    /// The shared timers, and this handler's place in them once it armed one.
     private let timers: LoopTimers
+    private var registration: LoopTimers.Registration?
 
-    init(
-        headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer, live: LiveObjects = LiveObjects(), stats: LoopStats? = nil,
-        lingerTimeout: TimeAmount? = nil, timers: LoopTimers
-    ) {
+    init(headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer, timers: LoopTimers) {
         self.timers = timers
-        self.lingerTimeout = lingerTimeout
-        self.stats = stats
-        self.live = live
-        live.timeoutHandlers.born()
         self.machine = ClientConnectionTimeouts(headerTimeout: headerTimeout, idleTimeout: idleTimeout)
         self.rejection = rejection
-        self.stride = .nanoseconds(min(headerTimeout, idleTimeout).nanosecondsClamped)
+        self.stride = .nanoseconds(machine.shorterTimeout.nanosecondsClamped)
     }
-
-    deinit { live.timeoutHandlers.died() }
 
     /// The loop's clock, so `EmbeddedEventLoop.advanceTime` drives it in tests.
     private static func now(_ context: ChannelHandlerContext) -> MonotonicTime {
@@ -82,35 +61,6 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         context.fireChannelRead(data)
     }
 
-    // MARK: Driven without a pipeline hop
-
-    /// The gateway's client connections have one handler, ``ProxyHandler``, which
-    /// calls these instead of this object sitting in the pipeline (every read and
-    /// write would pass through it): `context` is the proxy handler's, used for the
-    /// event loop, the 408 and the close.
-    func drive(context: ChannelHandlerContext) {
-        self.context = context
-        if context.channel.isActive, machine.phase == .closed { run(machine.connectionOpened(now: Self.now(context)), context: context) }
-    }
-
-    /// The connection became active (when ``drive(context:)`` came before that).
-    func connectionActive() {
-        guard let context, machine.phase == .closed else { return }
-        run(machine.connectionOpened(now: Self.now(context)), context: context)
-    }
-
-    /// Client bytes arrived (at `now`, the driving handler's reading of the loop's clock).
-    func bytesArrived(now: MonotonicTime) {
-        guard let context, machine.phase == .idle else { return }
-        run(machine.bytesReceived(now: now), context: context, now: now)
-    }
-
-    /// The connection ended, or the proxy handler left.
-    func stopDriving() {
-        stop()
-        context = nil
-    }
-
     /// A complete request head was decoded. `context` may be any handler's context
     /// in this pipeline; only its event loop and channel are used.
     func requestHeadReceived(context: ChannelHandlerContext) {
@@ -129,14 +79,15 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
-    /// The connection ended: its pending entry (which holds this handler only weakly)
-    /// is left to expire and counted as abandoned. Idempotent.
+    /// The connection ended: the shared timers let go of this handler; its pending
+    /// entry is left to expire into nothing. Idempotent.
     private func stop() {
         _ = machine.connectionClosed()
-        if timerDeadline != nil {
-            timerDeadline = nil
-            timers.abandon()
+        if let registration {
+            timers.unregister(registration, hadPending: timerDeadline != nil)
+            self.registration = nil
         }
+        timerDeadline = nil
     }
 
     private func run(_ action: ClientConnectionTimeouts.Action, context: ChannelHandlerContext, now: MonotonicTime? = nil) {
@@ -149,11 +100,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         case .closeIdle:
             context.close(promise: nil)
         case .rejectSlowHead:
-            stats?.traffic.refused(.headerTimeout)
-            // A lingering close: the slow client may still be sending its head. The 408
-            // may never be written (a TLS handshake that never finished): the close
-            // comes at the linger timeout all the same.
-            context.writeThenLingeringClose(rejection, timeout: lingerTimeout, writeTimeout: max(lingerTimeout ?? .zero, .seconds(5)))
+            context.writeThenLingeringClose(rejection, timeout: nil, writeTimeout: .seconds(5))
         }
     }
 
@@ -164,17 +111,15 @@ final class ClientTimeoutHandler: ChannelDuplexHandler {
         // once per `stride` (10 s by default).
         let target = min(deadline, now + stride)
         if let timerDeadline, timerDeadline <= target { return }
+        guard machine.phase != .closed else { return }
         timerDeadline = target
-        timers.schedule(self, at: target)
+        if registration == nil { registration = timers.register(self) }
+        timers.schedule(registration!, at: target)
     }
 
-    /// Whether an entry for `deadline` is this handler's current one (``LoopTimers``).
-    func isWaiting(for deadline: NIODeadline) -> Bool { deadline == timerDeadline }
-
-    /// ``LoopTimers`` reached this handler's current entry (it passes over stale ones,
-    /// ``isWaiting(for:)``).
-    func loopTimerFired() {
-        guard let context else { return }
+    /// ``LoopTimers`` reached an entry of this handler's; only the current one counts.
+    func loopTimerFired(at deadline: NIODeadline) {
+        guard let context, deadline == timerDeadline else { return }
         timerDeadline = nil
         run(machine.timerFired(now: Self.now(context)), context: context)
         if let deadline = machine.deadline {

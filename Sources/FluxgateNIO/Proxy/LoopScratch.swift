@@ -32,7 +32,7 @@ final class LoopScratch {
     /// Storage for ``RequestHeadParser``'s field list: lent to a connection while it
     /// parses a head, given back when the head was handled (an idle connection keeps none).
     var requestFields: [RequestHead.Field] = []
-    /// The loop's shared timer for client connection timeouts.
+    /// The loop's shared timer for its connections' timeouts (``LoopTimers``).
     let timers: LoopTimers
 
     init(eventLoop: any EventLoop) {

@@ -1,31 +1,53 @@
 import HeapModule
 import NIOCore
 
-/// One NIO timer per event loop for the client connections' timeouts
-/// (``ClientTimeoutHandler``), instead of one per connection.
+/// What ``LoopTimers`` calls back: a connection's timer shell (``ProxyHandler`` in the
+/// gateway, ``ClientTimeoutHandler`` on the admin listener).
+protocol LoopTimerOwner: AnyObject {
+    /// An entry of this owner's came due at `deadline`. Owners keep only their latest
+    /// entry current and ignore the others.
+    func loopTimerFired(at deadline: NIODeadline)
+}
+
+/// One NIO timer per event loop for its connections' timeouts, instead of one per
+/// connection.
 ///
 /// Every idle keep-alive connection has a timeout pending. Scheduled with NIO, each
 /// costs a slot in the loop's timer heap (216 bytes per connection at 10 000, heaptrack),
 /// a task closure and a promise; an idle connection measured 4.48 KiB with them and
 /// 4.20 KiB with this (docs/PERFORMANCE.md#memory-per-idle-connection). Here a pending
-/// timeout is one heap entry (a deadline and a weak reference, 16 bytes), and the loop
-/// runs one NIO task, for the earliest deadline. NIO offers no shared timer of
+/// timeout is one heap entry (a deadline, a slot and a generation: 16 bytes), and the
+/// loop runs one NIO task, for the earliest deadline. NIO offers no shared timer of
 /// this kind, so it is written here on swift-collections' `Heap`.
 ///
+/// Owners are held in a slot table while they are registered (an open connection),
+/// strongly, and entries name a slot and its generation. Not a weak reference: a
+/// weakly referenced object gets a side table (32 bytes) and every retain and release
+/// of it takes the Swift runtime's slow path — the connection handler is retained
+/// and released dozens of times per request (docs/PERFORMANCE.md, "Reference
+/// counting"). A closed connection unregisters, which releases its owner at once and
+/// bumps the slot's generation, so its entries fire into nothing; the slot is reused.
+///
 /// Entries are not removed one by one: a connection that closes leaves its entry to
-/// fire and be ignored (the owner checks the deadline; a released owner is gone from
-/// the weak reference). That keeps closing O(1) — removing a NIO task is a linear search
-/// of NIO's heap. Left alone, those entries (and the weak references' side tables)
-/// would pile up to the connection rate × the timeout stride under churn (measured:
-/// +66 bytes per closed connection until it levelled off at +6-9 MiB,
-/// docs/results/perf-2026-12-01/churn-before-compaction.txt); so once the abandoned entries are more than
-/// half of the heap, it is rebuilt without them (O(n), so O(1) per closed
-/// connection), and they stay below the live connections plus 1 024.
+/// fire and be ignored. That keeps closing O(1) — removing a NIO task is a linear search
+/// of NIO's heap. Left alone, those entries would pile up to the connection rate × the
+/// timeout stride under churn (measured with the earlier weak references: +66 bytes per
+/// closed connection until it levelled off at +6-9 MiB,
+/// docs/results/perf-2026-12-01/churn-before-compaction.txt); so once the abandoned
+/// entries are more than half of the heap, it is rebuilt without them (O(n), so O(1)
+/// per closed connection), and they stay below the live connections plus 1 024.
 /// Loop-confined, like the handlers that use it.
 final class LoopTimers {
+    /// An owner's place in the slot table, from ``register(_:)`` to ``unregister(_:hadPending:)``.
+    struct Registration: Equatable {
+        fileprivate let slot: UInt32
+        fileprivate let generation: UInt32
+    }
+
     private struct Entry: Comparable {
         var deadline: NIODeadline
-        weak var owner: ClientTimeoutHandler?
+        var slot: UInt32
+        var generation: UInt32
 
         static func < (lhs: Entry, rhs: Entry) -> Bool { lhs.deadline < rhs.deadline }
         static func == (lhs: Entry, rhs: Entry) -> Bool { lhs.deadline == rhs.deadline }
@@ -35,8 +57,14 @@ final class LoopTimers {
     private var heap = Heap<Entry>()
     private var task: Scheduled<Void>?
     private var taskDeadline: NIODeadline?
-    /// Entries whose owner closed since the last rebuild.
+    /// Entries whose owner unregistered since the last rebuild.
     private var abandoned = 0
+    /// Registered owners by slot; nil for a free slot.
+    private var owners: [(any LoopTimerOwner)?] = []
+    /// Bumped when a slot is freed: entries of its earlier owners no longer match.
+    /// (A stale entry would have to outlive 2³² reuses of its slot to be mistaken.)
+    private var generations: [UInt32] = []
+    private var freeSlots: [UInt32] = []
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -45,23 +73,46 @@ final class LoopTimers {
     /// Entries pending, stale ones included (for tests).
     var pending: Int { heap.count }
 
-    /// Calls `owner.loopTimerFired()` at `deadline`, unless the owner is gone or the
-    /// entry is no longer its current one.
-    func schedule(_ owner: ClientTimeoutHandler, at deadline: NIODeadline) {
+    /// Owners registered now (for tests).
+    var registered: Int { owners.count - freeSlots.count }
+
+    /// Holds `owner` until ``unregister(_:hadPending:)``: its entries call it back.
+    func register(_ owner: any LoopTimerOwner) -> Registration {
         eventLoop.assertInEventLoop()
-        heap.insert(Entry(deadline: deadline, owner: owner))
-        if let taskDeadline, taskDeadline <= deadline { return }
-        arm(deadline)
+        if let slot = freeSlots.popLast() {
+            owners[Int(slot)] = owner
+            return Registration(slot: slot, generation: generations[Int(slot)])
+        }
+        owners.append(owner)
+        generations.append(0)
+        return Registration(slot: UInt32(owners.count - 1), generation: 0)
     }
 
-    /// An owner with an entry pending closed: its entry is now only waste.
-    func abandon() {
+    /// Releases the owner now; its entries are left to expire into nothing.
+    /// `hadPending`: it had an entry in the heap (counted for the rebuild).
+    func unregister(_ registration: Registration, hadPending: Bool) {
+        eventLoop.assertInEventLoop()
+        let slot = Int(registration.slot)
+        guard generations[slot] == registration.generation else { return }
+        owners[slot] = nil
+        generations[slot] &+= 1
+        freeSlots.append(registration.slot)
+        guard hadPending else { return }
         abandoned += 1
         guard abandoned > 1_024, abandoned * 2 > heap.count else { return }
-        heap = Heap(heap.unordered.filter { entry in entry.owner?.isWaiting(for: entry.deadline) ?? false })
+        heap = Heap(heap.unordered.filter { entry in generations[Int(entry.slot)] == entry.generation })
         abandoned = 0
         // The NIO task stays armed: if the earliest entry went, it fires, finds nothing
         // due and re-arms for the new earliest.
+    }
+
+    /// Calls the registered owner's ``LoopTimerOwner/loopTimerFired(at:)`` at
+    /// `deadline`, unless it unregistered by then.
+    func schedule(_ registration: Registration, at deadline: NIODeadline) {
+        eventLoop.assertInEventLoop()
+        heap.insert(Entry(deadline: deadline, slot: registration.slot, generation: registration.generation))
+        if let taskDeadline, taskDeadline <= deadline { return }
+        arm(deadline)
     }
 
     private func arm(_ deadline: NIODeadline) {
@@ -75,18 +126,19 @@ final class LoopTimers {
         task = nil
         taskDeadline = nil
         let now = eventLoop.now
-        var due: [ClientTimeoutHandler] = []
+        var due: [(any LoopTimerOwner, NIODeadline)] = []
         while let first = heap.min, first.deadline <= now {
             let entry = heap.removeMin()
-            if let owner = entry.owner, owner.isWaiting(for: entry.deadline) {
-                due.append(owner)
+            let slot = Int(entry.slot)
+            if generations[slot] == entry.generation, let owner = owners[slot] {
+                due.append((owner, entry.deadline))
             } else if abandoned > 0 {
                 abandoned -= 1
             }
         }
         if let next = heap.min { arm(next.deadline) }
         // After the heap is settled: an owner re-arms from here.
-        for owner in due { owner.loopTimerFired() }
+        for (owner, deadline) in due { owner.loopTimerFired(at: deadline) }
     }
 }
 

@@ -1,11 +1,18 @@
 import FluxgateCore
 import NIOCore
 
-/// ``ProxyHandler``'s per-exchange timeouts: the decisions are ``ExchangeDeadlines``'s;
-/// this shell owns one timer per client connection, re-armed lazily — a timer that
-/// fires before the exchange's current deadline re-arms itself for it — so a busy
-/// keep-alive connection does not allocate or cancel a timer per request.
-extension ProxyHandler {
+/// ``ProxyHandler``'s timeouts: the client connection's (``ClientConnectionTimeouts``:
+/// the request-head timeout and the idle keep-alive timeout) and the current
+/// exchange's (``ExchangeDeadlines``) — the decisions are theirs. This shell owns the
+/// connection's one timer, an entry in its event loop's ``LoopTimers``, re-armed
+/// lazily: it never sleeps longer than the shorter client timeout (the stride), so a
+/// new deadline is rarely earlier than the pending entry, and an entry that fires
+/// before anything is due re-arms for what is. A busy keep-alive connection schedules
+/// nothing per request and cancels nothing; an idle one wakes once per stride.
+/// (Until 2026-12-02 the exchange deadlines had a NIO timer of their own per
+/// connection, which outlived each exchange by up to 30 s: ~0.3 KiB per idle
+/// connection, docs/PERFORMANCE.md#memory-per-idle-connection.)
+extension ProxyHandler: LoopTimerOwner {
     /// The whole request went upstream: the response head is due.
     func requestSent(_ exchange: Exchange) {
         exchange.deadlines.requestSent(now: now)
@@ -14,24 +21,73 @@ extension ProxyHandler {
 
     /// Makes sure the timer fires no later than the exchange's next deadline.
     func armExchangeTimer(_ exchange: Exchange) {
-        guard case .active(let current) = state, current === exchange, let next = exchange.deadlines.nextDeadline else { return }
-        let deadline = NIODeadline(next)
-        if exchangeTimer != nil, let scheduled = exchangeTimerDeadline, scheduled <= deadline { return }
-        exchangeTimer?.cancel()
-        exchangeTimerDeadline = deadline
-        let handler = NIOLoopBound(self, eventLoop: eventLoop)
-        exchangeTimer = eventLoop.scheduleTask(deadline: deadline) { handler.value.exchangeTimerFired() }
+        guard case .active(let current) = state, current === exchange else { return }
+        armTimer()
     }
 
-    func exchangeTimerFired() {
-        exchangeTimer = nil
-        exchangeTimerDeadline = nil
-        guard case .active(let exchange) = state else { return }
-        if let expiry = exchange.deadlines.expired(now: now) {
-            timedOut(exchange, expiry)
-        } else {
-            armExchangeTimer(exchange)
+    /// Makes sure the timer fires no later than the earliest pending deadline.
+    func armTimer() {
+        var target: NIODeadline?
+        if let deadline = clientTimeouts?.deadline { target = NIODeadline(deadline) }
+        if case .active(let exchange) = state, let next = exchange.deadlines.nextDeadline {
+            target = min(target ?? .distantFuture, NIODeadline(next))
         }
+        guard var target else { return }
+        target = min(target, NIODeadline(now) + timerStride)
+        if let timerDeadline, timerDeadline <= target { return }
+        timerDeadline = target
+        if timerRegistration == nil { timerRegistration = scratch.timers.register(self) }
+        scratch.timers.schedule(timerRegistration!, at: target)
+    }
+
+    /// The client timeouts' events, acted on (``ClientConnectionTimeouts``).
+    func clientTimeoutEvent(_ event: (inout ClientConnectionTimeouts) -> ClientConnectionTimeouts.Action) {
+        guard clientTimeouts != nil else { return }
+        switch event(&clientTimeouts!) {
+        case .none, .cancelTimer:
+            // A pending entry with nothing due re-arms for what is, when it fires.
+            break
+        case .schedule:
+            armTimer()
+        case .closeIdle:
+            connectionGone()
+            context.close(promise: nil)
+        case .rejectSlowHead:
+            stats.traffic.refused(.headerTimeout)
+            connectionGone()
+            // A lingering close: the slow client may still be sending its head. The 408
+            // may never be written (a TLS handshake that never finished): the close
+            // comes at the linger timeout all the same.
+            context.writeThenLingeringClose(
+                runtime.responses.rawRequestTimeout, timeout: lingerTimeout, writeTimeout: max(lingerTimeout, .seconds(5)))
+        }
+    }
+
+    /// ``LoopTimers`` reached an entry of this connection's; only the current one counts.
+    func loopTimerFired(at deadline: NIODeadline) {
+        guard deadline == timerDeadline, context != nil else { return }
+        timerDeadline = nil
+        withEventTime {
+            let now = self.now
+            clientTimeoutEvent { $0.timerFired(now: now) }
+            if case .active(let exchange) = state, let expiry = exchange.deadlines.expired(now: now) {
+                timedOut(exchange, expiry)
+            }
+            switch state {
+            case .idle, .active: armTimer()
+            case .closing, .tunnelled: break
+            }
+        }
+    }
+
+    /// The connection is over (or tunnelled): the loop's timers let go of this handler;
+    /// a pending entry fires into nothing. Idempotent.
+    func stopTimer() {
+        if let timerRegistration {
+            scratch.timers.unregister(timerRegistration, hadPending: timerDeadline != nil)
+            self.timerRegistration = nil
+        }
+        timerDeadline = nil
     }
 
     /// A phase stalled past its timeout: 408 for a request body that stopped before

@@ -187,8 +187,8 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         runtime.tunnelsOpened.add(1, ordering: .relaxed)
         end(exchange, .proxied(status: 101))
         state = .tunnelled
-        exchangeTimer?.cancel()
-        exchangeTimer = nil
+        _ = clientTimeouts?.connectionClosed()
+        stopTimer()
         let context = self.context!
         let tunnel = TunnelHandler(
             upstream: connection, runtime: runtime, idleTimeout: settings.tunnelIdle, early: exchange.relay.switchedBytes)

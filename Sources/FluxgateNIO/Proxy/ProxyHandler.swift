@@ -44,7 +44,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     let runtime: GatewayRuntime
     let pool: any UpstreamConnector
-    let timeouts: ClientTimeoutHandler?
+    /// `timeouts.client_header` and `timeouts.idle` (nil: not enforced, as in unit
+    /// tests of other behaviour); driven by this handler's one timer (``armTimer()``).
+    var clientTimeouts: ClientConnectionTimeouts?
+    /// The longest the timer sleeps: the shorter client timeout.
+    let timerStride: TimeAmount
     /// This event loop's metrics, written at each exchange's end.
     let stats: LoopStats
     /// The configuration this connection last saw; refreshed between requests when a
@@ -89,11 +93,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// bytes that follow belong to another protocol, or to nobody), so the gateway stops
     /// reading and closes after the answer (`Connection: close` tells the client).
     var parsingStopped = false
-    /// One timer per client connection for every exchange timeout (``ExchangeDeadlines``).
-    var exchangeTimer: Scheduled<Void>?
+    /// The connection's one timer (``armTimer()``): the deadline of its pending entry
+    /// in the loop's ``LoopTimers``, and its place there.
+    var timerDeadline: NIODeadline?
+    var timerRegistration: LoopTimers.Registration?
     /// The clock read once for the channel event being handled (``withEventTime(_:)``).
     var eventTime: MonotonicTime?
-    var exchangeTimerDeadline: NIODeadline?
     static let crlf = ByteBuffer(string: "\r\n")
     /// Pipelined input held before reads pause, as HTTPServerPipelineHandler bounds it.
     static let maxQueuedBytes = 65_536
@@ -107,7 +112,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let scratch: LoopScratch
 
     init(
-        runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientTimeoutHandler?, stats: LoopStats = LoopStats(),
+        runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientConnectionTimeouts?, stats: LoopStats = LoopStats(),
         scratch: LoopScratch? = nil, https: Bool = false
     ) {
         self.scratch = scratch ?? LoopScratch(eventLoop: pool.eventLoop)
@@ -115,7 +120,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.https = https
         self.pool = pool
         self.eventLoop = pool.eventLoop
-        self.timeouts = timeouts
+        self.clientTimeouts = timeouts
+        self.timerStride = timeouts.map { .nanoseconds($0.shorterTimeout.nanosecondsClamped) } ?? .hours(1)
         self.stats = stats
         let settings = runtime.settings
         self.settings = settings
@@ -147,7 +153,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.allocator = context.channel.allocator
-        timeouts?.drive(context: context)
+        if context.channel.isActive { connectionOpened() }
     }
 
     /// NIO removes every handler when the channel closes; this is where the
@@ -155,14 +161,21 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// today) ends the exchange the same way a close does.
     func handlerRemoved(context: ChannelHandlerContext) {
         connectionGone()
-        timeouts?.stopDriving()
         self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
         if let ip = context.channel.remoteAddress?.ipAddress { clientAddress = ip }
-        timeouts?.connectionActive()
+        connectionOpened()
         context.fireChannelActive()
+    }
+
+    /// The request-head timeout starts with the connection (once: `handlerAdded` or
+    /// `channelActive`, whichever finds it active first).
+    func connectionOpened() {
+        guard clientTimeouts?.phase == .closed else { return }
+        let now = MonotonicTime(eventLoop.now)
+        clientTimeoutEvent { $0.connectionOpened(now: now) }
     }
 
     // MARK: Client → upstream
@@ -177,7 +190,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func clientBytes(_ data: ByteBuffer) {
         var bytes = data
-        timeouts?.bytesArrived(now: now)
+        if clientTimeouts?.phase == .idle {
+            let now = self.now
+            clientTimeoutEvent { $0.bytesReceived(now: now) }
+        }
         let lineEnded = headPartial && bytes.withUnsafeReadableBytes { $0.contains(0x0A) }
         if receive == nil {
             receive = bytes
@@ -321,7 +337,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func requestHead(_ bytes: UnsafeRawBufferPointer) {
         guard case .idle = state else { return }
-        timeouts?.requestHeadReceived(context: context)
+        clientTimeoutEvent { $0.requestHeadReceived() }
         refreshSettings()
         let facts = RequestSerializer.facts(head, bytes)
         let requestID = facts.requestID ?? pool.nextRequestID()
@@ -535,7 +551,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         state = .idle
         context.flush()
-        timeouts?.responseCompleted(now: now)
+        let now = self.now
+        clientTimeoutEvent { $0.responseCompleted(now: now) }
         if parsingStopped, let refusal = inputRefusal {
             parsingStopped = false
             inputRefused(refusal)
@@ -702,7 +719,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         connectionGone()
-        timeouts?.stopDriving()
         context.fireChannelInactive()
     }
 
@@ -714,8 +730,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             end(exchange, .clientGone)
         }
         state = .closing
-        exchangeTimer?.cancel()
-        exchangeTimer = nil
+        _ = clientTimeouts?.connectionClosed()
+        stopTimer()
         receive = nil
     }
 

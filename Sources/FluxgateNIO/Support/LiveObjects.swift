@@ -17,19 +17,17 @@ public final class LiveObjects: Sendable {
     /// A reading of every counter.
     public struct Counts: Sendable, Equatable, CustomStringConvertible {
         public var clientHandlers: Int
-        public var timeoutHandlers: Int
         public var exchanges: Int
         public var upstreamConnections: Int
 
-        public static let zero = Counts(clientHandlers: 0, timeoutHandlers: 0, exchanges: 0, upstreamConnections: 0)
+        public static let zero = Counts(clientHandlers: 0, exchanges: 0, upstreamConnections: 0)
 
         public var description: String {
-            "client handlers \(clientHandlers), timeout handlers \(timeoutHandlers), exchanges \(exchanges), upstream connections \(upstreamConnections)"
+            "client handlers \(clientHandlers), exchanges \(exchanges), upstream connections \(upstreamConnections)"
         }
     }
 
     let clientHandlers = Atomic<Int>(0)
-    let timeoutHandlers = Atomic<Int>(0)
     let exchanges = Atomic<Int>(0)
     let upstreamConnections = Atomic<Int>(0)
     /// Exchanges created so far (each must end exactly once: ``ExchangeOutcomes``).
@@ -45,7 +43,6 @@ public final class LiveObjects: Sendable {
     public var counts: Counts {
         Counts(
             clientHandlers: clientHandlers.load(ordering: .relaxed),
-            timeoutHandlers: timeoutHandlers.load(ordering: .relaxed),
             exchanges: exchanges.load(ordering: .relaxed),
             upstreamConnections: upstreamConnections.load(ordering: .relaxed))
     }

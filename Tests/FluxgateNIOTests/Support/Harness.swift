@@ -1,6 +1,7 @@
 import FluxgateCore
 import FluxgateNIO
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -89,4 +90,16 @@ func eventuallyAsync(
         }
         try await Task.sleep(for: .milliseconds(10))
     }
+}
+
+/// Closes `channel` after 10 s whatever happens, so a missing answer fails the test
+/// instead of hanging it; the box says whether it had to.
+@discardableResult
+func guardAgainstHanging(_ channel: any Channel) -> NIOLockedValueBox<Bool> {
+    let fired = NIOLockedValueBox(false)
+    channel.eventLoop.scheduleTask(in: .seconds(10)) {
+        fired.withLockedValue { $0 = true }
+        channel.close(promise: nil)
+    }
+    return fired
 }
