@@ -163,10 +163,14 @@ public final class GatewayServer: Service, Sendable {
                 .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 // NIO keeps the last receive buffer of every channel for reuse, idle ones
-                // too: starting at 512 bytes instead of NIO's 2 048 saved 1.4 KiB per idle
-                // client connection (docs/PERFORMANCE-HISTORY.md); the buffer still grows
-                // to 64 KiB for connections that send more.
-                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65_536))
+                // too, with no way to drop it: starting at 512 bytes instead of NIO's 2 048
+                // saved 1.4 KiB per idle client connection (docs/PERFORMANCE-HISTORY.md),
+                // 256 another 256 bytes for heads up to 256 bytes (curl, wrk, hey and k6
+                // send 40-150). A read that fills the buffer is followed at once by one
+                // into a buffer twice the size, and NIO then keeps both (the first is
+                // still ours): a 257-512-byte head holds 768 bytes where it held 512, a
+                // 513-768-byte one 768 where it held 1 536. Up to 64 KiB for more.
+                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65_536))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value,
@@ -187,11 +191,13 @@ public final class GatewayServer: Service, Sendable {
                                 RefuseConnectionHandler(answer: settings.serverTLS == nil ? runtime.responses.rawTooManyConnections : nil))
                             return
                         }
-                        channel.closeFuture.whenComplete { _ in connectionLimits.withLockedValue { $0.close(address: address) } }
-                        if let tls = settings.serverTLS { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-                        // One handler on the hot path: it enforces the client timeouts
-                        // itself, and a lingering close puts its handler in when it begins.
+                        // Counted until the handler sees the connection end (or, never
+                        // added because a step below threw, until it is released).
                         let timeouts = ClientConnectionTimeouts(headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle)
+                        let handler = ProxyHandler(
+                            runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil,
+                            countedIn: connectionLimits, clientAddress: address)
+                        if let tls = settings.serverTLS { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
                         if config.parser == .llhttp {
                             // The fallback: llhttp reads the raw bytes first (docs/CONFIGURATION.md).
                             var limits = NIOHTTPDecoderLimitConfiguration()
@@ -201,9 +207,7 @@ public final class GatewayServer: Service, Sendable {
                                 ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
                             try sync.addHandler(LlhttpRequestBridge())
                         }
-                        try sync.addHandler(
-                            ProxyHandler(
-                                runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil))
+                        try sync.addHandler(handler)
                     }
                 }
                 .bind(host: config.listen.host, port: config.listen.port)

@@ -1,4 +1,5 @@
 import FluxgateCore
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// The client side of the data path: one per client connection, reading the
@@ -69,7 +70,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The connection's event loop, which is also its pool's.
     let eventLoop: any EventLoop
     var allocator = ByteBufferAllocator()
-    var clientAddress = "unknown"
+    /// The peer's address: the key of its per-client connection count.
+    var clientAddress: String
+    /// Where this connection is counted until it ends (``releaseConnectionCount()``).
+    var connectionLimits: NIOLockedValueBox<ConnectionLimits>?
     var readPending = false
     var upstreamNeedsFlush = false
     /// Client bytes not consumed yet: a head still arriving, body bytes not forwarded,
@@ -113,8 +117,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     init(
         runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientConnectionTimeouts?, stats: LoopStats = LoopStats(),
-        scratch: LoopScratch? = nil, https: Bool = false
+        scratch: LoopScratch? = nil, https: Bool = false, countedIn connectionLimits: NIOLockedValueBox<ConnectionLimits>? = nil,
+        clientAddress: String = "unknown"
     ) {
+        self.connectionLimits = connectionLimits
+        self.clientAddress = clientAddress
         self.scratch = scratch ?? LoopScratch(eventLoop: pool.eventLoop)
         self.runtime = runtime
         self.https = https
@@ -148,7 +155,21 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return trusted
     }
 
-    deinit { runtime.live.clientHandlers.died() }
+    deinit {
+        // A handler never added to its pipeline (the initializer threw) still counted its connection.
+        releaseConnectionCount()
+        runtime.live.clientHandlers.died()
+    }
+
+    /// The connection leaves `limits.max_connections` (and its per-client count)
+    /// when it ends — a field here rather than a close-future callback per connection
+    /// (two allocations, ~90 bytes held while it is open). Idempotent.
+    func releaseConnectionCount() {
+        guard let connectionLimits else { return }
+        self.connectionLimits = nil
+        let address = clientAddress
+        connectionLimits.withLockedValue { $0.close(address: address) }
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -165,7 +186,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if let ip = context.channel.remoteAddress?.ipAddress { clientAddress = ip }
+        if connectionLimits == nil, let ip = context.channel.remoteAddress?.ipAddress { clientAddress = ip }
         connectionOpened()
         context.fireChannelActive()
     }
@@ -732,6 +753,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .closing
         _ = clientTimeouts?.connectionClosed()
         stopTimer()
+        releaseConnectionCount()
         receive = nil
     }
 
