@@ -6,11 +6,15 @@ Opens N connections to 127.0.0.1:PORT, sends one `GET /health` on each, reads th
 answer, then holds them all open and idle. Prints the summed resident set of the
 given processes and their direct children (nginx's workers) before and after, and
 the growth per connection. Connections that fail are counted, not retried.
+With IDLE_HOLD_SIGNAL=PID, SIGUSR2 goes to PID right before each reading (the
+live-allocation counter of bench/idle-memory.sh prints its totals on it).
 """
 import asyncio
 import os
 import resource
+import signal
 import sys
+import time
 
 
 def resident_kib(roots):
@@ -34,6 +38,14 @@ async def main():
     port, count, roots = int(sys.argv[1]), int(sys.argv[2]), {int(p) for p in sys.argv[3:]}
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1024), hard))
+    signal_pid = int(os.environ.get("IDLE_HOLD_SIGNAL") or 0)
+
+    def mark():
+        if signal_pid:
+            os.kill(signal_pid, signal.SIGUSR2)
+            time.sleep(0.3)
+
+    mark()
     before = resident_kib(roots)
     held, failed = [], 0
     gate = asyncio.Semaphore(256)  # connect in waves: no SYN flood, no accept-queue drops
@@ -53,6 +65,7 @@ async def main():
     await asyncio.gather(*(open_one() for _ in range(count)))
     await asyncio.sleep(1)  # let the server settle after the last answer
     after = resident_kib(roots)
+    mark()
     per = (after - before) / max(len(held), 1)
     print(f"held={len(held)} failed={failed} rss_before_kib={before} rss_after_kib={after} per_conn_kib={per:.2f}")
     for writer in held:

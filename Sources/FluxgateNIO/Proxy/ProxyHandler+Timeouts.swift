@@ -9,7 +9,7 @@ import NIOCore
 /// new deadline is rarely earlier than the pending entry, and an entry that fires
 /// before anything is due re-arms for what is. A busy keep-alive connection schedules
 /// nothing per request and cancels nothing; an idle one wakes once per stride.
-/// (Until 2026-12-02 the exchange deadlines had a NIO timer of their own per
+/// (Until 2026-12-01 the exchange deadlines had a NIO timer of their own per
 /// connection, which outlived each exchange by up to 30 s: ~0.3 KiB per idle
 /// connection, docs/PERFORMANCE.md#memory-per-idle-connection.)
 extension ProxyHandler: LoopTimerOwner {
@@ -22,19 +22,30 @@ extension ProxyHandler: LoopTimerOwner {
     /// Makes sure the timer fires no later than the exchange's next deadline.
     func armExchangeTimer(_ exchange: Exchange) {
         guard case .active(let current) = state, current === exchange else { return }
-        armTimer()
+        armTimer(exchange)
     }
 
     /// Makes sure the timer fires no later than the earliest pending deadline.
     func armTimer() {
+        if case .active(let exchange) = state {
+            armTimer(exchange)
+        } else {
+            armTimer(nil)
+        }
+    }
+
+    /// `exchange`: the current one, if any.
+    private func armTimer(_ exchange: Exchange?) {
         var target: NIODeadline?
         if let deadline = clientTimeouts?.deadline { target = NIODeadline(deadline) }
-        if case .active(let exchange) = state, let next = exchange.deadlines.nextDeadline {
+        if let next = exchange?.deadlines.nextDeadline {
             target = min(target ?? .distantFuture, NIODeadline(next))
         }
         guard var target else { return }
-        target = min(target, NIODeadline(now) + timerStride)
+        // A pending entry due first wakes the connection in time (and re-arms then):
+        // the common case on a busy connection, decided without reading the clock.
         if let timerDeadline, timerDeadline <= target { return }
+        target = min(target, NIODeadline(now) + timerStride)
         timerDeadline = target
         if timerRegistration == nil { timerRegistration = scratch.timers.register(self) }
         scratch.timers.schedule(timerRegistration!, at: target)

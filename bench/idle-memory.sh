@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Memory per idle keep-alive connection of one Fluxgate (a measurement, not a test):
+# one nginx upstream, Fluxgate (`workers: 1`) in front of it, N connections opened by
+# bench/idle_conns.py, each sending one `GET /health` and then held idle; the resident
+# set before and after, per connection. With a live-allocation counter preloaded
+# (bench/malloc/live.c): the heap blocks and their usable bytes held per connection,
+# and how many per size class — what the resident growth is made of.
+# Env: N (10000), ROUNDS (2), FLUXGATE_BIN (another build), FLUXGATE_YAML (more config).
+# Needs nginx-light and gcc (apt).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+N=${N:-10000}; ROUNDS=${ROUNDS:-2}
+bench_need nginx "apt-get install -y nginx-light"
+bench_need gcc "apt-get install -y gcc"
+bench_ports_free 19791 18791
+bench_setup idlemem
+gcc -O2 -shared -fPIC -o "$W/live.so" bench/malloc/live.c -ldl
+bench_nginx_health_upstream 19791 0
+bench_fluxgate_config 18791 19791 "" "${FLUXGATE_YAML:-}" >"$W/fluxgate.yaml"
+echo "# $(date -u +%FT%TZ) $(nproc) cores; $N idle keep-alive connections; $BIN"
+run() {  # MODE: plain | counted
+  local preload="" pid
+  [ "$1" = counted ] && preload="$W/live.so"
+  LD_PRELOAD="$preload" taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>"$W/fluxgate.err" & pid=$!; pids+=("$pid")
+  bench_wait fluxgate 18791
+  for _ in $(seq 20); do curl -s -o /dev/null "http://127.0.0.1:18791/health"; done
+  if [ "$1" = counted ]; then kill -USR2 "$pid"; sleep 0.3; fi
+  IDLE_HOLD_SIGNAL=$([ "$1" = counted ] && echo "$pid" || true) python3 bench/idle_conns.py 18791 "$N" "$pid"
+  if [ "$1" = counted ]; then
+    sleep 0.3
+    python3 - "$W/fluxgate.err" "$N" <<'PY'
+import sys
+lines = [l.split() for l in open(sys.argv[1]) if l.startswith("live=")]
+(a, b), n = lines[-2:], int(sys.argv[2])
+count = lambda l: int(l[0][5:]); size = lambda l: int(l[1][6:])
+print(f"  heap blocks held per connection {(count(b) - count(a)) / n:.2f}, usable bytes {(size(b) - size(a)) / n:.0f}")
+ha = dict(x.split(":") for x in a[3:]); hb = dict(x.split(":") for x in b[3:])
+per = {k: (int(hb[k]) - int(ha[k])) / n for k in ha}
+print("  per size class (usable bytes from-to: blocks per connection):",
+      ", ".join(f"{int(k)}-{int(k) + 15 if int(k) < 1008 else 'more'}: {v:.2f}" for k, v in per.items() if abs(v) >= 0.5))
+PY
+  fi
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+for round in $(seq "$ROUNDS"); do printf "round %s plain    " "$round"; run plain; done
+printf "counted  "; run counted
