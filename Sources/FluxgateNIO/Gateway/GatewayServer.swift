@@ -169,8 +169,9 @@ public final class GatewayServer: Service, Sendable {
                 // send 40-150). A read that fills the buffer is followed at once by one
                 // into a buffer twice the size, and NIO then keeps both (the first is
                 // still ours): a 257-512-byte head holds 768 bytes where it held 512, a
-                // 513-768-byte one 768 where it held 1 536. Up to 64 KiB for more.
-                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65_536))
+                // 513-768-byte one 768 where it held 1 536. Up to 64 KiB for more. NIO's
+                // adaptive policy, in a value small enough to need no box per channel.
+                .childChannelOption(.recvAllocator, value: CompactRecvAllocator(initial: 256))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value,

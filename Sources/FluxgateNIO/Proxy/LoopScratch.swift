@@ -32,6 +32,9 @@ final class LoopScratch {
     /// Storage for ``RequestHeadParser``'s field list: lent to a connection while it
     /// parses a head, given back when the head was handled (an idle connection keeps none).
     var requestFields: [RequestHead.Field] = []
+    /// NIO's default allocator, which the gateway's channels use (one copy per loop,
+    /// not 32 bytes in every connection's handler).
+    let allocator = ByteBufferAllocator()
     /// The loop's shared timer for its connections' timeouts (``LoopTimers``).
     let timers: LoopTimers
 

@@ -69,7 +69,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var context: ChannelHandlerContext!
     /// The connection's event loop, which is also its pool's.
     let eventLoop: any EventLoop
-    var allocator = ByteBufferAllocator()
+    /// Buffers come from the loop's allocator (NIO's default, as every channel's).
+    var allocator: ByteBufferAllocator { scratch.allocator }
     /// The peer's address: the key of its per-client connection count.
     var clientAddress: String
     /// Where this connection is counted until it ends (``releaseConnectionCount()``).
@@ -173,7 +174,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.allocator = context.channel.allocator
         if context.channel.isActive { connectionOpened() }
     }
 
