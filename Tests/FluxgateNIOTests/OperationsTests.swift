@@ -269,12 +269,14 @@ struct OperationsTests {
                 busy.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=300", headers: ["host": "h"]))
             }
             try await upstream[0].waitForRequestHeads(2)
+            let idleGuard = guardAgainstHanging(idle.channel)
             await gateway.gateway.drain()
             for future in inFlight {
                 let response = try await future.get()
                 #expect(response.status == 200 && response.header("connection") == "close")
             }
             try await idle.channel.closeFuture.get()
+            #expect(!idleGuard.withLockedValue { $0 }, "the drain never closed the idle connection")
             try await busy.channel.closeFuture.get()
             #expect(gateway.gateway.liveObjects.counts.clientHandlers == 0)
             await #expect(throws: (any Error).self) {

@@ -3,7 +3,6 @@ import FluxgateCore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
@@ -42,7 +41,9 @@ public final class GatewayServer: Service, Sendable {
     private struct ListenerState {
         var channel: (any Channel)?
         var admin: (any Channel)?
-        var quiesce: ServerQuiescingHelper?
+        /// Each event loop's shared state; its timers' slot table lists the loop's open
+        /// client connections (the drain reaches them there).
+        var scratches: [NIOLoopBound<LoopScratch>] = []
         var pools: [NIOLoopBound<UpstreamPool>] = []
         var rotations: [RepeatedTask] = []
         var watcher: Task<Void, Never>?
@@ -146,7 +147,6 @@ public final class GatewayServer: Service, Sendable {
         let runtime = self.runtime
         let admin = AdminServer(observability: observability, reload: { [self] in await self.reloadFromSource() }, logger: logger)
         let adminChannel = try await admin.bind(config.adminListen, group: group)
-        let quiesce = ServerQuiescingHelper(group: group)
         let connectionLimits = self.connectionLimits
         let channel: any Channel
         do {
@@ -156,7 +156,6 @@ public final class GatewayServer: Service, Sendable {
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(pause: .milliseconds(250)))
-                        try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                     }
                 }
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -220,7 +219,7 @@ public final class GatewayServer: Service, Sendable {
         state.withLock {
             $0.channel = channel
             $0.admin = adminChannel
-            $0.quiesce = quiesce
+            $0.scratches = Array(scratches.values)
             $0.pools = Array(pools.values)
             $0.rotations = rotations
             $0.perLoopConnections = perLoop
@@ -256,7 +255,8 @@ public final class GatewayServer: Service, Sendable {
     /// `drain_timeout`; `/readyz` answers 503 from the start. Returns when every client
     /// connection closed or the timeout passed (what is left is closed by ``stop()``).
     public func drain() async {
-        guard let quiesce = state.withLock({ $0.quiesce }) else { return }
+        let (listener, scratches) = state.withLock { ($0.channel, $0.scratches) }
+        guard let listener else { return }
         let timeout = runtime.settings.config.drainTimeout
         runtime.startDraining()
         let atStart = (connections: runtime.live.counts.clientHandlers, gate: runtime.gate.snapshot)
@@ -268,17 +268,20 @@ public final class GatewayServer: Service, Sendable {
                 "drain_timeout": "\(DurationParser.format(timeout))",
             ])
         let started = ContinuousClock.now
-        let promise = group.next().makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: promise)
-        let finished: Bool = await withTaskGroup(of: Bool.self) { tasks in
-            tasks.addTask { (try? await promise.futureResult.get()) != nil }
-            tasks.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await tasks.next() ?? false
-            tasks.cancelAll()
-            return first
+        // Stop accepting, then tell every open connection on its own loop. (NIOExtras'
+        // ServerQuiescingHelper did this until 2026-12-01; it kept each connection in a
+        // dictionary with a close callback, ~120 bytes per idle connection, where the
+        // loops' timer slot tables already list them.) A connection accepted while the
+        // listener closed finds the runtime draining when its handler is added.
+        try? await listener.close()
+        for scratch in scratches {
+            scratch.eventLoop.execute { scratch.value.timers.forEachOwner { ($0 as? ProxyHandler)?.drain() } }
+        }
+        // Polled: the drain is rare and its end needs no precision finer than this.
+        var finished = runtime.live.counts.clientHandlers == 0
+        while !finished && ContinuousClock.now - started < timeout {
+            try? await Task.sleep(for: .milliseconds(20))
+            finished = runtime.live.counts.clientHandlers == 0
         }
         let left = runtime.live.counts.clientHandlers
         let elapsed = ContinuousClock.now - started
@@ -299,8 +302,7 @@ public final class GatewayServer: Service, Sendable {
             defer {
                 state.channel = nil
                 state.admin = nil
-                // Released while the event loops run: the helper fails a promise on one in its deinit.
-                state.quiesce = nil
+                state.scratches = []
                 state.rotations = []
                 state.watcher = nil
             }

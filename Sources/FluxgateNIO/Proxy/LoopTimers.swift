@@ -106,6 +106,13 @@ final class LoopTimers {
         // due and re-arms for the new earliest.
     }
 
+    /// Every registered owner, in slot order (the gateway's drain reaches the loop's
+    /// open connections this way).
+    func forEachOwner(_ body: (any LoopTimerOwner) -> Void) {
+        eventLoop.assertInEventLoop()
+        for case let owner? in owners { body(owner) }
+    }
+
     /// Calls the registered owner's ``LoopTimerOwner/loopTimerFired(at:)`` at
     /// `deadline`, unless it unregistered by then.
     func schedule(_ registration: Registration, at deadline: NIODeadline) {

@@ -91,8 +91,8 @@ extension ProxyHandler: LoopTimerOwner {
         }
     }
 
-    /// The connection is over (or tunnelled): the loop's timers let go of this handler;
-    /// a pending entry fires into nothing. Idempotent.
+    /// The connection is over: the loop's timers let go of this handler; a pending
+    /// entry fires into nothing. Idempotent.
     func stopTimer() {
         if let timerRegistration {
             scratch.timers.unregister(timerRegistration, hadPending: timerDeadline != nil)

@@ -187,8 +187,10 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         runtime.tunnelsOpened.add(1, ordering: .relaxed)
         end(exchange, .proxied(status: 101))
         state = .tunnelled
+        // No timeout of this handler's applies any more (the tunnel has its own); it
+        // stays listed in the slot table until the close (the drain sees it).
         _ = clientTimeouts?.connectionClosed()
-        stopTimer()
+        timerDeadline = nil
         let context = self.context!
         let tunnel = TunnelHandler(
             upstream: connection, runtime: runtime, idleTimeout: settings.tunnelIdle, early: exchange.relay.switchedBytes)

@@ -194,9 +194,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The request-head timeout starts with the connection (once: `handlerAdded` or
     /// `channelActive`, whichever finds it active first).
     func connectionOpened() {
-        guard clientTimeouts?.phase == .closed else { return }
-        let now = MonotonicTime(eventLoop.now)
-        clientTimeoutEvent { $0.connectionOpened(now: now) }
+        guard case .idle = state else { return }
+        // Listed in the loop's slot table from the start, timer or not: the drain
+        // reaches the loop's open connections there.
+        if timerRegistration == nil { timerRegistration = scratch.timers.register(self) }
+        if clientTimeouts?.phase == .closed {
+            let now = MonotonicTime(eventLoop.now)
+            clientTimeoutEvent { $0.connectionOpened(now: now) }
+        }
+        // Accepted as the listener closed for a drain: served as if drained.
+        if runtime.draining { drain() }
     }
 
     // MARK: Client → upstream
