@@ -404,6 +404,55 @@ struct LoopScratchTests {
 }
 
 extension LoopScratchTests {
+    /// Heads are parsed into the loop's one lent head; a head that arrives in parts is
+    /// kept by its own connection meanwhile. Two connections whose heads arrive
+    /// interleaved, in pieces cut mid-line and mid-field, each forward exactly their own.
+    @Test func headsArrivingInPartsOnOneLoopDoNotMix() throws {
+        let loop = EmbeddedEventLoop()
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { config in
+            config.rateLimit.global.enabled = false
+            config.rateLimit.perClient.enabled = false
+        }
+        let runtime = try GatewayRuntime(config: config)
+        let scratch = LoopScratch(eventLoop: loop)
+        let connector = ProxyHandlerTests.ScriptedConnector(loop: loop, live: runtime.live)
+        func client() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel(loop: loop)
+            try channel.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: nil, scratch: scratch))
+            _ = channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
+            return channel
+        }
+        let first = try client()
+        let second = try client()
+        let a = "GET /first HTTP/1.1\r\nHost: a\r\nX-One: 1111\r\nX-Two: 2222\r\n\r\n"
+        let b = "POST /second HTTP/1.1\r\nHost: b\r\nX-Other: zz\r\nContent-Length: 0\r\n\r\n"
+        let cuts = [5, 14, 22, 31, 40]  // mid-line, mid-name, mid-value
+        var pieces: [(EmbeddedChannel, String)] = []
+        for (text, channel) in [(a, first), (b, second)] {
+            var rest = Substring(text)
+            for cut in cuts where rest.count > 0 {
+                let taken = text.count - rest.count
+                guard cut > taken else { continue }
+                pieces.append((channel, String(rest.prefix(cut - taken))))
+                rest = rest.dropFirst(cut - taken)
+            }
+            pieces.append((channel, String(rest)))
+        }
+        // Interleaved: a piece of one, then a piece of the other.
+        let half = pieces.count / 2
+        for index in 0..<half {
+            try pieces[index].0.writeInbound(ByteBuffer(string: pieces[index].1))
+            if half + index < pieces.count { try pieces[half + index].0.writeInbound(ByteBuffer(string: pieces[half + index].1)) }
+        }
+        for index in (2 * half)..<pieces.count { try pieces[index].0.writeInbound(ByteBuffer(string: pieces[index].1)) }
+        #expect(connector.opened.count == 2)
+        let sent = try (0..<2).map { try connector.sent($0) }
+        let forFirst = try #require(sent.first { $0.hasPrefix("GET /first ") })
+        let forSecond = try #require(sent.first { $0.hasPrefix("POST /second ") })
+        #expect(forFirst.contains("X-One: 1111\r\nX-Two: 2222\r\n") && !forFirst.contains("X-Other"))
+        #expect(forSecond.contains("X-Other: zz\r\n") && !forSecond.contains("X-One") && !forSecond.contains("X-Two"))
+    }
+
     /// An ended exchange's upstream head is kept for the next request on the loop and
     /// its storage reused — but not while a write of it is still queued (copy-on-write:
     /// the next head then gets fresh storage and the queued bytes stay as they were).

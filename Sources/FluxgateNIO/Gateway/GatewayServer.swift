@@ -268,15 +268,15 @@ public final class GatewayServer: Service, Sendable {
                 "drain_timeout": "\(DurationParser.format(timeout))",
             ])
         let started = ContinuousClock.now
-        // Stop accepting, then tell every open connection on its own loop. (NIOExtras'
+        // Tell every open connection, on its own loop, and stop accepting. (NIOExtras'
         // ServerQuiescingHelper did this until 2026-12-01; it kept each connection in a
         // dictionary with a close callback, ~120 bytes per idle connection, where the
-        // loops' timer slot tables already list them.) A connection accepted while the
-        // listener closed finds the runtime draining when its handler is added.
-        try? await listener.close()
+        // loops' timer slot tables already list them.) A connection accepted before the
+        // listener is closed finds the runtime draining when it opens.
         for scratch in scratches {
             scratch.eventLoop.execute { scratch.value.timers.forEachOwner { ($0 as? ProxyHandler)?.drain() } }
         }
+        try? await listener.close()
         // Polled: the drain is rare and its end needs no precision finer than this.
         var finished = runtime.live.counts.clientHandlers == 0
         while !finished && ContinuousClock.now - started < timeout {

@@ -29,9 +29,10 @@ final class LoopScratch {
     private var responseHead: ByteBuffer?
     /// Storage for ``ResponseHeadParser``'s field list.
     var responseFields: [ResponseHead.Field] = []
-    /// Storage for ``RequestHeadParser``'s field list: lent to a connection while it
-    /// parses a head, given back when the head was handled (an idle connection keeps none).
-    var requestFields: [RequestHead.Field] = []
+    /// The request head ``RequestHeadParser`` fills, with its field list's storage:
+    /// lent to a connection while it parses and handles a head, given back after
+    /// (an idle connection keeps none; one whose head arrives in parts keeps its own).
+    private var requestHead: RequestHead? = RequestHead()
     /// NIO's default allocator, which the gateway's channels use (one copy per loop,
     /// not 32 bytes in every connection's handler).
     let allocator = ByteBufferAllocator()
@@ -41,6 +42,12 @@ final class LoopScratch {
     init(eventLoop: any EventLoop) {
         timers = LoopTimers(eventLoop: eventLoop)
     }
+
+    /// The loop's request head, or a new one while it is lent out.
+    func takeRequestHead() -> RequestHead { requestHead.take() ?? RequestHead() }
+
+    /// A head given back, reset.
+    func keepRequestHead(_ head: RequestHead) { requestHead = head }
 
     func takeAnswer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         Self.take(&answer, capacity: capacity, allocator: allocator)

@@ -80,11 +80,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Client bytes not consumed yet: a head still arriving, body bytes not forwarded,
     /// pipelined requests. Nil when there are none — an idle connection holds no buffer.
     var receive: ByteBuffer?
-    /// The head being parsed; reused for every request (its field list keeps its storage).
-    var head = RequestHead()
-    /// A head is partly parsed: parsing resumes when a line ends (a byte-at-a-time
-    /// head costs linear time).
-    var headPartial = false
+    /// A head that arrived in part: parsing resumes from it when a line of it ends
+    /// (a byte-at-a-time head costs linear time). Boxed and nil otherwise: heads are
+    /// parsed into the loop's lent ``LoopScratch/takeRequestHead()``, so a connection
+    /// between requests holds 8 bytes here instead of a 161-byte head.
+    var partialHead: PartialRequestHead?
+    /// The head being handled, during ``requestHead(_:)`` only (it lives in
+    /// ``parseHead(_:)``'s frame).
+    var headPointer: UnsafePointer<RequestHead>?
+    var head: RequestHead {
+        _read { yield headPointer!.pointee }
+    }
     /// With `parser: llhttp`: NIOHTTP1 refused the input after the bytes received so far.
     var inputRefusal: RequestHeadParser.Refusal?
     /// The head of the request being read and its bytes, during ``requestHead(_:)``
@@ -222,7 +228,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let now = self.now
             clientTimeoutEvent { $0.bytesReceived(now: now) }
         }
-        let lineEnded = headPartial && bytes.withUnsafeReadableBytes { $0.contains(0x0A) }
+        let lineEnded = partialHead != nil && bytes.withUnsafeReadableBytes { $0.contains(0x0A) }
         if receive == nil {
             receive = bytes
         } else {
@@ -230,7 +236,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // A head still arriving is parsed again only once a line of it ended (or it
         // passed the limit): linear in its length however it is cut into reads.
-        if headPartial && !lineEnded && receive!.readableBytes <= settings.maxHeaderBytes + 64 { return }
+        if partialHead != nil && !lineEnded && receive!.readableBytes <= settings.maxHeaderBytes + 64 { return }
         processInput()
     }
 
@@ -281,34 +287,46 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// One head from the start of `input`; false when it is not complete (or was refused).
     func parseHead(_ input: ByteBuffer) -> Bool {
         let limit = settings.maxHeaderBytes
-        if !headPartial && head.fields.capacity == 0 { swap(&head.fields, &scratch.requestFields) }
+        // Taken, not referenced: a parse nested in another connection's would find the
+        // loop's head gone and use a new one, never share it.
+        let box = partialHead.take()
+        var head = box.map { box in
+            var held = RequestHead()
+            swap(&held, &box.head)
+            return held
+        } ?? scratch.takeRequestHead()
         let outcome = input.withUnsafeReadableBytes { RequestHeadParser.parse($0, maxLength: limit, into: &head) }
         switch outcome {
         case .incomplete:
-            headPartial = true
+            let kept = box ?? PartialRequestHead()
+            swap(&kept.head, &head)
+            partialHead = kept
             if let refusal = inputRefusal { inputRefused(refusal) }
             return false
         case .invalid(let refusal):
-            headPartial = false
             head.reset()
+            scratch.keepRequestHead(head)
             inputRefused(refusal)
             return false
         case .complete:
-            headPartial = false
             if head.fields.count > settings.maxHeaderCount {
                 // Counted after the parse: the head is already bounded by its bytes, and
                 // the parser stays exactly as strict as llhttp, which has no count limit.
                 head.reset()
-                swap(&head.fields, &scratch.requestFields)
+                scratch.keepRequestHead(head)
                 inputRefused(.tooManyFields)
                 return false
             }
             let length = head.length
-            input.withUnsafeReadableBytes { bytes in
-                requestHead(UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
+            withUnsafePointer(to: &head) { pointer in
+                headPointer = pointer
+                defer { headPointer = nil }
+                input.withUnsafeReadableBytes { bytes in
+                    requestHead(UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
+                }
             }
             head.reset()
-            swap(&head.fields, &scratch.requestFields)
+            scratch.keepRequestHead(head)
             receive?.moveReaderIndex(forwardBy: length)
             return true
         }
@@ -771,3 +789,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 @available(*, unavailable)
 extension ProxyHandler: Sendable {}
+
+/// A request head received in part, kept by its connection until the rest arrives.
+final class PartialRequestHead {
+    var head = RequestHead()
+}
+
+@available(*, unavailable)
+extension PartialRequestHead: Sendable {}
