@@ -365,24 +365,42 @@ struct ProxyHandlerTests {
 /// The event loop's shared write buffers (``LoopScratch``): a buffer whose write is
 /// still queued on one connection is never written into for another.
 struct LoopScratchTests {
-    @Test func aQueuedAnswerIsNeverOverwrittenByTheNextConnection() throws {
+    /// Client connections on one event loop, sharing its ``LoopScratch``, in front of a
+    /// scripted upstream; rate limits off unless `adjust` turns them on.
+    struct SharedLoop {
         let loop = EmbeddedEventLoop()
-        let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { config in
-            config.rateLimit.global.rate = 0.001
-            config.rateLimit.global.burst = 1
-            config.rateLimit.perClient.enabled = false
+        let runtime: GatewayRuntime
+        let scratch: LoopScratch
+        let connector: ProxyHandlerTests.ScriptedConnector
+
+        init(_ adjust: (inout GatewayConfig) -> Void = { _ in }) throws {
+            let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { config in
+                config.rateLimit.global.enabled = false
+                config.rateLimit.perClient.enabled = false
+                adjust(&config)
+            }
+            runtime = try GatewayRuntime(config: config)
+            scratch = LoopScratch(eventLoop: loop)
+            connector = ProxyHandlerTests.ScriptedConnector(loop: loop, live: runtime.live)
         }
-        let runtime = try GatewayRuntime(config: config)
-        let scratch = LoopScratch(eventLoop: loop)
-        let connector = ProxyHandlerTests.ScriptedConnector(loop: loop, live: runtime.live)
+
         func client() throws -> EmbeddedChannel {
             let channel = EmbeddedChannel(loop: loop)
             try channel.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: nil, scratch: scratch))
             _ = channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
             return channel
         }
-        let first = try client()
-        let second = try client()
+    }
+
+    @Test func aQueuedAnswerIsNeverOverwrittenByTheNextConnection() throws {
+        let shared = try SharedLoop { config in
+            config.rateLimit.global.enabled = true
+            config.rateLimit.global.rate = 0.001
+            config.rateLimit.global.burst = 1
+        }
+        let connector = shared.connector
+        let first = try shared.client()
+        let second = try shared.client()
         // The burst's one token goes to the first request (proxied); the rest are shed.
         try first.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"))
         try first.writeInbound(ByteBuffer(string: "GET /b HTTP/1.1\r\nHost: h\r\nX-Request-ID: first-shed\r\n\r\n"))
@@ -408,22 +426,10 @@ extension LoopScratchTests {
     /// kept by its own connection meanwhile. Two connections whose heads arrive
     /// interleaved, in pieces cut mid-line and mid-field, each forward exactly their own.
     @Test func headsArrivingInPartsOnOneLoopDoNotMix() throws {
-        let loop = EmbeddedEventLoop()
-        let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { config in
-            config.rateLimit.global.enabled = false
-            config.rateLimit.perClient.enabled = false
-        }
-        let runtime = try GatewayRuntime(config: config)
-        let scratch = LoopScratch(eventLoop: loop)
-        let connector = ProxyHandlerTests.ScriptedConnector(loop: loop, live: runtime.live)
-        func client() throws -> EmbeddedChannel {
-            let channel = EmbeddedChannel(loop: loop)
-            try channel.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: nil, scratch: scratch))
-            _ = channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
-            return channel
-        }
-        let first = try client()
-        let second = try client()
+        let shared = try SharedLoop()
+        let connector = shared.connector
+        let first = try shared.client()
+        let second = try shared.client()
         let a = "GET /first HTTP/1.1\r\nHost: a\r\nX-One: 1111\r\nX-Two: 2222\r\n\r\n"
         let b = "POST /second HTTP/1.1\r\nHost: b\r\nX-Other: zz\r\nContent-Length: 0\r\n\r\n"
         let cuts = [5, 14, 22, 31, 40]  // mid-line, mid-name, mid-value
@@ -457,17 +463,9 @@ extension LoopScratchTests {
     /// its storage reused — but not while a write of it is still queued (copy-on-write:
     /// the next head then gets fresh storage and the queued bytes stay as they were).
     @Test func upstreamHeadsAreReusedButNeverWhileTheirWriteIsQueued() throws {
-        let loop = EmbeddedEventLoop()
-        let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { config in
-            config.rateLimit.global.enabled = false
-            config.rateLimit.perClient.enabled = false
-        }
-        let runtime = try GatewayRuntime(config: config)
-        let scratch = LoopScratch(eventLoop: loop)
-        let connector = ProxyHandlerTests.ScriptedConnector(loop: loop, live: runtime.live)
-        let client = EmbeddedChannel(loop: loop)
-        try client.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: nil, scratch: scratch))
-        _ = client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
+        let shared = try SharedLoop()
+        let (scratch, connector) = (shared.scratch, shared.connector)
+        let client = try shared.client()
         func outbound(_ index: Int) throws -> ByteBuffer {
             try #require(try connector.opened[index].channel.readOutbound(as: ByteBuffer.self))
         }
