@@ -3,7 +3,11 @@
 #
 # The same three upstreams (one nginx worker on CPU 0, ports 19601-19603), the same
 # wrk load (CPU 0), each proxy on CPU 1 with one worker/thread/event loop, runs
-# alternating nginx → HAProxy → Fluxgate, ROUNDS times per row. Rows:
+# alternating nginx → HAProxy → Fluxgate [→ fluxgate-b], ROUNDS times per row, each
+# round starting one target later than the one before (round 2: HAProxy → Fluxgate →
+# … → nginx), so no target always runs first or last: on 2026-12-01 the target that
+# always ran last led rows by up to 16 % whichever build it was
+# (docs/results/compare-2026-12-01e/, compare-2026-12-01f/). Rows:
 #   health64 / health256  GET /health (37-byte JSON) at 64 / 256 connections
 #   echo                  POST /api/echo with the ~100-item JSON body (6.6 KB) at 64;
 #                         the upstream answers with the same bytes (nginx cannot echo)
@@ -158,8 +162,10 @@ declare -A sum p50s p99s errs
 row() {  # $1 label, $2 connections, $3 path, rest: wrk options; fills the arrays per target
   local label=$1 conns=$2 path=$3; shift 3
   for target in "${ports[@]}"; do sum[$target]=0; p50s[$target]=""; p99s[$target]=""; errs[$target]=0; done
+  local count=${#ports[@]} slot target
   for round in $(seq "$ROUNDS"); do
-    for target in "${ports[@]}"; do
+    for slot in $(seq 0 $((count - 1))); do
+      target=${ports[$(( (slot + round - 1) % count ))]}
       read -r rps p50 p99 err <<<"$(measure "${target#*:}" "$conns" "$path" "$@")"
       printf "  %-9s %-9s round %s: %8s rps  p50 %7s ms  p99 %7s ms  errors %s\n" "$label" "${target%%:*}" "$round" "$rps" "$p50" "$p99" "$err" >&2
       sum[$target]=$((sum[$target] + rps)); p50s[$target]+="$p50 "; p99s[$target]+="$p99 "; errs[$target]=$((errs[$target] + err))
