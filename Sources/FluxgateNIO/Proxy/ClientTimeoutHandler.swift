@@ -16,14 +16,13 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
     typealias OutboundOut = ByteBuffer
 
     private var machine: ClientConnectionTimeouts
-    private var timerDeadline: NIODeadline?
     private let rejection: ByteBuffer
     /// The longest the timer sleeps: the shorter of the two timeouts.
     private let stride: TimeAmount
 
     /// The shared timers, and this handler's place in them once it armed one.
     private let timers: LoopTimers
-    private var registration: LoopTimers.Registration?
+    private var timer = LoopTimer()
 
     init(headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer, timers: LoopTimers) {
         self.timers = timers
@@ -83,11 +82,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
     /// entry is left to expire into nothing. Idempotent.
     private func stop() {
         _ = machine.connectionClosed()
-        if let registration {
-            timers.unregister(registration, hadPending: timerDeadline != nil)
-            self.registration = nil
-        }
-        timerDeadline = nil
+        timer.release(from: timers)
     }
 
     private func run(_ action: ClientConnectionTimeouts.Action, context: ChannelHandlerContext, now: MonotonicTime? = nil) {
@@ -109,18 +104,13 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
         // never earlier than the pending one and nothing is re-armed per request: an
         // entry for an earlier deadline re-arms when it fires. An idle connection wakes
         // once per `stride` (10 s by default).
-        let target = min(deadline, now + stride)
-        if let timerDeadline, timerDeadline <= target { return }
         guard machine.phase != .closed else { return }
-        timerDeadline = target
-        if registration == nil { registration = timers.register(self) }
-        timers.schedule(registration!, at: target)
+        timer.arm(deadline, cap: { now + stride }, owner: self, in: timers)
     }
 
     /// ``LoopTimers`` reached an entry of this handler's; only the current one counts.
     func loopTimerFired(at deadline: NIODeadline) {
-        guard let context, deadline == timerDeadline else { return }
-        timerDeadline = nil
+        guard let context, timer.fired(at: deadline) else { return }
         run(machine.timerFired(now: Self.now(context)), context: context)
         if let deadline = machine.deadline {
             arm(NIODeadline(deadline), now: context.eventLoop.now)

@@ -151,3 +151,46 @@ final class LoopTimers {
 
 @available(*, unavailable)
 extension LoopTimers: Sendable {}
+
+/// One owner's timer in a ``LoopTimers``: the deadline of its pending entry and its
+/// slot. Armed lazily: a target no earlier than the pending entry adds nothing (the
+/// entry fires first and its owner re-arms then), and a new entry never lies further
+/// ahead than the owner's cap (its stride), so new targets are rarely earlier.
+struct LoopTimer {
+    private(set) var deadline: NIODeadline?
+    private var registration: LoopTimers.Registration?
+
+    /// Lists `owner` in the slot table (once): the drain finds registered owners.
+    mutating func register(_ owner: any LoopTimerOwner, in timers: LoopTimers) {
+        if registration == nil { registration = timers.register(owner) }
+    }
+
+    /// Makes sure an entry fires no later than `target`; a new one at the earlier of
+    /// `target` and `cap()` (read only when an entry is added).
+    mutating func arm(_ target: NIODeadline, cap: () -> NIODeadline, owner: any LoopTimerOwner, in timers: LoopTimers) {
+        if let deadline, deadline <= target { return }
+        let at = min(target, cap())
+        deadline = at
+        register(owner, in: timers)
+        timers.schedule(registration!, at: at)
+    }
+
+    /// An entry came due: whether it is the current one (then spent).
+    mutating func fired(at due: NIODeadline) -> Bool {
+        guard due == deadline else { return false }
+        deadline = nil
+        return true
+    }
+
+    /// Nothing is due any more; the owner stays listed.
+    mutating func disarm() { deadline = nil }
+
+    /// The owner is done: the slot table lets go of it; a pending entry fires into nothing.
+    mutating func release(from timers: LoopTimers) {
+        if let registration {
+            timers.unregister(registration, hadPending: deadline != nil)
+            self.registration = nil
+        }
+        deadline = nil
+    }
+}

@@ -41,14 +41,9 @@ extension ProxyHandler: LoopTimerOwner {
         if let next = exchange?.deadlines.nextDeadline {
             target = min(target ?? .distantFuture, NIODeadline(next))
         }
-        guard var target else { return }
-        // A pending entry due first wakes the connection in time (and re-arms then):
-        // the common case on a busy connection, decided without reading the clock.
-        if let timerDeadline, timerDeadline <= target { return }
-        target = min(target, NIODeadline(now) + timerStride)
-        timerDeadline = target
-        if timerRegistration == nil { timerRegistration = scratch.timers.register(self) }
-        scratch.timers.schedule(timerRegistration!, at: target)
+        guard let target else { return }
+        // A pending entry due first returns before the clock is read (the common case).
+        timer.arm(target, cap: { NIODeadline(now) + timerStride }, owner: self, in: scratch.timers)
     }
 
     /// The client timeouts' events, acted on (``ClientConnectionTimeouts``).
@@ -76,8 +71,7 @@ extension ProxyHandler: LoopTimerOwner {
 
     /// ``LoopTimers`` reached an entry of this connection's; only the current one counts.
     func loopTimerFired(at deadline: NIODeadline) {
-        guard deadline == timerDeadline, context != nil else { return }
-        timerDeadline = nil
+        guard context != nil, timer.fired(at: deadline) else { return }
         withEventTime {
             let now = self.now
             clientTimeoutEvent { $0.timerFired(now: now) }
@@ -94,11 +88,7 @@ extension ProxyHandler: LoopTimerOwner {
     /// The connection is over: the loop's timers let go of this handler; a pending
     /// entry fires into nothing. Idempotent.
     func stopTimer() {
-        if let timerRegistration {
-            scratch.timers.unregister(timerRegistration, hadPending: timerDeadline != nil)
-            self.timerRegistration = nil
-        }
-        timerDeadline = nil
+        timer.release(from: scratch.timers)
     }
 
     /// A phase stalled past its timeout: 408 for a request body that stopped before

@@ -190,7 +190,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         // No timeout of this handler's applies any more (the tunnel has its own); it
         // stays listed in the slot table until the close (the drain sees it).
         _ = clientTimeouts?.connectionClosed()
-        timerDeadline = nil
+        timer.disarm()
         let context = self.context!
         let tunnel = TunnelHandler(
             upstream: connection, runtime: runtime, idleTimeout: settings.tunnelIdle, early: exchange.relay.switchedBytes)

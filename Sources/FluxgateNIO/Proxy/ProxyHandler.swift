@@ -106,8 +106,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var parsingStopped = false
     /// The connection's one timer (``armTimer()``): the deadline of its pending entry
     /// in the loop's ``LoopTimers``, and its place there.
-    var timerDeadline: NIODeadline?
-    var timerRegistration: LoopTimers.Registration?
+    var timer = LoopTimer()
     /// The clock read once for the channel event being handled (``withEventTime(_:)``).
     var eventTime: MonotonicTime?
     static let crlf = ByteBuffer(string: "\r\n")
@@ -203,7 +202,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard case .idle = state else { return }
         // Listed in the loop's slot table from the start, timer or not: the drain
         // reaches the loop's open connections there.
-        if timerRegistration == nil { timerRegistration = scratch.timers.register(self) }
+        timer.register(self, in: scratch.timers)
         if clientTimeouts?.phase == .closed {
             let now = MonotonicTime(eventLoop.now)
             clientTimeoutEvent { $0.connectionOpened(now: now) }
