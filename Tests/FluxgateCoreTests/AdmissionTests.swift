@@ -16,6 +16,19 @@ struct TokenBucketTests {
         #expect(bucket.available(now: ms(10_000)) == 3)  // never above burst
     }
 
+    /// A refund gives back one token and never lifts the bucket above its burst.
+    @Test func refundGivesBackATokenUpToTheBurst() {
+        var bucket = TokenBucket(rate: 1, burst: 2, now: ms(0))
+        _ = bucket.take(now: ms(0))
+        _ = bucket.take(now: ms(0))
+        bucket.refund()
+        #expect(bucket.take(now: ms(0)) == .allowed(remaining: 0))
+        bucket.refund()
+        bucket.refund()
+        bucket.refund()
+        #expect(bucket.available(now: ms(0)) == 2)
+    }
+
     @Test(arguments: [(10.0, Duration.milliseconds(100)), (1000, .milliseconds(1)), (0.5, .seconds(2)), (3, .nanoseconds(333_333_334))])
     func retryAfterIsTheTimeToTheNextToken(rate: Double, expected: Duration) {
         var bucket = TokenBucket(rate: rate, burst: 1, now: ms(0))

@@ -148,6 +148,23 @@ struct SharedTokenBucketTests {
         #expect(bucket.stock == 5)
     }
 
+    /// A refunded token goes back into the stock (shared) or the fallback bucket (static share).
+    @Test func refundsGoBackWhereTheTokenCameFrom() {
+        var bucket = SharedTokenBucket(rate: 1000, burst: 500, batchFraction: 0.01, onStoreFailure: .staticShare)
+        _ = bucket.take(now: t0)
+        bucket.fetched(granted: 10, wait: .zero, replicas: 1, now: t0)
+        _ = bucket.take(now: t0)
+        #expect(bucket.stock == 9)
+        bucket.refund()
+        #expect(bucket.stock == 10)
+        bucket.fetchFailed(replicas: 1, now: t0)
+        var allowed = 0
+        while case .allowed = bucket.take(now: t0).decision { allowed += 1 }
+        #expect(allowed == 500)
+        bucket.refund()
+        if case .denied = bucket.take(now: t0).decision { Issue.record("the refunded fallback token was not there") }
+    }
+
     /// The store had fewer than asked: no fetch before the wait it named, and the
     /// refusal's Retry-After is that wait.
     @Test func anEmptyStoreIsNotAskedAgainBeforeItsWait() {

@@ -44,6 +44,13 @@ public struct KeyedLimiter<Key: Hashable & Sendable>: Sendable {
         return decision
     }
 
+    /// Gives back the token ``take(_:now:)`` just took for `key` (see ``TokenBucket/refund()``);
+    /// nothing when the key was evicted meanwhile.
+    public mutating func refund(_ key: Key) {
+        guard let slot = index[key] else { return }
+        entries[slot].bucket.refund()
+    }
+
     private mutating func insert(_ key: Key, _ bucket: TokenBucket) {
         let slot: Int
         if entries.count < capacity {

@@ -43,6 +43,13 @@ public struct TokenBucket: Sendable, Equatable {
         return .denied(retryAfter: .nanoseconds(Int64(nanoseconds)))
     }
 
+    /// Gives back a token taken by ``take(now:)`` for a request a later check refused
+    /// (as nginx rolls back its earlier `limit_req` zones when a later one rejects):
+    /// a refused request costs its client no rate. Never above `burst`.
+    public mutating func refund() {
+        tokens = min(burst, tokens + 1)
+    }
+
     /// Whole tokens available now, without taking one.
     public mutating func available(now: MonotonicTime) -> Int {
         refill(now)

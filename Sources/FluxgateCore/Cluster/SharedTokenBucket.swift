@@ -77,6 +77,17 @@ public struct SharedTokenBucket: Sendable {
         }
     }
 
+    /// Gives back the token ``take(now:)`` just allowed, for a request a later check
+    /// refused: into the stock (it was minted by the store, so the cluster's bound holds)
+    /// or the fallback bucket.
+    public mutating func refund() {
+        switch mode {
+        case .shared: stock += 1
+        case .staticShare: fallback?.refund()
+        case .closed: break
+        }
+    }
+
     /// The store handed out `granted` tokens; `wait` is how long until it holds a batch
     /// again when it could not fill this one (zero when it did).
     public mutating func fetched(granted: Int, wait: Duration, replicas: Int, now: MonotonicTime) {

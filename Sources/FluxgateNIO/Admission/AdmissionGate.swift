@@ -81,6 +81,20 @@ final class AdmissionGate: Sendable {
             (change.admitted.compactMap { waiters.removeValue(forKey: $0) }, change.rejected.compactMap { waiters.removeValue(forKey: $0) })
         }
 
+        /// Gives back the global token taken for a request a later check refused.
+        mutating func refundGlobalToken() {
+            switch global {
+            case .local(var bucket)?:
+                bucket.refund()
+                global = .local(bucket)
+            case .shared(var bucket)?:
+                bucket.refund()
+                global = .shared(bucket)
+            case nil:
+                break
+            }
+        }
+
         /// New buckets for limits that changed (or appeared); unchanged ones keep their tokens.
         mutating func rebuildBuckets(previous: RateLimitConfig?, now: MonotonicTime) {
             let global = settings.global
@@ -150,11 +164,18 @@ final class AdmissionGate: Sendable {
         var wouldShed: ShedReason? = nil
         var fetchTokens = false
         let verdict: Verdict = state.withLock { state in
-            if case .denied(let wait)? = state.perClient?.take(clientKey, now: now) {
+            // Tokens taken here are given back when a later check refuses the request
+            // (`refundTokens`): a refused request costs no rate, as with nginx's
+            // `limit_req` zones, and a shed for capacity does not eat the global rate.
+            var tookClientToken = false
+            switch state.perClient?.take(clientKey, now: now) {
+            case .denied(let wait)?:
                 let rejection = Rejection(
                     reason: .clientRateLimited, retryAfterSeconds: RetryAfter.seconds(wait), policy: state.perClientPolicy)
                 if !state.settings.perClient.dryRun { return .rejected(rejection) }
                 wouldShed = .clientRateLimited
+            case .allowed?: tookClientToken = true
+            case nil: break
             }
             var globalDecision: TokenBucket.Decision? = nil
             switch state.global {
@@ -167,11 +188,16 @@ final class AdmissionGate: Sendable {
             case nil:
                 break
             }
-            if case .denied(let wait)? = globalDecision {
+            var tookGlobalToken = false
+            switch globalDecision {
+            case .denied(let wait)?:
                 if !state.settings.global.dryRun {
+                    if tookClientToken { state.perClient?.refund(clientKey) }
                     return .rejected(Rejection(reason: .rateLimited, retryAfterSeconds: RetryAfter.seconds(wait)))
                 }
                 wouldShed = wouldShed ?? .rateLimited
+            case .allowed?: tookGlobalToken = true
+            case nil: break
             }
             let id = state.nextID
             state.nextID &+= 1
@@ -196,6 +222,8 @@ final class AdmissionGate: Sendable {
                     return .admitted
                 }
                 if reason == .overloaded { state.refusedForCapacity += 1 }
+                if tookClientToken { state.perClient?.refund(clientKey) }
+                if tookGlobalToken { state.refundGlobalToken() }
                 let wait = reason == .noHealthyUpstream ? state.recoveryEstimate : state.controller.drainEstimate
                 return .rejected(Rejection(reason: reason, retryAfterSeconds: RetryAfter.seconds(wait, jitter: jitter)))
             }
