@@ -107,6 +107,13 @@ enum WireChecks {
         if case .complete = prefix.withUnsafeBytes({ ResponseHeadParser.parse($0, maxLength: 8192) }) {
             require(false, "a head minus its last byte parsed complete", bytes)
         }
+        // What a head's first bytes are refused for (before its end arrives) must be
+        // what the whole head is refused for: no prefix of a good head is invalid.
+        for cut in Set([1, head.length / 3, head.length / 2, head.length - 2, head.length - 1]) where cut > 0 && cut < head.length {
+            if case .invalid(let reason) = bytes.withUnsafeBytes({ ResponseHeadParser.parse(UnsafeRawBufferPointer(rebasing: $0[..<cut]), maxLength: 8192) }) {
+                require(false, "the first \(cut) bytes of a good head refused: \(reason)", bytes)
+            }
+        }
         guard let theirs = LlhttpOracle.head(Array(bytes[..<head.length])) else {
             require(false, "accepted a head llhttp refuses", bytes)
             return

@@ -81,7 +81,23 @@ struct ResponseHeadParserTests {
         }
     }
 
+    /// What is already wrong is refused before the head's end arrives (a server ending
+    /// lines with a bare LF never sends CRLFCRLF: the client would wait for the timeout).
+    @Test(arguments: [
+        "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", "HTTP/1.1 200 OK\r\nServer: x\n", "SSH-2.0-OpenSSH_9.2\r\n",
+        "HTTP/2", "HTTP/1.1 200 OK\r\nA: b\u{0}", "HTTP/1.1 200 OK\r\nA: b\rc",
+    ])
+    func refusesWhatIsWrongBeforeTheEnd(text: String) {
+        guard case .invalid = parse(text) else {
+            Issue.record("not refused before the end: \(text.debugDescription)")
+            return
+        }
+    }
+
     @Test func incompleteAndOversized() {
+        #expect(parse("H") == .incomplete)
+        #expect(parse("HTTP/1.1 200 OK\r") == .incomplete)
+        #expect(parse("HTTP/1.1 200 OK\r\nA: \tb") == .incomplete)
         #expect(parse("HTTP/1.1 200 OK\r\nServer: x\r\n") == .incomplete)
         #expect(parse("HTTP/1.1 200 OK\r\n\r") == .incomplete)
         let big = "HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: 2000)

@@ -1,4 +1,5 @@
 import FluxgateCore
+import FluxgateTestSupport
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -197,6 +198,41 @@ struct AdmissionEndToEndTests {
             for _ in 0..<4 { #expect(try await client.get("/").status == 200) }
             #expect(first.received.count == 6 && second.received.count == 2)
             try await client.close()
+        }
+    }
+
+    /// `abort_on_client_close` (default on): a client that sends its FIN before its answer
+    /// started gives its place back at once — S = 1, the first client's request waits at
+    /// the upstream (`/hold`), the second's in the queue; both half-close. The queued one
+    /// leaves the queue, the held one's upstream connection is closed and its slot freed,
+    /// so a third request is served; the log counts both as `client_gone`.
+    @Test func clientsThatCloseBeforeTheirAnswerGiveBackTheirPlaces() async throws {
+        try await run({ config in
+            config.upstreams[0].maxConcurrency = 2
+            config.admission.targetUtilization = 0.5  // S = 1, one queue place
+            config.admission.queueTimeout = .seconds(3600)
+            config.admission.queueDelayTarget = .zero
+        }) { upstream, gateway in
+            let gate = gateway.gateway.runtime.gate
+            let (held, _) = try await RawClient.open(with: gateway.address, group: group)
+            try await held.writeAndFlush(ByteBuffer(string: "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await upstream.waitForRequestHeads(1)
+            let (queued, _) = try await RawClient.open(with: gateway.address, group: group)
+            try await queued.writeAndFlush(ByteBuffer(string: "GET /queued HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the second request queued: \(gate.snapshot)") { gate.snapshot.queued == 1 }
+            try await queued.close(mode: .output)
+            try await eventually("the queued request left the queue: \(gate.snapshot)") { gate.snapshot.queued == 0 }
+            #expect(gate.snapshot.inFlight == 1)
+            try await held.close(mode: .output)
+            try await upstream.waitForClosedConnections(1)
+            try await eventually("the held slot was freed: \(gate.snapshot)") { gate.snapshot.inFlight == 0 }
+            let next = try await RawClient.exchange("GET /next HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
+            #expect(next.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(upstream.received.map(\.head.uri) == ["/hold", "/next"])
+            let traffic = await gateway.gateway.observability.read().traffic
+            #expect(traffic.outcomes.clientGone == 2, "\(traffic.outcomes)")
+            try? await held.close()
+            try? await queued.close()
         }
     }
 }

@@ -492,6 +492,34 @@ struct ProxyEndToEndTests {
         }
     }
 
+    /// A head with bare LF line endings never ends with CRLFCRLF: refused with a 502 as
+    /// soon as the first bare LF arrives, not a 504 when `upstream_header` runs out.
+    @Test func bareLineFeedsAreRefusedAtOnce() async throws {
+        try await run(adjust: { $0.timeouts.upstreamHeader = .seconds(3600) }) { _, gateway in
+            let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+            let hung = guardAgainstHanging(channel)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /raw/barelf HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+            try await channel.closeFuture.get()
+            #expect(!hung.withLockedValue { $0 }, "no answer before the guard closed the connection")
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(sink.outcome.text)")
+        }
+    }
+
+    /// A 204 carries no Content-Length or Transfer-Encoding toward the client (RFC 9110
+    /// §8.6), whatever the upstream sent, and the bytes it sent after the head are dropped.
+    @Test func noContentAnswersLoseTheirFramingFields() async throws {
+        try await run { upstreams, gateway in
+            let outcome = try await RawClient.exchange(
+                "GET /raw/nocontent HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                with: gateway.address, group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 204 No Content\r\n"))
+            let first = outcome.text.components(separatedBy: "\r\n\r\n")[0].lowercased()
+            #expect(!first.contains("content-length"), "\(first)")
+            #expect(!outcome.text.contains("hello"))
+            #expect(outcome.text.hasSuffix(#"{"instance":"a"}"#))
+        }
+    }
+
     @Test func malformedChunkedBodyAfterTheHeadClosesTheClient() async throws {
         try await run { _, gateway in
             let outcome = try await RawClient.exchange("GET /raw/badchunk HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
@@ -510,8 +538,10 @@ struct ProxyEndToEndTests {
         }
     }
 
-    @Test func clientHalfCloseStillGetsItsAnswer() async throws {
-        try await run { _, gateway in
+    /// With `abort_on_client_close: false` (HAProxy's default), a client that half-closes
+    /// after its request still gets its answer.
+    @Test func clientHalfCloseStillGetsItsAnswerWhenAbortIsOff() async throws {
+        try await run(adjust: { $0.abortOnClientClose = false }) { _, gateway in
             let outcome = try await RawClient.exchange(
                 "GET / HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group, closeWriteAfterSend: true)
             #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))

@@ -38,6 +38,13 @@ struct WireDifferentialTests {
             if !llhttpAccepts(Array(bytes[0..<head.length])) {
                 Issue.record("accepted a head llhttp refuses: \(String(decoding: bytes[0..<head.length], as: UTF8.self).debugDescription)")
             }
+            // A head is refused before its end only for what the whole head is refused for.
+            for cut in 1..<head.length {
+                if case .invalid(let reason) = bytes.withUnsafeBytes({ ResponseHeadParser.parse(UnsafeRawBufferPointer(rebasing: $0[..<cut]), maxLength: 4096) }) {
+                    Issue.record("the first \(cut) bytes of a good head refused (\(reason)): \(String(decoding: bytes[0..<head.length], as: UTF8.self).debugDescription)")
+                    break
+                }
+            }
         }
         #expect(accepted > 500)  // the mutations must leave plenty of valid heads to compare
     }

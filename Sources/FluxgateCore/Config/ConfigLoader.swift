@@ -10,6 +10,7 @@ public enum ConfigLoader {
     public static let topLevelKeys = [
         "listen", "admin_listen", "workers", "upstreams", "health_check", "retry", "admission", "rate_limit",
         "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo", "parser", "cluster",
+        "abort_on_client_close",
     ]
 
     /// Loads `path`; a missing file at the default path means "all defaults"
@@ -275,6 +276,7 @@ public enum ConfigLoader {
         config.drainTimeout = r.duration(top, "drain_timeout", default: config.drainTimeout, minimum: .zero)
         config.parser = r.scalar(
             top, "parser", default: config.parser, expected: "fluxgate or llhttp", parse: { RequestParserChoice(rawValue: $0.lowercased()) })
+        config.abortOnClientClose = r.bool(top, "abort_on_client_close", default: config.abortOnClientClose)
         let reload = r.table(top.entries["reload"], path: "reload", known: ["watch", "interval"])
         config.reload.watch = r.bool(reload, "watch", default: config.reload.watch)
         config.reload.interval = r.duration(reload, "interval", default: config.reload.interval)

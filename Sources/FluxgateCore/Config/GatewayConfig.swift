@@ -41,6 +41,12 @@ public struct GatewayConfig: Sendable, Equatable {
     /// NIOHTTP1's llhttp in front of it, the fallback (docs/CONFIGURATION.md).
     /// Connections accepted after a reload use the new choice.
     public var parser = RequestParserChoice.fluxgate
+    /// A client that closes its side while its answer has not started gives up its
+    /// request (`abort_on_client_close`): out of the queue, or its upstream connection
+    /// closed and its slot freed — nginx's `proxy_ignore_client_abort off`, Envoy's and
+    /// Pingora's behaviour. A full close and a half-close look the same (a FIN), so
+    /// `false` serves half-closed clients instead (HAProxy without `abortonclose`).
+    public var abortOnClientClose = true
     /// Several replicas sharing one capacity and one global rate through Redis
     /// (`cluster`); off unless the section is present (docs/SCALING.md).
     public var cluster = ClusterConfig()
@@ -66,6 +72,7 @@ public struct GatewayConfig: Sendable, Equatable {
         if tls != old.tls { keys.append("tls") }
         if upstreamTLS != old.upstreamTLS { keys.append("upstream_tls") }
         if parser != old.parser { keys.append("parser") }
+        if abortOnClientClose != old.abortOnClientClose { keys.append("abort_on_client_close") }
         if demo != old.demo { keys.append("demo") }
         return keys
     }

@@ -47,7 +47,8 @@ public enum ResponseHeadParser {
     /// parses its next head without allocating.
     public static func parse(_ bytes: UnsafeRawBufferPointer, maxLength: Int = 65_536, fieldStorage: inout [ResponseHead.Field]) -> Outcome {
         guard let end = headEnd(in: bytes) else {
-            return bytes.count > maxLength ? .invalid("response head exceeds \(maxLength) bytes") : .incomplete
+            if bytes.count > maxLength { return .invalid("response head exceeds \(maxLength) bytes") }
+            return problemSoFar(bytes).map { .invalid($0) } ?? .incomplete
         }
         if end > maxLength { return .invalid("response head exceeds \(maxLength) bytes") }
         return parseHead(UnsafeRawBufferPointer(rebasing: bytes[0..<end]), fieldStorage: &fieldStorage)
@@ -144,6 +145,31 @@ public enum ResponseHeadParser {
         }
         if minor == 0 && sawKeepAlive && !result.connectionTokens.contains("close") { result.connectionClose = false }
         return .complete(consume result)
+    }
+
+    /// What the head's first bytes already show to be wrong, before its end arrives:
+    /// an upstream that is not speaking HTTP/1.x, or ends its lines with a bare LF
+    /// (lenient servers do), would otherwise never complete a head and the client would
+    /// wait for `upstream_header` to get a 504 instead of a 502 at once. Refuses only
+    /// what ``parseHead`` refuses once the head is whole.
+    private static let httpPrefix: [UInt8] = Array("HTTP/1.".utf8)
+
+    private static func problemSoFar(_ bytes: UnsafeRawBufferPointer) -> String? {
+        for index in 0..<min(bytes.count, httpPrefix.count) where bytes[index] != httpPrefix[index] {
+            return "status line does not start with HTTP/1.0 or HTTP/1.1"
+        }
+        if bytes.count > 7 && bytes[7] != UInt8(ascii: "0") && bytes[7] != UInt8(ascii: "1") {
+            return "status line does not start with HTTP/1.0 or HTTP/1.1"
+        }
+        var index = 0
+        while true {
+            index = ByteScan.firstControlExceptTab(in: bytes, from: index)
+            guard index < bytes.count else { return nil }
+            guard bytes[index] == 0x0D else { return "a bare LF or a control byte in the head" }
+            guard index + 1 < bytes.count else { return nil }  // the LF may be in the next read
+            guard bytes[index + 1] == 0x0A else { return "a bare LF or a control byte in the head" }
+            index += 2
+        }
     }
 
     /// Offset after the CRLF ending the line that starts at `from`; nil for a bare LF,

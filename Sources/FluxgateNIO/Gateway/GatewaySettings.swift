@@ -29,6 +29,8 @@ final class GatewaySettings: Sendable {
     let requestBufferBytes: Int
     let maxPipelined: Int
     let underscoresInHeaders: Bool
+    /// `abort_on_client_close`: a FIN before the answer started ends the exchange.
+    let abortOnClientClose: Bool
     let maxHeaderBytes: Int
     let maxHeaderCount: Int
     let trustedProxies: [AddressRange]
@@ -68,6 +70,7 @@ final class GatewaySettings: Sendable {
         self.requestBufferBytes = min(config.limits.requestBufferBytes, config.limits.maxBodyBytes)
         self.maxPipelined = config.limits.maxPipelined
         self.underscoresInHeaders = config.limits.underscoresInHeaders
+        self.abortOnClientClose = config.abortOnClientClose
         self.maxHeaderBytes = config.limits.maxHeaderBytes
         self.maxHeaderCount = config.limits.maxHeaderCount
         self.trustedProxies = config.trustedProxies

@@ -728,6 +728,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // The body can never complete: the client is gone (its upstream
                 // connection closes, never reused).
                 closeClient(.clientGone)
+            case .active(let exchange) where settings.abortOnClientClose && !exchange.lifecycle.responseStarted:
+                // `abort_on_client_close`: a FIN before the answer started almost always
+                // means the client gave up (a full close looks the same as a half-close).
+                // Its queue place, or its slot and upstream connection, are given back
+                // now instead of when the upstream answers or times out.
+                closeClient(.clientGone)
             default:
                 break
             }

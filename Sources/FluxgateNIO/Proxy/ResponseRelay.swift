@@ -229,6 +229,9 @@ struct ResponseRelay {
         framer = BodyFramer(framing)
         if !requestComplete { clientKeepAlive = false }
         var dropTransferEncoding = false
+        // RFC 9110 §8.6 / RFC 9112 §6.1: a 204 carries neither field (nginx removes them
+        // too); a client that believed them would wait for a body that never comes.
+        let dropFraming = head.status == 204
         switch framing {
         case .chunked where clientHTTP10:
             dechunk = true
@@ -262,6 +265,7 @@ struct ResponseRelay {
                 let kind = field.kind
                 if kind.isAlwaysHopByHop || kind == .requestID { continue }
                 if kind == .transferEncoding && dropTransferEncoding { continue }
+                if dropFraming && (kind == .contentLength || kind == .transferEncoding) { continue }
                 if !head.connectionTokens.isEmpty && !kind.isProtected {
                     // Rare (a Connection header naming extra fields): only then build a String.
                     let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self).lowercased()

@@ -168,6 +168,9 @@ final class TestUpstream: Sendable {
             "badhead": "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
             "untilclose": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nstream until close",
             "upgrade": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            // A lenient server's bare LF line endings; the connection stays open.
+            "barelf": "HTTP/1.1 200 OK\nConnection: keep-alive\nContent-Length: 2\n\nok",
+            "nocontent": "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello",
         ]
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
