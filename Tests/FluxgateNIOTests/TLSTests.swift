@@ -93,10 +93,20 @@ struct TLSTests {
                 "GET /old HTTP/1.1\r\nHost: h\r\n\r\n", to: gateway.address, trusting: credentials.certificate, maxVersion: .tlsv11)
             #expect(old.error != nil)
             #expect(!upstream.raw.contains("/old"))
-            // Plain HTTP to the TLS port is not served.
+            // Plain HTTP to the TLS port is not served: a plain 400 says why (nginx's
+            // "plain HTTP request was sent to HTTPS port"), then the connection closes.
             let plain = try await RawClient.exchange("GET /plain HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
-            #expect(!plain.text.hasPrefix("HTTP/1.1 200"))
+            #expect(plain.text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(plain)")
+            #expect(plain.text.contains("plain_http_on_tls_port"))
+            #expect(plain.error == nil, "closed without a reset")
             #expect(!upstream.raw.contains("/plain"))
+            // Bytes that are neither a handshake nor a method's letter go to TLS, which refuses them.
+            let garbage = try await RawClient.exchange("\u{1}\u{2}\u{3} not tls", with: gateway.address, group: group)
+            #expect(!garbage.text.contains("HTTP/1.1"))
+            // TLS still works after both.
+            let again = try await tlsExchange(
+                "GET /again HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", to: gateway.address, trusting: credentials.certificate)
+            #expect(again.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(again)")
         }
         try await upstream.stop()
         try await group.shutdownGracefully()

@@ -13,7 +13,8 @@ import Synchronization
 /// The data listener and the admin listener: accepts client connections and builds
 /// each one's pipeline; reloads the configuration; drains on graceful shutdown.
 ///
-/// Pipeline per client connection, head to tail: [`NIOSSLServerHandler` with TLS] →
+/// Pipeline per client connection, head to tail: [with TLS: `PlainHTTPOnTLSPortHandler`
+/// (until the first bytes), `NIOSSLServerHandler`] →
 /// `ProxyHandler`, one handler that parses requests from bytes (``RequestHeadParser``),
 /// admits, forwards and relays, and drives the connection's timeouts
 /// (no pipeline stage of their own). A lingering close adds its
@@ -197,7 +198,10 @@ public final class GatewayServer: Service, Sendable {
                         let handler = ProxyHandler(
                             runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil,
                             countedIn: connectionLimits, clientAddress: address)
-                        if let tls = settings.serverTLS { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+                        if let tls = settings.serverTLS {
+                            try sync.addHandler(PlainHTTPOnTLSPortHandler(stats: stats))
+                            try sync.addHandler(NIOSSLServerHandler(context: tls))
+                        }
                         if config.parser == .llhttp {
                             // The fallback: llhttp reads the raw bytes first (docs/CONFIGURATION.md).
                             var limits = NIOHTTPDecoderLimitConfiguration()
