@@ -32,7 +32,9 @@ public struct GatewayApplication: Sendable {
 
     /// Binds every listener: demos first, so the gateway's first request finds them.
     public func start() async throws {
-        for demo in demos { try await demo.start() }
+        for demo in demos {
+            _ = try await ListenerError.naming("demo upstream \(demo.endpoint)") { try await demo.start() }
+        }
         try await gateway.start()
     }
 

@@ -75,6 +75,9 @@ public final class DemoUpstreamServer: Service, Sendable {
 
     public var localAddress: SocketAddress? { channel.withLock { $0?.localAddress } }
 
+    /// `host:port` it listens on, for messages.
+    public var endpoint: String { "\(configuration.host):\(configuration.port)" }
+
     @discardableResult
     public func start() async throws -> SocketAddress {
         let router = DemoRouter(state: state, jwtSecret: configuration.jwtSecret, maxBodyBytes: configuration.maxBodyBytes)

@@ -73,6 +73,11 @@ struct Serve: AsyncParsableCommand {
             logger.error("invalid configuration:\n\(error)")
             throw ExitCode(2)
         }
+        let problems = StartupProblems.check(config)
+        if !problems.isEmpty {
+            logger.error("invalid configuration:\n\(problems.map { "  - \($0)" }.joined(separator: "\n"))")
+            throw ExitCode(2)
+        }
         // One registry for the process: swift-metrics' metrics (libraries included) and
         // the gateway's own both come out of the admin listener's /metrics.
         let registry = PrometheusCollectorRegistry()
@@ -82,7 +87,12 @@ struct Serve: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers == 0 ? System.coreCount : config.workers)
         let application = try GatewayApplication(
             config: config, group: group, logger: logger, source: source, registry: registry, logLevel: levelSwitch)
-        try await application.start()
+        do {
+            try await application.start()
+        } catch {
+            logger.error("cannot start: \(error)")
+            throw ExitCode(1)
+        }
         let serviceGroup = ServiceGroup(
             configuration: .init(services: application.services.map { .init(service: $0) }, logger: logger))
         // Signals: SIGHUP reloads; the first SIGTERM/SIGINT drains (drain_timeout), a
@@ -162,15 +172,22 @@ struct CheckConfig: AsyncParsableCommand {
 
     func run() async throws {
         let path = options.config ?? "gateway.conf"
+        var stderr = StandardError()
+        let config: GatewayConfig
         do {
-            let config = try options.load()
-            let source = FileManager.default.fileExists(atPath: path) ? path : "built-in defaults (\(path) not found)"
-            print("\(source): OK — listen \(config.listen), \(config.effectiveUpstreams.count) upstream(s)")
+            config = try options.load()
         } catch {
-            var stderr = StandardError()
             print("\(path): \(error.errors.count) error(s)\n\(error)", to: &stderr)
             throw ExitCode(1)
         }
+        let source = FileManager.default.fileExists(atPath: path) ? path : "built-in defaults (\(path) not found)"
+        // Then what the file needs from this machine: names that resolve, TLS files that load.
+        let problems = StartupProblems.check(config)
+        if !problems.isEmpty {
+            print("\(source): \(problems.count) error(s)\n\(problems.map { "  - \($0)" }.joined(separator: "\n"))", to: &stderr)
+            throw ExitCode(1)
+        }
+        print("\(source): OK — listen \(config.listen), \(config.effectiveUpstreams.count) upstream(s)")
     }
 }
 

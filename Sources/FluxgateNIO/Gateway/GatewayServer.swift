@@ -147,7 +147,9 @@ public final class GatewayServer: Service, Sendable {
         let scratchByLoop = scratches
         let runtime = self.runtime
         let admin = AdminServer(observability: observability, reload: { [self] in await self.reloadFromSource() }, logger: logger)
-        let adminChannel = try await admin.bind(config.adminListen, group: group)
+        let adminChannel = try await ListenerError.naming("admin_listen \(config.adminListen)") {
+            try await admin.bind(config.adminListen, group: group)
+        }
         let connectionLimits = self.connectionLimits
         let channel: any Channel
         do {
@@ -218,7 +220,7 @@ public final class GatewayServer: Service, Sendable {
                 .get()
         } catch {
             try? await adminChannel.close()
-            throw error
+            throw ListenerError("listen \(config.listen)", error)
         }
         state.withLock {
             $0.channel = channel

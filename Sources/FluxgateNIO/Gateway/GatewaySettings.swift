@@ -59,7 +59,12 @@ final class GatewaySettings: Sendable {
             if let previous, index < previous.upstreams.count, previous.upstreams[index].url == slot.url {
                 return previous.targets[index]
             }
-            return try SocketAddress.makeAddressResolvingHost(slot.url.endpoint.host, port: slot.url.endpoint.port)
+            do {
+                return try SocketAddress.makeAddressResolvingHost(slot.url.endpoint.host, port: slot.url.endpoint.port)
+            } catch {
+                throw ConfigError(
+                    path: "upstream \(slot.url)", message: "host \"\(slot.url.endpoint.host)\" does not resolve: \(StartupProblems.reason(error))")
+            }
         }
         self.authorities = upstreams.map { $0.url.endpoint.description }
         let key = config.rateLimit.perClient.key

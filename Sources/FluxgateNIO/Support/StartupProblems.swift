@@ -1,0 +1,81 @@
+import FluxgateCore
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A listener that could not open, named by what it is — `listen 0.0.0.0:8080:
+/// address already in use (errno 98)` — instead of NIO's `bind(descriptor:ptr:bytes:):
+/// Address already in use) (errno: 98)`, which does not say which of the gateway's
+/// listeners (data, admin, embedded demo) it was.
+public struct ListenerError: Error, CustomStringConvertible {
+    public let what: String
+    public let underlying: any Error
+
+    public init(_ what: String, _ underlying: any Error) {
+        self.what = what
+        self.underlying = underlying
+    }
+
+    public var description: String { "\(what): \(StartupProblems.reason(underlying))" }
+
+    /// Runs `open`, naming `what` in the error it throws.
+    public static func naming<T>(_ what: String, _ open: () async throws -> T) async throws -> T {
+        do {
+            return try await open()
+        } catch {
+            throw ListenerError(what, error)
+        }
+    }
+}
+
+/// What a configuration needs from the machine beyond its own text — upstream host
+/// names that resolve, TLS files that load — checked without starting anything, as
+/// `nginx -t` resolves its upstreams and loads its certificates: `fluxgate check-config`
+/// reports these with the file's own errors, and the gateway checks them before it
+/// opens a listener, so a bad name is a clear refusal naming its key rather than a
+/// resolver error from deep in the start.
+public enum StartupProblems {
+    public static func check(_ config: GatewayConfig) -> [ConfigError] {
+        var problems: [ConfigError] = []
+        let configured = !config.upstreams.isEmpty
+        for (index, upstream) in config.effectiveUpstreams.enumerated() {
+            let endpoint = upstream.url.endpoint
+            do {
+                _ = try SocketAddress.makeAddressResolvingHost(endpoint.host, port: endpoint.port)
+            } catch {
+                problems.append(
+                    ConfigError(
+                        path: configured ? "upstreams[\(index)].url" : "demo",
+                        message: "host \"\(endpoint.host)\" does not resolve: \(reason(error))"))
+            }
+        }
+        do {
+            _ = try TLSContexts.server(config.tls)
+        } catch {
+            problems.append(ConfigError(path: "", message: error.description))  // names its key
+        }
+        if config.effectiveUpstreams.contains(where: { $0.url.tls }) {
+            do {
+                _ = try TLSContexts.upstream(config.upstreamTLS)
+            } catch {
+                problems.append(ConfigError(path: "", message: error.description))
+            }
+        }
+        return problems
+    }
+
+    /// An error in words: the system's text for an errno (lowercased, as in a sentence), else the error's own.
+    static func reason(_ error: any Error) -> String {
+        if let io = error as? IOError {
+            return "\(String(cString: strerror(io.errnoCode)).lowercased()) (errno \(io.errnoCode))"
+        }
+        if let unknown = error as? SocketAddressError.UnknownHost {
+            return unknown.errorDescription.lowercased()
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,42 @@
+import FluxgateCore
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import FluxgateNIO
+
+/// What `check-config` and the start report beyond the file's own text: names that do
+/// not resolve, TLS files that do not load, listeners that cannot open — each naming
+/// its key, not a library's error.
+struct StartupProblemsTests {
+    @Test func unresolvableUpstreamsAndUnloadableTLSAreNamedByTheirKeys() throws {
+        var config = try ConfigLoader.load(
+            yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}, {url: \"http://no-such-host.invalid:80\"}]")
+        config.tls.certificate = "/etc/hostname"
+        config.tls.key = "/etc/hostname"
+        let problems = StartupProblems.check(config)
+        #expect(problems.count == 2, "\(problems)")
+        #expect(problems.first?.path == "upstreams[1].url")
+        #expect(problems.first?.message.hasPrefix("host \"no-such-host.invalid\" does not resolve: ") == true)
+        #expect(problems.last?.description.hasPrefix("tls: cannot load /etc/hostname") == true, "\(problems)")
+        config.upstreams.removeLast()
+        config.tls = TLSConfig()
+        #expect(StartupProblems.check(config).isEmpty)
+    }
+
+    @Test func aListenerThatCannotOpenIsNamed() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let taken = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let port = taken.localAddress!.port!
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { $0.listen = SocketEndpoint(host: "127.0.0.1", port: port) }
+        let gateway = try GatewayServer(config: config, group: group, logger: .init(label: "test"))
+        do {
+            _ = try await gateway.start()
+            Issue.record("the gateway started on a port in use")
+        } catch {
+            #expect("\(error)" == "listen 127.0.0.1:\(port): address already in use (errno 98)")
+        }
+        try await taken.close()
+        try await group.shutdownGracefully()
+    }
+}
