@@ -361,3 +361,77 @@ struct StandingQueueTests {
         }
     }
 }
+
+/// The order of the checks, dry runs, and the tokens a refused request gives back.
+struct AdmissionChecksTests {
+    func config(global: (rate: Double, burst: Int)?, perClient: (rate: Double, burst: Int)?) throws -> GatewayConfig {
+        var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
+        config.rateLimit.global.enabled = global != nil
+        if let global {
+            config.rateLimit.global.rate = global.rate
+            config.rateLimit.global.burst = global.burst
+        }
+        config.rateLimit.perClient.enabled = perClient != nil
+        if let perClient {
+            config.rateLimit.perClient.rate = perClient.rate
+            config.rateLimit.perClient.burst = perClient.burst
+        }
+        return config
+    }
+
+    func outcome(_ checks: inout AdmissionChecks, _ client: String, atSecond second: Int64 = 0) -> String {
+        switch checks.arrive(clientKey: client, priority: .normal, now: ms(second * 1000), jitter: 0).decision {
+        case .admitted: "admitted"
+        case .queued: "queued"
+        case .rejected(let rejection): rejection.reason.rawValue
+        }
+    }
+
+    /// Per-client burst 2 (refilling only every 1 000 s), global burst 3 at 1/s. At
+    /// capacity 0 the utilization rule refuses every request and neither bucket runs
+    /// dry; then the global bucket refuses one of c's, and c's own token comes back:
+    /// c still gets two requests through.
+    @Test func aRefusedRequestCostsNoTokens() throws {
+        var checks = AdmissionChecks(config: try config(global: (1, 3), perClient: (0.001, 2)), capacity: 0, now: .zero)
+        for _ in 0..<10 { #expect(outcome(&checks, "a") == "no_healthy_upstream") }
+        _ = checks.controller.setCapacity(100)
+        #expect(outcome(&checks, "a") == "admitted")
+        #expect(outcome(&checks, "a") == "admitted")
+        #expect(outcome(&checks, "a") == "client_rate_limited")
+        #expect(outcome(&checks, "b") == "admitted")  // the global bucket's third token
+        #expect(outcome(&checks, "c") == "rate_limited")
+        #expect(outcome(&checks, "c", atSecond: 1) == "admitted")
+        #expect(outcome(&checks, "c", atSecond: 2) == "admitted")
+        #expect(outcome(&checks, "c", atSecond: 3) == "client_rate_limited")
+    }
+
+    /// A shed for capacity (`overloaded`) gives its tokens back too, and counts as the
+    /// cluster's demand signal.
+    @Test func aShedForCapacityGivesBackItsTokens() throws {
+        var config = try config(global: (0.001, 2), perClient: nil)
+        config.admission.targetUtilization = 1
+        var checks = AdmissionChecks(config: config, capacity: 1, now: .zero)
+        #expect(outcome(&checks, "a") == "admitted")  // the one slot, the first token
+        for _ in 0..<5 { #expect(outcome(&checks, "a") == "overloaded") }
+        #expect(checks.refusedForCapacity == 5)
+        _ = checks.controller.release(serviceTime: nil)
+        #expect(outcome(&checks, "a") == "admitted")  // the second token was never spent on a shed
+        _ = checks.controller.release(serviceTime: nil)
+        #expect(outcome(&checks, "a") == "rate_limited")
+    }
+
+    /// A limiter in dry run lets the request through and names the first check that would have refused it.
+    @Test func dryRunNamesTheFirstWouldBeShed() throws {
+        var config = try config(global: (0.001, 1), perClient: (0.001, 1))
+        config.rateLimit.perClient.dryRun = true
+        config.rateLimit.global.dryRun = true
+        var checks = AdmissionChecks(config: config, capacity: 100, now: .zero)
+        #expect(checks.arrive(clientKey: "a", priority: .normal, now: .zero, jitter: 0).wouldShed == nil)
+        let second = checks.arrive(clientKey: "a", priority: .normal, now: .zero, jitter: 0)
+        #expect(second.decision == .admitted)
+        #expect(second.wouldShed == .clientRateLimited)
+        let other = checks.arrive(clientKey: "b", priority: .normal, now: .zero, jitter: 0)
+        #expect(other.decision == .admitted)
+        #expect(other.wouldShed == .rateLimited)
+    }
+}

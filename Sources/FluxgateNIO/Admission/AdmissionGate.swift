@@ -5,24 +5,14 @@ import Synchronization
 
 /// The shell around the admission decisions, shared by every event loop.
 ///
-/// One short critical section per request on the way in (client bucket, global
-/// bucket, ``AdmissionController``) and one on the way out (release, which may admit
-/// waiters). Waiters are resumed on their own event loop. The decision types know no
-/// HTTP; this type knows no HTTP either — ``ProxyHandler`` turns rejections into
-/// 429/503 answers.
+/// One short critical section per request on the way in (``AdmissionChecks``: client
+/// bucket, global bucket, ``AdmissionController``, in that order, decided in
+/// FluxgateCore) and one on the way out (release, which may admit waiters). This type
+/// only locks, parks queued requests and resumes them on their own event loop. It knows
+/// no HTTP either — ``ProxyHandler`` turns rejections into 429/503 answers.
 final class AdmissionGate: Sendable {
-    /// A refusal with what the client needs to come back at the right time.
-    struct Rejection: Sendable, Equatable {
-        var reason: ShedReason
-        var retryAfterSeconds: Int
-        /// For 429: the per-client policy, for `RateLimit-Policy` / `RateLimit`.
-        var policy: RateLimitPolicy?
-    }
-
-    struct RateLimitPolicy: Sendable, Equatable {
-        var quota: Int
-        var windowSeconds: Int
-    }
+    typealias Rejection = AdmissionChecks.Rejection
+    typealias RateLimitPolicy = AdmissionChecks.RateLimitPolicy
 
     enum Verdict: Sendable {
         case admitted
@@ -41,82 +31,15 @@ final class AdmissionGate: Sendable {
         var resume: @Sendable (Resumption) -> Void
     }
 
-    /// The global bucket: this process's own, or in cluster mode the local stock of the
-    /// one kept in Redis.
-    private enum GlobalLimit {
-        case local(TokenBucket)
-        case shared(SharedTokenBucket)
-    }
-
+    /// The decisions (``AdmissionChecks``, pure, in FluxgateCore) and the requests
+    /// parked in the controller's queue, by their queue id.
     private struct State {
-        var controller: AdmissionController
-        var global: GlobalLimit?
-        var clusterMode: Bool
-        var fallbackReplicas: Int
-        /// Refused by the utilization rule since the cluster agent last asked (its demand signal).
-        var refusedForCapacity = 0
-        var perClient: KeyedLimiter<String>?
+        var checks: AdmissionChecks
         var waiters: [Int: Waiter] = [:]
-        var nextID = 0
-        /// The rate-limit settings the buckets were built from, and the dry-run switches.
-        var settings: RateLimitConfig
-        var admissionDryRun: Bool
-        var perClientPolicy: RateLimitPolicy
-        /// `Retry-After` base for `no_healthy_upstream`: when an upstream can be back at the earliest.
-        var recoveryEstimate: Duration
-
-        init(config: GatewayConfig, capacity: Int, now: MonotonicTime) {
-            controller = AdmissionController(capacity: capacity, settings: config.admission.controllerSettings)
-            settings = config.rateLimit
-            admissionDryRun = config.admission.dryRun
-            perClientPolicy = RateLimitPolicy(perClient: config.rateLimit.perClient)
-            recoveryEstimate = config.healthCheck.recoveryEstimate
-            clusterMode = config.cluster.enabled
-            fallbackReplicas = config.cluster.fallbackReplicas
-            rebuildBuckets(previous: nil, now: now)
-        }
 
         /// The waiters a controller change admitted and shed, taken out of the table.
         mutating func take(_ change: (admitted: [Int], rejected: [Int])) -> (admitted: [Waiter], rejected: [Waiter]) {
             (change.admitted.compactMap { waiters.removeValue(forKey: $0) }, change.rejected.compactMap { waiters.removeValue(forKey: $0) })
-        }
-
-        /// Gives back the global token taken for a request a later check refused.
-        mutating func refundGlobalToken() {
-            switch global {
-            case .local(var bucket)?:
-                bucket.refund()
-                global = .local(bucket)
-            case .shared(var bucket)?:
-                bucket.refund()
-                global = .shared(bucket)
-            case nil:
-                break
-            }
-        }
-
-        /// New buckets for limits that changed (or appeared); unchanged ones keep their tokens.
-        mutating func rebuildBuckets(previous: RateLimitConfig?, now: MonotonicTime) {
-            let global = settings.global
-            if previous.map({ $0.global != global }) ?? true {
-                if !global.enabled {
-                    self.global = nil
-                } else if clusterMode {
-                    self.global = .shared(
-                        SharedTokenBucket(
-                            rate: global.rate, burst: global.burst, batchFraction: global.batch, onStoreFailure: global.onStoreFailure,
-                            replicas: fallbackReplicas))
-                } else {
-                    self.global = .local(TokenBucket(rate: global.rate, burst: global.burst, now: now))
-                }
-            }
-            let client = settings.perClient
-            if previous.map({
-                $0.perClient.enabled != client.enabled || $0.perClient.rate != client.rate || $0.perClient.burst != client.burst
-                    || $0.perClient.maxClients != client.maxClients || $0.perClient.key != client.key
-            }) ?? true {
-                perClient = client.enabled ? KeyedLimiter(rate: client.rate, burst: client.burst, capacity: client.maxClients) : nil
-            }
         }
     }
 
@@ -131,7 +54,7 @@ final class AdmissionGate: Sendable {
 
     init(config: GatewayConfig, capacity: Int, now: MonotonicTime, logger: Logger) {
         self.logger = logger
-        self.state = Mutex(State(config: config, capacity: capacity, now: now))
+        self.state = Mutex(State(checks: AdmissionChecks(config: config, capacity: capacity, now: now)))
     }
 
     /// A reload: new limits and switches. Slots held and waiters stay; buckets whose
@@ -139,93 +62,33 @@ final class AdmissionGate: Sendable {
     /// resumed, those beyond a smaller queue are shed as `overloaded`.
     func reconfigure(config: GatewayConfig, now: MonotonicTime, jitter: Double = Double.random(in: 0..<1)) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
-            let previous = state.settings
-            state.settings = config.rateLimit
-            state.admissionDryRun = config.admission.dryRun
-            state.perClientPolicy = RateLimitPolicy(perClient: config.rateLimit.perClient)
-            state.recoveryEstimate = config.healthCheck.recoveryEstimate
-            state.rebuildBuckets(previous: previous, now: now)
-            let (admitted, rejected) = state.take(state.controller.update(settings: config.admission.controllerSettings))
-            return (admitted, rejected, RetryAfter.seconds(state.controller.drainEstimate, jitter: jitter))
+            let (admitted, rejected) = state.take(state.checks.reconfigure(config: config, now: now))
+            return (admitted, rejected, RetryAfter.seconds(state.checks.controller.drainEstimate, jitter: jitter))
         }
         resume(admitted: admitted, rejected: rejected, Rejection(reason: .overloaded, retryAfterSeconds: retry))
     }
 
     /// `Retry-After` base for `no_healthy_upstream`.
-    var recoveryEstimate: Duration { state.withLock { $0.recoveryEstimate } }
+    var recoveryEstimate: Duration { state.withLock { $0.checks.recoveryEstimate } }
 
-    /// Checks the per-client bucket, the global bucket and the utilization rule, in that order.
+    /// The checks in their order (``AdmissionChecks/arrive(clientKey:priority:now:jitter:)``).
     /// `waiter` is called only when the request is queued: the common paths (admit,
     /// reject) build no callback.
     func admit(
         clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double,
         waiter makeWaiter: () -> (loop: any EventLoop, resume: @Sendable (Resumption) -> Void)
     ) -> Verdict {
-        var wouldShed: ShedReason? = nil
-        var fetchTokens = false
-        let verdict: Verdict = state.withLock { state in
-            // Tokens taken here are given back when a later check refuses the request
-            // (`refundTokens`): a refused request costs no rate, as with nginx's
-            // `limit_req` zones, and a shed for capacity does not eat the global rate.
-            var tookClientToken = false
-            switch state.perClient?.take(clientKey, now: now) {
-            case .denied(let wait)?:
-                let rejection = Rejection(
-                    reason: .clientRateLimited, retryAfterSeconds: RetryAfter.seconds(wait), policy: state.perClientPolicy)
-                if !state.settings.perClient.dryRun { return .rejected(rejection) }
-                wouldShed = .clientRateLimited
-            case .allowed?: tookClientToken = true
-            case nil: break
-            }
-            var globalDecision: TokenBucket.Decision? = nil
-            switch state.global {
-            case .local(var bucket)?:
-                globalDecision = bucket.take(now: now)
-                state.global = .local(bucket)
-            case .shared(var bucket)?:
-                (globalDecision, fetchTokens) = bucket.take(now: now)
-                state.global = .shared(bucket)
-            case nil:
-                break
-            }
-            var tookGlobalToken = false
-            switch globalDecision {
-            case .denied(let wait)?:
-                if !state.settings.global.dryRun {
-                    if tookClientToken { state.perClient?.refund(clientKey) }
-                    return .rejected(Rejection(reason: .rateLimited, retryAfterSeconds: RetryAfter.seconds(wait)))
-                }
-                wouldShed = wouldShed ?? .rateLimited
-            case .allowed?: tookGlobalToken = true
-            case nil: break
-            }
-            let id = state.nextID
-            state.nextID &+= 1
-            switch state.controller.arrive(id: id, priority: priority, now: now) {
-            case .admit:
-                return .admitted
-            case .enqueue(let deadline):
-                if state.admissionDryRun {
-                    // Dry run delays nothing either: take the request out of the queue again.
-                    _ = state.controller.cancel(id: id)
-                    state.controller.forceAdmit()
-                    wouldShed = wouldShed ?? .overloaded
-                    return .admitted
-                }
+        let (verdict, wouldShed, fetchTokens): (Verdict, ShedReason?, Bool) = state.withLock { state in
+            let outcome = state.checks.arrive(clientKey: clientKey, priority: priority, now: now, jitter: jitter)
+            switch outcome.decision {
+            case .admitted:
+                return (.admitted, outcome.wouldShed, outcome.fetchTokens)
+            case .queued(let id, let deadline):
                 let (loop, resume) = makeWaiter()
                 state.waiters[id] = Waiter(loop: loop, resume: resume)
-                return .queued(id: id, deadline: deadline)
-            case .reject(let reason):
-                if state.admissionDryRun && reason != .noHealthyUpstream {
-                    state.controller.forceAdmit()
-                    wouldShed = wouldShed ?? reason
-                    return .admitted
-                }
-                if reason == .overloaded { state.refusedForCapacity += 1 }
-                if tookClientToken { state.perClient?.refund(clientKey) }
-                if tookGlobalToken { state.refundGlobalToken() }
-                let wait = reason == .noHealthyUpstream ? state.recoveryEstimate : state.controller.drainEstimate
-                return .rejected(Rejection(reason: reason, retryAfterSeconds: RetryAfter.seconds(wait, jitter: jitter)))
+                return (.queued(id: id, deadline: deadline), outcome.wouldShed, outcome.fetchTokens)
+            case .rejected(let rejection):
+                return (.rejected(rejection), outcome.wouldShed, outcome.fetchTokens)
             }
         }
         if let wouldShed { noteDryRun(wouldShed, now: now) }
@@ -245,9 +108,9 @@ final class AdmissionGate: Sendable {
     /// capacity since the last call), `S` as this replica sees it, and running.
     func takeClusterDemand() -> (demand: Int, fullSlots: Int, inFlight: Int) {
         state.withLock { state in
-            let c = state.controller
-            let demand = c.inFlight + c.queued + state.refusedForCapacity
-            state.refusedForCapacity = 0
+            let c = state.checks.controller
+            let demand = c.inFlight + c.queued + state.checks.refusedForCapacity
+            state.checks.refusedForCapacity = 0
             return (demand, c.fullSlots, c.inFlight)
         }
     }
@@ -255,8 +118,8 @@ final class AdmissionGate: Sendable {
     /// This replica's share of `S` changed (a lease, or the fallback when Redis is gone).
     func setShare(_ share: LeasePlanner.Share?, jitter: Double = Double.random(in: 0..<1)) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
-            let (admitted, rejected) = state.take(state.controller.setShare(share))
-            return (admitted, rejected, RetryAfter.seconds(state.controller.drainEstimate, jitter: jitter))
+            let (admitted, rejected) = state.take(state.checks.controller.setShare(share))
+            return (admitted, rejected, RetryAfter.seconds(state.checks.controller.drainEstimate, jitter: jitter))
         }
         resume(admitted: admitted, rejected: rejected, Rejection(reason: .overloaded, retryAfterSeconds: retry))
     }
@@ -264,18 +127,18 @@ final class AdmissionGate: Sendable {
     /// A batch from the shared bucket arrived.
     func tokensFetched(granted: Int, wait: Duration, replicas: Int, now: MonotonicTime) {
         state.withLock { state in
-            guard case .shared(var bucket)? = state.global else { return }
+            guard case .shared(var bucket)? = state.checks.global else { return }
             bucket.fetched(granted: granted, wait: wait, replicas: replicas, now: now)
-            state.global = .shared(bucket)
+            state.checks.global = .shared(bucket)
         }
     }
 
     /// A batch could not be fetched: the shared bucket falls back (`on_store_failure`).
     func tokenFetchFailed(replicas: Int, now: MonotonicTime) {
         state.withLock { state in
-            guard case .shared(var bucket)? = state.global else { return }
+            guard case .shared(var bucket)? = state.checks.global else { return }
             bucket.fetchFailed(replicas: replicas, now: now)
-            state.global = .shared(bucket)
+            state.checks.global = .shared(bucket)
         }
     }
 
@@ -283,7 +146,7 @@ final class AdmissionGate: Sendable {
     /// `/stats` and metrics; nil outside cluster mode or without a global limit.
     var sharedGlobal: SharedTokenBucket? {
         state.withLock { state in
-            guard case .shared(let bucket)? = state.global else { return nil }
+            guard case .shared(let bucket)? = state.checks.global else { return nil }
             return bucket
         }
     }
@@ -291,7 +154,7 @@ final class AdmissionGate: Sendable {
     /// An admitted request finished; frees its slot and resumes waiters it admits.
     func release(serviceTime: Duration?, now: MonotonicTime) {
         let resumed: [Waiter] = state.withLock { state in
-            state.controller.release(serviceTime: serviceTime, now: now).compactMap { state.waiters.removeValue(forKey: $0) }
+            state.checks.controller.release(serviceTime: serviceTime, now: now).compactMap { state.waiters.removeValue(forKey: $0) }
         }
         for waiter in resumed { waiter.loop.execute { waiter.resume(.admitted) } }
     }
@@ -299,8 +162,8 @@ final class AdmissionGate: Sendable {
     /// Answers every waiter whose deadline passed with `queue_timeout`.
     func expire(now: MonotonicTime, jitter: Double) {
         let (expired, retry): ([Waiter], Int) = state.withLock { state in
-            let ids = state.controller.expire(now: now)
-            return (ids.compactMap { state.waiters.removeValue(forKey: $0) }, RetryAfter.seconds(state.controller.drainEstimate, jitter: jitter))
+            let ids = state.checks.controller.expire(now: now)
+            return (ids.compactMap { state.waiters.removeValue(forKey: $0) }, RetryAfter.seconds(state.checks.controller.drainEstimate, jitter: jitter))
         }
         let rejection = Rejection(reason: .queueTimeout, retryAfterSeconds: retry)
         for waiter in expired {
@@ -313,8 +176,8 @@ final class AdmissionGate: Sendable {
     /// new queue bound are shed as `overloaded`, lowest class and newest first.
     func setCapacity(_ capacity: Int, jitter: Double) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
-            let (admitted, rejected) = state.take(state.controller.setCapacity(capacity))
-            let wait = state.controller.capacity > 0 ? state.controller.drainEstimate : state.recoveryEstimate
+            let (admitted, rejected) = state.take(state.checks.controller.setCapacity(capacity))
+            let wait = state.checks.controller.capacity > 0 ? state.checks.controller.drainEstimate : state.checks.recoveryEstimate
             return (admitted, rejected, RetryAfter.seconds(wait, jitter: jitter))
         }
         resume(
@@ -330,7 +193,7 @@ final class AdmissionGate: Sendable {
     /// A queued request's client went away.
     func cancel(id: Int) {
         state.withLock { state in
-            if state.controller.cancel(id: id) { state.waiters.removeValue(forKey: id) }
+            if state.checks.controller.cancel(id: id) { state.waiters.removeValue(forKey: id) }
         }
     }
 
@@ -353,7 +216,7 @@ final class AdmissionGate: Sendable {
     /// The snapshot as of `now` (whether the queue still stands depends on the time).
     func snapshot(at now: MonotonicTime) -> Snapshot {
         state.withLock { state in
-            let c = state.controller
+            let c = state.checks.controller
             return Snapshot(
                 capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, queueLimit: c.queueLimit, inFlight: c.inFlight,
                 queued: c.queued, utilization: c.utilization, standing: c.isStanding(at: now))
@@ -382,10 +245,4 @@ final class DryRunCounters: Sendable {
     /// By reason, in `ShedReason.allCases` order.
     var counts: [Int] { values.map { $0.value.load(ordering: .relaxed) } }
     var total: Int { counts.reduce(0, +) }
-}
-
-extension AdmissionGate.RateLimitPolicy {
-    init(perClient: RateLimitConfig.PerClientLimit) {
-        self.init(quota: perClient.burst, windowSeconds: max(1, Int((Double(perClient.burst) / perClient.rate).rounded(.up))))
-    }
 }
