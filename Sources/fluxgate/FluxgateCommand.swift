@@ -170,6 +170,9 @@ struct CheckConfig: AsyncParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
+    @Flag(name: .long, help: "Do not resolve the upstreams' host names (a file for another network, such as a Kubernetes ConfigMap).")
+    var noResolve = false
+
     func run() async throws {
         let path = options.config ?? "gateway.conf"
         var stderr = StandardError()
@@ -182,7 +185,7 @@ struct CheckConfig: AsyncParsableCommand {
         }
         let source = FileManager.default.fileExists(atPath: path) ? path : "built-in defaults (\(path) not found)"
         // Then what the file needs from this machine: names that resolve, TLS files that load.
-        let problems = StartupProblems.check(config)
+        let problems = StartupProblems.check(config, resolve: !noResolve)
         if !problems.isEmpty {
             print("\(source): \(problems.count) error(s)\n\(problems.map { "  - \($0)" }.joined(separator: "\n"))", to: &stderr)
             throw ExitCode(1)

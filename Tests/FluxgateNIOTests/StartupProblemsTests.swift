@@ -19,6 +19,8 @@ struct StartupProblemsTests {
         #expect(problems.first?.path == "upstreams[1].url")
         #expect(problems.first?.message.hasPrefix("host \"no-such-host.invalid\" does not resolve: ") == true)
         #expect(problems.last?.description.hasPrefix("tls: cannot load /etc/hostname") == true, "\(problems)")
+        // --no-resolve (a file for another network): only the TLS problem is left.
+        #expect(StartupProblems.check(config, resolve: false).map(\.path) == [""])
         config.upstreams.removeLast()
         config.tls = TLSConfig()
         #expect(StartupProblems.check(config).isEmpty)

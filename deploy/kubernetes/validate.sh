@@ -40,4 +40,5 @@ assert sleep + drain < pod["terminationGracePeriodSeconds"], (sleep, drain, pod[
 print("kustomization, adapter rule, probes and drain timing: OK")
 PY
 conf="${TMPDIR:-/tmp}/fluxgate-k8s-gateway.conf"
-if [ -n "$bin" ]; then "$bin" check-config --config "$conf"; else (cd ../.. && swift run -q fluxgate check-config --config "$conf"); fi
+# --no-resolve: the upstream and Redis names are the cluster's Services, which resolve only inside it.
+if [ -n "$bin" ]; then "$bin" check-config --no-resolve --config "$conf"; else (cd ../.. && swift run -q fluxgate check-config --no-resolve --config "$conf"); fi

@@ -39,10 +39,12 @@ public struct ListenerError: Error, CustomStringConvertible {
 /// opens a listener, so a bad name is a clear refusal naming its key rather than a
 /// resolver error from deep in the start.
 public enum StartupProblems {
-    public static func check(_ config: GatewayConfig) -> [ConfigError] {
+    /// - Parameter resolve: resolve the upstreams' names (false for a file meant for
+    ///   another network, such as a Kubernetes ConfigMap checked in CI).
+    public static func check(_ config: GatewayConfig, resolve: Bool = true) -> [ConfigError] {
         var problems: [ConfigError] = []
         let configured = !config.upstreams.isEmpty
-        for (index, upstream) in config.effectiveUpstreams.enumerated() {
+        for (index, upstream) in config.effectiveUpstreams.enumerated() where resolve {
             let endpoint = upstream.url.endpoint
             do {
                 _ = try SocketAddress.makeAddressResolvingHost(endpoint.host, port: endpoint.port)
