@@ -70,8 +70,8 @@ struct HandlerTests {
         let channel = try timeoutChannel(header: .seconds(10), idle: .seconds(60))
         try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"))
         _ = try channel.readInbound(as: ByteBuffer.self)
-        let (handler, context) = try timeoutHandler(channel)
-        handler.requestHeadReceived(context: context)
+        let (handler, _) = try timeoutHandler(channel)
+        handler.requestHeadReceived()
         // Serving takes longer than both timeouts: neither applies while busy.
         channel.embeddedEventLoop.advanceTime(by: .seconds(120))
         #expect(channel.isActive)
@@ -85,8 +85,8 @@ struct HandlerTests {
 
     @Test func bytesAfterIdleStartTheHeaderClock() throws {
         let channel = try timeoutChannel(header: .seconds(5), idle: .seconds(60))
-        let (handler, context) = try timeoutHandler(channel)
-        handler.requestHeadReceived(context: context)
+        let (handler, _) = try timeoutHandler(channel)
+        handler.requestHeadReceived()
         handler.responseCompleted(now: MonotonicTime(channel.embeddedEventLoop.now))
         channel.embeddedEventLoop.advanceTime(by: .seconds(30))
         try channel.writeInbound(ByteBuffer(string: "GET / HT"))
@@ -225,8 +225,7 @@ struct LoopTimersTests {
         let loop = EmbeddedEventLoop()
         let timers = LoopTimers(eventLoop: loop)
         let (channel, handler) = try handler(loop, timers, idle: .seconds(4))  // stride 4 s: entry at 4 s
-        let context = try channel.pipeline.syncOperations.context(handler: handler)
-        handler.requestHeadReceived(context: context)
+        handler.requestHeadReceived()
         loop.advanceTime(by: .seconds(1))
         handler.responseCompleted(now: MonotonicTime(loop.now))  // idle until 5 s
         #expect(timers.pending == 1)

@@ -159,7 +159,7 @@ private final class AdminHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-            timeouts.requestHeadReceived(context: context)
+            timeouts.requestHeadReceived()
         case .body: break  // no endpoint takes a body
         case .end:
             guard let head else { return }

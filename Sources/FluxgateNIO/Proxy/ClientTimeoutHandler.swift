@@ -60,9 +60,8 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
         context.fireChannelRead(data)
     }
 
-    /// A complete request head was decoded. `context` may be any handler's context
-    /// in this pipeline; only its event loop and channel are used.
-    func requestHeadReceived(context: ChannelHandlerContext) {
+    /// A complete request head was decoded (told by a handler behind this one).
+    func requestHeadReceived() {
         guard let own = self.context else { return }
         run(machine.requestHeadReceived(), context: own)
     }
