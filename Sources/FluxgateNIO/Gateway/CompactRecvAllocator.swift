@@ -11,26 +11,51 @@ import NIOCore
 /// in heaptrack (docs/results/idle-memory-2026-12-01b/heaptrack-per-connection.txt).
 /// The limits are constants here, so the value fits inline and no box is made.
 /// `CompactRecvAllocatorTests` checks it against NIO's allocator read by read.
-struct CompactRecvAllocator: RecvByteBufferAllocator {
+///
+/// **With a loop's `LoopScratch`** (the gateway's client and upstream connections) the
+/// buffers come from the loop and go back to it instead of staying with the channel.
+/// NIO's channel keeps the receive buffers it reads into for reuse and never shrinks
+/// them: one 200 KB upload (and its echo) left **155 KiB** of buffers on each idle
+/// keep-alive connection (measured with the live-heap counter: 500 such connections
+/// would hold 78 MB, 10 000 of them 1.5 GB — a client could park memory on the gateway
+/// that way). So `nextBufferSize()` answers nil and `record` says the next read may
+/// be larger, which makes NIO ask ``buffer(allocator:)`` for every read instead of
+/// reusing its own (with `maxMessagesPerRead` 1 it then keeps none but the first, a
+/// `initial`-byte buffer, as before); the connection gives the buffer back to the
+/// loop once its bytes are handled (``LoopScratch/keepReceiveBuffer(_:)``), and the
+/// loop's next read on any connection reuses it. An idle connection holds no buffer
+/// that grew, and steady traffic allocates none.
+struct CompactRecvAllocator: RecvByteBufferAllocator, @unchecked Sendable {
+    // @unchecked: `scratch` is the loop's own, and NIO calls a channel's allocator on
+    // that channel's loop only.
     static let minimum: UInt32 = 64
     static let maximum: UInt32 = 65_536
 
     private var next: UInt32
     private var decreaseNow = false
+    private let scratch: LoopScratch?
 
-    /// `initial`: a power of two between the limits.
-    init(initial: Int) {
+    /// `initial`: a power of two between the limits. `scratch`: the channel's loop's
+    /// (buffers lent per read, above); nil: NIO keeps and reuses the channel's buffer.
+    init(initial: Int, scratch: LoopScratch? = nil) {
         precondition(initial.nonzeroBitCount == 1 && initial >= Int(Self.minimum) && initial <= Int(Self.maximum))
         next = UInt32(initial)
+        self.scratch = scratch
     }
 
     func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {
-        allocator.buffer(capacity: Int(next))
+        scratch?.takeReceiveBuffer(capacity: Int(next), allocator: allocator) ?? allocator.buffer(capacity: Int(next))
     }
 
-    func nextBufferSize() -> Int? { Int(next) }
+    func nextBufferSize() -> Int? { scratch == nil ? Int(next) : nil }
 
     mutating func record(actualReadBytes: Int) -> Bool {
+        let mayGrow = adapt(actualReadBytes: actualReadBytes)
+        return scratch != nil || mayGrow
+    }
+
+    /// NIO's adaptive policy; true when the next buffer is larger.
+    private mutating func adapt(actualReadBytes: Int) -> Bool {
         let half = next >> 1
         if actualReadBytes <= Int(half) && half >= Self.minimum {
             if decreaseNow {

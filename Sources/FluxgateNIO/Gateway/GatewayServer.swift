@@ -124,13 +124,13 @@ public final class GatewayServer: Service, Sendable {
         for loop in loops {
             let runtime = self.runtime
             let (pool, loopStats, rotation, scratch) = try await loop.submit {
+                let scratch = NIOLoopBound(LoopScratch(eventLoop: loop), eventLoop: loop)
                 let pool = NIOLoopBound(
                     UpstreamPool(
                         eventLoop: loop, targets: settings.targets, tls: settings.upstreamTLS, config: config, live: runtime.live,
-                        maxConnections: perLoop),
+                        maxConnections: perLoop, scratch: scratch.value),
                     eventLoop: loop)
                 let stats = NIOLoopBound(LoopStats(), eventLoop: loop)
-                let scratch = NIOLoopBound(LoopScratch(eventLoop: loop), eventLoop: loop)
                 let rotation = loop.scheduleRepeatedTask(initialDelay: LoopStats.window, delay: LoopStats.window) { _ in
                     stats.value.rotate()
                 }
@@ -164,16 +164,15 @@ public final class GatewayServer: Service, Sendable {
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
-                // NIO keeps the last receive buffer of every channel for reuse, idle ones
-                // too, with no way to drop it: starting at 512 bytes instead of NIO's 2 048
-                // saved 1.4 KiB per idle client connection (docs/PERFORMANCE-HISTORY.md),
-                // 256 another 256 bytes for heads up to 256 bytes (curl, wrk, hey and k6
-                // send 40-150). A read that fills the buffer is followed at once by one
-                // into a buffer twice the size, and NIO then keeps both (the first is
-                // still ours): a 257-512-byte head holds 768 bytes where it held 512, a
-                // 513-768-byte one 768 where it held 1 536. Up to 64 KiB for more. NIO's
-                // adaptive policy, in a value small enough to need no box per channel.
-                .childChannelOption(.recvAllocator, value: CompactRecvAllocator(initial: 256))
+                // NIO keeps the receive buffers a channel read into and never shrinks
+                // them; the gateway's channels borrow theirs from the loop per read and
+                // give them back (CompactRecvAllocator with the loop's scratch, set below),
+                // so NIO keeps only the first, `initial` bytes: 256 covers the heads curl,
+                // wrk, hey and k6 send (40-150 bytes) in one read (starting at 512 instead
+                // of NIO's 2 048 saved 1.4 KiB per idle connection, 256 another 256:
+                // docs/PERFORMANCE-HISTORY.md). One read per wake-up: with more, NIO
+                // keeps a buffer per read of the cycle.
+                .childChannelOption(.maxMessagesPerRead, value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value,
@@ -182,6 +181,7 @@ public final class GatewayServer: Service, Sendable {
                         else {
                             throw ChannelError.ioOnClosedChannel
                         }
+                        try channel.syncOptions?.setOption(.recvAllocator, value: CompactRecvAllocator(initial: 256, scratch: scratch))
                         // Timeouts and TLS as of now: a reload reaches connections accepted after it.
                         let settings = runtime.settings
                         let config = settings.config
@@ -252,6 +252,19 @@ public final class GatewayServer: Service, Sendable {
         try? await gracefulShutdown()
         await drain()
         try await stop()
+    }
+
+    /// Receive buffers the loops lent to reads so far, and those they keep now (tests).
+    public func receiveBuffers() async throws -> (lent: Int, kept: Int) {
+        let scratches = state.withLock { $0.scratches }
+        var lent = 0
+        var kept = 0
+        for scratch in scratches {
+            let counts = try await scratch.eventLoop.submit { (scratch.value.receiveBuffersLent, scratch.value.keptReceiveBuffers) }.get()
+            lent += counts.0
+            kept += counts.1
+        }
+        return (lent, kept)
     }
 
     // MARK: Drain

@@ -74,6 +74,45 @@ final class LoopScratch {
         spareHeads.append(buffer)
     }
 
+    /// Receive buffers by size class (64 B · 2^i, i = 0…10), lent to NIO's reads on
+    /// this loop's connections (``CompactRecvAllocator``) and given back when their
+    /// bytes are handled, so no connection keeps one while idle. At most 512 KiB per
+    /// class (at least 8 buffers) are kept.
+    private var receiveBuffers: [[ByteBuffer]] = Array(repeating: [], count: 11)
+
+    /// Receive buffers lent to reads so far (tests: NIO asks the loop, not its channel's own).
+    private(set) var receiveBuffersLent = 0
+
+    /// A buffer of at least `capacity` bytes (a power of two, 64 B…64 KiB) for a read.
+    func takeReceiveBuffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        receiveBuffersLent &+= 1
+        // Its own class, else the next one up (a buffer grown by appending lands there).
+        let sizeClass = Self.receiveClass(capacity)
+        guard var buffer = receiveBuffers[sizeClass].popLast() ?? (sizeClass < 10 ? receiveBuffers[sizeClass + 1].popLast() : nil) else {
+            return allocator.buffer(capacity: capacity)
+        }
+        buffer.clear()
+        return buffer
+    }
+
+    /// A receive buffer whose bytes were handled (slices of it may still wait in a
+    /// write queue: copy-on-write gives the next reader fresh storage then).
+    func keepReceiveBuffer(_ buffer: ByteBuffer) {
+        let capacity = buffer.capacity
+        guard capacity >= 64, capacity <= 131_072 else { return }
+        let sizeClass = Self.receiveClass(capacity)
+        guard receiveBuffers[sizeClass].count < max(8, 524_288 >> (sizeClass + 6)) else { return }
+        receiveBuffers[sizeClass].append(buffer)
+    }
+
+    /// Receive buffers kept now (tests).
+    var keptReceiveBuffers: Int { receiveBuffers.reduce(0) { $0 + $1.count } }
+
+    /// floor(log2(capacity)) − 6, within 0…10: every buffer in class i holds at least 64 · 2^i bytes.
+    private static func receiveClass(_ capacity: Int) -> Int {
+        min(10, max(0, (Int.bitWidth - 1 - capacity.leadingZeroBitCount) - 6))
+    }
+
     /// Spare upstream heads kept now (tests).
     var spareUpstreamHeads: Int { spareHeads.count }
 

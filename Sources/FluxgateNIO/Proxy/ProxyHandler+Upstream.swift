@@ -202,7 +202,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
                 connection.write(early)
                 connection.flush()
             }
-            receive = nil
+            releaseReceive()
             // With `parser: llhttp`, the decoder and its bridge go too.
             if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
                 pipeline.removeHandler(decoder, promise: nil)

@@ -232,6 +232,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             receive = bytes
         } else {
             receive!.writeBuffer(&bytes)
+            scratch.keepReceiveBuffer(data)  // copied: lent back to the loop
         }
         // A head still arriving is parsed again only once a line of it ended (or it
         // passed the limit): linear in its length however it is cut into reads.
@@ -249,6 +250,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Drops the receive buffer, lending it back to the loop for its next read
+    /// (``CompactRecvAllocator``): an idle connection holds none.
+    func releaseReceive() {
+        if let buffer = receive.take() { scratch.keepReceiveBuffer(buffer) }
+    }
+
     /// Parses and forwards what the receive buffer holds, as far as the state allows.
     /// Not re-entered: an answer given synchronously while a head is being handled
     /// (a refused connect, a shed) finishes inside it, and the outer loop goes on.
@@ -259,11 +266,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         while true {
             switch state {
             case .closing, .tunnelled:
-                receive = nil
+                releaseReceive()
                 return
             case .idle:
                 guard !parsingStopped, let input = receive, input.readableBytes > 0 else {
-                    receive = nil
+                    releaseReceive()
                     if let refusal = inputRefusal {
                         inputRefused(refusal)
                     } else if clientInputClosed {
@@ -274,7 +281,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 guard parseHead(input) else { return }
             case .active(let exchange):
                 guard !exchange.requestComplete, let input = receive, input.readableBytes > 0 else {
-                    if receive?.readableBytes == 0 { receive = nil }
+                    if receive?.readableBytes == 0 { releaseReceive() }
                     if let refusal = inputRefusal, !exchange.requestComplete { inputRefused(refusal) }
                     return
                 }
@@ -362,7 +369,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             requestEnd()
             return true
         }
-        if receive?.readableBytes == 0 { receive = nil }
+        if receive?.readableBytes == 0 { releaseReceive() }
         return false
     }
 
@@ -612,7 +619,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// the current response already started, in which case closing is the only signal.
     func inputRefused(_ refusal: RequestHeadParser.Refusal) {
         inputRefusal = nil
-        receive = nil
+        releaseReceive()
         let kind: GatewayAnswer =
             switch refusal {
             case .tooLarge: .headersTooLarge
@@ -784,7 +791,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         _ = clientTimeouts?.connectionClosed()
         stopTimer()
         releaseConnectionCount()
-        receive = nil
+        releaseReceive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

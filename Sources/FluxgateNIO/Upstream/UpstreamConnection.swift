@@ -60,9 +60,13 @@ final class UpstreamConnection: ChannelDuplexHandler {
 
     private let live: LiveObjects
 
-    init(upstreamIndex: Int, live: LiveObjects) {
+    /// The loop's scratch, which lent this connection's receive buffers (nil: NIO's own).
+    let scratch: LoopScratch?
+
+    init(upstreamIndex: Int, live: LiveObjects, scratch: LoopScratch? = nil) {
         self.upstreamIndex = upstreamIndex
         self.live = live
+        self.scratch = scratch
         live.upstreamConnections.born()
     }
 
@@ -122,7 +126,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        delegate.upstreamBytes(unwrapInboundIn(data))
+        let buffer = unwrapInboundIn(data)
+        delegate.upstreamBytes(buffer)
+        scratch?.keepReceiveBuffer(buffer)  // handled: lent back to the loop
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

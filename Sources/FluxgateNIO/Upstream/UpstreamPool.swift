@@ -39,6 +39,8 @@ final class UpstreamPool {
     private var sweepTimer: Scheduled<Void>?
     private var requestIDs: RequestIDGenerator
     private let live: LiveObjects
+    /// The loop's scratch: lends the connections their receive buffers (nil in some tests).
+    let scratch: LoopScratch?
     private var cap: ConnectionCap
     private var waiters: [Int: (upstream: Int, completion: (Result<UpstreamConnection, any Error>) -> Void)] = [:]
     private var nextWaiterID = 0
@@ -46,9 +48,10 @@ final class UpstreamPool {
     /// `maxConnections`: this loop's share of `pool.max_connections` (0 = no cap).
     init(
         eventLoop: any EventLoop, targets: [SocketAddress], tls: [UpstreamTLSTarget?] = [], config: GatewayConfig, live: LiveObjects,
-        maxConnections: Int = 0
+        maxConnections: Int = 0, scratch: LoopScratch? = nil
     ) {
         self.eventLoop = eventLoop
+        self.scratch = scratch
         self.tls = tls
         self.live = live
         self.cap = ConnectionCap(limit: maxConnections, upstreams: targets.count)
@@ -126,7 +129,7 @@ final class UpstreamPool {
     }
 
     private func open(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
-        let connection = UpstreamConnection(upstreamIndex: upstream, live: live)
+        let connection = UpstreamConnection(upstreamIndex: upstream, live: live, scratch: scratch)
         connection.pool = self
         connection.countedByCap = true
         let handler = NIOLoopBound(connection, eventLoop: eventLoop)
@@ -136,6 +139,10 @@ final class UpstreamPool {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            // Receive buffers lent by the loop, per read (CompactRecvAllocator): a
+            // pooled connection that once relayed a large body keeps none of it.
+            .channelOption(.maxMessagesPerRead, value: scratch == nil ? UInt(4) : UInt(1))
+            .channelOption(.recvAllocator, value: CompactRecvAllocator(initial: 2048, scratch: scratch))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Writes made before the handshake finished wait in the TLS handler.
