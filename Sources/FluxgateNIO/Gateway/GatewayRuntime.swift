@@ -128,7 +128,8 @@ final class GatewayRuntime: Sendable {
             let settings = try GatewaySettings(version: old.version + 1, config: config, upstreams: assignment.slots, previous: old)
             return (settings, assignment)
         } catch {
-            throw ReloadError.invalid(["upstreams: \(error)"])
+            // Each names its key: "upstream http://…: host … does not resolve", "tls: cannot load …".
+            throw ReloadError.invalid(["\(error)"])
         }
     }
 
