@@ -61,6 +61,7 @@ echo "== $test against $BASE_URL (SCALE=${SCALE:-1} TIME_SCALE=${TIME_SCALE:-1} 
 if curl -sf -o /dev/null "$ADMIN_URL/stats"; then
   python3 "$here/sample.py" "$ADMIN_URL" "$gw_pid" "$out/k6.pid" "$out/samples.csv" "$out/.stop" & pids+=($!)
 fi
+: >"$out/k6.txt"   # before k6 starts: tail must find it (a race that failed one CI run)
 K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_EXPORT="$out/report.html" K6_WEB_DASHBOARD_PORT=-1 \
   k6 run --summary-export "$out/summary.json" "$here/$test-test.js" >"$out/k6.txt" 2>&1 &
 k6_pid=$!; pids+=("$k6_pid"); echo "$k6_pid" >"$out/k6.pid"
