@@ -63,7 +63,7 @@ final class GatewaySettings: Sendable {
                 return try SocketAddress.makeAddressResolvingHost(slot.url.endpoint.host, port: slot.url.endpoint.port)
             } catch {
                 throw ConfigError(
-                    path: "upstream \(slot.url)", message: "host \"\(slot.url.endpoint.host)\" does not resolve: \(StartupProblems.reason(error))")
+                    path: "upstream \(slot.url)", message: StartupProblems.unresolvable(slot.url.endpoint.host, error))
             }
         }
         self.authorities = upstreams.map { $0.url.endpoint.description }

@@ -52,7 +52,7 @@ public enum StartupProblems {
                 problems.append(
                     ConfigError(
                         path: configured ? "upstreams[\(index)].url" : "demo",
-                        message: "host \"\(endpoint.host)\" does not resolve: \(reason(error))"))
+                        message: unresolvable(endpoint.host, error)))
             }
         }
         do {
@@ -68,6 +68,11 @@ public enum StartupProblems {
             }
         }
         return problems
+    }
+
+    /// The words for a host name that does not resolve (check-config, the start, a reload).
+    static func unresolvable(_ host: String, _ error: any Error) -> String {
+        "host \"\(host)\" does not resolve: \(reason(error))"
     }
 
     /// An error in words: the system's text for an errno (lowercased, as in a sentence), else the error's own.
