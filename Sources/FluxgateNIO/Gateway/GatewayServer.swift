@@ -201,7 +201,9 @@ public final class GatewayServer: Service, Sendable {
                             runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil,
                             countedIn: connectionLimits, clientAddress: address)
                         if let tls = settings.serverTLS {
-                            try sync.addHandler(PlainHTTPOnTLSPortHandler(stats: stats))
+                            try sync.addHandler(
+                                PlainHTTPOnTLSPortHandler(
+                                    stats: stats, lingerTimeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped)))
                             try sync.addHandler(NIOSSLServerHandler(context: tls))
                         }
                         if config.parser == .llhttp {

@@ -10,18 +10,22 @@ import NIOCore
 /// method's first letter (an uppercase ASCII letter). Anything else goes to TLS, which
 /// refuses it as before. After the first bytes the handler removes itself, so a TLS
 /// connection keeps no trace of it. The answer goes straight to the socket (this handler
-/// sits before `NIOSSLServerHandler`); the connection then half-closes and discards
-/// what the client still sends until it closes (so the answer is not lost to a reset);
-/// a client that never closes is closed by the handshake timeout behind it.
+/// sits before `NIOSSLServerHandler`), followed by the gateway's lingering close
+/// (``ChannelHandlerContext/writeThenLingeringClose(_:timeout:writeTimeout:)``: what the
+/// client still sends is discarded, bounded in time and bytes, so the answer is not lost
+/// to a reset).
 final class PlainHTTPOnTLSPortHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
 
     private let stats: LoopStats
+    /// `timeouts.lingering_close`.
+    private let lingerTimeout: TimeAmount
+    /// The answer is on its way: reads arriving before the lingering close takes over are dropped.
     private var refused = false
 
-    init(stats: LoopStats) {
+    init(stats: LoopStats, lingerTimeout: TimeAmount) {
         self.stats = stats
+        self.lingerTimeout = lingerTimeout
     }
 
     static let answer: ByteBuffer = {
@@ -37,7 +41,7 @@ final class PlainHTTPOnTLSPortHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if refused { return }  // discarded: the answer is out, the client should close
+        if refused { return }
         guard let first = unwrapInboundIn(data).readableBytesView.first else {
             context.fireChannelRead(data)
             return
@@ -49,16 +53,8 @@ final class PlainHTTPOnTLSPortHandler: ChannelInboundHandler, RemovableChannelHa
         }
         refused = true
         stats.traffic.refused(.badRequest)
-        context.writeAndFlush(wrapOutboundOut(Self.answer), promise: nil)
-        context.close(mode: .output, promise: nil)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if refused, case .inputClosed = event as? ChannelEvent {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
+        // The lingering close's handler goes in before this one and takes every later read.
+        context.writeThenLingeringClose(Self.answer, timeout: lingerTimeout, writeTimeout: max(lingerTimeout, .seconds(5)))
     }
 }
 
