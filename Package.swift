@@ -43,10 +43,13 @@ let package = Package(
             swiftSettings: dataPathSettings
         ),
         // I/O: the proxy data path, upstream pools, listeners.
+        // epoll and pipe2 for the parked connections' watcher (Glibc's module lacks them).
+        .target(name: "CFluxgateLinux"),
         .target(
             name: "FluxgateNIO",
             dependencies: [
                 "FluxgateCore",
+                "CFluxgateLinux",
                 "FluxgateRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -36,4 +36,37 @@ struct ClientConnectionTimeoutsTests {
         #expect(timeouts.responseCompleted(now: at(1)) == .none)
         #expect(timeouts.timerFired(now: at(5000)) == .none)
     }
+
+    @Test func anIdleConnectionIsOfferedForParkingOnceThenTimesOutAsBefore() {
+        var timeouts = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60), parkAfter: .seconds(5))
+        _ = timeouts.connectionOpened(now: at(0))
+        _ = timeouts.requestHeadReceived()
+        #expect(timeouts.responseCompleted(now: at(1_000)) == .schedule(deadline: at(6_000)))
+        #expect(timeouts.timerFired(now: at(5_999)) == .none)
+        #expect(timeouts.timerFired(now: at(6_000)) == .park(idleDeadline: at(61_000)))
+        // Kept (the shell could not park it): the idle timeout still ends it on time.
+        #expect(timeouts.phase == .idle)
+        #expect(timeouts.deadline == at(61_000))
+        #expect(timeouts.timerFired(now: at(60_999)) == .none)
+        #expect(timeouts.timerFired(now: at(61_000)) == .closeIdle)
+    }
+
+    @Test func bytesBeforeTheParkTimeCancelTheOffer() {
+        var timeouts = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60), parkAfter: .seconds(5))
+        _ = timeouts.connectionOpened(now: at(0))
+        _ = timeouts.requestHeadReceived()
+        _ = timeouts.responseCompleted(now: at(0))
+        #expect(timeouts.bytesReceived(now: at(2_000)) == .schedule(deadline: at(12_000)))
+        #expect(timeouts.timerFired(now: at(12_000)) == .rejectSlowHead)
+    }
+
+    @Test func noParkingWhenItIsOffOrNotBeforeTheIdleTimeout() {
+        for parkAfter in [Duration.zero, .seconds(60), .seconds(90)] {
+            var timeouts = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60), parkAfter: parkAfter)
+            _ = timeouts.connectionOpened(now: at(0))
+            _ = timeouts.requestHeadReceived()
+            #expect(timeouts.responseCompleted(now: at(0)) == .schedule(deadline: at(60_000)))
+            #expect(timeouts.timerFired(now: at(60_000)) == .closeIdle)
+        }
+    }
 }

@@ -208,7 +208,7 @@ public enum ConfigLoader {
             top.entries["timeouts"], path: "timeouts",
             known: [
                 "connect", "upstream_header", "client_header", "idle", "client_body", "client_send", "upstream_read", "upstream_send",
-                "request", "lingering_close", "tunnel_idle",
+                "request", "lingering_close", "tunnel_idle", "park_after",
             ])
         config.timeouts.connect = r.duration(timeouts, "connect", default: config.timeouts.connect)
         config.timeouts.upstreamHeader = r.duration(timeouts, "upstream_header", default: config.timeouts.upstreamHeader)
@@ -221,6 +221,7 @@ public enum ConfigLoader {
         config.timeouts.request = r.duration(timeouts, "request", default: config.timeouts.request, minimum: .zero)
         config.timeouts.lingeringClose = r.duration(timeouts, "lingering_close", default: config.timeouts.lingeringClose, minimum: .zero)
         config.timeouts.tunnelIdle = r.duration(timeouts, "tunnel_idle", default: config.timeouts.tunnelIdle)
+        config.timeouts.parkAfter = r.duration(timeouts, "park_after", default: config.timeouts.parkAfter, minimum: .zero)
 
         let limits = r.table(
             top.entries["limits"], path: "limits",

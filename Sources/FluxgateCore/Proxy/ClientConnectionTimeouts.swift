@@ -29,6 +29,10 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
         case closeIdle
         /// The head did not arrive in time: answer 408 and close.
         case rejectSlowHead
+        /// Idle for `park_after`: park the connection (hand its socket to the loop's
+        /// parking lot) until `idleDeadline`. A shell that cannot park it (TLS, a write
+        /// still queued) keeps it; the timer then runs to `idleDeadline` as without parking.
+        case park(idleDeadline: MonotonicTime)
     }
 
     public private(set) var phase: Phase
@@ -38,13 +42,21 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
     /// 60 s) needs a 128-bit division to become nanoseconds each time.
     @NanosecondsStored var headerTimeout: Duration
     @NanosecondsStored var idleTimeout: Duration
+    /// `timeouts.park_after`; zero: never park.
+    @NanosecondsStored var parkAfter: Duration
+    /// While idle with a park pending: when the idle timeout ends (``deadline`` is then
+    /// the earlier park time).
+    private var idleDeadline: MonotonicTime?
 
     /// The shorter of the two: the longest a connection's timer needs to sleep.
     public var shorterTimeout: Duration { min(headerTimeout, idleTimeout) }
 
-    public init(headerTimeout: Duration, idleTimeout: Duration) {
+    /// - Parameter parkAfter: idle time after which the connection is offered for
+    ///   parking (``Action/park(idleDeadline:)``); zero (the default): never.
+    public init(headerTimeout: Duration, idleTimeout: Duration, parkAfter: Duration = .zero) {
         self.headerTimeout = headerTimeout
         self.idleTimeout = idleTimeout
+        self.parkAfter = parkAfter
         self.phase = .closed
     }
 
@@ -57,6 +69,7 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
     public mutating func bytesReceived(now: MonotonicTime) -> Action {
         guard phase == .idle else { return .none }
         phase = .readingHead
+        idleDeadline = nil
         return arm(now.advanced(byNanoseconds: $headerTimeout))
     }
 
@@ -65,6 +78,7 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
         guard phase != .closed else { return .none }
         phase = .busy
         deadline = nil
+        idleDeadline = nil
         return .cancelTimer
     }
 
@@ -72,7 +86,10 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
     public mutating func responseCompleted(now: MonotonicTime) -> Action {
         guard phase == .busy else { return .none }
         phase = .idle
-        return arm(now.advanced(byNanoseconds: $idleTimeout))
+        let idleEnds = now.advanced(byNanoseconds: $idleTimeout)
+        guard $parkAfter > 0, $parkAfter < $idleTimeout else { return arm(idleEnds) }
+        idleDeadline = idleEnds
+        return arm(now.advanced(byNanoseconds: $parkAfter))
     }
 
     public mutating func timerFired(now: MonotonicTime) -> Action {
@@ -80,6 +97,11 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
         self.deadline = nil
         switch phase {
         case .idle:
+            if let idleEnds = idleDeadline.take() {
+                // Offered once: a connection the shell keeps waits out its idle timeout.
+                self.deadline = idleEnds
+                return .park(idleDeadline: idleEnds)
+            }
             phase = .closed
             return .closeIdle
         case .readingHead:
@@ -93,6 +115,7 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
     public mutating func connectionClosed() -> Action {
         phase = .closed
         deadline = nil
+        idleDeadline = nil
         return .cancelTimer
     }
 

@@ -48,6 +48,7 @@ public final class GatewayServer: Service, Sendable {
         var pools: [NIOLoopBound<UpstreamPool>] = []
         var rotations: [RepeatedTask] = []
         var watcher: Task<Void, Never>?
+        var parkWatcher: ParkWatcher?
         var perLoopConnections = 0
     }
 
@@ -121,10 +122,17 @@ public final class GatewayServer: Service, Sendable {
         var rotations: [RepeatedTask] = []
         let loops = Array(group.makeIterator())
         let perLoop = Self.perLoopConnections(config, loops: loops.count)
-        for loop in loops {
+        // One watcher for the parked connections of every loop (docs/ARCHITECTURE.md,
+        // "Parked connections"); a gateway with more loops than it can name parks none.
+        let parkWatcher = loops.count <= 256 ? try ParkWatcher() : nil
+        for (index, loop) in loops.enumerated() {
             let runtime = self.runtime
             let (pool, loopStats, rotation, scratch) = try await loop.submit {
                 let scratch = NIOLoopBound(LoopScratch(eventLoop: loop), eventLoop: loop)
+                if let parkWatcher {
+                    scratch.value.parking = ParkingLot(
+                        eventLoop: loop, index: index, watcher: parkWatcher, timers: scratch.value.timers, live: runtime.live)
+                }
                 let pool = NIOLoopBound(
                     UpstreamPool(
                         eventLoop: loop, targets: settings.targets, tls: settings.upstreamTLS, config: config, live: runtime.live,
@@ -145,12 +153,10 @@ public final class GatewayServer: Service, Sendable {
         let poolsByLoop = pools
         let statsByLoop = stats
         let scratchByLoop = scratches
-        let runtime = self.runtime
         let admin = AdminServer(observability: observability, reload: { [self] in await self.reloadFromSource() }, logger: logger)
         let adminChannel = try await ListenerError.naming("admin_listen \(config.adminListen)") {
             try await admin.bind(config.adminListen, group: group)
         }
-        let connectionLimits = self.connectionLimits
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: group)
@@ -175,47 +181,7 @@ public final class GatewayServer: Service, Sendable {
                 .childChannelOption(.maxMessagesPerRead, value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        guard let pool = poolsByLoop[ObjectIdentifier(channel.eventLoop)]?.value,
-                            let stats = statsByLoop[ObjectIdentifier(channel.eventLoop)]?.value,
-                            let scratch = scratchByLoop[ObjectIdentifier(channel.eventLoop)]?.value
-                        else {
-                            throw ChannelError.ioOnClosedChannel
-                        }
-                        try channel.syncOptions?.setOption(.recvAllocator, value: CompactRecvAllocator(initial: 256, scratch: scratch))
-                        // Timeouts and TLS as of now: a reload reaches connections accepted after it.
-                        let settings = runtime.settings
-                        let config = settings.config
-                        let sync = channel.pipeline.syncOperations
-                        let address = channel.remoteAddress?.ipAddress ?? "unknown"
-                        if let refusal = connectionLimits.withLockedValue({ $0.open(address: address) }) {
-                            stats.traffic.connectionRefused(perClient: refusal == .perClient)
-                            // A plain-text answer means nothing on a TLS listener: there it is a close.
-                            try sync.addHandler(
-                                RefuseConnectionHandler(answer: settings.serverTLS == nil ? runtime.responses.rawTooManyConnections : nil))
-                            return
-                        }
-                        // Counted until the handler sees the connection end (or, never
-                        // added because a step below threw, until it is released).
-                        let timeouts = ClientConnectionTimeouts(headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle)
-                        let handler = ProxyHandler(
-                            runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil,
-                            countedIn: connectionLimits, clientAddress: address)
-                        if let tls = settings.serverTLS {
-                            try sync.addHandler(
-                                PlainHTTPOnTLSPortHandler(
-                                    stats: stats, lingerTimeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped)))
-                            try sync.addHandler(NIOSSLServerHandler(context: tls))
-                        }
-                        if config.parser == .llhttp {
-                            // The fallback: llhttp reads the raw bytes first (docs/CONFIGURATION.md).
-                            var limits = NIOHTTPDecoderLimitConfiguration()
-                            limits.maxHeaderListSize = config.limits.maxHeaderBytes
-                            limits.maxHeaderFieldSize = config.limits.maxHeaderBytes
-                            try sync.addHandler(
-                                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
-                            try sync.addHandler(LlhttpRequestBridge())
-                        }
-                        try sync.addHandler(handler)
+                        try self.setUpClientChannel(channel, pools: poolsByLoop, stats: statsByLoop, scratches: scratchByLoop, parked: nil)
                     }
                 }
                 .bind(host: config.listen.host, port: config.listen.port)
@@ -224,7 +190,22 @@ public final class GatewayServer: Service, Sendable {
             try? await adminChannel.close()
             throw ListenerError("listen \(config.listen)", error)
         }
+        if let parkWatcher {
+            // A parked socket that wakes is built into a client connection again on its loop.
+            var dispatch: [@Sendable ([UInt64]) -> Void] = []
+            for loop in loops {
+                guard let scratch = scratchByLoop[ObjectIdentifier(loop)] else { continue }
+                try await loop.submit {
+                    scratch.value.parking?.revive = { [self] handover in
+                        self.revive(handover, on: loop, pools: poolsByLoop, stats: statsByLoop, scratches: scratchByLoop)
+                    }
+                }.get()
+                dispatch.append { ids in loop.execute { scratch.value.parking?.wake(ids) } }
+            }
+            parkWatcher.start(dispatch: dispatch)
+        }
         state.withLock {
+            $0.parkWatcher = parkWatcher
             $0.channel = channel
             $0.admin = adminChannel
             $0.scratches = Array(scratches.values)
@@ -242,6 +223,88 @@ public final class GatewayServer: Service, Sendable {
                 "upstreams": "\(settings.upstreams.map { "\($0.name)=\($0.url)" }.joined(separator: ", "))",
             ])
         return channel.localAddress!
+    }
+
+    private typealias PerLoop<Value: AnyObject> = [ObjectIdentifier: NIOLoopBound<Value>]
+
+    /// A client connection's pipeline: a new one (counted against the connection
+    /// limits here) or one built again around a parked socket (`parked`: counted when
+    /// it was accepted).
+    private func setUpClientChannel(
+        _ channel: any Channel, pools: PerLoop<UpstreamPool>, stats: PerLoop<LoopStats>, scratches: PerLoop<LoopScratch>,
+        parked: ParkedConnection.Handover?
+    ) throws {
+        guard let pool = pools[ObjectIdentifier(channel.eventLoop)]?.value,
+            let stats = stats[ObjectIdentifier(channel.eventLoop)]?.value,
+            let scratch = scratches[ObjectIdentifier(channel.eventLoop)]?.value
+        else {
+            throw ChannelError.ioOnClosedChannel
+        }
+        try channel.syncOptions?.setOption(.recvAllocator, value: CompactRecvAllocator(initial: 256, scratch: scratch))
+        // Timeouts and TLS as of now: a reload reaches connections accepted after it.
+        let settings = runtime.settings
+        let config = settings.config
+        let sync = channel.pipeline.syncOperations
+        let address = parked?.address ?? channel.remoteAddress?.ipAddress ?? "unknown"
+        if parked == nil, let refusal = connectionLimits.withLockedValue({ $0.open(address: address) }) {
+            stats.traffic.connectionRefused(perClient: refusal == .perClient)
+            // A plain-text answer means nothing on a TLS listener: there it is a close.
+            try sync.addHandler(
+                RefuseConnectionHandler(answer: settings.serverTLS == nil ? runtime.responses.rawTooManyConnections : nil))
+            return
+        }
+        // Parked when idle: plain TCP with the gateway's own parser only (TLS state
+        // and NIOHTTP1's decoder live in the pipeline).
+        let parks = scratch.parking != nil && settings.serverTLS == nil && config.parser != .llhttp
+        // Counted until the handler sees the connection end (or, never
+        // added because a step below threw, until it is released).
+        let timeouts = ClientConnectionTimeouts(
+            headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
+            parkAfter: parks ? config.timeouts.parkAfter : .zero)
+        let handler = ProxyHandler(
+            runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil,
+            countedIn: parked == nil ? connectionLimits : parked?.limits, clientAddress: address, revived: parked != nil)
+        if let tls = settings.serverTLS {
+            try sync.addHandler(
+                PlainHTTPOnTLSPortHandler(
+                    stats: stats, lingerTimeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped)))
+            try sync.addHandler(NIOSSLServerHandler(context: tls))
+        }
+        if config.parser == .llhttp {
+            // The fallback: llhttp reads the raw bytes first (docs/CONFIGURATION.md).
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderListSize = config.limits.maxHeaderBytes
+            limits.maxHeaderFieldSize = config.limits.maxHeaderBytes
+            try sync.addHandler(
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+            try sync.addHandler(LlhttpRequestBridge())
+        }
+        try sync.addHandler(handler)
+    }
+
+    /// A parked socket woke (input, a close or an error): a new channel on `loop` takes
+    /// it over with the connection's count. The kernel kept every byte that arrived.
+    private func revive(
+        _ handover: ParkedConnection.Handover, on loop: any EventLoop, pools: PerLoop<UpstreamPool>, stats: PerLoop<LoopStats>,
+        scratches: PerLoop<LoopScratch>
+    ) {
+        let taken = NIOLockedValueBox(false)
+        ClientBootstrap(group: loop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.maxMessagesPerRead, value: 1)
+            .channelInitializer { [self] channel in
+                taken.withLockedValue { $0 = true }
+                return channel.eventLoop.makeCompletedFuture {
+                    try self.setUpClientChannel(channel, pools: pools, stats: stats, scratches: scratches, parked: handover)
+                }
+            }
+            .withConnectedSocket(handover.descriptor)
+            .whenFailure { [logger] error in
+                // Before the initializer NIO did not take the socket; after it, the
+                // channel's close closed it and the handler left the count.
+                if !taken.withLockedValue({ $0 }) { handover.close() }
+                logger.warning("a parked connection could not be resumed", metadata: ["error": "\(error)"])
+            }
     }
 
     /// Each loop's pool holds its share of `pool.max_connections`, rounded up.
@@ -280,7 +343,7 @@ public final class GatewayServer: Service, Sendable {
         guard let listener else { return }
         let timeout = runtime.settings.config.drainTimeout
         runtime.startDraining()
-        let atStart = (connections: runtime.live.counts.clientHandlers, gate: runtime.gate.snapshot)
+        let atStart = (connections: runtime.live.openClientConnections, gate: runtime.gate.snapshot)
         let requestsAtStart = runtime.live.totalExchanges
         logger.notice(
             "draining: stopped accepting; finishing requests in flight",
@@ -295,16 +358,19 @@ public final class GatewayServer: Service, Sendable {
         // loops' timer slot tables already list them.) A connection accepted before the
         // listener is closed finds the runtime draining when it opens.
         for scratch in scratches {
-            scratch.eventLoop.execute { scratch.value.timers.forEachOwner { ($0 as? ProxyHandler)?.drain() } }
+            scratch.eventLoop.execute {
+                scratch.value.parking?.closeAll()
+                scratch.value.timers.forEachOwner { ($0 as? ProxyHandler)?.drain() }
+            }
         }
         try? await listener.close()
         // Polled: the drain is rare and its end needs no precision finer than this.
-        var finished = runtime.live.counts.clientHandlers == 0
+        var finished = runtime.live.openClientConnections == 0
         while !finished && ContinuousClock.now - started < timeout {
             try? await Task.sleep(for: .milliseconds(20))
-            finished = runtime.live.counts.clientHandlers == 0
+            finished = runtime.live.openClientConnections == 0
         }
-        let left = runtime.live.counts.clientHandlers
+        let left = runtime.live.openClientConnections
         let elapsed = ContinuousClock.now - started
         let metadata: Logger.Metadata = [
             "seconds": "\(Double(elapsed.nanosecondsClamped / 1_000_000) / 1000)", "connections_left": "\(left)",
@@ -319,17 +385,25 @@ public final class GatewayServer: Service, Sendable {
 
     /// Closes the listeners, the health checker, the access log and the idle upstream connections.
     public func stop() async throws {
-        let (channel, admin, pools, rotations, watcher) = state.withLock { state in
+        let (channel, admin, pools, rotations, watcher, scratches, parkWatcher) = state.withLock { state in
             defer {
                 state.channel = nil
                 state.admin = nil
                 state.scratches = []
                 state.rotations = []
                 state.watcher = nil
+                state.parkWatcher = nil
             }
-            return (state.channel, state.admin, state.pools, state.rotations, state.watcher)
+            return (state.channel, state.admin, state.pools, state.rotations, state.watcher, state.scratches, state.parkWatcher)
         }
         watcher?.cancel()
+        parkWatcher?.stop()
+        for scratch in scratches {
+            try? await scratch.eventLoop.submit {
+                scratch.value.parking?.closeAll()
+                scratch.value.parking?.revive = nil
+            }.get()
+        }
         for rotation in rotations { rotation.cancel() }
         try? await channel?.close()
         try? await admin?.close()

@@ -273,7 +273,10 @@ public final class GatewayObservability: Sendable {
             counter("fluxgate_upstream_health_flips_total", labels + [("to", "down")],
                 help: "Health flips of this upstream, by the state it flipped to.", upstream.flips.down)
         }
-        gauge("fluxgate_client_connections", help: "Open client connections.", Double(r.live.clientHandlers))
+        gauge("fluxgate_client_connections", help: "Open client connections (parked ones included).",
+            Double(r.live.clientHandlers + r.live.parkedConnections))
+        gauge("fluxgate_client_connections_parked",
+            help: "Idle client connections parked outside the event loops (timeouts.park_after).", Double(r.live.parkedConnections))
         counter("fluxgate_client_connections_total", help: "Client connections accepted.", r.acceptedConnections)
         gauge(
             "fluxgate_tunnels_open", help: "Upgraded (WebSocket) connections open, plus upgrade requests awaiting their answer (limits.max_tunnels).",

@@ -86,8 +86,9 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
 
     private func run(_ action: ClientConnectionTimeouts.Action, context: ChannelHandlerContext, now: MonotonicTime? = nil) {
         switch action {
-        case .none, .cancelTimer:
+        case .none, .cancelTimer, .park:
             // A stale timer is harmless: the machine ignores fires without a due deadline.
+            // (The admin listener never parks: its timeouts have no `parkAfter`.)
             break
         case .schedule(let deadline):
             arm(NIODeadline(deadline), now: now.map(NIODeadline.init) ?? context.eventLoop.now)

@@ -38,6 +38,8 @@ final class LoopScratch {
     let allocator = ByteBufferAllocator()
     /// The loop's shared timer for its connections' timeouts (``LoopTimers``).
     let timers: LoopTimers
+    /// Where this loop's idle connections are parked (``ParkingLot``); nil: never parked.
+    var parking: ParkingLot?
 
     init(eventLoop: any EventLoop) {
         timers = LoopTimers(eventLoop: eventLoop)

@@ -58,6 +58,8 @@ extension ProxyHandler: LoopTimerOwner {
         case .closeIdle:
             connectionGone()
             context.close(promise: nil)
+        case .park(let idleDeadline):
+            offerForParking(until: NIODeadline(idleDeadline))
         case .rejectSlowHead:
             stats.traffic.refused(.headerTimeout)
             connectionGone()

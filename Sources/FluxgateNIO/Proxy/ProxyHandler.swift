@@ -124,7 +124,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     init(
         runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientConnectionTimeouts?, stats: LoopStats = LoopStats(),
         scratch: LoopScratch? = nil, https: Bool = false, countedIn connectionLimits: NIOLockedValueBox<ConnectionLimits>? = nil,
-        clientAddress: String = "unknown"
+        clientAddress: String = "unknown", revived: Bool = false
     ) {
         self.connectionLimits = connectionLimits
         self.clientAddress = clientAddress
@@ -141,7 +141,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.maxBodyBytes = settings.maxBodyBytes
         self.routing = runtime.routing
         runtime.live.clientHandlers.born()
-        runtime.live.clientHandlersCreated.born()
+        // A connection rebuilt around a parked socket was counted when it was accepted.
+        if !revived { runtime.live.clientHandlersCreated.born() }
     }
 
     /// Takes the current settings when a reload published new ones (one relaxed load

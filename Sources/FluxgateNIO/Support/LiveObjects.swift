@@ -19,17 +19,20 @@ public final class LiveObjects: Sendable {
         public var clientHandlers: Int
         public var exchanges: Int
         public var upstreamConnections: Int
+        /// Client connections parked outside NIO (``ParkingLot``): open, no handler.
+        public var parkedConnections: Int = 0
 
         public static let zero = Counts(clientHandlers: 0, exchanges: 0, upstreamConnections: 0)
 
         public var description: String {
-            "client handlers \(clientHandlers), exchanges \(exchanges), upstream connections \(upstreamConnections)"
+            "client handlers \(clientHandlers), exchanges \(exchanges), upstream connections \(upstreamConnections), parked \(parkedConnections)"
         }
     }
 
     let clientHandlers = Atomic<Int>(0)
     let exchanges = Atomic<Int>(0)
     let upstreamConnections = Atomic<Int>(0)
+    let parkedConnections = Atomic<Int>(0)
     /// Exchanges created so far (each must end exactly once: ``ExchangeOutcomes``).
     let exchangesCreated = Atomic<Int>(0)
     /// Client connections accepted so far (one handler each).
@@ -40,11 +43,17 @@ public final class LiveObjects: Sendable {
     public var totalExchanges: Int { exchangesCreated.load(ordering: .relaxed) }
     public var totalClientConnections: Int { clientHandlersCreated.load(ordering: .relaxed) }
 
+    /// Open client connections: those with a handler and those parked.
+    public var openClientConnections: Int {
+        clientHandlers.load(ordering: .relaxed) + parkedConnections.load(ordering: .relaxed)
+    }
+
     public var counts: Counts {
         Counts(
             clientHandlers: clientHandlers.load(ordering: .relaxed),
             exchanges: exchanges.load(ordering: .relaxed),
-            upstreamConnections: upstreamConnections.load(ordering: .relaxed))
+            upstreamConnections: upstreamConnections.load(ordering: .relaxed),
+            parkedConnections: parkedConnections.load(ordering: .relaxed))
     }
 }
 

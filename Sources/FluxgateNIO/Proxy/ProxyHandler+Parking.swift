@@ -1,0 +1,32 @@
+import FluxgateCore
+import NIOCore
+
+/// Parking (``ParkingLot``): `timeouts.park_after` passed with the connection idle.
+extension ProxyHandler {
+    /// Whether nothing of the connection lives in this handler but its socket: no
+    /// exchange, no unread or half-parsed input, no close or drain under way.
+    var parkable: Bool {
+        guard case .idle = state, scratch.parking != nil, !https else { return false }
+        return receive == nil && partialHead == nil && inputRefusal == nil && !clientInputClosed && !draining && !parsingStopped
+            && clientTimeouts?.phase == .idle
+    }
+
+    /// Parks the connection once everything written to it is on the wire (an empty
+    /// write completes after what was queued before it); a connection that cannot be
+    /// parked stays as it is, under its idle timeout.
+    func offerForParking(until idleDeadline: NIODeadline) {
+        guard parkable, let context else { return }
+        let promise = eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0)), promise: promise)
+        promise.futureResult.whenSuccess { [self] in
+            guard parkable, let context = self.context, let lot = scratch.parking,
+                lot.park(context.channel, address: clientAddress, limits: connectionLimits, idleDeadline: idleDeadline)
+            else { return }
+            // The parked socket holds the connection count now; the channel's close
+            // closes only NIO's descriptor (the lot's duplicate keeps the socket open).
+            connectionLimits = nil
+            connectionGone()
+            context.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import FluxgateCore
+import FluxgateTestSupport
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import Testing
+
+@testable import FluxgateNIO
+
+/// Parked connections (``ParkingLot``), over real loopback sockets: an idle client
+/// connection leaves NIO after `timeouts.park_after` and comes back on the same socket
+/// when its client sends again; while parked it still counts as open, still ends at
+/// its idle timeout, and the drain closes it.
+@Suite(.timeLimit(.minutes(1)))
+struct ParkingTests {
+    static func withParkingGateway(
+        idle: Duration = .seconds(10), _ adjust: @escaping (inout GatewayConfig) -> Void = { _ in },
+        _ body: (GatewayHarness, TestUpstream) async throws -> Void
+    ) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let config = try makeConfig(upstreams: [upstream.url]) { config in
+            config.timeouts.parkAfter = .milliseconds(50)
+            config.timeouts.idle = idle
+            adjust(&config)
+        }
+        try await withGateway(config, group: group) { try await body($0, upstream) }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+    }
+
+    static func answers(_ sink: RawClient.Sink) -> Int {
+        sink.outcome.text.components(separatedBy: "HTTP/1.1 200 OK").count - 1
+    }
+
+    @Test func anIdleConnectionIsParkedAndServedAgainOnItsSocket() async throws {
+        try await Self.withParkingGateway { harness, upstream in
+            let live = harness.gateway.liveObjects
+            let (channel, sink) = try await RawClient.open(with: harness.address, group: harness.group)
+            guardAgainstHanging(channel)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the first answer") { Self.answers(sink) == 1 }
+            try await eventually("parked: \(live.counts)") { live.counts.parkedConnections == 1 && live.counts.clientHandlers == 0 }
+            // Still open for the connection limits, and once in the accepted total.
+            #expect(harness.gateway.openClientConnections == 1)
+            #expect(live.totalClientConnections == 1)
+            #expect(live.openClientConnections == 1)
+
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/2 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the answer after parking") { Self.answers(sink) == 2 }
+            #expect(upstream.count("/n/2") == 1)
+
+            // A head that arrives in two parts while parked: the first wakes it, the
+            // kernel keeps whatever comes before the new channel reads.
+            try await eventually("parked again") { live.counts.parkedConnections == 1 }
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/3 HTTP/1.1\r\n"))
+            try await channel.writeAndFlush(ByteBuffer(string: "Host: h\r\n\r\n"))
+            try await eventually("the answer to a head in parts") { Self.answers(sink) == 3 }
+            #expect(live.totalClientConnections == 1, "a resumed connection is not a new one")
+            #expect(sink.outcome.error == nil)
+
+            try await channel.close()
+            try await eventually("released: \(live.counts)") {
+                live.counts.clientHandlers == 0 && live.counts.parkedConnections == 0 && harness.gateway.openClientConnections == 0
+            }
+        }
+    }
+
+    @Test func aParkedConnectionEndsAtItsIdleTimeout() async throws {
+        try await Self.withParkingGateway(idle: .seconds(2)) { harness, _ in
+            let live = harness.gateway.liveObjects
+            let (channel, sink) = try await RawClient.open(with: harness.address, group: harness.group)
+            let hung = guardAgainstHanging(channel)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("parked: \(live.counts)") { live.counts.parkedConnections == 1 }
+            try await channel.closeFuture.get()
+            #expect(!hung.withLockedValue { $0 }, "the parked connection was never closed")
+            #expect(Self.answers(sink) == 1)
+            try await eventually("released: \(live.counts)") {
+                live.counts.parkedConnections == 0 && live.counts.clientHandlers == 0 && harness.gateway.openClientConnections == 0
+            }
+        }
+    }
+
+    @Test func aClientThatLeavesWhileParkedIsForgotten() async throws {
+        try await Self.withParkingGateway { harness, _ in
+            let live = harness.gateway.liveObjects
+            let (channel, sink) = try await RawClient.open(with: harness.address, group: harness.group)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the answer") { Self.answers(sink) == 1 }
+            try await eventually("parked: \(live.counts)") { live.counts.parkedConnections == 1 }
+            try await channel.close()
+            try await eventually("released: \(live.counts)") {
+                live.counts.parkedConnections == 0 && live.counts.clientHandlers == 0 && harness.gateway.openClientConnections == 0
+            }
+        }
+    }
+
+    @Test func aParkedConnectionKeepsItsPlaceUnderMaxConnections() async throws {
+        try await Self.withParkingGateway({ $0.limits.maxConnections = 1 }) { harness, _ in
+            let live = harness.gateway.liveObjects
+            let (channel, sink) = try await RawClient.open(with: harness.address, group: harness.group)
+            guardAgainstHanging(channel)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("parked: \(live.counts)") { live.counts.parkedConnections == 1 }
+            let second = try await RawClient.exchange("GET /n/2 HTTP/1.1\r\nHost: h\r\n\r\n", with: harness.address, group: harness.group)
+            #expect(second.text.hasPrefix("HTTP/1.1 503"), "\(second.text)")
+            #expect(second.text.contains("too_many_connections"))
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/3 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the parked connection still served") { Self.answers(sink) == 2 }
+            try await channel.close()
+        }
+    }
+
+    @Test func theDrainClosesParkedConnections() async throws {
+        // A drain that missed the parked connection would wait out this timeout and
+        // return with it still open.
+        try await Self.withParkingGateway({ $0.drainTimeout = .seconds(30) }) { harness, _ in
+            let live = harness.gateway.liveObjects
+            let (channel, _) = try await RawClient.open(with: harness.address, group: harness.group)
+            let hung = guardAgainstHanging(channel)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("parked: \(live.counts)") { live.counts.parkedConnections == 1 }
+            await harness.gateway.drain()
+            #expect(live.openClientConnections == 0)
+            try await channel.closeFuture.get()
+            #expect(!hung.withLockedValue { $0 })
+            #expect(harness.gateway.openClientConnections == 0)
+        }
+    }
+
+    @Test func withoutParkingAnIdleConnectionStaysInItsChannel() async throws {
+        try await Self.withParkingGateway({ $0.timeouts.parkAfter = .zero; $0.timeouts.clientHeader = .milliseconds(100) }) { harness, _ in
+            let live = harness.gateway.liveObjects
+            let (channel, sink) = try await RawClient.open(with: harness.address, group: harness.group)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the answer") { Self.answers(sink) == 1 }
+            // A second connection that times out its head (100 ms) shows time passed
+            // well beyond the 50 ms a parking gateway would have waited.
+            let slow = try await RawClient.exchange("GET /", with: harness.address, group: harness.group)
+            #expect(slow.text.hasPrefix("HTTP/1.1 408"))
+            #expect(live.counts.parkedConnections == 0)
+            try await eventually("the 408 connection released: \(live.counts)") { live.counts.clientHandlers == 1 }
+            #expect(live.counts.parkedConnections == 0)
+            try await channel.close()
+        }
+    }
+
+    @Test func theDescriptorIsReadFromASocketChannelOnly() async throws {
+        let embedded = EmbeddedChannel()
+        #expect(ParkingLot.descriptor(of: embedded) == nil)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let client = try await ClientBootstrap(group: group).connect(to: server.localAddress!).get()
+        let descriptor = try #require(ParkingLot.descriptor(of: client))
+        #expect(ParkingLot.address(of: descriptor, peer: true) == client.remoteAddress)
+        #expect(ParkingLot.address(of: descriptor, peer: false) == client.localAddress)
+        try await client.close()
+        try await server.close()
+        try await group.shutdownGracefully()
+    }
+}
