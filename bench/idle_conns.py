@@ -9,7 +9,10 @@ the growth per connection. Connections that fail are counted, not retried.
 With IDLE_HOLD_SIGNAL=PID, SIGUSR2 goes to PID right before each reading (the
 live-allocation counter of bench/idle-memory.sh prints its totals on it). With
 IDLE_UPLOAD_BYTES=B, each connection first sends `POST /health` with a body of B bytes
-(what an idle connection keeps after an upload).
+(what an idle connection keeps after an upload). IDLE_SETTLE=S (seconds, default 1):
+how long the connections are held idle before the reading (Fluxgate parks a connection
+idle for `timeouts.park_after`, 5 s by default: a reading after that shows what a
+connection costs idle, one before it what it costs between requests).
 """
 import asyncio
 import os
@@ -70,7 +73,7 @@ async def main():
                 failed += 1
 
     await asyncio.gather(*(open_one() for _ in range(count)))
-    await asyncio.sleep(1)  # let the server settle after the last answer
+    await asyncio.sleep(float(os.environ.get("IDLE_SETTLE") or 1))  # let the server settle after the last answer
     after = resident_kib(roots)
     mark()
     per = (after - before) / max(len(held), 1)

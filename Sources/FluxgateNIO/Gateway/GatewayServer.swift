@@ -131,7 +131,7 @@ public final class GatewayServer: Service, Sendable {
                 let scratch = NIOLoopBound(LoopScratch(eventLoop: loop), eventLoop: loop)
                 if let parkWatcher {
                     scratch.value.parking = ParkingLot(
-                        eventLoop: loop, index: index, watcher: parkWatcher, timers: scratch.value.timers, live: runtime.live)
+                        eventLoop: loop, index: index, watcher: parkWatcher, live: runtime.live)
                 }
                 let pool = NIOLoopBound(
                     UpstreamPool(
@@ -232,7 +232,7 @@ public final class GatewayServer: Service, Sendable {
     /// it was accepted).
     private func setUpClientChannel(
         _ channel: any Channel, pools: PerLoop<UpstreamPool>, stats: PerLoop<LoopStats>, scratches: PerLoop<LoopScratch>,
-        parked: ParkedConnection.Handover?
+        parked: ParkingLot.Parked?
     ) throws {
         guard let pool = pools[ObjectIdentifier(channel.eventLoop)]?.value,
             let stats = stats[ObjectIdentifier(channel.eventLoop)]?.value,
@@ -285,7 +285,7 @@ public final class GatewayServer: Service, Sendable {
     /// A parked socket woke (input, a close or an error): a new channel on `loop` takes
     /// it over with the connection's count. The kernel kept every byte that arrived.
     private func revive(
-        _ handover: ParkedConnection.Handover, on loop: any EventLoop, pools: PerLoop<UpstreamPool>, stats: PerLoop<LoopStats>,
+        _ handover: ParkingLot.Parked, on loop: any EventLoop, pools: PerLoop<UpstreamPool>, stats: PerLoop<LoopStats>,
         scratches: PerLoop<LoopScratch>
     ) {
         let taken = NIOLockedValueBox(false)

@@ -4,6 +4,7 @@ import Foundation
 import FluxgateCore
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// Parked connections: a plain-TCP client connection idle for `timeouts.park_after`
 /// leaves NIO. Its socket is duplicated, the NIO channel — with its pipeline, handler
@@ -14,35 +15,52 @@ import NIOCore
 /// a new channel around the same socket (`ClientBootstrap.withConnectedSocket`) and the
 /// bytes waiting in the kernel are read as if nothing happened; when `timeouts.idle` runs
 /// out first, the socket is closed as an idle connection would be. A parked connection
-/// costs a ``ParkedConnection`` and its timer entry, ~0.2 KiB, where an idle channel costs
-/// ~2.8 KiB; nginx's idle keep-alive connections likewise give back their buffers.
+/// costs an entry in two flat arrays (~60 bytes) where an idle channel costs ~2.8 KiB;
+/// nginx's idle keep-alive connections likewise give back their buffers.
 ///
 /// Written here because NIO has no way to detach a socket from a channel or to watch a
 /// descriptor without a channel; the watcher is a plain epoll set on its own thread.
 ///
-/// The loop-confined half, one per event loop: the parked connections are owners in the
-/// loop's ``LoopTimers`` (their idle deadline; the drain and the slot table reach them
-/// there), and an epoll registration names the loop, the slot and its generation, so a
-/// wake-up for a connection that closed meanwhile finds nothing.
+/// The loop-confined half, one per event loop: a ``ParkingTable`` of the loop's parked
+/// sockets (flat arrays: a parked connection allocates nothing of its own) and one NIO
+/// timer, for the earliest idle deadline. An epoll registration's id names the loop
+/// (top byte), the table slot and its generation, so a wake-up for a connection that
+/// closed meanwhile finds nothing.
 final class ParkingLot {
+    /// A parked socket, its peer's address and its place in `limits.max_connections`
+    /// (counted while parked).
+    struct Parked {
+        let descriptor: CInt
+        let address: String
+        let limits: NIOLockedValueBox<ConnectionLimits>?
+
+        /// Closes the socket and leaves the connection count (an idle connection's end).
+        func close() {
+            _ = Glibc.close(descriptor)
+            limits?.withLockedValue { $0.close(address: address) }
+        }
+    }
+
     let eventLoop: any EventLoop
     /// This loop's place in the watcher's dispatch table (the top byte of an epoll id).
     let index: Int
     let watcher: ParkWatcher
-    let timers: LoopTimers
     let live: LiveObjects
     /// Builds a client connection around a socket that was parked (the gateway's
     /// pipeline); it owns the descriptor and the connection count from then on.
-    var revive: ((ParkedConnection.Handover) -> Void)?
-    /// Connections parked on this loop now.
-    private(set) var count = 0
+    var revive: ((Parked) -> Void)?
+    private var table = ParkingTable<Parked>()
+    private var task: Scheduled<Void>?
+    private var taskDeadline: NIODeadline?
 
-    init(eventLoop: any EventLoop, index: Int, watcher: ParkWatcher, timers: LoopTimers, live: LiveObjects) {
+    /// Connections parked on this loop now.
+    var count: Int { table.count }
+
+    init(eventLoop: any EventLoop, index: Int, watcher: ParkWatcher, live: LiveObjects) {
         precondition(index < 256)
         self.eventLoop = eventLoop
         self.index = index
         self.watcher = watcher
-        self.timers = timers
         self.live = live
     }
 
@@ -60,24 +78,20 @@ final class ParkingLot {
         // The descriptor came from the channel's description: make sure it is this
         // connection (same local and peer address) before the channel is closed.
         guard let local = channel.localAddress, let peer = channel.remoteAddress,
-            Self.address(of: copy, peer: false) == local, Self.address(of: copy, peer: true) == peer
+            Self.address(of: copy, peer: false) == local, Self.address(of: copy, peer: true) == peer,
+            let id = table.insert(Parked(descriptor: copy, address: address, limits: limits), until: MonotonicTime(idleDeadline))
         else {
-            close(copy)
+            _ = close(copy)
             return false
         }
-        let parked = ParkedConnection(descriptor: copy, address: address, limits: limits, lot: self)
-        parked.timer.register(parked, in: timers)
-        guard let slotID = parked.timer.packedRegistration, slotID >> 56 == 0,
-            watcher.watch(copy, id: UInt64(index) << 56 | slotID)
-        else {
-            parked.limits = nil  // still the handler's
-            parked.timer.release(from: timers)
-            close(copy)
+        guard watcher.watch(copy, id: UInt64(index) << 56 | id.packed) else {
+            _ = table.remove(id)
+            _ = close(copy)
             return false
         }
-        parked.timer.arm(idleDeadline, cap: { idleDeadline }, owner: parked, in: timers)
-        count += 1
+        watcher.parked()
         live.parkedConnections.born()
+        arm()
         return true
     }
 
@@ -85,43 +99,56 @@ final class ParkingLot {
     /// to NIO. Ids of connections that closed meanwhile match nothing.
     func wake(_ ids: [UInt64]) {
         for id in ids {
-            guard let parked = timers.owner(packed: id) as? ParkedConnection, let handover = leave(parked) else { continue }
+            guard let parked = table.remove(ParkingTable.ID(packed: id)) else { continue }
+            left(parked)
             if let revive {
-                revive(handover)
+                revive(parked)
             } else {
-                handover.close()
+                parked.close()
             }
         }
     }
 
     /// Closes every parked connection (the drain, the stop): they are idle.
     func closeAll() {
-        timers.forEachOwner { ($0 as? ParkedConnection).map { leave($0)?.close() } }
+        for parked in table.removeAll() {
+            left(parked)
+            parked.close()
+        }
     }
 
-    /// `timeouts.idle` ran out while parked: closed as an idle connection is.
-    fileprivate func expired(_ parked: ParkedConnection) {
-        leave(parked)?.close()
-    }
-
-    /// Takes `parked` out of the lot: no longer watched, no timer; its socket and count
-    /// go to the caller.
-    @discardableResult
-    private func leave(_ parked: ParkedConnection) -> ParkedConnection.Handover? {
-        guard parked.descriptor >= 0 else { return nil }
+    /// `parked` is out of the table: no longer watched (before anyone else may use its
+    /// descriptor) nor counted.
+    private func left(_ parked: Parked) {
         watcher.unwatch(parked.descriptor)
-        parked.timer.release(from: timers)
-        count -= 1
         live.parkedConnections.died()
-        let handover = ParkedConnection.Handover(descriptor: parked.descriptor, address: parked.address, limits: parked.limits)
-        parked.descriptor = -1
-        parked.limits = nil
-        return handover
+    }
+
+    /// One NIO timer for the earliest idle deadline; parked connections whose
+    /// `timeouts.idle` ran out are closed as idle connections are.
+    private func arm() {
+        guard let next = table.nextDeadline.map(NIODeadline.init) else { return }
+        if let taskDeadline, taskDeadline <= next { return }
+        task?.cancel()
+        taskDeadline = next
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        task = eventLoop.scheduleTask(deadline: next) { bound.value.expire() }
+    }
+
+    private func expire() {
+        task = nil
+        taskDeadline = nil
+        for parked in table.removeExpired(now: MonotonicTime(eventLoop.now)) {
+            left(parked)
+            parked.close()
+        }
+        arm()
     }
 
     /// The descriptor of a NIO socket channel. NIO does not publish it; its
     /// description does ("SocketChannel { BaseSocket { fd=12 }, …"). A channel whose
-    /// description has no `fd=` (another channel type, another NIO version) is not parked.
+    /// description has no `fd=` (another channel type, another NIO version) is not
+    /// parked, and one whose descriptor shows other addresses than the channel's is not.
     static func descriptor(of channel: any Channel) -> CInt? {
         let description = String(describing: channel)
         guard let marker = description.range(of: "fd=") else { return nil }
@@ -154,45 +181,6 @@ final class ParkingLot {
 @available(*, unavailable)
 extension ParkingLot: Sendable {}
 
-/// One parked client connection: its duplicated socket, its peer's address and its
-/// place in `limits.max_connections` (counted while parked). Loop-confined.
-final class ParkedConnection: LoopTimerOwner {
-    /// What a parked connection hands to whoever takes it out of the lot.
-    struct Handover {
-        let descriptor: CInt
-        let address: String
-        let limits: NIOLockedValueBox<ConnectionLimits>?
-
-        /// Closes the socket and leaves the connection count (an idle connection's end).
-        func close() {
-            _ = Glibc.close(descriptor)
-            limits?.withLockedValue { $0.close(address: address) }
-        }
-    }
-
-    /// -1 once it left the lot.
-    fileprivate(set) var descriptor: CInt
-    let address: String
-    fileprivate(set) var limits: NIOLockedValueBox<ConnectionLimits>?
-    var timer = LoopTimer()
-    private unowned let lot: ParkingLot
-
-    fileprivate init(descriptor: CInt, address: String, limits: NIOLockedValueBox<ConnectionLimits>?, lot: ParkingLot) {
-        self.descriptor = descriptor
-        self.address = address
-        self.limits = limits
-        self.lot = lot
-    }
-
-    func loopTimerFired(at deadline: NIODeadline) {
-        guard timer.fired(at: deadline) else { return }
-        lot.expired(self)
-    }
-}
-
-@available(*, unavailable)
-extension ParkedConnection: Sendable {}
-
 /// The thread that waits on parked sockets: one epoll set for the whole gateway,
 /// registrations one-shot, each naming its loop's ``ParkingLot`` and slot; a wake-up is
 /// handed to that loop (`execute`), which takes the socket out of the set before
@@ -203,6 +191,14 @@ final class ParkWatcher: @unchecked Sendable {
     private let epoll: CInt
     private let stopPipe: (read: CInt, write: CInt)
     private static let stopID = UInt64.max
+    /// Signalled when the thread has returned: after ``stop()`` nothing more is
+    /// handed to a loop (which may be shut down next).
+    private let exited = DispatchSemaphore(value: 0)
+    private let started = NIOLockedValueBox(false)
+    /// Connections parked since the watcher last gave freed heap back to the system.
+    private let parkedSinceTrim = Atomic<Int>(0)
+    /// Parks after which the freed channels are worth a `malloc_trim`: 64 × ~2.6 KiB.
+    static let trimAfterParks = 64
 
     init() throws {
         epoll = epoll_create1(CInt(EPOLL_CLOEXEC))
@@ -234,6 +230,11 @@ final class ParkWatcher: @unchecked Sendable {
         return epoll_ctl(epoll, CInt(EPOLL_CTL_ADD), descriptor, &event) == 0
     }
 
+    /// A connection was parked: its channel's memory went back to the allocator.
+    func parked() {
+        parkedSinceTrim.wrappingAdd(1, ordering: .relaxed)
+    }
+
     func unwatch(_ descriptor: CInt) {
         var event = epoll_event()
         _ = epoll_ctl(epoll, CInt(EPOLL_CTL_DEL), descriptor, &event)
@@ -241,29 +242,58 @@ final class ParkWatcher: @unchecked Sendable {
 
     /// Starts the thread; `dispatch[i]` receives the ids of lot `i` that woke.
     func start(dispatch: [@Sendable ([UInt64]) -> Void]) {
-        let thread = Thread { [self] in self.run(dispatch) }
+        started.withLockedValue { $0 = true }
+        let thread = Thread { [self] in
+            defer { exited.signal() }
+            self.run(dispatch)
+        }
         thread.name = "fluxgate-parking"
         thread.start()
     }
 
-    /// Ends the thread (it exits at its next wake-up, which this causes).
+    /// Ends the thread and waits for it (one epoll round at most).
     func stop() {
+        let running = started.withLockedValue { running in
+            defer { running = false }
+            return running
+        }
+        guard running else { return }
         var byte: UInt8 = 1
         _ = write(stopPipe.write, &byte, 1)
+        exited.wait()
+    }
+
+    /// A parked connection's channel, pipeline and handler (~2.6 KiB in ~16 blocks)
+    /// are freed on its event loop, but glibc keeps freed heap inside its arenas and
+    /// returns only the top of each: after 10 000 connections went idle at once, the
+    /// process kept their ~27 MiB (docs/PERFORMANCE.md#memory-per-idle-connection).
+    /// `malloc_trim(0)` gives back every whole free page of every arena. Done here, on
+    /// the watcher's thread, never on an event loop; at most once a second, after at
+    /// least ``trimAfterParks`` parks.
+    private var lastTrim = ContinuousClock.now
+    private func trimIfWorthIt() {
+        guard parkedSinceTrim.load(ordering: .relaxed) >= Self.trimAfterParks, ContinuousClock.now - lastTrim >= .seconds(1) else {
+            return
+        }
+        parkedSinceTrim.store(0, ordering: .relaxed)
+        lastTrim = ContinuousClock.now
+        _ = malloc_trim(0)
     }
 
     private func run(_ dispatch: [@Sendable ([UInt64]) -> Void]) {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         var byLot = [[UInt64]](repeating: [], count: dispatch.count)
         while true {
-            let n = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, CInt($0.count), -1) }
+            // Wakes at least once a second to give back what parked channels freed.
+            let n = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, CInt($0.count), 1_000) }
             if n < 0 {
                 if errno == EINTR { continue }
                 return
             }
+            trimIfWorthIt()
+            for event in events[0..<Int(n)] where event.data.u64 == Self.stopID { return }
             for event in events[0..<Int(n)] {
                 let id = event.data.u64
-                if id == Self.stopID { return }
                 let lot = Int(id >> 56)
                 if lot < byLot.count { byLot[lot].append(id & 0x00FF_FFFF_FFFF_FFFF) }
             }

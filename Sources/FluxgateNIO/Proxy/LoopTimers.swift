@@ -42,9 +42,6 @@ final class LoopTimers {
     struct Registration: Equatable {
         fileprivate let slot: UInt32
         fileprivate let generation: UInt32
-
-        /// Slot and generation in one word (an epoll registration's id: ``ParkingLot``).
-        var packed: UInt64 { UInt64(slot) << 32 | UInt64(generation) }
     }
 
     private struct Entry: Comparable {
@@ -109,14 +106,6 @@ final class LoopTimers {
         // due and re-arms for the new earliest.
     }
 
-    /// The owner registered under a ``Registration/packed`` id, if it still is.
-    func owner(packed: UInt64) -> (any LoopTimerOwner)? {
-        eventLoop.assertInEventLoop()
-        let slot = Int(packed >> 32)
-        guard slot < owners.count, generations[slot] == UInt32(truncatingIfNeeded: packed) else { return nil }
-        return owners[slot]
-    }
-
     /// Every registered owner, in slot order (the gateway's drain reaches the loop's
     /// open connections this way).
     func forEachOwner(_ body: (any LoopTimerOwner) -> Void) {
@@ -170,9 +159,6 @@ extension LoopTimers: Sendable {}
 struct LoopTimer {
     private(set) var deadline: NIODeadline?
     private var registration: LoopTimers.Registration?
-
-    /// Its place in the slot table while registered (``LoopTimers/Registration/packed``).
-    var packedRegistration: UInt64? { registration?.packed }
 
     /// Lists `owner` in the slot table (once): the drain finds registered owners.
     mutating func register(_ owner: any LoopTimerOwner, in timers: LoopTimers) {
