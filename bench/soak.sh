@@ -19,10 +19,12 @@
 #   hotkey     one API key over its per-client rate: 429 client_rate_limited
 #   restart    keep-alive load while upstream 2 is killed (-9) and restarted
 # Throughout, soak_client.py integrity pipelines unique requests on 12 connections and
-# checks that every response carries its own request's ID and body.
+# checks that every response carries its own request's ID and body; soak_client.py
+# parking does the same on 48 connections that go quiet for up to 2.6 s between
+# batches, so the gateway (`park_after: 1s`) parks and wakes them all along.
 #
 # Samples every SAMPLE seconds: RSS (VmRSS), open descriptors, established client
-# and upstream connections. In-flight and queue depth (the admin listener's /stats)
+# and upstream connections, parked client connections (the admin listener's metrics). In-flight and queue depth (the admin listener's /stats)
 # are not sampled by this script yet.
 #
 # Verdict: RSS — the mean of the last third of the traffic samples may exceed the
@@ -63,7 +65,7 @@ admission:
 rate_limit:
   global: { enabled: true, rate: 12000, burst: 2000 }
   per_client: { enabled: true, rate: 2000, burst: 2000, key: "header:X-API-Key", max_clients: 1000 }
-timeouts: { connect: 1s, upstream_header: 3s, client_header: 2s, idle: 5s }
+timeouts: { connect: 1s, upstream_header: 3s, client_header: 2s, idle: 5s, park_after: 1s }
 YAML
 
 upstream() {  # N PORT: starts demo upstream N, records its pid in upstream_pid[N]
@@ -81,18 +83,19 @@ kill -0 "$GPID" 2>/dev/null || { echo "the gateway exited:" >&2; cat "$W/gateway
 fds() { ls "/proc/$GPID/fd" | wc -l; }
 rss_kb() { awk '/VmRSS/{print $2}' "/proc/$GPID/status"; }
 conns() { ss -Htn state established "( $1 )" 2>/dev/null | wc -l; }
+parked() { curl -s "http://127.0.0.1:$(( GW + 2000 ))/metrics" | awk '/^fluxgate_client_connections_parked /{print int($2)}'; }
 # An idle moment first: the descriptors the gateway holds with no traffic at all.
 sleep 1
 BASE_FDS=$(fds)
 echo "gateway pid $GPID, baseline: $(rss_kb) KiB RSS, $BASE_FDS descriptors; ${DURATION}s of traffic in ${PHASE}s phases; output in $OUT"
 
 PHASE_FILE=$W/phase; echo start >"$PHASE_FILE"
-printf "t_s\trss_kb\tfds\tclient_conns\tupstream_conns\tphase\n" >"$OUT/samples.tsv"
+printf "t_s\trss_kb\tfds\tclient_conns\tupstream_conns\tphase\tparked\n" >"$OUT/samples.tsv"
 T0=$(date +%s)
 (
   while :; do
-    printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$(( $(date +%s) - T0 ))" "$(rss_kb)" "$(fds)" \
-      "$(conns "sport = :$GW")" "$(conns "dport = :$U1 or dport = :$U2")" "$(cat "$PHASE_FILE")" >>"$OUT/samples.tsv"
+    printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$(( $(date +%s) - T0 ))" "$(rss_kb)" "$(fds)" \
+      "$(conns "sport = :$GW")" "$(conns "dport = :$U1 or dport = :$U2")" "$(cat "$PHASE_FILE")" "$(parked)" >>"$OUT/samples.tsv"
     sleep "$SAMPLE"
   done
 ) &
@@ -100,6 +103,8 @@ SAMPLER=$!; pids+=("$SAMPLER")
 
 python3 "$HERE/soak_client.py" integrity "$GW" 12 "$DURATION" >"$W/integrity.json" &
 INTEGRITY=$!
+python3 "$HERE/soak_client.py" parking "$GW" 48 "$DURATION" >"$W/parking.json" &
+PARKING=$!
 
 cat >"$W/mix.lua" <<'LUA'
 local paths = {"/health", "/api/status", "/ready", "/api/metrics"}
@@ -135,6 +140,9 @@ done
 echo idle >"$PHASE_FILE"
 TRAFFIC_END=$(( $(date +%s) - T0 ))
 wait "$INTEGRITY" && integrity_ok=1 || integrity_ok=0
+wait "$PARKING" && parking_ok=1 || parking_ok=0
+[[ "$W/parking.json" -ef "$OUT/parking.json" ]] || cp "$W/parking.json" "$OUT/parking.json"
+echo "parking: $(cat "$OUT/parking.json")"
 [[ "$W/integrity.json" -ef "$OUT/integrity.json" ]] || cp "$W/integrity.json" "$OUT/integrity.json"  # OUT defaults to W
 echo "integrity: $(cat "$OUT/integrity.json")"
 
@@ -169,6 +177,8 @@ PY
   echo "$verdict"
   echo "$([[ $fds_ok == 1 ]] && echo ok || echo FAIL) descriptors: baseline $BASE_FDS, after traffic $FINAL_FDS"
   echo "$([[ $integrity_ok == 1 ]] && echo ok || echo FAIL) integrity: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d pipelined requests on %d connections, %d mismatched" % (d["requests"], d["connections"], d["mismatches"]))' "$OUT/integrity.json")"
+  max_parked=$(awk -F'\t' 'NR > 1 && $7 > m {m = $7} END {print m + 0}' "$OUT/samples.tsv")
+  echo "$([[ $parking_ok == 1 && $max_parked -gt 0 ]] && echo ok || echo FAIL) parking: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d requests on %d connections quiet up to 2.6 s, %d mismatched, socket errors %s" % (d["requests"], d["connections"], d["mismatches"], d["socket_errors"]))' "$OUT/parking.json"); up to $max_parked parked at a sample"
   grep -q "FAILED" "$OUT/phases.log" && echo "FAIL a bodies/abort phase found a mismatch (phases.log)" || echo "ok bodies and abort phases"
 } | tee "$OUT/verdict.txt"
 

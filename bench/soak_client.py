@@ -13,6 +13,9 @@ Modes (each runs CONNS connection loops for SECONDS, then prints one JSON line):
              reset, half a body, a large response read for 4 KB then a reset, and
              a half-close after a complete request (answered with its own answer, or given
              up by the gateway: abort_on_client_close).
+  parking    keep-alive connections quiet for 0-2.6 s between batches of 1-3 echoes
+             (the soak parks connections idle for 1 s), a head sometimes in two writes
+             across the wake-up; every answer checked as in integrity.
 
 Exit status 1 when an integrity or body check failed (the JSON says which).
 """
@@ -219,9 +222,51 @@ async def abort_loop(n, host, port, deadline, stats):
     await each_connection(host, port, deadline, stats, session)
 
 
+async def parking_loop(n, host, port, deadline, stats):
+    """Keep-alive connections that go quiet for 0-2.6 s between batches: with the
+    soak's `park_after: 1s` about half the gaps park the connection and the next batch
+    wakes it; a head is sometimes sent in two writes across a pause. Every answer must
+    be its own request's, and the gateway must never close the connection (its idle
+    timeout is 5 s)."""
+    seq = 0
+
+    async def session(reader, writer):
+        nonlocal seq
+        key = f"p{n}-{stats.connections}"
+        for batch_number in range(random.randint(3, 12)):
+            if time.monotonic() >= deadline:
+                break
+            if batch_number:
+                # Not before the first: a new connection's first head is due within
+                # `client_header` (2 s here), as in nginx.
+                await asyncio.sleep(random.random() * 2.6)
+            batch, wire = [], b""
+            for _ in range(random.randint(1, 3)):
+                seq += 1
+                uid = f"park-{os.getpid()}-{n}-{seq}"
+                request, _ = echo_request(uid, key, random.randint(0, 2000), random.random() < 0.2)
+                wire += request
+                batch.append(uid)
+            if random.random() < 0.2:
+                cut = random.randint(1, 20)
+                writer.write(wire[:cut])
+                await writer.drain()
+                await asyncio.sleep(random.random() * 0.05)
+                wire = wire[cut:]
+            writer.write(wire)
+            await writer.drain()
+            for uid in batch:
+                status, headers, body = await read_response(reader)
+                stats.check(status, headers, body, uid)
+                if headers.get("connection", "").lower() == "close":
+                    raise ConnectionError("closed by gateway")
+
+    await each_connection(host, port, deadline, stats, session)
+
+
 async def main():
     mode, port, conns, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-    loop_for = {"integrity": integrity_loop, "bodies": bodies_loop, "abort": abort_loop}[mode]
+    loop_for = {"integrity": integrity_loop, "bodies": bodies_loop, "abort": abort_loop, "parking": parking_loop}[mode]
     stats = Stats()
     deadline = time.monotonic() + seconds
     await asyncio.gather(*(loop_for(n, "127.0.0.1", port, deadline, stats) for n in range(conns)))
@@ -230,7 +275,8 @@ async def main():
         "shed_or_kinds": stats.shed, "other_status": stats.other, "socket_errors": stats.errors,
         "mismatches": len(stats.mismatches), "first_mismatches": stats.mismatches[:5],
     }, sort_keys=True))
-    return 1 if stats.mismatches else 0
+    # A parked connection the gateway closed or reset is a failure too: it never should.
+    return 1 if stats.mismatches or (mode == "parking" and stats.errors) else 0
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ struct ParkingTests {
             try await channel.writeAndFlush(ByteBuffer(string: "Host: h\r\n\r\n"))
             try await eventually("the answer to a head in parts") { Self.answers(sink) == 3 }
             #expect(live.totalClientConnections == 1, "a resumed connection is not a new one")
+            #expect(live.totalParks >= 2)
             #expect(sink.outcome.error == nil)
 
             try await channel.close()

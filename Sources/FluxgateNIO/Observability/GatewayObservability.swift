@@ -50,6 +50,7 @@ public final class GatewayObservability: Sendable {
         var upstreams: [UpstreamReading]
         var live: LiveObjects.Counts
         var acceptedConnections: Int
+        var parks: Int
         /// Upgraded connections open (and upgrade requests holding a place), and opened in all.
         var tunnels = (open: 0, opened: 0)
         var wouldShed: [Int]
@@ -127,7 +128,7 @@ public final class GatewayObservability: Sendable {
         }
         return Reading(
             traffic: traffic, latency: latency, idleUpstreamConnections: idle, gate: runtime.gate.snapshot,
-            upstreams: upstreams, live: runtime.live.counts, acceptedConnections: runtime.live.totalClientConnections,
+            upstreams: upstreams, live: runtime.live.counts, acceptedConnections: runtime.live.totalClientConnections, parks: runtime.live.totalParks,
             tunnels: (runtime.tunnels.load(ordering: .relaxed), runtime.tunnelsOpened.load(ordering: .relaxed)),
             wouldShed: runtime.gate.dryRun.counts,
             reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped,
@@ -277,6 +278,7 @@ public final class GatewayObservability: Sendable {
             Double(r.live.clientHandlers + r.live.parkedConnections))
         gauge("fluxgate_client_connections_parked",
             help: "Idle client connections parked outside the event loops (timeouts.park_after).", Double(r.live.parkedConnections))
+        counter("fluxgate_client_parks_total", help: "Client connections parked so far (a connection parks each time it idles).", r.parks)
         counter("fluxgate_client_connections_total", help: "Client connections accepted.", r.acceptedConnections)
         gauge(
             "fluxgate_tunnels_open", help: "Upgraded (WebSocket) connections open, plus upgrade requests awaiting their answer (limits.max_tunnels).",

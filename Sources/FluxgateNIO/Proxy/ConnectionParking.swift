@@ -91,6 +91,7 @@ final class ParkingLot {
         }
         watcher.parked()
         live.parkedConnections.born()
+        live.parks.born()
         arm()
         return true
     }

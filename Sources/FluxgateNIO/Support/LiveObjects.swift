@@ -33,6 +33,8 @@ public final class LiveObjects: Sendable {
     let exchanges = Atomic<Int>(0)
     let upstreamConnections = Atomic<Int>(0)
     let parkedConnections = Atomic<Int>(0)
+    /// Parks so far (each connection may park many times).
+    let parks = Atomic<Int>(0)
     /// Exchanges created so far (each must end exactly once: ``ExchangeOutcomes``).
     let exchangesCreated = Atomic<Int>(0)
     /// Client connections accepted so far (one handler each).
@@ -42,6 +44,7 @@ public final class LiveObjects: Sendable {
 
     public var totalExchanges: Int { exchangesCreated.load(ordering: .relaxed) }
     public var totalClientConnections: Int { clientHandlersCreated.load(ordering: .relaxed) }
+    public var totalParks: Int { parks.load(ordering: .relaxed) }
 
     /// Open client connections: those with a handler and those parked.
     public var openClientConnections: Int {
