@@ -28,9 +28,12 @@
 # fourth target, "fluxgate-b", with the same config — how a change is A/B-measured;
 # FLUXGATE_YAML / FLUXGATE_B_YAML: YAML lines added to fluxgate's / fluxgate-b's
 # config (e.g. an access_log section). IDLE=0 skips the idle-connection memory step.
+# IDLE_SETTLE (8 s): how long the connections are held idle before each reading — past
+# Fluxgate's `timeouts.park_after` (5 s), so its figure is that of parked connections
+# (FLUXGATE_YAML='timeouts: { park_after: 0s }' measures them unparked).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-DUR=${DUR:-8}; ROUNDS=${ROUNDS:-3}; IDLE=${IDLE:-10000}
+DUR=${DUR:-8}; ROUNDS=${ROUNDS:-3}; IDLE=${IDLE:-10000}; export IDLE_SETTLE=${IDLE_SETTLE:-8}
 ROWS=${ROWS:-"health64 health256 echo mib c10k shed two"}
 
 missing=()
@@ -133,7 +136,7 @@ done
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r); nginx $(nginx -v 2>&1 | sed 's/.*\///'), HAProxy $(haproxy -v | awk 'NR==1{print $3}'), wrk $(wrk -v 2>&1 | awk 'NR==1{print $2}')"
 echo "# DUR=${DUR}s ROUNDS=$ROUNDS; proxies on CPU 1, upstream + wrk on CPU 0"
 
-[ "$IDLE" -gt 0 ] && echo && echo "== memory per idle keep-alive connection ($IDLE connections, fresh processes)"
+[ "$IDLE" -gt 0 ] && echo && echo "== memory per idle keep-alive connection ($IDLE connections, fresh processes, read after ${IDLE_SETTLE} s idle)"
 for target in "${ports[@]}"; do
   [ "$IDLE" -gt 0 ] || break
   name=${target%%:*}; port=${target#*:}; pid_var=${name//-/_}_pid

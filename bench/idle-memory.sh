@@ -7,11 +7,14 @@
 # and how many per size class — what the resident growth is made of.
 # Env: N (10000), ROUNDS (2), FLUXGATE_BIN (another build), FLUXGATE_YAML (more config),
 # UPLOAD (bytes; each connection first sends a POST with a body this large: what an idle
-# connection keeps after an upload).
+# connection keeps after an upload), IDLE_SETTLE (8 s: how long the connections are held
+# idle before the reading — past `timeouts.park_after`, 5 s by default, so the figure is
+# that of parked connections; FLUXGATE_YAML='timeouts: { park_after: 0s }' or
+# IDLE_SETTLE=1 measures them unparked).
 # Needs nginx-light and gcc (apt).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-N=${N:-10000}; ROUNDS=${ROUNDS:-2}; export IDLE_UPLOAD_BYTES=${UPLOAD:-0}
+N=${N:-10000}; ROUNDS=${ROUNDS:-2}; export IDLE_UPLOAD_BYTES=${UPLOAD:-0}; export IDLE_SETTLE=${IDLE_SETTLE:-8}
 bench_need nginx "apt-get install -y nginx-light"
 bench_need gcc "apt-get install -y gcc"
 bench_ports_free 19791 18791
@@ -19,7 +22,7 @@ bench_setup idlemem
 gcc -O2 -shared -fPIC -o "$W/live.so" bench/malloc/live.c -ldl
 bench_nginx_health_upstream 19791 0
 bench_fluxgate_config 18791 19791 "" "${FLUXGATE_YAML:-}" >"$W/fluxgate.yaml"
-echo "# $(date -u +%FT%TZ) $(nproc) cores; $N idle keep-alive connections$([ "$IDLE_UPLOAD_BYTES" != 0 ] && echo ", each after a POST of $IDLE_UPLOAD_BYTES bytes"); $BIN"
+echo "# $(date -u +%FT%TZ) $(nproc) cores; $N idle keep-alive connections$([ "$IDLE_UPLOAD_BYTES" != 0 ] && echo ", each after a POST of $IDLE_UPLOAD_BYTES bytes"), read after ${IDLE_SETTLE} s idle; $BIN"
 run() {  # MODE: plain | counted
   local preload="" pid
   [ "$1" = counted ] && preload="$W/live.so"
