@@ -113,6 +113,29 @@ struct TLSTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// TLS state lives in the pipeline (NIOSSL): an idle TLS connection is never parked
+    /// (docs/ARCHITECTURE.md, "Parked connections"); it waits out its idle timeout.
+    @Test func tlsConnectionsAreNeverParked() async throws {
+        let dir = try folder()
+        let credentials = try Credentials.make(in: dir, name: "gateway")
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let config = try makeConfig(upstreams: [upstream.url]) {
+            $0.tls.certificate = credentials.certificatePath
+            $0.tls.key = credentials.keyPath
+            $0.timeouts.parkAfter = .milliseconds(1)
+            $0.timeouts.idle = .milliseconds(300)
+        }
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            // Kept alive: idle for 300 ms after the answer, then closed by the gateway.
+            let outcome = try await tlsExchange("GET /ka HTTP/1.1\r\nHost: h\r\n\r\n", to: gateway.address, trusting: credentials.certificate)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome)")
+            #expect(gateway.gateway.liveObjects.totalParks == 0)
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     @Test func aReloadServesTheRenewedCertificateToNewConnections() async throws {
         let dir = try folder()
         let first = try Credentials.make(in: dir, name: "gateway")
