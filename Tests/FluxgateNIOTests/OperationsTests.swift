@@ -152,9 +152,13 @@ struct OperationsTests {
             #expect(try await client.get("/first?q=1").status == 200)
             #expect(try await client.get("/status/404").status == 404)
             try await client.close()
+            // A client that gives up (half-closes) before its answer: 499, as nginx logs it.
+            let gone = try await RawClient.exchange(
+                "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group, closeWriteAfterSend: true)
+            #expect(gone.text.isEmpty)
         }
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 2)
+        #expect(lines.count == 3)
         let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: String]
         #expect(first["method"] == "GET" && first["path"] == "/first?q=1" && first["status"] == "200")
         #expect(first["upstream"] == "a" && first["client"] == "127.0.0.1" && first["outcome"] == "proxied")
@@ -163,6 +167,8 @@ struct OperationsTests {
         #expect(Double(first["duration_ms"] ?? "") != nil && first["queue_wait_ms"] == "0.000")
         let second = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: String]
         #expect(second["status"] == "404")
+        let third = try JSONSerialization.jsonObject(with: Data(lines[2].utf8)) as! [String: String]
+        #expect(third["status"] == "499" && third["outcome"] == "client_gone" && third["path"] == "/hold")
     }
 
     @Test func logfmtQuotesWhatNeedsQuoting() {

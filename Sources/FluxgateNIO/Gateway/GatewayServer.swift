@@ -193,8 +193,8 @@ public final class GatewayServer: Service, Sendable {
         if let parkWatcher {
             // A parked socket that wakes is built into a client connection again on its loop.
             var dispatch: [@Sendable ([UInt64]) -> Void] = []
-            for loop in loops {
-                guard let scratch = scratchByLoop[ObjectIdentifier(loop)] else { continue }
+            for loop in loops {  // in the order of the lots' indices
+                guard let scratch = scratchByLoop[ObjectIdentifier(loop)] else { throw ChannelError.ioOnClosedChannel }
                 try await loop.submit {
                     scratch.value.parking?.revive = { [self] handover in
                         self.revive(handover, on: loop, pools: poolsByLoop, stats: statsByLoop, scratches: scratchByLoop)
@@ -234,6 +234,10 @@ public final class GatewayServer: Service, Sendable {
         _ channel: any Channel, pools: PerLoop<UpstreamPool>, stats: PerLoop<LoopStats>, scratches: PerLoop<LoopScratch>,
         parked: ParkingLot.Parked?
     ) throws {
+        // A woken connection's count passes to its handler; a step that throws before
+        // the handler exists leaves it here (after, the handler does).
+        var countHandedOver = false
+        defer { if let parked, !countHandedOver { parked.leaveCount() } }
         guard let pool = pools[ObjectIdentifier(channel.eventLoop)]?.value,
             let stats = stats[ObjectIdentifier(channel.eventLoop)]?.value,
             let scratch = scratches[ObjectIdentifier(channel.eventLoop)]?.value
@@ -264,6 +268,7 @@ public final class GatewayServer: Service, Sendable {
         let handler = ProxyHandler(
             runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil,
             countedIn: parked == nil ? connectionLimits : parked?.limits, clientAddress: address, revived: parked != nil)
+        countHandedOver = true
         if let tls = settings.serverTLS {
             try sync.addHandler(
                 PlainHTTPOnTLSPortHandler(
@@ -301,7 +306,7 @@ public final class GatewayServer: Service, Sendable {
             .withConnectedSocket(handover.descriptor)
             .whenFailure { [logger] error in
                 // Before the initializer NIO did not take the socket; after it, the
-                // channel's close closed it and the handler left the count.
+                // channel's close closed it and the count was left (setUpClientChannel).
                 if !taken.withLockedValue({ $0 }) { handover.close() }
                 logger.warning("a parked connection could not be resumed", metadata: ["error": "\(error)"])
             }

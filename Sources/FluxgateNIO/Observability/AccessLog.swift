@@ -68,7 +68,15 @@ final class AccessLog: Sendable {
         case .shed(let reason):
             metadata["status"] = .stringConvertible(reason.status)
             metadata["shed_reason"] = .string(reason.rawValue)
-        case .cutOff, .clientGone: metadata["status"] = .string("-")
+        case .cutOff, .clientGone:
+            // As nginx logs them: the status the client was sent, when its head went
+            // out; 499 for a client that left before any answer; `-` for a response
+            // cut off before its head (the gateway never sent one).
+            if exchange.relay.headSent, let status = exchange.relay.status {
+                metadata["status"] = .stringConvertible(status)
+            } else {
+                metadata["status"] = .string(outcome.end == .clientGone ? "499" : "-")
+            }
         }
         if let upstream { metadata["upstream"] = .string(upstream) }
         if outcome.retries > 0 { metadata["retries"] = .stringConvertible(outcome.retries) }

@@ -37,6 +37,11 @@ final class ParkingLot {
         /// Closes the socket and leaves the connection count (an idle connection's end).
         func close() {
             _ = Glibc.close(descriptor)
+            leaveCount()
+        }
+
+        /// Leaves `limits.max_connections` (and the per-client count).
+        func leaveCount() {
             limits?.withLockedValue { $0.close(address: address) }
         }
     }
