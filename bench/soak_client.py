@@ -128,6 +128,25 @@ async def each_connection(host, port, deadline, stats, session):
             writer.close()
 
 
+async def echo_batch(reader, writer, stats, uids, key, max_pad, chunked_share, split_head=False):
+    """Pipelines one echo per id in one write (or, with split_head, the first bytes, a
+    pause of up to 50 ms, then the rest), then checks each answer against its request."""
+    wire = b"".join(echo_request(uid, key, random.randint(0, max_pad), random.random() < chunked_share)[0] for uid in uids)
+    if split_head:
+        cut = random.randint(1, 20)
+        writer.write(wire[:cut])
+        await writer.drain()
+        await asyncio.sleep(random.random() * 0.05)
+        wire = wire[cut:]
+    writer.write(wire)
+    await writer.drain()
+    for uid in uids:
+        status, headers, body = await read_response(reader)
+        stats.check(status, headers, body, uid)
+        if headers.get("connection", "").lower() == "close":
+            raise ConnectionError("closed by gateway")
+
+
 async def integrity_loop(n, host, port, deadline, stats):
     seq = 0
 
@@ -137,21 +156,10 @@ async def integrity_loop(n, host, port, deadline, stats):
         for _ in range(random.randint(1, 40)):
             if time.monotonic() >= deadline:
                 break
-            batch = []
-            wire = b""
-            for _ in range(random.randint(1, 8)):
-                seq += 1
-                uid = f"soak-{os.getpid()}-{n}-{seq}"
-                request, _ = echo_request(uid, key, random.randint(0, 3000), random.random() < 0.3)
-                wire += request
-                batch.append(uid)
-            writer.write(wire)
-            await writer.drain()
-            for uid in batch:
-                status, headers, body = await read_response(reader)
-                stats.check(status, headers, body, uid)
-                if headers.get("connection", "").lower() == "close":
-                    raise ConnectionError("closed by gateway")
+            count = random.randint(1, 8)
+            uids = [f"soak-{os.getpid()}-{n}-{seq + i + 1}" for i in range(count)]
+            seq += count
+            await echo_batch(reader, writer, stats, uids, key, 3000, 0.3)
             await asyncio.sleep(random.random() * 0.004)
 
     await each_connection(host, port, deadline, stats, session)
@@ -240,26 +248,10 @@ async def parking_loop(n, host, port, deadline, stats):
                 # Not before the first: a new connection's first head is due within
                 # `client_header` (2 s here), as in nginx.
                 await asyncio.sleep(random.random() * 2.6)
-            batch, wire = [], b""
-            for _ in range(random.randint(1, 3)):
-                seq += 1
-                uid = f"park-{os.getpid()}-{n}-{seq}"
-                request, _ = echo_request(uid, key, random.randint(0, 2000), random.random() < 0.2)
-                wire += request
-                batch.append(uid)
-            if random.random() < 0.2:
-                cut = random.randint(1, 20)
-                writer.write(wire[:cut])
-                await writer.drain()
-                await asyncio.sleep(random.random() * 0.05)
-                wire = wire[cut:]
-            writer.write(wire)
-            await writer.drain()
-            for uid in batch:
-                status, headers, body = await read_response(reader)
-                stats.check(status, headers, body, uid)
-                if headers.get("connection", "").lower() == "close":
-                    raise ConnectionError("closed by gateway")
+            count = random.randint(1, 3)
+            uids = [f"park-{os.getpid()}-{n}-{seq + i + 1}" for i in range(count)]
+            seq += count
+            await echo_batch(reader, writer, stats, uids, key, 2000, 0.2, split_head=random.random() < 0.2)
 
     await each_connection(host, port, deadline, stats, session)
 

@@ -75,15 +75,28 @@ struct TLSTests {
         return sink.outcome
     }
 
-    @Test func theListenerTerminatesTLSAndTellsTheUpstream() async throws {
+    /// A gateway terminating TLS with a fresh `localhost` certificate (in `dir`) before
+    /// one test upstream; everything is stopped after `body`.
+    func withTLSGateway(
+        _ adjust: (inout GatewayConfig) -> Void = { _ in },
+        _ body: (GatewayHarness, TestUpstream, Credentials, URL, GatewayConfig) async throws -> Void
+    ) async throws {
         let dir = try folder()
         let credentials = try Credentials.make(in: dir, name: "gateway")
         let upstream = try await TestUpstream.start(name: "a", group: group)
         let config = try makeConfig(upstreams: [upstream.url]) {
             $0.tls.certificate = credentials.certificatePath
             $0.tls.key = credentials.keyPath
+            adjust(&$0)
         }
-        try await withGateway(config, group: gatewayGroup) { gateway in
+        try await withGateway(config, group: gatewayGroup) { try await body($0, upstream, credentials, dir, config) }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    @Test func theListenerTerminatesTLSAndTellsTheUpstream() async throws {
+        try await withTLSGateway { gateway, upstream, credentials, _, _ in
             let outcome = try await tlsExchange(
                 "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", to: gateway.address, trusting: credentials.certificate)
             #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome)")
@@ -108,43 +121,24 @@ struct TLSTests {
                 "GET /again HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", to: gateway.address, trusting: credentials.certificate)
             #expect(again.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(again)")
         }
-        try await upstream.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
     }
 
     /// TLS state lives in the pipeline (NIOSSL): an idle TLS connection is never parked
     /// (docs/ARCHITECTURE.md, "Parked connections"); it waits out its idle timeout.
     @Test func tlsConnectionsAreNeverParked() async throws {
-        let dir = try folder()
-        let credentials = try Credentials.make(in: dir, name: "gateway")
-        let upstream = try await TestUpstream.start(name: "a", group: group)
-        let config = try makeConfig(upstreams: [upstream.url]) {
-            $0.tls.certificate = credentials.certificatePath
-            $0.tls.key = credentials.keyPath
+        try await withTLSGateway({
             $0.timeouts.parkAfter = .milliseconds(1)
             $0.timeouts.idle = .milliseconds(300)
-        }
-        try await withGateway(config, group: gatewayGroup) { gateway in
+        }) { gateway, _, credentials, _, _ in
             // Kept alive: idle for 300 ms after the answer, then closed by the gateway.
             let outcome = try await tlsExchange("GET /ka HTTP/1.1\r\nHost: h\r\n\r\n", to: gateway.address, trusting: credentials.certificate)
             #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome)")
             #expect(gateway.gateway.liveObjects.totalParks == 0)
         }
-        try await upstream.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
     }
 
     @Test func aReloadServesTheRenewedCertificateToNewConnections() async throws {
-        let dir = try folder()
-        let first = try Credentials.make(in: dir, name: "gateway")
-        let upstream = try await TestUpstream.start(name: "a", group: group)
-        let config = try makeConfig(upstreams: [upstream.url]) {
-            $0.tls.certificate = first.certificatePath
-            $0.tls.key = first.keyPath
-        }
-        try await withGateway(config, group: gatewayGroup) { gateway in
+        try await withTLSGateway { gateway, _, first, dir, config in
             let request = "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
             #expect(try await tlsExchange(request, to: gateway.address, trusting: first.certificate).text.hasPrefix("HTTP/1.1 200"))
             // Renewed in place (same paths, as certbot or cert-manager do), then reloaded.
@@ -160,9 +154,6 @@ struct TLSTests {
             #expect(refused.errors.joined().contains("tls"))
             #expect(try await tlsExchange(request, to: gateway.address, trusting: renewed.certificate).text.hasPrefix("HTTP/1.1 200"))
         }
-        try await upstream.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
     }
 
     @Test func httpsUpstreamsAreVerified() async throws {
