@@ -28,12 +28,12 @@
 # fourth target, "fluxgate-b", with the same config — how a change is A/B-measured;
 # FLUXGATE_YAML / FLUXGATE_B_YAML: YAML lines added to fluxgate's / fluxgate-b's
 # config (e.g. an access_log section). IDLE=0 skips the idle-connection memory step.
-# IDLE_SETTLE (8 s): how long the connections are held idle before each reading — past
+# IDLE_SETTLE (10 s): how long the connections are held idle before each reading — past
 # Fluxgate's `timeouts.park_after` (5 s), so its figure is that of parked connections
 # (FLUXGATE_YAML='timeouts: { park_after: 0s }' measures them unparked).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-DUR=${DUR:-8}; ROUNDS=${ROUNDS:-3}; IDLE=${IDLE:-10000}; export IDLE_SETTLE=${IDLE_SETTLE:-8}
+DUR=${DUR:-8}; ROUNDS=${ROUNDS:-3}; IDLE=${IDLE:-10000}; export IDLE_SETTLE=${IDLE_SETTLE:-10}
 ROWS=${ROWS:-"health64 health256 echo mib c10k shed two"}
 
 missing=()

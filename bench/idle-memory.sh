@@ -7,14 +7,14 @@
 # and how many per size class — what the resident growth is made of.
 # Env: N (10000), ROUNDS (2), FLUXGATE_BIN (another build), FLUXGATE_YAML (more config),
 # UPLOAD (bytes; each connection first sends a POST with a body this large: what an idle
-# connection keeps after an upload), IDLE_SETTLE (8 s: how long the connections are held
+# connection keeps after an upload), IDLE_SETTLE (10 s: how long the connections are held
 # idle before the reading — past `timeouts.park_after`, 5 s by default, so the figure is
 # that of parked connections; FLUXGATE_YAML='timeouts: { park_after: 0s }' or
 # IDLE_SETTLE=1 measures them unparked).
 # Needs nginx-light and gcc (apt).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-N=${N:-10000}; ROUNDS=${ROUNDS:-2}; export IDLE_UPLOAD_BYTES=${UPLOAD:-0}; export IDLE_SETTLE=${IDLE_SETTLE:-8}
+N=${N:-10000}; ROUNDS=${ROUNDS:-2}; export IDLE_UPLOAD_BYTES=${UPLOAD:-0}; export IDLE_SETTLE=${IDLE_SETTLE:-10}
 bench_need nginx "apt-get install -y nginx-light"
 bench_need gcc "apt-get install -y gcc"
 bench_ports_free 19791 18791
