@@ -4,7 +4,6 @@ import Foundation
 import FluxgateCore
 import NIOConcurrencyHelpers
 import NIOCore
-import Synchronization
 
 /// Parked connections: a plain-TCP client connection idle for `timeouts.park_after`
 /// leaves NIO. Its socket is duplicated, the NIO channel — with its pipeline, handler
@@ -94,7 +93,6 @@ final class ParkingLot {
             _ = close(copy)
             return false
         }
-        watcher.parked()
         live.parkedConnections.born()
         live.parks.born()
         arm()
@@ -201,8 +199,6 @@ final class ParkWatcher: @unchecked Sendable {
     /// handed to a loop (which may be shut down next).
     private let exited = DispatchSemaphore(value: 0)
     private let started = NIOLockedValueBox(false)
-    /// Connections parked since the watcher last gave freed heap back to the system.
-    private let parkedSinceTrim = Atomic<Int>(0)
 
     init() throws {
         epoll = epoll_create1(CInt(EPOLL_CLOEXEC))
@@ -232,11 +228,6 @@ final class ParkWatcher: @unchecked Sendable {
         event.events = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue
         event.data.u64 = id
         return epoll_ctl(epoll, CInt(EPOLL_CTL_ADD), descriptor, &event) == 0
-    }
-
-    /// A connection was parked: its channel's memory went back to the allocator.
-    func parked() {
-        parkedSinceTrim.wrappingAdd(1, ordering: .relaxed)
     }
 
     func unwatch(_ descriptor: CInt) {
@@ -271,38 +262,31 @@ final class ParkWatcher: @unchecked Sendable {
     /// are freed on its event loop, but glibc keeps freed heap inside its arenas and
     /// returns only the top of each: after 10 000 connections went idle at once, the
     /// process kept their ~27 MiB (docs/PERFORMANCE.md#memory-per-idle-connection).
-    /// `malloc_trim(0)` gives back every whole free page of every arena — on the
-    /// watcher's thread, never on an event loop, but it holds each arena's lock while
-    /// it walks it (0.6-2.5 ms for a 40 MB heap on this VM), and a loop that allocates
-    /// meanwhile waits. So it runs when a burst of parks has ended (64 or more, then a
-    /// second without one) or, while parks keep coming, after 1 024 of them (~2.7 MiB
-    /// freed) and no more often than every 2 s.
-    private var lastTrim = ContinuousClock.now
+    /// `malloc_trim(0)` gives back every whole free page of every arena — on this
+    /// thread, never on an event loop, but it holds each arena's lock while it walks it
+    /// (0.6-2.5 ms for a 40 MB heap on this VM), and a loop that allocates meanwhile
+    /// waits. So every 2 s the free heap is read (`mallinfo2`, a walk of the bins) and
+    /// trimmed only when it grew by 4 MiB or more since the last trim: after a burst of
+    /// connections went idle, closed or parked, not while the heap just cycles. Other
+    /// allocators do this by themselves (jemalloc's decay purging); glibc does not.
     private var lastLook = ContinuousClock.now
-    private var parksAtLastLook = 0
-    /// Looked at once a second (the watcher wakes at least that often).
+    private var freeAfterTrim = 0
     private func trimIfWorthIt() {
         let now = ContinuousClock.now
-        guard now - lastLook >= .seconds(1) else { return }
+        guard now - lastLook >= .seconds(2) else { return }
         lastLook = now
-        let parks = parkedSinceTrim.load(ordering: .relaxed)
-        let burstEnded = parks >= 64 && parks == parksAtLastLook
-        let steadyChurn = parks >= 1_024 && now - lastTrim >= .seconds(2)
-        guard burstEnded || steadyChurn else {
-            parksAtLastLook = parks
-            return
-        }
-        parkedSinceTrim.wrappingSubtract(parks, ordering: .relaxed)
-        parksAtLastLook = 0
-        lastTrim = now
+        let free = Int(clamping: mallinfo2().fordblks)
+        freeAfterTrim = min(freeAfterTrim, free)
+        guard free - freeAfterTrim >= 4 << 20 else { return }
         _ = malloc_trim(0)
+        freeAfterTrim = Int(clamping: mallinfo2().fordblks)
     }
 
     private func run(_ dispatch: [@Sendable ([UInt64]) -> Void]) {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         var byLot = [[UInt64]](repeating: [], count: dispatch.count)
         while true {
-            // Wakes at least once a second to give back what parked channels freed.
+            // Wakes at least once a second to give back freed heap (trimIfWorthIt).
             let n = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, CInt($0.count), 1_000) }
             if n < 0 {
                 if errno == EINTR { continue }
