@@ -10,25 +10,36 @@
 # connection keeps after an upload), IDLE_SETTLE (10 s: how long the connections are held
 # idle before the reading — past `timeouts.park_after`, 5 s by default, so the figure is
 # that of parked connections; FLUXGATE_YAML='timeouts: { park_after: 0s }' or
-# IDLE_SETTLE=1 measures them unparked).
+# IDLE_SETTLE=1 measures them unparked), TLS=1 (the listener terminates TLS with a
+# self-signed certificate made here with openssl; TLS connections are never parked).
 # Needs nginx-light and gcc (apt).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 N=${N:-10000}; ROUNDS=${ROUNDS:-2}; export IDLE_UPLOAD_BYTES=${UPLOAD:-0}; export IDLE_SETTLE=${IDLE_SETTLE:-10}
+export IDLE_TLS=${TLS:-0}
 bench_need nginx "apt-get install -y nginx-light"
 bench_need gcc "apt-get install -y gcc"
 bench_ports_free 19791 18791
 bench_setup idlemem
 gcc -O2 -shared -fPIC -o "$W/live.so" bench/malloc/live.c -ldl
 bench_nginx_health_upstream 19791 0
-bench_fluxgate_config 18791 19791 "" "${FLUXGATE_YAML:-}" >"$W/fluxgate.yaml"
-echo "# $(date -u +%FT%TZ) $(nproc) cores; $N idle keep-alive connections$([ "$IDLE_UPLOAD_BYTES" != 0 ] && echo ", each after a POST of $IDLE_UPLOAD_BYTES bytes"), read after ${IDLE_SETTLE} s idle; $BIN"
+tls_yaml=""
+if [ "$IDLE_TLS" = 1 ]; then
+  bench_need openssl "apt-get install -y openssl"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+    -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+  tls_yaml="tls: { certificate: \"$W/cert.pem\", key: \"$W/key.pem\" }"
+fi
+bench_fluxgate_config 18791 19791 "" "${FLUXGATE_YAML:-}
+$tls_yaml" >"$W/fluxgate.yaml"
+echo "# $(date -u +%FT%TZ) $(nproc) cores; $N idle keep-alive $([ "$IDLE_TLS" = 1 ] && echo "TLS ")connections$([ "$IDLE_UPLOAD_BYTES" != 0 ] && echo ", each after a POST of $IDLE_UPLOAD_BYTES bytes"), read after ${IDLE_SETTLE} s idle; $BIN"
 run() {  # MODE: plain | counted
   local preload="" pid
   [ "$1" = counted ] && preload="$W/live.so"
   LD_PRELOAD="$preload" taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>"$W/fluxgate.err" & pid=$!; pids+=("$pid")
-  bench_wait fluxgate 18791
-  for _ in $(seq 20); do curl -s -o /dev/null "http://127.0.0.1:18791/health"; done
+  local scheme=http; [ "$IDLE_TLS" = 1 ] && scheme=https
+  for _ in $(seq 50); do curl -skf -o /dev/null "$scheme://127.0.0.1:18791/health" && break; sleep 0.1; done
+  for _ in $(seq 20); do curl -sk -o /dev/null "$scheme://127.0.0.1:18791/health"; done
   if [ "$1" = counted ]; then kill -USR2 "$pid"; sleep 0.3; fi
   IDLE_HOLD_SIGNAL=$([ "$1" = counted ] && echo "$pid" || true) python3 bench/idle_conns.py 18791 "$N" "$pid"
   if [ "$1" = counted ]; then

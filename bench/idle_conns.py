@@ -12,12 +12,14 @@ IDLE_UPLOAD_BYTES=B, each connection first sends `POST /health` with a body of B
 (what an idle connection keeps after an upload). IDLE_SETTLE=S (seconds, default 1):
 how long the connections are held idle before the reading (Fluxgate parks a connection
 idle for `timeouts.park_after`, 5 s by default: a reading after that shows what a
-connection costs idle, one before it what it costs between requests).
+connection costs idle, one before it what it costs between requests). IDLE_TLS=1: the
+connections speak TLS (certificate not verified: a self-signed test certificate).
 """
 import asyncio
 import os
 import resource
 import signal
+import ssl
 import sys
 import time
 
@@ -57,12 +59,17 @@ async def main():
     before = resident_kib(roots)
     held, failed = [], 0
     gate = asyncio.Semaphore(256)  # connect in waves: no SYN flood, no accept-queue drops
+    tls = None
+    if os.environ.get("IDLE_TLS") == "1":
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
 
     async def open_one():
         nonlocal failed
         async with gate:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+                reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=tls), 10)
                 writer.write(request)
                 await writer.drain()
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
