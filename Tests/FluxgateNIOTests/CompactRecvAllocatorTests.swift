@@ -25,6 +25,17 @@ struct CompactRecvAllocatorTests {
         #expect(ours.buffer(allocator: ByteBufferAllocator()).capacity >= nio.nextBufferSize()!)
     }
 
+    /// A TLS client connection's ceiling (one record) decides as NIO's with that maximum.
+    @Test func aCeilingCapsItAsNIOsMaximumDoes() {
+        var ours = CompactRecvAllocator(initial: 256, ceiling: ProxyHandler.tlsChunk)
+        var nio = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: ProxyHandler.tlsChunk)
+        for (index, read) in (Array(repeating: 70_000, count: 12) + Array(repeating: 1, count: 20) + Array(repeating: 20_000, count: 8)).enumerated() {
+            #expect(ours.nextBufferSize() == nio.nextBufferSize(), "before read \(index)")
+            #expect(ours.record(actualReadBytes: read) == nio.record(actualReadBytes: read), "read \(index)")
+            #expect(ours.nextBufferSize()! <= 16_384)
+        }
+    }
+
     @Test func fitsAnExistentialWithoutABox() {
         #expect(MemoryLayout<CompactRecvAllocator>.size <= 3 * MemoryLayout<Int>.size)
         #expect(MemoryLayout<AdaptiveRecvByteBufferAllocator>.size > 3 * MemoryLayout<Int>.size, "NIO's needs a box")

@@ -98,6 +98,52 @@ struct ProxyHandlerTests {
 
     static let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
+    /// Below the TLS handler's place: the bytes written between two flushes.
+    final class FlushRecorder: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        var pending = 0
+        var flushed: [Int] = []
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            pending += unwrapOutboundIn(data).readableBytes
+            context.write(data, promise: promise)
+        }
+        func flush(context: ChannelHandlerContext) {
+            if pending > 0 { flushed.append(pending) }
+            pending = 0
+            context.flush()
+        }
+    }
+
+    /// swift-nio-ssl keeps its ciphertext buffer at the largest size one flush needed,
+    /// for the connection's life: a TLS client connection is written at most one
+    /// record's worth between flushes (a plain one as the upstream's bytes come).
+    @Test func aTLSClientIsWrittenARecordsWorthPerFlush() throws {
+        for https in [true, false] {
+            let loop = EmbeddedEventLoop()
+            let runtime = try GatewayRuntime(config: try makeConfig(upstreams: ["http://127.0.0.1:9"]))
+            let connector = ScriptedConnector(loop: loop, live: runtime.live)
+            let client = EmbeddedChannel(loop: loop)
+            let recorder = FlushRecorder()
+            try client.pipeline.syncOperations.addHandler(recorder)
+            try client.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: nil, https: https))
+            _ = client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
+            try client.writeInbound(ByteBuffer(string: "GET /big HTTP/1.1\r\nHost: h\r\n\r\n"))
+            let body = String(repeating: "x", count: 100_000)
+            try connector.answer(0, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + body)
+            var text = ""
+            while let buffer = try client.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+            #expect(text.hasSuffix(body) && text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            if https {
+                #expect(recorder.flushed.count >= 7)
+                #expect(recorder.flushed.allSatisfy { $0 <= ProxyHandler.tlsFlushBytes }, "\(recorder.flushed)")
+            } else {
+                #expect(recorder.flushed.count == 1, "\(recorder.flushed)")
+            }
+            #expect(recorder.flushed.reduce(0, +) == text.utf8.count)
+            _ = try? client.finish()
+        }
+    }
+
     /// An upgrade request the upstream answered in HTTP (404 here) leaves its upstream
     /// connection in an unknown state — llhttp-based servers, the demo among them, stop
     /// parsing HTTP on it — so it is closed, not pooled for the next request.

@@ -32,14 +32,23 @@ struct CompactRecvAllocator: RecvByteBufferAllocator, @unchecked Sendable {
     static let maximum: UInt32 = 65_536
 
     private var next: UInt32
+    /// The largest buffer: ``maximum``, or less (TLS client connections: one record).
+    private let ceiling: UInt32
     private var decreaseNow = false
     private let scratch: LoopScratch?
 
     /// `initial`: a power of two between the limits. `scratch`: the channel's loop's
     /// (buffers lent per read, above); nil: NIO keeps and reuses the channel's buffer.
-    init(initial: Int, scratch: LoopScratch? = nil) {
+    /// `ceiling`: a power of two, at least `initial`, at most ``maximum``: a TLS client
+    /// connection reads at most 16 KiB (one TLS record) at a time, because swift-nio-ssl
+    /// decrypts a read into a plaintext buffer it keeps for the connection's life and
+    /// grows to fit — 64 KiB reads left ~100 KiB on every idle TLS connection that had
+    /// uploaded a large body (docs/PERFORMANCE.md#memory-per-idle-connection).
+    init(initial: Int, scratch: LoopScratch? = nil, ceiling: Int = Int(maximum)) {
         precondition(initial.nonzeroBitCount == 1 && initial >= Int(Self.minimum) && initial <= Int(Self.maximum))
+        precondition(ceiling.nonzeroBitCount == 1 && ceiling >= initial && ceiling <= Int(Self.maximum))
         next = UInt32(initial)
+        self.ceiling = UInt32(ceiling)
         self.scratch = scratch
     }
 
@@ -67,7 +76,7 @@ struct CompactRecvAllocator: RecvByteBufferAllocator, @unchecked Sendable {
             return false
         }
         decreaseNow = false
-        if actualReadBytes >= Int(next) && next < Self.maximum {
+        if actualReadBytes >= Int(next) && next < ceiling {
             next <<= 1
             return true
         }

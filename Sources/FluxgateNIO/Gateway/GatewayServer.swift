@@ -244,9 +244,11 @@ public final class GatewayServer: Service, Sendable {
         else {
             throw ChannelError.ioOnClosedChannel
         }
-        try channel.syncOptions?.setOption(.recvAllocator, value: CompactRecvAllocator(initial: 256, scratch: scratch))
         // Timeouts and TLS as of now: a reload reaches connections accepted after it.
         let settings = runtime.settings
+        try channel.syncOptions?.setOption(
+            .recvAllocator,
+            value: CompactRecvAllocator(initial: 256, scratch: scratch, ceiling: settings.serverTLS == nil ? 65_536 : ProxyHandler.tlsChunk))
         let config = settings.config
         let sync = channel.pipeline.syncOperations
         let address = parked?.address ?? channel.remoteAddress?.ipAddress ?? "unknown"

@@ -90,6 +90,35 @@ extension ProxyHandler {
     }
 }
 
+// MARK: - Response bytes to the client
+
+extension ProxyHandler {
+    /// Response bytes for the client. On a TLS connection at most ``tlsFlushBytes`` go
+    /// out per flush: swift-nio-ssl encrypts what was written before a flush into one
+    /// buffer that it keeps at its largest size for the connection's life (2.37's
+    /// `NIOSSLHandler` passes `.max` as `maximumPreservedOutboundBufferCapacity` whatever
+    /// the configuration says), so 64 KiB upstream reads left ~70 KiB on every idle TLS
+    /// connection that had downloaded a large response. Within one record's room the
+    /// ciphertext fits the buffer's first 16 KiB. nginx writes TLS in 16 KiB pieces
+    /// too (`ssl_buffer_size`).
+    func writeToClient(_ bytes: ByteBuffer, _ context: ChannelHandlerContext) {
+        guard https else {
+            context.write(wrapOutboundOut(bytes), promise: nil)
+            return
+        }
+        var rest = bytes
+        while rest.readableBytes > 0 {
+            if tlsUnflushed >= Self.tlsFlushBytes {
+                context.flush()
+                tlsUnflushed = 0
+            }
+            let piece = rest.readSlice(length: min(Self.tlsFlushBytes - tlsUnflushed, rest.readableBytes))!
+            tlsUnflushed += piece.readableBytes
+            context.write(wrapOutboundOut(piece), promise: nil)
+        }
+    }
+}
+
 // MARK: - Upstream events
 
 extension ProxyHandler: UpstreamConnectionDelegate {
@@ -109,7 +138,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
                 buffer, allocator: allocator, scratch: scratch, retry: { status in self.claimRetry(exchange, status: status) }
             ) { bytes in
                 exchange.bytesSent += bytes.readableBytes
-                context.write(self.wrapOutboundOut(bytes), promise: nil)
+                self.writeToClient(bytes, context)
             }
         } catch {
             runtime.health.exchangeFailed(exchange.upstream, .malformed, now: now)
@@ -239,6 +268,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
 
     func upstreamReadComplete() {
         context?.flush()
+        tlsUnflushed = 0
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
