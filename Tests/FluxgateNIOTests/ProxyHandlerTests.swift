@@ -114,6 +114,26 @@ struct ProxyHandlerTests {
         }
     }
 
+    final class Tail: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+    }
+
+    /// The pacing the TLS response path and TLS tunnels share: no more than the limit
+    /// between flushes, counting what was written before the call.
+    @Test func writesAreFlushedEveryLimitBytes() throws {
+        let channel = EmbeddedChannel()
+        let recorder = FlushRecorder()
+        let tail = Tail()
+        try channel.pipeline.syncOperations.addHandler(recorder)
+        try channel.pipeline.syncOperations.addHandler(tail)
+        let context = try channel.pipeline.syncOperations.context(handler: tail)
+        var unflushed = 100  // written before, not flushed yet
+        context.write(ByteBuffer(repeating: 1, count: 1_000), flushingEvery: 400, unflushed: &unflushed)
+        #expect(recorder.flushed == [300, 400])
+        #expect(unflushed == 300 && recorder.pending == 300)
+        _ = try? channel.finish()
+    }
+
     /// swift-nio-ssl keeps its ciphertext buffer at the largest size one flush needed,
     /// for the connection's life: a TLS client connection is written at most one
     /// record's worth between flushes (a plain one as the upstream's bytes come).

@@ -102,19 +102,29 @@ extension ProxyHandler {
     /// ciphertext fits the buffer's first 16 KiB. nginx writes TLS in 16 KiB pieces
     /// too (`ssl_buffer_size`).
     func writeToClient(_ bytes: ByteBuffer, _ context: ChannelHandlerContext) {
-        guard https else {
+        if https {
+            context.write(bytes, flushingEvery: Self.tlsFlushBytes, unflushed: &tlsUnflushed)
+        } else {
             context.write(wrapOutboundOut(bytes), promise: nil)
-            return
         }
+    }
+}
+
+extension ChannelHandlerContext {
+    /// Writes `bytes` so that no more than `limit` bytes go out between two flushes,
+    /// flushing in between as needed; `unflushed` counts the bytes written since the
+    /// last flush (the caller zeroes it where it flushes). For TLS client connections
+    /// (``ProxyHandler/writeToClient(_:_:)``, ``TunnelHandler``).
+    func write(_ bytes: ByteBuffer, flushingEvery limit: Int, unflushed: inout Int) {
         var rest = bytes
         while rest.readableBytes > 0 {
-            if tlsUnflushed >= Self.tlsFlushBytes {
-                context.flush()
-                tlsUnflushed = 0
+            if unflushed >= limit {
+                flush()
+                unflushed = 0
             }
-            let piece = rest.readSlice(length: min(Self.tlsFlushBytes - tlsUnflushed, rest.readableBytes))!
-            tlsUnflushed += piece.readableBytes
-            context.write(wrapOutboundOut(piece), promise: nil)
+            let piece = rest.readSlice(length: min(limit - unflushed, rest.readableBytes))!
+            unflushed += piece.readableBytes
+            write(NIOAny(piece), promise: nil)
         }
     }
 }
@@ -222,7 +232,8 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         timer.disarm()
         let context = self.context!
         let tunnel = TunnelHandler(
-            upstream: connection, runtime: runtime, idleTimeout: settings.tunnelIdle, early: exchange.relay.switchedBytes)
+            upstream: connection, runtime: runtime, idleTimeout: settings.tunnelIdle, early: exchange.relay.switchedBytes,
+            flushLimit: https ? Self.tlsFlushBytes : nil)
         let pipeline = context.pipeline.syncOperations
         do {
             try pipeline.addHandler(tunnel, position: .after(self))
