@@ -18,7 +18,8 @@ extension ProxyHandler {
         guard parkable, let context else { return }
         let promise = eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0)), promise: promise)
-        promise.futureResult.whenSuccess { [self] in
+        // On this loop: the write completes here (an isolated view, no Sendable hop).
+        promise.futureResult.assumeIsolated().whenSuccess { [self] _ in
             guard parkable, let context = self.context, let lot = scratch.parking,
                 lot.park(context.channel, address: clientAddress, limits: connectionLimits, idleDeadline: idleDeadline)
             else { return }
