@@ -248,7 +248,7 @@ public final class GatewayServer: Service, Sendable {
         let settings = runtime.settings
         try channel.syncOptions?.setOption(
             .recvAllocator,
-            value: CompactRecvAllocator(initial: 256, scratch: scratch, ceiling: settings.serverTLS == nil ? 65_536 : ProxyHandler.tlsChunk))
+            value: CompactRecvAllocator(initial: 256, scratch: scratch, ceiling: settings.serverTLS == nil ? Int(CompactRecvAllocator.maximum) : ProxyHandler.tlsChunk))
         let config = settings.config
         let sync = channel.pipeline.syncOperations
         let address = parked?.address ?? channel.remoteAddress?.ipAddress ?? "unknown"

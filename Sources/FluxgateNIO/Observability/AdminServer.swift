@@ -334,7 +334,7 @@ struct StatsDocument: Encodable {
             window_s: "last 10-20 s", count: h.totalCount, p50_ms: ms(50), p90_ms: ms(90), p95_ms: ms(95), p99_ms: ms(99),
             p999_ms: ms(99.9), max_ms: h.totalCount == 0 ? 0 : Double(h.max) / 1000)
         connections = Connections(
-            client: r.live.clientHandlers + r.live.parkedConnections, client_parked: r.live.parkedConnections, client_accepted: r.acceptedConnections, upstream_open: r.live.upstreamConnections, upstream_idle: r.idleUpstreamConnections,
+            client: r.live.openClientConnections, client_parked: r.live.parkedConnections, client_accepted: r.acceptedConnections, upstream_open: r.live.upstreamConnections, upstream_idle: r.idleUpstreamConnections,
             refused_total: t.connectionsRefused[0], refused_per_client: t.connectionsRefused[1])
         config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)
         access_log_dropped = r.accessLogDropped

@@ -275,7 +275,7 @@ public final class GatewayObservability: Sendable {
                 help: "Health flips of this upstream, by the state it flipped to.", upstream.flips.down)
         }
         gauge("fluxgate_client_connections", help: "Open client connections (parked ones included).",
-            Double(r.live.clientHandlers + r.live.parkedConnections))
+            Double(r.live.openClientConnections))
         gauge("fluxgate_client_connections_parked",
             help: "Idle client connections parked outside the event loops (timeouts.park_after).", Double(r.live.parkedConnections))
         counter("fluxgate_client_parks_total", help: "Client connections parked so far (a connection parks each time it idles).", r.parks)

@@ -58,9 +58,6 @@ final class ParkingLot {
     private var task: Scheduled<Void>?
     private var taskDeadline: NIODeadline?
 
-    /// Connections parked on this loop now.
-    var count: Int { table.count }
-
     init(eventLoop: any EventLoop, index: Int, watcher: ParkWatcher, live: LiveObjects) {
         precondition(index < 256)
         self.eventLoop = eventLoop

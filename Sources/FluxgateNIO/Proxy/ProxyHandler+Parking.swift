@@ -4,9 +4,11 @@ import NIOCore
 /// Parking (``ParkingLot``): `timeouts.park_after` passed with the connection idle.
 extension ProxyHandler {
     /// Whether nothing of the connection lives in this handler but its socket: no
-    /// exchange, no unread or half-parsed input, no close or drain under way.
+    /// exchange, no unread or half-parsed input, no close or drain under way. (Whether
+    /// the connection may park at all — plain TCP, our parser, a lot on the loop — was
+    /// decided when it was set up: otherwise its timeouts never offer it.)
     var parkable: Bool {
-        guard case .idle = state, scratch.parking != nil, !https else { return false }
+        guard case .idle = state else { return false }
         return receive == nil && partialHead == nil && inputRefusal == nil && !clientInputClosed && !draining && !parsingStopped
             && clientTimeouts?.phase == .idle
     }
@@ -15,7 +17,7 @@ extension ProxyHandler {
     /// write completes after what was queued before it); a connection that cannot be
     /// parked stays as it is, under its idle timeout.
     func offerForParking(until idleDeadline: NIODeadline) {
-        guard parkable, let context else { return }
+        guard parkable, let context, scratch.parking != nil else { return }
         let promise = eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0)), promise: promise)
         // On this loop: the write completes here (an isolated view, no Sendable hop).

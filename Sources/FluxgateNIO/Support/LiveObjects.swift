@@ -22,6 +22,9 @@ public final class LiveObjects: Sendable {
         /// Client connections parked outside NIO (``ParkingLot``): open, no handler.
         public var parkedConnections: Int = 0
 
+        /// Open client connections: those with a handler and those parked.
+        public var openClientConnections: Int { clientHandlers + parkedConnections }
+
         public static let zero = Counts(clientHandlers: 0, exchanges: 0, upstreamConnections: 0)
 
         public var description: String {
@@ -47,9 +50,7 @@ public final class LiveObjects: Sendable {
     public var totalParks: Int { parks.load(ordering: .relaxed) }
 
     /// Open client connections: those with a handler and those parked.
-    public var openClientConnections: Int {
-        clientHandlers.load(ordering: .relaxed) + parkedConnections.load(ordering: .relaxed)
-    }
+    public var openClientConnections: Int { counts.openClientConnections }
 
     public var counts: Counts {
         Counts(
