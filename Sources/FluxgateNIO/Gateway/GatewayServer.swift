@@ -276,6 +276,7 @@ public final class GatewayServer: Service, Sendable {
                 PlainHTTPOnTLSPortHandler(
                     stats: stats, lingerTimeout: .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped)))
             try sync.addHandler(NIOSSLServerHandler(context: tls))
+            try sync.addHandler(TLSWritePacer())
         }
         if config.parser == .llhttp {
             // The fallback: llhttp reads the raw bytes first (docs/CONFIGURATION.md).

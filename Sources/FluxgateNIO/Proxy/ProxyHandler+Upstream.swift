@@ -90,45 +90,6 @@ extension ProxyHandler {
     }
 }
 
-// MARK: - Response bytes to the client
-
-extension ProxyHandler {
-    /// Response bytes for the client. On a TLS connection at most ``tlsFlushBytes`` go
-    /// out per flush: swift-nio-ssl encrypts what was written before a flush into one
-    /// buffer that it keeps at its largest size for the connection's life (2.37's
-    /// `NIOSSLHandler` passes `.max` as `maximumPreservedOutboundBufferCapacity` whatever
-    /// the configuration says), so 64 KiB upstream reads left ~70 KiB on every idle TLS
-    /// connection that had downloaded a large response. Within one record's room the
-    /// ciphertext fits the buffer's first 16 KiB. nginx writes TLS in 16 KiB pieces
-    /// too (`ssl_buffer_size`).
-    func writeToClient(_ bytes: ByteBuffer, _ context: ChannelHandlerContext) {
-        if https {
-            context.write(bytes, flushingEvery: Self.tlsFlushBytes, unflushed: &tlsUnflushed)
-        } else {
-            context.write(wrapOutboundOut(bytes), promise: nil)
-        }
-    }
-}
-
-extension ChannelHandlerContext {
-    /// Writes `bytes` so that no more than `limit` bytes go out between two flushes,
-    /// flushing in between as needed; `unflushed` counts the bytes written since the
-    /// last flush (the caller zeroes it where it flushes). For TLS client connections
-    /// (``ProxyHandler/writeToClient(_:_:)``, ``TunnelHandler``).
-    func write(_ bytes: ByteBuffer, flushingEvery limit: Int, unflushed: inout Int) {
-        var rest = bytes
-        while rest.readableBytes > 0 {
-            if unflushed >= limit {
-                flush()
-                unflushed = 0
-            }
-            let piece = rest.readSlice(length: min(limit - unflushed, rest.readableBytes))!
-            unflushed += piece.readableBytes
-            write(NIOAny(piece), promise: nil)
-        }
-    }
-}
-
 // MARK: - Upstream events
 
 extension ProxyHandler: UpstreamConnectionDelegate {
@@ -148,7 +109,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
                 buffer, allocator: allocator, scratch: scratch, retry: { status in self.claimRetry(exchange, status: status) }
             ) { bytes in
                 exchange.bytesSent += bytes.readableBytes
-                self.writeToClient(bytes, context)
+                context.write(self.wrapOutboundOut(bytes), promise: nil)
             }
         } catch {
             runtime.health.exchangeFailed(exchange.upstream, .malformed, now: now)
@@ -232,8 +193,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         timer.disarm()
         let context = self.context!
         let tunnel = TunnelHandler(
-            upstream: connection, runtime: runtime, idleTimeout: settings.tunnelIdle, early: exchange.relay.switchedBytes,
-            flushLimit: https ? Self.tlsFlushBytes : nil)
+            upstream: connection, runtime: runtime, idleTimeout: settings.tunnelIdle, early: exchange.relay.switchedBytes)
         let pipeline = context.pipeline.syncOperations
         do {
             try pipeline.addHandler(tunnel, position: .after(self))
@@ -279,7 +239,6 @@ extension ProxyHandler: UpstreamConnectionDelegate {
 
     func upstreamReadComplete() {
         context?.flush()
-        tlsUnflushed = 0
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {

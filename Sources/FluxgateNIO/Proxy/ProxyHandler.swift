@@ -115,14 +115,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The client connection is TLS (X-Forwarded-Proto: https).
     let https: Bool
-    /// TLS only: response bytes written since the last flush (``writeToClient(_:_:)``).
-    var tlsUnflushed = 0
     /// The most a TLS client connection reads at once (one TLS record; a power of two
-    /// for ``CompactRecvAllocator``).
+    /// for ``CompactRecvAllocator``). Its writes are paced by ``TLSWritePacer``.
     static let tlsChunk = 16_384
-    /// The most response bytes a TLS client connection is written between flushes: a
-    /// record's room left for the records' overhead (``writeToClient(_:_:)``).
-    static let tlsFlushBytes = tlsChunk - 512
     /// `timeouts.lingering_close`, read when the connection was accepted.
     var lingerTimeout: TimeAmount { .nanoseconds(settings.config.timeouts.lingeringClose.nanosecondsClamped) }
 
@@ -612,7 +607,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         state = .idle
         context.flush()
-        tlsUnflushed = 0
         let now = self.now
         clientTimeoutEvent { $0.responseCompleted(now: now) }
         if parsingStopped, let refusal = inputRefusal {
@@ -665,7 +659,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .active(let exchange) = state { self.end(exchange, end) }
         state = .closing
         context.flush()
-        tlsUnflushed = 0
         context.close(promise: nil)
     }
 

@@ -23,17 +23,11 @@ final class TunnelHandler: ChannelDuplexHandler, UpstreamConnectionDelegate {
     private var ended = false
     /// Bytes the upstream sent right after its 101, in the same read.
     private var early: ByteBuffer?
-    /// TLS client connections: the most written between flushes (swift-nio-ssl keeps
-    /// its ciphertext buffer at the largest flush's size: ``ProxyHandler/writeToClient(_:_:)``).
-    private let flushLimit: Int?
-    private var unflushed = 0
-
-    init(upstream: UpstreamConnection, runtime: GatewayRuntime, idleTimeout: TimeAmount, early: ByteBuffer?, flushLimit: Int? = nil) {
+    init(upstream: UpstreamConnection, runtime: GatewayRuntime, idleTimeout: TimeAmount, early: ByteBuffer?) {
         self.upstream = upstream
         self.runtime = runtime
         self.idleTimeout = idleTimeout
         self.early = early
-        self.flushLimit = flushLimit
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -104,17 +98,10 @@ final class TunnelHandler: ChannelDuplexHandler, UpstreamConnectionDelegate {
     func upstreamBytes(_ buffer: ByteBuffer) {
         guard let context else { return }
         lastActivity = context.eventLoop.now
-        if let flushLimit {
-            context.write(buffer, flushingEvery: flushLimit, unflushed: &unflushed)
-        } else {
-            context.write(wrapOutboundOut(buffer), promise: nil)
-        }
+        context.write(wrapOutboundOut(buffer), promise: nil)
     }
 
-    func upstreamReadComplete() {
-        context?.flush()
-        unflushed = 0
-    }
+    func upstreamReadComplete() { context?.flush() }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
         guard isWritable, readPending, let context else { return }
