@@ -14,7 +14,7 @@ import Synchronization
 /// each one's pipeline; reloads the configuration; drains on graceful shutdown.
 ///
 /// Pipeline per client connection, head to tail: [with TLS: `PlainHTTPOnTLSPortHandler`
-/// (until the first bytes), `NIOSSLServerHandler`] →
+/// (until the first bytes), `NIOSSLServerHandler`, `TLSWritePacer`] →
 /// `ProxyHandler`, one handler that parses requests from bytes (``RequestHeadParser``),
 /// admits, forwards and relays, and drives the connection's timeouts
 /// (no pipeline stage of their own). A lingering close adds its
