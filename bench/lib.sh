@@ -8,9 +8,22 @@ bench_setup() {
   # off in the dependencies too (our own targets drop them in Package.swift).
   swift build -c release -Xswiftc -enforce-exclusivity=unchecked >/dev/null
   BIN=${FLUXGATE_BIN:-$PWD/.build/release/fluxgate}  # FLUXGATE_BIN: measure another build
+  bench_raise_descriptors
   W=$(mktemp -d -t "$1.XXXX")
   pids=()
   trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+}
+
+# 65 536 descriptors for this shell and what it starts (the scripts hold up to 10 000
+# client connections, and Fluxgate's automatic limits.max_connections is half its
+# descriptor limit): the hard limit is raised when it is lower and the system lets us
+# (root), and the soft limit follows as far as the hard one goes.
+bench_raise_descriptors() {
+  local hard
+  hard=$(ulimit -Hn)
+  if [ "$hard" != unlimited ] && [ "$hard" -lt 65536 ]; then ulimit -Hn 65536 2>/dev/null || true; fi
+  hard=$(ulimit -Hn)
+  if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then ulimit -n 65536; else ulimit -n "$hard"; fi
 }
 
 # Requires a command, naming the package that brings it.
@@ -51,10 +64,15 @@ bench_ports_free() {  # PORT...
 # A one-event-loop Fluxgate configuration for the per-request measurements, on stdout:
 # listening on 127.0.0.1:PORT (admin listener on PORT + 2000), one upstream at
 # 127.0.0.1:UPSTREAM_PORT with a concurrency limit nothing reaches, the global bucket as
-# GLOBAL (default off), per-client limits off, no demo; EXTRA appended as YAML lines.
+# GLOBAL (default off), per-client limits off, no demo, at most 18 000 client
+# connections; EXTRA appended as YAML lines.
 bench_fluxgate_config() {  # PORT UPSTREAM_PORT [GLOBAL] [EXTRA]
-  local global=${3:-}
+  local global=${3:-} limits='limits: { max_connections: 18000 }'
   [ -n "$global" ] || global='{ enabled: false }'
+  # The scripts hold up to 10 000 client connections, and this machine's hard
+  # descriptor limit is 20 000: the automatic cap (half of it) would refuse some. 18 000
+  # (the automatic value before 2026-12-02) unless EXTRA sets its own limits.
+  [[ "${4:-}" == *limits:* ]] && limits=''
   cat <<C
 listen: "127.0.0.1:$1"
 admin_listen: "127.0.0.1:$(( $1 + 2000 ))"
@@ -62,6 +80,7 @@ workers: 1
 upstreams: [{ url: "http://127.0.0.1:$2", max_concurrency: 90000 }]
 rate_limit: { global: $global, per_client: { enabled: false } }
 demo: { enabled: false }
+$limits
 ${4:-}
 C
 }

@@ -80,6 +80,9 @@ struct Serve: AsyncParsableCommand {
         }
         // One registry for the process: swift-metrics' metrics (libraries included) and
         // the gateway's own both come out of the admin listener's /metrics.
+        if let raised = DescriptorLimit.raiseToHardLimit() {
+            logger.info("descriptor limit raised to the hard limit", metadata: ["from": "\(raised.from)", "to": "\(raised.to)"])
+        }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let path = options.config ?? "gateway.conf"

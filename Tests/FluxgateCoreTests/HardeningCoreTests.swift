@@ -176,7 +176,11 @@ struct HardeningCoreTests {
         limits.close(address: "b")
         #expect(limits.open == 0)
         #expect(limits.trackedAddresses == 0, "no memory kept for addresses without connections")
-        #expect(ConnectionLimits.automaticTotal(descriptorLimit: 20_000) == 18_000)
+        #expect(ConnectionLimits.automaticTotal(descriptorLimit: 1024) == 480)
+        #expect(ConnectionLimits.automaticTotal(descriptorLimit: 20_000) == 9968)
+        #expect(ConnectionLimits.automaticTotal(descriptorLimit: 1 << 20) == 524_256)
+        #expect(ConnectionLimits.automaticTotal(descriptorLimit: 1024, descriptorsPerConnection: 3) == 320)
+        #expect(ConnectionLimits.automaticTotal(descriptorLimit: 100) == 64, "never below 64")
     }
 
     // MARK: Config ranges

@@ -45,10 +45,30 @@ public struct ConnectionLimits: Sendable {
     /// Addresses with connections open (while the per-client cap is on).
     public var trackedAddresses: Int { perClient.count }
 
-    /// `limits.max_connections: 0` → 90 % of the descriptor limit: each proxied request
-    /// needs a second descriptor upstream, but most client connections are idle
-    /// keep-alives, and the rest of the headroom keeps accept from failing outright.
-    public static func automaticTotal(descriptorLimit: Int) -> Int {
-        max(64, descriptorLimit / 10 * 9)
+    /// Descriptors kept out of the automatic client limit for everything that is not a
+    /// connection pair: the listeners, the event loops' epoll, event and timer
+    /// descriptors, the parking watcher, log files, health probes, Redis.
+    public static let reservedDescriptors = 64
+
+    /// `limits.max_connections: 0` → what the descriptor limit allows when every client
+    /// connection is proxied: each one needs a second descriptor for its upstream
+    /// connection (a third with the embedded demo upstream, whose server side lives in
+    /// the same process). Client connections alone must never take the descriptors the
+    /// upstream side needs: with 90 % of the limit as the cap, that many idle client
+    /// connections left no descriptor for an upstream connect, and every proxied request
+    /// was answered 503 `gateway_out_of_resources` until some closed (found by holding
+    /// idle connections against `ulimit -n 200`; docs/SECURITY.md). Beyond the cap a
+    /// new connection gets 503 `too_many_connections` and the open ones keep working.
+    /// HAProxy derives its `maxconn` the same way (two descriptors per connection), and
+    /// Envoy's guidance is to keep connection limits under half the descriptor limit.
+    ///
+    /// | descriptor limit | per connection | client connections |
+    /// |---|---|---|
+    /// | 1 024 | 2 | 480 |
+    /// | 20 000 | 2 | 9 968 |
+    /// | 1 048 576 | 2 | 524 256 |
+    /// | 1 024 | 3 (embedded demo) | 320 |
+    public static func automaticTotal(descriptorLimit: Int, descriptorsPerConnection: Int = 2) -> Int {
+        max(64, (descriptorLimit - reservedDescriptors) / max(1, descriptorsPerConnection))
     }
 }

@@ -76,19 +76,10 @@ public final class GatewayServer: Service, Sendable {
 
     private static func makeConnectionLimits(_ config: GatewayConfig) -> ConnectionLimits {
         let total = config.limits.maxConnections > 0
-            ? config.limits.maxConnections : ConnectionLimits.automaticTotal(descriptorLimit: Self.descriptorLimit)
+            ? config.limits.maxConnections
+            : ConnectionLimits.automaticTotal(
+                descriptorLimit: DescriptorLimit.current, descriptorsPerConnection: config.runsEmbeddedDemo ? 3 : 2)
         return ConnectionLimits(maxTotal: total, maxPerClient: config.limits.maxConnectionsPerClient)
-    }
-
-    /// The process's soft `RLIMIT_NOFILE`.
-    static var descriptorLimit: Int {
-        var limit = rlimit()
-        #if os(Linux)
-        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        #else
-        guard getrlimit(RLIMIT_NOFILE, &limit) == 0 else { return 1024 }
-        #endif
-        return limit.rlim_cur == rlim_t.max ? 1 << 20 : Int(clamping: limit.rlim_cur)
     }
 
     /// Client connections counted against `limits.max_connections` right now.
@@ -221,6 +212,8 @@ public final class GatewayServer: Service, Sendable {
                 "address": "\(address)",
                 "admin": "\(adminChannel.localAddress.map(\.hostPort) ?? "\(config.adminListen)")",
                 "upstreams": "\(settings.upstreams.map { "\($0.name)=\($0.url)" }.joined(separator: ", "))",
+                "max_connections": "\(connectionLimits.withLockedValue { $0.maxTotal })",
+                "descriptor_limit": "\(DescriptorLimit.current)",
             ])
         return channel.localAddress!
     }
