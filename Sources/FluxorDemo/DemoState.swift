@@ -25,14 +25,14 @@ public final class DemoState: Sendable {
         self.store = Mutex(UserStore(capacity: userCapacity))
         self.failing = Atomic(failHealth)
         let labels = [("instance", instance)]
-        requestsTotal = registry.makeCounter(name: "fluxor_demo_requests_total", labels: labels, help: "Requests answered.")
-        successfulTotal = registry.makeCounter(name: "fluxor_demo_requests_successful_total", labels: labels, help: "Requests answered 2xx/3xx.")
-        errorTotal = registry.makeCounter(name: "fluxor_demo_requests_error_total", labels: labels, help: "Requests answered 4xx/5xx, rejections excluded.")
-        rejectedTotal = registry.makeCounter(name: "fluxor_demo_requests_rejected_total", labels: labels, help: "Requests refused with 503 over max_inflight.")
-        inFlightGauge = registry.makeGauge(name: "fluxor_demo_in_flight_requests", labels: labels, help: "Requests being served.")
-        let capacityGauge = registry.makeGauge(name: "fluxor_demo_capacity_requests", labels: labels, help: "Requests served concurrently at full speed.")
+        requestsTotal = registry.makeCounter(descriptor: .whole("fluxor_demo_requests_total", help: "Requests answered."), labels: labels)
+        successfulTotal = registry.makeCounter(descriptor: .whole("fluxor_demo_requests_successful_total", help: "Requests answered 2xx/3xx."), labels: labels)
+        errorTotal = registry.makeCounter(descriptor: .whole("fluxor_demo_requests_error_total", help: "Requests answered 4xx/5xx, rejections excluded."), labels: labels)
+        rejectedTotal = registry.makeCounter(descriptor: .whole("fluxor_demo_requests_rejected_total", help: "Requests refused with 503 over max_inflight."), labels: labels)
+        inFlightGauge = registry.makeGauge(descriptor: .whole("fluxor_demo_in_flight_requests", help: "Requests being served."), labels: labels)
+        let capacityGauge = registry.makeGauge(descriptor: .whole("fluxor_demo_capacity_requests", help: "Requests served concurrently at full speed."), labels: labels)
         capacityGauge.set(Double(capacity))
-        healthyGauge = registry.makeGauge(name: "fluxor_demo_healthy", labels: labels, help: "1 while the health check passes.")
+        healthyGauge = registry.makeGauge(descriptor: .whole("fluxor_demo_healthy", help: "1 while the health check passes."), labels: labels)
         healthyGauge.set(failHealth ? 0.0 : 1.0)
     }
 
@@ -86,4 +86,12 @@ public final class DemoState: Sendable {
     }
 
     public var counts: (total: Int, successful: Int, error: Int, rejected: Int) { totals.withLock { $0 } }
+}
+
+extension MetricNameDescriptor {
+    /// A metric named whole (swift-prometheus deprecates naming by string and help; its
+    /// descriptor joins the non-empty parts, so an empty unit leaves the name as given).
+    static func whole(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
 }

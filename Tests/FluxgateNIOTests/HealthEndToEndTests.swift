@@ -187,7 +187,7 @@ struct HealthEndToEndTests {
             let runtime = gateway.gateway.runtime
             let holder = try await TestClient.connect(to: gateway.address, group: group)
             _ = holder.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/hold", headers: ["host": "h"]))
-            try await try #require(upstreams[0]).waitForRequestHeads(1)
+            try await #require(upstreams[0]).waitForRequestHeads(1)
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(try await client.get("/").status == 504)
             #expect(runtime.health.state(0).consecutiveFailures == 0)

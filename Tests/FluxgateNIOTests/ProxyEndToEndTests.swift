@@ -176,7 +176,7 @@ struct ProxyEndToEndTests {
             // The client reads nothing more: the gateway must stop reading the upstream,
             // so the upstream's socket fills and its writes stop.
             try await upstreams[0].waitUntilBlocked()
-            _ = try await client.channel.setOption(.autoRead, value: true)
+            _ = client.channel.setOption(.autoRead, value: true)
             let result = try await response.get()
             #expect(result.bodyBytes == total)
             #expect(result.bodyHash == Pattern.hash(totalBytes: total))

@@ -14,7 +14,11 @@ enum ClusterScripts {
     /// `min(wanted, S − Σ others' held)` (never negative) and records
     /// `held = max(grant, running)` — a replica whose share shrank still holds the
     /// slots its running requests occupy until it reports them finished. Returns
-    /// `{grant, replicas (this one included), {others' demands}}`.
+    /// `{grant, replicas (this one included), {others' demands}}`. The hash itself
+    /// expires a minute after its last write: only garbage collection once every replica
+    /// has gone, since each lease's expiry is decided against `now` above (with `ttl × 2`
+    /// alone, a test whose steps took 4 s of wall time between calls found its ledger
+    /// gone: `ClusterScriptTests` failed once on a loaded machine).
     static let lease = RedisScript(
         """
         local now = tonumber(ARGV[7])
@@ -49,7 +53,7 @@ enum ClusterScripts {
         if grant < 0 then grant = 0 end
         local held = math.max(grant, running)
         redis.call('HSET', KEYS[1], id, string.format('%d %d %d', held, demand, now + ttl))
-        redis.call('PEXPIRE', KEYS[1], ttl * 2)
+        redis.call('PEXPIRE', KEYS[1], ttl * 2 + 60000)
         return {grant, replicas, peers}
         """)
 

@@ -192,7 +192,7 @@ private final class AdminHandler: ChannelInboundHandler {
         if keepAlive {
             timeouts.responseCompleted(now: MonotonicTime(context.eventLoop.now))
         } else {
-            done.whenComplete { _ in context.close(promise: nil) }
+            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }
 }

@@ -30,7 +30,7 @@ public final class GatewayObservability: Sendable {
         self.registry = registry
         self.loops = Mutex([])
         self.pools = Mutex([])
-        registry.makeGauge(name: "fluxgate_build_info", labels: [("version", FluxgateBuild.version)], help: "Fluxgate's version; always 1.")
+        registry.makeGauge(descriptor: .whole("fluxgate_build_info", help: "Fluxgate's version; always 1."), labels: [("version", FluxgateBuild.version)])
             .set(to: 1.0)
     }
 
@@ -182,7 +182,7 @@ public final class GatewayObservability: Sendable {
     }
 
     private func counter(_ name: String, _ labels: [(String, String)] = [], help: String, _ value: Int) {
-        let counter = registry.makeCounter(name: name, labels: labels, help: help)
+        let counter = registry.makeCounter(descriptor: .whole(name, help: help), labels: labels)
         let id = ObjectIdentifier(counter)
         let delta = exported.withLock { exported in
             defer { exported[id] = value }
@@ -192,7 +192,7 @@ public final class GatewayObservability: Sendable {
     }
 
     private func gauge(_ name: String, _ labels: [(String, String)] = [], help: String, _ value: Double) {
-        registry.makeGauge(name: name, labels: labels, help: help).set(to: value)
+        registry.makeGauge(descriptor: .whole(name, help: help), labels: labels).set(to: value)
     }
 
     private func update(_ r: Reading) {
@@ -348,5 +348,13 @@ extension Double {
         let hundredths = Int((self * 100).rounded())
         let fraction = abs(hundredths % 100)
         return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
+
+extension MetricNameDescriptor {
+    /// A metric named whole (swift-prometheus deprecates naming by string and help; its
+    /// descriptor joins the non-empty parts, so an empty unit leaves the name as given).
+    static func whole(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 }

@@ -151,6 +151,8 @@ final class UpstreamPool {
                 }
             }
             .connect(to: targets[upstream])
+            // Completed on this pool's loop (the bootstrap's group is that loop).
+            .assumeIsolated()
             .whenComplete { result in
                 if case .failure = result { pool.value.forget(handler.value) }
                 completion(result.map { _ in handler.value })

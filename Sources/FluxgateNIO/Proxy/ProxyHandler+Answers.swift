@@ -1,0 +1,141 @@
+import FluxgateCore
+import NIOCore
+
+/// The gateway's own answers, the end of a response, refused input, the client's close
+/// and read resumption (pipelining, backpressure).
+extension ProxyHandler {
+    /// Answers an active exchange with the gateway's own response.
+    func answerForExchange(_ exchange: Exchange, _ kind: GatewayAnswer) {
+        let keepAlive = exchange.relay.clientKeepAlive && exchange.requestComplete && !draining
+        var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
+        runtime.responses.response(
+            kind, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
+            includeBody: !exchange.isHeadRequest, into: &bytes)
+        exchange.bytesSent += bytes.readableBytes
+        end(exchange, .gatewayAnswer(status: Int(kind.status.code)))
+        scratch.keepAnswer(bytes)
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        finishResponse(keepAlive: keepAlive)
+    }
+
+    /// An answer outside any exchange (a request that could not be parsed).
+    func answer(_ kind: GatewayAnswer, requestID: RequestID?, http10: Bool, close: Bool, isHead: Bool) {
+        var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
+        runtime.responses.response(kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, into: &bytes)
+        scratch.keepAnswer(bytes)
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        finishResponse(keepAlive: !close)
+    }
+
+    /// The answer to the current request was written (the exchange, if any, has already
+    /// ended): keep the connection for the next request, or close it.
+    func finishResponse(keepAlive: Bool) {
+        guard keepAlive && !clientInputClosed && !draining else {
+            state = .closing
+            // A lingering close: request bytes may still be arriving (a refused body, a
+            // pipelined request), and closing on unread input would reset the answer away.
+            // The empty write completes once everything before it is on the wire; a
+            // client that stops taking the rest is closed after `timeouts.client_send`.
+            let send = TimeAmount.nanoseconds(settings.config.timeouts.clientSend.nanosecondsClamped)
+            context.writeThenLingeringClose(
+                allocator.buffer(capacity: 0), timeout: lingerTimeout, writeTimeout: max(send, lingerTimeout, .seconds(5)))
+            return
+        }
+        state = .idle
+        context.flush()
+        let now = self.now
+        clientTimeoutEvent { $0.responseCompleted(now: now) }
+        if parsingStopped, let refusal = inputRefusal {
+            parsingStopped = false
+            inputRefused(refusal)
+            return
+        }
+        processInput()
+        resumeReadsIfPossible()
+    }
+
+    /// The input cannot be read on from here (a malformed or oversized head, a broken
+    /// chunked body, or NIOHTTP1's refusal with `parser: llhttp`): answer 400/431 unless
+    /// the current response already started, in which case closing is the only signal.
+    func inputRefused(_ refusal: RequestHeadParser.Refusal) {
+        inputRefusal = nil
+        releaseReceive()
+        let kind: GatewayAnswer =
+            switch refusal {
+            case .tooLarge: .headersTooLarge
+            case .tooManyFields: .tooManyHeaders
+            case .malformed: .badRequest
+            }
+        let counted: HeadRefusal = kind == .badRequest ? .badRequest : .headersTooLarge
+        switch state {
+        case .idle:
+            stats.traffic.refused(counted)
+            answer(kind, requestID: nil, http10: false, close: true, isHead: false)
+        case .active(let exchange):
+            if exchange.relay.headSent {
+                closeClient(.cutOff)
+            } else if !exchange.requestComplete {
+                stats.traffic.refused(counted)
+                exchange.relay.closeAfterResponse()
+                answerForExchange(exchange, kind)
+            } else {
+                // A later request was malformed: answered in order, after this one.
+                inputRefusal = refusal
+                parsingStopped = true
+            }
+        case .closing, .tunnelled:
+            break
+        }
+    }
+
+    /// Closes the client connection after what was already written (a truncated
+    /// response still reaches the client, which sees its framing cut short). An exchange
+    /// still running ends as `end`.
+    func closeClient(_ end: ExchangeLifecycle.End = .clientGone) {
+        if case .active(let exchange) = state { self.end(exchange, end) }
+        state = .closing
+        context.flush()
+        context.close(promise: nil)
+    }
+
+    func resumeReadsIfPossible() {
+        guard readPending, mayRead else { return }
+        readPending = false
+        if case .active(let exchange) = state, !exchange.requestComplete {
+            // The body's clock restarts: the pause was the gateway's, not the client's.
+            exchange.deadlines.clientBodyProgress(now: now)
+        }
+        context.read()
+    }
+
+    var mayRead: Bool {
+        if case .active(let exchange) = state {
+            if !exchange.requestComplete {
+                if exchange.buffering { return true }
+                guard let connection = exchange.connection, connection.isWritable else { return false }
+                return true
+            }
+            // The request is read: what follows is pipelined, or belongs to another protocol.
+            if parsingStopped { return false }
+        }
+        let queued = queuedBytes
+        if queued >= Self.maxQueuedBytes { return false }
+        return queued == 0 || pipelinedHeads(limit: settings.maxPipelined) < settings.maxPipelined
+    }
+
+    /// Complete request heads among the pipelined bytes, counted up to `limit`
+    /// (`limits.max_pipelined`): each ends at a blank line. A body holding one counts
+    /// too, which only pauses reads sooner. Scanned only while a client pipelines.
+    func pipelinedHeads(limit: Int) -> Int {
+        guard let receive else { return 0 }
+        return receive.withUnsafeReadableBytes { bytes in
+            var count = 0
+            var from = 0
+            while count < limit, let end = ResponseHeadParser.headEnd(in: UnsafeRawBufferPointer(rebasing: bytes[from...])) {
+                count += 1
+                from += end
+            }
+            return count
+        }
+    }
+}

@@ -1,0 +1,362 @@
+import FluxgateCore
+import NIOCore
+
+/// Client → upstream: the client's bytes read, request heads parsed in place, bodies
+/// framed and forwarded, the upstream request head written.
+extension ProxyHandler {
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch state {
+        case .closing, .tunnelled: return
+        default: break
+        }
+        withEventTime { clientBytes(unwrapInboundIn(data)) }
+    }
+
+    func clientBytes(_ data: ByteBuffer) {
+        var bytes = data
+        if clientTimeouts?.phase == .idle {
+            let now = self.now
+            clientTimeoutEvent { $0.bytesReceived(now: now) }
+        }
+        let lineEnded = partialHead != nil && bytes.withUnsafeReadableBytes { $0.contains(0x0A) }
+        if receive == nil {
+            receive = bytes
+        } else {
+            receive!.writeBuffer(&bytes)
+            scratch.keepReceiveBuffer(data)  // copied: lent back to the loop
+        }
+        // A head still arriving is parsed again only once a line of it ended (or it
+        // passed the limit): linear in its length however it is cut into reads.
+        if partialHead != nil && !lineEnded && receive!.readableBytes <= settings.maxHeaderBytes + 64 { return }
+        processInput()
+    }
+
+    /// Whether input can be handled now: between requests, or while the current
+    /// request is still arriving. The next request waits for this one's answer.
+    var acceptsInput: Bool {
+        switch state {
+        case .idle: true
+        case .active(let exchange): !exchange.requestComplete
+        case .closing, .tunnelled: false
+        }
+    }
+
+    /// Drops the receive buffer, lending it back to the loop for its next read
+    /// (``CompactRecvAllocator``): an idle connection holds none.
+    func releaseReceive() {
+        if let buffer = receive.take() { scratch.keepReceiveBuffer(buffer) }
+    }
+
+    /// Parses and forwards what the receive buffer holds, as far as the state allows.
+    /// Not re-entered: an answer given synchronously while a head is being handled
+    /// (a refused connect, a shed) finishes inside it, and the outer loop goes on.
+    func processInput() {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        while true {
+            switch state {
+            case .closing, .tunnelled:
+                releaseReceive()
+                return
+            case .idle:
+                guard !parsingStopped, let input = receive, input.readableBytes > 0 else {
+                    releaseReceive()
+                    if let refusal = inputRefusal {
+                        inputRefused(refusal)
+                    } else if clientInputClosed {
+                        closeClient()
+                    }
+                    return
+                }
+                guard parseHead(input) else { return }
+            case .active(let exchange):
+                guard !exchange.requestComplete, let input = receive, input.readableBytes > 0 else {
+                    if receive?.readableBytes == 0 { releaseReceive() }
+                    if let refusal = inputRefusal, !exchange.requestComplete { inputRefused(refusal) }
+                    return
+                }
+                guard consumeBody(input, exchange) else { return }
+            }
+        }
+    }
+
+    /// One head from the start of `input`; false when it is not complete (or was refused).
+    func parseHead(_ input: ByteBuffer) -> Bool {
+        let limit = settings.maxHeaderBytes
+        // Taken, not referenced: a parse nested in another connection's would find the
+        // loop's head gone and use a new one, never share it.
+        let box = partialHead.take()
+        var head = box.map { box in
+            var held = RequestHead()
+            swap(&held, &box.head)
+            return held
+        } ?? scratch.takeRequestHead()
+        let outcome = input.withUnsafeReadableBytes { RequestHeadParser.parse($0, maxLength: limit, into: &head) }
+        switch outcome {
+        case .incomplete:
+            let kept = box ?? PartialRequestHead()
+            swap(&kept.head, &head)
+            partialHead = kept
+            if let refusal = inputRefusal { inputRefused(refusal) }
+            return false
+        case .invalid(let refusal):
+            head.reset()
+            scratch.keepRequestHead(head)
+            inputRefused(refusal)
+            return false
+        case .complete:
+            if head.fields.count > settings.maxHeaderCount {
+                // Counted after the parse: the head is already bounded by its bytes, and
+                // the parser stays exactly as strict as llhttp, which has no count limit.
+                head.reset()
+                scratch.keepRequestHead(head)
+                inputRefused(.tooManyFields)
+                return false
+            }
+            let length = head.length
+            withUnsafePointer(to: &head) { pointer in
+                headPointer = pointer
+                defer { headPointer = nil }
+                input.withUnsafeReadableBytes { bytes in
+                    requestHead(UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
+                }
+            }
+            head.reset()
+            scratch.keepRequestHead(head)
+            receive?.moveReaderIndex(forwardBy: length)
+            return true
+        }
+    }
+
+    /// Body bytes from the start of `input`, as far as this request's framing goes;
+    /// false when nothing more can be done until more bytes arrive.
+    func consumeBody(_ input: ByteBuffer, _ exchange: Exchange) -> Bool {
+        var framer = exchange.bodyFramer
+        let base = input.readerIndex
+        let consumed: Int
+        do {
+            consumed = try input.withUnsafeReadableBytes { bytes in
+                try framer.consume(
+                    bytes,
+                    payload: { range in
+                        requestBody(input.getSlice(at: base + range.lowerBound, length: range.count)!)
+                    },
+                    trailer: { range in
+                        var section = exchange.trailerSection ?? allocator.buffer(capacity: range.count)
+                        section.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[range]))
+                        exchange.trailerSection = section
+                    })
+            }
+        } catch {
+            exchange.bodyFramer = framer
+            inputRefused(.malformed("invalid chunked body: \(error)"))
+            return false
+        }
+        exchange.bodyFramer = framer
+        guard case .active(let current) = state, current === exchange else { return true }
+        receive?.moveReaderIndex(forwardBy: consumed)
+        if framer.isComplete {
+            requestEnd()
+            return true
+        }
+        if receive?.readableBytes == 0 { releaseReceive() }
+        return false
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if upstreamNeedsFlush, case .active(let exchange) = state {
+            upstreamNeedsFlush = false
+            exchange.connection?.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// Pipelined bytes waiting behind the current request.
+    var queuedBytes: Int {
+        if case .active(let exchange) = state, !exchange.requestComplete { return 0 }
+        return receive?.readableBytes ?? 0
+    }
+
+    func requestHead(_ bytes: UnsafeRawBufferPointer) {
+        guard case .idle = state else { return }
+        clientTimeoutEvent { $0.requestHeadReceived() }
+        refreshSettings()
+        let facts = RequestSerializer.facts(head, bytes)
+        let requestID = facts.requestID ?? pool.nextRequestID()
+        let http10 = head.isHTTP10
+        let now = self.now
+        let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[head.target]), as: UTF8.self)
+        let exchange = Exchange(
+            method: head.method, target: target, framing: head.framing, facts: facts, clientHTTP10: http10,
+            clientKeepAlive: head.keepsAlive && !draining, requestID: requestID, live: runtime.live, now: now,
+            limits: settings.exchangeLimits)
+        state = .active(exchange)
+        if exchange.bodyFramer.isComplete {
+            // No body: the request is whole with its head.
+            exchange.requestComplete = true
+            exchange.relay.requestComplete = true
+            exchange.deadlines.clientBodyNotWanted()
+        }
+        exchange.client = clientAddress
+        if !settings.trustedProxies.isEmpty, peerTrusted {
+            exchange.peerTrusted = true
+            let forwarded = head.fields.filter { $0.kind == .forwardedFor }.map {
+                Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0.value]), as: UTF8.self))
+            }
+            exchange.client = settings.trustedProxies.clientAddress(peer: clientAddress, peerTrusted: true, forwardedFor: forwarded)
+        }
+        if settings.perClientLimited { exchange.clientKey = clientKey(exchange, bytes) }
+        if facts.upgradeRequested || head.method == .CONNECT {
+            parsingStopped = true
+            exchange.relay.closeAfterResponse()
+            if facts.upgradeRequested, head.method == .GET, settings.maxTunnels > 0, runtime.reserveTunnel(max: settings.maxTunnels) {
+                // Forwarded with its Upgrade; a 101 turns the connection into a tunnel.
+                exchange.tunnelReserved = true
+                exchange.relay.upgradeAllowed = true
+            }
+        }
+        if let refusal = refusal(exchange, facts: facts, http10: http10) {
+            exchange.relay.closeAfterResponse()
+            answerForExchange(exchange, refusal)
+            return
+        }
+        if let length = facts.contentLength, length > maxBodyBytes {
+            exchange.relay.closeAfterResponse()
+            answerForExchange(exchange, .bodyTooLarge)
+            return
+        }
+        headInProgress = bytes
+        defer { headInProgress = nil }
+        if (facts.contentLength ?? 0) > 0 || facts.chunked {
+            exchange.deadlines.clientBodyProgress(now: now)
+            armExchangeTimer(exchange)
+            if settings.requestBufferBytes > 0 && (facts.contentLength ?? 0) <= settings.requestBufferBytes {
+                // Read the body whole first: a slow uploader holds no admission slot.
+                exchange.buffering = true
+                prepareUpstreamHead(exchange)
+                if facts.expectsContinue && !http10 { sendContinue(exchange) }
+                return
+            }
+        }
+        admit(exchange)
+    }
+
+    /// Serializes the upstream head while the client's head bytes are at hand (during
+    /// ``requestHead(_:)``): when the request is admitted, queued or buffered — never
+    /// for a shed or refused one.
+    func prepareUpstreamHead(_ exchange: Exchange) {
+        guard exchange.upstreamHead.writerIndex == 0, let bytes = headInProgress else { return }
+        let upgrade = exchange.tunnelReserved ? exchange.facts.upgrade : nil
+        let capacity = RequestSerializer.headCapacity(head, requestID: exchange.requestID, clientAddress: clientAddress, upgrade: upgrade)
+        exchange.upstreamHead = RequestSerializer.head(
+            head, bytes: bytes, requestID: exchange.requestID, clientAddress: clientAddress,
+            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https, upgrade: upgrade,
+            into: scratch.takeUpstreamHead(capacity: capacity, allocator: allocator))
+    }
+
+    /// The per-client rate-limit key: the configured header's value, else the address.
+    /// Header keys and address keys live in separate namespaces (``RateLimitKey``).
+    func clientKey(_ exchange: Exchange, _ bytes: UnsafeRawBufferPointer) -> String {
+        if let name = settings.clientKeyHeader {
+            // Any field may be the key (as before: also one the proxy treats specially);
+            // the first occurrence counts.
+            for field in head.fields where HeaderName.equalsLowercase(UnsafeRawBufferPointer(rebasing: bytes[field.name]), name) {
+                return RateLimitKey.header(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self))
+            }
+        }
+        return RateLimitKey.address(exchange.client)
+    }
+
+    /// Requests refused before admission, on their head alone (docs/SECURITY.md).
+    func refusal(_ exchange: Exchange, facts: RequestSerializer.Facts, http10: Bool) -> GatewayAnswer? {
+        if exchange.method == .CONNECT { return .methodNotAllowed }
+        // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0, and the
+        // authority of an absolute-form target wins — they must agree.
+        if facts.hostCount > 1 || (!http10 && facts.hostCount == 0) { return .badHost }
+        if let authority = RequestTarget.absoluteAuthority(exchange.target), let host = facts.host,
+            authority.lowercased() != host.trimmingSpaces().lowercased()
+        {
+            return .badHost
+        }
+        if RequestTarget.climbsAboveRoot(exchange.target) { return .badPath }
+        return nil
+    }
+
+    /// `100 Continue`, once per request (RFC 9110 §10.1.1).
+    func sendContinue(_ exchange: Exchange) {
+        guard !exchange.continueSent else { return }
+        exchange.continueSent = true
+        context.writeAndFlush(wrapOutboundOut(GatewayResponses.continueResponse), promise: nil)
+    }
+
+    func requestBody(_ buffer: ByteBuffer) {
+        guard case .active(let exchange) = state else { return }
+        exchange.bodyBytes += buffer.readableBytes
+        if exchange.bodyBytes > maxBodyBytes {
+            if exchange.relay.headSent {
+                closeClient(.cutOff)
+            } else {
+                exchange.relay.closeAfterResponse()
+                answerForExchange(exchange, .bodyTooLarge)
+            }
+            return
+        }
+        exchange.deadlines.clientBodyProgress(now: now)
+        if exchange.chunkedBody {
+            sendUpstream(RequestSerializer.chunkHeader(buffer.readableBytes, allocator: allocator), exchange)
+            sendUpstream(buffer, exchange)
+            sendUpstream(Self.crlf, exchange)
+        } else {
+            sendUpstream(buffer, exchange)
+        }
+        if exchange.buffering && exchange.bodyBytes > settings.requestBufferBytes {
+            // A chunked body longer than the buffer: admitted now, the rest streams.
+            exchange.buffering = false
+            admit(exchange)
+        }
+    }
+
+    func requestEnd() {
+        guard case .active(let exchange) = state else { return }
+        exchange.requestComplete = true
+        exchange.relay.requestComplete = true
+        exchange.deadlines.clientBodyNotWanted()
+        if exchange.chunkedBody {
+            sendUpstream(
+                RequestSerializer.lastChunk(
+                    trailerSection: exchange.trailerSection, underscores: settings.underscoresInHeaders, allocator: allocator),
+                exchange)
+            exchange.trailerSection = nil
+        }
+        if exchange.buffering {
+            exchange.buffering = false
+            admit(exchange)
+            return
+        }
+        if let connection = exchange.connection {
+            connection.flush()
+            upstreamNeedsFlush = false
+            requestSent(exchange)
+        }
+    }
+
+    /// Body bytes (and chunk framing) for the upstream: written now, or held until connected.
+    func sendUpstream(_ bytes: ByteBuffer, _ exchange: Exchange) {
+        if let connection = exchange.connection {
+            connection.write(bytes)
+            upstreamNeedsFlush = true
+            exchange.bodyForwarded = true
+        } else {
+            exchange.pending.append(bytes)
+        }
+    }
+}
+
+/// A request head received in part, kept by its connection until the rest arrives.
+final class PartialRequestHead {
+    var head = RequestHead()
+}
+
+@available(*, unavailable)
+extension PartialRequestHead: Sendable {}
