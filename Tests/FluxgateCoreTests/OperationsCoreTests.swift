@@ -109,4 +109,19 @@ struct OperationsCoreTests {
         #expect(admitted == [5, 6] && rejected.isEmpty)
         #expect(controller.slots == 8 && controller.inFlight == 7)
     }
+
+    /// `/proc/self/stat` fields counted from the last parenthesis: a command name may hold
+    /// spaces and parentheses.
+    @Test func processStatIsParsedAfterTheCommandName() {
+        // pid (comm) state ppid … utime(14) stime(15) … starttime(22) vsize(23) rss(24) …
+        var fields = (3...52).map { String($0 * 10) }
+        fields[0] = "S"
+        let line = "4242 (fluxgate (x) y) " + fields.joined(separator: " ")
+        let stat = ProcessStat.parse(line)
+        #expect(stat == ProcessStat(cpuTicks: 140 + 150, startTicks: 220, virtualBytes: 230, residentPages: 240))
+        #expect(ProcessStat.parse("4242 (short) S 1 2 3") == nil, "too few fields")
+        #expect(ProcessStat.parse("no parenthesis") == nil)
+        #expect(ProcessStat.bootTime(fromProcStat: "cpu  1 2 3\nbtime 1764633600\nprocesses 9\n") == 1_764_633_600)
+        #expect(ProcessStat.bootTime(fromProcStat: "cpu  1 2 3\n") == nil)
+    }
 }

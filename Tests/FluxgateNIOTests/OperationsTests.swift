@@ -182,6 +182,31 @@ struct OperationsTests {
 
     // MARK: Reload
 
+    /// The connection cap in force and the standard process metrics, so "descriptors near
+    /// the limit" and "connections near the cap" can be watched; a reload changes the cap.
+    @Test func metricsShowTheConnectionCapAndTheProcess() async throws {
+        try await run(upstreams: ["a"], { $0.limits.maxConnections = 123 }) { _, gateway in
+            let m = samples(try await admin("GET", "/metrics", gateway).body)
+            #expect(m["fluxgate_client_connections_limit"] == 123)
+            #if os(Linux)
+            let open = try #require(m["process_open_fds"])
+            #expect(open >= 3 && open <= m["process_max_fds", default: 0])
+            #expect(m["process_max_fds"] == Double(DescriptorLimit.current))
+            #expect(m["process_resident_memory_bytes", default: 0] > 1_000_000)
+            #expect(m["process_virtual_memory_bytes", default: 0] >= m["process_resident_memory_bytes", default: 0])
+            let started = try #require(m["process_start_time_seconds"])
+            let now = Date().timeIntervalSince1970
+            #expect(started > now - 86_400 * 30 && started <= now + 1, "the process started within the last 30 days")
+            #expect(m["process_cpu_seconds_total", default: 0] > 0)
+            #endif
+            var config = gateway.gateway.runtime.config
+            config.limits.maxConnections = 0
+            #expect(await gateway.gateway.reload(config).succeeded)
+            let after = samples(try await admin("GET", "/metrics", gateway).body)
+            #expect(after["fluxgate_client_connections_limit"] == Double(ConnectionLimits.automaticTotal(descriptorLimit: DescriptorLimit.current)))
+        }
+    }
+
     @Test func reloadChangesLimitsAndUpstreamsWithoutClosingConnections() async throws {
         let c = try await TestUpstream.start(name: "c", group: group)
         try await run(upstreams: ["a", "b"]) { upstreams, gateway in

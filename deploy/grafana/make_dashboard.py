@@ -66,6 +66,12 @@ PANELS = [
         ('sum by (limit) (fluxgate_cluster_degraded{instance=~"$instance"})', "replicas degraded: {{limit}}"),
         ('count(fluxgate_cluster_store_up{instance=~"$instance"} == 0) or vector(0)', "replicas without Redis"),
     ], 12, "Cluster mode only (docs/SCALING.md): the shares add up to at most S; degraded = running the on_store_failure fallback."),
+    ("Descriptors and connection cap", "short", [
+        ('sum(process_open_fds{instance=~"$instance"})', "descriptors open"),
+        ('sum(process_max_fds{instance=~"$instance"})', "descriptor limit"),
+        ('sum(fluxgate_client_connections{instance=~"$instance"})', "client connections"),
+        ('sum(fluxgate_client_connections_limit{instance=~"$instance"})', "client connection cap"),
+    ], 12, "Each proxied connection takes two descriptors (three with the embedded demo); beyond the cap new connections get 503 too_many_connections (docs/TUNING.md)."),
 ]
 
 

@@ -31,6 +31,8 @@ final class GatewayRuntime: Sendable {
     let tunnels = Atomic<Int>(0)
     /// Upgraded connections opened since start.
     let tunnelsOpened = Atomic<Int>(0)
+    /// `limits.max_connections` in force (the automatic value resolved), for `/metrics`.
+    let clientConnectionLimit = Atomic<Int>(0)
 
     /// Reserves a tunnel place for an upgrade request; false at `limits.max_tunnels`.
     func reserveTunnel(max: Int) -> Bool {

@@ -25,21 +25,26 @@ import Synchronization
 /// accepting, lets requests in flight finish within `drain_timeout`, closes idle
 /// keep-alive connections and ends busy ones after their current answer), then closes
 /// the admin listener, the health checker and the idle upstream connections.
+///
+/// Files: this one starts the listeners and builds each client connection's pipeline
+/// (a parked connection's too); `GatewayServer+Drain.swift` the drain and the stop;
+/// `GatewayServer+Reload.swift` the reload (load → validate → diff → swap) and the file
+/// watch.
 public final class GatewayServer: Service, Sendable {
     let runtime: GatewayRuntime
     /// Active health checks; started before the listener opens, stopped with it.
     public let healthChecker: HealthChecker
     public let observability: GatewayObservability
-    private let group: any EventLoopGroup
-    private let logger: Logger
-    private let source: ConfigSource?
-    private let logLevel: LogLevelSwitch?
-    private let state = Mutex<ListenerState>(ListenerState())
-    private let reloading = Mutex(false)
+    let group: any EventLoopGroup
+    let logger: Logger
+    let source: ConfigSource?
+    let logLevel: LogLevelSwitch?
+    let state = Mutex<ListenerState>(ListenerState())
+    let reloading = Mutex(false)
     /// `limits.max_connections` / `max_connections_per_client`, shared by every event loop.
-    private let connectionLimits: NIOLockedValueBox<ConnectionLimits>
+    let connectionLimits: NIOLockedValueBox<ConnectionLimits>
 
-    private struct ListenerState {
+    struct ListenerState {
         var channel: (any Channel)?
         var admin: (any Channel)?
         /// Each event loop's shared state; its timers' slot table lists the loop's open
@@ -70,11 +75,13 @@ public final class GatewayServer: Service, Sendable {
         self.logger = logger
         self.source = source
         self.logLevel = logLevel
-        self.connectionLimits = NIOLockedValueBox(Self.makeConnectionLimits(config))
+        let limits = Self.makeConnectionLimits(config)
+        self.connectionLimits = NIOLockedValueBox(limits)
+        runtime.clientConnectionLimit.store(limits.maxTotal, ordering: .relaxed)
         logLevel?.set(config.logLevel)
     }
 
-    private static func makeConnectionLimits(_ config: GatewayConfig) -> ConnectionLimits {
+    static func makeConnectionLimits(_ config: GatewayConfig) -> ConnectionLimits {
         let total = config.limits.maxConnections > 0
             ? config.limits.maxConnections
             : ConnectionLimits.automaticTotal(
@@ -309,7 +316,7 @@ public final class GatewayServer: Service, Sendable {
     }
 
     /// Each loop's pool holds its share of `pool.max_connections`, rounded up.
-    private static func perLoopConnections(_ config: GatewayConfig, loops: Int) -> Int {
+    static func perLoopConnections(_ config: GatewayConfig, loops: Int) -> Int {
         config.pool.maxConnections == 0 ? 0 : (config.pool.maxConnections + loops - 1) / loops
     }
 
@@ -332,290 +339,4 @@ public final class GatewayServer: Service, Sendable {
         }
         return (lent, kept)
     }
-
-    // MARK: Drain
-
-    /// Graceful drain: stop accepting, close idle client connections, let each busy one
-    /// finish its current request (answered with `Connection: close`) for up to
-    /// `drain_timeout`; `/readyz` answers 503 from the start. Returns when every client
-    /// connection closed or the timeout passed (what is left is closed by ``stop()``).
-    public func drain() async {
-        let (listener, scratches) = state.withLock { ($0.channel, $0.scratches) }
-        guard let listener else { return }
-        let timeout = runtime.settings.config.drainTimeout
-        runtime.startDraining()
-        let atStart = (connections: runtime.live.openClientConnections, gate: runtime.gate.snapshot)
-        let requestsAtStart = runtime.live.totalExchanges
-        logger.notice(
-            "draining: stopped accepting; finishing requests in flight",
-            metadata: [
-                "connections": "\(atStart.connections)", "in_flight": "\(atStart.gate.inFlight)", "queued": "\(atStart.gate.queued)",
-                "drain_timeout": "\(DurationParser.format(timeout))",
-            ])
-        let started = ContinuousClock.now
-        // Tell every open connection, on its own loop, and stop accepting. (NIOExtras'
-        // ServerQuiescingHelper did this until 2026-12-01; it kept each connection in a
-        // dictionary with a close callback, ~120 bytes per idle connection, where the
-        // loops' timer slot tables already list them.) A connection accepted before the
-        // listener is closed finds the runtime draining when it opens.
-        for scratch in scratches {
-            scratch.eventLoop.execute {
-                scratch.value.parking?.closeAll()
-                scratch.value.timers.forEachOwner { ($0 as? ProxyHandler)?.drain() }
-            }
-        }
-        try? await listener.close()
-        // Polled: the drain is rare and its end needs no precision finer than this.
-        var finished = runtime.live.openClientConnections == 0
-        while !finished && ContinuousClock.now - started < timeout {
-            try? await Task.sleep(for: .milliseconds(20))
-            finished = runtime.live.openClientConnections == 0
-        }
-        let left = runtime.live.openClientConnections
-        let elapsed = ContinuousClock.now - started
-        let metadata: Logger.Metadata = [
-            "seconds": "\(Double(elapsed.nanosecondsClamped / 1_000_000) / 1000)", "connections_left": "\(left)",
-            "requests_during_drain": "\(runtime.live.totalExchanges - requestsAtStart)",
-        ]
-        if finished {
-            logger.notice("drained: every client connection closed", metadata: metadata)
-        } else {
-            logger.warning("drain timeout: closing the connections still open", metadata: metadata)
-        }
-    }
-
-    /// Closes the listeners, the health checker, the access log and the idle upstream connections.
-    public func stop() async throws {
-        let (channel, admin, pools, rotations, watcher, scratches, parkWatcher) = state.withLock { state in
-            defer {
-                state.channel = nil
-                state.admin = nil
-                state.scratches = []
-                state.rotations = []
-                state.watcher = nil
-                state.parkWatcher = nil
-            }
-            return (state.channel, state.admin, state.pools, state.rotations, state.watcher, state.scratches, state.parkWatcher)
-        }
-        watcher?.cancel()
-        parkWatcher?.stop()
-        for scratch in scratches {
-            try? await scratch.eventLoop.submit {
-                scratch.value.parking?.closeAll()
-                scratch.value.parking?.revive = nil
-            }.get()
-        }
-        for rotation in rotations { rotation.cancel() }
-        try? await channel?.close()
-        try? await admin?.close()
-        await healthChecker.stop()
-        await runtime.cluster?.stop()
-        for pool in pools {
-            try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
-        }
-        await runtime.accessLog.shutdown()
-    }
-
-    // MARK: Reload
-
-    /// Reads the configuration from its source again and applies it (SIGHUP,
-    /// `POST /reload`, the file watch).
-    public func reloadFromSource() async -> ReloadOutcome {
-        guard let source else {
-            return refuse(["no config file to reload from: the gateway runs on built-in defaults"])
-        }
-        let config: GatewayConfig
-        do {
-            config = try source.load()
-        } catch {
-            return refuse(error.errors.map(\.description), file: source.path)
-        }
-        return await reload(config)
-    }
-
-    /// Applies `config` without closing a connection or failing a request: new
-    /// limits, upstreams (added, removed, reweighted), health settings, routes, log
-    /// level and access log take effect at once; upstreams that stay keep their health
-    /// state; connections take the new settings at their next request. Keys only a
-    /// restart can change (`listen`, `admin_listen`, `workers`, the embedded demo)
-    /// refuse the whole reload; so does anything invalid. The old configuration then
-    /// stays in force.
-    public func reload(_ config: GatewayConfig) async -> ReloadOutcome {
-        let busy = reloading.withLock { busy in
-            defer { busy = true }
-            return busy
-        }
-        guard !busy else { return refuse(["a reload is already in progress"], count: false) }
-        defer { reloading.withLock { $0 = false } }
-        let old = runtime.settings
-        let prepared: (GatewaySettings, UpstreamSlots.Assignment)
-        do {
-            prepared = try runtime.prepare(config)
-        } catch {
-            switch error {
-            case ReloadError.needsRestart(let keys): return refuse(["\(ReloadError.needsRestart(keys))"])
-            case ReloadError.invalid(let problems): return refuse(problems)
-            default: return refuse(["\(error)"])
-            }
-        }
-        let (settings, assignment) = prepared
-        let pools = state.withLock { $0.pools }
-        let perLoop = Self.perLoopConnections(config, loops: max(1, pools.count))
-        // Pools learn every slot before the router may pick one.
-        for pool in pools {
-            try? await pool.eventLoop.submit {
-                pool.value.reconfigure(
-                    targets: settings.targets, tls: settings.upstreamTLS, retired: settings.upstreams.map(\.retired), config: config, maxConnections: perLoop)
-            }.get()
-        }
-        runtime.install(settings, assignment, now: MonotonicTime.current)
-        let limits = Self.makeConnectionLimits(config)
-        connectionLimits.withLockedValue {
-            $0.maxTotal = limits.maxTotal
-            $0.maxPerClient = limits.maxPerClient
-        }
-        logLevel?.set(config.logLevel)
-        runtime.countReload(success: true)
-        let changes = Self.describeChanges(from: old, to: settings, assignment: assignment)
-        logger.notice(
-            "configuration reloaded",
-            metadata: ["version": "\(settings.version)", "changes": "\(changes.isEmpty ? "none" : changes.joined(separator: "; "))"])
-        return ReloadOutcome(result: "success", version: settings.version, errors: [], changes: changes)
-    }
-
-    private func refuse(_ errors: [String], file: String? = nil, count: Bool = true) -> ReloadOutcome {
-        if count { runtime.countReload(success: false) }
-        logger.error(
-            "configuration reload refused; the running configuration stays",
-            metadata: ["errors": "\(errors.joined(separator: "; "))", "file": "\(file ?? source?.path ?? "-")"])
-        return ReloadOutcome(result: "error", version: runtime.settings.version, errors: errors, changes: [])
-    }
-
-    static func describeChanges(from old: GatewaySettings, to new: GatewaySettings, assignment: UpstreamSlots.Assignment) -> [String] {
-        var changes = new.config.changedSections(from: old.config).filter { $0 != "upstreams" && $0 != "demo" }
-        let added = assignment.fresh.map { new.upstreams[$0].name }
-        let removed = assignment.retired.map { new.upstreams[$0].name }
-        let changed = new.upstreams.indices.filter { index in
-            index < old.upstreams.count && !assignment.fresh.contains(index) && !new.upstreams[index].retired
-                && new.upstreams[index] != old.upstreams[index]
-        }.map { new.upstreams[$0].name }
-        if !added.isEmpty { changes.append("upstreams added: \(added.joined(separator: ", "))") }
-        if !removed.isEmpty { changes.append("upstreams removed: \(removed.joined(separator: ", "))") }
-        if !changed.isEmpty { changes.append("upstreams changed: \(changed.joined(separator: ", "))") }
-        if new.config.tls.enabled { changes.append("tls certificate and key read again") }
-        return changes
-    }
-
-    /// `reload.watch`: checks the file's modification time, size and inode every
-    /// `reload.interval` and reloads when they change (an editor's save, a Kubernetes
-    /// ConfigMap update swapping a symlink).
-    private func startWatching() {
-        guard let source, runtime.settings.config.reload.watch else { return }
-        let task = Task { [self] in
-            var last = Self.fingerprint(source.path)
-            while !Task.isCancelled {
-                let config = runtime.settings.config.reload
-                do { try await Task.sleep(for: max(.milliseconds(100), config.interval)) } catch { return }
-                guard config.watch else { continue }
-                let now = Self.fingerprint(source.path)
-                guard now != last else { continue }
-                last = now
-                logger.info("config file changed; reloading", metadata: ["file": "\(source.path)"])
-                _ = await reloadFromSource()
-            }
-        }
-        state.withLock { $0.watcher = task }
-    }
-
-    private static func fingerprint(_ path: String) -> String? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
-        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        return "\(modified)/\(attributes[.size] ?? 0)/\(attributes[.systemFileNumber] ?? 0)"
-    }
 }
-
-/// Where the configuration is read again on reload.
-public struct ConfigSource: Sendable {
-    public var path: String
-    public var load: @Sendable () throws(ConfigErrors) -> GatewayConfig
-
-    public init(path: String, load: @escaping @Sendable () throws(ConfigErrors) -> GatewayConfig) {
-        self.path = path
-        self.load = load
-    }
-}
-
-extension SocketAddress {
-    /// `127.0.0.1:8080` / `[::1]:8080`, for logs (the default description is NIO's debug form).
-    public var hostPort: String {
-        guard let ip = ipAddress, let port else { return "\(self)" }
-        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
-    }
-}
-
-/// The whole pipeline of a connection refused at accept (`limits.max_connections`,
-/// `limits.max_connections_per_client`): one prepared 503 with `Connection: close`,
-/// then the close. Nothing of the client's input is read.
-final class RefuseConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-    private let answer: ByteBuffer?
-
-    init(answer: ByteBuffer?) {
-        self.answer = answer
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        guard let answer else {
-            context.close(promise: nil)
-            return
-        }
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(answer)).whenComplete { _ in loopBound.value.close(promise: nil) }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
-}
-
-@available(*, unavailable)
-extension RefuseConnectionHandler: Sendable {}
-
-/// Out of descriptors (EMFILE, ENFILE) or kernel buffers at accept: the listener stops
-/// watching for connections for `pause`, then resumes by itself (nginx disables accept
-/// events for 500 ms). Connections wait in the backlog meanwhile.
-///
-/// Written here instead of using NIO's `AcceptBackoffHandler`: that one delays the next
-/// `read()`, but after a failed `accept` NIO keeps the listening socket registered for
-/// readability, and with a connection waiting in the backlog the level-triggered epoll
-/// wakes the loop again at once — measured: 100 % of a core for as long as the
-/// descriptors stayed exhausted (`prlimit --nofile=128`, 300 connections). Turning
-/// `autoRead` off unregisters the socket, which is what stops the spin.
-final class AcceptPauseHandler: ChannelInboundHandler {
-    typealias InboundIn = Any
-    private let pause: TimeAmount
-    /// Accepting is paused now (for tests: EmbeddedChannel ignores `autoRead`).
-    private(set) var paused = false
-
-    init(pause: TimeAmount) {
-        self.pause = pause
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let io = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(io.errnoCode) else {
-            context.fireErrorCaught(error)
-            return
-        }
-        guard !paused, let options = context.channel.syncOptions else { return }
-        paused = true
-        try? options.setOption(.autoRead, value: false)
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(in: pause) {
-            let (handler, context) = loopBound.value
-            handler.paused = false
-            try? context.channel.syncOptions?.setOption(.autoRead, value: true)
-        }
-    }
-}
-
-@available(*, unavailable)
-extension AcceptPauseHandler: Sendable {}

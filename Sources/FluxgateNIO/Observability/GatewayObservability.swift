@@ -59,6 +59,9 @@ public final class GatewayObservability: Sendable {
         var accessLogDropped: Int
         var settings: GatewaySettings
         var uptime: Double
+        var clientConnectionLimit = 0
+        /// Linux only.
+        var process: ProcessMetrics? = nil
         /// Cluster mode only.
         var cluster: ClusterReading? = nil
 
@@ -132,7 +135,8 @@ public final class GatewayObservability: Sendable {
             tunnels: (runtime.tunnels.load(ordering: .relaxed), runtime.tunnelsOpened.load(ordering: .relaxed)),
             wouldShed: runtime.gate.dryRun.counts,
             reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped,
-            settings: settings, uptime: uptime, cluster: clusterReading(settings))
+            settings: settings, uptime: uptime, clientConnectionLimit: runtime.clientConnectionLimit.load(ordering: .relaxed),
+            process: ProcessMetrics.read(), cluster: clusterReading(settings))
     }
 
     private func clusterReading(_ settings: GatewaySettings) -> ClusterReading? {
@@ -181,14 +185,17 @@ public final class GatewayObservability: Sendable {
         }
     }
 
-    private func counter(_ name: String, _ labels: [(String, String)] = [], help: String, _ value: Int) {
+    /// `value` is a running total in whole units; with `perUnit`, units per exported
+    /// unit (CPU ticks per second).
+    private func counter(_ name: String, _ labels: [(String, String)] = [], help: String, _ value: Int, perUnit: Double? = nil) {
         let counter = registry.makeCounter(descriptor: .whole(name, help: help), labels: labels)
         let id = ObjectIdentifier(counter)
         let delta = exported.withLock { exported in
             defer { exported[id] = value }
             return value - exported[id, default: 0]
         }
-        if delta > 0 { counter.increment(by: Int64(delta)) }
+        guard delta > 0 else { return }
+        if let perUnit { counter.increment(by: Double(delta) / perUnit) } else { counter.increment(by: Int64(delta)) }
     }
 
     private func gauge(_ name: String, _ labels: [(String, String)] = [], help: String, _ value: Double) {
@@ -296,6 +303,16 @@ public final class GatewayObservability: Sendable {
         counter("fluxgate_access_log_dropped_total",
             help: "Access log lines dropped because the writer fell behind.", r.accessLogDropped)
         gauge("fluxgate_uptime_seconds", help: "Seconds since the gateway started.", r.uptime)
+        gauge("fluxgate_client_connections_limit",
+            help: "limits.max_connections in force (0 in the file: resolved from the descriptor limit).", Double(r.clientConnectionLimit))
+        if let p = r.process {
+            counter("process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.", p.cpuTicks, perUnit: p.ticksPerSecond)
+            gauge("process_open_fds", help: "Number of open file descriptors.", Double(p.openDescriptors))
+            gauge("process_max_fds", help: "Maximum number of open file descriptors.", Double(p.maxDescriptors))
+            gauge("process_resident_memory_bytes", help: "Resident memory size in bytes.", Double(p.residentBytes))
+            gauge("process_virtual_memory_bytes", help: "Virtual memory size in bytes.", Double(p.virtualBytes))
+            gauge("process_start_time_seconds", help: "Start time of the process since unix epoch in seconds.", p.startTimeSeconds)
+        }
         if let cluster = r.cluster { updateCluster(cluster, r.gate) }
     }
 

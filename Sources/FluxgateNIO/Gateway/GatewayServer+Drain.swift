@@ -1,0 +1,88 @@
+import FluxgateCore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Graceful shutdown: the drain and the stop.
+extension GatewayServer {
+    /// Graceful drain: stop accepting, close idle client connections, let each busy one
+    /// finish its current request (answered with `Connection: close`) for up to
+    /// `drain_timeout`; `/readyz` answers 503 from the start. Returns when every client
+    /// connection closed or the timeout passed (what is left is closed by ``stop()``).
+    public func drain() async {
+        let (listener, scratches) = state.withLock { ($0.channel, $0.scratches) }
+        guard let listener else { return }
+        let timeout = runtime.settings.config.drainTimeout
+        runtime.startDraining()
+        let atStart = (connections: runtime.live.openClientConnections, gate: runtime.gate.snapshot)
+        let requestsAtStart = runtime.live.totalExchanges
+        logger.notice(
+            "draining: stopped accepting; finishing requests in flight",
+            metadata: [
+                "connections": "\(atStart.connections)", "in_flight": "\(atStart.gate.inFlight)", "queued": "\(atStart.gate.queued)",
+                "drain_timeout": "\(DurationParser.format(timeout))",
+            ])
+        let started = ContinuousClock.now
+        // Tell every open connection, on its own loop, and stop accepting. (NIOExtras'
+        // ServerQuiescingHelper did this until 2026-12-01; it kept each connection in a
+        // dictionary with a close callback, ~120 bytes per idle connection, where the
+        // loops' timer slot tables already list them.) A connection accepted before the
+        // listener is closed finds the runtime draining when it opens.
+        for scratch in scratches {
+            scratch.eventLoop.execute {
+                scratch.value.parking?.closeAll()
+                scratch.value.timers.forEachOwner { ($0 as? ProxyHandler)?.drain() }
+            }
+        }
+        try? await listener.close()
+        // Polled: the drain is rare and its end needs no precision finer than this.
+        var finished = runtime.live.openClientConnections == 0
+        while !finished && ContinuousClock.now - started < timeout {
+            try? await Task.sleep(for: .milliseconds(20))
+            finished = runtime.live.openClientConnections == 0
+        }
+        let left = runtime.live.openClientConnections
+        let elapsed = ContinuousClock.now - started
+        let metadata: Logger.Metadata = [
+            "seconds": "\(Double(elapsed.nanosecondsClamped / 1_000_000) / 1000)", "connections_left": "\(left)",
+            "requests_during_drain": "\(runtime.live.totalExchanges - requestsAtStart)",
+        ]
+        if finished {
+            logger.notice("drained: every client connection closed", metadata: metadata)
+        } else {
+            logger.warning("drain timeout: closing the connections still open", metadata: metadata)
+        }
+    }
+
+    /// Closes the listeners, the health checker, the access log and the idle upstream connections.
+    public func stop() async throws {
+        let (channel, admin, pools, rotations, watcher, scratches, parkWatcher) = state.withLock { state in
+            defer {
+                state.channel = nil
+                state.admin = nil
+                state.scratches = []
+                state.rotations = []
+                state.watcher = nil
+                state.parkWatcher = nil
+            }
+            return (state.channel, state.admin, state.pools, state.rotations, state.watcher, state.scratches, state.parkWatcher)
+        }
+        watcher?.cancel()
+        parkWatcher?.stop()
+        for scratch in scratches {
+            try? await scratch.eventLoop.submit {
+                scratch.value.parking?.closeAll()
+                scratch.value.parking?.revive = nil
+            }.get()
+        }
+        for rotation in rotations { rotation.cancel() }
+        try? await channel?.close()
+        try? await admin?.close()
+        await healthChecker.stop()
+        await runtime.cluster?.stop()
+        for pool in pools {
+            try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
+        }
+        await runtime.accessLog.shutdown()
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import FluxgateCore
+import NIOCore
+
+/// Reload: load → validate → diff → swap, from SIGHUP, `POST /reload` or the file watch.
+extension GatewayServer {
+    /// Reads the configuration from its source again and applies it (SIGHUP,
+    /// `POST /reload`, the file watch).
+    public func reloadFromSource() async -> ReloadOutcome {
+        guard let source else {
+            return refuse(["no config file to reload from: the gateway runs on built-in defaults"])
+        }
+        let config: GatewayConfig
+        do {
+            config = try source.load()
+        } catch {
+            return refuse(error.errors.map(\.description), file: source.path)
+        }
+        return await reload(config)
+    }
+
+    /// Applies `config` without closing a connection or failing a request: new
+    /// limits, upstreams (added, removed, reweighted), health settings, routes, log
+    /// level and access log take effect at once; upstreams that stay keep their health
+    /// state; connections take the new settings at their next request. Keys only a
+    /// restart can change (`listen`, `admin_listen`, `workers`, the embedded demo)
+    /// refuse the whole reload; so does anything invalid. The old configuration then
+    /// stays in force.
+    public func reload(_ config: GatewayConfig) async -> ReloadOutcome {
+        let busy = reloading.withLock { busy in
+            defer { busy = true }
+            return busy
+        }
+        guard !busy else { return refuse(["a reload is already in progress"], count: false) }
+        defer { reloading.withLock { $0 = false } }
+        let old = runtime.settings
+        let prepared: (GatewaySettings, UpstreamSlots.Assignment)
+        do {
+            prepared = try runtime.prepare(config)
+        } catch {
+            switch error {
+            case ReloadError.needsRestart(let keys): return refuse(["\(ReloadError.needsRestart(keys))"])
+            case ReloadError.invalid(let problems): return refuse(problems)
+            default: return refuse(["\(error)"])
+            }
+        }
+        let (settings, assignment) = prepared
+        let pools = state.withLock { $0.pools }
+        let perLoop = Self.perLoopConnections(config, loops: max(1, pools.count))
+        // Pools learn every slot before the router may pick one.
+        for pool in pools {
+            try? await pool.eventLoop.submit {
+                pool.value.reconfigure(
+                    targets: settings.targets, tls: settings.upstreamTLS, retired: settings.upstreams.map(\.retired), config: config, maxConnections: perLoop)
+            }.get()
+        }
+        runtime.install(settings, assignment, now: MonotonicTime.current)
+        let limits = Self.makeConnectionLimits(config)
+        connectionLimits.withLockedValue {
+            $0.maxTotal = limits.maxTotal
+            $0.maxPerClient = limits.maxPerClient
+        }
+        runtime.clientConnectionLimit.store(limits.maxTotal, ordering: .relaxed)
+        logLevel?.set(config.logLevel)
+        runtime.countReload(success: true)
+        let changes = Self.describeChanges(from: old, to: settings, assignment: assignment)
+        logger.notice(
+            "configuration reloaded",
+            metadata: ["version": "\(settings.version)", "changes": "\(changes.isEmpty ? "none" : changes.joined(separator: "; "))"])
+        return ReloadOutcome(result: "success", version: settings.version, errors: [], changes: changes)
+    }
+
+    private func refuse(_ errors: [String], file: String? = nil, count: Bool = true) -> ReloadOutcome {
+        if count { runtime.countReload(success: false) }
+        logger.error(
+            "configuration reload refused; the running configuration stays",
+            metadata: ["errors": "\(errors.joined(separator: "; "))", "file": "\(file ?? source?.path ?? "-")"])
+        return ReloadOutcome(result: "error", version: runtime.settings.version, errors: errors, changes: [])
+    }
+
+    static func describeChanges(from old: GatewaySettings, to new: GatewaySettings, assignment: UpstreamSlots.Assignment) -> [String] {
+        var changes = new.config.changedSections(from: old.config).filter { $0 != "upstreams" && $0 != "demo" }
+        let added = assignment.fresh.map { new.upstreams[$0].name }
+        let removed = assignment.retired.map { new.upstreams[$0].name }
+        let changed = new.upstreams.indices.filter { index in
+            index < old.upstreams.count && !assignment.fresh.contains(index) && !new.upstreams[index].retired
+                && new.upstreams[index] != old.upstreams[index]
+        }.map { new.upstreams[$0].name }
+        if !added.isEmpty { changes.append("upstreams added: \(added.joined(separator: ", "))") }
+        if !removed.isEmpty { changes.append("upstreams removed: \(removed.joined(separator: ", "))") }
+        if !changed.isEmpty { changes.append("upstreams changed: \(changed.joined(separator: ", "))") }
+        if new.config.tls.enabled { changes.append("tls certificate and key read again") }
+        return changes
+    }
+
+    /// `reload.watch`: checks the file's modification time, size and inode every
+    /// `reload.interval` and reloads when they change (an editor's save, a Kubernetes
+    /// ConfigMap update swapping a symlink).
+    func startWatching() {
+        guard let source, runtime.settings.config.reload.watch else { return }
+        let task = Task { [self] in
+            var last = Self.fingerprint(source.path)
+            while !Task.isCancelled {
+                let config = runtime.settings.config.reload
+                do { try await Task.sleep(for: max(.milliseconds(100), config.interval)) } catch { return }
+                guard config.watch else { continue }
+                let now = Self.fingerprint(source.path)
+                guard now != last else { continue }
+                last = now
+                logger.info("config file changed; reloading", metadata: ["file": "\(source.path)"])
+                _ = await reloadFromSource()
+            }
+        }
+        state.withLock { $0.watcher = task }
+    }
+
+    private static func fingerprint(_ path: String) -> String? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        return "\(modified)/\(attributes[.size] ?? 0)/\(attributes[.systemFileNumber] ?? 0)"
+    }
+}
