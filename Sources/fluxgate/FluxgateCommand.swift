@@ -78,11 +78,12 @@ struct Serve: AsyncParsableCommand {
             logger.error("invalid configuration:\n\(problems.map { "  - \($0)" }.joined(separator: "\n"))")
             throw ExitCode(2)
         }
-        // One registry for the process: swift-metrics' metrics (libraries included) and
-        // the gateway's own both come out of the admin listener's /metrics.
+        // Before the connection cap is derived from it (docs/TUNING.md, "Descriptors and memory").
         if let raised = DescriptorLimit.raiseToHardLimit() {
             logger.info("descriptor limit raised to the hard limit", metadata: ["from": "\(raised.from)", "to": "\(raised.to)"])
         }
+        // One registry for the process: swift-metrics' metrics (libraries included) and
+        // the gateway's own both come out of the admin listener's /metrics.
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let path = options.config ?? "gateway.conf"

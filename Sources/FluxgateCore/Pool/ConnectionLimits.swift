@@ -55,10 +55,11 @@ public struct ConnectionLimits: Sendable {
     /// connection (a third with the embedded demo upstream, whose server side lives in
     /// the same process). Client connections alone must never take the descriptors the
     /// upstream side needs: with 90 % of the limit as the cap, that many idle client
-    /// connections left no descriptor for an upstream connect, and every proxied request
-    /// was answered 503 `gateway_out_of_resources` until some closed (found by holding
-    /// idle connections against `ulimit -n 200`; docs/SECURITY.md). Beyond the cap a
-    /// new connection gets 503 `too_many_connections` and the open ones keep working.
+    /// connections left no descriptor for an upstream connect, and every request that
+    /// needed a new upstream connection was answered 503 `gateway_out_of_resources` until
+    /// some closed (found by holding idle connections against a low descriptor limit;
+    /// `bench/descriptor-flood.sh`, docs/SECURITY.md#out-of-descriptors). Beyond the cap
+    /// a new connection gets 503 `too_many_connections` and the open ones keep working.
     /// HAProxy derives its `maxconn` the same way (two descriptors per connection), and
     /// Envoy's guidance is to keep connection limits under half the descriptor limit.
     ///
