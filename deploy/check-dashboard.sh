@@ -70,7 +70,8 @@ if plot:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(4, 3, figsize=(18, 16))
+    rows = (len(PANELS) + 2) // 3
+    fig, axes = plt.subplots(rows, 3, figsize=(18, 4 * rows))
     for ax, (title, unit, targets, _, _) in zip(axes.flat, PANELS):
         for t, legend, result in series:
             if t != title: continue
@@ -83,7 +84,7 @@ if plot:
         ax.set_title(title, fontsize=10); ax.set_xlabel("s"); ax.legend(fontsize=6); ax.set_ylabel(unit, fontsize=8)
     for ax in list(axes.flat)[len(PANELS):]: ax.axis("off")
     fig.suptitle("deploy/grafana/fluxgate.json panels, drawn from Prometheus (deploy/check-dashboard.sh)")
-    fig.tight_layout(); fig.savefig(plot, dpi=80)
+    fig.tight_layout(rect=(0, 0, 1, 0.98)); fig.savefig(plot, dpi=80)
     print(f"preview: {plot}")
 print("verdict:", "PASS" if failed == 0 else f"FAIL ({failed} empty queries)")
 sys.exit(1 if failed else 0)
