@@ -25,6 +25,22 @@ struct ParkingTableTests {
         #expect(table.count == 0)
     }
 
+    /// The entry idle longest (earliest deadline) goes first; entries that left are
+    /// skipped, and what was taken matches its id no more.
+    @Test func theOldestEntryMakesRoom() throws {
+        var table = ParkingTable<String>()
+        let early = try insert("early", until: 100, into: &table)
+        _ = try insert("late", until: 300, into: &table)
+        _ = try insert("middle", until: 200, into: &table)
+        #expect(table.remove(early) == "early", "woken by its client")
+        #expect(table.removeOldest() == "middle")
+        #expect(table.count == 1)
+        #expect(table.removeExpired(now: at(250)).isEmpty, "the taken entry's expiry is gone with it")
+        #expect(table.removeOldest() == "late")
+        #expect(table.removeOldest() == nil)
+        #expect(table.count == 0 && table.pendingExpiries == 0)
+    }
+
     @Test func aReusedSlotDoesNotAnswerToItsFormerId() throws {
         var table = ParkingTable<String>()
         let first = try insert("first", until: 100, into: &table)

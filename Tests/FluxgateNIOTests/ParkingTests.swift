@@ -14,10 +14,10 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct ParkingTests {
     static func withParkingGateway(
-        idle: Duration = .seconds(10), _ adjust: @escaping (inout GatewayConfig) -> Void = { _ in },
+        idle: Duration = .seconds(10), loops: Int = 2, _ adjust: @escaping (inout GatewayConfig) -> Void = { _ in },
         _ body: (GatewayHarness, TestUpstream) async throws -> Void
     ) async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         let upstream = try await TestUpstream.start(name: "a", group: group)
         let config = try makeConfig(upstreams: [upstream.url]) { config in
             config.timeouts.parkAfter = .milliseconds(50)
@@ -97,18 +97,50 @@ struct ParkingTests {
         }
     }
 
-    @Test func aParkedConnectionKeepsItsPlaceUnderMaxConnections() async throws {
-        try await Self.withParkingGateway({ $0.limits.maxConnections = 1 }) { harness, _ in
+    /// A parked connection counts under `max_connections`, and at the cap it is the
+    /// first to go: a new client is served and the connection parked longest is closed
+    /// (nginx reuses idle keep-alive connections so when out of `worker_connections`).
+    /// One event loop, so the new connection lands where the parked ones are.
+    @Test func atTheCapTheConnectionParkedLongestMakesRoom() async throws {
+        try await Self.withParkingGateway(loops: 1, { $0.limits.maxConnections = 2 }) { harness, _ in
             let live = harness.gateway.liveObjects
+            let (oldest, oldestSink) = try await RawClient.open(with: harness.address, group: harness.group)
+            guardAgainstHanging(oldest)
+            try await oldest.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the first parked: \(live.counts)") { live.counts.parkedConnections == 1 }
+            let (newer, newerSink) = try await RawClient.open(with: harness.address, group: harness.group)
+            guardAgainstHanging(newer)
+            try await newer.writeAndFlush(ByteBuffer(string: "GET /n/2 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("both parked: \(live.counts)") { live.counts.parkedConnections == 2 }
+            #expect(harness.gateway.openClientConnections == 2, "parked connections count under the cap")
+
+            let third = try await RawClient.exchange("GET /n/3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: harness.address, group: harness.group)
+            #expect(third.text.hasPrefix("HTTP/1.1 200"), "\(third.text)")
+            try await oldest.closeFuture.get()  // closed by the gateway, as an idle connection is
+            #expect(Self.answers(oldestSink) == 1)
+            // The newer one was not touched: still parked, and served when it asks.
+            try await newer.writeAndFlush(ByteBuffer(string: "GET /n/4 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the newer connection served again") { Self.answers(newerSink) == 2 }
+            let stats = try await OneShot.request("GET", "/metrics", to: harness.gateway.adminAddress!, group: harness.group)
+            #expect(stats.body.contains("fluxgate_connections_evicted_total 1"))
+            #expect(stats.body.contains(#"fluxgate_connections_refused_total{reason="max_connections"} 0"#))
+            try await newer.close()
+        }
+    }
+
+    /// Only parked connections make room: an idle connection still in its channel (here
+    /// with parking off) keeps its place, and the new one is refused.
+    @Test func withoutParkedConnectionsTheCapRefuses() async throws {
+        try await Self.withParkingGateway(loops: 1, { $0.limits.maxConnections = 1; $0.timeouts.parkAfter = .zero }) { harness, _ in
             let (channel, sink) = try await RawClient.open(with: harness.address, group: harness.group)
             guardAgainstHanging(channel)
             try await channel.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
-            try await eventually("parked: \(live.counts)") { live.counts.parkedConnections == 1 }
+            try await eventually("the first answer") { Self.answers(sink) == 1 }
             let second = try await RawClient.exchange("GET /n/2 HTTP/1.1\r\nHost: h\r\n\r\n", with: harness.address, group: harness.group)
             #expect(second.text.hasPrefix("HTTP/1.1 503"), "\(second.text)")
             #expect(second.text.contains("too_many_connections"))
             try await channel.writeAndFlush(ByteBuffer(string: "GET /n/3 HTTP/1.1\r\nHost: h\r\n\r\n"))
-            try await eventually("the parked connection still served") { Self.answers(sink) == 2 }
+            try await eventually("the idle connection still served") { Self.answers(sink) == 2 }
             try await channel.close()
         }
     }

@@ -34,6 +34,8 @@ public struct TrafficStats: Sendable, Equatable {
     /// Client connections closed at accept by `limits.max_connections` (index 0) and
     /// `limits.max_connections_per_client` (index 1).
     public private(set) var connectionsRefused = [0, 0]
+    /// Idle (parked) client connections closed to make room for a new one at `limits.max_connections`.
+    public private(set) var connectionsEvicted = 0
     /// Head received → end, every exchange.
     public private(set) var duration = LatencyHistogram()
     /// Time in the admission queue, every admitted exchange (0 for those never queued).
@@ -107,6 +109,7 @@ public struct TrafficStats: Sendable, Equatable {
 
     /// A connection was refused at accept (`perClient`: by the per-address cap).
     public mutating func connectionRefused(perClient: Bool) { connectionsRefused[perClient ? 1 : 0] &+= 1 }
+    public mutating func connectionEvicted() { connectionsEvicted &+= 1 }
 
     /// Exchanges in flight on `upstream` as this copy counts them.
     public func inFlight(_ upstream: Int) -> Int {
@@ -135,6 +138,7 @@ public struct TrafficStats: Sendable, Equatable {
         for i in headRefusals.indices { headRefusals[i] &+= other.headRefusals[i] }
         for i in timeouts.indices { timeouts[i] &+= other.timeouts[i] }
         for i in connectionsRefused.indices { connectionsRefused[i] &+= other.connectionsRefused[i] }
+        connectionsEvicted &+= other.connectionsEvicted
         for i in 0..<other.upstreamSlots {
             upstreamStarted[i] &+= other.upstreamStarted[i]
             upstreamFinished[i] &+= other.upstreamFinished[i]

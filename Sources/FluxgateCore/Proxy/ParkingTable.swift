@@ -107,6 +107,17 @@ public struct ParkingTable<Payload> {
         return due
     }
 
+    /// Takes out the entry whose deadline comes first — the one idle longest, since every
+    /// entry's deadline is its idle timeout from when it went quiet — to make room for a
+    /// new connection at the cap; nil when none is parked.
+    public mutating func removeOldest() -> Payload? {
+        while let expiry = expiries.popMin() {
+            if let payload = free(slot: Int(expiry.slot), generation: expiry.generation) { return payload }
+            if abandoned > 0 { abandoned -= 1 }
+        }
+        return nil
+    }
+
     /// Takes out every entry (a drain, a stop).
     public mutating func removeAll() -> [Payload] {
         var all: [Payload] = []

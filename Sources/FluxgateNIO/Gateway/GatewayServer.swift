@@ -252,7 +252,7 @@ public final class GatewayServer: Service, Sendable {
         let config = settings.config
         let sync = channel.pipeline.syncOperations
         let address = parked?.address ?? channel.remoteAddress?.ipAddress ?? "unknown"
-        if parked == nil, let refusal = connectionLimits.withLockedValue({ $0.open(address: address) }) {
+        if parked == nil, let refusal = openCounted(address: address, lot: scratch.parking, stats: stats) {
             stats.traffic.connectionRefused(perClient: refusal == .perClient)
             // A plain-text answer means nothing on a TLS listener: there it is a close.
             try sync.addHandler(
@@ -288,6 +288,19 @@ public final class GatewayServer: Service, Sendable {
             try sync.addHandler(LlhttpRequestBridge())
         }
         try sync.addHandler(handler)
+    }
+
+    /// Counts a new connection in, or says which cap refuses it. At `max_connections`
+    /// this loop's longest-parked connection — idle for at least `timeouts.park_after` —
+    /// is closed to make room, so clients holding idle connections cannot keep new ones
+    /// out (nginx reuses idle keep-alive connections the same way when it runs out of
+    /// `worker_connections`). Only when nothing is parked on this loop is the new one
+    /// refused. The per-client cap never evicts.
+    private func openCounted(address: String, lot: ParkingLot?, stats: LoopStats) -> ConnectionLimits.Refusal? {
+        let refusal = connectionLimits.withLockedValue { $0.open(address: address) }
+        guard refusal == .total, let lot, lot.evictOldest() else { return refusal }
+        stats.traffic.connectionEvicted()
+        return connectionLimits.withLockedValue { $0.open(address: address) }
     }
 
     /// A parked socket woke (input, a close or an error): a new channel on `loop` takes

@@ -259,6 +259,10 @@ struct StatsDocument: Encodable {
         /// Closed at accept: by limits.max_connections, by limits.max_connections_per_client.
         var refused_total: Int
         var refused_per_client: Int
+        /// Parked connections closed to make room at limits.max_connections.
+        var evicted: Int
+        /// limits.max_connections in force.
+        var limit: Int
     }
     struct Cluster: Encodable {
         var replica_id: String
@@ -335,7 +339,8 @@ struct StatsDocument: Encodable {
             p999_ms: ms(99.9), max_ms: h.totalCount == 0 ? 0 : Double(h.max) / 1000)
         connections = Connections(
             client: r.live.openClientConnections, client_parked: r.live.parkedConnections, client_accepted: r.acceptedConnections, upstream_open: r.live.upstreamConnections, upstream_idle: r.idleUpstreamConnections,
-            refused_total: t.connectionsRefused[0], refused_per_client: t.connectionsRefused[1])
+            refused_total: t.connectionsRefused[0], refused_per_client: t.connectionsRefused[1], evicted: t.connectionsEvicted,
+            limit: r.clientConnectionLimit)
         config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)
         access_log_dropped = r.accessLogDropped
         cluster = r.cluster.map { c in

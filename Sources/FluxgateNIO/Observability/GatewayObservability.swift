@@ -248,6 +248,10 @@ public final class GatewayObservability: Sendable {
                 help: "Client connections closed at accept by limits.max_connections or limits.max_connections_per_client.",
                 t.connectionsRefused[index])
         }
+        counter(
+            "fluxgate_connections_evicted_total",
+            help: "Parked (idle) client connections closed to make room for a new one at limits.max_connections.",
+            t.connectionsEvicted)
         counter("fluxgate_retries_total", help: "Attempts after the first (failover, stale connection, retry on 502/503/504).", t.retries)
         counter(
             "fluxgate_retry_budget_exhausted_total",

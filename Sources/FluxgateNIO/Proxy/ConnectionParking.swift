@@ -111,6 +111,17 @@ final class ParkingLot {
         }
     }
 
+    /// Closes the connection parked longest, as an idle connection is closed, so that a
+    /// new one fits under `limits.max_connections` (nginx likewise closes idle keep-alive
+    /// connections when it runs out of `worker_connections`). False when none is parked.
+    func evictOldest() -> Bool {
+        eventLoop.assertInEventLoop()
+        guard let parked = table.removeOldest() else { return false }
+        left(parked)
+        parked.close()
+        return true
+    }
+
     /// Closes every parked connection (the drain, the stop): they are idle.
     func closeAll() {
         for parked in table.removeAll() {
