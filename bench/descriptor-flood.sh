@@ -7,10 +7,14 @@
 # at once, which needs 8 upstream connections, all 200: client connections may never
 # take the descriptors the upstream side needs. New
 # connections beyond `limits.max_connections` are refused with 503
-# `too_many_connections`, which the attacker's tally shows.
-#   bash bench/descriptor-flood.sh                     # the automatic limit
+# `too_many_connections`, which the attacker's tally shows. Then 20 newcomers each open a
+# connection and send one request: with parking off (the default here) they are refused
+# at the cap; with PARK_AFTER set, the attacker's idle connections are parked and each
+# newcomer closes the one parked longest and is served (docs/SECURITY.md).
+#   bash bench/descriptor-flood.sh                     # the automatic limit, parking off
 #   MAX_CONNECTIONS=230 bash bench/descriptor-flood.sh # another cap (230: 90 % of 256, the old automatic value)
-# Exits non-zero when a victim request fails.
+#   PARK_AFTER=500ms bash bench/descriptor-flood.sh    # idle connections parked: newcomers make room
+# Exits non-zero when a victim request fails (and, with PARK_AFTER, when a newcomer is not served).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 LIMIT=${LIMIT:-256}; PORT=${PORT:-18490}; UPSTREAM_PORT=${UPSTREAM_PORT:-18491}
@@ -19,15 +23,17 @@ bench_need prlimit "apt-get install util-linux"
 bench_ports_free "$PORT" "$UPSTREAM_PORT" "$((PORT + 2000))"
 bench_setup descriptor-flood
 bench_nginx_health_upstream "$UPSTREAM_PORT" 0
-extra="timeouts: { park_after: 0s }
+PARK_AFTER=${PARK_AFTER:-0s}
+extra="timeouts: { park_after: $PARK_AFTER }
 limits: { max_connections: ${MAX_CONNECTIONS:-0} }"  # 0: the automatic value
 bench_fluxgate_config "$PORT" "$UPSTREAM_PORT" "" "$extra" >"$W/fluxgate.yaml"
 prlimit --nofile="$LIMIT" "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!)
 bench_wait upstream "$UPSTREAM_PORT"; bench_wait fluxgate "$PORT"
 echo "# $(date -u +%FT%TZ) $(nproc) cores; descriptor limit $LIMIT; $(grep -o 'max_connections=[0-9]*' "$W/fluxgate.log" | head -1)"
-python3 - "$PORT" "$LIMIT" <<'PY'
-import socket, sys, collections
-port, limit = int(sys.argv[1]), int(sys.argv[2])
+python3 - "$PORT" "$LIMIT" "$PARK_AFTER" <<'PY'
+import socket, sys, collections, time
+port, limit, park_after = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+parking = park_after not in ("0s", "0ms", "0")
 REQ = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 def exchange(s):
     """One request on s; the status line's code, or what went wrong."""
@@ -66,5 +72,19 @@ for _ in range(20):
         for v in victims: results[exchange(v)] += 1
     except OSError as error: results[type(error).__name__] += 1
 print(f"victim (8 connections opened before the flood): first {dict(first)}; then {dict(results)}")
-sys.exit(0 if results == collections.Counter({"200": 160}) else 1)
+ok = results == collections.Counter({"200": 160})
+if parking:
+    time.sleep(2)  # the attacker's connections park
+newcomers = collections.Counter()
+for _ in range(20):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        send(s)
+        newcomers[exchange(s)] += 1
+        s.close()
+    except OSError as error:
+        newcomers[type(error).__name__] += 1
+print(f"newcomers (20 new connections after the flood, one request each): {dict(newcomers)}")
+if parking: ok = ok and newcomers == collections.Counter({"200": 20})
+sys.exit(0 if ok else 1)
 PY
