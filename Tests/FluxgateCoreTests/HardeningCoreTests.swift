@@ -168,6 +168,7 @@ struct HardeningCoreTests {
         #expect(limits.open(address: "a") == .perClient)
         #expect(limits.open(address: "b") == nil)
         #expect(limits.open(address: "c") == .total)
+        #expect(limits.open(address: "a") == .perClient, "at both caps the per-client one answers: evicting would not help")
         #expect(limits.open == 3)
         limits.close(address: "a")
         #expect(limits.open(address: "a") == nil)

@@ -23,13 +23,17 @@ public struct ConnectionLimits: Sendable {
     }
 
     /// Counts the connection in, or says which cap refuses it (nothing is counted then).
+    /// The per-client cap is asked first, so `.total` means only the total stands in the
+    /// way — the gateway then makes room by closing a parked connection, which would be
+    /// for nothing if the per-client cap refused the newcomer anyway.
     public mutating func open(address: String) -> Refusal? {
-        if open >= maxTotal { return .total }
+        var current = 0
         if maxPerClient > 0 {
-            let current = perClient[address, default: 0]
+            current = perClient[address, default: 0]
             if current >= maxPerClient { return .perClient }
-            perClient[address] = current + 1
         }
+        if open >= maxTotal { return .total }
+        if maxPerClient > 0 { perClient[address] = current + 1 }
         open += 1
         return nil
     }
