@@ -61,7 +61,7 @@ public final class GatewayObservability: Sendable {
         var uptime: Double
         var clientConnectionLimit = 0
         /// Linux only.
-        var process: ProcessMetrics? = nil
+        var process: ProcessMetrics? = nil  // read for /metrics only (a /proc walk; /stats has no use for it)
         /// Cluster mode only.
         var cluster: ClusterReading? = nil
 
@@ -136,7 +136,7 @@ public final class GatewayObservability: Sendable {
             wouldShed: runtime.gate.dryRun.counts,
             reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped,
             settings: settings, uptime: uptime, clientConnectionLimit: runtime.clientConnectionLimit.load(ordering: .relaxed),
-            process: ProcessMetrics.read(), cluster: clusterReading(settings))
+            cluster: clusterReading(settings))
     }
 
     private func clusterReading(_ settings: GatewaySettings) -> ClusterReading? {
@@ -171,7 +171,8 @@ public final class GatewayObservability: Sendable {
 
     /// The Prometheus text exposition.
     func metricsText() async -> [UInt8] {
-        let reading = await read()
+        var reading = await read()
+        reading.process = ProcessMetrics.read()
         return scrape.withLock { _ in
             update(reading)
             var buffer = registry.emitToBuffer()
