@@ -136,6 +136,34 @@ struct ConfigLoaderTests {
         #expect(errors[6].message.contains("a duration such as 500ms"))
     }
 
+    /// `limits.request_spool_*`: on by default (1 GiB in `$TMPDIR` or /tmp); a spool
+    /// directory that is not a writable directory is refused by name while spooling is
+    /// on, and not looked at while it is off.
+    @Test func requestSpoolKeysParseAndTheDirectoryIsChecked() throws {
+        let defaults = try ConfigLoader.load(yaml: "")
+        #expect(defaults.limits.requestSpoolBytes == 1_073_741_824)
+        #expect(defaults.limits.requestSpoolDir == "")
+        #expect(!defaults.limits.spoolDirectory.isEmpty)
+
+        let directory = FileManager.default.temporaryDirectory.path
+        let set = try ConfigLoader.load(yaml: "limits: { request_spool_bytes: 5000, request_spool_dir: \"\(directory)\" }")
+        #expect(set.limits.requestSpoolBytes == 5000)
+        #expect(set.limits.spoolDirectory == directory)
+
+        do {
+            _ = try ConfigLoader.load(yaml: "limits: { request_spool_dir: /nonexistent/spool }")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.errors.map(\.path) == ["limits.request_spool_dir"])
+            #expect(error.errors[0].message.contains("/nonexistent/spool is not a directory"))
+            #expect(error.errors[0].message.contains("request_spool_bytes: 0"))
+        }
+        let off = try ConfigLoader.load(yaml: "limits: { request_spool_bytes: 0, request_spool_dir: /nonexistent/spool }")
+        #expect(off.limits.requestSpoolBytes == 0)
+        let file = try ConfigLoader.load(yaml: "limits: { request_buffer_bytes: 0, request_spool_dir: /etc/hostname }")
+        #expect(file.limits.requestBufferBytes == 0, "no buffering at all: the directory is not used")
+    }
+
     /// `limits.max_header_count`: Envoy's default of 100, and a value outside 1...10000
     /// is refused by name.
     @Test func headerCountLimitHasADefaultAndARange() throws {

@@ -65,4 +65,47 @@ struct ProxyPolicyTests {
         #expect(HeaderName.Kind.upgrade.isAlwaysHopByHop && !HeaderName.Kind.transferEncoding.isAlwaysHopByHop)
         #expect(HeaderName.Kind.host.isProtected && !HeaderName.Kind.forwardedFor.isProtected)
     }
+
+    /// Where a body waits before admission: memory up to `request_buffer_bytes`, a spool
+    /// file beyond (its length reserved), chunked bodies in memory until they outgrow
+    /// it; nothing waits with buffering off, and past memory nothing with spooling off.
+    @Test func requestBodyPlans() {
+        func plan(_ length: Int?, chunked: Bool = false, memory: Int = 65_536, spool: Int = 1 << 30) -> RequestBodyPlan {
+            RequestBodyPlan.atHead(contentLength: length, chunked: chunked, memoryBytes: memory, spoolBytes: spool)
+        }
+        #expect(plan(nil) == .admitNow)
+        #expect(plan(0) == .admitNow)
+        #expect(plan(1) == .memory)
+        #expect(plan(65_536) == .memory)
+        #expect(plan(65_537) == .spool(reserve: 65_537))
+        #expect(plan(nil, chunked: true) == .memory)
+        #expect(plan(65_537, spool: 0) == .admitNow)
+        #expect(plan(10, memory: 0) == .admitNow)
+        #expect(plan(nil, chunked: true, memory: 0) == .admitNow)
+        #expect(RequestBodyPlan.chunkedOverflow(maxBodyBytes: 10_485_760, spoolBytes: 1 << 30) == .spool(reserve: 10_485_760))
+        #expect(RequestBodyPlan.chunkedOverflow(maxBodyBytes: 10_485_760, spoolBytes: 0) == .admitNow)
+    }
+
+    /// The spool budget never lends more than it has; what is given back is free again,
+    /// and a reload that lowers it below what is held lets no new body in until enough ends.
+    @Test func spoolBudgetReservations() {
+        var budget = SpoolBudget(limit: 100)
+        func take(_ bytes: Int) -> Bool { budget.reserve(bytes) }
+        #expect(take(60))
+        #expect(!take(41))
+        #expect(take(40))
+        #expect(budget.reserved == 100)
+        #expect(!take(1))
+        budget.release(30)
+        #expect(take(30))
+        budget.limit = 50
+        #expect(!take(1), "held beyond the lowered limit: nothing new fits")
+        budget.release(70)
+        #expect(budget.reserved == 30)
+        #expect(take(20))
+        #expect(!take(1))
+        budget.release(1_000)
+        #expect(budget.reserved == 0)
+        #expect(!take(-1))
+    }
 }

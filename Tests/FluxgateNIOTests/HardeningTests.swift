@@ -69,6 +69,35 @@ struct HardeningTests {
         }
     }
 
+    /// A large upload (past `request_buffer_bytes`) goes to a spool file, not to an
+    /// upstream: stalled after 64 KiB it holds no slot — every other client is served
+    /// — and when it resumes it reaches the upstream whole. Streamed once admitted (the
+    /// gateway before spooling, HAProxy, Envoy) it held the only slot meanwhile.
+    @Test func aStalledLargeUploadIsSpooledAndHoldsNoSlot() async throws {
+        try await run(adjust: { Self.oneSlot(&$0) }) { upstream, gateway in
+            let total = 3 * 65_536  // the upstream hashes byte by byte: kept small for debug builds
+            let (uploader, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await uploader.writeAndFlush(
+                ByteBuffer(string: "POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: \(total)\r\nConnection: close\r\n\r\n"))
+            try await uploader.writeAndFlush(Pattern.buffer(65_536))
+            try await eventuallyAsync("the body is being spooled") {
+                await gateway.gateway.observability.read().spool.reservedBytes == total
+            }
+            for _ in 0..<3 {
+                let other = try await exchange("GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", gateway)
+                #expect(other.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(other.text)")
+            }
+            #expect(!upstream.raw.contains("/hash"), "nothing of the upload reached the upstream yet")
+            for _ in 1..<3 { try await uploader.writeAndFlush(Pattern.buffer(65_536)) }
+            try await uploader.closeFuture.get()
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(sink.outcome.text.prefix(200))")
+            #expect(sink.outcome.text.hasSuffix("\(total) \(Pattern.hash(totalBytes: total))"), "the whole body, byte for byte")
+            let spool = await gateway.gateway.observability.read().spool
+            #expect(spool.spooled == 1)
+            #expect(spool.reservedBytes == 0, "the file closed once sent")
+        }
+    }
+
     @Test func aStalledStreamingUploadIsCutAtTheBodyTimeoutAndFreesItsSlot() async throws {
         try await run(adjust: {
             Self.oneSlot(&$0)

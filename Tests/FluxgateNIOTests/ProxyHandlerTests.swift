@@ -19,6 +19,8 @@ struct ProxyHandlerTests {
         var refused: Set<Int> = []
         /// Connects fail as the gateway's own descriptor exhaustion (EMFILE).
         var outOfDescriptors = false
+        /// New connections start not writable (the upstream's socket buffer full).
+        var startUnwritable = false
         /// Every connection opened, in order, with its upstream.
         private(set) var opened: [(upstream: Int, channel: EmbeddedChannel)] = []
         private(set) var released: [UpstreamConnection] = []
@@ -47,6 +49,7 @@ struct ProxyHandlerTests {
             let connection = UpstreamConnection(upstreamIndex: upstream, live: live)
             let channel = EmbeddedChannel(handler: connection, loop: loop)
             _ = channel.connect(to: try! SocketAddress(ipAddress: "127.0.0.1", port: 1))
+            if startUnwritable { channel.isWritable = false }
             opened.append((upstream, channel))
             completion(.success(connection))
         }

@@ -227,13 +227,23 @@ public enum ConfigLoader {
             top.entries["limits"], path: "limits",
             known: [
                 "max_header_bytes", "max_header_count", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
-                "max_connections_per_client", "underscores_in_headers", "max_tunnels",
+                "max_connections_per_client", "underscores_in_headers", "max_tunnels", "request_spool_bytes", "request_spool_dir",
             ])
         config.limits.maxHeaderBytes = r.int(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
         config.limits.maxHeaderCount = r.int(limits, "max_header_count", default: config.limits.maxHeaderCount, range: 1...10_000)
         config.limits.maxBodyBytes = r.int(limits, "max_body_bytes", default: config.limits.maxBodyBytes, range: 0...Int(Int64.max))
         config.limits.requestBufferBytes = r.int(
             limits, "request_buffer_bytes", default: config.limits.requestBufferBytes, range: 0...16_777_216)
+        config.limits.requestSpoolBytes = r.int(
+            limits, "request_spool_bytes", default: config.limits.requestSpoolBytes, range: 0...Int(Int64.max))
+        config.limits.requestSpoolDir = r.string(limits, "request_spool_dir", default: config.limits.requestSpoolDir)
+        if config.limits.requestSpoolBytes > 0 && config.limits.requestBufferBytes > 0,
+            let problem = Self.writableDirectory(config.limits.spoolDirectory)
+        {
+            r.report(
+                "limits.request_spool_dir",
+                "\(problem); request bodies over limits.request_buffer_bytes are spooled there — give a writable directory or set limits.request_spool_bytes: 0")
+        }
         config.limits.maxPipelined = r.int(limits, "max_pipelined", default: config.limits.maxPipelined, range: 1...1024)
         config.limits.maxConnections = r.int(limits, "max_connections", default: config.limits.maxConnections, range: 0...10_000_000)
         config.limits.maxConnectionsPerClient = r.int(
@@ -312,6 +322,14 @@ public enum ConfigLoader {
     }
 
     /// A file path the gateway will read (certificates, keys): empty means unset.
+    static func writableDirectory(_ path: String) -> String? {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return "\(path) is not a directory"
+        }
+        return FileManager.default.isWritableFile(atPath: path) ? nil : "\(path) is not writable by this process"
+    }
+
     static func readableFile(_ path: String) -> String? {
         path.isEmpty || FileManager.default.isReadableFile(atPath: path) ? nil : "no readable file at \(path)"
     }

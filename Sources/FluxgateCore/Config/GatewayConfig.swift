@@ -1,3 +1,4 @@
+import Foundation
 /// The whole gateway configuration, as typed values.
 ///
 /// Built once per load (and, later, per reload) by ``ConfigLoader``; nothing on the
@@ -363,12 +364,30 @@ public struct LimitsConfig: Sendable, Equatable {
     /// slot. Larger bodies stream under `timeouts.client_body`. 0 turns buffering off.
     /// Default 65536.
     public var requestBufferBytes = 65_536
+    /// Request bodies larger than `request_buffer_bytes` are spooled to a file and the
+    /// request admitted only when the body is whole (nginx's `proxy_request_buffering
+    /// on`), so a slow or stalled uploader holds no admission slot
+    /// (``RequestBodyPlan``). This is the disk all spooled bodies may take at once; a
+    /// body the budget cannot take streams after admission instead. 0 turns spooling
+    /// off (larger bodies stream, as HAProxy and Envoy do). Default 1 GiB.
+    public var requestSpoolBytes = 1_073_741_824
+    /// Where spooled bodies go (unnamed files, gone when closed). Empty: `$TMPDIR`,
+    /// else `/tmp`. Checked to be a writable directory when spooling is on. Default empty.
+    public var requestSpoolDir = ""
+    /// The directory spooled bodies go to: `request_spool_dir`, else `$TMPDIR`, else `/tmp`.
+    public var spoolDirectory: String {
+        if !requestSpoolDir.isEmpty { return requestSpoolDir }
+        if let tmp = ProcessInfo.processInfo.environment["TMPDIR"], !tmp.isEmpty { return tmp }
+        return "/tmp"
+    }
     /// Pipelined requests read ahead of the one being answered; beyond it the gateway
     /// stops reading the connection until answers go out. Default 16.
     public var maxPipelined = 16
     /// Client connections open at once; beyond it new ones are closed at accept.
-    /// 0 means automatic: 90 % of the process's descriptor limit, keeping room for
-    /// upstream connections. Default 0 (automatic).
+    /// 0 means automatic: (descriptor limit − 64) / 2 — each proxied connection needs an
+    /// upstream descriptor too — or / 3 with the embedded demo upstream
+    /// (``ConnectionLimits/automaticTotal(descriptorLimit:descriptorsPerConnection:)``).
+    /// Default 0 (automatic).
     public var maxConnections = 0
     /// Client connections open at once from one address (the peer address, or the
     /// client address a trusted proxy reported); beyond it new ones get 503 and a

@@ -1,5 +1,6 @@
 import FluxgateCore
 import Logging
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
 import NIOCore
 import Synchronization
 
@@ -33,6 +34,12 @@ final class GatewayRuntime: Sendable {
     let tunnelsOpened = Atomic<Int>(0)
     /// `limits.max_connections` in force (the automatic value resolved), for `/metrics`.
     let clientConnectionLimit = Atomic<Int>(0)
+    /// The disk spooled request bodies may take (`limits.request_spool_bytes`), shared
+    /// by every event loop (``BodySpool``).
+    let spoolBudget: NIOLockedValueBox<SpoolBudget>
+    /// Request bodies spooled since start, and those the budget could not take (they streamed).
+    let bodiesSpooled = Atomic<Int>(0)
+    let spoolBudgetRefusals = Atomic<Int>(0)
 
     /// Reserves a tunnel place for an upgrade request; false at `limits.max_tunnels`.
     func reserveTunnel(max: Int) -> Bool {
@@ -47,6 +54,7 @@ final class GatewayRuntime: Sendable {
     private let reloadCounts = Mutex(ReloadCounts())
     private let drainFlag = Atomic<Bool>(false)
     private let exhaustionLog = LogThrottle()
+    private let spoolLog = LogThrottle()
     let logger: Logger
 
     typealias Routing = UpstreamRouter.Routing
@@ -68,6 +76,7 @@ final class GatewayRuntime: Sendable {
             names: settings.upstreams.map(\.name), policy: config.healthCheck.policy, router: router, logger: logger)
         self.retry = Mutex((RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent), config.retry.enabled))
         self.accessLog = try AccessLog(config: config.accessLog, logger: logger)
+        self.spoolBudget = NIOLockedValueBox(SpoolBudget(limit: settings.spoolBytes))
     }
 
     var settings: GatewaySettings { current.withLock { $0 } }
@@ -111,6 +120,15 @@ final class GatewayRuntime: Sendable {
             metadata: ["error": "\(error)"])
     }
 
+    /// A request body could not be spooled: logged at most once a second (a full disk
+    /// fails every spooled request alike).
+    func noteSpoolFailure(_ error: any Error, now: MonotonicTime) {
+        guard spoolLog.allow(now: now) else { return }
+        logger.error(
+            "cannot spool a request body; answering 500 (check limits.request_spool_dir's free space, or set limits.request_spool_bytes: 0 to stream bodies instead)",
+            metadata: ["error": "\(error)", "directory": "\(settings.spoolDirectory)"])
+    }
+
     // MARK: Reload and drain
 
     /// Settings for `config` as a reload would install them, without installing them.
@@ -149,6 +167,7 @@ final class GatewayRuntime: Sendable {
         gate.reconfigure(config: config, now: now)
         health.reconfigure(upstreams: settings.upstreams, policy: config.healthCheck.policy, fresh: assignment.fresh, now: now)
         accessLog.reconfigure(config.accessLog)
+        spoolBudget.withLockedValue { $0.limit = settings.spoolBytes }
     }
 
     var reloads: ReloadCounts { reloadCounts.withLock { $0 } }

@@ -27,6 +27,9 @@ final class GatewaySettings: Sendable {
     let perClientLimited: Bool
     let exchangeLimits: ExchangeDeadlines.Limits
     let requestBufferBytes: Int
+    /// `limits.request_spool_bytes` (0 when buffering is off altogether) and where spooled bodies go.
+    let spoolBytes: Int
+    let spoolDirectory: String
     let maxPipelined: Int
     let underscoresInHeaders: Bool
     /// `abort_on_client_close`: a FIN before the answer started ends the exchange.
@@ -73,6 +76,8 @@ final class GatewaySettings: Sendable {
         self.perClientLimited = config.rateLimit.perClient.enabled
         self.exchangeLimits = config.timeouts.exchangeLimits
         self.requestBufferBytes = min(config.limits.requestBufferBytes, config.limits.maxBodyBytes)
+        self.spoolBytes = self.requestBufferBytes > 0 ? config.limits.requestSpoolBytes : 0
+        self.spoolDirectory = config.limits.spoolDirectory
         self.maxPipelined = config.limits.maxPipelined
         self.underscoresInHeaders = config.limits.underscoresInHeaders
         self.abortOnClientClose = config.abortOnClientClose

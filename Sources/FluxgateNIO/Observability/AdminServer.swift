@@ -248,6 +248,15 @@ struct StatsDocument: Encodable {
         var p999_ms: Double
         var max_ms: Double
     }
+    /// Request bodies spooled to disk before admission (limits.request_spool_bytes).
+    struct RequestSpool: Encodable {
+        var spooled: Int
+        /// The budget could not take them: they streamed after admission.
+        var budget_refused: Int
+        var reserved_bytes: Int
+        var limit_bytes: Int
+    }
+
     struct Connections: Encodable {
         /// Open client connections, parked ones included.
         var client: Int
@@ -307,6 +316,7 @@ struct StatsDocument: Encodable {
     var connections: Connections
     var config: Config
     var access_log_dropped: Int
+    var request_spool: RequestSpool
     var cluster: Cluster?
 
     init(_ r: GatewayObservability.Reading) {
@@ -343,6 +353,9 @@ struct StatsDocument: Encodable {
             limit: r.clientConnectionLimit)
         config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)
         access_log_dropped = r.accessLogDropped
+        request_spool = RequestSpool(
+            spooled: r.spool.spooled, budget_refused: r.spool.refused, reserved_bytes: r.spool.reservedBytes,
+            limit_bytes: r.spool.limitBytes)
         cluster = r.cluster.map { c in
             Cluster(
                 replica_id: c.replicaID, redis: c.redis, store_up: c.status.storeUp, mode: c.status.mode.rawValue,

@@ -54,6 +54,9 @@ final class Exchange {
     var deadlines: ExchangeDeadlines
     /// The body is being read whole before admission (`limits.request_buffer_bytes`).
     var buffering = false
+    /// The body on disk (``RequestBodyPlan``): written while buffering, read out to the
+    /// upstream once connected, closed when all of it went (or the exchange ended).
+    var spool: BodySpool?
     /// `100 Continue` went out.
     var continueSent = false
     var retriedStaleConnection = false

@@ -25,6 +25,8 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     case upstreamTimeout = "upstream_timeout"
     /// The gateway itself could not open an upstream connection (out of descriptors).
     case gatewayOutOfResources = "gateway_out_of_resources"
+    /// A request body could not be written to (or read from) its spool file (``BodySpool``).
+    case spoolFailed = "spool_failed"
 
     var status: HTTPResponseStatus {
         switch self {
@@ -37,6 +39,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .upstreamUnavailable, .upstreamError: .badGateway
         case .upstreamTimeout: .gatewayTimeout
         case .gatewayOutOfResources: .serviceUnavailable
+        case .spoolFailed: .internalServerError
         }
     }
 
@@ -56,6 +59,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .upstreamError: "the upstream closed the connection or sent an invalid response"
         case .upstreamTimeout: "the upstream did not answer in time"
         case .gatewayOutOfResources: "the gateway is out of file descriptors; try again later"
+        case .spoolFailed: "the gateway could not store the request body (limits.request_spool_dir)"
         }
     }
 }

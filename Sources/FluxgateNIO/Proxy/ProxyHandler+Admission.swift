@@ -132,6 +132,10 @@ extension ProxyHandler {
             runtime.gate.release(serviceTime: proxied ? outcome.upstreamTime : nil, now: now)
         }
         abortUpstream(exchange)
+        if let spool = exchange.spool {
+            exchange.spool = nil
+            spool.close()
+        }
         if exchange.upstreamHead.capacity > 0 {
             // Nothing sends it again once the exchange ended: the next request may use it.
             scratch.keepUpstreamHead(exchange.upstreamHead)

@@ -231,8 +231,20 @@ extension ProxyHandler {
         if (facts.contentLength ?? 0) > 0 || facts.chunked {
             exchange.deadlines.clientBodyProgress(now: now)
             armExchangeTimer(exchange)
-            if settings.requestBufferBytes > 0 && (facts.contentLength ?? 0) <= settings.requestBufferBytes {
-                // Read the body whole first: a slow uploader holds no admission slot.
+            // Read the body whole first, in memory or on disk: a slow uploader holds no
+            // admission slot (``RequestBodyPlan``).
+            let plan = RequestBodyPlan.atHead(
+                contentLength: facts.contentLength, chunked: facts.chunked, memoryBytes: settings.requestBufferBytes,
+                spoolBytes: settings.spoolBytes)
+            var buffer = plan == .memory
+            if case .spool(let reserve) = plan {
+                switch startSpool(exchange, reserve: reserve) {
+                case .started: buffer = true
+                case .budgetTaken: break
+                case .failed: return
+                }
+            }
+            if buffer {
                 exchange.buffering = true
                 prepareUpstreamHead(exchange)
                 if facts.expectsContinue && !http10 { sendContinue(exchange) }
@@ -240,6 +252,37 @@ extension ProxyHandler {
             }
         }
         admit(exchange)
+    }
+
+    enum SpoolStart { case started, budgetTaken, failed }
+
+    /// Opens the exchange's spool file, reserving `reserve` bytes of the budget. When
+    /// the budget has not that much free the body streams after admission instead;
+    /// when the file cannot be created the request is answered 500.
+    func startSpool(_ exchange: Exchange, reserve: Int) -> SpoolStart {
+        do {
+            guard let spool = try BodySpool.open(directory: settings.spoolDirectory, reserve: reserve, budget: runtime.spoolBudget) else {
+                runtime.spoolBudgetRefusals.add(1, ordering: .relaxed)
+                return .budgetTaken
+            }
+            runtime.bodiesSpooled.add(1, ordering: .relaxed)
+            exchange.spool = spool
+            return .started
+        } catch {
+            spoolFailed(exchange, error)
+            return .failed
+        }
+    }
+
+    /// The spool file failed (a full or failing disk): 500 before the response started, else a cut.
+    func spoolFailed(_ exchange: Exchange, _ error: any Error) {
+        runtime.noteSpoolFailure(error, now: now)
+        if exchange.relay.headSent {
+            closeClient(.cutOff)
+        } else {
+            exchange.relay.closeAfterResponse()
+            answerForExchange(exchange, .spoolFailed)
+        }
     }
 
     /// Serializes the upstream head while the client's head bytes are at hand (during
@@ -310,8 +353,20 @@ extension ProxyHandler {
         } else {
             sendUpstream(buffer, exchange)
         }
-        if exchange.buffering && exchange.bodyBytes > settings.requestBufferBytes {
-            // A chunked body longer than the buffer: admitted now, the rest streams.
+        if exchange.buffering && exchange.spool == nil && exchange.bodyBytes > settings.requestBufferBytes {
+            // A chunked body longer than memory holds: on to disk, or (spooling off or
+            // the budget taken) admitted now with the rest streaming.
+            if case .spool(let reserve) = RequestBodyPlan.chunkedOverflow(maxBodyBytes: maxBodyBytes, spoolBytes: settings.spoolBytes) {
+                switch startSpool(exchange, reserve: reserve) {
+                case .started:
+                    let held = exchange.pending
+                    exchange.pending.removeAll()
+                    for bytes in held { sendUpstream(bytes, exchange) }
+                    return
+                case .budgetTaken: break
+                case .failed: return
+                }
+            }
             exchange.buffering = false
             admit(exchange)
         }
@@ -330,7 +385,9 @@ extension ProxyHandler {
             exchange.trailerSection = nil
         }
         if exchange.buffering {
+            guard case .active(let current) = state, current === exchange else { return }
             exchange.buffering = false
+            exchange.spool?.settle()
             admit(exchange)
             return
         }
@@ -341,14 +398,51 @@ extension ProxyHandler {
         }
     }
 
-    /// Body bytes (and chunk framing) for the upstream: written now, or held until connected.
+    /// Body bytes (and chunk framing) for the upstream: written now, or held until
+    /// connected — in memory, or in the spool file.
     func sendUpstream(_ bytes: ByteBuffer, _ exchange: Exchange) {
         if let connection = exchange.connection {
             connection.write(bytes)
             upstreamNeedsFlush = true
             exchange.bodyForwarded = true
+        } else if let spool = exchange.spool {
+            do {
+                try spool.append(bytes)
+            } catch {
+                spoolFailed(exchange, error)
+            }
         } else {
             exchange.pending.append(bytes)
+        }
+    }
+
+    /// The most read from a spool file at once: what the upstream channel takes before
+    /// it stops being writable (NIO's default high-water mark is 64 KiB).
+    static let spoolChunk = 65_536
+
+    /// Sends the spooled body to the upstream connection while it is writable; resumed
+    /// when it becomes writable again. Once all of it went, the file is closed (the
+    /// reservation given back) and the response head is due.
+    func pumpSpool(_ exchange: Exchange) {
+        guard let spool = exchange.spool, let connection = exchange.connection else { return }
+        var wrote = false
+        do {
+            while connection.isWritable, let chunk = try spool.nextChunk(max: Self.spoolChunk, allocator: allocator) {
+                connection.write(chunk)
+                wrote = true
+            }
+        } catch {
+            spoolFailed(exchange, error)
+            return
+        }
+        if wrote {
+            exchange.bodyForwarded = true
+            connection.flush()
+        }
+        if spool.unsent == 0 {
+            spool.close()
+            exchange.spool = nil
+            requestSent(exchange)
         }
     }
 }

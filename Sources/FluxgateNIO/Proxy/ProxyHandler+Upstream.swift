@@ -76,7 +76,12 @@ extension ProxyHandler {
         if !exchange.pending.isEmpty { exchange.pending.removeAll() }
         upstreamNeedsFlush = false
         if !writable { upstreamWritabilityChanged(isWritable: false) }
-        if exchange.requestComplete { requestSent(exchange) }
+        if exchange.spool != nil {
+            pumpSpool(exchange)
+            guard case .active(let current) = state, current === exchange else { return }
+        } else if exchange.requestComplete {
+            requestSent(exchange)
+        }
         resumeReadsIfPossible()
     }
 
@@ -243,8 +248,13 @@ extension ProxyHandler: UpstreamConnectionDelegate {
 
     func upstreamWritabilityChanged(isWritable: Bool) {
         guard case .active(let exchange) = state else { return }
-        exchange.deadlines.upstreamWritable(isWritable || exchange.requestComplete, now: now)
+        // A spooled body still going out is the upstream's to take (`upstream_send`).
+        exchange.deadlines.upstreamWritable(isWritable || (exchange.requestComplete && exchange.spool == nil), now: now)
         if isWritable {
+            if exchange.spool != nil && exchange.connection != nil {
+                pumpSpool(exchange)
+                guard case .active(let current) = state, current === exchange else { return }
+            }
             resumeReadsIfPossible()
         } else {
             armExchangeTimer(exchange)

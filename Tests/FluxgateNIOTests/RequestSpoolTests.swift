@@ -1,0 +1,127 @@
+import FluxgateCore
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import FluxgateNIO
+
+/// Request bodies spooled to disk before admission (``RequestBodyPlan``, ``BodySpool``):
+/// a large upload takes its slot only once it is whole, goes upstream byte for byte,
+/// and gives its disk back — in `EmbeddedChannel`s with a scripted upstream.
+struct RequestSpoolTests {
+    typealias Fixture = ProxyHandlerTests.Fixture
+
+    static func fixture(memory: Int = 16, spool: Int = 1 << 20, _ adjust: @escaping (inout GatewayConfig) -> Void = { _ in }) throws -> Fixture {
+        try Fixture {
+            $0.limits.requestBufferBytes = memory
+            $0.limits.requestSpoolBytes = spool
+            adjust(&$0)
+        }
+    }
+
+    static func payload(_ count: Int) -> String {
+        String((0..<count).map { Character(UnicodeScalar(UInt8(97 + $0 % 26))) })
+    }
+
+    @Test func aLargeBodyIsSpooledAndAdmittedOnlyWhenWhole() throws {
+        let fixture = try Self.fixture()
+        let body = Self.payload(200_000)
+        let cut = body.index(body.startIndex, offsetBy: 70_000)
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\nExpect: 100-continue\r\n\r\n" + body[..<cut])
+        #expect(try fixture.received() == "HTTP/1.1 100 Continue\r\n\r\n", "the client may send: the gateway takes the body")
+        #expect(fixture.connector.opened.isEmpty)
+        #expect(fixture.runtime.gate.snapshot.inFlight == 0, "no slot held while the body arrives")
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 200_000, "its declared length is reserved")
+        #expect(fixture.runtime.bodiesSpooled.load(ordering: .relaxed) == 1)
+
+        try fixture.request(String(body[cut...]))
+        #expect(fixture.connector.opened.count == 1, "admitted once whole")
+        let sent = try fixture.connector.sent(0)
+        #expect(sent.hasPrefix("POST /up HTTP/1.1\r\n"))
+        #expect(sent.hasSuffix("\r\n\r\n" + body), "the body goes upstream byte for byte")
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0, "sent: the file closed, the reservation back")
+        try fixture.connector.answer(0, ProxyHandlerTests.ok)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
+    }
+
+    @Test func aChunkedBodyGoesToDiskWhenItOutgrowsMemoryAndKeepsItsChunks() throws {
+        let fixture = try Self.fixture { $0.limits.maxBodyBytes = 100_000 }
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try fixture.request("a\r\n0123456789\r\n")
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0, "10 bytes: still in memory")
+        try fixture.request("14\r\nabcdefghijabcdefghij\r\n")
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 100_000, "past 16 bytes: on disk, max_body_bytes reserved")
+        #expect(fixture.connector.opened.isEmpty, "still not admitted")
+        try fixture.request("3\r\nxyz\r\n0\r\n\r\n")
+        #expect(fixture.connector.opened.count == 1)
+        let sent = try fixture.connector.sent(0)
+        #expect(sent.hasSuffix("\r\n\r\na\r\n0123456789\r\n14\r\nabcdefghijabcdefghij\r\n3\r\nxyz\r\n0\r\n\r\n"))
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+    }
+
+    @Test func aBodyTheBudgetCannotTakeStreamsAfterAdmission() throws {
+        let fixture = try Self.fixture(spool: 1_000)
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + Self.payload(100))
+        #expect(fixture.connector.opened.count == 1, "admitted on its head, as with spooling off")
+        #expect(fixture.runtime.spoolBudgetRefusals.load(ordering: .relaxed) == 1)
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+        try fixture.request(Self.payload(4_900))
+        #expect(try fixture.connector.sent(0).hasSuffix(Self.payload(100) + Self.payload(4_900)))
+    }
+
+    @Test func withSpoolingOffALargeBodyStreams() throws {
+        let fixture = try Self.fixture(spool: 0)
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n")
+        #expect(fixture.connector.opened.count == 1)
+        #expect(fixture.runtime.spoolBudgetRefusals.load(ordering: .relaxed) == 0, "off is not a refusal")
+    }
+
+    @Test func aSpoolThatCannotBeCreatedIsA500() throws {
+        let fixture = try Self.fixture { $0.limits.requestSpoolDir = "/nonexistent/fluxgate-spool" }
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n")
+        let answer = try fixture.received()
+        #expect(answer.hasPrefix("HTTP/1.1 500 Internal Server Error\r\n"))
+        #expect(answer.contains("spool_failed"))
+        #expect(answer.lowercased().contains("connection: close"))
+        #expect(fixture.connector.opened.isEmpty)
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0, "the reservation went back")
+    }
+
+    @Test func aClientThatLeavesMidUploadGivesTheSpoolBack() throws {
+        let fixture = try Self.fixture()
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + Self.payload(1_000))
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 5_000)
+        try fixture.client.close().wait()
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+        #expect(fixture.connector.opened.isEmpty)
+    }
+
+    /// The spooled body goes out as fast as the upstream takes it: paused while its
+    /// connection is not writable, resumed when it is, and an upstream that stops
+    /// taking it is `upstream_send`'s (504), not a request already sent.
+    @Test func theSpoolFollowsTheUpstreamsWritability() throws {
+        let fixture = try Self.fixture {
+            $0.timeouts.upstreamSend = .seconds(2)
+            $0.timeouts.upstreamHeader = .seconds(60)
+        }
+        fixture.connector.startUnwritable = true
+        let body = Self.payload(150_000)
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 150000\r\n\r\n" + body)
+        let upstream = try #require(fixture.connector.opened.first?.channel)
+        #expect(try fixture.connector.sent(0).hasPrefix("POST /up HTTP/1.1\r\n"), "the head went; the body waits")
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 150_000)
+
+        upstream.isWritable = true
+        upstream.pipeline.fireChannelWritabilityChanged()
+        #expect(try fixture.connector.sent(0) == body)
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+
+        let stalled = try Self.fixture { $0.timeouts.upstreamSend = .seconds(2) }
+        stalled.connector.startUnwritable = true
+        try stalled.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 150000\r\n\r\n" + body)
+        stalled.loop.advanceTime(by: .milliseconds(2100))
+        #expect(try stalled.received().hasPrefix("HTTP/1.1 504 Gateway Timeout\r\n"))
+        #expect(stalled.stats.traffic.timeouts[ExchangeDeadlines.Expiry.upstreamSend.index] == 1)
+        #expect(stalled.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+    }
+}
