@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Slow and hostile clients against normal traffic (issue 13, docs/SECURITY.md).
 #
-#   bash bench/slow-clients.sh            # 2000 stalled uploads, 2000 slowloris heads, 500 non-readers
-#   bash bench/slow-clients.sh --ci       # 200 / 200 / 50, shorter phases (run by .ci/run)
+#   bash bench/slow-clients.sh            # 2000 stalled uploads, 500 trickling 1 MB uploads,
+#                                         # 2000 slowloris heads, 500 non-readers
+#   bash bench/slow-clients.sh --ci       # 200 / 100 / 200 / 50, shorter phases (run by .ci/run)
 #
 # One nginx upstream (GET /health, and a 16 MiB /big for the non-readers), Fluxgate
 # in front with max_concurrency 1000 (S = 670) and default timeouts. Phases:
 #   A  wrk alone (50 connections, GET /health)                       -> baseline
-#   B  stalled uploads + slowloris heads, wrk again                  -> goodput, p99
+#   B  stalled uploads, trickling large uploads (past the 64 KiB memory buffer: spooled
+#      to disk, limits.request_spool_bytes) + slowloris heads, wrk again -> goodput, p99
 #      then attackers alone: admission slots in flight               -> target 0
 #   C  + 500 clients that never read a 16 MiB response, wrk again     -> goodput, p99
 #      then attackers alone: slots held (by the non-readers only, until timeouts.client_send)
@@ -19,9 +21,9 @@ source "$(dirname "$0")/lib.sh"
 CI=0
 [ "${1:-}" = "--ci" ] && CI=1
 if [ "$CI" = 1 ]; then
-  UPLOADS=200; TRICKLE=200; READERS=50; PHASE=5
+  UPLOADS=200; LARGE=100; TRICKLE=200; READERS=50; PHASE=5
 else
-  UPLOADS=${UPLOADS:-2000}; TRICKLE=${TRICKLE:-2000}; READERS=${READERS:-500}; PHASE=${PHASE:-15}
+  UPLOADS=${UPLOADS:-2000}; LARGE=${LARGE:-500}; TRICKLE=${TRICKLE:-2000}; READERS=${READERS:-500}; PHASE=${PHASE:-15}
 fi
 PORT=${PORT:-18480}; UPSTREAM_PORT=${UPSTREAM_PORT:-18481}; ADMIN_PORT=$((PORT + 2000))
 
@@ -77,9 +79,9 @@ echo "A: wrk alone"
 rss_before=$(rss_kib)
 run_wrk baseline
 
-echo "B: $UPLOADS stalled uploads + $TRICKLE slowloris heads"
+echo "B: $UPLOADS stalled uploads + $LARGE trickling 1 MB uploads + $TRICKLE slowloris heads"
 ATTACK_SECONDS=$((4 * PHASE + 20))
-python3 bench/slow_attackers.py --port "$PORT" --uploads "$UPLOADS" --trickle "$TRICKLE" --readers "$READERS" \
+python3 bench/slow_attackers.py --port "$PORT" --uploads "$UPLOADS" --large "$LARGE" --trickle "$TRICKLE" --readers "$READERS" \
   --readers-after $((PHASE + 8)) --seconds "$ATTACK_SECONDS" >"$OUT/attackers.jsonl" 2>"$OUT/attackers.err" & ATT=$!; pids+=($ATT)
 sleep 3
 run_wrk uploads-slowloris
@@ -115,7 +117,7 @@ for name, label in [("uploads-slowloris", "B"), ("all-attackers", "C")]:
     slots = [int(x) for x in (out / f"slots-{name}.txt").read_text().split()]
     print(f"admission slots in flight, attackers only, phase {label}: {slots}")
 lines = [json.loads(l) for l in (out / "attackers.jsonl").read_text().splitlines() if l.strip()]
-peak = {k: max(l[k]["open"] for l in lines if k in l) for k in ("uploads", "trickle", "readers")}
+peak = {k: max(l[k]["open"] for l in lines if k in l) for k in ("uploads", "large", "trickle", "readers")}
 summary = lines[-1]["summary"]
 print(f"attackers connected at peak: {peak}")
 print("closed by the gateway (408 answers): " + ", ".join(
@@ -124,6 +126,7 @@ rss = [int(l.split()[1]) for l in (out / "rss.txt").read_text().splitlines() if 
 print(f"gateway RSS: {rss_before / 1024:.1f} MiB before, peak {max(rss) / 1024:.1f} MiB, last {rss[-1] / 1024:.1f} MiB")
 metrics = (out / "metrics-end.txt").read_text()
 for line in metrics.splitlines():
-    if line.startswith(("fluxgate_timeouts_total", "fluxgate_requests_refused_total")) and not line.endswith(" 0"):
+    if line.startswith(("fluxgate_timeouts_total", "fluxgate_requests_refused_total", "fluxgate_request_bodies_spooled_total",
+                        "fluxgate_request_spool_refused_total")) and not line.endswith(" 0"):
         print(line)
 PY

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Slow and hostile clients for bench/slow-clients.sh, over raw sockets (asyncio).
 
-Three kinds, each kept at its count for the whole run (a connection the gateway
+Four kinds, each kept at its count for the whole run (a connection the gateway
 closes is replaced):
   uploads   POST with Content-Length 1000, 3 body bytes, then nothing
+  large     POST with Content-Length 1000000, 70 000 body bytes (past the gateway's
+            64 KiB request buffer), then one byte every 2 s
   trickle   a request head sent one byte every 2 s (slowloris)
   readers   GET of a large response, never read (receive buffer 4 KiB)
 
@@ -17,7 +19,7 @@ import socket
 import time
 
 stats = {kind: {"open": 0, "closed_by_gateway": 0, "answered_408": 0, "connect_errors": 0}
-         for kind in ("uploads", "trickle", "readers")}
+         for kind in ("uploads", "large", "trickle", "readers")}
 
 
 async def connect(host, port, rcvbuf=None):
@@ -46,26 +48,37 @@ async def until_closed(sock, kind, read=True):
     stats[kind]["closed_by_gateway"] += 1
 
 
-async def upload(host, port, stop):
+async def upload(host, port, stop, kind="uploads"):
+    if kind == "large":
+        first = b"POST /health HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 70_000
+    else:
+        first = b"POST /health HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\nabc"
     while not stop.is_set():
         try:
             sock = await connect(host, port)
         except OSError:
-            stats["uploads"]["connect_errors"] += 1
+            stats[kind]["connect_errors"] += 1
             await asyncio.sleep(0.5)
             continue
-        stats["uploads"]["open"] += 1
+        stats[kind]["open"] += 1
         try:
-            await asyncio.get_running_loop().sock_sendall(
-                sock, b"POST /health HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\nabc")
-            waiter = asyncio.ensure_future(until_closed(sock, "uploads"))
+            loop = asyncio.get_running_loop()
+            await loop.sock_sendall(sock, first)
+            waiter = asyncio.ensure_future(until_closed(sock, kind))
             stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                # A large upload keeps trickling (a byte every 2 s: under any
+                # between-reads body timeout); a small one just stalls.
+                done, _ = await asyncio.wait([waiter, stopper], timeout=2 if kind == "large" else None,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if done:
+                    break
+                await loop.sock_sendall(sock, b"x")
             stopper.cancel()
         except OSError:
             pass
         finally:
-            stats["uploads"]["open"] -= 1
+            stats[kind]["open"] -= 1
             sock.close()
 
 
@@ -127,6 +140,7 @@ async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--uploads", type=int, default=2000)
+    parser.add_argument("--large", type=int, default=0)
     parser.add_argument("--trickle", type=int, default=2000)
     parser.add_argument("--readers", type=int, default=500)
     parser.add_argument("--reader-path", default="/big")
@@ -137,6 +151,7 @@ async def main():
     host = "127.0.0.1"
     stop = asyncio.Event()
     tasks = [asyncio.ensure_future(upload(host, args.port, stop)) for _ in range(args.uploads)]
+    tasks += [asyncio.ensure_future(upload(host, args.port, stop, "large")) for _ in range(args.large)]
     tasks += [asyncio.ensure_future(trickle(host, args.port, stop)) for _ in range(args.trickle)]
 
     async def late_readers():

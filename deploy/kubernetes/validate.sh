@@ -37,7 +37,21 @@ assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 drain = int(yaml.safe_load(config)["drain_timeout"].rstrip("s"))
 sleep = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
 assert sleep + drain < pod["terminationGracePeriodSeconds"], (sleep, drain, pod["terminationGracePeriodSeconds"])
-print("kustomization, adapter rule, probes and drain timing: OK")
+# With a read-only root, the request spool directory must be a volume large enough
+# for limits.request_spool_bytes (unless spooling is off).
+limits = yaml.safe_load(config).get("limits") or {}
+spool_bytes = int(limits.get("request_spool_bytes", 1 << 30))
+if container.get("securityContext", {}).get("readOnlyRootFilesystem") and spool_bytes > 0:
+    spool_dir = limits.get("request_spool_dir") or "/tmp"
+    mount = next((m for m in container["volumeMounts"] if m["mountPath"] == spool_dir), None)
+    assert mount and not mount.get("readOnly"), f"read-only root: mount a writable volume at {spool_dir} (limits.request_spool_dir)"
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    size = volume.get("emptyDir", {}).get("sizeLimit")
+    if size:
+        units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+        number = int(size.rstrip("KMGi")) * units.get(size[-2:], 1)
+        assert number >= spool_bytes, f"the spool volume's sizeLimit {size} is below limits.request_spool_bytes {spool_bytes}"
+print("kustomization, adapter rule, probes, drain timing and the spool volume: OK")
 PY
 conf="${TMPDIR:-/tmp}/fluxgate-k8s-gateway.conf"
 # --no-resolve: the upstream and Redis names are the cluster's Services, which resolve only inside it.
