@@ -59,6 +59,27 @@ struct RequestSpoolTests {
         #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
     }
 
+    /// The spool holds the payload, not the client's chunk framing: a body of one-byte
+    /// chunks (eight bytes on the wire each) fits a reservation of `max_body_bytes` and
+    /// leaves in the spool's chunks; one byte more than the limit is a 413, not a spool error.
+    @Test func tinyChunksAreSpooledAsPayloadAndTheLimitIsStill413() throws {
+        let fixture = try Self.fixture { $0.limits.maxBodyBytes = 100 }
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for index in 0..<100 { try fixture.request("1\r\n\(index % 10)\r\n") }
+        #expect(fixture.connector.opened.isEmpty)
+        try fixture.request("0\r\nX-Sum: 450\r\n\r\n")
+        let sent = try fixture.connector.sent(0)
+        let digits = String((0..<100).map { Character("\($0 % 10)") })
+        let inMemory = (0..<17).map { "1\r\n\($0 % 10)\r\n" }.joined()  // up to the 17th byte, past the 16 held in memory
+        #expect(sent.hasSuffix("\r\n\r\n" + inMemory + "53\r\n" + digits.dropFirst(17) + "\r\n0\r\nX-Sum: 450\r\n\r\n"), "\(sent.suffix(300))")
+
+        let over = try Self.fixture { $0.limits.maxBodyBytes = 100 }
+        try over.request("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for index in 0..<101 { try over.request("1\r\n\(index % 10)\r\n") }
+        #expect(try over.received().hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
+        #expect(over.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+    }
+
     @Test func aBodyTheBudgetCannotTakeStreamsAfterAdmission() throws {
         let fixture = try Self.fixture(spool: 1_000)
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + Self.payload(100))
@@ -85,6 +106,27 @@ struct RequestSpoolTests {
         #expect(answer.lowercased().contains("connection: close"))
         #expect(fixture.connector.opened.isEmpty)
         #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0, "the reservation went back")
+    }
+
+    /// A write that fails mid-body (here: past the reservation, as a full disk would)
+    /// answers 500 once and opens nothing more for the dead exchange.
+    @Test func aSpoolWriteFailureIs500AndTheExchangeIsOver() throws {
+        let fixture = try Self.fixture()
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + Self.payload(100))
+        let spool = try #require(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 5_000 ? handlerSpool(fixture) : nil)
+        try spool.append(ByteBuffer(string: Self.payload(4_900)))  // the reservation is now full
+        try fixture.request(Self.payload(10))
+        let answer = try fixture.received()
+        #expect(answer.hasPrefix("HTTP/1.1 500 Internal Server Error\r\n"))
+        #expect(fixture.runtime.bodiesSpooled.load(ordering: .relaxed) == 1, "no second spool for the ended exchange")
+        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+        #expect(fixture.connector.opened.isEmpty)
+    }
+
+    func handlerSpool(_ fixture: Fixture) throws -> BodySpool? {
+        let handler = try fixture.client.pipeline.syncOperations.handler(type: ProxyHandler.self)
+        guard case .active(let exchange) = handler.state else { return nil }
+        return exchange.spool
     }
 
     @Test func aClientThatLeavesMidUploadGivesTheSpoolBack() throws {

@@ -115,9 +115,6 @@ final class BodySpool {
         return buffer
     }
 
-    /// Sends the body again from its start (a retry on another connection).
-    func rewind() { sent = 0 }
-
     /// Closes the file and gives the reservation back. Idempotent.
     func close() {
         guard descriptor >= 0 else { return }

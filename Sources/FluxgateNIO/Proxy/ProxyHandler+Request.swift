@@ -346,7 +346,17 @@ extension ProxyHandler {
             return
         }
         exchange.deadlines.clientBodyProgress(now: now)
-        if exchange.chunkedBody {
+        if exchange.connection == nil, let spool = exchange.spool {
+            // The payload only: a chunked body is framed again as it leaves the spool, in
+            // the spool's chunks — so the file holds at most `max_body_bytes` however
+            // small the client's chunks were.
+            do {
+                try spool.append(buffer)
+            } catch {
+                spoolFailed(exchange, error)
+                return
+            }
+        } else if exchange.chunkedBody {
             sendUpstream(RequestSerializer.chunkHeader(buffer.readableBytes, allocator: allocator), exchange)
             sendUpstream(buffer, exchange)
             sendUpstream(Self.crlf, exchange)
@@ -358,11 +368,7 @@ extension ProxyHandler {
             // the budget taken) admitted now with the rest streaming.
             if case .spool(let reserve) = RequestBodyPlan.chunkedOverflow(maxBodyBytes: maxBodyBytes, spoolBytes: settings.spoolBytes) {
                 switch startSpool(exchange, reserve: reserve) {
-                case .started:
-                    let held = exchange.pending
-                    exchange.pending.removeAll()
-                    for bytes in held { sendUpstream(bytes, exchange) }
-                    return
+                case .started: return  // what memory holds goes first, then the spool
                 case .budgetTaken: break
                 case .failed: return
                 }
@@ -377,7 +383,8 @@ extension ProxyHandler {
         exchange.requestComplete = true
         exchange.relay.requestComplete = true
         exchange.deadlines.clientBodyNotWanted()
-        if exchange.chunkedBody {
+        if exchange.chunkedBody && exchange.spool == nil {
+            // (With a spool, the last chunk and trailers follow the spool out: ``pumpSpool(_:)``.)
             sendUpstream(
                 RequestSerializer.lastChunk(
                     trailerSection: exchange.trailerSection, underscores: settings.underscoresInHeaders, allocator: allocator),
@@ -398,19 +405,13 @@ extension ProxyHandler {
         }
     }
 
-    /// Body bytes (and chunk framing) for the upstream: written now, or held until
-    /// connected — in memory, or in the spool file.
+    /// Body bytes (and chunk framing) for the upstream: written now, or held in memory
+    /// until connected.
     func sendUpstream(_ bytes: ByteBuffer, _ exchange: Exchange) {
         if let connection = exchange.connection {
             connection.write(bytes)
             upstreamNeedsFlush = true
             exchange.bodyForwarded = true
-        } else if let spool = exchange.spool {
-            do {
-                try spool.append(bytes)
-            } catch {
-                spoolFailed(exchange, error)
-            }
         } else {
             exchange.pending.append(bytes)
         }
@@ -421,29 +422,43 @@ extension ProxyHandler {
     static let spoolChunk = 65_536
 
     /// Sends the spooled body to the upstream connection while it is writable; resumed
-    /// when it becomes writable again. Once all of it went, the file is closed (the
-    /// reservation given back) and the response head is due.
+    /// when it becomes writable again. A chunked body goes out as one chunk per read
+    /// and then its last chunk and trailers. Once all of it went, the file is closed
+    /// (the reservation given back) and the response head is due.
     func pumpSpool(_ exchange: Exchange) {
         guard let spool = exchange.spool, let connection = exchange.connection else { return }
         var wrote = false
         do {
             while connection.isWritable, let chunk = try spool.nextChunk(max: Self.spoolChunk, allocator: allocator) {
-                connection.write(chunk)
+                if exchange.chunkedBody {
+                    connection.write(RequestSerializer.chunkHeader(chunk.readableBytes, allocator: allocator))
+                    connection.write(chunk)
+                    connection.write(Self.crlf)
+                } else {
+                    connection.write(chunk)
+                }
                 wrote = true
             }
         } catch {
             spoolFailed(exchange, error)
             return
         }
+        if spool.unsent == 0 {
+            spool.close()
+            exchange.spool = nil
+            if exchange.chunkedBody {
+                connection.write(
+                    RequestSerializer.lastChunk(
+                        trailerSection: exchange.trailerSection, underscores: settings.underscoresInHeaders, allocator: allocator))
+                exchange.trailerSection = nil
+            }
+            wrote = true
+        }
         if wrote {
             exchange.bodyForwarded = true
             connection.flush()
         }
-        if spool.unsent == 0 {
-            spool.close()
-            exchange.spool = nil
-            requestSent(exchange)
-        }
+        if exchange.spool == nil { requestSent(exchange) }
     }
 }
 
