@@ -396,6 +396,7 @@ struct ProxyHandlerTests {
             "rate_limit.global.burst", "rate_limit.per_client.burst", "rate_limit.per_client.max_clients",
             "limits.max_header_bytes", "limits.max_header_count", "limits.max_body_bytes", "limits.request_buffer_bytes", "limits.max_pipelined",
             "limits.max_connections", "limits.max_connections_per_client", "pool.max_idle_per_upstream", "pool.max_connections",
+            "limits.request_spool_bytes",
         ]
         let realKeys = [
             "admission.target_utilization", "admission.shed_at.low", "admission.shed_at.normal", "retry.budget_percent",
@@ -425,6 +426,8 @@ struct ProxyHandlerTests {
             for request in [
                 "GET /a HTTP/1.1\r\nHost: h\r\n\r\n", "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
                 "GET /c HTTP/1.1\r\nHost: h\r\nX-API-Key: k\r\n\r\n",
+                "POST /d HTTP/1.1\r\nHost: h\r\nContent-Length: 70000\r\n\r\n" + String(repeating: "d", count: 70_000),
+                "POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n",
             ] {
                 try fixture.request(request)
                 for index in fixture.connector.opened.indices { try? fixture.connector.answer(index, Self.ok) }
