@@ -160,6 +160,14 @@ struct ConfigLoaderTests {
         }
         let off = try ConfigLoader.load(yaml: "limits: { request_spool_bytes: 0, request_spool_dir: /nonexistent/spool }")
         #expect(off.limits.requestSpoolBytes == 0)
+        let prefixes = try ConfigLoader.load(yaml: "limits: { stream_body_prefixes: [/ingest, /api/stream] }")
+        #expect(prefixes.limits.streamBodyPrefixes == ["/ingest", "/api/stream"])
+        do {
+            _ = try ConfigLoader.load(yaml: "limits: { stream_body_prefixes: [ingest] }")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.errors.map(\.path) == ["limits.stream_body_prefixes[0]"])
+        }
         let file = try ConfigLoader.load(yaml: "limits: { request_buffer_bytes: 0, request_spool_dir: /etc/hostname }")
         #expect(file.limits.requestBufferBytes == 0, "no buffering at all: the directory is not used")
     }

@@ -82,6 +82,12 @@ struct ProxyPolicyTests {
         #expect(plan(65_537, spool: 0) == .admitNow)
         #expect(plan(10, memory: 0) == .admitNow)
         #expect(plan(nil, chunked: true, memory: 0) == .admitNow)
+        let streamed = RequestBodyPlan.atHead(contentLength: 10_000_000, chunked: false, memoryBytes: 65_536, spoolBytes: 1 << 30, streamed: true)
+        #expect(streamed == .admitNow, "stream_body_prefixes")
+        #expect(RequestTarget.matchesAny(["/ingest"], target: "/ingest/logs?x=1"))
+        #expect(RequestTarget.matchesAny(["/ingest"], target: "/a/../ingest"))
+        #expect(!RequestTarget.matchesAny(["/ingest"], target: "/ingestion"))
+        #expect(!RequestTarget.matchesAny([], target: "/ingest"))
         #expect(RequestBodyPlan.chunkedOverflow(maxBodyBytes: 10_485_760, spoolBytes: 1 << 30) == .spool(reserve: 10_485_760))
         #expect(RequestBodyPlan.chunkedOverflow(maxBodyBytes: 10_485_760, spoolBytes: 0) == .admitNow)
     }

@@ -97,6 +97,21 @@ struct RequestSpoolTests {
         #expect(fixture.runtime.spoolBudgetRefusals.load(ordering: .relaxed) == 0, "off is not a refusal")
     }
 
+    /// `limits.stream_body_prefixes`: on those paths a large body streams from its head
+    /// (admitted at once, the upstream sees bytes as they come); elsewhere it is spooled.
+    @Test func streamedPathsAreAdmittedOnTheHead() throws {
+        let fixture = try Self.fixture { $0.limits.streamBodyPrefixes = ["/ingest"] }
+        try fixture.request("POST /ingest/logs HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\nfirst")
+        #expect(fixture.connector.opened.count == 1)
+        #expect(try fixture.connector.sent(0).hasSuffix("\r\n\r\nfirst"))
+        #expect(fixture.runtime.bodiesSpooled.load(ordering: .relaxed) == 0)
+
+        let other = try Self.fixture { $0.limits.streamBodyPrefixes = ["/ingest"] }
+        try other.request("POST /ingestion HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\nfirst")
+        #expect(other.connector.opened.isEmpty)
+        #expect(other.runtime.bodiesSpooled.load(ordering: .relaxed) == 1)
+    }
+
     @Test func aSpoolThatCannotBeCreatedIsA500() throws {
         let fixture = try Self.fixture { $0.limits.requestSpoolDir = "/nonexistent/fluxgate-spool" }
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n")

@@ -227,7 +227,7 @@ public enum ConfigLoader {
             top.entries["limits"], path: "limits",
             known: [
                 "max_header_bytes", "max_header_count", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
-                "max_connections_per_client", "underscores_in_headers", "max_tunnels", "request_spool_bytes", "request_spool_dir",
+                "max_connections_per_client", "underscores_in_headers", "max_tunnels", "request_spool_bytes", "request_spool_dir", "stream_body_prefixes",
             ])
         config.limits.maxHeaderBytes = r.int(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
         config.limits.maxHeaderCount = r.int(limits, "max_header_count", default: config.limits.maxHeaderCount, range: 1...10_000)
@@ -244,6 +244,7 @@ public enum ConfigLoader {
                 "limits.request_spool_dir",
                 "\(problem); request bodies over limits.request_buffer_bytes are spooled there — give a writable directory or set limits.request_spool_bytes: 0")
         }
+        config.limits.streamBodyPrefixes = decodePrefixes(limits.entries["stream_body_prefixes"], path: "limits.stream_body_prefixes", reader: &r)
         config.limits.maxPipelined = r.int(limits, "max_pipelined", default: config.limits.maxPipelined, range: 1...1024)
         config.limits.maxConnections = r.int(limits, "max_connections", default: config.limits.maxConnections, range: 0...10_000_000)
         config.limits.maxConnectionsPerClient = r.int(
@@ -356,6 +357,24 @@ public enum ConfigLoader {
             ranges.append(range)
         }
         return ranges
+    }
+
+    /// A list of path prefixes, each starting with `/`.
+    static func decodePrefixes(_ node: Node?, path: String, reader r: inout ConfigReader) -> [String] {
+        guard let node, !ConfigReader.isNull(node) else { return [] }
+        guard let sequence = node.sequence else {
+            r.report(path, "expected a list of path prefixes such as [/api/stream]", node: node)
+            return []
+        }
+        var prefixes: [String] = []
+        for (index, item) in sequence.enumerated() {
+            guard let text = item.scalar?.string, text.hasPrefix("/") else {
+                r.report("\(path)[\(index)]", "a path prefix must start with /", node: item)
+                continue
+            }
+            prefixes.append(text)
+        }
+        return prefixes
     }
 
     static func decodeRoutes(_ node: Node?, reader r: inout ConfigReader) -> [RoutePriority] {

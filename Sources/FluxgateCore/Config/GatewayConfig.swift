@@ -224,17 +224,8 @@ public struct AdmissionConfig: Sendable, Equatable {
     /// normalised path at a segment boundary (``RequestTarget``), else normal. Without
     /// routes this costs nothing per request.
     public func priority(forTarget target: String) -> Priority {
-        guard !routes.isEmpty else { return .normal }
         // The common plain path is matched in place; only one that needs normalising builds a String.
-        let raw = RequestTarget.rawPath(target)
-        let path: Substring
-        if RequestTarget.isPlain(raw) {
-            path = raw
-        } else if let normalized = RequestTarget.normalizedPath(target) {
-            path = normalized[...]
-        } else {
-            return .normal
-        }
+        guard !routes.isEmpty, let path = RequestTarget.routingPath(target) else { return .normal }
         var best: RoutePriority? = nil
         for route in routes where RequestTarget.matches(prefix: route.prefix, path: path) {
             if best == nil || route.prefix.utf8.count > best!.prefix.utf8.count { best = route }
@@ -371,6 +362,12 @@ public struct LimitsConfig: Sendable, Equatable {
     /// body the budget cannot take streams after admission instead. 0 turns spooling
     /// off (larger bodies stream, as HAProxy and Envoy do). Default 1 GiB.
     public var requestSpoolBytes = 1_073_741_824
+    /// Path prefixes (segment boundaries, as `admission.routes`) whose request bodies are
+    /// not read ahead: admitted on the head, streamed to the upstream as they arrive —
+    /// nginx's `proxy_request_buffering off` for a location. For endpoints that consume
+    /// a body as it comes (a long chunked upload processed incrementally); such an upload
+    /// holds its slot while it arrives. Default none.
+    public var streamBodyPrefixes: [String] = []
     /// Where spooled bodies go (unnamed files, gone when closed). Empty: `$TMPDIR`,
     /// else `/tmp`. Checked to be a writable directory when spooling is on. Default empty.
     public var requestSpoolDir = ""

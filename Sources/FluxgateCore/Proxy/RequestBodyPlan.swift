@@ -14,6 +14,7 @@
 /// | `Content-Length` > `request_buffer_bytes` | a spool file (`request_spool_dir`), its length reserved from `request_spool_bytes` | when complete |
 /// | chunked | memory up to `request_buffer_bytes`, then a spool file reserving `max_body_bytes` (given back at the end) | when complete |
 /// | spooling off (`request_spool_bytes: 0`) or the spool budget taken | — | when memory is full: the rest streams (HAProxy's and Envoy's way) |
+/// | a path in `stream_body_prefixes` | — | on its head: the body streams (nginx's `proxy_request_buffering off`) |
 ///
 /// Pure: sizes in, a plan out; the handler opens the file and the budget is shared
 /// by every event loop (``SpoolBudget``).
@@ -31,9 +32,12 @@ public enum RequestBodyPlan: Equatable, Sendable {
     ///   - chunked: the body is chunked.
     ///   - memoryBytes: `limits.request_buffer_bytes` (0: no buffering at all).
     ///   - spoolBytes: `limits.request_spool_bytes` (0: no spooling).
-    public static func atHead(contentLength: Int?, chunked: Bool, memoryBytes: Int, spoolBytes: Int) -> RequestBodyPlan {
+    ///   - streamed: the path is in `limits.stream_body_prefixes`.
+    public static func atHead(
+        contentLength: Int?, chunked: Bool, memoryBytes: Int, spoolBytes: Int, streamed: Bool = false
+    ) -> RequestBodyPlan {
         let length = contentLength ?? 0
-        guard length > 0 || chunked, memoryBytes > 0 else { return .admitNow }
+        guard length > 0 || chunked, memoryBytes > 0, !streamed else { return .admitNow }
         if chunked || length <= memoryBytes { return .memory }
         return spoolBytes > 0 ? .spool(reserve: length) : .admitNow
     }

@@ -131,6 +131,20 @@ public enum RequestTarget {
         }
     }
 
+    /// The path routes match against: the target's path as sent when it is plain, else
+    /// normalised (dot segments, percent-encoded unreserved bytes); nil when it cannot be.
+    static func routingPath(_ target: String) -> Substring? {
+        let raw = rawPath(target)
+        if isPlain(raw) { return raw }
+        return normalizedPath(target).map { $0[...] }
+    }
+
+    /// Whether any of `prefixes` matches the target's path at a segment boundary.
+    public static func matchesAny(_ prefixes: [String], target: String) -> Bool {
+        guard !prefixes.isEmpty, let path = routingPath(target) else { return false }
+        return prefixes.contains { matches(prefix: $0, path: path) }
+    }
+
     /// Whether `prefix` matches `path` at a segment boundary.
     public static func matches<Path: StringProtocol>(prefix: String, path: Path) -> Bool {
         guard path.utf8.starts(with: prefix.utf8) else { return false }

@@ -111,12 +111,12 @@ final class GatewayRuntime: Sendable {
         retry.withLock { $0.budget.finish() }
     }
 
-    /// An upstream connect failed for want of a local resource: logged at most once a
+    /// An upstream connect (or a spool file) failed for want of a local resource: logged at most once a
     /// second (under descriptor exhaustion it fails for every request).
     func noteLocalExhaustion(_ error: any Error, now: MonotonicTime) {
         guard exhaustionLog.allow(now: now) else { return }
         logger.error(
-            "cannot open upstream connections: the gateway is out of a local resource; answering 503 (raise the descriptor limit, e.g. ulimit -n / LimitNOFILE)",
+            "cannot open upstream connections or request spool files: the gateway is out of a local resource; answering 503 (raise the descriptor limit, e.g. ulimit -n / LimitNOFILE)",
             metadata: ["error": "\(error)"])
     }
 

@@ -30,6 +30,8 @@ final class GatewaySettings: Sendable {
     /// `limits.request_spool_bytes` (0 when buffering is off altogether) and where spooled bodies go.
     let spoolBytes: Int
     let spoolDirectory: String
+    /// `limits.stream_body_prefixes`: paths whose bodies stream instead of being read ahead.
+    let streamBodyPrefixes: [String]
     let maxPipelined: Int
     let underscoresInHeaders: Bool
     /// `abort_on_client_close`: a FIN before the answer started ends the exchange.
@@ -78,6 +80,7 @@ final class GatewaySettings: Sendable {
         self.requestBufferBytes = min(config.limits.requestBufferBytes, config.limits.maxBodyBytes)
         self.spoolBytes = self.requestBufferBytes > 0 ? config.limits.requestSpoolBytes : 0
         self.spoolDirectory = config.limits.spoolDirectory
+        self.streamBodyPrefixes = config.limits.streamBodyPrefixes
         self.maxPipelined = config.limits.maxPipelined
         self.underscoresInHeaders = config.limits.underscoresInHeaders
         self.abortOnClientClose = config.abortOnClientClose

@@ -1,4 +1,5 @@
 import FluxgateCore
+import Glibc
 import NIOCore
 
 /// Client → upstream: the client's bytes read, request heads parsed in place, bodies
@@ -235,7 +236,7 @@ extension ProxyHandler {
             // admission slot (``RequestBodyPlan``).
             let plan = RequestBodyPlan.atHead(
                 contentLength: facts.contentLength, chunked: facts.chunked, memoryBytes: settings.requestBufferBytes,
-                spoolBytes: settings.spoolBytes)
+                spoolBytes: settings.spoolBytes, streamed: RequestTarget.matchesAny(settings.streamBodyPrefixes, target: target))
             var buffer = plan == .memory
             if case .spool(let reserve) = plan {
                 switch startSpool(exchange, reserve: reserve) {
@@ -274,14 +275,21 @@ extension ProxyHandler {
         }
     }
 
-    /// The spool file failed (a full or failing disk): 500 before the response started, else a cut.
+    /// The spool file failed: a full or failing disk is 500 `spool_failed`; no descriptor
+    /// left for the file is the gateway's own exhaustion, 503 `gateway_out_of_resources`
+    /// as for an upstream connect. A cut when the response had started.
     func spoolFailed(_ exchange: Exchange, _ error: any Error) {
-        runtime.noteSpoolFailure(error, now: now)
+        let exhausted = (error as? BodySpool.Failure).map { $0.errno == EMFILE || $0.errno == ENFILE } ?? false
+        if exhausted {
+            runtime.noteLocalExhaustion(error, now: now)
+        } else {
+            runtime.noteSpoolFailure(error, now: now)
+        }
         if exchange.relay.headSent {
             closeClient(.cutOff)
         } else {
             exchange.relay.closeAfterResponse()
-            answerForExchange(exchange, .spoolFailed)
+            answerForExchange(exchange, exhausted ? .gatewayOutOfResources : .spoolFailed)
         }
     }
 
