@@ -56,20 +56,7 @@ struct TLSTests {
     func tlsExchange(
         _ request: String, to address: SocketAddress, trusting trusted: NIOSSLCertificate, maxVersion: TLSVersion? = nil
     ) async throws -> RawClient.Outcome {
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.trustRoots = .certificates([trusted])
-        configuration.applicationProtocols = ["http/1.1"]
-        if let maxVersion { configuration.maximumTLSVersion = maxVersion }
-        let context = try NIOSSLContext(configuration: configuration)
-        let sink = RawClient.Sink()
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
-                    try channel.pipeline.syncOperations.addHandler(RawClient.SinkHandler(sink: sink))
-                }
-            }
-            .connect(to: address).get()
+        let (channel, sink) = try await openTLS(to: address, trusting: trusted, maxVersion: maxVersion)
         try? await channel.writeAndFlush(ByteBuffer(string: request))
         try? await channel.closeFuture.get()
         return sink.outcome
@@ -135,6 +122,87 @@ struct TLSTests {
             #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome)")
             #expect(gateway.gateway.liveObjects.totalParks == 0)
         }
+    }
+
+    /// A TLS connection cannot park, but idle for `park_after` it is listed: at
+    /// `limits.max_connections` the one idle longest is closed for a new client, as a
+    /// parked plain connection would be (before, idle TLS clients kept newcomers out
+    /// until their idle timeout).
+    @Test func atTheCapTheTLSConnectionIdleLongestMakesRoom() async throws {
+        try await withTLSGateway({
+            $0.limits.maxConnections = 2
+            $0.timeouts.parkAfter = .milliseconds(50)
+            $0.timeouts.idle = .seconds(30)
+        }) { gateway, _, credentials, _, _ in
+            let live = gateway.gateway.liveObjects
+            let (oldest, oldestSink) = try await openTLS(to: gateway.address, trusting: credentials.certificate)
+            try await oldest.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the first listed") { live.idleListedConnections == 1 }
+            let (newer, newerSink) = try await openTLS(to: gateway.address, trusting: credentials.certificate)
+            try await newer.writeAndFlush(ByteBuffer(string: "GET /n/2 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("both listed") { live.idleListedConnections == 2 }
+            #expect(live.totalParks == 0, "TLS connections are not parked")
+
+            let third = try await tlsExchange(
+                "GET /n/3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", to: gateway.address, trusting: credentials.certificate)
+            #expect(third.text.hasPrefix("HTTP/1.1 200"), "\(third.text)")
+            try await oldest.closeFuture.get()  // closed by the gateway to make room
+            #expect(oldestSink.outcome.text.components(separatedBy: "HTTP/1.1 200 OK").count - 1 == 1)
+            // The newer one keeps its place and is served when it asks again.
+            try await newer.writeAndFlush(ByteBuffer(string: "GET /n/4 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the newer connection served again") {
+                newerSink.outcome.text.components(separatedBy: "HTTP/1.1 200 OK").count - 1 == 2
+            }
+            try await newer.close()
+            try await eventually("closing takes it off the list") { live.idleListedConnections == 0 }
+        }
+    }
+
+    /// A listed connection that reads again is off the list: busy, it is never closed
+    /// for a newcomer, who is refused instead.
+    @Test func aBusyTLSConnectionIsNotEvicted() async throws {
+        try await withTLSGateway({
+            $0.limits.maxConnections = 1
+            $0.timeouts.parkAfter = .milliseconds(50)
+            $0.timeouts.idle = .seconds(30)
+        }) { gateway, upstream, credentials, _, _ in
+            let live = gateway.gateway.liveObjects
+            let (busy, _) = try await openTLS(to: gateway.address, trusting: credentials.certificate)
+            try await busy.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("listed") { live.idleListedConnections == 1 }
+            try await busy.writeAndFlush(ByteBuffer(string: "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the upstream holds its request") { upstream.raw.contains("/hold") }
+            #expect(live.idleListedConnections == 0, "reading again took it off the list")
+            let refused = try await tlsExchange(
+                "GET /n/2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", to: gateway.address, trusting: credentials.certificate)
+            #expect(!refused.text.contains("200 OK"), "\(refused.text)")
+            let metrics = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group)
+            #expect(metrics.body.contains("fluxgate_connections_evicted_total 0"))
+            #expect(metrics.body.contains(#"fluxgate_connections_refused_total{reason="max_connections"} 1"#))
+            #expect(busy.isActive)
+            try await busy.close()
+        }
+    }
+
+    /// A kept-open TLS client connection and what it receives.
+    func openTLS(
+        to address: SocketAddress, trusting trusted: NIOSSLCertificate, maxVersion: TLSVersion? = nil
+    ) async throws -> (any Channel, RawClient.Sink) {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([trusted])
+        configuration.applicationProtocols = ["http/1.1"]
+        if let maxVersion { configuration.maximumTLSVersion = maxVersion }
+        let context = try NIOSSLContext(configuration: configuration)
+        let sink = RawClient.Sink()
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    try channel.pipeline.syncOperations.addHandler(RawClient.SinkHandler(sink: sink))
+                }
+            }
+            .connect(to: address).get()
+        return (channel, sink)
     }
 
     @Test func aReloadServesTheRenewedCertificateToNewConnections() async throws {

@@ -260,16 +260,18 @@ public final class GatewayServer: Service, Sendable {
             return
         }
         // Parked when idle: plain TCP with the gateway's own parser only (TLS state
-        // and NIOHTTP1's decoder live in the pipeline).
+        // and NIOHTTP1's decoder live in the pipeline); the others are offered all the
+        // same, to be listed for eviction at the connection cap.
         let parks = scratch.parking != nil && settings.serverTLS == nil && config.parser != .llhttp
         // Counted until the handler sees the connection end (or, never
         // added because a step below threw, until it is released).
         let timeouts = ClientConnectionTimeouts(
             headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
-            parkAfter: parks ? config.timeouts.parkAfter : .zero)
+            parkAfter: scratch.parking != nil ? config.timeouts.parkAfter : .zero)
         let handler = ProxyHandler(
             runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil,
             countedIn: parked == nil ? connectionLimits : parked?.limits, clientAddress: address, revived: parked != nil)
+        handler.canPark = parks
         countHandedOver = true
         if let tls = settings.serverTLS {
             try sync.addHandler(
@@ -294,8 +296,9 @@ public final class GatewayServer: Service, Sendable {
     /// this loop's longest-parked connection — idle for at least `timeouts.park_after` —
     /// is closed to make room, so clients holding idle connections cannot keep new ones
     /// out (nginx reuses idle keep-alive connections the same way when it runs out of
-    /// `worker_connections`). Only when nothing is parked on this loop is the new one
-    /// refused. The per-client cap never evicts.
+    /// `worker_connections`); with none parked, the longest-idle TLS (or `parser:
+    /// llhttp`) connection idle that long. Only when neither is on this loop is the new
+    /// one refused. The per-client cap never evicts.
     private func openCounted(address: String, lot: ParkingLot?, stats: LoopStats) -> ConnectionLimits.Refusal? {
         let refusal = connectionLimits.withLockedValue { $0.open(address: address) }
         guard refusal == .total, let lot, lot.evictOldest() else { return refusal }

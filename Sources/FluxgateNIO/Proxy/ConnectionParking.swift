@@ -55,6 +55,11 @@ final class ParkingLot {
     /// pipeline); it owns the descriptor and the connection count from then on.
     var revive: ((Parked) -> Void)?
     private var table = ParkingTable<Parked>()
+    /// Idle connections that cannot leave NIO (TLS state and NIOHTTP1's decoder live in
+    /// the pipeline), listed once idle for `timeouts.park_after` so that they too make
+    /// room at `limits.max_connections` — after every parked one, oldest first. The
+    /// handler takes itself off the list when it reads again or closes.
+    private var idle = ParkingTable<ProxyHandler>()
     private var task: Scheduled<Void>?
     private var taskDeadline: NIODeadline?
 
@@ -116,10 +121,30 @@ final class ParkingLot {
     /// connections when it runs out of `worker_connections`). False when none is parked.
     func evictOldest() -> Bool {
         eventLoop.assertInEventLoop()
-        guard let parked = table.removeOldest() else { return false }
-        left(parked)
-        parked.close()
+        if let parked = table.removeOldest() {
+            left(parked)
+            parked.close()
+            return true
+        }
+        guard let handler = idle.removeOldest() else { return false }
+        live.idleListed.died()
+        handler.evictIdle()
         return true
+    }
+
+    /// Lists an idle connection that cannot park as one that may be closed to make room
+    /// (``evictOldest()``); nil when the table is full.
+    func listIdle(_ handler: ProxyHandler, since: MonotonicTime) -> ParkingTable<ProxyHandler>.ID? {
+        eventLoop.assertInEventLoop()
+        guard let id = idle.insert(handler, until: since) else { return nil }
+        live.idleListed.born()
+        return id
+    }
+
+    /// The listed connection read again or closed.
+    func unlistIdle(_ id: ParkingTable<ProxyHandler>.ID) {
+        guard idle.remove(id) != nil else { return }
+        live.idleListed.died()
     }
 
     /// Closes every parked connection (the drain, the stop): they are idle.

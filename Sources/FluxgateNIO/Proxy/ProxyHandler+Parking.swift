@@ -17,7 +17,13 @@ extension ProxyHandler {
     /// write completes after what was queued before it); a connection that cannot be
     /// parked stays as it is, under its idle timeout.
     func offerForParking(until idleDeadline: NIODeadline) {
-        guard parkable, let context, scratch.parking != nil else { return }
+        guard parkable, let context, let lot = scratch.parking else { return }
+        guard canPark else {
+            // TLS or `parser: llhttp`: the connection stays in its channel, but is listed
+            // so that at `limits.max_connections` it makes room like a parked one.
+            if idleListing == nil { idleListing = lot.listIdle(self, since: now) }
+            return
+        }
         let promise = eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(allocator.buffer(capacity: 0)), promise: promise)
         // On this loop: the write completes here (an isolated view, no Sendable hop).
@@ -31,5 +37,21 @@ extension ProxyHandler {
             connectionGone()
             context.close(promise: nil)
         }
+    }
+}
+
+extension ProxyHandler {
+    /// Off the loop's idle list (``ParkingLot/listIdle(_:since:)``): the connection read again or closes.
+    func unlistIdle() {
+        guard let id = idleListing.take() else { return }
+        scratch.parking?.unlistIdle(id)
+    }
+
+    /// Closed at `limits.max_connections` to make room for a new connection, as an idle
+    /// one is closed: its place is given back at once, so the new one fits now.
+    func evictIdle() {
+        idleListing = nil
+        connectionGone()
+        context?.close(promise: nil)
     }
 }

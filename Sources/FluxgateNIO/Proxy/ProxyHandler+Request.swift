@@ -15,6 +15,7 @@ extension ProxyHandler {
 
     func clientBytes(_ data: ByteBuffer) {
         var bytes = data
+        if idleListing != nil { unlistIdle() }
         if clientTimeouts?.phase == .idle {
             let now = self.now
             clientTimeoutEvent { $0.bytesReceived(now: now) }

@@ -106,6 +106,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// bytes that follow belong to another protocol, or to nobody), so the gateway stops
     /// reading and closes after the answer (`Connection: close` tells the client).
     var parsingStopped = false
+    /// The connection may leave NIO when idle (plain TCP with the gateway's own parser);
+    /// otherwise it is only listed for eviction at the connection cap (``ProxyHandler/offerForParking(until:)``).
+    var canPark = true
+    /// Its place on the loop's idle list while listed (``unlistIdle()``).
+    var idleListing: ParkingTable<ProxyHandler>.ID?
     /// The connection's one timer (``armTimer()``): the deadline of its pending entry
     /// in the loop's ``LoopTimers``, and its place there.
     var timer = LoopTimer()
@@ -306,6 +311,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             end(exchange, .clientGone)
         }
         state = .closing
+        unlistIdle()
         _ = clientTimeouts?.connectionClosed()
         stopTimer()
         releaseConnectionCount()

@@ -36,6 +36,10 @@ public final class LiveObjects: Sendable {
     let exchanges = Atomic<Int>(0)
     let upstreamConnections = Atomic<Int>(0)
     let parkedConnections = Atomic<Int>(0)
+    /// Idle connections that cannot park (TLS, `parser: llhttp`) listed for eviction at
+    /// `limits.max_connections` after `timeouts.park_after` (``ParkingLot/listIdle(_:since:)``).
+    let idleListed = Atomic<Int>(0)
+    public var idleListedConnections: Int { idleListed.load(ordering: .relaxed) }
     /// Parks so far (each connection may park many times).
     let parks = Atomic<Int>(0)
     /// Exchanges created so far (each must end exactly once: ``ExchangeOutcomes``).
