@@ -269,7 +269,7 @@ public final class GatewayObservability: Sendable {
         }
         counter(
             "fluxgate_connections_evicted_total",
-            help: "Parked (idle) client connections closed to make room for a new one at limits.max_connections.",
+            help: "Idle client connections (parked, or TLS idle past timeouts.park_after) closed to make room for a new one at limits.max_connections.",
             t.connectionsEvicted)
         counter("fluxgate_retries_total", help: "Attempts after the first (failover, stale connection, retry on 502/503/504).", t.retries)
         counter(
