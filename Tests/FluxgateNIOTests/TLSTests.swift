@@ -129,18 +129,10 @@ struct TLSTests {
     /// parked plain connection would be (before, idle TLS clients kept newcomers out
     /// until their idle timeout).
     @Test func atTheCapTheTLSConnectionIdleLongestMakesRoom() async throws {
-        try await withTLSGateway({
-            $0.limits.maxConnections = 2
-            $0.timeouts.parkAfter = .milliseconds(50)
-            $0.timeouts.idle = .seconds(30)
-        }) { gateway, _, credentials, _, _ in
+        try await withTLSGateway(Self.listingAfter50ms(cap: 2)) { gateway, _, credentials, _, _ in
             let live = gateway.gateway.liveObjects
-            let (oldest, oldestSink) = try await openTLS(to: gateway.address, trusting: credentials.certificate)
-            try await oldest.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
-            try await eventually("the first listed") { live.idleListedConnections == 1 }
-            let (newer, newerSink) = try await openTLS(to: gateway.address, trusting: credentials.certificate)
-            try await newer.writeAndFlush(ByteBuffer(string: "GET /n/2 HTTP/1.1\r\nHost: h\r\n\r\n"))
-            try await eventually("both listed") { live.idleListedConnections == 2 }
+            let (oldest, oldestSink) = try await idleListedTLS(gateway, credentials, listed: 1)
+            let (newer, newerSink) = try await idleListedTLS(gateway, credentials, listed: 2)
             #expect(live.totalParks == 0, "TLS connections are not parked")
 
             let third = try await tlsExchange(
@@ -161,15 +153,9 @@ struct TLSTests {
     /// A listed connection that reads again is off the list: busy, it is never closed
     /// for a newcomer, who is refused instead.
     @Test func aBusyTLSConnectionIsNotEvicted() async throws {
-        try await withTLSGateway({
-            $0.limits.maxConnections = 1
-            $0.timeouts.parkAfter = .milliseconds(50)
-            $0.timeouts.idle = .seconds(30)
-        }) { gateway, upstream, credentials, _, _ in
+        try await withTLSGateway(Self.listingAfter50ms(cap: 1)) { gateway, upstream, credentials, _, _ in
             let live = gateway.gateway.liveObjects
-            let (busy, _) = try await openTLS(to: gateway.address, trusting: credentials.certificate)
-            try await busy.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
-            try await eventually("listed") { live.idleListedConnections == 1 }
+            let (busy, _) = try await idleListedTLS(gateway, credentials, listed: 1)
             try await busy.writeAndFlush(ByteBuffer(string: "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n"))
             try await eventually("the upstream holds its request") { upstream.raw.contains("/hold") }
             #expect(live.idleListedConnections == 0, "reading again took it off the list")
@@ -182,6 +168,26 @@ struct TLSTests {
             #expect(busy.isActive)
             try await busy.close()
         }
+    }
+
+    /// A connection cap of `cap`, idle connections listed (TLS) after 50 ms, closed after 30 s.
+    static func listingAfter50ms(cap: Int) -> (inout GatewayConfig) -> Void {
+        {
+            $0.limits.maxConnections = cap
+            $0.timeouts.parkAfter = .milliseconds(50)
+            $0.timeouts.idle = .seconds(30)
+        }
+    }
+
+    /// A TLS connection that made one request and sits idle until the gateway lists it
+    /// for eviction (`listed` idle TLS connections in all).
+    func idleListedTLS(
+        _ gateway: GatewayHarness, _ credentials: Credentials, listed: Int
+    ) async throws -> (any Channel, RawClient.Sink) {
+        let (channel, sink) = try await openTLS(to: gateway.address, trusting: credentials.certificate)
+        try await channel.writeAndFlush(ByteBuffer(string: "GET /n/\(listed) HTTP/1.1\r\nHost: h\r\n\r\n"))
+        try await eventually("\(listed) listed") { gateway.gateway.liveObjects.idleListedConnections == listed }
+        return (channel, sink)
     }
 
     /// A kept-open TLS client connection and what it receives.

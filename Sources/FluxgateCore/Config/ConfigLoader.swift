@@ -343,38 +343,36 @@ public enum ConfigLoader {
     }
 
     static func decodeAddressRanges(_ node: Node?, path: String, reader r: inout ConfigReader) -> [AddressRange] {
-        guard let node, !ConfigReader.isNull(node) else { return [] }
-        guard let sequence = node.sequence else {
-            r.report(path, "expected a list of addresses or CIDR ranges such as 10.0.0.0/8", node: node)
-            return []
-        }
-        var ranges: [AddressRange] = []
-        for (index, item) in sequence.enumerated() {
-            guard let text = item.scalar?.string, let range = AddressRange.parse(text) else {
-                r.report("\(path)[\(index)]", "expected an address or CIDR range such as 10.0.0.0/8 or fd00::/8", node: item)
-                continue
-            }
-            ranges.append(range)
-        }
-        return ranges
+        decodeList(
+            node, path: path, expected: "addresses or CIDR ranges such as 10.0.0.0/8",
+            itemProblem: "expected an address or CIDR range such as 10.0.0.0/8 or fd00::/8", reader: &r, parse: AddressRange.parse)
     }
 
     /// A list of path prefixes, each starting with `/`.
     static func decodePrefixes(_ node: Node?, path: String, reader r: inout ConfigReader) -> [String] {
+        decodeList(
+            node, path: path, expected: "path prefixes such as [/api/stream]", itemProblem: "a path prefix must start with /",
+            reader: &r, parse: { $0.hasPrefix("/") ? $0 : nil })
+    }
+
+    /// A list of scalars, each read by `parse` (nil: reported as `itemProblem` under its index).
+    static func decodeList<Item>(
+        _ node: Node?, path: String, expected: String, itemProblem: String, reader r: inout ConfigReader, parse: (String) -> Item?
+    ) -> [Item] {
         guard let node, !ConfigReader.isNull(node) else { return [] }
         guard let sequence = node.sequence else {
-            r.report(path, "expected a list of path prefixes such as [/api/stream]", node: node)
+            r.report(path, "expected a list of \(expected)", node: node)
             return []
         }
-        var prefixes: [String] = []
+        var items: [Item] = []
         for (index, item) in sequence.enumerated() {
-            guard let text = item.scalar?.string, text.hasPrefix("/") else {
-                r.report("\(path)[\(index)]", "a path prefix must start with /", node: item)
+            guard let text = item.scalar?.string, let value = parse(text) else {
+                r.report("\(path)[\(index)]", itemProblem, node: item)
                 continue
             }
-            prefixes.append(text)
+            items.append(value)
         }
-        return prefixes
+        return items
     }
 
     static func decodeRoutes(_ node: Node?, reader r: inout ConfigReader) -> [RoutePriority] {
