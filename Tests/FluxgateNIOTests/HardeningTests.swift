@@ -81,7 +81,7 @@ struct HardeningTests {
                 ByteBuffer(string: "POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: \(total)\r\nConnection: close\r\n\r\n"))
             try await uploader.writeAndFlush(Pattern.buffer(65_536))
             try await eventuallyAsync("the body is being spooled") {
-                await gateway.gateway.observability.read().spool.reservedBytes == total
+                await gateway.gateway.observability.read().spool.reserved == total
             }
             for _ in 0..<3 {
                 let other = try await exchange("GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", gateway)
@@ -92,9 +92,9 @@ struct HardeningTests {
             try await uploader.closeFuture.get()
             #expect(sink.outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(sink.outcome.text.prefix(200))")
             #expect(sink.outcome.text.hasSuffix("\(total) \(Pattern.hash(totalBytes: total))"), "the whole body, byte for byte")
-            let spool = await gateway.gateway.observability.read().spool
-            #expect(spool.spooled == 1)
-            #expect(spool.reservedBytes == 0, "the file closed once sent")
+            let reading = await gateway.gateway.observability.read()
+            #expect(reading.traffic.bodiesSpooled == 1)
+            #expect(reading.spool.reserved == 0, "the file closed once sent")
         }
     }
 

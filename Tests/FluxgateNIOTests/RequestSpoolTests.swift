@@ -32,7 +32,7 @@ struct RequestSpoolTests {
         #expect(fixture.connector.opened.isEmpty)
         #expect(fixture.runtime.gate.snapshot.inFlight == 0, "no slot held while the body arrives")
         #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 200_000, "its declared length is reserved")
-        #expect(fixture.runtime.bodiesSpooled.load(ordering: .relaxed) == 1)
+        #expect(fixture.stats.traffic.bodiesSpooled == 1)
 
         try fixture.request(String(body[cut...]))
         #expect(fixture.connector.opened.count == 1, "admitted once whole")
@@ -84,7 +84,7 @@ struct RequestSpoolTests {
         let fixture = try Self.fixture(spool: 1_000)
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + Self.payload(100))
         #expect(fixture.connector.opened.count == 1, "admitted on its head, as with spooling off")
-        #expect(fixture.runtime.spoolBudgetRefusals.load(ordering: .relaxed) == 1)
+        #expect(fixture.stats.traffic.spoolBudgetRefusals == 1)
         #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
         try fixture.request(Self.payload(4_900))
         #expect(try fixture.connector.sent(0).hasSuffix(Self.payload(100) + Self.payload(4_900)))
@@ -94,7 +94,7 @@ struct RequestSpoolTests {
         let fixture = try Self.fixture(spool: 0)
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n")
         #expect(fixture.connector.opened.count == 1)
-        #expect(fixture.runtime.spoolBudgetRefusals.load(ordering: .relaxed) == 0, "off is not a refusal")
+        #expect(fixture.stats.traffic.spoolBudgetRefusals == 0, "off is not a refusal")
     }
 
     /// `limits.stream_body_prefixes`: on those paths a large body streams from its head
@@ -104,12 +104,12 @@ struct RequestSpoolTests {
         try fixture.request("POST /ingest/logs HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\nfirst")
         #expect(fixture.connector.opened.count == 1)
         #expect(try fixture.connector.sent(0).hasSuffix("\r\n\r\nfirst"))
-        #expect(fixture.runtime.bodiesSpooled.load(ordering: .relaxed) == 0)
+        #expect(fixture.stats.traffic.bodiesSpooled == 0)
 
         let other = try Self.fixture { $0.limits.streamBodyPrefixes = ["/ingest"] }
         try other.request("POST /ingestion HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\nfirst")
         #expect(other.connector.opened.isEmpty)
-        #expect(other.runtime.bodiesSpooled.load(ordering: .relaxed) == 1)
+        #expect(other.stats.traffic.bodiesSpooled == 1)
     }
 
     @Test func aSpoolThatCannotBeCreatedIsA500() throws {
@@ -133,7 +133,7 @@ struct RequestSpoolTests {
         try fixture.request(Self.payload(10))
         let answer = try fixture.received()
         #expect(answer.hasPrefix("HTTP/1.1 500 Internal Server Error\r\n"))
-        #expect(fixture.runtime.bodiesSpooled.load(ordering: .relaxed) == 1, "no second spool for the ended exchange")
+        #expect(fixture.stats.traffic.bodiesSpooled == 1, "no second spool for the ended exchange")
         #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
         #expect(fixture.connector.opened.isEmpty)
     }

@@ -322,7 +322,7 @@ public enum ConfigLoader {
         return config
     }
 
-    /// A file path the gateway will read (certificates, keys): empty means unset.
+    /// A directory the gateway will write to (the request spool): nil when it is one.
     static func writableDirectory(_ path: String) -> String? {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -331,6 +331,7 @@ public enum ConfigLoader {
         return FileManager.default.isWritableFile(atPath: path) ? nil : "\(path) is not writable by this process"
     }
 
+    /// A file path the gateway will read (certificates, keys): empty means unset.
     static func readableFile(_ path: String) -> String? {
         path.isEmpty || FileManager.default.isReadableFile(atPath: path) ? nil : "no readable file at \(path)"
     }

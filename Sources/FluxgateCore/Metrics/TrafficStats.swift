@@ -34,8 +34,12 @@ public struct TrafficStats: Sendable, Equatable {
     /// Client connections closed at accept by `limits.max_connections` (index 0) and
     /// `limits.max_connections_per_client` (index 1).
     public private(set) var connectionsRefused = [0, 0]
-    /// Idle (parked) client connections closed to make room for a new one at `limits.max_connections`.
+    /// Idle (parked, or TLS listed) client connections closed to make room for a new one at `limits.max_connections`.
     public private(set) var connectionsEvicted = 0
+    /// Request bodies read whole into a spool file before admission, and those the spool
+    /// budget could not take (they streamed after admission).
+    public private(set) var bodiesSpooled = 0
+    public private(set) var spoolBudgetRefusals = 0
     /// Head received → end, every exchange.
     public private(set) var duration = LatencyHistogram()
     /// Time in the admission queue, every admitted exchange (0 for those never queued).
@@ -110,6 +114,10 @@ public struct TrafficStats: Sendable, Equatable {
     /// A connection was refused at accept (`perClient`: by the per-address cap).
     public mutating func connectionRefused(perClient: Bool) { connectionsRefused[perClient ? 1 : 0] &+= 1 }
     public mutating func connectionEvicted() { connectionsEvicted &+= 1 }
+    /// A request body went to a spool file (`spooled`), or the budget refused it.
+    public mutating func bodySpool(spooled: Bool) {
+        if spooled { bodiesSpooled &+= 1 } else { spoolBudgetRefusals &+= 1 }
+    }
 
     /// Exchanges in flight on `upstream` as this copy counts them.
     public func inFlight(_ upstream: Int) -> Int {
@@ -139,6 +147,8 @@ public struct TrafficStats: Sendable, Equatable {
         for i in timeouts.indices { timeouts[i] &+= other.timeouts[i] }
         for i in connectionsRefused.indices { connectionsRefused[i] &+= other.connectionsRefused[i] }
         connectionsEvicted &+= other.connectionsEvicted
+        bodiesSpooled &+= other.bodiesSpooled
+        spoolBudgetRefusals &+= other.spoolBudgetRefusals
         for i in 0..<other.upstreamSlots {
             upstreamStarted[i] &+= other.upstreamStarted[i]
             upstreamFinished[i] &+= other.upstreamFinished[i]

@@ -37,9 +37,6 @@ final class GatewayRuntime: Sendable {
     /// The disk spooled request bodies may take (`limits.request_spool_bytes`), shared
     /// by every event loop (``BodySpool``).
     let spoolBudget: NIOLockedValueBox<SpoolBudget>
-    /// Request bodies spooled since start, and those the budget could not take (they streamed).
-    let bodiesSpooled = Atomic<Int>(0)
-    let spoolBudgetRefusals = Atomic<Int>(0)
 
     /// Reserves a tunnel place for an upgrade request; false at `limits.max_tunnels`.
     func reserveTunnel(max: Int) -> Bool {

@@ -354,8 +354,8 @@ struct StatsDocument: Encodable {
         config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)
         access_log_dropped = r.accessLogDropped
         request_spool = RequestSpool(
-            spooled: r.spool.spooled, budget_refused: r.spool.refused, reserved_bytes: r.spool.reservedBytes,
-            limit_bytes: r.spool.limitBytes)
+            spooled: t.bodiesSpooled, budget_refused: t.spoolBudgetRefusals, reserved_bytes: r.spool.reserved,
+            limit_bytes: r.spool.limit)
         cluster = r.cluster.map { c in
             Cluster(
                 replica_id: c.replicaID, redis: c.redis, store_up: c.status.storeUp, mode: c.status.mode.rawValue,

@@ -41,13 +41,6 @@ public final class GatewayObservability: Sendable {
 
     // MARK: Reading
 
-    struct SpoolReading: Sendable {
-        var spooled = 0
-        var refused = 0
-        var reservedBytes = 0
-        var limitBytes = 0
-    }
-
     /// Everything `/metrics` and `/stats` report, read at one moment.
     struct Reading: Sendable {
         var traffic = TrafficStats()
@@ -67,9 +60,9 @@ public final class GatewayObservability: Sendable {
         var settings: GatewaySettings
         var uptime: Double
         var clientConnectionLimit = 0
-        /// Request bodies spooled to disk (``BodySpool``): so far, refused by the budget so
-        /// far (they streamed), and the budget's reserved bytes and limit now.
-        var spool = SpoolReading()
+        /// The spool budget now: bytes reserved by request bodies on disk, and its limit
+        /// (how many were spooled or refused is in `traffic`).
+        var spool = SpoolBudget(limit: 0)
         /// Linux only.
         var process: ProcessMetrics? = nil  // read for /metrics only (a /proc walk; /stats has no use for it)
         /// Cluster mode only.
@@ -146,15 +139,8 @@ public final class GatewayObservability: Sendable {
             wouldShed: runtime.gate.dryRun.counts,
             reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped,
             settings: settings, uptime: uptime, clientConnectionLimit: runtime.clientConnectionLimit.load(ordering: .relaxed),
-            spool: spoolReading(),
+            spool: runtime.spoolBudget.withLockedValue { $0 },
             cluster: clusterReading(settings))
-    }
-
-    private func spoolReading() -> SpoolReading {
-        let budget = runtime.spoolBudget.withLockedValue { $0 }
-        return SpoolReading(
-            spooled: runtime.bodiesSpooled.load(ordering: .relaxed), refused: runtime.spoolBudgetRefusals.load(ordering: .relaxed),
-            reservedBytes: budget.reserved, limitBytes: budget.limit)
     }
 
     private func clusterReading(_ settings: GatewaySettings) -> ClusterReading? {
@@ -329,12 +315,12 @@ public final class GatewayObservability: Sendable {
         gauge("fluxgate_client_connections_limit",
             help: "limits.max_connections in force (0 in the file: resolved from the descriptor limit).", Double(r.clientConnectionLimit))
         counter("fluxgate_request_bodies_spooled_total",
-            help: "Request bodies read whole into a spool file before their request was admitted.", r.spool.spooled)
+            help: "Request bodies read whole into a spool file before their request was admitted.", r.traffic.bodiesSpooled)
         counter("fluxgate_request_spool_refused_total",
             help: "Request bodies the spool budget (limits.request_spool_bytes) could not take; they streamed after admission.",
-            r.spool.refused)
-        gauge("fluxgate_request_spool_bytes", help: "Spool bytes reserved by request bodies now.", Double(r.spool.reservedBytes))
-        gauge("fluxgate_request_spool_limit_bytes", help: "limits.request_spool_bytes in force.", Double(r.spool.limitBytes))
+            r.traffic.spoolBudgetRefusals)
+        gauge("fluxgate_request_spool_bytes", help: "Spool bytes reserved by request bodies now.", Double(r.spool.reserved))
+        gauge("fluxgate_request_spool_limit_bytes", help: "limits.request_spool_bytes in force.", Double(r.spool.limit))
         if let p = r.process {
             counter("process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.", p.cpuTicks, perUnit: p.ticksPerSecond)
             gauge("process_open_fds", help: "Number of open file descriptors.", Double(p.openDescriptors))

@@ -12,8 +12,8 @@ import NIOCore
 /// does with its client body temp files: these land in the page cache and return in
 /// microseconds. NIO's `NonBlockingFileIO` would move every chunk to a thread pool and
 /// back with a future each — for bodies that are almost always still in the cache.
-/// A disk that blocks for real (a full or failing device) shows as an error here, which
-/// answers the request with 500 `spool_failed`.
+/// A disk that blocks for real (a full or failing device) shows as an error here (an
+/// `IOError`, as NIO's own), which answers the request with 500 `spool_failed`.
 ///
 /// Holds `reserved` bytes of the shared ``SpoolBudget`` until ``close()``.
 final class BodySpool {
@@ -24,12 +24,6 @@ final class BodySpool {
     private(set) var written = 0
     /// Bytes handed to the upstream so far (``nextChunk(max:allocator:)``).
     private(set) var sent = 0
-
-    struct Failure: Error, CustomStringConvertible {
-        let operation: String
-        let errno: Int32
-        var description: String { "\(operation): \(String(cString: strerror(errno)))" }
-    }
 
     /// Takes `reserve` bytes of `budget` and opens the file; nil when the budget has
     /// not that much free. Throws when the file cannot be created (the reservation is
@@ -42,7 +36,7 @@ final class BodySpool {
         guard descriptor >= 0 else {
             let error = errno
             budget.withLockedValue { $0.release(reserve) }
-            throw Failure(operation: "creating a spool file in \(directory)", errno: error)
+            throw IOError(errnoCode: error, reason: "creating a spool file in \(directory)")
         }
         // Unnamed from here on: the space is the kernel's to free when the descriptor closes.
         _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
@@ -60,7 +54,7 @@ final class BodySpool {
     /// Appends `bytes`; throws on a write error or when they would pass the reservation.
     func append(_ bytes: ByteBuffer) throws {
         guard written + bytes.readableBytes <= reserved else {
-            throw Failure(operation: "spooling past the reserved \(reserved) bytes", errno: EFBIG)
+            throw IOError(errnoCode: EFBIG, reason: "spooling past the reserved \(reserved) bytes")
         }
         try bytes.withUnsafeReadableBytes { memory in
             var offset = 0
@@ -68,7 +62,7 @@ final class BodySpool {
                 let result = Glibc.write(descriptor, memory.baseAddress! + offset, memory.count - offset)
                 if result < 0 {
                     if errno == EINTR { continue }
-                    throw Failure(operation: "writing the spool file", errno: errno)
+                    throw IOError(errnoCode: errno, reason: "writing the spool file")
                 }
                 offset += result
             }
@@ -110,7 +104,7 @@ final class BodySpool {
             }
             return total
         }
-        if failure != 0 { throw Failure(operation: "reading the spool file", errno: failure) }
+        if failure != 0 { throw IOError(errnoCode: failure, reason: "reading the spool file") }
         sent += read
         return buffer
     }

@@ -1,5 +1,4 @@
 import FluxgateCore
-import Glibc
 import NIOCore
 
 /// Client → upstream: the client's bytes read, request heads parsed in place, bodies
@@ -264,10 +263,10 @@ extension ProxyHandler {
     func startSpool(_ exchange: Exchange, reserve: Int) -> SpoolStart {
         do {
             guard let spool = try BodySpool.open(directory: settings.spoolDirectory, reserve: reserve, budget: runtime.spoolBudget) else {
-                runtime.spoolBudgetRefusals.add(1, ordering: .relaxed)
+                stats.traffic.bodySpool(spooled: false)
                 return .budgetTaken
             }
-            runtime.bodiesSpooled.add(1, ordering: .relaxed)
+            stats.traffic.bodySpool(spooled: true)
             exchange.spool = spool
             return .started
         } catch {
@@ -280,7 +279,7 @@ extension ProxyHandler {
     /// left for the file is the gateway's own exhaustion, 503 `gateway_out_of_resources`
     /// as for an upstream connect. A cut when the response had started.
     func spoolFailed(_ exchange: Exchange, _ error: any Error) {
-        let exhausted = (error as? BodySpool.Failure).map { $0.errno == EMFILE || $0.errno == ENFILE } ?? false
+        let exhausted = HealthProbe.isLocalExhaustion(error)
         if exhausted {
             runtime.noteLocalExhaustion(error, now: now)
         } else {
@@ -365,12 +364,8 @@ extension ProxyHandler {
                 spoolFailed(exchange, error)
                 return
             }
-        } else if exchange.chunkedBody {
-            sendUpstream(RequestSerializer.chunkHeader(buffer.readableBytes, allocator: allocator), exchange)
-            sendUpstream(buffer, exchange)
-            sendUpstream(Self.crlf, exchange)
         } else {
-            sendUpstream(buffer, exchange)
+            framed(buffer, exchange) { sendUpstream($0, exchange) }
         }
         if exchange.buffering && exchange.spool == nil && exchange.bodyBytes > settings.requestBufferBytes {
             // A chunked body longer than memory holds: on to disk, or (spooling off or
@@ -394,14 +389,9 @@ extension ProxyHandler {
         exchange.deadlines.clientBodyNotWanted()
         if exchange.chunkedBody && exchange.spool == nil {
             // (With a spool, the last chunk and trailers follow the spool out: ``pumpSpool(_:)``.)
-            sendUpstream(
-                RequestSerializer.lastChunk(
-                    trailerSection: exchange.trailerSection, underscores: settings.underscoresInHeaders, allocator: allocator),
-                exchange)
-            exchange.trailerSection = nil
+            sendUpstream(lastChunk(exchange), exchange)
         }
         if exchange.buffering {
-            guard case .active(let current) = state, current === exchange else { return }
             exchange.buffering = false
             exchange.spool?.settle()
             admit(exchange)
@@ -412,6 +402,22 @@ extension ProxyHandler {
             upstreamNeedsFlush = false
             requestSent(exchange)
         }
+    }
+
+    /// Body bytes as they go upstream, to `emit`: as they are, or as one chunk of a
+    /// chunked body (re-chunked, never the client's own framing).
+    func framed(_ bytes: ByteBuffer, _ exchange: Exchange, _ emit: (ByteBuffer) -> Void) {
+        guard exchange.chunkedBody else { return emit(bytes) }
+        emit(RequestSerializer.chunkHeader(bytes.readableBytes, allocator: allocator))
+        emit(bytes)
+        emit(Self.crlf)
+    }
+
+    /// A chunked body's end: the last chunk with its (filtered) trailers, which it takes.
+    func lastChunk(_ exchange: Exchange) -> ByteBuffer {
+        defer { exchange.trailerSection = nil }
+        return RequestSerializer.lastChunk(
+            trailerSection: exchange.trailerSection, underscores: settings.underscoresInHeaders, allocator: allocator)
     }
 
     /// Body bytes (and chunk framing) for the upstream: written now, or held in memory
@@ -439,13 +445,7 @@ extension ProxyHandler {
         var wrote = false
         do {
             while connection.isWritable, let chunk = try spool.nextChunk(max: Self.spoolChunk, allocator: allocator) {
-                if exchange.chunkedBody {
-                    connection.write(RequestSerializer.chunkHeader(chunk.readableBytes, allocator: allocator))
-                    connection.write(chunk)
-                    connection.write(Self.crlf)
-                } else {
-                    connection.write(chunk)
-                }
+                framed(chunk, exchange) { connection.write($0) }
                 wrote = true
             }
         } catch {
@@ -455,12 +455,7 @@ extension ProxyHandler {
         if spool.unsent == 0 {
             spool.close()
             exchange.spool = nil
-            if exchange.chunkedBody {
-                connection.write(
-                    RequestSerializer.lastChunk(
-                        trailerSection: exchange.trailerSection, underscores: settings.underscoresInHeaders, allocator: allocator))
-                exchange.trailerSection = nil
-            }
+            if exchange.chunkedBody { connection.write(lastChunk(exchange)) }
             wrote = true
         }
         if wrote {
