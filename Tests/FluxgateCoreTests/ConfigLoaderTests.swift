@@ -143,7 +143,9 @@ struct ConfigLoaderTests {
         let defaults = try ConfigLoader.load(yaml: "")
         #expect(defaults.limits.requestSpoolBytes == 1_073_741_824)
         #expect(defaults.limits.requestSpoolDir == "")
-        #expect(!defaults.limits.spoolDirectory.isEmpty)
+        #expect(defaults.limits.spoolDirectory == "/tmp", "no TMPDIR in the environment given")
+        let fromEnvironment = try ConfigLoader.load(yaml: "", environment: ["TMPDIR": FileManager.default.currentDirectoryPath])
+        #expect(fromEnvironment.limits.spoolDirectory == FileManager.default.currentDirectoryPath, "$TMPDIR of the loader's environment")
 
         let directory = FileManager.default.temporaryDirectory.path
         let set = try ConfigLoader.load(yaml: "limits: { request_spool_bytes: 5000, request_spool_dir: \"\(directory)\" }")

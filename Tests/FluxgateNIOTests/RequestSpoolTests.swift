@@ -31,7 +31,7 @@ struct RequestSpoolTests {
         #expect(try fixture.received() == "HTTP/1.1 100 Continue\r\n\r\n", "the client may send: the gateway takes the body")
         #expect(fixture.connector.opened.isEmpty)
         #expect(fixture.runtime.gate.snapshot.inFlight == 0, "no slot held while the body arrives")
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 200_000, "its declared length is reserved")
+        #expect(fixture.runtime.spoolReading.reserved == 200_000, "its declared length is reserved")
         #expect(fixture.stats.traffic.bodiesSpooled == 1)
 
         try fixture.request(String(body[cut...]))
@@ -39,7 +39,7 @@ struct RequestSpoolTests {
         let sent = try fixture.connector.sent(0)
         #expect(sent.hasPrefix("POST /up HTTP/1.1\r\n"))
         #expect(sent.hasSuffix("\r\n\r\n" + body), "the body goes upstream byte for byte")
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0, "sent: the file closed, the reservation back")
+        #expect(fixture.runtime.spoolReading.reserved == 0, "sent: the file closed, the reservation back")
         try fixture.connector.answer(0, ProxyHandlerTests.ok)
         #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
     }
@@ -48,15 +48,15 @@ struct RequestSpoolTests {
         let fixture = try Self.fixture { $0.limits.maxBodyBytes = 100_000 }
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
         try fixture.request("a\r\n0123456789\r\n")
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0, "10 bytes: still in memory")
+        #expect(fixture.runtime.spoolReading.reserved == 0, "10 bytes: still in memory")
         try fixture.request("14\r\nabcdefghijabcdefghij\r\n")
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 100_000, "past 16 bytes: on disk, max_body_bytes reserved")
+        #expect(fixture.runtime.spoolReading.reserved == 100_000, "past 16 bytes: on disk, max_body_bytes reserved")
         #expect(fixture.connector.opened.isEmpty, "still not admitted")
         try fixture.request("3\r\nxyz\r\n0\r\n\r\n")
         #expect(fixture.connector.opened.count == 1)
         let sent = try fixture.connector.sent(0)
         #expect(sent.hasSuffix("\r\n\r\na\r\n0123456789\r\n14\r\nabcdefghijabcdefghij\r\n3\r\nxyz\r\n0\r\n\r\n"))
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+        #expect(fixture.runtime.spoolReading.reserved == 0)
     }
 
     /// The spool holds the payload, not the client's chunk framing: a body of one-byte
@@ -77,7 +77,7 @@ struct RequestSpoolTests {
         try over.request("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
         for index in 0..<101 { try over.request("1\r\n\(index % 10)\r\n") }
         #expect(try over.received().hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
-        #expect(over.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+        #expect(over.runtime.spoolReading.reserved == 0)
     }
 
     @Test func aBodyTheBudgetCannotTakeStreamsAfterAdmission() throws {
@@ -85,7 +85,7 @@ struct RequestSpoolTests {
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + Self.payload(100))
         #expect(fixture.connector.opened.count == 1, "admitted on its head, as with spooling off")
         #expect(fixture.stats.traffic.spoolBudgetRefusals == 1)
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+        #expect(fixture.runtime.spoolReading.reserved == 0)
         try fixture.request(Self.payload(4_900))
         #expect(try fixture.connector.sent(0).hasSuffix(Self.payload(100) + Self.payload(4_900)))
     }
@@ -120,7 +120,7 @@ struct RequestSpoolTests {
         #expect(answer.contains("spool_failed"))
         #expect(answer.lowercased().contains("connection: close"))
         #expect(fixture.connector.opened.isEmpty)
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0, "the reservation went back")
+        #expect(fixture.runtime.spoolReading.reserved == 0, "the reservation went back")
     }
 
     /// A write that fails mid-body (here: past the reservation, as a full disk would)
@@ -128,13 +128,13 @@ struct RequestSpoolTests {
     @Test func aSpoolWriteFailureIs500AndTheExchangeIsOver() throws {
         let fixture = try Self.fixture()
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + Self.payload(100))
-        let spool = try #require(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 5_000 ? handlerSpool(fixture) : nil)
+        let spool = try #require(fixture.runtime.spoolReading.reserved == 5_000 ? handlerSpool(fixture) : nil)
         try spool.append(ByteBuffer(string: Self.payload(4_900)))  // the reservation is now full
         try fixture.request(Self.payload(10))
         let answer = try fixture.received()
         #expect(answer.hasPrefix("HTTP/1.1 500 Internal Server Error\r\n"))
         #expect(fixture.stats.traffic.bodiesSpooled == 1, "no second spool for the ended exchange")
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+        #expect(fixture.runtime.spoolReading.reserved == 0)
         #expect(fixture.connector.opened.isEmpty)
     }
 
@@ -147,9 +147,9 @@ struct RequestSpoolTests {
     @Test func aClientThatLeavesMidUploadGivesTheSpoolBack() throws {
         let fixture = try Self.fixture()
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + Self.payload(1_000))
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 5_000)
+        #expect(fixture.runtime.spoolReading.reserved == 5_000)
         try fixture.client.close().wait()
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+        #expect(fixture.runtime.spoolReading.reserved == 0)
         #expect(fixture.connector.opened.isEmpty)
     }
 
@@ -166,12 +166,12 @@ struct RequestSpoolTests {
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 150000\r\n\r\n" + body)
         let upstream = try #require(fixture.connector.opened.first?.channel)
         #expect(try fixture.connector.sent(0).hasPrefix("POST /up HTTP/1.1\r\n"), "the head went; the body waits")
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 150_000)
+        #expect(fixture.runtime.spoolReading.reserved == 150_000)
 
         upstream.isWritable = true
         upstream.pipeline.fireChannelWritabilityChanged()
         #expect(try fixture.connector.sent(0) == body)
-        #expect(fixture.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+        #expect(fixture.runtime.spoolReading.reserved == 0)
 
         let stalled = try Self.fixture { $0.timeouts.upstreamSend = .seconds(2) }
         stalled.connector.startUnwritable = true
@@ -179,6 +179,76 @@ struct RequestSpoolTests {
         stalled.loop.advanceTime(by: .milliseconds(2100))
         #expect(try stalled.received().hasPrefix("HTTP/1.1 504 Gateway Timeout\r\n"))
         #expect(stalled.stats.traffic.timeouts[ExchangeDeadlines.Expiry.upstreamSend.index] == 1)
-        #expect(stalled.runtime.spoolBudget.withLockedValue { $0.reserved } == 0)
+        #expect(stalled.runtime.spoolReading.reserved == 0)
+    }
+
+    /// An idempotent request's spooled body is held until the answer's head: when the
+    /// reused keep-alive connection it went to closes unanswered, the whole body goes
+    /// again on a fresh connection, byte for byte — a chunked one with its trailers —
+    /// and the disk goes back once the head reached the client.
+    @Test func aHeldSpooledBodyIsResentWhenAStaleConnectionCloses() throws {
+        let fixture = try Self.fixture {
+            $0.limits.maxBodyBytes = 300_000
+            $0.upstreams = Array($0.upstreams.prefix(1))  // every request on the one keep-alive connection
+        }
+        fixture.connector.reuseReleased = true
+        try fixture.request("GET /warm HTTP/1.1\r\nHost: h\r\n\r\n")
+        try fixture.connector.answer(0, ProxyHandlerTests.ok)
+        _ = try fixture.connector.sent(0)
+
+        let body = Self.payload(200_000)
+        try fixture.request("PUT /up HTTP/1.1\r\nHost: h\r\nContent-Length: 200000\r\n\r\n" + body)
+        #expect(fixture.connector.opened.count == 1, "the keep-alive connection was reused")
+        #expect(try fixture.connector.sent(0).hasSuffix("\r\n\r\n" + body))
+        #expect(fixture.runtime.spoolReading.reserved == 200_000, "sent, and held for a resend")
+
+        try fixture.connector.opened[0].channel.close().wait()
+        try #require(fixture.connector.opened.count == 2, "sent again on a fresh connection")
+        let resent = try fixture.connector.sent(1)
+        #expect(resent.hasPrefix("PUT /up HTTP/1.1\r\n"))
+        #expect(resent.hasSuffix("\r\n\r\n" + body), "the whole body again, from its first byte")
+        try fixture.connector.answer(1, ProxyHandlerTests.ok)
+        #expect(try fixture.received().components(separatedBy: "HTTP/1.1 200 OK\r\n").count == 3)
+        #expect(fixture.runtime.spoolReading.reserved == 0, "the head went to the client: the disk is back")
+
+        // Chunked, past memory into the spool, with trailers: the same bytes both times.
+        try fixture.request("PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n")
+        try fixture.request("14\r\nabcdefghijabcdefghij\r\n0\r\nX-Sum: 1\r\n\r\n")
+        let first = try fixture.connector.sent(1)
+        #expect(first.hasSuffix("\r\n\r\na\r\n0123456789\r\n14\r\nabcdefghijabcdefghij\r\n0\r\nX-Sum: 1\r\n\r\n"), "\(first)")
+        try fixture.connector.opened[1].channel.close().wait()
+        try #require(fixture.connector.opened.count == 3)
+        #expect(try fixture.connector.sent(2) == first)
+    }
+
+    /// A POST's body is not held (it is never resent): the spool closes once sent, and a
+    /// stale connection's close is a 502 as before.
+    @Test func aPostsSpooledBodyIsNotHeld() throws {
+        let fixture = try Self.fixture { $0.upstreams = Array($0.upstreams.prefix(1)) }
+        fixture.connector.reuseReleased = true
+        try fixture.request("GET /warm HTTP/1.1\r\nHost: h\r\n\r\n")
+        try fixture.connector.answer(0, ProxyHandlerTests.ok)
+        _ = try fixture.received()
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n" + Self.payload(5_000))
+        #expect(fixture.runtime.spoolReading.reserved == 0)
+        try fixture.connector.opened[0].channel.close().wait()
+        #expect(fixture.connector.opened.count == 1)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+    }
+
+    /// An idempotent request's spooled body goes with a retry on a 503, whole.
+    @Test func aHeldSpooledBodyGoesWithARetryElsewhere() throws {
+        let fixture = try Self.fixture()
+        let body = Self.payload(100_000)
+        try fixture.request("PUT /up HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n" + body)
+        #expect(try fixture.connector.sent(0).hasSuffix(body))
+        try fixture.connector.answer(0, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy")
+        try #require(fixture.connector.opened.map(\.upstream) == [0, 1])
+        #expect(try fixture.connector.sent(1).hasSuffix("\r\n\r\n" + body))
+        #expect(fixture.runtime.spoolReading.reserved == 100_000)
+        try fixture.connector.answer(1, ProxyHandlerTests.ok)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(fixture.runtime.spoolReading.reserved == 0)
+        #expect(fixture.stats.traffic.outcomes == .init(proxied: 1, retries: 1))
     }
 }

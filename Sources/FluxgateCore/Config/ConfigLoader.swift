@@ -237,6 +237,7 @@ public enum ConfigLoader {
         config.limits.requestSpoolBytes = r.int(
             limits, "request_spool_bytes", default: config.limits.requestSpoolBytes, range: 0...Int(Int64.max))
         config.limits.requestSpoolDir = r.string(limits, "request_spool_dir", default: config.limits.requestSpoolDir)
+        if let temporary = r.environment["TMPDIR"], !temporary.isEmpty { config.limits.temporaryDirectory = temporary }
         if config.limits.requestSpoolBytes > 0 && config.limits.requestBufferBytes > 0,
             let problem = Self.writableDirectory(config.limits.spoolDirectory)
         {

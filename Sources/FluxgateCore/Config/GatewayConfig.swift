@@ -371,12 +371,12 @@ public struct LimitsConfig: Sendable, Equatable {
     /// Where spooled bodies go (unnamed files, gone when closed). Empty: `$TMPDIR`,
     /// else `/tmp`. Checked to be a writable directory when spooling is on. Default empty.
     public var requestSpoolDir = ""
-    /// The directory spooled bodies go to: `request_spool_dir`, else `$TMPDIR`, else `/tmp`.
-    public var spoolDirectory: String {
-        if !requestSpoolDir.isEmpty { return requestSpoolDir }
-        if let tmp = ProcessInfo.processInfo.environment["TMPDIR"], !tmp.isEmpty { return tmp }
-        return "/tmp"
-    }
+    /// The temporary directory of the environment the configuration was loaded in:
+    /// `$TMPDIR` as the loader was given it, else `/tmp` (not a key: the loader sets it,
+    /// so the configuration stays a value that reads no process state).
+    public var temporaryDirectory = "/tmp"
+    /// The directory spooled bodies go to: `request_spool_dir`, else ``temporaryDirectory``.
+    public var spoolDirectory: String { requestSpoolDir.isEmpty ? temporaryDirectory : requestSpoolDir }
     /// Pipelined requests read ahead of the one being answered; beyond it the gateway
     /// stops reading the connection until answers go out. Default 16.
     public var maxPipelined = 16

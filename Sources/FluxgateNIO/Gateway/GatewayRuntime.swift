@@ -1,6 +1,5 @@
 import FluxgateCore
 import Logging
-import struct NIOConcurrencyHelpers.NIOLockedValueBox
 import NIOCore
 import Synchronization
 
@@ -35,8 +34,8 @@ final class GatewayRuntime: Sendable {
     /// `limits.max_connections` in force (the automatic value resolved), for `/metrics`.
     let clientConnectionLimit = Atomic<Int>(0)
     /// The disk spooled request bodies may take (`limits.request_spool_bytes`), shared
-    /// by every event loop (``BodySpool``).
-    let spoolBudget: NIOLockedValueBox<SpoolBudget>
+    /// by every event loop (``BodySpool`` reserves and releases through the runtime).
+    private let spool: Mutex<SpoolBudget>
 
     /// Reserves a tunnel place for an upgrade request; false at `limits.max_tunnels`.
     func reserveTunnel(max: Int) -> Bool {
@@ -73,7 +72,7 @@ final class GatewayRuntime: Sendable {
             names: settings.upstreams.map(\.name), policy: config.healthCheck.policy, router: router, logger: logger)
         self.retry = Mutex((RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent), config.retry.enabled))
         self.accessLog = try AccessLog(config: config.accessLog, logger: logger)
-        self.spoolBudget = NIOLockedValueBox(SpoolBudget(limit: settings.spoolBytes))
+        self.spool = Mutex(SpoolBudget(limit: settings.spoolBytes))
     }
 
     var settings: GatewaySettings { current.withLock { $0 } }
@@ -107,6 +106,14 @@ final class GatewayRuntime: Sendable {
     func finishRetry() {
         retry.withLock { $0.budget.finish() }
     }
+
+    /// Reserves `bytes` of the spool budget for one body; false when it has not that much free.
+    func reserveSpool(_ bytes: Int) -> Bool { spool.withLock { $0.reserve(bytes) } }
+
+    func releaseSpool(_ bytes: Int) { spool.withLock { $0.release(bytes) } }
+
+    /// The spool budget now (reserved and limit), for metrics and `/stats`.
+    var spoolReading: SpoolBudget { spool.withLock { $0 } }
 
     /// An upstream connect (or a spool file) failed for want of a local resource: logged at most once a
     /// second (under descriptor exhaustion it fails for every request).
@@ -164,7 +171,7 @@ final class GatewayRuntime: Sendable {
         gate.reconfigure(config: config, now: now)
         health.reconfigure(upstreams: settings.upstreams, policy: config.healthCheck.policy, fresh: assignment.fresh, now: now)
         accessLog.reconfigure(config.accessLog)
-        spoolBudget.withLockedValue { $0.limit = settings.spoolBytes }
+        spool.withLock { $0.limit = settings.spoolBytes }
     }
 
     var reloads: ReloadCounts { reloadCounts.withLock { $0 } }

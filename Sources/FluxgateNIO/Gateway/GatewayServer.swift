@@ -270,8 +270,8 @@ public final class GatewayServer: Service, Sendable {
             parkAfter: scratch.parking != nil ? config.timeouts.parkAfter : .zero)
         let handler = ProxyHandler(
             runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil,
-            countedIn: parked == nil ? connectionLimits : parked?.limits, clientAddress: address, revived: parked != nil)
-        handler.canPark = parks
+            countedIn: parked == nil ? connectionLimits : parked?.limits, clientAddress: address, revived: parked != nil,
+            canPark: parks)
         countHandedOver = true
         if let tls = settings.serverTLS {
             try sync.addHandler(

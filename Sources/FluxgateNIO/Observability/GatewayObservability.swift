@@ -139,7 +139,7 @@ public final class GatewayObservability: Sendable {
             wouldShed: runtime.gate.dryRun.counts,
             reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped,
             settings: settings, uptime: uptime, clientConnectionLimit: runtime.clientConnectionLimit.load(ordering: .relaxed),
-            spool: runtime.spoolBudget.withLockedValue { $0 },
+            spool: runtime.spoolReading,
             cluster: clusterReading(settings))
     }
 

@@ -1,6 +1,5 @@
 import Glibc
 import FluxgateCore
-import NIOConcurrencyHelpers
 import NIOCore
 
 /// One request body on disk while its request waits to be admitted
@@ -15,38 +14,38 @@ import NIOCore
 /// A disk that blocks for real (a full or failing device) shows as an error here (an
 /// `IOError`, as NIO's own), which answers the request with 500 `spool_failed`.
 ///
-/// Holds `reserved` bytes of the shared ``SpoolBudget`` until ``close()``.
+/// Holds `reserved` bytes of the runtime's shared ``SpoolBudget`` until ``close()``.
 final class BodySpool {
     private var descriptor: Int32
-    private let budget: NIOLockedValueBox<SpoolBudget>
+    private let runtime: GatewayRuntime
     private var reserved: Int
     /// Bytes written so far (the whole body once the request is complete).
     private(set) var written = 0
     /// Bytes handed to the upstream so far (``nextChunk(max:allocator:)``).
     private(set) var sent = 0
 
-    /// Takes `reserve` bytes of `budget` and opens the file; nil when the budget has
-    /// not that much free. Throws when the file cannot be created (the reservation is
-    /// given back first).
-    static func open(directory: String, reserve: Int, budget: NIOLockedValueBox<SpoolBudget>) throws -> BodySpool? {
-        guard budget.withLockedValue({ $0.reserve(reserve) }) else { return nil }
+    /// Takes `reserve` bytes of the runtime's spool budget and opens the file; nil when
+    /// the budget has not that much free. Throws when the file cannot be created (the
+    /// reservation is given back first).
+    static func open(directory: String, reserve: Int, runtime: GatewayRuntime) throws -> BodySpool? {
+        guard runtime.reserveSpool(reserve) else { return nil }
         var template = Array((directory.hasSuffix("/") ? directory : directory + "/").utf8CString.dropLast())
         template += Array("fluxgate-body-XXXXXX".utf8CString)
         let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard descriptor >= 0 else {
             let error = errno
-            budget.withLockedValue { $0.release(reserve) }
+            runtime.releaseSpool(reserve)
             throw IOError(errnoCode: error, reason: "creating a spool file in \(directory)")
         }
         // Unnamed from here on: the space is the kernel's to free when the descriptor closes.
         _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
-        return BodySpool(descriptor: descriptor, reserved: reserve, budget: budget)
+        return BodySpool(descriptor: descriptor, reserved: reserve, runtime: runtime)
     }
 
-    private init(descriptor: Int32, reserved: Int, budget: NIOLockedValueBox<SpoolBudget>) {
+    private init(descriptor: Int32, reserved: Int, runtime: GatewayRuntime) {
         self.descriptor = descriptor
         self.reserved = reserved
-        self.budget = budget
+        self.runtime = runtime
     }
 
     deinit { close() }
@@ -75,8 +74,11 @@ final class BodySpool {
         guard reserved > written else { return }
         let unused = reserved - written
         reserved = written
-        budget.withLockedValue { $0.release(unused) }
+        runtime.releaseSpool(unused)
     }
+
+    /// The next chunk is the body's first byte again (a resend of a held body).
+    func rewind() { sent = 0 }
 
     /// Bytes not handed to the upstream yet.
     var unsent: Int { written - sent }
@@ -116,7 +118,7 @@ final class BodySpool {
         descriptor = -1
         let held = reserved
         reserved = 0
-        budget.withLockedValue { $0.release(held) }
+        runtime.releaseSpool(held)
     }
 }
 

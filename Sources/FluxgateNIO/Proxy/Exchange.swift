@@ -41,7 +41,8 @@ final class Exchange {
     var pending: [ByteBuffer] = []
     var requestComplete = false
     var bodyBytes = 0
-    /// A body byte went upstream: the request can no longer be replayed elsewhere.
+    /// A body byte went upstream: the request can no longer be replayed elsewhere
+    /// unless its body is held (``bodyHeld``).
     var bodyForwarded = false
     var relay: ResponseRelay
     /// The client's address: the peer, or behind a trusted proxy the address it reported.
@@ -55,8 +56,17 @@ final class Exchange {
     /// The body is being read whole before admission (`limits.request_buffer_bytes`).
     var buffering = false
     /// The body on disk (``RequestBodyPlan``): written while buffering, read out to the
-    /// upstream once connected, closed when all of it went (or the exchange ended).
+    /// upstream once connected, closed when all of it went (or the exchange ended) —
+    /// unless the body is held for a resend (``bodyHeld``), when it waits in ``sentSpool``.
     var spool: BodySpool?
+    /// An idempotent request's whole body was read before admission and is still held —
+    /// its memory part in ``pending`` (kept after it went out), the rest in the spool —
+    /// so the request can go again to a fresh connection or another upstream, as a
+    /// bodyless one can (nginx and HAProxy resend buffered bodies alike). Let go once the
+    /// response head went to the client (``releaseHeldBody()``).
+    var bodyHeld = false
+    /// The spool after all of it went upstream, kept while the body is held.
+    var sentSpool: BodySpool?
     /// `100 Continue` went out.
     var continueSent = false
     var retriedStaleConnection = false
@@ -94,6 +104,28 @@ final class Exchange {
         self.isIdempotent = method.isIdempotent
         self.relay = ResponseRelay(
             requestWasHead: method == .HEAD, clientHTTP10: clientHTTP10, clientKeepAlive: clientKeepAlive, requestID: requestID)
+    }
+
+    /// Nothing is lost by sending the request again: it has no body, or its whole body is held.
+    var canResend: Bool { bodyHeld || (bodyBytes == 0 && !bodyForwarded && pending.isEmpty) }
+
+    /// Before a resend: the held body goes out again from its first byte (the memory
+    /// part is still in ``pending``; the spool is rewound).
+    func rewindHeldBody() {
+        guard bodyHeld, let held = spool ?? sentSpool else { return }
+        held.rewind()
+        spool = held
+        sentSpool = nil
+    }
+
+    /// No resend can follow (the response head went to the client, or the exchange
+    /// ended): the held body's memory and disk go back.
+    func releaseHeldBody() {
+        guard bodyHeld else { return }
+        bodyHeld = false
+        pending.removeAll()
+        sentSpool?.close()
+        sentSpool = nil
     }
 
     deinit { live.exchanges.died() }

@@ -136,6 +136,7 @@ extension ProxyHandler {
             exchange.spool = nil
             spool.close()
         }
+        exchange.releaseHeldBody()
         if exchange.upstreamHead.capacity > 0 {
             // Nothing sends it again once the exchange ended: the next request may use it.
             scratch.keepUpstreamHead(exchange.upstreamHead)

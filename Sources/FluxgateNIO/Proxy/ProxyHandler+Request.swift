@@ -262,7 +262,7 @@ extension ProxyHandler {
     /// when the file cannot be created the request is answered 500.
     func startSpool(_ exchange: Exchange, reserve: Int) -> SpoolStart {
         do {
-            guard let spool = try BodySpool.open(directory: settings.spoolDirectory, reserve: reserve, budget: runtime.spoolBudget) else {
+            guard let spool = try BodySpool.open(directory: settings.spoolDirectory, reserve: reserve, runtime: runtime) else {
                 stats.traffic.bodySpool(spooled: false)
                 return .budgetTaken
             }
@@ -394,6 +394,8 @@ extension ProxyHandler {
         if exchange.buffering {
             exchange.buffering = false
             exchange.spool?.settle()
+            // Whole and still here: an idempotent request keeps it for a resend.
+            exchange.bodyHeld = exchange.isIdempotent
             admit(exchange)
             return
         }
@@ -415,7 +417,7 @@ extension ProxyHandler {
 
     /// A chunked body's end: the last chunk with its (filtered) trailers, which it takes.
     func lastChunk(_ exchange: Exchange) -> ByteBuffer {
-        defer { exchange.trailerSection = nil }
+        defer { if !exchange.bodyHeld { exchange.trailerSection = nil } }
         return RequestSerializer.lastChunk(
             trailerSection: exchange.trailerSection, underscores: settings.underscoresInHeaders, allocator: allocator)
     }
@@ -439,7 +441,8 @@ extension ProxyHandler {
     /// Sends the spooled body to the upstream connection while it is writable; resumed
     /// when it becomes writable again. A chunked body goes out as one chunk per read
     /// and then its last chunk and trailers. Once all of it went, the file is closed
-    /// (the reservation given back) and the response head is due.
+    /// (the reservation given back) — or kept for a resend while the body is held — and
+    /// the response head is due.
     func pumpSpool(_ exchange: Exchange) {
         guard let spool = exchange.spool, let connection = exchange.connection else { return }
         var wrote = false
@@ -453,8 +456,8 @@ extension ProxyHandler {
             return
         }
         if spool.unsent == 0 {
-            spool.close()
             exchange.spool = nil
+            if exchange.bodyHeld { exchange.sentSpool = spool } else { spool.close() }
             if exchange.chunkedBody { connection.write(lastChunk(exchange)) }
             wrote = true
         }

@@ -70,10 +70,11 @@ extension ProxyHandler {
         exchange.lifecycle.forwarding()
         exchange.connection = connection
         connection.delegate = self
-        // Body bytes that arrived before the connection go right after the head.
+        // Body bytes that arrived before the connection go right after the head (and
+        // stay while the body is held for a resend).
         if !exchange.pending.isEmpty { exchange.bodyForwarded = true }
         let writable = connection.send(upstreamHead(exchange), exchange.pending)
-        if !exchange.pending.isEmpty { exchange.pending.removeAll() }
+        if !exchange.pending.isEmpty && !exchange.bodyHeld { exchange.pending.removeAll() }
         upstreamNeedsFlush = false
         if !writable { upstreamWritabilityChanged(isWritable: false) }
         if exchange.spool != nil {
@@ -130,6 +131,8 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             if headWasSent {
                 exchange.deadlines.upstreamProgress(now: now)
             } else {
+                // The client has the answer's head: nothing will be resent.
+                exchange.releaseHeldBody()
                 exchange.deadlines.responseHeadReceived(now: now)
                 // upstream_read may be shorter than the upstream_header the timer was set for.
                 armExchangeTimer(exchange)
@@ -144,13 +147,14 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     }
 
     /// Whether a final response with `status` may be dropped and the request sent to
-    /// another upstream instead: an idempotent request with no body sent, fully read,
+    /// another upstream instead: an idempotent request with no body or its whole body
+    /// held (``Exchange/bodyHeld``), fully read,
     /// answered 502/503/504 by the upstream, not retried before, with another upstream
     /// to go to and a place in the retry budget (docs/ARCHITECTURE.md, "Retries").
     /// Fluxgate's own sheds never reach here: they are not upstream responses.
     func claimRetry(_ exchange: Exchange, status: Int) -> Bool {
         guard (502...504).contains(status), exchange.isIdempotent, !exchange.retriedOnStatus, exchange.requestComplete,
-            !exchange.bodyForwarded, exchange.pending.isEmpty, exchange.bodyBytes == 0,
+            exchange.canResend,
             let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried + [exchange.upstream])
         else { return false }
         guard runtime.startRetry() else {
@@ -174,6 +178,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         exchange.upstream = exchange.retryTarget!
         exchange.retryTarget = nil
         exchange.relay = exchange.relay.restarted()
+        exchange.rewindHeldBody()
         startUpstream(exchange)
     }
 
@@ -275,12 +280,14 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             return
         }
         // A reused keep-alive connection that the upstream closed just as it was picked:
-        // nothing was answered and (without a body) nothing is lost by sending again.
-        if let connection, connection.servedRequests > 0, !exchange.bodyForwarded, !exchange.retriedStaleConnection,
+        // nothing was answered and (without a body, or with it held) nothing is lost by
+        // sending again.
+        if let connection, connection.servedRequests > 0, exchange.canResend, !exchange.retriedStaleConnection,
             exchange.isIdempotent
         {
             exchange.retriedStaleConnection = true
             exchange.deadlines.attemptRestarted()
+            exchange.rewindHeldBody()
             exchange.lifecycle.connecting(upstream: exchange.upstream)
             connectFresh(exchange)
             return

@@ -108,7 +108,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var parsingStopped = false
     /// The connection may leave NIO when idle (plain TCP with the gateway's own parser);
     /// otherwise it is only listed for eviction at the connection cap (``ProxyHandler/offerForParking(until:)``).
-    var canPark = true
+    let canPark: Bool
     /// Its place on the loop's idle list while listed (``unlistIdle()``).
     var idleListing: ParkingTable<ProxyHandler>.ID?
     /// The connection's one timer (``armTimer()``): the deadline of its pending entry
@@ -134,8 +134,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     init(
         runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientConnectionTimeouts?, stats: LoopStats = LoopStats(),
         scratch: LoopScratch? = nil, https: Bool = false, countedIn connectionLimits: NIOLockedValueBox<ConnectionLimits>? = nil,
-        clientAddress: String = "unknown", revived: Bool = false
+        clientAddress: String = "unknown", revived: Bool = false, canPark: Bool = true
     ) {
+        self.canPark = canPark
         self.connectionLimits = connectionLimits
         self.clientAddress = clientAddress
         self.scratch = scratch ?? LoopScratch(eventLoop: pool.eventLoop)
