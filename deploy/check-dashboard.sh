@@ -40,11 +40,18 @@ prometheus --config.file="$W/prometheus.yml" --storage.tsdb.path="$W/tsdb" --web
 bench_wait prometheus 19190 /-/ready
 start=$(date +%s)
 hey -z "${DURATION}s" -c 32 -q 100 "http://127.0.0.1:18951/health" >"$W/hey.txt" & load=$!
+# One 200 KB upload a second: over limits.request_buffer_bytes, so each is spooled
+# (the spool panels); sheds of them are fine, they are spooled before admission.
+python3 -c 'import json; print(json.dumps({"pad": "x" * 200000}))' >"$W/big.json"
+(for _ in $(seq "$DURATION"); do
+  curl -s -o /dev/null -H 'content-type: application/json' --data-binary @"$W/big.json" http://127.0.0.1:18951/api/echo || true
+  sleep 1
+done) & uploads=$!
 sleep $((DURATION / 3))
 curl -s -X POST "http://127.0.0.1:19952/admin/health/fail" >/dev/null   # demo-b fails its checks...
 sleep $((DURATION / 3))
 curl -s -X POST "http://127.0.0.1:19952/admin/health/recover" >/dev/null  # ...and recovers
-wait "$load"
+wait "$load" "$uploads"
 sleep 3
 CLUSTER=$CLUSTER python3 - "$start" "$(date +%s)" "${PLOT:-}" <<'PY'
 import json, os, sys, urllib.parse, urllib.request

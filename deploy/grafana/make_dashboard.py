@@ -72,6 +72,14 @@ PANELS = [
         ('sum(fluxgate_client_connections{instance=~"$instance"})', "client connections"),
         ('sum(fluxgate_client_connections_limit{instance=~"$instance"})', "client connection cap"),
     ], 12, "Each proxied connection takes two descriptors (three with the embedded demo); beyond the cap new connections get 503 too_many_connections (docs/TUNING.md)."),
+    ("Request bodies spooled to disk", "reqps", [
+        ('sum(rate(fluxgate_request_bodies_spooled_total{instance=~"$instance"}[$__rate_interval]))', "spooled (read whole before admission)"),
+        ('sum(rate(fluxgate_request_spool_refused_total{instance=~"$instance"}[$__rate_interval]))', "refused by the spool budget (streamed)"),
+    ], 12, "Bodies over limits.request_buffer_bytes are read whole into a spool file before admission, so a slow uploader holds no slot; refused ones stream after admission as before (docs/SECURITY.md)."),
+    ("Spool disk reserved and limit", "bytes", [
+        ('sum(fluxgate_request_spool_bytes{instance=~"$instance"})', "reserved by bodies"),
+        ('sum(fluxgate_request_spool_limit_bytes{instance=~"$instance"})', "limit (limits.request_spool_bytes)"),
+    ], 12, "Reserved per body before its first byte is written; at the limit new large bodies stream instead (docs/TUNING.md, spool disk)."),
 ]
 
 
