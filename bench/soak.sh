@@ -13,7 +13,8 @@
 # Phases rotate every PHASE seconds:
 #   keepalive  wrk, 32 keep-alive connections, random API keys, four paths
 #   churn      hey -disable-keepalive: a new client connection per request
-#   bodies     64-900 KB echoes both ways, Content-Length and chunked (soak_client.py)
+#   bodies     64-900 KB echoes both ways, Content-Length and chunked, POST and PUT
+#              (soak_client.py; a PUT's spooled body is held for a resend)
 #   abort      clients leaving mid-head, mid-body, mid-response, by reset or half-close
 #   overload   wrk, 400 connections: 503 overloaded / queue_timeout / rate_limited
 #   hotkey     one API key over its per-client rate: 429 client_rate_limited

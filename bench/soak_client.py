@@ -3,8 +3,9 @@
 
 Modes (each runs CONNS connection loops for SECONDS, then prints one JSON line):
 
-  integrity  pipelines batches of 1-8 unique POST /api/echo requests (unique body id
-             and X-Request-ID, some chunked) and checks that every response belongs
+  integrity  pipelines batches of 1-8 unique POST or PUT /api/echo requests (unique
+             body id and X-Request-ID, some chunked; a PUT's body is held by the
+             gateway and resent after a stale keep-alive connection) and checks that every response belongs
              to its own request: same X-Request-ID, and for a 200 the echoed id.
              A shed (429/503 with X-Fluxgate-Shed) must still carry its request's ID.
   bodies     large request and response bodies (64-900 KB echoes, Content-Length or
@@ -65,10 +66,13 @@ async def read_response(reader):
     return status, headers, body
 
 
-def echo_request(uid, key, pad, chunked):
+def echo_request(uid, key, pad, chunked, method="POST"):
+    """An echo request: POST, or PUT — idempotent, so a gateway that read its body whole
+    may resend it after a stale keep-alive connection or a 502/503/504 (the restart
+    phase kills an upstream under it)."""
     body = json.dumps({"id": uid, "pad": "x" * pad}).encode()
     head = (
-        f"POST /api/echo HTTP/1.1\r\nHost: soak\r\nX-Request-ID: {uid}\r\n"
+        f"{method} /api/echo HTTP/1.1\r\nHost: soak\r\nX-Request-ID: {uid}\r\n"
         f"X-API-Key: {key}\r\nContent-Type: application/json\r\n"
     )
     if chunked:
@@ -131,7 +135,9 @@ async def each_connection(host, port, deadline, stats, session):
 async def echo_batch(reader, writer, stats, uids, key, max_pad, chunked_share, split_head=False):
     """Pipelines one echo per id in one write (or, with split_head, the first bytes, a
     pause of up to 50 ms, then the rest), then checks each answer against its request."""
-    wire = b"".join(echo_request(uid, key, random.randint(0, max_pad), random.random() < chunked_share)[0] for uid in uids)
+    wire = b"".join(
+        echo_request(uid, key, random.randint(0, max_pad), random.random() < chunked_share, random.choice(("POST", "PUT")))[0]
+        for uid in uids)
     if split_head:
         cut = random.randint(1, 20)
         writer.write(wire[:cut])
@@ -173,7 +179,8 @@ async def bodies_loop(n, host, port, deadline, stats):
         for _ in range(random.randint(1, 5)):
             seq += 1
             uid = f"big-{os.getpid()}-{n}-{seq}"
-            request, body = echo_request(uid, f"b{n}", random.randint(64_000, 900_000), random.random() < 0.5)
+            request, body = echo_request(
+                uid, f"b{n}", random.randint(64_000, 900_000), random.random() < 0.5, random.choice(("POST", "PUT")))
             writer.write(request)
             await writer.drain()
             status, headers, answer = await read_response(reader)

@@ -40,7 +40,7 @@ public struct DemoRouter: Sendable {
     /// Fixed routes and their methods, for 405 answers with `Allow`.
     static let routes: [String: [String]] = [
         "/": ["GET"], "/health": ["GET"], "/live": ["GET"], "/ready": ["GET"], "/api/status": ["GET"],
-        "/api/echo": ["POST"], "/api/auth/login": ["POST"], "/api/auth/register": ["POST"],
+        "/api/echo": ["POST", "PUT"], "/api/auth/login": ["POST"], "/api/auth/register": ["POST"],
         "/api/users": ["GET", "POST"], "/api/metrics": ["GET"], "/metrics": ["GET"],
         "/admin/health/fail": ["POST"], "/admin/health/recover": ["POST"],
     ]
@@ -65,7 +65,7 @@ public struct DemoRouter: Sendable {
             return ready()
         case ("GET", "/api/status"):
             return .json(200, #"{"status":"ok","time":\#(unixTime)}"#)
-        case ("POST", "/api/echo"):
+        case ("POST", "/api/echo"), ("PUT", "/api/echo"):
             return echo(request.body)
         case ("POST", "/api/auth/login"):
             return login(request.body, unixTime: unixTime)

@@ -54,6 +54,7 @@ struct DemoRouterTests {
 
     @Test func echoReturnsTheObject() {
         #expect(call("POST", "/api/echo", #"{"a":[1,2],"b":"x"}"#) == DemoResponse(status: 200, body: #"{"echo":{"a":[1,2],"b":"x"},"message":"Echo successful"}"#))
+        #expect(call("PUT", "/api/echo", #"{"a":1}"#) == DemoResponse(status: 200, body: #"{"echo":{"a":1},"message":"Echo successful"}"#))
     }
 
     @Test(arguments: ["", "not json", "[1,2]", "\"text\"", "{\"a\":", "42"])
@@ -71,7 +72,7 @@ struct DemoRouterTests {
         let wrong = call("GET", "/api/echo")
         #expect(wrong.status == 405)
         #expect(wrong.body == #"{"error":"method not allowed"}"#)
-        #expect(wrong.headers.first?.0 == "allow" && wrong.headers.first?.1 == "POST")
+        #expect(wrong.headers.first?.0 == "allow" && wrong.headers.first?.1 == "POST, PUT")
         #expect(call("DELETE", "/health").status == 405)
         #expect(call("DELETE", "/api/users/1").status == 405)
     }
