@@ -62,7 +62,8 @@ final class Exchange {
     /// An idempotent request's whole body was read before admission and is still held —
     /// its memory part in ``pending`` (kept after it went out), the rest in the spool —
     /// so the request can go again to a fresh connection or another upstream, as a
-    /// bodyless one can (nginx and HAProxy resend buffered bodies alike). Let go once the
+    /// bodyless one can (nginx resends its buffered bodies alike:
+    /// docs/results/held-bodies-2026-12-02). Let go once the
     /// response head went to the client (``releaseHeldBody()``).
     var bodyHeld = false
     /// The spool after all of it went upstream, kept while the body is held.

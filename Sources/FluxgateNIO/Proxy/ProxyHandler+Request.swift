@@ -415,10 +415,10 @@ extension ProxyHandler {
         emit(Self.crlf)
     }
 
-    /// A chunked body's end: the last chunk with its (filtered) trailers, which it takes.
+    /// A chunked body's end: the last chunk with its (filtered) trailers. The trailers
+    /// stay on the exchange: a held body's resend writes them again.
     func lastChunk(_ exchange: Exchange) -> ByteBuffer {
-        defer { if !exchange.bodyHeld { exchange.trailerSection = nil } }
-        return RequestSerializer.lastChunk(
+        RequestSerializer.lastChunk(
             trailerSection: exchange.trailerSection, underscores: settings.underscoresInHeaders, allocator: allocator)
     }
 
