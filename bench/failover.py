@@ -9,8 +9,9 @@ keep-alive load of idempotent GETs from CONNS connections, and on one clock:
   +35 s  POST /admin/health/fail on b   expect: out after fall x interval, no error
   +45 s  fail a and c too               expect: immediate 503 no_healthy_upstream
   +50 s  recover a, b, c                expect: back without intervention
-  +60 s  kill -STOP b (it hangs)        expect: out after fall probe timeouts; only the
-                                        requests already on b wait for upstream_header
+  +60 s  kill -STOP b (it hangs)        expect: out after fall probe timeouts; the
+                                        requests already on b wait for upstream_header,
+                                        then go to a or c (retry.on_timeout: no error)
   +70 s  kill -CONT b                   expect: back after rise probes
   +80 s  stop
 
@@ -164,6 +165,12 @@ async def scenario():
 
 
 asyncio.run(scenario())
+# What the gateway counted: its retries, the retries the budget refused, requests ended
+# by upstream_header (each such 504 is a retry the budget or retry.on_timeout refused).
+with urllib.request.urlopen(f"http://127.0.0.1:{GW + 2000}/metrics", timeout=5) as response:
+    counted = [line for line in response.read().decode().splitlines()
+               if line.startswith(("fluxgate_retries_total", "fluxgate_retry_budget_exhausted_total",
+                                   'fluxgate_timeouts_total{phase="upstream_header"}'))]
 gateway.send_signal(signal.SIGTERM)
 gateway.wait(timeout=10)
 for proc in procs.values():
@@ -187,4 +194,8 @@ for t, text in events:
     for lt, line in log_events:
         if t <= lt < t + 10 and not any(t < et <= lt for et, _ in events):
             print(f"{lt:7.2f}    +{lt - t:5.2f} s  {line.split(' ', 1)[-1][:170]}")
-print(f"client errors in total: {total_errors} (status 504: a request that was on b when it hung waited out upstream_header)")
+print("== the gateway's counters at the end")
+for line in counted:
+    print(f"  {line}")
+print(f"client errors in total: {total_errors} (a status 504 is a request on b when it hung that waited out "
+      "upstream_header and was not retried elsewhere: the retry budget was spent)")

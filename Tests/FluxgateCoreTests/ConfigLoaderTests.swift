@@ -77,7 +77,7 @@ struct ConfigLoaderTests {
     @Test func healthRetryAndPoolKeysParseAndAreChecked() throws {
         let config = try ConfigLoader.load(yaml: """
             health_check: { enabled: false, slow_start: 30s, passive: { consecutive_failures: 3, base_ejection: 10s, max_ejection: 1m, panic_threshold: 0 } }
-            retry: { budget_percent: 10, min_concurrent: 1 }
+            retry: { budget_percent: 10, min_concurrent: 1, on_timeout: false }
             pool: { max_connections: 64, idle_timeout: 2s }
             """)
         #expect(!config.healthCheck.enabled)
@@ -86,7 +86,7 @@ struct ConfigLoaderTests {
         #expect(config.healthCheck.policy.maxEjection == .seconds(60))
         #expect(config.healthCheck.policy.panicThreshold == 0)
         #expect(config.healthCheck.recoveryEstimate == .seconds(10))  // no probes: the first cool-down
-        #expect(config.retry.budgetPercent == 10 && config.retry.minConcurrent == 1)
+        #expect(config.retry.budgetPercent == 10 && config.retry.minConcurrent == 1 && !config.retry.onTimeout)
         #expect(config.pool.maxConnections == 64 && config.pool.idleTimeout == .seconds(2))
         #expect(GatewayConfig().healthCheck.recoveryEstimate == .seconds(4))  // rise 2 × interval 2 s
 

@@ -126,6 +126,29 @@ struct HealthEndToEndTests {
         }
     }
 
+    /// `retry.on_timeout`: a GET that upstream a leaves unanswered past `upstream_header`
+    /// is answered by b (a's connection closed); a POST gets the 504.
+    @Test func anIdempotentRequestUnansweredInTimeIsRetriedOnAnotherUpstream() async throws {
+        try await run(["a", "b"], { config in
+            config.healthCheck.enabled = false
+            config.timeouts.upstreamHeader = .milliseconds(200)
+        }) { upstreams, gateway in
+            let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(Set(try await instances(client, 4, path: "/hold-on/a")) == ["b"])
+            #expect(a.count("/hold-on/a") == 2)  // every pick of a went unanswered there…
+            #expect(b.count("/hold-on/a") == 4)  // …and was sent to b, once
+            try await a.waitForClosedConnections(2)
+            var statuses: [Int] = []
+            for _ in 0..<2 {
+                let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/hold-on/a", headers: ["host": "h", "content-length": "0"])
+                statuses.append(try await client.send(head).get().status)
+            }
+            #expect(statuses.sorted() == [200, 504])
+            try await client.close()
+        }
+    }
+
     @Test func withTheBudgetSpentThe503GoesBackUnretried() async throws {
         try await run(["a", "b"], { config in
             config.healthCheck.enabled = false

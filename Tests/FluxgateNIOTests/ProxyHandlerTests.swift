@@ -329,7 +329,7 @@ struct ProxyHandlerTests {
     }
 
     @Test func noResponseHeadInTimeIs504AndAPassiveFailure() throws {
-        let fixture = try Fixture()
+        let fixture = try Fixture { $0.retry.onTimeout = false }
         try fixture.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
         fixture.loop.advanceTime(by: .milliseconds(4_999))
         #expect(try fixture.received().isEmpty)
@@ -339,6 +339,84 @@ struct ProxyHandlerTests {
         #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
         #expect(fixture.stats.traffic.outcomes == .init(gatewayAnswers: 1))
         #expect(fixture.runtime.gate.snapshot.inFlight == 0)
+    }
+
+    /// `retry.on_timeout` (default): an idempotent request whose upstream sent no head
+    /// within `upstream_header` goes once to another upstream, its held body with it;
+    /// the first upstream's connection is closed and counted as a passive failure, and
+    /// the second attempt has an `upstream_header` of its own.
+    @Test func noResponseHeadInTimeIsRetriedOnceElsewhere() throws {
+        let fixture = try Fixture()
+        try fixture.request("PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+        #expect(try fixture.connector.sent(0).hasSuffix("\r\n\r\nhi"))
+        fixture.loop.advanceTime(by: .milliseconds(4_999))
+        #expect(fixture.connector.opened.count == 1)
+        fixture.loop.advanceTime(by: .milliseconds(1))
+        try #require(fixture.connector.opened.map(\.upstream) == [0, 1])
+        #expect(!fixture.connector.opened[0].channel.isActive)
+        #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
+        let resent = try fixture.connector.sent(1)
+        #expect(resent.hasPrefix("PUT /x HTTP/1.1\r\n"))
+        #expect(resent.hasSuffix("\r\n\r\nhi"))
+        fixture.loop.advanceTime(by: .milliseconds(4_999))
+        #expect(try fixture.received().isEmpty)
+        try fixture.connector.answer(1, Self.ok)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(fixture.stats.traffic.outcomes == .init(proxied: 1, retries: 1))
+        #expect(fixture.stats.traffic.timeouts.allSatisfy { $0 == 0 })
+        #expect(fixture.runtime.gate.snapshot.inFlight == 0)
+    }
+
+    /// Never twice: when the second upstream is as silent, the client gets the 504 one
+    /// `upstream_header` later, both upstreams are charged, the retry budget's place
+    /// is given back; a POST is never retried after a timeout.
+    @Test func aSecondTimeoutOrAPostsTimeoutIs504() throws {
+        let fixture = try Fixture()
+        try fixture.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        fixture.loop.advanceTime(by: .seconds(5))
+        fixture.loop.advanceTime(by: .milliseconds(4_999))
+        #expect(try fixture.received().isEmpty)
+        fixture.loop.advanceTime(by: .milliseconds(1))
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 504 Gateway Timeout\r\n"))
+        #expect(fixture.connector.opened.count == 2)
+        #expect(fixture.connector.opened.allSatisfy { !$0.channel.isActive })
+        #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
+        #expect(fixture.runtime.health.state(1).consecutiveFailures == 1)
+        #expect(fixture.stats.traffic.outcomes == .init(gatewayAnswers: 1, retries: 1))
+        #expect(fixture.stats.traffic.timeouts[ExchangeDeadlines.Expiry.upstreamHeader.index] == 1)
+        #expect(fixture.runtime.startRetry() && fixture.runtime.startRetry() && fixture.runtime.startRetry())
+
+        let post = try Fixture()
+        try post.request("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+        post.loop.advanceTime(by: .seconds(5))
+        #expect(try post.received().hasPrefix("HTTP/1.1 504 Gateway Timeout\r\n"))
+        #expect(post.connector.opened.count == 1)
+        #expect(post.stats.traffic.outcomes == .init(gatewayAnswers: 1))
+    }
+
+    /// A fresh upstream connection closed before the whole response head (nothing or
+    /// part of it came): the upstream failed the request, which goes once to another
+    /// upstream, as after a 502; a POST gets the 502.
+    @Test func aCloseBeforeTheResponseHeadIsRetriedElsewhere() throws {
+        for partial in ["", "HTTP/1.1 200 OK\r\nContent-"] {
+            let fixture = try Fixture()
+            try fixture.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+            if !partial.isEmpty { try fixture.connector.answer(0, partial) }
+            try fixture.connector.opened[0].channel.close().wait()
+            try #require(fixture.connector.opened.map(\.upstream) == [0, 1])
+            #expect(try fixture.connector.sent(1).hasPrefix("GET /x HTTP/1.1\r\n"))
+            #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
+            try fixture.connector.answer(1, Self.ok)
+            let answer = try fixture.received()
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.hasSuffix("\r\n\r\nok"), "\(answer)")
+            #expect(fixture.stats.traffic.outcomes == .init(proxied: 1, retries: 1))
+        }
+        let post = try Fixture()
+        try post.request("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+        try post.connector.opened[0].channel.close().wait()
+        #expect(post.connector.opened.count == 1)
+        #expect(try post.received().hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+        #expect(post.runtime.health.state(0).consecutiveFailures == 1)
     }
 
     @Test func pipelinedRequestsEachEndOnceInOrder() throws {

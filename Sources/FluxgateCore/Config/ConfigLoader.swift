@@ -142,8 +142,9 @@ public enum ConfigLoader {
                 "must not be below health_check.passive.base_ejection (\(DurationParser.format(config.healthCheck.passive.baseEjection)))")
         }
 
-        let retry = r.table(top.entries["retry"], path: "retry", known: ["enabled", "budget_percent", "min_concurrent"])
+        let retry = r.table(top.entries["retry"], path: "retry", known: ["enabled", "on_timeout", "budget_percent", "min_concurrent"])
         config.retry.enabled = r.bool(retry, "enabled", default: config.retry.enabled)
+        config.retry.onTimeout = r.bool(retry, "on_timeout", default: config.retry.onTimeout)
         config.retry.budgetPercent = r.double(retry, "budget_percent", default: config.retry.budgetPercent) {
             $0 >= 0 && $0 <= 100 ? nil : "must be in [0, 100]"
         }

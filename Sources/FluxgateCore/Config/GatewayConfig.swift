@@ -186,10 +186,15 @@ public struct PassiveHealthConfig: Sendable, Equatable {
     public init() {}
 }
 
-/// Retries of idempotent requests that an upstream answered 502/503/504 (`retry`).
+/// Retries of idempotent requests that an upstream answered 502/503/504, cut off
+/// before the response head, or left without one for `timeouts.upstream_header` (`retry`).
 public struct RetryConfig: Sendable, Equatable {
     /// Default true.
     public var enabled = true
+    /// Also retry (once, on another upstream) when the upstream sent no response head
+    /// within `timeouts.upstream_header` — nginx's default `proxy_next_upstream error
+    /// timeout`, HAProxy's `retry-on response-timeout`. Default true.
+    public var onTimeout = true
     /// Retries in progress may be at most this share of the requests in flight. Default 20.
     public var budgetPercent = 20.0
     /// …but at least this many at once, so a quiet gateway can still retry. Default 3.

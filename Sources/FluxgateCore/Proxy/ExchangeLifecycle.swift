@@ -48,7 +48,7 @@ public struct ExchangeLifecycle: Sendable, Equatable {
         /// The upstream of the last attempt, if any.
         public var upstream: Int?
         /// Attempts after the first (failover after a refused connect, a stale
-        /// keep-alive connection re-sent, a retry on 502/503/504).
+        /// keep-alive connection re-sent, a retry on 502/503/504, a close before the head or a response-head timeout).
         public var retries: Int
         /// Time in the admission queue.
         public var queueWait: Duration

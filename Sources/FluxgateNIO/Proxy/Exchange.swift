@@ -71,8 +71,9 @@ final class Exchange {
     /// `100 Continue` went out.
     var continueSent = false
     var retriedStaleConnection = false
-    /// Retried once on another upstream after a 502/503/504 (never twice).
-    var retriedOnStatus = false
+    /// Retried once on another upstream after a 502/503/504, a close before the head
+    /// or an `upstream_header` timeout (never twice).
+    var retriedElsewhere = false
     /// Holds a place in the retry budget, given back when the exchange ends.
     var holdsRetry = false
     /// Where a claimed retry goes.

@@ -94,11 +94,16 @@ extension ProxyHandler: LoopTimerOwner {
     }
 
     /// A phase stalled past its timeout: 408 for a request body that stopped before
-    /// any answer, 504 for an upstream that stalled before its head, else a close
-    /// (a started response cannot be replaced). Counted by phase.
+    /// any answer, 504 for an upstream that stalled before its head — unless the request
+    /// may go to another upstream (`retry.on_timeout`) — else a close (a started
+    /// response cannot be replaced). Counted by phase when it ends the request.
     func timedOut(_ exchange: Exchange, _ expiry: ExchangeDeadlines.Expiry) {
-        stats.traffic.timedOut(expiry)
         let started = exchange.relay.headSent
+        if expiry == .upstreamHeader, !started, exchange.connection != nil, runtime.retriesOnTimeout, claimRetry(exchange) {
+            retryElsewhere(exchange, after: .timeout)
+            return
+        }
+        stats.traffic.timedOut(expiry)
         switch expiry {
         case .clientBody:
             if started {

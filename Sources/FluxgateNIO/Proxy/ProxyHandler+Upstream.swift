@@ -4,7 +4,8 @@ import NIOCore
 import NIOHTTP1
 
 /// ``ProxyHandler``'s attempts on upstreams: connecting (and failing over), the
-/// response-head timer, relaying, retrying on 502/503/504 and completing.
+/// response-head timer, relaying, retrying on 502/503/504 or a close before the head
+/// (and, from the timer, on a response-head timeout) and completing.
 extension ProxyHandler {
     // MARK: Upstream connection
 
@@ -140,21 +141,26 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         }
         guard complete else { return }
         if exchange.relay.discardedForRetry {
-            retryElsewhere(exchange)
+            retryElsewhere(exchange, after: .status(exchange.relay.status ?? 502))
         } else {
             completeExchange(exchange)
         }
     }
 
     /// Whether a final response with `status` may be dropped and the request sent to
-    /// another upstream instead: an idempotent request with no body or its whole body
-    /// held (``Exchange/bodyHeld``), fully read,
-    /// answered 502/503/504 by the upstream, not retried before, with another upstream
-    /// to go to and a place in the retry budget (docs/ARCHITECTURE.md, "Retries").
-    /// Fluxgate's own sheds never reach here: they are not upstream responses.
+    /// another upstream instead: a 502/503/504 from the upstream and a retry
+    /// ``claimRetry(_:)`` allows. Fluxgate's own sheds never reach here: they are not
+    /// upstream responses.
     func claimRetry(_ exchange: Exchange, status: Int) -> Bool {
-        guard (502...504).contains(status), exchange.isIdempotent, !exchange.retriedOnStatus, exchange.requestComplete,
-            exchange.canResend,
+        (502...504).contains(status) && claimRetry(exchange)
+    }
+
+    /// Whether the request may go to another upstream (docs/ARCHITECTURE.md, "Retries"):
+    /// idempotent, with no body or its whole body held (``Exchange/bodyHeld``), fully
+    /// read, not retried before, with another upstream to go to and a place in the retry
+    /// budget. On true the place is taken and the target chosen (``retryElsewhere(_:after:)``).
+    func claimRetry(_ exchange: Exchange) -> Bool {
+        guard exchange.isIdempotent, !exchange.retriedElsewhere, exchange.requestComplete, exchange.canResend,
             let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried + [exchange.upstream])
         else { return false }
         guard runtime.startRetry() else {
@@ -166,15 +172,17 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         return true
     }
 
-    /// The upstream's 502/503/504 was claimed by ``claimRetry(_:status:)``: counted
-    /// against that upstream's health, its connection closed (its body is unread), and
-    /// the request started again on the chosen upstream with a fresh relay.
-    func retryElsewhere(_ exchange: Exchange) {
-        let status = exchange.relay.status ?? 502
-        runtime.health.exchangeFailed(exchange.upstream, .status(status), now: now)
+    /// A retry was claimed (``claimRetry(_:)``) after `failure` — the upstream's
+    /// 502/503/504, its connection closed before the response head, or no head within
+    /// `upstream_header`: counted against that upstream's
+    /// health, its connection closed (its answer is unread or never came; the upstream
+    /// deadlines restart with it), and the request started again on the chosen upstream
+    /// with a fresh relay.
+    func retryElsewhere(_ exchange: Exchange, after failure: UpstreamHealth.Failure) {
+        runtime.health.exchangeFailed(exchange.upstream, failure, now: now)
         abortUpstream(exchange)
         exchange.tried.append(exchange.upstream)
-        exchange.retriedOnStatus = true
+        exchange.retriedElsewhere = true
         exchange.upstream = exchange.retryTarget!
         exchange.retryTarget = nil
         exchange.relay = exchange.relay.restarted()
@@ -290,6 +298,12 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             exchange.rewindHeldBody()
             exchange.lifecycle.connecting(upstream: exchange.upstream)
             connectFresh(exchange)
+            return
+        }
+        // Closed before its head on a fresh connection (or again after the resend): the
+        // upstream failed it — another upstream may answer, as after a 502.
+        if claimRetry(exchange) {
+            retryElsewhere(exchange, after: .reset)
             return
         }
         runtime.health.exchangeFailed(exchange.upstream, .reset, now: now)

@@ -16,6 +16,7 @@ import NIOSSL
 /// - `/hash`: answers the byte count and FNV-1a hash of the request body;
 /// - `/health`: 200, 503 or no answer at all, as ``setHealth(_:)`` says;
 /// - `/fail-on/<name>`: 503 from the upstream called `<name>`, 200 from the others;
+/// - `/hold-on/<name>`: no answer from the upstream called `<name>`, 200 from the others;
 /// - `/early`: 200 at once, before the request body;
 /// - anything else: 200 with `{"instance":"<name>"}`.
 final class TestUpstream: Sendable {
@@ -205,6 +206,10 @@ final class TestUpstream: Sendable {
                 case .failing: send(.serviceUnavailable, body: #"{"status":"failing"}"#, context: context)
                 case .hanging: break
                 }
+                return
+            case let holdOn where holdOn.hasPrefix("/hold-on/"):
+                if holdOn.dropFirst("/hold-on/".count) == upstream.name { return }
+                send(.ok, body: #"{"instance":"\#(upstream.name)"}"#, context: context)
                 return
             case let failOn where failOn.hasPrefix("/fail-on/"):
                 let failing = failOn.dropFirst("/fail-on/".count) == upstream.name
