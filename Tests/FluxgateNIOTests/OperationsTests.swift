@@ -66,6 +66,7 @@ struct OperationsTests {
             #expect((json["latency"] as! [String: Any])["count"] as? Int == 1)
             let upstreams = json["upstreams"] as! [[String: Any]]
             #expect(upstreams.count == 1 && upstreams[0]["state"] as? String == "up")
+            #expect(upstreams[0]["failures"] as? [String: Int] == ["connect": 0, "timeout": 0, "reset": 0, "5xx": 0, "malformed": 0])
             #expect(try await admin("GET", "/nope", gateway).status == .notFound)
             let wrong = try await admin("POST", "/metrics", gateway)
             #expect(wrong.status == .methodNotAllowed && wrong.head.headers.first(name: "allow") == "GET, HEAD")
@@ -127,6 +128,10 @@ struct OperationsTests {
             #expect(m[#"fluxgate_upstream_health_flips_total{upstream="a",to="down"}"#] == 1)
             #expect(m[#"fluxgate_upstream_health_flips_total{upstream="a",to="up"}"#] == 1)
             #expect(m[#"fluxgate_upstream_up{upstream="a"}"#] == 1)
+            // The retried 503 was a's failure; nothing failed on b.
+            #expect(m[#"fluxgate_upstream_failures_total{upstream="a",kind="5xx"}"#] == 1)
+            #expect(m[#"fluxgate_upstream_failures_total{upstream="a",kind="timeout"}"#] == 0)
+            #expect(m.filter { $0.key.hasPrefix(#"fluxgate_upstream_failures_total{upstream="b","#) }.values.reduce(0, +) == 0)
             #expect(m["fluxgate_request_duration_seconds_count"] == 8)
             #expect(m[#"fluxgate_request_duration_seconds_bucket{le="+Inf"}"#] == 8)
             #expect(m["fluxgate_queue_wait_seconds_count"] == 6)  // admitted ones

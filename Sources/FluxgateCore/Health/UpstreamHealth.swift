@@ -41,6 +41,31 @@ public struct UpstreamHealth: Sendable, Equatable {
         case malformed
         case other(String)
 
+        /// What an exchange's failure is counted as, per upstream
+        /// (`fluxgate_upstream_failures_total{kind}`).
+        public var kind: Kind {
+            switch self {
+            case .status: .status5xx
+            case .timeout: .timeout
+            case .refused, .other: .connect
+            case .reset: .reset
+            case .malformed: .malformed
+            }
+        }
+
+        public enum Kind: String, Sendable, CaseIterable {
+            /// The connect failed (refused, unreachable, ...).
+            case connect
+            /// A connect, response-head, read or send timeout.
+            case timeout
+            /// The connection closed or reset before the response was complete.
+            case reset
+            /// A 5xx answer.
+            case status5xx = "5xx"
+            /// A response that is not HTTP/1.x.
+            case malformed
+        }
+
         public var description: String {
             switch self {
             case .status(let code): "status \(code)"

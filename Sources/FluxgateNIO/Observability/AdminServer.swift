@@ -221,6 +221,8 @@ struct StatsDocument: Encodable {
         var ejections: Int
         var flips_up: Int
         var flips_down: Int
+        /// Failed exchanges by kind (`connect`, `timeout`, `reset`, `5xx`, `malformed`).
+        var failures: [String: Int]
         var weight: Int
         var max_concurrency: Int
     }
@@ -331,7 +333,8 @@ struct StatsDocument: Encodable {
         upstreams = r.upstreams.map {
             Upstream(
                 name: $0.name, url: $0.url, state: $0.state, ready: $0.routed, in_flight: $0.inFlight,
-                ejections: $0.health.ejections, flips_up: $0.flips.up, flips_down: $0.flips.down, weight: $0.weight,
+                ejections: $0.health.ejections, flips_up: $0.flips.up, flips_down: $0.flips.down,
+                failures: Dictionary(uniqueKeysWithValues: $0.failures.map { ($0.key.rawValue, $0.value) }), weight: $0.weight,
                 max_concurrency: $0.maxConcurrency)
         }
         let t = r.traffic

@@ -93,6 +93,7 @@ public final class GatewayObservability: Sendable {
         var routed: Bool
         var inFlight: Int
         var flips: (up: Int, down: Int)
+        var failures: [UpstreamHealth.Failure.Kind: Int]
         var weight: Int
         var maxConcurrency: Int
         var activeChecks: Bool
@@ -129,7 +130,7 @@ public final class GatewayObservability: Sendable {
             return UpstreamReading(
                 name: upstream.name, url: "\(upstream.url)", health: runtime.health.state(index),
                 routed: index < routed.count && routed[index], inFlight: traffic.inFlight(index),
-                flips: runtime.health.flips(index), weight: upstream.weight, maxConcurrency: upstream.maxConcurrency,
+                flips: runtime.health.flips(index), failures: runtime.health.failures(index), weight: upstream.weight, maxConcurrency: upstream.maxConcurrency,
                 activeChecks: settings.config.healthCheck.enabled)
         }
         return Reading(
@@ -289,6 +290,11 @@ public final class GatewayObservability: Sendable {
                 help: "Health flips of this upstream, by the state it flipped to.", upstream.flips.up)
             counter("fluxgate_upstream_health_flips_total", labels + [("to", "down")],
                 help: "Health flips of this upstream, by the state it flipped to.", upstream.flips.down)
+            for kind in UpstreamHealth.Failure.Kind.allCases {
+                counter("fluxgate_upstream_failures_total", labels + [("kind", kind.rawValue)],
+                    help: "Failed exchanges with this upstream, by kind: connect, timeout (connect, response head, read or send), reset (closed before the response was complete), 5xx, malformed; retried ones included.",
+                    upstream.failures[kind] ?? 0)
+            }
         }
         gauge("fluxgate_client_connections", help: "Open client connections (parked ones included).",
             Double(r.live.openClientConnections))
