@@ -103,6 +103,22 @@ struct ConfigLoaderTests {
         }
     }
 
+    /// `dns.refresh`: 30 s by default, 0s turns it off, anything between is refused.
+    @Test func dnsRefreshParsesAndIsChecked() throws {
+        #expect(GatewayConfig().dns.refresh == .seconds(30))
+        #expect(try ConfigLoader.load(yaml: "dns: { refresh: 0s }").dns.refresh == .zero)
+        #expect(try ConfigLoader.load(yaml: "dns: { refresh: 5m }").dns.refresh == .seconds(300))
+        #expect(try ConfigLoader.load(yaml: "dns: { refresh: 5m }").changedSections(from: GatewayConfig()) == ["dns"])
+        for bad in ["dns: { refresh: 500ms }", "dns: { refresh: soon }", "dns: { refesh: 1s }"] {
+            do {
+                _ = try ConfigLoader.load(yaml: bad)
+                Issue.record("accepted \(bad)")
+            } catch {
+                #expect(error.errors.first?.path.hasPrefix("dns.") == true, "\(error)")
+            }
+        }
+    }
+
     @Test func reportsEveryErrorWithItsKeyPath() throws {
         let yaml = """
             listen: "nowhere"

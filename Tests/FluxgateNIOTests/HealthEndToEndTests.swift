@@ -2,6 +2,7 @@ import FluxgateCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import Testing
 
 @testable import FluxgateNIO
@@ -122,6 +123,47 @@ struct HealthEndToEndTests {
                 statuses.append(try await client.send(head).get().status)
             }
             #expect(statuses.sorted() == [200, 503])
+            try await client.close()
+        }
+    }
+
+    /// `dns.refresh`: an upstream given by name follows the address its name comes to
+    /// have, without a reload — requests go to the new address and the idle
+    /// connections to the old one close; a name that stops resolving keeps its last
+    /// address; an upstream written as an IP address is never looked up.
+    @Test func aNamedUpstreamFollowsItsNamesAddress() async throws {
+        try await run(["a", "b", "c"], { config in
+            config.healthCheck.enabled = false
+            config.pool.idleTimeout = .seconds(60)  // only the address change closes a pooled connection
+            // Upstream 0 by name (its start-time address does not matter: the first
+            // refresh below sets it); upstreams 1 and 2 as IP addresses.
+            config.upstreams[0].url = UpstreamURL(endpoint: SocketEndpoint(host: "localhost", port: config.upstreams[0].url.endpoint.port))
+            config.upstreams[0].name = "named"
+            config.upstreams.remove(at: 1)
+        }) { upstreams, gateway in
+            let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
+            let server = gateway.gateway
+            let lookups = Mutex<[String]>([])
+            @Sendable func pointing(at port: Int) -> @Sendable (String, Int) async throws -> SocketAddress {
+                { host, _ in
+                    lookups.withLock { $0.append(host) }
+                    return try SocketAddress(ipAddress: "127.0.0.1", port: port)
+                }
+            }
+            _ = await server.refreshAddresses(resolve: pointing(at: a.port))
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(Set(try await instances(client, 4)) == ["a", "c"])
+            let version = server.runtime.settings.version
+            #expect(await server.refreshAddresses(resolve: pointing(at: b.port)) == [0])
+            #expect(lookups.withLock { $0 } == ["localhost", "localhost"])  // never the IP-address upstream
+            #expect(server.runtime.settings.version == version + 1)
+            try await eventually("the pooled connection to the old address closed", timeout: .seconds(3)) { a.closedConnections == 1 }
+            #expect(Set(try await instances(client, 4)) == ["b", "c"])
+            // Unchanged: nothing published. Failing: the last address stays.
+            #expect(await server.refreshAddresses(resolve: pointing(at: b.port)) == [])
+            #expect(await server.refreshAddresses { _, _ in throw SocketAddressError.unknown(host: "localhost", port: 0) } == [])
+            #expect(server.runtime.settings.version == version + 1)
+            #expect(Set(try await instances(client, 4)) == ["b", "c"])
             try await client.close()
         }
     }

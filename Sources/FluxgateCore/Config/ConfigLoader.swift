@@ -9,7 +9,7 @@ public enum ConfigLoader {
     /// Top-level keys, in the order `gateway.conf.example` documents them.
     public static let topLevelKeys = [
         "listen", "admin_listen", "workers", "upstreams", "health_check", "retry", "admission", "rate_limit",
-        "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "access_log", "log_level", "drain_timeout", "reload", "demo", "parser", "cluster",
+        "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "dns", "access_log", "log_level", "drain_timeout", "reload", "demo", "parser", "cluster",
         "abort_on_client_close",
     ]
 
@@ -291,6 +291,11 @@ public enum ConfigLoader {
         config.parser = r.scalar(
             top, "parser", default: config.parser, expected: "fluxgate or llhttp", parse: { RequestParserChoice(rawValue: $0.lowercased()) })
         config.abortOnClientClose = r.bool(top, "abort_on_client_close", default: config.abortOnClientClose)
+        let dns = r.table(top.entries["dns"], path: "dns", known: ["refresh"])
+        config.dns.refresh = r.duration(dns, "refresh", default: config.dns.refresh, minimum: .zero)
+        if config.dns.refresh != .zero && config.dns.refresh < .seconds(1) {
+            r.report("dns.refresh", "must be 0s (off) or at least 1s")
+        }
         let reload = r.table(top.entries["reload"], path: "reload", known: ["watch", "interval"])
         config.reload.watch = r.bool(reload, "watch", default: config.reload.watch)
         config.reload.interval = r.duration(reload, "interval", default: config.reload.interval)

@@ -20,6 +20,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var timeouts = TimeoutsConfig()
     public var limits = LimitsConfig()
     public var pool = PoolConfig()
+    /// Upstream host names looked up again while running (`dns`).
+    public var dns = DNSConfig()
     public var demo = DemoConfig()
     /// One line per request (`access_log`); off by default, as in Envoy and HAProxy.
     public var accessLog = AccessLogConfig()
@@ -65,6 +67,7 @@ public struct GatewayConfig: Sendable, Equatable {
         if timeouts != old.timeouts { keys.append("timeouts") }
         if limits != old.limits { keys.append("limits") }
         if pool != old.pool { keys.append("pool") }
+        if dns != old.dns { keys.append("dns") }
         if accessLog != old.accessLog { keys.append("access_log") }
         if logLevel != old.logLevel { keys.append("log_level") }
         if drainTimeout != old.drainTimeout { keys.append("drain_timeout") }
@@ -474,6 +477,18 @@ public enum RequestParserChoice: String, Sendable, CaseIterable {
 
 public enum LogLevel: String, Sendable, CaseIterable {
     case trace, debug, info, notice, warning, error, critical
+}
+
+/// Upstream host names are resolved at start and at each reload that changes an
+/// upstream, and again every `refresh` while running (`dns`): an upstream whose name
+/// comes to point elsewhere (a recreated Service, a moved instance) is followed without
+/// a reload, as Envoy's `STRICT_DNS` clusters and HAProxy's `resolvers` do. One address
+/// per upstream (the first the resolver gives); a lookup that fails keeps the last
+/// address. Upstreams written as IP addresses are never looked up.
+public struct DNSConfig: Sendable, Equatable {
+    /// 0 turns it off (open-source nginx's behaviour). Default 30s.
+    public var refresh: Duration = .seconds(30)
+    public init() {}
 }
 
 public struct ReloadConfig: Sendable, Equatable {

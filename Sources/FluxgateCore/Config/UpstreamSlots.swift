@@ -33,6 +33,11 @@ public enum UpstreamSlots {
         public var fresh: [Int]
         /// Slots retired by this assignment.
         public var retired: [Int]
+
+        /// The same slots, nothing new, nothing retired (an address refresh).
+        public static func unchanged(_ slots: [UpstreamSlot]) -> Assignment {
+            Assignment(slots: slots, fresh: [], retired: [])
+        }
     }
 
     public struct TooManySlots: Error, Equatable, CustomStringConvertible {

@@ -57,6 +57,8 @@ extension GatewayServer {
     /// Closes the listeners, the health checker, the access log and the idle upstream connections.
     public func stop() async throws {
         let (channel, admin, pools, rotations, watcher, scratches, parkWatcher) = state.withLock { state in
+            state.resolver?.cancel()
+            state.resolver = nil
             defer {
                 state.channel = nil
                 state.admin = nil

@@ -53,6 +53,9 @@ public final class GatewayServer: Service, Sendable {
         var pools: [NIOLoopBound<UpstreamPool>] = []
         var rotations: [RepeatedTask] = []
         var watcher: Task<Void, Never>?
+        /// `dns.refresh`'s lookups, and the slots whose name failed to resolve (logged once).
+        var resolver: Task<Void, Never>?
+        var unresolvable: Set<Int> = []
         var parkWatcher: ParkWatcher?
         var perLoopConnections = 0
     }
@@ -212,6 +215,7 @@ public final class GatewayServer: Service, Sendable {
             $0.perLoopConnections = perLoop
         }
         startWatching()
+        startResolving()
         let address = channel.localAddress.map(\.hostPort) ?? "\(config.listen)"
         logger.info(
             "gateway listening",

@@ -97,6 +97,39 @@ final class GatewaySettings: Sendable {
         }
     }
 
+    /// The same settings with some upstreams' addresses changed (`dns.refresh`), as the
+    /// next version: nothing else is read again — not the TLS files, not the other names.
+    func withAddresses(_ changed: [Int: SocketAddress]) -> GatewaySettings {
+        GatewaySettings(copying: self, version: version + 1, targets: targets.indices.map { changed[$0] ?? targets[$0] })
+    }
+
+    private init(copying other: GatewaySettings, version: Int, targets: [SocketAddress]) {
+        self.version = version
+        self.targets = targets
+        self.config = other.config
+        self.admission = other.admission
+        self.upstreams = other.upstreams
+        self.authorities = other.authorities
+        self.clientKeyHeader = other.clientKeyHeader
+        self.maxBodyBytes = other.maxBodyBytes
+        self.perClientLimited = other.perClientLimited
+        self.exchangeLimits = other.exchangeLimits
+        self.requestBufferBytes = other.requestBufferBytes
+        self.spoolBytes = other.spoolBytes
+        self.spoolDirectory = other.spoolDirectory
+        self.streamBodyPrefixes = other.streamBodyPrefixes
+        self.maxPipelined = other.maxPipelined
+        self.underscoresInHeaders = other.underscoresInHeaders
+        self.abortOnClientClose = other.abortOnClientClose
+        self.maxHeaderBytes = other.maxHeaderBytes
+        self.maxHeaderCount = other.maxHeaderCount
+        self.trustedProxies = other.trustedProxies
+        self.maxTunnels = other.maxTunnels
+        self.tunnelIdle = other.tunnelIdle
+        self.serverTLS = other.serverTLS
+        self.upstreamTLS = other.upstreamTLS
+    }
+
     /// Capacity `C` with every live upstream ready.
     var fullCapacity: Int { upstreams.filter { !$0.retired }.reduce(0) { $0 + $1.maxConcurrency } }
 }

@@ -49,6 +49,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     var servedRequests = 0
     /// Counts against the pool's connection cap until it closes.
     var countedByCap = false
+    /// The pool's address generation of its slot when this connection was opened.
+    var generation = 0
     /// When the pool closes it unless reused; set only while parked in the pool.
     var idleDeadline: NIODeadline?
     /// Between `channelActive` and `channelInactive`. Kept here because asking the

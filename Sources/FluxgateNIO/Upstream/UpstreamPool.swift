@@ -23,6 +23,9 @@ import NIOPosix
 final class UpstreamPool {
     let eventLoop: any EventLoop
     private var targets: [SocketAddress]
+    /// Per slot: bumped when its address changes (`dns.refresh`, or a reload that
+    /// re-resolves it); a connection opened to an older address is closed, not parked.
+    private var generations: [Int]
     /// Per slot, for `https://` upstreams: the TLS handler's context and server name.
     private var tls: [UpstreamTLSTarget?]
     /// Slots a reload removed: their connections are closed, not parked.
@@ -56,6 +59,7 @@ final class UpstreamPool {
         self.live = live
         self.cap = ConnectionCap(limit: maxConnections, upstreams: targets.count)
         self.targets = targets
+        self.generations = Array(repeating: 0, count: targets.count)
         self.retired = Array(repeating: false, count: targets.count)
         self.idle = Array(repeating: [], count: targets.count)
         self.maxIdlePerUpstream = 0
@@ -75,19 +79,23 @@ final class UpstreamPool {
         sweepInterval = max(.milliseconds(10), min(.milliseconds(250), .nanoseconds(idleTimeout.nanoseconds / 4)))
     }
 
-    /// A reload (on this pool's loop, before the router may pick a new slot): targets
-    /// for every slot, idle connections of retired slots closed, pool settings and this
-    /// loop's share of `pool.max_connections` as from now. Parked connections keep
-    /// their deadlines.
+    /// A reload or a changed address (on this pool's loop, before the router may pick a
+    /// new slot): targets for every slot, idle connections of retired slots and of slots
+    /// whose address changed closed (those in use are closed when released), pool
+    /// settings and this loop's share of `pool.max_connections` as from now. Parked
+    /// connections keep their deadlines.
     func reconfigure(targets: [SocketAddress], tls: [UpstreamTLSTarget?] = [], retired: [Bool], config: GatewayConfig, maxConnections: Int) {
         apply(config)
+        let moved = self.targets.indices.filter { $0 < targets.count && self.targets[$0] != targets[$0] }
+        for upstream in moved { generations[upstream] &+= 1 }
         self.targets = targets
         self.tls = tls
         self.retired = retired
         while idle.count < targets.count { idle.append([]) }
+        while generations.count < targets.count { generations.append(0) }
         cap.reconfigure(limit: maxConnections, upstreams: targets.count)
         var closing: [UpstreamConnection] = []
-        for upstream in retired.indices where retired[upstream] {
+        for upstream in retired.indices where retired[upstream] || moved.contains(upstream) {
             closing += idle[upstream]
             idle[upstream].removeAll()
         }
@@ -130,6 +138,7 @@ final class UpstreamPool {
 
     private func open(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         let connection = UpstreamConnection(upstreamIndex: upstream, live: live, scratch: scratch)
+        connection.generation = generations[upstream]
         connection.pool = self
         connection.countedByCap = true
         let handler = NIOLoopBound(connection, eventLoop: eventLoop)
@@ -174,7 +183,8 @@ final class UpstreamPool {
     func release(_ connection: UpstreamConnection, now: NIODeadline) {
         connection.delegate = nil
         connection.servedRequests += 1
-        guard connection.isActive else {
+        // Closed, or opened to an address its upstream no longer has: not reused.
+        guard connection.isActive, connection.generation == generations[connection.upstreamIndex] else {
             connection.close()
             return
         }

@@ -60,6 +60,7 @@ final class TestUpstream: Sendable {
     var url: String { "http://127.0.0.1:\(port)" }
     var received: [Received] { state.withLockedValue { $0.received } }
     var acceptedConnections: Int { accepted.value }
+    var closedConnections: Int { closed.value }
     fileprivate let accepted = Counter()
     fileprivate let closed = Counter()
     fileprivate let heads = Counter()

@@ -1,0 +1,88 @@
+import FluxgateCore
+import NIOCore
+import NIOPosix
+
+/// `dns.refresh`: upstream host names looked up again while running, so an upstream
+/// whose name comes to point elsewhere is followed without a reload (Envoy's
+/// `STRICT_DNS` clusters and HAProxy's `resolvers` do the same; open-source nginx
+/// resolves only at start, which `refresh: 0s` keeps).
+extension GatewayServer {
+    /// Every `dns.refresh` (read again each round, so a reload changes it), looks the
+    /// named upstreams up again. Cancelled by ``stop()``.
+    func startResolving() {
+        let task = Task { [self] in
+            while !Task.isCancelled {
+                let refresh = runtime.settings.config.dns.refresh
+                do { try await Task.sleep(for: refresh == .zero ? .seconds(1) : refresh) } catch { return }
+                guard runtime.settings.config.dns.refresh != .zero else { continue }
+                await refreshAddresses(resolve: Self.systemResolve)
+            }
+        }
+        state.withLock { $0.resolver = task }
+    }
+
+    /// The C library's resolver (what start and reload use), on NIO's thread pool for
+    /// blocking work so a slow DNS server never holds an event loop or a task thread.
+    @Sendable static func systemResolve(_ host: String, _ port: Int) async throws -> SocketAddress {
+        try await NIOThreadPool.singleton.runIfActive { try SocketAddress.makeAddressResolvingHost(host, port: port) }
+    }
+
+    /// Looks every named upstream up with `resolve` and, when addresses changed,
+    /// publishes the settings with the new ones as the next version — what a reload
+    /// does, with nothing else read again: the pools close their idle connections to
+    /// the old address (those in use close when their exchange ends) and connect to
+    /// the new one; health state, weights and capacity stay. A failed lookup keeps the
+    /// last address (logged once, until the name resolves again). Upstreams written as
+    /// IP addresses are not looked up. Skipped when a reload is running or ran
+    /// meanwhile (its own resolution is newer). Returns the slots whose address changed.
+    @discardableResult
+    func refreshAddresses(resolve: @Sendable (String, Int) async throws -> SocketAddress) async -> [Int] {
+        let settings = runtime.settings
+        var changed: [Int: SocketAddress] = [:]
+        for (index, slot) in settings.upstreams.enumerated() where !slot.retired && index < settings.targets.count {
+            let endpoint = slot.url.endpoint
+            if (try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)) != nil { continue }
+            do {
+                let address = try await resolve(endpoint.host, endpoint.port)
+                let recovered = state.withLock { $0.unresolvable.remove(index) != nil }
+                if recovered { logger.notice("upstream name resolves again", metadata: ["upstream": "\(slot.name)"]) }
+                if address != settings.targets[index] { changed[index] = address }
+            } catch {
+                let first = state.withLock { $0.unresolvable.insert(index).inserted }
+                if first {
+                    logger.warning(
+                        "upstream name does not resolve; keeping its last address",
+                        metadata: ["upstream": "\(slot.name)", "host": "\(endpoint.host)", "address": "\(settings.targets[index])", "error": "\(error)"])
+                }
+            }
+        }
+        guard !changed.isEmpty else { return [] }
+        let busy = reloading.withLock { busy in
+            defer { busy = true }
+            return busy
+        }
+        guard !busy else { return [] }
+        defer { reloading.withLock { $0 = false } }
+        guard runtime.settings === settings else { return [] }
+        let next = settings.withAddresses(changed)
+        let pools = state.withLock { $0.pools }
+        let perLoop = Self.perLoopConnections(next.config, loops: max(1, pools.count))
+        for pool in pools {
+            try? await pool.eventLoop.submit {
+                pool.value.reconfigure(
+                    targets: next.targets, tls: next.upstreamTLS, retired: next.upstreams.map(\.retired), config: next.config,
+                    maxConnections: perLoop)
+            }.get()
+        }
+        runtime.install(next, .unchanged(next.upstreams), now: MonotonicTime.current)
+        for index in changed.keys.sorted() {
+            logger.notice(
+                "upstream address changed",
+                metadata: [
+                    "upstream": "\(next.upstreams[index].name)", "from": "\(settings.targets[index])", "to": "\(next.targets[index])",
+                    "version": "\(next.version)",
+                ])
+        }
+        return changed.keys.sorted()
+    }
+}
