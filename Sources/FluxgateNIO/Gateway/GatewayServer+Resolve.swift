@@ -52,7 +52,7 @@ extension GatewayServer {
                 if first {
                     logger.warning(
                         "upstream name does not resolve; keeping its last address",
-                        metadata: ["upstream": "\(slot.name)", "host": "\(endpoint.host)", "address": "\(settings.targets[index])", "error": "\(error)"])
+                        metadata: ["upstream": "\(slot.name)", "host": "\(endpoint.host)", "address": "\(settings.targets[index].hostPort)", "error": "\(error)"])
                 }
             }
         }
@@ -79,7 +79,7 @@ extension GatewayServer {
             logger.notice(
                 "upstream address changed",
                 metadata: [
-                    "upstream": "\(next.upstreams[index].name)", "from": "\(settings.targets[index])", "to": "\(next.targets[index])",
+                    "upstream": "\(next.upstreams[index].name)", "from": "\(settings.targets[index].hostPort)", "to": "\(next.targets[index].hostPort)",
                     "version": "\(next.version)",
                 ])
         }
