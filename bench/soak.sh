@@ -9,7 +9,8 @@
 #   FLUXGATE_BIN=/path/to/fluxgate bash bench/soak.sh --ci   # soak another build
 #
 # Set-up (all on 127.0.0.1): two demo upstream processes (5 ms service time) behind one
-# gateway (one event loop) with every limiter on and small enough to trigger.
+# gateway (one event loop) with every limiter on and small enough to trigger; the second
+# upstream is given as localhost, so the address refresh runs every second throughout.
 # Phases rotate every PHASE seconds:
 #   keepalive  wrk, 32 keep-alive connections, random API keys, four paths
 #   churn      hey -disable-keepalive: a new client connection per request
@@ -58,7 +59,8 @@ workers: 1
 demo: { enabled: false }
 upstreams:
   - { name: u1, url: "http://127.0.0.1:$U1", max_concurrency: 50 }
-  - { name: u2, url: "http://127.0.0.1:$U2", max_concurrency: 50 }
+  - { name: u2, url: "http://localhost:$U2", max_concurrency: 50 }   # by name: dns.refresh looks it up every second
+dns: { refresh: 1s }
 admission:
   target_utilization: 0.67
   queue_timeout: 500ms
