@@ -35,6 +35,7 @@ from soak_client import read_response  # noqa: E402  (one HTTP/1.1 response read
 BIN, WORK = sys.argv[1], sys.argv[2]
 GW, PORTS = 18780, {"a": 19781, "b": 19782, "c": 19783}
 CONNS = int(os.environ.get("CONNS", "32"))
+BALANCER = os.environ.get("BALANCER", "round_robin")  # or least_requests
 T0 = time.monotonic()
 
 
@@ -79,6 +80,7 @@ upstreams:
 health_check: {{ interval: 1s, timeout: 500ms, rise: 2, fall: 3, slow_start: 5s }}
 rate_limit: {{ per_client: {{ enabled: false }} }}
 timeouts: {{ upstream_header: 5s }}  # short, so the hang phase shows its cost
+balancer: {BALANCER}
 """
 open(f"{WORK}/failover.yaml", "w").write(config)
 for name in PORTS:
@@ -176,8 +178,8 @@ gateway.wait(timeout=10)
 for proc in procs.values():
     proc.terminate()
 
-print(f"== failover: 3 demo upstreams (2 ms service time), gateway workers: 1, {CONNS} keep-alive clients, "
-      "health interval 1s, rise 2, fall 3, slow_start 5s")
+print(f"== failover: 3 demo upstreams (2 ms service time), gateway workers: 1, balancer: {BALANCER}, "
+      f"{CONNS} keep-alive clients, health interval 1s, rise 2, fall 3, slow_start 5s")
 print(f"{'phase':<18} {'requests':>9} {'per s':>7}  {'a':>6} {'b':>6} {'c':>6}  sheds / errors")
 total_errors = 0
 starts = [0] + [t for t, _ in events] + [80]

@@ -6,6 +6,7 @@
 # itself is bench/failover.py.
 #
 #   bash bench/failover.sh            # CONNS=32 keep-alive clients
+#   BALANCER=least_requests bash bench/failover.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_need curl "apt-get install -y curl"

@@ -103,6 +103,18 @@ struct ConfigLoaderTests {
         }
     }
 
+    @Test func balancerParsesAndIsChecked() throws {
+        #expect(GatewayConfig().balancer == .roundRobin)
+        #expect(try ConfigLoader.load(yaml: "balancer: least_requests").balancer == .leastRequests)
+        do {
+            _ = try ConfigLoader.load(yaml: "balancer: random")
+            Issue.record("accepted balancer: random")
+        } catch {
+            #expect(error.errors.map(\.path) == ["balancer"])
+            #expect(error.errors.first?.message.contains("round_robin or least_requests") == true)
+        }
+    }
+
     /// `dns.refresh`: 30 s by default, 0s turns it off, anything between is refused.
     @Test func dnsRefreshParsesAndIsChecked() throws {
         #expect(GatewayConfig().dns.refresh == .seconds(30))

@@ -23,6 +23,24 @@ struct RoundRobinTests {
         #expect(counts == [300, 100, 600])
     }
 
+    /// `least_requests`: the less loaded of the next two picks; on ties the picks go
+    /// round as plain round-robin; one loaded upstream is avoided except when both
+    /// candidates are it (a single upstream); weights shape the candidates.
+    @Test func leastLoadedOfTwoChoices() {
+        let rr = RoundRobin(weights: [1, 1, 1])
+        #expect((0..<6).map { rr.pick($0) { _ in 0 } } == [0, 1, 2, 0, 1, 2])
+        let stuck = [0: 0, 1: 9, 2: 0]
+        #expect((0..<6).map { rr.pick($0) { stuck[$0]! } } == [0, 2, 2, 0, 2, 2])
+        let busier = [0: 3, 1: 1, 2: 2]
+        #expect((0..<3).map { rr.pick($0) { busier[$0]! } } == [1, 1, 2])
+        #expect(RoundRobin(weights: [1]).pick(5) { _ in 100 } == 0)
+        #expect(RoundRobin(weights: []).pick(5) { _ in 0 } == nil)
+        let weighted = RoundRobin(weights: [3, 1])
+        var counts = [0, 0]
+        for ticket in 0..<400 { counts[weighted.pick(ticket) { _ in 0 }!] += 1 }
+        #expect(counts == [300, 100])
+    }
+
     @Test func noUpstreamsPickNothing() {
         #expect(RoundRobin(weights: []).pick(3) == nil)
     }

@@ -127,6 +127,25 @@ struct HealthEndToEndTests {
         }
     }
 
+    /// `balancer: least_requests`: while a request hangs on a, the next requests all go
+    /// to b (round-robin would send every other one to a).
+    @Test func leastRequestsAvoidsAnUpstreamWithARequestHanging() async throws {
+        try await run(["a", "b"], { config in
+            config.healthCheck.enabled = false
+            config.balancer = .leastRequests
+        }) { upstreams, gateway in
+            let a = try #require(upstreams[0])
+            let stuck = try await TestClient.connect(to: gateway.address, group: group)
+            let hanging = stuck.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/hold-on/a", headers: ["host": "h"]))
+            try await a.waitForRequestHeads(1)
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await instances(client, 4) == ["b", "b", "b", "b"])
+            try await client.close()
+            try await stuck.close()
+            _ = try? await hanging.get()
+        }
+    }
+
     /// `dns.refresh`: an upstream given by name follows the address its name comes to
     /// have, without a reload — requests go to the new address and the idle
     /// connections to the old one close; a name that stops resolving keeps its last

@@ -59,6 +59,19 @@ public struct RoundRobin: Sendable, Equatable {
         return schedule[index < 0 ? index + schedule.count : index]
     }
 
+    /// `balancer: least_requests`: of the `ticket`-th and the next pick of the schedule,
+    /// the one with fewer requests in flight (`load`), the first on a tie — two choices,
+    /// as Envoy's `LEAST_REQUEST` and HAProxy's `leastconn` aim for, so a replica that
+    /// hangs (its requests pile up) or slows down stops being picked long before health
+    /// checks take it out. Weights and slow start still shape the candidates; one
+    /// ticket per request, so on ties the picks go round as with round-robin.
+    @inlinable
+    public func pick(_ ticket: Int, leastLoaded load: (Int) -> Int) -> Int? {
+        guard let first = pick(ticket) else { return nil }
+        guard let second = pick(ticket &+ 1), second != first else { return first }
+        return load(second) < load(first) ? second : first
+    }
+
     /// The upstream to try after `failed` ones: the next ready index in list order that
     /// has not been tried, so a connect failure walks every ready upstream once before
     /// giving up.

@@ -8,7 +8,7 @@ import Yams
 public enum ConfigLoader {
     /// Top-level keys, in the order `gateway.conf.example` documents them.
     public static let topLevelKeys = [
-        "listen", "admin_listen", "workers", "upstreams", "health_check", "retry", "admission", "rate_limit",
+        "listen", "admin_listen", "workers", "upstreams", "balancer", "health_check", "retry", "admission", "rate_limit",
         "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "dns", "access_log", "log_level", "drain_timeout", "reload", "demo", "parser", "cluster",
         "abort_on_client_close",
     ]
@@ -288,6 +288,9 @@ public enum ConfigLoader {
             top, "log_level", default: config.logLevel, expected: "trace, debug, info, notice, warning, error or critical",
             parse: { LogLevel(rawValue: $0.lowercased()) })
         config.drainTimeout = r.duration(top, "drain_timeout", default: config.drainTimeout, minimum: .zero)
+        config.balancer = r.scalar(
+            top, "balancer", default: config.balancer, expected: "round_robin or least_requests",
+            parse: { BalancerChoice(rawValue: $0.lowercased()) })
         config.parser = r.scalar(
             top, "parser", default: config.parser, expected: "fluxgate or llhttp", parse: { RequestParserChoice(rawValue: $0.lowercased()) })
         config.abortOnClientClose = r.bool(top, "abort_on_client_close", default: config.abortOnClientClose)

@@ -13,6 +13,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var workers = 0
     /// The application replicas. Empty with `demo.enabled` means the built-in demo instances.
     public var upstreams: [UpstreamConfig] = []
+    /// How requests are spread over the ready upstreams (`balancer`). Default round_robin.
+    public var balancer = BalancerChoice.roundRobin
     public var healthCheck = HealthCheckConfig()
     public var retry = RetryConfig()
     public var admission = AdmissionConfig()
@@ -60,6 +62,7 @@ public struct GatewayConfig: Sendable, Equatable {
     public func changedSections(from old: GatewayConfig) -> [String] {
         var keys: [String] = []
         if upstreams != old.upstreams { keys.append("upstreams") }
+        if balancer != old.balancer { keys.append("balancer") }
         if healthCheck != old.healthCheck { keys.append("health_check") }
         if retry != old.retry { keys.append("retry") }
         if admission != old.admission { keys.append("admission") }
@@ -471,6 +474,13 @@ public struct AccessLogConfig: Sendable, Equatable {
 /// swift-log's levels, named as in the config file.
 /// `parser`: `fluxgate` (``RequestHeadParser`` reads the client's bytes) or `llhttp`
 /// (NIOHTTP1's decoder reads them first; its output is then read as usual).
+/// `balancer`: smooth weighted round-robin (the default), or `least_requests` — of the
+/// round-robin's next two picks, the one with fewer requests in flight on the event loop.
+public enum BalancerChoice: String, Sendable, CaseIterable {
+    case roundRobin = "round_robin"
+    case leastRequests = "least_requests"
+}
+
 public enum RequestParserChoice: String, Sendable, CaseIterable {
     case fluxgate, llhttp
 }

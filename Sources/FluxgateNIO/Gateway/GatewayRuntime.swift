@@ -84,6 +84,12 @@ final class GatewayRuntime: Sendable {
     /// The upstream for the next request, from the ready ones.
     func pickUpstream(_ routing: inout Routing) -> Int? { router.pick(&routing) }
 
+    /// `balancer: least_requests`, with `load` the requests in flight per upstream (the
+    /// caller's event loop's own count, as Envoy's per-worker balancers).
+    func pickUpstream(_ routing: inout Routing, leastLoaded load: (Int) -> Int) -> Int? {
+        router.pick(&routing, leastLoaded: load)
+    }
+
     /// The next ready upstream to try after a failure.
     func failover(_ routing: inout Routing, after current: Int, tried: [Int]) -> Int? {
         router.failover(&routing, after: current, tried: tried)

@@ -63,6 +63,13 @@ final class UpstreamRouter: Sendable {
         return routing.balancer.pick(value & Int.max)
     }
 
+    /// `balancer: least_requests`: the less loaded of the schedule's next two picks.
+    func pick(_ routing: inout Routing, leastLoaded load: (Int) -> Int) -> Int? {
+        refresh(&routing)
+        let value = ticket.wrappingAdd(1, ordering: .relaxed).oldValue
+        return routing.balancer.pick(value & Int.max, leastLoaded: load)
+    }
+
     /// The next routed upstream to try after `tried` ones failed.
     func failover(_ routing: inout Routing, after current: Int, tried: [Int]) -> Int? {
         refresh(&routing)

@@ -73,7 +73,10 @@ extension ProxyHandler {
         prepareUpstreamHead(exchange)
         exchange.holdsSlot = true
         exchange.lifecycle.admitted(now: now)
-        guard let upstream = runtime.pickUpstream(&routing) else {
+        let picked =
+            settings.leastRequests
+            ? runtime.pickUpstream(&routing) { [stats] in stats.traffic.inFlight($0) } : runtime.pickUpstream(&routing)
+        guard let upstream = picked else {
             // Capacity 0 is refused by admission already; this is the same answer.
             let retryAfter = RetryAfter.seconds(runtime.gate.recoveryEstimate, jitter: pool.nextJitter())
             shed(exchange, .init(reason: .noHealthyUpstream, retryAfterSeconds: retryAfter))
