@@ -38,22 +38,34 @@ extension GatewayServer {
     @discardableResult
     func refreshAddresses(resolve: @Sendable (String, Int) async throws -> SocketAddress) async -> [Int] {
         let settings = runtime.settings
-        var changed: [Int: SocketAddress] = [:]
+        var lookups: [(slot: Int, found: SocketAddress?)] = []
+        var errors: [Int: any Error] = [:]
         for (index, slot) in settings.upstreams.enumerated() where !slot.retired && index < settings.targets.count {
             let endpoint = slot.url.endpoint
             if (try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)) != nil { continue }
             do {
-                let address = try await resolve(endpoint.host, endpoint.port)
-                let recovered = state.withLock { $0.unresolvable.remove(index) != nil }
-                if recovered { logger.notice("upstream name resolves again", metadata: ["upstream": "\(slot.name)"]) }
-                if address != settings.targets[index] { changed[index] = address }
+                lookups.append((index, try await resolve(endpoint.host, endpoint.port)))
             } catch {
-                let first = state.withLock { $0.unresolvable.insert(index).inserted }
-                if first {
-                    logger.warning(
-                        "upstream name does not resolve; keeping its last address",
-                        metadata: ["upstream": "\(slot.name)", "host": "\(endpoint.host)", "address": "\(settings.targets[index].hostPort)", "error": "\(error)"])
-                }
+                lookups.append((index, nil))
+                errors[index] = error
+            }
+        }
+        // What to publish and log is decided by the pure `AddressRefresh`.
+        let events = state.withLock { $0.addressRefresh.round(lookups) { settings.targets[$0] } }
+        var changed: [Int: SocketAddress] = [:]
+        for event in events {
+            switch event {
+            case .moved(let index, let address):
+                changed[index] = address
+            case .stoppedResolving(let index):
+                logger.warning(
+                    "upstream name does not resolve; keeping its last address",
+                    metadata: [
+                        "upstream": "\(settings.upstreams[index].name)", "host": "\(settings.upstreams[index].url.endpoint.host)",
+                        "address": "\(settings.targets[index].hostPort)", "error": "\(errors[index].map { "\($0)" } ?? "-")",
+                    ])
+            case .resolvesAgain(let index):
+                logger.notice("upstream name resolves again", metadata: ["upstream": "\(settings.upstreams[index].name)"])
             }
         }
         guard !changed.isEmpty else { return [] }

@@ -53,9 +53,9 @@ public final class GatewayServer: Service, Sendable {
         var pools: [NIOLoopBound<UpstreamPool>] = []
         var rotations: [RepeatedTask] = []
         var watcher: Task<Void, Never>?
-        /// `dns.refresh`'s lookups, and the slots whose name failed to resolve (logged once).
+        /// `dns.refresh`'s lookups, and what it remembers between rounds (names failing).
         var resolver: Task<Void, Never>?
-        var unresolvable: Set<Int> = []
+        var addressRefresh = AddressRefresh<SocketAddress>()
         var parkWatcher: ParkWatcher?
         var perLoopConnections = 0
     }
