@@ -23,7 +23,7 @@ final class GatewayRuntime: Sendable {
     /// Cluster mode's lease and token keeper (nil on a single gateway).
     let cluster: ClusterAgent?
     /// Retries in progress against `retry.budget_percent` of in-flight.
-    private let retry: Mutex<(budget: RetryBudget, enabled: Bool, onTimeout: Bool)>
+    private let retry: Mutex<(budget: RetryBudget, enabled: Bool)>
     /// Live connection and request objects, for leak checks (``LiveObjects``).
     let live = LiveObjects()
     /// Upgraded connections open now, and reserved by upgrade requests in flight
@@ -70,7 +70,7 @@ final class GatewayRuntime: Sendable {
         self.cluster = config.cluster.enabled ? try clusterLoop.map { try ClusterAgent(config: config, gate: gate, loop: $0, logger: logger) } : nil
         self.health = HealthMonitor(
             names: settings.upstreams.map(\.name), policy: config.healthCheck.policy, router: router, logger: logger)
-        self.retry = Mutex((RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent), config.retry.enabled, config.retry.onTimeout))
+        self.retry = Mutex((RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent), config.retry.enabled))
         self.accessLog = try AccessLog(config: config.accessLog, logger: logger)
         self.spool = Mutex(SpoolBudget(limit: settings.spoolBytes))
     }
@@ -102,10 +102,6 @@ final class GatewayRuntime: Sendable {
     }
 
     var retriesEnabled: Bool { retry.withLock { $0.enabled } }
-
-    /// `retry.enabled` and `retry.on_timeout`: a request whose upstream sent no head in
-    /// time may go to another.
-    var retriesOnTimeout: Bool { retry.withLock { $0.enabled && $0.onTimeout } }
 
     /// Takes a place in the retry budget; false when retries are off or the budget is spent.
     func startRetry() -> Bool {
@@ -176,7 +172,7 @@ final class GatewayRuntime: Sendable {
         let config = settings.config
         retry.withLock {
             $0 = (RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent, active: $0.budget.active),
-                config.retry.enabled, config.retry.onTimeout)
+                config.retry.enabled)
         }
         gate.reconfigure(config: config, now: now)
         health.reconfigure(upstreams: settings.upstreams, policy: config.healthCheck.policy, fresh: assignment.fresh, now: now)

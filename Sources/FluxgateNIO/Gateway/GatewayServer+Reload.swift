@@ -27,11 +27,7 @@ extension GatewayServer {
     /// refuse the whole reload; so does anything invalid. The old configuration then
     /// stays in force.
     public func reload(_ config: GatewayConfig) async -> ReloadOutcome {
-        let busy = reloading.withLock { busy in
-            defer { busy = true }
-            return busy
-        }
-        guard !busy else { return refuse(["a reload is already in progress"], count: false) }
+        guard beginReload() else { return refuse(["a reload is already in progress"], count: false) }
         defer { reloading.withLock { $0 = false } }
         let old = runtime.settings
         let prepared: (GatewaySettings, UpstreamSlots.Assignment)
@@ -45,16 +41,7 @@ extension GatewayServer {
             }
         }
         let (settings, assignment) = prepared
-        let pools = state.withLock { $0.pools }
-        let perLoop = Self.perLoopConnections(config, loops: max(1, pools.count))
-        // Pools learn every slot before the router may pick one.
-        for pool in pools {
-            try? await pool.eventLoop.submit {
-                pool.value.reconfigure(
-                    targets: settings.targets, tls: settings.upstreamTLS, retired: settings.upstreams.map(\.retired), config: config, maxConnections: perLoop)
-            }.get()
-        }
-        runtime.install(settings, assignment, now: MonotonicTime.current)
+        await publish(settings, assignment)
         let limits = Self.makeConnectionLimits(config)
         connectionLimits.withLockedValue {
             $0.maxTotal = limits.maxTotal
@@ -68,6 +55,31 @@ extension GatewayServer {
             "configuration reloaded",
             metadata: ["version": "\(settings.version)", "changes": "\(changes.isEmpty ? "none" : changes.joined(separator: "; "))"])
         return ReloadOutcome(result: "success", version: settings.version, errors: [], changes: changes)
+    }
+
+    /// Takes the reload lock (reloads and address refreshes publish one at a time);
+    /// false when it is held. The caller releases it.
+    func beginReload() -> Bool {
+        reloading.withLock { busy in
+            defer { busy = true }
+            return busy == false
+        }
+    }
+
+    /// Makes `settings` current: every loop's pool learns the slots and addresses first
+    /// (on its loop), so the router never picks a slot a pool does not know; then the
+    /// runtime publishes the settings. Shared by reload and the address refresh.
+    func publish(_ settings: GatewaySettings, _ assignment: UpstreamSlots.Assignment) async {
+        let pools = state.withLock { $0.pools }
+        let perLoop = Self.perLoopConnections(settings.config, loops: max(1, pools.count))
+        for pool in pools {
+            try? await pool.eventLoop.submit {
+                pool.value.reconfigure(
+                    targets: settings.targets, tls: settings.upstreamTLS, retired: settings.upstreams.map(\.retired),
+                    config: settings.config, maxConnections: perLoop)
+            }.get()
+        }
+        runtime.install(settings, assignment, now: MonotonicTime.current)
     }
 
     private func refuse(_ errors: [String], file: String? = nil, count: Bool = true) -> ReloadOutcome {

@@ -68,25 +68,11 @@ extension GatewayServer {
                 logger.notice("upstream name resolves again", metadata: ["upstream": "\(settings.upstreams[index].name)"])
             }
         }
-        guard !changed.isEmpty else { return [] }
-        let busy = reloading.withLock { busy in
-            defer { busy = true }
-            return busy
-        }
-        guard !busy else { return [] }
+        guard !changed.isEmpty, beginReload() else { return [] }
         defer { reloading.withLock { $0 = false } }
         guard runtime.settings === settings else { return [] }
         let next = settings.withAddresses(changed)
-        let pools = state.withLock { $0.pools }
-        let perLoop = Self.perLoopConnections(next.config, loops: max(1, pools.count))
-        for pool in pools {
-            try? await pool.eventLoop.submit {
-                pool.value.reconfigure(
-                    targets: next.targets, tls: next.upstreamTLS, retired: next.upstreams.map(\.retired), config: next.config,
-                    maxConnections: perLoop)
-            }.get()
-        }
-        runtime.install(next, .unchanged(next.upstreams), now: MonotonicTime.current)
+        await publish(next, .unchanged(next.upstreams))
         for index in changed.keys.sorted() {
             logger.notice(
                 "upstream address changed",

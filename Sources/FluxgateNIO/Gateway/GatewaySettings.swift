@@ -33,8 +33,6 @@ final class GatewaySettings: Sendable {
     /// `limits.stream_body_prefixes`: paths whose bodies stream instead of being read ahead.
     let streamBodyPrefixes: [String]
     let maxPipelined: Int
-    /// `balancer: least_requests`.
-    let leastRequests: Bool
     let underscoresInHeaders: Bool
     /// `abort_on_client_close`: a FIN before the answer started ends the exchange.
     let abortOnClientClose: Bool
@@ -84,7 +82,6 @@ final class GatewaySettings: Sendable {
         self.spoolDirectory = config.limits.spoolDirectory
         self.streamBodyPrefixes = config.limits.streamBodyPrefixes
         self.maxPipelined = config.limits.maxPipelined
-        self.leastRequests = config.balancer == .leastRequests
         self.underscoresInHeaders = config.limits.underscoresInHeaders
         self.abortOnClientClose = config.abortOnClientClose
         self.maxHeaderBytes = config.limits.maxHeaderBytes
@@ -122,7 +119,6 @@ final class GatewaySettings: Sendable {
         self.spoolDirectory = other.spoolDirectory
         self.streamBodyPrefixes = other.streamBodyPrefixes
         self.maxPipelined = other.maxPipelined
-        self.leastRequests = other.leastRequests
         self.underscoresInHeaders = other.underscoresInHeaders
         self.abortOnClientClose = other.abortOnClientClose
         self.maxHeaderBytes = other.maxHeaderBytes

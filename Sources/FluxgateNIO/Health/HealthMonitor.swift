@@ -21,8 +21,10 @@ final class HealthMonitor: Sendable {
     private let streaks: [Flag]
     /// Per upstream slot: flips to ready and to not ready, for metrics and tests.
     private let flipCounts: [FlipCount]
-    /// Per upstream slot: failed exchanges by kind (whether or not passive checks are on).
+    /// Per upstream slot and failure kind (at `slot × kinds + kind`): failed exchanges,
+    /// whether or not passive checks are on.
     private let failureCounts: [FailureCount]
+    private static let failureKinds = UpstreamHealth.Failure.Kind.allCases
 
     private final class Flag: Sendable {
         let value = Atomic<Bool>(false)
@@ -34,31 +36,11 @@ final class HealthMonitor: Sendable {
     }
 
     private final class FailureCount: Sendable {
-        let connect = Atomic<Int>(0)
-        let timeout = Atomic<Int>(0)
-        let reset = Atomic<Int>(0)
-        let status5xx = Atomic<Int>(0)
-        let malformed = Atomic<Int>(0)
+        let value = Atomic<Int>(0)
+    }
 
-        func add(_ kind: UpstreamHealth.Failure.Kind) {
-            switch kind {
-            case .connect: connect.wrappingAdd(1, ordering: .relaxed)
-            case .timeout: timeout.wrappingAdd(1, ordering: .relaxed)
-            case .reset: reset.wrappingAdd(1, ordering: .relaxed)
-            case .status5xx: status5xx.wrappingAdd(1, ordering: .relaxed)
-            case .malformed: malformed.wrappingAdd(1, ordering: .relaxed)
-            }
-        }
-
-        func load(_ kind: UpstreamHealth.Failure.Kind) -> Int {
-            switch kind {
-            case .connect: connect.load(ordering: .relaxed)
-            case .timeout: timeout.load(ordering: .relaxed)
-            case .reset: reset.load(ordering: .relaxed)
-            case .status5xx: status5xx.load(ordering: .relaxed)
-            case .malformed: malformed.load(ordering: .relaxed)
-            }
-        }
+    private func failureCount(_ upstream: Int, _ kind: UpstreamHealth.Failure.Kind) -> FailureCount {
+        failureCounts[upstream * Self.failureKinds.count + Self.failureKinds.firstIndex(of: kind)!]
     }
 
     init(names: [String], policy: HealthPolicy, router: UpstreamRouter, logger: Logger) {
@@ -67,7 +49,7 @@ final class HealthMonitor: Sendable {
         self.logger = logger
         self.streaks = (0..<UpstreamSlots.maxSlots).map { _ in Flag() }
         self.flipCounts = (0..<UpstreamSlots.maxSlots).map { _ in FlipCount() }
-        self.failureCounts = (0..<UpstreamSlots.maxSlots).map { _ in FailureCount() }
+        self.failureCounts = (0..<UpstreamSlots.maxSlots * Self.failureKinds.count).map { _ in FailureCount() }
     }
 
     /// A reload: the slots (names, weights, `max_concurrency`, retired ones out), the
@@ -99,8 +81,7 @@ final class HealthMonitor: Sendable {
 
     /// Failed exchanges with `upstream` so far, by kind.
     func failures(_ upstream: Int) -> [UpstreamHealth.Failure.Kind: Int] {
-        let counts = failureCounts[upstream]
-        return Dictionary(uniqueKeysWithValues: UpstreamHealth.Failure.Kind.allCases.map { ($0, counts.load($0)) })
+        Dictionary(uniqueKeysWithValues: Self.failureKinds.map { ($0, failureCount(upstream, $0).value.load(ordering: .relaxed)) })
     }
 
     // MARK: Events
@@ -125,7 +106,7 @@ final class HealthMonitor: Sendable {
     /// An exchange with `upstream` failed: connect failure, reset or timeout before the
     /// response, or a 5xx.
     func exchangeFailed(_ upstream: Int, _ failure: UpstreamHealth.Failure, now: MonotonicTime) {
-        failureCounts[upstream].add(failure.kind)
+        failureCount(upstream, failure.kind).value.wrappingAdd(1, ordering: .relaxed)
         streaks[upstream].value.store(true, ordering: .relaxed)
         update(now: now) { [($0.exchangeFailed(upstream, failure, now: now), upstream)] }
     }

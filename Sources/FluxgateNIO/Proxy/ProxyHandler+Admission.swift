@@ -74,7 +74,7 @@ extension ProxyHandler {
         exchange.holdsSlot = true
         exchange.lifecycle.admitted(now: now)
         let picked =
-            settings.leastRequests
+            settings.config.balancer == .leastRequests
             ? runtime.pickUpstream(&routing) { [stats] in stats.traffic.inFlight($0) } : runtime.pickUpstream(&routing)
         guard let upstream = picked else {
             // Capacity 0 is refused by admission already; this is the same answer.
