@@ -115,13 +115,17 @@ struct ConfigLoaderTests {
         }
     }
 
-    /// `dns.refresh`: 30 s by default, 0s turns it off, anything between is refused.
+    /// `dns.refresh`: 30 s by default, 0s turns it off, anything between is refused;
+    /// `dns.family`: v4_preferred by default, the four names only.
     @Test func dnsRefreshParsesAndIsChecked() throws {
         #expect(GatewayConfig().dns.refresh == .seconds(30))
         #expect(try ConfigLoader.load(yaml: "dns: { refresh: 0s }").dns.refresh == .zero)
         #expect(try ConfigLoader.load(yaml: "dns: { refresh: 5m }").dns.refresh == .seconds(300))
         #expect(try ConfigLoader.load(yaml: "dns: { refresh: 5m }").changedSections(from: GatewayConfig()) == ["dns"])
-        for bad in ["dns: { refresh: 500ms }", "dns: { refresh: soon }", "dns: { refesh: 1s }"] {
+        #expect(GatewayConfig().dns.family == .v4Preferred)
+        #expect(try ConfigLoader.load(yaml: "dns: { family: auto }").dns.family == .auto)
+        #expect(try ConfigLoader.load(yaml: "dns: { family: V6_ONLY }").dns.family == .v6Only)
+        for bad in ["dns: { refresh: 500ms }", "dns: { refresh: soon }", "dns: { refesh: 1s }", "dns: { family: ipv4 }"] {
             do {
                 _ = try ConfigLoader.load(yaml: bad)
                 Issue.record("accepted \(bad)")

@@ -163,10 +163,10 @@ struct HealthEndToEndTests {
             let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
             let server = gateway.gateway
             let lookups = Mutex<[String]>([])
-            @Sendable func pointing(at port: Int) -> @Sendable (String, Int) async throws -> SocketAddress {
+            @Sendable func pointing(at port: Int) -> @Sendable (String, Int) async throws -> [SocketAddress] {
                 { host, _ in
                     lookups.withLock { $0.append(host) }
-                    return try SocketAddress(ipAddress: "127.0.0.1", port: port)
+                    return [try SocketAddress(ipAddress: "127.0.0.1", port: port)]
                 }
             }
             _ = await server.refreshAddresses(resolve: pointing(at: a.port))
@@ -180,6 +180,9 @@ struct HealthEndToEndTests {
             #expect(Set(try await instances(client, 4)) == ["b", "c"])
             // Unchanged: nothing published. Failing: the last address stays.
             #expect(await server.refreshAddresses(resolve: pointing(at: b.port)) == [])
+            // Still listed, though second (rotating records): it stays.
+            let rotated = [try SocketAddress(ipAddress: "127.0.0.1", port: a.port), try SocketAddress(ipAddress: "127.0.0.1", port: b.port)]
+            #expect(await server.refreshAddresses { _, _ in rotated } == [])
             #expect(await server.refreshAddresses { _, _ in throw SocketAddressError.unknown(host: "localhost", port: 0) } == [])
             #expect(server.runtime.settings.version == version + 1)
             #expect(Set(try await instances(client, 4)) == ["b", "c"])

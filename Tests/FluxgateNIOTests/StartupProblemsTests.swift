@@ -26,6 +26,19 @@ struct StartupProblemsTests {
         #expect(StartupProblems.check(config).isEmpty)
     }
 
+    /// `dns.family` on the real resolver: `localhost` has 127.0.0.1 on every machine
+    /// (and `::1` on most, listed first — which made an upstream `http://localhost:PORT`
+    /// on a server listening on 127.0.0.1 unreachable before `v4_preferred`); an IP
+    /// address is used as written whatever the family; no usable address is named.
+    @Test func upstreamNamesResolveByTheFamilyPreference() throws {
+        let v4 = try SocketAddress(ipAddress: "127.0.0.1", port: 80)
+        #expect(try AddressLookup.address("localhost", port: 80, family: .v4Preferred) == v4)
+        #expect(try AddressLookup.candidates("localhost", port: 80, family: .v4Only) == [v4])
+        #expect(try AddressLookup.candidates("::1", port: 80, family: .v4Only) == [try SocketAddress(ipAddress: "::1", port: 80)])
+        let none = AddressLookup.Unresolved(host: "db", reason: AddressFamilyPreference.v6Only.noAddressReason)
+        #expect(StartupProblems.unresolvable("db", none) == "host \"db\" has no IPv6 address (dns.family is v6_only)")
+    }
+
     @Test func aListenerThatCannotOpenIsNamed() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let taken = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()

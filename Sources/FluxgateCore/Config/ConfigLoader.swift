@@ -294,8 +294,11 @@ public enum ConfigLoader {
         config.parser = r.scalar(
             top, "parser", default: config.parser, expected: "fluxgate or llhttp", parse: { RequestParserChoice(rawValue: $0.lowercased()) })
         config.abortOnClientClose = r.bool(top, "abort_on_client_close", default: config.abortOnClientClose)
-        let dns = r.table(top.entries["dns"], path: "dns", known: ["refresh"])
+        let dns = r.table(top.entries["dns"], path: "dns", known: ["refresh", "family"])
         config.dns.refresh = r.duration(dns, "refresh", default: config.dns.refresh, minimum: .zero)
+        config.dns.family = r.scalar(
+            dns, "family", default: config.dns.family, expected: "v4_preferred, auto, v4_only or v6_only",
+            parse: { AddressFamilyPreference(rawValue: $0.lowercased()) })
         if config.dns.refresh != .zero && config.dns.refresh < .seconds(1) {
             r.report("dns.refresh", "must be 0s (off) or at least 1s")
         }

@@ -493,11 +493,17 @@ public enum LogLevel: String, Sendable, CaseIterable {
 /// upstream, and again every `refresh` while running (`dns`): an upstream whose name
 /// comes to point elsewhere (a recreated Service, a moved instance) is followed without
 /// a reload, as Envoy's `STRICT_DNS` clusters and HAProxy's `resolvers` do. One address
-/// per upstream (the first the resolver gives); a lookup that fails keeps the last
-/// address. Upstreams written as IP addresses are never looked up.
+/// per upstream (the best by `family`; it stays while the name still lists it); a
+/// lookup that fails keeps the last address. Upstreams written as IP addresses are
+/// never looked up.
 public struct DNSConfig: Sendable, Equatable {
     /// 0 turns it off (open-source nginx's behaviour). Default 30s.
     public var refresh: Duration = .seconds(30)
+    /// Which of a name's addresses to use: `v4_preferred` (default: an IPv4 address
+    /// when the name has one, so `localhost` means 127.0.0.1 as most servers listen),
+    /// `auto` (the resolver's order, IPv6 first on most systems), `v4_only`, `v6_only`.
+    /// See ``AddressFamilyPreference``.
+    public var family: AddressFamilyPreference = .v4Preferred
     public init() {}
 }
 

@@ -15,30 +15,33 @@ extension GatewayServer {
                 let refresh = runtime.settings.config.dns.refresh
                 do { try await Task.sleep(for: refresh == .zero ? .seconds(1) : refresh) } catch { return }
                 guard runtime.settings.config.dns.refresh != .zero else { continue }
-                await refreshAddresses(resolve: Self.systemResolve)
+                let family = runtime.settings.config.dns.family
+                await refreshAddresses { host, port in try await Self.systemResolve(host, port, family) }
             }
         }
         state.withLock { $0.resolver = task }
     }
 
     /// The C library's resolver (what start and reload use), on NIO's thread pool for
-    /// blocking work so a slow DNS server never holds an event loop or a task thread.
-    @Sendable static func systemResolve(_ host: String, _ port: Int) async throws -> SocketAddress {
-        try await NIOThreadPool.singleton.runIfActive { try SocketAddress.makeAddressResolvingHost(host, port: port) }
+    /// blocking work so a slow DNS server never holds an event loop or a task thread:
+    /// the name's usable addresses, best first (`dns.family`).
+    @Sendable static func systemResolve(_ host: String, _ port: Int, _ family: AddressFamilyPreference) async throws -> [SocketAddress] {
+        try await NIOThreadPool.singleton.runIfActive { try AddressLookup.candidates(host, port: port, family: family) }
     }
 
     /// Looks every named upstream up with `resolve` and, when addresses changed,
     /// publishes the settings with the new ones as the next version — what a reload
     /// does, with nothing else read again: the pools close their idle connections to
     /// the old address (those in use close when their exchange ends) and connect to
-    /// the new one; health state, weights and capacity stay. A failed lookup keeps the
-    /// last address (logged once, until the name resolves again). Upstreams written as
+    /// the new one; health state, weights and capacity stay. An address in force that
+    /// the name still lists stays (rotating DNS records move nothing). A failed lookup
+    /// keeps the last address (logged once, until the name resolves again). Upstreams written as
     /// IP addresses are not looked up. Skipped when a reload is running or ran
     /// meanwhile (its own resolution is newer). Returns the slots whose address changed.
     @discardableResult
-    func refreshAddresses(resolve: @Sendable (String, Int) async throws -> SocketAddress) async -> [Int] {
+    func refreshAddresses(resolve: @Sendable (String, Int) async throws -> [SocketAddress]) async -> [Int] {
         let settings = runtime.settings
-        var lookups: [(slot: Int, found: SocketAddress?)] = []
+        var lookups: [(slot: Int, found: [SocketAddress]?)] = []
         var errors: [Int: any Error] = [:]
         for (index, slot) in settings.upstreams.enumerated() where !slot.retired && index < settings.targets.count {
             let endpoint = slot.url.endpoint

@@ -61,11 +61,13 @@ final class GatewaySettings: Sendable {
         // Addresses of kept slots are not resolved again: a name that stops resolving
         // must not fail a reload that did not touch that upstream.
         self.targets = try upstreams.enumerated().map { index, slot in
-            if let previous, index < previous.upstreams.count, previous.upstreams[index].url == slot.url {
+            if let previous, index < previous.upstreams.count, previous.upstreams[index].url == slot.url,
+                previous.config.dns.family == config.dns.family
+            {
                 return previous.targets[index]
             }
             do {
-                return try SocketAddress.makeAddressResolvingHost(slot.url.endpoint.host, port: slot.url.endpoint.port)
+                return try AddressLookup.address(slot.url.endpoint.host, port: slot.url.endpoint.port, family: config.dns.family)
             } catch {
                 throw ConfigError(
                     path: "upstream \(slot.url)", message: StartupProblems.unresolvable(slot.url.endpoint.host, error))

@@ -47,7 +47,7 @@ public enum StartupProblems {
         for (index, upstream) in config.effectiveUpstreams.enumerated() where resolve {
             let endpoint = upstream.url.endpoint
             do {
-                _ = try SocketAddress.makeAddressResolvingHost(endpoint.host, port: endpoint.port)
+                _ = try AddressLookup.address(endpoint.host, port: endpoint.port, family: config.dns.family)
             } catch {
                 problems.append(
                     ConfigError(
@@ -72,7 +72,8 @@ public enum StartupProblems {
 
     /// The words for a host name that does not resolve (check-config, the start, a reload).
     static func unresolvable(_ host: String, _ error: any Error) -> String {
-        "host \"\(host)\" does not resolve: \(reason(error))"
+        if let unresolved = error as? AddressLookup.Unresolved { return unresolved.description }
+        return "host \"\(host)\" does not resolve: \(reason(error))"
     }
 
     /// An error in words: the system's text for an errno (lowercased, as in a sentence), else the error's own.
