@@ -146,6 +146,12 @@ struct RequestHeadParserTests {
         #expect(parse(text, maxLength: text.utf8.count).0 == .complete)
         // An unfinished head past the limit is refused without waiting for its end.
         #expect(parse("GET / HTTP/1.1\r\nX-Filler: \(filler)", maxLength: 100).0 == .invalid(.tooLarge))
+        // The request line alone past the limit: 414, finished or not.
+        #expect(parse("GET /\(filler) HTTP/1.1\r\nHost: h\r\n\r\n", maxLength: 100).0 == .invalid(.uriTooLong))
+        #expect(parse("GET /\(filler)", maxLength: 100).0 == .invalid(.uriTooLong))
+        #expect(parse("GET /\(filler) HTTP/1.1\r\nHost: h\r\n", maxLength: 100).0 == .invalid(.uriTooLong))
+        // A line that fits with headers that do not: 431.
+        #expect(parse("GET /\(filler) HTTP/1.1\r\nX-Filler: \(filler)\r\n\r\n", maxLength: 300).0 == .invalid(.tooLarge))
     }
 
     /// However the head is cut into reads, resuming gives the same result as parsing it whole.

@@ -132,6 +132,17 @@ struct HandlerTests {
         #expect(!channel.isActive)
     }
 
+    /// A request line longer than the head limit is answered 414 (RFC 9110 §15.5.15),
+    /// as nginx answers one longer than its large header buffer.
+    @Test func anOverlongRequestLineIsAnsweredWith414() throws {
+        let channel = try proxyChannel(maxHeaderBytes: 1024)
+        try channel.writeInbound(ByteBuffer(string: "GET /\(String(repeating: "p", count: 1100)) HTTP/1.1\r\nHost: h\r\n\r\n"))
+        let text = try allOutbound(channel)
+        #expect(text.hasPrefix("HTTP/1.1 414 URI Too Long\r\n"))
+        #expect(text.hasSuffix(#"{"error":"uri_too_long","message":"the request line exceeds limits.max_header_bytes"}"#))
+        #expect(!channel.isActive)
+    }
+
     @Test func declaredBodyOverTheLimitIsAnswered413BeforeAnyUpstreamWork() throws {
         let channel = try proxyChannel()
         try channel.writeInbound(ByteBuffer(string: "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999\r\nX-Request-ID: r-1\r\n\r\n"))

@@ -168,6 +168,9 @@ struct HardeningTests {
                 #expect(outcome.error == nil, "reset: \(outcome.error ?? "")")
                 #expect(outcome.text.hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"))
             }
+            let line = try await exchange("GET /\(big) HTTP/1.1\r\nHost: h\r\n\r\n", gateway)
+            #expect(line.error == nil, "reset: \(line.error ?? "")")
+            #expect(line.text.hasPrefix("HTTP/1.1 414 URI Too Long\r\n"))
             #expect(upstream.raw.isEmpty)
         }
     }

@@ -125,6 +125,7 @@ struct OperationsTests {
             #expect(m["fluxgate_retries_total"] == 1)
             #expect(m[#"fluxgate_requests_refused_total{status="400"}"#] == 1)
             #expect(m[#"fluxgate_requests_refused_total{status="431"}"#] == 0)
+            #expect(m[#"fluxgate_requests_refused_total{status="414"}"#] == 0)
             #expect(m[#"fluxgate_upstream_health_flips_total{upstream="a",to="down"}"#] == 1)
             #expect(m[#"fluxgate_upstream_health_flips_total{upstream="a",to="up"}"#] == 1)
             #expect(m[#"fluxgate_upstream_up{upstream="a"}"#] == 1)

@@ -189,12 +189,16 @@ public enum HeadRefusal: Int, Sendable, CaseIterable {
     case headersTooLarge
     /// Head not complete within `timeouts.client_header` (408).
     case headerTimeout
+    /// Request line alone larger than `limits.max_header_bytes` (414). Last, so the
+    /// positions of the others stay.
+    case uriTooLong
 
     public var status: Int {
         switch self {
         case .badRequest: 400
         case .headersTooLarge: 431
         case .headerTimeout: 408
+        case .uriTooLong: 414
         }
     }
 }

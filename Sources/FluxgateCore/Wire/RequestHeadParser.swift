@@ -22,7 +22,8 @@
 ///   codings — nginx answers those 501), on HTTP/1.0 (RFC 9112 §6.1), or with
 ///   `Content-Length`;                                                       *stricter*
 /// - a `Host` value with bytes a host cannot hold (RFC 3986 §3.2.2);          *stricter*
-/// - a head longer than `maxLength` bytes (answered 431).
+/// - a head longer than `maxLength` bytes: 414 when its request line alone is (RFC 9110
+///   §15.5.15; nginx answers an overlong request line 414 too), else 431.
 ///
 /// Empty lines before the request line are skipped (RFC 9112 §2.2, as llhttp does).
 /// Parsing resumes where the last complete line ended, so a head that arrives a
@@ -39,6 +40,8 @@ public enum RequestHeadParser {
     public enum Refusal: Sendable, Equatable, Error {
         /// Longer than the limit: 431.
         case tooLarge
+        /// The request line alone is longer than the limit: 414.
+        case uriTooLong
         /// More fields than `limits.max_header_count`: 431. Never returned by the parser
         /// (llhttp has no count limit, and the parser refuses exactly what llhttp
         /// refuses); the gateway counts the fields of a parsed head and refuses with it.
@@ -59,12 +62,17 @@ public enum RequestHeadParser {
         let outcome = parseLines(bytes, into: &head)
         switch outcome {
         case .complete:
-            return head.length - head.start > maxLength ? .invalid(.tooLarge) : .complete
+            return head.length - head.start > maxLength ? .invalid(overLimit(head, maxLength)) : .complete
         case .incomplete:
-            return bytes.count - head.start > maxLength ? .invalid(.tooLarge) : .incomplete
+            return bytes.count - head.start > maxLength ? .invalid(overLimit(head, maxLength)) : .incomplete
         case .invalid:
             return outcome
         }
+    }
+
+    /// 414 when the request line alone (as far as it arrived) is past the limit, else 431.
+    private static func overLimit(_ head: RequestHead, _ maxLength: Int) -> Refusal {
+        !head.requestLineDone || head.target.upperBound - head.start > maxLength ? .uriTooLong : .tooLarge
     }
 
     private static func parseLines(_ bytes: UnsafeRawBufferPointer, into head: inout RequestHead) -> Outcome {

@@ -18,6 +18,8 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     case tooManyConnections = "too_many_connections"
     case bodyTooLarge = "body_too_large"
     case headersTooLarge = "headers_too_large"
+    /// The request line alone exceeds `limits.max_header_bytes`.
+    case uriTooLong = "uri_too_long"
     /// More header fields than `limits.max_header_count`.
     case tooManyHeaders = "too_many_headers"
     case upstreamUnavailable = "upstream_unavailable"
@@ -36,6 +38,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .tooManyConnections: .serviceUnavailable
         case .bodyTooLarge: .payloadTooLarge
         case .headersTooLarge, .tooManyHeaders: .requestHeaderFieldsTooLarge
+        case .uriTooLong: .uriTooLong
         case .upstreamUnavailable, .upstreamError: .badGateway
         case .upstreamTimeout: .gatewayTimeout
         case .gatewayOutOfResources: .serviceUnavailable
@@ -54,6 +57,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .tooManyConnections: "too many connections; try again later"
         case .bodyTooLarge: "the request body exceeds limits.max_body_bytes"
         case .headersTooLarge: "the request headers exceed limits.max_header_bytes"
+        case .uriTooLong: "the request line exceeds limits.max_header_bytes"
         case .tooManyHeaders: "the request has more header fields than limits.max_header_count"
         case .upstreamUnavailable: "no upstream accepted the connection"
         case .upstreamError: "the upstream closed the connection or sent an invalid response"

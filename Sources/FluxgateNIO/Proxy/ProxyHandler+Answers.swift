@@ -63,10 +63,16 @@ extension ProxyHandler {
         let kind: GatewayAnswer =
             switch refusal {
             case .tooLarge: .headersTooLarge
+            case .uriTooLong: .uriTooLong
             case .tooManyFields: .tooManyHeaders
             case .malformed: .badRequest
             }
-        let counted: HeadRefusal = kind == .badRequest ? .badRequest : .headersTooLarge
+        let counted: HeadRefusal =
+            switch refusal {
+            case .malformed: .badRequest
+            case .uriTooLong: .uriTooLong
+            case .tooLarge, .tooManyFields: .headersTooLarge
+            }
         switch state {
         case .idle:
             stats.traffic.refused(counted)
