@@ -111,6 +111,13 @@ final class Exchange {
     /// Nothing is lost by sending the request again: it has no body, or its whole body is held.
     var canResend: Bool { bodyHeld || (bodyBytes == 0 && !bodyForwarded && pending.isEmpty) }
 
+    /// What ``RetryRules`` needs to know of this exchange.
+    var retryAttempt: RetryRules.Attempt {
+        RetryRules.Attempt(
+            idempotent: isIdempotent, requestComplete: requestComplete, bodyResendable: canResend,
+            retriedElsewhere: retriedElsewhere, resentOnFreshConnection: retriedStaleConnection)
+    }
+
     /// Before a resend: the held body goes out again from its first byte (the memory
     /// part is still in ``pending``; the spool is rewound).
     func rewindHeldBody() {

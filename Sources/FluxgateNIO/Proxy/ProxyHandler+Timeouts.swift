@@ -99,7 +99,7 @@ extension ProxyHandler: LoopTimerOwner {
     /// response cannot be replaced). Counted by phase when it ends the request.
     func timedOut(_ exchange: Exchange, _ expiry: ExchangeDeadlines.Expiry) {
         let started = exchange.relay.headSent
-        if expiry == .upstreamHeader, !started, exchange.connection != nil, settings.config.retry.onTimeout, claimRetry(exchange) {
+        if expiry == .upstreamHeader, !started, exchange.connection != nil, claimRetry(exchange, after: .noHeadInTime) {
             retryElsewhere(exchange, after: .timeout)
             return
         }

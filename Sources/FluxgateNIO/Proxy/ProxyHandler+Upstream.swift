@@ -113,7 +113,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         let complete: Bool
         do {
             complete = try exchange.relay.receive(
-                buffer, allocator: allocator, scratch: scratch, retry: { status in self.claimRetry(exchange, status: status) }
+                buffer, allocator: allocator, scratch: scratch, retry: { status in self.claimRetry(exchange, after: .status(status)) }
             ) { bytes in
                 exchange.bytesSent += bytes.readableBytes
                 context.write(self.wrapOutboundOut(bytes), promise: nil)
@@ -147,22 +147,20 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         }
     }
 
-    /// Whether a final response with `status` may be dropped and the request sent to
-    /// another upstream instead: a 502/503/504 from the upstream and a retry
-    /// ``claimRetry(_:)`` allows. Fluxgate's own sheds never reach here: they are not
-    /// upstream responses.
-    func claimRetry(_ exchange: Exchange, status: Int) -> Bool {
-        (502...504).contains(status) && claimRetry(exchange)
+    /// Whether the request goes to another upstream after `failure` (docs/ARCHITECTURE.md,
+    /// "Retries"): the pure ``RetryRules`` allow it, the balancer has another upstream
+    /// and the retry budget a place. On true the place is taken and the target chosen
+    /// (``retryElsewhere(_:after:)``).
+    func claimRetry(_ exchange: Exchange, after failure: RetryRules.Failure) -> Bool {
+        RetryRules.next(after: failure, exchange.retryAttempt, onTimeout: settings.config.retry.onTimeout) == .anotherUpstream
+            && claimAnotherUpstream(exchange)
     }
 
-    /// Whether the request may go to another upstream (docs/ARCHITECTURE.md, "Retries"):
-    /// idempotent, with no body or its whole body held (``Exchange/bodyHeld``), fully
-    /// read, not retried before, with another upstream to go to and a place in the retry
-    /// budget. On true the place is taken and the target chosen (``retryElsewhere(_:after:)``).
-    func claimRetry(_ exchange: Exchange) -> Bool {
-        guard exchange.isIdempotent, !exchange.retriedElsewhere, exchange.requestComplete, exchange.canResend,
-            let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried + [exchange.upstream])
-        else { return false }
+    /// Another upstream and a place in the retry budget, for a request the rules let go.
+    func claimAnotherUpstream(_ exchange: Exchange) -> Bool {
+        guard let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried + [exchange.upstream]) else {
+            return false
+        }
         guard runtime.startRetry() else {
             if runtime.retriesEnabled { stats.traffic.retryRefusedByBudget() }
             return false
@@ -172,7 +170,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         return true
     }
 
-    /// A retry was claimed (``claimRetry(_:)``) after `failure` — the upstream's
+    /// A retry was claimed (``claimRetry(_:after:)``) after `failure` — the upstream's
     /// 502/503/504, its connection closed before the response head, or no head within
     /// `upstream_header`: counted against that upstream's
     /// health, its connection closed (its answer is unread or never came; the upstream
@@ -287,24 +285,24 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             closeClient(.cutOff)
             return
         }
-        // A reused keep-alive connection that the upstream closed just as it was picked:
-        // nothing was answered and (without a body, or with it held) nothing is lost by
-        // sending again.
-        if let connection, connection.servedRequests > 0, exchange.canResend, !exchange.retriedStaleConnection,
-            exchange.isIdempotent
-        {
+        // Closed before its head (RetryRules): a reused keep-alive connection that the
+        // upstream closed just as it was picked is resent on a fresh one; on a fresh
+        // connection (or again after the resend) the upstream failed it — another
+        // upstream may answer, as after a 502.
+        let reused = (connection?.servedRequests ?? 0) > 0
+        switch RetryRules.next(after: .closedBeforeHead(reusedConnection: reused), exchange.retryAttempt, onTimeout: settings.config.retry.onTimeout) {
+        case .resendOnFreshConnection:
             exchange.retriedStaleConnection = true
             exchange.deadlines.attemptRestarted()
             exchange.rewindHeldBody()
             exchange.lifecycle.connecting(upstream: exchange.upstream)
             connectFresh(exchange)
             return
-        }
-        // Closed before its head on a fresh connection (or again after the resend): the
-        // upstream failed it — another upstream may answer, as after a 502.
-        if claimRetry(exchange) {
+        case .anotherUpstream where claimAnotherUpstream(exchange):
             retryElsewhere(exchange, after: .reset)
             return
+        case .anotherUpstream, .fail:
+            break
         }
         runtime.health.exchangeFailed(exchange.upstream, .reset, now: now)
         answerForExchange(exchange, .upstreamError)
