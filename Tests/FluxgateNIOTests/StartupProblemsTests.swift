@@ -54,4 +54,34 @@ struct StartupProblemsTests {
         try await taken.close()
         try await group.shutdownGracefully()
     }
+
+    /// A listener given by host name binds the address `dns.family` picks: `localhost`
+    /// is 127.0.0.1 by default (where `/etc/hosts` lists `::1` first, NIO's own lookup
+    /// bound `::1` only, unreachable for a client of 127.0.0.1).
+    @Test func listenersGivenByNameBindTheFamilysAddress() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) {
+            $0.listen = SocketEndpoint(host: "localhost", port: 0)
+            $0.adminListen = SocketEndpoint(host: "localhost", port: 0)
+            $0.healthCheck.enabled = false
+        }
+        let gateway = try GatewayServer(config: config, group: group, logger: .init(label: "test"))
+        let address = try await gateway.start()
+        #expect(address.ipAddress == "127.0.0.1")
+        #expect(gateway.adminAddress?.ipAddress == "127.0.0.1")
+        try await gateway.stop()
+        // The family is the listener's too: with v6_only, `localhost` binds ::1 where the
+        // machine maps it so, and is refused by name where it does not — never 127.0.0.1.
+        var v6 = config
+        v6.dns.family = .v6Only
+        v6.adminListen = SocketEndpoint(host: "127.0.0.1", port: 0)  // an address: the data listener is what is tried
+        let other = try GatewayServer(config: v6, group: group, logger: .init(label: "test"))
+        do {
+            #expect(try await other.start().ipAddress == "::1")
+            try await other.stop()
+        } catch {
+            #expect("\(error)".contains("host \"localhost\" has no IPv6 address (dns.family is v6_only)"), "\(error)")
+        }
+        try await group.shutdownGracefully()
+    }
 }

@@ -156,7 +156,7 @@ public final class GatewayServer: Service, Sendable {
         let scratchByLoop = scratches
         let admin = AdminServer(observability: observability, reload: { [self] in await self.reloadFromSource() }, logger: logger)
         let adminChannel = try await ListenerError.naming("admin_listen \(config.adminListen)") {
-            try await admin.bind(config.adminListen, group: group)
+            try await admin.bind(config.adminListen, group: group, family: config.dns.family)
         }
         let channel: any Channel
         do {
@@ -185,7 +185,9 @@ public final class GatewayServer: Service, Sendable {
                         try self.setUpClientChannel(channel, pools: poolsByLoop, stats: statsByLoop, scratches: scratchByLoop, parked: nil)
                     }
                 }
-                .bind(host: config.listen.host, port: config.listen.port)
+                // A host name binds the address `dns.family` picks (`localhost`: 127.0.0.1
+                // by default), as an upstream's name connects to it.
+                .bind(to: try AddressLookup.address(config.listen.host, port: config.listen.port, family: config.dns.family))
                 .get()
         } catch {
             try? await adminChannel.close()

@@ -52,7 +52,9 @@ final class AdminServer: Sendable {
         self.logger = logger
     }
 
-    func bind(_ endpoint: SocketEndpoint, group: any EventLoopGroup, limits: Limits = Limits()) async throws -> any Channel {
+    func bind(
+        _ endpoint: SocketEndpoint, group: any EventLoopGroup, limits: Limits = Limits(), family: AddressFamilyPreference = .v4Preferred
+    ) async throws -> any Channel {
         let open = NIOLockedValueBox(0)
         let rejection = ByteBuffer(string: "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
         return try await ServerBootstrap(group: group)
@@ -79,7 +81,7 @@ final class AdminServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(AdminHandler(server: self, timeouts: timeouts))
                 }
             }
-            .bind(host: endpoint.host, port: endpoint.port)
+            .bind(to: try AddressLookup.address(endpoint.host, port: endpoint.port, family: family))
             .get()
     }
 
