@@ -38,6 +38,21 @@ struct RetryRulesTests {
         #expect(next(.closedBeforeHead(reusedConnection: true), resent) == .anotherUpstream)  // closed again after the resend
     }
 
+    /// Every final response head is asked about: for a status that cannot lead elsewhere
+    /// the attempt's facts are not even read (the request's hot path).
+    @Test func aStatusThatCannotBeRetriedReadsNothingOfTheAttempt() {
+        var reads = 0
+        func attempt() -> RetryRules.Attempt {
+            reads += 1
+            return Self.get
+        }
+        for status in [200, 204, 304, 404, 500] { #expect(RetryRules.next(after: .status(status), attempt(), onTimeout: true) == .fail) }
+        #expect(RetryRules.next(after: .noHeadInTime, attempt(), onTimeout: false) == .fail)
+        #expect(reads == 0)
+        #expect(RetryRules.next(after: .status(503), attempt(), onTimeout: true) == .anotherUpstream)
+        #expect(reads == 1)
+    }
+
     /// A body that streamed on, or a request still being read, never goes elsewhere, and
     /// a body not held is not resent on a fresh connection either.
     @Test func aBodyNotHeldOrARequestNotReadKeepsItWhereItIs() {

@@ -66,9 +66,9 @@ public struct AdmissionController: Sendable {
         public var targetUtilization: Double
         public var queueTimeout: Duration
         public var discipline: Discipline
-        public var shedAt: [Priority: Double] { didSet { thresholds = Self.byRank(shedAt) } }
-        /// `shedAt` by ``Priority/rank``, read on every arrival: a dictionary lookup
-        /// there (hashing the key) was ~1 % of the gateway's user time in the profile.
+        /// The `shedAt` fractions by ``Priority/rank``, read on every arrival: a
+        /// dictionary lookup there (hashing the key) was ~1 % of the gateway's user time
+        /// in the profile.
         private(set) var thresholds: SIMD4<Double>
         /// Standing-queue rule: the wait a standing queue is held to; zero turns the rule off.
         public var queueDelayTarget: Duration
@@ -83,7 +83,6 @@ public struct AdmissionController: Sendable {
             self.targetUtilization = targetUtilization
             self.queueTimeout = queueTimeout
             self.discipline = discipline
-            self.shedAt = shedAt
             self.thresholds = Self.byRank(shedAt)
             self.queueDelayTarget = queueDelayTarget
             self.queueDelayInterval = queueDelayInterval

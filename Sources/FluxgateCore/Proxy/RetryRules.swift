@@ -58,19 +58,26 @@ public enum RetryRules {
         case fail
     }
 
-    /// - Parameter onTimeout: `retry.on_timeout`.
-    public static func next(after failure: Failure, _ attempt: Attempt, onTimeout: Bool) -> Action {
-        let mayGoElsewhere = attempt.idempotent && attempt.requestComplete && attempt.bodyResendable && !attempt.retriedElsewhere
+    /// - Parameters:
+    ///   - attempt: read only when the failure could lead anywhere but `.fail` — every
+    ///     final response head is asked about, and almost all are not 502-504.
+    ///   - onTimeout: `retry.on_timeout`.
+    public static func next(after failure: Failure, _ attempt: @autoclosure () -> Attempt, onTimeout: Bool) -> Action {
         switch failure {
         case .status(let status):
-            return (502...504).contains(status) && mayGoElsewhere ? .anotherUpstream : .fail
+            return (502...504).contains(status) && mayGoElsewhere(attempt()) ? .anotherUpstream : .fail
         case .noHeadInTime:
-            return onTimeout && mayGoElsewhere ? .anotherUpstream : .fail
+            return onTimeout && mayGoElsewhere(attempt()) ? .anotherUpstream : .fail
         case .closedBeforeHead(let reused):
+            let attempt = attempt()
             if reused && attempt.idempotent && attempt.bodyResendable && !attempt.resentOnFreshConnection {
                 return .resendOnFreshConnection
             }
-            return mayGoElsewhere ? .anotherUpstream : .fail
+            return mayGoElsewhere(attempt) ? .anotherUpstream : .fail
         }
+    }
+
+    private static func mayGoElsewhere(_ attempt: Attempt) -> Bool {
+        attempt.idempotent && attempt.requestComplete && attempt.bodyResendable && !attempt.retriedElsewhere
     }
 }

@@ -60,18 +60,12 @@ extension ProxyHandler {
     func inputRefused(_ refusal: RequestHeadParser.Refusal) {
         inputRefusal = nil
         releaseReceive()
-        let kind: GatewayAnswer =
+        let (kind, counted): (GatewayAnswer, HeadRefusal) =
             switch refusal {
-            case .tooLarge: .headersTooLarge
-            case .uriTooLong: .uriTooLong
-            case .tooManyFields: .tooManyHeaders
-            case .malformed: .badRequest
-            }
-        let counted: HeadRefusal =
-            switch refusal {
-            case .malformed: .badRequest
-            case .uriTooLong: .uriTooLong
-            case .tooLarge, .tooManyFields: .headersTooLarge
+            case .tooLarge: (.headersTooLarge, .headersTooLarge)
+            case .uriTooLong: (.uriTooLong, .uriTooLong)
+            case .tooManyFields: (.tooManyHeaders, .headersTooLarge)
+            case .malformed: (.badRequest, .badRequest)
             }
         switch state {
         case .idle:

@@ -152,8 +152,12 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     /// and the retry budget a place. On true the place is taken and the target chosen
     /// (``retryElsewhere(_:after:)``).
     func claimRetry(_ exchange: Exchange, after failure: RetryRules.Failure) -> Bool {
-        RetryRules.next(after: failure, exchange.retryAttempt, onTimeout: settings.config.retry.onTimeout) == .anotherUpstream
-            && claimAnotherUpstream(exchange)
+        retryAction(exchange, after: failure) == .anotherUpstream && claimAnotherUpstream(exchange)
+    }
+
+    /// ``RetryRules``' answer for `exchange` after `failure`.
+    func retryAction(_ exchange: Exchange, after failure: RetryRules.Failure) -> RetryRules.Action {
+        RetryRules.next(after: failure, exchange.retryAttempt, onTimeout: settings.config.retry.onTimeout)
     }
 
     /// Another upstream and a place in the retry budget, for a request the rules let go.
@@ -290,7 +294,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         // connection (or again after the resend) the upstream failed it — another
         // upstream may answer, as after a 502.
         let reused = (connection?.servedRequests ?? 0) > 0
-        switch RetryRules.next(after: .closedBeforeHead(reusedConnection: reused), exchange.retryAttempt, onTimeout: settings.config.retry.onTimeout) {
+        switch retryAction(exchange, after: .closedBeforeHead(reusedConnection: reused)) {
         case .resendOnFreshConnection:
             exchange.retriedStaleConnection = true
             exchange.deadlines.attemptRestarted()
