@@ -122,6 +122,29 @@ struct HardeningCoreTests {
         #expect(admission.priority(forTarget: "/api/auth//login") == .critical)
     }
 
+    @Test func theByteLevelClimbCheckAgreesWithTheGeneralRule() {
+        let targets = [
+            "/", "/health", "/a/b?x=/../..", "/a#/../..", "/../x", "/a/..", "/a/../..", "/a/./../..", "/%2e%2e/x",
+            "//..", "/.well-known/x", "/a/.", "*", "http://h/../x", "http://h/a", "a/../..", "/\u{64F}/..", "/x/..?",
+        ]
+        for target in targets {
+            let general = RequestTarget.climbsAboveRoot(target)
+            let bytes = Array(target.utf8).withUnsafeBytes { RequestTarget.climbsAboveRoot(bytes: $0) }
+            #expect(bytes == general, "\(target)")
+        }
+        #expect(Array("/../x".utf8).withUnsafeBytes { RequestTarget.climbsAboveRoot(bytes: $0) })
+        #expect(!Array("/a/b?x=/../..".utf8).withUnsafeBytes { RequestTarget.climbsAboveRoot(bytes: $0) })
+        // Random targets over the bytes that matter.
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("/.%2eE?#a".utf8)
+        for _ in 0..<2000 {
+            let length = Int.random(in: 1...10, using: &generator)
+            let bytes = [UInt8(ascii: "/")] + (1..<length).map { _ in alphabet.randomElement(using: &generator)! }
+            let target = String(decoding: bytes, as: UTF8.self)
+            #expect(bytes.withUnsafeBytes { RequestTarget.climbsAboveRoot(bytes: $0) } == RequestTarget.climbsAboveRoot(target), "\(target)")
+        }
+    }
+
     @Test func absoluteFormAuthority() {
         #expect(RequestTarget.absoluteAuthority("http://Example.com:80/x") == "Example.com:80")
         #expect(RequestTarget.absoluteAuthority("HTTPS://h?q") == "h")

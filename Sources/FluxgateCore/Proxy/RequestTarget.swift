@@ -51,6 +51,29 @@ public enum RequestTarget {
         return isPlain(path) ? false : normalizedPath(target) == nil
     }
 
+    /// As above, on the target's bytes as they arrived: an origin-form target whose
+    /// path is plain (the common request) is answered by one scan of raw bytes,
+    /// without the `String` views the general rule walks (1.8 % of the gateway's user
+    /// time under `wrk GET /health` when every request took that path).
+    public static func climbsAboveRoot(bytes target: UnsafeRawBufferPointer) -> Bool {
+        if target.first == UInt8(ascii: "/") {
+            var previous: UInt8 = 0
+            var plain = true
+            for byte in target {
+                if byte == UInt8(ascii: "?") || byte == UInt8(ascii: "#") { break }
+                if byte == UInt8(ascii: "%")
+                    || (previous == UInt8(ascii: "/") && (byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".")))
+                {
+                    plain = false
+                    break
+                }
+                previous = byte
+            }
+            if plain { return false }
+        }
+        return climbsAboveRoot(String(decoding: target, as: UTF8.self))
+    }
+
     /// The normalised path: unreserved characters percent-decoded (RFC 3986 §6.2.2.2),
     /// empty segments merged (nginx's `merge_slashes`), `.` and `..` segments
     /// resolved (§5.2.4). Nil when `..` climbs above the root — nginx answers such a

@@ -217,7 +217,7 @@ extension ProxyHandler {
                 exchange.relay.upgradeAllowed = true
             }
         }
-        if let refusal = refusal(exchange, facts: facts, http10: http10) {
+        if let refusal = refusal(exchange, facts: facts, http10: http10, target: UnsafeRawBufferPointer(rebasing: bytes[head.target])) {
             exchange.relay.closeAfterResponse()
             answerForExchange(exchange, refusal)
             return
@@ -320,7 +320,7 @@ extension ProxyHandler {
     }
 
     /// Requests refused before admission, on their head alone (docs/SECURITY.md).
-    func refusal(_ exchange: Exchange, facts: RequestSerializer.Facts, http10: Bool) -> GatewayAnswer? {
+    func refusal(_ exchange: Exchange, facts: RequestSerializer.Facts, http10: Bool, target: UnsafeRawBufferPointer) -> GatewayAnswer? {
         if exchange.method == .CONNECT { return .methodNotAllowed }
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0, and the
         // authority of an absolute-form target wins — they must agree.
@@ -330,7 +330,7 @@ extension ProxyHandler {
         {
             return .badHost
         }
-        if RequestTarget.climbsAboveRoot(exchange.target) { return .badPath }
+        if RequestTarget.climbsAboveRoot(bytes: target) { return .badPath }
         return nil
     }
 
