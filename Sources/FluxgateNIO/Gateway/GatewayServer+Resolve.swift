@@ -71,8 +71,12 @@ extension GatewayServer {
                 logger.notice("upstream name resolves again", metadata: ["upstream": "\(settings.upstreams[index].name)"])
             }
         }
-        guard !changed.isEmpty, beginReload() else { return [] }
-        defer { reloading.withLock { $0 = false } }
+        guard !changed.isEmpty else { return [] }
+        return await holdingReloadLock { await publishAddresses(changed, over: settings) } ?? []
+    }
+
+    /// Publishes the moved addresses, unless a reload replaced `settings` meanwhile.
+    private func publishAddresses(_ changed: [Int: SocketAddress], over settings: GatewaySettings) async -> [Int] {
         guard runtime.settings === settings else { return [] }
         let next = settings.withAddresses(changed)
         await publish(next, .unchanged(next.upstreams))
