@@ -107,10 +107,12 @@ if os.path.exists(log):
             lines = f.read().splitlines()
         if len(lines) >= answered: break
         time.sleep(0.1)
-    durations = sorted(float(e["duration_ms"]) for e in map(json.loads, lines) if str(e.get("status")).startswith("2"))
-    if durations:
-        pick = lambda q: durations[min(len(durations) - 1, int(q * len(durations)))]
-        gateway = f"  {pick(0.50):8.1f} / {pick(0.99):.1f}"
+    admitted = [e for e in map(json.loads, lines) if str(e.get("status")).startswith("2")]
+    if admitted:
+        def pick(key, q):
+            values = sorted(float(e[key]) for e in admitted)
+            return values[min(len(values) - 1, int(q * len(values)))]
+        gateway = f"  {pick('duration_ms', 0.50):8.1f} / {pick('duration_ms', 0.99):.1f}, queue wait p99 {pick('queue_wait_ms', 0.99):.1f}"
 print(f"{name:9} {int(rate):7} {count('good_responses')/run:9.0f} {count('shed_responses')/run:9.0f} {count('failed_responses'):10} "
       f"{t.get('p(50)', float('nan')):8.1f} {t.get('p(99)', float('nan')):8.1f} {cpu_text:>8} {count('dropped_iterations')/run:9.0f}{gateway}")
 PY
