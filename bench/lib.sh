@@ -86,14 +86,14 @@ C
 }
 
 # One measured run of the CPU-per-request scripts: warms the keep-alive pools, runs
-# `wrk -t1 -c64 GET /health` on CPU 0 for DUR seconds against PORT, and prints the
+# `wrk -t1 -cCONNS GET /health` (CONNS: 64 unless set) on CPU 0 for DUR seconds against PORT, and prints the
 # requests, their rate and the user, system and total CPU per request of process PID
 # (its /proc/PID/stat ticks over the run).
 bench_cpu_round() {  # ROUND NAME PORT PID DUR
   local u0 s0 u1 s1 requests
-  taskset -c 0 wrk -t1 -c64 -d1s "http://127.0.0.1:$3/health" >/dev/null
+  taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d1s "http://127.0.0.1:$3/health" >/dev/null
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$4/stat")
-  requests=$(taskset -c 0 wrk -t1 -c64 -d"$5s" "http://127.0.0.1:$3/health" | awk '/requests in/{print $1}' | tr -d ,)
+  requests=$(taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d"$5s" "http://127.0.0.1:$3/health" | awk '/requests in/{print $1}' | tr -d ,)
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$4/stat")
   python3 - "$1" "$2" "$requests" $((u1 - u0)) $((s1 - s0)) "$(getconf CLK_TCK)" "$5" <<'PY'
 import sys

@@ -8,7 +8,7 @@
 # keep-alive relay SwiftNIO allows — no parsing, no admission, one upstream connection
 # per client — so the gap between it and nginx is NIO's and the gap between it and
 # Fluxgate is the gateway's own work.
-# Needs nginx-light and wrk (apt). Env: DUR (5), ROUNDS (3).
+# Needs nginx-light and wrk (apt). Env: DUR (5), ROUNDS (3), CONNS (64: wrk's connections).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}
@@ -32,7 +32,7 @@ taskset -c 1 .build/release/fluxgate-relay-floor 18773 19771 >"$W/relay.log" 2>&
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
 bench_wait upstream 19771; bench_wait nginx 18771; bench_wait fluxgate 18772; bench_wait relay 18773
 nginx_worker=$(pgrep -P "$(cat "$W/proxy.pid")" | head -1)
-echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t1 -c64 -d${DUR}s GET /health; CPU per request of the proxy process"
+echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t1 -c${CONNS:-64} -d${DUR}s GET /health; CPU per request of the proxy process"
 for round in $(seq "$ROUNDS"); do
   for target in nginx:18771:$nginx_worker relay:18773:$relay_pid fluxgate:18772:$fluxgate_pid; do
     IFS=: read -r name port pid <<<"$target"
