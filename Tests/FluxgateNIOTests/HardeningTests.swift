@@ -391,6 +391,26 @@ struct HardeningTests {
         }
     }
 
+    /// A dual-stack listener (`[::]`) sees an IPv4 client as `::ffff:127.0.0.1`; the
+    /// gateway forwards and keys it as 127.0.0.1, the form the same client has on an
+    /// IPv4 listener (as Envoy's `ipv4_compat` listeners do).
+    @Test func anIPv4ClientOfADualStackListenerIsShownByItsIPv4Address() async throws {
+        #expect(try SocketAddress(ipAddress: "::ffff:10.1.2.3", port: 1).clientIP == "10.1.2.3")
+        #expect(try SocketAddress(ipAddress: "10.1.2.3", port: 1).clientIP == "10.1.2.3")
+        #expect(try SocketAddress(ipAddress: "::1", port: 1).clientIP == "::1")
+        #expect(try SocketAddress(ipAddress: "2001:db8::ffff:a01:203", port: 1).clientIP == "2001:db8::ffff:a01:203")
+        #expect(try SocketAddress(ipAddress: "::ffff:0:10.1.2.3", port: 1).clientIP != "10.1.2.3", "IPv4-translated, not mapped")
+        try await run(adjust: { $0.listen = SocketEndpoint(host: "::", port: 0) }) { upstream, gateway in
+            let port = try #require(gateway.address.port)
+            let outcome = try await RawClient.exchange(
+                "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: try SocketAddress(ipAddress: "127.0.0.1", port: port),
+                group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(upstream.raw.lowercased().contains("x-forwarded-for: 127.0.0.1\r\n"), "\(upstream.raw)")
+            #expect(!upstream.raw.contains("::ffff:"))
+        }
+    }
+
     @Test func underscoresPassWhenAllowedAndTrustedProxiesKeepTheChain() async throws {
         try await run(adjust: {
             $0.limits.underscoresInHeaders = true

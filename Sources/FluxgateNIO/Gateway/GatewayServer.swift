@@ -257,7 +257,7 @@ public final class GatewayServer: Service, Sendable {
             value: CompactRecvAllocator(initial: 256, scratch: scratch, ceiling: settings.serverTLS == nil ? Int(CompactRecvAllocator.maximum) : ProxyHandler.tlsChunk))
         let config = settings.config
         let sync = channel.pipeline.syncOperations
-        let address = parked?.address ?? channel.remoteAddress?.ipAddress ?? "unknown"
+        let address = parked?.address ?? channel.remoteAddress?.clientIP ?? "unknown"
         if parked == nil, let refusal = openCounted(address: address, lot: scratch.parking, stats: stats) {
             stats.traffic.connectionRefused(perClient: refusal == .perClient)
             // A plain-text answer means nothing on a TLS listener: there it is a close.

@@ -203,7 +203,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if connectionLimits == nil, let ip = context.channel.remoteAddress?.ipAddress { clientAddress = ip }
+        if connectionLimits == nil, let ip = context.channel.remoteAddress?.clientIP { clientAddress = ip }
         connectionOpened()
         context.fireChannelActive()
     }
