@@ -152,7 +152,7 @@ measure() {  # $1 port, $2 connections, $3 path, rest: wrk options
   local run=(taskset -c 0 wrk -t1)
   if [ -n "${TWO:-}" ]; then
     # The two-worker row: the same labels, the two-worker processes, wrk with two threads unpinned.
-    case $port in 18601) port=18611 ;; 18602) port=18612 ;; 18603) port=18613 ;; esac
+    case $port in 18601) port=18611 ;; 18602) port=18612 ;; 18603) port=18613 ;; 18607) port=18614 ;; esac
     run=(wrk -t2)
   fi
   "${run[@]}" -c"$conns" -d"${DUR}s" --timeout 10s --latency "$@" "http://127.0.0.1:$port$path" 2>&1 | awk '
@@ -207,8 +207,14 @@ for r in $ROWS; do
       nginx -c "$W/nginx2.conf" -e "$W/nginx2.err" & pids+=($!)
       haproxy -f "$W/haproxy2.cfg" -q & pids+=($!)
       "$BIN" --config "$W/fluxgate2.yaml" >"$W/fluxgate2.log" 2>&1 & pids+=($!)
-      for target in nginx:18611 haproxy:18612 fluxgate:18613; do bench_wait "${target%%:*}" "${target#*:}"; done
+      two_ports=(nginx:18611 haproxy:18612 fluxgate:18613)
       saved_ports=("${ports[@]}"); ports=(nginx:18601 haproxy:18602 fluxgate:18603)
+      if [ -n "${FLUXGATE_B:-}" ]; then
+        fluxgate_config 18614 "{ enabled: false }" "${FLUXGATE_B_YAML:-}" | sed 's/^workers: 1/workers: 2/' >"$W/fluxgate-b2.yaml"
+        "$FLUXGATE_B" --config "$W/fluxgate-b2.yaml" >"$W/fluxgate-b2.log" 2>&1 & pids+=($!)
+        two_ports+=(fluxgate-b:18614); ports+=(fluxgate-b:18607)
+      fi
+      for target in "${two_ports[@]}"; do bench_wait "${target%%:*}" "${target#*:}"; done
       TWO=1 row two-256 256 /health
       ports=("${saved_ports[@]}") ;;
     shed)
