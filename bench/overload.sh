@@ -107,7 +107,10 @@ if os.path.exists(log):
             lines = f.read().splitlines()
         if len(lines) >= answered: break
         time.sleep(0.1)
-    admitted = [e for e in map(json.loads, lines) if str(e.get("status")).startswith("2")]
+    def entry(line):
+        try: return json.loads(line)
+        except ValueError: return {}  # a line still being written
+    admitted = [e for e in map(entry, lines) if str(e.get("status")).startswith("2")]
     if admitted:
         def pick(key, q):
             values = sorted(float(e[key]) for e in admitted)
