@@ -86,9 +86,18 @@ struct ConnectionLifetimeTests {
         try await Self.waitUntil("client-side objects released after \(scenario)", gateway.liveObjects) {
             $0.clientHandlers == 0 && $0.exchanges == 0
         }
-        // One end per exchange: no path ends one twice or never.
-        let outcomes = await gateway.observability.read().traffic.outcomes
-        #expect(outcomes.total == gateway.liveObjects.totalExchanges, "\(outcomes)")
+        // One end per exchange: no path ends one twice or never. Read until the two agree
+        // with nothing alive: a connection the client reset may still sit in the gateway's
+        // accept queue when every client task has returned, and be accepted, make its
+        // exchange and end it only then (seen once in CI: 239 ends of 240 exchanges, read
+        // between that exchange's start and its end). An exchange that never ends still
+        // fails here, after the wait.
+        var outcomes = await gateway.observability.read().traffic.outcomes
+        try await eventuallyAsync("every exchange ended once: \(outcomes), \(gateway.liveObjects.totalExchanges) made") {
+            outcomes = await gateway.observability.read().traffic.outcomes
+            let live = gateway.liveObjects.counts
+            return live.clientHandlers == 0 && live.exchanges == 0 && outcomes.total == gateway.liveObjects.totalExchanges
+        }
         switch scenario {
         case .proxiedKeepAlive, .proxiedClose: #expect(outcomes.proxied == Self.connectionsPerScenario)
         case .pipelined: #expect(outcomes.proxied == 3 * Self.connectionsPerScenario)
