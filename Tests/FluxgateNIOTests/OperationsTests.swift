@@ -1,5 +1,6 @@
 import FluxgateCore
 import FluxgateTestSupport
+import Logging
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -177,13 +178,39 @@ struct OperationsTests {
         #expect(third["status"] == "499" && third["outcome"] == "client_gone" && third["path"] == "/hold")
     }
 
-    @Test func logfmtQuotesWhatNeedsQuoting() {
-        #expect(AccessLogHandler.logfmtValue("/a?b=c") == #""/a?b=c""#)
-        #expect(AccessLogHandler.logfmtValue("/plain") == "/plain")
-        #expect(AccessLogHandler.logfmtValue("") == #""""#)
-        #expect(AccessLogHandler.jsonString("a\"b\\\n\u{1}") == #""a\"b\\\n\u0001""#)
-        #expect(AccessLog.milliseconds(.microseconds(1_234_567)) == "1234.567")
-        #expect(AccessLog.milliseconds(.microseconds(5)) == "0.005")
+    /// The writer thread: a line is out within the flush interval (here `0`: at once),
+    /// 64 KiB waiting are written without waiting for the interval, a reopen (rotation)
+    /// sends what ended before it to the old file and the rest to the new one, and
+    /// shutdown writes everything left.
+    @Test func accessLogWriterBatchesAndRotates() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-writer-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let first = directory.appendingPathComponent("a.log").path
+        let second = directory.appendingPathComponent("b.log").path
+        func size(_ path: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
+        let writer = LineWriter(errorLogger: Logger(label: "test"))
+        writer.setFlushInterval(.zero)
+        writer.open(path: first)
+        writer.append { $0.append(contentsOf: "one\n".utf8) }
+        try await eventually("a line written at once with flush_interval 0") { size(first) == 4 }
+        // An interval longer than the test: only the 64 KiB threshold can write these.
+        writer.setFlushInterval(.seconds(60))
+        let line = Array(repeating: UInt8(ascii: "x"), count: 1023) + [UInt8(ascii: "\n")]
+        // Twice the threshold: the writer, woken by the interval's change, may take a
+        // first part before the threshold is reached; what follows still reaches it.
+        for _ in 0..<(2 * LineWriter.flushBytes / line.count) { writer.append { $0.append(contentsOf: line) } }
+        try await eventually("64 KiB written before the interval") { size(first) >= 4 + LineWriter.flushBytes }
+        writer.append { $0.append(contentsOf: "before\n".utf8) }
+        writer.open(path: second)
+        writer.append { $0.append(contentsOf: "after\n".utf8) }
+        await writer.shutdown()
+        let old = try String(contentsOfFile: first, encoding: .utf8)
+        let new = (try? String(contentsOfFile: second, encoding: .utf8)) ?? ""
+        #expect(old.hasSuffix("before\n") || old.hasSuffix("before\nafter\n"))
+        #expect(old.hasPrefix("one\n") && (old + new).hasSuffix("before\nafter\n"))
+        #expect(new == "" || new == "after\n")
+        #expect(writer.dropped == 0)
     }
 
     // MARK: Reload

@@ -273,7 +273,7 @@ public enum ConfigLoader {
         config.pool.maxConnections = r.int(pool, "max_connections", default: config.pool.maxConnections, range: 0...10_000_000)
         config.pool.idleTimeout = r.duration(pool, "idle_timeout", default: config.pool.idleTimeout)
 
-        let accessLog = r.table(top.entries["access_log"], path: "access_log", known: ["enabled", "format", "sample", "path"])
+        let accessLog = r.table(top.entries["access_log"], path: "access_log", known: ["enabled", "format", "sample", "path", "flush_interval"])
         config.accessLog.enabled = r.bool(accessLog, "enabled", default: config.accessLog.enabled)
         config.accessLog.format = r.scalar(
             accessLog, "format", default: config.accessLog.format, expected: "logfmt or json",
@@ -284,6 +284,8 @@ public enum ConfigLoader {
         config.accessLog.path = r.string(accessLog, "path", default: config.accessLog.path) {
             $0.isEmpty ? "must be - (standard output) or a file path" : nil
         }
+        config.accessLog.flushInterval = r.duration(
+            accessLog, "flush_interval", default: config.accessLog.flushInterval, minimum: .zero, maximum: .seconds(60))
         config.logLevel = r.scalar(
             top, "log_level", default: config.logLevel, expected: "trace, debug, info, notice, warning, error or critical",
             parse: { LogLevel(rawValue: $0.lowercased()) })

@@ -1,26 +1,44 @@
 /// JSON string escaping for hand-assembled JSON (RFC 8259 §7): the demo's answers and
-/// the access log's JSON lines. Control characters (and DEL, which a terminal would
-/// act on) become `\u00XX`.
+/// the access log's JSON lines. `"`, `\`, `\n`, `\r`, `\t` are escaped by name, other
+/// control characters and DEL (which a terminal would act on) as `\u00XX`; every other
+/// byte of the UTF-8 text is kept as it is (those of multi-byte characters are ≥ 0x80).
 public enum JSONText {
     public static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let c where c.value < 0x20 || c.value == 0x7F:
-                let hex = String(c.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + 2)
+        Array(text.utf8).withUnsafeBytes { appendQuoted($0, into: &out) }
+        return String(decoding: out.dropFirst().dropLast(), as: UTF8.self)
     }
 
     /// `text` as a JSON string literal, quotes included.
     public static func quote(_ text: String) -> String { "\"\(escape(text))\"" }
+
+    /// Appends UTF-8 `bytes` as a JSON string literal, quotes included.
+    public static func appendQuoted(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        func hex(_ nibble: UInt8) -> UInt8 { nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10 }
+        out.append(UInt8(ascii: "\""))
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(byte)
+            case UInt8(ascii: "\n"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\t"):
+                out.append(UInt8(ascii: "\\"))
+                out.append(UInt8(ascii: "t"))
+            case 0..<0x20, 0x7F:
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                out.append(hex(byte >> 4))
+                out.append(hex(byte & 0xF))
+            default:
+                out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
 }

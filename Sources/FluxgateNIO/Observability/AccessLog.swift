@@ -5,6 +5,7 @@ import Darwin
 #endif
 import FluxgateCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -12,14 +13,17 @@ import Synchronization
 /// One line per request (`access_log`), through swift-log.
 ///
 /// The exchange's single end calls ``log(_:exchange:client:upstream:)`` when the log is
-/// on and the request is sampled; the line is a swift-log event whose handler
-/// (``AccessLogHandler``) formats it as logfmt or JSON on the event loop and hands the
-/// bytes to a ``LineWriter``, which writes them from its own thread. A slow or blocked
-/// output (a full pipe, a slow disk) never blocks the event loop: the writer buffers up
-/// to ``LineWriter/maxPending`` bytes and then drops lines, counting them
+/// on and the request is sampled; the line is a swift-log event carrying one
+/// ``AccessRecord``, whose handler (``AccessLogHandler``) writes it as logfmt or JSON
+/// straight into the ``LineWriter``'s buffer on the event loop. The writer thread
+/// writes the buffer out every `access_log.flush_interval` (1 s, as Envoy's access log
+/// files; `0s`: every line as soon as it ends) or as soon as 64 KiB are waiting. A slow
+/// or blocked output (a full pipe, a slow disk) never blocks the event loop: the writer
+/// buffers up to ``LineWriter/maxPending`` bytes and then drops lines, counting them
 /// (`fluxgate_access_log_dropped_total`).
 ///
-/// Off (the default), the data path pays one relaxed atomic load per request.
+/// Off (the default), the data path pays one relaxed atomic load per request; on, about
+/// a microsecond per line (docs/PERFORMANCE.md, "The access log").
 final class AccessLog: Sendable {
     private let enabled = Atomic<Bool>(false)
     /// The sampling fraction's bits (a `Double`).
@@ -28,7 +32,7 @@ final class AccessLog: Sendable {
     private let logger: Logger
 
     init(config: AccessLogConfig, logger: Logger) throws {
-        self.sink = AccessLogSink(format: config.format, writer: LineWriter(errorLogger: logger))
+        self.sink = AccessLogSink(writer: LineWriter(errorLogger: logger))
         let sink = self.sink
         var access = Logger(label: "fluxgate.access") { _ in AccessLogHandler(sink: sink) }
         access.logLevel = .info
@@ -43,52 +47,44 @@ final class AccessLog: Sendable {
 
     var dropped: Int { sink.writer.dropped }
 
-    /// A reload: switch, fraction, format and output take effect for the next line; a
-    /// file output is reopened (log rotation: move the file, then reload).
+    /// A reload: switch, fraction, format, flush interval and output take effect for the
+    /// next line; a file output is reopened (log rotation: move the file, then reload) —
+    /// lines that ended before the reload go to the old one.
     func reconfigure(_ config: AccessLogConfig) {
-        sink.format.withLock { $0 = config.format }
+        sink.json.store(config.format == .json, ordering: .relaxed)
+        sink.writer.setFlushInterval(config.flushInterval)
         if config.enabled { sink.writer.open(path: config.path) }
         sample.store(config.sample.bitPattern, ordering: .relaxed)
         enabled.store(config.enabled, ordering: .relaxed)
     }
 
     func log(_ outcome: ExchangeLifecycle.Outcome, exchange: Exchange, client: String, upstream: String?) {
-        var metadata: Logger.Metadata = [
-            "client": .string(client),
-            "method": .string(exchange.method.name),
-            "path": .string(exchange.target),
-            "bytes": .stringConvertible(exchange.bytesSent),
-            "duration_ms": .string(Self.milliseconds(outcome.total)),
-            "queue_wait_ms": .string(Self.milliseconds(outcome.queueWait)),
-            "request_id": .string(exchange.requestID.description),
-            "outcome": .string(TrafficStats.ends[TrafficStats.endIndex(outcome.end)]),
-        ]
+        let status: AccessRecord.Status
+        var shedReason: String?
         switch outcome.end {
-        case .proxied(let status), .gatewayAnswer(let status): metadata["status"] = .stringConvertible(status)
+        case .proxied(let code), .gatewayAnswer(let code): status = .code(code)
         case .shed(let reason):
-            metadata["status"] = .stringConvertible(reason.status)
-            metadata["shed_reason"] = .string(reason.rawValue)
+            status = .code(reason.status)
+            shedReason = reason.rawValue
         case .cutOff, .clientGone:
             // As nginx logs them: the status the client was sent, when its head went
             // out; 499 for a client that left before any answer; `-` for a response
             // cut off before its head (the gateway never sent one).
-            if exchange.relay.headSent, let status = exchange.relay.status {
-                metadata["status"] = .stringConvertible(status)
+            if exchange.relay.headSent, let code = exchange.relay.status {
+                status = .code(code)
             } else {
-                metadata["status"] = .string(outcome.end == .clientGone ? "499" : "-")
+                status = outcome.end == .clientGone ? .code(499) : .none
             }
         }
-        if let upstream { metadata["upstream"] = .string(upstream) }
-        if outcome.retries > 0 { metadata["retries"] = .stringConvertible(outcome.retries) }
-        logger.info("request", metadata: metadata)
-    }
-
-    /// Milliseconds with microsecond resolution, e.g. `0.412`.
-    static func milliseconds(_ duration: Duration) -> String {
-        let micros = max(0, duration.nanosecondsClamped / 1000)
-        let fraction = micros % 1000
-        let padded = fraction < 10 ? "00\(fraction)" : fraction < 100 ? "0\(fraction)" : "\(fraction)"
-        return "\(micros / 1000).\(padded)"
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let record = AccessRecord(
+            unixMillis: Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000,
+            client: client, method: exchange.method.name, path: exchange.target, status: status, upstream: upstream,
+            bytes: exchange.bytesSent, durationMicros: outcome.total.nanosecondsClamped / 1000,
+            queueWaitMicros: outcome.queueWait.nanosecondsClamped / 1000, shedReason: shedReason, retries: outcome.retries,
+            outcome: TrafficStats.ends[TrafficStats.endIndex(outcome.end)], requestID: exchange.requestID)
+        logger.info("request", metadata: [AccessLogHandler.recordKey: .stringConvertible(record)])
     }
 
     /// Writes what is buffered and stops the writer thread.
@@ -99,21 +95,20 @@ final class AccessLog: Sendable {
 
 /// What the handler needs, shared with ``AccessLog`` so a reload reaches it.
 final class AccessLogSink: Sendable {
-    let format: Mutex<AccessLogConfig.Format>
+    /// `access_log.format` is `json` (else logfmt).
+    let json = Atomic<Bool>(false)
     let writer: LineWriter
 
-    init(format: AccessLogConfig.Format, writer: LineWriter) {
-        self.format = Mutex(format)
+    init(writer: LineWriter) {
         self.writer = writer
     }
 }
 
-/// swift-log handler for access lines: fixed field order, logfmt or JSON, one line each.
+/// swift-log handler for access lines: an event carrying an ``AccessRecord`` is
+/// written in the record's fixed field order; any other event (nothing else logs
+/// through this logger) as its message and metadata, keys sorted, in the same format.
 struct AccessLogHandler: LogHandler {
-    static let order = [
-        "time", "client", "method", "path", "status", "upstream", "bytes", "duration_ms", "queue_wait_ms", "shed_reason",
-        "retries", "outcome", "request_id",
-    ]
+    static let recordKey = "access"
     let sink: AccessLogSink
     var metadata: Logger.Metadata = [:]
     var metadataProvider: Logger.MetadataProvider?
@@ -125,66 +120,51 @@ struct AccessLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
+        let json = sink.json.load(ordering: .relaxed)
+        if metadata.isEmpty, let fields = event.metadata, fields.count == 1,
+            case .stringConvertible(let value)? = fields[Self.recordKey], let record = value as? AccessRecord
+        {
+            sink.writer.append { record.write(json: json, into: &$0) }
+            return
+        }
         var fields = metadata
         if let extra = event.metadata { fields.merge(extra) { $1 } }
-        fields["time"] = .string(Self.timestamp())
-        let json = sink.format.withLock { $0 } == .json
-        var line = json ? "{" : ""
-        var first = true
-        func add(_ key: String, _ value: Logger.Metadata.Value) {
-            let text = "\(value)"
-            if json {
-                line += "\(first ? "" : ",")\"\(key)\":\(Self.jsonString(text))"
-            } else {
-                line += "\(first ? "" : " ")\(key)=\(Self.logfmtValue(text))"
-            }
-            first = false
+        let message = "\(event.message)"
+        sink.writer.append { out in
+            var line = AccessLineWriter(json: json)
+            if json { out.append(UInt8(ascii: "{")) }
+            line.field("message", message, into: &out)
+            for key in fields.keys.sorted() { line.field(named: key, "\(fields[key]!)", into: &out) }
+            if json { out.append(UInt8(ascii: "}")) }
+            out.append(UInt8(ascii: "\n"))
         }
-        for key in Self.order { if let value = fields[key] { add(key, value) } }
-        for key in fields.keys.sorted() where !Self.order.contains(key) { add(key, fields[key]!) }
-        line += json ? "}\n" : "\n"
-        sink.writer.append(line)
     }
-
-    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-30T13:51:30.123Z`.
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let millis = Int(now.tv_nsec) / 1_000_000
-        let ms = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
-    }
-
-    /// logfmt: bare when it is safe, else quoted with `"` and `\` escaped.
-    static func logfmtValue(_ text: String) -> String {
-        if !text.isEmpty, !text.utf8.contains(where: { $0 <= 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "\\") || $0 >= 0x7F }) {
-            return text
-        }
-        return jsonString(text)
-    }
-
-    /// A JSON string literal (also valid logfmt quoting).
-    static func jsonString(_ text: String) -> String { JSONText.quote(text) }
 }
 
 /// Buffers lines and writes them to standard output or a file from one background
-/// thread (an `NIOThreadPool` of one), in order. Appending never blocks on I/O.
+/// thread, in order, every flush interval or as soon as ``flushBytes`` are waiting —
+/// one `write` per batch instead of one wake-up of the thread and one `write` per line,
+/// which cost more CPU than proxying the request (docs/PERFORMANCE.md, "The access
+/// log"). Appending never blocks on I/O.
 final class LineWriter: Sendable {
     /// Buffered bytes beyond which lines are dropped rather than held.
     static let maxPending = 8 << 20
+    /// Buffered bytes that wake the writer before its interval ends (Envoy's 64 KiB).
+    static let flushBytes = 64 << 10
     private struct State {
         var pending: [UInt8] = []
-        var flushing = false
+        /// The writer was woken for what is pending and has not taken it yet.
+        var signalled = false
         var dropped = 0
         var fd: Int32 = -1
-        var path: String?
+        /// A file to open (or `-`) before the next write.
+        var reopen: String?
+        var flushInterval: Duration = .seconds(1)
         var stopped = false
     }
     private let state = Mutex(State())
+    /// True while the writer has something to do before its interval ends.
+    private let wake = ConditionLock(value: false)
     private let thread: NIOThreadPool
     private let errorLogger: Logger
 
@@ -192,71 +172,104 @@ final class LineWriter: Sendable {
         self.errorLogger = errorLogger
         self.thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
+        thread.submit { [self] workState in
+            guard case .active = workState else { return }
+            run()
+        }
     }
 
     var dropped: Int { state.withLock { $0.dropped } }
 
-    /// Directs output to `path` (`-`: standard output), reopening a file that is already the output.
-    func open(path: String) {
-        let logger = errorLogger
-        submit { state in
-            let fd: Int32
-            if path == "-" {
-                fd = 1
-            } else {
-                fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-                if fd < 0 {
-                    logger.error("access log: cannot open file", metadata: ["path": "\(path)", "errno": "\(errno)"])
-                    return
-                }
-            }
-            let old = state.withLock { state in
-                defer { state.fd = fd; state.path = path }
-                return state.fd
-            }
-            if old > 2 && old != fd { close(old) }
-        }
+    /// `0`: every line is written as soon as it is appended.
+    func setFlushInterval(_ interval: Duration) {
+        state.withLock { $0.flushInterval = interval }
+        signal()
     }
 
-    func append(_ line: String) {
-        let wake: Bool = state.withLock { state in
+    /// Directs output to `path` (`-`: standard output) from the next write on; a file
+    /// that is already the output is reopened (rotation).
+    func open(path: String) {
+        state.withLock { $0.reopen = path }
+        signal()
+    }
+
+    /// Appends one line, written by `body` at the end of the buffer; dropped (and
+    /// counted) when ``maxPending`` bytes are already waiting.
+    func append(_ body: (inout [UInt8]) -> Void) {
+        let wakeNow: Bool = state.withLock { state in
             guard !state.stopped else { return false }
-            if state.pending.count + line.utf8.count > Self.maxPending {
+            if state.pending.count >= Self.maxPending {
                 state.dropped += 1
                 return false
             }
-            state.pending.append(contentsOf: line.utf8)
-            guard !state.flushing else { return false }
-            state.flushing = true
+            body(&state.pending)
+            guard !state.signalled, state.pending.count >= Self.flushBytes || state.flushInterval <= .zero else { return false }
+            state.signalled = true
             return true
         }
-        if wake { submit { state in Self.flush(state) } }
+        if wakeNow { signal() }
     }
 
-    private func submit(_ work: @escaping @Sendable (borrowing Mutex<State>) -> Void) {
-        thread.submit { [self] workState in
-            guard case .active = workState else { return }
-            work(state)
-        }
+    private func signal() {
+        wake.lock()
+        wake.unlock(withValue: true)
     }
 
-    /// Writes until nothing is pending (on the writer thread).
-    private static func flush(_ state: borrowing Mutex<State>) {
+    /// The writer thread: sleeps until woken or the interval ends, then writes what is
+    /// waiting; after ``shutdown()``, writes the rest and returns.
+    private func run() {
         var chunk: [UInt8] = []
         while true {
-            let fd: Int32 = state.withLock { state in
-                if state.pending.isEmpty {
-                    state.flushing = false
-                    return -1
+            let interval = state.withLock { $0.flushInterval }
+            if interval > .zero {
+                if wake.lock(whenValue: true, timeoutSeconds: Double(interval.nanosecondsClamped) / 1e9) {
+                    wake.unlock(withValue: false)
                 }
-                swap(&chunk, &state.pending)
-                state.pending.removeAll(keepingCapacity: true)
-                return state.fd
+            } else {
+                wake.lock(whenValue: true)
+                wake.unlock(withValue: false)
             }
-            if fd == -1 && chunk.isEmpty { return }
-            if fd >= 0 { writeAll(fd, chunk) }
-            chunk.removeAll(keepingCapacity: true)
+            if writeWaiting(&chunk) { return }
         }
+    }
+
+    /// Takes what is pending (and a reopen asked for), writes it; true once stopped.
+    private func writeWaiting(_ chunk: inout [UInt8]) -> Bool {
+        var (fd, reopen, stopped) = state.withLock { state in
+            swap(&chunk, &state.pending)
+            state.signalled = false
+            defer { state.reopen = nil }
+            return (state.fd, state.reopen, state.stopped)
+        }
+        if fd < 0, let path = reopen {
+            // The first output: what waited for it is written to it.
+            self.reopen(path)
+            reopen = nil
+            fd = state.withLock { $0.fd }
+        }
+        if fd >= 0 { Self.writeAll(fd, chunk) }
+        chunk.removeAll(keepingCapacity: true)
+        if let reopen { self.reopen(reopen) }
+        return stopped
+    }
+
+    /// Opens `path` and makes it the output, closing the previous file.
+    private func reopen(_ path: String) {
+        let fd: Int32
+        if path == "-" {
+            fd = 1
+        } else {
+            fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+            if fd < 0 {
+                errorLogger.error("access log: cannot open file", metadata: ["path": "\(path)", "errno": "\(errno)"])
+                return
+            }
+        }
+        let old = state.withLock { state in
+            defer { state.fd = fd }
+            return state.fd
+        }
+        if old > 2 && old != fd { close(old) }
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
@@ -273,12 +286,14 @@ final class LineWriter: Sendable {
         }
     }
 
-    /// Stops taking lines, stops the thread, then writes what it had not (work items
-    /// still queued at shutdown are cancelled by the pool, not run).
+    /// Stops taking lines, lets the writer thread write the rest and stop, then closes
+    /// the file. (Should the thread never have started, the rest is written here.)
     func shutdown() async {
         state.withLock { $0.stopped = true }
+        signal()
         try? await thread.shutdownGracefully()
-        Self.flush(state)
+        var chunk: [UInt8] = []
+        _ = writeWaiting(&chunk)
         let fd = state.withLock { $0.fd }
         if fd > 2 { close(fd) }
     }
