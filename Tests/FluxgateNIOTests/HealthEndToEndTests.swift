@@ -1,4 +1,5 @@
 import FluxgateCore
+import FluxgateTestSupport
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -291,6 +292,65 @@ struct HealthEndToEndTests {
             #expect(runtime.router.routed == [true])
             try await client.close()
             try await holder.close()
+        }
+    }
+
+    /// Clients that leave while waiting at the cap must not keep their places, and a
+    /// connection opened for a request that left meanwhile must not keep its place once
+    /// closed. Found by hand: 10 000 wrk connections closing at the end of a run left
+    /// the cap full, and every later request waited `timeouts.connect` for a 504.
+    @Test func clientsThatLeaveWhileWaitingAtTheCapGiveUpTheirPlaces() async throws {
+        try await run(["a"], { config in
+            config.healthCheck.enabled = false
+            config.pool.maxConnections = 1
+            config.timeouts.connect = .seconds(5)
+        }) { upstreams, gateway in
+            let a = try #require(upstreams[0])
+            func waiting() async -> Int { await gateway.gateway.observability.read().upstreamConnectionWaiters }
+            // Clients that leave (a FIN) right after their request: answered or not, as
+            // the race between their FIN and the answer goes.
+            for _ in 0..<3 {
+                _ = try await RawClient.exchange(
+                    "GET / HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group, closeWriteAfterSend: true)
+            }
+            for round in 0..<2 {
+                // A holder takes the one connection and keeps it (`/hold` is never answered).
+                let holder = try await TestClient.connect(to: gateway.address, group: group)
+                let seen = a.requestHeadCount
+                _ = holder.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/hold", headers: ["host": "h"]))
+                try await a.waitForRequestHeads(seen + 1)
+                // Clients queue behind it: five leave with a FIN (given up; nothing could
+                // answer them before the connect timeout), twenty by closing at once, as a
+                // load generator's connections do at its end.
+                for _ in 0..<5 {
+                    let gone = try await RawClient.exchange(
+                        "GET / HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group, closeWriteAfterSend: true)
+                    #expect(gone.text.isEmpty)
+                }
+                var leaving: [TestClient] = []
+                for _ in 0..<20 {
+                    let client = try await TestClient.connect(to: gateway.address, group: group)
+                    _ = client.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["host": "h"]))
+                    leaving.append(client)
+                }
+                try await eventuallyAsync("twenty waiting at the cap, the five that left not among them") { await waiting() == 20 }
+                if round == 0 {
+                    // They leave the queue as they leave, while the holder still has the connection.
+                    for client in leaving { try await client.close() }
+                    try await eventuallyAsync("departed waiters out of the queue") { await waiting() == 0 }
+                    try await holder.close()
+                } else {
+                    // The holder leaves first: its connection is closed mid-response and a
+                    // new one opened for the first waiter, who may leave while it connects.
+                    try await holder.close()
+                    for client in leaving { try await client.close() }
+                }
+                try await eventually("every departed request ended") { gateway.gateway.runtime.gate.snapshot.inFlight == 0 }
+            }
+            // A place kept by a departed client would make this wait for the connect timeout: 504.
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/").status == 200)
+            try await client.close()
         }
     }
 }

@@ -46,14 +46,15 @@ struct ProxyHandlerTests {
         func nextRequestID() -> RequestID { ids.nextID() }
         func nextJitter() -> Double { 0 }
 
-        func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+        @discardableResult
+        func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) -> CapWait? {
             if refused.contains(upstream) {
                 completion(.failure(IOError(errnoCode: ECONNREFUSED, reason: "connect")))
-                return
+                return nil
             }
             if outOfDescriptors {
                 completion(.failure(IOError(errnoCode: EMFILE, reason: "socket")))
-                return
+                return nil
             }
             let connection = UpstreamConnection(upstreamIndex: upstream, live: live)
             let channel = EmbeddedChannel(handler: connection, loop: loop)
@@ -61,7 +62,10 @@ struct ProxyHandlerTests {
             if startUnwritable { channel.isWritable = false }
             opened.append((upstream, channel))
             completion(.success(connection))
+            return nil
         }
+
+        func cancelWait(_ wait: CapWait) {}
 
         /// What the gateway wrote to the `index`-th connection opened.
         func sent(_ index: Int) throws -> String {

@@ -269,6 +269,7 @@ struct StatsDocument: Encodable {
         var client_accepted: Int
         var upstream_open: Int
         var upstream_idle: Int
+        var upstream_waiting: Int
         /// Closed at accept: by limits.max_connections, by limits.max_connections_per_client.
         var refused_total: Int
         var refused_per_client: Int
@@ -354,6 +355,7 @@ struct StatsDocument: Encodable {
             p999_ms: ms(99.9), max_ms: h.totalCount == 0 ? 0 : Double(h.max) / 1000)
         connections = Connections(
             client: r.live.openClientConnections, client_parked: r.live.parkedConnections, client_accepted: r.acceptedConnections, upstream_open: r.live.upstreamConnections, upstream_idle: r.idleUpstreamConnections,
+            upstream_waiting: r.upstreamConnectionWaiters,
             refused_total: t.connectionsRefused[0], refused_per_client: t.connectionsRefused[1], evicted: t.connectionsEvicted,
             limit: r.clientConnectionLimit)
         config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)

@@ -46,6 +46,8 @@ public final class GatewayObservability: Sendable {
         var traffic = TrafficStats()
         var latency = LoopStats.makeLatency()
         var idleUpstreamConnections = 0
+        /// Requests waiting for a connection at `pool.max_connections`.
+        var upstreamConnectionWaiters = 0
         var gate: AdmissionGate.Snapshot
         var upstreams: [UpstreamReading]
         var live: LiveObjects.Counts
@@ -119,8 +121,11 @@ public final class GatewayObservability: Sendable {
             latency.add(loopLatency)
         }
         var idle = 0
+        var waiting = 0
         for pool in pools.withLock({ $0 }) {
-            idle += (try? await pool.eventLoop.submit { pool.value.idleConnections }.get()) ?? 0
+            let (poolIdle, poolWaiting) = (try? await pool.eventLoop.submit { (pool.value.idleConnections, pool.value.waitingForConnections) }.get()) ?? (0, 0)
+            idle += poolIdle
+            waiting += poolWaiting
         }
         let settings = runtime.settings
         let routed = runtime.router.routed
@@ -134,7 +139,7 @@ public final class GatewayObservability: Sendable {
                 activeChecks: settings.config.healthCheck.enabled)
         }
         return Reading(
-            traffic: traffic, latency: latency, idleUpstreamConnections: idle, gate: runtime.gate.snapshot,
+            traffic: traffic, latency: latency, idleUpstreamConnections: idle, upstreamConnectionWaiters: waiting, gate: runtime.gate.snapshot,
             upstreams: upstreams, live: runtime.live.counts, acceptedConnections: runtime.live.totalClientConnections, parks: runtime.live.totalParks,
             tunnels: (runtime.tunnels.load(ordering: .relaxed), runtime.tunnelsOpened.load(ordering: .relaxed)),
             wouldShed: runtime.gate.dryRun.counts,
@@ -310,6 +315,9 @@ public final class GatewayObservability: Sendable {
             Double(r.live.upstreamConnections))
         gauge("fluxgate_upstream_connections_idle", help: "Idle keep-alive connections to upstreams in the pools.",
             Double(r.idleUpstreamConnections))
+        gauge(
+            "fluxgate_upstream_connection_waiters", help: "Requests waiting for an upstream connection at the connection cap (pool.max_connections).",
+            Double(r.upstreamConnectionWaiters))
         for (result, value) in [("success", r.reloads.success), ("error", r.reloads.error)] {
             counter("fluxgate_config_reloads_total", [("result", result)], help: "Configuration reloads by result.", value)
         }

@@ -37,6 +37,8 @@ final class Exchange {
     var queueID: Int?
     var queueTimer: Scheduled<Void>?
     var connection: UpstreamConnection?
+    /// Its place in the pool's queue while waiting at the connection cap.
+    var capWait: CapWait?
     /// Request bytes produced before an upstream connection was ready.
     var pending: [ByteBuffer] = []
     var requestComplete = false

@@ -32,12 +32,15 @@ extension ProxyHandler {
     }
 
     func connectFresh(_ exchange: Exchange) {
-        pool.connect(exchange.upstream) { [self] result in
-            connectCompleted(exchange, result)
+        // Only a wait is kept: a completion that ran within `connect` (a refused
+        // connect, then failover) may have started a wait of its own meanwhile.
+        if let wait = pool.connect(exchange.upstream, { [self] result in connectCompleted(exchange, result) }) {
+            exchange.capWait = wait
         }
     }
 
     func connectCompleted(_ exchange: Exchange, _ result: Result<UpstreamConnection, any Error>) {
+        exchange.capWait = nil
         guard case .active(let current) = state, current === exchange else {
             // The exchange ended meanwhile: keep the fresh connection for the next one.
             if case .success(let connection) = result { pool.release(connection, now: NIODeadline(now)) }
@@ -90,6 +93,10 @@ extension ProxyHandler {
     /// Closes the exchange's upstream connection without reusing it.
     func abortUpstream(_ exchange: Exchange) {
         exchange.deadlines.attemptRestarted()
+        if let wait = exchange.capWait {
+            exchange.capWait = nil
+            pool.cancelWait(wait)
+        }
         if let connection = exchange.connection {
             exchange.connection = nil
             connection.close()

@@ -82,11 +82,23 @@ final class UpstreamConnection: ChannelDuplexHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         isActive = false
         self.context = nil
+        // A channel closed before it became active never sees `channelInactive`; its
+        // place under the pool's connection cap is given back here (once: the pool
+        // forgets a connection only while it still counts). Found by a load generator
+        // closing its connections at the end of a run: connections opened for requests
+        // that had already left were closed that way, each keeping a place at the cap,
+        // until every request waited `timeouts.connect` for a 504.
+        pool?.connectionClosed(self)
     }
 
     func channelActive(context: ChannelHandlerContext) {
         isActive = true
         context.fireChannelActive()
+    }
+
+    /// The pool's connect succeeded (NIO reports it before `channelActive`).
+    func connected() {
+        isActive = true
     }
 
     // MARK: Driven by the exchange

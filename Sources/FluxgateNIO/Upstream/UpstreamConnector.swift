@@ -10,8 +10,14 @@ protocol UpstreamConnector: AnyObject {
     var eventLoop: any EventLoop { get }
     /// An idle keep-alive connection to `upstream`, if one is parked.
     func takeIdle(_ upstream: Int) -> UpstreamConnection?
-    /// A new connection to `upstream` (possibly after waiting at the connection cap).
-    func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void)
+    /// A new connection to `upstream` (possibly after waiting at the connection cap):
+    /// returns the request's place in the cap's queue when it waits, for
+    /// ``cancelWait(_:)`` should the request end first.
+    @discardableResult
+    func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) -> CapWait?
+    /// A request that waited at the connection cap ended (its client left, its deadline
+    /// passed): it leaves the queue, and its completion is never called.
+    func cancelWait(_ wait: CapWait)
     /// A connection whose exchange ended cleanly, for reuse; `now` is the caller's
     /// clock reading (the idle deadline is counted from it).
     func release(_ connection: UpstreamConnection, now: NIODeadline)
@@ -22,3 +28,9 @@ protocol UpstreamConnector: AnyObject {
 }
 
 extension UpstreamPool: UpstreamConnector {}
+
+/// A request's place in a pool's queue at the connection cap.
+struct CapWait: Equatable {
+    let upstream: Int
+    let id: Int
+}

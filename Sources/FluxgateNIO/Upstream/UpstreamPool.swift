@@ -108,6 +108,9 @@ final class UpstreamPool {
     /// Idle keep-alive connections parked now (for metrics).
     var idleConnections: Int { idle.reduce(0) { $0 + $1.count } }
 
+    /// Requests waiting at the connection cap now (for metrics).
+    var waitingForConnections: Int { waiters.count }
+
     /// The newest idle connection to `upstream` that is still open, if any.
     func takeIdle(_ upstream: Int) -> UpstreamConnection? {
         while let connection = idle[upstream].popLast() {
@@ -123,17 +126,27 @@ final class UpstreamPool {
 
     /// A new connection to `upstream` on this loop — at once, or, at the connection cap,
     /// the next one released or freed (a waiter gives up after the connect timeout).
-    func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+    @discardableResult
+    func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) -> CapWait? {
         let id = nextWaiterID
         nextWaiterID &+= 1
         let deadline = MonotonicTime(eventLoop.now + connectTimeout)
         switch cap.request(upstream, id: id, deadline: deadline) {
         case .connect:
             open(upstream, completion)
+            return nil
         case .wait:
             waiters[id] = (upstream, completion)
             scheduleSweep()
+            return CapWait(upstream: upstream, id: id)
         }
+    }
+
+    /// A waiting request ended: without this, a connection released or freed later
+    /// went to it first, and thousands of departed waiters (a load generator's clients
+    /// closing at once) passed each connection from one to the next.
+    func cancelWait(_ wait: CapWait) {
+        if cap.cancel(wait.upstream, id: wait.id) { waiters.removeValue(forKey: wait.id) }
     }
 
     private func open(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
@@ -163,7 +176,15 @@ final class UpstreamPool {
             // Completed on this pool's loop (the bootstrap's group is that loop).
             .assumeIsolated()
             .whenComplete { result in
-                if case .failure = result { pool.value.forget(handler.value) }
+                switch result {
+                case .success:
+                    // NIO completes the connect before the handler hears `channelActive`:
+                    // a connection released at once (its exchange ended while it was
+                    // connecting) must count as open, or it is closed instead of parked.
+                    handler.value.connected()
+                case .failure:
+                    pool.value.forget(handler.value)
+                }
                 completion(result.map { _ in handler.value })
             }
     }

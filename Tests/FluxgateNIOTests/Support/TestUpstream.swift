@@ -118,6 +118,9 @@ final class TestUpstream: Sendable {
         try await accepted.wait(for: count, on: channel.eventLoop)
     }
 
+    /// Request heads arrived so far.
+    var requestHeadCount: Int { heads.value }
+
     /// Completes once `count` request heads have arrived in total.
     func waitForRequestHeads(_ count: Int) async throws {
         try await heads.wait(for: count, on: channel.eventLoop)
