@@ -78,7 +78,7 @@ struct ConfigLoaderTests {
         let config = try ConfigLoader.load(yaml: """
             health_check: { enabled: false, slow_start: 30s, passive: { consecutive_failures: 3, base_ejection: 10s, max_ejection: 1m, panic_threshold: 0 } }
             retry: { budget_percent: 10, min_concurrent: 1, on_timeout: false }
-            pool: { max_connections: 64, idle_timeout: 2s }
+            pool: { max_connections: 64, max_connecting: 0, idle_timeout: 2s }
             """)
         #expect(!config.healthCheck.enabled)
         #expect(config.healthCheck.slowStart == .seconds(30))
@@ -88,6 +88,8 @@ struct ConfigLoaderTests {
         #expect(config.healthCheck.recoveryEstimate == .seconds(10))  // no probes: the first cool-down
         #expect(config.retry.budgetPercent == 10 && config.retry.minConcurrent == 1 && !config.retry.onTimeout)
         #expect(config.pool.maxConnections == 64 && config.pool.idleTimeout == .seconds(2))
+        #expect(config.pool.maxConnecting == 0 && GatewayConfig().pool.maxConnecting == 64)
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "pool: { max_connecting: -1 }") }
         #expect(GatewayConfig().healthCheck.recoveryEstimate == .seconds(4))  // rise 2 × interval 2 s
 
         do {

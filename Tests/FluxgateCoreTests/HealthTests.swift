@@ -300,6 +300,44 @@ struct ConnectionCapTests {
         #expect(cap.released(0) == nil)
     }
 
+    @Test func connectsInProgressAreBoundedToo() {
+        var cap = ConnectionCap(limit: 0, upstreams: 2, maxConnecting: 2)
+        #expect(cap.request(0, id: 1, deadline: at(1000)) == .connect)
+        #expect(cap.request(0, id: 2, deadline: at(1000)) == .connect)
+        #expect(cap.request(0, id: 3, deadline: at(1000)) == .wait)
+        #expect(cap.request(0, id: 4, deadline: at(1000)) == .wait)
+        #expect(cap.request(1, id: 5, deadline: at(1000)) == .connect)  // per upstream
+        #expect(cap.connecting == [2, 1])
+        // A connect that finishes lets the first waiter start one.
+        #expect(cap.connectFinished(0) == 3)
+        #expect(cap.connecting[0] == 2 && cap.open[0] == 3)
+        // A released connection goes to the next waiter: no connect.
+        #expect(cap.released(0) == 4)
+        #expect(cap.connectFinished(0) == nil)
+        #expect(cap.connectFinished(0) == nil)
+        #expect(cap.connecting[0] == 0)
+        #expect(cap.request(0, id: 6, deadline: at(1000)) == .connect)
+        // A failed connect: closed while still connecting, then finished.
+        #expect(cap.request(0, id: 7, deadline: at(1000)) == .connect)
+        #expect(cap.request(0, id: 8, deadline: at(1000)) == .wait)
+        #expect(cap.closed(0) == nil)  // still two connecting
+        #expect(cap.connectFinished(0) == 8)
+        // A reload lifting the limit: requests connect at once.
+        cap.reconfigure(limit: 0, upstreams: 2, maxConnecting: 0)
+        for id in 9..<100 { #expect(cap.request(0, id: id, deadline: at(1000)) == .connect) }
+    }
+
+    @Test func theCapAndTheConnectLimitTogether() {
+        var cap = ConnectionCap(limit: 2, upstreams: 1, maxConnecting: 1)
+        #expect(cap.request(0, id: 1, deadline: at(1000)) == .connect)
+        #expect(cap.request(0, id: 2, deadline: at(1000)) == .wait)  // one connecting
+        #expect(cap.connectFinished(0) == 2)
+        #expect(cap.request(0, id: 3, deadline: at(1000)) == .wait)
+        #expect(cap.connectFinished(0) == nil)  // at the cap: two open
+        #expect(cap.closed(0) == 3)
+        #expect(cap.open[0] == 2 && cap.connecting[0] == 1)
+    }
+
     @Test func waitersExpireAtTheirDeadlineAndCanLeave() {
         var cap = ConnectionCap(limit: 1, upstreams: 1)
         _ = cap.request(0, id: 1, deadline: at(1000))

@@ -274,6 +274,26 @@ struct HealthEndToEndTests {
         }
     }
 
+    /// `pool.max_connecting: 1`: a burst connects one at a time, every request is
+    /// answered, and the connects do follow one another (not one connection for all).
+    @Test func oneConnectAtATimeStillServesABurst() async throws {
+        try await run(["a"], { config in
+            config.healthCheck.enabled = false
+            config.pool.maxConnecting = 1
+        }) { upstreams, gateway in
+            var clients: [TestClient] = []
+            for _ in 0..<8 { clients.append(try await TestClient.connect(to: gateway.address, group: group)) }
+            let futures = clients.map { $0.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=30", headers: ["host": "h"])) }
+            for future in futures { #expect(try await future.get().status == 200) }
+            // One after another, yet in parallel: each connect that finished let the next
+            // waiter start one (each request holds its connection 30 ms, far longer).
+            let a = try #require(upstreams[0])
+            #expect(a.acceptedConnections >= 2 && a.maxConcurrency >= 2)
+            #expect(await gateway.gateway.observability.read().upstreamConnectionWaiters == 0)
+            for client in clients { try await client.close() }
+        }
+    }
+
     @Test func waitingTooLongAtTheCapIs504WithoutBlamingTheUpstream() async throws {
         try await run(["a"], { config in
             config.healthCheck.enabled = false

@@ -268,9 +268,10 @@ public enum ConfigLoader {
         config.upstreamTLS.verify = r.bool(upstreamTLS, "verify", default: config.upstreamTLS.verify)
         config.upstreamTLS.caFile = r.string(upstreamTLS, "ca_file", default: config.upstreamTLS.caFile, check: Self.readableFile)
 
-        let pool = r.table(top.entries["pool"], path: "pool", known: ["max_idle_per_upstream", "max_connections", "idle_timeout"])
+        let pool = r.table(top.entries["pool"], path: "pool", known: ["max_idle_per_upstream", "max_connections", "max_connecting", "idle_timeout"])
         config.pool.maxIdlePerUpstream = r.int(pool, "max_idle_per_upstream", default: config.pool.maxIdlePerUpstream, range: 0...100_000)
         config.pool.maxConnections = r.int(pool, "max_connections", default: config.pool.maxConnections, range: 0...10_000_000)
+        config.pool.maxConnecting = r.int(pool, "max_connecting", default: config.pool.maxConnecting, range: 0...100_000)
         config.pool.idleTimeout = r.duration(pool, "idle_timeout", default: config.pool.idleTimeout)
 
         let accessLog = r.table(top.entries["access_log"], path: "access_log", known: ["enabled", "format", "sample", "path", "flush_interval"])

@@ -451,6 +451,10 @@ public struct PoolConfig: Sendable, Equatable {
     /// loops (each loop's pool holds its share, rounded up); requests beyond wait for a
     /// connection (HAProxy's server `maxconn`, Envoy's `max_connections`). Default 0 (no cap).
     public var maxConnections = 0
+    /// Connects in progress at once per upstream on each event loop; a request needing
+    /// a new connection beyond it waits for the first one that connects or is released
+    /// (up to `timeouts.connect`). Default 64; 0 = no limit (nginx, HAProxy).
+    public var maxConnecting = 64
     /// How long a pooled upstream connection may sit unused. Default 4s: below the
     /// common app-server keep-alive timeouts (Node.js 5 s, gunicorn 2-5 s are the
     /// exceptions to watch), so the gateway closes first and never reuses a

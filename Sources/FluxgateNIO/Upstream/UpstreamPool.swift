@@ -11,7 +11,9 @@ import NIOPosix
 /// (`pool.max_idle_per_upstream`, as nginx's `keepalive N`) and closed after
 /// `pool.idle_timeout` unused. With `pool.max_connections`, this loop's share of the
 /// cap bounds the connections open to each upstream and requests beyond it wait for
-/// one (``ConnectionCap``).
+/// one (``ConnectionCap``); `pool.max_connecting` bounds the connects in progress per
+/// upstream the same way, so a burst of new requests reuses the first connections that
+/// connect or come back instead of each opening its own.
 ///
 /// The cap is applied after a grace of ``excessIdleGrace``: a connection released
 /// while its upstream already has the cap's worth of idle connections is kept, with a
@@ -57,7 +59,7 @@ final class UpstreamPool {
         self.scratch = scratch
         self.tls = tls
         self.live = live
-        self.cap = ConnectionCap(limit: maxConnections, upstreams: targets.count)
+        self.cap = ConnectionCap(limit: maxConnections, upstreams: targets.count, maxConnecting: config.pool.maxConnecting)
         self.targets = targets
         self.generations = Array(repeating: 0, count: targets.count)
         self.retired = Array(repeating: false, count: targets.count)
@@ -93,7 +95,7 @@ final class UpstreamPool {
         self.retired = retired
         while idle.count < targets.count { idle.append([]) }
         while generations.count < targets.count { generations.append(0) }
-        cap.reconfigure(limit: maxConnections, upstreams: targets.count)
+        cap.reconfigure(limit: maxConnections, upstreams: targets.count, maxConnecting: config.pool.maxConnecting)
         var closing: [UpstreamConnection] = []
         for upstream in retired.indices where retired[upstream] || moved.contains(upstream) {
             closing += idle[upstream]
@@ -185,8 +187,16 @@ final class UpstreamPool {
                 case .failure:
                     pool.value.forget(handler.value)
                 }
+                pool.value.connectFinished(upstream)
                 completion(result.map { _ in handler.value })
             }
+    }
+
+    /// A connect finished: a waiter, if any, may start the next.
+    private func connectFinished(_ upstream: Int) {
+        if let id = cap.connectFinished(upstream), let waiter = waiters.removeValue(forKey: id) {
+            open(waiter.upstream, waiter.completion)
+        }
     }
 
     /// A connection stops counting against the cap (closed, or never connected); a
