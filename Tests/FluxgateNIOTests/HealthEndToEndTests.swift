@@ -23,8 +23,15 @@ struct HealthEndToEndTests {
     ) async throws {
         var upstreams: [TestUpstream?] = []
         var urls: [String] = []
+        var holes: [BlackHole] = []
+        defer { _ = holes }
         for name in names {
-            if name.hasPrefix("dead") {
+            if name.hasPrefix("hole") {
+                let hole = try BlackHole()
+                holes.append(hole)
+                upstreams.append(nil)
+                urls.append("http://127.0.0.1:\(hole.port)")
+            } else if name.hasPrefix("dead") {
                 upstreams.append(nil)
                 urls.append("http://127.0.0.1:\(try await deadPort(group: group))")
             } else {
@@ -290,6 +297,27 @@ struct HealthEndToEndTests {
             let a = try #require(upstreams[0])
             #expect(a.acceptedConnections >= 2 && a.maxConcurrency >= 2)
             #expect(await gateway.gateway.observability.read().upstreamConnectionWaiters == 0)
+            for client in clients { try await client.close() }
+        }
+    }
+
+    /// Requests queued behind `pool.max_connecting` connects that hang (an upstream
+    /// dropping SYNs) go to another upstream when their wait runs out — as each would
+    /// have after its own connect timed out — instead of a 504.
+    @Test func requestsQueuedBehindHangingConnectsGoToAnotherUpstream() async throws {
+        try await run(["hole", "a"], { config in
+            config.healthCheck.enabled = false
+            config.healthCheck.passive.enabled = false
+            config.pool.maxConnecting = 1
+            config.timeouts.connect = .milliseconds(300)
+        }) { upstreams, gateway in
+            var clients: [TestClient] = []
+            for _ in 0..<8 { clients.append(try await TestClient.connect(to: gateway.address, group: group)) }
+            let futures = clients.map { $0.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["host": "h"])) }
+            var statuses: [Int] = []
+            for future in futures { statuses.append(try await future.get().status) }
+            #expect(statuses == Array(repeating: 200, count: 8))
+            #expect(try #require(upstreams[1]).requestHeadCount == 8)
             for client in clients { try await client.close() }
         }
     }

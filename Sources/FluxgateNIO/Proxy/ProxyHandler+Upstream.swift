@@ -51,6 +51,8 @@ extension ProxyHandler {
             attach(connection, to: exchange)
         case .failure(let error) where error is UpstreamPool.WaitTimeout:
             answerForExchange(exchange, .upstreamTimeout)
+        case .failure(let error) where error is UpstreamPool.ConnectQueueTimeout:
+            tryNextUpstream(exchange, otherwise: .upstreamTimeout)
         case .failure(let error) where HealthProbe.isLocalExhaustion(error):
             // No health penalty and no failover: every upstream would fail the same way.
             runtime.noteLocalExhaustion(error, now: now)
@@ -58,15 +60,20 @@ extension ProxyHandler {
         case .failure(let error):
             let failure = HealthProbe.failure(connecting: error)
             runtime.health.exchangeFailed(exchange.upstream, failure, now: now)
-            exchange.tried.append(exchange.upstream)
-            // Nothing reached the upstream: trying the next one is not a retry of work
-            // and takes nothing from the retry budget.
-            if let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried) {
-                exchange.upstream = next
-                startUpstream(exchange)
-            } else {
-                answerForExchange(exchange, failure == .timeout ? .upstreamTimeout : .upstreamUnavailable)
-            }
+            tryNextUpstream(exchange, otherwise: failure == .timeout ? .upstreamTimeout : .upstreamUnavailable)
+        }
+    }
+
+    /// Nothing reached `exchange.upstream`: the next upstream that has not been tried,
+    /// or `answer` when none is left. Not a retry of work: it takes nothing from the
+    /// retry budget.
+    func tryNextUpstream(_ exchange: Exchange, otherwise answer: GatewayAnswer) {
+        exchange.tried.append(exchange.upstream)
+        if let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried) {
+            exchange.upstream = next
+            startUpstream(exchange)
+        } else {
+            answerForExchange(exchange, answer)
         }
     }
 

@@ -126,6 +126,12 @@ final class UpstreamPool {
     /// an upstream failure (no health penalty, no failover).
     struct WaitTimeout: Error {}
 
+    /// A request waited `timeouts.connect` behind `pool.max_connecting` connects that
+    /// did not finish (an upstream that drops SYNs): nothing was sent, so it may go to
+    /// another upstream — as it would have after its own connect timed out — without a
+    /// health penalty (the connects that hung count theirs).
+    struct ConnectQueueTimeout: Error {}
+
     /// A new connection to `upstream` on this loop — at once, or, at the connection cap,
     /// the next one released or freed (a waiter gives up after the connect timeout).
     @discardableResult
@@ -262,8 +268,9 @@ final class UpstreamPool {
             connection.close()
         }
         let timedOut = cap.expire(now: MonotonicTime(now))
-        for (_, id) in timedOut {
-            waiters.removeValue(forKey: id)?.completion(.failure(WaitTimeout()))
+        for (upstream, id) in timedOut {
+            let atCap = cap.limit > 0 && cap.open[upstream] >= cap.limit
+            waiters.removeValue(forKey: id)?.completion(.failure(atCap ? WaitTimeout() : ConnectQueueTimeout()))
         }
         if idle.contains(where: { !$0.isEmpty }) || cap.hasWaiters { scheduleSweep() }
     }

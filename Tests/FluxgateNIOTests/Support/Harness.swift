@@ -57,6 +57,37 @@ func deadPort(group: any EventLoopGroup) async throws -> Int {
     return 30_000
 }
 
+/// A port whose connects hang, as an upstream host that drops SYNs: a listener with a
+/// backlog of 0 that never accepts, its accept queue filled by two connections of its
+/// own — the kernel then drops every further SYN, and a connect waits for its timeout.
+final class BlackHole {
+    let port: Int
+    private var descriptors: [CInt] = []
+
+    init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard listener >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        descriptors.append(listener)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        guard bound == 0, listen(listener, 0) == 0 else { throw IOError(errnoCode: errno, reason: "bind/listen") }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        for _ in 0..<2 {
+            let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            guard filler >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+            descriptors.append(filler)
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filler, $0, length) } }
+        }
+    }
+
+    deinit { for descriptor in descriptors { close(descriptor) } }
+}
+
 /// Polls `condition` until it holds; records an issue naming `what` after `timeout`.
 /// For state that no event reports to the test (a health flip made by a probe round, a
 /// release on the gateway's loop): the condition itself is what is waited on.
