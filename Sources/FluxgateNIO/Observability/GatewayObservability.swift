@@ -46,7 +46,7 @@ public final class GatewayObservability: Sendable {
         var traffic = TrafficStats()
         var latency = LoopStats.makeLatency()
         var idleUpstreamConnections = 0
-        /// Requests waiting for a connection at `pool.max_connections`.
+        /// Requests waiting for a connection at `pool.max_connections` or behind `pool.max_connecting`.
         var upstreamConnectionWaiters = 0
         var gate: AdmissionGate.Snapshot
         var upstreams: [UpstreamReading]
@@ -316,7 +316,7 @@ public final class GatewayObservability: Sendable {
         gauge("fluxgate_upstream_connections_idle", help: "Idle keep-alive connections to upstreams in the pools.",
             Double(r.idleUpstreamConnections))
         gauge(
-            "fluxgate_upstream_connection_waiters", help: "Requests waiting for an upstream connection at the connection cap (pool.max_connections).",
+            "fluxgate_upstream_connection_waiters", help: "Requests waiting for an upstream connection: at pool.max_connections, or behind pool.max_connecting connects in progress.",
             Double(r.upstreamConnectionWaiters))
         for (result, value) in [("success", r.reloads.success), ("error", r.reloads.error)] {
             counter("fluxgate_config_reloads_total", [("result", result)], help: "Configuration reloads by result.", value)

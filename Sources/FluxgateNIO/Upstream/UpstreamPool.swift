@@ -110,7 +110,7 @@ final class UpstreamPool {
     /// Idle keep-alive connections parked now (for metrics).
     var idleConnections: Int { idle.reduce(0) { $0 + $1.count } }
 
-    /// Requests waiting at the connection cap now (for metrics).
+    /// Requests waiting now, at the cap or behind the connects in progress (for metrics).
     var waitingForConnections: Int { waiters.count }
 
     /// The newest idle connection to `upstream` that is still open, if any.
@@ -132,8 +132,9 @@ final class UpstreamPool {
     /// health penalty (the connects that hung count theirs).
     struct ConnectQueueTimeout: Error {}
 
-    /// A new connection to `upstream` on this loop — at once, or, at the connection cap,
-    /// the next one released or freed (a waiter gives up after the connect timeout).
+    /// A new connection to `upstream` on this loop — at once, or, at the connection cap
+    /// or behind `pool.max_connecting` connects, the next one released, freed or free to
+    /// connect (a waiter gives up after the connect timeout).
     @discardableResult
     func connect(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) -> CapWait? {
         let id = nextWaiterID
