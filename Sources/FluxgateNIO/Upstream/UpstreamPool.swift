@@ -201,9 +201,12 @@ final class UpstreamPool {
 
     /// A connect finished: a waiter, if any, may start the next.
     private func connectFinished(_ upstream: Int) {
-        if let id = cap.connectFinished(upstream), let waiter = waiters.removeValue(forKey: id) {
-            open(waiter.upstream, waiter.completion)
-        }
+        openForWaiter(cap.connectFinished(upstream))
+    }
+
+    /// The cap let waiter `id` (if any) open a connection: it connects now.
+    private func openForWaiter(_ id: Int?) {
+        if let id, let waiter = waiters.removeValue(forKey: id) { open(waiter.upstream, waiter.completion) }
     }
 
     /// A connection stops counting against the cap (closed, or never connected); a
@@ -211,9 +214,7 @@ final class UpstreamPool {
     private func forget(_ connection: UpstreamConnection) {
         guard connection.countedByCap else { return }
         connection.countedByCap = false
-        if let id = cap.closed(connection.upstreamIndex), let waiter = waiters.removeValue(forKey: id) {
-            open(waiter.upstream, waiter.completion)
-        }
+        openForWaiter(cap.closed(connection.upstreamIndex))
     }
 
     /// Parks a connection whose exchange ended cleanly: for `timeouts.idle`, or only
