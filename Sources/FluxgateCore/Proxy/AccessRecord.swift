@@ -187,6 +187,11 @@ public struct AccessLineWriter {
 
     public mutating func field(_ key: StaticString, bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         writeKey(key, into: &out)
+        writeValue(bytes, into: &out)
+    }
+
+    /// A value: quoted in JSON, and in logfmt unless it may stand bare.
+    private func writeValue(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         if json || !Self.isBare(bytes) {
             JSONText.appendQuoted(bytes, into: &out)
         } else {
@@ -205,9 +210,7 @@ public struct AccessLineWriter {
             out.append(contentsOf: key.utf8)
             out.append(UInt8(ascii: "="))
         }
-        Array(value.utf8).withUnsafeBytes { bytes in
-            if json || !Self.isBare(bytes) { JSONText.appendQuoted(bytes, into: &out) } else { out.append(contentsOf: bytes) }
-        }
+        Array(value.utf8).withUnsafeBytes { writeValue($0, into: &out) }
     }
 
     private mutating func separate(into out: inout [UInt8]) {
