@@ -21,8 +21,11 @@ WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
-# The release flags the README uses, plus the Swift runtime linked in statically.
-RUN swift build -c release --static-swift-stdlib -Xswiftc -enforce-exclusivity=unchecked --product fluxgate \
+COPY scripts ./scripts
+COPY pgo ./pgo
+# The README's release build (scripts/build-release.sh: exclusivity checks off,
+# profile-guided optimization with pgo/), plus the Swift runtime linked in statically.
+RUN bash scripts/build-release.sh --static-swift-stdlib --product fluxgate \
     && install -D "$(swift build -c release --show-bin-path)/fluxgate" /out/fluxgate \
     && strip --strip-debug /out/fluxgate   # symbols kept for backtraces
 

@@ -1,12 +1,12 @@
 # Shared set-up for the bench/*.sh scripts (sourced, not run).
 # After `bench_setup NAME`: the repository root is the working directory, fluxgate is
-# built in release mode (the flags of README's release build) as $BIN, $W is a scratch folder, and every pid appended to
+# built in release mode (scripts/build-release.sh, README's release build) as $BIN, $W is a scratch folder, and every pid appended to
 # `pids` is killed when the script exits.
 bench_setup() {
   cd "$(dirname "${BASH_SOURCE[1]}")/.."
-  # The release build as docs/PERFORMANCE.md measures it: dynamic exclusivity checks
-  # off in the dependencies too (our own targets drop them in Package.swift).
-  swift build -c release -Xswiftc -enforce-exclusivity=unchecked >/dev/null
+  # The release build as docs/PERFORMANCE.md measures it (exclusivity checks off in the
+  # dependencies too, profile-guided optimization: scripts/build-release.sh).
+  bash scripts/build-release.sh >/dev/null
   BIN=${FLUXGATE_BIN:-$PWD/.build/release/fluxgate}  # FLUXGATE_BIN: measure another build
   bench_raise_descriptors
   W=$(mktemp -d -t "$1.XXXX")

@@ -22,7 +22,7 @@ bench_need nginx "apt-get install -y nginx-light"
 bench_need wrk "apt-get install -y wrk"
 bench_ports_free 19781 18782 20782 18783
 bench_setup refcount
-swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product fluxgate-relay-floor >/dev/null
+bash scripts/build-release.sh --product fluxgate-relay-floor >/dev/null
 bench_nginx_health_upstream 19781 0
 core=$(ldd "$BIN" | awk '/libswiftCore/ {print $3}')
 perf probe -q -x "$core" swift_retain 2>/dev/null || true

@@ -27,7 +27,7 @@ http { access_log off; keepalive_requests 1000000;
 C
 bench_fluxgate_config 18772 19771 "" "${FLUXGATE_YAML:-}" >"$W/fluxgate.yaml"
 taskset -c 1 nginx -c "$W/proxy.conf" & pids+=($!)
-swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product fluxgate-relay-floor >/dev/null
+bash scripts/build-release.sh --product fluxgate-relay-floor >/dev/null
 taskset -c 1 .build/release/fluxgate-relay-floor 18773 19771 >"$W/relay.log" 2>&1 & pids+=($!); relay_pid=$!
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
 bench_wait upstream 19771; bench_wait nginx 18771; bench_wait fluxgate 18772; bench_wait relay 18773

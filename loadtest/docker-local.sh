@@ -62,7 +62,7 @@ if ! $DOCKER image inspect fluxgate-local/k6 >/dev/null 2>&1; then
 fi
 
 echo "== static binary on the host (the Dockerfile's build-stage command), into .docker-bin/"
-swift build -c release --static-swift-stdlib -Xswiftc -enforce-exclusivity=unchecked --product fluxgate --scratch-path .build-static >/dev/null
+bash scripts/build-release.sh --static-swift-stdlib --product fluxgate --scratch-path .build-static >/dev/null
 mkdir -p .docker-bin && strip --strip-debug -o .docker-bin/fluxgate .build-static/release/fluxgate   # symbols kept for backtraces
 echo "== docker build (the repo's Dockerfile, BINARY_STAGE=prebuilt, RUNTIME_IMAGE=fluxgate-local/bookworm; --network host: the engine has no bridge)"
 DOCKER_BUILDKIT=1 $DOCKER build --network host --build-arg BINARY_STAGE=prebuilt --build-arg RUNTIME_IMAGE=fluxgate-local/bookworm -t fluxgate:local . 

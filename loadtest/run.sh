@@ -41,7 +41,7 @@ trap cleanup EXIT
 
 gw_pid=0
 if [ -z "${BASE_URL:-}" ]; then
-  (cd .. && swift build -c release -Xswiftc -enforce-exclusivity=unchecked >/dev/null)
+  (cd .. && bash scripts/build-release.sh >/dev/null)
   [ -z "$config" ] && [ "$test" = overload ] && config=$here/configs/overload.conf
   if [ -z "$config" ]; then
     printf 'listen: "127.0.0.1:8080"\nadmin_listen: "127.0.0.1:9090"\nreload: { watch: false }\n' >"$out/gateway.conf"
