@@ -86,25 +86,33 @@ C
 }
 
 # One measured run of the CPU-per-request scripts: warms the keep-alive pools, runs
-# `wrk -t1 -cCONNS GET /health` (CONNS: 64 unless set) on CPU 0 for DUR seconds against PORT, and prints the
-# requests, their rate and the user, system and total CPU per request of process PID
-# (its /proc/PID/stat ticks over the run).
+# `wrk -t1 -cCONNS` (CONNS: 64 unless set) on CPU 0 for DUR seconds against PORT, and
+# prints the requests, their rate, the user, system and total CPU per request of
+# process PID (its /proc/PID/stat ticks over the run) and how idle each CPU was (when
+# CPU 0 — wrk and the upstream — has no idle time, it is the bottleneck, not the proxy).
+# REQUEST=echo POSTs the 6.6 KB JSON body to /api/echo (bench_echo_payload first, and
+# an upstream from bench_nginx_health_upstream, which then serves it); else GET /health.
 bench_cpu_round() {  # ROUND NAME PORT PID DUR
-  local u0 s0 u1 s1 requests
-  taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d1s "http://127.0.0.1:$3/health" >/dev/null
+  local u0 s0 u1 s1 requests idle0 idle1 path=/health wrk_args=()
+  if [ "${REQUEST:-health}" = echo ]; then path=/api/echo; wrk_args=(-s "$W/echo.lua"); fi
+  taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d1s "${wrk_args[@]}" "http://127.0.0.1:$3$path" >/dev/null
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$4/stat")
-  requests=$(taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d"$5s" "http://127.0.0.1:$3/health" | awk '/requests in/{print $1}' | tr -d ,)
+  read -r idle0 idle1 < <(awk '/^cpu0 /{a=$5} /^cpu1 /{b=$5} END{print a, b}' /proc/stat)
+  requests=$(taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d"$5s" "${wrk_args[@]}" "http://127.0.0.1:$3$path" | awk '/requests in/{print $1}' | tr -d ,)
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$4/stat")
-  python3 - "$1" "$2" "$requests" $((u1 - u0)) $((s1 - s0)) "$(getconf CLK_TCK)" "$5" <<'PY'
+  read -r idle0 idle1 < <(awk -v a="$idle0" -v b="$idle1" '/^cpu0 /{x=$5-a} /^cpu1 /{y=$5-b} END{print x, y}' /proc/stat)
+  python3 - "$1" "$2" "$requests" $((u1 - u0)) $((s1 - s0)) "$(getconf CLK_TCK)" "$5" "$idle0" "$idle1" <<'PY'
 import sys
 rnd, name, r, u, s, hz, dur = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
+idle0, idle1 = (int(x) * 100 / hz / dur for x in sys.argv[8:10])
 us = lambda ticks: ticks * 1e6 / hz / r
-print(f"round {rnd} {name:9} {r:8} requests ({r / dur:8.0f}/s)  user {us(u):5.2f} us  system {us(s):5.2f} us  total {us(u + s):5.2f} us per request")
+print(f"round {rnd} {name:9} {r:8} requests ({r / dur:8.0f}/s)  user {us(u):5.2f} us  system {us(s):5.2f} us  total {us(u + s):5.2f} us per request  idle cpu0 {idle0:3.0f} % cpu1 {idle1:3.0f} %")
 PY
 }
 
 # One nginx worker answering GET /health with a 37-byte JSON on 127.0.0.1:PORT, on
-# CPU (taskset), as the upstream of the per-request measurements.
+# CPU (taskset), as the upstream of the per-request measurements; and POST /api/echo
+# with $W/echo.json (bench_echo_payload), as bench/compare.sh's upstream does.
 bench_nginx_health_upstream() {  # PORT CPU
   chmod 755 "$W"
   cat >"$W/upstream.conf" <<C
@@ -112,7 +120,9 @@ worker_processes 1; daemon off; pid $W/upstream.pid; error_log $W/upstream.err;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$1;
-    location = /health { default_type application/json; return 200 '{"status":"UP","service":"upstream"}'; } } }
+    location = /health { default_type application/json; return 200 '{"status":"UP","service":"upstream"}'; }
+    location = /api/echo { client_max_body_size 1m; client_body_buffer_size 64k;
+      default_type application/json; alias $W/echo.json; error_page 405 =200 \$uri; } } }
 C
   taskset -c "$2" nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
 }

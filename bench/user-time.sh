@@ -8,7 +8,8 @@
 # keep-alive relay SwiftNIO allows — no parsing, no admission, one upstream connection
 # per client — so the gap between it and nginx is NIO's and the gap between it and
 # Fluxgate is the gateway's own work.
-# Needs nginx-light and wrk (apt). Env: DUR (5), ROUNDS (3), CONNS (64: wrk's connections).
+# Needs nginx-light and wrk (apt). Env: DUR (5), ROUNDS (3), CONNS (64: wrk's connections),
+# REQUEST (health; echo: POST /api/echo, 6.6 KB each way, as compare.sh's echo row).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-5}; ROUNDS=${ROUNDS:-3}
@@ -16,6 +17,7 @@ bench_need nginx "apt-get install -y nginx-light"
 bench_need wrk "apt-get install -y wrk"
 bench_ports_free 19771 18771 18772 20772 18773
 bench_setup usertime
+bench_echo_payload; chmod 644 "$W/echo.json"
 bench_nginx_health_upstream 19771 0
 cat >"$W/proxy.conf" <<C
 worker_processes 1; daemon off; pid $W/proxy.pid; error_log $W/proxy.err;
@@ -32,7 +34,7 @@ taskset -c 1 .build/release/fluxgate-relay-floor 18773 19771 >"$W/relay.log" 2>&
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
 bench_wait upstream 19771; bench_wait nginx 18771; bench_wait fluxgate 18772; bench_wait relay 18773
 nginx_worker=$(pgrep -P "$(cat "$W/proxy.pid")" | head -1)
-echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t1 -c${CONNS:-64} -d${DUR}s GET /health; CPU per request of the proxy process"
+echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t1 -c${CONNS:-64} -d${DUR}s $( [ "${REQUEST:-health}" = echo ] && echo "POST /api/echo (6.6 KB)" || echo "GET /health"); CPU per request of the proxy process"
 for round in $(seq "$ROUNDS"); do
   for target in nginx:18771:$nginx_worker relay:18773:$relay_pid fluxgate:18772:$fluxgate_pid; do
     IFS=: read -r name port pid <<<"$target"
