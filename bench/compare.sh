@@ -51,16 +51,7 @@ head -c 1048576 /dev/urandom >"$W/mib"
 chmod 755 "$W"; chmod 644 "$W/mib" "$W/echo.json"  # nginx workers run as an unprivileged user
 
 # Upstreams: one nginx worker answering all three ports.
-cat >"$W/upstream.conf" <<C
-worker_processes 1; daemon off; pid $W/upstream.pid; error_log $W/upstream.err;
-events { worker_connections 32768; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:19601; listen 127.0.0.1:19602; listen 127.0.0.1:19603;
-    location = /health { default_type application/json; return 200 '{"status":"UP","service":"upstream"}'; }
-    location = /api/echo { client_max_body_size 1m; client_body_buffer_size 64k;
-      default_type application/json; alias $W/echo.json; error_page 405 =200 \$uri; }
-    location = /mib { default_type application/octet-stream; alias $W/mib; } } }
-C
+bench_nginx_upstream_conf 19601 19602 19603
 # nginx as the proxy: the usual keep-alive set-up to the upstreams.
 cat >"$W/nginx.conf" <<C
 worker_processes 1; daemon off; pid $W/nginx.pid; error_log $W/nginx.err;

@@ -110,19 +110,28 @@ print(f"round {rnd} {name:9} {r:8} requests ({r / dur:8.0f}/s)  user {us(u):5.2f
 PY
 }
 
-# One nginx worker answering GET /health with a 37-byte JSON on 127.0.0.1:PORT, on
-# CPU (taskset), as the upstream of the per-request measurements; and POST /api/echo
-# with $W/echo.json (bench_echo_payload), as bench/compare.sh's upstream does.
-bench_nginx_health_upstream() {  # PORT CPU
+# $W/upstream.conf: one nginx worker on 127.0.0.1 at each PORT, answering GET /health
+# with a 37-byte JSON, POST /api/echo with $W/echo.json (bench_echo_payload) and GET
+# /mib with $W/mib (the upstream of bench/compare.sh and of the per-request
+# measurements; a file not written answers 404).
+bench_nginx_upstream_conf() {  # PORT...
   chmod 755 "$W"
+  local listen=""
+  for port in "$@"; do listen+="listen 127.0.0.1:$port; "; done
   cat >"$W/upstream.conf" <<C
 worker_processes 1; daemon off; pid $W/upstream.pid; error_log $W/upstream.err;
-events { worker_connections 4096; }
+events { worker_connections 32768; }
 http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$1;
+  server { $listen
     location = /health { default_type application/json; return 200 '{"status":"UP","service":"upstream"}'; }
     location = /api/echo { client_max_body_size 1m; client_body_buffer_size 64k;
-      default_type application/json; alias $W/echo.json; error_page 405 =200 \$uri; } } }
+      default_type application/json; alias $W/echo.json; error_page 405 =200 \$uri; }
+    location = /mib { default_type application/octet-stream; alias $W/mib; } } }
 C
+}
+
+# That upstream on 127.0.0.1:PORT, started on CPU (taskset).
+bench_nginx_health_upstream() {  # PORT CPU
+  bench_nginx_upstream_conf "$1"
   taskset -c "$2" nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
 }

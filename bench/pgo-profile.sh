@@ -44,16 +44,7 @@ GEN=$PWD/.build-pgo/release/fluxgate
 bench_echo_payload
 head -c 1048576 /dev/urandom >"$W/mib"
 chmod 755 "$W"; chmod 644 "$W/mib" "$W/echo.json"
-cat >"$W/upstream.conf" <<C
-worker_processes 1; daemon off; pid $W/upstream.pid; error_log $W/upstream.err;
-events { worker_connections 8192; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:19861; listen 127.0.0.1:19862; listen 127.0.0.1:19863;
-    location = /health { default_type application/json; return 200 '{"status":"UP","service":"upstream"}'; }
-    location = /api/echo { client_max_body_size 1m; client_body_buffer_size 64k;
-      default_type application/json; alias $W/echo.json; error_page 405 =200 \$uri; }
-    location = /mib { default_type application/octet-stream; alias $W/mib; } } }
-C
+bench_nginx_upstream_conf 19861 19862 19863
 taskset -c 0 nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
 bench_wait upstream 19861
 

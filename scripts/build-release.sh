@@ -16,8 +16,10 @@
 #   profile costs speed, never correctness. FLUXGATE_PGO=off builds without it;
 # - link-time optimization (LLVM ThinLTO, SwiftPM's `--experimental-lto-mode=thin`):
 #   inlining and dead-code removal across modules at link time — on top of the profile,
-#   user time per small request 4.6-4.7 → 3.9-4.1 µs (docs/PERFORMANCE.md).
-#   FLUXGATE_LTO=off builds without it.
+#   user time per small request 4.5-4.8 → 3.8-4.5 µs (docs/PERFORMANCE.md). The link
+#   then needs ~7.6 GB of memory (measured; FLUXGATE_LTO=off on smaller machines), and
+#   with `--static-swift-stdlib` ~18 GB (the static Swift runtime goes through LTO
+#   too), so static builds — the Docker image's — leave it out.
 #
 # SwiftPM does not recompile when only a profile's contents change, so when the profile
 # or the LTO mode differs from what the existing release objects were built with (a
@@ -28,8 +30,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scratch=.build
 args=("$@")
+lto=${FLUXGATE_LTO:-on}
 for ((i = 0; i < ${#args[@]}; i++)); do
   [ "${args[$i]}" = --scratch-path ] && scratch=${args[$((i + 1))]}
+  [ "${args[$i]}" = --static-swift-stdlib ] && lto=off
 done
 flags=(-Xswiftc -enforce-exclusivity=unchecked)
 profile=$root/pgo/fluxgate.profdata
@@ -39,7 +43,7 @@ if [ "${FLUXGATE_PGO:-on}" != off ] && [ -f "$profile" ]; then
   flags+=(-Xswiftc -Xfrontend -Xswiftc "-ir-profile-use=$profile")
   stamp_value=$(cksum <"$profile")
 fi
-if [ "${FLUXGATE_LTO:-on}" != off ]; then
+if [ "$lto" != off ]; then
   flags+=(--experimental-lto-mode=thin)
   stamp_value="$stamp_value lto"
 fi
