@@ -16,7 +16,7 @@
 #    profile, so LLVM optimizes them as it would without one, rather than as cold code).
 #
 # Run it after changing the data path: a function whose code changed since the profile
-# was taken is compiled without its profile,
+# was taken is compiled without its profile (silently),
 # so a stale profile costs speed, never correctness. Needs nginx-light and wrk (apt).
 # Env: DUR (10: seconds of the main phase; the others are shorter).
 set -euo pipefail
