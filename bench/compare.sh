@@ -48,7 +48,7 @@ bench_setup compare
 # 10 000 clients need the descriptors bench_setup raised (65 536 where the system allows).
 bench_echo_payload
 head -c 1048576 /dev/urandom >"$W/mib"
-chmod 755 "$W"; chmod 644 "$W/mib" "$W/echo.json"  # nginx workers run as an unprivileged user
+chmod 644 "$W/mib"  # nginx workers run as an unprivileged user
 
 # Upstreams: one nginx worker answering all three ports.
 bench_nginx_upstream_conf 19601 19602 19603

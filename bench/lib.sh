@@ -41,6 +41,7 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open("$W/echo.json"); wrk.body = f:read("*a"); f:close()
 LUA
+  chmod 644 "$W/echo.json"  # nginx workers run as an unprivileged user
 }
 
 # Waits up to 5 s for http://127.0.0.1:PORT$PATH (default /health) to answer 2xx;

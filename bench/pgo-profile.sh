@@ -34,16 +34,17 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 
 echo "== instrumented build (.build-pgo)"
+# The release build's script, without the old profile or LTO, plus the instrumentation:
 # -ir-profile-generate is a frontend flag (the driver drops it); the profile runtime
 # comes with clang's -fprofile-generate at link time.
-swift build -c release --scratch-path .build-pgo --product fluxgate \
-  -Xswiftc -enforce-exclusivity=unchecked -Xswiftc -Xfrontend -Xswiftc -ir-profile-generate \
+FLUXGATE_PGO=off FLUXGATE_LTO=off bash scripts/build-release.sh --scratch-path .build-pgo --product fluxgate \
+  -Xswiftc -Xfrontend -Xswiftc -ir-profile-generate \
   -Xswiftc -Xclang-linker -Xswiftc -fprofile-generate >"$W/build.log" 2>&1 || { tail -30 "$W/build.log"; exit 1; }
 GEN=$PWD/.build-pgo/release/fluxgate
 
 bench_echo_payload
 head -c 1048576 /dev/urandom >"$W/mib"
-chmod 755 "$W"; chmod 644 "$W/mib" "$W/echo.json"
+chmod 644 "$W/mib"
 bench_nginx_upstream_conf 19861 19862 19863
 taskset -c 0 nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
 bench_wait upstream 19861

@@ -15,7 +15,7 @@ bench_need nginx "apt-get install -y nginx-light"
 bench_need wrk "apt-get install -y wrk"
 bench_ports_free 19791 18792 20792 18794 20794
 bench_setup userab
-bench_echo_payload; chmod 755 "$W"; chmod 644 "$W/echo.json"
+bench_echo_payload
 bench_nginx_health_upstream 19791 0
 bench_fluxgate_config 18792 19791 >"$W/A.yaml"
 bench_fluxgate_config 18794 19791 >"$W/B.yaml"

@@ -17,7 +17,7 @@ bench_need nginx "apt-get install -y nginx-light"
 bench_need wrk "apt-get install -y wrk"
 bench_ports_free 19771 18771 18772 20772 18773
 bench_setup usertime
-bench_echo_payload; chmod 644 "$W/echo.json"
+bench_echo_payload
 bench_nginx_health_upstream 19771 0
 cat >"$W/proxy.conf" <<C
 worker_processes 1; daemon off; pid $W/proxy.pid; error_log $W/proxy.err;
