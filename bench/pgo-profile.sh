@@ -92,5 +92,9 @@ stop
 
 mkdir -p pgo
 "$profdata" merge --sparse -o pgo/fluxgate.profdata "$W"/fluxgate-*.profraw
+# The commit whose sources were profiled (scripts/build-release.sh counts the Swift files
+# changed since and says so); uncommitted changes under Sources/ make it approximate.
+git rev-parse HEAD >pgo/recorded-at
+git diff --quiet HEAD -- Sources Package.swift || echo "note: Sources/ has uncommitted changes: pgo/recorded-at names HEAD, commit the profile with them" >&2
 echo "== pgo/fluxgate.profdata: $(du -k pgo/fluxgate.profdata | cut -f1) KiB from $(ls "$W"/fluxgate-*.profraw | wc -l) processes"
 "$profdata" show pgo/fluxgate.profdata | sed -n '1,8p'

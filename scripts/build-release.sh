@@ -42,6 +42,12 @@ if [ "${FLUXGATE_PGO:-on}" != off ] && [ -f "$profile" ]; then
   # -ir-profile-use is a frontend flag (the driver does not forward it).
   flags+=(-Xswiftc -Xfrontend -Xswiftc "-ir-profile-use=$profile")
   stamp_value=$(cksum <"$profile")
+  # A stale profile builds without a word from the compiler: say how stale it is.
+  recorded=$(cat pgo/recorded-at 2>/dev/null || true)
+  if [ -n "$recorded" ] && git cat-file -e "$recorded^{commit}" 2>/dev/null; then
+    changed=$(git diff --name-only "$recorded" -- Sources | grep -c '\.swift$' || true)
+    [ "$changed" = 0 ] || echo "note: $changed Swift files under Sources/ changed since pgo/fluxgate.profdata was recorded (at ${recorded:0:7}); their changed functions build without the profile — refresh it with bash bench/pgo-profile.sh" >&2
+  fi
 fi
 if [ "$lto" != off ]; then
   flags+=(--experimental-lto-mode=thin)
