@@ -50,7 +50,7 @@ struct AddressFamilyPreferenceTests {
     let oneV6: Found = [(.v6, "fd00::5")]
 
     @Test func eachPreferenceOrdersAndFilters() {
-        #expect(AddressFamilyPreference.v4Preferred.candidates(localhost) == ["127.0.0.1", "::1"])
+        #expect(AddressFamilyPreference.v4Preferred.candidates(localhost) == ["127.0.0.1"])  // IPv6 only as the fallback
         #expect(AddressFamilyPreference.auto.candidates(localhost) == ["::1", "127.0.0.1"])
         #expect(AddressFamilyPreference.v4Only.candidates(localhost) == ["127.0.0.1"])
         #expect(AddressFamilyPreference.v6Only.candidates(localhost) == ["::1"])
@@ -64,9 +64,27 @@ struct AddressFamilyPreferenceTests {
         }
     }
 
+    /// A name that had only an IPv6 address and gains an IPv4 one: with `v4_preferred`
+    /// the refresh moves the upstream to IPv4 (the IPv6 address, though still listed,
+    /// is no longer a candidate); with `auto` it stays while listed.
+    @Test func v4PreferredLeavesIPv6OnceTheNameHasIPv4() {
+        let before: Found = [(.v6, "fd00::5")]
+        let after: Found = [(.v6, "fd00::5"), (.v4, "10.0.0.5")]
+        for (preference, expected) in [(AddressFamilyPreference.v4Preferred, "10.0.0.5"), (.auto, "fd00::5")] {
+            var refresh = AddressRefresh<String>()
+            var inForce = preference.candidates(before)[0]
+            for found in [before, after, after] {
+                for case .moved(_, let address) in refresh.round([(0, preference.candidates(found))], inForce: { _ in inForce }) {
+                    inForce = address
+                }
+            }
+            #expect(inForce == expected, "\(preference)")
+        }
+    }
+
     @Test func anAddressListedTwiceComesOnce() {
         let twice: Found = [(.v4, "10.0.0.1"), (.v6, "::1"), (.v4, "10.0.0.1")]
-        #expect(AddressFamilyPreference.v4Preferred.candidates(twice) == ["10.0.0.1", "::1"])
+        #expect(AddressFamilyPreference.v4Preferred.candidates(twice) == ["10.0.0.1"])
         #expect(AddressFamilyPreference.auto.candidates(twice) == ["10.0.0.1", "::1"])
     }
 }

@@ -25,15 +25,20 @@ public enum AddressFamilyPreference: String, Sendable, CaseIterable {
         case v4, v6
     }
 
-    /// The addresses this preference accepts, best first: the preferred family's in the
-    /// resolver's order, then (for `v4_preferred`) the others. Empty when the name has
-    /// no address of an accepted family. Duplicates are dropped (a resolver lists an
-    /// address once per socket type unless asked for one).
+    /// The addresses this preference accepts, best first, in the resolver's order:
+    /// for `v4_preferred` the IPv4 ones when the name has any, else the others (Envoy's
+    /// `V4_PREFERRED`: IPv6 is the fallback, not a second choice kept beside IPv4 — so
+    /// `dns.refresh`, which keeps an address in force while it is listed, moves an
+    /// upstream off an IPv6 address once the name gains an IPv4 one). Empty when the
+    /// name has no address of an accepted family. Duplicates are dropped (a resolver
+    /// lists an address once per socket type unless asked for one).
     public func candidates<Address: Equatable>(_ found: [(family: Family, address: Address)]) -> [Address] {
         let ordered: [(family: Family, address: Address)]
         switch self {
         case .auto: ordered = found
-        case .v4Preferred: ordered = found.filter { $0.family == .v4 } + found.filter { $0.family != .v4 }
+        case .v4Preferred:
+            let v4 = found.filter { $0.family == .v4 }
+            ordered = v4.isEmpty ? found : v4
         case .v4Only: ordered = found.filter { $0.family == .v4 }
         case .v6Only: ordered = found.filter { $0.family == .v6 }
         }
