@@ -437,6 +437,33 @@ struct ProxyHandlerTests {
         #expect(fixture.stats.traffic.outcomes == .init(proxied: 2))
     }
 
+    /// A client that pipelines without taking its answers: while the answers written
+    /// wait (the channel past its high watermark), the next pipelined request is not
+    /// started and nothing more is read; once the client takes them, the rest follow
+    /// in order. (Before, the gateway answered everything a client sent and held the
+    /// answers: one connection pipelining 17 MB of `GET /health` took its RSS from 32
+    /// to 219 MB.)
+    @Test func pipelinedRequestsWaitWhileTheClientTakesNoAnswers() throws {
+        let fixture = try Fixture()
+        let proxy = try handler(fixture)
+        try fixture.request("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        fixture.client.isWritable = false
+        fixture.client.pipeline.fireChannelWritabilityChanged()
+        try fixture.connector.answer(0, Self.ok)
+        #expect(fixture.connector.opened.count == 1, "the second request waits while the first answer is not taken")
+        #expect(!proxy.mayRead, "and nothing more is read")
+        fixture.client.isWritable = true
+        fixture.client.pipeline.fireChannelWritabilityChanged()
+        #expect(fixture.connector.opened.count == 2)
+        #expect(try fixture.connector.sent(1).hasPrefix("GET /2 HTTP/1.1\r\n"))
+        try fixture.connector.answer(1, Self.ok)
+        #expect(fixture.connector.opened.count == 3)
+        try fixture.connector.answer(2, Self.ok)
+        #expect(try fixture.received().components(separatedBy: "HTTP/1.1 200 OK").count == 4)
+        #expect(fixture.stats.traffic.outcomes == .init(proxied: 3))
+        #expect(proxy.mayRead)
+    }
+
     // MARK: Edge hardening
 
     func handler(_ fixture: Fixture) throws -> ProxyHandler {

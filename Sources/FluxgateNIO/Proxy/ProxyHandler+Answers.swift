@@ -118,6 +118,8 @@ extension ProxyHandler {
             // The request is read: what follows is pipelined, or belongs to another protocol.
             if parsingStopped { return false }
         }
+        // Nor is the next request read while the client leaves its answers untaken.
+        if !clientIsWritable { return false }
         let queued = queuedBytes
         if queued >= Self.maxQueuedBytes { return false }
         return queued == 0 || pipelinedHeads(limit: settings.maxPipelined) < settings.maxPipelined

@@ -70,6 +70,13 @@ extension ProxyHandler {
                     }
                     return
                 }
+                // The next request waits while the answers already written wait for the
+                // client (NIO's write buffer past its high watermark): a client that
+                // pipelines without reading would otherwise have the gateway answer
+                // everything it sent and hold the answers in memory — hundreds of MB from
+                // one connection. `channelWritabilityChanged` goes on; meanwhile the
+                // connection is idle to its timeouts (`timeouts.idle`).
+                guard clientIsWritable else { return }
                 guard parseHead(input) else { return }
             case .active(let exchange):
                 guard !exchange.requestComplete, let input = receive, input.readableBytes > 0 else {

@@ -234,14 +234,23 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .active(let exchange) = state {
-            let writable = context.channel.isWritable
-            exchange.deadlines.clientWritable(writable, now: now)
-            if writable {
-                exchange.connection?.resumeReads()
-            } else {
-                armExchangeTimer(exchange)
+        let writable = context.channel.isWritable
+        withEventTime {
+            switch state {
+            case .active(let exchange):
+                exchange.deadlines.clientWritable(writable, now: now)
+                if writable {
+                    exchange.connection?.resumeReads()
+                } else {
+                    armExchangeTimer(exchange)
+                }
+            case .idle where writable:
+                // Pipelined requests held back while the client took no answers.
+                processInput()
+            default:
+                break
             }
+            if writable { resumeReadsIfPossible() }
         }
         context.fireChannelWritabilityChanged()
     }
