@@ -16,8 +16,9 @@
 #    profile, so LLVM optimizes them as it would without one, rather than as cold code).
 #
 # Run it after changing the data path: a function whose code changed since the profile
-# was taken is compiled without its profile (silently),
-# so a stale profile costs speed, never correctness. Needs nginx-light and wrk (apt).
+# was taken is compiled without its profile (the compiler says nothing; the build script
+# counts the files changed since the commit in pgo/recorded-at, which this script
+# writes), so a stale profile costs speed, never correctness. Needs nginx-light and wrk (apt).
 # Env: DUR (10: seconds of the main phase; the others are shorter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
