@@ -136,3 +136,27 @@ bench_nginx_health_upstream() {  # PORT CPU
   bench_nginx_upstream_conf "$1"
   taskset -c "$2" nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
 }
+
+# nginx as the proxy beside Fluxgate in the per-request measurements: one worker on
+# CPU 1 at 127.0.0.1:PORT in front of 127.0.0.1:UPSTREAM_PORT, keep-alive 512 to it;
+# its worker's pid in $nginx_worker once it answers.
+bench_nginx_proxy() {  # PORT UPSTREAM_PORT
+  cat >"$W/proxy.conf" <<C
+worker_processes 1; daemon off; pid $W/proxy.pid; error_log $W/proxy.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream u { server 127.0.0.1:$2; keepalive 512; }
+  server { listen 127.0.0.1:$1;
+    location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+C
+  taskset -c 1 nginx -c "$W/proxy.conf" & pids+=($!)
+  bench_wait nginx "$1"
+  nginx_worker=$(pgrep -P "$(cat "$W/proxy.pid")" | head -1)
+}
+
+# The relay floor (Sources/RelayFloor: the cheapest keep-alive relay SwiftNIO allows)
+# on CPU 1 at 127.0.0.1:PORT in front of 127.0.0.1:UPSTREAM_PORT; its pid in $relay_pid.
+bench_relay_floor() {  # PORT UPSTREAM_PORT
+  bash scripts/build-release.sh --product fluxgate-relay-floor >/dev/null
+  taskset -c 1 .build/release/fluxgate-relay-floor "$1" "$2" >"$W/relay.log" 2>&1 & pids+=($!); relay_pid=$!
+}

@@ -33,17 +33,8 @@ bench_ports_free 19791 18791 18792 20792 18793 18794 20794
 bench_setup loadgencost
 bench_echo_payload
 bench_nginx_health_upstream 19791 0
-cat >"$W/proxy.conf" <<C
-worker_processes 1; daemon off; pid $W/proxy.pid; error_log $W/proxy.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  upstream u { server 127.0.0.1:19791; keepalive 512; }
-  server { listen 127.0.0.1:18791;
-    location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-C
-taskset -c 1 nginx -c "$W/proxy.conf" & pids+=($!)
-bash scripts/build-release.sh --product fluxgate-relay-floor >/dev/null
-taskset -c 1 .build/release/fluxgate-relay-floor 18793 19791 >"$W/relay.log" 2>&1 & pids+=($!); relay_pid=$!
+bench_nginx_proxy 18791 19791
+bench_relay_floor 18793 19791
 bench_fluxgate_config 18792 19791 >"$W/fluxgate.yaml"
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
 targets="fluxgate:18792:$fluxgate_pid"
@@ -53,8 +44,7 @@ if [ -n "${FLUXGATE_BIN_B:-}" ]; then
   targets+=" fluxgate-b:18794:$!"
   bench_wait fluxgate-b 18794
 fi
-bench_wait upstream 19791; bench_wait nginx 18791; bench_wait fluxgate 18792; bench_wait relay 18793
-nginx_worker=$(pgrep -P "$(cat "$W/proxy.pid")" | head -1)
+bench_wait upstream 19791; bench_wait fluxgate 18792; bench_wait relay 18793
 upstream_worker=$(pgrep -P "$(cat "$W/upstream.pid")" | head -1)
 path=/health; wrk_args=()
 if [ "$REQUEST" = echo ]; then path=/api/echo; wrk_args=(-s "$W/echo.lua"); fi

@@ -22,7 +22,6 @@ bench_need nginx "apt-get install -y nginx-light"
 bench_need wrk "apt-get install -y wrk"
 bench_ports_free 19781 18782 20782 18783
 bench_setup refcount
-bash scripts/build-release.sh --product fluxgate-relay-floor >/dev/null
 bench_nginx_health_upstream 19781 0
 core=$(ldd "$BIN" | awk '/libswiftCore/ {print $3}')
 perf probe -q -x "$core" swift_retain 2>/dev/null || true
@@ -39,7 +38,7 @@ for slow in retain_slow:_ZN5swift9RefCountsINS_13RefCountBitsTILNS_19RefCountInl
 done
 bench_fluxgate_config 18782 19781 >"$W/fluxgate.yaml"
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
-taskset -c 1 .build/release/fluxgate-relay-floor 18783 19781 >"$W/relay.log" 2>&1 & pids+=($!); relay_pid=$!
+bench_relay_floor 18783 19781
 bench_wait upstream 19781; bench_wait fluxgate 18782; bench_wait relay 18783
 echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t1 -c64 -d${DUR}s GET /health; uprobe counts in the proxy process per request"
 for target in fluxgate:18782:$fluxgate_pid relay:18783:$relay_pid; do

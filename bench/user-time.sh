@@ -19,21 +19,11 @@ bench_ports_free 19771 18771 18772 20772 18773
 bench_setup usertime
 bench_echo_payload
 bench_nginx_health_upstream 19771 0
-cat >"$W/proxy.conf" <<C
-worker_processes 1; daemon off; pid $W/proxy.pid; error_log $W/proxy.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  upstream u { server 127.0.0.1:19771; keepalive 512; }
-  server { listen 127.0.0.1:18771;
-    location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-C
 bench_fluxgate_config 18772 19771 "" "${FLUXGATE_YAML:-}" >"$W/fluxgate.yaml"
-taskset -c 1 nginx -c "$W/proxy.conf" & pids+=($!)
-bash scripts/build-release.sh --product fluxgate-relay-floor >/dev/null
-taskset -c 1 .build/release/fluxgate-relay-floor 18773 19771 >"$W/relay.log" 2>&1 & pids+=($!); relay_pid=$!
+bench_nginx_proxy 18771 19771
+bench_relay_floor 18773 19771
 taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
-bench_wait upstream 19771; bench_wait nginx 18771; bench_wait fluxgate 18772; bench_wait relay 18773
-nginx_worker=$(pgrep -P "$(cat "$W/proxy.pid")" | head -1)
+bench_wait upstream 19771; bench_wait fluxgate 18772; bench_wait relay 18773
 echo "# $(date -u +%FT%TZ) $(nproc) cores; wrk -t1 -c${CONNS:-64} -d${DUR}s $( [ "${REQUEST:-health}" = echo ] && echo "POST /api/echo (6.6 KB)" || echo "GET /health"); CPU per request of the proxy process"
 for round in $(seq "$ROUNDS"); do
   for target in nginx:18771:$nginx_worker relay:18773:$relay_pid fluxgate:18772:$fluxgate_pid; do
