@@ -69,4 +69,55 @@ struct ClientConnectionTimeoutsTests {
             #expect(timeouts.timerFired(now: at(60_000)) == .closeIdle)
         }
     }
+
+    /// The send timeout (`timeouts.client_send`) replaces the idle and head timeouts
+    /// while the client takes no answers; taking them starts those clocks afresh.
+    @Test func aBlockedClientIsTimedBySendNotIdleOrHead() {
+        var timeouts = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60), sendTimeout: .seconds(30))
+        _ = timeouts.connectionOpened(now: at(0))
+        _ = timeouts.requestHeadReceived()
+        // Blocked while busy: the exchange times that (not timed here)...
+        #expect(timeouts.clientWritable(false, now: at(1_000)) == .none)
+        #expect(timeouts.deadline == nil)
+        // ...and the time counts once the exchange ended: 30 s from the block.
+        #expect(timeouts.responseCompleted(now: at(5_000)) == .schedule(deadline: at(31_000)))
+        // Bytes of the next head do not bring the head timeout forward.
+        #expect(timeouts.bytesReceived(now: at(6_000)) == .schedule(deadline: at(31_000)))
+        #expect(timeouts.timerFired(now: at(16_000)) == .none, "no 408 for a head the gateway does not read")
+        #expect(timeouts.timerFired(now: at(30_999)) == .none)
+        #expect(timeouts.timerFired(now: at(31_000)) == .closeStalled)
+        #expect(timeouts.phase == .closed)
+
+        var reading = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60), sendTimeout: .seconds(30))
+        _ = reading.connectionOpened(now: at(0))
+        _ = reading.requestHeadReceived()
+        _ = reading.responseCompleted(now: at(0))
+        #expect(reading.clientWritable(false, now: at(1_000)) == .schedule(deadline: at(31_000)))
+        #expect(reading.clientWritable(false, now: at(2_000)) == .none, "still the first block")
+        #expect(reading.clientWritable(true, now: at(20_000)) == .schedule(deadline: at(80_000)))
+        #expect(reading.timerFired(now: at(31_000)) == .none)
+        #expect(reading.bytesReceived(now: at(40_000)) == .schedule(deadline: at(50_000)))
+        #expect(reading.clientWritable(false, now: at(41_000)) == .schedule(deadline: at(71_000)))
+        #expect(reading.clientWritable(true, now: at(45_000)) == .schedule(deadline: at(55_000)), "the head clock afresh")
+        #expect(reading.timerFired(now: at(55_000)) == .rejectSlowHead)
+    }
+
+    /// The admin listener's variant: the send timeout runs while an answer is being
+    /// served, too; zero turns it off.
+    @Test func sendTimedWhileBusyAndOff() {
+        var admin = ClientConnectionTimeouts(
+            headerTimeout: .seconds(10), idleTimeout: .seconds(60), sendTimeout: .seconds(30), sendTimedWhileBusy: true)
+        _ = admin.connectionOpened(now: at(0))
+        _ = admin.requestHeadReceived()
+        #expect(admin.clientWritable(false, now: at(1_000)) == .schedule(deadline: at(31_000)))
+        #expect(admin.timerFired(now: at(31_000)) == .closeStalled)
+
+        var off = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60))
+        _ = off.connectionOpened(now: at(0))
+        _ = off.requestHeadReceived()
+        _ = off.responseCompleted(now: at(0))
+        #expect(off.clientWritable(false, now: at(1_000)) == .none)
+        #expect(off.deadline == at(60_000))
+        #expect(off.timerFired(now: at(60_000)) == .closeIdle)
+    }
 }

@@ -85,8 +85,11 @@ struct RequestHeadParserTests {
         ("BREW / HTTP/1.1\r\n\r\n", "unknown method"),
         ("GET  / HTTP/1.1\r\n\r\n", "byte outside visible ASCII"),
         ("GET / HTTP/1.1 \r\n\r\n", "does not end"),
-        ("GET / HTTP/2.0\r\n\r\n", "version"),
         ("GET / HTTP/1.2\r\n\r\n", "version"),
+        ("GET / HTTP/2.x\r\n\r\n", "version"),
+        ("GET / HTTP/2.0 \r\n\r\n", "version"),
+        ("GET / HTTP/10.0\r\n\r\n", "version"),
+        ("GET / HTTP/0.9\r\n\r\n", "version"),
         ("GET /a\u{1}b HTTP/1.1\r\n\r\n", "visible ASCII"),
         ("GET /caf\u{e9} HTTP/1.1\r\n\r\n", "visible ASCII"),
         ("GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n", "fragment"),
@@ -128,6 +131,18 @@ struct RequestHeadParserTests {
             return
         }
         #expect(message.contains(reason), "\(text.debugDescription): \(message)")
+    }
+
+    /// A well-formed later major version is refused with its own reason (505), once
+    /// its request line is complete; anything else after `HTTP/` stays malformed.
+    @Test func aLaterMajorVersionIsNotSupportedRatherThanMalformed() {
+        for version in ["2.0", "3.0", "9.9"] {
+            #expect(parse("GET / HTTP/\(version)\r\nHost: h\r\n\r\n").0 == .invalid(.versionNotSupported), "\(version)")
+        }
+        #expect(parse("GET / HTTP/2.0\r\n").0 == .invalid(.versionNotSupported), "answered once the line ends")
+        #expect(parse("GET / HTTP/2.0\r").0 == .incomplete)
+        #expect(parse("GET / HTTP/2").0 == .incomplete)
+        #expect(parse("GET / HTTP/1.1\r\nHost: h\r\n\r\n").0 == .complete)
     }
 
     @Test func invalidInputIsRefusedBeforeTheHeadEnds() {

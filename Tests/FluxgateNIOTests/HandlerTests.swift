@@ -9,11 +9,13 @@ import Testing
 
 /// Handlers in `EmbeddedChannel`: timeouts driven by `advanceTime`, no sockets, no sleeps.
 struct HandlerTests {
-    func timeoutChannel(header: Duration = .seconds(10), idle: Duration = .seconds(60)) throws -> EmbeddedChannel {
+    func timeoutChannel(header: Duration = .seconds(10), idle: Duration = .seconds(60), send: Duration = .zero) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         let timers = LoopTimers(eventLoop: channel.embeddedEventLoop)
         try channel.pipeline.syncOperations.addHandler(
-            ClientTimeoutHandler(headerTimeout: header, idleTimeout: idle, rejection: GatewayResponses().rawRequestTimeout, timers: timers))
+            ClientTimeoutHandler(
+                headerTimeout: header, idleTimeout: idle, sendTimeout: send, rejection: GatewayResponses().rawRequestTimeout,
+                timers: timers))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
@@ -44,7 +46,8 @@ struct HandlerTests {
         try channel.pipeline.syncOperations.addHandler(WriteSwallower())
         try channel.pipeline.syncOperations.addHandler(
             ClientTimeoutHandler(
-                headerTimeout: .seconds(10), idleTimeout: .seconds(60), rejection: GatewayResponses().rawRequestTimeout, timers: timers))
+                headerTimeout: .seconds(10), idleTimeout: .seconds(60), sendTimeout: .zero, rejection: GatewayResponses().rawRequestTimeout,
+                timers: timers))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         channel.embeddedEventLoop.advanceTime(by: .seconds(10))  // the 408, held forever
         #expect(channel.isActive)
@@ -81,6 +84,36 @@ struct HandlerTests {
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(!channel.isActive)
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+    }
+
+    /// The admin listener's send timeout (``AdminServer/Limits/sendTimeout``): a client
+    /// that takes none of its answers is closed after it, while an answer is held for it
+    /// (a pipelined `GET /metrics` behind unread ones) as well as between requests; one
+    /// that takes them again has its idle clock start afresh.
+    @Test func aClientThatTakesNoAnswersIsClosedAtTheSendTimeout() throws {
+        let channel = try timeoutChannel(header: .seconds(10), idle: .seconds(60), send: .seconds(30))
+        let (handler, _) = try timeoutHandler(channel)
+        handler.requestHeadReceived()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(29_999))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(!channel.isActive)
+
+        let reading = try timeoutChannel(header: .seconds(10), idle: .seconds(60), send: .seconds(30))
+        let (kept, _) = try timeoutHandler(reading)
+        kept.requestHeadReceived()
+        kept.responseCompleted(now: MonotonicTime(reading.embeddedEventLoop.now))
+        reading.isWritable = false
+        reading.pipeline.fireChannelWritabilityChanged()
+        reading.embeddedEventLoop.advanceTime(by: .seconds(20))
+        reading.isWritable = true
+        reading.pipeline.fireChannelWritabilityChanged()
+        reading.embeddedEventLoop.advanceTime(by: .seconds(59))
+        #expect(reading.isActive, "idle for 59 s since it took its answers")
+        reading.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!reading.isActive)
     }
 
     @Test func bytesAfterIdleStartTheHeaderClock() throws {
@@ -143,6 +176,17 @@ struct HandlerTests {
         #expect(!channel.isActive)
     }
 
+    /// `HTTP/2.0` on this HTTP/1.1 port: 505 naming the problem, as nginx answers it
+    /// (before, a 400 "could not be parsed").
+    @Test func aLaterMajorVersionIsAnswered505() throws {
+        let channel = try proxyChannel()
+        try channel.writeInbound(ByteBuffer(string: "GET / HTTP/2.0\r\nHost: h\r\n\r\n"))
+        let text = try allOutbound(channel)
+        #expect(text.hasPrefix("HTTP/1.1 505 HTTP Version Not Supported\r\n"), "\(text)")
+        #expect(text.contains(#""error":"http_version_not_supported""#))
+        #expect(!channel.isActive)
+    }
+
     @Test func declaredBodyOverTheLimitIsAnswered413BeforeAnyUpstreamWork() throws {
         let channel = try proxyChannel()
         try channel.writeInbound(ByteBuffer(string: "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999\r\nX-Request-ID: r-1\r\n\r\n"))
@@ -182,7 +226,7 @@ struct HandlerTests {
 struct LoopTimersTests {
     func handler(_ loop: EmbeddedEventLoop, _ timers: LoopTimers, idle: Duration) throws -> (EmbeddedChannel, ClientTimeoutHandler) {
         let handler = ClientTimeoutHandler(
-            headerTimeout: .seconds(10), idleTimeout: idle, rejection: GatewayResponses().rawRequestTimeout, timers: timers)
+            headerTimeout: .seconds(10), idleTimeout: idle, sendTimeout: .zero, rejection: GatewayResponses().rawRequestTimeout, timers: timers)
         let channel = EmbeddedChannel(handler: handler, loop: loop)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return (channel, handler)

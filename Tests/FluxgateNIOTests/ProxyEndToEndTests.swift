@@ -356,7 +356,7 @@ struct ProxyEndToEndTests {
 
     @Test func malformedRequestLineGives400() async throws {
         try await run { upstreams, gateway in
-            for request in ["GET / HTTP/9.9\r\n\r\n", "BLAH\r\n\r\n", "GET /\u{7f} HTTP/1.1\r\nHost: h\r\n\r\n",
+            for request in ["GET / HTTP/1.9\r\n\r\n", "BLAH\r\n\r\n", "GET /\u{7f} HTTP/1.1\r\nHost: h\r\n\r\n",
                 "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
                 "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                 "GET / HTTP/1.1\r\nHost: h\r\n Folded: x\r\n\r\n", "GET / HTTP/1.1\nHost: h\n\n",
@@ -367,6 +367,10 @@ struct ProxyEndToEndTests {
                 #expect(outcome.text.contains(#""error":"bad_request""#))
                 #expect(outcome.error == nil)
             }
+            // A later major version is not malformed: 505, as nginx answers it.
+            let later = try await RawClient.exchange("GET / HTTP/9.9\r\n\r\n", with: gateway.address, group: group)
+            #expect(later.text.hasPrefix("HTTP/1.1 505 HTTP Version Not Supported\r\n"), "\(later.text)")
+            #expect(later.error == nil)
             #expect(upstreams[0].received.filter { $0.head.uri != "/" || $0.head.method != .GET }.isEmpty)
         }
     }

@@ -87,7 +87,7 @@ struct ProxyHandlerTests {
         /// The handler's metrics, where every exchange's end is counted.
         let stats = LoopStats()
 
-        init(_ adjust: (inout GatewayConfig) -> Void = { _ in }) throws {
+        init(timeouts: ClientConnectionTimeouts? = nil, _ adjust: (inout GatewayConfig) -> Void = { _ in }) throws {
             var config = try makeConfig(upstreams: ["http://127.0.0.1:9", "http://127.0.0.1:10"]) { config in
                 config.rateLimit.global.enabled = false
                 config.rateLimit.perClient.enabled = false
@@ -99,7 +99,7 @@ struct ProxyHandlerTests {
             runtime = try GatewayRuntime(config: config)
             connector = ScriptedConnector(loop: loop, live: runtime.live)
             client = EmbeddedChannel(loop: loop)
-            try client.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: nil, stats: stats))
+            try client.pipeline.syncOperations.addHandler(ProxyHandler(runtime: runtime, pool: connector, timeouts: timeouts, stats: stats))
             _ = client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
         }
 
@@ -464,6 +464,26 @@ struct ProxyHandlerTests {
         #expect(proxy.mayRead)
     }
 
+    /// `timeouts.client_send` between requests: a client that took none of its answers,
+    /// with pipelined requests held back behind them, is closed after the send timeout
+    /// (counted as a `client_send` timeout), not kept until `timeouts.idle` (before, a
+    /// stalled pipeliner held its connection for the idle timeout, 60 s by default).
+    @Test func aClientThatTakesNoAnswersIsClosedAtTheSendTimeoutBetweenRequests() throws {
+        let timeouts = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60), sendTimeout: .seconds(30))
+        let fixture = try Fixture(timeouts: timeouts)
+        try fixture.request("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        fixture.client.isWritable = false
+        fixture.client.pipeline.fireChannelWritabilityChanged()
+        try fixture.connector.answer(0, Self.ok)
+        #expect(fixture.connector.opened.count == 1, "the second request waits")
+        fixture.loop.advanceTime(by: .milliseconds(29_999))
+        #expect(fixture.client.isActive)
+        fixture.loop.advanceTime(by: .milliseconds(1))
+        #expect(!fixture.client.isActive)
+        #expect(fixture.stats.traffic.timeouts[ExchangeDeadlines.Expiry.clientSend.index] == 1)
+        #expect(fixture.stats.traffic.outcomes == .init(proxied: 1))
+    }
+
     // MARK: Edge hardening
 
     func handler(_ fixture: Fixture) throws -> ProxyHandler {
@@ -599,7 +619,7 @@ struct LoopScratchTests {
         let scratch: LoopScratch
         let connector: ProxyHandlerTests.ScriptedConnector
 
-        init(_ adjust: (inout GatewayConfig) -> Void = { _ in }) throws {
+        init(timeouts: ClientConnectionTimeouts? = nil, _ adjust: (inout GatewayConfig) -> Void = { _ in }) throws {
             let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { config in
                 config.rateLimit.global.enabled = false
                 config.rateLimit.perClient.enabled = false

@@ -192,6 +192,9 @@ public enum HeadRefusal: Int, Sendable, CaseIterable {
     /// Request line alone larger than `limits.max_header_bytes` (414). Last, so the
     /// positions of the others stay.
     case uriTooLong
+    /// A later major HTTP version (`HTTP/2.0`) on this HTTP/1.1 port (505). Appended
+    /// for the same reason.
+    case versionNotSupported
 
     public var status: Int {
         switch self {
@@ -199,6 +202,7 @@ public enum HeadRefusal: Int, Sendable, CaseIterable {
         case .headersTooLarge: 431
         case .headerTimeout: 408
         case .uriTooLong: 414
+        case .versionNotSupported: 505
         }
     }
 }

@@ -46,6 +46,10 @@ public enum RequestHeadParser {
         /// (llhttp has no count limit, and the parser refuses exactly what llhttp
         /// refuses); the gateway counts the fields of a parsed head and refuses with it.
         case tooManyFields
+        /// A well-formed version whose major number is above 1 (`HTTP/2.0`, what an
+        /// HTTP/2 client sends in its cleartext preface): 505, as nginx answers it (RFC
+        /// 9110 §15.6.6). llhttp refuses these too; the status tells the client why.
+        case versionNotSupported
         /// Malformed: 400, with the reason for logs and tests.
         case malformed(String)
     }
@@ -164,6 +168,7 @@ public enum RequestHeadParser {
         for offset in 0..<7 {
             guard index + offset < count else { return .failure(.incomplete) }
             guard bytes[index + offset] == version.utf8Start[offset] else {
+                if offset == 5 { return laterMajorVersion(bytes, at: index) }
                 return .failure(.invalid(.malformed("version is not HTTP/1.0 or HTTP/1.1")))
             }
         }
@@ -178,6 +183,21 @@ public enum RequestHeadParser {
         guard index + 9 < count else { return .failure(.incomplete) }
         guard bytes[index + 9] == lf else { return .failure(.invalid(.malformed("CR without LF"))) }
         return .success(index + 10)
+    }
+
+    /// `HTTP/` at `start` and no `1` after it: ``Refusal/versionNotSupported`` when the
+    /// rest of the line is a well-formed later version (`HTTP/2.0` CR LF), else malformed.
+    private static func laterMajorVersion(_ bytes: UnsafeRawBufferPointer, at start: Int) -> LineResult {
+        let malformed = LineResult.failure(.invalid(.malformed("version is not HTTP/1.0 or HTTP/1.1")))
+        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        let expected: [(UInt8) -> Bool] = [
+            { $0 >= UInt8(ascii: "2") && $0 <= UInt8(ascii: "9") }, { $0 == UInt8(ascii: ".") }, isDigit, { $0 == cr }, { $0 == lf },
+        ]
+        for (offset, matches) in expected.enumerated() {
+            guard start + 5 + offset < bytes.count else { return .failure(.incomplete) }
+            guard matches(bytes[start + 5 + offset]) else { return malformed }
+        }
+        return .failure(.invalid(.versionNotSupported))
     }
 
     /// The target's form against its method (RFC 9112 §3.2).

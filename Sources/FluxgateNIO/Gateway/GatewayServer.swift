@@ -273,7 +273,7 @@ public final class GatewayServer: Service, Sendable {
         // added because a step below threw, until it is released).
         let timeouts = ClientConnectionTimeouts(
             headerTimeout: config.timeouts.clientHeader, idleTimeout: config.timeouts.idle,
-            parkAfter: scratch.parking != nil ? config.timeouts.parkAfter : .zero)
+            parkAfter: scratch.parking != nil ? config.timeouts.parkAfter : .zero, sendTimeout: config.timeouts.clientSend)
         let handler = ProxyHandler(
             runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil,
             countedIn: parked == nil ? connectionLimits : parked?.limits, clientAddress: address, revived: parked != nil,

@@ -20,7 +20,8 @@ import NIOPosix
 /// (probes and Prometheus come from outside the pod) and its descriptors are the
 /// process's: a request head must be complete within ``Limits/headerTimeout`` (10 s,
 /// else 408 and close), an idle keep-alive connection closes after
-/// ``Limits/idleTimeout`` (60 s), and at most ``Limits/maxConnections`` (64) are open —
+/// ``Limits/idleTimeout`` (60 s), one that takes none of its answers after
+/// ``Limits/sendTimeout`` (30 s), and at most ``Limits/maxConnections`` (64) are open —
 /// more are answered 503 and closed at accept, as the data port answers connections
 /// beyond `limits.max_connections`. Before these, a client that sent half a head held its
 /// connection for ever (found by trying it), so enough of them could take every
@@ -29,6 +30,9 @@ final class AdminServer: Sendable {
     struct Limits: Sendable {
         var headerTimeout: Duration = .seconds(10)
         var idleTimeout: Duration = .seconds(60)
+        /// A client that takes none of the answers written to it (a large `/metrics`,
+        /// or pipelined requests it does not read) is closed after this.
+        var sendTimeout: Duration = .seconds(30)
         var maxConnections = 64
     }
 
@@ -74,7 +78,8 @@ final class AdminServer: Sendable {
                     // The data port's client timeouts, in front of NIOHTTP1's decoder; a
                     // timer heap of its own per connection (admin connections are few).
                     let timeouts = ClientTimeoutHandler(
-                        headerTimeout: limits.headerTimeout, idleTimeout: limits.idleTimeout, rejection: rejection,
+                        headerTimeout: limits.headerTimeout, idleTimeout: limits.idleTimeout, sendTimeout: limits.sendTimeout,
+                        rejection: rejection,
                         timers: LoopTimers(eventLoop: channel.eventLoop))
                     try channel.pipeline.syncOperations.addHandler(timeouts)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)

@@ -1,8 +1,8 @@
 import FluxgateCore
 import NIOCore
 
-/// Enforces a client header timeout and an idle timeout as a pipeline stage: the
-/// admin listener's (`admin.header_timeout`, `admin.idle_timeout`). The gateway's
+/// Enforces a client header timeout, an idle timeout and a send timeout as a pipeline
+/// stage: the admin listener's (``AdminServer/Limits``). The gateway's
 /// client connections do the same inside ``ProxyHandler``, with no pipeline hop per
 /// read or write. The decisions are ``ClientConnectionTimeouts``'s; this shell owns one
 /// timer and re-arms it lazily: a timer that fires before the current deadline is
@@ -24,9 +24,12 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
     private let timers: LoopTimers
     private var timer = LoopTimer()
 
-    init(headerTimeout: Duration, idleTimeout: Duration, rejection: ByteBuffer, timers: LoopTimers) {
+    /// - Parameter sendTimeout: how long the client may take none of the answers written
+    ///   to it, whether or not a request is being answered; zero: not timed.
+    init(headerTimeout: Duration, idleTimeout: Duration, sendTimeout: Duration, rejection: ByteBuffer, timers: LoopTimers) {
         self.timers = timers
-        self.machine = ClientConnectionTimeouts(headerTimeout: headerTimeout, idleTimeout: idleTimeout)
+        self.machine = ClientConnectionTimeouts(
+            headerTimeout: headerTimeout, idleTimeout: idleTimeout, sendTimeout: sendTimeout, sendTimedWhileBusy: true)
         self.rejection = rejection
         self.stride = .nanoseconds(machine.shorterTimeout.nanosecondsClamped)
     }
@@ -58,6 +61,11 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if machine.phase == .idle { run(machine.bytesReceived(now: Self.now(context)), context: context) }
         context.fireChannelRead(data)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        run(machine.clientWritable(context.channel.isWritable, now: Self.now(context)), context: context)
+        context.fireChannelWritabilityChanged()
     }
 
     /// A complete request head was decoded (told by a handler behind this one).
@@ -92,7 +100,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
             break
         case .schedule(let deadline):
             arm(NIODeadline(deadline), now: now.map(NIODeadline.init) ?? context.eventLoop.now)
-        case .closeIdle:
+        case .closeIdle, .closeStalled:
             context.close(promise: nil)
         case .rejectSlowHead:
             context.writeThenLingeringClose(rejection, timeout: nil, writeTimeout: .seconds(5))

@@ -22,6 +22,8 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     case uriTooLong = "uri_too_long"
     /// More header fields than `limits.max_header_count`.
     case tooManyHeaders = "too_many_headers"
+    /// `HTTP/2.0` (or later) on this HTTP/1.1 port.
+    case versionNotSupported = "http_version_not_supported"
     case upstreamUnavailable = "upstream_unavailable"
     case upstreamError = "upstream_error"
     case upstreamTimeout = "upstream_timeout"
@@ -39,6 +41,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .bodyTooLarge: .payloadTooLarge
         case .headersTooLarge, .tooManyHeaders: .requestHeaderFieldsTooLarge
         case .uriTooLong: .uriTooLong
+        case .versionNotSupported: .httpVersionNotSupported
         case .upstreamUnavailable, .upstreamError: .badGateway
         case .upstreamTimeout: .gatewayTimeout
         case .gatewayOutOfResources: .serviceUnavailable
@@ -59,6 +62,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .headersTooLarge: "the request headers exceed limits.max_header_bytes"
         case .uriTooLong: "the request line exceeds limits.max_header_bytes"
         case .tooManyHeaders: "the request has more header fields than limits.max_header_count"
+        case .versionNotSupported: "this port speaks HTTP/1.1 (and 1.0); send the request as HTTP/1.1"
         case .upstreamUnavailable: "no upstream accepted the connection"
         case .upstreamError: "the upstream closed the connection or sent an invalid response"
         case .upstreamTimeout: "the upstream did not answer in time"

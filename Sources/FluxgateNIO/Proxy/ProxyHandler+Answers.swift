@@ -55,7 +55,7 @@ extension ProxyHandler {
     }
 
     /// The input cannot be read on from here (a malformed or oversized head, a broken
-    /// chunked body, or NIOHTTP1's refusal with `parser: llhttp`): answer 400/431 unless
+    /// chunked body, or NIOHTTP1's refusal with `parser: llhttp`): answer 400/414/431/505 unless
     /// the current response already started, in which case closing is the only signal.
     func inputRefused(_ refusal: RequestHeadParser.Refusal) {
         inputRefusal = nil
@@ -65,6 +65,7 @@ extension ProxyHandler {
             case .tooLarge: (.headersTooLarge, .headersTooLarge)
             case .uriTooLong: (.uriTooLong, .uriTooLong)
             case .tooManyFields: (.tooManyHeaders, .headersTooLarge)
+            case .versionNotSupported: (.versionNotSupported, .versionNotSupported)
             case .malformed: (.badRequest, .badRequest)
             }
         switch state {

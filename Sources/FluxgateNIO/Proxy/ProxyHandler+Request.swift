@@ -74,8 +74,8 @@ extension ProxyHandler {
                 // client (NIO's write buffer past its high watermark): a client that
                 // pipelines without reading would otherwise have the gateway answer
                 // everything it sent and hold the answers in memory — hundreds of MB from
-                // one connection. `channelWritabilityChanged` goes on; meanwhile the
-                // connection is idle to its timeouts (`timeouts.idle`).
+                // one connection. `channelWritabilityChanged` goes on; meanwhile
+                // `timeouts.client_send` runs (``ClientConnectionTimeouts``).
                 guard clientIsWritable else { return }
                 guard parseHead(input) else { return }
             case .active(let exchange):

@@ -58,6 +58,12 @@ extension ProxyHandler: LoopTimerOwner {
         case .closeIdle:
             connectionGone()
             context.close(promise: nil)
+        case .closeStalled:
+            // Between requests, the client took none of the answers written to it for
+            // `timeouts.client_send` (during one, the exchange's deadline closes it).
+            stats.traffic.timedOut(.clientSend)
+            connectionGone()
+            context.close(promise: nil)
         case .park(let idleDeadline):
             offerForParking(until: NIODeadline(idleDeadline))
         case .rejectSlowHead:

@@ -236,6 +236,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
         withEventTime {
+            let now = self.now
+            clientTimeoutEvent { $0.clientWritable(writable, now: now) }
             switch state {
             case .active(let exchange):
                 exchange.deadlines.clientWritable(writable, now: now)
