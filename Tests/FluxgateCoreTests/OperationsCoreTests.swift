@@ -21,6 +21,7 @@ struct OperationsCoreTests {
         a.record(outcome(.shed(.overloaded), upstream: nil, total: .microseconds(50)), route: .low)
         var b = TrafficStats()
         b.moved(from: nil, to: 2)  // an upstream index beyond the slots grows them
+        b.retried(.timeout)  // retries count as they start, by cause
         b.record(outcome(.gatewayAnswer(status: 504), upstream: 2, retries: 1, queueWait: .milliseconds(3), total: .seconds(2)), route: .normal)
         #expect(b.upstreamSlots == 3)
         #expect(b.inFlight(2) == 1)
@@ -31,6 +32,7 @@ struct OperationsCoreTests {
         #expect(a.requests(route: .normal, statusClass: 5, upstream: 2) == 1)
         #expect(a.shedCount(.overloaded) == 1)
         #expect(a.retries == 1)
+        #expect(a.retriesByCause[RetryCause.timeout.rawValue] == 1)
         #expect(a.inFlight(0) == 0 && a.inFlight(2) == 1)
         #expect(a.duration.count == 3)
         #expect(a.queueWait.count == 2)  // admitted ones only

@@ -123,7 +123,10 @@ struct OperationsTests {
             #expect(m[#"fluxgate_shed_total{reason="overloaded",mode="enforced"}"#] == 0)
             #expect(m[#"fluxgate_request_outcomes_total{outcome="proxied"}"#] == 6)
             #expect(m[#"fluxgate_request_outcomes_total{outcome="shed"}"#] == 2)
-            #expect(m["fluxgate_retries_total"] == 1)
+            #expect(m[#"fluxgate_retries_total{cause="status"}"#] == 1)
+            for cause in RetryCause.allCases where cause != .status {
+                #expect(m[#"fluxgate_retries_total{cause="\#(cause.label)"}"#] == 0)
+            }
             #expect(m[#"fluxgate_requests_refused_total{status="400"}"#] == 1)
             #expect(m[#"fluxgate_requests_refused_total{status="431"}"#] == 0)
             #expect(m[#"fluxgate_requests_refused_total{status="414"}"#] == 0)
@@ -143,7 +146,7 @@ struct OperationsTests {
             // A second scrape adds nothing: counters are synced by difference, not added again.
             let again = samples(try await admin("GET", "/metrics", gateway).body)
             #expect(again[#"fluxgate_request_outcomes_total{outcome="proxied"}"#] == 6)
-            #expect(again["fluxgate_retries_total"] == 1)
+            #expect(again[#"fluxgate_retries_total{cause="status"}"#] == 1)
         }
     }
 

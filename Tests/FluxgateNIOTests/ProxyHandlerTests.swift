@@ -114,6 +114,11 @@ struct ProxyHandlerTests {
 
     static let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
+    /// `fluxgate_retries_total{cause}` when every retry had `cause`.
+    static func only(_ cause: RetryCause, _ count: Int = 1) -> [Int] {
+        RetryCause.allCases.map { $0 == cause ? count : 0 }
+    }
+
     /// Below the TLS handler's place: the bytes written between two flushes.
     final class FlushRecorder: ChannelOutboundHandler {
         typealias OutboundIn = ByteBuffer
@@ -263,6 +268,7 @@ struct ProxyHandlerTests {
         try fixture.connector.answer(0, Self.ok)
         #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(fixture.stats.traffic.outcomes == .init(proxied: 1, retries: 1))
+        #expect(fixture.stats.traffic.retriesByCause == Self.only(.connectFailed))
         #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
         #expect(fixture.connector.released.count == 1)  // the good connection goes back for reuse
     }
@@ -294,6 +300,7 @@ struct ProxyHandlerTests {
         #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(!text.contains("503"))
         #expect(fixture.stats.traffic.outcomes == .init(proxied: 1, retries: 1))
+        #expect(fixture.stats.traffic.retriesByCause == Self.only(.status))
         #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
     }
 
@@ -368,6 +375,7 @@ struct ProxyHandlerTests {
         try fixture.connector.answer(1, Self.ok)
         #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(fixture.stats.traffic.outcomes == .init(proxied: 1, retries: 1))
+        #expect(fixture.stats.traffic.retriesByCause == Self.only(.timeout))
         #expect(fixture.stats.traffic.timeouts.allSatisfy { $0 == 0 })
         #expect(fixture.runtime.gate.snapshot.inFlight == 0)
     }
@@ -416,6 +424,7 @@ struct ProxyHandlerTests {
             let answer = try fixture.received()
             #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.hasSuffix("\r\n\r\nok"), "\(answer)")
             #expect(fixture.stats.traffic.outcomes == .init(proxied: 1, retries: 1))
+            #expect(fixture.stats.traffic.retriesByCause == Self.only(.closedBeforeHead))
         }
         let post = try Fixture()
         try post.request("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")

@@ -219,6 +219,7 @@ struct RequestSpoolTests {
         try fixture.connector.opened[1].channel.close().wait()
         try #require(fixture.connector.opened.count == 3)
         #expect(try fixture.connector.sent(2) == first)
+        #expect(fixture.stats.traffic.retriesByCause == ProxyHandlerTests.only(.staleConnection, 2), "counted as stale-connection resends")
     }
 
     /// A POST's body is not held (it is never resent): the spool closes once sent, and a

@@ -47,10 +47,10 @@ PANELS = [
         ('sum by (upstream, to) (increase(fluxgate_upstream_health_flips_total{instance=~"$instance"}[5m]))', "{{upstream}} flips to {{to}} (5m)"),
     ], 12, "Passive ejections (outlier detection) and health flips, from active and passive checks."),
     ("Retries and upstream failures", "reqps", [
-        ('sum(rate(fluxgate_retries_total{instance=~"$instance"}[$__rate_interval]))', "retries"),
+        ('sum by (cause) (rate(fluxgate_retries_total{instance=~"$instance"}[$__rate_interval]))', "retries: {{cause}}"),
         ('sum(rate(fluxgate_retry_budget_exhausted_total{instance=~"$instance"}[$__rate_interval]))', "refused by the retry budget"),
         ('sum by (upstream, kind) (rate(fluxgate_upstream_failures_total{instance=~"$instance"}[$__rate_interval]))', "{{upstream}} failed: {{kind}}"),
-    ], 8, "Failover and retries of idempotent requests (502/503/504, a close before the head, a response-head timeout), within retry.budget_percent; failed exchanges per upstream by kind, retried ones included."),
+    ], 8, "Attempts after the first by cause (connect_failed: failover; stale_connection: a pooled connection closed and the request resent; status: 502/503/504; closed_before_head; upstream_header_timeout), the last three within retry.budget_percent; failed exchanges per upstream by kind, retried ones included."),
     ("Dry run: would have shed", "reqps", [
         ('sum by (reason) (rate(fluxgate_shed_total{instance=~"$instance",mode="dry_run"}[$__rate_interval]))', "{{reason}}"),
     ], 8, "With a dry_run switch on, what the limiter would have refused."),

@@ -19,8 +19,11 @@ public struct TrafficStats: Sendable, Equatable {
     public private(set) var endCounts = [Int](repeating: 0, count: ends.count)
     /// Real sheds by ``ShedReason`` (in `allCases` order).
     public private(set) var shed = [Int](repeating: 0, count: ShedReason.allCases.count)
+    /// Attempts after the first, by ``RetryCause`` (in `allCases` order), counted as
+    /// each starts.
+    public private(set) var retriesByCause = [Int](repeating: 0, count: RetryCause.allCases.count)
     /// Attempts after the first, over all exchanges.
-    public private(set) var retries = 0
+    public var retries: Int { retriesByCause.reduce(0, &+) }
     /// Retries wanted (a retryable failure of an idempotent request) but refused by the budget.
     public private(set) var retryBudgetExhausted = 0
     /// Exchanges started on / finished with each upstream: their difference is its in-flight.
@@ -88,7 +91,6 @@ public struct TrafficStats: Sendable, Equatable {
         requests[index(route: route, statusClass: Self.statusClass(outcome.end), upstream: outcome.upstream)] &+= 1
         endCounts[Self.endIndex(outcome.end)] &+= 1
         if case .shed(let reason) = outcome.end { shed[reason.index] &+= 1 }
-        retries &+= outcome.retries
         duration.record(outcome.total)
         if outcome.upstreamTime != nil { queueWait.record(outcome.queueWait) }
     }
@@ -104,6 +106,9 @@ public struct TrafficStats: Sendable, Equatable {
     }
 
     public mutating func retryRefusedByBudget() { retryBudgetExhausted &+= 1 }
+
+    /// An exchange's next attempt starts, after `cause`.
+    public mutating func retried(_ cause: RetryCause) { retriesByCause[cause.rawValue] &+= 1 }
 
     /// Input refused before it made a request head (a 400, 431 or 408 and a close).
     public mutating func refused(_ refusal: HeadRefusal) { headRefusals[refusal.rawValue] &+= 1 }
@@ -141,7 +146,7 @@ public struct TrafficStats: Sendable, Equatable {
         }
         for i in endCounts.indices { endCounts[i] &+= other.endCounts[i] }
         for i in shed.indices { shed[i] &+= other.shed[i] }
-        retries &+= other.retries
+        for i in retriesByCause.indices { retriesByCause[i] &+= other.retriesByCause[i] }
         retryBudgetExhausted &+= other.retryBudgetExhausted
         for i in headRefusals.indices { headRefusals[i] &+= other.headRefusals[i] }
         for i in timeouts.indices { timeouts[i] &+= other.timeouts[i] }
@@ -203,6 +208,33 @@ public enum HeadRefusal: Int, Sendable, CaseIterable {
         case .headerTimeout: 408
         case .uriTooLong: 414
         case .versionNotSupported: 505
+        }
+    }
+}
+
+/// Why an exchange made another attempt (`fluxgate_retries_total{cause}`).
+public enum RetryCause: Int, Sendable, CaseIterable {
+    /// The connect failed (refused, timed out, or waited past the connect queue): the
+    /// next upstream, taking nothing from the retry budget.
+    case connectFailed
+    /// A pooled keep-alive connection closed before the response head: the request
+    /// resent once on a fresh connection to the same upstream.
+    case staleConnection
+    /// The upstream answered 502, 503 or 504 (`retry.on_status`).
+    case status
+    /// A fresh connection closed before the response head.
+    case closedBeforeHead
+    /// No response head within `timeouts.upstream_header` (`retry.on_timeout`).
+    case timeout
+
+    /// The metric label.
+    public var label: String {
+        switch self {
+        case .connectFailed: "connect_failed"
+        case .staleConnection: "stale_connection"
+        case .status: "status"
+        case .closedBeforeHead: "closed_before_head"
+        case .timeout: "upstream_header_timeout"
         }
     }
 }

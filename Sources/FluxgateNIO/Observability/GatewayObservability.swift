@@ -263,7 +263,12 @@ public final class GatewayObservability: Sendable {
             "fluxgate_connections_evicted_total",
             help: "Idle client connections (parked, or TLS idle past timeouts.park_after) closed to make room for a new one at limits.max_connections.",
             t.connectionsEvicted)
-        counter("fluxgate_retries_total", help: "Attempts after the first (failover, stale connection, retry on 502/503/504, a close before the head or an upstream_header timeout).", t.retries)
+        for cause in RetryCause.allCases {
+            counter(
+                "fluxgate_retries_total", [("cause", cause.label)],
+                help: "Attempts after the first, by cause: a failed connect (failover), a stale keep-alive connection resent, 502/503/504, a close before the head, an upstream_header timeout.",
+                t.retriesByCause[cause.rawValue])
+        }
         counter(
             "fluxgate_retry_budget_exhausted_total",
             help: "Retries a request qualified for but the retry budget refused.", t.retryBudgetExhausted)

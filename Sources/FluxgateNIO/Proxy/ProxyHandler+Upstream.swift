@@ -71,6 +71,7 @@ extension ProxyHandler {
         exchange.tried.append(exchange.upstream)
         if let next = runtime.failover(&routing, after: exchange.upstream, tried: exchange.tried) {
             exchange.upstream = next
+            stats.traffic.retried(.connectFailed)
             startUpstream(exchange)
         } else {
             answerForExchange(exchange, answer)
@@ -203,6 +204,11 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         exchange.retryTarget = nil
         exchange.relay = exchange.relay.restarted()
         exchange.rewindHeldBody()
+        switch failure {
+        case .status: stats.traffic.retried(.status)
+        case .timeout: stats.traffic.retried(.timeout)
+        default: stats.traffic.retried(.closedBeforeHead)
+        }
         startUpstream(exchange)
     }
 
@@ -311,6 +317,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         switch retryAction(exchange, after: .closedBeforeHead(reusedConnection: reused)) {
         case .resendOnFreshConnection:
             exchange.retriedStaleConnection = true
+            stats.traffic.retried(.staleConnection)
             exchange.deadlines.attemptRestarted()
             exchange.rewindHeldBody()
             exchange.lifecycle.connecting(upstream: exchange.upstream)
