@@ -520,6 +520,27 @@ struct ProxyHandlerTests {
         #expect((try handler(big)).queuedBytes > 64_000)
     }
 
+    /// With `limits.max_header_bytes` above the 64 KiB that bounds queued pipelined
+    /// input, a head that large still arrives whole and is served (before, reads stopped
+    /// at 64 KiB of it: a 150 KB head got 408 at `client_header`); past the limit it is
+    /// refused as before.
+    @Test func aHeadLargerThanThePipelineQueueStillArrivesUpToTheHeaderLimit() throws {
+        let fixture = try Fixture { $0.limits.maxHeaderBytes = 262_144 }
+        let proxy = try handler(fixture)
+        let value = String(repeating: "v", count: 150_000)
+        try fixture.request("GET /big HTTP/1.1\r\nHost: h\r\nX-Big: " + value.prefix(100_000))
+        #expect(proxy.mayRead, "100 KB of a head allowed 256 KiB: read on")
+        try fixture.request(value.dropFirst(100_000) + "\r\n\r\n")
+        #expect(try fixture.connector.sent(0).hasPrefix("GET /big HTTP/1.1\r\n"))
+        try fixture.connector.answer(0, Self.ok)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
+
+        let over = try Fixture { $0.limits.maxHeaderBytes = 100_000 }
+        try over.request("GET /big HTTP/1.1\r\nHost: h\r\nX-Big: " + value + "\r\n\r\n")
+        #expect(try over.received().hasPrefix("HTTP/1.1 431 "))
+        #expect(over.connector.opened.isEmpty)
+    }
+
     /// `timeouts.upstream_send`: an upstream that stops taking a streamed request body
     /// gets a 504 after the timeout, counted against its health; the client is not
     /// blamed for the reads the gateway paused meanwhile.

@@ -122,7 +122,15 @@ extension ProxyHandler {
         // Nor is the next request read while the client leaves its answers untaken.
         if !clientIsWritable { return false }
         let queued = queuedBytes
-        if queued >= Self.maxQueuedBytes { return false }
+        if queued >= Self.maxQueuedBytes {
+            // Between requests what is queued is one head still arriving (complete ones
+            // are served at once): it may grow past `limits.max_header_bytes`, where the
+            // parser looks again and refuses it. (Before 2026-12-03 reads stopped at
+            // 64 KiB here too, so with `max_header_bytes` above it a head of 150 KB never
+            // completed: 408 at `client_header`.)
+            guard case .idle = state, queued <= settings.maxHeaderBytes + 64 else { return false }
+            return true
+        }
         return queued == 0 || pipelinedHeads(limit: settings.maxPipelined) < settings.maxPipelined
     }
 
