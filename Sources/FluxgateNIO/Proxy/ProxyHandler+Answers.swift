@@ -128,7 +128,7 @@ extension ProxyHandler {
             // parser looks again and refuses it. (Before 2026-12-03 reads stopped at
             // 64 KiB here too, so with `max_header_bytes` above it a head of 150 KB never
             // completed: 408 at `client_header`.)
-            guard case .idle = state, queued <= settings.maxHeaderBytes + 64 else { return false }
+            guard case .idle = state, queued <= headRecheckBytes else { return false }
             return true
         }
         return queued == 0 || pipelinedHeads(limit: settings.maxPipelined) < settings.maxPipelined

@@ -28,9 +28,14 @@ extension ProxyHandler {
         }
         // A head still arriving is parsed again only once a line of it ended (or it
         // passed the limit): linear in its length however it is cut into reads.
-        if partialHead != nil && !lineEnded && receive!.readableBytes <= settings.maxHeaderBytes + 64 { return }
+        if partialHead != nil && !lineEnded && receive!.readableBytes <= headRecheckBytes { return }
         processInput()
     }
+
+    /// A head still arriving is parsed again once a line of it ended or it holds more
+    /// than this (then the parser refuses it as too large); reads between requests go
+    /// on up to it (``mayRead``), so the two must agree.
+    var headRecheckBytes: Int { settings.maxHeaderBytes + 64 }
 
     /// Whether input can be handled now: between requests, or while the current
     /// request is still arriving. The next request waits for this one's answer.
