@@ -170,6 +170,22 @@ struct ConfigLoaderTests {
         #expect(errors[6].message.contains("a duration such as 500ms"))
     }
 
+    /// `limits.stalled_client_bytes`: 256 MiB by default, 0 for no bound, and a value
+    /// too small to hold one stalled connection refused by name.
+    @Test func stalledClientBytesParsesAndRefusesTooSmall() throws {
+        #expect(try ConfigLoader.load(yaml: "").limits.stalledClientBytes == 268_435_456)
+        #expect(try ConfigLoader.load(yaml: "limits: { stalled_client_bytes: 0 }").limits.stalledClientBytes == 0)
+        #expect(try ConfigLoader.load(yaml: "limits: { stalled_client_bytes: 1048576 }").limits.stalledClientBytes == 1_048_576)
+        for bad in ["65536", "-1", "lots"] {
+            do {
+                _ = try ConfigLoader.load(yaml: "limits: { stalled_client_bytes: \(bad) }")
+                Issue.record("expected an error for \(bad)")
+            } catch {
+                #expect(error.errors.map(\.path) == ["limits.stalled_client_bytes"], "\(bad)")
+            }
+        }
+    }
+
     /// `limits.request_spool_*`: on by default (1 GiB in `$TMPDIR` or /tmp); a spool
     /// directory that is not a writable directory is refused by name while spooling is
     /// on, and not looked at while it is off.

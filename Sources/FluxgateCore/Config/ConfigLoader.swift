@@ -229,6 +229,7 @@ public enum ConfigLoader {
             known: [
                 "max_header_bytes", "max_header_count", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
                 "max_connections_per_client", "underscores_in_headers", "max_tunnels", "request_spool_bytes", "request_spool_dir", "stream_body_prefixes",
+                "stalled_client_bytes",
             ])
         config.limits.maxHeaderBytes = r.int(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
         config.limits.maxHeaderCount = r.int(limits, "max_header_count", default: config.limits.maxHeaderCount, range: 1...10_000)
@@ -237,6 +238,13 @@ public enum ConfigLoader {
             limits, "request_buffer_bytes", default: config.limits.requestBufferBytes, range: 0...16_777_216)
         config.limits.requestSpoolBytes = r.int(
             limits, "request_spool_bytes", default: config.limits.requestSpoolBytes, range: 0...Int(Int64.max))
+        config.limits.stalledClientBytes = r.int(
+            limits, "stalled_client_bytes", default: config.limits.stalledClientBytes, range: 0...Int(Int64.max))
+        if config.limits.stalledClientBytes > 0 && config.limits.stalledClientBytes < Self.minimumStalledClientBytes {
+            r.report(
+                "limits.stalled_client_bytes",
+                "must be 0 (no bound) or at least \(Self.minimumStalledClientBytes) (1 MiB): one connection that does not keep up may hold about 200 KiB, so less would close connections at their first stall")
+        }
         config.limits.requestSpoolDir = r.string(limits, "request_spool_dir", default: config.limits.requestSpoolDir)
         if let temporary = r.environment["TMPDIR"], !temporary.isEmpty { config.limits.temporaryDirectory = temporary }
         if config.limits.requestSpoolBytes > 0 && config.limits.requestBufferBytes > 0,
@@ -351,6 +359,9 @@ public enum ConfigLoader {
     static func readableFile(_ path: String) -> String? {
         path.isEmpty || FileManager.default.isReadableFile(atPath: path) ? nil : "no readable file at \(path)"
     }
+
+    /// `limits.stalled_client_bytes` below this (and not 0) is refused.
+    static let minimumStalledClientBytes = 1_048_576
 
     /// Token rates: one token per 1 000 s at the slowest (a `Retry-After` beyond that
     /// says nothing useful), a billion per second at the fastest.

@@ -373,6 +373,13 @@ public struct LimitsConfig: Sendable, Equatable {
     /// body the budget cannot take streams after admission instead. 0 turns spooling
     /// off (larger bodies stream, as HAProxy and Envoy do). Default 1 GiB.
     public var requestSpoolBytes = 1_073_741_824
+    /// Memory all client connections that do not keep up may hold at once: input read
+    /// and queued (pipelined requests behind an answer, a body its upstream does not
+    /// take) and answers written that the client has not taken. Past it the
+    /// connections stalled longest are closed (``StalledClientBudget``); each event
+    /// loop holds its share. 0: no bound (each connection is still bounded on its own).
+    /// Default 256 MiB.
+    public var stalledClientBytes = 268_435_456
     /// Path prefixes (segment boundaries, as `admission.routes`) whose request bodies are
     /// not read ahead: admitted on the head, streamed to the upstream as they arrive —
     /// nginx's `proxy_request_buffering off` for a location. For endpoints that consume

@@ -39,6 +39,9 @@ public struct TrafficStats: Sendable, Equatable {
     public private(set) var connectionsRefused = [0, 0]
     /// Idle (parked, or TLS listed) client connections closed to make room for a new one at `limits.max_connections`.
     public private(set) var connectionsEvicted = 0
+    /// Client connections closed because they held memory longest while the loop's share
+    /// of `limits.stalled_client_bytes` was taken (``StalledClientBudget``).
+    public private(set) var stalledClientsClosed = 0
     /// Request bodies read whole into a spool file before admission, and those the spool
     /// budget could not take (they streamed after admission).
     public private(set) var bodiesSpooled = 0
@@ -119,6 +122,7 @@ public struct TrafficStats: Sendable, Equatable {
     /// A connection was refused at accept (`perClient`: by the per-address cap).
     public mutating func connectionRefused(perClient: Bool) { connectionsRefused[perClient ? 1 : 0] &+= 1 }
     public mutating func connectionEvicted() { connectionsEvicted &+= 1 }
+    public mutating func stalledClientClosed() { stalledClientsClosed &+= 1 }
     /// A request body went to a spool file (`spooled`), or the budget refused it.
     public mutating func bodySpool(spooled: Bool) {
         if spooled { bodiesSpooled &+= 1 } else { spoolBudgetRefusals &+= 1 }
@@ -152,6 +156,7 @@ public struct TrafficStats: Sendable, Equatable {
         for i in timeouts.indices { timeouts[i] &+= other.timeouts[i] }
         for i in connectionsRefused.indices { connectionsRefused[i] &+= other.connectionsRefused[i] }
         connectionsEvicted &+= other.connectionsEvicted
+        stalledClientsClosed &+= other.stalledClientsClosed
         bodiesSpooled &+= other.bodiesSpooled
         spoolBudgetRefusals &+= other.spoolBudgetRefusals
         for i in 0..<other.upstreamSlots {

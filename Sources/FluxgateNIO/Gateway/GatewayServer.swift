@@ -123,6 +123,7 @@ public final class GatewayServer: Service, Sendable {
         var rotations: [RepeatedTask] = []
         let loops = Array(group.makeIterator())
         let perLoop = Self.perLoopConnections(config, loops: loops.count)
+        let loopCount = loops.count
         // One watcher for the parked connections of every loop (docs/ARCHITECTURE.md,
         // "Parked connections"); a gateway with more loops than it can name parks none.
         let parkWatcher = loops.count <= 256 ? try ParkWatcher() : nil
@@ -130,6 +131,7 @@ public final class GatewayServer: Service, Sendable {
             let runtime = self.runtime
             let (pool, loopStats, rotation, scratch) = try await loop.submit {
                 let scratch = NIOLoopBound(LoopScratch(eventLoop: loop), eventLoop: loop)
+                scratch.value.loops = loopCount
                 if let parkWatcher {
                     scratch.value.parking = ParkingLot(
                         eventLoop: loop, index: index, watcher: parkWatcher, live: runtime.live)

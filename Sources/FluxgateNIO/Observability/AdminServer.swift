@@ -298,6 +298,10 @@ struct StatsDocument: Encodable {
         var refused_per_client: Int
         /// Parked connections closed to make room at limits.max_connections.
         var evicted: Int
+        /// Closed because they held memory longest at limits.stalled_client_bytes, and what
+        /// connections that do not keep up hold now.
+        var stalled_closed: Int
+        var stalled_bytes: Int
         /// limits.max_connections in force.
         var limit: Int
     }
@@ -380,7 +384,7 @@ struct StatsDocument: Encodable {
             client: r.live.openClientConnections, client_parked: r.live.parkedConnections, client_accepted: r.acceptedConnections, upstream_open: r.live.upstreamConnections, upstream_idle: r.idleUpstreamConnections,
             upstream_waiting: r.upstreamConnectionWaiters,
             refused_total: t.connectionsRefused[0], refused_per_client: t.connectionsRefused[1], evicted: t.connectionsEvicted,
-            limit: r.clientConnectionLimit)
+            stalled_closed: t.stalledClientsClosed, stalled_bytes: r.live.stalledClientBytes, limit: r.clientConnectionLimit)
         config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)
         access_log_dropped = r.accessLogDropped
         request_spool = RequestSpool(

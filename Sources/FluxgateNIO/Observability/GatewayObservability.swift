@@ -340,6 +340,16 @@ public final class GatewayObservability: Sendable {
             r.traffic.spoolBudgetRefusals)
         gauge("fluxgate_request_spool_bytes", help: "Spool bytes reserved by request bodies now.", Double(r.spool.reserved))
         gauge("fluxgate_request_spool_limit_bytes", help: "limits.request_spool_bytes in force.", Double(r.spool.limit))
+        gauge(
+            "fluxgate_stalled_client_bytes",
+            help: "Memory held now for client connections that do not keep up: queued input while reads are paused, answers not taken.",
+            Double(r.live.stalledClientBytes))
+        gauge("fluxgate_stalled_client_limit_bytes", help: "limits.stalled_client_bytes in force (0: no bound).",
+            Double(r.settings.config.limits.stalledClientBytes))
+        counter(
+            "fluxgate_stalled_client_closes_total",
+            help: "Client connections closed because they had held memory longest while limits.stalled_client_bytes was taken.",
+            r.traffic.stalledClientsClosed)
         if let p = r.process {
             counter("process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.", p.cpuTicks, perUnit: p.ticksPerSecond)
             gauge("process_open_fds", help: "Number of open file descriptors.", Double(p.openDescriptors))

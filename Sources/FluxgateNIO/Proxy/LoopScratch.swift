@@ -40,6 +40,17 @@ final class LoopScratch {
     let timers: LoopTimers
     /// Where this loop's idle connections are parked (``ParkingLot``); nil: never parked.
     var parking: ParkingLot?
+    /// This loop's client connections that do not keep up and what they hold
+    /// (``ProxyHandler/accountStall()``).
+    var stalledClients = StalledClientBudget<ProxyHandler>()
+    /// The gateway's event loops: budgets split between them (each loop closes its own
+    /// connections at its share).
+    var loops = 1
+
+    /// This loop's share of a gateway-wide byte budget, rounded up (0 stays 0: no bound).
+    func loopShare(of limit: Int) -> Int {
+        limit <= 0 ? 0 : (limit + loops - 1) / loops
+    }
 
     init(eventLoop: any EventLoop) {
         timers = LoopTimers(eventLoop: eventLoop)

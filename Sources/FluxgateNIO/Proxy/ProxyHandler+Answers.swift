@@ -102,6 +102,7 @@ extension ProxyHandler {
     func resumeReadsIfPossible() {
         guard readPending, mayRead else { return }
         readPending = false
+        accountStall()
         if case .active(let exchange) = state, !exchange.requestComplete {
             // The body's clock restarts: the pause was the gateway's, not the client's.
             exchange.deadlines.clientBodyProgress(now: now)

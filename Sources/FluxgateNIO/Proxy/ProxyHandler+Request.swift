@@ -23,6 +23,13 @@ extension ProxyHandler {
         if receive == nil {
             receive = bytes
         } else {
+            if receive!.writableBytes < bytes.readableBytes && receive!.readerIndex > 0 {
+                // The front was consumed (requests served from it): move what is left
+                // there before appending, else the buffer doubles around bytes already
+                // handled — a pipeliner's buffer reached 128 KiB holding ~64 KiB
+                // (heaptrack, docs/results/by-hand-2026-12-03c).
+                receive!.discardReadBytes()
+            }
             receive!.writeBuffer(&bytes)
             scratch.keepReceiveBuffer(data)  // copied: lent back to the loop
         }

@@ -78,6 +78,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Where this connection is counted until it ends (``releaseConnectionCount()``).
     var connectionLimits: NIOLockedValueBox<ConnectionLimits>?
     var readPending = false
+    /// Its entry in the loop's ``StalledClientBudget`` while it does not keep up.
+    var stall: StalledClientBudget<ProxyHandler>.ID?
     var upstreamNeedsFlush = false
     /// Client bytes not consumed yet: a head still arriving, body bytes not forwarded,
     /// pipelined requests. Nil when there are none — an idle connection holds no buffer.
@@ -230,6 +232,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.read()
         } else {
             readPending = true
+            accountStall()
         }
     }
 
@@ -253,6 +256,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 break
             }
             if writable { resumeReadsIfPossible() }
+            accountStall()
         }
         context.fireChannelWritabilityChanged()
     }
@@ -323,6 +327,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             end(exchange, .clientGone)
         }
         state = .closing
+        accountStall()
         unlistIdle()
         _ = clientTimeouts?.connectionClosed()
         stopTimer()

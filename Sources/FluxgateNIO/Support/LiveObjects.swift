@@ -21,6 +21,8 @@ public final class LiveObjects: Sendable {
         public var upstreamConnections: Int
         /// Client connections parked outside NIO (``ParkingLot``): open, no handler.
         public var parkedConnections: Int = 0
+        /// Bytes held for client connections that do not keep up (``StalledClientBudget``).
+        public var stalledClientBytes: Int = 0
 
         /// Open client connections: those with a handler and those parked.
         public var openClientConnections: Int { clientHandlers + parkedConnections }
@@ -28,7 +30,7 @@ public final class LiveObjects: Sendable {
         public static let zero = Counts(clientHandlers: 0, exchanges: 0, upstreamConnections: 0)
 
         public var description: String {
-            "client handlers \(clientHandlers), exchanges \(exchanges), upstream connections \(upstreamConnections), parked \(parkedConnections)"
+            "client handlers \(clientHandlers), exchanges \(exchanges), upstream connections \(upstreamConnections), parked \(parkedConnections), stalled bytes \(stalledClientBytes)"
         }
     }
 
@@ -40,6 +42,9 @@ public final class LiveObjects: Sendable {
     /// `limits.max_connections` after `timeouts.park_after` (``ParkingLot/listIdle(_:since:)``).
     let idleListed = Atomic<Int>(0)
     public var idleListedConnections: Int { idleListed.load(ordering: .relaxed) }
+    /// Bytes held now for client connections that do not keep up, every loop's
+    /// ``StalledClientBudget`` together (`fluxgate_stalled_client_bytes`).
+    let stalledClientBytes = Atomic<Int>(0)
     /// Parks so far (each connection may park many times).
     let parks = Atomic<Int>(0)
     /// Exchanges created so far (each must end exactly once: ``ExchangeOutcomes``).
@@ -61,7 +66,8 @@ public final class LiveObjects: Sendable {
             clientHandlers: clientHandlers.load(ordering: .relaxed),
             exchanges: exchanges.load(ordering: .relaxed),
             upstreamConnections: upstreamConnections.load(ordering: .relaxed),
-            parkedConnections: parkedConnections.load(ordering: .relaxed))
+            parkedConnections: parkedConnections.load(ordering: .relaxed),
+            stalledClientBytes: stalledClientBytes.load(ordering: .relaxed))
     }
 }
 

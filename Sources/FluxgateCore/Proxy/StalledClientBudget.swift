@@ -1,0 +1,128 @@
+import DequeModule
+
+/// The memory one event loop holds for client connections that do not keep up, and
+/// which of them to close when it passes the loop's share of
+/// `limits.stalled_client_bytes`: the ones stalled longest, first.
+///
+/// A connection is *stalled* while the gateway stopped reading it with input queued
+/// (pipelined requests waiting behind an answer, a body its upstream does not take)
+/// or while its client takes none of what was written to it (NIO's write buffer is
+/// past its high watermark). Each bound alone is per connection — 64 KiB of queued
+/// input, the watermark plus one answer, for `timeouts.client_send` — and a client
+/// that opens many such connections multiplies it: 1 000 pipeliners that read
+/// nothing held ~109 KiB each (docs/SECURITY.md). This is the sum's bound, as Envoy's
+/// overload manager resets the streams holding the most buffer memory under
+/// pressure, and HAProxy's fixed per-connection buffers times `maxconn` bound its
+/// memory.
+///
+/// Why the longest stalled: a client that stopped reading long ago is the least
+/// likely to come back, and an attack's connections, opened first, go first while
+/// a connection that stalls for a moment (a download on a slow link) usually
+/// resumes before its turn comes.
+///
+/// Entries live in a slot table, found by an id that carries its slot's generation
+/// (an id of an entry that left matches nothing), and in a queue in stall order.
+/// The queue keeps records of entries that left until they reach its front, and is
+/// rebuilt without them once they are the larger part. Pure: no clock — the order of
+/// stalls is all it needs.
+public struct StalledClientBudget<Payload> {
+    public struct ID: Hashable, Sendable {
+        let slot: UInt32
+        let generation: UInt32
+    }
+
+    private struct Entry {
+        var payload: Payload
+        var bytes: Int
+    }
+
+    private var entries: [Entry?] = []
+    private var generations: [UInt32] = []
+    private var freeSlots: [UInt32] = []
+    private var order = Deque<ID>()
+    /// Bytes held by the stalled connections now.
+    public private(set) var total = 0
+    /// Stalled connections now.
+    public private(set) var count = 0
+
+    public init() {}
+
+    /// Records in the stall queue, those of entries that left included (tests).
+    public var queuedRecords: Int { order.count }
+
+    /// `payload`'s connection holds `bytes` now: 0 when it is not stalled (it left
+    /// the budget, or was never in it), else what it holds. `id` is its entry, nil
+    /// when it has none; updated in place. A connection that stays stalled keeps its
+    /// place in the order however its bytes change.
+    ///
+    /// Returns the connections to close, longest stalled first, so that ``total`` is
+    /// at most `limit` (0: no bound) — `payload`'s own among them when it is the
+    /// longest stalled. They have left the budget; their ids match nothing now.
+    public mutating func hold(_ id: inout ID?, _ payload: @autoclosure () -> Payload, bytes: Int, limit: Int) -> [Payload] {
+        if let current = id, let slot = index(of: current) {
+            if bytes > 0 {
+                total += bytes - entries[slot]!.bytes
+                entries[slot]!.bytes = bytes
+            } else {
+                _ = free(slot)
+                id = nil
+                compactIfMostlyStale()
+            }
+        } else if bytes > 0 {
+            id = insert(payload(), bytes: bytes)
+        } else {
+            id = nil
+        }
+        return overLimit(limit)
+    }
+
+    /// Takes out the longest-stalled entries until ``total`` is at most `limit`.
+    private mutating func overLimit(_ limit: Int) -> [Payload] {
+        guard limit > 0, total > limit else { return [] }
+        var closing: [Payload] = []
+        while total > limit, let first = order.popFirst() {
+            if let slot = index(of: first), let payload = free(slot) { closing.append(payload) }
+        }
+        return closing
+    }
+
+    private mutating func insert(_ payload: Payload, bytes: Int) -> ID {
+        let slot: UInt32
+        if let free = freeSlots.popLast() {
+            slot = free
+            entries[Int(slot)] = Entry(payload: payload, bytes: bytes)
+        } else {
+            slot = UInt32(entries.count)
+            entries.append(Entry(payload: payload, bytes: bytes))
+            generations.append(0)
+        }
+        let id = ID(slot: slot, generation: generations[Int(slot)])
+        order.append(id)
+        total += bytes
+        count += 1
+        return id
+    }
+
+    private func index(of id: ID) -> Int? {
+        let slot = Int(id.slot)
+        guard slot < entries.count, generations[slot] == id.generation, entries[slot] != nil else { return nil }
+        return slot
+    }
+
+    private mutating func free(_ slot: Int) -> Payload? {
+        guard let entry = entries[slot] else { return nil }
+        entries[slot] = nil
+        generations[slot] &+= 1
+        freeSlots.append(UInt32(slot))
+        total -= entry.bytes
+        count -= 1
+        return entry.payload
+    }
+
+    /// Stall records of entries that left are dropped once they are more than half the
+    /// queue (and over 64): the queue stays within about twice the entries.
+    private mutating func compactIfMostlyStale() {
+        guard order.count > 64, order.count > 2 * count else { return }
+        order = Deque(order.filter { index(of: $0) != nil })
+    }
+}
