@@ -107,4 +107,52 @@ struct StalledClientTests {
         for channel in clients { _ = try? channel.finish() }
         #expect(gateway.held == 0)
     }
+
+    /// A client that opens with `text` and sends nothing more.
+    func client(_ gateway: Loop, sending text: String) throws -> EmbeddedChannel {
+        let client = EmbeddedChannel(loop: gateway.loop)
+        try client.pipeline.syncOperations.addHandler(
+            ProxyHandler(runtime: gateway.runtime, pool: gateway.connector, timeouts: nil, stats: gateway.stats, scratch: gateway.scratch))
+        _ = client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
+        try client.writeInbound(ByteBuffer(string: text))
+        return client
+    }
+
+    /// Input held for a request that is not complete counts too: a head arriving in
+    /// parts (a slowloris), a body read into memory before admission while the rest is
+    /// awaited. Completed, they hold nothing.
+    @Test func incompleteRequestsHoldTheirInput() throws {
+        let gateway = try Loop(limit: 1_048_576)
+        let head = try client(gateway, sending: "GET / HTTP/1.1\r\nHost: h\r\nX-Slow: " + String(repeating: "s", count: 10_000))
+        #expect(gateway.held >= 10_000, "a head still arriving")
+        try head.writeInbound(ByteBuffer(string: "\r\n\r\n"))
+        #expect(gateway.connector.opened.count == 1)
+        #expect(gateway.held == 0, "complete: proxied")
+
+        let upload = try client(gateway, sending: "PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 60000\r\n\r\n" + String(repeating: "b", count: 30_000))
+        #expect(gateway.held >= 30_000, "half a buffered body")
+        #expect(gateway.connector.opened.count == 1, "not admitted yet")
+        try upload.writeInbound(ByteBuffer(string: String(repeating: "b", count: 30_000)))
+        #expect(gateway.connector.opened.count == 2, "whole: admitted")
+        #expect(gateway.held == 0)
+        for channel in [head, upload] { _ = try? channel.finish() }
+    }
+
+    /// Slow uploads that each hold most of `limits.request_buffer_bytes`: past the
+    /// loop's share the one that has held it longest is closed.
+    @Test func theOldestSlowUploadIsClosedPastTheShare() throws {
+        let gateway = try Loop(limit: 1_048_576)
+        let partBody = "PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 65536\r\n\r\n" + String(repeating: "b", count: 60_000)
+        var uploads: [EmbeddedChannel] = []
+        for _ in 0..<40 {
+            uploads.append(try client(gateway, sending: partBody))
+            gateway.loop.run()
+        }
+        #expect(gateway.stats.traffic.stalledClientsClosed > 0)
+        #expect(!uploads[0].isActive, "held longest: closed first")
+        #expect(uploads.last!.isActive)
+        #expect(gateway.held <= 1_048_576)
+        for channel in uploads { _ = try? channel.finish() }
+        #expect(gateway.held == 0)
+    }
 }

@@ -35,7 +35,10 @@ extension ProxyHandler {
         }
         // A head still arriving is parsed again only once a line of it ended (or it
         // passed the limit): linear in its length however it is cut into reads.
-        if partialHead != nil && !lineEnded && receive!.readableBytes <= headRecheckBytes { return }
+        if partialHead != nil && !lineEnded && receive!.readableBytes <= headRecheckBytes {
+            accountStall()
+            return
+        }
         processInput()
     }
 
@@ -66,7 +69,10 @@ extension ProxyHandler {
     func processInput() {
         guard !processing else { return }
         processing = true
-        defer { processing = false }
+        defer {
+            processing = false
+            accountStall()
+        }
         while true {
             switch state {
             case .closing, .tunnelled:

@@ -6,13 +6,23 @@ import NIOCore
 extension ProxyHandler {
     /// What this connection holds for its client now: the receive buffer while reads
     /// are paused with input in it (pipelined requests behind an answer, a body its
-    /// upstream does not take), and the bytes written that the client has not taken
-    /// while they are past NIO's high watermark. 0 while it keeps up.
+    /// upstream does not take) or while a head arrives in parts; a body read into
+    /// memory before admission (`limits.request_buffer_bytes`) while the rest of it is
+    /// awaited; and the bytes written that the client has not taken while they are past
+    /// NIO's high watermark. 0 while it keeps up — between requests, and while a
+    /// request is proxied at the pace of both sides.
     var heldForClient: Int {
         guard let context else { return 0 }
-        if case .closing = state { return 0 }
         var bytes = 0
-        if readPending, let receive { bytes += receive.capacity }
+        switch state {
+        case .closing, .tunnelled: return 0
+        case .idle: break
+        case .active(let exchange):
+            if exchange.buffering {
+                for piece in exchange.pending { bytes += piece.readableBytes }
+            }
+        }
+        if let receive, readPending || partialHead != nil { bytes += receive.capacity }
         if !context.channel.isWritable {
             // The socket's queue; a TLS connection's is ciphertext (the plaintext in
             // swift-nio-ssl's buffers is not counted).
@@ -22,9 +32,10 @@ extension ProxyHandler {
     }
 
     /// Tells the loop's budget what this connection holds now (at the moments a stall
-    /// starts, changes or ends: reads paused or resumed, writability changed, the
-    /// connection gone), and closes the connections it names — after this event, on
-    /// the loop, so none is closed inside its own read or write.
+    /// starts, changes or ends: input handled, reads paused or resumed, writability
+    /// changed, the connection gone), and closes the connections it names — after this
+    /// event, on the loop, so none is closed inside its own read or write. The common
+    /// case — nothing held, no entry — returns after reading a few fields.
     func accountStall() {
         let bytes = heldForClient
         guard bytes > 0 || stall != nil else { return }
