@@ -342,7 +342,7 @@ public final class GatewayObservability: Sendable {
         gauge("fluxgate_request_spool_limit_bytes", help: "limits.request_spool_bytes in force.", Double(r.spool.limit))
         gauge(
             "fluxgate_stalled_client_bytes",
-            help: "Memory held now for client connections that do not keep up: queued input while reads are paused, answers not taken.",
+            help: "Memory held now for client connections that do not keep up: queued input while reads are paused, input of requests not complete, answers not taken.",
             Double(r.live.stalledClientBytes))
         gauge("fluxgate_stalled_client_limit_bytes", help: "limits.stalled_client_bytes in force (0: no bound).",
             Double(r.settings.config.limits.stalledClientBytes))
