@@ -6,6 +6,8 @@
 # raised to 90 s so the budget, not the timeout, is what acts) and read nothing for
 # SECS (30) seconds. The gateway's RSS, what it holds for stalled clients and the
 # connections it closed are printed every second (`stalled_clients.py`).
+# MODE=uploads: instead, slow uploads that each send 60 000 of a 65 536-byte body and
+# then a byte every 5 s (bodies read before admission count too); .ci/run runs it short.
 # Exits non-zero when what the gateway held went past LIMIT (plus one connection's
 # worth: a stall is counted when it starts, then the longest stalled are closed) or
 # when nothing was closed (unbounded, these clients make the gateway hold ~55 MiB:
@@ -13,7 +15,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 PORT=${PORT:-18690}; UPSTREAM_PORT=${UPSTREAM_PORT:-18691}
-N=${N:-1000}; SECS=${SECS:-30}; LIMIT=${LIMIT:-16777216}
+N=${N:-1000}; SECS=${SECS:-30}; LIMIT=${LIMIT:-16777216}; MODE=${MODE:-pipeline}
 bench_ports_free "$PORT" "$((PORT + 2000))" "$UPSTREAM_PORT" "$((UPSTREAM_PORT + 1))" "$((UPSTREAM_PORT + 2))"
 bench_setup stalled-clients
 cat >"$W/fluxgate.yaml" <<C
@@ -26,5 +28,5 @@ demo: { enabled: true, base_port: $UPSTREAM_PORT }
 C
 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); gateway=$!
 bench_wait fluxgate "$PORT"
-echo "# $(date -u +%FT%TZ) $(nproc) cores; $(git rev-parse --short HEAD 2>/dev/null || echo unknown); N=$N SECS=$SECS LIMIT=$LIMIT"
-python3 "$(dirname "$0")/stalled_clients.py" "$PORT" "$gateway" "$N" "$SECS" "127.0.0.1:$((PORT + 2000))" "$LIMIT"
+echo "# $(date -u +%FT%TZ) $(nproc) cores; $(git rev-parse --short HEAD 2>/dev/null || echo unknown); N=$N SECS=$SECS LIMIT=$LIMIT MODE=$MODE"
+python3 "$(dirname "$0")/stalled_clients.py" "$PORT" "$gateway" "$N" "$SECS" "127.0.0.1:$((PORT + 2000))" "$LIMIT" "$MODE"

@@ -1,15 +1,22 @@
-# N connections each pipelining 2 000 "GET /health" (SO_RCVBUF 4096) and reading nothing;
-# prints the gateway's RSS and its stalled-client figures (/stats) every second for SECS
-# seconds. With LIMIT (limits.stalled_client_bytes in force): exits 1 when what the
+# N connections that make the gateway hold memory for them, for SECS seconds, printing the
+# gateway's RSS and its stalled-client figures (/stats) every second. MODE `pipeline`:
+# each pipelines 2 000 "GET /health" (SO_RCVBUF 4096) and reads nothing; `uploads`: each
+# sends a PUT head with Content-Length 65536 and 60 000 body bytes, then a byte every 5 s
+# (a slow upload holding a body read before admission). With LIMIT (limits.stalled_client_bytes in force): exits 1 when what the
 # gateway held went past it by more than one connection's worth (~200 KiB), or when it
 # closed nothing (pick a LIMIT the clients pass: the default run holds ~55 MiB unbounded).
-# Usage: python3 stalled_clients.py PORT PID N SECS ADMIN [LIMIT]   (bench/stalled-clients.sh)
+# Usage: python3 stalled_clients.py PORT PID N SECS ADMIN [LIMIT [MODE]]   (bench/stalled-clients.sh)
 import socket, sys, time, json, urllib.request
 port, pid, n, secs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 admin = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1:19090"
-limit = int(sys.argv[6]) if len(sys.argv) > 6 else None
-reqs = 2000
-payload = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * reqs
+limit = int(sys.argv[6]) if len(sys.argv) > 6 and int(sys.argv[6]) > 0 else None
+mode = sys.argv[7] if len(sys.argv) > 7 else "pipeline"
+if mode == "uploads":
+    payload = b"PUT /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n" + b"b" * 60000
+    what = "a PUT head (Content-Length 65536) and 60 000 body bytes, then a byte every 5 s"
+else:
+    payload = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 2000
+    what = f"pipelining {len(payload)} bytes of GET /health, reading nothing"
 def rss():
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS"): return int(line.split()[1]) / 1024
@@ -22,13 +29,14 @@ before = rss()
 socks = []
 for i in range(n):
     s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    if mode != "uploads":
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(("127.0.0.1", port))
     s.setblocking(False)
     socks.append([s, 0])
-print(f"# {n} connections, each pipelining {len(payload)} bytes of GET /health, reading nothing; RSS before {before:.1f} MiB", flush=True)
+print(f"# {n} connections ({mode}), each {what}; RSS before {before:.1f} MiB", flush=True)
 start = time.time()
-last = 0
+last, trickled = 0, 0
 peak_held, peak_rss, closed = 0, before, 0
 while time.time() - start < secs:
     for entry in socks:
@@ -41,6 +49,14 @@ while time.time() - start < secs:
             except OSError:
                 entry[1] = len(payload)
     t = int(time.time() - start)
+    if mode == "uploads" and t >= trickled + 5:
+        trickled = t
+        for entry in socks:
+            if entry[1] >= len(payload):
+                try:
+                    entry[0].send(b"b")
+                except OSError:
+                    pass
     if t > last:
         last = t
         c = stats()
