@@ -176,12 +176,17 @@ struct ConfigLoaderTests {
         #expect(try ConfigLoader.load(yaml: "").limits.stalledClientBytes == 268_435_456)
         #expect(try ConfigLoader.load(yaml: "limits: { stalled_client_bytes: 0 }").limits.stalledClientBytes == 0)
         #expect(try ConfigLoader.load(yaml: "limits: { stalled_client_bytes: 1048576 }").limits.stalledClientBytes == 1_048_576)
-        for bad in ["65536", "-1", "lots"] {
+        expectRefused(limit: "stalled_client_bytes", ["65536", "-1", "lots"])
+    }
+
+    /// Each of `values` for `limits.<key>` is refused, naming that key alone.
+    func expectRefused(limit key: String, _ values: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        for bad in values {
             do {
-                _ = try ConfigLoader.load(yaml: "limits: { stalled_client_bytes: \(bad) }")
-                Issue.record("expected an error for \(bad)")
+                _ = try ConfigLoader.load(yaml: "limits: { \(key): \(bad) }")
+                Issue.record("\(key) \(bad) was accepted", sourceLocation: sourceLocation)
             } catch {
-                #expect(error.errors.map(\.path) == ["limits.stalled_client_bytes"], "\(bad)")
+                #expect(error.errors.map(\.path) == ["limits.\(key)"], "\(bad)", sourceLocation: sourceLocation)
             }
         }
     }
@@ -229,14 +234,7 @@ struct ConfigLoaderTests {
     @Test func headerCountLimitHasADefaultAndARange() throws {
         #expect(try ConfigLoader.load(yaml: "").limits.maxHeaderCount == 100)
         #expect(try ConfigLoader.load(yaml: "limits: { max_header_count: 250 }").limits.maxHeaderCount == 250)
-        for bad in ["0", "10001", "-1"] {
-            do {
-                _ = try ConfigLoader.load(yaml: "limits: { max_header_count: \(bad) }")
-                Issue.record("max_header_count \(bad) was accepted")
-            } catch {
-                #expect(error.errors.map(\.path) == ["limits.max_header_count"])
-            }
-        }
+        expectRefused(limit: "max_header_count", ["0", "10001", "-1"])
     }
 
     @Test func environmentOverridesFileValues() throws {
