@@ -106,7 +106,7 @@ extension ProxyHandler: LoopTimerOwner {
     func timedOut(_ exchange: Exchange, _ expiry: ExchangeDeadlines.Expiry) {
         let started = exchange.relay.headSent
         if expiry == .upstreamHeader, !started, exchange.connection != nil, claimRetry(exchange, after: .noHeadInTime) {
-            retryElsewhere(exchange, after: .timeout)
+            retryElsewhere(exchange, after: .timeout, cause: .timeout)
             return
         }
         stats.traffic.timedOut(expiry)

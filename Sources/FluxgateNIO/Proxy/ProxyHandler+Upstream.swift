@@ -156,7 +156,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         }
         guard complete else { return }
         if exchange.relay.discardedForRetry {
-            retryElsewhere(exchange, after: .status(exchange.relay.status ?? 502))
+            retryElsewhere(exchange, after: .status(exchange.relay.status ?? 502), cause: .status)
         } else {
             completeExchange(exchange)
         }
@@ -165,7 +165,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     /// Whether the request goes to another upstream after `failure` (docs/ARCHITECTURE.md,
     /// "Retries"): the pure ``RetryRules`` allow it, the balancer has another upstream
     /// and the retry budget a place. On true the place is taken and the target chosen
-    /// (``retryElsewhere(_:after:)``).
+    /// (``retryElsewhere(_:after:cause:)``).
     func claimRetry(_ exchange: Exchange, after failure: RetryRules.Failure) -> Bool {
         retryAction(exchange, after: failure) == .anotherUpstream && claimAnotherUpstream(exchange)
     }
@@ -194,8 +194,9 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     /// `upstream_header`: counted against that upstream's
     /// health, its connection closed (its answer is unread or never came; the upstream
     /// deadlines restart with it), and the request started again on the chosen upstream
-    /// with a fresh relay.
-    func retryElsewhere(_ exchange: Exchange, after failure: UpstreamHealth.Failure) {
+    /// with a fresh relay. `cause` is what `fluxgate_retries_total` counts it as (each
+    /// caller knows; inferred from `failure` it needed a catch-all).
+    func retryElsewhere(_ exchange: Exchange, after failure: UpstreamHealth.Failure, cause: RetryCause) {
         runtime.health.exchangeFailed(exchange.upstream, failure, now: now)
         abortUpstream(exchange)
         exchange.tried.append(exchange.upstream)
@@ -204,11 +205,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         exchange.retryTarget = nil
         exchange.relay = exchange.relay.restarted()
         exchange.rewindHeldBody()
-        switch failure {
-        case .status: stats.traffic.retried(.status)
-        case .timeout: stats.traffic.retried(.timeout)
-        default: stats.traffic.retried(.closedBeforeHead)
-        }
+        stats.traffic.retried(cause)
         startUpstream(exchange)
     }
 
@@ -324,7 +321,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             connectFresh(exchange)
             return
         case .anotherUpstream where claimAnotherUpstream(exchange):
-            retryElsewhere(exchange, after: .reset)
+            retryElsewhere(exchange, after: .reset, cause: .closedBeforeHead)
             return
         case .anotherUpstream, .fail:
             break
