@@ -243,7 +243,7 @@ public enum ConfigLoader {
         if config.limits.stalledClientBytes > 0 && config.limits.stalledClientBytes < Self.minimumStalledClientBytes {
             r.report(
                 "limits.stalled_client_bytes",
-                "must be 0 (no bound) or at least \(Self.minimumStalledClientBytes) (1 MiB): one connection that does not keep up may hold about 200 KiB, so less would close connections at their first stall")
+                "must be 0 (no bound) or at least \(Self.minimumStalledClientBytes) (1 MiB): one connection that does not keep up may hold up to ~200 KiB (64 KiB queued in a buffer of up to 128 KiB, the 64 KiB write watermark), so less would close connections at their first stall")
         }
         config.limits.requestSpoolDir = r.string(limits, "request_spool_dir", default: config.limits.requestSpoolDir)
         if let temporary = r.environment["TMPDIR"], !temporary.isEmpty { config.limits.temporaryDirectory = temporary }

@@ -375,7 +375,8 @@ public struct LimitsConfig: Sendable, Equatable {
     public var requestSpoolBytes = 1_073_741_824
     /// Memory all client connections that do not keep up may hold at once: input read
     /// and queued (pipelined requests behind an answer, a body its upstream does not
-    /// take) and answers written that the client has not taken. Past it the
+    /// take), input of a request not complete (a head in parts, a body read before
+    /// admission) and answers written that the client has not taken. Past it the
     /// connections stalled longest are closed (``StalledClientBudget``); each event
     /// loop holds its share. 0: no bound (each connection is still bounded on its own).
     /// Default 256 MiB.

@@ -5,10 +5,12 @@ import DequeModule
 /// `limits.stalled_client_bytes`: the ones stalled longest, first.
 ///
 /// A connection is *stalled* while the gateway stopped reading it with input queued
-/// (pipelined requests waiting behind an answer, a body its upstream does not take)
-/// or while its client takes none of what was written to it (NIO's write buffer is
-/// past its high watermark). Each bound alone is per connection — 64 KiB of queued
-/// input, the watermark plus one answer, for `timeouts.client_send` — and a client
+/// (pipelined requests waiting behind an answer, a body its upstream does not take),
+/// while its request is incomplete (a head in parts, a body read into memory before
+/// admission) or while its client takes none of what was written to it (NIO's write
+/// buffer is past its high watermark). Each bound alone is per connection — 64 KiB of
+/// queued input, `max_header_bytes`, `request_buffer_bytes`, the watermark plus one
+/// answer, each under its timeout — and a client
 /// that opens many such connections multiplies it: 1 000 pipeliners that read
 /// nothing held ~109 KiB each (docs/SECURITY.md). This is the sum's bound, as Envoy's
 /// overload manager resets the streams holding the most buffer memory under
