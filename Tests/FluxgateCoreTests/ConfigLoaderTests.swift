@@ -179,6 +179,30 @@ struct ConfigLoaderTests {
         expectRefused(limit: "stalled_client_bytes", ["65536", "-1", "lots"])
     }
 
+    /// `upstreams[i].addresses`: `all` (32) by default, `first` is 1, a number in
+    /// 1...128; a `#` in a name is refused (it names a name's members: app#2).
+    @Test func upstreamAddressesParseAndNamesKeepHashForMembers() throws {
+        func load(_ entry: String) throws(ConfigErrors) -> UpstreamConfig {
+            try ConfigLoader.load(yaml: "upstreams: [ { url: \"http://app.local:9001\"\(entry) } ]").upstreams[0]
+        }
+        #expect(try load("").maxAddresses == 32)
+        #expect(try load(", addresses: all").maxAddresses == 32)
+        #expect(try load(", addresses: First").maxAddresses == 1)
+        #expect(try load(", addresses: 100").maxAddresses == 100)
+        for (entry, path) in [
+            (", addresses: 0", "upstreams[0].addresses"), (", addresses: 129", "upstreams[0].addresses"),
+            (", addresses: some", "upstreams[0].addresses"), (", name: \"app#2\"", "upstreams[0].name"),
+        ] {
+            do {
+                _ = try load(entry)
+                Issue.record("\(entry) was accepted")
+            } catch {
+                #expect(error.errors.map(\.path) == [path], "\(entry)")
+                #expect(error.errors.first?.message.contains(path.hasSuffix("name") ? "#" : "all, first") == true, "\(entry)")
+            }
+        }
+    }
+
     /// Each of `values` for `limits.<key>` is refused, naming that key alone.
     func expectRefused(limit key: String, _ values: [String], sourceLocation: SourceLocation = #_sourceLocation) {
         for bad in values {

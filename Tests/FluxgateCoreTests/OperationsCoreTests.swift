@@ -90,6 +90,24 @@ struct OperationsCoreTests {
         }
     }
 
+    /// A host name's members (``UpstreamMembers``) each have a slot, kept by member
+    /// number: a member dropped is retired and revived in the same slot, so a name uses
+    /// at most as many slots as it ever had members.
+    @Test func membersOfANameKeepTheirSlots() throws {
+        let app = UpstreamConfig(name: "app", url: try UpstreamURL.parse("http://app.svc:8080").get())
+        let first = try UpstreamSlots.assign(previous: [], members: [(app, 0), (upstream("b", 2), 0), (app, 1)])
+        #expect(first.slots.map(\.name) == ["app", "b", "app#2"])
+        #expect(first.slots.map(\.group) == ["app", "b", "app"])
+        let second = try UpstreamSlots.assign(previous: first.slots, members: [(app, 1), (upstream("b", 2), 0), (app, 2)])
+        #expect(second.slots.map(\.name) == ["app", "b", "app#2", "app#3"])
+        #expect(second.slots.map(\.retired) == [true, false, false, false])
+        #expect(second.fresh == [3] && second.retired == [0])
+        let third = try UpstreamSlots.assign(previous: second.slots, members: [(app, 0), (app, 1), (upstream("b", 2), 0)])
+        #expect(third.slots.count == 4)
+        #expect(third.slots.map(\.retired) == [false, false, false, true])
+        #expect(third.fresh == [0] && third.retired == [3])
+    }
+
     @Test func healthBoardReconfigureKeepsStateOfKeptSlots() {
         var policy = HealthPolicy()
         policy.fall = 1

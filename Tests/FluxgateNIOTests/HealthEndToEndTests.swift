@@ -68,7 +68,12 @@ struct HealthEndToEndTests {
     }
 
     @Test func anUpstreamThatIsNotThereIsOutBeforeTheFirstRequest() async throws {
-        try await run(["a", "dead"]) { upstreams, gateway in
+        try await run(["a", "dead"], { config in
+            // Only the first round matters here: a probe timeout that a busy machine
+            // (the whole suite at once) cannot miss — 40 ms once failed a's first probe.
+            config.healthCheck.interval = .seconds(2)
+            config.healthCheck.timeout = .seconds(1)
+        }) { upstreams, gateway in
             let runtime = gateway.gateway.runtime
             // start() returned: the first probe round is done.
             #expect(runtime.router.routed == [true, false])
@@ -166,6 +171,7 @@ struct HealthEndToEndTests {
             // refresh below sets it); upstreams 1 and 2 as IP addresses.
             config.upstreams[0].url = UpstreamURL(endpoint: SocketEndpoint(host: "localhost", port: config.upstreams[0].url.endpoint.port))
             config.upstreams[0].name = "named"
+            config.upstreams[0].maxAddresses = 1  // `addresses: first`: one address, the best listed
             config.upstreams.remove(at: 1)
         }) { upstreams, gateway in
             let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
@@ -204,6 +210,47 @@ struct HealthEndToEndTests {
             #expect(await server.refreshAddresses { _, _ in throw AddressLookup.Unresolved(host: "localhost", reason: "does not resolve") } == [])
             #expect(server.runtime.settings.version == version + 1)
             #expect(Set(try await instances(client, 4)) == ["b", "c"])
+            try await client.close()
+        }
+    }
+
+    /// `addresses: all` (the default): each address of an upstream's host name is a
+    /// member of its own — `named`, `named#2` — in the round-robin with the entry's
+    /// capacity; a member whose address the name stops listing is retired (its pooled
+    /// connection closes) and the address listed again takes its number back.
+    @Test func aNameWithSeveralAddressesIsSpreadOver() async throws {
+        try await run(["a", "b", "c"], { config in
+            config.healthCheck.enabled = false
+            config.pool.idleTimeout = .seconds(60)  // only a retired member closes a pooled connection
+            config.upstreams[0].url = UpstreamURL(endpoint: SocketEndpoint(host: "localhost", port: config.upstreams[0].url.endpoint.port))
+            config.upstreams[0].name = "named"
+            config.upstreams.remove(at: 1)
+        }) { upstreams, gateway in
+            let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
+            let server = gateway.gateway
+            let other = server.runtime.settings.upstreams[1].name
+            @Sendable func pointing(at ports: [Int]) -> @Sendable (String, Int) async throws -> [SocketAddress] {
+                { _, _ in try ports.map { try SocketAddress(ipAddress: "127.0.0.1", port: $0) } }
+            }
+            func live() -> [String] { server.runtime.settings.upstreams.filter { !$0.retired }.map(\.name) }
+            #expect(live() == ["named", other])  // localhost: 127.0.0.1 only (`dns.family: v4_preferred`)
+            #expect(await server.refreshAddresses(resolve: pointing(at: [a.port, b.port])) == [2])
+            #expect(live() == ["named", other, "named#2"])
+            #expect(server.runtime.settings.fullCapacity == 300)
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await instances(client, 6).sorted() == ["a", "a", "b", "b", "c", "c"])
+            #expect(await server.refreshAddresses(resolve: pointing(at: [b.port, a.port])) == [])  // rotated: nothing moves
+            // The name stops listing a: `named` is retired, `named#2` keeps b.
+            #expect(await server.refreshAddresses(resolve: pointing(at: [b.port])) == [0])
+            #expect(live() == [other, "named#2"])
+            #expect(server.runtime.settings.fullCapacity == 200)
+            try await eventually("the pooled connection to the retired member closed", timeout: .seconds(3)) { a.closedConnections == 1 }
+            #expect(try await instances(client, 4).sorted() == ["b", "b", "c", "c"])
+            // a listed again: it is `named` again, in its old slot.
+            #expect(await server.refreshAddresses(resolve: pointing(at: [b.port, a.port])) == [0])
+            #expect(live() == ["named", other, "named#2"])
+            #expect(server.runtime.settings.upstreams.count == 3)
+            #expect(try await instances(client, 6).sorted() == ["a", "a", "b", "b", "c", "c"])
             try await client.close()
         }
     }

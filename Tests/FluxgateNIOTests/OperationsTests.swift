@@ -357,3 +357,56 @@ struct OperationsTests {
         }
     }
 }
+
+/// Start and reload place each upstream's members (`GatewaySettings.resolve`, with a
+/// lookup standing in for the resolver): every address of a name is a member; a reload
+/// that keeps an upstream does not look it up again (a name that stopped resolving
+/// fails no reload that did not touch it); one that changes its `addresses` is looked
+/// up, keeping the members still listed.
+struct UpstreamMembersAtStartAndReloadTests {
+    @Test func startAndReloadPlaceMembers() throws {
+        var config = GatewayConfig()
+        config.upstreams = [
+            UpstreamConfig(name: "app", url: try UpstreamURL.parse("http://app.svc:8080").get()),
+            UpstreamConfig(name: "ip", url: try UpstreamURL.parse("http://127.0.0.1:9").get()),
+        ]
+        var listed = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+        var looked: [String] = []
+        func lookup(_ host: String, _ port: Int, _ family: AddressFamilyPreference) throws -> [SocketAddress] {
+            looked.append(host)
+            if host == "127.0.0.1" { return [try SocketAddress(ipAddress: host, port: port)] }
+            guard !listed.isEmpty else { throw AddressLookup.Unresolved(host: host, reason: "does not resolve") }
+            return try listed.map { try SocketAddress(ipAddress: $0, port: port) }
+        }
+        func describe(_ settings: GatewaySettings) -> [String] {
+            settings.upstreams.indices.map { "\(settings.upstreams[$0].name)\(settings.upstreams[$0].retired ? " (retired)" : "")=\(settings.targets[$0].hostPort)" }
+        }
+        let (start, _) = try GatewaySettings.resolve(config, version: 1, previous: nil, lookup: lookup)
+        #expect(describe(start) == ["app=10.0.0.1:8080", "app#2=10.0.0.2:8080", "app#3=10.0.0.3:8080", "ip=127.0.0.1:9"])
+        #expect(start.fullCapacity == 4 * 5000)
+        #expect(start.authorities[1] == "app.svc:8080")
+
+        // A reload that changes only a weight: the name is not looked up (it no longer resolves).
+        listed = []
+        looked = []
+        config.upstreams[1].weight = 3
+        let (reloaded, kept) = try GatewaySettings.resolve(config, version: 2, previous: start, lookup: lookup)
+        #expect(looked.isEmpty, "\(looked)")
+        #expect(describe(reloaded) == describe(start))
+        #expect(kept.fresh.isEmpty && kept.retired.isEmpty)
+
+        // `addresses: 2` with 10.0.0.1 gone: members stay below the limit — app#2 keeps
+        // 10.0.0.2, the freed app takes 10.0.0.4 (the best new one), app#3 retires.
+        listed = ["10.0.0.4", "10.0.0.3", "10.0.0.2"]
+        config.upstreams[0].maxAddresses = 2
+        let (lowered, assignment) = try GatewaySettings.resolve(config, version: 3, previous: reloaded, lookup: lookup)
+        #expect(describe(lowered) == ["app=10.0.0.4:8080", "app#2=10.0.0.2:8080", "app#3 (retired)=10.0.0.3:8080", "ip=127.0.0.1:9"])
+        #expect(assignment.retired == [2] && assignment.fresh.isEmpty)
+        #expect(lowered.fullCapacity == 3 * 5000)
+
+        // A new upstream whose name does not resolve: an error naming it.
+        listed = []
+        config.upstreams.append(UpstreamConfig(name: "new", url: try UpstreamURL.parse("http://new.svc:80").get()))
+        #expect(throws: ConfigError.self) { _ = try GatewaySettings.resolve(config, version: 4, previous: lowered, lookup: lookup) }
+    }
+}

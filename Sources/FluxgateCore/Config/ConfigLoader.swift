@@ -436,7 +436,7 @@ public enum ConfigLoader {
         var seenNames: Set<String> = []
         for (index, item) in sequence.enumerated() {
             let path = "upstreams[\(index)]"
-            let table = r.table(item, path: path, known: ["name", "url", "max_concurrency", "weight"])
+            let table = r.table(item, path: path, known: ["name", "url", "max_concurrency", "weight", "addresses"])
             guard item.mapping != nil else {
                 if item.mapping == nil && item.scalar != nil {
                     r.report(path, "expected a mapping such as {url: \"http://127.0.0.1:9001\"}", node: item)
@@ -454,15 +454,32 @@ public enum ConfigLoader {
                 }
             }
             let name = r.string(table, "name", default: url?.endpoint.description ?? "upstream-\(index)") {
-                $0.isEmpty ? "must not be empty" : nil
+                $0.isEmpty
+                    ? "must not be empty"
+                    : $0.contains("#") ? "must not contain \"#\" (it names the members of a host name with several addresses: app, app#2, …)" : nil
             }
             if !seenNames.insert(name).inserted {
                 r.report("\(path).name", "duplicate upstream name \"\(name)\"", node: table.entries["name"])
             }
             let maxConcurrency = r.int(table, "max_concurrency", default: 5000, range: 1...10_000_000)
             let weight = r.int(table, "weight", default: 1, range: 1...1000)
+            let maxAddresses = r.scalar(
+                table, "addresses", default: UpstreamConfig.allAddresses,
+                expected: "all, first or a number of addresses (1...\(UpstreamConfig.addressesRange.upperBound))",
+                parse: { text in
+                    switch text.lowercased() {
+                    case "all": UpstreamConfig.allAddresses
+                    case "first": 1
+                    default: Int(text)
+                    }
+                }
+            ) {
+                UpstreamConfig.addressesRange.contains($0)
+                    ? nil : "must be all, first or in \(UpstreamConfig.addressesRange.lowerBound)...\(UpstreamConfig.addressesRange.upperBound)"
+            }
             if let url {
-                result.append(UpstreamConfig(name: name, url: url, maxConcurrency: maxConcurrency, weight: weight))
+                result.append(
+                    UpstreamConfig(name: name, url: url, maxConcurrency: maxConcurrency, weight: weight, maxAddresses: maxAddresses))
             }
         }
         return result

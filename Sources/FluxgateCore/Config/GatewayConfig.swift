@@ -125,12 +125,28 @@ public struct UpstreamConfig: Sendable, Equatable {
     public var maxConcurrency: Int
     /// Smooth weighted round-robin weight, 1...1000. Default 1.
     public var weight: Int
+    /// `addresses`: how many of a host name's addresses become members of this upstream,
+    /// each a replica with this entry's `max_concurrency` and `weight` (a headless
+    /// Kubernetes Service lists one per ready pod). `all` (the default) is
+    /// ``allAddresses``; `first` is 1 — one address, the best by `dns.family`, as an
+    /// upstream behind a virtual IP needs. An upstream written as an IP address has one
+    /// member whatever this says. See ``UpstreamMembers``.
+    public var maxAddresses: Int
 
-    public init(name: String, url: UpstreamURL, maxConcurrency: Int = 5000, weight: Int = 1) {
+    /// What `addresses: all` means: at most this many members per name. nginx takes
+    /// every address a name has at start; the bound keeps one name from filling the
+    /// process's ``UpstreamSlots/maxSlots`` (a member's slot is kept for its index, so a
+    /// name uses at most this many slots however often its addresses change).
+    public static let allAddresses = 32
+    /// `addresses: N`'s bounds.
+    public static let addressesRange = 1...128
+
+    public init(name: String, url: UpstreamURL, maxConcurrency: Int = 5000, weight: Int = 1, maxAddresses: Int = allAddresses) {
         self.name = name
         self.url = url
         self.maxConcurrency = maxConcurrency
         self.weight = weight
+        self.maxAddresses = maxAddresses
     }
 }
 

@@ -9,18 +9,35 @@
 /// name and URL. Slots are never reused for a different upstream, so at most
 /// ``maxSlots`` distinct upstreams can be configured over a process's life.
 public struct UpstreamSlot: Sendable, Equatable {
+    /// What logs, metrics and `/stats` call it: the configured name for a name's first
+    /// member (and for every upstream with one address), `name#k` for its k-th
+    /// (``UpstreamMembers``).
     public var name: String
+    /// The configured upstream's name (`upstreams[i].name`).
+    public var group: String
+    /// Which of the configured upstream's addresses this slot serves, from 0.
+    public var member: Int
     public var url: UpstreamURL
     public var maxConcurrency: Int
     public var weight: Int
+    /// The configured upstream's `addresses`.
+    public var maxAddresses: Int
     public var retired: Bool
 
-    public init(_ upstream: UpstreamConfig, retired: Bool = false) {
-        self.name = upstream.name
+    public init(_ upstream: UpstreamConfig, member: Int = 0, retired: Bool = false) {
+        self.name = UpstreamMembers.name(upstream.name, member: member)
+        self.group = upstream.name
+        self.member = member
         self.url = upstream.url
         self.maxConcurrency = upstream.maxConcurrency
         self.weight = upstream.weight
+        self.maxAddresses = upstream.maxAddresses
         self.retired = retired
+    }
+
+    /// Whether this slot serves `member` of `upstream` (its identity: name, URL, member).
+    public func serves(_ upstream: UpstreamConfig, member: Int) -> Bool {
+        group == upstream.name && url == upstream.url && self.member == member
     }
 }
 
@@ -42,7 +59,7 @@ public enum UpstreamSlots {
 
     public struct TooManySlots: Error, Equatable, CustomStringConvertible {
         public var description: String {
-            "more than \(UpstreamSlots.maxSlots) distinct upstreams (name and url) since start; restart to configure more"
+            "more than \(UpstreamSlots.maxSlots) distinct upstreams (name, url and address member) since start; restart to configure more"
         }
     }
 
@@ -51,21 +68,27 @@ public enum UpstreamSlots {
         upstreams.map { UpstreamSlot($0) }
     }
 
-    /// Slots for `upstreams` after a reload from `previous`.
+    /// Slots for `upstreams` after a reload from `previous` (one member each).
     public static func assign(previous: [UpstreamSlot], upstreams: [UpstreamConfig]) throws(TooManySlots) -> Assignment {
+        try assign(previous: previous, members: upstreams.map { ($0, 0) })
+    }
+
+    /// Slots for every member of the configured upstreams (a host name with several
+    /// addresses has several, ``UpstreamMembers``) after a reload or an address refresh
+    /// from `previous`: a member keeps its slot while its upstream keeps its name and
+    /// URL, whatever its address becomes.
+    public static func assign(previous: [UpstreamSlot], members: [(upstream: UpstreamConfig, member: Int)]) throws(TooManySlots) -> Assignment {
         var slots = previous
         var fresh: [Int] = []
         var kept = Set<Int>()
-        for upstream in upstreams {
-            if let index = slots.indices.first(where: {
-                !kept.contains($0) && slots[$0].name == upstream.name && slots[$0].url == upstream.url
-            }) {
+        for (upstream, member) in members {
+            if let index = slots.indices.first(where: { !kept.contains($0) && slots[$0].serves(upstream, member: member) }) {
                 if slots[index].retired { fresh.append(index) }
-                slots[index] = UpstreamSlot(upstream)
+                slots[index] = UpstreamSlot(upstream, member: member)
                 kept.insert(index)
             } else {
                 guard slots.count < maxSlots else { throw TooManySlots() }
-                slots.append(UpstreamSlot(upstream))
+                slots.append(UpstreamSlot(upstream, member: member))
                 kept.insert(slots.count - 1)
                 fresh.append(slots.count - 1)
             }

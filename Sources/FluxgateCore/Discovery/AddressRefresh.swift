@@ -1,48 +1,65 @@
 /// `dns.refresh`'s decisions, apart from the lookups themselves: given what each named
-/// upstream's lookup found and the address in force, which addresses to publish and
-/// what to log. A lookup gives the name's usable addresses, best first
-/// (``AddressFamilyPreference/candidates(_:)``); the address in force stays while it is
-/// among them, so a DNS server that rotates a name's records (round-robin DNS) does not
-/// move the upstream — and close its idle connections — at every refresh. A failed
-/// lookup (or one with no usable address) keeps the address in force and is reported
-/// once, until the name resolves again. Generic over the address, so it knows no
-/// sockets.
+/// upstream's lookup found and its members in force, which members to publish and what
+/// to log. A lookup gives the name's usable addresses, best first
+/// (``AddressFamilyPreference/candidates(_:)``), and ``UpstreamMembers/place(inForce:found:limit:)``
+/// decides the members — an address in force stays while listed, so a DNS server that
+/// rotates a name's records (round-robin DNS) moves nothing and closes no idle
+/// connection at a refresh. A failed lookup (or one with no usable address) keeps the
+/// members in force and is reported once, until the name resolves again. Generic over
+/// the upstream's key and the address, so it knows no sockets.
 ///
-/// | lookup (in force: A)      | events                          |
-/// |---------------------------|---------------------------------|
-/// | A                         | none                            |
-/// | B, A (rotated)            | none                            |
-/// | B                         | `moved(to: B)`                  |
-/// | B, C                      | `moved(to: B)`                  |
-/// | fails or none usable (first time) | `stoppedResolving`      |
-/// | fails again               | none                            |
-/// | B, after failing          | `resolvesAgain`, `moved(to: B)` |
-public struct AddressRefresh<Address: Equatable & Sendable>: Sendable {
+/// | lookup (in force: 0: A; limit 1) | events                          |
+/// |----------------------------------|---------------------------------|
+/// | A                                | none                            |
+/// | B, A (rotated)                   | none                            |
+/// | B                                | `placed(0: B)`                  |
+/// | B, C                             | `placed(0: B)`                  |
+/// | fails or none usable (first time)| `stoppedResolving`              |
+/// | fails again                      | none                            |
+/// | B, after failing                 | `resolvesAgain`, `placed(0: B)` |
+public struct AddressRefresh<Key: Hashable & Sendable, Address: Equatable & Sendable>: Sendable {
     public enum Event: Equatable, Sendable {
-        /// The name points elsewhere now: publish `to` for the slot.
-        case moved(slot: Int, to: Address)
-        /// The lookup failed, for the first time since it last worked: keep the address.
-        case stoppedResolving(slot: Int)
+        /// The upstream's members change: publish `members` (member number → address),
+        /// which replace those in force.
+        case placed(Key, members: [Int: Address])
+        /// The lookup failed, for the first time since it last worked: keep the members.
+        case stoppedResolving(Key)
         /// The lookup works again after failing.
-        case resolvesAgain(slot: Int)
+        case resolvesAgain(Key)
     }
 
-    /// Slots whose last lookup failed.
-    private var failing: Set<Int> = []
+    /// One upstream's lookup: `found` is the usable addresses, best first, nil or empty
+    /// where the lookup failed; `inForce` its members now; `limit` its `addresses`.
+    public struct Lookup: Sendable {
+        public var key: Key
+        public var found: [Address]?
+        public var inForce: [Int: Address]
+        public var limit: Int
+
+        public init(key: Key, found: [Address]?, inForce: [Int: Address], limit: Int) {
+            self.key = key
+            self.found = found
+            self.inForce = inForce
+            self.limit = limit
+        }
+    }
+
+    /// Upstreams whose last lookup failed.
+    private var failing: Set<Key> = []
 
     public init() {}
 
-    /// One round of lookups: `found` is the usable addresses, best first, nil or empty
-    /// where the lookup failed; `inForce` gives the address each slot has now.
-    public mutating func round(_ lookups: [(slot: Int, found: [Address]?)], inForce: (Int) -> Address) -> [Event] {
+    /// One round of lookups.
+    public mutating func round(_ lookups: [Lookup]) -> [Event] {
         var events: [Event] = []
-        for (slot, found) in lookups {
-            guard let found, let best = found.first else {
-                if failing.insert(slot).inserted { events.append(.stoppedResolving(slot: slot)) }
+        for lookup in lookups {
+            guard let found = lookup.found, !found.isEmpty else {
+                if failing.insert(lookup.key).inserted { events.append(.stoppedResolving(lookup.key)) }
                 continue
             }
-            if failing.remove(slot) != nil { events.append(.resolvesAgain(slot: slot)) }
-            if !found.contains(inForce(slot)) { events.append(.moved(slot: slot, to: best)) }
+            if failing.remove(lookup.key) != nil { events.append(.resolvesAgain(lookup.key)) }
+            let members = UpstreamMembers.place(inForce: lookup.inForce, found: found, limit: lookup.limit)
+            if members != lookup.inForce { events.append(.placed(lookup.key, members: members)) }
         }
         return events
     }

@@ -59,7 +59,7 @@ final class GatewayRuntime: Sendable {
         config: GatewayConfig, logger: Logger = Logger(label: "fluxgate"),
         now: MonotonicTime = .current, clusterLoop: (any EventLoop)? = nil
     ) throws {
-        let settings = try GatewaySettings(version: 1, config: config, upstreams: UpstreamSlots.initial(config.effectiveUpstreams))
+        let (settings, _) = try GatewaySettings.resolve(config, version: 1, previous: nil)
         self.current = Mutex(settings)
         self.settingsVersion = Atomic(1)
         self.logger = logger
@@ -148,15 +148,8 @@ final class GatewayRuntime: Sendable {
         let old = settings
         let restartOnly = old.config.restartOnlyDifferences(config)
         guard restartOnly.isEmpty else { throw ReloadError.needsRestart(restartOnly) }
-        let assignment: UpstreamSlots.Assignment
         do {
-            assignment = try UpstreamSlots.assign(previous: old.upstreams, upstreams: config.effectiveUpstreams)
-        } catch {
-            throw ReloadError.invalid(["upstreams: \(error)"])
-        }
-        do {
-            let settings = try GatewaySettings(version: old.version + 1, config: config, upstreams: assignment.slots, previous: old)
-            return (settings, assignment)
+            return try GatewaySettings.resolve(config, version: old.version + 1, previous: old)
         } catch {
             // Each names its key: "upstream http://…: host … does not resolve", "tls: cannot load …".
             throw ReloadError.invalid(["\(error)"])

@@ -1,5 +1,6 @@
 import FluxgateCore
 import NIOCore
+import Logging
 import NIOPosix
 
 /// `dns.refresh`: upstream host names looked up again while running, so an upstream
@@ -29,65 +30,100 @@ extension GatewayServer {
         try await NIOThreadPool.singleton.runIfActive { try AddressLookup.candidates(host, port: port, family: family) }
     }
 
-    /// Looks every named upstream up with `resolve` and, when addresses changed,
-    /// publishes the settings with the new ones as the next version — what a reload
-    /// does, with nothing else read again: the pools close their idle connections to
-    /// the old address (those in use close when their exchange ends) and connect to
-    /// the new one; health state, weights and capacity stay. An address in force that
-    /// the name still lists stays (rotating DNS records move nothing). A failed lookup
-    /// keeps the last address (logged once, until the name resolves again). Upstreams written as
-    /// IP addresses are not looked up. Skipped when a reload is running or ran
-    /// meanwhile (its own resolution is newer). Returns the slots whose address changed.
+    /// Looks every named upstream up with `resolve` and, when its members changed — an
+    /// address moved, a name gained or lost addresses (``UpstreamMembers``) — publishes
+    /// the settings with the new members as the next version: what a reload does, with
+    /// nothing else read again. The pools close their idle connections to an address no
+    /// longer served (those in use close when their exchange ends) and connect to the
+    /// new one; a member keeps its slot, health state, weight and capacity while its
+    /// number stays; an added member starts as a new upstream does, a dropped one is
+    /// retired (its requests in flight finish). An address in force that the name still
+    /// lists stays (rotating DNS records move nothing). A failed lookup keeps the
+    /// members (logged once, until the name resolves again). Upstreams written as IP
+    /// addresses are not looked up. Skipped when a reload is running or ran meanwhile
+    /// (its own resolution is newer). Returns the slots whose address changed, added or
+    /// retired.
     @discardableResult
     func refreshAddresses(resolve: @Sendable (String, Int) async throws -> [SocketAddress]) async -> [Int] {
         let settings = runtime.settings
-        var lookups: [(slot: Int, found: [SocketAddress]?)] = []
-        var errors: [Int: any Error] = [:]
-        for (index, slot) in settings.upstreams.enumerated() where !slot.retired && index < settings.targets.count {
-            let endpoint = slot.url.endpoint
+        let upstreams = settings.config.effectiveUpstreams
+        var lookups: [AddressRefresh<String, SocketAddress>.Lookup] = []
+        var errors: [String: any Error] = [:]
+        for upstream in upstreams {
+            let endpoint = upstream.url.endpoint
             if (try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)) != nil { continue }
-            do {
-                lookups.append((index, try await resolve(endpoint.host, endpoint.port)))
-            } catch {
-                lookups.append((index, nil))
-                errors[index] = error
-            }
+            let inForce = settings.members(of: upstream)
+            guard !inForce.isEmpty else { continue }
+            var found: [SocketAddress]? = nil
+            do { found = try await resolve(endpoint.host, endpoint.port) } catch { errors[upstream.name] = error }
+            lookups.append(.init(key: upstream.name, found: found, inForce: inForce, limit: upstream.maxAddresses))
         }
         // What to publish and log is decided by the pure `AddressRefresh`.
-        let events = state.withLock { $0.addressRefresh.round(lookups) { settings.targets[$0] } }
-        var changed: [Int: SocketAddress] = [:]
+        let events = state.withLock { $0.addressRefresh.round(lookups) }
+        var placed: [String: [Int: SocketAddress]] = [:]
         for event in events {
             switch event {
-            case .moved(let index, let address):
-                changed[index] = address
-            case .stoppedResolving(let index):
+            case .placed(let name, let members):
+                placed[name] = members
+            case .stoppedResolving(let name):
+                guard let upstream = upstreams.first(where: { $0.name == name }) else { continue }
                 logger.warning(
-                    "upstream name does not resolve; keeping its last address",
+                    "upstream name does not resolve; keeping its last addresses",
                     metadata: [
-                        "upstream": "\(settings.upstreams[index].name)", "host": "\(settings.upstreams[index].url.endpoint.host)",
-                        "address": "\(settings.targets[index].hostPort)", "error": "\(errors[index].map { "\($0)" } ?? "-")",
+                        "upstream": "\(name)", "host": "\(upstream.url.endpoint.host)",
+                        "addresses": "\(settings.members(of: upstream).sorted { $0.key < $1.key }.map(\.value.hostPort).joined(separator: ","))",
+                        "error": "\(errors[name].map { "\($0)" } ?? "-")",
                     ])
-            case .resolvesAgain(let index):
-                logger.notice("upstream name resolves again", metadata: ["upstream": "\(settings.upstreams[index].name)"])
+            case .resolvesAgain(let name):
+                logger.notice("upstream name resolves again", metadata: ["upstream": "\(name)"])
             }
         }
-        guard !changed.isEmpty else { return [] }
-        return await holdingReloadLock { await publishAddresses(changed, over: settings) } ?? []
+        guard !placed.isEmpty else { return [] }
+        return await holdingReloadLock { await publishMembers(placed, over: settings) } ?? []
     }
 
-    /// Publishes the moved addresses, unless a reload replaced `settings` meanwhile.
-    private func publishAddresses(_ changed: [Int: SocketAddress], over settings: GatewaySettings) async -> [Int] {
+    /// Publishes the upstreams' new members, unless a reload replaced `settings` meanwhile.
+    private func publishMembers(_ placed: [String: [Int: SocketAddress]], over settings: GatewaySettings) async -> [Int] {
         guard runtime.settings === settings else { return [] }
-        let next = settings.withAddresses(changed)
-        await publish(next, .unchanged(next.upstreams))
-        for index in changed.keys.sorted() {
-            logger.notice(
-                "upstream address changed",
-                metadata: [
-                    "upstream": "\(next.upstreams[index].name)", "from": "\(settings.targets[index].hostPort)", "to": "\(next.targets[index].hostPort)",
-                    "version": "\(next.version)",
-                ])
+        var members: [(upstream: UpstreamConfig, member: Int)] = []
+        var addresses: [SocketAddress] = []
+        for upstream in settings.config.effectiveUpstreams {
+            for (member, address) in (placed[upstream.name] ?? settings.members(of: upstream)).sorted(by: { $0.key < $1.key }) {
+                members.append((upstream, member))
+                addresses.append(address)
+            }
         }
-        return changed.keys.sorted()
+        let assignment: UpstreamSlots.Assignment
+        do {
+            assignment = try UpstreamSlots.assign(previous: settings.upstreams, members: members)
+        } catch {
+            logger.error("cannot add an upstream name's new addresses; keeping its members", metadata: ["error": "\(error)"])
+            return []
+        }
+        let targets = assignment.slots.indices.map { index in
+            let slot = assignment.slots[index]
+            if !slot.retired, let at = members.firstIndex(where: { slot.serves($0.upstream, member: $0.member) }) { return addresses[at] }
+            return settings.targets[index]
+        }
+        let next = settings.withMembers(assignment.slots, targets: targets)
+        await publish(next, assignment)
+        var changed: [Int] = []
+        for index in next.upstreams.indices {
+            let slot = next.upstreams[index]
+            let metadata: Logger.Metadata = ["upstream": "\(slot.name)", "address": "\(next.targets[index].hostPort)", "version": "\(next.version)"]
+            if assignment.fresh.contains(index) {
+                logger.notice("upstream name has a new address: member added", metadata: metadata)
+            } else if assignment.retired.contains(index) {
+                logger.notice("upstream name no longer lists the address: member retired", metadata: metadata)
+            } else if index < settings.targets.count, !slot.retired, settings.targets[index] != next.targets[index] {
+                logger.notice(
+                    "upstream address changed",
+                    metadata: ["upstream": "\(slot.name)", "from": "\(settings.targets[index].hostPort)", "to": "\(next.targets[index].hostPort)", "version": "\(next.version)"])
+            } else {
+                continue
+            }
+            changed.append(index)
+        }
+        return changed
     }
 }

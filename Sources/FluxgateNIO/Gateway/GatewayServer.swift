@@ -55,7 +55,7 @@ public final class GatewayServer: Service, Sendable {
         var watcher: Task<Void, Never>?
         /// `dns.refresh`'s lookups, and what it remembers between rounds (names failing).
         var resolver: Task<Void, Never>?
-        var addressRefresh = AddressRefresh<SocketAddress>()
+        var addressRefresh = AddressRefresh<String, SocketAddress>()
         var parkWatcher: ParkWatcher?
         var perLoopConnections = 0
     }
@@ -226,7 +226,7 @@ public final class GatewayServer: Service, Sendable {
             metadata: [
                 "address": "\(address)",
                 "admin": "\(adminChannel.localAddress.map(\.hostPort) ?? "\(config.adminListen)")",
-                "upstreams": "\(settings.upstreams.map { "\($0.name)=\($0.url)" }.joined(separator: ", "))",
+                "upstreams": "\(settings.upstreams.indices.map { settings.describeUpstream($0) }.joined(separator: ", "))",
                 "max_connections": "\(connectionLimits.withLockedValue { $0.maxTotal })",
                 "descriptor_limit": "\(DescriptorLimit.current)",
             ])

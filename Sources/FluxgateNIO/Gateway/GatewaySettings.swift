@@ -53,26 +53,16 @@ final class GatewaySettings: Sendable {
         admission.priority(forTarget: target)
     }
 
-    init(version: Int, config: GatewayConfig, upstreams: [UpstreamSlot], previous: GatewaySettings? = nil) throws {
+    /// The settings for `config` with `upstreams`' slots at `targets` (one address per
+    /// slot, retired ones included): see ``resolve(_:version:previous:lookup:)`` for
+    /// where they come from.
+    init(version: Int, config: GatewayConfig, upstreams: [UpstreamSlot], targets: [SocketAddress]) throws {
+        precondition(upstreams.count == targets.count, "one address per slot")
         self.version = version
         self.config = config
         self.admission = config.admission
         self.upstreams = upstreams
-        // Addresses of kept slots are not resolved again: a name that stops resolving
-        // must not fail a reload that did not touch that upstream.
-        self.targets = try upstreams.enumerated().map { index, slot in
-            if let previous, index < previous.upstreams.count, previous.upstreams[index].url == slot.url,
-                previous.config.dns.family == config.dns.family
-            {
-                return previous.targets[index]
-            }
-            do {
-                return try AddressLookup.address(slot.url.endpoint.host, port: slot.url.endpoint.port, family: config.dns.family)
-            } catch {
-                throw ConfigError(
-                    path: "upstream \(slot.url)", message: StartupProblems.unresolvable(slot.url.endpoint.host, error))
-            }
-        }
+        self.targets = targets
         self.authorities = upstreams.map { $0.url.endpoint.description }
         let key = config.rateLimit.perClient.key
         self.clientKeyHeader = key.hasPrefix("header:") ? Array(key.dropFirst("header:".count).lowercased().utf8) : nil
@@ -99,19 +89,21 @@ final class GatewaySettings: Sendable {
         }
     }
 
-    /// The same settings with some upstreams' addresses changed (`dns.refresh`), as the
-    /// next version: nothing else is read again — not the TLS files, not the other names.
-    func withAddresses(_ changed: [Int: SocketAddress]) -> GatewaySettings {
-        GatewaySettings(copying: self, version: version + 1, targets: targets.indices.map { changed[$0] ?? targets[$0] })
+    /// The same settings with the upstreams' members changed (`dns.refresh`: a member's
+    /// address moved, a member added or retired), as the next version: nothing else is
+    /// read again — not the TLS files, not the other names.
+    func withMembers(_ upstreams: [UpstreamSlot], targets: [SocketAddress]) -> GatewaySettings {
+        GatewaySettings(copying: self, version: version + 1, upstreams: upstreams, targets: targets)
     }
 
-    private init(copying other: GatewaySettings, version: Int, targets: [SocketAddress]) {
+    private init(copying other: GatewaySettings, version: Int, upstreams: [UpstreamSlot], targets: [SocketAddress]) {
+        precondition(upstreams.count == targets.count, "one address per slot")
         self.version = version
         self.targets = targets
         self.config = other.config
         self.admission = other.admission
-        self.upstreams = other.upstreams
-        self.authorities = other.authorities
+        self.upstreams = upstreams
+        self.authorities = upstreams.map { $0.url.endpoint.description }
         self.clientKeyHeader = other.clientKeyHeader
         self.maxBodyBytes = other.maxBodyBytes
         self.perClientLimited = other.perClientLimited
@@ -129,7 +121,14 @@ final class GatewaySettings: Sendable {
         self.maxTunnels = other.maxTunnels
         self.tunnelIdle = other.tunnelIdle
         self.serverTLS = other.serverTLS
-        self.upstreamTLS = other.upstreamTLS
+        // A new member of an `https://` upstream: the client context its siblings use
+        // (every member of one upstream shares its URL, so one exists).
+        let client = other.upstreamTLS.lazy.compactMap { $0?.context }.first
+        self.upstreamTLS = upstreams.indices.map { index in
+            if index < other.upstreamTLS.count, other.upstreams[index].url == upstreams[index].url { return other.upstreamTLS[index] }
+            guard upstreams[index].url.tls, let client else { return nil }
+            return UpstreamTLSTarget(context: client, host: upstreams[index].url.endpoint.host)
+        }
     }
 
     /// Capacity `C` with every live upstream ready.

@@ -240,6 +240,8 @@ struct StatsDocument: Encodable {
     struct Upstream: Encodable {
         var name: String
         var url: String
+        /// The address connected to (one of the URL host's, ``UpstreamMembers``).
+        var address: String
         var state: String
         var ready: Bool
         var in_flight: Int
@@ -362,7 +364,7 @@ struct StatsDocument: Encodable {
             not_ready_reason: r.notReadyReason, dry_run: r.settings.config.admission.dryRun)
         upstreams = r.upstreams.map {
             Upstream(
-                name: $0.name, url: $0.url, state: $0.state, ready: $0.routed, in_flight: $0.inFlight,
+                name: $0.name, url: $0.url, address: $0.address, state: $0.state, ready: $0.routed, in_flight: $0.inFlight,
                 ejections: $0.health.ejections, flips_up: $0.flips.up, flips_down: $0.flips.down,
                 failures: Dictionary(uniqueKeysWithValues: $0.failures.map { ($0.key.rawValue, $0.value) }), weight: $0.weight,
                 max_concurrency: $0.maxConcurrency)

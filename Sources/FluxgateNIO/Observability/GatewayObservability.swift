@@ -91,6 +91,7 @@ public final class GatewayObservability: Sendable {
     struct UpstreamReading: Sendable {
         var name: String
         var url: String
+        var address: String
         var health: UpstreamHealth
         var routed: Bool
         var inFlight: Int
@@ -133,7 +134,7 @@ public final class GatewayObservability: Sendable {
             let upstream = settings.upstreams[index]
             guard !upstream.retired else { return nil }
             return UpstreamReading(
-                name: upstream.name, url: "\(upstream.url)", health: runtime.health.state(index),
+                name: upstream.name, url: "\(upstream.url)", address: settings.targets[index].hostPort, health: runtime.health.state(index),
                 routed: index < routed.count && routed[index], inFlight: traffic.inFlight(index),
                 flips: runtime.health.flips(index), failures: runtime.health.failures(index), weight: upstream.weight, maxConcurrency: upstream.maxConcurrency,
                 activeChecks: settings.config.healthCheck.enabled)
