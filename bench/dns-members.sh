@@ -61,7 +61,7 @@ members() {  # the live members as name=address, and C
   curl -s "http://127.0.0.1:$((GW + 1))/stats" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-print(" ".join(f"{u[\"name\"]}={u[\"address\"]}" for u in d["upstreams"] if u["state"] == "up"), "C=%d" % d["admission"]["capacity"])'
+print(" ".join(u["name"] + "=" + u["address"] for u in d["upstreams"] if u["state"] == "up"), "C=%d" % d["admission"]["capacity"])'
 }
 failed=0
 expect() {  # STEP "MEMBERS C=N" INSTANCES...
@@ -91,7 +91,7 @@ list 2
 expect back "app=127.0.0.2:$UP app#2=127.0.0.3:$UP app#3=127.0.0.4:$UP C=300" p2 p3 p4
 wait "$hey_pid"
 curl -s "http://127.0.0.1:$((GW + 1))/metrics" >"$OUT/metrics.txt"
-cp "$W/gateway.log" "$OUT/gateway.log"
+[ "$OUT" = "$W" ] || cp "$W/gateway.log" "$OUT/gateway.log"
 grep -E "member|address changed|resolve" "$OUT/gateway.log" | tee -a "$OUT/steps.txt" || true
 codes=$(sed -n '/Status code distribution/,$p' "$OUT/hey.txt" | grep -E '^\s+\[' | tr -s ' \t' ' ')
 echo "hey under the changes: $codes" | tee -a "$OUT/steps.txt"
