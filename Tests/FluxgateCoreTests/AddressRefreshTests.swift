@@ -59,7 +59,13 @@ struct AddressRefreshTests {
         #expect(round(["C", "A"]) == [.placed("app", members: [0: "A", 2: "C"])])
         #expect(round(nil) == [.stoppedResolving("app")])
         #expect(inForce == [0: "A", 2: "C"])
-        #expect(round(["D", "E", "A", "C"]) == [.resolvesAgain("app"), .placed("app", members: [0: "A", 1: "D", 2: "C"])])  // E: over the limit
+        #expect(
+            round(["D", "E", "A", "C"]) == [
+                .resolvesAgain("app"), .listsMoreThanAllowed("app", listed: 4), .placed("app", members: [0: "A", 1: "D", 2: "C"]),
+            ])  // E: over the limit
+        #expect(round(["D", "E", "A", "C"]).isEmpty)  // reported once
+        #expect(round(["D", "A", "C"]).isEmpty)
+        #expect(round(["D", "E", "A", "C"]) == [.listsMoreThanAllowed("app", listed: 4)])  // news again after fitting
     }
 }
 

@@ -26,6 +26,10 @@ public struct AddressRefresh<Key: Hashable & Sendable, Address: Equatable & Send
         case stoppedResolving(Key)
         /// The lookup works again after failing.
         case resolvesAgain(Key)
+        /// The name lists more usable addresses than its `addresses` allows (`listed`):
+        /// reported once, until it lists no more than that again. Not for `addresses:
+        /// first` (or 1), which asks for one address of many.
+        case listsMoreThanAllowed(Key, listed: Int)
     }
 
     /// One upstream's lookup: `found` is the usable addresses, best first, nil or empty
@@ -46,6 +50,8 @@ public struct AddressRefresh<Key: Hashable & Sendable, Address: Equatable & Send
 
     /// Upstreams whose last lookup failed.
     private var failing: Set<Key> = []
+    /// Upstreams whose last lookup listed more addresses than they take.
+    private var overLimit: Set<Key> = []
 
     public init() {}
 
@@ -58,6 +64,11 @@ public struct AddressRefresh<Key: Hashable & Sendable, Address: Equatable & Send
                 continue
             }
             if failing.remove(lookup.key) != nil { events.append(.resolvesAgain(lookup.key)) }
+            if lookup.limit > 1, found.count > lookup.limit {
+                if overLimit.insert(lookup.key).inserted { events.append(.listsMoreThanAllowed(lookup.key, listed: found.count)) }
+            } else {
+                overLimit.remove(lookup.key)
+            }
             let members = UpstreamMembers.place(inForce: lookup.inForce, found: found, limit: lookup.limit)
             if members != lookup.inForce { events.append(.placed(lookup.key, members: members)) }
         }

@@ -76,6 +76,11 @@ extension GatewayServer {
                     ])
             case .resolvesAgain(let name):
                 logger.notice("upstream name resolves again", metadata: ["upstream": "\(name)"])
+            case .listsMoreThanAllowed(let name, let listed):
+                let limit = upstreams.first { $0.name == name }?.maxAddresses ?? 0
+                logger.warning(
+                    "upstream name lists more addresses than it takes; the others get no traffic (raise upstreams[].addresses)",
+                    metadata: ["upstream": "\(name)", "listed": "\(listed)", "addresses": "\(limit)"])
             }
         }
         guard !placed.isEmpty else { return [] }
