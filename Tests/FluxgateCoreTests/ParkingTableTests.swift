@@ -19,7 +19,7 @@ struct ParkingTableTests {
         #expect(table.removeExpired(now: at(49)).isEmpty)
         #expect(table.removeExpired(now: at(50)) == ["b"])
         #expect(table.remove(b) == nil, "an expired entry's id matches nothing")
-        #expect(table.remove(ParkingTable.ID(packed: a.packed)) == "a")
+        #expect(table.remove(SlotID(packed: a.packed)) == "a")
         #expect(table.remove(a) == nil, "taken once")
         #expect(table.removeExpired(now: at(1_000)).isEmpty, "its expiry fires into nothing")
         #expect(table.count == 0)

@@ -28,26 +28,22 @@ import DequeModule
 /// rebuilt without them once they are the larger part. Pure: no clock — the order of
 /// stalls is all it needs.
 public struct StalledClientBudget<Payload> {
-    public struct ID: Hashable, Sendable {
-        let slot: UInt32
-        let generation: UInt32
-    }
+    public typealias ID = SlotID
 
     private struct Entry {
         var payload: Payload
         var bytes: Int
     }
 
-    private var entries: [Entry?] = []
-    private var generations: [UInt32] = []
-    private var freeSlots: [UInt32] = []
+    private var entries = SlotTable<Entry>()
     private var order = Deque<ID>()
     /// Bytes held by the stalled connections now.
     public private(set) var total = 0
-    /// Stalled connections now.
-    public private(set) var count = 0
 
     public init() {}
+
+    /// Stalled connections now.
+    public var count: Int { entries.count }
 
     /// Records in the stall queue, those of entries that left included (tests).
     public var queuedRecords: Int { order.count }
@@ -61,17 +57,22 @@ public struct StalledClientBudget<Payload> {
     /// at most `limit` (0: no bound) — `payload`'s own among them when it is the
     /// longest stalled. They have left the budget; their ids match nothing now.
     public mutating func hold(_ id: inout ID?, _ payload: @autoclosure () -> Payload, bytes: Int, limit: Int) -> [Payload] {
-        if let current = id, let slot = index(of: current) {
+        if let current = id, entries.contains(current) {
             if bytes > 0 {
-                total += bytes - entries[slot]!.bytes
-                entries[slot]!.bytes = bytes
+                total += entries.update(current) { entry in
+                    defer { entry.bytes = bytes }
+                    return bytes - entry.bytes
+                } ?? 0
             } else {
-                _ = free(slot)
+                _ = take(current)
                 id = nil
                 compactIfMostlyStale()
             }
         } else if bytes > 0 {
-            id = insert(payload(), bytes: bytes)
+            let new = entries.insert(Entry(payload: payload(), bytes: bytes))
+            order.append(new)
+            total += bytes
+            id = new
         } else {
             id = nil
         }
@@ -83,41 +84,14 @@ public struct StalledClientBudget<Payload> {
         guard limit > 0, total > limit else { return [] }
         var closing: [Payload] = []
         while total > limit, let first = order.popFirst() {
-            if let slot = index(of: first), let payload = free(slot) { closing.append(payload) }
+            if let payload = take(first) { closing.append(payload) }
         }
         return closing
     }
 
-    private mutating func insert(_ payload: Payload, bytes: Int) -> ID {
-        let slot: UInt32
-        if let free = freeSlots.popLast() {
-            slot = free
-            entries[Int(slot)] = Entry(payload: payload, bytes: bytes)
-        } else {
-            slot = UInt32(entries.count)
-            entries.append(Entry(payload: payload, bytes: bytes))
-            generations.append(0)
-        }
-        let id = ID(slot: slot, generation: generations[Int(slot)])
-        order.append(id)
-        total += bytes
-        count += 1
-        return id
-    }
-
-    private func index(of id: ID) -> Int? {
-        let slot = Int(id.slot)
-        guard slot < entries.count, generations[slot] == id.generation, entries[slot] != nil else { return nil }
-        return slot
-    }
-
-    private mutating func free(_ slot: Int) -> Payload? {
-        guard let entry = entries[slot] else { return nil }
-        entries[slot] = nil
-        generations[slot] &+= 1
-        freeSlots.append(UInt32(slot))
+    private mutating func take(_ id: ID) -> Payload? {
+        guard let entry = entries.remove(id) else { return nil }
         total -= entry.bytes
-        count -= 1
         return entry.payload
     }
 
@@ -125,6 +99,6 @@ public struct StalledClientBudget<Payload> {
     /// queue (and over 64): the queue stays within about twice the entries.
     private mutating func compactIfMostlyStale() {
         guard order.count > 64, order.count > 2 * count else { return }
-        order = Deque(order.filter { index(of: $0) != nil })
+        order = Deque(order.filter { entries.contains($0) })
     }
 }

@@ -106,7 +106,7 @@ final class ParkingLot {
     /// to NIO. Ids of connections that closed meanwhile match nothing.
     func wake(_ ids: [UInt64]) {
         for id in ids {
-            guard let parked = table.remove(ParkingTable.ID(packed: id)) else { continue }
+            guard let parked = table.remove(SlotID(packed: id)) else { continue }
             left(parked)
             if let revive {
                 revive(parked)

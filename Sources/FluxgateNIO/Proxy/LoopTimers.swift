@@ -1,3 +1,4 @@
+import FluxgateCore
 import HeapModule
 import NIOCore
 
@@ -20,7 +21,7 @@ protocol LoopTimerOwner: AnyObject {
 /// loop runs one NIO task, for the earliest deadline. NIO offers no shared timer of
 /// this kind, so it is written here on swift-collections' `Heap`.
 ///
-/// Owners are held in a slot table while they are registered (an open connection),
+/// Owners are held in a ``SlotTable`` while they are registered (an open connection),
 /// strongly, and entries name a slot and its generation. Not a weak reference: a
 /// weakly referenced object gets a side table (32 bytes) and every retain and release
 /// of it takes the Swift runtime's slow path — the connection handler is retained
@@ -39,15 +40,11 @@ protocol LoopTimerOwner: AnyObject {
 /// Loop-confined, like the handlers that use it.
 final class LoopTimers {
     /// An owner's place in the slot table, from ``register(_:)`` to ``unregister(_:hadPending:)``.
-    struct Registration: Equatable {
-        fileprivate let slot: UInt32
-        fileprivate let generation: UInt32
-    }
+    typealias Registration = SlotID
 
     private struct Entry: Comparable {
         var deadline: NIODeadline
-        var slot: UInt32
-        var generation: UInt32
+        var owner: SlotID
 
         static func < (lhs: Entry, rhs: Entry) -> Bool { lhs.deadline < rhs.deadline }
         static func == (lhs: Entry, rhs: Entry) -> Bool { lhs.deadline == rhs.deadline }
@@ -59,12 +56,9 @@ final class LoopTimers {
     private var taskDeadline: NIODeadline?
     /// Entries whose owner unregistered since the last rebuild.
     private var abandoned = 0
-    /// Registered owners by slot; nil for a free slot.
-    private var owners: [(any LoopTimerOwner)?] = []
-    /// Bumped when a slot is freed: entries of its earlier owners no longer match.
-    /// (A stale entry would have to outlive 2³² reuses of its slot to be mistaken.)
-    private var generations: [UInt32] = []
-    private var freeSlots: [UInt32] = []
+    /// Registered owners: an entry of an owner that unregistered names a slot whose
+    /// generation has moved on, and matches nothing.
+    private var owners = SlotTable<any LoopTimerOwner>()
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -74,33 +68,22 @@ final class LoopTimers {
     var pending: Int { heap.count }
 
     /// Owners registered now (for tests).
-    var registered: Int { owners.count - freeSlots.count }
+    var registered: Int { owners.count }
 
     /// Holds `owner` until ``unregister(_:hadPending:)``: its entries call it back.
     func register(_ owner: any LoopTimerOwner) -> Registration {
         eventLoop.assertInEventLoop()
-        if let slot = freeSlots.popLast() {
-            owners[Int(slot)] = owner
-            return Registration(slot: slot, generation: generations[Int(slot)])
-        }
-        owners.append(owner)
-        generations.append(0)
-        return Registration(slot: UInt32(owners.count - 1), generation: 0)
+        return owners.insert(owner)
     }
 
     /// Releases the owner now; its entries are left to expire into nothing.
     /// `hadPending`: it had an entry in the heap (counted for the rebuild).
     func unregister(_ registration: Registration, hadPending: Bool) {
         eventLoop.assertInEventLoop()
-        let slot = Int(registration.slot)
-        guard generations[slot] == registration.generation else { return }
-        owners[slot] = nil
-        generations[slot] &+= 1
-        freeSlots.append(registration.slot)
-        guard hadPending else { return }
+        guard owners.remove(registration) != nil, hadPending else { return }
         abandoned += 1
         guard abandoned > 1_024, abandoned * 2 > heap.count else { return }
-        heap = Heap(heap.unordered.filter { entry in generations[Int(entry.slot)] == entry.generation })
+        heap = Heap(heap.unordered.filter { owners.contains($0.owner) })
         abandoned = 0
         // The NIO task stays armed: if the earliest entry went, it fires, finds nothing
         // due and re-arms for the new earliest.
@@ -110,14 +93,14 @@ final class LoopTimers {
     /// open connections this way).
     func forEachOwner(_ body: (any LoopTimerOwner) -> Void) {
         eventLoop.assertInEventLoop()
-        for case let owner? in owners { body(owner) }
+        owners.forEach(body)
     }
 
     /// Calls the registered owner's ``LoopTimerOwner/loopTimerFired(at:)`` at
     /// `deadline`, unless it unregistered by then.
     func schedule(_ registration: Registration, at deadline: NIODeadline) {
         eventLoop.assertInEventLoop()
-        heap.insert(Entry(deadline: deadline, slot: registration.slot, generation: registration.generation))
+        heap.insert(Entry(deadline: deadline, owner: registration))
         if let taskDeadline, taskDeadline <= deadline { return }
         arm(deadline)
     }
@@ -136,8 +119,7 @@ final class LoopTimers {
         var due: [(any LoopTimerOwner, NIODeadline)] = []
         while let first = heap.min, first.deadline <= now {
             let entry = heap.removeMin()
-            let slot = Int(entry.slot)
-            if generations[slot] == entry.generation, let owner = owners[slot] {
+            if let owner = owners[entry.owner] {
                 due.append((owner, entry.deadline))
             } else if abandoned > 0 {
                 abandoned -= 1
