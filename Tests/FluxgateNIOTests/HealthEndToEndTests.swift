@@ -159,20 +159,27 @@ struct HealthEndToEndTests {
         }
     }
 
+    /// For the `dns.refresh` tests: upstream 0 (a) as `named`, written with the name
+    /// `localhost` (its start-time address does not matter: the tests' refreshes set
+    /// it), upstream 1 (b) left out of the configuration — the tests point the name at
+    /// it — and c as an IP address; no probes, and pooled connections kept for a minute,
+    /// so only a moved or retired address closes one.
+    static func firstByName(_ config: inout GatewayConfig) {
+        config.healthCheck.enabled = false
+        config.pool.idleTimeout = .seconds(60)
+        config.upstreams[0].url = UpstreamURL(endpoint: SocketEndpoint(host: "localhost", port: config.upstreams[0].url.endpoint.port))
+        config.upstreams[0].name = "named"
+        config.upstreams.remove(at: 1)
+    }
+
     /// `dns.refresh`: an upstream given by name follows the address its name comes to
     /// have, without a reload — requests go to the new address and the idle
     /// connections to the old one close; a name that stops resolving keeps its last
     /// address; an upstream written as an IP address is never looked up.
     @Test func aNamedUpstreamFollowsItsNamesAddress() async throws {
         try await run(["a", "b", "c"], { config in
-            config.healthCheck.enabled = false
-            config.pool.idleTimeout = .seconds(60)  // only the address change closes a pooled connection
-            // Upstream 0 by name (its start-time address does not matter: the first
-            // refresh below sets it); upstreams 1 and 2 as IP addresses.
-            config.upstreams[0].url = UpstreamURL(endpoint: SocketEndpoint(host: "localhost", port: config.upstreams[0].url.endpoint.port))
-            config.upstreams[0].name = "named"
+            Self.firstByName(&config)
             config.upstreams[0].maxAddresses = 1  // `addresses: first`: one address, the best listed
-            config.upstreams.remove(at: 1)
         }) { upstreams, gateway in
             let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
             let server = gateway.gateway
@@ -219,13 +226,7 @@ struct HealthEndToEndTests {
     /// capacity; a member whose address the name stops listing is retired (its pooled
     /// connection closes) and the address listed again takes its number back.
     @Test func aNameWithSeveralAddressesIsSpreadOver() async throws {
-        try await run(["a", "b", "c"], { config in
-            config.healthCheck.enabled = false
-            config.pool.idleTimeout = .seconds(60)  // only a retired member closes a pooled connection
-            config.upstreams[0].url = UpstreamURL(endpoint: SocketEndpoint(host: "localhost", port: config.upstreams[0].url.endpoint.port))
-            config.upstreams[0].name = "named"
-            config.upstreams.remove(at: 1)
-        }) { upstreams, gateway in
+        try await run(["a", "b", "c"], { Self.firstByName(&$0) }) { upstreams, gateway in
             let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
             let server = gateway.gateway
             let other = server.runtime.settings.upstreams[1].name
