@@ -90,25 +90,13 @@ extension GatewayServer {
     /// Publishes the upstreams' new members, unless a reload replaced `settings` meanwhile.
     private func publishMembers(_ placed: [String: [Int: SocketAddress]], over settings: GatewaySettings) async -> [Int] {
         guard runtime.settings === settings else { return [] }
-        var members: [(upstream: UpstreamConfig, member: Int)] = []
-        var addresses: [SocketAddress] = []
-        for upstream in settings.config.effectiveUpstreams {
-            for (member, address) in (placed[upstream.name] ?? settings.members(of: upstream)).sorted(by: { $0.key < $1.key }) {
-                members.append((upstream, member))
-                addresses.append(address)
-            }
-        }
-        let assignment: UpstreamSlots.Assignment
+        let placements = settings.config.effectiveUpstreams.map { ($0, placed[$0.name] ?? settings.members(of: $0)) }
+        let (assignment, targets): (UpstreamSlots.Assignment, [SocketAddress])
         do {
-            assignment = try UpstreamSlots.assign(previous: settings.upstreams, members: members)
+            (assignment, targets) = try GatewaySettings.slots(for: placements, after: settings.upstreams, at: settings.targets)
         } catch {
             logger.error("cannot add an upstream name's new addresses; keeping its members", metadata: ["error": "\(error)"])
             return []
-        }
-        let targets = assignment.slots.indices.map { index in
-            let slot = assignment.slots[index]
-            if !slot.retired, let at = members.firstIndex(where: { slot.serves($0.upstream, member: $0.member) }) { return addresses[at] }
-            return settings.targets[index]
         }
         let next = settings.withMembers(assignment.slots, targets: targets)
         await publish(next, assignment)

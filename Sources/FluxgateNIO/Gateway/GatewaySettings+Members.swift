@@ -19,8 +19,7 @@ extension GatewaySettings {
         _ config: GatewayConfig, version: Int, previous: GatewaySettings?,
         lookup: Lookup = AddressLookup.candidates
     ) throws -> (GatewaySettings, UpstreamSlots.Assignment) {
-        var members: [(upstream: UpstreamConfig, member: Int)] = []
-        var addresses: [SocketAddress] = []
+        var placements: [(UpstreamConfig, [Int: SocketAddress])] = []
         for upstream in config.effectiveUpstreams {
             let inForce = previous?.members(of: upstream) ?? [:]
             let placed: [Int: SocketAddress]
@@ -37,26 +36,38 @@ extension GatewaySettings {
                     throw ConfigError(path: "upstream \(upstream.url)", message: StartupProblems.unresolvable(endpoint.host, error))
                 }
             }
+            placements.append((upstream, placed))
+        }
+        let (assignment, targets): (UpstreamSlots.Assignment, [SocketAddress])
+        do {
+            (assignment, targets) = try slots(for: placements, after: previous?.upstreams ?? [], at: previous?.targets ?? [])
+        } catch {
+            throw ConfigError(path: "upstreams", message: "\(error)")
+        }
+        return (try GatewaySettings(version: version, config: config, upstreams: assignment.slots, targets: targets), assignment)
+    }
+
+    /// The slots for every upstream's placed members (member number → address) after
+    /// `previous` slots at `targets`, and each slot's address: a member's own, a retired
+    /// slot's last. Shared by start, reload and `dns.refresh`.
+    static func slots(
+        for placements: [(upstream: UpstreamConfig, members: [Int: SocketAddress])], after previous: [UpstreamSlot], at targets: [SocketAddress]
+    ) throws(UpstreamSlots.TooManySlots) -> (UpstreamSlots.Assignment, [SocketAddress]) {
+        var members: [(upstream: UpstreamConfig, member: Int)] = []
+        var addresses: [SocketAddress] = []
+        for (upstream, placed) in placements {
             for (member, address) in placed.sorted(by: { $0.key < $1.key }) {
                 members.append((upstream, member))
                 addresses.append(address)
             }
         }
-        let assignment: UpstreamSlots.Assignment
-        do {
-            assignment = try UpstreamSlots.assign(previous: previous?.upstreams ?? [], members: members)
-        } catch {
-            throw ConfigError(path: "upstreams", message: "\(error)")
-        }
-        let targets = try assignment.slots.indices.map { index -> SocketAddress in
+        let assignment = try UpstreamSlots.assign(previous: previous, members: members)
+        let slotTargets = assignment.slots.indices.map { index in
             let slot = assignment.slots[index]
-            if let at = members.firstIndex(where: { slot.serves($0.upstream, member: $0.member) && !slot.retired }) { return addresses[at] }
-            guard let previous, index < previous.targets.count else {
-                throw ConfigError(path: "upstreams", message: "slot \(index) has no address")  // cannot happen: a new slot is a member
-            }
-            return previous.targets[index]
+            if !slot.retired, let at = members.firstIndex(where: { slot.serves($0.upstream, member: $0.member) }) { return addresses[at] }
+            return targets[index]  // retired: only a slot that existed before is
         }
-        return (try GatewaySettings(version: version, config: config, upstreams: assignment.slots, targets: targets), assignment)
+        return (assignment, slotTargets)
     }
 
     /// `upstream`'s members in force: member number → address (its live slots).
