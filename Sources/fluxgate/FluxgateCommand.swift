@@ -194,6 +194,9 @@ struct CheckConfig: AsyncParsableCommand {
             print("\(source): \(problems.count) error(s)\n\(problems.map { "  - \($0)" }.joined(separator: "\n"))", to: &stderr)
             throw ExitCode(1)
         }
+        if !noResolve {
+            for warning in StartupProblems.warnings(config) { print("warning: \(warning)", to: &stderr) }
+        }
         print("\(source): OK — listen \(config.listen), \(config.effectiveUpstreams.count) upstream(s)")
     }
 }

@@ -67,6 +67,17 @@ struct AddressRefreshTests {
         #expect(round(["D", "A", "C"]).isEmpty)
         #expect(round(["D", "E", "A", "C"]) == [.listsMoreThanAllowed("app", listed: 4)])  // news again after fitting
     }
+
+    /// Start and reload warn of a name over its limit themselves; the refresh's rounds
+    /// then stay quiet about it until the name has fitted in between.
+    @Test func aWarningGivenAtStartIsNotRepeated() {
+        var refresh = Refresh()
+        refresh.warnedListsMoreThanAllowed(["app"])
+        let full: [Int: String] = [0: "A", 1: "B"]
+        #expect(refresh.round([.init(key: "app", found: ["A", "B", "C"], inForce: full, limit: 2)]).isEmpty)
+        #expect(refresh.round([.init(key: "app", found: ["A", "B"], inForce: full, limit: 2)]).isEmpty)
+        #expect(refresh.round([.init(key: "app", found: ["A", "B", "C"], inForce: full, limit: 2)]) == [.listsMoreThanAllowed("app", listed: 3)])
+    }
 }
 
 /// Which address each member of an upstream serves: the table in

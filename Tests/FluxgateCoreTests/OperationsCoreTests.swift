@@ -67,26 +67,32 @@ struct OperationsCoreTests {
         UpstreamConfig(name: name, url: try! UpstreamURL.parse("http://127.0.0.1:\(port)").get(), weight: weight)
     }
 
+    /// Slots after a reload of upstreams with one address each (member 0).
+    func assign(previous: [UpstreamSlot], upstreams: [UpstreamConfig]) throws -> UpstreamSlots.Assignment {
+        try UpstreamSlots.assign(previous: previous, members: upstreams.map { ($0, 0) })
+    }
+
     @Test func upstreamSlotsStayStableAcrossReloads() throws {
-        let first = UpstreamSlots.initial([upstream("a", 1), upstream("b", 2)])
+        let first = try assign(previous: [], upstreams: [upstream("a", 1), upstream("b", 2)])
+        #expect(first.slots.map(\.name) == ["a", "b"] && first.fresh == [0, 1] && first.retired.isEmpty)
         // b reweighted, a removed, c added.
-        let second = try UpstreamSlots.assign(previous: first, upstreams: [upstream("b", 2, weight: 5), upstream("c", 3)])
+        let second = try assign(previous: first.slots, upstreams: [upstream("b", 2, weight: 5), upstream("c", 3)])
         #expect(second.slots.map(\.name) == ["a", "b", "c"])
         #expect(second.slots.map(\.retired) == [true, false, false])
         #expect(second.slots[1].weight == 5)
         #expect(second.fresh == [2] && second.retired == [0])
         // a comes back: its old slot is revived, fresh; b moved to another port is a new slot.
-        let third = try UpstreamSlots.assign(previous: second.slots, upstreams: [upstream("a", 1), upstream("b", 9), upstream("c", 3)])
+        let third = try assign(previous: second.slots, upstreams: [upstream("a", 1), upstream("b", 9), upstream("c", 3)])
         #expect(third.slots.map(\.name) == ["a", "b", "c", "b"])
         #expect(third.slots.map(\.retired) == [false, true, false, false])
         #expect(third.fresh == [0, 3] && third.retired == [1])
         var slots = third.slots
         for port in 10..<UpstreamSlots.maxSlots + 6 {
-            slots = try UpstreamSlots.assign(previous: slots, upstreams: [upstream("x\(port)", port)]).slots
+            slots = try assign(previous: slots, upstreams: [upstream("x\(port)", port)]).slots
             if slots.count == UpstreamSlots.maxSlots { break }
         }
         #expect(throws: UpstreamSlots.TooManySlots.self) {
-            _ = try UpstreamSlots.assign(previous: slots, upstreams: [upstream("new", 60000)])
+            _ = try assign(previous: slots, upstreams: [upstream("new", 60000)])
         }
     }
 

@@ -385,6 +385,7 @@ struct UpstreamMembersAtStartAndReloadTests {
         #expect(describe(start) == ["app=10.0.0.1:8080", "app#2=10.0.0.2:8080", "app#3=10.0.0.3:8080", "ip=127.0.0.1:9"])
         #expect(start.fullCapacity == 4 * 5000)
         #expect(start.authorities[1] == "app.svc:8080")
+        #expect(start.overListed.isEmpty)
 
         // A reload that changes only a weight: the name is not looked up (it no longer resolves).
         listed = []
@@ -403,6 +404,11 @@ struct UpstreamMembersAtStartAndReloadTests {
         #expect(describe(lowered) == ["app=10.0.0.4:8080", "app#2=10.0.0.2:8080", "app#3 (retired)=10.0.0.3:8080", "ip=127.0.0.1:9"])
         #expect(assignment.retired == [2] && assignment.fresh.isEmpty)
         #expect(lowered.fullCapacity == 3 * 5000)
+        #expect(lowered.overListed == ["app": 3])  // warned by the reload (GatewayServer.warnOverListed)
+        // `addresses: first` asks for one of many: no warning.
+        config.upstreams[0].maxAddresses = 1
+        #expect(try GatewaySettings.resolve(config, version: 3, previous: reloaded, lookup: lookup).0.overListed.isEmpty)
+        config.upstreams[0].maxAddresses = 2
 
         // A new upstream whose name does not resolve: an error naming it.
         listed = []

@@ -26,6 +26,22 @@ struct StartupProblemsTests {
         #expect(StartupProblems.check(config).isEmpty)
     }
 
+    /// check-config warns (and passes) when a name lists more addresses than its
+    /// `addresses` takes; not for `first`, not for an IP address, not within the limit.
+    @Test func aNameListingMoreAddressesThanItTakesIsWarnedOf() throws {
+        var config = try ConfigLoader.load(
+            yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}, {url: \"http://app.svc:80\", addresses: 2}, {url: \"http://one.svc:80\", addresses: first}]")
+        func lookup(_ host: String, _ port: Int, _ family: AddressFamilyPreference) throws -> [SocketAddress] {
+            try ["10.0.0.1", "10.0.0.2", "10.0.0.3"].map { try SocketAddress(ipAddress: $0, port: port) }
+        }
+        #expect(
+            StartupProblems.warnings(config, lookup: lookup) == [
+                "upstreams[1].addresses: host \"app.svc\" lists 3 addresses and 2 are taken; the others get no traffic (raise upstreams[1].addresses, at most 128)"
+            ])
+        config.upstreams[1].maxAddresses = 3
+        #expect(StartupProblems.warnings(config, lookup: lookup).isEmpty)
+    }
+
     /// `dns.family` on the real resolver: `localhost` has 127.0.0.1 on every machine
     /// (and `::1` on most, listed first — which made an upstream `http://localhost:PORT`
     /// on a server listening on 127.0.0.1 unreachable before `v4_preferred`); an IP

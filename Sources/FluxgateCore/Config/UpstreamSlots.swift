@@ -50,27 +50,12 @@ public enum UpstreamSlots {
         public var fresh: [Int]
         /// Slots retired by this assignment.
         public var retired: [Int]
-
-        /// The same slots, nothing new, nothing retired (an address refresh).
-        public static func unchanged(_ slots: [UpstreamSlot]) -> Assignment {
-            Assignment(slots: slots, fresh: [], retired: [])
-        }
     }
 
     public struct TooManySlots: Error, Equatable, CustomStringConvertible {
         public var description: String {
             "more than \(UpstreamSlots.maxSlots) distinct upstreams (name, url and address member) since start; restart to configure more"
         }
-    }
-
-    /// The first configuration's slots: one per upstream, in order.
-    public static func initial(_ upstreams: [UpstreamConfig]) -> [UpstreamSlot] {
-        upstreams.map { UpstreamSlot($0) }
-    }
-
-    /// Slots for `upstreams` after a reload from `previous` (one member each).
-    public static func assign(previous: [UpstreamSlot], upstreams: [UpstreamConfig]) throws(TooManySlots) -> Assignment {
-        try assign(previous: previous, members: upstreams.map { ($0, 0) })
     }
 
     /// Slots for every member of the configured upstreams (a host name with several

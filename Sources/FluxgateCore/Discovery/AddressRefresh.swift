@@ -55,6 +55,13 @@ public struct AddressRefresh<Key: Hashable & Sendable, Address: Equatable & Send
 
     public init() {}
 
+    /// `keys` listed more addresses than they take in a lookup made elsewhere (start or
+    /// a reload), which warned about it: a round reports them again only after they
+    /// list no more than allowed in between.
+    public mutating func warnedListsMoreThanAllowed(_ keys: some Sequence<Key>) {
+        overLimit.formUnion(keys)
+    }
+
     /// One round of lookups.
     public mutating func round(_ lookups: [Lookup]) -> [Event] {
         var events: [Event] = []

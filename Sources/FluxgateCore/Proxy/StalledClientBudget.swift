@@ -57,23 +57,24 @@ public struct StalledClientBudget<Payload> {
     /// at most `limit` (0: no bound) — `payload`'s own among them when it is the
     /// longest stalled. They have left the budget; their ids match nothing now.
     public mutating func hold(_ id: inout ID?, _ payload: @autoclosure () -> Payload, bytes: Int, limit: Int) -> [Payload] {
-        if let current = id, entries.contains(current) {
-            if bytes > 0 {
-                total += entries.update(current) { entry in
+        if bytes > 0 {
+            // One lookup: the entry's change, or nil when it is not held (any more).
+            let change = id.flatMap { current in
+                entries.update(current) { entry in
                     defer { entry.bytes = bytes }
                     return bytes - entry.bytes
-                } ?? 0
-            } else {
-                _ = take(current)
-                id = nil
-                compactIfMostlyStale()
+                }
             }
-        } else if bytes > 0 {
-            let new = entries.insert(Entry(payload: payload(), bytes: bytes))
-            order.append(new)
-            total += bytes
-            id = new
+            if let change {
+                total += change
+            } else {
+                let new = entries.insert(Entry(payload: payload(), bytes: bytes))
+                order.append(new)
+                total += bytes
+                id = new
+            }
         } else {
+            if let current = id, take(current) != nil { compactIfMostlyStale() }
             id = nil
         }
         return overLimit(limit)

@@ -45,6 +45,7 @@ extension GatewayServer {
         }
         let (settings, assignment) = prepared
         await publish(settings, assignment)
+        warnOverListed(settings)
         let limits = Self.makeConnectionLimits(config)
         connectionLimits.withLockedValue {
             $0.maxTotal = limits.maxTotal

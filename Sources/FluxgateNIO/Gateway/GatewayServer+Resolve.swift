@@ -77,14 +77,29 @@ extension GatewayServer {
             case .resolvesAgain(let name):
                 logger.notice("upstream name resolves again", metadata: ["upstream": "\(name)"])
             case .listsMoreThanAllowed(let name, let listed):
-                let limit = upstreams.first { $0.name == name }?.maxAddresses ?? 0
-                logger.warning(
-                    "upstream name lists more addresses than it takes; the others get no traffic (raise upstreams[].addresses)",
-                    metadata: ["upstream": "\(name)", "listed": "\(listed)", "addresses": "\(limit)"])
+                warnListsMoreThanAllowed(name, listed: listed, limit: upstreams.first { $0.name == name }?.maxAddresses ?? 0)
             }
         }
         guard !placed.isEmpty else { return [] }
         return await holdingReloadLock { await publishMembers(placed, over: settings) } ?? []
+    }
+
+    /// Warns of the upstreams whose names listed more addresses than they take when
+    /// `settings` were resolved (start, reload); the refresh then says so again only
+    /// after they fit in between.
+    func warnOverListed(_ settings: GatewaySettings) {
+        guard !settings.overListed.isEmpty else { return }
+        for (name, listed) in settings.overListed.sorted(by: { $0.key < $1.key }) {
+            let limit = settings.config.effectiveUpstreams.first { $0.name == name }?.maxAddresses ?? 0
+            warnListsMoreThanAllowed(name, listed: listed, limit: limit)
+        }
+        state.withLock { $0.addressRefresh.warnedListsMoreThanAllowed(settings.overListed.keys) }
+    }
+
+    private func warnListsMoreThanAllowed(_ name: String, listed: Int, limit: Int) {
+        logger.warning(
+            "upstream name lists more addresses than it takes; the others get no traffic (raise upstreams[].addresses)",
+            metadata: ["upstream": "\(name)", "listed": "\(listed)", "addresses": "\(limit)"])
     }
 
     /// Publishes the upstreams' new members, unless a reload replaced `settings` meanwhile.

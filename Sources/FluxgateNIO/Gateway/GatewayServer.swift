@@ -219,6 +219,7 @@ public final class GatewayServer: Service, Sendable {
             $0.perLoopConnections = perLoop
         }
         startWatching()
+        warnOverListed(settings)
         startResolving()
         let address = channel.localAddress.map(\.hostPort) ?? "\(config.listen)"
         logger.info(

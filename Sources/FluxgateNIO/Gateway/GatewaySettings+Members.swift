@@ -20,6 +20,7 @@ extension GatewaySettings {
         lookup: Lookup = AddressLookup.candidates
     ) throws -> (GatewaySettings, UpstreamSlots.Assignment) {
         var placements: [(UpstreamConfig, [Int: SocketAddress])] = []
+        var overListed: [String: Int] = [:]
         for upstream in config.effectiveUpstreams {
             let inForce = previous?.members(of: upstream) ?? [:]
             let placed: [Int: SocketAddress]
@@ -31,6 +32,8 @@ extension GatewaySettings {
                 let endpoint = upstream.url.endpoint
                 do {
                     let found = try lookup(endpoint.host, endpoint.port, config.dns.family)
+                    // As `dns.refresh` warns (``AddressRefresh``): not for `addresses: first`.
+                    if upstream.maxAddresses > 1, found.count > upstream.maxAddresses { overListed[upstream.name] = found.count }
                     placed = UpstreamMembers.place(inForce: inForce, found: found, limit: upstream.maxAddresses)
                 } catch {
                     throw ConfigError(path: "upstream \(upstream.url)", message: StartupProblems.unresolvable(endpoint.host, error))
@@ -44,7 +47,8 @@ extension GatewaySettings {
         } catch {
             throw ConfigError(path: "upstreams", message: "\(error)")
         }
-        return (try GatewaySettings(version: version, config: config, upstreams: assignment.slots, targets: targets), assignment)
+        let settings = try GatewaySettings(version: version, config: config, upstreams: assignment.slots, targets: targets, overListed: overListed)
+        return (settings, assignment)
     }
 
     /// The slots for every upstream's placed members (member number → address) after

@@ -45,6 +45,10 @@ final class GatewaySettings: Sendable {
     let serverTLS: NIOSSLContext?
     /// Per slot: how to speak TLS to an `https://` upstream, nil for `http://`.
     let upstreamTLS: [UpstreamTLSTarget?]
+    /// Upstreams whose host name listed more addresses than their `addresses` when
+    /// these settings were resolved (name → addresses listed), for start and reload to
+    /// warn about; empty in a `dns.refresh`'s settings (the refresh warns by itself).
+    let overListed: [String: Int]
 
     /// The route class of a request target (``AdmissionConfig/priority(forTarget:)``),
     /// asked of the settings themselves: a connection keeps no copy of the admission
@@ -56,9 +60,10 @@ final class GatewaySettings: Sendable {
     /// The settings for `config` with `upstreams`' slots at `targets` (one address per
     /// slot, retired ones included): see ``resolve(_:version:previous:lookup:)`` for
     /// where they come from.
-    init(version: Int, config: GatewayConfig, upstreams: [UpstreamSlot], targets: [SocketAddress]) throws {
+    init(version: Int, config: GatewayConfig, upstreams: [UpstreamSlot], targets: [SocketAddress], overListed: [String: Int] = [:]) throws {
         precondition(upstreams.count == targets.count, "one address per slot")
         self.version = version
+        self.overListed = overListed
         self.config = config
         self.admission = config.admission
         self.upstreams = upstreams
@@ -99,6 +104,7 @@ final class GatewaySettings: Sendable {
     private init(copying other: GatewaySettings, version: Int, upstreams: [UpstreamSlot], targets: [SocketAddress]) {
         precondition(upstreams.count == targets.count, "one address per slot")
         self.version = version
+        self.overListed = [:]
         self.targets = targets
         self.config = other.config
         self.admission = other.admission

@@ -70,6 +70,27 @@ public enum StartupProblems {
         return problems
     }
 
+    /// What `check-config` warns of without failing: upstream host names that list more
+    /// addresses than their `addresses` takes, so some replicas would get no traffic
+    /// (the start, a reload and `dns.refresh` log the same). Not for `addresses: first`,
+    /// which asks for one of many; a name that does not resolve is ``check(_:resolve:)``'s.
+    public static func warnings(_ config: GatewayConfig) -> [String] {
+        warnings(config, lookup: AddressLookup.candidates)
+    }
+
+    static func warnings(_ config: GatewayConfig, lookup: GatewaySettings.Lookup) -> [String] {
+        var warnings: [String] = []
+        for (index, upstream) in config.effectiveUpstreams.enumerated() where upstream.maxAddresses > 1 {
+            let endpoint = upstream.url.endpoint
+            if (try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)) != nil { continue }
+            guard let found = try? lookup(endpoint.host, endpoint.port, config.dns.family), found.count > upstream.maxAddresses else { continue }
+            warnings.append(
+                "upstreams[\(index)].addresses: host \"\(endpoint.host)\" lists \(found.count) addresses and \(upstream.maxAddresses) are taken;"
+                    + " the others get no traffic (raise upstreams[\(index)].addresses, at most \(UpstreamConfig.addressesRange.upperBound))")
+        }
+        return warnings
+    }
+
     /// The words for a host name that does not resolve (check-config, the start, a reload).
     static func unresolvable(_ host: String, _ error: any Error) -> String {
         if let unresolved = error as? AddressLookup.Unresolved { return unresolved.description }
