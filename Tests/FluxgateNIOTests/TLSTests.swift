@@ -260,6 +260,41 @@ struct TLSTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// An `https://` upstream whose name gains an address (`dns.refresh`): the new
+    /// member speaks TLS as its sibling does, verified against the name in the URL
+    /// (`localhost`), not the address it connects to.
+    @Test func aNewMemberOfAnHTTPSUpstreamSpeaksTLS() async throws {
+        let dir = try folder()
+        let credentials = try Credentials.make(in: dir, name: "upstream")
+        let serverContext = try NIOSSLContext(
+            configuration: .makeServerConfiguration(
+                certificateChain: [.certificate(credentials.certificate)],
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: credentials.keyPath, format: .pem))))
+        let a = try await TestUpstream.start(name: "a", group: group, tls: serverContext)
+        let b = try await TestUpstream.start(name: "b", group: group, tls: serverContext)
+        let config = try makeConfig(upstreams: ["https://localhost:\(a.port)"]) { $0.upstreamTLS.caFile = credentials.certificatePath }
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            let server = gateway.gateway
+            let added = await server.refreshAddresses { _, _ in
+                try [a.port, b.port].map { try SocketAddress(ipAddress: "127.0.0.1", port: $0) }
+            }
+            #expect(added == [1])
+            #expect(server.runtime.settings.upstreamTLS.map { $0?.serverName } == ["localhost", "localhost"])
+            var instances: [String] = []
+            for index in 0..<4 {
+                let outcome = try await RawClient.exchange(
+                    "GET /m\(index) HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
+                #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
+                if let range = outcome.text.range(of: #"{"instance":""#) { instances.append(String(outcome.text[range.upperBound...].prefix(1))) }
+            }
+            #expect(instances.sorted() == ["a", "a", "b", "b"])
+        }
+        try await a.stop()
+        try await b.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     @Test func configNamesTLSProblems() {
         #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "tls: { certificate: /nonexistent.pem, key: /nonexistent.key }") }
         #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "tls: { certificate: /etc/hostname }") }
