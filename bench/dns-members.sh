@@ -7,7 +7,7 @@
 #
 #   sudo bash bench/dns-members.sh      # ~30 s; edits /etc/hosts (restored on exit)
 #
-# Set-up (loopback only): demo upstreams on 127.0.0.2, .3 and .4, all on one port;
+# Set-up (loopback only): demo upstreams on 127.0.0.2, .3 and .4 (and .5 later), all on one port;
 # /etc/hosts gives `pods.fluxgate.test` the first two (the C library's resolver returns
 # every line of a name with /etc/host.conf's `multi on`, Debian's default); the gateway
 # (`dns.refresh: 1s`, active health checks every 200 ms) has the name as its one
@@ -15,6 +15,11 @@
 #   add      127.0.0.4 listed        → app, app#2, app#3; capacity 300
 #   remove   127.0.0.2 not listed    → app#2, app#3 (app retired); capacity 200
 #   back     127.0.0.2 listed again  → app, app#2, app#3 (app back in its slot)
+#   killed   the pod on .3 killed (-9), still listed → app#2 out (refused connects,
+#            failed probes); capacity 200
+#   replaced a rolling update's new pod: .3 unlisted and a pod on 127.0.0.5 listed in
+#            the same refresh → app#2 is .5, in rotation at once with fresh health
+#            (logged `health=fresh`), not the killed pod's down state; capacity 300
 # Each step waits (up to 5 s) for /stats to show the members, then sends 12 requests
 # one by one and checks that each member answered some. Output in OUT (default: a new
 # folder under /tmp): the steps, hey's report, the gateway's log and /metrics.
@@ -81,7 +86,7 @@ expect() {  # STEP "MEMBERS C=N" INSTANCES...
 
 : >"$OUT/steps.txt"
 expect start "app=127.0.0.2:$UP app#2=127.0.0.3:$UP C=200" p2 p3
-hey -z 14s -c 16 "http://127.0.0.1:$GW/health" >"$OUT/hey.txt" 2>&1 & hey_pid=$!
+hey -z 20s -c 16 "http://127.0.0.1:$GW/health" >"$OUT/hey.txt" 2>&1 & hey_pid=$!
 sleep 1
 list 4
 expect add "app=127.0.0.2:$UP app#2=127.0.0.3:$UP app#3=127.0.0.4:$UP C=300" p2 p3 p4
@@ -89,6 +94,14 @@ unlist 2
 expect remove "app#2=127.0.0.3:$UP app#3=127.0.0.4:$UP C=200" p3 p4
 list 2
 expect back "app=127.0.0.2:$UP app#2=127.0.0.3:$UP app#3=127.0.0.4:$UP C=300" p2 p3 p4
+kill -9 "${pids[1]}"
+expect killed "app=127.0.0.2:$UP app#3=127.0.0.4:$UP C=200" p2 p4
+"$BIN" demo-upstream --host 127.0.0.5 --port "$UP" --instance p5 --workers 1 >"$W/p5.log" 2>&1 & pids+=($!)
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.5:$UP/health" && break; sleep 0.1; done
+grep -v "^127.0.0.3 $NAME\$" /etc/hosts > "$W/hosts.new"; printf '127.0.0.5 %s\n' "$NAME" >> "$W/hosts.new"; cat "$W/hosts.new" > /etc/hosts
+expect replaced "app=127.0.0.2:$UP app#2=127.0.0.5:$UP app#3=127.0.0.4:$UP C=300" p2 p4 p5
+grep -q "from=127.0.0.3:$UP health=fresh to=127.0.0.5:$UP upstream=app#2" "$W/gateway.log" \
+  || { echo "  FAIL: app#2's new address did not start with fresh health" | tee -a "$OUT/steps.txt"; failed=1; }
 wait "$hey_pid"
 curl -s "http://127.0.0.1:$((GW + 1))/metrics" >"$OUT/metrics.txt"
 [ "$OUT" = "$W" ] || cp "$W/gateway.log" "$OUT/gateway.log"

@@ -114,6 +114,43 @@ struct OperationsCoreTests {
         #expect(third.fresh == [0] && third.retired == [3])
     }
 
+    /// Placed members to slots and addresses (start, reload, `dns.refresh`), the table
+    /// of `UpstreamSlots.assign(previous:at:placements:)`: a member whose address
+    /// changed keeps its slot; with several addresses it is another replica and starts
+    /// fresh, with `addresses: first` it is the name moving and keeps its state.
+    @Test func aMovedMemberOfANameWithSeveralAddressesStartsFresh() throws {
+        var app = UpstreamConfig(name: "app", url: try UpstreamURL.parse("http://app.svc:8080").get())
+        var one = UpstreamConfig(name: "vip", url: try UpstreamURL.parse("http://vip.svc:8080").get())
+        one.maxAddresses = 1
+        let (start, at) = try UpstreamSlots.assign(
+            previous: [], at: [String](), placements: [(app, [0: "10.0.0.1", 1: "10.0.0.2"]), (one, [0: "10.0.1.1"])])
+        #expect(start.slots.map(\.name) == ["app", "app#2", "vip"])
+        #expect(at == ["10.0.0.1", "10.0.0.2", "10.0.1.1"])
+        #expect(start.fresh == [0, 1, 2] && start.moved.isEmpty && start.retired.isEmpty)
+
+        // Pod 10.0.0.1 replaced by 10.0.0.3 in the same number; the VIP renumbered.
+        let (next, nextAt) = try UpstreamSlots.assign(
+            previous: start.slots, at: at, placements: [(app, [0: "10.0.0.3", 1: "10.0.0.2"]), (one, [0: "10.0.1.2"])])
+        #expect(nextAt == ["10.0.0.3", "10.0.0.2", "10.0.1.2"])
+        #expect(next.moved == [0, 2])
+        #expect(next.fresh == [0])  // the replica; the VIP keeps its state
+        #expect(next.retired.isEmpty)
+
+        // app#2's pod leaves: retired, keeping its last address; nothing moved.
+        let (third, thirdAt) = try UpstreamSlots.assign(
+            previous: next.slots, at: nextAt, placements: [(app, [0: "10.0.0.3"]), (one, [0: "10.0.1.2"])])
+        #expect(thirdAt == ["10.0.0.3", "10.0.0.2", "10.0.1.2"])
+        #expect(third.retired == [1] && third.fresh.isEmpty && third.moved.isEmpty)
+
+        // It comes back at another address: revived (fresh), not moved (it was not live).
+        app.weight = 2  // a kept member's settings change with it
+        let (fourth, fourthAt) = try UpstreamSlots.assign(
+            previous: third.slots, at: thirdAt, placements: [(app, [0: "10.0.0.3", 1: "10.0.0.4"]), (one, [0: "10.0.1.2"])])
+        #expect(fourthAt == ["10.0.0.3", "10.0.0.4", "10.0.1.2"])
+        #expect(fourth.fresh == [1] && fourth.moved.isEmpty && fourth.retired.isEmpty)
+        #expect(fourth.slots.map(\.weight) == [2, 2, 1])
+    }
+
     @Test func healthBoardReconfigureKeepsStateOfKeptSlots() {
         var policy = HealthPolicy()
         policy.fall = 1

@@ -256,6 +256,38 @@ struct HealthEndToEndTests {
         }
     }
 
+    /// A member whose address moves while a request is in flight at the old address:
+    /// the request's failure (its 504) is counted in the metrics but not held against the
+    /// member, which is another replica now and starts with its own health.
+    @Test func aFailureAtAMovedMembersOldAddressIsNotHeldAgainstTheNewOne() async throws {
+        try await run(["a", "b", "c"], { config in
+            Self.firstByName(&config)
+            config.healthCheck.passive.enabled = true
+            config.timeouts.upstreamHeader = .seconds(1)
+        }) { upstreams, gateway in
+            let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
+            let server = gateway.gateway
+            @Sendable func pointing(at port: Int) -> @Sendable (String, Int) async throws -> [SocketAddress] {
+                { _, _ in [try SocketAddress(ipAddress: "127.0.0.1", port: port)] }
+            }
+            _ = await server.refreshAddresses(resolve: pointing(at: a.port))
+            #expect(server.runtime.settings.upstreams.first?.name == "named")
+            // Two POSTs (never retried): the one a takes is held there, c answers the other.
+            let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/hold-on/a", headers: ["host": "h", "content-length": "0"])
+            let clients = [try await TestClient.connect(to: gateway.address, group: group), try await TestClient.connect(to: gateway.address, group: group)]
+            let answers = clients.map { $0.send(head) }
+            try await eventually("a holds one") { a.count("/hold-on/a") == 1 }
+            #expect(await server.refreshAddresses(resolve: pointing(at: b.port)) == [0])
+            var statuses: [Int] = []
+            for answer in answers { statuses.append(try await answer.get().status) }
+            #expect(statuses.sorted() == [200, 504])
+            let health = server.runtime.health
+            #expect(health.failures(0)[.timeout] == 1)  // counted…
+            #expect(health.state(0).consecutiveFailures == 0)  // …but not against the replica now at b
+            for client in clients { try await client.close() }
+        }
+    }
+
     /// `retry.on_timeout`: a GET that upstream a leaves unanswered past `upstream_header`
     /// is answered by b (a's connection closed); a POST gets the 504.
     @Test func anIdempotentRequestUnansweredInTimeIsRetriedOnAnotherUpstream() async throws {

@@ -46,10 +46,14 @@ public enum UpstreamSlots {
 
     public struct Assignment: Sendable, Equatable {
         public var slots: [UpstreamSlot]
-        /// Slots that start over (new, or revived after being retired).
+        /// Slots that start over (new, revived after being retired, or a member of a
+        /// name with several addresses whose address changed: another replica).
         public var fresh: [Int]
         /// Slots retired by this assignment.
         public var retired: [Int]
+        /// Slots live before and after whose address changed (some of them fresh too:
+        /// ``assign(previous:at:placements:)``); set only by that function.
+        public var moved: [Int] = []
     }
 
     public struct TooManySlots: Error, Equatable, CustomStringConvertible {
@@ -84,5 +88,60 @@ public enum UpstreamSlots {
             retired.append(index)
         }
         return Assignment(slots: slots, fresh: fresh, retired: retired)
+    }
+
+    /// The slots for each configured upstream's placed members (member number →
+    /// address, ``UpstreamMembers/place(inForce:found:limit:)``) after `previous` slots
+    /// at `addresses`, and each slot's address from now on: a live member's own, a
+    /// retired slot's last. What start, a reload and `dns.refresh` all use.
+    ///
+    /// A member whose address changed keeps its slot (and its number, metrics series and
+    /// pool). Whether it keeps its **health state** depends on what a member is: with
+    /// `addresses: first` (1) the member is the name itself, which moved (a virtual IP
+    /// renumbered, a DNS record repointed) — it keeps its state, as before members
+    /// existed. With several, a member is one replica at one address (a pod of a
+    /// headless Service): a new address in a kept number is another replica, taking the
+    /// number the one that left freed, so it starts fresh as an added member does (up
+    /// but unconfirmed, ``UpstreamHealth``) instead of inheriting the ejections and
+    /// failing probes of the replica before it — Envoy keys a `STRICT_DNS` host's health
+    /// by its address the same way.
+    ///
+    /// | `addresses` | member before       | member now | slot                 |
+    /// |-------------|---------------------|------------|----------------------|
+    /// | any         | 10.0.0.1            | 10.0.0.1   | kept                 |
+    /// | `first` (1) | 10.0.0.1            | 10.0.0.2   | kept, moved          |
+    /// | `all`, 2..  | 10.0.0.1            | 10.0.0.2   | fresh, moved         |
+    /// | any         | retired (10.0.0.1)  | 10.0.0.1   | fresh (revived)      |
+    /// | any         | —                   | 10.0.0.3   | fresh (a new slot)   |
+    /// | any         | 10.0.0.1            | not placed | retired (keeps 10.0.0.1) |
+    public static func assign<Address: Equatable>(
+        previous: [UpstreamSlot], at addresses: [Address], placements: [(upstream: UpstreamConfig, members: [Int: Address])]
+    ) throws(TooManySlots) -> (Assignment, [Address]) {
+        precondition(previous.count == addresses.count, "one address per slot")
+        var members: [(upstream: UpstreamConfig, member: Int)] = []
+        var placed: [Address] = []
+        for (upstream, found) in placements {
+            for (member, address) in found.sorted(by: { $0.key < $1.key }) {
+                members.append((upstream, member))
+                placed.append(address)
+            }
+        }
+        var assignment = try assign(previous: previous, members: members)
+        var slotAddresses: [Address] = []
+        slotAddresses.reserveCapacity(assignment.slots.count)
+        for index in assignment.slots.indices {
+            let slot = assignment.slots[index]
+            guard !slot.retired, let at = members.firstIndex(where: { slot.serves($0.upstream, member: $0.member) }) else {
+                slotAddresses.append(addresses[index])  // retired: only a slot that existed before is
+                continue
+            }
+            slotAddresses.append(placed[at])
+            let wasLive = index < previous.count && !previous[index].retired
+            guard wasLive, addresses[index] != placed[at] else { continue }
+            assignment.moved.append(index)
+            if slot.maxAddresses > 1, !assignment.fresh.contains(index) { assignment.fresh.append(index) }
+        }
+        assignment.fresh.sort()
+        return (assignment, slotAddresses)
     }
 }

@@ -99,11 +99,13 @@ extension GatewayServer {
 
     static func describeChanges(from old: GatewaySettings, to new: GatewaySettings, assignment: UpstreamSlots.Assignment) -> [String] {
         var changes = new.config.changedSections(from: old.config).filter { $0 != "upstreams" && $0 != "demo" }
-        let added = assignment.fresh.map { new.upstreams[$0].name }
+        // A moved member (another address in its number) is changed, even when it starts fresh.
+        let addedSlots = assignment.fresh.filter { !assignment.moved.contains($0) }
+        let added = addedSlots.map { new.upstreams[$0].name }
         let removed = assignment.retired.map { new.upstreams[$0].name }
         let changed = new.upstreams.indices.filter { index in
-            index < old.upstreams.count && !assignment.fresh.contains(index) && !new.upstreams[index].retired
-                && new.upstreams[index] != old.upstreams[index]
+            index < old.upstreams.count && !new.upstreams[index].retired && !addedSlots.contains(index)
+                && (new.upstreams[index] != old.upstreams[index] || assignment.moved.contains(index))
         }.map { new.upstreams[$0].name }
         if !added.isEmpty { changes.append("upstreams added: \(added.joined(separator: ", "))") }
         if !removed.isEmpty { changes.append("upstreams removed: \(removed.joined(separator: ", "))") }

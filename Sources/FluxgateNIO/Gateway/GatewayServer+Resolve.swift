@@ -108,7 +108,7 @@ extension GatewayServer {
         let placements = settings.config.effectiveUpstreams.map { ($0, placed[$0.name] ?? settings.members(of: $0)) }
         let (assignment, targets): (UpstreamSlots.Assignment, [SocketAddress])
         do {
-            (assignment, targets) = try GatewaySettings.slots(for: placements, after: settings.upstreams, at: settings.targets)
+            (assignment, targets) = try UpstreamSlots.assign(previous: settings.upstreams, at: settings.targets, placements: placements)
         } catch {
             logger.error("cannot add an upstream name's new addresses; keeping its members", metadata: ["error": "\(error)"])
             return []
@@ -119,14 +119,18 @@ extension GatewayServer {
         for index in next.upstreams.indices {
             let slot = next.upstreams[index]
             let metadata: Logger.Metadata = ["upstream": "\(slot.name)", "address": "\(next.targets[index].hostPort)", "version": "\(next.version)"]
-            if assignment.fresh.contains(index) {
+            if assignment.moved.contains(index) {
+                // With several addresses the member is another replica now: its health starts over.
+                logger.notice(
+                    "upstream address changed",
+                    metadata: [
+                        "upstream": "\(slot.name)", "from": "\(settings.targets[index].hostPort)", "to": "\(next.targets[index].hostPort)",
+                        "health": "\(assignment.fresh.contains(index) ? "fresh" : "kept")", "version": "\(next.version)",
+                    ])
+            } else if assignment.fresh.contains(index) {
                 logger.notice("upstream name has a new address: member added", metadata: metadata)
             } else if assignment.retired.contains(index) {
                 logger.notice("upstream name no longer lists the address: member retired", metadata: metadata)
-            } else if index < settings.targets.count, !slot.retired, settings.targets[index] != next.targets[index] {
-                logger.notice(
-                    "upstream address changed",
-                    metadata: ["upstream": "\(slot.name)", "from": "\(settings.targets[index].hostPort)", "to": "\(next.targets[index].hostPort)", "version": "\(next.version)"])
             } else {
                 continue
             }

@@ -43,35 +43,12 @@ extension GatewaySettings {
         }
         let (assignment, targets): (UpstreamSlots.Assignment, [SocketAddress])
         do {
-            (assignment, targets) = try slots(for: placements, after: previous?.upstreams ?? [], at: previous?.targets ?? [])
+            (assignment, targets) = try UpstreamSlots.assign(previous: previous?.upstreams ?? [], at: previous?.targets ?? [], placements: placements)
         } catch {
             throw ConfigError(path: "upstreams", message: "\(error)")
         }
         let settings = try GatewaySettings(version: version, config: config, upstreams: assignment.slots, targets: targets, overListed: overListed)
         return (settings, assignment)
-    }
-
-    /// The slots for every upstream's placed members (member number → address) after
-    /// `previous` slots at `targets`, and each slot's address: a member's own, a retired
-    /// slot's last. Shared by start, reload and `dns.refresh`.
-    static func slots(
-        for placements: [(upstream: UpstreamConfig, members: [Int: SocketAddress])], after previous: [UpstreamSlot], at targets: [SocketAddress]
-    ) throws(UpstreamSlots.TooManySlots) -> (UpstreamSlots.Assignment, [SocketAddress]) {
-        var members: [(upstream: UpstreamConfig, member: Int)] = []
-        var addresses: [SocketAddress] = []
-        for (upstream, placed) in placements {
-            for (member, address) in placed.sorted(by: { $0.key < $1.key }) {
-                members.append((upstream, member))
-                addresses.append(address)
-            }
-        }
-        let assignment = try UpstreamSlots.assign(previous: previous, members: members)
-        let slotTargets = assignment.slots.indices.map { index in
-            let slot = assignment.slots[index]
-            if !slot.retired, let at = members.firstIndex(where: { slot.serves($0.upstream, member: $0.member) }) { return addresses[at] }
-            return targets[index]  // retired: only a slot that existed before is
-        }
-        return (assignment, slotTargets)
     }
 
     /// `upstream`'s members in force: member number → address (its live slots).

@@ -104,9 +104,11 @@ final class HealthMonitor: Sendable {
     }
 
     /// An exchange with `upstream` failed: connect failure, reset or timeout before the
-    /// response, or a 5xx.
-    func exchangeFailed(_ upstream: Int, _ failure: UpstreamHealth.Failure, now: MonotonicTime) {
+    /// response, or a 5xx. `current` false: over a connection to an address the slot no
+    /// longer has — counted in the metrics, not held against the slot's health.
+    func exchangeFailed(_ upstream: Int, _ failure: UpstreamHealth.Failure, now: MonotonicTime, current: Bool = true) {
         failureCount(upstream, failure.kind).value.wrappingAdd(1, ordering: .relaxed)
+        guard current else { return }
         streaks[upstream].value.store(true, ordering: .relaxed)
         update(now: now) { [($0.exchangeFailed(upstream, failure, now: now), upstream)] }
     }

@@ -121,7 +121,7 @@ extension ProxyHandler: LoopTimerOwner {
         case .clientSend:
             closeClient(.cutOff)
         case .upstreamHeader, .upstreamSend, .upstreamRead:
-            if exchange.connection != nil { runtime.health.exchangeFailed(exchange.upstream, .timeout, now: now) }
+            if exchange.connection != nil { upstreamFailed(exchange, .timeout) }
             if started {
                 closeClient(.cutOff)
             } else {

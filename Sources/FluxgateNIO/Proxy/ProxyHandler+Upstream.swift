@@ -59,9 +59,20 @@ extension ProxyHandler {
             answerForExchange(exchange, .gatewayOutOfResources)
         case .failure(let error):
             let failure = HealthProbe.failure(connecting: error)
-            runtime.health.exchangeFailed(exchange.upstream, failure, now: now)
+            upstreamFailed(exchange, failure)
             tryNextUpstream(exchange, otherwise: failure == .timeout ? .upstreamTimeout : .upstreamUnavailable)
         }
+    }
+
+    /// `failure` of `exchange`'s upstream, counted for its health and in its metrics —
+    /// in the metrics only when the exchange's connection went to an address the slot
+    /// no longer has: then it is the failure of the replica that left (a member whose
+    /// address moved, ``UpstreamSlots/assign(previous:at:placements:)``), not of the one
+    /// in the slot now, which starts with its own health. `connection`: the one the
+    /// failure came over when the exchange no longer holds it (it closed).
+    func upstreamFailed(_ exchange: Exchange, _ failure: UpstreamHealth.Failure, over connection: UpstreamConnection? = nil) {
+        let current = (connection ?? exchange.connection)?.toCurrentAddress ?? true
+        runtime.health.exchangeFailed(exchange.upstream, failure, now: now, current: current)
     }
 
     /// Nothing reached `exchange.upstream`: the next upstream that has not been tried,
@@ -134,7 +145,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
                 context.write(self.wrapOutboundOut(bytes), promise: nil)
             }
         } catch {
-            runtime.health.exchangeFailed(exchange.upstream, .malformed, now: now)
+            upstreamFailed(exchange, .malformed)
             if exchange.relay.headSent { closeClient(.cutOff) } else { answerForExchange(exchange, .upstreamError) }
             return
         }
@@ -165,7 +176,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     /// Whether the request goes to another upstream after `failure` (docs/ARCHITECTURE.md,
     /// "Retries"): the pure ``RetryRules`` allow it, the balancer has another upstream
     /// and the retry budget a place. On true the place is taken and the target chosen
-    /// (``retryElsewhere(_:after:cause:)``).
+    /// (``retryElsewhere(_:after:cause:over:)``).
     func claimRetry(_ exchange: Exchange, after failure: RetryRules.Failure) -> Bool {
         retryAction(exchange, after: failure) == .anotherUpstream && claimAnotherUpstream(exchange)
     }
@@ -196,8 +207,8 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     /// deadlines restart with it), and the request started again on the chosen upstream
     /// with a fresh relay. `cause` is what `fluxgate_retries_total` counts it as (each
     /// caller knows; inferred from `failure` it needed a catch-all).
-    func retryElsewhere(_ exchange: Exchange, after failure: UpstreamHealth.Failure, cause: RetryCause) {
-        runtime.health.exchangeFailed(exchange.upstream, failure, now: now)
+    func retryElsewhere(_ exchange: Exchange, after failure: UpstreamHealth.Failure, cause: RetryCause, over connection: UpstreamConnection? = nil) {
+        upstreamFailed(exchange, failure, over: connection)
         abortUpstream(exchange)
         exchange.tried.append(exchange.upstream)
         exchange.retriedElsewhere = true
@@ -257,7 +268,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
 
     func completeExchange(_ exchange: Exchange) {
         if let status = exchange.relay.status, status >= 500 {
-            runtime.health.exchangeFailed(exchange.upstream, .status(status), now: now)
+            upstreamFailed(exchange, .status(status))
         } else {
             runtime.health.exchangeSucceeded(exchange.upstream)
         }
@@ -302,7 +313,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             return
         }
         if exchange.relay.headSent {
-            runtime.health.exchangeFailed(exchange.upstream, .reset, now: now)
+            upstreamFailed(exchange, .reset, over: connection)
             closeClient(.cutOff)
             return
         }
@@ -321,12 +332,12 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             connectFresh(exchange)
             return
         case .anotherUpstream where claimAnotherUpstream(exchange):
-            retryElsewhere(exchange, after: .reset, cause: .closedBeforeHead)
+            retryElsewhere(exchange, after: .reset, cause: .closedBeforeHead, over: connection)
             return
         case .anotherUpstream, .fail:
             break
         }
-        runtime.health.exchangeFailed(exchange.upstream, .reset, now: now)
+        upstreamFailed(exchange, .reset, over: connection)
         answerForExchange(exchange, .upstreamError)
     }
 }

@@ -51,6 +51,9 @@ final class UpstreamConnection: ChannelDuplexHandler {
     var countedByCap = false
     /// The pool's address generation of its slot when this connection was opened.
     var generation = 0
+    /// Opened to the address its slot still has (``UpstreamPool/isCurrent(_:)``); true
+    /// once the pool is gone.
+    var toCurrentAddress: Bool { pool?.isCurrent(self) ?? true }
     /// When the pool closes it unless reused; set only while parked in the pool.
     var idleDeadline: NIODeadline?
     /// Between `channelActive` and `channelInactive`. Kept here because asking the

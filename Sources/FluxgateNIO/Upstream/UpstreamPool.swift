@@ -217,13 +217,20 @@ final class UpstreamPool {
         openForWaiter(cap.closed(connection.upstreamIndex))
     }
 
+    /// Whether `connection` was opened to the address its slot has now: a member whose
+    /// address moved (``reconfigure(targets:tls:retired:config:maxConnections:)``)
+    /// leaves its older connections stale.
+    func isCurrent(_ connection: UpstreamConnection) -> Bool {
+        connection.generation == generations[connection.upstreamIndex]
+    }
+
     /// Parks a connection whose exchange ended cleanly: for `timeouts.idle`, or only
     /// for ``excessIdleGrace`` when its upstream is at the idle cap already.
     func release(_ connection: UpstreamConnection, now: NIODeadline) {
         connection.delegate = nil
         connection.servedRequests += 1
         // Closed, or opened to an address its upstream no longer has: not reused.
-        guard connection.isActive, connection.generation == generations[connection.upstreamIndex] else {
+        guard connection.isActive, isCurrent(connection) else {
             connection.close()
             return
         }
