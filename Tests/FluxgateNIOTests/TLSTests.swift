@@ -44,6 +44,14 @@ struct TLSTests {
             return Credentials(
                 certificate: try NIOSSLCertificate(bytes: Array(pem.utf8), format: .pem), certificatePath: certificatePath, keyPath: keyPath)
         }
+
+        /// A TLS server context presenting this certificate (for an `https://` test upstream).
+        func serverContext() throws -> NIOSSLContext {
+            try NIOSSLContext(
+                configuration: .makeServerConfiguration(
+                    certificateChain: [.certificate(certificate)],
+                    privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem))))
+        }
     }
 
     func folder() throws -> URL {
@@ -231,12 +239,8 @@ struct TLSTests {
     }
 
     @Test func httpsUpstreamsAreVerified() async throws {
-        let dir = try folder()
-        let credentials = try Credentials.make(in: dir, name: "upstream")
-        let serverContext = try NIOSSLContext(
-            configuration: .makeServerConfiguration(
-                certificateChain: [.certificate(credentials.certificate)],
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: credentials.keyPath, format: .pem))))
+        let credentials = try Credentials.make(in: try folder(), name: "upstream")
+        let serverContext = try credentials.serverContext()
         let upstream = try await TestUpstream.start(name: "a", group: group, tls: serverContext)
         let url = "https://localhost:\(upstream.port)"
         // Trusting the upstream's CA: proxied.
@@ -264,12 +268,8 @@ struct TLSTests {
     /// member speaks TLS as its sibling does, verified against the name in the URL
     /// (`localhost`), not the address it connects to.
     @Test func aNewMemberOfAnHTTPSUpstreamSpeaksTLS() async throws {
-        let dir = try folder()
-        let credentials = try Credentials.make(in: dir, name: "upstream")
-        let serverContext = try NIOSSLContext(
-            configuration: .makeServerConfiguration(
-                certificateChain: [.certificate(credentials.certificate)],
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: credentials.keyPath, format: .pem))))
+        let credentials = try Credentials.make(in: try folder(), name: "upstream")
+        let serverContext = try credentials.serverContext()
         let a = try await TestUpstream.start(name: "a", group: group, tls: serverContext)
         let b = try await TestUpstream.start(name: "b", group: group, tls: serverContext)
         let config = try makeConfig(upstreams: ["https://localhost:\(a.port)"]) { $0.upstreamTLS.caFile = credentials.certificatePath }
