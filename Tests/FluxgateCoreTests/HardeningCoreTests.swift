@@ -207,6 +207,33 @@ struct HardeningCoreTests {
         #expect(ConnectionLimits.automaticTotal(descriptorLimit: 100) == 64, "never below 64")
     }
 
+    /// At the total with idle connections on other event loops: newcomers are let in
+    /// above it, one per idle connection not yet promised (the table of
+    /// `open(address:evictableElsewhere:)`); the per-client cap still answers first.
+    @Test func idleConnectionsElsewhereLetNewcomersInAboveTheTotal() {
+        var limits = ConnectionLimits(maxTotal: 2, maxPerClient: 2)
+        #expect(limits.open(address: "a", evictableElsewhere: 5) == nil)  // below the total: no promise
+        #expect(limits.open(address: "b") == nil)
+        #expect(limits.evictionsPromised == 0)
+        #expect(limits.open(address: "c", evictableElsewhere: 0) == .total)
+        #expect(limits.open(address: "c", evictableElsewhere: 2) == nil)
+        #expect(limits.open(address: "d", evictableElsewhere: 2) == nil)
+        #expect(limits.open(address: "e", evictableElsewhere: 2) == .total, "both idle ones are promised")
+        #expect(limits.open == 4 && limits.evictionsPromised == 2)
+        // One eviction carried out (its connection counted out), one that found nothing.
+        limits.close(address: "a")
+        limits.evictionCarriedOut()
+        limits.evictionCarriedOut()
+        #expect(limits.open == 3 && limits.evictionsPromised == 0)
+        #expect(limits.open(address: "e", evictableElsewhere: 1) == nil)
+        limits.evictionCarriedOut()
+        limits.evictionCarriedOut()  // never below zero
+        #expect(limits.evictionsPromised == 0)
+        #expect(limits.open(address: "e", evictableElsewhere: 9) == nil)
+        #expect(limits.open(address: "e", evictableElsewhere: 9) == .perClient, "the per-client cap never evicts")
+        #expect(limits.evictionsPromised == 1)
+    }
+
     // MARK: Config ranges
 
     @Test func aTinyRateIsRefusedAndABucketNeverOverflows() throws {

@@ -128,6 +128,47 @@ struct ParkingTests {
         }
     }
 
+    /// With two event loops, a newcomer that lands on a loop with nothing idle is still
+    /// served when the other loop has a parked connection: let in above the cap, and
+    /// that connection is closed to make room. The gateway gets a group of its own, so
+    /// only its accepts take turns between the loops: A lands on one, B on the other,
+    /// C on A's — where A is busy (its request held at the upstream).
+    @Test func atTheCapAConnectionParkedOnAnotherLoopMakesRoom() async throws {
+        let gatewayGroup = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let config = try makeConfig(upstreams: [upstream.url]) {
+            $0.timeouts.parkAfter = .milliseconds(50)
+            $0.limits.maxConnections = 2
+        }
+        try await withGateway(config, group: gatewayGroup) { harness in
+            let live = harness.gateway.liveObjects
+            let (busy, _) = try await RawClient.open(with: harness.address, group: group)
+            guardAgainstHanging(busy)
+            try await busy.writeAndFlush(ByteBuffer(string: "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("A's request held at the upstream") { upstream.count("/hold") == 1 }
+            let (idle, idleSink) = try await RawClient.open(with: harness.address, group: group)
+            guardAgainstHanging(idle)
+            try await idle.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("B parked: \(live.counts)") { live.counts.parkedConnections == 1 }
+            #expect(harness.gateway.openClientConnections == 2)
+
+            let third = try await RawClient.exchange(
+                "GET /n/3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: harness.address, group: group)
+            #expect(third.text.hasPrefix("HTTP/1.1 200"), "\(third.text)")
+            try await idle.closeFuture.get()  // closed by the gateway, on its own loop
+            #expect(Self.answers(idleSink) == 1)
+            try await eventually("back to A alone") { harness.gateway.openClientConnections == 1 }
+            let stats = try await OneShot.request("GET", "/metrics", to: harness.gateway.adminAddress!, group: group)
+            #expect(stats.body.contains("fluxgate_connections_evicted_total 1"))
+            #expect(stats.body.contains(#"fluxgate_connections_refused_total{reason="max_connections"} 0"#))
+            try await busy.close()
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     /// Only parked connections make room: an idle connection still in its channel (here
     /// with parking off) keeps its place, and the new one is refused.
     @Test func withoutParkedConnectionsTheCapRefuses() async throws {

@@ -15,6 +15,9 @@ public struct ConnectionLimits: Sendable {
     /// 0: no per-address cap.
     public var maxPerClient: Int
     public private(set) var open = 0
+    /// Connections let in above `maxTotal` on the promise of an eviction on another
+    /// event loop (``open(address:evictableElsewhere:)``) not yet carried out.
+    public private(set) var evictionsPromised = 0
     private var perClient: [String: Int] = [:]
 
     public init(maxTotal: Int, maxPerClient: Int) {
@@ -27,15 +30,44 @@ public struct ConnectionLimits: Sendable {
     /// way — the gateway then makes room by closing a parked connection, which would be
     /// for nothing if the per-client cap refused the newcomer anyway.
     public mutating func open(address: String) -> Refusal? {
+        open(address: address, evictableElsewhere: 0)
+    }
+
+    /// As ``open(address:)``, at `maxTotal` with `evictableElsewhere` idle connections
+    /// on the gateway's other event loops (the loop the newcomer arrived on has none to
+    /// close): the newcomer is let in above the total while one of them is not promised
+    /// to an earlier newcomer yet, and the caller asks that loop to close its
+    /// longest-idle connection, then reports it with ``evictionCarriedOut()`` — so an
+    /// idle connection makes room wherever it is parked, and a burst of newcomers is let
+    /// in above the total by at most as many connections as are idle.
+    ///
+    /// | open / max | evictable elsewhere | promised | newcomer            |
+    /// |------------|---------------------|----------|---------------------|
+    /// | 9 / 10     | any                 | any      | in                  |
+    /// | 10 / 10    | 0                   | 0        | refused (`.total`)  |
+    /// | 10 / 10    | 2                   | 0        | in, promised 1      |
+    /// | 11 / 10    | 2                   | 1        | in, promised 2      |
+    /// | 12 / 10    | 2                   | 2        | refused (`.total`)  |
+    public mutating func open(address: String, evictableElsewhere: Int) -> Refusal? {
         var current = 0
         if maxPerClient > 0 {
             current = perClient[address, default: 0]
             if current >= maxPerClient { return .perClient }
         }
-        if open >= maxTotal { return .total }
+        if open >= maxTotal {
+            guard evictionsPromised < evictableElsewhere else { return .total }
+            evictionsPromised += 1
+        }
         if maxPerClient > 0 { perClient[address] = current + 1 }
         open += 1
         return nil
+    }
+
+    /// An eviction promised by ``open(address:evictableElsewhere:)`` was carried out
+    /// (its connection's ``close(address:)`` counted it out) or found nothing left to
+    /// close (the newcomer then stays counted above the total until a connection closes).
+    public mutating func evictionCarriedOut() {
+        evictionsPromised = max(0, evictionsPromised - 1)
     }
 
     /// A connection that `open(address:)` let in has closed.

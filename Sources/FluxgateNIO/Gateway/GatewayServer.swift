@@ -247,6 +247,7 @@ public final class GatewayServer: Service, Sendable {
         // the handler exists leaves it here (after, the handler does).
         var countHandedOver = false
         defer { if let parked, !countHandedOver { parked.leaveCount() } }
+        let allStats = stats
         guard let pool = pools[ObjectIdentifier(channel.eventLoop)]?.value,
             let stats = stats[ObjectIdentifier(channel.eventLoop)]?.value,
             let scratch = scratches[ObjectIdentifier(channel.eventLoop)]?.value
@@ -261,7 +262,7 @@ public final class GatewayServer: Service, Sendable {
         let config = settings.config
         let sync = channel.pipeline.syncOperations
         let address = parked?.address ?? channel.remoteAddress?.clientIP ?? "unknown"
-        if parked == nil, let refusal = openCounted(address: address, lot: scratch.parking, stats: stats) {
+        if parked == nil, let refusal = openCounted(address: address, on: channel.eventLoop, scratches: scratches, stats: allStats) {
             stats.traffic.connectionRefused(perClient: refusal == .perClient)
             // A plain-text answer means nothing on a TLS listener: there it is a close.
             try sync.addHandler(
@@ -306,13 +307,49 @@ public final class GatewayServer: Service, Sendable {
     /// is closed to make room, so clients holding idle connections cannot keep new ones
     /// out (nginx reuses idle keep-alive connections the same way when it runs out of
     /// `worker_connections`); with none parked, the longest-idle TLS (or `parser:
-    /// llhttp`) connection idle that long. Only when neither is on this loop is the new
-    /// one refused. The per-client cap never evicts.
-    private func openCounted(address: String, lot: ParkingLot?, stats: LoopStats) -> ConnectionLimits.Refusal? {
+    /// llhttp`) connection idle that long. When this loop has neither but another loop
+    /// does (the gateway-wide counts of parked and listed connections say so), the new
+    /// one is let in above the cap and that loop closes its longest-idle connection
+    /// (``evictElsewhere(from:scratches:stats:)``): where the idle connections sit must
+    /// not decide whether a newcomer is served. Only when no loop has one is it
+    /// refused. The per-client cap never evicts.
+    private func openCounted(
+        address: String, on loop: any EventLoop, scratches: PerLoop<LoopScratch>, stats: PerLoop<LoopStats>
+    ) -> ConnectionLimits.Refusal? {
         let refusal = connectionLimits.withLockedValue { $0.open(address: address) }
-        guard refusal == .total, let lot, lot.evictOldest() else { return refusal }
-        stats.traffic.connectionEvicted()
-        return connectionLimits.withLockedValue { $0.open(address: address) }
+        guard refusal == .total, let lot = scratches[ObjectIdentifier(loop)]?.value.parking else { return refusal }
+        if lot.evictOldest() {
+            stats[ObjectIdentifier(loop)]?.value.traffic.connectionEvicted()
+            return connectionLimits.withLockedValue { $0.open(address: address) }
+        }
+        guard scratches.count > 1 else { return refusal }
+        let live = runtime.live
+        let elsewhere = live.parkedConnections.load(ordering: .relaxed) + live.idleListed.load(ordering: .relaxed)
+        guard elsewhere > 0 else { return refusal }
+        let borrowed = connectionLimits.withLockedValue { $0.open(address: address, evictableElsewhere: elsewhere) }
+        if borrowed == nil { evictElsewhere(from: loop, scratches: scratches, stats: stats) }
+        return borrowed
+    }
+
+    /// Carries out an eviction promised to a newcomer let in above `max_connections`
+    /// on `loop`: the other loops, one after another each on its own thread, until one
+    /// closes its longest-idle connection; the promise is given back either way.
+    private func evictElsewhere(from loop: any EventLoop, scratches: PerLoop<LoopScratch>, stats: PerLoop<LoopStats>) {
+        let others = scratches.filter { $0.key != ObjectIdentifier(loop) }.map(\.value)
+        let limits = connectionLimits
+        @Sendable func ask(_ index: Int) {
+            guard index < others.count else {
+                limits.withLockedValue { $0.evictionCarriedOut() }  // none left: above the cap until one closes
+                return
+            }
+            let scratch = others[index]
+            scratch.eventLoop.execute {
+                guard let lot = scratch.value.parking, lot.evictOldest() else { return ask(index + 1) }
+                stats[ObjectIdentifier(scratch.eventLoop)]?.value.traffic.connectionEvicted()
+                limits.withLockedValue { $0.evictionCarriedOut() }
+            }
+        }
+        ask(0)
     }
 
     /// A parked socket woke (input, a close or an error): a new channel on `loop` takes
