@@ -232,6 +232,21 @@ struct HardeningCoreTests {
         #expect(limits.open(address: "e", evictableElsewhere: 9) == nil)
         #expect(limits.open(address: "e", evictableElsewhere: 9) == .perClient, "the per-client cap never evicts")
         #expect(limits.evictionsPromised == 1)
+
+        // A promise counts as kept already: a place a local eviction frees meanwhile
+        // goes to the next newcomer, not to the promise.
+        var local = ConnectionLimits(maxTotal: 2, maxPerClient: 0)
+        _ = local.open(address: "x")
+        _ = local.open(address: "y")
+        #expect(local.open(address: "z", evictableElsewhere: 1) == nil)
+        #expect(local.open(address: "w") == .total)
+        local.close(address: "x")  // evicted on the newcomer's own loop
+        #expect(local.open(address: "w") == nil)
+        #expect(local.open == 3 && local.evictionsPromised == 1)
+        local.close(address: "y")  // the promise kept
+        local.evictionCarriedOut()
+        #expect(local.open == 2 && local.evictionsPromised == 0)
+        #expect(local.open(address: "v") == .total)
     }
 
     // MARK: Config ranges

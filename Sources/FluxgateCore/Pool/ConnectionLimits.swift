@@ -39,22 +39,27 @@ public struct ConnectionLimits: Sendable {
     /// to an earlier newcomer yet, and the caller asks that loop to close its
     /// longest-idle connection, then reports it with ``evictionCarriedOut()`` — so an
     /// idle connection makes room wherever it is parked, and a burst of newcomers is let
-    /// in above the total by at most as many connections as are idle.
+    /// in above the total by at most as many connections as are idle. A promised
+    /// eviction counts as done already (the total is compared with `open −
+    /// evictionsPromised`), so a place freed meanwhile by a local eviction is the
+    /// newcomer's, not lost to the promise.
     ///
     /// | open / max | evictable elsewhere | promised | newcomer            |
     /// |------------|---------------------|----------|---------------------|
-    /// | 9 / 10     | any                 | any      | in                  |
+    /// | 9 / 10     | any                 | 0        | in                  |
     /// | 10 / 10    | 0                   | 0        | refused (`.total`)  |
     /// | 10 / 10    | 2                   | 0        | in, promised 1      |
     /// | 11 / 10    | 2                   | 1        | in, promised 2      |
     /// | 12 / 10    | 2                   | 2        | refused (`.total`)  |
+    /// | 11 / 10    | 0                   | 1        | refused (`.total`)  |
+    /// | 10 / 10    | 0                   | 1        | in (a local eviction freed a place) |
     public mutating func open(address: String, evictableElsewhere: Int) -> Refusal? {
         var current = 0
         if maxPerClient > 0 {
             current = perClient[address, default: 0]
             if current >= maxPerClient { return .perClient }
         }
-        if open >= maxTotal {
+        if open - evictionsPromised >= maxTotal {
             guard evictionsPromised < evictableElsewhere else { return .total }
             evictionsPromised += 1
         }
