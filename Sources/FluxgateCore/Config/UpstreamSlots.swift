@@ -104,7 +104,7 @@ public enum UpstreamSlots {
     /// number the one that left freed, so it starts fresh as an added member does (up
     /// but unconfirmed, ``UpstreamHealth``) instead of inheriting the ejections and
     /// failing probes of the replica before it — Envoy keys a `STRICT_DNS` host's health
-    /// by its address the same way.
+    /// by its address the same way (from Envoy's documentation; not run here).
     ///
     /// | `addresses` | member before       | member now | slot                 |
     /// |-------------|---------------------|------------|----------------------|
