@@ -74,6 +74,8 @@ struct RequestHeadParserTests {
         "PROPFIND /d HTTP/1.1\r\nHost: h\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: [::1]:80\r\nX-Empty:\r\nX-Tab:\tv\t\r\nX-Utf8: caf\u{e9}\r\n\r\n",
         "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: example.com.:8080\r\n\r\n",
+        "GET http://10.0.0.1:80/x HTTP/1.1\r\nHost: 10.0.0.1:80\r\n\r\n",
     ])
     func accepted(_ text: String) throws {
         _ = try head(text)
@@ -123,6 +125,11 @@ struct RequestHeadParserTests {
         ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.0"),
         ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", "Host"),
         ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", "Host"),
+        ("GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", "Host has an empty label"),
+        ("GET / HTTP/1.1\r\nHost: h:x\r\n\r\n", "Host has a port"),
+        ("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", "Host has an IP literal without"),
+        ("GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", "without a host"),
+        ("GET http://a..b/x HTTP/1.1\r\nHost: a..b\r\n\r\n", "absolute-form authority has an empty label"),
     ])
     func refused(_ text: String, _ reason: String) {
         let (outcome, _) = parse(text)
@@ -131,6 +138,27 @@ struct RequestHeadParserTests {
             return
         }
         #expect(message.contains(reason), "\(text.debugDescription): \(message)")
+    }
+
+    /// `HostSyntax` on its own: what a `Host` value or an absolute-form authority may be.
+    @Test(arguments: [
+        ("", nil), ("h", nil), ("example.com", nil), ("example.com.", nil), ("a-b_c~d.e", nil), ("EXAMPLE.com:443", nil),
+        ("h:", nil), ("h:0", nil), ("h:65535", nil), ("10.0.0.1", nil), ("[::1]", nil), ("[::1]:8080", nil),
+        ("[v1.x]", nil), ("caf%C3%A9.example", nil), ("x!$&'()*+,;=y", nil),
+        ("a..b", "empty label"), (".a", "empty label"), (".", "empty label"), ("a.:80", nil), ("a...", "empty label"),
+        (":80", "no host"), (":", "no host"),
+        ("h:x", "port"), ("h:80:80", "port"), ("h:65536", "port"), ("h:000080", "port"), ("h: 80", "port"), ("a:b:c", "port"),
+        ("a[b", "bytes a host name cannot"), ("a]b", "bytes a host name cannot"), ("a%2", "%"), ("a%zz", "%"), ("%", "%"),
+        ("[::1", "without its closing"), ("[", "without its closing"), ("[]", "empty IP literal"), ("[::1]x", "after its IP literal"),
+        ("[::1]]", "after its IP literal"), ("[fe80::1%25eth0]", "an IP literal cannot"), ("[[::1]]", "an IP literal cannot"),
+    ] as [(String, String?)])
+    func hostSyntax(_ text: String, _ expected: String?) {
+        let problem = Array(text.utf8).withUnsafeBytes { HostSyntax.problem($0) }
+        if let expected {
+            #expect(problem?.contains(expected) == true, "\(text.debugDescription): \(problem ?? "accepted")")
+        } else {
+            #expect(problem == nil, "\(text.debugDescription): \(problem ?? "")")
+        }
     }
 
     /// A well-formed later major version is refused with its own reason (505), once

@@ -21,7 +21,9 @@
 /// - `Transfer-Encoding` other than exactly `chunked` (repeated, or with other
 ///   codings — nginx answers those 501), on HTTP/1.0 (RFC 9112 §6.1), or with
 ///   `Content-Length`;                                                       *stricter*
-/// - a `Host` value with bytes a host cannot hold (RFC 3986 §3.2.2);          *stricter*
+/// - a `Host` value with bytes a host cannot hold (RFC 3986 §3.2.2), or whose shape
+///   is not `host[:port]` as ``HostSyntax`` reads it (`a..b`, `h:x`, `[::1`); the same
+///   for an absolute-form authority, which must not be empty either;       *stricter*
 /// - a head longer than `maxLength` bytes: 414 when its request line alone is (RFC 9110
 ///   §15.5.15; nginx answers an overlong request line 414 too), else 431.
 ///
@@ -233,6 +235,11 @@ public enum RequestHeadParser {
                 guard isHostByte(target[authority]) else { return "absolute-form authority holds bytes a host cannot (or userinfo)" }
                 authority += 1
             }
+            // RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid.
+            guard authority > index + 3 else { return "absolute-form target without a host" }
+            if let problem = HostSyntax.problem(UnsafeRawBufferPointer(rebasing: target[(index + 3)..<authority])) {
+                return "absolute-form authority \(problem)"
+            }
             return nil
         }
     }
@@ -262,6 +269,7 @@ public enum RequestHeadParser {
             head.hostCount += 1
             head.host = value
             if !text.allSatisfy(isHostByte) { return .invalid(.malformed("Host holds bytes a host cannot")) }
+            if let problem = HostSyntax.problem(text) { return .invalid(.malformed("Host \(problem)")) }
         case .expect:
             if HeaderName.equalsLowercase(text, "100-continue") { head.expectsContinue = true }
         case .upgrade:
