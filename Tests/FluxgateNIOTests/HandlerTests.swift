@@ -154,7 +154,19 @@ struct HandlerTests {
         let text = try allOutbound(channel)
         #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
         #expect(text.contains("connection: close"))
-        #expect(text.hasSuffix(#"{"error":"bad_request","message":"the request could not be parsed as HTTP/1.1"}"#))
+        // The parser's reason follows the message, and the length counts it.
+        let body = #"{"error":"bad_request","message":"the request could not be parsed as HTTP/1.1: header name is not a token followed by a colon"}"#
+        #expect(text.hasSuffix("\r\n\r\n" + body), "\(text)")
+        #expect(text.contains("\r\ncontent-length: \(body.utf8.count)\r\n"))
+        #expect(!channel.isActive)
+    }
+
+    @Test func aHostThatIsNotHostAndPortIsAnsweredWith400NamingIt() throws {
+        let channel = try proxyChannel()
+        try channel.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a..b\r\n\r\n"))
+        let text = try allOutbound(channel)
+        #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
+        #expect(text.hasSuffix(#""message":"the request could not be parsed as HTTP/1.1: Host has an empty label"}"#), "\(text)")
         #expect(!channel.isActive)
     }
 

@@ -78,7 +78,10 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
 /// per-request fields: no per-request JSON encoding or string building.
 struct GatewayResponses: Sendable {
     private struct Prepared: Sendable {
+        /// Status line (after the version) and fixed fields, `content-length` included.
         var prefix: ByteBuffer
+        /// The same without `content-length`, for an answer that names its detail.
+        var prefixWithoutLength: ByteBuffer
         var body: ByteBuffer
     }
 
@@ -91,10 +94,10 @@ struct GatewayResponses: Sendable {
             let body = ByteBuffer(string: #"{"error":"\#(answer.rawValue)","message":"\#(answer.message)"}"#)
             // RFC 9110 §15.5.6: a 405 lists the methods that are allowed.
             let allow = answer == .methodNotAllowed ? "allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n" : ""
-            let prefix = ByteBuffer(
-                string:
-                    "\(answer.status.code) \(answer.status.reasonPhrase)\r\ncontent-type: application/json\r\ncontent-length: \(body.readableBytes)\r\n\(allow)")
-            prepared[answer] = Prepared(prefix: prefix, body: body)
+            let start = "\(answer.status.code) \(answer.status.reasonPhrase)\r\ncontent-type: application/json\r\n\(allow)"
+            prepared[answer] = Prepared(
+                prefix: ByteBuffer(string: start + "content-length: \(body.readableBytes)\r\n"), prefixWithoutLength: ByteBuffer(string: start),
+                body: body)
         }
         self.prepared = prepared
         self.rawRequestTimeout = response(.requestTimeout, requestID: nil, close: true, allocator: ByteBufferAllocator())
@@ -112,12 +115,25 @@ struct GatewayResponses: Sendable {
         return buffer
     }
 
-    /// The answer written into `buffer` (a reused one: ``LoopScratch``).
+    /// The answer written into `buffer` (a reused one: ``LoopScratch``). `detail`, when
+    /// given, follows the message (`"…: Host has an empty label"`): the parser's reason
+    /// for refusing a request, so the client and whoever reads its error learn which
+    /// rule it broke — the reasons are the gateway's own fixed texts, never the input.
     func response(
         _ answer: GatewayAnswer, requestID: RequestID?, close: Bool, http10: Bool = false, includeBody: Bool = true,
-        into buffer: inout ByteBuffer
+        detail: String? = nil, into buffer: inout ByteBuffer
     ) {
         let prepared = self.prepared[answer]!
+        if let detail {
+            let body = #"{"error":"\#(answer.rawValue)","message":\#(JSONText.quote(answer.message + ": " + detail))}"#
+            buffer.reserveCapacity(minimumWritableBytes: prepared.prefixWithoutLength.readableBytes + body.utf8.count + 128)
+            buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            buffer.writeImmutableBuffer(prepared.prefixWithoutLength)
+            buffer.writeString("content-length: \(body.utf8.count)\r\n")
+            buffer.endHead(requestID: requestID, close: close, http10: http10)
+            if includeBody { buffer.writeString(body) }
+            return
+        }
         buffer.reserveCapacity(minimumWritableBytes: prepared.prefix.readableBytes + prepared.body.readableBytes + 96)
         buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
         buffer.writeImmutableBuffer(prepared.prefix)

@@ -5,12 +5,12 @@ import NIOCore
 /// and read resumption (pipelining, backpressure).
 extension ProxyHandler {
     /// Answers an active exchange with the gateway's own response.
-    func answerForExchange(_ exchange: Exchange, _ kind: GatewayAnswer) {
+    func answerForExchange(_ exchange: Exchange, _ kind: GatewayAnswer, detail: String? = nil) {
         let keepAlive = exchange.relay.clientKeepAlive && exchange.requestComplete && !draining
         var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
         runtime.responses.response(
             kind, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
-            includeBody: !exchange.isHeadRequest, into: &bytes)
+            includeBody: !exchange.isHeadRequest, detail: detail, into: &bytes)
         exchange.bytesSent += bytes.readableBytes
         end(exchange, .gatewayAnswer(status: Int(kind.status.code)))
         scratch.keepAnswer(bytes)
@@ -19,9 +19,10 @@ extension ProxyHandler {
     }
 
     /// An answer outside any exchange (a request that could not be parsed).
-    func answer(_ kind: GatewayAnswer, requestID: RequestID?, http10: Bool, close: Bool, isHead: Bool) {
+    func answer(_ kind: GatewayAnswer, requestID: RequestID?, http10: Bool, close: Bool, isHead: Bool, detail: String? = nil) {
         var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
-        runtime.responses.response(kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, into: &bytes)
+        runtime.responses.response(
+            kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, detail: detail, into: &bytes)
         scratch.keepAnswer(bytes)
         context.write(wrapOutboundOut(bytes), promise: nil)
         finishResponse(keepAlive: !close)
@@ -68,17 +69,18 @@ extension ProxyHandler {
             case .versionNotSupported: (.versionNotSupported, .versionNotSupported)
             case .malformed: (.badRequest, .badRequest)
             }
+        let detail: String? = if case .malformed(let reason) = refusal { reason } else { nil }
         switch state {
         case .idle:
             stats.traffic.refused(counted)
-            answer(kind, requestID: nil, http10: false, close: true, isHead: false)
+            answer(kind, requestID: nil, http10: false, close: true, isHead: false, detail: detail)
         case .active(let exchange):
             if exchange.relay.headSent {
                 closeClient(.cutOff)
             } else if !exchange.requestComplete {
                 stats.traffic.refused(counted)
                 exchange.relay.closeAfterResponse()
-                answerForExchange(exchange, kind)
+                answerForExchange(exchange, kind, detail: detail)
             } else {
                 // A later request was malformed: answered in order, after this one.
                 inputRefusal = refusal
