@@ -288,6 +288,38 @@ struct HealthEndToEndTests {
         }
     }
 
+    /// …and the old replica's success does not end the new one's failure streak: a
+    /// request answered 200 by a after the member moved to b leaves b's count standing.
+    @Test func aSuccessAtAMovedMembersOldAddressDoesNotClearTheNewOnesFailures() async throws {
+        try await run(["a", "b", "c"], { config in
+            Self.firstByName(&config)
+            config.healthCheck.passive.enabled = true
+        }) { upstreams, gateway in
+            let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
+            let server = gateway.gateway
+            @Sendable func pointing(at port: Int) -> @Sendable (String, Int) async throws -> [SocketAddress] {
+                { _, _ in [try SocketAddress(ipAddress: "127.0.0.1", port: port)] }
+            }
+            _ = await server.refreshAddresses(resolve: pointing(at: a.port))
+            let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/gate-on/a", headers: ["host": "h"])
+            let clients = [try await TestClient.connect(to: gateway.address, group: group), try await TestClient.connect(to: gateway.address, group: group)]
+            let answers = clients.map { $0.send(head) }
+            try await eventually("a holds one") { a.count("/gate-on/a") == 1 }
+            #expect(await server.refreshAddresses(resolve: pointing(at: b.port)) == [0])
+            // The replica now at b fails once (as its first request would)…
+            let health = server.runtime.health
+            health.exchangeFailed(0, .status(503), now: MonotonicTime(NIODeadline.now()))
+            #expect(health.state(0).consecutiveFailures == 1)
+            // …and a's late 200 over its old connection is not b's success.
+            a.openGate()
+            var statuses: [Int] = []
+            for answer in answers { statuses.append(try await answer.get().status) }
+            #expect(statuses == [200, 200])
+            #expect(health.state(0).consecutiveFailures == 1)
+            for client in clients { try await client.close() }
+        }
+    }
+
     /// `retry.on_timeout`: a GET that upstream a leaves unanswered past `upstream_header`
     /// is answered by b (a's connection closed); a POST gets the 504.
     @Test func anIdempotentRequestUnansweredInTimeIsRetriedOnAnotherUpstream() async throws {

@@ -94,9 +94,11 @@ final class HealthMonitor: Sendable {
         update(now: now) { [($0.probeFailed(upstream, failure, now: now), upstream)] }
     }
 
-    /// An exchange with `upstream` got a response below 500.
-    func exchangeSucceeded(_ upstream: Int) {
-        guard streaks[upstream].value.load(ordering: .relaxed) else { return }
+    /// An exchange with `upstream` got a response below 500. `current` as for
+    /// ``exchangeFailed(_:_:now:current:)``: the old replica's success is not the new
+    /// one's. Read only when a failure streak is open (off the common path).
+    func exchangeSucceeded(_ upstream: Int, current: @autoclosure () -> Bool = true) {
+        guard streaks[upstream].value.load(ordering: .relaxed), current() else { return }
         board.withLock { state in
             state.board.exchangeSucceeded(upstream)
             streaks[upstream].value.store(false, ordering: .relaxed)

@@ -231,7 +231,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         }
         exchange.connection = nil
         exchange.tunnelReserved = false
-        runtime.health.exchangeSucceeded(exchange.upstream)
+        runtime.health.exchangeSucceeded(exchange.upstream, current: connection.toCurrentAddress)
         runtime.tunnelsOpened.add(1, ordering: .relaxed)
         end(exchange, .proxied(status: 101))
         state = .tunnelled
@@ -270,7 +270,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         if let status = exchange.relay.status, status >= 500 {
             upstreamFailed(exchange, .status(status))
         } else {
-            runtime.health.exchangeSucceeded(exchange.upstream)
+            runtime.health.exchangeSucceeded(exchange.upstream, current: exchange.connection?.toCurrentAddress ?? true)
         }
         exchange.deadlines.responseComplete()
         if let connection = exchange.connection {

@@ -17,6 +17,8 @@ import NIOSSL
 /// - `/health`: 200, 503 or no answer at all, as ``setHealth(_:)`` says;
 /// - `/fail-on/<name>`: 503 from the upstream called `<name>`, 200 from the others;
 /// - `/hold-on/<name>`: no answer from the upstream called `<name>`, 200 from the others;
+/// - `/gate-on/<name>`: the upstream called `<name>` answers 200 once ``openGate()`` is
+///   called (at once after it), the others at once;
 /// - `/early`: 200 at once, before the request body;
 /// - anything else: 200 with `{"instance":"<name>"}`.
 final class TestUpstream: Sendable {
@@ -30,6 +32,7 @@ final class TestUpstream: Sendable {
     let channel: any Channel
     private let state = NIOLockedValueBox(State())
     private struct State {
+        var gate: [EventLoopPromise<Void>]? = []
         var received: [Received] = []
         var health = Health.healthy
         var raw = ""
@@ -47,6 +50,27 @@ final class TestUpstream: Sendable {
 
     enum Health: Sendable {
         case healthy, failing, hanging
+    }
+
+    /// `/gate-on/<name>` requests held here are answered, and later ones at once.
+    func openGate() {
+        let held = state.withLockedValue { state in
+            defer { state.gate = nil }
+            return state.gate ?? []
+        }
+        for promise in held { promise.succeed() }
+    }
+
+    /// Answers `/gate-on/` at once when the gate is open, else when it opens.
+    fileprivate func throughGate(on loop: any EventLoop) -> EventLoopFuture<Void> {
+        let promise = loop.makePromise(of: Void.self)
+        let held = state.withLockedValue { state in
+            guard state.gate != nil else { return false }
+            state.gate!.append(promise)
+            return true
+        }
+        if !held { promise.succeed() }
+        return promise.futureResult
     }
 
     /// What `/health` answers from now on.
@@ -214,6 +238,17 @@ final class TestUpstream: Sendable {
             case let holdOn where holdOn.hasPrefix("/hold-on/"):
                 if holdOn.dropFirst("/hold-on/".count) == upstream.name { return }
                 send(.ok, body: #"{"instance":"\#(upstream.name)"}"#, context: context)
+                return
+            case let gated where gated.hasPrefix("/gate-on/"):
+                let body = #"{"instance":"\#(upstream.name)"}"#
+                guard gated.dropFirst("/gate-on/".count) == upstream.name else {
+                    send(.ok, body: body, context: context)
+                    return
+                }
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                upstream.throughGate(on: context.eventLoop).whenSuccess { _ in
+                    bound.value.0.send(.ok, body: body, context: bound.value.1)
+                }
                 return
             case let failOn where failOn.hasPrefix("/fail-on/"):
                 let failing = failOn.dropFirst("/fail-on/".count) == upstream.name
