@@ -83,8 +83,9 @@ struct RequestHeadParserTests {
 
     /// Every refusal in the parser's list, with the reason it gives.
     @Test(arguments: [
-        ("get / HTTP/1.1\r\n\r\n", "unknown method"),
-        ("BREW / HTTP/1.1\r\n\r\n", "unknown method"),
+        (" GET / HTTP/1.1\r\n\r\n", "no method token"),
+        ("GET\t/ HTTP/1.1\r\n\r\n", "no method token"),
+        ("\(String(repeating: "A", count: 33)) / HTTP/1.1\r\n\r\n", "no method token of at most 32 bytes"),
         ("GET  / HTTP/1.1\r\n\r\n", "byte outside visible ASCII"),
         ("GET / HTTP/1.1 \r\n\r\n", "does not end"),
         ("GET / HTTP/1.2\r\n\r\n", "version"),
@@ -161,6 +162,18 @@ struct RequestHeadParserTests {
         }
     }
 
+    /// A method token the gateway does not forward is 501, not malformed (RFC 9110
+    /// §9.1) — methods are case-sensitive, so `get` is one of them; up to 32 bytes.
+    @Test func anUnknownMethodTokenIsNotImplementedRatherThanMalformed() {
+        for method in ["BREW", "get", "M-SEARCH", "PRI", "VERSION-CONTROL", String(repeating: "X", count: 32)] {
+            #expect(parse("\(method) / HTTP/1.1\r\nHost: h\r\n\r\n").0 == .invalid(.methodNotImplemented), "\(method)")
+        }
+        #expect(parse("BREW").0 == .incomplete)  // a known method's prefix or not: wait for the space
+        for method in RequestMethod.allCases where method != .CONNECT {
+            #expect(parse("\(method.name) / HTTP/1.1\r\nHost: h\r\n\r\n").0 == .complete, "\(method.name)")
+        }
+    }
+
     /// A well-formed later major version is refused with its own reason (505), once
     /// its request line is complete; anything else after `HTTP/` stays malformed.
     @Test func aLaterMajorVersionIsNotSupportedRatherThanMalformed() {
@@ -175,7 +188,8 @@ struct RequestHeadParserTests {
 
     @Test func invalidInputIsRefusedBeforeTheHeadEnds() {
         // No blank line yet, but already wrong: answered now, not at the header timeout.
-        #expect(parse("BREW ").0 == .invalid(.malformed("unknown method or no single space after it")))
+        #expect(parse("BREW ").0 == .invalid(.methodNotImplemented))
+        #expect(parse("GE{").0 == .invalid(.malformed("no method token of at most 32 bytes followed by one space")))
         if case .invalid = parse("GET / HTTP/1.1\r\nBad Name: x\r\n").0 {} else { Issue.record("bad field line not refused early") }
         #expect(parse("GET / HTTP/1.1\r\nHost: h\r\n").0 == .incomplete)
         #expect(parse("GE").0 == .incomplete)

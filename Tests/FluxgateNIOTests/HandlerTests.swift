@@ -188,6 +188,17 @@ struct HandlerTests {
         #expect(!channel.isActive)
     }
 
+    /// A method token the gateway does not forward: 501 naming the methods it does,
+    /// counted among the refusals before a head (before, a 400 "unknown method").
+    @Test func anUnknownMethodIsAnswered501() throws {
+        let channel = try proxyChannel()
+        try channel.writeInbound(ByteBuffer(string: "BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n"))
+        let text = try allOutbound(channel)
+        #expect(text.hasPrefix("HTTP/1.1 501 Not Implemented\r\n"), "\(text)")
+        #expect(text.contains(#""error":"method_not_implemented","message":"the gateway forwards GET, HEAD"#))
+        #expect(!channel.isActive)
+    }
+
     /// `HTTP/2.0` on this HTTP/1.1 port: 505 naming the problem, as nginx answers it
     /// (before, a 400 "could not be parsed").
     @Test func aLaterMajorVersionIsAnswered505() throws {

@@ -371,6 +371,11 @@ struct ProxyEndToEndTests {
             let later = try await RawClient.exchange("GET / HTTP/9.9\r\n\r\n", with: gateway.address, group: group)
             #expect(later.text.hasPrefix("HTTP/1.1 505 HTTP Version Not Supported\r\n"), "\(later.text)")
             #expect(later.error == nil)
+            // A method token it does not forward is not malformed either: 501 (RFC 9110 §9.1).
+            let brew = try await RawClient.exchange("BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
+            #expect(brew.text.hasPrefix("HTTP/1.1 501 Not Implemented\r\n"), "\(brew.text)")
+            #expect(brew.text.contains(#""error":"method_not_implemented""#))
+            #expect(brew.error == nil)
             #expect(upstreams[0].received.filter { $0.head.uri != "/" || $0.head.method != .GET }.isEmpty)
         }
     }

@@ -205,6 +205,8 @@ public enum HeadRefusal: Int, Sendable, CaseIterable {
     /// A later major HTTP version (`HTTP/2.0`) on this HTTP/1.1 port (505). Appended
     /// for the same reason.
     case versionNotSupported
+    /// A method token the gateway does not forward (`BREW`) (501). Appended too.
+    case methodNotImplemented
 
     public var status: Int {
         switch self {
@@ -213,6 +215,7 @@ public enum HeadRefusal: Int, Sendable, CaseIterable {
         case .headerTimeout: 408
         case .uriTooLong: 414
         case .versionNotSupported: 505
+        case .methodNotImplemented: 501
         }
     }
 }

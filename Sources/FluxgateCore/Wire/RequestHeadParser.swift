@@ -6,7 +6,8 @@
 /// its strict default) refuses — the differential test and the fuzzer
 /// (`Fuzz/run.sh`) hold it to that — and is stricter where being lenient has only
 /// ever served attackers. Refused (docs/SECURITY.md lists them with their answers):
-/// - a method outside ``RequestMethod`` (case-sensitive);
+/// - a method outside ``RequestMethod`` (case-sensitive; 501 when it is a token of at
+///   most 32 bytes followed by a space, else 400);
 /// - anything but exactly one SP between method, target and `HTTP/1.0`/`HTTP/1.1`;
 /// - a target with a byte outside visible ASCII (`%`-encode it), a `#` fragment, a
 ///   scheme other than http/https or no authority after `//`, `*` other than with
@@ -31,6 +32,9 @@
 /// Parsing resumes where the last complete line ended, so a head that arrives a
 /// byte at a time costs linear time.
 public enum RequestHeadParser {
+    /// A longer first token is no method the gateway could know (the longest is 9).
+    static let maxMethodBytes = 32
+
     public enum Outcome: Sendable, Equatable {
         /// More bytes are needed; what arrived so far is valid.
         case incomplete
@@ -52,6 +56,10 @@ public enum RequestHeadParser {
         /// HTTP/2 client sends in its cleartext preface): 505, as nginx answers it (RFC
         /// 9110 §15.6.6). llhttp refuses these too; the status tells the client why.
         case versionNotSupported
+        /// A method token outside ``RequestMethod`` (`BREW`, or `get`: methods are
+        /// case-sensitive): 501, as RFC 9110 §9.1 asks of a server that does not
+        /// recognize the method. llhttp refuses these too.
+        case methodNotImplemented
         /// Malformed: 400, with the reason for logs and tests.
         case malformed(String)
     }
@@ -147,10 +155,14 @@ public enum RequestHeadParser {
     private static func requestLine(_ bytes: UnsafeRawBufferPointer, from start: Int, into head: inout RequestHead) -> LineResult {
         let count = bytes.count
         var index = start
-        while index < count && HeaderName.isTokenByte(bytes[index]) && index - start < 10 { index += 1 }
+        while index < count && HeaderName.isTokenByte(bytes[index]) && index - start < maxMethodBytes { index += 1 }
         guard index < count else { return .failure(.incomplete) }
-        guard bytes[index] == sp, let method = RequestMethod.parse(UnsafeRawBufferPointer(rebasing: bytes[start..<index])) else {
-            return .failure(.invalid(.malformed("unknown method or no single space after it")))
+        guard bytes[index] == sp, index > start else {
+            return .failure(.invalid(.malformed("no method token of at most \(maxMethodBytes) bytes followed by one space")))
+        }
+        guard let method = RequestMethod.parse(UnsafeRawBufferPointer(rebasing: bytes[start..<index])) else {
+            // A method by the grammar, but not one the gateway forwards: RFC 9110 §9.1.
+            return .failure(.invalid(.methodNotImplemented))
         }
         head.method = method
         index += 1

@@ -245,7 +245,7 @@ public final class GatewayObservability: Sendable {
         for refusal in HeadRefusal.allCases {
             counter(
                 "fluxgate_requests_refused_total", [("status", "\(refusal.status)")],
-                help: "Input answered 400, 408, 414, 431 or 505 before it made a complete request head (not in fluxgate_requests_total).",
+                help: "Input answered 400, 408, 414, 431, 501 or 505 before it made a complete request head (not in fluxgate_requests_total).",
                 t.headRefusals[refusal.rawValue])
         }
         for expiry in ExchangeDeadlines.Expiry.allCases {

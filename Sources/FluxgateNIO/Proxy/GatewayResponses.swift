@@ -24,6 +24,8 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     case tooManyHeaders = "too_many_headers"
     /// `HTTP/2.0` (or later) on this HTTP/1.1 port.
     case versionNotSupported = "http_version_not_supported"
+    /// A method token outside the ones the gateway forwards.
+    case methodNotImplemented = "method_not_implemented"
     case upstreamUnavailable = "upstream_unavailable"
     case upstreamError = "upstream_error"
     case upstreamTimeout = "upstream_timeout"
@@ -42,6 +44,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .headersTooLarge, .tooManyHeaders: .requestHeaderFieldsTooLarge
         case .uriTooLong: .uriTooLong
         case .versionNotSupported: .httpVersionNotSupported
+        case .methodNotImplemented: .notImplemented
         case .upstreamUnavailable, .upstreamError: .badGateway
         case .upstreamTimeout: .gatewayTimeout
         case .gatewayOutOfResources: .serviceUnavailable
@@ -63,6 +66,8 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .uriTooLong: "the request line exceeds limits.max_header_bytes"
         case .tooManyHeaders: "the request has more header fields than limits.max_header_count"
         case .versionNotSupported: "this port speaks HTTP/1.1 (and 1.0); send the request as HTTP/1.1"
+        case .methodNotImplemented:
+            "the gateway forwards GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, PURGE and WebDAV's methods (case-sensitive)"
         case .upstreamUnavailable: "no upstream accepted the connection"
         case .upstreamError: "the upstream closed the connection or sent an invalid response"
         case .upstreamTimeout: "the upstream did not answer in time"

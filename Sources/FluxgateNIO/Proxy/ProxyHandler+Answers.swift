@@ -67,6 +67,7 @@ extension ProxyHandler {
             case .uriTooLong: (.uriTooLong, .uriTooLong)
             case .tooManyFields: (.tooManyHeaders, .headersTooLarge)
             case .versionNotSupported: (.versionNotSupported, .versionNotSupported)
+            case .methodNotImplemented: (.methodNotImplemented, .methodNotImplemented)
             case .malformed: (.badRequest, .badRequest)
             }
         let detail: String? = if case .malformed(let reason) = refusal { reason } else { nil }
