@@ -172,6 +172,11 @@ struct HealthEndToEndTests {
         config.upstreams.remove(at: 1)
     }
 
+    /// A stand-in resolver: every name resolves to these loopback ports.
+    static func pointing(at ports: Int...) -> @Sendable (String, Int) async throws -> [SocketAddress] {
+        { _, _ in try ports.map { try SocketAddress(ipAddress: "127.0.0.1", port: $0) } }
+    }
+
     /// `dns.refresh`: an upstream given by name follows the address its name comes to
     /// have, without a reload — requests go to the new address and the idle
     /// connections to the old one close; a name that stops resolving keeps its last
@@ -230,25 +235,22 @@ struct HealthEndToEndTests {
             let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
             let server = gateway.gateway
             let other = server.runtime.settings.upstreams[1].name
-            @Sendable func pointing(at ports: [Int]) -> @Sendable (String, Int) async throws -> [SocketAddress] {
-                { _, _ in try ports.map { try SocketAddress(ipAddress: "127.0.0.1", port: $0) } }
-            }
             func live() -> [String] { server.runtime.settings.upstreams.filter { !$0.retired }.map(\.name) }
             #expect(live() == ["named", other])  // localhost: 127.0.0.1 only (`dns.family: v4_preferred`)
-            #expect(await server.refreshAddresses(resolve: pointing(at: [a.port, b.port])) == [2])
+            #expect(await server.refreshAddresses(resolve: Self.pointing(at: a.port, b.port)) == [2])
             #expect(live() == ["named", other, "named#2"])
             #expect(server.runtime.settings.fullCapacity == 300)
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(try await instances(client, 6).sorted() == ["a", "a", "b", "b", "c", "c"])
-            #expect(await server.refreshAddresses(resolve: pointing(at: [b.port, a.port])) == [])  // rotated: nothing moves
+            #expect(await server.refreshAddresses(resolve: Self.pointing(at: b.port, a.port)) == [])  // rotated: nothing moves
             // The name stops listing a: `named` is retired, `named#2` keeps b.
-            #expect(await server.refreshAddresses(resolve: pointing(at: [b.port])) == [0])
+            #expect(await server.refreshAddresses(resolve: Self.pointing(at: b.port)) == [0])
             #expect(live() == [other, "named#2"])
             #expect(server.runtime.settings.fullCapacity == 200)
             try await eventually("the pooled connection to the retired member closed", timeout: .seconds(3)) { a.closedConnections == 1 }
             #expect(try await instances(client, 4).sorted() == ["b", "b", "c", "c"])
             // a listed again: it is `named` again, in its old slot.
-            #expect(await server.refreshAddresses(resolve: pointing(at: [b.port, a.port])) == [0])
+            #expect(await server.refreshAddresses(resolve: Self.pointing(at: b.port, a.port)) == [0])
             #expect(live() == ["named", other, "named#2"])
             #expect(server.runtime.settings.upstreams.count == 3)
             #expect(try await instances(client, 6).sorted() == ["a", "a", "b", "b", "c", "c"])
@@ -267,17 +269,14 @@ struct HealthEndToEndTests {
         }) { upstreams, gateway in
             let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
             let server = gateway.gateway
-            @Sendable func pointing(at port: Int) -> @Sendable (String, Int) async throws -> [SocketAddress] {
-                { _, _ in [try SocketAddress(ipAddress: "127.0.0.1", port: port)] }
-            }
-            _ = await server.refreshAddresses(resolve: pointing(at: a.port))
+            _ = await server.refreshAddresses(resolve: Self.pointing(at: a.port))
             #expect(server.runtime.settings.upstreams.first?.name == "named")
             // Two POSTs (never retried): the one a takes is held there, c answers the other.
             let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/hold-on/a", headers: ["host": "h", "content-length": "0"])
             let clients = [try await TestClient.connect(to: gateway.address, group: group), try await TestClient.connect(to: gateway.address, group: group)]
             let answers = clients.map { $0.send(head) }
             try await eventually("a holds one") { a.count("/hold-on/a") == 1 }
-            #expect(await server.refreshAddresses(resolve: pointing(at: b.port)) == [0])
+            #expect(await server.refreshAddresses(resolve: Self.pointing(at: b.port)) == [0])
             var statuses: [Int] = []
             for answer in answers { statuses.append(try await answer.get().status) }
             #expect(statuses.sorted() == [200, 504])
@@ -297,15 +296,12 @@ struct HealthEndToEndTests {
         }) { upstreams, gateway in
             let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
             let server = gateway.gateway
-            @Sendable func pointing(at port: Int) -> @Sendable (String, Int) async throws -> [SocketAddress] {
-                { _, _ in [try SocketAddress(ipAddress: "127.0.0.1", port: port)] }
-            }
-            _ = await server.refreshAddresses(resolve: pointing(at: a.port))
+            _ = await server.refreshAddresses(resolve: Self.pointing(at: a.port))
             let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/gate-on/a", headers: ["host": "h"])
             let clients = [try await TestClient.connect(to: gateway.address, group: group), try await TestClient.connect(to: gateway.address, group: group)]
             let answers = clients.map { $0.send(head) }
             try await eventually("a holds one") { a.count("/gate-on/a") == 1 }
-            #expect(await server.refreshAddresses(resolve: pointing(at: b.port)) == [0])
+            #expect(await server.refreshAddresses(resolve: Self.pointing(at: b.port)) == [0])
             // The replica now at b fails once (as its first request would)…
             let health = server.runtime.health
             health.exchangeFailed(0, .status(503), now: MonotonicTime(NIODeadline.now()))
