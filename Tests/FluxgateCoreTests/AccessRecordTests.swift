@@ -37,6 +37,20 @@ struct AccessRecordTests {
         #expect(line(record(status: .none), json: false).contains(" status=- "))
     }
 
+    /// Input refused before it made a request head: no method, path, duration or ID —
+    /// `-` each — and the reason in `detail`, after the outcome.
+    @Test func aRefusalsLineSaysWhyAndHasNoRequest() throws {
+        let record = AccessRecord.refusal(
+            unixMillis: 1_764_510_690_123, client: "10.0.0.9", status: 400, bytes: 171, detail: "bad_request: Host has an empty label")
+        #expect(
+            line(record, json: false)
+                == "time=2025-11-30T13:51:30.123Z client=10.0.0.9 method=- path=- status=400 bytes=171 duration_ms=- queue_wait_ms=- outcome=refused detail=\"bad_request: Host has an empty label\" request_id=-\n"
+        )
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line(record, json: true).utf8)) as? [String: String])
+        #expect(object["detail"] == "bad_request: Host has an empty label" && object["outcome"] == "refused")
+        #expect(object["duration_ms"] == "-" && object["request_id"] == "-" && object.count == 11)
+    }
+
     @Test func jsonLineParsesWithEveryValueAString() throws {
         let weird = "/a\"b\\c\n\t\u{1}\u{7F}é"
         let text = line(record(path: weird, shed: "queue_timeout", retries: 1), json: true)

@@ -48,25 +48,35 @@ struct AdmissionEndToEndTests {
     }
 
     /// 40 clients at once against S = 5 (C = 10, u = 0.5): the upstream never holds
-    /// more than 5, the queue takes 5 more, the rest are shed `overloaded`.
+    /// more than 5, the queue takes 5 more, the rest are shed `overloaded`. The upstream
+    /// holds what it gets until every shed is answered, so "5 at the upstream" is read
+    /// while nothing can leave (it read a timed `/slow` before, and under load saw 4).
     @Test func inFlightNeverExceedsTheSlots() async throws {
         try await run({ config in
             config.upstreams[0].maxConcurrency = 10
             config.admission.targetUtilization = 0.5
-            config.admission.queueTimeout = .seconds(5)
+            config.admission.queueTimeout = .seconds(10)
         }) { upstream, gateway in
             var clients: [TestClient] = []
             for _ in 0..<40 { clients.append(try await TestClient.connect(to: gateway.address, group: group)) }
+            let answered = Counter()
             let futures = clients.map {
-                $0.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=100", headers: ["host": "h"]))
+                let future = $0.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/gate-on/a", headers: ["host": "h"]))
+                future.whenComplete { _ in answered.increment() }
+                return future
             }
+            // Admitted 5 and queued 5 wait behind the gate; the other 30 are answered.
+            try await eventually("30 answered") { answered.value == 30 }
+            try await eventually("the admitted at the upstream") { upstream.count("/gate-on/a") == 5 }
+            #expect(gateway.gateway.runtime.gate.snapshot.inFlight == 5)
+            #expect(upstream.count("/gate-on/a") == 5)
+            upstream.openGate()
             var statuses: [Int: Int] = [:]
             for future in futures {
                 let response = try await future.get()
                 statuses[response.status, default: 0] += 1
                 if response.status == 503 { expectShed(response, status: 503, reason: "overloaded") }
             }
-            #expect(upstream.maxConcurrency == 5)
             #expect(statuses[200, default: 0] >= 10)
             #expect(statuses[200, default: 0] + statuses[503, default: 0] == 40)
             // Shed connections stay open and usable.

@@ -166,9 +166,12 @@ struct OperationsTests {
             let gone = try await RawClient.exchange(
                 "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group, closeWriteAfterSend: true)
             #expect(gone.text.isEmpty)
+            // Input refused before it made a request head is logged too, with the rule.
+            let refused = try await RawClient.exchange("GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", with: gateway.address, group: group)
+            #expect(refused.text.hasPrefix("HTTP/1.1 400 "))
         }
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 3)
+        #expect(lines.count == 4)
         let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: String]
         #expect(first["method"] == "GET" && first["path"] == "/first?q=1" && first["status"] == "200")
         #expect(first["upstream"] == "a" && first["client"] == "127.0.0.1" && first["outcome"] == "proxied")
@@ -179,6 +182,29 @@ struct OperationsTests {
         #expect(second["status"] == "404")
         let third = try JSONSerialization.jsonObject(with: Data(lines[2].utf8)) as! [String: String]
         #expect(third["status"] == "499" && third["outcome"] == "client_gone" && third["path"] == "/hold")
+        let fourth = try JSONSerialization.jsonObject(with: Data(lines[3].utf8)) as! [String: String]
+        #expect(fourth["status"] == "400" && fourth["outcome"] == "refused" && fourth["method"] == "-" && fourth["path"] == "-")
+        #expect(fourth["detail"] == "bad_request: Host has an empty label" && fourth["request_id"] == "-")
+        #expect(fourth["duration_ms"] == "-" && Int(fourth["bytes"] ?? "") ?? 0 > 100)
+    }
+
+    /// A head that does not arrive within `timeouts.client_header`: its 408 is logged
+    /// as a refusal (its own gateway: the short timeout would race the other clients).
+    @Test func aHeadTooSlowIsLoggedAsRefused() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-access-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await run(upstreams: ["a"], { config in
+            config.accessLog.enabled = true
+            config.accessLog.path = path
+            config.timeouts.clientHeader = .milliseconds(200)
+            config.timeouts.lingeringClose = .milliseconds(100)
+        }) { _, gateway in
+            let slow = try await RawClient.exchange("GET / HTTP/1.1\r\nHost: h\r\n", with: gateway.address, group: group)
+            #expect(slow.text.hasPrefix("HTTP/1.1 408 "))
+        }
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains(" status=408 ") == true && lines.first?.contains(" outcome=refused detail=request_timeout request_id=-") == true)
     }
 
     /// The writer thread: a line is out within the flush interval (here `0`: at once),

@@ -21,16 +21,22 @@ public struct AccessRecord: Sendable, CustomStringConvertible {
     public var status: Status
     public var upstream: String?
     public var bytes: Int
-    public var durationMicros: Int64
-    public var queueWaitMicros: Int64
+    /// nil (`-`) for input refused before it made a request head: no request ran.
+    public var durationMicros: Int64?
+    public var queueWaitMicros: Int64?
     public var shedReason: String?
     public var retries: Int
     public var outcome: String
-    public var requestID: RequestID
+    /// Why the gateway refused input before it made a request head (`bad_request: Host
+    /// has an empty label`, `request_timeout`): the answer's kind and the parser's rule.
+    public var detail: String?
+    /// nil (`-`) for input refused before it made a request head.
+    public var requestID: RequestID?
 
     public init(
         unixMillis: Int64, client: String, method: String, path: String, status: Status, upstream: String?, bytes: Int,
-        durationMicros: Int64, queueWaitMicros: Int64, shedReason: String?, retries: Int, outcome: String, requestID: RequestID
+        durationMicros: Int64?, queueWaitMicros: Int64?, shedReason: String?, retries: Int, outcome: String, detail: String? = nil,
+        requestID: RequestID?
     ) {
         self.unixMillis = unixMillis
         self.client = client
@@ -44,7 +50,17 @@ public struct AccessRecord: Sendable, CustomStringConvertible {
         self.shedReason = shedReason
         self.retries = retries
         self.outcome = outcome
+        self.detail = detail
         self.requestID = requestID
+    }
+
+    /// The line for input answered before it made a request head (400, 408, 414, 431,
+    /// 501, 505 — nginx logs these too): `method` and `path` `-`, no duration, outcome
+    /// `refused`, and the reason in `detail`.
+    public static func refusal(unixMillis: Int64, client: String, status: Int, bytes: Int, detail: String) -> AccessRecord {
+        AccessRecord(
+            unixMillis: unixMillis, client: client, method: "-", path: "-", status: .code(status), upstream: nil, bytes: bytes,
+            durationMicros: nil, queueWaitMicros: nil, shedReason: nil, retries: 0, outcome: "refused", detail: detail, requestID: nil)
     }
 
     /// The line in logfmt, newline included.
@@ -56,8 +72,8 @@ public struct AccessRecord: Sendable, CustomStringConvertible {
 
     /// Appends the line (newline included): `time`, `client`, `method`, `path`, `status`,
     /// `upstream`, `bytes`, `duration_ms`, `queue_wait_ms`, `shed_reason`, `retries`,
-    /// `outcome`, `request_id`; `upstream`, `shed_reason` and `retries` only when there is
-    /// one (`retries` above 0).
+    /// `outcome`, `detail`, `request_id`; `upstream`, `shed_reason`, `retries` and
+    /// `detail` only when there is one (`retries` above 0).
     public func write(json: Bool, into out: inout [UInt8]) {
         var line = AccessLineWriter(json: json)
         if json { out.append(UInt8(ascii: "{")) }
@@ -71,12 +87,25 @@ public struct AccessRecord: Sendable, CustomStringConvertible {
         }
         if let upstream { line.field("upstream", upstream, into: &out) }
         line.field("bytes", into: &out) { Self.writeDecimal(Int64(bytes), into: &$0) }
-        line.field("duration_ms", into: &out) { Self.writeMilliseconds(durationMicros, into: &$0) }
-        line.field("queue_wait_ms", into: &out) { Self.writeMilliseconds(queueWaitMicros, into: &$0) }
+        if let durationMicros {
+            line.field("duration_ms", into: &out) { Self.writeMilliseconds(durationMicros, into: &$0) }
+        } else {
+            line.field("duration_ms", "-", into: &out)
+        }
+        if let queueWaitMicros {
+            line.field("queue_wait_ms", into: &out) { Self.writeMilliseconds(queueWaitMicros, into: &$0) }
+        } else {
+            line.field("queue_wait_ms", "-", into: &out)
+        }
         if let shedReason { line.field("shed_reason", shedReason, into: &out) }
         if retries > 0 { line.field("retries", into: &out) { Self.writeDecimal(Int64(retries), into: &$0) } }
         line.field("outcome", outcome, into: &out)
-        requestID.withUTF8 { id in line.field("request_id", bytes: id, into: &out) }
+        if let detail { line.field("detail", detail, into: &out) }
+        if let requestID {
+            requestID.withUTF8 { id in line.field("request_id", bytes: id, into: &out) }
+        } else {
+            line.field("request_id", "-", into: &out)
+        }
         if json { out.append(UInt8(ascii: "}")) }
         out.append(UInt8(ascii: "\n"))
     }

@@ -76,15 +76,25 @@ final class AccessLog: Sendable {
                 status = outcome.end == .clientGone ? .code(499) : .none
             }
         }
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
         let record = AccessRecord(
-            unixMillis: Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000,
+            unixMillis: Self.unixMillis(),
             client: client, method: exchange.method.name, path: exchange.target, status: status, upstream: upstream,
             bytes: exchange.bytesSent, durationMicros: outcome.total.nanosecondsClamped / 1000,
             queueWaitMicros: outcome.queueWait.nanosecondsClamped / 1000, shedReason: shedReason, retries: outcome.retries,
             outcome: TrafficStats.ends[TrafficStats.endIndex(outcome.end)], requestID: exchange.requestID)
         logger.info("request", metadata: [AccessLogHandler.recordKey: .stringConvertible(record)])
+    }
+
+    /// Input answered before it made a request head (``AccessRecord/refusal(unixMillis:client:status:bytes:detail:)``).
+    func logRefusal(client: String, status: Int, bytes: Int, detail: String) {
+        let record = AccessRecord.refusal(unixMillis: Self.unixMillis(), client: client, status: status, bytes: bytes, detail: detail)
+        logger.info("request", metadata: [AccessLogHandler.recordKey: .stringConvertible(record)])
+    }
+
+    static func unixMillis() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     /// Writes what is buffered and stops the writer thread.

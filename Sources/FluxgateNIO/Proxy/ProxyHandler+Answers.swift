@@ -18,14 +18,26 @@ extension ProxyHandler {
         finishResponse(keepAlive: keepAlive)
     }
 
-    /// An answer outside any exchange (a request that could not be parsed).
-    func answer(_ kind: GatewayAnswer, requestID: RequestID?, http10: Bool, close: Bool, isHead: Bool, detail: String? = nil) {
+    /// An answer outside any exchange (a request that could not be parsed); its size.
+    @discardableResult
+    func answer(_ kind: GatewayAnswer, requestID: RequestID?, http10: Bool, close: Bool, isHead: Bool, detail: String? = nil) -> Int {
         var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
         runtime.responses.response(
             kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, detail: detail, into: &bytes)
+        let size = bytes.readableBytes
         scratch.keepAnswer(bytes)
         context.write(wrapOutboundOut(bytes), promise: nil)
         finishResponse(keepAlive: !close)
+        return size
+    }
+
+    /// The access-log line for input answered before it made a request head (sampled as
+    /// requests are): `detail` is the answer's kind and, for a 400, the parser's rule.
+    func logRefusal(_ kind: GatewayAnswer, bytes: Int, detail: String?) {
+        let accessLog = runtime.accessLog
+        guard accessLog.isEnabled, accessLog.sampled(pool.nextJitter() * 2) else { return }
+        accessLog.logRefusal(
+            client: clientAddress, status: Int(kind.status.code), bytes: bytes, detail: detail.map { "\(kind.rawValue): \($0)" } ?? kind.rawValue)
     }
 
     /// The answer to the current request was written (the exchange, if any, has already
@@ -74,7 +86,8 @@ extension ProxyHandler {
         switch state {
         case .idle:
             stats.traffic.refused(counted)
-            answer(kind, requestID: nil, http10: false, close: true, isHead: false, detail: detail)
+            let bytes = answer(kind, requestID: nil, http10: false, close: true, isHead: false, detail: detail)
+            logRefusal(kind, bytes: bytes, detail: detail)
         case .active(let exchange):
             if exchange.relay.headSent {
                 closeClient(.cutOff)

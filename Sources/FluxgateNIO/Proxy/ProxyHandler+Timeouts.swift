@@ -68,6 +68,7 @@ extension ProxyHandler: LoopTimerOwner {
             offerForParking(until: NIODeadline(idleDeadline))
         case .rejectSlowHead:
             stats.traffic.refused(.headerTimeout)
+            logRefusal(.requestTimeout, bytes: runtime.responses.rawRequestTimeout.readableBytes, detail: nil)
             connectionGone()
             // A lingering close: the slow client may still be sending its head. The 408
             // may never be written (a TLS handshake that never finished): the close
