@@ -280,7 +280,7 @@ public enum RequestHeadParser {
         case .host:
             head.hostCount += 1
             head.host = value
-            if !text.allSatisfy(isHostByte) { return .invalid(.malformed("Host holds bytes a host cannot")) }
+            // One pass: `HostSyntax` checks every byte against the host byte set as it reads the shape.
             if let problem = HostSyntax.problem(text) { return .invalid(.malformed("Host \(problem)")) }
         case .expect:
             if HeaderName.equalsLowercase(text, "100-continue") { head.expectsContinue = true }
