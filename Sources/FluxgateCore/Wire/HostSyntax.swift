@@ -3,8 +3,9 @@
 /// server can have — the upstream and the app behind it route, log and build links
 /// on it, so what they might read two ways is refused here with a 400 instead.
 ///
-/// Beyond the byte set the parser already checks, refused (all of which nginx also
-/// answers 400, except as marked):
+/// Refused: a byte outside the host set (``RequestHeadParser/isHostByte(_:)``, checked
+/// here as the shape is read — the parser makes no separate pass), and (all of which
+/// nginx also answers 400, except as marked):
 /// - an empty label: `a..b`, `.a`, `.` (a single trailing dot, `example.com.`, is a
 ///   fully qualified name and allowed, as nginx allows it);    *stricter: nginx accepts `.a`*
 /// - a port that is not 1-5 digits up to 65535 (RFC 3986's `port = *DIGIT`; an
