@@ -186,6 +186,32 @@ struct RequestHeadParserTests {
         #expect(parse("GET / HTTP/1.1\r\nHost: h\r\n\r\n").0 == .complete)
     }
 
+    /// What the access log names of a refused head: the request line once it was read
+    /// (even when the refusal came later, or the head arrived in parts), the method
+    /// token alone for a 501, nothing when the request line itself was the problem.
+    @Test func aRefusedHeadNamesWhatItsRequestLineSaid() {
+        func line(_ parts: [String]) -> RefusedRequestLine? {
+            var head = RequestHead()
+            var bytes: [UInt8] = []
+            for part in parts {
+                bytes += Array(part.utf8)
+                let outcome = bytes.withUnsafeBytes { RequestHeadParser.parse($0, maxLength: 64, into: &head) }
+                if case .invalid(let refusal) = outcome {
+                    return bytes.withUnsafeBytes { head.refusedLine(in: $0, for: refusal) }
+                }
+            }
+            Issue.record("not refused: \(parts)")
+            return nil
+        }
+        #expect(line(["GET /a?b HTTP/1.1\r\nHost: a..b\r\n\r\n"]) == RefusedRequestLine(method: "GET", target: "/a?b"))
+        #expect(line(["\r\nPOST /p HT", "TP/1.1\r\nHost: h\r\n", "Bad Name: x\r\n"]) == RefusedRequestLine(method: "POST", target: "/p"))
+        #expect(line(["GET /t HTTP/1.1\r\nX: \(String(repeating: "v", count: 80))"]) == RefusedRequestLine(method: "GET", target: "/t"))
+        #expect(line(["\r\nBREW /pot HTTP/1.1\r\n"]) == RefusedRequestLine(method: "BREW", target: "-"))
+        #expect(line(["GET /a b HTTP/1.1\r\n"]) == nil)
+        #expect(line(["GET /\(String(repeating: "u", count: 80))"]) == nil)  // 414: the target never ended
+        #expect(line(["GE{"]) == nil)
+    }
+
     @Test func invalidInputIsRefusedBeforeTheHeadEnds() {
         // No blank line yet, but already wrong: answered now, not at the header timeout.
         #expect(parse("BREW ").0 == .invalid(.methodNotImplemented))

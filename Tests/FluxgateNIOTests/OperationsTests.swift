@@ -167,11 +167,17 @@ struct OperationsTests {
                 "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group, closeWriteAfterSend: true)
             #expect(gone.text.isEmpty)
             // Input refused before it made a request head is logged too, with the rule.
-            let refused = try await RawClient.exchange("GET / HTTP/1.1\r\nHost: a..b\r\n\r\n", with: gateway.address, group: group)
+            // With the method and target when the request line was read, the method
+            // token for a 501, neither when the request line itself is broken.
+            let refused = try await RawClient.exchange("GET /x?y HTTP/1.1\r\nHost: a..b\r\n\r\n", with: gateway.address, group: group)
             #expect(refused.text.hasPrefix("HTTP/1.1 400 "))
+            let brew = try await RawClient.exchange("BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
+            #expect(brew.text.hasPrefix("HTTP/1.1 501 "))
+            let broken = try await RawClient.exchange("GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
+            #expect(broken.text.hasPrefix("HTTP/1.1 400 "))
         }
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 4)
+        #expect(lines.count == 6)
         let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: String]
         #expect(first["method"] == "GET" && first["path"] == "/first?q=1" && first["status"] == "200")
         #expect(first["upstream"] == "a" && first["client"] == "127.0.0.1" && first["outcome"] == "proxied")
@@ -183,9 +189,13 @@ struct OperationsTests {
         let third = try JSONSerialization.jsonObject(with: Data(lines[2].utf8)) as! [String: String]
         #expect(third["status"] == "499" && third["outcome"] == "client_gone" && third["path"] == "/hold")
         let fourth = try JSONSerialization.jsonObject(with: Data(lines[3].utf8)) as! [String: String]
-        #expect(fourth["status"] == "400" && fourth["outcome"] == "refused" && fourth["method"] == "-" && fourth["path"] == "-")
+        #expect(fourth["status"] == "400" && fourth["outcome"] == "refused" && fourth["method"] == "GET" && fourth["path"] == "/x?y")
         #expect(fourth["detail"] == "bad_request: Host has an empty label" && fourth["request_id"] == "-")
         #expect(fourth["duration_ms"] == "-" && Int(fourth["bytes"] ?? "") ?? 0 > 100)
+        let fifth = try JSONSerialization.jsonObject(with: Data(lines[4].utf8)) as! [String: String]
+        #expect(fifth["status"] == "501" && fifth["method"] == "BREW" && fifth["path"] == "-" && fifth["detail"] == "method_not_implemented")
+        let sixth = try JSONSerialization.jsonObject(with: Data(lines[5].utf8)) as! [String: String]
+        #expect(sixth["status"] == "400" && sixth["method"] == "-" && sixth["path"] == "-")
     }
 
     /// A head that does not arrive within `timeouts.client_header`: its 408 is logged

@@ -30,7 +30,15 @@ public enum RequestDifferential {
         switch outcome {
         case .incomplete:
             return (.incomplete, nil)
-        case .invalid:
+        case .invalid(let refusal):
+            // What the access log would name of it: a token and a target free of spaces
+            // and control bytes, never read past the input.
+            if let line = bytes.withUnsafeBytes({ whole.refusedLine(in: $0, for: refusal) }) {
+                let clean = { (text: String) in !text.isEmpty && text.utf8.allSatisfy { $0 > 0x20 && $0 != 0x7F } }
+                guard clean(line.method), line.method.utf8.count <= 32, clean(line.target) else {
+                    return (.bothRefuse, "refused line \(line) is not a token and a target")
+                }
+            }
             return (llhttpAccepts(bytes) ? .onlyLlhttpAccepts : .bothRefuse, nil)
         case .complete:
             break

@@ -55,11 +55,14 @@ public struct AccessRecord: Sendable, CustomStringConvertible {
     }
 
     /// The line for input answered before it made a request head (400, 408, 414, 431,
-    /// 501, 505 — nginx logs these too): `method` and `path` `-`, no duration, outcome
-    /// `refused`, and the reason in `detail`.
-    public static func refusal(unixMillis: Int64, client: String, status: Int, bytes: Int, detail: String) -> AccessRecord {
+    /// 501, 505 — nginx logs these too): `method` and `path` as far as the request line
+    /// was read (`-` before that), no duration, outcome `refused`, and the reason in
+    /// `detail`.
+    public static func refusal(
+        unixMillis: Int64, client: String, method: String = "-", path: String = "-", status: Int, bytes: Int, detail: String
+    ) -> AccessRecord {
         AccessRecord(
-            unixMillis: unixMillis, client: client, method: "-", path: "-", status: .code(status), upstream: nil, bytes: bytes,
+            unixMillis: unixMillis, client: client, method: method, path: path, status: .code(status), upstream: nil, bytes: bytes,
             durationMicros: nil, queueWaitMicros: nil, shedReason: nil, retries: 0, outcome: "refused", detail: detail, requestID: nil)
     }
 

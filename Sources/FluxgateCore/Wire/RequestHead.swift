@@ -85,6 +85,22 @@ public struct RequestHead: Sendable, Equatable {
     /// The request line without its CRLF.
     public var requestLine: Range<Int> { start..<(target.upperBound + 9) }
 
+    /// What the access log can name of a head the parser refused with `refusal`: the
+    /// method and target once the request line was read (which path drew the 400 or
+    /// 431), the method token alone for a 501, else nil. Built only on the refusal path;
+    /// the bytes passed the request line's checks, so the strings are visible ASCII.
+    public func refusedLine(in bytes: UnsafeRawBufferPointer, for refusal: RequestHeadParser.Refusal) -> RefusedRequestLine? {
+        if requestLineDone {
+            guard target.upperBound <= bytes.count else { return nil }
+            return RefusedRequestLine(method: method.name, target: String(decoding: bytes[target], as: UTF8.self))
+        }
+        guard refusal == .methodNotImplemented, start < bytes.count else { return nil }
+        // The parser read a token of at most `maxMethodBytes` up to a space from `start`.
+        let end = bytes[start...].firstIndex(of: UInt8(ascii: " ")) ?? start
+        guard end > start, end - start <= RequestHeadParser.maxMethodBytes else { return nil }
+        return RefusedRequestLine(method: String(decoding: bytes[start..<end], as: UTF8.self), target: "-")
+    }
+
     /// How the body is delimited (RFC 9112 §6.3: a request without either has none).
     public var framing: BodyFraming {
         if chunked { return .chunked }
@@ -147,5 +163,17 @@ public enum RequestMethod: UInt8, Sendable, CaseIterable {
             }
             return nil
         }
+    }
+}
+
+/// What an access-log line can say about a request refused mid-head: see
+/// ``RequestHead/refusedLine(in:for:)``.
+public struct RefusedRequestLine: Sendable, Equatable {
+    public var method: String
+    public var target: String
+
+    public init(method: String, target: String) {
+        self.method = method
+        self.target = target
     }
 }

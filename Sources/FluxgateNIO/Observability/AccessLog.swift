@@ -85,9 +85,12 @@ final class AccessLog: Sendable {
         logger.info("request", metadata: [AccessLogHandler.recordKey: .stringConvertible(record)])
     }
 
-    /// Input answered before it made a request head (``AccessRecord/refusal(unixMillis:client:status:bytes:detail:)``).
-    func logRefusal(client: String, status: Int, bytes: Int, detail: String) {
-        let record = AccessRecord.refusal(unixMillis: Self.unixMillis(), client: client, status: status, bytes: bytes, detail: detail)
+    /// Input answered before it made a request head
+    /// (``AccessRecord/refusal(unixMillis:client:method:path:status:bytes:detail:)``).
+    func logRefusal(client: String, line: RefusedRequestLine?, status: Int, bytes: Int, detail: String) {
+        let record = AccessRecord.refusal(
+            unixMillis: Self.unixMillis(), client: client, method: line?.method ?? "-", path: line?.target ?? "-", status: status,
+            bytes: bytes, detail: detail)
         logger.info("request", metadata: [AccessLogHandler.recordKey: .stringConvertible(record)])
     }
 

@@ -32,12 +32,14 @@ extension ProxyHandler {
     }
 
     /// The access-log line for input answered before it made a request head (sampled as
-    /// requests are): `detail` is the answer's kind and, for a 400, the parser's rule.
-    func logRefusal(_ kind: GatewayAnswer, bytes: Int, detail: String?) {
+    /// requests are): `detail` is the answer's kind and, for a 400, the parser's rule;
+    /// `line` the method and target when the request line was read.
+    func logRefusal(_ kind: GatewayAnswer, line: RefusedRequestLine? = nil, bytes: Int, detail: String?) {
         let accessLog = runtime.accessLog
         guard accessLog.isEnabled, accessLog.sampled(pool.nextJitter() * 2) else { return }
         accessLog.logRefusal(
-            client: clientAddress, status: Int(kind.status.code), bytes: bytes, detail: detail.map { "\(kind.rawValue): \($0)" } ?? kind.rawValue)
+            client: clientAddress, line: line, status: Int(kind.status.code), bytes: bytes,
+            detail: detail.map { "\(kind.rawValue): \($0)" } ?? kind.rawValue)
     }
 
     /// The answer to the current request was written (the exchange, if any, has already
@@ -70,7 +72,7 @@ extension ProxyHandler {
     /// The input cannot be read on from here (a malformed or oversized head, a broken
     /// chunked body, or NIOHTTP1's refusal with `parser: llhttp`): answer 400/414/431/505 unless
     /// the current response already started, in which case closing is the only signal.
-    func inputRefused(_ refusal: RequestHeadParser.Refusal) {
+    func inputRefused(_ refusal: RequestHeadParser.Refusal, line: RefusedRequestLine? = nil) {
         inputRefusal = nil
         releaseReceive()
         let (kind, counted): (GatewayAnswer, HeadRefusal) =
@@ -87,7 +89,7 @@ extension ProxyHandler {
         case .idle:
             stats.traffic.refused(counted)
             let bytes = answer(kind, requestID: nil, http10: false, close: true, isHead: false, detail: detail)
-            logRefusal(kind, bytes: bytes, detail: detail)
+            logRefusal(kind, line: line, bytes: bytes, detail: detail)
         case .active(let exchange):
             if exchange.relay.headSent {
                 closeClient(.cutOff)

@@ -127,17 +127,19 @@ extension ProxyHandler {
             if let refusal = inputRefusal { inputRefused(refusal) }
             return false
         case .invalid(let refusal):
+            let line = input.withUnsafeReadableBytes { head.refusedLine(in: $0, for: refusal) }
             head.reset()
             scratch.keepRequestHead(head)
-            inputRefused(refusal)
+            inputRefused(refusal, line: line)
             return false
         case .complete:
             if head.fields.count > settings.maxHeaderCount {
                 // Counted after the parse: the head is already bounded by its bytes, and
                 // the parser stays exactly as strict as llhttp, which has no count limit.
+                let line = input.withUnsafeReadableBytes { head.refusedLine(in: $0, for: .tooManyFields) }
                 head.reset()
                 scratch.keepRequestHead(head)
-                inputRefused(.tooManyFields)
+                inputRefused(.tooManyFields, line: line)
                 return false
             }
             let length = head.length
