@@ -31,6 +31,7 @@
 # IDLE_SETTLE (10 s): how long the connections are held idle before each reading — past
 # Fluxgate's `timeouts.park_after` (5 s), so its figure is that of parked connections
 # (FLUXGATE_YAML='timeouts: { park_after: 0s }' measures them unparked).
+# WRK_RAW: a file each wrk run's whole output is appended to (its latency distribution).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-8}; ROUNDS=${ROUNDS:-3}; IDLE=${IDLE:-10000}; export IDLE_SETTLE=${IDLE_SETTLE:-10}
@@ -146,7 +147,8 @@ measure() {  # $1 port, $2 connections, $3 path, rest: wrk options
     case $port in 18601) port=18611 ;; 18602) port=18612 ;; 18603) port=18613 ;; 18607) port=18614 ;; esac
     run=(wrk -t2)
   fi
-  "${run[@]}" -c"$conns" -d"${DUR}s" --timeout 10s --latency "$@" "http://127.0.0.1:$port$path" 2>&1 | awk '
+  "${run[@]}" -c"$conns" -d"${DUR}s" --timeout 10s --latency "$@" "http://127.0.0.1:$port$path" 2>&1 \
+    | if [ -n "${WRK_RAW:-}" ]; then tee -a "$WRK_RAW"; else cat; fi | awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
     /Socket errors/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 } /Non-2xx/ { non2xx += $5 }
@@ -161,6 +163,7 @@ row() {  # $1 label, $2 connections, $3 path, rest: wrk options; fills the array
   for round in $(seq "$ROUNDS"); do
     for slot in $(seq 0 $((count - 1))); do
       target=${ports[$(( (slot + round - 1) % count ))]}
+      if [ -n "${WRK_RAW:-}" ]; then echo "### $label ${target%%:*} round $round" >> "$WRK_RAW"; fi
       read -r rps p50 p99 err <<<"$(measure "${target#*:}" "$conns" "$path" "$@")"
       printf "  %-9s %-9s round %s: %8s rps  p50 %7s ms  p99 %7s ms  errors %s\n" "$label" "${target%%:*}" "$round" "$rps" "$p50" "$p99" "$err" >&2
       sum[$target]=$((sum[$target] + rps)); p50s[$target]+="$p50 "; p99s[$target]+="$p99 "; errs[$target]=$((errs[$target] + err))
