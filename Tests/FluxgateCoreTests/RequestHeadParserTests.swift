@@ -209,6 +209,7 @@ struct RequestHeadParserTests {
         #expect(line(["\r\nBREW /pot HTTP/1.1\r\n"]) == RefusedRequestLine(method: "BREW", target: "-"))
         #expect(line(["GET /a b HTTP/1.1\r\n"]) == nil)
         #expect(line(["GET /\(String(repeating: "u", count: 80))"]) == nil)  // 414: the target never ended
+        #expect(line(["GET /\(String(repeating: "u", count: 80)) HTTP/1.1\r\n"]) == nil)  // 414, ended: not logged either
         #expect(line(["GE{"]) == nil)
     }
 

@@ -87,9 +87,12 @@ public struct RequestHead: Sendable, Equatable {
 
     /// What the access log can name of a head the parser refused with `refusal`: the
     /// method and target once the request line was read (which path drew the 400 or
-    /// 431), the method token alone for a 501, else nil. Built only on the refusal path;
-    /// the bytes passed the request line's checks, so the strings are visible ASCII.
+    /// 431), the method token alone for a 501, else nil — and nil for a 414, whose
+    /// target is past the header limit (a log line stays within what a request's own
+    /// can hold). Built only on the refusal path; the bytes passed the request line's
+    /// checks, so the strings are visible ASCII.
     public func refusedLine(in bytes: UnsafeRawBufferPointer, for refusal: RequestHeadParser.Refusal) -> RefusedRequestLine? {
+        guard refusal != .uriTooLong else { return nil }
         if requestLineDone {
             guard target.upperBound <= bytes.count else { return nil }
             return RefusedRequestLine(method: method.name, target: String(decoding: bytes[target], as: UTF8.self))
