@@ -140,18 +140,50 @@ bench_nginx_health_upstream() {  # PORT CPU
 # nginx as the proxy beside Fluxgate in the per-request measurements: one worker on
 # CPU 1 at 127.0.0.1:PORT in front of 127.0.0.1:UPSTREAM_PORT, keep-alive 512 to it;
 # its worker's pid in $nginx_worker once it answers.
-bench_nginx_proxy() {  # PORT UPSTREAM_PORT
+bench_nginx_proxy() {  # PORT UPSTREAM_PORT...
+  local port=$1 servers="" upstream
+  shift
+  for upstream in "$@"; do servers+="server 127.0.0.1:$upstream; "; done
   cat >"$W/proxy.conf" <<C
 worker_processes 1; daemon off; pid $W/proxy.pid; error_log $W/proxy.err;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
-  upstream u { server 127.0.0.1:$2; keepalive 512; }
-  server { listen 127.0.0.1:$1;
+  upstream u { ${servers}keepalive 512; }
+  server { listen 127.0.0.1:$port;
     location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 C
   taskset -c 1 nginx -c "$W/proxy.conf" & pids+=($!)
-  bench_wait nginx "$1"
+  bench_wait nginx "$port"
   nginx_worker=$(pgrep -P "$(cat "$W/proxy.pid")" | head -1)
+}
+
+# compare.sh's small-request set-up without HAProxy, for the diagnostics that look at
+# one row of it (conn-fairness.sh, syscall-count.sh): the upstream nginx answering
+# 127.0.0.1:19601-19603 on CPU 0; nginx as the proxy on 18601 and Fluxgate on 18603
+# (compare.sh's config: one event loop, the three upstreams, nothing that sheds, idle
+# cap 512; EXTRA: YAML lines added) on CPU 1. Pids in $nginx_worker and $fluxgate_pid.
+bench_small_request_proxies() {
+  bench_echo_payload
+  head -c 16 /dev/urandom >"$W/mib"  # the upstream's config names it
+  bench_nginx_upstream_conf 19601 19602 19603
+  taskset -c 0 nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
+  bench_wait upstream 19601
+  bench_nginx_proxy 18601 19601 19602 19603
+  cat >"$W/fluxgate.yaml" <<C
+listen: "127.0.0.1:18603"
+admin_listen: "127.0.0.1:20603"
+workers: 1
+upstreams:
+  - { name: up-1, url: "http://127.0.0.1:19601", max_concurrency: 30000 }
+  - { name: up-2, url: "http://127.0.0.1:19602", max_concurrency: 30000 }
+  - { name: up-3, url: "http://127.0.0.1:19603", max_concurrency: 30000 }
+rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
+pool: { max_idle_per_upstream: 512 }
+demo: { enabled: false }
+${EXTRA:-}
+C
+  taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
+  bench_wait fluxgate 18603
 }
 
 # The relay floor (Sources/RelayFloor: the cheapest keep-alive relay SwiftNIO allows)
