@@ -3,10 +3,10 @@
 stdin: `perf script --ns -F tid,time,event,trace` of the read/recvfrom (enter and exit),
 write/writev and epoll_wait (enter and exit) tracepoints; argv[1]: lines "FD client" or
 "FD upstream" naming the proxy's descriptors. Only the busiest thread (the event loop)
-is followed. Forward and back pair the event loop's next upstream write with the oldest
-client request not yet forwarded (and the next client write with the oldest upstream
-response not yet passed back): a one-threaded proxy handles each in turn, so the pairing
-is exact when it forwards in the order it read.
+is followed. Forward pairs an upstream write with the client read just before it, back a
+client write with the upstream read just before it (each read pairs once): a
+one-threaded proxy forwards a request as it reads it, so a pair is one exchange, and a
+write with no read before it (a health probe's) is not counted.
 """
 import collections
 import re
@@ -40,9 +40,18 @@ iteration_reads = []
 events_per_wait, between_waits, in_wait = [], [], []
 pending_fd = None          # the descriptor of the read/recvfrom being waited for
 client_read, client_written, upstream_sent, client_cycle = {}, {}, {}, {}
-not_forwarded, not_passed_back = collections.deque(), collections.deque()
+last_client_read = last_upstream_read = None  # not yet paired with a write
 wait_entered = last_wait_exit = None
 reads = writes = 0
+
+def kind_of(fd):
+    """The map's kind; a descriptor it does not name was opened while recording: a client
+    connection if it was accepted, else one to an upstream (nginx replaces its upstream
+    connections every 1 000 requests, its upstream `keepalive_requests` default)."""
+    if fd not in kinds:
+        kinds[fd] = "client" if fd in accepted_ever else "upstream"
+    return kinds[fd]
+accepted_ever = set()
 # Connections accepted while recording (FROM_START=1): accept -> first request read.
 accepted, first_read, accepts_per_iteration, accepts_this_iteration = {}, [], [], 0
 first_time = None
@@ -64,8 +73,8 @@ for tid, t, event, trace in rows:
         if fd is None or ret == 0 or ret >= 1 << 63:  # EOF or an error (EAGAIN)
             continue
         reads += 1
-        iteration_reads.append(kinds.get(fd))
-        if kinds.get(fd) == "client":
+        iteration_reads.append(kind_of(fd))
+        if kind_of(fd) == "client":
             if fd in client_written:
                 phases["wait"].append(t - client_written.pop(fd))
                 turns["wait"][iteration - client_written_turn.pop(fd)] += 1
@@ -77,31 +86,34 @@ for tid, t, event, trace in rows:
             client_cycle[fd] = t
             client_read[fd] = t
             client_read_turn[fd] = iteration
-            not_forwarded.append(t)
-        elif kinds.get(fd) == "upstream" and fd in upstream_sent:
+            last_client_read = t
+        elif kind_of(fd) == "upstream" and fd in upstream_sent:
             phases["upstream"].append(t - upstream_sent.pop(fd))
             turns["upstream"][iteration - upstream_sent_turn.pop(fd)] += 1
-            not_passed_back.append(t)
+            last_upstream_read = t
     elif event in ("sys_enter_write", "sys_enter_writev"):
         fd = arg(trace, "fd")
         writes += 1
-        if kinds.get(fd) == "client":
+        if kind_of(fd) == "client":
             if fd in client_read:
                 phases["inside"].append(t - client_read.pop(fd))
                 turns["inside"][iteration - client_read_turn.pop(fd)] += 1
-            if not_passed_back:
-                phases["back"].append(t - not_passed_back.popleft())
+            if last_upstream_read is not None:
+                phases["back"].append(t - last_upstream_read)
+                last_upstream_read = None
             client_written[fd] = t
             client_written_turn[fd] = iteration
-        elif kinds.get(fd) == "upstream":
+        elif kind_of(fd) == "upstream":
             upstream_sent[fd] = t
             upstream_sent_turn[fd] = iteration
-            if not_forwarded:
-                phases["forward"].append(t - not_forwarded.popleft())
+            if last_client_read is not None:
+                phases["forward"].append(t - last_client_read)
+                last_client_read = None
     elif event in ("sys_exit_accept4", "sys_exit_accept"):
         ret = int(trace, 16)
         if ret < 1 << 63:
             accepted[ret] = t
+            accepted_ever.add(ret)
             accepts_this_iteration += 1
     elif event == "sys_enter_epoll_wait":
         wait_entered = t
