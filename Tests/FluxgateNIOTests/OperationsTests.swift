@@ -198,6 +198,61 @@ struct OperationsTests {
         #expect(sixth["status"] == "400" && sixth["method"] == "-" && sixth["path"] == "-")
     }
 
+    /// An upstream that breaks HTTP/1.1 or closes early: the client's answer stays
+    /// generic (a 502, or a response cut off), and the access log's `detail` names the
+    /// problem, as nginx's error log does ("upstream sent invalid chunked response",
+    /// "upstream sent more data than specified").
+    @Test func anUpstreamsBrokenResponseIsNamedInTheAccessLog() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-access-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await run(upstreams: ["a"], { config in
+            config.accessLog.enabled = true
+            config.accessLog.format = .json
+            config.accessLog.path = path
+        }) { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/garbage").status == 502)
+            #expect(try await client.get("/close").status == 502)
+            #expect(try await client.get("/").status == 200)
+            try await client.close()
+            // A whole response with more after it (the client's connection stays open).
+            let extra = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await extra.get("/raw/extra").bodyString == "hi")
+            try await extra.close()
+            for cut in ["/raw/badchunk", "/raw/shortbody"] {
+                let outcome = try await RawClient.exchange("GET \(cut) HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
+                #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(cut): \(outcome.text)")
+            }
+        }
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: String]
+        }
+        #expect(lines.map { $0["path"] ?? "" } == ["/garbage", "/close", "/", "/raw/extra", "/raw/badchunk", "/raw/shortbody"])
+        #expect(lines.map { $0["status"] ?? "" } == ["502", "502", "200", "200", "200", "200"])
+        #expect(lines.map { $0["outcome"] ?? "" } == ["gateway_answer", "gateway_answer", "proxied", "proxied", "cut_off", "cut_off"])
+        #expect(lines[0]["detail"] == "invalid_response: status line does not start with HTTP/1.0 or HTTP/1.1")
+        #expect(lines[1]["detail"] == "upstream_closed: before the response head")
+        #expect(lines[2]["detail"] == nil)
+        // A whole response with more after it: delivered, its connection not reused.
+        #expect(lines[3]["detail"] == "bytes_after_end: the upstream sent more than its response; connection not reused")
+        #expect(lines[4]["detail"] == "invalid_response: chunked body: chunk size is not hexadecimal digits followed by CRLF")
+        #expect(lines[5]["detail"] == "upstream_closed: before the end of the response body")
+    }
+
+    /// The error log's line for an invalid upstream response: what and from which
+    /// upstream, at most once a second (a broken upstream breaks every response).
+    @Test func invalidResponsesAreLoggedAtMostOncePerSecond() throws {
+        let capture = AdmissionGateTests.Capture()
+        let config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]\ndemo: {enabled: false}")
+        let runtime = try GatewayRuntime(config: config, logger: Logger(label: "test") { _ in capture }, now: .zero)
+        var ids = RequestIDGenerator(seed: 1)
+        let id = ids.nextID()
+        for ms: Int64 in [0, 500, 999, 1_000, 1_500] {
+            runtime.noteInvalidResponse(upstream: "api", problem: "repeated Content-Length", requestID: id, now: MonotonicTime(nanoseconds: ms * 1_000_000))
+        }
+        #expect(capture.lines.withLockedValue { $0 } == ["upstream sent an invalid response ", "upstream sent an invalid response "])
+    }
+
     /// A head that does not arrive within `timeouts.client_header`: its 408 is logged
     /// as a refusal (its own gateway: the short timeout would race the other clients).
     @Test func aHeadTooSlowIsLoggedAsRefused() async throws {

@@ -367,6 +367,10 @@ struct ProxyEndToEndTests {
                 #expect(outcome.text.contains(#""error":"bad_request""#))
                 #expect(outcome.error == nil)
             }
+            // A refused chunked body names what was wrong with it.
+            let chunk = try await RawClient.exchange(
+                "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", with: gateway.address, group: group)
+            #expect(chunk.text.contains("invalid chunked body: chunk size is not hexadecimal digits followed by CRLF"), "\(chunk.text)")
             // A later major version is not malformed: 505, as nginx answers it.
             let later = try await RawClient.exchange("GET / HTTP/9.9\r\n\r\n", with: gateway.address, group: group)
             #expect(later.text.hasPrefix("HTTP/1.1 505 HTTP Version Not Supported\r\n"), "\(later.text)")

@@ -287,3 +287,18 @@ public struct BodyFramer: Sendable, Equatable {
         }
     }
 }
+
+extension BodyFramer.Failure: CustomStringConvertible {
+    /// What was wrong, for a refusal's detail and the logs.
+    public var description: String {
+        switch self {
+        case .invalidChunkSize: "chunk size is not hexadecimal digits followed by CRLF"
+        case .chunkSizeTooLarge: "chunk size has more than 15 hexadecimal digits"
+        case .missingCRLF: "chunk data is not followed by CRLF"
+        case .invalidChunkExtension: "invalid chunk extension"
+        case .invalidTrailer: "invalid trailer field line"
+        case .extensionTooLong: "chunk extensions longer than \(BodyFramer.maxExtensionBytes) bytes"
+        case .trailerTooLong: "trailer section longer than \(BodyFramer.maxTrailerBytes) bytes"
+        }
+    }
+}

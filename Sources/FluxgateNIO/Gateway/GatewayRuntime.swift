@@ -51,6 +51,7 @@ final class GatewayRuntime: Sendable {
     private let drainFlag = Atomic<Bool>(false)
     private let exhaustionLog = LogThrottle()
     private let spoolLog = LogThrottle()
+    private let invalidResponseLog = LogThrottle()
     let logger: Logger
 
     typealias Routing = UpstreamRouter.Routing
@@ -137,6 +138,17 @@ final class GatewayRuntime: Sendable {
         logger.error(
             "cannot spool a request body; answering 500 (check limits.request_spool_dir's free space, or set limits.request_spool_bytes: 0 to stream bodies instead)",
             metadata: ["error": "\(error)", "directory": "\(settings.spoolDirectory)"])
+    }
+
+    /// An upstream's response broke HTTP/1.1 (the client got a 502, or its response was
+    /// cut off): logged at most once a second, as a broken upstream does it to every
+    /// request; each one is in the access log's `detail` and in
+    /// `fluxgate_upstream_failures_total{kind="malformed"}`.
+    func noteInvalidResponse(upstream: String, problem: String, requestID: RequestID, now: MonotonicTime) {
+        guard invalidResponseLog.allow(now: now) else { return }
+        logger.warning(
+            "upstream sent an invalid response",
+            metadata: ["upstream": "\(upstream)", "problem": "\(problem)", "request_id": "\(requestID)"])
     }
 
     // MARK: Reload and drain

@@ -86,6 +86,9 @@ final class Exchange {
     var countedUpstream: Int?
     /// Bytes written to the client for this exchange (head and body), for the access log.
     var bytesSent = 0
+    /// What went wrong on the upstream's side, when something did (an invalid response,
+    /// a close before its end): the access log's `detail`.
+    var upstreamProblem: String?
     private let live: LiveObjects
 
     init(

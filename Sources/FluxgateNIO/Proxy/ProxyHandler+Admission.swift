@@ -149,9 +149,15 @@ extension ProxyHandler {
         exchange.countedUpstream = nil
         let accessLog = runtime.accessLog
         if accessLog.isEnabled, accessLog.sampled(pool.nextJitter() * 2) {
-            accessLog.log(
-                outcome, exchange: exchange, client: exchange.client,
-                upstream: outcome.upstream.map { settings.upstreams.count > $0 ? settings.upstreams[$0].name : "\($0)" })
+            accessLog.log(outcome, exchange: exchange, client: exchange.client, upstream: outcome.upstream.map(upstreamName))
         }
+    }
+}
+
+extension ProxyHandler {
+    /// The configured name of upstream slot `index` (its index when the settings no
+    /// longer have it: a reload removed it while the exchange ran).
+    func upstreamName(_ index: Int) -> String {
+        settings.upstreams.count > index ? settings.upstreams[index].name : "\(index)"
     }
 }

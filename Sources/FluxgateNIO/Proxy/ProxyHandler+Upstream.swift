@@ -146,6 +146,9 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             }
         } catch {
             upstreamFailed(exchange, .malformed)
+            exchange.upstreamProblem = "invalid_response: \(error)"
+            runtime.noteInvalidResponse(
+                upstream: upstreamName(exchange.upstream), problem: error.description, requestID: exchange.requestID, now: now)
             if exchange.relay.headSent { closeClient(.cutOff) } else { answerForExchange(exchange, .upstreamError) }
             return
         }
@@ -279,6 +282,13 @@ extension ProxyHandler: UpstreamConnectionDelegate {
                 pool.release(connection, now: NIODeadline(now))
             } else {
                 connection.close()
+                if exchange.relay.bytesAfterEnd {
+                    // As nginx warns "upstream sent more data than specified".
+                    exchange.upstreamProblem = "bytes_after_end: the upstream sent more than its response; connection not reused"
+                    runtime.noteInvalidResponse(
+                        upstream: upstreamName(exchange.upstream), problem: "bytes after the end of the response",
+                        requestID: exchange.requestID, now: now)
+                }
             }
         }
         end(exchange, .proxied(status: exchange.relay.status ?? 0))
@@ -314,6 +324,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         }
         if exchange.relay.headSent {
             upstreamFailed(exchange, .reset, over: connection)
+            exchange.upstreamProblem = "upstream_closed: before the end of the response body"
             closeClient(.cutOff)
             return
         }
@@ -338,6 +349,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             break
         }
         upstreamFailed(exchange, .reset, over: connection)
+        exchange.upstreamProblem = "upstream_closed: before the response head"
         answerForExchange(exchange, .upstreamError)
     }
 }

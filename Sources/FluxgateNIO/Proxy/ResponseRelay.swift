@@ -9,10 +9,20 @@ import NIOCore
 /// HTTP/1.0 clients, which cannot read chunked framing: they get the payload alone
 /// and the connection closes at its end (RFC 9112 §6.3).
 struct ResponseRelay {
-    enum Failure: Error, Equatable {
+    enum Failure: Error, Equatable, CustomStringConvertible {
         case invalidHead(String)
         case invalidBody(BodyFramer.Failure)
         case unexpectedUpgrade
+
+        /// What was wrong with the response, for the access log's `detail` and the
+        /// error log (the client's 502 does not name it).
+        var description: String {
+            switch self {
+            case .invalidHead(let reason): reason
+            case .invalidBody(let failure): "chunked body: \(failure)"
+            case .unexpectedUpgrade: "101 Switching Protocols to a request that did not ask to upgrade"
+            }
+        }
     }
 
     private enum Phase {
@@ -36,6 +46,9 @@ struct ResponseRelay {
     /// Whether the upstream connection can serve another request afterwards.
     private(set) var upstreamReusable = true
     private(set) var headSent = false
+    /// The upstream sent bytes past the end of the response (in the same read): not a
+    /// reason to fail the response, which was whole, but its connection is not reused.
+    private(set) var bytesAfterEnd = false
     /// The final response's status, once its head arrived.
     private(set) var status: Int?
     /// Set when `retry` claimed the response: nothing of it was sent to the client.
@@ -191,6 +204,7 @@ struct ResponseRelay {
                 // Bytes after the end of the response: the upstream broke framing,
                 // so its connection cannot be trusted with another request.
                 upstreamReusable = false
+                if phase == .done { bytesAfterEnd = true }
                 return true
             }
         }

@@ -200,6 +200,8 @@ final class TestUpstream: Sendable {
             // A lenient server's bare LF line endings; the connection stays open.
             "barelf": "HTTP/1.1 200 OK\nConnection: keep-alive\nContent-Length: 2\n\nok",
             "nocontent": "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello",
+            // 10 of the 100 bytes announced, then the close.
+            "shortbody": "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
         ]
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
