@@ -151,13 +151,7 @@ struct OperationsTests {
     }
 
     @Test func accessLogWritesOneLinePerRequest() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-access-\(UUID().uuidString).log").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try await run(upstreams: ["a"], { config in
-            config.accessLog.enabled = true
-            config.accessLog.format = .json
-            config.accessLog.path = path
-        }) { _, gateway in
+        let lines = try await accessLogLines(format: .json) { gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(try await client.get("/first?q=1").status == 200)
             #expect(try await client.get("/status/404").status == 404)
@@ -176,7 +170,6 @@ struct OperationsTests {
             let broken = try await RawClient.exchange("GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
             #expect(broken.text.hasPrefix("HTTP/1.1 400 "))
         }
-        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 6)
         let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: String]
         #expect(first["method"] == "GET" && first["path"] == "/first?q=1" && first["status"] == "200")
@@ -203,13 +196,7 @@ struct OperationsTests {
     /// problem, as nginx's error log does ("upstream sent invalid chunked response",
     /// "upstream sent more data than specified").
     @Test func anUpstreamsBrokenResponseIsNamedInTheAccessLog() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-access-\(UUID().uuidString).log").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try await run(upstreams: ["a"], { config in
-            config.accessLog.enabled = true
-            config.accessLog.format = .json
-            config.accessLog.path = path
-        }) { _, gateway in
+        let lines = try await accessLogLines(format: .json) { gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(try await client.get("/garbage").status == 502)
             #expect(try await client.get("/close").status == 502)
@@ -224,9 +211,7 @@ struct OperationsTests {
                 #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(cut): \(outcome.text)")
             }
         }
-        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: String]
-        }
+        .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: String] }
         #expect(lines.map { $0["path"] ?? "" } == ["/garbage", "/close", "/", "/raw/extra", "/raw/badchunk", "/raw/shortbody"])
         #expect(lines.map { $0["status"] ?? "" } == ["502", "502", "200", "200", "200", "200"])
         #expect(lines.map { $0["outcome"] ?? "" } == ["gateway_answer", "gateway_answer", "proxied", "proxied", "cut_off", "cut_off"])
@@ -256,18 +241,13 @@ struct OperationsTests {
     /// A head that does not arrive within `timeouts.client_header`: its 408 is logged
     /// as a refusal (its own gateway: the short timeout would race the other clients).
     @Test func aHeadTooSlowIsLoggedAsRefused() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-access-\(UUID().uuidString).log").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try await run(upstreams: ["a"], { config in
-            config.accessLog.enabled = true
-            config.accessLog.path = path
-            config.timeouts.clientHeader = .milliseconds(200)
-            config.timeouts.lingeringClose = .milliseconds(100)
-        }) { _, gateway in
+        let lines = try await accessLogLines(format: .logfmt, {
+            $0.timeouts.clientHeader = .milliseconds(200)
+            $0.timeouts.lingeringClose = .milliseconds(100)
+        }) { gateway in
             let slow = try await RawClient.exchange("GET / HTTP/1.1\r\nHost: h\r\n", with: gateway.address, group: group)
             #expect(slow.text.hasPrefix("HTTP/1.1 408 "))
         }
-        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 1)
         #expect(lines.first?.contains(" status=408 ") == true && lines.first?.contains(" outcome=refused detail=request_timeout request_id=-") == true)
     }
@@ -507,5 +487,24 @@ struct UpstreamMembersAtStartAndReloadTests {
         listed = []
         config.upstreams.append(UpstreamConfig(name: "new", url: try UpstreamURL.parse("http://new.svc:80").get()))
         #expect(throws: ConfigError.self) { _ = try GatewaySettings.resolve(config, version: 4, previous: lowered, lookup: lookup) }
+    }
+}
+
+extension OperationsTests {
+    /// The access log's lines (`format`) for what `body` does against a gateway with one
+    /// upstream, `a`, logging to a file of its own.
+    func accessLogLines(
+        format: AccessLogConfig.Format, _ adjust: (inout GatewayConfig) -> Void = { _ in },
+        _ body: (GatewayHarness) async throws -> Void
+    ) async throws -> [Substring] {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-access-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try await run(upstreams: ["a"], { config in
+            config.accessLog.enabled = true
+            config.accessLog.format = format
+            config.accessLog.path = path
+            adjust(&config)
+        }) { _, gateway in try await body(gateway) }
+        return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
     }
 }
