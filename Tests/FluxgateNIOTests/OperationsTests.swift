@@ -191,12 +191,12 @@ struct OperationsTests {
         #expect(sixth["status"] == "400" && sixth["method"] == "-" && sixth["path"] == "-")
     }
 
-    /// An upstream that breaks HTTP/1.1 or closes early: the client's answer stays
+    /// An upstream that breaks HTTP/1.1, closes early or times out: the client's answer stays
     /// generic (a 502, or a response cut off), and the access log's `detail` names the
     /// problem, as nginx's error log does ("upstream sent invalid chunked response",
     /// "upstream sent more data than specified").
     @Test func anUpstreamsBrokenResponseIsNamedInTheAccessLog() async throws {
-        let lines = try await accessLogLines(format: .json) { gateway in
+        let lines = try await accessLogLines(format: .json, { $0.timeouts.upstreamHeader = .milliseconds(150) }) { gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(try await client.get("/garbage").status == 502)
             #expect(try await client.get("/close").status == 502)
@@ -210,11 +210,15 @@ struct OperationsTests {
                 let outcome = try await RawClient.exchange("GET \(cut) HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
                 #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(cut): \(outcome.text)")
             }
+            // No head within timeouts.upstream_header: the key is named.
+            let silent = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await silent.get("/hold").status == 504)
+            try await silent.close()
         }
         .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: String] }
-        #expect(lines.map { $0["path"] ?? "" } == ["/garbage", "/close", "/", "/raw/extra", "/raw/badchunk", "/raw/shortbody"])
-        #expect(lines.map { $0["status"] ?? "" } == ["502", "502", "200", "200", "200", "200"])
-        #expect(lines.map { $0["outcome"] ?? "" } == ["gateway_answer", "gateway_answer", "proxied", "proxied", "cut_off", "cut_off"])
+        #expect(lines.map { $0["path"] ?? "" } == ["/garbage", "/close", "/", "/raw/extra", "/raw/badchunk", "/raw/shortbody", "/hold"])
+        #expect(lines.map { $0["status"] ?? "" } == ["502", "502", "200", "200", "200", "200", "504"])
+        #expect(lines.map { $0["outcome"] ?? "" } == ["gateway_answer", "gateway_answer", "proxied", "proxied", "cut_off", "cut_off", "gateway_answer"])
         #expect(lines[0]["detail"] == "invalid_response: status line does not start with HTTP/1.0 or HTTP/1.1")
         #expect(lines[1]["detail"] == "upstream_closed: before the response head")
         #expect(lines[2]["detail"] == nil)
@@ -222,6 +226,7 @@ struct OperationsTests {
         #expect(lines[3]["detail"] == "bytes_after_end: the upstream sent more than its response; connection not reused")
         #expect(lines[4]["detail"] == "invalid_response: chunked body: chunk size is not hexadecimal digits followed by CRLF")
         #expect(lines[5]["detail"] == "upstream_closed: before the end of the response body")
+        #expect(lines[6]["detail"] == "timeout: timeouts.upstream_header")
     }
 
     /// The error log's line for an invalid upstream response: what and from which

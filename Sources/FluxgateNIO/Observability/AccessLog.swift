@@ -81,7 +81,7 @@ final class AccessLog: Sendable {
             client: client, method: exchange.method.name, path: exchange.target, status: status, upstream: upstream,
             bytes: exchange.bytesSent, durationMicros: outcome.total.nanosecondsClamped / 1000,
             queueWaitMicros: outcome.queueWait.nanosecondsClamped / 1000, shedReason: shedReason, retries: outcome.retries,
-            outcome: TrafficStats.ends[TrafficStats.endIndex(outcome.end)], detail: exchange.upstreamProblem,
+            outcome: TrafficStats.ends[TrafficStats.endIndex(outcome.end)], detail: exchange.problem,
             requestID: exchange.requestID)
         logger.info("request", metadata: [AccessLogHandler.recordKey: .stringConvertible(record)])
     }

@@ -86,9 +86,9 @@ final class Exchange {
     var countedUpstream: Int?
     /// Bytes written to the client for this exchange (head and body), for the access log.
     var bytesSent = 0
-    /// What went wrong on the upstream's side, when something did (an invalid response,
-    /// a close before its end): the access log's `detail`.
-    var upstreamProblem: String?
+    /// What went wrong, when something did (an invalid upstream response, a close
+    /// before its end, a timeout): the access log's `detail`.
+    var problem: String?
     private let live: LiveObjects
 
     init(

@@ -111,6 +111,7 @@ extension ProxyHandler: LoopTimerOwner {
             return
         }
         stats.traffic.timedOut(expiry)
+        exchange.problem = "timeout: timeouts.\(expiry.rawValue)"
         switch expiry {
         case .clientBody:
             if started {

@@ -146,7 +146,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             }
         } catch {
             upstreamFailed(exchange, .malformed)
-            exchange.upstreamProblem = "invalid_response: \(error)"
+            exchange.problem = "invalid_response: \(error)"
             runtime.noteInvalidResponse(
                 upstream: upstreamName(exchange.upstream), problem: error.description, requestID: exchange.requestID, now: now)
             if exchange.relay.headSent { closeClient(.cutOff) } else { answerForExchange(exchange, .upstreamError) }
@@ -284,7 +284,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
                 connection.close()
                 if exchange.relay.bytesAfterEnd {
                     // As nginx warns "upstream sent more data than specified".
-                    exchange.upstreamProblem = "bytes_after_end: the upstream sent more than its response; connection not reused"
+                    exchange.problem = "bytes_after_end: the upstream sent more than its response; connection not reused"
                     runtime.noteInvalidResponse(
                         upstream: upstreamName(exchange.upstream), problem: "bytes after the end of the response",
                         requestID: exchange.requestID, now: now)
@@ -324,7 +324,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         }
         if exchange.relay.headSent {
             upstreamFailed(exchange, .reset, over: connection)
-            exchange.upstreamProblem = "upstream_closed: before the end of the response body"
+            exchange.problem = "upstream_closed: before the end of the response body"
             closeClient(.cutOff)
             return
         }
@@ -349,7 +349,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
             break
         }
         upstreamFailed(exchange, .reset, over: connection)
-        exchange.upstreamProblem = "upstream_closed: before the response head"
+        exchange.problem = "upstream_closed: before the response head"
         answerForExchange(exchange, .upstreamError)
     }
 }
