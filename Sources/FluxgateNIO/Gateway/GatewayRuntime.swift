@@ -141,8 +141,9 @@ final class GatewayRuntime: Sendable {
     }
 
     /// An upstream's response broke HTTP/1.1 (the client got a 502, or its response was
-    /// cut off): logged at most once a second, as a broken upstream does it to every
-    /// request; each one is in the access log's `detail` and in
+    /// cut off) or had bytes after its end (delivered; the connection retired): logged at
+    /// most once a second, as a broken upstream does it to every request. Each one is in
+    /// the access log's `detail`; the refused ones also in
     /// `fluxgate_upstream_failures_total{kind="malformed"}`.
     func noteInvalidResponse(upstream: String, problem: String, requestID: RequestID, now: MonotonicTime) {
         guard invalidResponseLog.allow(now: now) else { return }
