@@ -556,7 +556,9 @@ struct ParserChoiceTests {
                     + "POST /hash HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 5\r\nHost: evil\r\n\r\n"
                     + "HEAD /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
             #expect(pipelined.components(separatedBy: "HTTP/1.1 200 OK").count == 4, "\(pipelined)")
-            #expect(upstream.raw.contains("\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 5\r\n\r\n"))
+            // Chunk boundaries are not kept (a transfer coding is per hop): the two chunks
+            // read at once go on as one.
+            #expect(upstream.raw.contains("\r\n5\r\nabcde\r\n0\r\nX-Sum: 5\r\n\r\n"), "\(upstream.raw)")
             #expect(!upstream.raw.contains("evil"))
             // Malformed and oversized input: 400 and 431, with a close.
             let bad = try await exchange("GET / HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n")

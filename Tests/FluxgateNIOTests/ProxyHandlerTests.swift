@@ -217,6 +217,21 @@ struct ProxyHandlerTests {
         #expect(plain.connector.released.count == 1)
     }
 
+    /// A chunked body of tiny chunks goes upstream as one chunk per read, not one per
+    /// client chunk: 1-byte chunks made the gateway hold a buffer (and send a chunk-size
+    /// line) per payload byte — 50 clients × 64 KiB took it from 31 to 349 MB.
+    @Test func tinyChunksGoUpstreamAsOneChunkPerRead() throws {
+        let fixture = try Fixture()
+        let tiny = String(repeating: "1\r\nx\r\n", count: 1000)
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + tiny)
+        try fixture.request(String(repeating: "2\r\nyz\r\n", count: 10) + "0\r\n\r\n")
+        let sent = try fixture.connector.sent(0)
+        let body = sent.split(separator: "\r\n\r\n", maxSplits: 1).last.map(String.init) ?? ""
+        #expect(body == "3e8\r\n" + String(repeating: "x", count: 1000) + "\r\n14\r\n" + String(repeating: "yz", count: 10) + "\r\n0\r\n\r\n")
+        try fixture.connector.answer(0, Self.ok)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
+    }
+
     /// A closing answer whose write never completes (a client that stopped reading, a
     /// TLS handshake that never finished) does not keep the connection: it closes after
     /// `timeouts.client_send` (30 s by default).

@@ -161,15 +161,13 @@ extension ProxyHandler {
     /// false when nothing more can be done until more bytes arrive.
     func consumeBody(_ input: ByteBuffer, _ exchange: Exchange) -> Bool {
         var framer = exchange.bodyFramer
-        let base = input.readerIndex
+        var gather = PayloadGather()
         let consumed: Int
         do {
             consumed = try input.withUnsafeReadableBytes { bytes in
                 try framer.consume(
                     bytes,
-                    payload: { range in
-                        requestBody(input.getSlice(at: base + range.lowerBound, length: range.count)!)
-                    },
+                    payload: { range in gather.add(range, of: bytes, allocator: allocator) },
                     trailer: { range in
                         var section = exchange.trailerSection ?? allocator.buffer(capacity: range.count)
                         section.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[range]))
@@ -182,6 +180,7 @@ extension ProxyHandler {
             return false
         }
         exchange.bodyFramer = framer
+        if let payload = gather.payload(of: input) { requestBody(payload) }
         guard case .active(let current) = state, current === exchange else { return true }
         receive?.moveReaderIndex(forwardBy: consumed)
         if framer.isComplete {

@@ -167,17 +167,15 @@ struct ResponseRelay {
                 let consumed: Int
                 do {
                     if dechunk {
-                        var ranges: [Range<Int>] = []
+                        var gather = PayloadGather()
                         consumed = try buffer.withUnsafeReadableBytes { bytes throws(BodyFramer.Failure) in
-                            try framer.consume(bytes) { ranges.append($0) }
+                            try framer.consume(bytes) { gather.add($0, of: bytes, allocator: allocator) }
                         }
                         if let head = heldHead {
                             emitHead(head)
                             heldHead = nil
                         }
-                        for range in ranges {
-                            emit(buffer.getSlice(at: buffer.readerIndex + range.lowerBound, length: range.count)!)
-                        }
+                        if let payload = gather.payload(of: buffer) { emit(payload) }
                         buffer.moveReaderIndex(forwardBy: consumed)
                     } else {
                         consumed = try buffer.withUnsafeReadableBytes { bytes throws(BodyFramer.Failure) in
