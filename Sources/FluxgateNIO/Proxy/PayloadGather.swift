@@ -6,9 +6,10 @@ import NIOCore
 /// `Content-Length` body, or chunks as big as the read. Several ranges — small chunks —
 /// are copied together into one buffer: passed on one by one, each would be a buffer of
 /// its own (and, re-chunked for the upstream, a chunk-size line of its own), so a client
-/// sending 1-byte chunks made the gateway hold ~100 bytes of bookkeeping per payload
-/// byte (64 KiB of payload in 1-byte chunks: ~6 MiB of memory, and ~1 µs of CPU a
-/// chunk). nginx likewise copies a chunked body's payload into its body buffers.
+/// sending 1-byte chunks made the gateway hold ~130 bytes per payload byte (64 KiB of
+/// payload in 1-byte chunks: ~8 MiB of memory, and ~0.9 µs of CPU a chunk;
+/// docs/results/tiny-chunks-2026-12-04). nginx likewise copies a chunked body's payload
+/// into its body buffers.
 struct PayloadGather {
     private var only: Range<Int>?
     private var merged: ByteBuffer?
