@@ -25,6 +25,8 @@ CASES = {
  "/chunkext": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;" + b"x" * 100000 + b"\r\nok\r\n0\r\n\r\n"],
  "/trailers": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Trailer: yes\r\n\r\n"],
  "/silent": ["hang"],
+ # 200 000 one-byte chunks (for docs/results/tiny-chunks-2026-12-04/response-trial.sh)
+ "/tinychunks": [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * 200000 + b"0\r\n\r\n"],
 }
 async def handle(r, w):
     try:
