@@ -5,8 +5,11 @@
 # second with deploy/prometheus/prometheus.yml's job, DURATION seconds of load with
 # hey, a demo upstream taken down and back mid-run; then every panel query of
 # deploy/grafana/make_dashboard.py is evaluated through Prometheus's HTTP API and
-# must return data. With PLOT=FILE it also draws each panel over the run (matplotlib)
-# — a preview, since Grafana itself is not packaged for Debian.
+# must return data; every alerting rule of deploy/prometheus/alerts.yml must evaluate
+# and read only series the gateway exports, and the two alerts the run provokes must be
+# seen pending (demo-b down, the rate limit's 429s). With PLOT=FILE it also draws each
+# panel over the run (matplotlib) — a preview, since Grafana itself is not packaged for
+# Debian.
 # Env: DURATION (40), PLOT (unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +38,8 @@ if command -v redis-server >/dev/null; then
 fi
 "$BIN" --config "$W/gw.yaml" >"$W/gw.out" 2>"$W/gw.err" & pids+=($!)
 bench_wait gateway 18951
-sed -e 's/scrape_interval: 5s/scrape_interval: 1s/' -e 's/127.0.0.1:9090/127.0.0.1:20951/' deploy/prometheus/prometheus.yml >"$W/prometheus.yml"
+sed -e 's/_interval: 5s/_interval: 1s/' -e 's/127.0.0.1:9090/127.0.0.1:20951/' deploy/prometheus/prometheus.yml >"$W/prometheus.yml"
+cp deploy/prometheus/alerts.yml "$W/alerts.yml"
 prometheus --config.file="$W/prometheus.yml" --storage.tsdb.path="$W/tsdb" --web.listen-address=127.0.0.1:19190 >"$W/prom.log" 2>&1 & pids+=($!)
 bench_wait prometheus 19190 /-/ready
 start=$(date +%s)
@@ -93,6 +97,33 @@ if plot:
     fig.suptitle("deploy/grafana/fluxgate.json panels, drawn from Prometheus (deploy/check-dashboard.sh)")
     fig.tight_layout(rect=(0, 0, 1, 0.98)); fig.savefig(plot, dpi=80)
     print(f"preview: {plot}")
-print("verdict:", "PASS" if failed == 0 else f"FAIL ({failed} empty queries)")
+# The alerting rules (deploy/prometheus/alerts.yml, loaded through prometheus.yml's
+# rule_files): each evaluated without error, each series it reads present in the
+# scraped data (a misspelt name would leave a rule that can never fire), and the two
+# the run provokes seen pending or firing: demo-b's failed checks and the global rate
+# limit's 429s.
+import re
+def api(path):
+    return json.load(urllib.request.urlopen("http://127.0.0.1:19190/api/v1/" + path))["data"]
+names = set(api("label/__name__/values"))
+rules = [r for g in api("rules")["groups"] for r in g["rules"]]
+for rule in rules:
+    read = sorted(set(re.findall(r"\b(?:fluxgate|process)_\w+|\bup\b", rule["query"])))
+    if not os.environ.get("CLUSTER") == "1":
+        read = [n for n in read if not n.startswith("fluxgate_cluster_")]
+    absent = [n for n in read if n not in names]
+    ok = rule["health"] == "ok" and not absent
+    print(f"{'ok ' if ok else 'BAD'}   rule {rule['name']}: {rule['health']}{', ' + rule.get('lastError', '') if rule.get('lastError') else ''}"
+          + (f", reads series never scraped: {', '.join(absent)}" if absent else ""))
+    failed += not ok
+failed += len(rules) == 0
+def raised(alert, **labels):
+    selector = ",".join([f'alertname="{alert}"'] + [f'{k}="{v}"' for k, v in labels.items()])
+    states = {r["metric"]["alertstate"] for r in query("ALERTS{" + selector + "}")}
+    print(f"{'ok ' if states else 'BAD'}   alert {alert} {labels or ''}: {', '.join(sorted(states)) or 'never pending'} during the run")
+    return bool(states)
+failed += not raised("FluxgateUpstreamDown", upstream="demo-b")
+failed += not raised("FluxgateRateLimiting")
+print("verdict:", "PASS" if failed == 0 else f"FAIL ({failed} failed checks)")
 sys.exit(1 if failed else 0)
 PY

@@ -327,6 +327,8 @@ struct OperationsTests {
             #expect(try await client.get("/x").status == 200)
             // Take b out (its health state must survive a reload that keeps it).
             server.runtime.setReady(1, false)
+            let before = samples(try await admin("GET", "/metrics", gateway).body)
+            #expect(before[#"fluxgate_upstream_up{upstream="a"}"#] == 1 && before[#"fluxgate_upstream_up{upstream="b"}"#] == 0)
             var config = server.runtime.config
             config.admission.targetUtilization = 0.5
             config.upstreams[0].weight = 3
@@ -350,6 +352,13 @@ struct OperationsTests {
             #expect(metrics[#"fluxgate_config_reloads_total{result="success"}"#] == 1)
             #expect(metrics["fluxgate_config_version"] == 2)
             #expect(metrics[#"fluxgate_upstream_up{upstream="c"}"#] == 1)
+            // The removed upstream's gauges go (an alert on them would never clear);
+            // its counters stay, a counter never goes back.
+            for gauge in ["fluxgate_upstream_up", "fluxgate_upstream_ready", "fluxgate_upstream_inflight_requests"] {
+                #expect(metrics[gauge + #"{upstream="a"}"#] == nil, "\(gauge) of a removed upstream")
+                #expect(metrics[gauge + #"{upstream="b"}"#] != nil)
+            }
+            #expect(metrics[#"fluxgate_upstream_failures_total{upstream="a",kind="connect"}"#] == 0)
             #expect(upstreams[0].acceptedConnections >= 1)
             try await client.close()
             try await c.stop()  // before `run` shuts its event loops down

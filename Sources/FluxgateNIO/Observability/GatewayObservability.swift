@@ -23,6 +23,16 @@ public final class GatewayObservability: Sendable {
     private let exported = Mutex<[ObjectIdentifier: Int]>([:])
     /// One scrape at a time, so two cannot both add the same delta.
     private let scrape = Mutex<Void>(())
+    /// Upstreams whose gauges the last scrape set: one a reload (or a DNS refresh)
+    /// removed loses its gauges at the next scrape, so `fluxgate_upstream_up 0` of an
+    /// upstream that is gone does not keep an alert firing. Its counters stay (a
+    /// counter never goes back).
+    private let gaugedUpstreams = Mutex<Set<String>>([])
+    private static let upstreamGauges = [
+        ("fluxgate_upstream_up", "1 when the upstream is enabled and passes its health checks."),
+        ("fluxgate_upstream_ready", "1 when the upstream is in the round-robin schedule now."),
+        ("fluxgate_upstream_inflight_requests", "Requests whose current attempt is on this upstream."),
+    ]
     let started = NIODeadline.now()
 
     init(runtime: GatewayRuntime, registry: PrometheusCollectorRegistry) {
@@ -287,14 +297,16 @@ public final class GatewayObservability: Sendable {
             r.settings.config.admission.targetUtilization)
         gauge("fluxgate_ready", help: "1 when /readyz answers 200.", r.notReadyReason == nil ? 1 : 0)
         gauge("fluxgate_draining", help: "1 while a graceful drain is running.", r.draining ? 1 : 0)
+        let live = Set(r.upstreams.map(\.name))
+        for gone in gaugedUpstreams.withLock({ names in defer { names = live }; return names.subtracting(live) }) {
+            for (name, help) in Self.upstreamGauges {
+                registry.unregisterGauge(registry.makeGauge(descriptor: .whole(name, help: help), labels: [("upstream", gone)]))
+            }
+        }
         for upstream in r.upstreams {
             let labels = [("upstream", upstream.name)]
-            gauge("fluxgate_upstream_up", labels, help: "1 when the upstream is enabled and passes its health checks.",
-                upstream.health.isCandidate ? 1 : 0)
-            gauge("fluxgate_upstream_ready", labels, help: "1 when the upstream is in the round-robin schedule now.",
-                upstream.routed ? 1 : 0)
-            gauge("fluxgate_upstream_inflight_requests", labels, help: "Requests whose current attempt is on this upstream.",
-                Double(upstream.inFlight))
+            let values = [upstream.health.isCandidate ? 1 : 0, upstream.routed ? 1 : 0, Double(upstream.inFlight)]
+            for ((name, help), value) in zip(Self.upstreamGauges, values) { gauge(name, labels, help: help, value) }
             counter("fluxgate_upstream_ejections_total", labels, help: "Passive ejections (outlier detection) of this upstream.",
                 upstream.health.ejections)
             counter("fluxgate_upstream_health_flips_total", labels + [("to", "up")],
