@@ -51,7 +51,7 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "fluxgate")
         let listenOverride: SocketEndpoint?
         if let listen {
-            guard let endpoint = SocketEndpoint.parse(listen) else {
+            guard let endpoint = SocketEndpoint.parseListen(listen) else {
                 logger.error("--listen: expected host:port such as 0.0.0.0:8080, got \"\(listen)\"")
                 throw ExitCode(2)
             }

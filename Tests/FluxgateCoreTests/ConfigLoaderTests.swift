@@ -261,6 +261,17 @@ struct ConfigLoaderTests {
         expectRefused(limit: "max_header_count", ["0", "10001", "-1"])
     }
 
+    /// `*:8080` and `:8080` listen on every IPv4 interface, as nginx's and HAProxy's
+    /// do; until 2026-12-04 `*` went to the resolver (which answered 127.0.0.1 on one
+    /// machine: loopback only, silently). An upstream's `*` is refused.
+    @Test func aWildcardListenIsEveryInterface() throws {
+        let config = try ConfigLoader.load(yaml: "listen: \"*:8081\"\nadmin_listen: \":9091\"")
+        #expect(config.listen == SocketEndpoint(host: "0.0.0.0", port: 8081))
+        #expect(config.adminListen == SocketEndpoint(host: "0.0.0.0", port: 9091))
+        #expect(try ConfigLoader.load(yaml: "", environment: ["FLUXGATE_LISTEN": "*:7000"]).listen == SocketEndpoint(host: "0.0.0.0", port: 7000))
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "upstreams: [{ url: \"http://*:9000\" }]") }
+    }
+
     @Test func environmentOverridesFileValues() throws {
         let config = try ConfigLoader.load(
             yaml: "admission: { target_utilization: 0.5 }\nlisten: \"0.0.0.0:1\"",

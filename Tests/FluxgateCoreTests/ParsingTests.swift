@@ -96,11 +96,19 @@ struct ParsingTests {
 
     @Test func endpoints() {
         #expect(SocketEndpoint.parse("0.0.0.0:8080") == SocketEndpoint(host: "0.0.0.0", port: 8080))
-        #expect(SocketEndpoint.parse(":8080") == SocketEndpoint(host: "0.0.0.0", port: 8080))
         #expect(SocketEndpoint.parse("[::1]:9090") == SocketEndpoint(host: "::1", port: 9090))
         #expect(SocketEndpoint.parse("[::1]:9090")?.description == "[::1]:9090")
-        for bad in ["8080", "host:", "host:99999", "::1:80", "a b:1", "[::1]"] {
+        // A listener's empty host or `*` is every IPv4 interface (nginx, HAProxy); an
+        // address to connect to needs a host.
+        for all in [":8080", "*:8080", " *:8080 "] {
+            #expect(SocketEndpoint.parseListen(all) == SocketEndpoint(host: "0.0.0.0", port: 8080), "\(all)")
+            #expect(SocketEndpoint.parse(all) == nil, "\(all)")
+        }
+        #expect(SocketEndpoint.parseListen("[::]:8080") == SocketEndpoint(host: "::", port: 8080))
+        #expect(SocketEndpoint.parseListen("localhost:8080") == SocketEndpoint(host: "localhost", port: 8080))
+        for bad in ["8080", "host:", "host:99999", "::1:80", "a b:1", "[::1]", "*", "**:80"] {
             #expect(SocketEndpoint.parse(bad) == nil, "\(bad)")
+            #expect(SocketEndpoint.parseListen(bad) == nil, "\(bad)")
         }
     }
 
@@ -110,7 +118,7 @@ struct ParsingTests {
         #expect(try UpstreamURL.parse("HTTP://[::1]:81").get().endpoint.host == "::1")
         #expect(try UpstreamURL.parse("https://a").get() == UpstreamURL(endpoint: SocketEndpoint(host: "a", port: 443), tls: true))
         #expect(try UpstreamURL.parse("https://a:8443").get().description == "https://a:8443")
-        for bad in ["https://a:1/x", "ftp://a", "http://a:1/path", "http://:1", "http://u@a:1", "http://a:0", "127.0.0.1:9001"] {
+        for bad in ["https://a:1/x", "ftp://a", "http://a:1/path", "http://:1", "http://*:1", "http://*", "http://u@a:1", "http://a:0", "127.0.0.1:9001"] {
             #expect(throws: UpstreamURL.ParseFailure.self, "\(bad)") { try UpstreamURL.parse(bad).get() }
         }
     }

@@ -83,7 +83,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
                 url.password = String(userinfo)
             }
         }
-        guard !rest.isEmpty, !rest.hasPrefix(":"),
+        guard !rest.isEmpty,
             let endpoint = SocketEndpoint.parse(rest.contains(":") && !rest.hasSuffix("]") ? String(rest) : "\(rest):6379"),
             endpoint.port > 0
         else {

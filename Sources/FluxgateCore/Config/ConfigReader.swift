@@ -130,7 +130,7 @@ struct ConfigReader {
     }
 
     mutating func endpoint(_ table: Table, _ key: String, default value: SocketEndpoint) -> SocketEndpoint {
-        scalar(table, key, default: value, expected: "host:port such as 0.0.0.0:8080", parse: SocketEndpoint.parse)
+        scalar(table, key, default: value, expected: "host:port such as 0.0.0.0:8080", parse: SocketEndpoint.parseListen)
     }
 
     mutating func storeFailurePolicy(_ table: Table, default value: StoreFailurePolicy) -> StoreFailurePolicy {

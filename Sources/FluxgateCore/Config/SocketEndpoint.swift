@@ -1,7 +1,8 @@
 /// A `host:port` pair as written in `listen`, `admin_listen` and upstream URLs.
 ///
-/// Accepted forms: `0.0.0.0:8080`, `127.0.0.1:9090`, `[::1]:8080`, `localhost:8080`,
-/// and `:8080` (all IPv4 interfaces, as nginx's `listen 8080`).
+/// Accepted forms: `0.0.0.0:8080`, `127.0.0.1:9090`, `[::1]:8080`, `localhost:8080`;
+/// for a listener also `:8080` and `*:8080` (all IPv4 interfaces, as nginx's
+/// `listen 8080` and `listen *:8080`, HAProxy's `bind *:8080`).
 public struct SocketEndpoint: Hashable, Sendable, CustomStringConvertible {
     public var host: String
     public var port: Int
@@ -11,7 +12,22 @@ public struct SocketEndpoint: Hashable, Sendable, CustomStringConvertible {
         self.port = port
     }
 
+    /// An address to connect to: a host is required, and `*` is not one (before
+    /// 2026-12-04 a listener's `*` went to the resolver, which on one machine answered
+    /// 127.0.0.1: the gateway listened on loopback only, without a word).
     public static func parse(_ text: String) -> SocketEndpoint? {
+        guard let (host, port) = split(text), !host.isEmpty, host != "*" else { return nil }
+        return SocketEndpoint(host: String(host), port: port)
+    }
+
+    /// An address to listen on: as ``parse(_:)``, and an empty host or `*` is every
+    /// IPv4 interface, `0.0.0.0`.
+    public static func parseListen(_ text: String) -> SocketEndpoint? {
+        guard let (host, port) = split(text) else { return nil }
+        return SocketEndpoint(host: host.isEmpty || host == "*" ? "0.0.0.0" : String(host), port: port)
+    }
+
+    private static func split(_ text: String) -> (host: Substring, port: Int)? {
         let text = text.trimmingSpaces()
         let host: Substring
         let portText: Substring
@@ -28,8 +44,8 @@ public struct SocketEndpoint: Hashable, Sendable, CustomStringConvertible {
             if host.contains(":") { return nil }  // bare IPv6 must be bracketed
         }
         guard let port = Int(portText), (0...65535).contains(port) else { return nil }
-        if host.contains(where: { $0 == " " || $0 == "/" }) { return nil }
-        return SocketEndpoint(host: host.isEmpty ? "0.0.0.0" : String(host), port: port)
+        if host.contains(where: { $0 == " " || $0 == "/" }) || (host.contains("*") && host != "*") { return nil }
+        return (host, port)
     }
 
     /// `host:port`, with IPv6 literals in brackets.
@@ -68,10 +84,8 @@ public struct UpstreamURL: Hashable, Sendable, CustomStringConvertible {
         } else {
             withPort = String(authority)
         }
-        guard let endpoint = SocketEndpoint.parse(withPort), !endpoint.host.isEmpty,
-            endpoint.port > 0, !authority.hasPrefix(":")
-        else {
-            return .failure(.init("expected http://host:port with a port in 1...65535, got \"\(text)\""))
+        guard let endpoint = SocketEndpoint.parse(withPort), endpoint.port > 0 else {
+            return .failure(.init("expected http://host:port with a host and a port in 1...65535, got \"\(text)\""))
         }
         return .success(UpstreamURL(endpoint: endpoint, tls: tls))
     }
