@@ -272,6 +272,25 @@ struct ConfigLoaderTests {
         #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "upstreams: [{ url: \"http://*:9000\" }]") }
     }
 
+    /// Sizes with nginx's units and durations in several units read as an operator
+    /// writes them; a decimal unit is refused with the forms that work.
+    @Test func sizesAndDurationsTakeUnits() throws {
+        let config = try ConfigLoader.load(yaml: """
+            limits: { max_body_bytes: 10m, request_buffer_bytes: 64KiB, stalled_client_bytes: 1g, max_header_bytes: 32k }
+            timeouts: { idle: 1m30s }
+            """)
+        #expect(config.limits.maxBodyBytes == 10 << 20 && config.limits.requestBufferBytes == 64 << 10)
+        #expect(config.limits.stalledClientBytes == 1 << 30 && config.limits.maxHeaderBytes == 32 << 10)
+        #expect(config.timeouts.idle == .seconds(90))
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "limits: { max_body_bytes: 10MB }") }
+        do {
+            _ = try ConfigLoader.load(yaml: "limits: { max_body_bytes: 10MB }")
+        } catch {
+            #expect(error.errors.map(\.message) == [#"expected a size in bytes such as 65536, 64k or 1MiB, got "10MB""#])
+        }
+        #expect(try ConfigLoader.load(yaml: "", environment: ["FLUXGATE_LIMITS_MAX_BODY_BYTES": "2m"]).limits.maxBodyBytes == 2 << 20)
+    }
+
     @Test func environmentOverridesFileValues() throws {
         let config = try ConfigLoader.load(
             yaml: "admission: { target_utilization: 0.5 }\nlisten: \"0.0.0.0:1\"",
@@ -312,7 +331,7 @@ struct ConfigLoaderTests {
         } throws: { error in
             let text = "\(error)"
             return text.contains("upstreams (line 1): expected a list") && text.contains("timeouts (line 2): expected a mapping")
-                && text.contains("limits.max_header_bytes (line 3): expected an integer, got a mapping")
+                && text.contains("limits.max_header_bytes (line 3): expected a size in bytes such as 65536, 64k or 1MiB, got a mapping")
         }
     }
 

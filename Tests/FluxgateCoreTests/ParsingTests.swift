@@ -6,14 +6,30 @@ struct ParsingTests {
     @Test(arguments: [
         ("500ms", Duration.milliseconds(500)), ("2s", .seconds(2)), ("1.5s", .milliseconds(1500)), ("1m", .seconds(60)),
         ("1h", .seconds(3600)), ("250us", .microseconds(250)), ("0s", .zero), (" 3s ", .seconds(3)),
+        // Several units in a row, largest first, as nginx and Go write them.
+        ("1m30s", .seconds(90)), ("1h30m", .seconds(5400)), ("2d", .seconds(172_800)), ("1s500ms", .milliseconds(1500)),
     ])
     func durations(text: String, expected: Duration) {
         #expect(DurationParser.parse(text) == expected)
     }
 
-    @Test(arguments: ["30", "s", "-1s", "1x", "", "1 s", "ms500", "nan s"])
+    @Test(arguments: ["30", "s", "-1s", "1x", "", "1 s", "ms500", "nan s", "1s1m", "1m1m", "1m 30s", "1m30", "1e3s", "+1s", "1.s5"])
     func badDurations(text: String) {
         #expect(DurationParser.parse(text) == nil)
+    }
+
+    @Test(arguments: [
+        ("65536", 65536), ("0", 0), ("64k", 65536), ("64K", 65536), ("64KiB", 65536), ("10m", 10_485_760),
+        ("10MiB", 10_485_760), ("1g", 1_073_741_824), ("1GiB", 1_073_741_824), (" 2k ", 2048),
+    ])
+    func byteSizes(text: String, expected: Int) {
+        #expect(ByteSizeParser.parse(text) == expected)
+    }
+
+    /// Decimal units are refused, not guessed (1000 or 1024?); so are fractions and signs.
+    @Test(arguments: ["", "k", "1.5m", "10MB", "10kb", "-1k", "+1k", "1 k", "1kk", "9999999999999g", "0x10"])
+    func badByteSizes(text: String) {
+        #expect(ByteSizeParser.parse(text) == nil)
     }
 
     /// The word-at-a-time scan finds the same byte as a byte-by-byte loop, wherever the

@@ -231,14 +231,14 @@ public enum ConfigLoader {
                 "max_connections_per_client", "underscores_in_headers", "max_tunnels", "request_spool_bytes", "request_spool_dir", "stream_body_prefixes",
                 "stalled_client_bytes",
             ])
-        config.limits.maxHeaderBytes = r.int(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
+        config.limits.maxHeaderBytes = r.bytes(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
         config.limits.maxHeaderCount = r.int(limits, "max_header_count", default: config.limits.maxHeaderCount, range: 1...10_000)
-        config.limits.maxBodyBytes = r.int(limits, "max_body_bytes", default: config.limits.maxBodyBytes, range: 0...Int(Int64.max))
-        config.limits.requestBufferBytes = r.int(
+        config.limits.maxBodyBytes = r.bytes(limits, "max_body_bytes", default: config.limits.maxBodyBytes, range: 0...Int(Int64.max))
+        config.limits.requestBufferBytes = r.bytes(
             limits, "request_buffer_bytes", default: config.limits.requestBufferBytes, range: 0...16_777_216)
-        config.limits.requestSpoolBytes = r.int(
+        config.limits.requestSpoolBytes = r.bytes(
             limits, "request_spool_bytes", default: config.limits.requestSpoolBytes, range: 0...Int(Int64.max))
-        config.limits.stalledClientBytes = r.int(
+        config.limits.stalledClientBytes = r.bytes(
             limits, "stalled_client_bytes", default: config.limits.stalledClientBytes, range: 0...Int(Int64.max))
         if config.limits.stalledClientBytes > 0 && config.limits.stalledClientBytes < Self.minimumStalledClientBytes {
             r.report(

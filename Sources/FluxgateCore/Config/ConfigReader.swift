@@ -94,6 +94,13 @@ struct ConfigReader {
         }
     }
 
+    /// A `*_bytes` key: bytes, or with a unit (`64k`, `1MiB`; ``ByteSizeParser``).
+    mutating func bytes(_ table: Table, _ key: String, default value: Int, range: ClosedRange<Int>) -> Int {
+        scalar(table, key, default: value, expected: "a size in bytes such as 65536, 64k or 1MiB", parse: ByteSizeParser.parse) {
+            range.contains($0) ? nil : "must be in \(range.lowerBound)...\(range.upperBound)"
+        }
+    }
+
     mutating func double(_ table: Table, _ key: String, default value: Double, check: @escaping (Double) -> String?)
         -> Double
     {

@@ -4,25 +4,50 @@
 /// The unit is mandatory: a bare `30` is ambiguous (nginx reads seconds, HAProxy
 /// milliseconds), so it is refused with a message that shows the expected form.
 public enum DurationParser {
+    /// A number and a unit, or several in a row from the largest unit down, added up
+    /// (`1m30s`, `1h30m`; nginx's and Go's form): `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`,
+    /// `d`. A bare number has no unit and is refused.
+    ///
+    /// | text | duration |
+    /// |---|---|
+    /// | `500ms` | 0.5 s |
+    /// | `1.5s` | 1.5 s |
+    /// | `1m30s` | 90 s |
+    /// | `2h` | 7 200 s |
+    /// | `90`, `1s1m`, `1m 30s` | refused |
     public static func parse(_ text: String) -> Duration? {
-        let trimmed = text.trimmingSpaces()
-        guard let unitStart = trimmed.firstIndex(where: { $0.isLetter }) else { return nil }
-        let number = trimmed[..<unitStart]
-        let unit = trimmed[unitStart...]
-        guard !number.isEmpty, let value = Double(number), value >= 0, value.isFinite else { return nil }
-        let nanosecondsPerUnit: Double
-        switch unit {
-        case "ns": nanosecondsPerUnit = 1
-        case "us", "µs": nanosecondsPerUnit = 1_000
-        case "ms": nanosecondsPerUnit = 1_000_000
-        case "s": nanosecondsPerUnit = 1_000_000_000
-        case "m": nanosecondsPerUnit = 60_000_000_000
-        case "h": nanosecondsPerUnit = 3_600_000_000_000
-        default: return nil
+        var rest = Substring(text.trimmingSpaces())
+        guard !rest.isEmpty else { return nil }
+        var total = 0.0
+        var previousUnit = Double.infinity
+        while !rest.isEmpty {
+            guard let unitStart = rest.firstIndex(where: { $0.isLetter }) else { return nil }
+            let unitEnd = rest[unitStart...].firstIndex(where: { !$0.isLetter }) ?? rest.endIndex
+            let number = rest[..<unitStart]
+            guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+                let value = Double(number), value.isFinite,
+                let perUnit = nanoseconds(per: rest[unitStart..<unitEnd]), perUnit < previousUnit
+            else { return nil }
+            total += value * perUnit
+            previousUnit = perUnit
+            rest = rest[unitEnd...]
         }
-        let nanoseconds = (value * nanosecondsPerUnit).rounded()
+        let nanoseconds = total.rounded()
         guard nanoseconds < Double(Int64.max) else { return nil }
         return .nanoseconds(Int64(nanoseconds))
+    }
+
+    private static func nanoseconds(per unit: Substring) -> Double? {
+        switch unit {
+        case "ns": 1
+        case "us", "µs": 1_000
+        case "ms": 1_000_000
+        case "s": 1_000_000_000
+        case "m": 60_000_000_000
+        case "h": 3_600_000_000_000
+        case "d": 86_400_000_000_000
+        default: nil
+        }
     }
 
     /// Formats a duration the way the config file writes it (`1s`, `500ms`, `1m`).
