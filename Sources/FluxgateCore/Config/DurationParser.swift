@@ -1,5 +1,6 @@
 /// Parses the duration strings used in the config file: an integer or decimal number
-/// followed by a unit, e.g. `250us`, `500ms`, `2s`, `1.5s`, `1m`, `1h`.
+/// followed by a unit, e.g. `250us`, `500ms`, `2s`, `1.5s`, `1m`, `1h`, or several
+/// such pairs (`1m30s`).
 ///
 /// The unit is mandatory: a bare `30` is ambiguous (nginx reads seconds, HAProxy
 /// milliseconds), so it is refused with a message that shows the expected form.
