@@ -291,6 +291,25 @@ struct ConfigLoaderTests {
         #expect(try ConfigLoader.load(yaml: "", environment: ["FLUXGATE_LIMITS_MAX_BODY_BYTES": "2m"]).limits.maxBodyBytes == 2 << 20)
     }
 
+    /// An upstream written as its URL alone takes every other key's default; a bad one
+    /// is named once, with the URL's own message.
+    @Test func anUpstreamMayBeItsURLAlone() throws {
+        let config = try ConfigLoader.load(yaml: """
+            upstreams:
+              - http://127.0.0.1:9001
+              - { url: "http://127.0.0.1:9002", weight: 3 }
+            """)
+        #expect(config.upstreams.map(\.url.description) == ["http://127.0.0.1:9001", "http://127.0.0.1:9002"])
+        #expect(config.upstreams[0].name == "127.0.0.1:9001" && config.upstreams[0].maxConcurrency == 5000 && config.upstreams[0].weight == 1)
+        #expect(config.upstreams[1].weight == 3)
+        do {
+            _ = try ConfigLoader.load(yaml: "upstreams: [ \"127.0.0.1:9001\" ]")
+            Issue.record("a URL without a scheme was accepted")
+        } catch {
+            #expect(error.errors.map(\.description) == [#"upstreams[0].url (line 1): expected http://host:port or https://host:port, got "127.0.0.1:9001""#])
+        }
+    }
+
     @Test func environmentOverridesFileValues() throws {
         let config = try ConfigLoader.load(
             yaml: "admission: { target_utilization: 0.5 }\nlisten: \"0.0.0.0:1\"",

@@ -436,12 +436,14 @@ public enum ConfigLoader {
         var seenNames: Set<String> = []
         for (index, item) in sequence.enumerated() {
             let path = "upstreams[\(index)]"
-            let table = r.table(item, path: path, known: ["name", "url", "max_concurrency", "weight", "addresses"])
-            guard item.mapping != nil else {
-                if item.mapping == nil && item.scalar != nil {
-                    r.report(path, "expected a mapping such as {url: \"http://127.0.0.1:9001\"}", node: item)
-                }
-                continue
+            let table: ConfigReader.Table
+            if item.scalar != nil, !ConfigReader.isNull(item) {
+                // `- http://10.0.0.5:8080` alone is short for `- { url: "http://10.0.0.5:8080" }`
+                // (every other key at its default), as nginx's `server 10.0.0.5:8080;` is one line.
+                table = ConfigReader.Table(path: path, entries: ["url": item])
+            } else {
+                table = r.table(item, path: path, known: ["name", "url", "max_concurrency", "weight", "addresses"])
+                guard item.mapping != nil else { continue }
             }
             var url: UpstreamURL? = nil
             let urlText = r.string(table, "url", default: "")
