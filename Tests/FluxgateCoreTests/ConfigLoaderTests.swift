@@ -344,6 +344,38 @@ struct ConfigLoaderTests {
         }
     }
 
+    /// A tab that indents is named as such (the YAML scanner says only "found character
+    /// that cannot start any token"); one inside a value is no indentation.
+    @Test func aTabThatIndentsIsNamed() {
+        #expect {
+            try ConfigLoader.load(yaml: "admission:\n\ttarget_utilization: 0.5\n")
+        } throws: { error in
+            "\(error)".contains("(YAML indents with spaces; this file indents with a tab)")
+        }
+        #expect {
+            try ConfigLoader.load(yaml: "listen: [unclosed\t")
+        } throws: { error in
+            !"\(error)".contains("indents with a tab")
+        }
+    }
+
+    /// A path that cannot be read says why in words, not as a Foundation error dump.
+    @Test func anUnreadableFileSaysWhy() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-config-\(UInt64.random(in: 0...UInt64.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let latin1 = directory.appendingPathComponent("latin1.yaml")
+        try Data([0x6C, 0x6F, 0x67, 0x5F, 0x6C, 0x65, 0x76, 0x65, 0x6C, 0x3A, 0x20, 0xE9, 0x0A]).write(to: latin1)
+        for (path, reason) in [(directory.path, "is a directory"), (latin1.path, "not UTF-8 text")] {
+            do {
+                _ = try ConfigLoader.load(path: path, required: true, environment: [:])
+                Issue.record("\(path) loaded")
+            } catch {
+                #expect(error.errors.map(\.message) == ["cannot read \(path): \(reason)"])
+            }
+        }
+    }
+
     @Test func wrongShapesAreReported() {
         #expect {
             try ConfigLoader.load(yaml: "upstreams: \"http://x:1\"\ntimeouts: [1, 2]\nlimits: { max_header_bytes: { a: 1 } }")

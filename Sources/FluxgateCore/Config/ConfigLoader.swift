@@ -28,9 +28,24 @@ public enum ConfigLoader {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigErrors(errors: [ConfigError(path: "", message: "cannot read \(path): \(error)")])
+            throw ConfigErrors(errors: [ConfigError(path: "", message: "cannot read \(path): \(readFailure(error))")])
         }
         return try load(yaml: text, environment: environment)
+    }
+
+    /// Foundation's read error in words ("is a directory", "permission denied"), not
+    /// its `NSCocoaErrorDomain Code=256 … UserInfo=…` dump.
+    static func readFailure(_ error: any Error) -> String {
+        let failure = error as NSError
+        if let underlying = failure.userInfo[NSUnderlyingErrorKey].flatMap({ $0 as? any Error }).map({ $0 as NSError }),
+            underlying.domain == NSPOSIXErrorDomain
+        {
+            return String(cString: strerror(Int32(underlying.code))).lowercased()
+        }
+        // Linux's Foundation reports bytes that are not UTF-8 as a corrupt file (259), Apple's as 261.
+        let encoding = [CocoaError.fileReadCorruptFile.rawValue, CocoaError.fileReadInapplicableStringEncoding.rawValue]
+        if failure.domain == NSCocoaErrorDomain && encoding.contains(failure.code) { return "not UTF-8 text" }
+        return "\(error)"
     }
 
     public static func load(yaml: String, environment: [String: String] = [:]) throws(ConfigErrors) -> GatewayConfig {
@@ -38,7 +53,10 @@ public enum ConfigLoader {
         do {
             root = try Yams.compose(yaml: yaml)
         } catch {
-            throw ConfigErrors(errors: [ConfigError(path: "", message: "not valid YAML: \(error)")])
+            // The scanner's words for a tab that indents do not say "tab".
+            let tabs = yaml.split(separator: "\n").contains { $0.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") }
+            let hint = tabs ? "\n(YAML indents with spaces; this file indents with a tab)" : ""
+            throw ConfigErrors(errors: [ConfigError(path: "", message: "not valid YAML: \(error)\(hint)")])
         }
         var reader = ConfigReader(environment: environment)
         let config = decode(root, reader: &reader)
