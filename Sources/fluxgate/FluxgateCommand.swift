@@ -162,7 +162,7 @@ struct Healthcheck: AsyncParsableCommand {
         } catch let error as ExitCode {
             throw error
         } catch {
-            print("\(admin): \(error)")
+            print(error is AdminClient.Failure ? "\(error)" : "\(admin): \(error)")
             throw ExitCode(1)
         }
     }
@@ -258,52 +258,5 @@ struct DemoUpstream: AsyncParsableCommand {
 struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
         FileHandle.standardError.write(Data(string.utf8))
-    }
-}
-
-/// A one-request HTTP/1.1 client for `fluxgate reload` (the admin listener closes after answering).
-enum AdminClient {
-    static func request(_ method: String, path: String, to endpoint: SocketEndpoint) async throws -> (status: Int, body: String) {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        do {
-            let result = try await request(method, path: path, to: endpoint, group: group)
-            try? await group.shutdownGracefully()
-            return result
-        } catch {
-            try? await group.shutdownGracefully()
-            throw error
-        }
-    }
-
-    private static func request(_ method: String, path: String, to endpoint: SocketEndpoint, group: any EventLoopGroup) async throws -> (status: Int, body: String) {
-        let collector = ResponseCollector(promise: group.next().makePromise())
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
-            }
-            .connect(host: endpoint.host, port: endpoint.port).get()
-        let request = "\(method) \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        try await channel.writeAndFlush(ByteBuffer(string: request)).get()
-        let text = try await collector.promise.futureResult.get()
-        guard let headEnd = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
-            return (0, text)
-        }
-        return (status, String(text[headEnd.upperBound...]))
-    }
-
-    private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = ByteBuffer
-        let promise: EventLoopPromise<String>
-        var text = ""
-        init(promise: EventLoopPromise<String>) { self.promise = promise }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            text += String(buffer: unwrapInboundIn(data))
-        }
-        func channelInactive(context: ChannelHandlerContext) { promise.succeed(text) }
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            promise.fail(error)
-            context.close(promise: nil)
-        }
     }
 }

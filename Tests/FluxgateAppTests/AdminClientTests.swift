@@ -1,0 +1,75 @@
+import FluxgateApp
+import FluxgateCore
+import NIOCore
+import NIOPosix
+import Testing
+
+/// `fluxgate reload` and `fluxgate healthcheck` talk to the admin listener through
+/// `AdminClient`: each way of getting no answer is a `Failure` in words, never a crash
+/// (the debug build stopped on an unfulfilled promise when nothing listened).
+@Suite(.timeLimit(.minutes(1)))
+struct AdminClientTests {
+    /// A listener that does `reply` with each connection's first read (nil: nothing, ever).
+    final class Listener: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let reply: String?
+        init(reply: String?) { self.reply = reply }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard let reply else { return }
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(NIOAny(ByteBuffer(string: reply))).whenComplete { _ in bound.value.close(promise: nil) }
+        }
+    }
+
+    func listen(reply: String?, group: any EventLoopGroup) async throws -> (any Channel, SocketEndpoint) {
+        let channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { $0.pipeline.addHandler(Listener(reply: reply)) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (channel, SocketEndpoint(host: "127.0.0.1", port: try #require(channel.localAddress?.port)))
+    }
+
+    @Test func anAnswerIsReturned() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (server, endpoint) = try await listen(reply: "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 10\r\n\r\nnot ready\n", group: group)
+        let (status, body) = try await AdminClient.request("GET", path: "/readyz", to: endpoint)
+        #expect(status == 503 && body == "not ready\n")
+        try await server.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func nothingListeningIsNamed() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (server, endpoint) = try await listen(reply: nil, group: group)
+        try await server.close()  // the port is free again: a connect is refused
+        await #expect {
+            _ = try await AdminClient.request("POST", path: "/reload", to: endpoint)
+        } throws: { error in
+            "\(error)" == "cannot reach the admin listener at \(endpoint): connection refused (is the gateway running, with admin_listen \(endpoint)?)"
+        }
+        try await group.shutdownGracefully()
+    }
+
+    @Test func aListenerThatNeverAnswersTimesOut() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (server, endpoint) = try await listen(reply: nil, group: group)
+        await #expect {
+            _ = try await AdminClient.request("GET", path: "/healthz", to: endpoint, answerTimeout: .milliseconds(100))
+        } throws: { error in
+            "\(error)" == "the admin listener at \(endpoint) accepted the connection but sent no complete answer within 100 ms"
+        }
+        try await server.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func aCloseWithoutAnAnswerIsNamed() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let (server, endpoint) = try await listen(reply: "SSH-2.0-OpenSSH\r\n", group: group)
+        await #expect {
+            _ = try await AdminClient.request("GET", path: "/healthz", to: endpoint)
+        } throws: { error in
+            "\(error)" == "the admin listener at \(endpoint) closed without an HTTP answer: \"SSH-2.0-OpenSSH\r\n\""
+        }
+        try await server.close()
+        try await group.shutdownGracefully()
+    }
+}
