@@ -378,8 +378,13 @@ struct OperationsTests {
             #expect(!invalid.succeeded)
             // (The resolver's own words follow: "name or service not known" here.)
             #expect(invalid.errors.count == 1 && invalid.errors[0].hasPrefix("upstream http://no-such-host.invalid:80: host \"no-such-host.invalid\" does not resolve: "), "\(invalid.errors)")
+            var unopenable = server.runtime.config
+            unopenable.accessLog.enabled = true
+            unopenable.accessLog.path = "/nonexistent-fluxgate-dir/access.log"
+            let noLog = await server.reload(unopenable)
+            #expect(noLog.errors == ["access_log.path: cannot open /nonexistent-fluxgate-dir/access.log for appending: no such file or directory (errno 2)"])
             #expect(server.runtime.settings.version == 1)
-            #expect(server.runtime.reloads == ReloadCounts(success: 0, error: 2))
+            #expect(server.runtime.reloads == ReloadCounts(success: 0, error: 3))
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(try await client.get("/x").header("x-upstream-instance") == "a")
             try await client.close()

@@ -1,3 +1,4 @@
+import Foundation
 import FluxgateCore
 import NIOCore
 import NIOPosix
@@ -24,6 +25,28 @@ struct StartupProblemsTests {
         config.upstreams.removeLast()
         config.tls = TLSConfig()
         #expect(StartupProblems.check(config).isEmpty)
+    }
+
+    /// An access log that cannot be opened for appending fails the check (and so the
+    /// start), naming the key and the reason; standard output, a writable file (created
+    /// as the gateway would) and a disabled log pass.
+    @Test func anAccessLogThatCannotOpenIsNamed() throws {
+        var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
+        config.accessLog.enabled = true
+        config.accessLog.path = "/nonexistent-fluxgate-dir/access.log"
+        #expect(StartupProblems.check(config).map(\.description) == [
+            "access_log.path: cannot open /nonexistent-fluxgate-dir/access.log for appending: no such file or directory (errno 2)"
+        ])
+        config.accessLog.enabled = false
+        #expect(StartupProblems.check(config).isEmpty)
+        config.accessLog.enabled = true
+        config.accessLog.path = "-"
+        #expect(StartupProblems.check(config).isEmpty)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-access-\(UInt64.random(in: 0...UInt64.max)).log").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        config.accessLog.path = file
+        #expect(StartupProblems.check(config).isEmpty)
+        #expect(FileManager.default.fileExists(atPath: file))
     }
 
     /// check-config warns (and passes) when a name lists more addresses than its

@@ -161,6 +161,7 @@ final class GatewayRuntime: Sendable {
         let old = settings
         let restartOnly = old.config.restartOnlyDifferences(config)
         guard restartOnly.isEmpty else { throw ReloadError.needsRestart(restartOnly) }
+        if let problem = StartupProblems.accessLogProblem(config.accessLog) { throw ReloadError.invalid(["\(problem)"]) }
         do {
             return try GatewaySettings.resolve(config, version: old.version + 1, previous: old)
         } catch {

@@ -275,7 +275,10 @@ final class LineWriter: Sendable {
         } else {
             fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
             if fd < 0 {
-                errorLogger.error("access log: cannot open file", metadata: ["path": "\(path)", "errno": "\(errno)"])
+                let code = errno  // checked at start and reload; this is a file that went away since
+                errorLogger.error(
+                    "access log: cannot open file; lines go nowhere until a reload opens it",
+                    metadata: ["path": "\(path)", "error": "\(String(cString: strerror(code)).lowercased()) (errno \(code))"])
                 return
             }
         }

@@ -67,7 +67,24 @@ public enum StartupProblems {
                 problems.append(ConfigError(path: "", message: error.description))
             }
         }
+        if let problem = accessLogProblem(config.accessLog) { problems.append(problem) }
         return problems
+    }
+
+    /// An access-log file that cannot be opened for appending refuses the start, the
+    /// check and a reload, as `nginx -t` fails on a log it cannot open — instead of a
+    /// gateway that runs with one error line at start and no access log. Opening
+    /// creates the file, as the gateway would (nginx's test does too).
+    public static func accessLogProblem(_ accessLog: AccessLogConfig) -> ConfigError? {
+        guard accessLog.enabled, accessLog.path != "-" else { return nil }
+        let fd = open(accessLog.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd < 0 else {
+            close(fd)
+            return nil
+        }
+        return ConfigError(
+            path: "access_log.path",
+            message: "cannot open \(accessLog.path) for appending: \(reason(IOError(errnoCode: errno, reason: "open")))")
     }
 
     /// What `check-config` warns of without failing: upstream host names that list more
