@@ -78,6 +78,7 @@ struct Serve: AsyncParsableCommand {
             logger.error("invalid configuration:\n\(problems.map { "  - \($0)" }.joined(separator: "\n"))")
             throw ExitCode(2)
         }
+        for warning in ConfigLoader.environmentWarnings(ProcessInfo.processInfo.environment) { logger.warning("\(warning)") }
         // Before the connection cap is derived from it (docs/TUNING.md, "Descriptors and memory").
         if let raised = DescriptorLimit.raiseToHardLimit() {
             logger.info("descriptor limit raised to the hard limit", metadata: ["from": "\(raised.from)", "to": "\(raised.to)"])
@@ -197,6 +198,7 @@ struct CheckConfig: AsyncParsableCommand {
         if !noResolve {
             for warning in StartupProblems.warnings(config) { print("warning: \(warning)", to: &stderr) }
         }
+        for warning in ConfigLoader.environmentWarnings(ProcessInfo.processInfo.environment) { print("warning: \(warning)", to: &stderr) }
         print("\(source): OK — listen \(config.listen), \(config.effectiveUpstreams.count) upstream(s)")
     }
 }

@@ -320,6 +320,30 @@ struct ConfigLoaderTests {
         #expect(config.timeouts.idle == .seconds(5))
     }
 
+    /// A `FLUXGATE_*` variable that looks meant for the configuration but names no key is
+    /// warned of (a near miss with the name it missed); variables that are keys, and
+    /// others' variables that look like none, are not.
+    @Test func misspeltEnvironmentOverridesAreWarnedOf() {
+        let warnings = ConfigLoader.environmentWarnings([
+            "FLUXGATE_TIMEOUT_IDLE": "5s",  // TIMEOUTS
+            "FLUXGATE_ADMISSION_TARGET_UTILISATION": "0.5",
+            "FLUXGATE_LIMITS_BODY": "1m",  // a section's word, no near key
+            "FLUXGATE_UPSTREAMS": "http://10.0.0.5:8080",
+            "FLUXGATE_LIMITS_STREAM_BODY_PREFIXES": "/x",
+            "FLUXGATE_TIMEOUTS_IDLE": "5s", "FLUXGATE_CLUSTER_PASSWORD": "p", "FLUXGATE_DEMO_JWT_SECRET": "s",  // keys
+            "FLUXGATE_BIN": "/usr/local/bin/fluxgate", "FLUXGATE_REQUIRE_REDIS": "1",  // not configuration
+            "PATH": "/bin",
+        ])
+        #expect(warnings == [
+            "FLUXGATE_ADMISSION_TARGET_UTILISATION is set but names no configuration key and is ignored; did you mean FLUXGATE_ADMISSION_TARGET_UTILIZATION?",
+            "FLUXGATE_LIMITS_BODY is set but names no configuration key and is ignored",
+            "FLUXGATE_LIMITS_STREAM_BODY_PREFIXES is set, but limits.stream_body_prefixes is a list, set in the config file only: the variable is ignored",
+            "FLUXGATE_TIMEOUT_IDLE is set but names no configuration key and is ignored; did you mean FLUXGATE_TIMEOUTS_IDLE?",
+            "FLUXGATE_UPSTREAMS is set, but upstreams is a list, set in the config file only: the variable is ignored",
+        ])
+        #expect(ConfigLoader.environmentWarnings([:]).isEmpty)
+    }
+
     @Test func badEnvironmentValueNamesTheVariable() {
         #expect {
             try ConfigLoader.load(yaml: "", environment: ["FLUXGATE_WORKERS": "many"])

@@ -10,6 +10,13 @@ import Yams
 struct ConfigReader {
     private(set) var errors: [ConfigError] = []
     let environment: [String: String]
+    /// Every `FLUXGATE_*` name a scalar key was looked up under (set or not).
+    private(set) var consulted: Set<String> = []
+    /// The names list keys would have, which no variable sets: name → key path.
+    private(set) var listKeys: [String: String] = [:]
+
+    /// `path` is a list: read from the file only.
+    mutating func noteList(_ path: String) { listKeys[Self.environmentName(for: path)] = path }
 
     init(environment: [String: String]) {
         self.environment = environment
@@ -62,6 +69,7 @@ struct ConfigReader {
     ) -> T {
         let path = table.childPath(key)
         let envName = Self.environmentName(for: path)
+        consulted.insert(envName)
         let text: String
         var node: Node? = nil
         if let override = environment[envName] {
