@@ -58,11 +58,23 @@ if [ -z "${BASE_URL:-}" ]; then
     cp "$config" "$out/gateway.conf"
   fi
   ulimit -n "$(ulimit -Hn)"
-  ../.build/release/fluxgate --config "$out/gateway.conf" >"$out/gateway.out" 2>"$out/gateway.log" & gw_pid=$!; pids+=("$gw_pid")
   export BASE_URL=http://127.0.0.1:8080
   ADMIN_URL=${ADMIN_URL:-http://127.0.0.1:9090}
+  # A gateway left running from an earlier run would answer the readiness check below
+  # while ours fails to bind: the test would then measure that one.
+  for url in "$BASE_URL" "$ADMIN_URL"; do
+    if curl -s -o /dev/null -m 2 "$url/"; then
+      echo "something already answers on $url (an earlier gateway?): stop it, or set BASE_URL (and ADMIN_URL) to test it" >&2
+      exit 1
+    fi
+  done
+  ../.build/release/fluxgate --config "$out/gateway.conf" >"$out/gateway.out" 2>"$out/gateway.log" & gw_pid=$!; pids+=("$gw_pid")
   for _ in $(seq 100); do curl -sf -o /dev/null "$ADMIN_URL/readyz" && break; sleep 0.1; done
-  curl -sf -o /dev/null "$ADMIN_URL/readyz" || { echo "the gateway did not become ready; see $out/gateway.log" >&2; exit 1; }
+  if ! kill -0 "$gw_pid" 2>/dev/null || ! curl -sf -o /dev/null "$ADMIN_URL/readyz"; then
+    echo "the gateway did not become ready; see $out/gateway.log:" >&2
+    tail -5 "$out/gateway.log" >&2
+    exit 1
+  fi
 fi
 ADMIN_URL=${ADMIN_URL:-http://127.0.0.1:9090}
 

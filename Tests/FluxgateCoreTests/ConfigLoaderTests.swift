@@ -383,13 +383,26 @@ struct ConfigLoaderTests {
         }
     }
 
-    /// A path that cannot be read says why in words, not as a Foundation error dump.
-    @Test func anUnreadableFileSaysWhy() throws {
+    /// A config file is read as written — with a byte-order mark and CRLF lines, or
+    /// through a pipe — and a path that cannot be read says why in words, not as a
+    /// Foundation error dump.
+    @Test func filesPipesAndUnreadablePaths() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-config-\(UInt64.random(in: 0...UInt64.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let latin1 = directory.appendingPathComponent("latin1.yaml")
         try Data([0x6C, 0x6F, 0x67, 0x5F, 0x6C, 0x65, 0x76, 0x65, 0x6C, 0x3A, 0x20, 0xE9, 0x0A]).write(to: latin1)
+        // What loads: a Windows editor's file (byte-order mark, CRLF), and a pipe
+        // (`--config <(envsubst < gateway.conf.in)`), which Foundation's String(contentsOfFile:)
+        // refused as "permission denied".
+        let windows = directory.appendingPathComponent("windows.yaml")
+        try Data([0xEF, 0xBB, 0xBF] + Array("workers: 3\r\nadmission:\r\n  target_utilization: 0.5\r\n".utf8)).write(to: windows)
+        let loaded = try ConfigLoader.load(path: windows.path, required: true, environment: [:])
+        #expect(loaded.workers == 3 && loaded.admission.targetUtilization == 0.5)
+        let pipe = Pipe()
+        pipe.fileHandleForWriting.write(Data("workers: 2\n".utf8))
+        try pipe.fileHandleForWriting.close()
+        #expect(try ConfigLoader.load(path: "/dev/fd/\(pipe.fileHandleForReading.fileDescriptor)", required: true, environment: [:]).workers == 2)
         for (path, reason) in [(directory.path, "is a directory"), (latin1.path, "not UTF-8 text")] {
             do {
                 _ = try ConfigLoader.load(path: path, required: true, environment: [:])

@@ -24,11 +24,21 @@ public enum ConfigLoader {
             }
             return try load(yaml: "", environment: environment)
         }
-        let text: String
+        let bytes: Data
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            // Through a file handle, not `String(contentsOfFile:)`, which refuses what is not a
+            // regular file with "permission denied": `--config <(envsubst < gateway.conf.in)`
+            // hands over a pipe.
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            bytes = try handle.readToEnd() ?? Data()
         } catch {
             throw ConfigErrors(errors: [ConfigError(path: "", message: "cannot read \(path): \(readFailure(error))")])
+        }
+        // A byte-order mark (Windows editors write one) is not YAML content.
+        let content = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? bytes.dropFirst(3) : bytes[...]
+        guard let text = String(validating: content, as: UTF8.self) else {
+            throw ConfigErrors(errors: [ConfigError(path: "", message: "cannot read \(path): not UTF-8 text")])
         }
         return try load(yaml: text, environment: environment)
     }
@@ -42,9 +52,7 @@ public enum ConfigLoader {
         {
             return String(cString: strerror(Int32(underlying.code))).lowercased()
         }
-        // Linux's Foundation reports bytes that are not UTF-8 as a corrupt file (259), Apple's as 261.
-        let encoding = [CocoaError.fileReadCorruptFile.rawValue, CocoaError.fileReadInapplicableStringEncoding.rawValue]
-        if failure.domain == NSCocoaErrorDomain && encoding.contains(failure.code) { return "not UTF-8 text" }
+        if failure.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(failure.code))).lowercased() }
         return "\(error)"
     }
 
