@@ -89,6 +89,7 @@ struct Serve: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let path = options.config ?? "gateway.conf"
         let source = FileManager.default.fileExists(atPath: path) ? ConfigSource(path: path, load: load) : nil
+        if let reason = source?.notReloadable { logger.notice("reloads will be refused: \(reason)") }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers == 0 ? System.coreCount : config.workers)
         let application = try GatewayApplication(
             config: config, group: group, logger: logger, source: source, registry: registry, logLevel: levelSwitch)

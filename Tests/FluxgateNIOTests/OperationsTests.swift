@@ -415,6 +415,38 @@ struct OperationsTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// A configuration read from a pipe (`--config <(envsubst < gateway.conf.in)`) cannot
+    /// be read again: a reload is refused with the reason instead of reading nothing,
+    /// which would have been the embedded defaults.
+    @Test func aConfigurationFromAPipeRefusesReloads() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let pipe = Pipe()
+        pipe.fileHandleForWriting.write(Data("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nupstreams: [{url: \"\(upstream.url)\"}]\n".utf8))
+        try pipe.fileHandleForWriting.close()
+        let path = "/dev/fd/\(pipe.fileHandleForReading.fileDescriptor)"
+        let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
+        #expect(source.notReloadable != nil)
+        let server = try GatewayServer(config: try source.load(), group: gatewayGroup, logger: .init(label: "t"), source: source)
+        let address = try await server.start()
+        let outcome = await server.reloadFromSource()
+        #expect(outcome.errors == ["the configuration was read from \(path), which is not a regular file (a pipe or a device) and cannot be read again; restart the gateway to change it"])
+        #expect(server.runtime.config.upstreams.map(\.url.description) == [upstream.url])
+        #expect(try await OneShot.request("GET", "/x", to: address, group: group).status == .ok)
+        // A regular file, and a symlink to one (how Kubernetes mounts a ConfigMap), can be read again.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-\(UUID().uuidString).conf").path
+        let link = file + ".link"
+        try "workers: 1\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: file)
+        defer { for each in [file, link] { try? FileManager.default.removeItem(atPath: each) } }
+        for each in [file, link] {
+            #expect(ConfigSource(path: each) { () throws(ConfigErrors) in try ConfigLoader.load(yaml: "") }.notReloadable == nil)
+        }
+        try await server.stop()
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     // MARK: Drain
 
     /// SIGTERM's drain: requests in flight finish (with `Connection: close`), an idle

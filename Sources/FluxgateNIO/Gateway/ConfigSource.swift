@@ -1,12 +1,27 @@
 import FluxgateCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Where the configuration is read again on reload.
 public struct ConfigSource: Sendable {
     public var path: String
     public var load: @Sendable () throws(ConfigErrors) -> GatewayConfig
+    /// Why a reload cannot read the file again, when it cannot: a pipe
+    /// (`--config <(envsubst < gateway.conf.in)`) or a device is read once — read again it
+    /// is empty, which would be the embedded defaults. Nil for a regular file (a symlink
+    /// to one, as a Kubernetes ConfigMap mounts it, included).
+    public let notReloadable: String?
 
     public init(path: String, load: @escaping @Sendable () throws(ConfigErrors) -> GatewayConfig) {
         self.path = path
         self.load = load
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+            notReloadable = "the configuration was read from \(path), which is not a regular file (a pipe or a device) and cannot be read again; restart the gateway to change it"
+        } else {
+            notReloadable = nil
+        }
     }
 }

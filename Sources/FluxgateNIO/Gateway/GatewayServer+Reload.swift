@@ -10,6 +10,7 @@ extension GatewayServer {
         guard let source else {
             return refuse(["no config file to reload from: the gateway runs on built-in defaults"])
         }
+        if let reason = source.notReloadable { return refuse([reason], file: source.path) }
         let config: GatewayConfig
         do {
             config = try source.load()
@@ -118,7 +119,7 @@ extension GatewayServer {
     /// `reload.interval` and reloads when they change (an editor's save, a Kubernetes
     /// ConfigMap update swapping a symlink).
     func startWatching() {
-        guard let source, runtime.settings.config.reload.watch else { return }
+        guard let source, source.notReloadable == nil, runtime.settings.config.reload.watch else { return }
         let task = Task { [self] in
             var last = Self.fingerprint(source.path)
             while !Task.isCancelled {
