@@ -116,19 +116,17 @@ extension GatewayServer {
     }
 
     /// `reload.watch`: checks the file's modification time, size and inode every
-    /// `reload.interval` and reloads when they change (an editor's save, a Kubernetes
-    /// ConfigMap update swapping a symlink).
+    /// `reload.interval` and reloads when they change and then hold still for 200 ms
+    /// (an editor's save, a Kubernetes ConfigMap update swapping a symlink; a file
+    /// written in place is not read half-written: ``ConfigFileWatch``).
     func startWatching() {
         guard let source, source.notReloadable == nil, runtime.settings.config.reload.watch else { return }
         let task = Task { [self] in
-            var last = Self.fingerprint(source.path)
+            var watch = ConfigFileWatch(loaded: Self.fingerprint(source.path))
             while !Task.isCancelled {
                 let config = runtime.settings.config.reload
-                do { try await Task.sleep(for: max(.milliseconds(100), config.interval)) } catch { return }
-                guard config.watch else { continue }
-                let now = Self.fingerprint(source.path)
-                guard now != last else { continue }
-                last = now
+                do { try await Task.sleep(for: watch.nextLook(interval: max(.milliseconds(100), config.interval))) } catch { return }
+                guard config.watch, watch.observe(Self.fingerprint(source.path), now: MonotonicTime.current) else { continue }
                 logger.info("config file changed; reloading", metadata: ["file": "\(source.path)"])
                 _ = await reloadFromSource()
             }
