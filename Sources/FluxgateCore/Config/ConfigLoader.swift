@@ -13,49 +13,6 @@ public enum ConfigLoader {
         "abort_on_client_close",
     ]
 
-    /// Loads `path`; a missing file at the default path means "all defaults"
-    /// (the embedded demo), a missing file that was asked for by name is an error.
-    public static func load(
-        path: String, required: Bool, environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws(ConfigErrors) -> GatewayConfig {
-        guard FileManager.default.fileExists(atPath: path) else {
-            if required {
-                throw ConfigErrors(errors: [ConfigError(path: "", message: "config file \(path) does not exist")])
-            }
-            return try load(yaml: "", environment: environment)
-        }
-        let bytes: Data
-        do {
-            // Through a file handle, not `String(contentsOfFile:)`, which refuses what is not a
-            // regular file with "permission denied": `--config <(envsubst < gateway.conf.in)`
-            // hands over a pipe.
-            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-            defer { try? handle.close() }
-            bytes = try handle.readToEnd() ?? Data()
-        } catch {
-            throw ConfigErrors(errors: [ConfigError(path: "", message: "cannot read \(path): \(readFailure(error))")])
-        }
-        // A byte-order mark (Windows editors write one) is not YAML content.
-        let content = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? bytes.dropFirst(3) : bytes[...]
-        guard let text = String(validating: content, as: UTF8.self) else {
-            throw ConfigErrors(errors: [ConfigError(path: "", message: "cannot read \(path): not UTF-8 text")])
-        }
-        return try load(yaml: text, environment: environment)
-    }
-
-    /// Foundation's read error in words ("is a directory", "permission denied"), not
-    /// its `NSCocoaErrorDomain Code=256 … UserInfo=…` dump.
-    static func readFailure(_ error: any Error) -> String {
-        let failure = error as NSError
-        if let underlying = failure.userInfo[NSUnderlyingErrorKey].flatMap({ $0 as? any Error }).map({ $0 as NSError }),
-            underlying.domain == NSPOSIXErrorDomain
-        {
-            return String(cString: strerror(Int32(underlying.code))).lowercased()
-        }
-        if failure.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(failure.code))).lowercased() }
-        return "\(error)"
-    }
-
     public static func load(yaml: String, environment: [String: String] = [:]) throws(ConfigErrors) -> GatewayConfig {
         let root: Node?
         do {
@@ -126,27 +83,6 @@ public enum ConfigLoader {
             }
         }
         return cluster
-    }
-
-    /// `FLUXGATE_*` variables that look meant for the configuration but name no key: a
-    /// near miss of one (`FLUXGATE_TIMEOUT_IDLE`), one whose first word is a section's
-    /// (`FLUXGATE_LIMITS_BODY`), or a key set in the file only (`FLUXGATE_UPSTREAMS`). A
-    /// misspelt override silently left at its default is how outages start, as a misspelt
-    /// key is; but other software may have `FLUXGATE_` variables of its own, so these are
-    /// warnings (`check-config` and the start print them), not errors.
-    public static func environmentWarnings(_ environment: [String: String]) -> [String] {
-        var reader = ConfigReader(environment: environment)
-        _ = decode(nil, reader: &reader)  // looks every scalar key up
-        let known = reader.consulted
-        let prefix = "FLUXGATE_"
-        let sections = Set(known.map { $0.dropFirst(prefix.count).split(separator: "_").first.map(String.init) ?? "" })
-        return environment.keys.filter { $0.hasPrefix(prefix) && !known.contains($0) }.sorted().compactMap { name in
-            let rest = String(name.dropFirst(prefix.count))
-            if let key = reader.listKeys[name] { return "\(name) is set, but \(key) is a list, set in the config file only: the variable is ignored" }
-            let near = ConfigReader.closest(to: name, in: Array(known).sorted())
-            guard near != nil || sections.contains(rest.split(separator: "_").first.map(String.init) ?? "") else { return nil }
-            return "\(name) is set but names no configuration key and is ignored\(near.map { "; did you mean \($0)?" } ?? "")"
-        }
     }
 
     static func decode(_ root: Node?, reader r: inout ConfigReader) -> GatewayConfig {

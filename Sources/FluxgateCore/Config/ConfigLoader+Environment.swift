@@ -1,0 +1,23 @@
+/// Environment overrides that name no key.
+extension ConfigLoader {
+    /// `FLUXGATE_*` variables that look meant for the configuration but name no key: a
+    /// near miss of one (`FLUXGATE_TIMEOUT_IDLE`), one whose first word is a section's
+    /// (`FLUXGATE_LIMITS_BODY`), or a key set in the file only (`FLUXGATE_UPSTREAMS`). A
+    /// misspelt override silently left at its default is how outages start, as a misspelt
+    /// key is; but other software may have `FLUXGATE_` variables of its own, so these are
+    /// warnings (`check-config` and the start print them), not errors.
+    public static func environmentWarnings(_ environment: [String: String]) -> [String] {
+        var reader = ConfigReader(environment: environment)
+        _ = decode(nil, reader: &reader)  // looks every scalar key up
+        let known = reader.consulted
+        let prefix = "FLUXGATE_"
+        let sections = Set(known.map { $0.dropFirst(prefix.count).split(separator: "_").first.map(String.init) ?? "" })
+        return environment.keys.filter { $0.hasPrefix(prefix) && !known.contains($0) }.sorted().compactMap { name in
+            let rest = String(name.dropFirst(prefix.count))
+            if let key = reader.listKeys[name] { return "\(name) is set, but \(key) is a list, set in the config file only: the variable is ignored" }
+            let near = ConfigReader.closest(to: name, in: Array(known).sorted())
+            guard near != nil || sections.contains(rest.split(separator: "_").first.map(String.init) ?? "") else { return nil }
+            return "\(name) is set but names no configuration key and is ignored\(near.map { "; did you mean \($0)?" } ?? "")"
+        }
+    }
+}
