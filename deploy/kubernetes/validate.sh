@@ -33,14 +33,24 @@ pod = deployment["spec"]["template"]["spec"]
 container = pod["containers"][0]
 assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+import re
+def seconds(text):  # the config's durations: 25s, 1m30s, 500ms
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    parts = re.findall(r"([0-9.]+)(ms|s|m|h|d)", str(text))
+    assert parts and "".join(n + u for n, u in parts) == str(text), f"not a duration: {text}"
+    return sum(float(n) * units[u] for n, u in parts)
+def size(text):  # the config's sizes: 1073741824, 1g, 1GiB
+    m = re.fullmatch(r"([0-9]+)(k|K|KiB|m|M|MiB|g|G|GiB)?", str(text))
+    assert m, f"not a size: {text}"
+    return int(m.group(1)) * {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[(m.group(2) or "")[:1].lower() or None]
 # The drain must end before the kubelet kills: preStop sleep + drain_timeout < grace period.
-drain = int(yaml.safe_load(config)["drain_timeout"].rstrip("s"))
+drain = seconds(yaml.safe_load(config)["drain_timeout"])
 sleep = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
 assert sleep + drain < pod["terminationGracePeriodSeconds"], (sleep, drain, pod["terminationGracePeriodSeconds"])
 # With a read-only root, the request spool directory must be a volume large enough
 # for limits.request_spool_bytes (unless spooling is off).
 limits = yaml.safe_load(config).get("limits") or {}
-spool_bytes = int(limits.get("request_spool_bytes", 1 << 30))
+spool_bytes = size(limits.get("request_spool_bytes", 1 << 30))
 if container.get("securityContext", {}).get("readOnlyRootFilesystem") and spool_bytes > 0:
     spool_dir = limits.get("request_spool_dir") or "/tmp"
     mount = next((m for m in container["volumeMounts"] if m["mountPath"] == spool_dir), None)
