@@ -5,7 +5,10 @@
 #    PyPI, strict: unknown fields fail) for the oldest and newest versions we name;
 #  - kustomization.yaml lists files that exist;
 #  - the gateway.conf inside configmap.yaml passes `fluxgate check-config`;
-#  - the Prometheus adapter rule is valid YAML with the metric the HPA variant names.
+#  - the Prometheus adapter rule is valid YAML with the metric the HPA variant names;
+#  - monitoring/ (Prometheus Operator objects): the PodMonitor selects the pods' admin
+#    port as job "fluxgate", the PrometheusRule is alerts.yml's rules, up to date and
+#    passing promtool check rules.
 # Usage: deploy/kubernetes/validate.sh [path to a fluxgate binary] (default: swift run).
 set -euo pipefail
 bin=${1:+$(realpath "$1")}
@@ -61,8 +64,27 @@ if container.get("securityContext", {}).get("readOnlyRootFilesystem") and spool_
         units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
         number = int(size.rstrip("KMGi")) * units.get(size[-2:], 1)
         assert number >= spool_bytes, f"the spool volume's sizeLimit {size} is below limits.request_spool_bytes {spool_bytes}"
-print("kustomization, adapter rule, probes, drain timing and the spool volume: OK")
+# The Prometheus Operator objects (monitoring/, not in the kustomization: they need its
+# CRDs, so kubernetes-validate has no schema for them): the PodMonitor selects these
+# pods' admin port and names the job "fluxgate", which the alerting rules read.
+monitor = yaml.safe_load(open("monitoring/podmonitor.yaml"))
+assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+assert all(pod_labels.get(k) == v for k, v in monitor["spec"]["selector"]["matchLabels"].items()), "the PodMonitor selects no gateway pod"
+ports = {p["name"] for p in container["ports"]}
+assert all(e["port"] in ports for e in monitor["spec"]["podMetricsEndpoints"]), "the PodMonitor names a port the container lacks"
+assert pod_labels.get(monitor["spec"]["jobLabel"]) == "fluxgate", "the job label must be fluxgate (FluxgateDown reads up{job=\"fluxgate\"})"
+rule = yaml.safe_load(open("monitoring/prometheusrule.yaml"))
+assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+open(os.environ.get("TMPDIR", "/tmp") + "/fluxgate-k8s-rules.yml", "w").write(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+print("kustomization, adapter rule, probes, drain timing, the spool volume and the monitoring objects: OK")
 PY
+python3 ../prometheus/make_prometheusrule.py --check
+if command -v promtool >/dev/null; then
+  promtool check rules "${TMPDIR:-/tmp}/fluxgate-k8s-rules.yml"
+else
+  echo "promtool not installed: the PrometheusRule's groups were not checked by it (apt-get install prometheus)"
+fi
 conf="${TMPDIR:-/tmp}/fluxgate-k8s-gateway.conf"
 # --no-resolve: the upstream and Redis names are the cluster's Services, which resolve only inside it.
 if [ -n "$bin" ]; then "$bin" check-config --no-resolve --config "$conf"; else (cd ../.. && swift run -q fluxgate check-config --no-resolve --config "$conf"); fi
