@@ -81,6 +81,9 @@ PANELS = [
         ('sum(fluxgate_request_spool_bytes{instance=~"$instance"})', "reserved by bodies"),
         ('sum(fluxgate_request_spool_limit_bytes{instance=~"$instance"})', "limit (limits.request_spool_bytes)"),
     ], 12, "Reserved per body before its first byte is written; at the limit new large bodies stream instead (docs/TUNING.md, spool disk)."),
+    ("Alerts pending and firing", "short", [
+        ('count by (alertname, alertstate) (ALERTS{alertname=~"Fluxgate.*",instance=~"$instance"})', "{{alertname}} ({{alertstate}})"),
+    ], 24, "The rules of deploy/prometheus/alerts.yml (docs/OPERATIONS.md, Alerts), when the Prometheus behind this dashboard loads them: how many series of each alert are pending (its condition holds, not yet for its `for:`) or firing."),
 ]
 
 
