@@ -79,6 +79,8 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         for warning in ConfigLoader.environmentWarnings(ProcessInfo.processInfo.environment) { logger.warning("\(warning)") }
+        // (The start logs names listing more addresses than taken itself, once resolved.)
+        for warning in StartupProblems.warnings(config, resolve: false) { logger.warning("\(warning)") }
         // Before the connection cap is derived from it (docs/TUNING.md, "Descriptors and memory").
         if let raised = DescriptorLimit.raiseToHardLimit() {
             logger.info("descriptor limit raised to the hard limit", metadata: ["from": "\(raised.from)", "to": "\(raised.to)"])
@@ -196,9 +198,7 @@ struct CheckConfig: AsyncParsableCommand {
             print("\(source): \(problems.count) error(s)\n\(problems.map { "  - \($0)" }.joined(separator: "\n"))", to: &stderr)
             throw ExitCode(1)
         }
-        if !noResolve {
-            for warning in StartupProblems.warnings(config) { print("warning: \(warning)", to: &stderr) }
-        }
+        for warning in StartupProblems.warnings(config, resolve: !noResolve) { print("warning: \(warning)", to: &stderr) }
         for warning in ConfigLoader.environmentWarnings(ProcessInfo.processInfo.environment) { print("warning: \(warning)", to: &stderr) }
         print("\(source): OK — listen \(config.listen), \(config.effectiveUpstreams.count) upstream(s)")
     }

@@ -23,13 +23,13 @@ struct TLSTests {
         let certificatePath: String
         let keyPath: String
 
-        static func make(in folder: URL, name: String) throws -> Credentials {
+        static func make(in folder: URL, name: String, validFor: TimeInterval = 3600) throws -> Credentials {
             let key = P256.Signing.PrivateKey()
             let subject = try DistinguishedName { CommonName(name) }
             let now = Date()
             let certificate = try Certificate(
                 version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
-                notValidBefore: now - 3600, notValidAfter: now + 3600, issuer: subject, subject: subject,
+                notValidBefore: now - 3600, notValidAfter: now + validFor, issuer: subject, subject: subject,
                 signatureAlgorithm: .ecdsaWithSHA256,
                 extensions: try Certificate.Extensions {
                     Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
@@ -223,10 +223,16 @@ struct TLSTests {
         try await withTLSGateway { gateway, _, first, dir, config in
             let request = "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
             #expect(try await tlsExchange(request, to: gateway.address, trusting: first.certificate).text.hasPrefix("HTTP/1.1 200"))
+            let expiry = #"fluxgate_tls_certificate_expiry_timestamp_seconds "#
+            let before = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group).body
+            #expect(before.contains(expiry + "\(Double(first.certificate.notValidAfter))"), "\(before.split(separator: "\n").filter { $0.contains("tls") })")
             // Renewed in place (same paths, as certbot or cert-manager do), then reloaded.
-            let renewed = try Credentials.make(in: dir, name: "gateway")
+            let renewed = try Credentials.make(in: dir, name: "gateway", validFor: 90 * 86_400)
             let outcome = await gateway.gateway.reload(config)
             #expect(outcome.result == "success", "\(outcome.errors)")
+            // The metric follows the certificate now served (FluxgateCertificateExpiresSoon reads it).
+            let after = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group).body
+            #expect(after.contains(expiry + "\(Double(renewed.certificate.notValidAfter))"))
             #expect(try await tlsExchange(request, to: gateway.address, trusting: renewed.certificate).text.hasPrefix("HTTP/1.1 200"))
             #expect(try await tlsExchange(request, to: gateway.address, trusting: first.certificate).error != nil)
             // A key that does not load refuses the reload; the running certificate stays.
@@ -293,6 +299,46 @@ struct TLSTests {
         try await b.stop()
         try await group.shutdownGracefully()
         try await gatewayGroup.shutdownGracefully()
+    }
+
+    /// Each file's problem is named by its key; a key that is not the certificate's is
+    /// called a mismatch (BoringSSL's words were "failedToLoadPrivateKey").
+    @Test func aKeyThatIsNotTheCertificatesIsAMismatch() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (a, b) = (try Credentials.make(in: dir, name: "a"), try Credentials.make(in: dir, name: "b"))
+        func problem(certificate: String, key: String) throws -> [String] {
+            var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
+            config.tls.certificate = certificate
+            config.tls.key = key
+            return StartupProblems.check(config).map(\.description)
+        }
+        #expect(try problem(certificate: a.certificatePath, key: a.keyPath).isEmpty)
+        #expect(try problem(certificate: a.certificatePath, key: b.keyPath) == [
+            "tls.key: \(b.keyPath) is not the private key of the certificate in \(a.certificatePath) (they do not match)"
+        ])
+        #expect(try problem(certificate: a.keyPath, key: a.certificatePath).first?.hasPrefix("tls.certificate: cannot load \(a.keyPath) as PEM certificates") == true)
+        #expect(try problem(certificate: a.certificatePath, key: a.certificatePath).first?.hasPrefix("tls.key: cannot load \(a.certificatePath) as a PEM private key") == true)
+    }
+
+    /// check-config and the start warn of a listener certificate that expires within 14
+    /// days or has expired (clients refuse it; the gateway serves it, as nginx does).
+    @Test func aCertificateNearItsEndIsWarnedOf() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let credentials = try Credentials.make(in: dir, name: "soon", validFor: 3 * 86_400)
+        var tls = TLSConfig()
+        tls.certificate = credentials.certificatePath
+        tls.key = credentials.keyPath
+        let server = try #require(try TLSContexts.server(tls))
+        let end = server.notValidAfter
+        #expect(end == Int64(credentials.certificate.notValidAfter))
+        #expect(TLSContexts.expiryWarning(server, certificate: "c.pem", now: end - 3 * 86_400) == "tls.certificate: c.pem expires in 3 day(s) (72 hours)")
+        #expect(TLSContexts.expiryWarning(server, certificate: "c.pem", now: end + 86_400) == "tls.certificate: c.pem expired 1 day(s) ago; clients will refuse it")
+        #expect(TLSContexts.expiryWarning(server, certificate: "c.pem", now: end - 15 * 86_400) == nil)
+        var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
+        config.tls = tls
+        #expect(StartupProblems.warnings(config, lookup: nil, now: end - 86_400) == ["tls.certificate: \(credentials.certificatePath) expires in 1 day(s) (24 hours)"])
     }
 
     @Test func configNamesTLSProblems() {

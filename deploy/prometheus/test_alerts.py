@@ -251,6 +251,16 @@ CASES = [
         quiet("FluxgateRestarting", "5m"),
         fires("FluxgateRestarting", "6m", "Fluxgate gw1:9090 restarted 3 times in 15 minutes", severity="warning"),
     ]),
+    # promtool's time() is the evaluation time since 1970: the certificate below ends 10
+    # days after it, until a renewal at 31m moves its end to 30 days.
+    ("a certificate 10 days from its end, then renewed", [
+        series("fluxgate_tls_certificate_expiry_timestamp_seconds", "", "864000x30 2592000x30"),
+    ], [
+        quiet("FluxgateCertificateExpiresSoon", "5m"),  # for: 10m
+        fires("FluxgateCertificateExpiresSoon", "15m", "The TLS certificate of gw1:9090 expires in 9d 23h 45m 0s",
+              severity="warning"),
+        quiet("FluxgateCertificateExpiresSoon", "50m"),  # renewed at 30m: 30 days left
+    ]),
     ("two versions for over an hour", [
         {"series": 'fluxgate_build_info{instance="gw1:9090", job="fluxgate", version="0.2.0"}', "values": "1x80"},
         {"series": 'fluxgate_build_info{instance="gw2:9090", job="fluxgate", version="0.3.0"}', "values": "1x80"},

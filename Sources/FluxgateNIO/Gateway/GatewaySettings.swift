@@ -43,6 +43,8 @@ final class GatewaySettings: Sendable {
     let tunnelIdle: TimeAmount
     /// The data listener's TLS context (`tls`), nil when TLS is off.
     let serverTLS: NIOSSLContext?
+    /// Its certificate's `notAfter` (seconds since 1970), nil when TLS is off.
+    let serverCertificateExpiry: Int64?
     /// Per slot: how to speak TLS to an `https://` upstream, nil for `http://`.
     let upstreamTLS: [UpstreamTLSTarget?]
     /// Upstreams whose host name listed more addresses than their `addresses` when
@@ -86,7 +88,9 @@ final class GatewaySettings: Sendable {
         self.trustedProxies = config.trustedProxies
         self.maxTunnels = config.limits.maxTunnels
         self.tunnelIdle = .nanoseconds(config.timeouts.tunnelIdle.nanosecondsClamped)
-        self.serverTLS = try TLSContexts.server(config.tls)
+        let server = try TLSContexts.server(config.tls)
+        self.serverTLS = server?.context
+        self.serverCertificateExpiry = server?.notValidAfter
         let client = upstreams.contains { $0.url.tls } ? try TLSContexts.upstream(config.upstreamTLS) : nil
         self.upstreamTLS = upstreams.map { slot in
             guard slot.url.tls, let client else { return nil }
@@ -127,6 +131,7 @@ final class GatewaySettings: Sendable {
         self.maxTunnels = other.maxTunnels
         self.tunnelIdle = other.tunnelIdle
         self.serverTLS = other.serverTLS
+        self.serverCertificateExpiry = other.serverCertificateExpiry
         // A new member of an `https://` upstream: the client context its siblings use
         // (every member of one upstream shares its URL, so one exists).
         let client = other.upstreamTLS.lazy.compactMap { $0?.context }.first

@@ -10,22 +10,54 @@ enum TLSContexts {
         var description: String
     }
 
+    /// The listener's TLS: its context and when its certificate expires.
+    struct Server: Sendable {
+        let context: NIOSSLContext
+        /// The leaf certificate's `notAfter`, seconds since 1970 (`fluxgate_tls_certificate_expiry_timestamp_seconds`).
+        let notValidAfter: Int64
+    }
+
     /// The listener's context, or nil when `tls` is off. TLS 1.2 at least, ALPN `http/1.1`.
-    static func server(_ config: TLSConfig) throws(SetupError) -> NIOSSLContext? {
+    /// Each file is loaded on its own so the error names the one at fault, and a key that
+    /// is not the certificate's is called a mismatch (BoringSSL reports it as a key that
+    /// failed to load; nginx says "key values mismatch").
+    static func server(_ config: TLSConfig) throws(SetupError) -> Server? {
         guard config.enabled else { return nil }
+        let chain: [NIOSSLCertificate]
         do {
-            let chain = try NIOSSLCertificate.fromPEMFile(config.certificate).map { NIOSSLCertificateSource.certificate($0) }
-            guard !chain.isEmpty else { throw SetupError(description: "tls.certificate: no certificate in \(config.certificate)") }
-            let key = try NIOSSLPrivateKey(file: config.key, format: .pem)
-            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
-            configuration.minimumTLSVersion = config.minVersion == .v1_3 ? .tlsv13 : .tlsv12
-            configuration.applicationProtocols = ["http/1.1"]
-            return try NIOSSLContext(configuration: configuration)
-        } catch let error as SetupError {
-            throw error
+            chain = try NIOSSLCertificate.fromPEMFile(config.certificate)
+        } catch {
+            throw SetupError(description: "tls.certificate: cannot load \(config.certificate) as PEM certificates (\(error))")
+        }
+        guard let leaf = chain.first else { throw SetupError(description: "tls.certificate: no certificate in \(config.certificate)") }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: config.key, format: .pem)
+        } catch {
+            throw SetupError(description: "tls.key: cannot load \(config.key) as a PEM private key (\(error))")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = config.minVersion == .v1_3 ? .tlsv13 : .tlsv12
+        configuration.applicationProtocols = ["http/1.1"]
+        do {
+            return Server(context: try NIOSSLContext(configuration: configuration), notValidAfter: Int64(leaf.notValidAfter))
+        } catch NIOSSLError.failedToLoadPrivateKey {
+            throw SetupError(description: "tls.key: \(config.key) is not the private key of the certificate in \(config.certificate) (they do not match)")
         } catch {
             throw SetupError(description: "tls: cannot load \(config.certificate) / \(config.key): \(error)")
         }
+    }
+
+    /// A warning when the listener's certificate has expired or expires within `days`
+    /// (check-config and the start print it; the metric and its alert watch it while
+    /// running): clients refuse an expired certificate, the gateway serves it anyway, as
+    /// nginx does.
+    static func expiryWarning(_ server: Server, certificate: String, now: Int64, days: Int64 = 14) -> String? {
+        let left = server.notValidAfter - now
+        if left <= 0 { return "tls.certificate: \(certificate) expired \((-left) / 86_400) day(s) ago; clients will refuse it" }
+        if left < days * 86_400 { return "tls.certificate: \(certificate) expires in \(left / 86_400) day(s) (\(left / 3600) hours)" }
+        return nil
     }
 
     /// The context for `https://` upstreams: the system's roots or `upstream_tls.ca_file`,

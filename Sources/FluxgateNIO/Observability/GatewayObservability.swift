@@ -296,6 +296,11 @@ public final class GatewayObservability: Sendable {
             "fluxgate_target_utilization", help: "The configured admission.target_utilization.",
             r.settings.config.admission.targetUtilization)
         gauge("fluxgate_ready", help: "1 when /readyz answers 200.", r.notReadyReason == nil ? 1 : 0)
+        if let expiry = r.settings.serverCertificateExpiry {
+            gauge(
+                "fluxgate_tls_certificate_expiry_timestamp_seconds",
+                help: "When the data listener's certificate (tls.certificate, as last loaded) expires, in seconds since 1970.", Double(expiry))
+        }
         gauge("fluxgate_draining", help: "1 while a graceful drain is running.", r.draining ? 1 : 0)
         let live = Set(r.upstreams.map(\.name))
         for gone in gaugedUpstreams.withLock({ names in defer { names = live }; return names.subtracting(live) }) {

@@ -91,12 +91,20 @@ public enum StartupProblems {
     /// addresses than their `addresses` takes, so some replicas would get no traffic
     /// (the start, a reload and `dns.refresh` log the same). Not for `addresses: first`,
     /// which asks for one of many; a name that does not resolve is ``check(_:resolve:)``'s.
-    public static func warnings(_ config: GatewayConfig) -> [String] {
-        warnings(config, lookup: AddressLookup.candidates)
+    /// Also: a listener certificate that has expired or expires within 14 days.
+    public static func warnings(_ config: GatewayConfig, resolve: Bool = true) -> [String] {
+        let lookup: GatewaySettings.Lookup? = resolve ? { try AddressLookup.candidates($0, port: $1, family: $2) } : nil
+        return warnings(config, lookup: lookup, now: Int64(time(nil)))
     }
 
-    static func warnings(_ config: GatewayConfig, lookup: GatewaySettings.Lookup) -> [String] {
+    static func warnings(_ config: GatewayConfig, lookup: GatewaySettings.Lookup?, now: Int64) -> [String] {
         var warnings: [String] = []
+        if let server = try? TLSContexts.server(config.tls),
+            let expiry = TLSContexts.expiryWarning(server, certificate: config.tls.certificate, now: now)
+        {
+            warnings.append(expiry)
+        }
+        guard let lookup else { return warnings }
         for (index, upstream) in config.effectiveUpstreams.enumerated() where upstream.maxAddresses > 1 {
             let endpoint = upstream.url.endpoint
             if (try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)) != nil { continue }
