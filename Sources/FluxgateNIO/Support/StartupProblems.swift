@@ -78,13 +78,14 @@ public enum StartupProblems {
     public static func accessLogProblem(_ accessLog: AccessLogConfig) -> ConfigError? {
         guard accessLog.enabled, accessLog.path != "-" else { return nil }
         let fd = open(accessLog.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        let code = errno
         guard fd < 0 else {
             close(fd)
             return nil
         }
         return ConfigError(
             path: "access_log.path",
-            message: "cannot open \(accessLog.path) for appending: \(reason(IOError(errnoCode: errno, reason: "open")))")
+            message: "cannot open \(accessLog.path) for appending: \(reason(IOError(errnoCode: code, reason: "open")))")
     }
 
     /// What `check-config` warns of without failing: upstream host names that list more
