@@ -103,13 +103,20 @@ struct Serve: AsyncParsableCommand {
         }
         let serviceGroup = ServiceGroup(
             configuration: .init(services: application.services.map { .init(service: $0) }, logger: logger))
-        // Signals: SIGHUP reloads; the first SIGTERM/SIGINT drains (drain_timeout), a
-        // second one exits at once.
+        // Signals: SIGHUP reloads; SIGUSR1 reopens the access-log file (nginx's and
+        // Envoy's meaning); SIGUSR2 is ignored with a word (it killed the process, without
+        // a drain, until 2026-12-04 — nginx reads it as a binary upgrade); the first
+        // SIGTERM/SIGINT drains (drain_timeout), a second one exits at once.
         let signals = Task {
             var stopping = false
-            for await signal in await UnixSignalsSequence(trapping: .sighup, .sigterm, .sigint) {
+            for await signal in await UnixSignalsSequence(trapping: .sighup, .sigusr1, .sigusr2, .sigterm, .sigint) {
                 if signal == .sighup {
                     _ = await application.gateway.reloadFromSource()
+                } else if signal == .sigusr1 {
+                    let path = application.gateway.reopenLogs()
+                    logger.notice("SIGUSR1: \(path.map { "access log reopened: \($0)" } ?? "no access-log file to reopen")")
+                } else if signal == .sigusr2 {
+                    logger.warning("SIGUSR2 has no meaning here and is ignored (SIGHUP reloads; a new binary takes a restart)")
                 } else if !stopping {
                     stopping = true
                     logger.notice("\(signal): graceful shutdown (a second signal exits at once)")

@@ -292,6 +292,33 @@ struct OperationsTests {
         #expect(writer.dropped == 0)
     }
 
+    /// SIGUSR1's reopen (nginx's and Envoy's log rotation): after the file is moved aside,
+    /// the request before the reopen is in the moved file and the one after in a new
+    /// file at the path; nothing else is reloaded.
+    @Test func aReopenStartsANewAccessLogFile() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-reopen-\(UUID().uuidString).log").path
+        let moved = path + ".1"
+        defer { for each in [path, moved] { try? FileManager.default.removeItem(atPath: each) } }
+        func text(_ file: String) -> String { (try? String(contentsOfFile: file, encoding: .utf8)) ?? "" }
+        try await run(upstreams: ["a"], { config in
+            config.accessLog.enabled = true
+            config.accessLog.path = path
+            config.accessLog.flushInterval = .zero
+        }) { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/before").status == 200)
+            try await eventually("the first line written") { text(path).contains("path=/before") }
+            try FileManager.default.moveItem(atPath: path, toPath: moved)
+            let version = gateway.gateway.runtime.settings.version
+            #expect(gateway.gateway.reopenLogs() == path)
+            #expect(try await client.get("/after").status == 200)
+            try await eventually("the second line in a new file") { text(path).contains("path=/after") }
+            #expect(text(moved).contains("path=/before") && !text(moved).contains("path=/after"))
+            #expect(gateway.gateway.runtime.settings.version == version, "a reopen is not a reload")
+            try await client.close()
+        }
+    }
+
     // MARK: Reload
 
     /// The connection cap in force and the standard process metrics, so "descriptors near

@@ -20,6 +20,17 @@ extension GatewayServer {
         return await reload(config)
     }
 
+    /// SIGUSR1, as nginx and Envoy read it: the access-log file is reopened at its path
+    /// (a rotation moved it) and nothing else changes; returns the path, nil when no file
+    /// is written. A file that cannot be opened is logged, and lines go nowhere until a
+    /// reopen or reload that succeeds.
+    public func reopenLogs() -> String? {
+        let accessLog = runtime.settings.config.accessLog
+        guard accessLog.enabled, accessLog.path != "-" else { return nil }
+        runtime.accessLog.reconfigure(accessLog)  // the same settings: reopens the file
+        return accessLog.path
+    }
+
     /// Applies `config` without closing a connection or failing a request: new
     /// limits, upstreams (added, removed, reweighted), health settings, routes, log
     /// level and access log take effect at once; upstreams that stay keep their health
