@@ -12,6 +12,8 @@ struct AdmissionGateTests {
     /// Collects log messages (swift-log's handler protocol).
     final class Capture: LogHandler, @unchecked Sendable {
         let lines = NIOLockedValueBox<[String]>([])
+        /// Each event's `error` metadata, when it has one.
+        let errors = NIOLockedValueBox<[String]>([])
         var metadata: Logger.Metadata = [:]
         var logLevel: Logger.Level = .trace
         subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -20,6 +22,7 @@ struct AdmissionGateTests {
         }
         func log(event: LogEvent) {
             lines.withLockedValue { $0.append("\(event.message) \(event.metadata?["reason"].map { "\($0)" } ?? "")") }
+            if let error = event.metadata?["error"] { errors.withLockedValue { $0.append("\(error)") } }
         }
     }
 

@@ -243,6 +243,18 @@ struct OperationsTests {
         #expect(capture.lines.withLockedValue { $0 } == ["upstream sent an invalid response ", "upstream sent an invalid response "])
     }
 
+    /// A spool file that cannot be written (a full disk) or a descriptor that cannot be
+    /// had is logged in the system's words, without NIO's stray parenthesis
+    /// ("No space left on device) (errno: 28)").
+    @Test func localFailuresAreLoggedInWords() throws {
+        let capture = AdmissionGateTests.Capture()
+        let config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]\ndemo: {enabled: false}")
+        let runtime = try GatewayRuntime(config: config, logger: Logger(label: "test") { _ in capture }, now: .zero)
+        runtime.noteSpoolFailure(IOError(errnoCode: ENOSPC, reason: "writing the spool file"), now: .zero)
+        runtime.noteLocalExhaustion(IOError(errnoCode: EMFILE, reason: "socket"), now: .zero)
+        #expect(capture.errors.withLockedValue { $0 } == ["no space left on device (errno 28)", "too many open files (errno 24)"])
+    }
+
     /// A head that does not arrive within `timeouts.client_header`: its 408 is logged
     /// as a refusal (its own gateway: the short timeout would race the other clients).
     @Test func aHeadTooSlowIsLoggedAsRefused() async throws {

@@ -128,7 +128,7 @@ final class GatewayRuntime: Sendable {
         guard exhaustionLog.allow(now: now) else { return }
         logger.error(
             "cannot open upstream connections or request spool files: the gateway is out of a local resource; answering 503 (raise the descriptor limit, e.g. ulimit -n / LimitNOFILE)",
-            metadata: ["error": "\(error)"])
+            metadata: ["error": "\(StartupProblems.reason(error))"])
     }
 
     /// A request body could not be spooled: logged at most once a second (a full disk
@@ -137,7 +137,7 @@ final class GatewayRuntime: Sendable {
         guard spoolLog.allow(now: now) else { return }
         logger.error(
             "cannot spool a request body; answering 500 (check limits.request_spool_dir's free space, or set limits.request_spool_bytes: 0 to stream bodies instead)",
-            metadata: ["error": "\(error)", "directory": "\(settings.spoolDirectory)"])
+            metadata: ["error": "\(StartupProblems.reason(error))", "directory": "\(settings.spoolDirectory)"])
     }
 
     /// An upstream's response broke HTTP/1.1 (the client got a 502, or its response was

@@ -124,6 +124,7 @@ public enum StartupProblems {
     }
 
     /// An error in words: the system's text for an errno (lowercased, as in a sentence), else the error's own.
+    /// (NIO's own `IOError` text has a stray parenthesis: "…: No space left on device) (errno: 28)".)
     static func reason(_ error: any Error) -> String {
         if let io = error as? IOError {
             return "\(String(cString: strerror(io.errnoCode)).lowercased()) (errno \(io.errnoCode))"
