@@ -2,10 +2,6 @@ import FluxgateCore
 import NIOCore
 import NIOPosix
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A one-request HTTP/1.1 client for `fluxgate reload` and `fluxgate healthcheck`: it
 /// asks a running gateway's admin listener and reads the answer until the listener
 /// closes (it is sent with `Connection: close`).
@@ -72,7 +68,7 @@ public enum AdminClient {
         if let connection = error as? NIOConnectionError {
             if let first = connection.connectionErrors.first { error = first.error } else if let dns = connection.dnsAAAAError ?? connection.dnsAError { error = dns }
         }
-        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)).lowercased() }
+        if let io = error as? IOError { return errnoWords(io.errnoCode) }
         if case ChannelError.connectTimeout(let timeout) = error { return "no answer to the connect within \(timeout.nanoseconds / 1_000_000) ms" }
         return "\(error)"
     }

@@ -39,9 +39,9 @@ extension ConfigLoader {
         if let underlying = failure.userInfo[NSUnderlyingErrorKey].flatMap({ $0 as? any Error }).map({ $0 as NSError }),
             underlying.domain == NSPOSIXErrorDomain
         {
-            return String(cString: strerror(Int32(underlying.code))).lowercased()
+            return errnoWords(Int32(underlying.code))
         }
-        if failure.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(failure.code))).lowercased() }
+        if failure.domain == NSPOSIXErrorDomain { return errnoWords(Int32(failure.code)) }
         return "\(error)"
     }
 }

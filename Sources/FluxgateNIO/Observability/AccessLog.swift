@@ -278,7 +278,7 @@ final class LineWriter: Sendable {
                 let code = errno  // checked at start and reload; this is a file that went away since
                 errorLogger.error(
                     "access log: cannot open file; lines go nowhere until a reload opens it",
-                    metadata: ["path": "\(path)", "error": "\(String(cString: strerror(code)).lowercased()) (errno \(code))"])
+                    metadata: ["path": "\(path)", "error": "\(errnoWords(code)) (errno \(code))"])
                 return
             }
         }

@@ -127,7 +127,7 @@ public enum StartupProblems {
     /// (NIO's own `IOError` text has a stray parenthesis: "…: No space left on device) (errno: 28)".)
     static func reason(_ error: any Error) -> String {
         if let io = error as? IOError {
-            return "\(String(cString: strerror(io.errnoCode)).lowercased()) (errno \(io.errnoCode))"
+            return "\(errnoWords(io.errnoCode)) (errno \(io.errnoCode))"
         }
         if let unknown = error as? SocketAddressError.UnknownHost {
             return unknown.errorDescription.lowercased()
