@@ -31,11 +31,12 @@ public struct GatewayApplication: Sendable {
     }
 
     /// Binds every listener: demos first, so the gateway's first request finds them.
-    public func start() async throws {
+    /// `sockets`: the gateway's listening sockets when they were handed over.
+    public func start(sockets: ListenerSockets = ListenerSockets()) async throws {
         for demo in demos {
             _ = try await ListenerError.naming("demo upstream \(demo.endpoint)") { try await demo.start() }
         }
-        try await gateway.start()
+        try await gateway.start(sockets: sockets)
     }
 
     public func stop() async throws {

@@ -92,21 +92,33 @@ struct Serve: AsyncParsableCommand {
         let path = options.config ?? "gateway.conf"
         let source = FileManager.default.fileExists(atPath: path) ? ConfigSource(path: path, load: load) : nil
         if let reason = source?.notReloadable { logger.notice("reloads will be refused: \(reason)") }
+        let environment = ProcessInfo.processInfo.environment
+        let sockets = try Self.inheritedSockets(config: config, environment: environment, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers == 0 ? System.coreCount : config.workers)
         let application = try GatewayApplication(
             config: config, group: group, logger: logger, source: source, registry: registry, logLevel: levelSwitch)
         do {
-            try await application.start()
+            try await application.start(sockets: sockets.sockets)
         } catch {
             logger.error("cannot start: \(error)")
             throw ExitCode(1)
         }
+        if case .upgrade(let from)? = sockets.source {
+            // Serving: the process that started this one can drain now.
+            kill(from, SIGTERM)
+            logger.notice("upgrade: serving on the listening sockets of process \(from), which drains now", metadata: ["from": "\(from)"])
+        }
+        let upgrade = InPlaceUpgrade(
+            gateway: application.gateway, logger: logger,
+            unavailable: Self.upgradeUnavailable(config: config, source: source, environment: environment),
+            executable: ProcessHandover.executablePath(), arguments: CommandLine.arguments, environment: environment)
         let serviceGroup = ServiceGroup(
             configuration: .init(services: application.services.map { .init(service: $0) }, logger: logger))
         // Signals: SIGHUP reloads; SIGUSR1 reopens the access-log file (nginx's and
-        // Envoy's meaning); SIGUSR2 is ignored with a word (it killed the process, without
-        // a drain, until 2026-12-04 — nginx reads it as a binary upgrade); the first
-        // SIGTERM/SIGINT drains (drain_timeout), a second one exits at once.
+        // Envoy's meaning); SIGUSR2 upgrades in place (nginx's binary upgrade: the binary
+        // at this path again, on the same listening sockets); the first SIGTERM/SIGINT
+        // drains (drain_timeout) — a handover when the upgrade's new process sent it —
+        // and a second one exits at once.
         let signals = Task {
             var stopping = false
             for await signal in await UnixSignalsSequence(trapping: .sighup, .sigusr1, .sigusr2, .sigterm, .sigint) {
@@ -116,10 +128,18 @@ struct Serve: AsyncParsableCommand {
                     let path = application.gateway.reopenLogs()
                     logger.notice("SIGUSR1: \(path.map { "access log reopened: \($0)" } ?? "no access-log file to reopen")")
                 } else if signal == .sigusr2 {
-                    logger.warning("SIGUSR2 has no meaning here and is ignored (SIGHUP reloads; a new binary takes a restart)")
+                    upgrade.start()
                 } else if !stopping {
                     stopping = true
-                    logger.notice("\(signal): graceful shutdown (a second signal exits at once)")
+                    switch upgrade.stopRequested() {
+                    case .drain:
+                        logger.notice("\(signal): graceful shutdown (a second signal exits at once)")
+                    case .handOver(let child):
+                        logger.notice(
+                            "\(signal): the new process serves; closing the admin listener and draining (a second signal exits at once)",
+                            metadata: ["pid": "\(child)"])
+                        await application.gateway.closeAdminListener()
+                    }
                     await serviceGroup.triggerGracefulShutdown()
                 } else {
                     logger.warning("\(signal) again: exiting now")
@@ -130,6 +150,48 @@ struct Serve: AsyncParsableCommand {
         try await serviceGroup.run()
         signals.cancel()
         try await group.shutdownGracefully()
+    }
+}
+
+extension Serve {
+    /// The listening sockets systemd or an upgrading gateway handed this process, matched
+    /// to the configuration's listeners (exits when they cannot be used).
+    static func inheritedSockets(
+        config: GatewayConfig, environment: [String: String], logger: Logger
+    ) throws -> (sockets: ListenerSockets, source: InheritedListeners.Source?) {
+        let (inherited, warning) = InheritedListeners.read(environment: environment, pid: getpid(), parentPID: getppid())
+        if let warning { logger.warning("\(warning)") }
+        guard let inherited else { return (ListenerSockets(), nil) }
+        let match = GatewayServer.matchInherited(inherited, config: config)
+        guard match.problems.isEmpty else {
+            logger.error("cannot use the inherited listening sockets:\n\(match.problems.map { "  - \($0)" }.joined(separator: "\n"))")
+            throw ExitCode(2)
+        }
+        for descriptor in match.unused {
+            logger.notice("closing a handed-over listening socket this configuration does not listen on", metadata: ["descriptor": "\(descriptor)"])
+            ListenerSockets.close(descriptor)
+        }
+        logger.info(
+            "listening sockets handed over",
+            metadata: [
+                "from": "\(inherited.source == .systemd ? "systemd" : "upgrade")",
+                "listen": "\(match.sockets.data.map { "descriptor \($0)" } ?? "bound here")",
+                "admin_listen": "\(match.sockets.admin.map { "descriptor \($0)" } ?? "bound here")",
+            ])
+        return (match.sockets, inherited.source)
+    }
+
+    /// Why SIGUSR2 cannot upgrade this process in place, or nil.
+    static func upgradeUnavailable(config: GatewayConfig, source: ConfigSource?, environment: [String: String]) -> String? {
+        if environment["INVOCATION_ID"] != nil {
+            return "running under systemd, which would stop the new process with this one; restart the unit instead "
+                + "(with deploy/systemd/fluxgate.socket no connection is refused across the restart)"
+        }
+        if config.runsEmbeddedDemo {
+            return "the embedded demo upstreams run inside this process and cannot be handed over; restart instead"
+        }
+        if let reason = source?.notReloadable { return reason }
+        return nil
     }
 }
 

@@ -20,7 +20,7 @@ struct AdminLimitsTests {
         let admin = AdminServer(
             observability: GatewayObservability(runtime: runtime, registry: PrometheusCollectorRegistry()),
             reload: { ReloadOutcome(result: "success", version: 1, errors: [], changes: []) }, logger: Logger(label: "test"))
-        let channel = try await admin.bind(SocketEndpoint(host: "127.0.0.1", port: 0), group: group, limits: limits)
+        let (channel, _) = try await admin.bind(SocketEndpoint(host: "127.0.0.1", port: 0), group: group, limits: limits)
         do {
             try await body(channel.localAddress!, group)
         } catch {

@@ -517,6 +517,36 @@ struct OperationsTests {
             #expect(try await admin("GET", "/readyz", gateway).body == "not ready: draining\n")
         }
     }
+
+    /// A connection the drain finds before its first request is complete — new, or part
+    /// of a head in — is served (with `Connection: close`), not closed under the request
+    /// its client already sent: that close would be a reset, which a client does not
+    /// retry on a new connection.
+    @Test func drainServesConnectionsWhoseFirstRequestIsOnTheWay() async throws {
+        try await run(upstreams: ["a"]) { _, gateway in
+            let (fresh, freshSink) = try await RawClient.open(with: gateway.address, group: group)
+            let (partial, partialSink) = try await RawClient.open(with: gateway.address, group: group)
+            try await partial.writeAndFlush(ByteBuffer(string: "GET /partial HTTP/1.1\r\nhost: h\r\n"))
+            try await eventually("both connections accepted") { gateway.gateway.openClientConnections == 2 }
+            let draining = Task { await gateway.gateway.drain() }
+            // The drain has told every connection once the listener refuses (it tells
+            // them on their loops first) and each loop has run what was queued before.
+            try await eventuallyAsync("the listener closed") {
+                guard let probe = try? await ClientBootstrap(group: group).connect(to: gateway.address).get() else { return true }
+                try? await probe.writeAndFlush(ByteBuffer(string: "GET /probe HTTP/1.1\r\nhost: h\r\nconnection: close\r\n\r\n"))
+                return false
+            }
+            for loop in gatewayGroup.makeIterator() { try await loop.submit {}.get() }
+            try await fresh.writeAndFlush(ByteBuffer(string: "GET /fresh HTTP/1.1\r\nhost: h\r\n\r\n"))
+            try await partial.writeAndFlush(ByteBuffer(string: "\r\n"))
+            await draining.value
+            for (channel, sink) in [(fresh, freshSink), (partial, partialSink)] {
+                try await channel.closeFuture.get()
+                #expect(sink.outcome.error == nil)
+                #expect(sink.outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n") && sink.outcome.text.lowercased().contains("connection: close\r\n"))
+            }
+        }
+    }
 }
 
 /// Start and reload place each upstream's members (`GatewaySettings.resolve`, with a

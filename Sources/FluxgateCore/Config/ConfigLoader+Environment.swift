@@ -12,7 +12,9 @@ extension ConfigLoader {
         let known = reader.consulted
         let prefix = "FLUXGATE_"
         let sections = Set(known.map { $0.dropFirst(prefix.count).split(separator: "_").first.map(String.init) ?? "" })
-        return environment.keys.filter { $0.hasPrefix(prefix) && !known.contains($0) }.sorted().compactMap { name in
+        // (The upgrade's own variables are the process's, not the configuration's.)
+        let names = environment.keys.filter { $0.hasPrefix(prefix) && !known.contains($0) && !InheritedListeners.variables.contains($0) }
+        return names.sorted().compactMap { name in
             let rest = String(name.dropFirst(prefix.count))
             if let key = reader.listKeys[name] { return "\(name) is set, but \(key) is a list, set in the config file only: the variable is ignored" }
             let near = ConfigReader.closest(to: name, in: Array(known).sorted())

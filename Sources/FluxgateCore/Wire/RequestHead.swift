@@ -113,7 +113,8 @@ public struct RequestHead: Sendable, Equatable {
 }
 
 /// The methods the gateway accepts: RFC 9110's, PATCH (RFC 5789) and the WebDAV
-/// ones a proxied application may use — all in llhttp's list. Anything else is 400;
+/// ones a proxied application may use — all in llhttp's list. Anything else is 501
+/// (RFC 9110 §9.1; a token longer than `RequestHeadParser.maxMethodBytes` is 400);
 /// llhttp knows a few more (`M-SEARCH`, `NOTIFY`, `SOURCE`, …), refused here on purpose:
 /// an unknown method is far more often a probe than an application.
 public enum RequestMethod: UInt8, Sendable, CaseIterable {

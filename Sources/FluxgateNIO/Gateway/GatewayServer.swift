@@ -47,6 +47,8 @@ public final class GatewayServer: Service, Sendable {
     struct ListenerState {
         var channel: (any Channel)?
         var admin: (any Channel)?
+        /// The listeners' descriptors, for an upgrade to hand over (while the channels are open).
+        var sockets = ListenerSockets()
         /// Each event loop's shared state; its timers' slot table lists the loop's open
         /// client connections (the drain reaches them there).
         var scratches: [NIOLoopBound<LoopScratch>] = []
@@ -111,8 +113,11 @@ public final class GatewayServer: Service, Sendable {
     /// Probes every upstream once (an upstream that is not there is out before the
     /// first request), binds the admin listener and the data listener and returns the
     /// data listener's address.
+    ///
+    /// - Parameter sockets: listening sockets to use instead of binding (from systemd or
+    ///   the process an upgrade replaces: ``matchInherited(_:config:)``).
     @discardableResult
-    public func start() async throws -> SocketAddress {
+    public func start(sockets: ListenerSockets = ListenerSockets()) async throws -> SocketAddress {
         let settings = runtime.settings
         let config = settings.config
         await healthChecker.start()
@@ -157,14 +162,19 @@ public final class GatewayServer: Service, Sendable {
         let statsByLoop = stats
         let scratchByLoop = scratches
         let admin = AdminServer(observability: observability, reload: { [self] in await self.reloadFromSource() }, logger: logger)
-        let adminChannel = try await ListenerError.naming("admin_listen \(config.adminListen)") {
-            try await admin.bind(config.adminListen, group: group, family: config.dns.family)
+        let (adminChannel, adminSocket) = try await ListenerError.naming("admin_listen \(config.adminListen)") {
+            try await admin.bind(config.adminListen, group: group, family: config.dns.family, socket: sockets.admin)
         }
         let channel: any Channel
+        let dataSocket: CInt
         do {
+            // A host name binds the address `dns.family` picks (`localhost`: 127.0.0.1
+            // by default), as an upstream's name connects to it.
+            dataSocket = try sockets.data
+                ?? ListeningSocket.open(
+                    try AddressLookup.address(config.listen.host, port: config.listen.port, family: config.dns.family),
+                    backlog: Self.backlog)
             channel = try await ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 4096)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(pause: .milliseconds(250)))
@@ -187,10 +197,9 @@ public final class GatewayServer: Service, Sendable {
                         try self.setUpClientChannel(channel, pools: poolsByLoop, stats: statsByLoop, scratches: scratchByLoop, parked: nil)
                     }
                 }
-                // A host name binds the address `dns.family` picks (`localhost`: 127.0.0.1
-                // by default), as an upstream's name connects to it.
-                .bind(to: try AddressLookup.address(config.listen.host, port: config.listen.port, family: config.dns.family))
+                .withBoundSocket(dataSocket)
                 .get()
+            ListeningSocket.setBacklog(dataSocket, Self.backlog)
         } catch {
             try? await adminChannel.close()
             throw ListenerError("listen \(config.listen)", error)
@@ -213,6 +222,7 @@ public final class GatewayServer: Service, Sendable {
             $0.parkWatcher = parkWatcher
             $0.channel = channel
             $0.admin = adminChannel
+            $0.sockets = ListenerSockets(data: dataSocket, admin: adminSocket)
             $0.scratches = Array(scratches.values)
             $0.pools = Array(pools.values)
             $0.rotations = rotations
@@ -373,7 +383,7 @@ public final class GatewayServer: Service, Sendable {
                 // Before the initializer NIO did not take the socket; after it, the
                 // channel's close closed it and the count was left (setUpClientChannel).
                 if !taken.withLockedValue({ $0 }) { handover.close() }
-                logger.warning("a parked connection could not be resumed", metadata: ["error": "\(error)"])
+                logger.warning("a parked connection could not be resumed", metadata: ["error": "\(StartupProblems.reason(error))"])
             }
     }
 

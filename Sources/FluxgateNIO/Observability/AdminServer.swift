@@ -56,13 +56,17 @@ final class AdminServer: Sendable {
         self.logger = logger
     }
 
+    /// Listens on `endpoint` (or on `socket`, an inherited listening socket); returns the
+    /// channel and its descriptor.
     func bind(
-        _ endpoint: SocketEndpoint, group: any EventLoopGroup, limits: Limits = Limits(), family: AddressFamilyPreference = .v4Preferred
-    ) async throws -> any Channel {
+        _ endpoint: SocketEndpoint, group: any EventLoopGroup, limits: Limits = Limits(), family: AddressFamilyPreference = .v4Preferred,
+        socket: CInt? = nil
+    ) async throws -> (channel: any Channel, socket: CInt) {
+        let descriptor = try socket
+            ?? ListeningSocket.open(try AddressLookup.address(endpoint.host, port: endpoint.port, family: family), backlog: 128)
         let open = NIOLockedValueBox(0)
         let rejection = ByteBuffer(string: "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-        return try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        let channel = try await ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let admitted = open.withLockedValue { count in
@@ -86,8 +90,9 @@ final class AdminServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(AdminHandler(server: self, timeouts: timeouts))
                 }
             }
-            .bind(to: try AddressLookup.address(endpoint.host, port: endpoint.port, family: family))
+            .withBoundSocket(descriptor)
             .get()
+        return (channel, descriptor)
     }
 
     struct Response: Sendable {

@@ -1,0 +1,87 @@
+import FluxgateCore
+import FluxgateNIO
+import Glibc
+import Logging
+import Synchronization
+
+/// `SIGUSR2`'s in-place upgrade of one running gateway, as nginx's binary upgrade: the
+/// binary at this process's path is started again with the listening sockets; once it
+/// serves it sends this process `SIGTERM`, a handover (``UpgradeState`` decides; this
+/// spawns, and hears when the new process exits). docs/OPERATIONS.md, "Restarts and
+/// upgrades without a refused connection".
+public final class InPlaceUpgrade: Sendable {
+    private let state: Mutex<UpgradeState>
+    private let executable: String?
+    private let arguments: [String]
+    private let environment: [String: String]
+    private let gateway: GatewayServer
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - unavailable: why this process cannot upgrade in place (systemd, a
+    ///     configuration from a pipe, the embedded demo), or nil;
+    ///   - executable: ``ProcessHandover/executablePath()``, read at start;
+    ///   - arguments, environment: this process's, which the new one gets again.
+    public init(
+        gateway: GatewayServer, logger: Logger, unavailable: String?, executable: String?, arguments: [String],
+        environment: [String: String]
+    ) {
+        let unavailable = unavailable ?? (executable == nil ? "this process's executable file cannot be found" : nil)
+        self.state = Mutex(UpgradeState(unavailable: unavailable))
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.gateway = gateway
+        self.logger = logger
+    }
+
+    /// SIGUSR2: starts the new process, or says why not.
+    public func start() {
+        let listeners = gateway.listeningDescriptors
+        let outcome: Result<pid_t, ProcessHandover.SpawnError>? = state.withLock { state in
+            switch state.upgradeRequested() {
+            case .refuse(let reason):
+                logger.warning("SIGUSR2: no upgrade: \(reason)")
+                return nil
+            case .spawn:
+                guard let executable, !listeners.isEmpty else {
+                    logger.warning("SIGUSR2: no upgrade: the listeners are closed")
+                    return nil
+                }
+                let result = Result { () throws(ProcessHandover.SpawnError) -> pid_t in
+                    try ProcessHandover.spawn(
+                        executable: executable, arguments: arguments,
+                        environment: InheritedListeners.upgradeEnvironment(environment, count: listeners.count, pid: getpid()),
+                        listeners: listeners)
+                }
+                if case .success(let pid) = result { state.spawned(child: pid) }
+                return result
+            }
+        }
+        switch outcome {
+        case .success(let pid):
+            logger.notice(
+                "SIGUSR2: started a new gateway process with the listening sockets; this one drains once it serves",
+                metadata: ["pid": "\(pid)", "executable": "\(executable ?? "-")", "sockets": "\(listeners.count)"])
+            ProcessHandover.whenExits(pid) { [self] how in
+                switch state.withLock({ $0.childExited(pid) }) {
+                case .upgradeFailed:
+                    logger.error("upgrade failed: the new process \(how) before it took over; this process keeps serving", metadata: ["pid": "\(pid)"])
+                case .lostAfterHandover:
+                    logger.critical("the new process \(how) after it took over the listening sockets", metadata: ["pid": "\(pid)"])
+                case .unrelated:
+                    break
+                }
+            }
+        case .failure(let error):
+            logger.error("SIGUSR2: no upgrade: \(error)")
+        case nil:
+            break
+        }
+    }
+
+    /// SIGTERM or SIGINT: a handover when a new process is starting, else a drain.
+    public func stopRequested() -> UpgradeState.Stop {
+        state.withLock { $0.stopRequested() }
+    }
+}

@@ -1,0 +1,71 @@
+import FluxgateCore
+import NIOCore
+
+/// The listening sockets as something to hand over: systemd's socket activation and the
+/// in-place upgrade (docs/OPERATIONS.md, "Restarts and upgrades without a refused
+/// connection").
+extension GatewayServer {
+    /// The data listener's accept queue (connections the kernel completed and no loop
+    /// accepted yet); nginx's `listen … backlog` is 511, HAProxy's follows `maxconn`.
+    static let backlog: Int32 = 4096
+
+    /// The listeners' descriptors while they are open: the data listener's, then the
+    /// admin listener's (an upgrade hands them over in this order).
+    public var listeningDescriptors: [CInt] {
+        state.withLock { state in
+            guard state.channel != nil, let data = state.sockets.data else { return [] }
+            return [data] + (state.admin != nil ? state.sockets.admin.map { [$0] } ?? [] : [])
+        }
+    }
+
+    /// Closes the admin listener ahead of the drain: a new process that took the sockets
+    /// over answers there now (this one's `/readyz` would say "draining" on a socket
+    /// both share, and a load balancer reading it would take the new process out too).
+    public func closeAdminListener() async {
+        let admin = state.withLock { state in
+            defer { state.admin = nil }
+            return state.admin
+        }
+        try? await admin?.close()
+    }
+
+    /// Which inherited socket serves which listener, by the address each is bound to
+    /// (``ListenerMatch``). `unused` are sockets an upgrade handed over that this
+    /// configuration no longer listens on (the caller closes them); a problem refuses
+    /// the start.
+    public static func matchInherited(
+        _ inherited: InheritedListeners, config: GatewayConfig
+    ) -> (sockets: ListenerSockets, unused: [CInt], problems: [String]) {
+        var wanted: [(name: String, address: ListenerAddress)] = []
+        var problems: [String] = []
+        for (name, endpoint) in [("listen", config.listen), ("admin_listen", config.adminListen)] {
+            do {
+                let resolved = try AddressLookup.address(endpoint.host, port: endpoint.port, family: config.dns.family)
+                if let address = ListenerAddress(resolved) { wanted.append((name, address)) }
+            } catch {
+                problems.append("\(name): \(StartupProblems.reason(error))")
+            }
+        }
+        let found = inherited.descriptors.map { ($0, ListeningSocket.boundAddress($0).flatMap(ListenerAddress.init)) }
+        let unusedIsProblem = inherited.source == .systemd
+        let match = ListenerMatch.match(inherited: found, wanted: wanted, unusedIsProblem: unusedIsProblem)
+        let sockets = ListenerSockets(data: match.assigned["listen"], admin: match.assigned["admin_listen"])
+        return (sockets, match.unused, problems + match.problems)
+    }
+}
+
+/// Listening sockets to use instead of binding (``GatewayServer/start(sockets:)``).
+public struct ListenerSockets: Sendable, Equatable {
+    public var data: CInt?
+    public var admin: CInt?
+
+    public init(data: CInt? = nil, admin: CInt? = nil) {
+        self.data = data
+        self.admin = admin
+    }
+
+    /// Closes a handed-over socket this process does not use.
+    public static func close(_ descriptor: CInt) {
+        ListeningSocket.close(descriptor)
+    }
+}
