@@ -40,7 +40,7 @@ run() {  # MODE: plain | counted
   local scheme=http; [ "$IDLE_TLS" = 1 ] && scheme=https
   for _ in $(seq 50); do curl -skf -o /dev/null "$scheme://127.0.0.1:18791/health" && break; sleep 0.1; done
   for _ in $(seq 20); do curl -sk -o /dev/null "$scheme://127.0.0.1:18791/health"; done
-  if [ "$1" = counted ]; then kill -USR2 "$pid"; sleep 0.3; fi
+  if [ "$1" = counted ]; then kill -WINCH "$pid"; sleep 0.3; fi
   IDLE_HOLD_SIGNAL=$([ "$1" = counted ] && echo "$pid" || true) python3 bench/idle_conns.py 18791 "$N" "$pid"
   if [ "$1" = counted ]; then
     sleep 0.3

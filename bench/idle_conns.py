@@ -6,7 +6,7 @@ Opens N connections to 127.0.0.1:PORT, sends one `GET /health` on each, reads th
 answer, then holds them all open and idle. Prints the summed resident set of the
 given processes and their direct children (nginx's workers) before and after, and
 the growth per connection. Connections that fail are counted, not retried.
-With IDLE_HOLD_SIGNAL=PID, SIGUSR2 goes to PID right before each reading (the
+With IDLE_HOLD_SIGNAL=PID, SIGWINCH goes to PID right before each reading (the
 live-allocation counter of bench/idle-memory.sh prints its totals on it). With
 IDLE_UPLOAD_BYTES=B, each connection first sends `POST /health` with a body of B bytes
 (what an idle connection keeps after an upload). IDLE_SETTLE=S (seconds, default 1):
@@ -52,7 +52,7 @@ async def main():
 
     def mark():
         if signal_pid:
-            os.kill(signal_pid, signal.SIGUSR2)
+            os.kill(signal_pid, signal.SIGWINCH)
             time.sleep(0.3)
 
     mark()

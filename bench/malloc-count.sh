@@ -25,13 +25,13 @@ for mode in proxied:18701:"{ enabled: false }" shed:18702:"{ enabled: true, rate
   LD_PRELOAD="$W/count.so" taskset -c 1 "$BIN" --config "$W/$name.yaml" 2>"$W/$name.err" >/dev/null & pid=$!; pids+=("$pid")
   bench_wait "$name gateway" "$port"
   taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$port/health" >/dev/null
-  kill -USR2 "$pid"; sleep 0.3
+  kill -WINCH "$pid"; sleep 0.3
   requests=$(taskset -c 0 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$port/health" | awk '/requests in/{print $1}')
-  kill -USR2 "$pid"; sleep 0.3
+  kill -WINCH "$pid"; sleep 0.3
   served() { curl -sf "http://127.0.0.1:$(( port + 2000 ))/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"]["total"])'; }
   taskset -c 0 wrk -t1 -c64 -d"$(( DUR + 2 ))s" "http://127.0.0.1:$port/health" >/dev/null & wrk_pid=$!
-  sleep 1; kill -USR2 "$pid"; sleep 0.1; r1=$(served)
-  sleep "$DUR"; kill -USR2 "$pid"; sleep 0.1; r2=$(served)
+  sleep 1; kill -WINCH "$pid"; sleep 0.1; r1=$(served)
+  sleep "$DUR"; kill -WINCH "$pid"; sleep 0.1; r2=$(served)
   wait "$wrk_pid"
   python3 - "$W/$name.err" "$requests" "$name" "$r1" "$r2" <<'PY'
 import re, sys

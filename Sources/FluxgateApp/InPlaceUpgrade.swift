@@ -35,9 +35,18 @@ public final class InPlaceUpgrade: Sendable {
         self.logger = logger
     }
 
-    /// SIGUSR2: starts the new process, or says why not.
-    public func start() {
+    /// SIGUSR2: starts the new process, or says why not. This process stops accepting
+    /// first (new connections wait in the accept queue for the new process), and
+    /// accepts again if the new process exits without taking over.
+    public func start() async {
         let listeners = gateway.listeningDescriptors
+        let mayStart = state.withLock { state -> Bool in
+            guard case .refuse(let reason) = state.upgradeRequested() else { return true }
+            logger.warning("SIGUSR2: no upgrade: \(reason)")
+            return false
+        }
+        guard mayStart else { return }
+        await gateway.holdAccepting(true)
         let outcome: Result<pid_t, ProcessHandover.SpawnError>? = state.withLock { state in
             switch state.upgradeRequested() {
             case .refuse(let reason):
@@ -67,6 +76,7 @@ public final class InPlaceUpgrade: Sendable {
                 switch state.withLock({ $0.childExited(pid) }) {
                 case .upgradeFailed:
                     logger.error("upgrade failed: the new process \(how) before it took over; this process keeps serving", metadata: ["pid": "\(pid)"])
+                    Task { await gateway.holdAccepting(false) }
                 case .lostAfterHandover:
                     logger.critical("the new process \(how) after it took over the listening sockets", metadata: ["pid": "\(pid)"])
                 case .unrelated:
@@ -75,8 +85,9 @@ public final class InPlaceUpgrade: Sendable {
             }
         case .failure(let error):
             logger.error("SIGUSR2: no upgrade: \(error)")
+            await gateway.holdAccepting(false)
         case nil:
-            break
+            await gateway.holdAccepting(false)
         }
     }
 

@@ -128,7 +128,7 @@ struct Serve: AsyncParsableCommand {
                     let path = application.gateway.reopenLogs()
                     logger.notice("SIGUSR1: \(path.map { "access log reopened: \($0)" } ?? "no access-log file to reopen")")
                 } else if signal == .sigusr2 {
-                    upgrade.start()
+                    await upgrade.start()
                 } else if !stopping {
                     stopping = true
                     switch upgrade.stopRequested() {

@@ -20,6 +20,39 @@ struct ClientConnectionTimeoutsTests {
         #expect(timeouts.phase == .closed)
     }
 
+    /// A drain closes an idle keep-alive connection after a grace, not at once: a next
+    /// request already on its way is served; parking is off; other phases unchanged.
+    @Test func aDrainClosesAnIdleConnectionAfterTheGraceUnlessItsNextRequestArrives() {
+        var timeouts = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60), parkAfter: .seconds(5))
+        _ = timeouts.connectionOpened(now: at(0))
+        _ = timeouts.requestHeadReceived()
+        #expect(timeouts.responseCompleted(now: at(0)) == .schedule(deadline: at(5_000)))
+        #expect(timeouts.drainStarted(now: at(2_000), grace: .seconds(1)) == .schedule(deadline: at(3_000)))
+        #expect(timeouts.timerFired(now: at(3_000)) == .closeIdle)  // not .park
+
+        var served = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60))
+        _ = served.connectionOpened(now: at(0))
+        _ = served.requestHeadReceived()
+        _ = served.responseCompleted(now: at(0))
+        _ = served.drainStarted(now: at(10_000), grace: .seconds(1))
+        #expect(served.bytesReceived(now: at(10_001)) == .schedule(deadline: at(20_001)))
+        #expect(served.requestHeadReceived() == .cancelTimer && served.phase == .busy)
+
+        // Its idle time ending first ends it first.
+        var ending = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60))
+        _ = ending.connectionOpened(now: at(0))
+        _ = ending.requestHeadReceived()
+        _ = ending.responseCompleted(now: at(0))
+        #expect(ending.drainStarted(now: at(59_500), grace: .seconds(1)) == .schedule(deadline: at(60_000)))
+
+        // Reading a head or busy: the drain leaves the clocks alone.
+        var reading = ClientConnectionTimeouts(headerTimeout: .seconds(10), idleTimeout: .seconds(60))
+        _ = reading.connectionOpened(now: at(0))
+        #expect(reading.drainStarted(now: at(1_000), grace: .seconds(1)) == .none && reading.deadline == at(10_000))
+        _ = reading.requestHeadReceived()
+        #expect(reading.drainStarted(now: at(2_000), grace: .seconds(1)) == .none && reading.deadline == nil)
+    }
+
     @Test func slowHeadIsRejected() {
         var timeouts = ClientConnectionTimeouts(headerTimeout: .milliseconds(500), idleTimeout: .seconds(60))
         _ = timeouts.connectionOpened(now: at(0))

@@ -24,6 +24,7 @@ struct HandoverEndToEndTests {
     }
 
     @Test func aGatewayOnHandedOverSocketsServesWhileTheFirstDrainsAndNoConnectionIsRefused() async throws {
+        let group = self.group
         let upstream = try await TestUpstream.start(name: "a", group: group)
         let config = try makeConfig(upstreams: [upstream.url]) { $0.rateLimit.global.enabled = false }
         let first = try GatewayServer(config: config, group: gatewayGroup, logger: logger)
@@ -39,12 +40,19 @@ struct HandoverEndToEndTests {
         let match = GatewayServer.matchInherited(InheritedListeners(source: .upgrade(from: 1), descriptors: handed.reversed()), config: next)
         #expect(match.problems.isEmpty && match.unused.isEmpty)
         #expect(match.sockets == ListenerSockets(data: handed[0], admin: handed[1]))
+        // As the upgrade does: the first stops accepting (connections wait in the queue)
+        // while the second starts; one accepts at a time.
+        let waiting = Task { () -> Int in
+            let client = try await TestClient.connect(to: address, group: group)
+            return try await client.get("/queued").status
+        }
+        await first.holdAccepting(true)
         let second = try GatewayServer(config: next, group: gatewayGroup, logger: logger)
         #expect(try await second.start(sockets: match.sockets).port == address.port)
+        #expect(try await waiting.value == 200)
 
         // New connections all through the first gateway's handover, drain and stop.
         let stopped = NIOLockedValueBox(false)
-        let group = self.group
         let traffic = Task {
             var (answered, failed) = (0, [String]())
             while !stopped.withLockedValue({ $0 }) || answered == 0 {

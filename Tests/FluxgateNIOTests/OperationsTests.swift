@@ -537,8 +537,8 @@ struct OperationsTests {
                 return false
             }
             for loop in gatewayGroup.makeIterator() { try await loop.submit {}.get() }
-            try await fresh.writeAndFlush(ByteBuffer(string: "GET /fresh HTTP/1.1\r\nhost: h\r\n\r\n"))
-            try await partial.writeAndFlush(ByteBuffer(string: "\r\n"))
+            do { try await fresh.writeAndFlush(ByteBuffer(string: "GET /fresh HTTP/1.1\r\nhost: h\r\n\r\n")) } catch { Issue.record("fresh \(error) \(freshSink.outcome)") }
+            do { try await partial.writeAndFlush(ByteBuffer(string: "\r\n")) } catch { Issue.record("partial \(error) \(partialSink.outcome)") }
             await draining.value
             for (channel, sink) in [(fresh, freshSink), (partial, partialSink)] {
                 try await channel.closeFuture.get()

@@ -1,5 +1,5 @@
 /* malloc counter for bench/malloc-count.sh, preloaded into fluxgate (LD_PRELOAD).
- * Counts calls to malloc, calloc, realloc and posix_memalign; SIGUSR2 prints the
+ * Counts calls to malloc, calloc, realloc and posix_memalign; SIGWINCH prints the
  * running total to stderr as "mallocs=N". A measuring aid, not product code:
  * valgrind 3.19 here refuses the Swift 6.3 binary ("Possibly corrupted debuginfo
  * file... Giving up"), and ordo-one/benchmark's interposer measures in-process
@@ -26,4 +26,4 @@ void *realloc(void *p, size_t n) { if (!real_realloc) real_realloc = dlsym(RTLD_
 int posix_memalign(void **p, size_t a, size_t n) { if (!real_memalign) real_memalign = dlsym(RTLD_NEXT, "posix_memalign"); atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed); return real_memalign(p, a, n); }
 void free(void *p) { static void (*real_free)(void *); if ((char *)p >= bootstrap && (char *)p < bootstrap + sizeof bootstrap) return; if (!real_free) real_free = dlsym(RTLD_NEXT, "free"); real_free(p); }
 static void report(int sig) { char line[64]; int n = snprintf(line, sizeof line, "mallocs=%ld\n", atomic_load(&calls)); write(2, line, n); (void)sig; }
-__attribute__((constructor)) static void init(void) { real_calloc = dlsym(RTLD_NEXT, "calloc"); signal(SIGUSR2, report); }
+__attribute__((constructor)) static void init(void) { real_calloc = dlsym(RTLD_NEXT, "calloc"); signal(SIGWINCH, report); }

@@ -1,6 +1,6 @@
 /* Live heap blocks for bench/idle-memory.sh, preloaded into fluxgate (LD_PRELOAD):
  * counts blocks and their usable bytes (malloc_usable_size) as they are allocated and
- * freed, with a histogram by 16-byte size class; SIGUSR2 prints the totals to stderr as
+ * freed, with a histogram by 16-byte size class; SIGWINCH prints the totals to stderr as
  * one "live=N bytes=B hist: ..." line. A measuring aid, not product code (heaptrack
  * attributes blocks to call sites but its peak is not the idle moment; this reads the
  * heap at the moment the connections are held). */
@@ -28,4 +28,4 @@ void *realloc(void*q,size_t n){ if(!real_realloc) real_realloc=dlsym(RTLD_NEXT,"
 int posix_memalign(void**p,size_t a,size_t n){ if(!real_memalign) real_memalign=dlsym(RTLD_NEXT,"posix_memalign"); int r=real_memalign(p,a,n); if(!r) add(*p); return r;}
 void free(void*p){ if((char*)p>=bootstrap&&(char*)p<bootstrap+sizeof bootstrap) return; if(!real_free) real_free=dlsym(RTLD_NEXT,"free"); sub(p); real_free(p);}
 static void report(int sig){ char line[4096]; int n=snprintf(line,sizeof line,"live=%ld bytes=%ld hist:",atomic_load(&live),atomic_load(&bytes)); for(int i=0;i<64;i++){ n+=snprintf(line+n,sizeof line-n," %d:%ld",i*16,atomic_load(&hist[i])); } line[n++]='\n'; write(2,line,n); (void)sig;}
-__attribute__((constructor)) static void init(void){ real_calloc=dlsym(RTLD_NEXT,"calloc"); real_free=dlsym(RTLD_NEXT,"free"); signal(SIGUSR2,report);}
+__attribute__((constructor)) static void init(void){ real_calloc=dlsym(RTLD_NEXT,"calloc"); real_free=dlsym(RTLD_NEXT,"free"); signal(SIGWINCH, report);}

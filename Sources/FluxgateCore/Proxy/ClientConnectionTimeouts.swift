@@ -156,6 +156,24 @@ public struct ClientConnectionTimeouts: Sendable, Equatable {
         return arm(now.advanced(byNanoseconds: $parkAfter))
     }
 
+    /// A graceful drain began: a connection idle between requests closes `grace` from
+    /// now (sooner if its idle time ends first) and is not offered for parking — so a
+    /// client whose next request is already on its way is served, with `Connection:
+    /// close`, rather than reset by a close that crosses it (HAProxy before 2.4 waited
+    /// for such a last request too; nginx closes at once). Other phases: nothing changes.
+    ///
+    /// | idle since | idle timeout | grace | drain at | closes at |
+    /// |---|---|---|---|---|
+    /// | 0 s | 60 s | 1 s | 10 s | 11 s |
+    /// | 0 s | 60 s | 1 s | 59.5 s | 60 s |
+    /// | 0 s (park at 5 s) | 60 s | 1 s | 2 s | 3 s, not parked |
+    public mutating func drainStarted(now: MonotonicTime, grace: Duration) -> Action {
+        guard phase == .idle else { return .none }
+        let closes = now + grace
+        let idleEnds = idleDeadline.take() ?? phaseDeadline ?? closes
+        return arm(min(idleEnds, closes))
+    }
+
     public mutating func timerFired(now: MonotonicTime) -> Action {
         if let sendDeadline, phase != .closed, phase != .busy || sendTimedWhileBusy {
             guard now >= sendDeadline else { return .none }

@@ -5,6 +5,10 @@ import NIOPosix
 /// watching for connections for `pause`, then resumes by itself (nginx disables accept
 /// events for 500 ms). Connections wait in the backlog meanwhile.
 ///
+/// Also held by an in-place upgrade (``Hold``) while the new process starts on the same
+/// socket: one process accepts at a time (both would wake for each connection, and
+/// NIO's debug builds stop on the accept that finds none left).
+///
 /// Written here instead of using NIO's `AcceptBackoffHandler`: that one delays the next
 /// `read()`, but after a failed `accept` NIO keeps the listening socket registered for
 /// readability, and with a connection waiting in the backlog the level-triggered epoll
@@ -16,6 +20,13 @@ final class AcceptPauseHandler: ChannelInboundHandler {
     private let pause: TimeAmount
     /// Accepting is paused now (for tests: EmbeddedChannel ignores `autoRead`).
     private(set) var paused = false
+    /// Held by an upgrade: stays off until released, whatever the pause does.
+    private(set) var held = false
+
+    /// A user event: hold (true) or release (false) accepting.
+    struct Hold {
+        var held: Bool
+    }
 
     init(pause: TimeAmount) {
         self.pause = pause
@@ -33,8 +44,17 @@ final class AcceptPauseHandler: ChannelInboundHandler {
         context.eventLoop.scheduleTask(in: pause) {
             let (handler, context) = loopBound.value
             handler.paused = false
-            try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+            if !handler.held { try? context.channel.syncOptions?.setOption(.autoRead, value: true) }
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let hold = event as? Hold else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        held = hold.held
+        if held || !paused { try? context.channel.syncOptions?.setOption(.autoRead, value: !held) }
     }
 }
 

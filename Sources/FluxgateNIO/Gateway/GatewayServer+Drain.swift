@@ -34,6 +34,17 @@ extension GatewayServer {
                 scratch.value.timers.forEachOwner { ($0 as? ProxyHandler)?.drain() }
             }
         }
+        // Stop accepting, and let the connections accepted just before finish joining
+        // their loops: NIO closes, silently, a connection whose registration comes back
+        // to the listener's loop (a hop between loops) after the listener closed — a
+        // client whose request was already sent then sees its connection drop. Each hop
+        // is a task queued behind the ones already there, so a round trip through every
+        // loop and then the listener's own lets them pass. (Found by a drain test that
+        // failed once in ~50 runs.) Connections still in the accept queue at the close
+        // are reset by the kernel: an upgrade hands the queue to the new process instead.
+        await holdDataAccepting(true)
+        for loop in group.makeIterator() { try? await loop.submit {}.get() }
+        try? await listener.eventLoop.submit {}.get()
         try? await listener.close()
         // Polled: the drain is rare and its end needs no precision finer than this.
         var finished = runtime.live.openClientConnections == 0

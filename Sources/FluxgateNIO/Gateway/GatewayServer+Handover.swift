@@ -18,6 +18,22 @@ extension GatewayServer {
         }
     }
 
+    /// Stops (true) or resumes (false) accepting on both listeners, leaving new
+    /// connections in the kernel's accept queue: an upgrade holds them while the new
+    /// process starts on the same sockets, so that one process accepts at a time, and
+    /// resumes when the new process exits without taking over.
+    public func holdAccepting(_ hold: Bool) async {
+        await holdDataAccepting(hold)
+        let admin = state.withLock { $0.admin }
+        try? await admin?.setOption(.autoRead, value: !hold)
+    }
+
+    /// ``holdAccepting(_:)`` for the data listener alone (the drain's first step).
+    func holdDataAccepting(_ hold: Bool) async {
+        guard let data = state.withLock({ $0.channel }) else { return }
+        try? await data.eventLoop.submit { data.pipeline.fireUserInboundEventTriggered(AcceptPauseHandler.Hold(held: hold)) }.get()
+    }
+
     /// Closes the admin listener ahead of the drain: a new process that took the sockets
     /// over answers there now (this one's `/readyz` would say "draining" on a socket
     /// both share, and a load balancer reading it would take the new process out too).

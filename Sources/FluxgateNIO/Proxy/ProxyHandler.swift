@@ -210,6 +210,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelActive()
     }
 
+    /// How long a drain leaves a connection idle between requests open for a next
+    /// request already on its way (a loopback or LAN round trip is well under it).
+    static let drainGrace: Duration = .seconds(1)
+
     /// The request-head timeout starts with the connection (once: `handlerAdded` or
     /// `channelActive`, whichever finds it active first).
     func connectionOpened() {
@@ -298,23 +302,29 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    /// Graceful drain: a connection idle between requests closes now; a busy one answers
-    /// its current request with `Connection: close` (when its head has not gone out yet)
-    /// and closes after it. Pipelined requests behind it are not answered — the client
-    /// sees the close and may send them elsewhere, as after any `Connection: close`.
-    /// A connection still reading its request head — new, its first request on the way
-    /// — is served the same way (or refused 408 at `timeouts.client_header`), as nginx
-    /// closes only its keep-alive connections at a graceful stop: closed under a request
-    /// that is already sent, it would be a reset, and a client retries a request on a
-    /// reused connection but not on a new one. Found by an in-place upgrade under
-    /// connection churn (`hey -disable-keepalive`): 5 resets in 9 256 requests, each a
-    /// connection accepted by the old process just before it drained.
+    /// Graceful drain: a busy connection answers its current request with `Connection:
+    /// close` (when its head has not gone out yet) and closes after it. Pipelined
+    /// requests behind it are not answered — the client sees the close and may send them
+    /// elsewhere, as after any `Connection: close`. A connection idle between requests
+    /// closes within ``drainGrace`` (``ClientConnectionTimeouts/drainStarted(now:grace:)``),
+    /// served the same way if its next request arrives first; one still reading its
+    /// request head — new, its first request on the way — is served (or refused 408 at
+    /// `timeouts.client_header`). Closed under a request already sent, either would be a
+    /// reset, and a client retries a request on a new connection never, on a reused one
+    /// not always. Found by the in-place upgrade under load: `hey -disable-keepalive`
+    /// saw 5 resets in 9 256 requests (connections the old process accepted just before
+    /// it drained), `wrk -c8` 5 read errors (keep-alive connections closed at once while
+    /// their next request crossed the close).
     func drain() {
         draining = true
         switch state {
         case .idle:
-            if let clientTimeouts, clientTimeouts.phase == .readingHead { return }
-            closeClient()
+            guard let phase = clientTimeouts?.phase, phase == .readingHead || phase == .idle else {
+                closeClient()
+                return
+            }
+            let now = MonotonicTime(eventLoop.now)
+            clientTimeoutEvent { $0.drainStarted(now: now, grace: Self.drainGrace) }
         case .active(let exchange):
             exchange.relay.closeAfterResponse()
         case .closing, .tunnelled:
