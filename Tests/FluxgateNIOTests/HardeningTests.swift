@@ -460,6 +460,38 @@ struct HardeningTests {
         }
     }
 
+    /// A refused connection whose client is still sending (a body after the head) gets
+    /// its 503 and then the end of the stream, not a reset: the refusal's close lingers.
+    /// Before 2026-12-04 the close reset such connections — k6's refused `POST`s saw
+    /// "broken pipe", often before they read the answer.
+    @Test func aRefusalAtTheCapIsNotLostToAReset() async throws {
+        try await run(adjust: { $0.limits.maxConnections = 1 }) { _, gateway in
+            let first = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await first.get("/x").status == 200)
+            let body = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+            for _ in 0..<3 {
+                let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+                // (The 503 is written at accept, so it may even arrive before the head goes.)
+                try? await channel.writeAndFlush(ByteBuffer(string: "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: \(4 * body.readableBytes)\r\n\r\n"))
+                try await sink.waitFor("too_many_connections", on: channel.eventLoop)
+                // The client goes on sending its body, as a client that does not read
+                // while it writes does.
+                var writeError: (any Error)?
+                for _ in 0..<4 {
+                    do { try await channel.writeAndFlush(body) } catch { writeError = error }
+                }
+                try await channel.closeFuture.get()
+                // (Once the 503's end arrived the client closes its side itself; later
+                // writes then fail on its own closed channel, which is no reset.)
+                #expect(!(writeError is IOError), "the body was cut off: \(writeError.map { "\($0)" } ?? "")")
+                #expect(sink.outcome.error == nil, "the refusal ended in \(sink.outcome.error ?? "")")
+                #expect(sink.outcome.text.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n") && sink.outcome.text.hasSuffix("}"))
+            }
+            try await first.close()
+            try await eventually("no refusal lingers") { gateway.gateway.lingeringRefusals.load(ordering: .relaxed) == 0 }
+        }
+    }
+
     @Test func totalConnectionsAreCapped() async throws {
         try await run(adjust: { $0.limits.maxConnections = 1 }) { _, gateway in
             let first = try await TestClient.connect(to: gateway.address, group: group)

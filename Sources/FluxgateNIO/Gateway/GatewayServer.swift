@@ -43,6 +43,8 @@ public final class GatewayServer: Service, Sendable {
     let reloading = Mutex(false)
     /// `limits.max_connections` / `max_connections_per_client`, shared by every event loop.
     let connectionLimits: NIOLockedValueBox<ConnectionLimits>
+    /// Refused connections lingering now (at most ``maxLingeringRefusals``).
+    let lingeringRefusals = Atomic<Int>(0)
 
     struct ListenerState {
         var channel: (any Channel)?
@@ -246,6 +248,17 @@ public final class GatewayServer: Service, Sendable {
 
     private typealias PerLoop<Value: AnyObject> = [ObjectIdentifier: NIOLoopBound<Value>]
 
+    /// Refused connections that may linger at once (``RefuseConnectionHandler``); beyond,
+    /// a refusal closes at once as before.
+    static let maxLingeringRefusals = 256
+
+    /// A place among the lingering refusals, if one is free.
+    private func takeRefusalLinger() -> Bool {
+        if lingeringRefusals.add(1, ordering: .relaxed).newValue <= Self.maxLingeringRefusals { return true }
+        lingeringRefusals.subtract(1, ordering: .relaxed)
+        return false
+    }
+
     /// A client connection's pipeline: a new one (counted against the connection
     /// limits here) or one built again around a parked socket (`parked`: counted when
     /// it was accepted).
@@ -275,8 +288,14 @@ public final class GatewayServer: Service, Sendable {
         if parked == nil, let refusal = openCounted(address: address, on: channel.eventLoop, scratches: scratches, stats: allStats) {
             stats.traffic.connectionRefused(perClient: refusal == .perClient)
             // A plain-text answer means nothing on a TLS listener: there it is a close.
+            // The close lingers while few refusals do: each holds a descriptor the cap
+            // was set to protect, so a flood of refused connections closes at once.
+            let lingers = settings.serverTLS == nil && config.timeouts.lingeringClose > .zero && takeRefusalLinger()
+            if lingers { channel.closeFuture.whenComplete { [self] _ in lingeringRefusals.subtract(1, ordering: .relaxed) } }
             try sync.addHandler(
-                RefuseConnectionHandler(answer: settings.serverTLS == nil ? runtime.responses.rawTooManyConnections : nil))
+                RefuseConnectionHandler(
+                    answer: settings.serverTLS == nil ? runtime.responses.rawTooManyConnections : nil,
+                    lingerTimeout: lingers ? .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped) : nil))
             return
         }
         // Parked when idle: plain TCP with the gateway's own parser only (TLS state
