@@ -183,6 +183,10 @@ extension Serve {
 
     /// Why SIGUSR2 cannot upgrade this process in place, or nil.
     static func upgradeUnavailable(config: GatewayConfig, source: ConfigSource?, environment: [String: String]) -> String? {
+        if getpid() == 1 {
+            return "this process is process 1 (a container's init): the container ends when it exits, and the new process with it; "
+                + "replace the container instead (a rolling update)"
+        }
         if environment["INVOCATION_ID"] != nil {
             return "running under systemd, which would stop the new process with this one; restart the unit instead "
                 + "(with deploy/systemd/fluxgate.socket no connection is refused across the restart)"
