@@ -38,7 +38,14 @@ struct ConfigOptions: ParsableArguments {
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve", abstract: "Run the gateway (the default when no subcommand is given).")
+        commandName: "serve", abstract: "Run the gateway (the default when no subcommand is given).",
+        discussion: """
+            Signals: SIGHUP reloads the config file (a bad file is refused; the running \
+            configuration stays). SIGUSR1 reopens the access-log file. SIGUSR2 replaces \
+            this process with the binary at its path, on the same listening sockets \
+            (no connection refused; the old process drains once the new one serves). \
+            SIGTERM or SIGINT drains (drain_timeout) and exits 0; a second one exits at once.
+            """)
 
     @OptionGroup var options: ConfigOptions
 
