@@ -5,6 +5,13 @@ import NIOPosix
 /// watching for connections for `pause`, then resumes by itself (nginx disables accept
 /// events for 500 ms). Connections wait in the backlog meanwhile.
 ///
+/// On every listener of the process — the data listener, the admin listener and the
+/// embedded demo upstreams': they share the event loops, so one listener spinning on
+/// EMFILE stalls every connection of its loop. Found with the embedded demo under
+/// `prlimit --nofile=200`: the demo's listener at 107 % CPU with 29 connections in its
+/// queue, and the gateway on the same loop answering nothing until the clients left
+/// (the k6 stress test's multi-second p99 at the descriptor limit).
+///
 /// Also held by an in-place upgrade (``Hold``) while the new process starts on the same
 /// socket: one process accepts at a time (both would wake for each connection, and
 /// NIO's debug builds stop on the accept that finds none left).
@@ -15,8 +22,8 @@ import NIOPosix
 /// wakes the loop again at once — measured: 100 % of a core for as long as the
 /// descriptors stayed exhausted (`prlimit --nofile=128`, 300 connections). Turning
 /// `autoRead` off unregisters the socket, which is what stops the spin.
-final class AcceptPauseHandler: ChannelInboundHandler {
-    typealias InboundIn = Any
+public final class AcceptPauseHandler: ChannelInboundHandler {
+    public typealias InboundIn = Any
     private let pause: TimeAmount
     /// Accepting is paused now (for tests: EmbeddedChannel ignores `autoRead`).
     private(set) var paused = false
@@ -28,11 +35,11 @@ final class AcceptPauseHandler: ChannelInboundHandler {
         var held: Bool
     }
 
-    init(pause: TimeAmount) {
+    public init(pause: TimeAmount = .milliseconds(250)) {
         self.pause = pause
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let io = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(io.errnoCode) else {
             context.fireErrorCaught(error)
             return
@@ -48,7 +55,7 @@ final class AcceptPauseHandler: ChannelInboundHandler {
         }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard let hold = event as? Hold else {
             context.fireUserInboundEventTriggered(event)
             return

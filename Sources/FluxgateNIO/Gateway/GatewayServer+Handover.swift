@@ -23,15 +23,20 @@ extension GatewayServer {
     /// process starts on the same sockets, so that one process accepts at a time, and
     /// resumes when the new process exits without taking over.
     public func holdAccepting(_ hold: Bool) async {
-        await holdDataAccepting(hold)
-        let admin = state.withLock { $0.admin }
-        try? await admin?.setOption(.autoRead, value: !hold)
+        let (data, admin) = state.withLock { ($0.channel, $0.admin) }
+        for listener in [data, admin].compactMap({ $0 }) { await Self.hold(listener, hold) }
     }
 
     /// ``holdAccepting(_:)`` for the data listener alone (the drain's first step).
     func holdDataAccepting(_ hold: Bool) async {
         guard let data = state.withLock({ $0.channel }) else { return }
-        try? await data.eventLoop.submit { data.pipeline.fireUserInboundEventTriggered(AcceptPauseHandler.Hold(held: hold)) }.get()
+        await Self.hold(data, hold)
+    }
+
+    /// Each listener's ``AcceptPauseHandler`` holds it (an EMFILE pause ending meanwhile
+    /// does not resume it).
+    private static func hold(_ listener: any Channel, _ hold: Bool) async {
+        try? await listener.eventLoop.submit { listener.pipeline.fireUserInboundEventTriggered(AcceptPauseHandler.Hold(held: hold)) }.get()
     }
 
     /// Closes the admin listener ahead of the drain: a new process that took the sockets
