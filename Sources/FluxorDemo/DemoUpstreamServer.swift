@@ -86,10 +86,16 @@ public final class DemoUpstreamServer: Service, Sendable {
         let bound = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Out of descriptors, stop accepting for a while rather than spin (the
-            // embedded demo shares the gateway's event loops).
+            // Out of descriptors, stop accepting for a moment rather than spin (the
+            // embedded demo shares the gateway's event loops): 10 ms, not the data
+            // listener's 250 — an embedded demo's accepts are the gateway's upstream
+            // connects, work already admitted, and should get a freed descriptor before
+            // a new client connection does. (With 250 ms the k6 stress test at the
+            // descriptor limit saw requests wait out their timeouts in the demo's queue.)
             .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler()) }
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(pause: .milliseconds(10)))
+                }
             }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
