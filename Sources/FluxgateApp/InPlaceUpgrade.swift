@@ -18,15 +18,14 @@ public final class InPlaceUpgrade: Sendable {
     private let logger: Logger
 
     /// - Parameters:
-    ///   - unavailable: why this process cannot upgrade in place (systemd, a
-    ///     configuration from a pipe, the embedded demo), or nil;
+    ///   - unavailable: why this process cannot upgrade in place
+    ///     (``UpgradeState/unavailability(pid:environment:runsEmbeddedDemo:configNotReadAgain:executableFound:)``), or nil;
     ///   - executable: ``ProcessHandover/executablePath()``, read at start;
     ///   - arguments, environment: this process's, which the new one gets again.
     public init(
         gateway: GatewayServer, logger: Logger, unavailable: String?, executable: String?, arguments: [String],
         environment: [String: String]
     ) {
-        let unavailable = unavailable ?? (executable == nil ? "this process's executable file cannot be found" : nil)
         self.state = Mutex(UpgradeState(unavailable: unavailable))
         self.executable = executable
         self.arguments = arguments
@@ -37,57 +36,44 @@ public final class InPlaceUpgrade: Sendable {
 
     /// SIGUSR2: starts the new process, or says why not. This process stops accepting
     /// first (new connections wait in the accept queue for the new process), and
-    /// accepts again if the new process exits without taking over.
+    /// accepts again if the new process exits without taking over. Called from the one
+    /// task that handles signals, so nothing else changes the phase meanwhile.
     public func start() async {
         let listeners = gateway.listeningDescriptors
-        let mayStart = state.withLock { state -> Bool in
-            guard case .refuse(let reason) = state.upgradeRequested() else { return true }
+        if case .refuse(let reason) = state.withLock({ $0.upgradeRequested() }) {
             logger.warning("SIGUSR2: no upgrade: \(reason)")
-            return false
+            return
         }
-        guard mayStart else { return }
+        guard let executable, !listeners.isEmpty else {
+            logger.warning("SIGUSR2: no upgrade: the listeners are closed")
+            return
+        }
         await gateway.holdAccepting(true)
-        let outcome: Result<pid_t, ProcessHandover.SpawnError>? = state.withLock { state in
-            switch state.upgradeRequested() {
-            case .refuse(let reason):
-                logger.warning("SIGUSR2: no upgrade: \(reason)")
-                return nil
-            case .spawn:
-                guard let executable, !listeners.isEmpty else {
-                    logger.warning("SIGUSR2: no upgrade: the listeners are closed")
-                    return nil
-                }
-                let result = Result { () throws(ProcessHandover.SpawnError) -> pid_t in
-                    try ProcessHandover.spawn(
-                        executable: executable, arguments: arguments,
-                        environment: InheritedListeners.upgradeEnvironment(environment, count: listeners.count, pid: getpid()),
-                        listeners: listeners)
-                }
-                if case .success(let pid) = result { state.spawned(child: pid) }
-                return result
-            }
-        }
-        switch outcome {
-        case .success(let pid):
-            logger.notice(
-                "SIGUSR2: started a new gateway process with the listening sockets; this one drains once it serves",
-                metadata: ["pid": "\(pid)", "executable": "\(executable ?? "-")", "sockets": "\(listeners.count)"])
-            ProcessHandover.whenExits(pid) { [self] how in
-                switch state.withLock({ $0.childExited(pid) }) {
-                case .upgradeFailed:
-                    logger.error("upgrade failed: the new process \(how) before it took over; this process keeps serving", metadata: ["pid": "\(pid)"])
-                    Task { await gateway.holdAccepting(false) }
-                case .lostAfterHandover:
-                    logger.critical("the new process \(how) after it took over the listening sockets", metadata: ["pid": "\(pid)"])
-                case .unrelated:
-                    break
-                }
-            }
-        case .failure(let error):
+        let pid: pid_t
+        do {
+            pid = try ProcessHandover.spawn(
+                executable: executable, arguments: arguments,
+                environment: InheritedListeners.upgradeEnvironment(environment, count: listeners.count, pid: getpid()),
+                listeners: listeners)
+        } catch {
             logger.error("SIGUSR2: no upgrade: \(error)")
             await gateway.holdAccepting(false)
-        case nil:
-            await gateway.holdAccepting(false)
+            return
+        }
+        state.withLock { $0.spawned(child: pid) }
+        logger.notice(
+            "SIGUSR2: started a new gateway process with the listening sockets; this one drains once it serves",
+            metadata: ["pid": "\(pid)", "executable": "\(executable)", "sockets": "\(listeners.count)"])
+        ProcessHandover.whenExits(pid) { [self] how in
+            switch state.withLock({ $0.childExited(pid) }) {
+            case .upgradeFailed:
+                logger.error("upgrade failed: the new process \(how) before it took over; this process keeps serving", metadata: ["pid": "\(pid)"])
+                Task { await gateway.holdAccepting(false) }
+            case .lostAfterHandover:
+                logger.critical("the new process \(how) after it took over the listening sockets", metadata: ["pid": "\(pid)"])
+            case .unrelated:
+                break
+            }
         }
     }
 

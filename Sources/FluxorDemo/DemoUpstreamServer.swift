@@ -92,11 +92,7 @@ public final class DemoUpstreamServer: Service, Sendable {
             // connects, work already admitted, and should get a freed descriptor before
             // a new client connection does. (With 250 ms the k6 stress test at the
             // descriptor limit saw requests wait out their timeouts in the demo's queue.)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(pause: .milliseconds(10)))
-                }
-            }
+            .pausingAcceptsWhenOutOfDescriptors(for: .milliseconds(10))
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -115,10 +115,13 @@ struct Serve: AsyncParsableCommand {
             kill(from, SIGTERM)
             logger.notice("upgrade: serving on the listening sockets of process \(from), which drains now", metadata: ["from": "\(from)"])
         }
+        let executable = ProcessHandover.executablePath()
         let upgrade = InPlaceUpgrade(
             gateway: application.gateway, logger: logger,
-            unavailable: Self.upgradeUnavailable(config: config, source: source, environment: environment),
-            executable: ProcessHandover.executablePath(), arguments: CommandLine.arguments, environment: environment)
+            unavailable: UpgradeState.unavailability(
+                pid: getpid(), environment: environment, runsEmbeddedDemo: config.runsEmbeddedDemo,
+                configNotReadAgain: source?.notReloadable, executableFound: executable != nil),
+            executable: executable, arguments: CommandLine.arguments, environment: environment)
         let serviceGroup = ServiceGroup(
             configuration: .init(services: application.services.map { .init(service: $0) }, logger: logger))
         // Signals: SIGHUP reloads; SIGUSR1 reopens the access-log file (nginx's and
@@ -176,7 +179,7 @@ extension Serve {
         }
         for descriptor in match.unused {
             logger.notice("closing a handed-over listening socket this configuration does not listen on", metadata: ["descriptor": "\(descriptor)"])
-            ListenerSockets.close(descriptor)
+            close(descriptor)
         }
         logger.info(
             "listening sockets handed over",
@@ -186,23 +189,6 @@ extension Serve {
                 "admin_listen": "\(match.sockets.admin.map { "descriptor \($0)" } ?? "bound here")",
             ])
         return (match.sockets, inherited.source)
-    }
-
-    /// Why SIGUSR2 cannot upgrade this process in place, or nil.
-    static func upgradeUnavailable(config: GatewayConfig, source: ConfigSource?, environment: [String: String]) -> String? {
-        if getpid() == 1 {
-            return "this process is process 1 (a container's init): the container ends when it exits, and the new process with it; "
-                + "replace the container instead (a rolling update)"
-        }
-        if environment["INVOCATION_ID"] != nil {
-            return "running under systemd, which would stop the new process with this one; restart the unit instead "
-                + "(with deploy/systemd/fluxgate.socket no connection is refused across the restart)"
-        }
-        if config.runsEmbeddedDemo {
-            return "the embedded demo upstreams run inside this process and cannot be handed over; restart instead"
-        }
-        if let reason = source?.notReloadable { return reason }
-        return nil
     }
 }
 

@@ -90,4 +90,19 @@ struct HandoverTests {
         #expect(state.stopRequested() == .drain)
         #expect(state.childExited(5) == .unrelated)
     }
+
+    @Test func whereAnUpgradeCannotWorkItIsRefusedWithTheReason() {
+        func reason(pid: Int32 = 42, environment: [String: String] = [:], demo: Bool = false, pipe: String? = nil, executable: Bool = true) -> String? {
+            UpgradeState.unavailability(
+                pid: pid, environment: environment, runsEmbeddedDemo: demo, configNotReadAgain: pipe, executableFound: executable)
+        }
+        #expect(reason() == nil)
+        #expect(reason(pid: 1)?.hasPrefix("this process is process 1 (a container's init)") == true)
+        #expect(reason(environment: ["INVOCATION_ID": "abc"])?.hasPrefix("running under systemd") == true)
+        #expect(reason(demo: true)?.hasPrefix("the embedded demo upstreams run inside this process") == true)
+        #expect(reason(pipe: "read from a pipe") == "read from a pipe")
+        #expect(reason(executable: false) == "this process's executable file cannot be found")
+        // Process 1 is named first: it is the one that would end everything.
+        #expect(reason(pid: 1, environment: ["INVOCATION_ID": "abc"], demo: true)?.hasPrefix("this process is process 1") == true)
+    }
 }

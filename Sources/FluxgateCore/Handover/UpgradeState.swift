@@ -55,6 +55,28 @@ public struct UpgradeState: Sendable, Equatable {
         self.unavailable = unavailable
     }
 
+    /// Why a process cannot upgrade in place, or nil: process 1 of a container (the
+    /// container ends with it, the new process too), a systemd service (`INVOCATION_ID`:
+    /// systemd stops what is left in the unit when its main process exits), the embedded
+    /// demo (its upstreams live in the process), a configuration that cannot be read
+    /// again (`configNotReadAgain`, the reason), an executable that cannot be found.
+    public static func unavailability(
+        pid: Int32, environment: [String: String], runsEmbeddedDemo: Bool, configNotReadAgain: String?, executableFound: Bool
+    ) -> String? {
+        if pid == 1 {
+            return "this process is process 1 (a container's init): the container ends when it exits, and the new process with it; "
+                + "replace the container instead (a rolling update)"
+        }
+        if environment["INVOCATION_ID"] != nil {
+            return "running under systemd, which would stop the new process with this one; restart the unit instead "
+                + "(with deploy/systemd/fluxgate.socket no connection is refused across the restart)"
+        }
+        if runsEmbeddedDemo { return "the embedded demo upstreams run inside this process and cannot be handed over; restart instead" }
+        if let configNotReadAgain { return configNotReadAgain }
+        if !executableFound { return "this process's executable file cannot be found" }
+        return nil
+    }
+
     public mutating func upgradeRequested() -> Request {
         switch phase {
         case .serving:

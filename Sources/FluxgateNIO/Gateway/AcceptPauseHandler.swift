@@ -67,3 +67,13 @@ public final class AcceptPauseHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension AcceptPauseHandler: Sendable {}
+
+extension ServerBootstrap {
+    /// The listener pauses accepting for `pause` when descriptors run out
+    /// (``AcceptPauseHandler``), and can be held by an upgrade.
+    public func pausingAcceptsWhenOutOfDescriptors(for pause: TimeAmount = .milliseconds(250)) -> ServerBootstrap {
+        serverChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(pause: pause)) }
+        }
+    }
+}

@@ -13,8 +13,8 @@ extension GatewayServer {
     /// admin listener's (an upgrade hands them over in this order).
     public var listeningDescriptors: [CInt] {
         state.withLock { state in
-            guard state.channel != nil, let data = state.sockets.data else { return [] }
-            return [data] + (state.admin != nil ? state.sockets.admin.map { [$0] } ?? [] : [])
+            guard state.channel != nil else { return [] }
+            return [state.sockets.data, state.sockets.admin].compactMap { $0 }
         }
     }
 
@@ -44,7 +44,10 @@ extension GatewayServer {
     /// both share, and a load balancer reading it would take the new process out too).
     public func closeAdminListener() async {
         let admin = state.withLock { state in
-            defer { state.admin = nil }
+            defer {
+                state.admin = nil
+                state.sockets.admin = nil
+            }
             return state.admin
         }
         try? await admin?.close()
@@ -85,8 +88,4 @@ public struct ListenerSockets: Sendable, Equatable {
         self.admin = admin
     }
 
-    /// Closes a handed-over socket this process does not use.
-    public static func close(_ descriptor: CInt) {
-        ListeningSocket.close(descriptor)
-    }
 }

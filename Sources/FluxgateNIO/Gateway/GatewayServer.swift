@@ -177,11 +177,7 @@ public final class GatewayServer: Service, Sendable {
                     try AddressLookup.address(config.listen.host, port: config.listen.port, family: config.dns.family),
                     backlog: Self.backlog)
             channel = try await ServerBootstrap(group: group)
-                .serverChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(pause: .milliseconds(250)))
-                    }
-                }
+                .pausingAcceptsWhenOutOfDescriptors()
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)

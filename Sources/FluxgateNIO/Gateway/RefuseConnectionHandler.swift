@@ -25,15 +25,10 @@ final class RefuseConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let lingerTimeout = self.lingerTimeout
-        context.writeAndFlush(wrapOutboundOut(answer)).whenComplete { result in
-            if case .success = result, let lingerTimeout {
-                loopBound.value.lingeringClose(timeout: lingerTimeout)
-            } else {
-                loopBound.value.close(promise: nil)
-            }
-        }
+        // Without a linger timeout this is a plain close once the answer is out (no
+        // `LingeringCloseHandler` in the pipeline); a client that takes nothing is closed
+        // after 5 s either way.
+        context.writeThenLingeringClose(answer, timeout: lingerTimeout, writeTimeout: .seconds(5))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}

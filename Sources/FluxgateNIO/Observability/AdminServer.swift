@@ -67,9 +67,7 @@ final class AdminServer: Sendable {
         let open = NIOLockedValueBox(0)
         let rejection = ByteBuffer(string: "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
         let channel = try await ServerBootstrap(group: group)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler()) }
-            }
+            .pausingAcceptsWhenOutOfDescriptors()
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let admitted = open.withLockedValue { count in

@@ -323,7 +323,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 closeClient()
                 return
             }
-            let now = MonotonicTime(eventLoop.now)
+            let now = self.now
             clientTimeoutEvent { $0.drainStarted(now: now, grace: Self.drainGrace) }
         case .active(let exchange):
             exchange.relay.closeAfterResponse()

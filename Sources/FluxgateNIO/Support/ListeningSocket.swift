@@ -68,10 +68,6 @@ enum ListeningSocket {
     static func setBacklog(_ descriptor: CInt, _ backlog: Int32) {
         _ = listen(descriptor, backlog)
     }
-
-    static func close(_ descriptor: CInt) {
-        _ = Glibc.close(descriptor)
-    }
 }
 
 /// An address as the handover compares them: numeric host and port (a host name in the
