@@ -173,6 +173,9 @@ final class LineWriter: Sendable {
         var fd: Int32 = -1
         /// A file to open (or `-`) before the next write.
         var reopen: String?
+        /// How many of the pending bytes were appended before the reopen was asked
+        /// for: they go to the old output, the rest to the new one.
+        var reopenAt = 0
         var flushInterval: Duration = .seconds(1)
         var stopped = false
     }
@@ -203,7 +206,12 @@ final class LineWriter: Sendable {
     /// Directs output to `path` (`-`: standard output) from the next write on; a file
     /// that is already the output is reopened (rotation).
     func open(path: String) {
-        state.withLock { $0.reopen = path }
+        state.withLock { state in
+            // A second reopen before the writer ran keeps the first boundary: what came
+            // before either goes to the old output, the rest to the latest path.
+            if state.reopen == nil { state.reopenAt = state.pending.count }
+            state.reopen = path
+        }
         signal()
     }
 
@@ -247,23 +255,32 @@ final class LineWriter: Sendable {
         }
     }
 
-    /// Takes what is pending (and a reopen asked for), writes it; true once stopped.
+    /// Takes what is pending (and a reopen asked for), writes it — the lines that ended
+    /// before the reopen to the old output, the rest to the new one; true once stopped.
     private func writeWaiting(_ chunk: inout [UInt8]) -> Bool {
-        var (fd, reopen, stopped) = state.withLock { state in
+        let (oldFD, reopen, reopenAt, stopped) = state.withLock { state in
             swap(&chunk, &state.pending)
             state.signalled = false
-            defer { state.reopen = nil }
-            return (state.fd, state.reopen, state.stopped)
+            defer {
+                state.reopen = nil
+                state.reopenAt = 0
+            }
+            return (state.fd, state.reopen, state.reopenAt, state.stopped)
         }
-        if fd < 0, let path = reopen {
-            // The first output: what waited for it is written to it.
+        var fd = oldFD
+        var boundary = 0
+        if let path = reopen {
+            // Lines that ended before the reopen go to the old output; with none yet
+            // (the first open), everything that waited goes to the new one.
+            if fd >= 0 {
+                boundary = reopenAt
+                Self.writeAll(fd, chunk[..<boundary])
+            }
             self.reopen(path)
-            reopen = nil
             fd = state.withLock { $0.fd }
         }
-        if fd >= 0 { Self.writeAll(fd, chunk) }
+        if fd >= 0 { Self.writeAll(fd, chunk[boundary...]) }
         chunk.removeAll(keepingCapacity: true)
-        if let reopen { self.reopen(reopen) }
         return stopped
     }
 
@@ -289,7 +306,7 @@ final class LineWriter: Sendable {
         if old > 2 && old != fd { close(old) }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    private static func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
