@@ -1,5 +1,7 @@
 import FluxgateCore
 import FluxgateTestSupport
+import Glibc
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOPosix
@@ -220,6 +222,116 @@ struct ParkingTests {
             #expect(live.totalParks == 0)
             #expect(channel.isActive)
             try await channel.close()
+        }
+    }
+
+    /// Two server-side connections of a bare NIO server (reading nothing by itself),
+    /// parked in a ``ParkingLot`` whose watcher is never started: the wake-up that would
+    /// normally hand back a connection whose client sends again never comes, so what
+    /// the lot does at the cap or at an idle timeout is all that happens. The first
+    /// client has sent a request before parking; the second nothing.
+    static func withTwoParked(
+        idleFor idle: TimeAmount,
+        _ body: (NIOLoopBound<ParkingLot>, _ revived: NIOLockedValueBox<[CInt]>, _ busy: (any Channel, RawClient.Sink),
+            _ quiet: (any Channel, RawClient.Sink), _ request: String) async throws -> Void
+    ) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let accepted = NIOLockedValueBox<[any Channel]>([])
+        let server = try await ServerBootstrap(group: group)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in
+                accepted.withLockedValue { $0.append(channel) }
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let busy = try await RawClient.open(with: server.localAddress!, group: clients)
+        try await eventually("the first accepted") { accepted.withLockedValue { $0.count } == 1 }
+        let quiet = try await RawClient.open(with: server.localAddress!, group: clients)
+        try await eventually("the second accepted") { accepted.withLockedValue { $0.count } == 2 }
+        let (busyServer, quietServer) = accepted.withLockedValue { ($0[0], $0[1]) }
+        let request = "GET /waiting HTTP/1.1\r\nHost: h\r\n\r\n"
+        try await busy.0.writeAndFlush(ByteBuffer(string: request))
+        let descriptor = try #require(ParkingLot.descriptor(of: busyServer))
+        try await eventually("the request waiting in the server's socket") { Self.peek(descriptor) == request }
+
+        let revived = NIOLockedValueBox<[CInt]>([])
+        let watcher = try ParkWatcher()
+        let lot = try await loop.submit {
+            let lot = ParkingLot(eventLoop: loop, index: 0, watcher: watcher, live: LiveObjects())
+            lot.revive = { parked in revived.withLockedValue { $0.append(parked.descriptor) } }
+            let deadline = NIODeadline.now() + idle
+            guard lot.park(busyServer, address: "127.0.0.1", limits: nil, idleDeadline: deadline),
+                lot.park(quietServer, address: "127.0.0.1", limits: nil, idleDeadline: deadline + .milliseconds(1))
+            else { throw ChannelError.inappropriateOperationForState }
+            return NIOLoopBound(lot, eventLoop: loop)
+        }.get()
+        try await busyServer.close()
+        try await quietServer.close()
+        try await body(lot, revived, busy, quiet, request)
+        for descriptor in revived.withLockedValue({ $0 }) { _ = Glibc.close(descriptor) }
+        try? await busy.0.close()
+        try? await quiet.0.close()
+        try await server.close()
+        try await group.shutdownGracefully()
+        try await clients.shutdownGracefully()
+    }
+
+    /// What waits unread in a socket (up to 1 KiB), without taking it.
+    static func peek(_ descriptor: CInt) -> String {
+        var bytes = [UInt8](repeating: 0, count: 1024)
+        let count = recv(descriptor, &bytes, bytes.count, CInt(MSG_PEEK | MSG_DONTWAIT))
+        return count > 0 ? String(decoding: bytes[0..<count], as: UTF8.self) : ""
+    }
+
+    /// At the cap, the connection parked longest is closed to make room — unless its
+    /// client has just sent again: that one is handed back to be served, its request
+    /// intact, and the next one is closed. (Closed, its unread request would have been
+    /// answered with a reset: the client's request lost. Before 2026-12-04 it was.)
+    @Test func atTheCapAParkedConnectionWithARequestWaitingIsServedNotClosed() async throws {
+        try await Self.withTwoParked(idleFor: .seconds(60)) { lot, revived, busy, quiet, request in
+            let evicted = try await lot.eventLoop.submit { lot.value.evictOldest() }.get()
+            #expect(evicted, "the quiet connection made room")
+            let handedBack = revived.withLockedValue { $0 }
+            try #require(handedBack.count == 1, "the connection with a request waiting was closed")
+            try await quiet.0.closeFuture.get()  // closed as an idle connection is: no reset
+            #expect(quiet.1.outcome.error == nil && quiet.1.outcome.text.isEmpty)
+            #expect(Self.peek(handedBack[0]) == request)
+            _ = "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n".withCString { write(handedBack[0], $0, strlen($0)) }
+            try await eventually("the answer reaches the client") { busy.1.outcome.text.hasPrefix("HTTP/1.1 204") }
+            #expect(busy.0.isActive && busy.1.outcome.error == nil)
+        }
+    }
+
+    /// Likewise at the idle timeout: a connection whose client sent just as its time ran
+    /// out is served, not closed; the quiet one ends.
+    @Test func aParkedConnectionWithARequestWaitingOutlivesItsIdleTimeout() async throws {
+        try await Self.withTwoParked(idleFor: .milliseconds(20)) { _, revived, busy, quiet, request in
+            try await quiet.0.closeFuture.get()
+            #expect(quiet.1.outcome.error == nil)
+            try await eventually("handed back") { revived.withLockedValue { $0.count } == 1 }
+            let handedBack = try #require(revived.withLockedValue { $0.first }, "the connection with a request waiting was closed")
+            #expect(Self.peek(handedBack) == request)
+            #expect(busy.0.isActive && busy.1.outcome.error == nil)
+        }
+    }
+
+    /// The drain closes parked connections but serves one whose client has just sent
+    /// again (it serves a connection reading its head); the stop after it closes all.
+    @Test(arguments: [true, false]) func theDrainServesAParkedConnectionWithARequestWaiting(draining: Bool) async throws {
+        try await Self.withTwoParked(idleFor: .seconds(60)) { lot, revived, busy, quiet, request in
+            try await lot.eventLoop.submit { lot.value.closeAll(servingWaiting: draining) }.get()
+            try await quiet.0.closeFuture.get()
+            #expect(quiet.1.outcome.error == nil)
+            if draining {
+                let handedBack = try #require(revived.withLockedValue { $0.first }, "the connection with a request waiting was closed")
+                #expect(Self.peek(handedBack) == request)
+                #expect(busy.0.isActive)
+            } else {
+                try await busy.0.closeFuture.get()
+                #expect(revived.withLockedValue { $0.isEmpty })
+            }
         }
     }
 

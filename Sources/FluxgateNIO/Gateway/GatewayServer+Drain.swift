@@ -30,7 +30,7 @@ extension GatewayServer {
         // listener is closed finds the runtime draining when it opens.
         for scratch in scratches {
             scratch.eventLoop.execute {
-                scratch.value.parking?.closeAll()
+                scratch.value.parking?.closeAll(servingWaiting: true)
                 scratch.value.timers.forEachOwner { ($0 as? ProxyHandler)?.drain() }
             }
         }
@@ -84,7 +84,7 @@ extension GatewayServer {
         parkWatcher?.stop()
         for scratch in scratches {
             try? await scratch.eventLoop.submit {
-                scratch.value.parking?.closeAll()
+                scratch.value.parking?.closeAll(servingWaiting: false)
                 scratch.value.parking?.revive = nil
             }.get()
         }

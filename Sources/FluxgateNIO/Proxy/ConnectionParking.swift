@@ -34,6 +34,15 @@ final class ParkingLot {
         let address: String
         let limits: NIOLockedValueBox<ConnectionLimits>?
 
+        /// Bytes from the client wait in the socket: it sent again (its wake-up from the
+        /// watcher is on its way). Closing it now would throw that request away with a
+        /// reset. False when the client closed (nothing but the end waits) or nothing
+        /// came.
+        var hasInput: Bool {
+            var byte: UInt8 = 0
+            return recv(descriptor, &byte, 1, CInt(MSG_PEEK | MSG_DONTWAIT)) > 0
+        }
+
         /// Closes the socket and leaves the connection count (an idle connection's end).
         func close() {
             _ = Glibc.close(descriptor)
@@ -119,16 +128,30 @@ final class ParkingLot {
     /// Closes the connection parked longest, as an idle connection is closed, so that a
     /// new one fits under `limits.max_connections` (nginx likewise closes idle keep-alive
     /// connections when it runs out of `worker_connections`). False when none is parked.
+    /// One whose client has just sent again is not idle: it is served (as its wake-up
+    /// would) and the next one is looked at.
     func evictOldest() -> Bool {
         eventLoop.assertInEventLoop()
-        if let parked = table.removeOldest() {
-            left(parked)
-            parked.close()
-            return true
+        while let parked = table.removeOldest() {
+            if endIdle(parked) { return true }
         }
         guard let handler = idle.removeOldest() else { return false }
         live.idleListed.died()
         handler.evictIdle()
+        return true
+    }
+
+    /// Ends a parked connection that left the table as idle: closed — or, when its
+    /// client sent again meanwhile (the watcher's wake-up not yet handled), given back
+    /// to NIO to be served, so that the request is not lost to a reset (the race every
+    /// keep-alive close has, narrowed to the bytes still on the wire). True when closed.
+    private func endIdle(_ parked: Parked) -> Bool {
+        left(parked)
+        if let revive, parked.hasInput {
+            revive(parked)
+            return false
+        }
+        parked.close()
         return true
     }
 
@@ -147,11 +170,17 @@ final class ParkingLot {
         live.idleListed.died()
     }
 
-    /// Closes every parked connection (the drain, the stop): they are idle.
-    func closeAll() {
+    /// Closes every parked connection (the drain, the stop): they are idle — but the
+    /// drain serves one whose client has just sent again (``endIdle(_:)``), as it
+    /// serves a connection reading its head; the stop, after it, closes all.
+    func closeAll(servingWaiting: Bool) {
         for parked in table.removeAll() {
-            left(parked)
-            parked.close()
+            if servingWaiting {
+                _ = endIdle(parked)
+            } else {
+                left(parked)
+                parked.close()
+            }
         }
     }
 
@@ -176,10 +205,7 @@ final class ParkingLot {
     private func expire() {
         task = nil
         taskDeadline = nil
-        for parked in table.removeExpired(now: MonotonicTime(eventLoop.now)) {
-            left(parked)
-            parked.close()
-        }
+        for parked in table.removeExpired(now: MonotonicTime(eventLoop.now)) { _ = endIdle(parked) }
         arm()
     }
 
