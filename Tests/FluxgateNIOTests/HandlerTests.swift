@@ -57,6 +57,60 @@ struct HandlerTests {
         #expect(!channel.isActive)
     }
 
+    /// A connection refused at the cap, in a pipeline of its own.
+    func refusedChannel(linger: TimeAmount?) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(
+            RefuseConnectionHandler(answer: GatewayResponses().rawTooManyConnections, lingerTimeout: linger))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
+    func written(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    /// The refusal at the cap answers the client's request, not its connect: the 503
+    /// waits for the first bytes, so that an HTTP client reads it as the answer to its
+    /// request (Go's `net/http` drops a response that comes before the request as
+    /// "unsolicited" and fails the request instead); what follows is read and discarded.
+    @Test func aRefusalAtTheCapWaitsForTheRequest() throws {
+        let channel = try refusedChannel(linger: .seconds(5))
+        #expect(try written(channel).isEmpty, "the 503 went out before the request")
+        try channel.writeInbound(ByteBuffer(string: "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n"))
+        let answer = try written(channel)
+        #expect(answer.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n") && answer.contains("too_many_connections"))
+        try channel.writeInbound(ByteBuffer(string: "the body"))
+        #expect(try written(channel).isEmpty, "answered twice")
+        _ = try? channel.finish()
+    }
+
+    /// A client that sends nothing gets the 503 at the linger timeout and a plain close;
+    /// one that closes its side first gets it at once.
+    @Test func aRefusalAtTheCapDoesNotWaitForASilentClientForEver() throws {
+        let silent = try refusedChannel(linger: .seconds(5))
+        silent.embeddedEventLoop.advanceTime(by: .milliseconds(4_999))
+        #expect(try written(silent).isEmpty)
+        silent.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(try written(silent).hasPrefix("HTTP/1.1 503 "))
+        #expect(!silent.isActive)
+
+        let leaving = try refusedChannel(linger: .seconds(5))
+        leaving.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(try written(leaving).hasPrefix("HTTP/1.1 503 "))
+        #expect(!leaving.isActive)
+    }
+
+    /// Without a linger (a flood beyond the refusals that may linger at once) the 503 is
+    /// written at accept and the connection closed: holding it is what the cap protects.
+    @Test func aRefusalWithoutALingerAnswersAtOnce() throws {
+        let channel = try refusedChannel(linger: nil)
+        #expect(try written(channel).hasPrefix("HTTP/1.1 503 "))
+        #expect(!channel.isActive)
+    }
+
     @Test func silentNewConnectionGets408AtTheHeaderDeadline() throws {
         let channel = try timeoutChannel(header: .seconds(10))
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(9_999))

@@ -471,7 +471,7 @@ struct HardeningTests {
             let body = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
             for _ in 0..<3 {
                 let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
-                // (The 503 is written at accept, so it may even arrive before the head goes.)
+                // (The 503 waits for the request's first bytes: HandlerTests.aRefusalAtTheCapWaitsForTheRequest.)
                 try? await channel.writeAndFlush(ByteBuffer(string: "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: \(4 * body.readableBytes)\r\n\r\n"))
                 try await sink.waitFor("too_many_connections", on: channel.eventLoop)
                 // The client goes on sending its body, as a client that does not read
