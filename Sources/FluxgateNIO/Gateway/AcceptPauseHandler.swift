@@ -9,8 +9,10 @@ import NIOPosix
 /// embedded demo upstreams': they share the event loops, so one listener spinning on
 /// EMFILE stalls every connection of its loop. Found with the embedded demo under
 /// `prlimit --nofile=200`: the demo's listener at 107 % CPU with 29 connections in its
-/// queue, and the gateway on the same loop answering nothing until the clients left
-/// (the k6 stress test's multi-second p99 at the descriptor limit).
+/// queue, and the gateway on the same loop answering nothing until the clients left.
+/// (Not, as first thought, the cause of the k6 stress test's multi-second p99 at the
+/// descriptor limit: that was the embedded demo unable to accept at all —
+/// docs/LOADTEST.md.)
 ///
 /// Also held by an in-place upgrade (``Hold``) while the new process starts on the same
 /// socket: one process accepts at a time (both would wake for each connection, and

@@ -30,7 +30,7 @@ extension GatewayServer {
         // listener is closed finds the runtime draining when it opens.
         for scratch in scratches {
             scratch.eventLoop.execute {
-                scratch.value.parking?.closeAll(servingWaiting: true)
+                scratch.value.parking?.closeAll()
                 scratch.value.timers.forEachOwner { ($0 as? ProxyHandler)?.drain() }
             }
         }
@@ -84,8 +84,8 @@ extension GatewayServer {
         parkWatcher?.stop()
         for scratch in scratches {
             try? await scratch.eventLoop.submit {
-                scratch.value.parking?.closeAll(servingWaiting: false)
-                scratch.value.parking?.revive = nil
+                scratch.value.parking?.revive = nil  // nothing is served any more: every parked connection closes
+                scratch.value.parking?.closeAll()
             }.get()
         }
         for rotation in rotations { rotation.cancel() }

@@ -170,18 +170,11 @@ final class ParkingLot {
         live.idleListed.died()
     }
 
-    /// Closes every parked connection (the drain, the stop): they are idle — but the
-    /// drain serves one whose client has just sent again (``endIdle(_:)``), as it
-    /// serves a connection reading its head; the stop, after it, closes all.
-    func closeAll(servingWaiting: Bool) {
-        for parked in table.removeAll() {
-            if servingWaiting {
-                _ = endIdle(parked)
-            } else {
-                left(parked)
-                parked.close()
-            }
-        }
+    /// Ends every parked connection (the drain, the stop) as idle (``endIdle(_:)``): the
+    /// drain serves one whose client has just sent again, as it serves a connection
+    /// reading its head; the stop, which takes `revive` away first, closes all.
+    func closeAll() {
+        for parked in table.removeAll() { _ = endIdle(parked) }
     }
 
     /// `parked` is out of the table: no longer watched (before anyone else may use its
