@@ -116,12 +116,7 @@ final class ParkingLot {
     func wake(_ ids: [UInt64]) {
         for id in ids {
             guard let parked = table.remove(SlotID(packed: id)) else { continue }
-            left(parked)
-            if let revive {
-                revive(parked)
-            } else {
-                parked.close()
-            }
+            handBack(parked, serveIf: true)
         }
     }
 
@@ -146,8 +141,16 @@ final class ParkingLot {
     /// to NIO to be served, so that the request is not lost to a reset (the race every
     /// keep-alive close has, narrowed to the bytes still on the wire). True when closed.
     private func endIdle(_ parked: Parked) -> Bool {
+        handBack(parked, serveIf: parked.hasInput)
+    }
+
+    /// `parked` left the table: given back to NIO to be served when `serve` holds
+    /// (asked only when something can revive it: the stop takes `revive` away), else
+    /// closed. True when closed.
+    @discardableResult
+    private func handBack(_ parked: Parked, serveIf serve: @autoclosure () -> Bool) -> Bool {
         left(parked)
-        if let revive, parked.hasInput {
+        if let revive, serve() {
             revive(parked)
             return false
         }
