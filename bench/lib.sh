@@ -68,7 +68,9 @@ bench_ports_free() {  # PORT...
 # GLOBAL (default off), per-client limits off, no demo, at most 18 000 client
 # connections; EXTRA appended as YAML lines.
 bench_fluxgate_config() {  # PORT UPSTREAM_PORT [GLOBAL] [EXTRA]
-  local global=${3:-} limits='limits: { max_connections: 18000 }'
+  # max_requests_per_connection 0: nginx here runs with `keepalive_requests 1000000`
+  # and HAProxy has no such bound, so no side closes keep-alive connections mid-run.
+  local global=${3:-} limits='limits: { max_connections: 18000, max_requests_per_connection: 0 }'
   [ -n "$global" ] || global='{ enabled: false }'
   # The scripts hold up to 10 000 client connections, and this machine's hard
   # descriptor limit is 20 000: the automatic cap (half of it) would refuse some. 18 000

@@ -41,6 +41,7 @@ upstreams:
   - { name: demo, url: "http://127.0.0.1:19301", max_concurrency: $max_concurrency }   # S = floor(C x 0.67) = the demo's capacity
 admission: { target_utilization: 0.67, queue_timeout: 1s }
 rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
+limits: { max_requests_per_connection: 0 }  # as HAProxy: no request bound per connection
 demo: { enabled: false }
 C
 if [ "${GATEWAY_LOG:-0}" = 1 ]; then

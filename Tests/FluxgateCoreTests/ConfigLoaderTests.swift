@@ -261,6 +261,22 @@ struct ConfigLoaderTests {
         expectRefused(limit: "max_header_count", ["0", "10001", "-1"])
     }
 
+    /// nginx's `keepalive_requests` and `keepalive_time`, with nginx's defaults.
+    @Test func connectionReuseBoundsHaveNginxDefaultsAndZeroTurnsThemOff() throws {
+        let defaults = try ConfigLoader.load(yaml: "")
+        #expect(defaults.limits.maxRequestsPerConnection == 1000)
+        #expect(defaults.timeouts.maxConnectionAge == .seconds(3600))
+        #expect(defaults.connectionReuse == ConnectionReuse.Limits(maxRequests: 1000, maxAge: .seconds(3600)))
+        let off = try ConfigLoader.load(yaml: "limits: { max_requests_per_connection: 0 }\ntimeouts: { max_connection_age: 0s }")
+        #expect(off.connectionReuse == .unbounded)
+        let set = try ConfigLoader.load(yaml: "limits: { max_requests_per_connection: 100 }\ntimeouts: { max_connection_age: 10m }")
+        #expect(set.connectionReuse == ConnectionReuse.Limits(maxRequests: 100, maxAge: .seconds(600)))
+        expectRefused(limit: "max_requests_per_connection", ["-1", "2147483648", "many"])
+        for bad in ["-1s", "60", "forever"] {
+            #expect(throws: ConfigErrors.self, "\(bad)") { try ConfigLoader.load(yaml: "timeouts: { max_connection_age: \(bad) }") }
+        }
+    }
+
     /// `*:8080` and `:8080` listen on every IPv4 interface, as nginx's and HAProxy's
     /// do; until 2026-12-04 `*` went to the resolver (which answered 127.0.0.1 on one
     /// machine: loopback only, silently). An upstream's `*` is refused.

@@ -115,3 +115,44 @@ struct ProxyPolicyTests {
         #expect(!take(-1))
     }
 }
+
+/// `limits.max_requests_per_connection` and `timeouts.max_connection_age`
+/// (``ConnectionReuse``), on a manual clock.
+struct ConnectionReuseTests {
+    let opened = MonotonicTime(nanoseconds: 1_000_000_000)
+
+    @Test func theRequestThatReachesTheCountIsTheLast() {
+        var reuse = ConnectionReuse(openedAt: opened)
+        let limits = ConnectionReuse.Limits(maxRequests: 3, maxAge: .zero)
+        #expect(reuse.requestStarted(now: opened, limits: limits) == nil)
+        #expect(reuse.requestStarted(now: opened, limits: limits) == nil)
+        #expect(reuse.requestStarted(now: opened, limits: limits) == .maxRequests)
+        #expect(reuse.requests == 3)
+        // One request per connection: the first is already the last.
+        var single = ConnectionReuse(openedAt: opened)
+        #expect(single.requestStarted(now: opened, limits: .init(maxRequests: 1, maxAge: .zero)) == .maxRequests)
+    }
+
+    @Test func aRequestStartedAtTheAgeIsTheLast() {
+        var reuse = ConnectionReuse(openedAt: opened)
+        let limits = ConnectionReuse.Limits(maxRequests: 0, maxAge: .seconds(60))
+        #expect(reuse.requestStarted(now: opened + .seconds(59), limits: limits) == nil)
+        #expect(reuse.requestStarted(now: opened + .milliseconds(59_999), limits: limits) == nil)
+        #expect(reuse.requestStarted(now: opened + .seconds(60), limits: limits) == .maxAge)
+        // Both reached: the count is named (checked first).
+        var both = ConnectionReuse(openedAt: opened)
+        #expect(both.requestStarted(now: opened + .seconds(61), limits: .init(maxRequests: 1, maxAge: .seconds(60))) == .maxRequests)
+    }
+
+    @Test func unboundedNeverEndsAConnection() {
+        var reuse = ConnectionReuse(openedAt: opened)
+        for hour in 0..<10_000 {
+            #expect(reuse.requestStarted(now: opened + .seconds(hour * 3600), limits: .unbounded) == nil)
+        }
+        #expect(reuse.requests == 10_000)
+        // A reload that lowers the bound applies to the requests after it.
+        #expect(reuse.requestStarted(now: opened, limits: .init(maxRequests: 5_000, maxAge: .zero)) == .maxRequests)
+        // Small enough to ride in a parked connection's entry beside its descriptor.
+        #expect(MemoryLayout<ConnectionReuse>.size == 12)
+    }
+}

@@ -69,6 +69,29 @@ struct ParkingTests {
         }
     }
 
+    /// A connection's requests are counted across parking: the wake-up does not start
+    /// `limits.max_requests_per_connection` afresh (nor `timeouts.max_connection_age`,
+    /// which travels in the same value).
+    @Test func aWokenConnectionKeepsItsRequestCount() async throws {
+        try await Self.withParkingGateway({ $0.limits.maxRequestsPerConnection = 2 }) { harness, upstream in
+            let live = harness.gateway.liveObjects
+            let (channel, sink) = try await RawClient.open(with: harness.address, group: harness.group)
+            guardAgainstHanging(channel)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await eventually("the first answer") { Self.answers(sink) == 1 }
+            try await eventually("parked: \(live.counts)") { live.counts.parkedConnections == 1 }
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /n/2 HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await channel.closeFuture.get()  // the second request was the last
+            #expect(Self.answers(sink) == 2)
+            #expect(sink.outcome.text.lowercased().components(separatedBy: "connection: close").count - 1 == 1, "\(sink.outcome.text)")
+            #expect(sink.outcome.error == nil)
+            #expect(live.totalParks >= 1)
+            #expect(upstream.count("/n/2") == 1)
+        }
+        // The count and age cost a parked connection 8 bytes (40, from 32).
+        #expect(MemoryLayout<ParkingLot.Parked>.size == 40)
+    }
+
     @Test func aParkedConnectionEndsAtItsIdleTimeout() async throws {
         try await Self.withParkingGateway(idle: .seconds(2)) { harness, _ in
             let live = harness.gateway.liveObjects

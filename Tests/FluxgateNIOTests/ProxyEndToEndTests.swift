@@ -284,6 +284,45 @@ struct ProxyEndToEndTests {
         }
     }
 
+    /// `limits.max_requests_per_connection` (nginx's `keepalive_requests`): the answer to
+    /// the request that reaches it says `Connection: close` and the connection closes
+    /// after it; a pipelined request behind it is not served (the client sends it again
+    /// on a new connection, as HTTP/1.1 clients do after a close).
+    @Test func theRequestAtTheConnectionsRequestLimitIsAnsweredWithAClose() async throws {
+        try await run(adjust: { $0.limits.maxRequestsPerConnection = 2 }) { upstreams, gateway in
+            let request = "GET /n HTTP/1.1\r\nHost: h\r\n\r\n"
+            let outcome = try await RawClient.exchange(String(repeating: request, count: 3), with: gateway.address, group: group)
+            let answers = outcome.text.components(separatedBy: "HTTP/1.1 200 OK")
+            #expect(answers.count - 1 == 2, "\(outcome.text)")
+            #expect(!answers[1].lowercased().contains("connection: close"))
+            #expect(answers[2].lowercased().contains("connection: close"))
+            #expect(outcome.error == nil, "closed after the answer, not reset")
+            #expect(upstreams[0].count("/n") == 2)
+            // A client that asked to close itself is not counted as recycled.
+            let closing = try await RawClient.exchange(
+                request + "GET /n HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
+            #expect(closing.text.components(separatedBy: "HTTP/1.1 200 OK").count - 1 == 2)
+            let metrics = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group)
+            #expect(metrics.body.contains(#"fluxgate_connections_recycled_total{reason="max_requests_per_connection"} 1"#), "\(metrics.body)")
+            #expect(metrics.body.contains(#"fluxgate_connections_recycled_total{reason="max_connection_age"} 0"#))
+        }
+    }
+
+    /// `timeouts.max_connection_age` (nginx's `keepalive_time`): a request that starts on
+    /// a connection older than it is the connection's last. A nanosecond makes every
+    /// connection old by its first request, whatever the machine's speed.
+    @Test func aRequestOnAConnectionPastItsAgeIsItsLast() async throws {
+        try await run(adjust: { $0.timeouts.maxConnectionAge = .nanoseconds(1) }) { upstreams, gateway in
+            let outcome = try await RawClient.exchange(
+                "GET /n HTTP/1.1\r\nHost: h\r\n\r\nGET /n HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
+            #expect(outcome.text.components(separatedBy: "HTTP/1.1 200 OK").count - 1 == 1, "\(outcome.text)")
+            #expect(outcome.text.lowercased().contains("connection: close"))
+            #expect(upstreams[0].count("/n") == 1)
+            let stats = try await OneShot.request("GET", "/stats", to: gateway.gateway.adminAddress!, group: group)
+            #expect(stats.body.contains(#""recycled_max_age" : 1"#), "\(stats.body)")
+        }
+    }
+
     // MARK: Errors are answers
 
     @Test func refusedUpstreamFailsOverToTheNext() async throws {

@@ -192,7 +192,7 @@ public enum ConfigLoader {
             top.entries["timeouts"], path: "timeouts",
             known: [
                 "connect", "upstream_header", "client_header", "idle", "client_body", "client_send", "upstream_read", "upstream_send",
-                "request", "lingering_close", "tunnel_idle", "park_after",
+                "request", "lingering_close", "tunnel_idle", "park_after", "max_connection_age",
             ])
         config.timeouts.connect = r.duration(timeouts, "connect", default: config.timeouts.connect)
         config.timeouts.upstreamHeader = r.duration(timeouts, "upstream_header", default: config.timeouts.upstreamHeader)
@@ -206,13 +206,15 @@ public enum ConfigLoader {
         config.timeouts.lingeringClose = r.duration(timeouts, "lingering_close", default: config.timeouts.lingeringClose, minimum: .zero)
         config.timeouts.tunnelIdle = r.duration(timeouts, "tunnel_idle", default: config.timeouts.tunnelIdle)
         config.timeouts.parkAfter = r.duration(timeouts, "park_after", default: config.timeouts.parkAfter, minimum: .zero)
+        config.timeouts.maxConnectionAge = r.duration(
+            timeouts, "max_connection_age", default: config.timeouts.maxConnectionAge, minimum: .zero)
 
         let limits = r.table(
             top.entries["limits"], path: "limits",
             known: [
                 "max_header_bytes", "max_header_count", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
                 "max_connections_per_client", "underscores_in_headers", "max_tunnels", "request_spool_bytes", "request_spool_dir", "stream_body_prefixes",
-                "stalled_client_bytes",
+                "stalled_client_bytes", "max_requests_per_connection",
             ])
         config.limits.maxHeaderBytes = r.bytes(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
         config.limits.maxHeaderCount = r.int(limits, "max_header_count", default: config.limits.maxHeaderCount, range: 1...10_000)
@@ -244,6 +246,8 @@ public enum ConfigLoader {
             limits, "max_connections_per_client", default: config.limits.maxConnectionsPerClient, range: 0...10_000_000)
         config.limits.underscoresInHeaders = r.bool(limits, "underscores_in_headers", default: config.limits.underscoresInHeaders)
         config.limits.maxTunnels = r.int(limits, "max_tunnels", default: config.limits.maxTunnels, range: 0...10_000_000)
+        config.limits.maxRequestsPerConnection = r.int(
+            limits, "max_requests_per_connection", default: config.limits.maxRequestsPerConnection, range: 0...Int(Int32.max))
         config.trustedProxies = decodeAddressRanges(top.entries["trusted_proxies"], path: "trusted_proxies", reader: &r)
 
         let tls = r.table(top.entries["tls"], path: "tls", known: ["certificate", "key", "min_version"])

@@ -58,6 +58,12 @@ public struct GatewayConfig: Sendable, Equatable {
 
     public init() {}
 
+    /// `limits.max_requests_per_connection` and `timeouts.max_connection_age` as the
+    /// pure logic takes them.
+    public var connectionReuse: ConnectionReuse.Limits {
+        .init(maxRequests: limits.maxRequestsPerConnection, maxAge: timeouts.maxConnectionAge)
+    }
+
     /// Top-level sections whose values differ between `old` and `self` (for the reload log).
     public func changedSections(from old: GatewayConfig) -> [String] {
         var keys: [String] = []
@@ -357,6 +363,11 @@ public struct TimeoutsConfig: Sendable, Equatable {
     /// An upgraded connection (WebSocket) with no byte either way for this long is
     /// closed. Default 5m (Envoy's stream idle timeout).
     public var tunnelIdle: Duration = .seconds(300)
+    /// A client connection this old answers its next request with `Connection: close`
+    /// and closes after it (nginx's `keepalive_time`, same default; ``ConnectionReuse``):
+    /// long-lived clients move to replicas added since they connected. 0s: no bound.
+    /// Default 1h.
+    public var maxConnectionAge: Duration = .seconds(3600)
     public init() {}
 
     /// The per-exchange timeouts as the pure deadline logic takes them.
@@ -434,6 +445,11 @@ public struct LimitsConfig: Sendable, Equatable {
     /// switched, so they are counted apart; an `Upgrade` beyond this is served as an
     /// ordinary request (the upgrade ignored). 0 turns upgrades off. Default 1024.
     public var maxTunnels = 1024
+    /// Requests one client connection carries; the last is answered with `Connection:
+    /// close` and the connection closes after it (nginx's `keepalive_requests`, same
+    /// default; Envoy's `max_requests_per_connection`; ``ConnectionReuse``). 0: no
+    /// bound. Default 1000.
+    public var maxRequestsPerConnection = 1000
     public init() {}
 }
 

@@ -39,6 +39,10 @@ public struct TrafficStats: Sendable, Equatable {
     public private(set) var connectionsRefused = [0, 0]
     /// Idle (parked, or TLS listed) client connections closed to make room for a new one at `limits.max_connections`.
     public private(set) var connectionsEvicted = 0
+    /// Client connections whose answer carried `Connection: close` because they reached
+    /// `limits.max_requests_per_connection` or `timeouts.max_connection_age`, by
+    /// ``ConnectionReuse/Reason`` (in `allCases` order).
+    public private(set) var connectionsRecycled = [Int](repeating: 0, count: ConnectionReuse.Reason.allCases.count)
     /// Client connections closed because they held memory longest while the loop's share
     /// of `limits.stalled_client_bytes` was taken (``StalledClientBudget``).
     public private(set) var stalledClientsClosed = 0
@@ -122,6 +126,7 @@ public struct TrafficStats: Sendable, Equatable {
     /// A connection was refused at accept (`perClient`: by the per-address cap).
     public mutating func connectionRefused(perClient: Bool) { connectionsRefused[perClient ? 1 : 0] &+= 1 }
     public mutating func connectionEvicted() { connectionsEvicted &+= 1 }
+    public mutating func connectionRecycled(_ reason: ConnectionReuse.Reason) { connectionsRecycled[reason.rawValue] &+= 1 }
     public mutating func stalledClientClosed() { stalledClientsClosed &+= 1 }
     /// A request body went to a spool file (`spooled`), or the budget refused it.
     public mutating func bodySpool(spooled: Bool) {
@@ -156,6 +161,7 @@ public struct TrafficStats: Sendable, Equatable {
         for i in timeouts.indices { timeouts[i] &+= other.timeouts[i] }
         for i in connectionsRefused.indices { connectionsRefused[i] &+= other.connectionsRefused[i] }
         connectionsEvicted &+= other.connectionsEvicted
+        for i in connectionsRecycled.indices { connectionsRecycled[i] &+= other.connectionsRecycled[i] }
         stalledClientsClosed &+= other.stalledClientsClosed
         bodiesSpooled &+= other.bodiesSpooled
         spoolBudgetRefusals &+= other.spoolBudgetRefusals

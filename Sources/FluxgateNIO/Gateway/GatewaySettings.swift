@@ -41,6 +41,8 @@ final class GatewaySettings: Sendable {
     let trustedProxies: [AddressRange]
     let maxTunnels: Int
     let tunnelIdle: TimeAmount
+    /// `limits.max_requests_per_connection` and `timeouts.max_connection_age`.
+    let connectionReuse: ConnectionReuse.Limits
     /// The data listener's TLS context (`tls`), nil when TLS is off.
     let serverTLS: NIOSSLContext?
     /// Its certificate's `notAfter` (seconds since 1970), nil when TLS is off.
@@ -88,6 +90,7 @@ final class GatewaySettings: Sendable {
         self.trustedProxies = config.trustedProxies
         self.maxTunnels = config.limits.maxTunnels
         self.tunnelIdle = .nanoseconds(config.timeouts.tunnelIdle.nanosecondsClamped)
+        self.connectionReuse = config.connectionReuse
         let server = try TLSContexts.server(config.tls)
         self.serverTLS = server?.context
         self.serverCertificateExpiry = server?.notValidAfter
@@ -130,6 +133,7 @@ final class GatewaySettings: Sendable {
         self.trustedProxies = other.trustedProxies
         self.maxTunnels = other.maxTunnels
         self.tunnelIdle = other.tunnelIdle
+        self.connectionReuse = other.connectionReuse
         self.serverTLS = other.serverTLS
         self.serverCertificateExpiry = other.serverCertificateExpiry
         // A new member of an `https://` upstream: the client context its siblings use

@@ -306,6 +306,9 @@ struct StatsDocument: Encodable {
         var refused_per_client: Int
         /// Parked connections closed to make room at limits.max_connections.
         var evicted: Int
+        /// Closed after an answer at limits.max_requests_per_connection, at timeouts.max_connection_age.
+        var recycled_max_requests: Int
+        var recycled_max_age: Int
         /// Closed because they held memory longest at limits.stalled_client_bytes, and what
         /// connections that do not keep up hold now.
         var stalled_closed: Int
@@ -392,6 +395,8 @@ struct StatsDocument: Encodable {
             client: r.live.openClientConnections, client_parked: r.live.parkedConnections, client_accepted: r.acceptedConnections, upstream_open: r.live.upstreamConnections, upstream_idle: r.idleUpstreamConnections,
             upstream_waiting: r.upstreamConnectionWaiters,
             refused_total: t.connectionsRefused[0], refused_per_client: t.connectionsRefused[1], evicted: t.connectionsEvicted,
+            recycled_max_requests: t.connectionsRecycled[ConnectionReuse.Reason.maxRequests.rawValue],
+            recycled_max_age: t.connectionsRecycled[ConnectionReuse.Reason.maxAge.rawValue],
             stalled_closed: t.stalledClientsClosed, stalled_bytes: r.live.stalledClientBytes, limit: r.clientConnectionLimit)
         config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)
         access_log_dropped = r.accessLogDropped

@@ -274,6 +274,12 @@ public final class GatewayObservability: Sendable {
             "fluxgate_connections_evicted_total",
             help: "Idle client connections (parked, or TLS idle past timeouts.park_after) closed to make room for a new one at limits.max_connections.",
             t.connectionsEvicted)
+        for reason in ConnectionReuse.Reason.allCases {
+            counter(
+                "fluxgate_connections_recycled_total", [("reason", reason.label)],
+                help: "Client connections closed after an answer because they reached limits.max_requests_per_connection or timeouts.max_connection_age (the answer carried Connection: close).",
+                t.connectionsRecycled[reason.rawValue])
+        }
         for cause in RetryCause.allCases {
             counter(
                 "fluxgate_retries_total", [("cause", cause.label)],

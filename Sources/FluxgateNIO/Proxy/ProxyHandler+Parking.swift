@@ -29,7 +29,7 @@ extension ProxyHandler {
         // On this loop: the write completes here (an isolated view, no Sendable hop).
         promise.futureResult.assumeIsolated().whenSuccess { [self] _ in
             guard parkable, let context = self.context, let lot = scratch.parking,
-                lot.park(context.channel, address: clientAddress, limits: connectionLimits, idleDeadline: idleDeadline)
+                lot.park(context.channel, address: clientAddress, limits: connectionLimits, reuse: reuse, idleDeadline: idleDeadline)
             else { return }
             // The parked socket holds the connection count now; the channel's close
             // closes only NIO's descriptor (the lot's duplicate keeps the socket open).

@@ -214,9 +214,16 @@ extension ProxyHandler {
         let http10 = head.isHTTP10
         let now = self.now
         let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[head.target]), as: UTF8.self)
+        var keepAlive = head.keepsAlive && !draining
+        // The connection's last request at `limits.max_requests_per_connection` or
+        // `timeouts.max_connection_age`: answered with `Connection: close`.
+        if let last = reuse.requestStarted(now: now, limits: settings.connectionReuse), keepAlive {
+            keepAlive = false
+            stats.traffic.connectionRecycled(last)
+        }
         let exchange = Exchange(
             method: head.method, target: target, framing: head.framing, facts: facts, clientHTTP10: http10,
-            clientKeepAlive: head.keepsAlive && !draining, requestID: requestID, live: runtime.live, now: now,
+            clientKeepAlive: keepAlive, requestID: requestID, live: runtime.live, now: now,
             limits: settings.exchangeLimits)
         state = .active(exchange)
         if exchange.bodyFramer.isComplete {

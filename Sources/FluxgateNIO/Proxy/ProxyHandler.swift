@@ -60,6 +60,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var maxBodyBytes: Int
     /// A graceful drain began: the current answer is the last on this connection.
     var draining = false
+    /// Requests carried and age, for `limits.max_requests_per_connection` and
+    /// `timeouts.max_connection_age` (kept through parking).
+    var reuse: ConnectionReuse
     /// The ready upstreams as this connection last saw them.
     var routing: GatewayRuntime.Routing
     var state = State.idle
@@ -133,11 +136,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Buffers shared with the other connections of this event loop (``LoopScratch``).
     let scratch: LoopScratch
 
+    /// `revived`: the connection is rebuilt around a parked socket, with its requests
+    /// and age so far (it was counted as created when it was accepted).
     init(
         runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientConnectionTimeouts?, stats: LoopStats = LoopStats(),
         scratch: LoopScratch? = nil, https: Bool = false, countedIn connectionLimits: NIOLockedValueBox<ConnectionLimits>? = nil,
-        clientAddress: String = "unknown", revived: Bool = false, canPark: Bool = true
+        clientAddress: String = "unknown", revived: ConnectionReuse? = nil, canPark: Bool = true
     ) {
+        self.reuse = revived ?? ConnectionReuse(openedAt: MonotonicTime(pool.eventLoop.now))
         self.canPark = canPark
         self.connectionLimits = connectionLimits
         self.clientAddress = clientAddress
@@ -155,7 +161,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.routing = runtime.routing
         runtime.live.clientHandlers.born()
         // A connection rebuilt around a parked socket was counted when it was accepted.
-        if !revived { runtime.live.clientHandlersCreated.born() }
+        if revived == nil { runtime.live.clientHandlersCreated.born() }
     }
 
     /// Takes the current settings when a reload published new ones (one relaxed load
