@@ -82,6 +82,15 @@ def echo_request(uid, key, pad, chunked, method="POST"):
     return head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body, body
 
 
+# The gateway's limits.max_requests_per_connection as the soak set it (0: none).
+MAX_REQUESTS = int(os.environ.get("SOAK_MAX_REQUESTS", "0"))
+
+
+class GatewayClosed(Exception):
+    """An answer said `Connection: close`: the session ends with it. The argument is
+    the number of answers the connection carried."""
+
+
 class Stats:
     def __init__(self):
         self.requests = 0
@@ -91,6 +100,12 @@ class Stats:
         self.mismatches = []
         self.connections = 0
         self.errors = {}
+        # Connections the gateway ended with `Connection: close` after a complete answer
+        # at SOAK_MAX_REQUESTS answers (limits.max_requests_per_connection): an orderly
+        # end, not an error; requests pipelined behind that answer go unanswered, as
+        # HTTP/1.1 allows. A close after any other number of answers is `closed_early`.
+        self.closed_by_gateway = 0
+        self.closed_early = 0
 
     def note_error(self, error):
         name = type(error).__name__
@@ -124,8 +139,14 @@ async def each_connection(host, port, deadline, stats, session):
             await asyncio.sleep(0.05)
             continue
         stats.connections += 1
+        writer.answers = 0  # answers on this connection (echo_batch)
         try:
             await session(reader, writer)
+        except GatewayClosed as closed:
+            if closed.args[0] == MAX_REQUESTS:
+                stats.closed_by_gateway += 1
+            else:
+                stats.closed_early += 1
         except (OSError, asyncio.IncompleteReadError, ConnectionError, ValueError) as error:
             stats.note_error(error)
         finally:
@@ -149,8 +170,9 @@ async def echo_batch(reader, writer, stats, uids, key, max_pad, chunked_share, s
     for uid in uids:
         status, headers, body = await read_response(reader)
         stats.check(status, headers, body, uid)
+        writer.answers += 1
         if headers.get("connection", "").lower() == "close":
-            raise ConnectionError("closed by gateway")
+            raise GatewayClosed(writer.answers)
 
 
 async def integrity_loop(n, host, port, deadline, stats):
@@ -272,10 +294,11 @@ async def main():
     print(json.dumps({
         "mode": mode, "connections": stats.connections, "requests": stats.requests, "ok": stats.ok,
         "shed_or_kinds": stats.shed, "other_status": stats.other, "socket_errors": stats.errors,
+        "closed_by_gateway": stats.closed_by_gateway, "closed_early": stats.closed_early,
         "mismatches": len(stats.mismatches), "first_mismatches": stats.mismatches[:5],
     }, sort_keys=True))
     # A parked connection the gateway closed or reset is a failure too: it never should.
-    return 1 if stats.mismatches or (mode == "parking" and stats.errors) else 0
+    return 1 if stats.mismatches or (mode == "parking" and (stats.errors or stats.closed_early)) else 0
 
 
 if __name__ == "__main__":
