@@ -118,6 +118,30 @@ struct TLSTests {
         }
     }
 
+    /// A client that connects to the TLS port and never finishes its handshake is closed
+    /// at `timeouts.client_header`, at once: there is no session to carry a 408, so the
+    /// lingering close (an hour here) that follows a 408 would only hold the descriptor.
+    /// A client past its handshake that sends half a head gets its 408 over TLS.
+    @Test func aHandshakeThatNeverEndsIsClosedAtTheHeadTimeoutWithoutLingering() async throws {
+        try await withTLSGateway({
+            $0.timeouts.clientHeader = .milliseconds(200)
+            $0.timeouts.lingeringClose = .seconds(3600)
+        }) { gateway, _, credentials, _, _ in
+            for opening in ["", "\u{16}\u{3}\u{1}\u{2}\u{0}\u{1}"] {  // silent; half a ClientHello
+                let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+                if !opening.isEmpty { try await channel.writeAndFlush(ByteBuffer(string: opening)) }
+                // Closed by the gateway; lingering, it would stay open for an hour.
+                try await eventually("closed at the head timeout") { !channel.isActive }
+                #expect(sink.outcome.text.isEmpty)
+                try? await channel.close()
+            }
+            let (channel, sink) = try await openTLS(to: gateway.address, trusting: credentials.certificate)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /half HTTP/1.1\r\n"))
+            try await eventually("the 408 over TLS") { sink.outcome.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n") }
+            try? await channel.close()
+        }
+    }
+
     /// TLS state lives in the pipeline (NIOSSL): an idle TLS connection is never parked
     /// (docs/ARCHITECTURE.md, "Parked connections"); it waits out its idle timeout.
     @Test func tlsConnectionsAreNeverParked() async throws {

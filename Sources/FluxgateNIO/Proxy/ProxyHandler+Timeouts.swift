@@ -68,11 +68,17 @@ extension ProxyHandler: LoopTimerOwner {
             offerForParking(until: NIODeadline(idleDeadline))
         case .rejectSlowHead:
             stats.traffic.refused(.headerTimeout)
-            logRefusal(.requestTimeout, bytes: runtime.responses.rawRequestTimeout.readableBytes, detail: nil)
+            // A TLS handshake that never finished has no session to carry a 408: the
+            // connection closes at once (until 2026-12-04 it lingered for
+            // `timeouts.lingering_close` more, holding its descriptor 15 s by default).
+            let answerable = !https || tlsEstablished
+            logRefusal(.requestTimeout, bytes: answerable ? runtime.responses.rawRequestTimeout.readableBytes : 0, detail: nil)
             connectionGone()
-            // A lingering close: the slow client may still be sending its head. The 408
-            // may never be written (a TLS handshake that never finished): the close
-            // comes at the linger timeout all the same.
+            guard answerable else {
+                context.close(promise: nil)
+                return
+            }
+            // A lingering close: the slow client may still be sending its head.
             context.writeThenLingeringClose(
                 runtime.responses.rawRequestTimeout, timeout: lingerTimeout, writeTimeout: max(lingerTimeout, .seconds(5)))
         }

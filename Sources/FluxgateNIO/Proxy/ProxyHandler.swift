@@ -1,6 +1,7 @@
 import FluxgateCore
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOTLS
 
 /// The client side of the data path: one per client connection, reading the
 /// client's bytes itself with the gateway's strict request parser
@@ -127,6 +128,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The client connection is TLS (X-Forwarded-Proto: https).
     let https: Bool
+    /// Its TLS handshake completed: answers can reach the client (before, a request-head
+    /// timeout closes without one).
+    var tlsEstablished = false
     /// The most a TLS client connection reads at once (one TLS record; a power of two
     /// for ``CompactRecvAllocator``). Its writes are paced by ``TLSWritePacer``.
     static let tlsChunk = 16_384
@@ -305,6 +309,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             drain()
             return
         }
+        if case .handshakeCompleted = event as? TLSUserEvent { tlsEstablished = true }
         context.fireUserInboundEventTriggered(event)
     }
 
