@@ -59,7 +59,8 @@ PANELS = [
         ('sum(fluxgate_upstream_connections_open{instance=~"$instance"})', "upstream connections"),
         ('sum(fluxgate_upstream_connections_idle{instance=~"$instance"})', "idle upstream connections"),
         ('sum by (result) (increase(fluxgate_config_reloads_total{instance=~"$instance"}[1h]))', "reloads {{result}} (1h)"),
-    ], 8, "Reloads by result; a failed reload keeps the running configuration."),
+        ('sum by (reason) (increase(fluxgate_connections_recycled_total{instance=~"$instance"}[5m]))', "client connections recycled: {{reason}} (5m)"),
+    ], 8, "Reloads by result; a failed reload keeps the running configuration. Recycled: client connections closed after an answer at limits.max_requests_per_connection or timeouts.max_connection_age (clients reconnect, so new replicas get their share)."),
     ("Cluster: shares of S, replicas, Redis", "short", [
         ('sum(fluxgate_cluster_share_slots{instance=~"$instance"})', "shares held (sum)"),
         ('max(fluxgate_cluster_slots{instance=~"$instance"})', "S (cluster)"),
