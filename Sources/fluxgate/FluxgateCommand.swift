@@ -148,7 +148,7 @@ struct Serve: AsyncParsableCommand {
                         logger.notice(
                             "\(signal): the new process serves; closing the admin listener and draining (a second signal exits at once)",
                             metadata: ["pid": "\(child)"])
-                        await application.gateway.closeAdminListener()
+                        await application.gateway.handOver()
                     }
                     await serviceGroup.triggerGracefulShutdown()
                 } else {

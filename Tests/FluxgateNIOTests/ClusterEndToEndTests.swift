@@ -1,5 +1,6 @@
 import Foundation
 import FluxgateCore
+import FluxgateRedis
 import FluxgateTestSupport
 import Logging
 import NIOCore
@@ -83,6 +84,36 @@ struct ClusterEndToEndTests {
         // A replica that stops gives its lease back at once: b is alone at its next renewal.
         try await eventually("b alone") { agents[1].status.replicas == 1 }
         try await b.stop()
+        try await upstream.stop()
+        redis.stop()
+        try await group.shutdownGracefully()
+    }
+
+    /// An in-place upgrade with `cluster.replica_id` set: the old and the new process
+    /// have one id. Once the new one took over, the old one's requests in flight are
+    /// counted under a field of their own (`a~<pid>`), and its stop deletes that field —
+    /// not the new process's lease (which it did until 2026-12-04). The new process
+    /// renews rarely here, so what Redis holds after the stop is what the stop left.
+    @Test func anUpgradedReplicaKeepsItsLeaseWhenTheOldProcessLeaves() async throws {
+        let redis = try RedisServer()
+        let upstream = try await TestUpstream.start(name: "u", group: group)
+        let (old, _) = try await start(try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a"))
+        let (new, _) = try await start(
+            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a") {
+                $0.cluster.syncInterval = .seconds(30)
+                $0.cluster.leaseTTL = .seconds(60)
+            })
+        let agent = try #require(old.runtime.cluster)
+        #expect(agent.status.replicas == 1, "one id, one field")
+        await old.handOver()
+        #expect(agent.replicaID == "a~\(ProcessInfo.processInfo.processIdentifier)")
+        #expect(agent.status.replicas == 2, "the old process's requests are counted apart")
+        try await old.stop()
+        let client = RedisClient(configuration: .init(host: "127.0.0.1", port: redis.port), loop: group.next())
+        let fields = try await client.send(["HKEYS", "e2e:capacity"]).get().elements ?? []
+        #expect(fields == [.bulkString(Array("a".utf8))], "\(fields)")
+        try await client.close().get()
+        try await new.stop()
         try await upstream.stop()
         redis.stop()
         try await group.shutdownGracefully()

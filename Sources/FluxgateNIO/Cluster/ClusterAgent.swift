@@ -23,7 +23,10 @@ final class ClusterAgent: @unchecked Sendable {
     private let gate: AdmissionGate
     private let config: ClusterConfig
     private let logger: Logger
-    let replicaID: String
+    /// This replica's field in the lease hash: `cluster.replica_id`, else host name and
+    /// pid; renamed once by ``handOver()``. Read by `/stats` and `/metrics` off the loop.
+    var replicaID: String { identity.withLock { $0 } }
+    private let identity: Mutex<String>
     private let leaseKey: String
     private let tokenKey: String
     private var planner: LeasePlanner
@@ -56,7 +59,7 @@ final class ClusterAgent: @unchecked Sendable {
         self.gate = gate
         self.config = cluster
         self.logger = logger
-        self.replicaID = cluster.replicaID ?? Self.defaultReplicaID()
+        self.identity = Mutex(cluster.replicaID ?? Self.defaultReplicaID())
         self.leaseKey = "\(cluster.keyPrefix):capacity"
         self.tokenKey = "\(cluster.keyPrefix):tokens"
         self.planner = LeasePlanner(settings: cluster.leaseSettings)
@@ -100,6 +103,29 @@ final class ClusterAgent: @unchecked Sendable {
                 delay: .nanoseconds(self.config.syncInterval.nanosecondsClamped)
             ) { _ in self.sync() }
         }
+    }
+
+    /// An in-place upgrade's new process took over and this one drains. With a
+    /// `cluster.replica_id` set, both processes have the same id: the new one renews the
+    /// lease under it, so this one moves its requests in flight to a field of its own
+    /// (`<id>~<pid>`) at once — counted apart, they keep the shares within S — and
+    /// ``stop()`` then deletes that field, not the new process's lease. (Until
+    /// 2026-12-04 both renewed one field, each holding the grant: up to a share over S
+    /// during the drain; and the old process's stop deleted the new one's lease.) The
+    /// default id names the pid already: nothing to do.
+    func handOver() async {
+        guard config.replicaID != nil else { return }
+        let done: EventLoopFuture<Void> = loop.flatSubmit {
+            let renamed = self.identity.withLock { id in
+                id += "~\(ProcessInfo.processInfo.processIdentifier)"
+                return id
+            }
+            self.logger.notice(
+                "cluster: the new process holds this replica's lease; requests still running here are counted under their own name",
+                metadata: ["replica": "\(renamed)"])
+            return self.sync()
+        }
+        try? await done.get()
     }
 
     /// Stops renewing and gives the lease back, so the other replicas may take the

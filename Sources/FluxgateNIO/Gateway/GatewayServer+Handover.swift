@@ -39,6 +39,14 @@ extension GatewayServer {
         try? await listener.eventLoop.submit { listener.pipeline.fireUserInboundEventTriggered(AcceptPauseHandler.Hold(held: hold)) }.get()
     }
 
+    /// The new process of an in-place upgrade took over: before this one drains, its
+    /// admin listener closes (``closeAdminListener()``) and, in cluster mode, its
+    /// requests in flight move to a lease field of their own (``ClusterAgent/handOver()``).
+    public func handOver() async {
+        await closeAdminListener()
+        await runtime.cluster?.handOver()
+    }
+
     /// Closes the admin listener ahead of the drain: a new process that took the sockets
     /// over answers there now (this one's `/readyz` would say "draining" on a socket
     /// both share, and a load balancer reading it would take the new process out too).
