@@ -420,6 +420,45 @@ struct AdmissionChecksTests {
         #expect(outcome(&checks, "a") == "rate_limited")
     }
 
+    /// Cluster mode: a request that waits or is refused for capacity while this replica
+    /// holds less than `S` asks for a lease renewal now — once until the next scheduled
+    /// renewal, however many follow; a replica holding all of `S` never asks (nothing
+    /// elsewhere to take), and neither does a gateway outside cluster mode.
+    @Test func aReplicaShortOfItsShareAsksForAnEarlyRenewalOncePerInterval() throws {
+        var config = try config(global: nil, perClient: nil)
+        config.cluster.enabled = true
+        var checks = AdmissionChecks(config: config, capacity: 30, now: .zero)  // S = 20, queue 10
+        _ = checks.controller.setShare(.init(slots: 12, base: 20))  // queue 6
+        func renew(_ checks: inout AdmissionChecks) -> (String, Bool) {
+            let outcome = checks.arrive(clientKey: "a", priority: .normal, now: .zero, jitter: 0)
+            let text: String =
+                switch outcome.decision {
+                case .admitted: "admitted"
+                case .queued: "queued"
+                case .rejected(let rejection): rejection.reason.rawValue
+                }
+            return (text, outcome.renewShare)
+        }
+        for _ in 0..<12 { #expect(renew(&checks) == ("admitted", false)) }
+        #expect(renew(&checks) == ("queued", true))
+        for _ in 0..<5 { #expect(renew(&checks) == ("queued", false)) }
+        #expect(renew(&checks) == ("overloaded", false))
+        // An early renewal's report does not allow another; a scheduled one does.
+        #expect(checks.takeClusterReport(scheduled: false) == (demand: 12 + 6 + 1, fullSlots: 20, inFlight: 12))
+        #expect(renew(&checks) == ("overloaded", false))
+        #expect(checks.takeClusterReport(scheduled: true) == (demand: 12 + 6 + 1, fullSlots: 20, inFlight: 12))
+        #expect(renew(&checks) == ("overloaded", true))
+        // The whole of S granted: the 6 waiting are admitted, the next waits without asking.
+        #expect(checks.controller.setShare(.init(slots: 20, base: 20)).admitted.count == 6)
+        _ = checks.takeClusterReport(scheduled: true)
+        for _ in 0..<2 { #expect(renew(&checks) == ("admitted", false)) }
+        #expect(renew(&checks) == ("queued", false))
+
+        // Outside cluster mode: never.
+        var single = AdmissionChecks(config: try self.config(global: nil, perClient: nil), capacity: 3, now: .zero)
+        for _ in 0..<5 { #expect(!single.arrive(clientKey: "a", priority: .normal, now: .zero, jitter: 0).renewShare) }
+    }
+
     /// A limiter in dry run lets the request through and names the first check that would have refused it.
     @Test func dryRunNamesTheFirstWouldBeShed() throws {
         var config = try config(global: (0.001, 1), perClient: (0.001, 1))

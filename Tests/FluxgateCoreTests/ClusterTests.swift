@@ -337,3 +337,66 @@ struct AdmissionShareTests {
         #expect(controller.arrive(id: 1, priority: .critical, now: .zero) == .reject(.overloaded))
     }
 }
+
+/// Early lease renewals (``RenewalPacing``): one at a time, chained while they make
+/// the share grow and requests still wait, at most three between scheduled ones.
+struct RenewalPacingTests {
+    /// Each step: what the agent reports, and whether pacing says send an early renewal now.
+    enum Step {
+        case scheduled
+        case asked(send: Bool)
+        case answered(early: Bool, grew: Bool, stillShort: Bool, next: RenewalPacing.Next)
+    }
+
+    func run(_ steps: [Step], sourceLocation: SourceLocation = #_sourceLocation) -> RenewalPacing {
+        var pacing = RenewalPacing()
+        for (index, step) in steps.enumerated() {
+            switch step {
+            case .scheduled:
+                pacing.scheduledSent()
+            case .asked(let send):
+                let sent = pacing.asked()
+                #expect(sent == send, "step \(index)", sourceLocation: sourceLocation)
+            case .answered(let early, let grew, let stillShort, let next):
+                let told = pacing.answered(early: early, grew: grew, stillShort: stillShort)
+                #expect(told == next, "step \(index)", sourceLocation: sourceLocation)
+            }
+        }
+        return pacing
+    }
+
+    @Test func anAskIsSentAtOnceOrWhenTheRenewalInFlightIsAnswered() {
+        let pacing = run([
+            .scheduled,
+            .asked(send: false),  // a renewal is in flight
+            .answered(early: false, grew: false, stillShort: false, next: .send),  // the ask goes now
+            .answered(early: true, grew: true, stillShort: false, next: .listen),  // nothing waits now: the gate may ask again
+            .asked(send: true),
+        ])
+        #expect(pacing.early == 2 && pacing.inFlight == 1)
+    }
+
+    @Test func aChainFollowsABurstWhileTheShareGrowsAndStopsAtTheBudget() {
+        let pacing = run([
+            .scheduled, .answered(early: false, grew: false, stillShort: false, next: .nothing),
+            .asked(send: true),
+            .answered(early: true, grew: true, stillShort: true, next: .send),
+            .answered(early: true, grew: true, stillShort: true, next: .send),
+            .answered(early: true, grew: true, stillShort: true, next: .nothing),  // three per interval
+            .asked(send: false),
+            .scheduled, .answered(early: false, grew: false, stillShort: true, next: .nothing),
+            .asked(send: true),  // a new interval, a new budget
+        ])
+        #expect(pacing.early == 1)
+    }
+
+    @Test func aRenewalThatBringsNothingEndsTheChain() {
+        let pacing = run([
+            .asked(send: true),
+            .answered(early: true, grew: false, stillShort: true, next: .nothing),  // the slots are held elsewhere
+            .scheduled,
+            .answered(early: false, grew: true, stillShort: true, next: .nothing),  // a scheduled one does not chain
+        ])
+        #expect(pacing.inFlight == 0)
+    }
+}

@@ -89,6 +89,39 @@ struct ClusterEndToEndTests {
         try await group.shutdownGracefully()
     }
 
+    /// A lone replica holds 12 of S = 20 while idle (the rest is headroom kept for a
+    /// replica that joins). 18 requests one after another — 12 slots and a queue of 6 —
+    /// are all admitted: the first that waits asks for a renewal now, and the share
+    /// grows within round trips to Redis (``RenewalPacing``) instead of at the next
+    /// renewal (30 s here; the queue timeout, 1 s, would shed the waiting ones first).
+    @Test func aBurstOnAnIdleReplicaTakesFreeSlotsAtOnce() async throws {
+        let redis = try RedisServer()
+        let upstream = try await TestUpstream.start(name: "u", group: group)
+        let (gateway, address) = try await start(
+            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a") {
+                $0.cluster.syncInterval = .seconds(30)
+                $0.cluster.leaseTTL = .seconds(60)
+            })
+        let agent = try #require(gateway.runtime.cluster)
+        #expect(gateway.runtime.gate.snapshot.slots == 12)
+        var clients: [(any Channel, RawClient.Sink)] = []
+        for index in 0..<18 {
+            let (channel, sink) = try await RawClient.open(with: address, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /hold?\(index) HTTP/1.1\r\nHost: h\r\n\r\n"))
+            clients.append((channel, sink))
+        }
+        try await upstream.waitForRequestHeads(18)
+        #expect(gateway.runtime.gate.snapshot.slots >= 18)
+        // One asked by the first request that waited, more while the burst kept coming.
+        #expect((1...3).contains(agent.counters.earlyRenewals.load(ordering: .relaxed)))
+        #expect(clients.allSatisfy { $0.1.outcome.text.isEmpty }, "nobody was shed")
+        for (channel, _) in clients { try? await channel.close() }
+        try await gateway.stop()
+        try await upstream.stop()
+        redis.stop()
+        try await group.shutdownGracefully()
+    }
+
     /// An in-place upgrade with `cluster.replica_id` set: the old and the new process
     /// have one id. Once the new one took over, the old one's requests in flight are
     /// counted under a field of their own (`a~<pid>`), and its stop deletes that field —

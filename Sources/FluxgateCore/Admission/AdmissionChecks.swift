@@ -59,6 +59,11 @@ public struct AdmissionChecks: Sendable {
         public var wouldShed: ShedReason?
         /// Cluster mode: the shared bucket asks for its next batch now.
         public var fetchTokens: Bool
+        /// Cluster mode: this request waits or is refused for capacity while this
+        /// replica holds less than `S` — renew the lease now rather than at the next
+        /// `sync_interval`, so slots free elsewhere arrive within a round trip to Redis
+        /// (see ``takeClusterReport(scheduled:)`` for how often).
+        public var renewShare = false
     }
 
     /// The global bucket: this process's own, or in cluster mode the local stock of the
@@ -72,7 +77,9 @@ public struct AdmissionChecks: Sendable {
     public var global: GlobalLimit?
     public private(set) var perClient: KeyedLimiter<String>?
     /// Refused by the utilization rule since the cluster agent last asked (its demand signal).
-    public var refusedForCapacity = 0
+    public private(set) var refusedForCapacity = 0
+    /// An early renewal was asked since the last scheduled one (at most one between two).
+    public private(set) var renewalAsked = false
     /// The rate-limit settings the buckets were built from, and the dry-run switches.
     public private(set) var settings: RateLimitConfig
     public private(set) var admissionDryRun: Bool
@@ -135,7 +142,17 @@ public struct AdmissionChecks: Sendable {
         }
         let id = nextID
         nextID &+= 1
-        switch controller.arrive(id: id, priority: priority, now: now) {
+        let verdict = controller.arrive(id: id, priority: priority, now: now)
+        if clusterMode, !renewalAsked, !admissionDryRun, controller.slots < controller.fullSlots {
+            switch verdict {
+            case .enqueue, .reject(.overloaded):
+                renewalAsked = true
+                outcome.renewShare = true
+            default:
+                break
+            }
+        }
+        switch verdict {
         case .admit:
             outcome.decision = .admitted
         case .enqueue(let deadline):
@@ -163,6 +180,22 @@ public struct AdmissionChecks: Sendable {
         }
         return outcome
     }
+
+    /// What the cluster agent reports for a lease renewal: demand (running + queued +
+    /// refused for capacity since the last report), `S` as this replica sees it, and
+    /// running. A `scheduled` renewal (every `sync_interval`) allows the next early one
+    /// (``Outcome/renewShare``); an early one does not, so a replica renews at most twice
+    /// per interval however long the overload lasts.
+    public mutating func takeClusterReport(scheduled: Bool) -> (demand: Int, fullSlots: Int, inFlight: Int) {
+        let report = (controller.inFlight + controller.queued + refusedForCapacity, controller.fullSlots, controller.inFlight)
+        refusedForCapacity = 0
+        if scheduled { renewalAsked = false }
+        return report
+    }
+
+    /// Lets the next request that waits or is refused for capacity ask for an early
+    /// renewal again (``RenewalPacing/Next/listen``).
+    public mutating func listenForRenewal() { renewalAsked = false }
 
     /// A reload: new limits and switches; buckets whose settings did not change keep
     /// their tokens. Returns the controller's change (waiters admitted and shed).

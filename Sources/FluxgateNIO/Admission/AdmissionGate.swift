@@ -44,8 +44,14 @@ final class AdmissionGate: Sendable {
     }
 
     private let state: Mutex<State>
-    /// Cluster mode: asks the cluster agent for a batch of tokens (set once at start).
-    private let tokenSource = Mutex<(@Sendable () -> Void)?>(nil)
+    /// Cluster mode: what the gate asks of the cluster agent (set once at start).
+    struct ClusterHooks: Sendable {
+        /// A batch of tokens from the shared bucket.
+        var fetchTokens: @Sendable () -> Void
+        /// A lease renewal now (``AdmissionChecks/Outcome/renewShare``).
+        var renewShare: @Sendable () -> Void
+    }
+    private let clusterHooks = Mutex<ClusterHooks?>(nil)
     /// What dry runs would have shed (real sheds are counted where each exchange ends).
     let dryRun = DryRunCounters()
     private let logger: Logger
@@ -78,42 +84,45 @@ final class AdmissionGate: Sendable {
         clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double,
         waiter makeWaiter: () -> (loop: any EventLoop, resume: @Sendable (Resumption) -> Void)
     ) -> Verdict {
-        let (verdict, wouldShed, fetchTokens): (Verdict, ShedReason?, Bool) = state.withLock { state in
+        let (verdict, outcome): (Verdict, AdmissionChecks.Outcome) = state.withLock { state in
             let outcome = state.checks.arrive(clientKey: clientKey, priority: priority, now: now, jitter: jitter)
             switch outcome.decision {
             case .admitted:
-                return (.admitted, outcome.wouldShed, outcome.fetchTokens)
+                return (.admitted, outcome)
             case .queued(let id, let deadline):
                 let (loop, resume) = makeWaiter()
                 state.waiters[id] = Waiter(loop: loop, resume: resume)
-                return (.queued(id: id, deadline: deadline), outcome.wouldShed, outcome.fetchTokens)
+                return (.queued(id: id, deadline: deadline), outcome)
             case .rejected(let rejection):
-                return (.rejected(rejection), outcome.wouldShed, outcome.fetchTokens)
+                return (.rejected(rejection), outcome)
             }
         }
-        if let wouldShed { noteDryRun(wouldShed, now: now) }
-        if fetchTokens, let source = tokenSource.withLock({ $0 }) { source() }
+        if let wouldShed = outcome.wouldShed { noteDryRun(wouldShed, now: now) }
+        if outcome.fetchTokens || outcome.renewShare, let hooks = clusterHooks.withLock({ $0 }) {
+            if outcome.fetchTokens { hooks.fetchTokens() }
+            if outcome.renewShare { hooks.renewShare() }
+        }
         return verdict
     }
 
     // MARK: Cluster mode (ClusterAgent)
 
-    /// Where the shared bucket's batches come from (the cluster agent); called at most
-    /// once per batch, never waited for.
-    func setTokenSource(_ source: @escaping @Sendable () -> Void) {
-        tokenSource.withLock { $0 = source }
+    /// Where the shared bucket's batches and early lease renewals come from (the cluster
+    /// agent); each called at most once per batch or per `sync_interval`, never waited for.
+    func setClusterHooks(_ hooks: ClusterHooks) {
+        clusterHooks.withLock { $0 = hooks }
     }
 
-    /// What the cluster agent reports each round: demand (running + queued + refused for
-    /// capacity since the last call), `S` as this replica sees it, and running.
-    func takeClusterDemand() -> (demand: Int, fullSlots: Int, inFlight: Int) {
-        state.withLock { state in
-            let c = state.checks.controller
-            let demand = c.inFlight + c.queued + state.checks.refusedForCapacity
-            state.checks.refusedForCapacity = 0
-            return (demand, c.fullSlots, c.inFlight)
-        }
+    /// What the cluster agent reports at a renewal (``AdmissionChecks/takeClusterReport(scheduled:)``).
+    func takeClusterDemand(scheduled: Bool = true) -> (demand: Int, fullSlots: Int, inFlight: Int) {
+        state.withLock { $0.checks.takeClusterReport(scheduled: scheduled) }
     }
+
+    /// `S` as this replica sees it.
+    var fullSlots: Int { state.withLock { $0.checks.controller.fullSlots } }
+
+    /// The next request that waits or is refused for capacity may ask for an early renewal again.
+    func listenForRenewal() { state.withLock { $0.checks.listenForRenewal() } }
 
     /// This replica's share of `S` changed (a lease, or the fallback when Redis is gone).
     func setShare(_ share: LeasePlanner.Share?, jitter: Double = Double.random(in: 0..<1)) {

@@ -32,6 +32,8 @@ final class ClusterAgent: @unchecked Sendable {
     private var planner: LeasePlanner
     private var task: RepeatedTask?
     private var storeUp: Bool?
+    /// Early renewals between the scheduled ones (``RenewalPacing``).
+    private var pacing = RenewalPacing()
     private let published = Mutex(Status())
     let counters = Counters()
 
@@ -51,6 +53,8 @@ final class ClusterAgent: @unchecked Sendable {
         let tokenFetches = Atomic<Int>(0)
         let tokenFetchFailures = Atomic<Int>(0)
         let tokensFetched = Atomic<Int>(0)
+        /// Renewals made at once for a request that waited or was refused for capacity.
+        let earlyRenewals = Atomic<Int>(0)
     }
 
     init(config: GatewayConfig, gate: AdmissionGate, loop: any EventLoop, logger: Logger) throws {
@@ -86,13 +90,19 @@ final class ClusterAgent: @unchecked Sendable {
     /// Takes the first lease (or, without Redis, the static share) before returning,
     /// then renews every `sync_interval`.
     func start() async {
-        gate.setTokenSource { [weak self] in
-            guard let self else { return }
-            self.loop.execute { self.fetchTokens() }
-        }
+        gate.setClusterHooks(
+            .init(
+                fetchTokens: { [weak self] in
+                    guard let self else { return }
+                    self.loop.execute { self.fetchTokens() }
+                },
+                renewShare: { [weak self] in
+                    guard let self else { return }
+                    self.loop.execute { self.renewEarly() }
+                }))
         let first: EventLoopFuture<Void> = loop.flatSubmit {
             // Until the first answer: the static share for the replicas expected.
-            self.gate.setShare(self.planner.storeFailed(slots: self.gate.takeClusterDemand().fullSlots, now: MonotonicTime.current))
+            self.gate.setShare(self.planner.storeFailed(slots: self.gate.fullSlots, now: MonotonicTime.current))
             if self.gate.sharedGlobal != nil { self.fetchTokens() }
             return self.sync()
         }
@@ -142,8 +152,26 @@ final class ClusterAgent: @unchecked Sendable {
 
     // MARK: On `loop`
 
-    private func sync() -> EventLoopFuture<Void> {
-        let (demand, slots, running) = gate.takeClusterDemand()
+    /// A request waited or was refused for capacity while this replica held less than
+    /// `S` (``AdmissionChecks/Outcome/renewShare``, once per `sync_interval`): renew
+    /// now, and again while that helps (``RenewalPacing``), so slots free elsewhere come
+    /// within round trips to Redis instead of up to a whole interval later. (Until 2026-12-04 a burst on an idle replica was shed
+    /// as `overloaded` until the next renewal: one replica alone, S = 20, holding 12 when
+    /// idle, 20 clients at once got 3 848 sheds in 3 s — docs/SCALING.md.)
+    private func renewEarly() {
+        guard task != nil else { return }  // stopped, or not started yet
+        if pacing.asked() { sendEarly() }
+    }
+
+    private func sendEarly() {
+        counters.earlyRenewals.wrappingAdd(1, ordering: .relaxed)
+        _ = sync(scheduled: false)
+    }
+
+    private func sync(scheduled: Bool = true) -> EventLoopFuture<Void> {
+        if scheduled { pacing.scheduledSent() }
+        let shareBefore = gate.snapshot.slots
+        let (demand, slots, running) = gate.takeClusterDemand(scheduled: scheduled)
         // The lease runs from before the request left: Redis starts its TTL later than
         // that, so this replica's copy never outlives the store's.
         let sentAt = MonotonicTime.current
@@ -169,6 +197,16 @@ final class ClusterAgent: @unchecked Sendable {
             self.counters.syncFailures.wrappingAdd(1, ordering: .relaxed)
             self.noteStore(up: false, error: error)
             self.publish(demand: report.demand, share: share.slots(for: slots), error: "\(error)")
+        }.always { _ in
+            let now = self.gate.snapshot
+            let next = self.pacing.answered(
+                early: !scheduled, grew: now.slots > shareBefore, stillShort: now.queued > 0 && now.slots < now.fullSlots)
+            guard self.task != nil else { return }
+            switch next {
+            case .send: self.sendEarly()
+            case .listen: self.gate.listenForRenewal()
+            case .nothing: break
+            }
         }
     }
 

@@ -92,6 +92,7 @@ public final class GatewayObservability: Sendable {
         var redis: String
         var status: ClusterAgent.Status
         var syncs: (ok: Int, failed: Int)
+        var earlyRenewals: Int
         var tokenFetches: (ok: Int, failed: Int)
         var tokensFetched: Int
         /// The shared global bucket, when a global limit is on.
@@ -168,6 +169,7 @@ public final class GatewayObservability: Sendable {
         return ClusterReading(
             replicaID: agent.replicaID, redis: "\(settings.config.cluster.redis)", status: agent.status,
             syncs: (c.syncs.load(ordering: .relaxed), c.syncFailures.load(ordering: .relaxed)),
+            earlyRenewals: c.earlyRenewals.load(ordering: .relaxed),
             tokenFetches: (fetches - fetchFailures, fetchFailures), tokensFetched: c.tokensFetched.load(ordering: .relaxed),
             tokens: runtime.gate.sharedGlobal)
     }
@@ -400,6 +402,10 @@ public final class GatewayObservability: Sendable {
         for (result, value) in [("ok", c.syncs.ok), ("error", c.syncs.failed)] {
             counter("fluxgate_cluster_syncs_total", [("result", result)], help: "Lease renewals by result.", value)
         }
+        counter(
+            "fluxgate_cluster_early_renewals_total",
+            help: "Lease renewals sent at once because a request waited or was refused for capacity while this replica held less than S (at most one per sync_interval; counted in fluxgate_cluster_syncs_total too).",
+            c.earlyRenewals)
         for (result, value) in [("ok", c.tokenFetches.ok), ("error", c.tokenFetches.failed)] {
             counter("fluxgate_cluster_token_fetches_total", [("result", result)], help: "Batches asked of the shared token bucket, by result.", value)
         }
