@@ -62,7 +62,8 @@ public struct AdmissionChecks: Sendable {
         /// Cluster mode: this request waits or is refused for capacity while this
         /// replica holds less than `S` — renew the lease now rather than at the next
         /// `sync_interval`, so slots free elsewhere arrive within a round trip to Redis
-        /// (see ``takeClusterReport(scheduled:)`` for how often).
+        /// (asked once until re-armed: ``takeClusterReport(scheduled:)``,
+        /// ``listenForRenewal()``; the agent's ``RenewalPacing`` bounds how often).
         public var renewShare = false
     }
 
@@ -78,7 +79,8 @@ public struct AdmissionChecks: Sendable {
     public private(set) var perClient: KeyedLimiter<String>?
     /// Refused by the utilization rule since the cluster agent last asked (its demand signal).
     public private(set) var refusedForCapacity = 0
-    /// An early renewal was asked since the last scheduled one (at most one between two).
+    /// An early renewal was asked: no other is until the next scheduled renewal or
+    /// ``listenForRenewal()``.
     public private(set) var renewalAsked = false
     /// The rate-limit settings the buckets were built from, and the dry-run switches.
     public private(set) var settings: RateLimitConfig
@@ -183,9 +185,9 @@ public struct AdmissionChecks: Sendable {
 
     /// What the cluster agent reports for a lease renewal: demand (running + queued +
     /// refused for capacity since the last report), `S` as this replica sees it, and
-    /// running. A `scheduled` renewal (every `sync_interval`) allows the next early one
-    /// (``Outcome/renewShare``); an early one does not, so a replica renews at most twice
-    /// per interval however long the overload lasts.
+    /// running. A `scheduled` renewal (every `sync_interval`) lets the gate ask for an
+    /// early one again (``Outcome/renewShare``); an early one does not (the agent's
+    /// ``RenewalPacing`` says when it may: ``listenForRenewal()``).
     public mutating func takeClusterReport(scheduled: Bool) -> (demand: Int, fullSlots: Int, inFlight: Int) {
         let report = (controller.inFlight + controller.queued + refusedForCapacity, controller.fullSlots, controller.inFlight)
         refusedForCapacity = 0

@@ -108,7 +108,8 @@ final class AdmissionGate: Sendable {
     // MARK: Cluster mode (ClusterAgent)
 
     /// Where the shared bucket's batches and early lease renewals come from (the cluster
-    /// agent); each called at most once per batch or per `sync_interval`, never waited for.
+    /// agent); called at most once per batch, and per ask (``AdmissionChecks/Outcome/renewShare``);
+    /// never waited for.
     func setClusterHooks(_ hooks: ClusterHooks) {
         clusterHooks.withLock { $0 = hooks }
     }

@@ -153,11 +153,12 @@ final class ClusterAgent: @unchecked Sendable {
     // MARK: On `loop`
 
     /// A request waited or was refused for capacity while this replica held less than
-    /// `S` (``AdmissionChecks/Outcome/renewShare``, once per `sync_interval`): renew
-    /// now, and again while that helps (``RenewalPacing``), so slots free elsewhere come
-    /// within round trips to Redis instead of up to a whole interval later. (Until 2026-12-04 a burst on an idle replica was shed
-    /// as `overloaded` until the next renewal: one replica alone, S = 20, holding 12 when
-    /// idle, 20 clients at once got 3 848 sheds in 3 s — docs/SCALING.md.)
+    /// `S` (``AdmissionChecks/Outcome/renewShare``): renew now, and again while that
+    /// helps (``RenewalPacing``), so slots free elsewhere come within round trips to
+    /// Redis instead of up to a whole interval later. (Until 2026-12-04 a burst on an
+    /// idle replica was shed as `overloaded` until the next renewal: one replica alone,
+    /// S = 20, holding 12 when idle, 20 clients at once got 3 848 sheds in the first
+    /// 250 ms — docs/SCALING.md.)
     private func renewEarly() {
         guard task != nil else { return }  // stopped, or not started yet
         if pacing.asked() { sendEarly() }
