@@ -288,8 +288,12 @@ struct ProxyEndToEndTests {
     /// the request that reaches it says `Connection: close` and the connection closes
     /// after it; a pipelined request behind it is not served (the client sends it again
     /// on a new connection, as HTTP/1.1 clients do after a close).
-    @Test func theRequestAtTheConnectionsRequestLimitIsAnsweredWithAClose() async throws {
-        try await run(adjust: { $0.limits.maxRequestsPerConnection = 2 }) { upstreams, gateway in
+    @Test(arguments: RequestParserChoice.allCases)
+    func theRequestAtTheConnectionsRequestLimitIsAnsweredWithAClose(parser: RequestParserChoice) async throws {
+        try await run(adjust: {
+            $0.limits.maxRequestsPerConnection = 2
+            $0.parser = parser
+        }) { upstreams, gateway in
             let request = "GET /n HTTP/1.1\r\nHost: h\r\n\r\n"
             let outcome = try await RawClient.exchange(String(repeating: request, count: 3), with: gateway.address, group: group)
             let answers = outcome.text.components(separatedBy: "HTTP/1.1 200 OK")
