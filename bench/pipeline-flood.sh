@@ -2,7 +2,7 @@
 # A client that pipelines requests without reading the answers (a check, run by
 # .ci/run; docs/SECURITY.md). One connection with a 4 KiB receive buffer sends
 # REQUESTS (200 000) pipelined `GET /health` — 6.8 MB — through Fluxgate (`workers: 1`,
-# its built-in demo upstreams, default limits) and reads nothing for HOLD seconds (5),
+# its built-in demo upstreams, default limits but the request bound) and reads nothing for HOLD seconds (5),
 # then reads every answer. The gateway must stop answering (and reading) while its
 # answers wait for the client, so its memory stays flat, and then answer every
 # request, in order, once the client reads. Before 2026-12-03 it went on answering
@@ -20,12 +20,17 @@ PORT=${PORT:-18590}; UPSTREAM_PORT=${UPSTREAM_PORT:-18591}
 bench_ports_free "$PORT" "$((PORT + 2000))" "$UPSTREAM_PORT" "$((UPSTREAM_PORT + 1))" "$((UPSTREAM_PORT + 2))"
 bench_setup pipeline-flood
 # The gateway as the README starts it (its built-in demo upstreams, default limits),
-# one event loop.
+# one event loop — but with no bound on requests per connection (MAX_REQUESTS, 0): at
+# the default 1000 the connection ends after its 1000th answer (nginx's
+# keepalive_requests does the same), and this client, still sending megabytes it will
+# never have answered, outlasts the lingering close's 1 MiB and meets a reset that
+# throws away the answers it had not read yet (tried: 16 of them arrived).
 cat >"$W/fluxgate.yaml" <<C
 listen: "127.0.0.1:$PORT"
 admin_listen: "127.0.0.1:$((PORT + 2000))"
 workers: 1
 demo: { enabled: true, base_port: $UPSTREAM_PORT }
+limits: { max_requests_per_connection: ${MAX_REQUESTS:-0} }
 C
 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); gateway=$!
 bench_wait fluxgate "$PORT"
