@@ -36,6 +36,9 @@ write_config() {  # STEP
     echo "demo: { enabled: false }"
     echo "admission: { target_utilization: $util, queue_timeout: $timeout }"
     echo "rate_limit: { global: { rate: $rate, burst: 20000 }, per_client: { enabled: false } }"
+    # No request bound per connection: a connection recycled at the default 1000 would
+    # count as one a reload closed (the check counts those accepted beyond wrk's).
+    echo "limits: { max_requests_per_connection: 0 }"
     echo "upstreams:"
     for i in $(seq 0 $((count - 1))); do
       echo "  - { name: u$i, url: \"http://127.0.0.1:${UPS[$i]}\", weight: ${weights[$i]} }"
