@@ -31,6 +31,13 @@ struct ClusterEndToEndTests {
         }
     }
 
+    /// A replica whose scheduled renewal is 30 s away: within a test, only what the
+    /// change under test does moves its lease.
+    static func rarelyRenewing(_ config: inout GatewayConfig) {
+        config.cluster.syncInterval = .seconds(30)
+        config.cluster.leaseTTL = .seconds(60)
+    }
+
     func start(_ config: GatewayConfig) async throws -> (GatewayServer, SocketAddress) {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -98,10 +105,7 @@ struct ClusterEndToEndTests {
         let redis = try RedisServer()
         let upstream = try await TestUpstream.start(name: "u", group: group)
         let (gateway, address) = try await start(
-            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a") {
-                $0.cluster.syncInterval = .seconds(30)
-                $0.cluster.leaseTTL = .seconds(60)
-            })
+            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a", Self.rarelyRenewing))
         let agent = try #require(gateway.runtime.cluster)
         #expect(gateway.runtime.gate.snapshot.slots == 12)
         var clients: [(any Channel, RawClient.Sink)] = []
@@ -132,10 +136,7 @@ struct ClusterEndToEndTests {
         let upstream = try await TestUpstream.start(name: "u", group: group)
         let (old, _) = try await start(try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a"))
         let (new, _) = try await start(
-            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a") {
-                $0.cluster.syncInterval = .seconds(30)
-                $0.cluster.leaseTTL = .seconds(60)
-            })
+            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a", Self.rarelyRenewing))
         let agent = try #require(old.runtime.cluster)
         #expect(agent.status.replicas == 1, "one id, one field")
         await old.handOver()

@@ -285,8 +285,9 @@ struct ParkingTests {
             let lot = ParkingLot(eventLoop: loop, index: 0, watcher: watcher, live: LiveObjects())
             lot.revive = { parked in revived.withLockedValue { $0.append(parked.descriptor) } }
             let deadline = NIODeadline.now() + idle
-            guard lot.park(busyServer, address: "127.0.0.1", limits: nil, idleDeadline: deadline),
-                lot.park(quietServer, address: "127.0.0.1", limits: nil, idleDeadline: deadline + .milliseconds(1))
+            let fresh = ConnectionReuse(openedAt: .zero)
+            guard lot.park(busyServer, address: "127.0.0.1", limits: nil, reuse: fresh, idleDeadline: deadline),
+                lot.park(quietServer, address: "127.0.0.1", limits: nil, reuse: fresh, idleDeadline: deadline + .milliseconds(1))
             else { throw ChannelError.inappropriateOperationForState }
             return NIOLoopBound(lot, eventLoop: loop)
         }.get()

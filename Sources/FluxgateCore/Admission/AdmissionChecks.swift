@@ -144,17 +144,7 @@ public struct AdmissionChecks: Sendable {
         }
         let id = nextID
         nextID &+= 1
-        let verdict = controller.arrive(id: id, priority: priority, now: now)
-        if clusterMode, !renewalAsked, !admissionDryRun, controller.slots < controller.fullSlots {
-            switch verdict {
-            case .enqueue, .reject(.overloaded):
-                renewalAsked = true
-                outcome.renewShare = true
-            default:
-                break
-            }
-        }
-        switch verdict {
+        switch controller.arrive(id: id, priority: priority, now: now) {
         case .admit:
             outcome.decision = .admitted
         case .enqueue(let deadline):
@@ -166,6 +156,7 @@ public struct AdmissionChecks: Sendable {
                 outcome.decision = .admitted
             } else {
                 outcome.decision = .queued(id: id, deadline: deadline)
+                outcome.renewShare = askRenewalIfShort()
             }
         case .reject(let reason):
             if admissionDryRun && reason != .noHealthyUpstream {
@@ -174,13 +165,24 @@ public struct AdmissionChecks: Sendable {
                 outcome.decision = .admitted
                 return outcome
             }
-            if reason == .overloaded { refusedForCapacity += 1 }
+            if reason == .overloaded {
+                refusedForCapacity += 1
+                outcome.renewShare = askRenewalIfShort()
+            }
             if tookClientToken { perClient?.refund(clientKey) }
             if tookGlobalToken { refundGlobalToken() }
             let wait = reason == .noHealthyUpstream ? recoveryEstimate : controller.drainEstimate
             outcome.decision = .rejected(Rejection(reason: reason, retryAfterSeconds: RetryAfter.seconds(wait, jitter: jitter)))
         }
         return outcome
+    }
+
+    /// Cluster mode, a request waits or is refused for capacity: whether to ask for an
+    /// early renewal — when this replica holds less than `S` and has not asked yet.
+    private mutating func askRenewalIfShort() -> Bool {
+        guard clusterMode, !renewalAsked, controller.slots < controller.fullSlots else { return false }
+        renewalAsked = true
+        return true
     }
 
     /// What the cluster agent reports for a lease renewal: demand (running + queued +

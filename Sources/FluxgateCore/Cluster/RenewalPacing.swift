@@ -39,7 +39,8 @@ public struct RenewalPacing: Sendable, Equatable {
             pending = true
             return false
         }
-        return sendEarly()
+        sendEarly()
+        return true
     }
 
     public enum Next: Sendable, Equatable {
@@ -60,14 +61,16 @@ public struct RenewalPacing: Sendable, Equatable {
             pending = false
             return .nothing
         }
-        if pending || (wasEarly && grew && stillShort) { return sendEarly() ? .send : .nothing }
+        if pending || (wasEarly && grew && stillShort) {
+            sendEarly()
+            return .send
+        }
         return wasEarly && grew ? .listen : .nothing
     }
 
-    private mutating func sendEarly() -> Bool {
+    private mutating func sendEarly() {
         pending = false
         early += 1
         inFlight += 1
-        return true
     }
 }

@@ -83,11 +83,11 @@ final class ParkingLot {
     }
 
     /// Parks the connection of `channel` (idle, everything written, nothing unread in
-    /// the handler) until `idleDeadline`. False when it cannot: the channel's
+    /// the handler), with its requests and age so far, until `idleDeadline`. False when it cannot: the channel's
     /// descriptor could not be found or duplicated, or epoll refused it — the connection
     /// then stays as it is.
     func park(
-        _ channel: any Channel, address: String, limits: NIOLockedValueBox<ConnectionLimits>?, reuse: ConnectionReuse? = nil,
+        _ channel: any Channel, address: String, limits: NIOLockedValueBox<ConnectionLimits>?, reuse: ConnectionReuse,
         idleDeadline: NIODeadline
     ) -> Bool {
         eventLoop.assertInEventLoop()
@@ -98,7 +98,7 @@ final class ParkingLot {
         // connection (same local and peer address) before the channel is closed.
         guard let local = channel.localAddress, let peer = channel.remoteAddress,
             Self.address(of: copy, peer: false) == local, Self.address(of: copy, peer: true) == peer,
-            let id = table.insert(Parked(reuse: reuse ?? ConnectionReuse(openedAt: MonotonicTime(eventLoop.now)), descriptor: copy, address: address, limits: limits), until: MonotonicTime(idleDeadline))
+            let id = table.insert(Parked(reuse: reuse, descriptor: copy, address: address, limits: limits), until: MonotonicTime(idleDeadline))
         else {
             _ = close(copy)
             return false
