@@ -188,7 +188,9 @@ extension Serve {
                 "listen": "\(match.sockets.data.map { "descriptor \($0)" } ?? "bound here")",
                 "admin_listen": "\(match.sockets.admin.map { "descriptor \($0)" } ?? "bound here")",
             ])
-        return (match.sockets, inherited.source)
+        var sockets = match.sockets
+        if case .upgrade(let from) = inherited.source { sockets.predecessor = from }
+        return (sockets, inherited.source)
     }
 }
 

@@ -93,6 +93,22 @@ struct AdmissionControllerTests {
         #expect(c.queueLimit == queue)
     }
 
+    /// Cluster mode: the queue is this replica's part of C − S by the share it is due,
+    /// not by its grant — a replica whose grant the others' running requests still hold
+    /// queues for those slots and admits as they reach it, instead of shedding.
+    @Test func aReplicaShortOfItsDueShareQueuesForIt() {
+        var c = controller(capacity: 30, utilization: 2.0 / 3.0)  // S = 20, queue 10
+        _ = c.setShare(.init(slots: 0, base: 20, due: 10))
+        #expect(c.slots == 0 && c.dueSlots == 10 && c.queueLimit == 5)
+        for id in 1...5 { #expect(c.arrive(id: id, priority: .normal, now: ms(0)) == .enqueue(deadline: ms(1000))) }
+        #expect(c.arrive(id: 6, priority: .normal, now: ms(0)) == .reject(.overloaded))
+        #expect(c.setShare(.init(slots: 3, base: 20, due: 10)) == (admitted: [1, 2, 3], rejected: []))
+        #expect(c.setShare(.init(slots: 10, base: 20)) == (admitted: [4, 5], rejected: []))
+        // Granted what it was due: as before, the queue follows the grant.
+        _ = c.setShare(.init(slots: 4, base: 20))
+        #expect(c.queueLimit == 2)
+    }
+
     @Test func admitQueueRejectInOrder() {
         var c = controller(capacity: 4)  // 2 slots, 2 queued
         #expect(c.arrive(id: 1, priority: .normal, now: ms(0)) == .admit)
@@ -457,6 +473,28 @@ struct AdmissionChecksTests {
         // Outside cluster mode: never.
         var single = AdmissionChecks(config: try self.config(global: nil, perClient: nil), capacity: 3, now: .zero)
         for _ in 0..<5 { #expect(!single.arrive(clientKey: "a", priority: .normal, now: .zero, jitter: 0).renewShare) }
+    }
+
+    /// Handing over (an in-place upgrade's old process draining): a request that ends and
+    /// leaves its slot free asks for a renewal — once until the agent listens again —
+    /// and one whose slot a waiter takes does not (nothing changed for the store).
+    @Test func handingOverAsksForARenewalWhenASlotIsFreed() throws {
+        var config = try config(global: nil, perClient: nil)
+        config.cluster.enabled = true
+        var checks = AdmissionChecks(config: config, capacity: 3, now: .zero)  // S = 2, queue 1
+        for _ in 0..<3 { _ = checks.arrive(clientKey: "a", priority: .normal, now: .zero, jitter: 0) }
+        #expect(checks.controller.inFlight == 2 && checks.controller.queued == 1)
+        let first = checks.release(serviceTime: nil, now: .zero)
+        #expect(first.admitted.count == 1 && !first.renewShare, "not handing over")
+        checks.handOver()
+        #expect(checks.release(serviceTime: nil, now: .zero) == ([], true))
+        #expect(checks.release(serviceTime: nil, now: .zero) == ([], false), "asked already")
+        checks.listenForRenewal()
+        _ = checks.arrive(clientKey: "a", priority: .normal, now: .zero, jitter: 0)
+        _ = checks.arrive(clientKey: "a", priority: .normal, now: .zero, jitter: 0)
+        _ = checks.arrive(clientKey: "a", priority: .normal, now: .zero, jitter: 0)
+        #expect(checks.release(serviceTime: nil, now: .zero).renewShare == false, "a waiter took the slot")
+        #expect(checks.release(serviceTime: nil, now: .zero).renewShare)
     }
 
     /// A limiter in dry run lets the request through and names the first check that would have refused it.

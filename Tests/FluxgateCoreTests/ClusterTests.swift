@@ -115,13 +115,49 @@ struct LeasePlannerTests {
         #expect(planner.storeFailed(slots: 67, now: t0) == .init(slots: 22, base: 67))
     }
 
-    /// A share shrinks with the local S (an upstream went down) and never grows past the grant.
+    /// A share shrinks with the local S (an upstream went down) and never grows past the
+    /// grant; the share due scales alike and is never below the grant.
     @Test func aShareScalesDownWithTheLocalSlots() {
         let share = LeasePlanner.Share(slots: 30, base: 60)
         #expect(share.slots(for: 60) == 30)
         #expect(share.slots(for: 30) == 15)
         #expect(share.slots(for: 90) == 30)
         #expect(share.slots(for: 0) == 0)
+        #expect(share.due == 30)
+        let short = LeasePlanner.Share(slots: 0, base: 60, due: 40)
+        #expect(short.due(for: 60) == 40 && short.due(for: 30) == 20 && short.slots(for: 30) == 0)
+        #expect(LeasePlanner.Share(slots: 30, base: 60, due: 10).due == 30)
+    }
+
+    /// A grant short of the replica's fair share (the others' running requests hold the
+    /// rest) keeps that share as the one due; a successor in an in-place upgrade is due
+    /// its predecessor's demand from the first lease.
+    @Test func aGrantRemembersTheShareDue() {
+        var planner = LeasePlanner(settings: .init())
+        #expect(planner.report(demand: 15, slots: 20, now: t0).want == 17)  // 15 and half of the 5 left
+        // Beside a peer of demand 20: max-min over (15, 20) in 20 → 10 each.
+        #expect(planner.granted(0, slots: 20, peers: [20], now: t0) == .init(slots: 0, base: 20, due: 10))
+        var successor = LeasePlanner(settings: .init())
+        _ = successor.report(demand: 0, slots: 20, now: t0)
+        #expect(successor.granted(0, slots: 20, peers: [20], inherited: 20, now: t0).due == 10)
+        #expect(successor.demand == 20)
+        // The predecessor hands over and reports no demand: the successor is due nearly all.
+        #expect(successor.granted(0, slots: 20, peers: [0], now: t0).due == 17)
+    }
+
+    /// Handing over, the replica asks for what it still runs and queues — no floor, no
+    /// headroom, no smoothed demand holding slots the new process waits for — and
+    /// reports no demand of its own (its successor has taken it over).
+    @Test func handingOverAsksForWhatStillRuns() {
+        var planner = LeasePlanner(settings: .init(shareFloor: 0.25))
+        _ = planner.report(demand: 20, slots: 20, now: t0)
+        _ = planner.granted(20, slots: 20, peers: [], now: t0)
+        planner.handOver()
+        // (Without handing over the demand would decay by half per report — 16, 9.5, … —
+        // and the want add the floor and headroom to it.)
+        let reports = [12, 3, 0, 30].map { planner.report(demand: $0, slots: 20, now: t0) }
+        #expect(reports.map(\.demand) == [0, 0, 0, 0])
+        #expect(reports.map(\.want) == [12, 3, 0, 20])
     }
 }
 
@@ -388,6 +424,32 @@ struct RenewalPacingTests {
             .asked(send: true),  // a new interval, a new budget
         ])
         #expect(pacing.early == 1)
+    }
+
+    /// Handing over: every ask is sent, beyond the budget, one at a time, and every
+    /// answer lets the gate ask again (each slot freed reaches the store).
+    @Test func handingOverSendsEveryAskOneAtATime() {
+        var pacing = run([
+            .scheduled, .answered(early: false, grew: false, stillShort: false, next: .nothing),
+            .asked(send: true), .answered(early: true, grew: true, stillShort: true, next: .send),
+            .answered(early: true, grew: true, stillShort: true, next: .send),
+            .answered(early: true, grew: true, stillShort: true, next: .nothing),
+        ])
+        var told: [String] = []
+        func note(_ value: Bool) { told.append(value ? "send" : "wait") }
+        func note(_ next: RenewalPacing.Next) { told.append("\(next)") }
+        note(pacing.asked())  // the budget is spent
+        pacing.handOver()
+        note(pacing.asked())
+        note(pacing.asked())  // one in flight: this one waits for its answer
+        note(pacing.answered(early: true, grew: false, stillShort: false))
+        note(pacing.answered(early: true, grew: false, stillShort: false))
+        pacing.scheduledSent()
+        note(pacing.asked())
+        note(pacing.answered(early: false, grew: false, stillShort: false))
+        note(pacing.answered(early: true, grew: false, stillShort: false))
+        #expect(told == ["wait", "send", "wait", "send", "listen", "wait", "send", "listen"])
+        #expect(pacing.early == 1 && pacing.inFlight == 0, "one since the last scheduled renewal")
     }
 
     @Test func aRenewalThatBringsNothingEndsTheChain() {

@@ -38,11 +38,24 @@ struct ClusterEndToEndTests {
         config.cluster.leaseTTL = .seconds(60)
     }
 
-    func start(_ config: GatewayConfig) async throws -> (GatewayServer, SocketAddress) {
+    func start(_ config: GatewayConfig, sockets: ListenerSockets = ListenerSockets()) async throws -> (GatewayServer, SocketAddress) {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let gateway = try GatewayServer(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        return (gateway, try await gateway.start())
+        return (gateway, try await gateway.start(sockets: sockets))
+    }
+
+    /// The lease hash: field → slots held.
+    func ledger(_ redis: RedisServer) async throws -> [String: Int] {
+        let client = RedisClient(configuration: .init(host: "127.0.0.1", port: redis.port), loop: group.next())
+        let entries = try await client.send(["HGETALL", "e2e:capacity"]).get().elements ?? []
+        try await client.close().get()
+        var held: [String: Int] = [:]
+        for index in stride(from: 0, to: entries.count - 1, by: 2) {
+            guard case .bulkString(let field?) = entries[index], case .bulkString(let value?) = entries[index + 1] else { continue }
+            held[String(decoding: field, as: UTF8.self)] = Int(String(decoding: value, as: UTF8.self).split(separator: " ")[0])
+        }
+        return held
     }
 
     /// Both replicas hold a lease, the leases add up to at most S, each can admit;
@@ -147,6 +160,52 @@ struct ClusterEndToEndTests {
         let fields = try await client.send(["HKEYS", "e2e:capacity"]).get().elements ?? []
         #expect(fields == [.bulkString(Array("a".utf8))], "\(fields)")
         try await client.close().get()
+        try await new.stop()
+        try await upstream.stop()
+        redis.stop()
+        try await group.shutdownGracefully()
+    }
+
+    /// An in-place upgrade under load, `replica_id` set: the old process runs all of
+    /// S (20 requests held by the upstream). The new one starts as its successor: its
+    /// first renewal moves the old lease aside (`a~<pid>`, still counted), so it is
+    /// granted nothing — yet it queues for the share it is due instead of shedding.
+    /// The old process hands over; as its requests end it renews at once, asking only
+    /// for what still runs, and the new one's waiters are admitted into the slots freed.
+    /// Until 2026-12-04 the new process had no queue at share 0 and answered all five 503.
+    @Test func anUpgradedReplicaQueuesForTheSlotsTheOldProcessFrees() async throws {
+        let redis = try RedisServer()
+        let upstream = try await TestUpstream.start(name: "u", group: group)
+        let (old, oldAddress) = try await start(try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a"))
+        var held: [(any Channel, RawClient.Sink)] = []
+        for index in 0..<20 {
+            let (channel, sink) = try await RawClient.open(with: oldAddress, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /hold?\(index) HTTP/1.1\r\nHost: h\r\n\r\n"))
+            held.append((channel, sink))
+        }
+        try await upstream.waitForRequestHeads(20)
+        let pid = ProcessInfo.processInfo.processIdentifier
+        let (new, newAddress) = try await start(
+            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a"), sockets: ListenerSockets(predecessor: pid))
+        #expect(try await ledger(redis)["a~\(pid)"] == 20, "the old lease moved aside, still counted")
+        #expect(new.runtime.gate.snapshot.slots == 0)
+        await old.handOver()
+        var waiting: [(any Channel, RawClient.Sink)] = []
+        for index in 0..<5 {
+            let (channel, sink) = try await RawClient.open(with: newAddress, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /x?\(index) HTTP/1.1\r\nHost: h\r\n\r\n"))
+            waiting.append((channel, sink))
+        }
+        try await eventually("the five wait") { new.runtime.gate.snapshot.queued == 5 }
+        for (channel, _) in held.prefix(5) { try await channel.close() }
+        for (_, sink) in waiting {
+            try await sink.waitFor("\r\n\r\n", on: group.next())
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 200"), "\(sink.outcome.text)")
+        }
+        let ledger = try await ledger(redis)
+        #expect(ledger.values.reduce(0, +) <= 20, "\(ledger)")
+        for (channel, _) in held.dropFirst(5) + waiting { try? await channel.close() }
+        try await old.stop()
         try await new.stop()
         try await upstream.stop()
         redis.stop()

@@ -15,6 +15,7 @@ struct ClusterScriptTests {
         var grant: Int
         var replicas: Int
         var peers: [Int]
+        var inherited = 0
     }
 
     final class Store: Sendable {
@@ -28,15 +29,28 @@ struct ClusterScriptTests {
             client = RedisClient(configuration: .init(host: "127.0.0.1", port: server.port, connectTimeout: .seconds(10), commandTimeout: .seconds(10)), loop: group.next())
         }
 
-        func lease(_ id: String, want: Int, running: Int = 0, demand: Int = 0, slots: Int, ttl: Int = 2000, now: Int) async throws -> Lease {
-            let reply = try await client.run(
-                ClusterScripts.lease, keys: ["t:capacity"],
-                arguments: [id, String(want), String(running), String(demand), String(slots), String(ttl), String(now)]
-            ).get()
+        func lease(
+            _ id: String, want: Int, running: Int = 0, demand: Int = 0, slots: Int, ttl: Int = 2000, now: Int,
+            predecessor: (field: String, moveTo: String?)? = nil
+        ) async throws -> Lease {
+            var arguments = [id, String(want), String(running), String(demand), String(slots), String(ttl), String(now)]
+            if let predecessor { arguments += [predecessor.field] + (predecessor.moveTo.map { [$0] } ?? []) }
+            let reply = try await client.run(ClusterScripts.lease, keys: ["t:capacity"], arguments: arguments).get()
             let values = try #require(reply.elements)
+            try #require(values.count == 4)
             return Lease(
                 grant: Int(values[0].int ?? -1), replicas: Int(values[1].int ?? -1),
-                peers: (values[2].elements ?? []).compactMap { $0.int.map(Int.init) }.sorted())
+                peers: (values[2].elements ?? []).compactMap { $0.int.map(Int.init) }.sorted(), inherited: Int(values[3].int ?? -1))
+        }
+
+        func held() async throws -> [String: String] {
+            let entries = try await client.send(["HGETALL", "t:capacity"]).get().elements ?? []
+            var held: [String: String] = [:]
+            for index in stride(from: 0, to: entries.count - 1, by: 2) {
+                guard case .bulkString(let field?) = entries[index], case .bulkString(let value?) = entries[index + 1] else { continue }
+                held[String(decoding: field, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+            }
+            return held
         }
 
         func tokens(rate: Double, burst: Int, want: Int, now: Double) async throws -> (granted: Int, wait: Int) {
@@ -75,6 +89,25 @@ struct ClusterScriptTests {
         #expect(try await store.lease("b", want: 80, slots: 100, now: 1251).grant == 45)
         _ = try await store.lease("a", want: 20, running: 10, slots: 100, now: 1500)
         #expect(try await store.lease("b", want: 80, slots: 100, now: 1501).grant == 80)
+        try await store.close()
+    }
+
+    /// An in-place upgrade's new process names its predecessor's field: it takes over
+    /// that demand, and the predecessor's held slots stay counted. With a replica id both
+    /// share one field, which moves aside (to the name the predecessor renames itself
+    /// to) before the successor writes its own lease there.
+    @Test func aSuccessorTakesOverTheDemandAndLeavesTheHeldSlotsCounted() async throws {
+        let store = try Store()
+        _ = try await store.lease("host-7", want: 20, running: 20, demand: 18, slots: 20, now: 1000)
+        let successor = try await store.lease("host-8", want: 5, slots: 20, now: 1001, predecessor: ("host-7", nil))
+        #expect(successor == Lease(grant: 0, replicas: 2, peers: [18], inherited: 18))
+        #expect(try await store.lease("host-9", want: 5, slots: 20, now: 1002, predecessor: ("host-3", nil)).inherited == 0, "no such field")
+
+        try await store.client.send(["DEL", "t:capacity"]).get()
+        _ = try await store.lease("gw", want: 20, running: 20, demand: 18, slots: 20, now: 2000)
+        let moved = try await store.lease("gw", want: 5, slots: 20, now: 2001, predecessor: ("gw", "gw~7"))
+        #expect(moved == Lease(grant: 0, replicas: 2, peers: [18], inherited: 18))
+        #expect(try await store.held() == ["gw~7": "20 18 4000", "gw": "0 0 4001"])
         try await store.close()
     }
 

@@ -82,6 +82,9 @@ public struct AdmissionChecks: Sendable {
     /// An early renewal was asked: no other is until the next scheduled renewal or
     /// ``listenForRenewal()``.
     public private(set) var renewalAsked = false
+    /// Cluster mode: this process hands its place to an in-place upgrade's new process
+    /// and drains (``handOver()``).
+    public private(set) var handingOver = false
     /// The rate-limit settings the buckets were built from, and the dry-run switches.
     public private(set) var settings: RateLimitConfig
     public private(set) var admissionDryRun: Bool
@@ -200,6 +203,25 @@ public struct AdmissionChecks: Sendable {
     /// Lets the next request that waits or is refused for capacity ask for an early
     /// renewal again (``RenewalPacing/Next/listen``).
     public mutating func listenForRenewal() { renewalAsked = false }
+
+    /// Cluster mode: an in-place upgrade's new process serves and this one drains. From
+    /// now on a request that ends and frees its slot asks for an early renewal too
+    /// (``release(serviceTime:now:)``), so the slot reaches the new process within a
+    /// round trip to Redis rather than at the next `sync_interval`.
+    public mutating func handOver() {
+        handingOver = true
+        renewalAsked = false
+    }
+
+    /// An admitted request finished: frees its slot and returns the waiters admitted
+    /// into it, and whether to renew the lease now — handing over, when the slot stays
+    /// free (no waiter took it) and no renewal was asked since the agent last listened.
+    public mutating func release(serviceTime: Duration?, now: MonotonicTime) -> (admitted: [Int], renewShare: Bool) {
+        let admitted = controller.release(serviceTime: serviceTime, now: now)
+        guard handingOver, admitted.isEmpty, !renewalAsked else { return (admitted, false) }
+        renewalAsked = true
+        return (admitted, true)
+    }
 
     /// A reload: new limits and switches; buckets whose settings did not change keep
     /// their tokens. Returns the controller's change (waiters admitted and shed).

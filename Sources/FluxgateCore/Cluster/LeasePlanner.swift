@@ -50,14 +50,27 @@ public struct LeasePlanner: Sendable {
     public struct Share: Sendable, Equatable {
         public var slots: Int
         public var base: Int
+        /// This replica's fair share by the demands last reported (``FairShare``), at
+        /// least `slots`. A grant falls short of it while other
+        /// replicas' running requests still hold the slots (a replica that just joined a
+        /// busy cluster, the new process of an in-place upgrade); the local queue is
+        /// sized by it (``AdmissionController``), so requests wait for those slots
+        /// instead of being shed. A fallback share is due what it is.
+        public var due: Int
 
-        public init(slots: Int, base: Int) {
+        public init(slots: Int, base: Int, due: Int? = nil) {
             self.slots = slots
             self.base = base
+            self.due = Swift.max(slots, due ?? slots)
         }
 
         /// The share against the local `S` now: never more than granted, scaled down with `S`.
-        public func slots(for localSlots: Int) -> Int {
+        public func slots(for localSlots: Int) -> Int { Self.scaled(slots, base: base, to: localSlots) }
+
+        /// ``due`` against the local `S` now, as ``slots(for:)``.
+        public func due(for localSlots: Int) -> Int { Self.scaled(due, base: base, to: localSlots) }
+
+        private static func scaled(_ slots: Int, base: Int, to localSlots: Int) -> Int {
             guard base > 0, localSlots < base else { return Swift.min(slots, localSlots) }
             return slots * localSlots / base
         }
@@ -75,6 +88,9 @@ public struct LeasePlanner: Sendable {
     private var leaseExpiry: MonotonicTime?
     /// After a fallback, asks for no more than the static share until then (see ``granted``).
     private var holdStatic: (until: MonotonicTime, slots: Int)?
+    /// This process handed its place to an in-place upgrade's new process and drains
+    /// (``handOver()``).
+    public private(set) var handingOver = false
 
     public init(settings: Settings) {
         self.settings = settings
@@ -83,13 +99,29 @@ public struct LeasePlanner: Sendable {
 
     public var degraded: Bool { mode != .leased }
 
+    /// An in-place upgrade's new process serves now and this one drains: from here on it
+    /// asks for what it still runs and queues — no floor, no headroom, no smoothed
+    /// demand — and reports a demand of 0 (the new process has taken it over:
+    /// ``granted(_:slots:peers:inherited:now:)``), so each slot its requests free passes
+    /// to the new process, which is due it, instead of being held for a demand that will
+    /// not come back.
+    public mutating func handOver() { handingOver = true }
+
     /// The report for this round: the smoothed demand and the share to ask for.
     /// `demand` is running + queued + refused for capacity since the last report.
     public mutating func report(demand instant: Int, slots: Int, now: MonotonicTime) -> (demand: Int, want: Int) {
+        if handingOver {
+            demand = 0
+            return (0, Swift.min(Swift.max(0, instant), slots))
+        }
         let sample = Double(Swift.max(0, instant))
         demand = sample >= demand ? sample : demand + (sample - demand) / 2
-        let mine = Int(demand.rounded(.up))
-        let all = [mine] + peerDemands
+        return (Int(demand.rounded(.up)), fairShare(slots: slots, now: now))
+    }
+
+    /// This replica's part of `slots` by the demands as last seen, its own included.
+    private mutating func fairShare(slots: Int, now: MonotonicTime) -> Int {
+        let all = [Int(demand.rounded(.up))] + peerDemands
         let floor = Int((Double(slots) / Double(all.count) * settings.shareFloor).rounded(.up))
         var want = FairShare.split(capacity: slots, demands: all, floor: floor)[0]
         if mode != .leased {
@@ -100,22 +132,29 @@ public struct LeasePlanner: Sendable {
         } else {
             holdStatic = nil
         }
-        return (mine, want)
+        return want
     }
 
-    /// The store granted `grant` slots out of `slots`; `peers` are the other live replicas' demands.
+    /// The store granted `grant` slots out of `slots`; `peers` are the other live
+    /// replicas' demands. The share is due this replica's fair part by that view (the
+    /// grant falls short of it while others' running requests hold the slots).
+    /// `inherited`: the demand the process this one replaced in an in-place upgrade
+    /// last reported — the clients it served come here now, so this replica is due
+    /// their share from its first lease rather than from a floor.
     ///
     /// Coming back from a fallback, the replica asks for no more than its static share
     /// for one lease TTL: the others may still be running theirs without the store
     /// knowing (a restarted Redis has an empty ledger), and a lease taken from the
     /// empty ledger on top of them would admit more than `S` between them.
-    public mutating func granted(_ grant: Int, slots: Int, peers: [Int], now: MonotonicTime) -> Share {
+    public mutating func granted(_ grant: Int, slots: Int, peers: [Int], inherited: Int = 0, now: MonotonicTime) -> Share {
         if mode != .leased { holdStatic = (now + settings.leaseTTL, staticShare(slots)) }
         mode = .leased
         peerDemands = peers
         replicas = peers.count + 1
         leaseExpiry = now + settings.leaseTTL
-        let share = Share(slots: Swift.max(0, grant), base: slots)
+        if !handingOver { demand = Swift.max(demand, Double(inherited)) }
+        let due = handingOver ? grant : fairShare(slots: slots, now: now)
+        let share = Share(slots: Swift.max(0, grant), base: slots, due: due)
         self.share = share
         return share
     }

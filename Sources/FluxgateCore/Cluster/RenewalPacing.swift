@@ -9,8 +9,13 @@
 /// ``earlyPerInterval`` early renewals between two scheduled ones. A renewal that does
 /// not grow the share (the slots are held by the other replicas) ends it: under a
 /// lasting overload a replica adds one call to Redis per interval. One renewal is in
-/// flight at a time; an ask meanwhile is sent when it is answered. Pure: the agent
-/// reports what happened and does what it is told.
+/// flight at a time; an ask meanwhile is sent when it is answered.
+///
+/// Handing over (``handOver()``: an in-place upgrade's old process draining), the gate
+/// asks each time a request ends and frees its slot, and every ask is sent — no
+/// budget, still one at a time — so the new process, which waits for exactly those
+/// slots, can take each within a round trip to Redis; the calls end with the drain.
+/// Pure: the agent reports what happened and does what it is told.
 public struct RenewalPacing: Sendable, Equatable {
     /// Early renewals allowed between two scheduled ones.
     public let earlyPerInterval: Int
@@ -19,10 +24,15 @@ public struct RenewalPacing: Sendable, Equatable {
     /// Early renewals since the last scheduled one.
     public private(set) var early = 0
     private var pending = false
+    /// An in-place upgrade's new process serves and this one drains.
+    public private(set) var handingOver = false
 
     public init(earlyPerInterval: Int = 3) {
         self.earlyPerInterval = earlyPerInterval
     }
+
+    /// From now on every ask is sent (one at a time) and every answer listens again.
+    public mutating func handOver() { handingOver = true }
 
     /// A scheduled renewal is sent: it carries the demand of now (a pending ask is
     /// answered by it) and the early budget is whole again.
@@ -34,7 +44,7 @@ public struct RenewalPacing: Sendable, Equatable {
 
     /// The gate asked for an early renewal. True: send one now.
     public mutating func asked() -> Bool {
-        guard early < earlyPerInterval else { return false }
+        guard handingOver || early < earlyPerInterval else { return false }
         guard inFlight == 0 else {
             pending = true
             return false
@@ -57,6 +67,11 @@ public struct RenewalPacing: Sendable, Equatable {
     public mutating func answered(early wasEarly: Bool, grew: Bool, stillShort: Bool) -> Next {
         inFlight = max(0, inFlight - 1)
         guard inFlight == 0 else { return .nothing }
+        if handingOver {
+            guard pending else { return .listen }
+            sendEarly()
+            return .send
+        }
         guard early < earlyPerInterval else {
             pending = false
             return .nothing

@@ -125,6 +125,10 @@ final class AdmissionGate: Sendable {
     /// The next request that waits or is refused for capacity may ask for an early renewal again.
     func listenForRenewal() { state.withLock { $0.checks.listenForRenewal() } }
 
+    /// An in-place upgrade's new process serves: each slot freed here asks for a renewal
+    /// (``AdmissionChecks/handOver()``).
+    func handOver() { state.withLock { $0.checks.handOver() } }
+
     /// This replica's share of `S` changed (a lease, or the fallback when Redis is gone).
     func setShare(_ share: LeasePlanner.Share?, jitter: Double = Double.random(in: 0..<1)) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
@@ -163,10 +167,12 @@ final class AdmissionGate: Sendable {
 
     /// An admitted request finished; frees its slot and resumes waiters it admits.
     func release(serviceTime: Duration?, now: MonotonicTime) {
-        let resumed: [Waiter] = state.withLock { state in
-            state.checks.controller.release(serviceTime: serviceTime, now: now).compactMap { state.waiters.removeValue(forKey: $0) }
+        let (resumed, renew): ([Waiter], Bool) = state.withLock { state in
+            let (admitted, renew) = state.checks.release(serviceTime: serviceTime, now: now)
+            return (admitted.compactMap { state.waiters.removeValue(forKey: $0) }, renew)
         }
         for waiter in resumed { waiter.loop.execute { waiter.resume(.admitted) } }
+        if renew, let hooks = clusterHooks.withLock({ $0 }) { hooks.renewShare() }
     }
 
     /// Answers every waiter whose deadline passed with `queue_timeout`.

@@ -90,10 +90,14 @@ extension GatewayServer {
 public struct ListenerSockets: Sendable, Equatable {
     public var data: CInt?
     public var admin: CInt?
+    /// The process that handed them over in an in-place upgrade (it drains once this one
+    /// serves); in cluster mode it holds this replica's lease until then
+    /// (``ClusterAgent/start(predecessor:)``).
+    public var predecessor: Int32?
 
-    public init(data: CInt? = nil, admin: CInt? = nil) {
+    public init(data: CInt? = nil, admin: CInt? = nil, predecessor: Int32? = nil) {
         self.data = data
         self.admin = admin
+        self.predecessor = predecessor
     }
-
 }

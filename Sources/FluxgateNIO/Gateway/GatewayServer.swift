@@ -123,7 +123,7 @@ public final class GatewayServer: Service, Sendable {
         let settings = runtime.settings
         let config = settings.config
         await healthChecker.start()
-        await runtime.cluster?.start()
+        await runtime.cluster?.start(predecessor: sockets.predecessor)
         var pools: [ObjectIdentifier: NIOLoopBound<UpstreamPool>] = [:]
         var stats: [ObjectIdentifier: NIOLoopBound<LoopStats>] = [:]
         var scratches: [ObjectIdentifier: NIOLoopBound<LoopScratch>] = [:]
