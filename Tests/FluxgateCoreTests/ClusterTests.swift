@@ -452,6 +452,38 @@ struct RenewalPacingTests {
         #expect(pacing.early == 1 && pacing.inFlight == 0, "one since the last scheduled renewal")
     }
 
+    /// Short of the share due while requests wait (the slots are held by requests
+    /// running elsewhere): a renewal that brings nothing is tried again after 5 ms,
+    /// 10 ms, … up to the interval, one at a time; one that brings slots resets the delay.
+    @Test func shortOfTheShareDueARenewalIsRetriedWithBackoff() {
+        var pacing = RenewalPacing(interval: .milliseconds(250))
+        var told: [String] = []
+        func note(_ next: RenewalPacing.Next) {
+            if case .retry(let delay) = next { told.append("retry \(delay.nanosecondsClamped / 1_000_000) ms") } else { told.append("\(next)") }
+        }
+        let first = pacing.asked()
+        note(pacing.answered(early: true, grew: false, stillShort: true, shortOfDue: true))
+        note(pacing.answered(early: false, grew: false, stillShort: true, shortOfDue: true))  // armed already: no second timer
+        let fired = pacing.retryFired()
+        #expect(first && fired)
+        for _ in 0..<6 {
+            note(pacing.answered(early: true, grew: false, stillShort: true, shortOfDue: true))
+            _ = pacing.retryFired()
+        }
+        #expect(told == ["retry 5 ms", "nothing", "retry 10 ms", "retry 20 ms", "retry 40 ms", "retry 80 ms", "retry 160 ms", "retry 250 ms"])
+        // Slots came: the chain goes on at once (within the budget) and the delay starts over.
+        note(pacing.answered(early: true, grew: true, stillShort: true, shortOfDue: true))
+        note(pacing.answered(early: true, grew: false, stillShort: true, shortOfDue: true))
+        // A renewal in flight when the delay passes brings the news itself.
+        pacing.scheduledSent()
+        note(pacing.answered(early: true, grew: false, stillShort: true, shortOfDue: true))
+        pacing.scheduledSent()
+        let firedInFlight = pacing.retryFired()
+        #expect(!firedInFlight)
+        note(pacing.answered(early: false, grew: false, stillShort: true, shortOfDue: false))  // due what it holds: no retry
+        #expect(told.suffix(4) == ["send", "retry 5 ms", "nothing", "nothing"])
+    }
+
     @Test func aRenewalThatBringsNothingEndsTheChain() {
         let pacing = run([
             .asked(send: true),

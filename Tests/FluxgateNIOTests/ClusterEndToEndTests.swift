@@ -171,25 +171,40 @@ struct ClusterEndToEndTests {
     /// first renewal moves the old lease aside (`a~<pid>`, still counted), so it is
     /// granted nothing — yet it queues for the share it is due instead of shedding.
     /// The old process hands over; as its requests end it renews at once, asking only
-    /// for what still runs, and the new one's waiters are admitted into the slots freed.
-    /// Until 2026-12-04 the new process had no queue at share 0 and answered all five 503.
+    /// for what still runs, and the new one, short of the share it is due, tries again
+    /// within milliseconds: its waiters are admitted into the slots freed. Both renew on
+    /// schedule only every 2 s here, and the new one's queue timeout is 1 s: the waiters
+    /// are admitted by those mechanisms (each counted as an early renewal) or not at
+    /// all. Until 2026-12-04 the new process had no queue at share 0 and answered all
+    /// five 503.
     @Test func anUpgradedReplicaQueuesForTheSlotsTheOldProcessFrees() async throws {
         let redis = try RedisServer()
         let upstream = try await TestUpstream.start(name: "u", group: group)
-        let (old, oldAddress) = try await start(try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a"))
+        func slowlyRenewing(_ config: inout GatewayConfig) {
+            config.cluster.syncInterval = .seconds(2)
+            config.cluster.leaseTTL = .seconds(10)
+        }
+        let (old, oldAddress) = try await start(
+            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a") { config in
+                slowlyRenewing(&config)
+                config.admission.queueTimeout = .seconds(5)  // the last of the 20 may wait for a scheduled renewal
+            })
         var held: [(any Channel, RawClient.Sink)] = []
         for index in 0..<20 {
+            // One at a time: beyond its idle share (12) each waits for a renewal.
             let (channel, sink) = try await RawClient.open(with: oldAddress, group: group)
             try await channel.writeAndFlush(ByteBuffer(string: "GET /hold?\(index) HTTP/1.1\r\nHost: h\r\n\r\n"))
             held.append((channel, sink))
+            try await upstream.waitForRequestHeads(index + 1)
         }
-        try await upstream.waitForRequestHeads(20)
         let pid = ProcessInfo.processInfo.processIdentifier
         let (new, newAddress) = try await start(
-            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a"), sockets: ListenerSockets(predecessor: pid))
+            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a", slowlyRenewing), sockets: ListenerSockets(predecessor: pid))
         #expect(try await ledger(redis)["a~\(pid)"] == 20, "the old lease moved aside, still counted")
         #expect(new.runtime.gate.snapshot.slots == 0)
         await old.handOver()
+        let oldAgent = try #require(old.runtime.cluster), newAgent = try #require(new.runtime.cluster)
+        let renewalsBefore = (oldAgent.counters.earlyRenewals.load(ordering: .relaxed), newAgent.counters.earlyRenewals.load(ordering: .relaxed))
         var waiting: [(any Channel, RawClient.Sink)] = []
         for index in 0..<5 {
             let (channel, sink) = try await RawClient.open(with: newAddress, group: group)
@@ -204,6 +219,8 @@ struct ClusterEndToEndTests {
         }
         let ledger = try await ledger(redis)
         #expect(ledger.values.reduce(0, +) <= 20, "\(ledger)")
+        #expect(oldAgent.counters.earlyRenewals.load(ordering: .relaxed) > renewalsBefore.0, "the old process reported freed slots")
+        #expect(newAgent.counters.earlyRenewals.load(ordering: .relaxed) >= renewalsBefore.1 + 2, "the first waiter's ask, then a retry")
         for (channel, _) in held.dropFirst(5) + waiting { try? await channel.close() }
         try await old.stop()
         try await new.stop()

@@ -11,6 +11,16 @@
 /// lasting overload a replica adds one call to Redis per interval. One renewal is in
 /// flight at a time; an ask meanwhile is sent when it is answered.
 ///
+/// Unless the replica is short of the share it is due (``LeasePlanner/Share/due``)
+/// while requests wait: then the slots are held by requests running elsewhere — an
+/// upgraded process's predecessor draining, a replica whose demand fell — which end
+/// within their service time. A renewal that brings nothing is then tried again after
+/// a delay (``Next/retry(after:)``) that starts at ``retryFloor`` and doubles up to the
+/// interval while renewals bring nothing; one that brings slots resets it. Freed slots
+/// so arrive within milliseconds, and a shortfall that lasts costs about one call per
+/// interval. (Until 2026-12-04 the replica waited for its next interval: the new
+/// process of an in-place upgrade shed its clients for up to 250 ms.)
+///
 /// Handing over (``handOver()``: an in-place upgrade's old process draining), the gate
 /// asks each time a request ends and frees its slot, and every ask is sent — no
 /// budget, still one at a time — so the new process, which waits for exactly those
@@ -26,9 +36,19 @@ public struct RenewalPacing: Sendable, Equatable {
     private var pending = false
     /// An in-place upgrade's new process serves and this one drains.
     public private(set) var handingOver = false
+    /// The first delay before a renewal is tried again while short of the share due.
+    public let retryFloor: Duration
+    /// The longest such delay: the interval between scheduled renewals.
+    public let retryCeiling: Duration
+    /// The delay the next retry waits (nil: ``retryFloor``).
+    private var retryDelay: Duration?
+    /// A retry is scheduled and has not fired.
+    public private(set) var retryArmed = false
 
-    public init(earlyPerInterval: Int = 3) {
+    public init(earlyPerInterval: Int = 3, interval: Duration = .milliseconds(250)) {
         self.earlyPerInterval = earlyPerInterval
+        self.retryCeiling = interval
+        self.retryFloor = max(.milliseconds(1), interval / 50)
     }
 
     /// From now on every ask is sent (one at a time) and every answer listens again.
@@ -59,28 +79,47 @@ public struct RenewalPacing: Sendable, Equatable {
         case send
         /// Let the gate ask again (the burst may still be arriving).
         case listen
+        /// Call ``retryFired()`` after this long.
+        case retry(after: Duration)
     }
 
     /// A renewal was answered, or failed. `early`: it was an early one; `grew`: the
     /// share it brought is larger than before; `stillShort`: requests still wait while
-    /// this replica holds less than `S`.
-    public mutating func answered(early wasEarly: Bool, grew: Bool, stillShort: Bool) -> Next {
+    /// this replica holds less than `S`; `shortOfDue`: it holds less than the share it
+    /// is due.
+    public mutating func answered(early wasEarly: Bool, grew: Bool, stillShort: Bool, shortOfDue: Bool = false) -> Next {
         inFlight = max(0, inFlight - 1)
+        if grew || !shortOfDue { retryDelay = nil }
         guard inFlight == 0 else { return .nothing }
         if handingOver {
             guard pending else { return .listen }
             sendEarly()
             return .send
         }
-        guard early < earlyPerInterval else {
+        let next: Next
+        if early >= earlyPerInterval {
             pending = false
-            return .nothing
-        }
-        if pending || (wasEarly && grew && stillShort) {
+            next = .nothing
+        } else if pending || (wasEarly && grew && stillShort) {
             sendEarly()
             return .send
+        } else {
+            next = wasEarly && grew ? .listen : .nothing
         }
-        return wasEarly && grew ? .listen : .nothing
+        guard stillShort, shortOfDue, !grew, !retryArmed else { return next }
+        let delay = retryDelay ?? retryFloor
+        retryDelay = min(delay * 2, retryCeiling)
+        retryArmed = true
+        return .retry(after: delay)
+    }
+
+    /// The delay of a ``Next/retry(after:)`` passed. True: send a renewal now (none is
+    /// in flight; one that is brings the news and its answer decides the next step).
+    public mutating func retryFired() -> Bool {
+        retryArmed = false
+        guard inFlight == 0 else { return false }
+        inFlight += 1
+        return true
     }
 
     private mutating func sendEarly() {

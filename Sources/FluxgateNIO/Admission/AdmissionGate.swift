@@ -218,6 +218,8 @@ final class AdmissionGate: Sendable {
         /// This replica's running slots (its share of `fullSlots` in cluster mode).
         var slots: Int
         var fullSlots: Int
+        /// `slots`, or in cluster mode the share this replica is due (``AdmissionController/dueSlots``).
+        var dueSlots: Int
         var queueLimit: Int
         var inFlight: Int
         var queued: Int
@@ -234,7 +236,7 @@ final class AdmissionGate: Sendable {
         state.withLock { state in
             let c = state.checks.controller
             return Snapshot(
-                capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, queueLimit: c.queueLimit, inFlight: c.inFlight,
+                capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, dueSlots: c.dueSlots, queueLimit: c.queueLimit, inFlight: c.inFlight,
                 queued: c.queued, utilization: c.utilization, standing: c.isStanding(at: now))
         }
     }

@@ -33,7 +33,7 @@ final class ClusterAgent: @unchecked Sendable {
     private var task: RepeatedTask?
     private var storeUp: Bool?
     /// Early renewals between the scheduled ones (``RenewalPacing``).
-    private var pacing = RenewalPacing()
+    private var pacing: RenewalPacing
     private let published = Mutex(Status())
     let counters = Counters()
 
@@ -67,6 +67,7 @@ final class ClusterAgent: @unchecked Sendable {
         self.leaseKey = "\(cluster.keyPrefix):capacity"
         self.tokenKey = "\(cluster.keyPrefix):tokens"
         self.planner = LeasePlanner(settings: cluster.leaseSettings)
+        self.pacing = RenewalPacing(interval: cluster.syncInterval)
         self.client = RedisClient(
             configuration: .init(
                 host: cluster.redis.host, port: cluster.redis.port, username: cluster.redis.username,
@@ -225,11 +226,18 @@ final class ClusterAgent: @unchecked Sendable {
         }.always { _ in
             let now = self.gate.snapshot
             let next = self.pacing.answered(
-                early: !scheduled, grew: now.slots > shareBefore, stillShort: now.queued > 0 && now.slots < now.fullSlots)
+                early: !scheduled, grew: now.slots > shareBefore, stillShort: now.queued > 0 && now.slots < now.fullSlots,
+                shortOfDue: now.slots < now.dueSlots)
             guard self.task != nil else { return }
             switch next {
             case .send: self.sendEarly()
             case .listen: self.gate.listenForRenewal()
+            case .retry(let delay):
+                self.loop.scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) {
+                    guard self.task != nil, self.pacing.retryFired() else { return }
+                    self.counters.earlyRenewals.wrappingAdd(1, ordering: .relaxed)
+                    _ = self.sync(scheduled: false)
+                }
             case .nothing: break
             }
         }
