@@ -107,6 +107,11 @@ struct AdmissionControllerTests {
         // Granted what it was due: as before, the queue follows the grant.
         _ = c.setShare(.init(slots: 4, base: 20))
         #expect(c.queueLimit == 2)
+        // An upgrade's successor queues for the slots its predecessor still holds too.
+        _ = c.setShare(.init(slots: 0, base: 20, due: 10, inTransit: 20))
+        #expect(c.queueLimit == 25)
+        _ = c.setCapacity(15)  // an upstream went down: S = 10, everything scales by half
+        #expect(c.slots == 0 && c.dueSlots == 5 && c.queueLimit == 3 + 10)
     }
 
     @Test func admitQueueRejectInOrder() {

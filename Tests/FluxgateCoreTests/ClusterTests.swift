@@ -131,7 +131,8 @@ struct LeasePlannerTests {
 
     /// A grant short of the replica's fair share (the others' running requests hold the
     /// rest) keeps that share as the one due; a successor in an in-place upgrade is due
-    /// its predecessor's demand from the first lease.
+    /// its predecessor's demand from the first lease, and may queue for the slots the
+    /// predecessor still holds.
     @Test func aGrantRemembersTheShareDue() {
         var planner = LeasePlanner(settings: .init())
         #expect(planner.report(demand: 15, slots: 20, now: t0).want == 17)  // 15 and half of the 5 left
@@ -139,10 +140,12 @@ struct LeasePlannerTests {
         #expect(planner.granted(0, slots: 20, peers: [20], now: t0) == .init(slots: 0, base: 20, due: 10))
         var successor = LeasePlanner(settings: .init())
         _ = successor.report(demand: 0, slots: 20, now: t0)
-        #expect(successor.granted(0, slots: 20, peers: [20], inherited: 20, now: t0).due == 10)
+        #expect(successor.granted(0, slots: 20, peers: [20], predecessor: (20, 20), now: t0) == .init(slots: 0, base: 20, due: 10, inTransit: 20))
         #expect(successor.demand == 20)
         // The predecessor hands over and reports no demand: the successor is due nearly all.
-        #expect(successor.granted(0, slots: 20, peers: [0], now: t0).due == 17)
+        #expect(successor.granted(3, slots: 20, peers: [0], predecessor: (0, 17), now: t0) == .init(slots: 3, base: 20, due: 17, inTransit: 17))
+        // Drained: nothing in transit.
+        #expect(successor.granted(17, slots: 20, peers: [], now: t0) == .init(slots: 17, base: 20, due: 20))
     }
 
     /// Handing over, the replica asks for what it still runs and queues — no floor, no

@@ -15,7 +15,8 @@ struct ClusterScriptTests {
         var grant: Int
         var replicas: Int
         var peers: [Int]
-        var inherited = 0
+        /// The predecessor's demand and held slots, while its lease lasts.
+        var predecessor: [Int] = []
     }
 
     final class Store: Sendable {
@@ -40,7 +41,8 @@ struct ClusterScriptTests {
             try #require(values.count == 4)
             return Lease(
                 grant: Int(values[0].int ?? -1), replicas: Int(values[1].int ?? -1),
-                peers: (values[2].elements ?? []).compactMap { $0.int.map(Int.init) }.sorted(), inherited: Int(values[3].int ?? -1))
+                peers: (values[2].elements ?? []).compactMap { $0.int.map(Int.init) }.sorted(),
+                predecessor: (values[3].elements ?? []).compactMap { $0.int.map(Int.init) })
         }
 
         func held() async throws -> [String: String] {
@@ -92,21 +94,24 @@ struct ClusterScriptTests {
         try await store.close()
     }
 
-    /// An in-place upgrade's new process names its predecessor's field: it takes over
-    /// that demand, and the predecessor's held slots stay counted. With a replica id both
-    /// share one field, which moves aside (to the name the predecessor renames itself
-    /// to) before the successor writes its own lease there.
-    @Test func aSuccessorTakesOverTheDemandAndLeavesTheHeldSlotsCounted() async throws {
+    /// An in-place upgrade's new process names its predecessor's field: it learns that
+    /// lease's demand and held slots, which stay counted, until the lease is gone. With
+    /// a replica id both share one field, which moves aside (to the name the
+    /// predecessor renames itself to) before the successor writes its own lease there.
+    @Test func aSuccessorSeesItsPredecessorsLeaseWhichStaysCounted() async throws {
         let store = try Store()
         _ = try await store.lease("host-7", want: 20, running: 20, demand: 18, slots: 20, now: 1000)
         let successor = try await store.lease("host-8", want: 5, slots: 20, now: 1001, predecessor: ("host-7", nil))
-        #expect(successor == Lease(grant: 0, replicas: 2, peers: [18], inherited: 18))
-        #expect(try await store.lease("host-9", want: 5, slots: 20, now: 1002, predecessor: ("host-3", nil)).inherited == 0, "no such field")
+        #expect(successor == Lease(grant: 0, replicas: 2, peers: [18], predecessor: [18, 20]))
+        _ = try await store.lease("host-7", want: 6, running: 6, slots: 20, now: 1002)  // handing over: 6 still run
+        #expect(try await store.lease("host-8", want: 17, slots: 20, now: 1003, predecessor: ("host-7", nil)).predecessor == [0, 6])
+        #expect(try await store.lease("host-9", want: 5, slots: 20, now: 1004, predecessor: ("host-3", nil)).predecessor == [], "no such field")
+        #expect(try await store.lease("host-8", want: 17, slots: 20, now: 3002, predecessor: ("host-7", nil)).predecessor == [], "expired")
 
         try await store.client.send(["DEL", "t:capacity"]).get()
         _ = try await store.lease("gw", want: 20, running: 20, demand: 18, slots: 20, now: 2000)
         let moved = try await store.lease("gw", want: 5, slots: 20, now: 2001, predecessor: ("gw", "gw~7"))
-        #expect(moved == Lease(grant: 0, replicas: 2, peers: [18], inherited: 18))
+        #expect(moved == Lease(grant: 0, replicas: 2, peers: [18], predecessor: [18, 20]))
         #expect(try await store.held() == ["gw~7": "20 18 4000", "gw": "0 0 4001"])
         try await store.close()
     }

@@ -273,9 +273,12 @@ public struct AdmissionController: Sendable {
             // whose share other replicas' running requests still held had no queue and
             // shed everything until they ended: the new process of an in-place upgrade
             // answered 1 708-9 320 × 503 in 6 s (docs/results/cluster-upgrade-2026-12-04/).
+            // An in-place upgrade's new process may also queue for the slots its
+            // predecessor still holds (``LeasePlanner/Share/inTransit``).
             slots = share.slots(for: fullSlots)
             dueSlots = share.due(for: fullSlots)
             queueLimit = fullSlots > 0 ? ((capacity - fullSlots) * dueSlots + fullSlots - 1) / fullSlots : 0
+            queueLimit += share.inTransit(for: fullSlots)
         } else {
             slots = fullSlots
             dueSlots = fullSlots

@@ -57,11 +57,18 @@ public struct LeasePlanner: Sendable {
         /// sized by it (``AdmissionController``), so requests wait for those slots
         /// instead of being shed. A fallback share is due what it is.
         public var due: Int
+        /// The slots the process this one replaced in an in-place upgrade still holds:
+        /// its running requests', which end within their service time while their
+        /// clients come here. The local queue holds as many more waiters, so that those
+        /// clients wait for the slots as they pass over (a renewal or two later) instead
+        /// of being shed; 0 without a predecessor and once it has gone.
+        public var inTransit: Int
 
-        public init(slots: Int, base: Int, due: Int? = nil) {
+        public init(slots: Int, base: Int, due: Int? = nil, inTransit: Int = 0) {
             self.slots = slots
             self.base = base
             self.due = Swift.max(slots, due ?? slots)
+            self.inTransit = Swift.max(0, inTransit)
         }
 
         /// The share against the local `S` now: never more than granted, scaled down with `S`.
@@ -69,6 +76,9 @@ public struct LeasePlanner: Sendable {
 
         /// ``due`` against the local `S` now, as ``slots(for:)``.
         public func due(for localSlots: Int) -> Int { Self.scaled(due, base: base, to: localSlots) }
+
+        /// ``inTransit`` against the local `S` now, as ``slots(for:)``.
+        public func inTransit(for localSlots: Int) -> Int { Self.scaled(inTransit, base: base, to: localSlots) }
 
         private static func scaled(_ slots: Int, base: Int, to localSlots: Int) -> Int {
             guard base > 0, localSlots < base else { return Swift.min(slots, localSlots) }
@@ -102,7 +112,7 @@ public struct LeasePlanner: Sendable {
     /// An in-place upgrade's new process serves now and this one drains: from here on it
     /// asks for what it still runs and queues — no floor, no headroom, no smoothed
     /// demand — and reports a demand of 0 (the new process has taken it over:
-    /// ``granted(_:slots:peers:inherited:now:)``), so each slot its requests free passes
+    /// ``granted(_:slots:peers:predecessor:now:)``), so each slot its requests free passes
     /// to the new process, which is due it, instead of being held for a demand that will
     /// not come back.
     public mutating func handOver() { handingOver = true }
@@ -138,23 +148,26 @@ public struct LeasePlanner: Sendable {
     /// The store granted `grant` slots out of `slots`; `peers` are the other live
     /// replicas' demands. The share is due this replica's fair part by that view (the
     /// grant falls short of it while others' running requests hold the slots).
-    /// `inherited`: the demand the process this one replaced in an in-place upgrade
-    /// last reported — the clients it served come here now, so this replica is due
-    /// their share from its first lease rather than from a floor.
+    /// `predecessor`: the lease of the process this one replaced in an in-place upgrade,
+    /// while it lasts — the clients it served come here now, so this replica takes over
+    /// its demand (is due their share from its first lease rather than from a floor)
+    /// and may queue as many of them as it still holds slots (``Share/inTransit``).
     ///
     /// Coming back from a fallback, the replica asks for no more than its static share
     /// for one lease TTL: the others may still be running theirs without the store
     /// knowing (a restarted Redis has an empty ledger), and a lease taken from the
     /// empty ledger on top of them would admit more than `S` between them.
-    public mutating func granted(_ grant: Int, slots: Int, peers: [Int], inherited: Int = 0, now: MonotonicTime) -> Share {
+    public mutating func granted(
+        _ grant: Int, slots: Int, peers: [Int], predecessor: (demand: Int, held: Int)? = nil, now: MonotonicTime
+    ) -> Share {
         if mode != .leased { holdStatic = (now + settings.leaseTTL, staticShare(slots)) }
         mode = .leased
         peerDemands = peers
         replicas = peers.count + 1
         leaseExpiry = now + settings.leaseTTL
-        if !handingOver { demand = Swift.max(demand, Double(inherited)) }
+        if !handingOver, let predecessor { demand = Swift.max(demand, Double(predecessor.demand)) }
         let due = handingOver ? grant : fairShare(slots: slots, now: now)
-        let share = Share(slots: Swift.max(0, grant), base: slots, due: due)
+        let share = Share(slots: Swift.max(0, grant), base: slots, due: due, inTransit: predecessor?.held ?? 0)
         self.share = share
         return share
     }

@@ -32,6 +32,9 @@ final class ClusterAgent: @unchecked Sendable {
     private var planner: LeasePlanner
     private var task: RepeatedTask?
     private var storeUp: Bool?
+    /// The lease field of the process this one replaced in an in-place upgrade, while it
+    /// lasts (``start(predecessor:)``).
+    private var predecessorField: String?
     /// Early renewals between the scheduled ones (``RenewalPacing``).
     private var pacing: RenewalPacing
     private let published = Mutex(Status())
@@ -112,7 +115,12 @@ final class ClusterAgent: @unchecked Sendable {
             // Until the first answer: the static share for the replicas expected.
             self.gate.setShare(self.planner.storeFailed(slots: self.gate.fullSlots, now: MonotonicTime.current))
             if self.gate.sharedGlobal != nil { self.fetchTokens() }
-            return self.sync(predecessor: predecessor)
+            if let predecessor {
+                // Renewals name the predecessor's lease until it is gone (ClusterScripts.lease).
+                self.predecessorField = self.config.replicaID.map { $0 + Self.handedOverSuffix(predecessor) }
+                    ?? Self.defaultReplicaID(pid: predecessor)
+            }
+            return self.sync(movingAside: self.config.replicaID != nil && predecessor != nil)
         }
         try? await first.get()
         loop.execute {
@@ -189,7 +197,7 @@ final class ClusterAgent: @unchecked Sendable {
         _ = sync(scheduled: false)
     }
 
-    private func sync(scheduled: Bool = true, predecessor: Int32? = nil) -> EventLoopFuture<Void> {
+    private func sync(scheduled: Bool = true, movingAside: Bool = false) -> EventLoopFuture<Void> {
         if scheduled { pacing.scheduledSent() }
         let shareBefore = gate.snapshot.slots
         let (demand, slots, running) = gate.takeClusterDemand(scheduled: scheduled)
@@ -201,18 +209,19 @@ final class ClusterAgent: @unchecked Sendable {
             replicaID, String(report.want), String(running), String(report.demand), String(slots),
             String(config.leaseTTL.nanosecondsClamped / 1_000_000),
         ]
-        if let predecessor {
-            arguments += ["", config.replicaID ?? Self.defaultReplicaID(pid: predecessor)]
-            if config.replicaID != nil { arguments.append(replicaID + Self.handedOverSuffix(predecessor)) }
+        if let predecessorField {
+            // With a replica id the first renewal finds the predecessor under this id and moves it.
+            arguments += movingAside ? ["", replicaID, predecessorField] : ["", predecessorField]
         }
         return client.run(ClusterScripts.lease, keys: [leaseKey], arguments: arguments).flatMapThrowing { reply in
             guard let values = reply.elements, values.count == 4, let grant = values[0].int, let replicas = values[1].int,
                 let peers = values[2].elements?.compactMap({ $0.int.map(Int.init) }), peers.count == Int(replicas) - 1,
-                let inherited = values[3].int
+                let lease = values[3].elements?.compactMap({ $0.int.map(Int.init) }), lease.count == 0 || lease.count == 2
             else { throw RedisError.malformed("unexpected lease reply \(reply)") }
-            return (Int(grant), peers, Int(inherited))
-        }.map { (grant: Int, peers: [Int], inherited: Int) in
-            let share = self.planner.granted(grant, slots: slots, peers: peers, inherited: inherited, now: sentAt)
+            return (Int(grant), peers, lease.count == 2 ? (demand: lease[0], held: lease[1]) : nil)
+        }.map { (grant: Int, peers: [Int], predecessor: (demand: Int, held: Int)?) in
+            if predecessor == nil { self.predecessorField = nil }  // gone: drained, or its lease expired
+            let share = self.planner.granted(grant, slots: slots, peers: peers, predecessor: predecessor, now: sentAt)
             self.gate.setShare(share)
             self.counters.syncs.wrappingAdd(1, ordering: .relaxed)
             self.noteStore(up: true, error: nil)

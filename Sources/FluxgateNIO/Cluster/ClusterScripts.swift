@@ -11,15 +11,16 @@ enum ClusterScripts {
     /// The capacity ledger: `KEYS[1]` is a hash, one field per replica:
     /// `"<held> <demand> <expiry ms>"`. `ARGV`: replica id, slots wanted, running now,
     /// demand, `S`, lease TTL (ms), [now ms, or empty], [the field of the process this
-    /// one replaced in an in-place upgrade, whose demand it takes over], [a field to
-    /// copy that entry to first: with a `cluster.replica_id` the predecessor's field is
-    /// this one's, and its lease moves aside under the name the predecessor renames
-    /// itself to, so that the slots its running requests hold stay counted]. Drops expired leases, grants
+    /// one replaced in an in-place upgrade], [a field to copy that entry to first: with
+    /// a `cluster.replica_id` the predecessor's field is this one's, and its lease moves
+    /// aside under the name the predecessor renames itself to, so that the slots its
+    /// running requests hold stay counted]. Drops expired leases, grants
     /// `min(wanted, S − Σ others' held)` (never negative) and records
     /// `held = max(grant, running)` — a replica whose share shrank still holds the
     /// slots its running requests occupy until it reports them finished. Returns
-    /// `{grant, replicas (this one included), {others' demands}, predecessor's demand (0
-    /// without one)}`. The hash itself
+    /// `{grant, replicas (this one included), {others' demands}, {the predecessor's
+    /// demand, held}}` — the last empty without a predecessor or once its lease is
+    /// gone. The hash itself
     /// expires a minute after its last write: only garbage collection once every replica
     /// has gone, since each lease's expiry is decided against `now` above (with `ttl × 2`
     /// alone, a test whose steps took 4 s of wall time between calls found its ledger
@@ -32,12 +33,15 @@ enum ClusterScripts {
           now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         end
         local id = ARGV[1]
-        local inherited = 0
+        local predecessor = {}
         if ARGV[8] and ARGV[8] ~= '' then
           local previous = redis.call('HGET', KEYS[1], ARGV[8])
           if previous then
-            inherited = tonumber(string.match(previous, '^%d+ (%d+) ')) or 0
-            if ARGV[9] and ARGV[9] ~= '' then redis.call('HSET', KEYS[1], ARGV[9], previous) end
+            local held, peerDemand, expiry = string.match(previous, '^(%d+) (%d+) (%d+)$')
+            if held ~= nil and tonumber(expiry) > now then
+              predecessor = {tonumber(peerDemand), tonumber(held)}
+              if ARGV[9] and ARGV[9] ~= '' then redis.call('HSET', KEYS[1], ARGV[9], previous) end
+            end
           end
         end
         local want = tonumber(ARGV[2])
@@ -67,7 +71,7 @@ enum ClusterScripts {
         local held = math.max(grant, running)
         redis.call('HSET', KEYS[1], id, string.format('%d %d %d', held, demand, now + ttl))
         redis.call('PEXPIRE', KEYS[1], ttl * 2 + 60000)
-        return {grant, replicas, peers, inherited}
+        return {grant, replicas, peers, predecessor}
         """)
 
     /// The global token bucket: `KEYS[1]` is a hash `{tokens, ts}`. `ARGV`: rate per

@@ -39,4 +39,7 @@ wait $load
 echo "old process $gw: $(kill -0 "$gw" 2>/dev/null && echo running || echo exited)"
 grep -E "Slowest|Fastest|Average|Requests/sec" "$W/hey.txt"; grep -E "(50|90|99)% in" "$W/hey.txt"; grep -A3 "Status code distribution" "$W/hey.txt"
 echo "after the load: up:capacity fields: $(redis-cli -p 19379 hkeys up:capacity | tr '\n' ' ')"
+echo "the new process's sheds and renewals:"
+curl -s http://127.0.0.1:18972/metrics | grep -E '^fluxgate_(shed_total|requests_shed_total|cluster_early_renewals_total|cluster_syncs_total)' | grep -v ' 0$'
+
 grep -E "cluster|SIGUSR2|SIGTERM|upgrade|drain" "$W/gw.log" | sed 's/^[^ ]* //'
