@@ -141,11 +141,12 @@ struct LeasePlannerTests {
         var successor = LeasePlanner(settings: .init())
         _ = successor.report(demand: 0, slots: 20, now: t0)
         #expect(successor.granted(0, slots: 20, peers: [20], predecessor: (20, 20), now: t0) == .init(slots: 0, base: 20, due: 10, inTransit: 20))
-        #expect(successor.demand == 20)
-        // The predecessor hands over and reports no demand: the successor is due nearly all.
-        #expect(successor.granted(3, slots: 20, peers: [0], predecessor: (0, 17), now: t0) == .init(slots: 3, base: 20, due: 17, inTransit: 17))
+        #expect(successor.predecessorDemand == 20 && successor.report(demand: 2, slots: 20, now: t0) == (2, 10), "asked for, not reported")
+        // The predecessor hands over and reports no demand: the successor's own (2) rules
+        // its due share (7: its floor and headroom), and it may queue for the 17 in transit.
+        #expect(successor.granted(3, slots: 20, peers: [0], predecessor: (0, 17), now: t0) == .init(slots: 3, base: 20, due: 7, inTransit: 17))
         // Drained: nothing in transit.
-        #expect(successor.granted(17, slots: 20, peers: [], now: t0) == .init(slots: 17, base: 20, due: 20))
+        #expect(successor.granted(17, slots: 20, peers: [], now: t0) == .init(slots: 17, base: 20, due: 17))
     }
 
     /// Handing over, the replica asks for what it still runs and queues — no floor, no

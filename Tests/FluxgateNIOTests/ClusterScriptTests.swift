@@ -23,6 +23,8 @@ struct ClusterScriptTests {
         let server: RedisServer
         let group: MultiThreadedEventLoopGroup
         let client: RedisClient
+        /// The last lease call was made under its aside name.
+        nonisolated(unsafe) var renewedAside = false
 
         init() throws {
             server = try RedisServer()
@@ -32,13 +34,14 @@ struct ClusterScriptTests {
 
         func lease(
             _ id: String, want: Int, running: Int = 0, demand: Int = 0, slots: Int, ttl: Int = 2000, now: Int,
-            predecessor: (field: String, moveTo: String?)? = nil
+            predecessor: (field: String, moveTo: String?)? = nil, aside: String? = nil
         ) async throws -> Lease {
             var arguments = [id, String(want), String(running), String(demand), String(slots), String(ttl), String(now)]
-            if let predecessor { arguments += [predecessor.field] + (predecessor.moveTo.map { [$0] } ?? []) }
+            arguments += [predecessor?.field ?? "", predecessor?.moveTo ?? "", aside ?? ""]
             let reply = try await client.run(ClusterScripts.lease, keys: ["t:capacity"], arguments: arguments).get()
             let values = try #require(reply.elements)
-            try #require(values.count == 4)
+            try #require(values.count == 5)
+            renewedAside = values[4].int == 1
             return Lease(
                 grant: Int(values[0].int ?? -1), replicas: Int(values[1].int ?? -1),
                 peers: (values[2].elements ?? []).compactMap { $0.int.map(Int.init) }.sorted(),
@@ -113,6 +116,13 @@ struct ClusterScriptTests {
         let moved = try await store.lease("gw", want: 5, slots: 20, now: 2001, predecessor: ("gw", "gw~7"))
         #expect(moved == Lease(grant: 0, replicas: 2, peers: [18], predecessor: [18, 20]))
         #expect(try await store.held() == ["gw~7": "20 18 4000", "gw": "0 0 4001"])
+        // The predecessor renews before it is told to hand over: under its aside name,
+        // found in the ledger, never over the successor's lease.
+        #expect(try await store.lease("gw", want: 20, running: 19, demand: 18, slots: 20, now: 2002, aside: "gw~7").grant == 20)
+        #expect(store.renewedAside)
+        #expect(try await store.held() == ["gw~7": "20 18 4002", "gw": "0 0 4001"])
+        _ = try await store.lease("gw", want: 5, slots: 20, now: 2003, aside: "gw~8")
+        #expect(!store.renewedAside, "the successor's own aside name is not there")
         try await store.close()
     }
 

@@ -95,6 +95,11 @@ public struct LeasePlanner: Sendable {
     public private(set) var peerDemands: [Int] = []
     /// This replica's demand, smoothed: it rises at once and decays by half per report.
     public private(set) var demand = 0.0
+    /// The demand of the process this one replaced in an in-place upgrade, as its lease
+    /// last said (0 without one): its clients come here, so this replica asks and is
+    /// due as if it were its own — but does not report it, or the store would count it
+    /// twice and shrink the predecessor's share while it still serves them.
+    public private(set) var predecessorDemand = 0
     private var leaseExpiry: MonotonicTime?
     /// After a fallback, asks for no more than the static share until then (see ``granted``).
     private var holdStatic: (until: MonotonicTime, slots: Int)?
@@ -112,7 +117,7 @@ public struct LeasePlanner: Sendable {
     /// An in-place upgrade's new process serves now and this one drains: from here on it
     /// asks for what it still runs and queues — no floor, no headroom, no smoothed
     /// demand — and reports a demand of 0 (the new process has taken it over:
-    /// ``granted(_:slots:peers:predecessor:now:)``), so each slot its requests free passes
+    /// ``predecessorDemand``), so each slot its requests free passes
     /// to the new process, which is due it, instead of being held for a demand that will
     /// not come back.
     public mutating func handOver() { handingOver = true }
@@ -131,7 +136,7 @@ public struct LeasePlanner: Sendable {
 
     /// This replica's part of `slots` by the demands as last seen, its own included.
     private mutating func fairShare(slots: Int, now: MonotonicTime) -> Int {
-        let all = [Int(demand.rounded(.up))] + peerDemands
+        let all = [Swift.max(Int(demand.rounded(.up)), predecessorDemand)] + peerDemands
         let floor = Int((Double(slots) / Double(all.count) * settings.shareFloor).rounded(.up))
         var want = FairShare.split(capacity: slots, demands: all, floor: floor)[0]
         if mode != .leased {
@@ -149,9 +154,10 @@ public struct LeasePlanner: Sendable {
     /// replicas' demands. The share is due this replica's fair part by that view (the
     /// grant falls short of it while others' running requests hold the slots).
     /// `predecessor`: the lease of the process this one replaced in an in-place upgrade,
-    /// while it lasts — the clients it served come here now, so this replica takes over
-    /// its demand (is due their share from its first lease rather than from a floor)
-    /// and may queue as many of them as it still holds slots (``Share/inTransit``).
+    /// while it lasts — the clients it served come here now, so this replica asks as if
+    /// their demand were its own (``predecessorDemand``: it is due their share from its
+    /// first lease rather than a floor) and may queue as many of them as the predecessor
+    /// still holds slots (``Share/inTransit``).
     ///
     /// Coming back from a fallback, the replica asks for no more than its static share
     /// for one lease TTL: the others may still be running theirs without the store
@@ -165,7 +171,7 @@ public struct LeasePlanner: Sendable {
         peerDemands = peers
         replicas = peers.count + 1
         leaseExpiry = now + settings.leaseTTL
-        if !handingOver, let predecessor { demand = Swift.max(demand, Double(predecessor.demand)) }
+        predecessorDemand = handingOver ? 0 : predecessor?.demand ?? 0
         let due = handingOver ? grant : fairShare(slots: slots, now: now)
         let share = Share(slots: Swift.max(0, grant), base: slots, due: due, inTransit: predecessor?.held ?? 0)
         self.share = share

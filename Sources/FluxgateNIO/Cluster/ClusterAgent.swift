@@ -149,18 +149,29 @@ final class ClusterAgent: @unchecked Sendable {
             self.planner.handOver()
             self.pacing.handOver()
             self.gate.handOver()
-            if self.config.replicaID != nil {
-                let renamed = self.identity.withLock { id in
-                    id += Self.handedOverSuffix(ProcessInfo.processInfo.processIdentifier)
-                    return id
-                }
-                self.logger.notice(
-                    "cluster: the new process holds this replica's lease; requests still running here are counted under their own name",
-                    metadata: ["replica": "\(renamed)"])
-            }
+            self.renameAside()
             return self.sync()
         }
         try? await done.get()
+    }
+
+    /// With a `cluster.replica_id`: from now on this process renews under `<id>~<pid>`,
+    /// the field its successor moved its lease to — at the hand-over, or at a renewal
+    /// that found the lease moved already (the successor's first renewal comes before
+    /// the hand-over; renewing under the id meanwhile would overwrite the successor's
+    /// lease and count this one twice). Once.
+    private func renameAside() {
+        guard let id = config.replicaID else { return }
+        let aside = id + Self.handedOverSuffix(ProcessInfo.processInfo.processIdentifier)
+        let renamed = identity.withLock { current in
+            guard current != aside else { return false }
+            current = aside
+            return true
+        }
+        guard renamed else { return }
+        logger.notice(
+            "cluster: the new process holds this replica's lease; requests still running here are counted under their own name",
+            metadata: ["replica": "\(aside)"])
     }
 
     /// The suffix a handing-over process's lease field gets: `~<pid>`.
@@ -209,18 +220,25 @@ final class ClusterAgent: @unchecked Sendable {
             replicaID, String(report.want), String(running), String(report.demand), String(slots),
             String(config.leaseTTL.nanosecondsClamped / 1_000_000),
         ]
-        if let predecessorField {
-            // With a replica id the first renewal finds the predecessor under this id and moves it.
-            arguments += movingAside ? ["", replicaID, predecessorField] : ["", predecessorField]
+        // With a replica id the first renewal finds the predecessor under this id and moves it.
+        arguments += ["", predecessorField.map { movingAside ? replicaID : $0 } ?? "", movingAside ? predecessorField ?? "" : ""]
+        // Whether a successor moved this lease aside (renameAside()). Not asked while this
+        // process's own predecessor is still there: its successor cannot have started from
+        // the same executable's upgrade yet in practice, and in one test process (one pid
+        // for both) the aside name would be the predecessor's.
+        if let id = config.replicaID, predecessorField == nil {
+            arguments.append(id + Self.handedOverSuffix(ProcessInfo.processInfo.processIdentifier))
         }
         return client.run(ClusterScripts.lease, keys: [leaseKey], arguments: arguments).flatMapThrowing { reply in
-            guard let values = reply.elements, values.count == 4, let grant = values[0].int, let replicas = values[1].int,
+            guard let values = reply.elements, values.count == 5, let grant = values[0].int, let replicas = values[1].int,
                 let peers = values[2].elements?.compactMap({ $0.int.map(Int.init) }), peers.count == Int(replicas) - 1,
-                let lease = values[3].elements?.compactMap({ $0.int.map(Int.init) }), lease.count == 0 || lease.count == 2
+                let lease = values[3].elements?.compactMap({ $0.int.map(Int.init) }), lease.count == 0 || lease.count == 2,
+                let aside = values[4].int
             else { throw RedisError.malformed("unexpected lease reply \(reply)") }
-            return (Int(grant), peers, lease.count == 2 ? (demand: lease[0], held: lease[1]) : nil)
-        }.map { (grant: Int, peers: [Int], predecessor: (demand: Int, held: Int)?) in
+            return (Int(grant), peers, lease.count == 2 ? (demand: lease[0], held: lease[1]) : nil, aside == 1)
+        }.map { (grant: Int, peers: [Int], predecessor: (demand: Int, held: Int)?, aside: Bool) in
             if predecessor == nil { self.predecessorField = nil }  // gone: drained, or its lease expired
+            if aside { self.renameAside() }
             let share = self.planner.granted(grant, slots: slots, peers: peers, predecessor: predecessor, now: sentAt)
             self.gate.setShare(share)
             self.counters.syncs.wrappingAdd(1, ordering: .relaxed)

@@ -14,13 +14,16 @@ enum ClusterScripts {
     /// one replaced in an in-place upgrade], [a field to copy that entry to first: with
     /// a `cluster.replica_id` the predecessor's field is this one's, and its lease moves
     /// aside under the name the predecessor renames itself to, so that the slots its
-    /// running requests hold stay counted]. Drops expired leases, grants
+    /// running requests hold stay counted], [this process's own name for that aside
+    /// field, `<id>~<pid>`: when it exists, a successor has moved this lease there, and
+    /// this renewal is made under it — not under the id, now the successor's lease].
+    /// Drops expired leases, grants
     /// `min(wanted, S − Σ others' held)` (never negative) and records
     /// `held = max(grant, running)` — a replica whose share shrank still holds the
     /// slots its running requests occupy until it reports them finished. Returns
     /// `{grant, replicas (this one included), {others' demands}, {the predecessor's
-    /// demand, held}}` — the last empty without a predecessor or once its lease is
-    /// gone. The hash itself
+    /// demand, held}, 1 if renewed under the aside name}` — the predecessor's part empty
+    /// without one or once its lease is gone. The hash itself
     /// expires a minute after its last write: only garbage collection once every replica
     /// has gone, since each lease's expiry is decided against `now` above (with `ttl × 2`
     /// alone, a test whose steps took 4 s of wall time between calls found its ledger
@@ -33,6 +36,11 @@ enum ClusterScripts {
           now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         end
         local id = ARGV[1]
+        local aside = 0
+        if ARGV[10] and ARGV[10] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[10]) == 1 then
+          id = ARGV[10]
+          aside = 1
+        end
         local predecessor = {}
         if ARGV[8] and ARGV[8] ~= '' then
           local previous = redis.call('HGET', KEYS[1], ARGV[8])
@@ -71,7 +79,7 @@ enum ClusterScripts {
         local held = math.max(grant, running)
         redis.call('HSET', KEYS[1], id, string.format('%d %d %d', held, demand, now + ttl))
         redis.call('PEXPIRE', KEYS[1], ttl * 2 + 60000)
-        return {grant, replicas, peers, predecessor}
+        return {grant, replicas, peers, predecessor, aside}
         """)
 
     /// The global token bucket: `KEYS[1]` is a hash `{tokens, ts}`. `ARGV`: rate per
