@@ -371,6 +371,20 @@ struct AdmissionShareTests {
         #expect((controller.slots, controller.queueLimit) == (10, 5))
     }
 
+    /// A smaller share sheds no waiter: they keep their places until a slot or their
+    /// deadline, and only later arrivals see the smaller queue. A lower capacity (an
+    /// upstream went down) still sheds beyond its queue.
+    @Test func aSmallerShareKeepsItsWaiters() {
+        var controller = AdmissionController(capacity: 30, settings: .init(targetUtilization: 2.0 / 3.0))
+        _ = controller.setShare(.init(slots: 0, base: 20, due: 10, inTransit: 20))  // queue 25
+        for id in 0..<20 { #expect(controller.arrive(id: id, priority: .normal, now: .zero) == .enqueue(deadline: .zero + .seconds(1))) }
+        let change = controller.setShare(.init(slots: 7, base: 20, due: 12))  // the predecessor left: queue 6
+        #expect(change.admitted == Array(0..<7) && change.rejected.isEmpty)
+        #expect(controller.queued == 13 && controller.queueLimit == 6)
+        #expect(controller.arrive(id: 20, priority: .normal, now: .zero) == .reject(.overloaded))
+        #expect(controller.setCapacity(15).rejected.count == 13 - 3)  // S 10: share 3 slots, queue 3
+    }
+
     @Test func aZeroShareRefusesAsOverloaded() {
         var controller = AdmissionController(capacity: 30, settings: .init())
         _ = controller.setShare(.init(slots: 0, base: 20))
