@@ -149,6 +149,15 @@ struct LeasePlannerTests {
         #expect(successor.granted(17, slots: 20, peers: [], now: t0) == .init(slots: 17, base: 20, due: 17))
     }
 
+    /// A burst that arrived after the report is due its share at the answer: the
+    /// smoothed demand rises to what runs and waits then.
+    @Test func theShareDueFollowsTheDemandAtTheAnswer() {
+        var planner = LeasePlanner(settings: .init())
+        _ = planner.report(demand: 1, slots: 20, now: t0)
+        #expect(planner.granted(7, slots: 20, peers: [], demandNow: 20, now: t0) == .init(slots: 7, base: 20, due: 20))
+        #expect(planner.demand == 20)
+    }
+
     /// Handing over, the replica asks for what it still runs and queues — no floor, no
     /// headroom, no smoothed demand holding slots the new process waits for — and
     /// reports no demand of its own (its successor has taken it over).
@@ -500,6 +509,17 @@ struct RenewalPacingTests {
         #expect(!firedInFlight)
         note(pacing.answered(early: false, grew: false, stillShort: true, shortOfDue: false))  // due what it holds: no retry
         #expect(told.suffix(4) == ["send", "retry 5 ms", "nothing", "nothing"])
+    }
+
+    /// The early budget spent while slots still come and are due: no chain, a retry.
+    @Test func aSpentBudgetStillRetriesWhileShortOfTheShareDue() {
+        var pacing = RenewalPacing(interval: .milliseconds(250))
+        let sent = pacing.asked()
+        #expect(sent)
+        #expect(pacing.answered(early: true, grew: true, stillShort: true, shortOfDue: true) == .send)
+        #expect(pacing.answered(early: true, grew: true, stillShort: true, shortOfDue: true) == .send)
+        #expect(pacing.answered(early: true, grew: true, stillShort: true, shortOfDue: true) == .retry(after: .milliseconds(5)))
+        #expect(pacing.early == 3)
     }
 
     @Test func aRenewalThatBringsNothingEndsTheChain() {

@@ -163,8 +163,11 @@ public struct LeasePlanner: Sendable {
     /// for one lease TTL: the others may still be running theirs without the store
     /// knowing (a restarted Redis has an empty ledger), and a lease taken from the
     /// empty ledger on top of them would admit more than `S` between them.
+    /// `demandNow`: running + queued as the answer arrives — a burst that came after the
+    /// report is due its share now (the smoothed demand rises to it at once).
     public mutating func granted(
-        _ grant: Int, slots: Int, peers: [Int], predecessor: (demand: Int, held: Int)? = nil, now: MonotonicTime
+        _ grant: Int, slots: Int, peers: [Int], predecessor: (demand: Int, held: Int)? = nil, demandNow: Int = 0,
+        now: MonotonicTime
     ) -> Share {
         if mode != .leased { holdStatic = (now + settings.leaseTTL, staticShare(slots)) }
         mode = .leased
@@ -172,6 +175,7 @@ public struct LeasePlanner: Sendable {
         replicas = peers.count + 1
         leaseExpiry = now + settings.leaseTTL
         predecessorDemand = handingOver ? 0 : predecessor?.demand ?? 0
+        if !handingOver { demand = Swift.max(demand, Double(demandNow)) }
         let due = handingOver ? grant : fairShare(slots: slots, now: now)
         let share = Share(slots: Swift.max(0, grant), base: slots, due: due, inTransit: predecessor?.held ?? 0)
         self.share = share

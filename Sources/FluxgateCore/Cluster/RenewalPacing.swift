@@ -14,9 +14,10 @@
 /// Unless the replica is short of the share it is due (``LeasePlanner/Share/due``)
 /// while requests wait: then the slots are held by requests running elsewhere — an
 /// upgraded process's predecessor draining, a replica whose demand fell — which end
-/// within their service time. A renewal that brings nothing is then tried again after
-/// a delay (``Next/retry(after:)``) that starts at ``retryFloor`` and doubles up to the
-/// interval while renewals bring nothing; one that brings slots resets it. Freed slots
+/// within their service time. When no renewal follows at once (one that brought nothing,
+/// or the budget is spent), the next is tried after a delay (``Next/retry(after:)``)
+/// that starts at ``retryFloor`` and doubles up to the interval while renewals bring
+/// nothing; one that brings slots resets it. Freed slots
 /// so arrive within milliseconds, and a shortfall that lasts costs about one call per
 /// interval. (Until 2026-12-04 the replica waited for its next interval: the new
 /// process of an in-place upgrade shed its clients for up to 250 ms.)
@@ -106,7 +107,9 @@ public struct RenewalPacing: Sendable, Equatable {
         } else {
             next = wasEarly && grew ? .listen : .nothing
         }
-        guard stillShort, shortOfDue, !grew, !retryArmed else { return next }
+        // Nothing sent now, requests wait and slots are due: try again after the delay
+        // (the floor again after a renewal that brought slots, the budget spent or not).
+        guard stillShort, shortOfDue, !retryArmed else { return next }
         let delay = retryDelay ?? retryFloor
         retryDelay = min(delay * 2, retryCeiling)
         retryArmed = true

@@ -239,7 +239,9 @@ final class ClusterAgent: @unchecked Sendable {
         }.map { (grant: Int, peers: [Int], predecessor: (demand: Int, held: Int)?, aside: Bool) in
             if predecessor == nil { self.predecessorField = nil }  // gone: drained, or its lease expired
             if aside { self.renameAside() }
-            let share = self.planner.granted(grant, slots: slots, peers: peers, predecessor: predecessor, now: sentAt)
+            let current = self.gate.snapshot
+            let share = self.planner.granted(
+                grant, slots: slots, peers: peers, predecessor: predecessor, demandNow: current.inFlight + current.queued, now: sentAt)
             self.gate.setShare(share)
             self.counters.syncs.wrappingAdd(1, ordering: .relaxed)
             self.noteStore(up: true, error: nil)
