@@ -60,7 +60,8 @@ for name, path in (("old process", sys.argv[1]), ("new process", sys.argv[2])):
         t = datetime.datetime.fromisoformat(fields["time"].replace("Z", "+00:00")).timestamp()
         if t < at: before += 1
         else: after.append(f'{fields["time"][11:]} {fields.get("shed_reason")}')
-    print(f"  {name}: {before} × 503 before the SIGUSR2 (the load's first burst), {len(after)} from it on: {after}")
+    span = f" ({after[0]} … {after[-1]})" if after else ""
+    print(f"  {name}: {before} × 503 before the SIGUSR2 (the load's first burst), {len(after)} from it on{span}")
 PY
 echo "the new process's sheds and renewals:"
 curl -s http://127.0.0.1:18972/metrics | grep -E '^fluxgate_(shed_total|requests_shed_total|cluster_early_renewals_total|cluster_syncs_total)' | grep -v ' 0$'
