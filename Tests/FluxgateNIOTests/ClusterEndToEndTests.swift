@@ -80,6 +80,7 @@ struct ClusterEndToEndTests {
         let cluster = try #require(json["cluster"] as? [String: Any])
         #expect(cluster["replica_id"] as? String == "a" && cluster["mode"] as? String == "leased" && cluster["replicas"] as? Int == 2)
         #expect(cluster["cluster_slots"] as? Int == 20)
+        #expect((cluster["due_slots"] as? Int ?? -1) >= (cluster["share_slots"] as? Int ?? 0))
 
         redis.stop()
         try await eventually("both fall back to the static share") {

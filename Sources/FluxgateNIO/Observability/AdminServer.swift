@@ -327,6 +327,9 @@ struct StatsDocument: Encodable {
         /// S as this replica sees it, and its share of it.
         var cluster_slots: Int
         var share_slots: Int
+        /// The share it is due (its fair share by the last view): above `share_slots` while
+        /// other replicas' running requests still hold the slots; its queue is sized by it.
+        var due_slots: Int
         var demand: Int
         var syncs_ok: Int
         var syncs_failed: Int
@@ -407,7 +410,7 @@ struct StatsDocument: Encodable {
             Cluster(
                 replica_id: c.replicaID, redis: c.redis, store_up: c.status.storeUp, mode: c.status.mode.rawValue,
                 degraded: c.status.mode != .leased || (c.tokens.map { $0.mode != .shared } ?? false), replicas: c.status.replicas,
-                cluster_slots: r.gate.fullSlots, share_slots: r.gate.slots, demand: c.status.demand, syncs_ok: c.syncs.ok,
+                cluster_slots: r.gate.fullSlots, share_slots: r.gate.slots, due_slots: r.gate.dueSlots, demand: c.status.demand, syncs_ok: c.syncs.ok,
                 syncs_failed: c.syncs.failed, last_error: c.status.lastError,
                 global_tokens: c.tokens.map {
                     GlobalTokens(mode: $0.mode.rawValue, stock: $0.stock, batch: $0.batch, fetched: c.tokensFetched, fetches_failed: c.tokenFetches.failed)
