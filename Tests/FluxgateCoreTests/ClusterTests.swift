@@ -436,17 +436,23 @@ struct RenewalPacingTests {
             .answered(early: true, grew: true, stillShort: false, next: .listen),  // nothing waits now: the gate may ask again
             .asked(send: true),
         ])
-        #expect(pacing.early == 2 && pacing.inFlight == 1)
+        #expect(pacing.early == 1 && pacing.inFlight == 1, "the one that grew the share is not counted")
     }
 
+    /// A chain goes on while each renewal makes the share grow (those are not counted);
+    /// three that bring nothing spend the interval's budget.
     @Test func aChainFollowsABurstWhileTheShareGrowsAndStopsAtTheBudget() {
         let pacing = run([
             .scheduled, .answered(early: false, grew: false, stillShort: false, next: .nothing),
             .asked(send: true),
             .answered(early: true, grew: true, stillShort: true, next: .send),
             .answered(early: true, grew: true, stillShort: true, next: .send),
-            .answered(early: true, grew: true, stillShort: true, next: .nothing),  // three per interval
-            .asked(send: false),
+            .answered(early: true, grew: true, stillShort: true, next: .send),
+            .answered(early: true, grew: true, stillShort: true, next: .send),  // a fourth step: it grew every time
+            .answered(early: true, grew: false, stillShort: true, next: .nothing),  // brought nothing: 1 of 3
+            .asked(send: true), .answered(early: true, grew: false, stillShort: true, next: .nothing),  // 2
+            .asked(send: true), .answered(early: true, grew: false, stillShort: true, next: .nothing),  // 3
+            .asked(send: false),  // spent
             .scheduled, .answered(early: false, grew: false, stillShort: true, next: .nothing),
             .asked(send: true),  // a new interval, a new budget
         ])
@@ -458,9 +464,9 @@ struct RenewalPacingTests {
     @Test func handingOverSendsEveryAskOneAtATime() {
         var pacing = run([
             .scheduled, .answered(early: false, grew: false, stillShort: false, next: .nothing),
-            .asked(send: true), .answered(early: true, grew: true, stillShort: true, next: .send),
-            .answered(early: true, grew: true, stillShort: true, next: .send),
-            .answered(early: true, grew: true, stillShort: true, next: .nothing),
+            .asked(send: true), .answered(early: true, grew: false, stillShort: true, next: .nothing),
+            .asked(send: true), .answered(early: true, grew: false, stillShort: true, next: .nothing),
+            .asked(send: true), .answered(early: true, grew: false, stillShort: true, next: .nothing),
         ])
         var told: [String] = []
         func note(_ value: Bool) { told.append(value ? "send" : "wait") }
@@ -511,15 +517,12 @@ struct RenewalPacingTests {
         #expect(told.suffix(4) == ["send", "retry 5 ms", "nothing", "nothing"])
     }
 
-    /// The early budget spent while slots still come and are due: no chain, a retry.
-    @Test func aSpentBudgetStillRetriesWhileShortOfTheShareDue() {
+    /// No chain from a scheduled renewal, yet slots are due and requests wait: a retry.
+    @Test func aScheduledRenewalShortOfTheShareDueIsFollowedByARetry() {
         var pacing = RenewalPacing(interval: .milliseconds(250))
-        let sent = pacing.asked()
-        #expect(sent)
-        #expect(pacing.answered(early: true, grew: true, stillShort: true, shortOfDue: true) == .send)
-        #expect(pacing.answered(early: true, grew: true, stillShort: true, shortOfDue: true) == .send)
-        #expect(pacing.answered(early: true, grew: true, stillShort: true, shortOfDue: true) == .retry(after: .milliseconds(5)))
-        #expect(pacing.early == 3)
+        pacing.scheduledSent()
+        #expect(pacing.answered(early: false, grew: true, stillShort: true, shortOfDue: true) == .retry(after: .milliseconds(5)))
+        #expect(pacing.early == 0 && pacing.retryArmed)
     }
 
     @Test func aRenewalThatBringsNothingEndsTheChain() {

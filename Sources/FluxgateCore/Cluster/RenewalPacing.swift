@@ -5,10 +5,12 @@
 /// waits or is refused for capacity) until it is let ask again. An early renewal
 /// reports the demand of that moment, which for a burst still arriving is only its
 /// first part; so while early renewals make the share grow, the next follows at once if
-/// requests still wait, or the gate may ask again for the rest of the burst — at most
-/// ``earlyPerInterval`` early renewals between two scheduled ones. A renewal that does
-/// not grow the share (the slots are held by the other replicas) ends it: under a
-/// lasting overload a replica adds one call to Redis per interval. One renewal is in
+/// requests still wait, or the gate may ask again for the rest of the burst. Early
+/// renewals that bring nothing are bounded: at most ``earlyPerInterval`` between two
+/// scheduled ones (one that grows the share is not counted: the share grows only into
+/// slots others freed). A renewal that does not grow the share (the slots are held by
+/// the other replicas) ends the chain: under a lasting overload a replica adds about
+/// one call to Redis per interval. One renewal is in
 /// flight at a time; an ask meanwhile is sent when it is answered.
 ///
 /// Unless the replica is short of the share it is due (``LeasePlanner/Share/due``)
@@ -28,11 +30,11 @@
 /// slots, can take each within a round trip to Redis; the calls end with the drain.
 /// Pure: the agent reports what happened and does what it is told.
 public struct RenewalPacing: Sendable, Equatable {
-    /// Early renewals allowed between two scheduled ones.
+    /// Early renewals that bring nothing allowed between two scheduled ones.
     public let earlyPerInterval: Int
     /// Renewals sent and not answered.
     public private(set) var inFlight = 0
-    /// Early renewals since the last scheduled one.
+    /// Early renewals since the last scheduled one, less those that grew the share.
     public private(set) var early = 0
     private var pending = false
     /// An in-place upgrade's new process serves and this one drains.
@@ -97,6 +99,10 @@ public struct RenewalPacing: Sendable, Equatable {
             sendEarly()
             return .send
         }
+        // One that made the share grow is not counted against the budget: the share
+        // grows only into slots others freed, at most up to S. (Counted, a burst that
+        // needed a fourth step waited a retry, or the interval, with slots free.)
+        if wasEarly && grew && early > 0 { early -= 1 }
         let next: Next
         if early >= earlyPerInterval {
             pending = false

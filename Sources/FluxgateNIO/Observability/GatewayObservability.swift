@@ -404,7 +404,7 @@ public final class GatewayObservability: Sendable {
         }
         counter(
             "fluxgate_cluster_early_renewals_total",
-            help: "Lease renewals besides the scheduled ones: a request waited or was refused for capacity while this replica held less than S (at most three per sync_interval), a retry while it holds less than its due share, or a request that ended while handing over to an upgrade's new process (counted in fluxgate_cluster_syncs_total too).",
+            help: "Lease renewals besides the scheduled ones: a request waited or was refused for capacity while this replica held less than S (at most three that bring nothing per sync_interval), a retry while it holds less than its due share, or a request that ended while handing over to an upgrade's new process (counted in fluxgate_cluster_syncs_total too).",
             c.earlyRenewals)
         for (result, value) in [("ok", c.tokenFetches.ok), ("error", c.tokenFetches.failed)] {
             counter("fluxgate_cluster_token_fetches_total", [("result", result)], help: "Batches asked of the shared token bucket, by result.", value)
