@@ -174,9 +174,15 @@ public struct LeasePlanner: Sendable {
         peerDemands = peers
         replicas = peers.count + 1
         leaseExpiry = now + settings.leaseTTL
-        predecessorDemand = handingOver ? 0 : predecessor?.demand ?? 0
-        if !handingOver { demand = Swift.max(demand, Double(demandNow)) }
-        let due = handingOver ? grant : fairShare(slots: slots, now: now)
+        let due: Int
+        if handingOver {
+            predecessorDemand = 0
+            due = grant
+        } else {
+            predecessorDemand = predecessor?.demand ?? 0
+            demand = Swift.max(demand, Double(demandNow))
+            due = fairShare(slots: slots, now: now)
+        }
         let share = Share(slots: Swift.max(0, grant), base: slots, due: due, inTransit: predecessor?.held ?? 0)
         self.share = share
         return share

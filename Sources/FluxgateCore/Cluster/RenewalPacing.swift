@@ -21,8 +21,8 @@
 /// that starts at ``retryFloor`` and doubles up to the interval while renewals bring
 /// nothing; one that brings slots resets it. Freed slots
 /// so arrive within milliseconds, and a shortfall that lasts costs about one call per
-/// interval. (Until 2026-12-04 the replica waited for its next interval: the new
-/// process of an in-place upgrade shed its clients for up to 250 ms.)
+/// interval. (Until 2026-12-04 the replica waited for its next interval, up to
+/// `sync_interval`.)
 ///
 /// Handing over (``handOver()``: an in-place upgrade's old process draining), the gate
 /// asks each time a request ends and frees its slot, and every ask is sent — no
@@ -101,7 +101,9 @@ public struct RenewalPacing: Sendable, Equatable {
         }
         // One that made the share grow is not counted against the budget: the share
         // grows only into slots others freed, at most up to S. (Counted, a burst that
-        // needed a fourth step waited a retry, or the interval, with slots free.)
+        // needed a fourth step would wait for a retry, or the interval, with slots free.)
+        // A retry that grows the share gives one back too: the bound on renewals that
+        // bring nothing is then three plus the retries that brought slots.
         if wasEarly && grew && early > 0 { early -= 1 }
         let next: Next
         if early >= earlyPerInterval {

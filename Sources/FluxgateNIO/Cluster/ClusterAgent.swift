@@ -35,6 +35,9 @@ final class ClusterAgent: @unchecked Sendable {
     /// The lease field of the process this one replaced in an in-place upgrade, while it
     /// lasts (``start(predecessor:)``).
     private var predecessorField: String?
+    /// With a `cluster.replica_id`: the field this process renews under once a successor
+    /// has taken the id over (`<id>~<pid>`, ``renameAside()``).
+    private let asideField: String?
     /// Early renewals between the scheduled ones (``RenewalPacing``).
     private var pacing: RenewalPacing
     private let published = Mutex(Status())
@@ -67,6 +70,7 @@ final class ClusterAgent: @unchecked Sendable {
         self.config = cluster
         self.logger = logger
         self.identity = Mutex(cluster.replicaID ?? Self.defaultReplicaID())
+        self.asideField = cluster.replicaID.map { $0 + Self.handedOverSuffix(ProcessInfo.processInfo.processIdentifier) }
         self.leaseKey = "\(cluster.keyPrefix):capacity"
         self.tokenKey = "\(cluster.keyPrefix):tokens"
         self.planner = LeasePlanner(settings: cluster.leaseSettings)
@@ -161,8 +165,7 @@ final class ClusterAgent: @unchecked Sendable {
     /// the hand-over; renewing under the id meanwhile would overwrite the successor's
     /// lease and count this one twice). Once.
     private func renameAside() {
-        guard let id = config.replicaID else { return }
-        let aside = id + Self.handedOverSuffix(ProcessInfo.processInfo.processIdentifier)
+        guard let aside = asideField else { return }
         let renamed = identity.withLock { current in
             guard current != aside else { return false }
             current = aside
@@ -220,15 +223,15 @@ final class ClusterAgent: @unchecked Sendable {
             replicaID, String(report.want), String(running), String(report.demand), String(slots),
             String(config.leaseTTL.nanosecondsClamped / 1_000_000),
         ]
-        // With a replica id the first renewal finds the predecessor under this id and moves it.
-        arguments += ["", predecessorField.map { movingAside ? replicaID : $0 } ?? "", movingAside ? predecessorField ?? "" : ""]
+        // The predecessor's field; with a replica id the first renewal finds the
+        // predecessor under this id and moves it to the field it is named by from then on.
+        let (previous, moveTo) = movingAside ? (replicaID, predecessorField ?? "") : (predecessorField ?? "", "")
         // Whether a successor moved this lease aside (renameAside()). Not asked while this
         // process's own predecessor is still there: its successor cannot have started from
         // the same executable's upgrade yet in practice, and in one test process (one pid
         // for both) the aside name would be the predecessor's.
-        if let id = config.replicaID, predecessorField == nil {
-            arguments.append(id + Self.handedOverSuffix(ProcessInfo.processInfo.processIdentifier))
-        }
+        let aside = predecessorField == nil ? asideField ?? "" : ""
+        arguments += ["", previous, moveTo, aside]
         return client.run(ClusterScripts.lease, keys: [leaseKey], arguments: arguments).flatMapThrowing { reply in
             guard let values = reply.elements, values.count == 5, let grant = values[0].int, let replicas = values[1].int,
                 let peers = values[2].elements?.compactMap({ $0.int.map(Int.init) }), peers.count == Int(replicas) - 1,
@@ -264,8 +267,7 @@ final class ClusterAgent: @unchecked Sendable {
             case .retry(let delay):
                 self.loop.scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) {
                     guard self.task != nil, self.pacing.retryFired() else { return }
-                    self.counters.earlyRenewals.wrappingAdd(1, ordering: .relaxed)
-                    _ = self.sync(scheduled: false)
+                    self.sendEarly()
                 }
             case .nothing: break
             }
