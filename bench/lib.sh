@@ -194,3 +194,26 @@ bench_relay_floor() {  # PORT UPSTREAM_PORT
   bash scripts/build-release.sh --product fluxgate-relay-floor >/dev/null
   taskset -c 1 .build/release/fluxgate-relay-floor "$1" "$2" >"$W/relay.log" 2>&1 & pids+=($!); relay_pid=$!
 }
+
+# The memory verdict of the soak scripts, one line starting "ok" or "FAIL": the mean RSS
+# of the last third of the traffic samples may exceed the second third's by at most
+# max(MARGIN_MB, MARGIN_PCT % of it). SAMPLES is a TSV with a header line, time in
+# column 1 and RSS (KiB) in column 2; samples after END seconds and those whose column
+# PHASE_COLUMN (1-based, optional) says "start" are left out.
+bench_rss_verdict() {  # SAMPLES END MARGIN_MB MARGIN_PCT [PHASE_COLUMN]
+  python3 - "$@" <<'PY'
+import sys
+path, end, margin_mb, margin_pct = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+phase = int(sys.argv[5]) - 1 if len(sys.argv) > 5 else None
+rows = [l.rstrip("\n").split("\t") for l in open(path)][1:]
+rss = [int(r[1]) for r in rows if r[1] and int(r[0]) <= end and (phase is None or r[phase] != "start")]
+third = len(rss) // 3
+second, last = rss[third:2 * third], rss[2 * third:]
+m2, m3 = sum(second) / len(second), sum(last) / len(last)
+allowed = max(margin_mb * 1024, m2 * margin_pct / 100)
+ok = m3 - m2 <= allowed
+print(f"{'ok' if ok else 'FAIL'} rss: first sample {rss[0]/1024:.1f} MiB, max {max(rss)/1024:.1f} MiB; "
+      f"mean of 2nd third {m2/1024:.1f} MiB, of last third {m3/1024:.1f} MiB "
+      f"(growth {(m3-m2)/1024:+.1f} MiB, allowed {allowed/1024:.1f})")
+PY
+}

@@ -168,21 +168,7 @@ kill "$SAMPLER" 2>/dev/null || true
 FINAL_FDS=$(fds)
 RECYCLED=$(curl -s "http://127.0.0.1:$(( GW + 2000 ))/metrics" | awk '/^fluxgate_connections_recycled_total\{reason="max_requests_per_connection"\}/ {print $2}')
 
-verdict=$(python3 - "$OUT/samples.tsv" "$TRAFFIC_END" "$RSS_MARGIN_MB" "$RSS_MARGIN_PCT" <<'PY'
-import sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
-end, margin_mb, margin_pct = int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-rss = [int(r[1]) for r in rows if r[1] and int(r[0]) <= end and r[5] != "start"]
-third = len(rss) // 3
-second, last = rss[third:2 * third], rss[2 * third:]
-m2, m3 = sum(second) / len(second), sum(last) / len(last)
-allowed = max(margin_mb * 1024, m2 * margin_pct / 100)
-ok = m3 - m2 <= allowed
-print(f"{'ok' if ok else 'FAIL'} rss: first sample {rss[0]/1024:.1f} MiB, max {max(rss)/1024:.1f} MiB; "
-      f"mean of 2nd third {m2/1024:.1f} MiB, of last third {m3/1024:.1f} MiB "
-      f"(growth {(m3-m2)/1024:+.1f} MiB, allowed {allowed/1024:.1f})")
-PY
-)
+verdict=$(bench_rss_verdict "$OUT/samples.tsv" "$TRAFFIC_END" "$RSS_MARGIN_MB" "$RSS_MARGIN_PCT" 6)
 {
   echo "duration ${TRAFFIC_END}s of traffic, ${PHASE}s phases, samples every ${SAMPLE}s"
   echo "$verdict"
