@@ -152,6 +152,31 @@ struct HardeningCoreTests {
         #expect(RequestTarget.absoluteAuthority("/redirect?to=http://x") == nil)
     }
 
+    @Test(arguments: [
+        ("/a?b", nil), ("*", nil), ("/redirect?to=http://x", nil),
+        ("http://h:8080/a?b", 13), ("http://h?b", 8), ("https://h", 9), ("HTTP://H/", 8),
+    ] as [(String, Int?)])
+    func anAbsoluteFormTargetGoesUpstreamFromItsPath(_ target: String, _ start: Int?) {
+        let found = Array(target.utf8).withUnsafeBytes { RequestTarget.originFormStart($0) }
+        #expect(found == start, "\(target)")
+    }
+
+    @Test func anAbsoluteFormAuthorityAndHostAgreeUpToCaseAndTheDefaultPort() {
+        for (target, host) in [
+            ("http://h/x", "h"), ("http://H/x", "h"), ("http://h:80/x", "h"), ("http://h/x", "h:80"), ("http://h:/x", "h"),
+            ("https://h/x", "h:443"), ("HTTPS://h:443/x", "H"), ("http://[::1]:80/x", "[::1]"), ("/x", "anything"),
+            ("http://h:8080/x", " h:8080 "),
+        ] {
+            #expect(!RequestTarget.hostDisagrees(target: target, host: host), "\(target) with Host \(host)")
+        }
+        for (target, host) in [
+            ("http://evil/x", "good"), ("http://h:443/x", "h"), ("https://h:80/x", "h"), ("http://h:8080/x", "h"),
+            ("http://h/x", "h:8080"), ("http://h:180/x", "h"), ("https://h/x", "h:80"),
+        ] {
+            #expect(RequestTarget.hostDisagrees(target: target, host: host), "\(target) with Host \(host)")
+        }
+    }
+
     // MARK: Addresses, keys, connection caps
 
     @Test func addressRangesAndTheClientBehindTrustedProxies() {

@@ -365,6 +365,23 @@ struct HardeningTests {
             #expect(agreeing.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
             let http10 = try await exchange("GET /x HTTP/1.0\r\n\r\n", gateway)
             #expect(http10.text.hasPrefix("HTTP/1.0 200 OK\r\n"))
+            // The scheme's default port is the same as none (HAProxy agrees; refused before 2026-12-05).
+            for (target, host) in [("http://good.example:80/y", "good.example"), ("http://good.example/z", "Good.Example:80")] {
+                let outcome = try await exchange("GET \(target) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n", gateway)
+                #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(target) with Host \(host)")
+            }
+        }
+    }
+
+    @Test func anAbsoluteFormTargetGoesUpstreamInOriginForm() async throws {
+        try await run { upstream, gateway in
+            for target in ["http://h/x?a=1", "HTTP://h:80/x/y", "http://h?q", "http://h", "/plain?k"] {
+                let outcome = try await exchange("GET \(target) HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", gateway)
+                #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(target)")
+            }
+            // RFC 9112 §3.2.1: the path and query only, as nginx and Envoy send them; Host goes on as sent.
+            #expect(upstream.received.map(\.head.uri) == ["/x?a=1", "/x/y", "/?q", "/", "/plain?k"])
+            #expect(upstream.received.allSatisfy { $0.head.headers["host"] == ["h"] })
         }
     }
 

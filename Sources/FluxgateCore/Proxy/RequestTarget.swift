@@ -1,11 +1,68 @@
 /// Request-target rules (RFC 9112 §3.2, RFC 3986 §6): the authority of an
-/// absolute-form target, and the path as routes see it.
+/// absolute-form target, the form the target goes upstream in, and the path as routes
+/// see it.
 ///
-/// The target is forwarded as the client sent it; routes (priority classes) match
-/// the normalised path, so `/%61pi/x`, `/api//x` and `/api/auth/../x` are all seen
-/// where the upstream will see them, and a prefix matches whole segments only
-/// (`/api` matches `/api` and `/api/x`, never `/apix`).
+/// The target is forwarded as the client sent it, except that an absolute-form target
+/// goes upstream in origin-form (below); routes (priority classes) match the normalised
+/// path, so `/%61pi/x`, `/api//x` and `/api/auth/../x` are all seen where the upstream
+/// will see them, and a prefix matches whole segments only (`/api` matches `/api` and
+/// `/api/x`, never `/apix`).
 public enum RequestTarget {
+    /// Where the origin-form of an absolute-form target starts: the offset of the `/`
+    /// or `?` after `scheme://authority`, or the target's length when nothing follows
+    /// the authority (the origin-form is then `/`); nil for origin-form and
+    /// asterisk-form targets, which go upstream as they are.
+    ///
+    /// RFC 9112 §3.2.1: a client sending a request to an origin server sends the path
+    /// and query only — the gateway is that client. nginx 1.22.1 and Envoy rewrite an
+    /// absolute-form target so; HAProxy 2.6.12 forwards it as it came (nginx and HAProxy
+    /// run side by side on this machine: docs/SECURITY.md). Application routers that
+    /// match the raw target (the demo upstream, Node's `req.url`) answered 404 to every
+    /// absolute-form request the gateway forwarded before 2026-12-05; now they see the
+    /// path the gateway's routes matched. The authority it drops agrees with `Host`
+    /// (``hostDisagrees(target:host:)``), which goes on unchanged.
+    ///
+    /// | target                    | origin-form start | upstream target |
+    /// |---------------------------|-------------------|-----------------|
+    /// | `/a?b`                    | nil               | `/a?b`          |
+    /// | `*`                       | nil               | `*`             |
+    /// | `http://h:8080/a?b`       | 13                | `/a?b`          |
+    /// | `http://h?b`              | 8                 | `/?b`           |
+    /// | `https://h`               | 9 (= length)      | `/`             |
+    public static func originFormStart(_ target: UnsafeRawBufferPointer) -> Int? {
+        guard let first = target.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "*"),
+            let colon = target.firstIndex(of: UInt8(ascii: ":")), colon + 2 < target.count,
+            target[colon + 1] == UInt8(ascii: "/"), target[colon + 2] == UInt8(ascii: "/")
+        else { return nil }
+        var index = colon + 3
+        while index < target.count, target[index] != UInt8(ascii: "/"), target[index] != UInt8(ascii: "?") { index += 1 }
+        return index
+    }
+
+    /// Whether an absolute-form target's authority and the `Host` field name different
+    /// hosts (answered 400 `bad_host`; RFC 9112 §3.2.2 has an origin server take the
+    /// target's, but the upstream may read `Host`, so the two must agree). Compared as
+    /// RFC 9110 §4.2.3 normalises: case-insensitive, and the scheme's default port
+    /// (`:80` for http, `:443` for https) the same as none — `http://h:80/x` with
+    /// `Host: h` agrees (HAProxy 2.6.12 agrees too; until 2026-12-05 the gateway
+    /// refused it). False for an origin-form target.
+    public static func hostDisagrees(target: String, host: String) -> Bool {
+        guard let authority = absoluteAuthority(target) else { return false }
+        // `http:` or `https:` (absoluteAuthority checked the scheme): the fifth byte tells.
+        let https = target.utf8.dropFirst(4).first.map { $0 | 0x20 == UInt8(ascii: "s") } ?? false
+        let defaultPort = https ? ":443" : ":80"
+        func normalised<Text: StringProtocol>(_ text: Text) -> String {
+            var value = text.lowercased()
+            if value.hasSuffix(defaultPort) {
+                value.removeLast(defaultPort.count)
+            } else if value.hasSuffix(":") {
+                value.removeLast()  // an empty port (RFC 3986 §3.2.3) is the default one
+            }
+            return value
+        }
+        return normalised(authority) != normalised(host.trimmingSpaces())
+    }
+
     /// The authority of an absolute-form target (`http://host:port/path`), or nil
     /// for origin-form (`/path`) and asterisk-form (`*`).
     public static func absoluteAuthority(_ target: String) -> Substring? {

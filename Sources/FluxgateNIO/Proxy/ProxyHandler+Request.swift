@@ -358,11 +358,7 @@ extension ProxyHandler {
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0, and the
         // authority of an absolute-form target wins — they must agree.
         if facts.hostCount > 1 || (!http10 && facts.hostCount == 0) { return .badHost }
-        if let authority = RequestTarget.absoluteAuthority(exchange.target), let host = facts.host,
-            authority.lowercased() != host.trimmingSpaces().lowercased()
-        {
-            return .badHost
-        }
+        if let host = facts.host, RequestTarget.hostDisagrees(target: exchange.target, host: host) { return .badHost }
         if RequestTarget.climbsAboveRoot(bytes: target) { return .badPath }
         return nil
     }

@@ -82,8 +82,17 @@ enum RequestSerializer {
         let policy = policy(head, bytes)
         let estimate = headCapacity(head, requestID: requestID, clientAddress: clientAddress, upgrade: upgrade)
         buffer.writeHead(estimate: estimate) { out in
-            // "METHOD SP target SP" as sent, then HTTP/1.1 whatever the client spoke.
-            out.write(UnsafeRawBufferPointer(rebasing: bytes[head.start..<(head.target.upperBound + 1)]))
+            // "METHOD SP target SP" as sent — an absolute-form target in origin-form
+            // (RequestTarget.originFormStart) — then HTTP/1.1 whatever the client spoke.
+            let target = UnsafeRawBufferPointer(rebasing: bytes[head.target])
+            if let origin = RequestTarget.originFormStart(target) {
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[head.start..<head.target.lowerBound]))
+                if origin == target.count || target[origin] == UInt8(ascii: "?") { out.write("/") }
+                out.write(UnsafeRawBufferPointer(rebasing: target[origin...]))
+                out.write(" ")
+            } else {
+                out.write(UnsafeRawBufferPointer(rebasing: bytes[head.start..<(head.target.upperBound + 1)]))
+            }
             out.write("HTTP/1.1\r\n")
             var forwardedFor: Range<Int>? = nil
             /// Further `X-Forwarded-For` lines (rare), joined after the first in order.
