@@ -43,7 +43,8 @@ enum WireChecks {
     /// segment and no escaped unreserved character left, and normalising it again
     /// changes nothing (so a route sees one form whatever the client spelt); a
     /// rate-limit key from a header is always 36 bytes; an address range contains the
-    /// address it was written with.
+    /// address it was written with; an absolute-form target's origin-form starts at its
+    /// path or query, and its authority agrees with itself as a `Host`.
     static func checkRequestRules(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)
         let target = text.utf8.first == UInt8(ascii: "/") ? text : "/" + text
@@ -57,6 +58,18 @@ enum WireChecks {
                 require(!segment.isEmpty || index == segments.count - 1, "empty segment left in \(path)", bytes)
             }
             require(RequestTarget.normalizedPath(path) == path, "normalising twice changed \(path)", bytes)
+        }
+        // The upstream's origin-form of an absolute-form target starts inside it, at
+        // its path or query, and never for an origin-form one; the Host comparison
+        // agrees with itself.
+        if let start = bytes.withUnsafeBytes({ RequestTarget.originFormStart($0) }) {
+            require(start <= bytes.count && bytes.first != UInt8(ascii: "/"), "origin-form start \(start) outside the target", bytes)
+            require(start == bytes.count || bytes[start] == UInt8(ascii: "/") || bytes[start] == UInt8(ascii: "?"), "origin-form start not at a path or query", bytes)
+        }
+        // (Visible ASCII only: the parser refuses any other byte in an authority, and
+        // a Host is compared without the spaces around it.)
+        if let authority = RequestTarget.absoluteAuthority(text), authority.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+            require(!RequestTarget.hostDisagrees(target: text, host: String(authority)), "an authority disagrees with itself", bytes)
         }
         require(RateLimitKey.header(text).utf8.count == 36, "rate-limit key length", bytes)
         if let range = AddressRange.parse(text) {
