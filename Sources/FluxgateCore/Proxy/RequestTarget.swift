@@ -14,12 +14,12 @@ public enum RequestTarget {
     /// asterisk-form targets, which go upstream as they are.
     ///
     /// RFC 9112 §3.2.1: a client sending a request to an origin server sends the path
-    /// and query only — the gateway is that client. nginx 1.22.1 and Envoy rewrite an
-    /// absolute-form target so; HAProxy 2.6.12 forwards it as it came (nginx and HAProxy
-    /// run side by side on this machine: docs/SECURITY.md). Application routers that
-    /// match the raw target (the demo upstream, Node's `req.url`) answered 404 to every
-    /// absolute-form request the gateway forwarded before 2026-12-05; now they see the
-    /// path the gateway's routes matched. The authority it drops agrees with `Host`
+    /// and query only — the gateway is that client. nginx 1.22.1 rewrites an
+    /// absolute-form target so, HAProxy 2.6.12 forwards it as it came (both run side by
+    /// side on this machine: docs/SECURITY.md). An application router that matches the
+    /// raw target — the demo upstream's does — answered 404 to every absolute-form
+    /// request the gateway forwarded before 2026-12-05; now it sees the path the
+    /// gateway's routes matched. The authority it drops agrees with `Host`
     /// (``hostDisagrees(target:host:)``), which goes on unchanged.
     ///
     /// | target                    | origin-form start | upstream target |
