@@ -161,6 +161,18 @@ struct HardeningCoreTests {
         #expect(found == start, "\(target)")
     }
 
+    @Test func routesSeeTheOriginFormTheUpstreamGets() {
+        // A query straight after the authority holds no path: the path is `/`, as the
+        // upstream gets it (`/?x/api`), whatever the query spells.
+        #expect(RequestTarget.routingPath("http://h?x/api/admin") == "/")
+        #expect(!RequestTarget.matchesAny(["/api"], target: "http://h?x/api/admin"))
+        #expect(!RequestTarget.climbsAboveRoot("http://h?/../.."))
+        #expect(RequestTarget.normalizedPath("HTTPS://h") == "/")
+        #expect(RequestTarget.routingPath("http://h:80/api/x?y=/z") == "/api/x")
+        #expect(RequestTarget.climbsAboveRoot("http://h/a/../../b"))
+        #expect(RequestTarget.routingPath("/a?b") == "/a")
+    }
+
     @Test func anAbsoluteFormAuthorityAndHostAgreeUpToCaseAndTheDefaultPort() {
         for (target, host) in [
             ("http://h/x", "h"), ("http://H/x", "h"), ("http://h:80/x", "h"), ("http://h/x", "h:80"), ("http://h:/x", "h"),

@@ -75,15 +75,21 @@ public enum RequestTarget {
         return rest[..<end]
     }
 
-    /// The path alone: no scheme and authority, no query. Byte-level throughout: a
-    /// `/` or `?` followed by a combining mark is one `Character` to Swift, still a
-    /// separator to HTTP.
+    /// The path alone: no scheme and authority, no query — of an absolute-form target,
+    /// the path of the origin-form it goes upstream in (``originFormStart(_:)``, so
+    /// `http://h?x/api` is `/`, as the upstream gets `/?x/api`; until 2026-12-05 the
+    /// path was looked for past the query, and routes, `stream_body_prefixes` and the
+    /// `..` check read `/api`). Byte-level throughout: a `/` or `?` followed by a
+    /// combining mark is one `Character` to Swift, still a separator to HTTP.
     static func rawPath(_ target: String) -> Substring {
         let utf8 = target.utf8
         var start = utf8.startIndex
-        if utf8.first != UInt8(ascii: "/"), absoluteAuthority(target) != nil, let schemeEnd = target.range(of: "://") {
-            start = utf8[schemeEnd.upperBound...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
-            if start == utf8.endIndex { return "/" }
+        if utf8.first != UInt8(ascii: "/"),
+            let origin = utf8.withContiguousStorageIfAvailable({ originFormStart(UnsafeRawBufferPointer($0)) })
+                ?? Array(utf8).withUnsafeBytes({ originFormStart($0) })
+        {
+            start = utf8.index(utf8.startIndex, offsetBy: origin)
+            if start == utf8.endIndex || utf8[start] == UInt8(ascii: "?") { return "/" }
         }
         let end = utf8[start...].firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? utf8.endIndex
         return Substring(utf8[start..<end])
