@@ -1,6 +1,7 @@
 import FluxgateCore
 import NIOCore
 import NIOPosix
+import NIOTLS
 
 /// One active health check: a fresh connection (never the data path's pool, never
 /// admission), `GET <path>` with `Connection: close`, and the status line of the
@@ -24,7 +25,7 @@ enum HealthProbe {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
-                    try channel.pipeline.syncOperations.addHandler(ProbeHandler(outcome: bound.value))
+                    try channel.pipeline.syncOperations.addHandler(ProbeHandler(outcome: bound.value, tls: tls != nil))
                 }
             }
             .connect(to: target)
@@ -103,8 +104,20 @@ enum HealthProbe {
         typealias InboundIn = ByteBuffer
         private let outcome: Outcome
         private var received = ByteBuffer()
+        /// An `https://` upstream whose TLS handshake has not ended yet: an error or a
+        /// close now is the handshake's, and the failure says so (an untrusted
+        /// certificate was reported as "connection reset" until 2026-12-05).
+        private var handshaking: Bool
 
-        init(outcome: Outcome) { self.outcome = outcome }
+        init(outcome: Outcome, tls: Bool) {
+            self.outcome = outcome
+            self.handshaking = tls
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case .handshakeCompleted = event as? TLSUserEvent { handshaking = false }
+            context.fireUserInboundEventTriggered(event)
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var buffer = unwrapInboundIn(data)
@@ -124,12 +137,12 @@ enum HealthProbe {
         }
 
         func channelInactive(context: ChannelHandlerContext) {
-            outcome.finish(.reset)
+            outcome.finish(handshaking ? .other(UpstreamHandshake.Failed(cause: nil).description) : .reset)
             context.fireChannelInactive()
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            outcome.finish(.reset)
+            outcome.finish(handshaking ? .other(UpstreamHandshake.Failed(cause: error).description) : .reset)
             context.close(promise: nil)
         }
     }

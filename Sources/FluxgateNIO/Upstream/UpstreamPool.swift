@@ -166,6 +166,8 @@ final class UpstreamPool {
         let handler = NIOLoopBound(connection, eventLoop: eventLoop)
         let pool = NIOLoopBound(self, eventLoop: eventLoop)
         let tls = upstream < self.tls.count ? self.tls[upstream] : nil
+        let handshake = tls.map { _ in NIOLoopBound(UpstreamHandshake(done: eventLoop.makePromise()), eventLoop: eventLoop) }
+        let connectTimeout = connectTimeout
         // A bootstrap per connect: its initializer captures this connection's handler.
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
@@ -176,8 +178,10 @@ final class UpstreamPool {
             .channelOption(.recvAllocator, value: CompactRecvAllocator(initial: 2048, scratch: scratch))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Writes made before the handshake finished wait in the TLS handler.
-                    if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
+                    if let tls, let handshake {
+                        try channel.pipeline.syncOperations.addHandler(tls.makeHandler())
+                        try channel.pipeline.syncOperations.addHandler(handshake.value)
+                    }
                     try channel.pipeline.syncOperations.addHandler(handler.value)
                 }
             }
@@ -185,18 +189,39 @@ final class UpstreamPool {
             // Completed on this pool's loop (the bootstrap's group is that loop).
             .assumeIsolated()
             .whenComplete { result in
-                switch result {
-                case .success:
-                    // NIO completes the connect before the handler hears `channelActive`:
-                    // a connection released at once (its exchange ended while it was
-                    // connecting) must count as open, or it is closed instead of parked.
-                    handler.value.connected()
-                case .failure:
-                    pool.value.forget(handler.value)
+                guard case .success(let channel) = result, let handshake else {
+                    pool.value.connected(handler.value, upstream, result.map { _ in () }, completion)
+                    return
                 }
-                pool.value.connectFinished(upstream)
-                completion(result.map { _ in handler.value })
+                // An `https://` upstream: connected once its handshake is done, within
+                // a connect timeout of its own (UpstreamHandshake).
+                let timer = channel.eventLoop.assumeIsolated().scheduleTask(in: connectTimeout) {
+                    handshake.value.finish(.failure(ChannelError.connectTimeout(connectTimeout)))
+                }
+                handshake.value.done.futureResult.assumeIsolated().whenComplete { outcome in
+                    timer.cancel()
+                    if case .failure = outcome { channel.close(promise: nil) }
+                    pool.value.connected(handler.value, upstream, outcome, completion)
+                }
             }
+    }
+
+    /// A connect (and, for `https://`, its handshake) ended with `result`.
+    private func connected(
+        _ connection: UpstreamConnection, _ upstream: Int, _ result: Result<Void, any Error>,
+        _ completion: (Result<UpstreamConnection, any Error>) -> Void
+    ) {
+        switch result {
+        case .success:
+            // NIO completes the connect before the handler hears `channelActive`:
+            // a connection released at once (its exchange ended while it was
+            // connecting) must count as open, or it is closed instead of parked.
+            connection.connected()
+        case .failure:
+            forget(connection)
+        }
+        connectFinished(upstream)
+        completion(result.map { _ in connection })
     }
 
     /// A connect finished: a waiter, if any, may start the next.

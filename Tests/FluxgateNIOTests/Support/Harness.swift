@@ -60,11 +60,14 @@ func deadPort(group: any EventLoopGroup) async throws -> Int {
 /// A port whose connects hang, as an upstream host that drops SYNs: a listener with a
 /// backlog of 0 that never accepts, its accept queue filled by two connections of its
 /// own — the kernel then drops every further SYN, and a connect waits for its timeout.
+/// With `completingConnects`, the listener's queue is left room instead: connects
+/// succeed and nothing is ever read or answered (an upstream that hangs after the TCP
+/// handshake, before its TLS ServerHello).
 final class BlackHole {
     let port: Int
     private var descriptors: [CInt] = []
 
-    init() throws {
+    init(completingConnects: Bool = false) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard listener >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
         descriptors.append(listener)
@@ -74,10 +77,10 @@ final class BlackHole {
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
-        guard bound == 0, listen(listener, 0) == 0 else { throw IOError(errnoCode: errno, reason: "bind/listen") }
+        guard bound == 0, listen(listener, completingConnects ? 64 : 0) == 0 else { throw IOError(errnoCode: errno, reason: "bind/listen") }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
         port = Int(UInt16(bigEndian: address.sin_port))
-        for _ in 0..<2 {
+        for _ in 0..<(completingConnects ? 0 : 2) {
             let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             guard filler >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
             descriptors.append(filler)
