@@ -37,8 +37,16 @@
 # mismatched response. Output (samples.tsv, phases.log, verdict, plot) in OUT
 # (default: a new folder under /tmp).
 #
-# Needs wrk and hey (apt-get install -y wrk hey); matplotlib for the plot (pip
-# install matplotlib; skipped with a note when missing).
+# TLS=1 soaks the TLS paths instead: the gateway terminates TLS (a P-256 certificate
+# made for the run) and every client speaks it — wrk and hey over https, soak_client.py
+# with SOAK_TLS=1 (no half-close in the abort phase: asyncio cannot make one over TLS);
+# and u2 is an `https://` upstream — a second Fluxgate terminating TLS in front of
+# demo upstream 2, verified against the run's certificate — which the restart phase
+# kills and restarts instead of the demo behind it. TLS connections are never parked,
+# so the parking verdict then asks only for no mismatch.
+#
+# Needs wrk and hey (apt-get install -y wrk hey), and openssl for TLS=1; matplotlib
+# for the plot (pip install matplotlib; skipped with a note when missing).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -47,12 +55,23 @@ if [[ "${1:-}" == "--ci" ]]; then DURATION=${DURATION_CI:-120}; PHASE=10; fi
 RSS_MARGIN_MB=${RSS_MARGIN_MB:-8}; RSS_MARGIN_PCT=${RSS_MARGIN_PCT:-10}
 GW=${GW_PORT:-18480}; U1=${U1_PORT:-19481}; U2=${U2_PORT:-19482}
 
+TLS=${TLS:-0}; U2D=${U2D_PORT:-19483}  # TLS=1: demo upstream 2 behind u2's TLS terminator
 bench_need wrk "apt-get install -y wrk"
 bench_need hey "apt-get install -y hey"
-bench_ports_free "$GW" "$U1" "$U2"
+bench_ports_free "$GW" "$U1" "$U2" "$U2D"
 bench_setup soak
 OUT=${OUT:-$W}; mkdir -p "$OUT"
 HERE=$PWD/bench
+scheme=http u2_url="http://localhost:$U2" tls_lines=""
+if [[ $TLS == 1 ]]; then
+  bench_need openssl "apt-get install -y openssl"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+  scheme=https u2_url="https://localhost:$U2"
+  tls_lines="tls: { certificate: \"$W/cert.pem\", key: \"$W/key.pem\" }
+upstream_tls: { ca_file: \"$W/cert.pem\" }"
+  export SOAK_TLS=1
+fi
 
 # Keep-alive connections end after this many requests (Connection: close), so the
 # keepalive and overload phases and the integrity client keep closing and reopening
@@ -65,7 +84,7 @@ workers: 1
 demo: { enabled: false }
 upstreams:
   - { name: u1, url: "http://127.0.0.1:$U1", max_concurrency: 50 }
-  - { name: u2, url: "http://localhost:$U2", max_concurrency: 50 }   # by name: dns.refresh looks it up every second
+  - { name: u2, url: "$u2_url", max_concurrency: 50 }   # by name: dns.refresh looks it up every second
 dns: { refresh: 1s }
 admission:
   target_utilization: 0.67
@@ -76,18 +95,38 @@ rate_limit:
   per_client: { enabled: true, rate: 2000, burst: 2000, key: "header:X-API-Key", max_clients: 1000 }
 timeouts: { connect: 1s, upstream_header: 3s, client_header: 2s, idle: 5s, park_after: 1s }
 limits: { max_requests_per_connection: $SOAK_MAX_REQUESTS }
+$tls_lines
 YAML
 
 upstream() {  # N PORT: starts demo upstream N, records its pid in upstream_pid[N]
+  if [[ $TLS == 1 && $1 == 2 ]]; then  # u2: the TLS terminator in front of demo upstream 2
+    "$BIN" --config "$W/u2-tls.yaml" >>"$W/u2-tls.log" 2>&1 &
+    upstream_pid[$1]=$!; pids+=("$!")
+    for _ in $(seq 50); do curl -skf -o /dev/null "https://127.0.0.1:$2/health" && return; sleep 0.1; done
+    echo "u2's TLS terminator (port $2) is not answering" >&2; exit 1
+  fi
   "$BIN" demo-upstream --port "$2" --instance "u$1" --workers 1 --latency-ms 5 >>"$W/u$1.log" 2>&1 &
   upstream_pid[$1]=$!; pids+=("$!")
   bench_wait "upstream u$1" "$2"
 }
 declare -a upstream_pid
+if [[ $TLS == 1 ]]; then
+  "$BIN" demo-upstream --port "$U2D" --instance u2 --workers 1 --latency-ms 5 >>"$W/u2.log" 2>&1 & pids+=("$!")
+  bench_wait "upstream u2" "$U2D"
+  cat >"$W/u2-tls.yaml" <<YAML
+listen: "127.0.0.1:$U2"
+admin_listen: "127.0.0.1:$(( U2 + 2000 ))"
+workers: 1
+demo: { enabled: false }
+upstreams: [ { url: "http://127.0.0.1:$U2D" } ]
+rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
+tls: { certificate: "$W/cert.pem", key: "$W/key.pem" }
+YAML
+fi
 upstream 1 "$U1"; upstream 2 "$U2"
 "$BIN" --config "$W/soak.yaml" >"$W/gateway.log" 2>&1 &
 GPID=$!; pids+=("$GPID")
-bench_wait gateway "$GW" /health
+for _ in $(seq 50); do curl -skf -o /dev/null "$scheme://127.0.0.1:$GW/health" && break; sleep 0.1; done
 kill -0 "$GPID" 2>/dev/null || { echo "the gateway exited:" >&2; cat "$W/gateway.log" >&2; exit 1; }
 
 fds() { ls "/proc/$GPID/fd" | wc -l; }
@@ -129,7 +168,7 @@ end=$(( T0 + DURATION )); i=0
 while (( $(date +%s) + PHASE <= end )); do
   phase=${phases[$(( i % ${#phases[@]} ))]}; i=$((i + 1))
   echo "$phase" >"$PHASE_FILE"
-  url="http://127.0.0.1:$GW"
+  url="$scheme://127.0.0.1:$GW"
   case $phase in
     keepalive) out=$(wrk -t1 -c32 -d"${PHASE}s" -s "$W/mix.lua" "$url" 2>&1 | grep -E "Requests/sec|Non-2xx|Socket errors" | tr '\n' ' ') ;;
     churn) out=$(hey -disable-keepalive -c 16 -z "${PHASE}s" -H "X-API-Key: churn" "$url/api/status" 2>&1 | grep -E "Requests/sec|\[[0-9]{3}\]" | tr -s ' \n' ' ') ;;
@@ -176,7 +215,7 @@ verdict=$(bench_rss_verdict "$OUT/samples.tsv" "$TRAFFIC_END" "$RSS_MARGIN_MB" "
   echo "$([[ $integrity_ok == 1 ]] && echo ok || echo FAIL) integrity: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d pipelined requests on %d connections, %d mismatched; %d connections ended by the gateway at max_requests_per_connection, %d earlier" % (d["requests"], d["connections"], d["mismatches"], d["closed_by_gateway"], d["closed_early"]))' "$OUT/integrity.json")"
   echo "   recycled (fluxgate_connections_recycled_total, max_requests_per_connection $SOAK_MAX_REQUESTS): $RECYCLED"
   max_parked=$(awk -F'\t' 'NR > 1 && $7 > m {m = $7} END {print m + 0}' "$OUT/samples.tsv")
-  echo "$([[ $parking_ok == 1 && $max_parked -gt 0 ]] && echo ok || echo FAIL) parking: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d requests on %d connections quiet up to 2.6 s, %d mismatched, socket errors %s" % (d["requests"], d["connections"], d["mismatches"], d["socket_errors"]))' "$OUT/parking.json"); up to $max_parked parked at a sample"
+  echo "$([[ $parking_ok == 1 && ( $max_parked -gt 0 || $TLS == 1 ) ]] && echo ok || echo FAIL) parking: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d requests on %d connections quiet up to 2.6 s, %d mismatched, socket errors %s" % (d["requests"], d["connections"], d["mismatches"], d["socket_errors"]))' "$OUT/parking.json"); up to $max_parked parked at a sample"
   grep -q "FAILED" "$OUT/phases.log" && echo "FAIL a bodies/abort phase found a mismatch (phases.log)" || echo "ok bodies and abort phases"
 } | tee "$OUT/verdict.txt"
 

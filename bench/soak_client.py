@@ -18,6 +18,9 @@ Modes (each runs CONNS connection loops for SECONDS, then prints one JSON line):
              (the soak parks connections idle for 1 s), a head sometimes in two writes
              across the wake-up; every answer checked as in integrity.
 
+SOAK_TLS=1 speaks TLS to the gateway (certificate not verified); abort then has no
+half-close, which asyncio cannot make on a TLS stream.
+
 Exit status 1 when an integrity or body check failed (the JSON says which).
 """
 import asyncio
@@ -25,9 +28,24 @@ import json
 import os
 import random
 import socket
+import ssl
 import struct
 import sys
 import time
+
+
+def tls_context():
+    """SOAK_TLS=1: the gateway terminates TLS (bench/soak.sh TLS=1) with a certificate
+    made for the run; it is not verified."""
+    if os.environ.get("SOAK_TLS") != "1":
+        return None
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+TLS = tls_context()
 
 
 def linger_reset(writer):
@@ -133,7 +151,7 @@ async def each_connection(host, port, deadline, stats, session):
     a failed connect or a session's socket error is counted, not fatal."""
     while time.monotonic() < deadline:
         try:
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(host, port, ssl=TLS)
         except OSError as error:
             stats.note_error(error)
             await asyncio.sleep(0.05)
@@ -214,7 +232,9 @@ async def bodies_loop(n, host, port, deadline, stats):
 
 
 async def abort_loop(n, host, port, deadline, stats):
-    kinds = ["half_head", "request_then_reset", "half_body", "mid_response_reset", "half_close"]
+    kinds = ["half_head", "request_then_reset", "half_body", "mid_response_reset"]
+    if TLS is None:
+        kinds.append("half_close")  # asyncio cannot half-close a TLS stream
     seq = 0
 
     async def session(reader, writer):
