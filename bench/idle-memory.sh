@@ -25,9 +25,7 @@ gcc -O2 -shared -fPIC -o "$W/live.so" bench/malloc/live.c -ldl
 bench_nginx_health_upstream 19791 0
 tls_yaml=""
 if [ "$IDLE_TLS" = 1 ]; then
-  bench_need openssl "apt-get install -y openssl"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
-    -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+  bench_tls_certificate
   tls_yaml="tls: { certificate: \"$W/cert.pem\", key: \"$W/key.pem\" }"
 fi
 bench_fluxgate_config 18791 19791 "" "${FLUXGATE_YAML:-}

@@ -44,6 +44,14 @@ LUA
   chmod 644 "$W/echo.json"  # nginx workers run as an unprivileged user
 }
 
+# $W/cert.pem and $W/key.pem: a self-signed P-256 certificate for localhost and
+# 127.0.0.1, valid for a day (the TLS scripts'; needs openssl).
+bench_tls_certificate() {
+  bench_need openssl "apt-get install -y openssl"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+}
+
 # Waits up to 5 s for http://127.0.0.1:PORT$PATH (default /health) to answer 2xx;
 # exits the script naming NAME if it never does.
 bench_wait() {  # NAME PORT [PATH]

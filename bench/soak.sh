@@ -64,9 +64,7 @@ OUT=${OUT:-$W}; mkdir -p "$OUT"
 HERE=$PWD/bench
 scheme=http u2_url="http://localhost:$U2" tls_lines=""
 if [[ $TLS == 1 ]]; then
-  bench_need openssl "apt-get install -y openssl"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+  bench_tls_certificate
   scheme=https u2_url="https://localhost:$U2"
   tls_lines="tls: { certificate: \"$W/cert.pem\", key: \"$W/key.pem\" }
 upstream_tls: { ca_file: \"$W/cert.pem\" }"

@@ -15,11 +15,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 N=${N:-50000}; ROUNDS=${ROUNDS:-4}; GW=${GW_PORT:-18590}; MID=${MID_PORT:-18591}; UP=${UP_PORT:-19581}
 bench_need hey "apt-get install -y hey"
-bench_need openssl "apt-get install -y openssl"
 bench_ports_free "$GW" "$MID" "$UP"
 bench_setup tlschurn
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
-  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+bench_tls_certificate
 "$BIN" demo-upstream --port "$UP" --instance a --workers 1 >"$W/up.log" 2>&1 & pids+=($!)
 bench_wait "demo upstream" "$UP"
 gateway() {  # PORT UPSTREAM_URL EXTRA

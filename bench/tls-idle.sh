@@ -8,11 +8,9 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 N=${N:-500}; SIZE=${SIZE:-200000}
-bench_need openssl "apt-get install -y openssl"
 bench_ports_free 19796 18796
 bench_setup tlsidle
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
-  -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+bench_tls_certificate
 bench_fluxgate_config 18796 19796 "" "tls: { certificate: \"$W/cert.pem\", key: \"$W/key.pem\" }" >"$W/fluxgate.yaml"
 python3 bench/tls_idle.py upstream 19796 & pids+=($!)
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/19796) 2>/dev/null && break; sleep 0.1; done

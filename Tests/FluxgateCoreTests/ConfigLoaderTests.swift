@@ -253,6 +253,20 @@ struct ConfigLoaderTests {
         #expect(file.limits.requestBufferBytes == 0, "no buffering at all: the directory is not used")
     }
 
+    /// `limits.upgrade_protocols`: `websocket` alone unless listed; an empty list allows
+    /// none; a name with a version or a space is refused at its index.
+    @Test func upgradeProtocolsAreTokensAndDefaultToWebSocket() throws {
+        #expect(try ConfigLoader.load(yaml: "").limits.upgradeProtocols == .websocketOnly)
+        #expect(try ConfigLoader.load(yaml: "limits: { upgrade_protocols: [websocket, H2C] }").limits.upgradeProtocols.names == ["websocket", "h2c"])
+        #expect(try ConfigLoader.load(yaml: "limits: { upgrade_protocols: [] }").limits.upgradeProtocols.names == [])
+        do {
+            _ = try ConfigLoader.load(yaml: "limits: { upgrade_protocols: [websocket, \"h2c/1\", \"web socket\"] }")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.errors.map(\.path) == ["limits.upgrade_protocols[1]", "limits.upgrade_protocols[2]"])
+        }
+    }
+
     /// `limits.max_header_count`: Envoy's default of 100, and a value outside 1...10000
     /// is refused by name.
     @Test func headerCountLimitHasADefaultAndARange() throws {

@@ -17,6 +17,23 @@ struct HardeningCoreTests {
             now: t0)
     }
 
+    /// Which `Upgrade` values may become tunnels: every listed protocol must be
+    /// allowed (versions and case ignored); a value naming none is not an upgrade.
+    @Test func onlyListedUpgradeProtocolsMayTunnel() {
+        let websocket = UpgradeProtocols.websocketOnly
+        for value in ["websocket", "WebSocket", "websocket/13", " websocket ", "websocket,", ",websocket"] {
+            #expect(websocket.allow(value), "\(value)")
+        }
+        for value in ["h2c", "websocket, h2c", "h2c, websocket", "", " , ", "/13", "websockets", "HTTP/2.0"] {
+            #expect(!websocket.allow(value), "\(value)")
+        }
+        let both = UpgradeProtocols(["websocket", "h2c"])
+        #expect(both.allow("h2c") && both.allow("H2C, websocket"))
+        #expect(!UpgradeProtocols([]).allow("websocket"))
+        #expect(UpgradeProtocols.isValidName("websocket") && UpgradeProtocols.isValidName("h2c") && UpgradeProtocols.isValidName("TLS"))
+        for name in ["", "h2c/1", "web socket", "a,b"] { #expect(!UpgradeProtocols.isValidName(name), "\(name)") }
+    }
+
     @Test func aBodyThatStopsArrivingExpiresBetweenReads() {
         var d = deadlines()
         #expect(d.nextDeadline == nil, "nothing runs before anything is awaited")

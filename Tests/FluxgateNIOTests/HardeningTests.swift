@@ -229,6 +229,45 @@ struct HardeningTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// h2c smuggling: an upgrade to a protocol not in `limits.upgrade_protocols`
+    /// (`websocket` alone by default) is served as an ordinary request — the upstream,
+    /// which would grant it, never sees the `Upgrade` — so no client gets a raw tunnel
+    /// to send HTTP/2 requests past admission, limits and the access log. An operator
+    /// who lists the protocol gets the tunnel. Until 2026-12-05 the 101 came back.
+    @Test func anUpgradeToAProtocolNotListedIsServedAsAnOrdinaryRequest() async throws {
+        let upstream = try await UpgradeEchoServer.start(group: group)
+        let h2c = "GET /h2c HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        for (protocols, tunnel) in [(UpgradeProtocols.websocketOnly, false), (UpgradeProtocols(["websocket", "h2c"]), true)] {
+            let config = try makeConfig(upstreams: ["http://127.0.0.1:\(upstream.port)"]) { $0.limits.upgradeProtocols = protocols }
+            try await withGateway(config, group: gatewayGroup) { gateway in
+                // Read up to the end of the answer's head: a tunnel stays open.
+                let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+                try await channel.writeAndFlush(ByteBuffer(string: h2c))
+                try await sink.waitFor("\r\n\r\n", on: channel.eventLoop)
+                let outcome = sink.outcome
+                try? await channel.close()  // the gateway may have closed it already
+                if tunnel {
+                    #expect(outcome.text.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"), "\(outcome.text)")
+                } else {
+                    #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
+                    #expect(outcome.text.lowercased().contains("connection: close"))
+                    let head = upstream.head.lowercased()
+                    #expect(head.contains("get /h2c http/1.1\r\n"))
+                    #expect(!head.contains("upgrade") && !head.contains("http2-settings"), "\(head)")
+                    // A WebSocket upgrade is still a tunnel.
+                    let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+                    try await channel.writeAndFlush(ByteBuffer(string: "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n"))
+                    try await sink.waitFor("\r\n\r\nwelcome", on: channel.eventLoop)
+                    #expect(sink.outcome.text.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+                    try await channel.close()
+                }
+            }
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     /// Bytes a client sends right behind its upgrade request, before the 101, belong
     /// to the new protocol: they reach the upstream once the tunnel opens (before the
     /// gateway parsed its own requests, they were dropped).
@@ -520,9 +559,9 @@ struct HardeningTests {
     }
 }
 
-/// A raw upstream for upgrades: answers a head that asks for `Upgrade: websocket` with
-/// 101 and `welcome`, then echoes every byte upper-cased; any other head gets a 200
-/// and a close.
+/// A raw upstream for upgrades: answers a head that asks for any `Upgrade` with 101
+/// (granting the protocol asked for) and `welcome`, then echoes every byte
+/// upper-cased; any other head gets a 200 and a close.
 final class UpgradeEchoServer: Sendable {
     let channel: any Channel
     private let heads = NIOLockedValueBox("")
@@ -566,10 +605,12 @@ final class UpgradeEchoServer: Sendable {
             guard let end = pending.range(of: "\r\n\r\n") else { return }
             let head = String(pending[..<end.upperBound])
             server().heads.withLockedValue { $0 += head }
-            if head.lowercased().contains("upgrade: websocket") {
+            // Any protocol asked for is granted, as an h2c-capable server grants `h2c`.
+            if let line = head.split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("upgrade:") }) {
                 switched = true
+                let protocolName = line.dropFirst("upgrade:".count).trimmingCharacters(in: .whitespaces)
                 context.writeAndFlush(
-                    wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nwelcome")),
+                    wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: \(protocolName)\r\nConnection: Upgrade\r\n\r\nwelcome")),
                     promise: nil)
             } else {
                 context.writeAndFlush(

@@ -294,6 +294,23 @@ struct TLSTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// Three `https://` test upstreams for `body` — `good` (its certificate is
+    /// `trusted`), `untrusted` (a certificate nobody trusts) and `hung` (connects
+    /// complete, nothing is ever answered) — stopped after it, with the groups.
+    func withHandshakeUpstreams(
+        _ body: (_ good: TestUpstream, _ untrusted: TestUpstream, _ hung: BlackHole, _ trusted: Credentials) async throws -> Void
+    ) async throws {
+        let trusted = try Credentials.make(in: try folder(), name: "upstream")
+        let stranger = try Credentials.make(in: try folder(), name: "stranger")
+        let good = try await TestUpstream.start(name: "good", group: group, tls: try trusted.serverContext())
+        let untrusted = try await TestUpstream.start(name: "untrusted", group: group, tls: try stranger.serverContext())
+        try await body(good, untrusted, try BlackHole(completingConnects: true), trusted)
+        try await good.stop()
+        try await untrusted.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     /// The TLS handshake is part of connecting to an `https://` upstream: one that
     /// accepts and never answers the ClientHello is given `timeouts.connect`, and one
     /// whose certificate is not trusted fails at once — either way nothing reached it,
@@ -301,72 +318,58 @@ struct TLSTests {
     /// upstream's health. Until 2026-12-05 the request waited in the TLS handler for
     /// `timeouts.upstream_header` (504) or was answered 502, without failing over.
     @Test func aTLSHandshakeThatHangsOrFailsFailsOverLikeAConnect() async throws {
-        let credentials = try Credentials.make(in: try folder(), name: "upstream")
-        let stranger = try Credentials.make(in: try folder(), name: "stranger")
-        let good = try await TestUpstream.start(name: "good", group: group, tls: try credentials.serverContext())
-        let untrusted = try await TestUpstream.start(name: "untrusted", group: group, tls: try stranger.serverContext())
-        let hung = try BlackHole(completingConnects: true)
-        let config = try makeConfig(upstreams: ["https://localhost:\(hung.port)", "https://localhost:\(untrusted.port)", "https://localhost:\(good.port)"]) {
-            $0.upstreamTLS.caFile = credentials.certificatePath
-            $0.timeouts.connect = .milliseconds(300)
-            $0.timeouts.upstreamHeader = .seconds(20)
-            $0.healthCheck.enabled = false
-            $0.healthCheck.passive.enabled = false
-        }
-        try await withGateway(config, group: gatewayGroup) { gateway in
-            // Round-robin starts each request at the next upstream: three requests
-            // begin once at each.
-            for index in 0..<3 {
-                let started = ContinuousClock.now
-                let outcome = try await RawClient.exchange(
-                    "POST /p\(index) HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", with: gateway.address, group: group)
-                #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
-                #expect(outcome.text.hasSuffix(#"{"instance":"good"}"#), "\(outcome.text)")
-                #expect(ContinuousClock.now - started < .seconds(10))
+        try await withHandshakeUpstreams { good, untrusted, hung, credentials in
+            let config = try makeConfig(upstreams: ["https://localhost:\(hung.port)", "https://localhost:\(untrusted.port)", "https://localhost:\(good.port)"]) {
+                $0.upstreamTLS.caFile = credentials.certificatePath
+                $0.timeouts.connect = .milliseconds(300)
+                $0.timeouts.upstreamHeader = .seconds(20)
+                $0.healthCheck.enabled = false
+                $0.healthCheck.passive.enabled = false
             }
-            #expect(!untrusted.raw.contains("/p"))
-            let metrics = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group).body
-            let value = { (series: String) in
-                metrics.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) } ?? 0
+            try await withGateway(config, group: gatewayGroup) { gateway in
+                // Round-robin starts each request at the next upstream: three requests
+                // begin once at each.
+                for index in 0..<3 {
+                    let started = ContinuousClock.now
+                    let outcome = try await RawClient.exchange(
+                        "POST /p\(index) HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", with: gateway.address, group: group)
+                    #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
+                    #expect(outcome.text.hasSuffix(#"{"instance":"good"}"#), "\(outcome.text)")
+                    #expect(ContinuousClock.now - started < .seconds(10))
+                }
+                #expect(!untrusted.raw.contains("/p"))
+                let metrics = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group).body
+                let value = { (series: String) in
+                    metrics.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) } ?? 0
+                }
+                #expect(value(#"fluxgate_upstream_failures_total{upstream="localhost:\#(hung.port)",kind="timeout"}"#) >= 1, "\(metrics)")
+                #expect(value(#"fluxgate_upstream_failures_total{upstream="localhost:\#(untrusted.port)",kind="connect"}"#) >= 1)
+                #expect(value(#"fluxgate_retries_total{cause="connect_failed"}"#) >= 2)
             }
-            #expect(value(#"fluxgate_upstream_failures_total{upstream="localhost:\#(hung.port)",kind="timeout"}"#) >= 1, "\(metrics)")
-            #expect(value(#"fluxgate_upstream_failures_total{upstream="localhost:\#(untrusted.port)",kind="connect"}"#) >= 1)
-            #expect(value(#"fluxgate_retries_total{cause="connect_failed"}"#) >= 2)
         }
-        try await good.stop()
-        try await untrusted.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
     }
 
     /// A health check of an `https://` upstream names a failed handshake as one
     /// (until 2026-12-05 an untrusted certificate read "connection reset" in the
     /// `upstream down` line); a handshake that never ends is the probe's timeout.
     @Test func aHealthCheckNamesAFailedTLSHandshake() async throws {
-        let credentials = try Credentials.make(in: try folder(), name: "upstream")
-        let stranger = try Credentials.make(in: try folder(), name: "stranger")
-        let good = try await TestUpstream.start(name: "good", group: group, tls: try credentials.serverContext())
-        let untrusted = try await TestUpstream.start(name: "untrusted", group: group, tls: try stranger.serverContext())
-        let hung = try BlackHole(completingConnects: true)
-        var settings = UpstreamTLSConfig()
-        settings.caFile = credentials.certificatePath
-        let tls = UpstreamTLSTarget(context: try TLSContexts.upstream(settings), host: "localhost")
-        let loop = group.next()
-        func probe(_ port: Int) async throws -> UpstreamHealth.Failure? {
-            try await HealthProbe.run(
-                target: try SocketAddress(ipAddress: "127.0.0.1", port: port), tls: tls,
-                request: HealthProbe.request(path: "/health", authority: "localhost"), timeout: .milliseconds(500), on: loop
-            ).get()
+        try await withHandshakeUpstreams { good, untrusted, hung, credentials in
+            var settings = UpstreamTLSConfig()
+            settings.caFile = credentials.certificatePath
+            let tls = UpstreamTLSTarget(context: try TLSContexts.upstream(settings), host: "localhost")
+            let loop = group.next()
+            func probe(_ port: Int) async throws -> UpstreamHealth.Failure? {
+                try await HealthProbe.run(
+                    target: try SocketAddress(ipAddress: "127.0.0.1", port: port), tls: tls,
+                    request: HealthProbe.request(path: "/health", authority: "localhost"), timeout: .milliseconds(500), on: loop
+                ).get()
+            }
+            #expect(try await probe(good.port) == nil)
+            let refused = try await probe(untrusted.port)
+            #expect(refused?.description.hasPrefix("TLS handshake with the upstream failed: ") == true, "\(String(describing: refused))")
+            #expect(refused?.kind == .connect)
+            #expect(try await probe(hung.port) == .timeout)
         }
-        #expect(try await probe(good.port) == nil)
-        let refused = try await probe(untrusted.port)
-        #expect(refused?.description.hasPrefix("TLS handshake with the upstream failed: ") == true, "\(String(describing: refused))")
-        #expect(refused?.kind == .connect)
-        #expect(try await probe(hung.port) == .timeout)
-        try await good.stop()
-        try await untrusted.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
     }
 
     /// An `https://` upstream whose name gains an address (`dns.refresh`): the new

@@ -214,7 +214,7 @@ public enum ConfigLoader {
             known: [
                 "max_header_bytes", "max_header_count", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
                 "max_connections_per_client", "underscores_in_headers", "max_tunnels", "request_spool_bytes", "request_spool_dir", "stream_body_prefixes",
-                "stalled_client_bytes", "max_requests_per_connection",
+                "stalled_client_bytes", "max_requests_per_connection", "upgrade_protocols",
             ])
         config.limits.maxHeaderBytes = r.bytes(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
         config.limits.maxHeaderCount = r.int(limits, "max_header_count", default: config.limits.maxHeaderCount, range: 1...10_000)
@@ -246,6 +246,15 @@ public enum ConfigLoader {
             limits, "max_connections_per_client", default: config.limits.maxConnectionsPerClient, range: 0...10_000_000)
         config.limits.underscoresInHeaders = r.bool(limits, "underscores_in_headers", default: config.limits.underscoresInHeaders)
         config.limits.maxTunnels = r.int(limits, "max_tunnels", default: config.limits.maxTunnels, range: 0...10_000_000)
+        if let protocols = limits.entries["upgrade_protocols"] {
+            config.limits.upgradeProtocols = UpgradeProtocols(
+                decodeList(
+                    protocols, path: "limits.upgrade_protocols", expected: "protocol names such as [websocket]",
+                    itemProblem: "a protocol name is a token such as websocket (no version, no spaces)", reader: &r,
+                    parse: { UpgradeProtocols.isValidName($0) ? $0 : nil }))
+        } else {
+            r.noteList("limits.upgrade_protocols")
+        }
         config.limits.maxRequestsPerConnection = r.int(
             limits, "max_requests_per_connection", default: config.limits.maxRequestsPerConnection, range: 0...Int(Int32.max))
         config.trustedProxies = decodeAddressRanges(top.entries["trusted_proxies"], path: "trusted_proxies", reader: &r)

@@ -445,6 +445,10 @@ public struct LimitsConfig: Sendable, Equatable {
     /// switched, so they are counted apart; an `Upgrade` beyond this is served as an
     /// ordinary request (the upgrade ignored). 0 turns upgrades off. Default 1024.
     public var maxTunnels = 1024
+    /// The `Upgrade` protocols that may become tunnels (``UpgradeProtocols``); any
+    /// other upgrade request is served as an ordinary request, its `Upgrade` removed.
+    /// Default `websocket` alone.
+    public var upgradeProtocols = UpgradeProtocols.websocketOnly
     /// Requests one client connection carries; the last is answered with `Connection:
     /// close` and the connection closes after it (nginx's `keepalive_requests`, same
     /// default; Envoy's `max_requests_per_connection`; ``ConnectionReuse``). 0: no

@@ -244,8 +244,12 @@ extension ProxyHandler {
         if facts.upgradeRequested || head.method == .CONNECT {
             parsingStopped = true
             exchange.relay.closeAfterResponse()
-            if facts.upgradeRequested, head.method == .GET, settings.maxTunnels > 0, runtime.reserveTunnel(max: settings.maxTunnels) {
+            if let upgrade = facts.upgrade, head.method == .GET, settings.maxTunnels > 0,
+                settings.config.limits.upgradeProtocols.allow(upgrade), runtime.reserveTunnel(max: settings.maxTunnels)
+            {
                 // Forwarded with its Upgrade; a 101 turns the connection into a tunnel.
+                // Any other upgrade (`h2c`, a protocol not listed) is served as an
+                // ordinary request with its Upgrade removed (UpgradeProtocols).
                 exchange.tunnelReserved = true
                 exchange.relay.upgradeAllowed = true
             }
