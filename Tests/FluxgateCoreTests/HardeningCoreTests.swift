@@ -34,6 +34,21 @@ struct HardeningCoreTests {
         for name in ["", "h2c/1", "web socket", "a,b"] { #expect(!UpgradeProtocols.isValidName(name), "\(name)") }
     }
 
+    /// What a client could claim its origin with besides `X-Forwarded-For`: one kind,
+    /// dropped from untrusted peers (the `X-Forwarded-*` family by its prefix).
+    @Test func forwardingClaimsAreClassifiedAsOneKind() {
+        for name in ["Forwarded", "x-real-ip", "True-Client-IP", "X-Forwarded-Port", "x-forwarded-ssl", "X-Forwarded-Scheme",
+                     "X-Forwarded-Prefix", "X-FORWARDED-TLS-CLIENT-CERT", "x-forwarded-server", "X-Forwarded-Uri"] {
+            #expect(HeaderName.classify(name) == .forwardedClaim, "\(name)")
+        }
+        #expect(HeaderName.classify("X-Forwarded-For") == .forwardedFor)
+        #expect(HeaderName.classify("X-Forwarded-Host") == .forwardedHost)
+        #expect(HeaderName.classify("X-Forwarded-Proto") == .forwardedProto)
+        for name in ["X-Forwarded", "x-forwarded-", "Forwarded-X", "x-real-ipv6", "accept-encoding", "x-forwardedport"] {
+            #expect(HeaderName.classify(name) == .other, "\(name)")
+        }
+    }
+
     @Test func aBodyThatStopsArrivingExpiresBetweenReads() {
         var d = deadlines()
         #expect(d.nextDeadline == nil, "nothing runs before anything is awaited")

@@ -61,7 +61,9 @@ struct ProxyPolicyTests {
     @Test func classifierCoversBothSides() {
         #expect(HeaderName.classify("X-Forwarded-For") == .forwardedFor)
         #expect(HeaderName.classify("HOST") == .host)
-        #expect(HeaderName.classify("X-Forwarded-Fox") == .other)
+        #expect(HeaderName.classify("X-Forwardex-For") == .other)
+        // Any other X-Forwarded-* is a forwarding claim (since 2026-12-05).
+        #expect(HeaderName.classify("X-Forwarded-Fox") == .forwardedClaim)
         #expect(HeaderName.Kind.upgrade.isAlwaysHopByHop && !HeaderName.Kind.transferEncoding.isAlwaysHopByHop)
         #expect(HeaderName.Kind.host.isProtected && !HeaderName.Kind.forwardedFor.isProtected)
     }

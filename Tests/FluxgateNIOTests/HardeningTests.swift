@@ -480,6 +480,28 @@ struct HardeningTests {
         }
     }
 
+    /// The other fields a client can claim its origin with — `Forwarded`, `X-Real-IP`,
+    /// `True-Client-IP`, `X-Forwarded-Port`, `-Ssl`, `-Prefix` — are dropped from a peer
+    /// not in `trusted_proxies`, as its `X-Forwarded-For` is replaced (applications read
+    /// them before `X-Forwarded-For`); a trusted proxy's go on. Until 2026-12-05 they
+    /// went on from anyone.
+    @Test(arguments: [false, true])
+    func forwardingClaimsAreKeptFromTrustedProxiesOnly(trusted: Bool) async throws {
+        let claims = "Forwarded: for=6.6.6.6;proto=https;host=evil\r\nX-Real-IP: 6.6.6.6\r\nTrue-Client-IP: 6.6.6.6\r\n"
+            + "X-Forwarded-Port: 443\r\nx-forwarded-ssl: on\r\nX-FORWARDED-PREFIX: /evil\r\nX-Forwarded: kept\r\n"
+        try await run(adjust: { if trusted { $0.trustedProxies = [AddressRange.parse("127.0.0.0/8")!] } }) { upstream, gateway in
+            let outcome = try await exchange("GET /x HTTP/1.1\r\nHost: h\r\n\(claims)Connection: close\r\n\r\n", gateway)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            let raw = upstream.raw
+            #expect(raw.contains("X-Forwarded: kept\r\n"), "not one of the family")
+            for line in ["Forwarded: for=6.6.6.6;proto=https;host=evil", "X-Real-IP: 6.6.6.6", "True-Client-IP: 6.6.6.6",
+                         "X-Forwarded-Port: 443", "x-forwarded-ssl: on", "X-FORWARDED-PREFIX: /evil"] {
+                #expect(raw.contains(line + "\r\n") == trusted, "\(line), trusted: \(trusted)")
+            }
+            #expect(raw.lowercased().contains("x-forwarded-proto: http\r\n"))
+        }
+    }
+
     @Test func trailersCannotCarryRoutingOrForwardingFields() async throws {
         try await run { upstream, gateway in
             let outcome = try await exchange(

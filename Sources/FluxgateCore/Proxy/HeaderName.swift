@@ -6,6 +6,15 @@ public enum HeaderName {
     public enum Kind: Sendable, Equatable {
         case other, host, expect, connection, keepAlive, proxyConnection, te, trailer, upgrade
         case requestID, contentLength, transferEncoding, forwardedFor, forwardedHost, forwardedProto
+        /// What else a client can claim about where it came from: `Forwarded`
+        /// (RFC 7239), `X-Real-IP`, `True-Client-IP` and every other `X-Forwarded-*`
+        /// (`-Port`, `-Ssl`, `-Scheme`, `-Prefix`, `-Server`, `-Uri`, …). Dropped from a
+        /// peer that is not in `trusted_proxies`, as its `X-Forwarded-For` is replaced:
+        /// applications read them before `X-Forwarded-For` (go-chi's `RealIP` takes
+        /// `True-Client-IP`, then `X-Real-IP`; Spring's `ForwardedHeaderFilter` builds
+        /// its URLs from `Forwarded` first; Rack takes `X-Forwarded-Ssl: on` as https).
+        /// Traefik removes the same family from untrusted peers.
+        case forwardedClaim
 
         /// Hop-by-hop by definition or long practice (RFC 9110 §7.6.1). Transfer-Encoding
         /// is hop-by-hop too, but framing is re-done by the proxy and handled apart.
@@ -42,8 +51,16 @@ public enum HeaderName {
         case 16 where equalsLowercase(name, "x-forwarded-host"): .forwardedHost
         case 17 where equalsLowercase(name, "transfer-encoding"): .transferEncoding
         case 17 where equalsLowercase(name, "x-forwarded-proto"): .forwardedProto
+        case 9 where equalsLowercase(name, "forwarded") || equalsLowercase(name, "x-real-ip"): .forwardedClaim
+        case 14 where equalsLowercase(name, "true-client-ip"): .forwardedClaim
+        case 13... where startsWithLowercase(name, "x-forwarded-"): .forwardedClaim
         default: .other
         }
+    }
+
+    /// ASCII case-insensitive prefix test against a lowercase literal.
+    public static func startsWithLowercase(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        bytes.count >= literal.utf8CodeUnitCount && equalsLowercase(UnsafeRawBufferPointer(rebasing: bytes[0..<literal.utf8CodeUnitCount]), literal)
     }
 
     public static func classify(_ name: String) -> Kind {

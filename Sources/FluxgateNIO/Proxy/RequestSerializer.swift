@@ -60,7 +60,9 @@ enum RequestSerializer {
     /// upstream by ``withHost(_:authority:allocator:)``, the rare HTTP/1.0 case).
     /// - Parameters:
     ///   - keepForwardedFor: the peer is a trusted proxy: its `X-Forwarded-For` is kept
-    ///     and the peer appended; otherwise the header is replaced by the peer alone.
+    ///     and the peer appended, and its other forwarding fields (`Forwarded`,
+    ///     `X-Real-IP`, …) go on; otherwise the header is replaced by the peer alone
+    ///     and those fields are dropped.
     ///   - underscores: forward field names containing `_` (else they are dropped).
     ///   - upgrade: forward the client's `Upgrade` (a tunnel is allowed).
     /// The room ``head(_:bytes:requestID:clientAddress:keepForwardedFor:underscores:https:upgrade:into:)``
@@ -106,6 +108,13 @@ enum RequestSerializer {
                     forwardedHost = field.value
                 case .expect, .requestID, .forwardedHost, .forwardedProto:
                     continue
+                case .forwardedClaim:
+                    // Kept from a trusted proxy only (HeaderName.Kind.forwardedClaim),
+                    // unless its Connection names it.
+                    if !keepForwardedFor { continue }
+                    if let policy, policy.isHopByHop(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self), kind: kind) {
+                        continue
+                    }
                 case .forwardedFor:
                     if keepForwardedFor {
                         if forwardedFor == nil {
