@@ -161,6 +161,14 @@ public enum RequestHeadParser {
             return .failure(.invalid(.malformed("no method token of at most \(maxMethodBytes) bytes followed by one space")))
         }
         guard let method = RequestMethod.parse(UnsafeRawBufferPointer(rebasing: bytes[start..<index])) else {
+            // HTTP/2's connection preface (a client with prior knowledge, RFC 9113
+            // §3.4) is a version this port does not speak, not an unknown method: 505,
+            // as for `GET / HTTP/2.0` (it was 501 until 2026-12-05).
+            switch http2Preface(bytes, from: start) {
+            case true?: return .failure(.invalid(.versionNotSupported))
+            case nil: return .failure(.incomplete)
+            case false?: break
+            }
             // A method by the grammar, but not one the gateway forwards: RFC 9110 §9.1.
             return .failure(.invalid(.methodNotImplemented))
         }
@@ -197,6 +205,15 @@ public enum RequestHeadParser {
         guard index + 9 < count else { return .failure(.incomplete) }
         guard bytes[index + 9] == lf else { return .failure(.invalid(.malformed("CR without LF"))) }
         return .success(index + 10)
+    }
+
+    /// Whether the bytes from `start` begin with `PRI * HTTP/2.0` CR LF; nil while
+    /// what has arrived is a shorter part of it.
+    private static func http2Preface(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Bool? {
+        let preface: StaticString = "PRI * HTTP/2.0\r\n"
+        let available = min(bytes.count - start, preface.utf8CodeUnitCount)
+        guard (0..<available).allSatisfy({ bytes[start + $0] == preface.utf8Start[$0] }) else { return false }
+        return available == preface.utf8CodeUnitCount ? true : nil
     }
 
     /// `HTTP/` at `start` and no `1` after it: ``Refusal/versionNotSupported`` when the
