@@ -52,6 +52,22 @@ bench_tls_certificate() {
     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
 }
 
+# A one-event-loop Fluxgate terminating TLS (bench_tls_certificate's) on 127.0.0.1:PORT
+# (admin listener on PORT + 2000) in front of the one upstream UPSTREAM_URL, rate limits
+# off, no demo; EXTRA appended as YAML lines. On stdout.
+bench_tls_gateway_config() {  # PORT UPSTREAM_URL [EXTRA]
+  cat <<C
+listen: "127.0.0.1:$1"
+admin_listen: "127.0.0.1:$(( $1 + 2000 ))"
+workers: 1
+demo: { enabled: false }
+upstreams: [ { url: "$2" } ]
+rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
+tls: { certificate: "$W/cert.pem", key: "$W/key.pem" }
+${3:-}
+C
+}
+
 # Waits up to 5 s for http://127.0.0.1:PORT$PATH (default /health) to answer 2xx;
 # exits the script naming NAME if it never does.
 bench_wait() {  # NAME PORT [PATH]

@@ -37,6 +37,11 @@
 # mismatched response. Output (samples.tsv, phases.log, verdict, plot) in OUT
 # (default: a new folder under /tmp).
 #
+# PHASES (a space-separated subset, in order) runs only those phases. The RSS verdict
+# compares thirds of the run: when the run is three whole rotations of its phases, each
+# third holds the same phases, and phases that lift RSS and give it back (TLS's do, by
+# ~30 MiB) cannot pass for growth — what .ci/run does for its TLS run.
+#
 # TLS=1 soaks the TLS paths instead: the gateway terminates TLS (a P-256 certificate
 # made for the run) and every client speaks it — wrk and hey over https, soak_client.py
 # with SOAK_TLS=1 (no half-close in the abort phase: asyncio cannot make one over TLS);
@@ -111,15 +116,7 @@ declare -a upstream_pid
 if [[ $TLS == 1 ]]; then
   "$BIN" demo-upstream --port "$U2D" --instance u2 --workers 1 --latency-ms 5 >>"$W/u2.log" 2>&1 & pids+=("$!")
   bench_wait "upstream u2" "$U2D"
-  cat >"$W/u2-tls.yaml" <<YAML
-listen: "127.0.0.1:$U2"
-admin_listen: "127.0.0.1:$(( U2 + 2000 ))"
-workers: 1
-demo: { enabled: false }
-upstreams: [ { url: "http://127.0.0.1:$U2D" } ]
-rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
-tls: { certificate: "$W/cert.pem", key: "$W/key.pem" }
-YAML
+  bench_tls_gateway_config "$U2" "http://127.0.0.1:$U2D" >"$W/u2-tls.yaml"
 fi
 upstream 1 "$U1"; upstream 2 "$U2"
 "$BIN" --config "$W/soak.yaml" >"$W/gateway.log" 2>&1 &
@@ -161,7 +158,7 @@ end
 LUA
 
 : >"$OUT/phases.log"
-phases=(keepalive churn bodies abort overload hotkey restart)
+read -r -a phases <<<"${PHASES:-keepalive churn bodies abort overload hotkey restart}"
 end=$(( T0 + DURATION )); i=0
 while (( $(date +%s) + PHASE <= end )); do
   phase=${phases[$(( i % ${#phases[@]} ))]}; i=$((i + 1))

@@ -20,20 +20,8 @@ bench_setup tlschurn
 bench_tls_certificate
 "$BIN" demo-upstream --port "$UP" --instance a --workers 1 >"$W/up.log" 2>&1 & pids+=($!)
 bench_wait "demo upstream" "$UP"
-gateway() {  # PORT UPSTREAM_URL EXTRA
-  cat <<C
-listen: "127.0.0.1:$1"
-admin_listen: "127.0.0.1:$(( $1 + 2000 ))"
-workers: 1
-demo: { enabled: false }
-upstreams: [ { url: "$2" } ]
-rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
-tls: { certificate: "$W/cert.pem", key: "$W/key.pem" }
-$3
-C
-}
-gateway "$MID" "http://127.0.0.1:$UP" "limits: { max_requests_per_connection: 1 }" >"$W/b.yaml"
-gateway "$GW" "https://localhost:$MID" "upstream_tls: { ca_file: \"$W/cert.pem\" }" >"$W/a.yaml"
+bench_tls_gateway_config "$MID" "http://127.0.0.1:$UP" "limits: { max_requests_per_connection: 1 }" >"$W/b.yaml"
+bench_tls_gateway_config "$GW" "https://localhost:$MID" "upstream_tls: { ca_file: \"$W/cert.pem\" }" >"$W/a.yaml"
 "$BIN" --config "$W/b.yaml" >"$W/b.log" 2>&1 & bpid=$!; pids+=($bpid)
 "$BIN" --config "$W/a.yaml" >"$W/a.log" 2>&1 & apid=$!; pids+=($apid)
 for _ in $(seq 100); do curl -skf -o /dev/null "https://127.0.0.1:$GW/api/status" && break; sleep 0.1; done
