@@ -190,6 +190,9 @@ final class UpstreamPool {
             .assumeIsolated()
             .whenComplete { result in
                 guard case .success(let channel) = result, let handshake else {
+                    // A connect that failed before the pipeline existed (no descriptor)
+                    // leaves the handshake's promise to be completed here.
+                    if case .failure(let error) = result { handshake?.value.finish(.failure(error)) }
                     pool.value.connected(handler.value, upstream, result.map { _ in () }, completion)
                     return
                 }
