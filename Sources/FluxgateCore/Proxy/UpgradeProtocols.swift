@@ -28,22 +28,15 @@ public struct UpgradeProtocols: Sendable, Equatable {
     public func allow(_ value: some StringProtocol) -> Bool {
         var named = false
         for element in value.split(separator: ",") {
-            let trimmed = element.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()
+            let trimmed = element.trimmingSpaces()
             if trimmed.isEmpty { continue }
-            let name = String(trimmed).split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)[0].lowercased()
+            let name = trimmed.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)[0].lowercased()
             guard names.contains(name) else { return false }
             named = true
         }
         return named
     }
 
-    /// Whether `name` can be a protocol name: an RFC 9110 token, no version.
-    public static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-            default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
-            }
-        }
-    }
+    /// Whether `name` can be a protocol name: an RFC 9110 token (so no `/` version).
+    public static func isValidName(_ name: String) -> Bool { HeaderName.isToken(name) }
 }

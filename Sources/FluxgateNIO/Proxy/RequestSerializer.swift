@@ -108,13 +108,8 @@ enum RequestSerializer {
                     forwardedHost = field.value
                 case .expect, .requestID, .forwardedHost, .forwardedProto:
                     continue
-                case .forwardedClaim:
-                    // Kept from a trusted proxy only (HeaderName.Kind.forwardedClaim),
-                    // unless its Connection names it.
-                    if !keepForwardedFor { continue }
-                    if let policy, policy.isHopByHop(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self), kind: kind) {
-                        continue
-                    }
+                case .forwardedClaim where !keepForwardedFor:
+                    continue  // kept from a trusted proxy only (HeaderName.Kind.forwardedClaim)
                 case .forwardedFor:
                     if keepForwardedFor {
                         if forwardedFor == nil {
@@ -125,7 +120,7 @@ enum RequestSerializer {
                         }
                     }
                     continue
-                case .other:
+                case .other, .forwardedClaim:
                     if !underscores && bytes[field.name].contains(UInt8(ascii: "_")) { continue }
                     if let policy, policy.isHopByHop(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self), kind: kind) {
                         continue

@@ -25,7 +25,8 @@ final class UpstreamHandshake: ChannelInboundHandler, RemovableChannelHandler {
 
     init(done: EventLoopPromise<Void>) { self.done = done }
 
-    /// The handshake failed (`cause`), or did not end in time (`cause` nil).
+    /// The handshake failed (`cause`), or the connection closed before it ended
+    /// (`cause` nil). Not ending in time is the pool's `ChannelError.connectTimeout`.
     struct Failed: Error, CustomStringConvertible {
         let cause: (any Error)?
         var description: String {
