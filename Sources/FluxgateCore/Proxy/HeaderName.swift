@@ -10,10 +10,11 @@ public enum HeaderName {
         /// (RFC 7239), `X-Real-IP`, `True-Client-IP` and every other `X-Forwarded-*`
         /// (`-Port`, `-Ssl`, `-Scheme`, `-Prefix`, `-Server`, `-Uri`, …). Dropped from a
         /// peer that is not in `trusted_proxies`, as its `X-Forwarded-For` is replaced:
-        /// applications read them before `X-Forwarded-For` (go-chi's `RealIP` takes
-        /// `True-Client-IP`, then `X-Real-IP`; Spring's `ForwardedHeaderFilter` builds
-        /// its URLs from `Forwarded` first; Rack takes `X-Forwarded-Ssl: on` as https).
-        /// Traefik removes the same family from untrusted peers.
+        /// applications read them before `X-Forwarded-For` (by their documentation:
+        /// go-chi's `RealIP` takes `True-Client-IP`, then `X-Real-IP`; Spring's
+        /// `ForwardedHeaderFilter` builds its URLs from `Forwarded` first; Rack takes
+        /// `X-Forwarded-Ssl: on` as https). Traefik removes `X-Real-Ip` and its
+        /// `X-Forwarded-*` list from untrusted peers.
         case forwardedClaim
 
         /// Hop-by-hop by definition or long practice (RFC 9110 §7.6.1). Transfer-Encoding
