@@ -37,16 +37,6 @@ struct OperationsTests {
         try await OneShot.request(method, path, to: gateway.gateway.adminAddress!, group: group)
     }
 
-    /// `name{labels} value` lines of an exposition, keyed by everything before the value.
-    func samples(_ text: String) -> [String: Double] {
-        var result: [String: Double] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
-            result[String(line[..<space])] = value
-        }
-        return result
-    }
-
     @Test func adminEndpointsAnswer() async throws {
         try await run(upstreams: ["a"]) { _, gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 
 /// What an upstream connection reports to the exchange it currently serves.
 /// All calls happen on the connection's event loop, which is also the client's.
@@ -168,6 +169,17 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case NIOSSLError.uncleanShutdown? = error as? NIOSSLError {
+            // An https:// upstream closed TCP without TLS close_notify (Python's `ssl`
+            // sockets and many HTTP/1.0 servers do): the close itself, which
+            // `channelInactive` reports next. A body that ends at the close ends there,
+            // as over plain TCP and as nginx and HAProxy take it; one framed by
+            // Content-Length or chunks and cut short is still cut short. Until
+            // 2026-12-05 every such answer counted as a reset against the upstream,
+            // which was ejected after five of them.
+            context.close(promise: nil)
+            return
+        }
         if let delegate {
             self.delegate = nil
             delegate.upstreamClosed(error: error)

@@ -1,5 +1,6 @@
 import FluxgateCore
 import FluxgateNIO
+import FluxgateTestSupport
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -11,6 +12,23 @@ struct GatewayHarness {
     let gateway: GatewayServer
     let address: SocketAddress
     let group: any EventLoopGroup
+}
+
+extension GatewayHarness {
+    /// The admin listener's `/metrics`, as ``samples(_:)``.
+    func metrics() async throws -> [String: Double] {
+        samples(try await OneShot.request("GET", "/metrics", to: gateway.adminAddress!, group: group).body)
+    }
+}
+
+/// `name{labels} value` lines of an exposition, keyed by everything before the value.
+func samples(_ text: String) -> [String: Double] {
+    var result: [String: Double] = [:]
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+        guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+        result[String(line[..<space])] = value
+    }
+    return result
 }
 
 /// Data-path tests see only their own requests: active probes and passive ejection are

@@ -20,6 +20,8 @@ import NIOSSL
 /// - `/gate-on/<name>`: the upstream called `<name>` answers 200 once ``openGate()`` is
 ///   called (at once after it), the others at once;
 /// - `/early`: 200 at once, before the request body;
+/// - `/raw/<name>?ragged` (an HTTPS upstream): the canned answer, then a TCP close with
+///   no TLS close_notify, as Python's `ssl` sockets and many HTTP/1.0 servers close;
 /// - anything else: 200 with `{"instance":"<name>"}`.
 final class TestUpstream: Sendable {
     struct Received: Sendable {
@@ -111,7 +113,10 @@ final class TestUpstream: Sendable {
                     let upstream = box.withLockedValue { $0! }
                     upstream.accepted.increment()
                     channel.closeFuture.whenComplete { _ in upstream.closed.increment() }
-                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(RaggedClose())
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     try channel.pipeline.syncOperations.addHandler(RawRecorder(upstream: upstream))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(Handler(upstream: upstream))
@@ -121,6 +126,12 @@ final class TestUpstream: Sendable {
         let upstream = TestUpstream(name: name, channel: channel)
         box.withLockedValue { $0 = upstream }
         return upstream
+    }
+
+    /// First in an HTTPS upstream's pipeline, below the TLS handler: a close from its
+    /// context reaches the socket without passing TLS, so no close_notify is sent.
+    private final class RaggedClose: ChannelOutboundHandler, Sendable {
+        typealias OutboundIn = NIOAny
     }
 
     private init(name: String, channel: any Channel) {
@@ -267,6 +278,12 @@ final class TestUpstream: Sendable {
                 guard let text = Self.rawResponses[String(raw.dropFirst(5))],
                     let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
                 else { return }
+                if head.uri.hasSuffix("?ragged"), let below = try? context.pipeline.syncOperations.context(handlerType: RaggedClose.self) {
+                    // Closed below the TLS handler once the bytes are out: no close_notify.
+                    let bound = NIOLoopBound(below, eventLoop: context.eventLoop)
+                    encoder.writeAndFlush(NIOAny(ByteBuffer(string: text))).whenComplete { _ in bound.value.close(promise: nil) }
+                    return
+                }
                 encoder.writeAndFlush(NIOAny(ByteBuffer(string: text)), promise: nil)
                 if !text.contains("keep-alive") { encoder.close(promise: nil) }
                 return
