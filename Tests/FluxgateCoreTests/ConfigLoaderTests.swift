@@ -267,6 +267,11 @@ struct ConfigLoaderTests {
         }
     }
 
+    @Test func traceIsRefusedByDefault() throws {
+        #expect(try ConfigLoader.load(yaml: "").limits.allowTrace == false)
+        #expect(try ConfigLoader.load(yaml: "limits: { allow_trace: true }").limits.allowTrace == true)
+    }
+
     /// `limits.max_header_count`: Envoy's default of 100, and a value outside 1...10000
     /// is refused by name.
     @Test func headerCountLimitHasADefaultAndARange() throws {

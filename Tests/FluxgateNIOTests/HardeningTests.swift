@@ -357,6 +357,23 @@ struct HardeningTests {
         }
     }
 
+    /// TRACE is answered 405 by default, as nginx answers it: the upstream would echo
+    /// the request with every header the gateway added. `limits.allow_trace` forwards it.
+    @Test(arguments: [false, true]) func traceIsRefusedUnlessAllowed(allowed: Bool) async throws {
+        try await run(adjust: { $0.limits.allowTrace = allowed }) { upstream, gateway in
+            let outcome = try await exchange("TRACE /t HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", gateway)
+            if allowed {
+                #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
+                #expect(upstream.raw.hasPrefix("TRACE /t HTTP/1.1\r\n"))
+            } else {
+                #expect(outcome.text.hasPrefix("HTTP/1.1 405 Method Not Allowed\r\n"), "\(outcome.text)")
+                #expect(outcome.text.lowercased().contains("allow: get"))
+                #expect(outcome.text.contains(#""error":"trace_not_allowed""#))
+                #expect(upstream.raw.isEmpty)
+            }
+        }
+    }
+
     // MARK: No reuse while in doubt
 
     @Test func bytesAnUpstreamSendsOutsideAResponseNeverReachTheNextRequest() async throws {

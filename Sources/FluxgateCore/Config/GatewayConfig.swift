@@ -449,6 +449,11 @@ public struct LimitsConfig: Sendable, Equatable {
     /// other upgrade request is served as an ordinary request, its `Upgrade` removed.
     /// Default `websocket` alone.
     public var upgradeProtocols = UpgradeProtocols.websocketOnly
+    /// `TRACE` is forwarded when true; answered 405 `trace_not_allowed` when false, as
+    /// nginx answers it (Apache's `TraceEnable off`): an upstream that serves it echoes
+    /// the request back with every header the gateway added — the client address, the
+    /// request ID, whatever the upstream's own front adds. Default false.
+    public var allowTrace = false
     /// Requests one client connection carries; the last is answered with `Connection:
     /// close` and the connection closes after it (nginx's `keepalive_requests`, same
     /// default; Envoy's `max_requests_per_connection`; ``ConnectionReuse``). 0: no

@@ -11,6 +11,8 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     case badPath = "bad_path"
     /// CONNECT: Fluxgate is a reverse proxy, not a forward proxy or tunnel.
     case methodNotAllowed = "method_not_allowed"
+    /// TRACE while `limits.allow_trace` is false (the default).
+    case traceNotAllowed = "trace_not_allowed"
     case requestTimeout = "request_timeout"
     /// The request body stopped arriving (`timeouts.client_body`).
     case bodyTimeout = "body_timeout"
@@ -37,7 +39,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     var status: HTTPResponseStatus {
         switch self {
         case .badRequest, .badHost, .badPath: .badRequest
-        case .methodNotAllowed: .methodNotAllowed
+        case .methodNotAllowed, .traceNotAllowed: .methodNotAllowed
         case .requestTimeout, .bodyTimeout: .requestTimeout
         case .tooManyConnections: .serviceUnavailable
         case .bodyTooLarge: .payloadTooLarge
@@ -58,6 +60,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .badHost: "an HTTP/1.1 request needs exactly one Host field, matching an absolute-form target"
         case .badPath: "the request path climbs above the root"
         case .methodNotAllowed: "CONNECT is not supported: Fluxgate is a reverse proxy"
+        case .traceNotAllowed: "TRACE is refused here (limits.allow_trace)"
         case .requestTimeout: "the request head did not arrive in time"
         case .bodyTimeout: "the request body did not arrive in time"
         case .tooManyConnections: "too many connections; try again later"
@@ -67,7 +70,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .tooManyHeaders: "the request has more header fields than limits.max_header_count"
         case .versionNotSupported: "this port speaks HTTP/1.1 (and 1.0); send the request as HTTP/1.1"
         case .methodNotImplemented:
-            "the gateway forwards GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, PURGE and WebDAV's methods (case-sensitive)"
+            "the gateway forwards GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, PURGE, WebDAV's methods and TRACE if allowed (case-sensitive)"
         case .upstreamUnavailable: "no upstream accepted the connection"
         case .upstreamError: "the upstream closed the connection or sent an invalid response"
         case .upstreamTimeout: "the upstream did not answer in time"
@@ -98,7 +101,7 @@ struct GatewayResponses: Sendable {
         for answer in GatewayAnswer.allCases {
             let body = ByteBuffer(string: #"{"error":"\#(answer.rawValue)","message":"\#(answer.message)"}"#)
             // RFC 9110 §15.5.6: a 405 lists the methods that are allowed.
-            let allow = answer == .methodNotAllowed ? "allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n" : ""
+            let allow = answer.status == .methodNotAllowed ? "allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n" : ""
             let start = "\(answer.status.code) \(answer.status.reasonPhrase)\r\ncontent-type: application/json\r\n\(allow)"
             prepared[answer] = Prepared(
                 prefix: ByteBuffer(string: start + "content-length: \(body.readableBytes)\r\n"), prefixWithoutLength: ByteBuffer(string: start),

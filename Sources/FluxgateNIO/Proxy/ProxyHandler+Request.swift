@@ -359,6 +359,7 @@ extension ProxyHandler {
     /// Requests refused before admission, on their head alone (docs/SECURITY.md).
     func refusal(_ exchange: Exchange, facts: RequestSerializer.Facts, http10: Bool, target: UnsafeRawBufferPointer) -> GatewayAnswer? {
         if exchange.method == .CONNECT { return .methodNotAllowed }
+        if exchange.method == .TRACE && !settings.config.limits.allowTrace { return .traceNotAllowed }
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0, and the
         // authority of an absolute-form target wins — they must agree.
         if facts.hostCount > 1 || (!http10 && facts.hostCount == 0) { return .badHost }
