@@ -426,6 +426,32 @@ struct AdmissionChecksTests {
         #expect(outcome(&checks, "c", atSecond: 3) == "client_rate_limited")
     }
 
+    /// The preview (for a client waiting for `100 Continue`) names what `arrive` would
+    /// refuse now — the client's bucket, the global one, the utilization rule — and
+    /// takes nothing: after any number of previews, `arrive` decides as if none ran.
+    @Test func aPreviewNamesTheRefusalAndTakesNothing() throws {
+        var config = try config(global: (0.001, 3), perClient: (0.001, 2))
+        config.admission.targetUtilization = 1
+        var checks = AdmissionChecks(config: config, capacity: 2, now: .zero)
+        let preview = { (checks: AdmissionChecks, client: String) in
+            checks.preview(clientKey: client, priority: .normal, now: .zero, jitter: 0)?.reason.rawValue ?? "admitted"
+        }
+        for _ in 0..<5 { #expect(preview(checks, "a") == "admitted") }
+        #expect(outcome(&checks, "a") == "admitted")
+        #expect(outcome(&checks, "a") == "admitted")
+        #expect(checks.controller.inFlight == 2, "the previews held no slot")
+        #expect(preview(checks, "a") == "client_rate_limited")
+        #expect(preview(checks, "b") == "overloaded")  // both slots busy, no queue
+        _ = checks.controller.release(serviceTime: nil)
+        #expect(preview(checks, "b") == "admitted")
+        #expect(outcome(&checks, "b") == "admitted")  // the global bucket's third token
+        _ = checks.controller.release(serviceTime: nil)
+        #expect(preview(checks, "c") == "rate_limited")
+        #expect(checks.perClient?.count == 2, "a preview adds no client to the table")
+        _ = checks.controller.setCapacity(0)
+        #expect(checks.preview(clientKey: "c", priority: .normal, now: ms(10_000_000), jitter: 0)?.reason == .noHealthyUpstream)
+    }
+
     /// A shed for capacity (`overloaded`) gives its tokens back too, and counts as the
     /// cluster's demand signal.
     @Test func aShedForCapacityGivesBackItsTokens() throws {

@@ -593,6 +593,34 @@ struct ProxyHandlerTests {
         #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
     }
 
+    /// A client waiting for `100 Continue` before sending a body read whole before
+    /// admission is refused at once, without the 100, when admission would refuse it
+    /// now (here the global bucket is empty): the body is never sent. Until 2026-12-05
+    /// the 100 went out and the whole body was read, then shed. With a token left, the
+    /// 100 goes out and the request is admitted once the body is whole.
+    @Test(arguments: [false, true]) func aRequestThatWouldBeShedGetsNoContinue(tokenLeft: Bool) throws {
+        let fixture = try Fixture {
+            $0.rateLimit.global.enabled = true
+            $0.rateLimit.global.rate = 0.001
+            $0.rateLimit.global.burst = tokenLeft ? 2 : 1
+        }
+        try fixture.request("GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+        try fixture.connector.answer(0, Self.ok)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
+        try fixture.request("PUT /up HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\nExpect: 100-continue\r\n\r\n")
+        let answer = try fixture.received()
+        if tokenLeft {
+            #expect(answer == "HTTP/1.1 100 Continue\r\n\r\n")
+            try fixture.request("abcdef")
+            #expect(try fixture.connector.sent(fixture.connector.opened.count - 1).hasSuffix("\r\n\r\nabcdef"))
+        } else {
+            #expect(answer.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"), "\(answer)")
+            #expect(answer.contains("rate_limited"))
+            #expect(answer.lowercased().contains("connection: close"), "the body was not read: the connection ends")
+            #expect(fixture.stats.traffic.shed[ShedReason.rateLimited.index] == 1)
+        }
+    }
+
     /// Property: no configuration that passes validation can crash the gateway. Random
     /// values — extremes, boundaries, out-of-range ones — for every numeric key; each
     /// configuration the loader accepts serves a mix of requests (proxied, with a body,

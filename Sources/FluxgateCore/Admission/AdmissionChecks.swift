@@ -180,6 +180,30 @@ public struct AdmissionChecks: Sendable {
         return outcome
     }
 
+    /// What ``arrive(clientKey:priority:now:jitter:)`` would refuse now, taking nothing:
+    /// for a request whose client waits for `100 Continue` before it sends a body the
+    /// gateway reads whole before admission (RFC 9110 §10.1.1). Refused now, it is
+    /// answered at once and the body is never sent — as nginx answers `limit_req`
+    /// before it reads a body; nil, the body is read and the request arrives when it is
+    /// whole, as any other (and may still be refused then). The checks run on a copy:
+    /// the buckets' and the controller's state stay as they were. A limiter in dry run
+    /// refuses nothing; in cluster mode the shared bucket is not asked (its local stock
+    /// is refilled only when arrivals ask for more).
+    public func preview(clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double) -> Rejection? {
+        var rest = self
+        if let perClient {
+            rest.perClient = nil  // one key asked below, without copying the whole table
+            if !settings.perClient.dryRun, case .denied(let wait) = perClient.peek(clientKey, now: now) {
+                return Rejection(reason: .clientRateLimited, retryAfterSeconds: RetryAfter.seconds(wait), policy: perClientPolicy)
+            }
+        }
+        if case .shared? = global { rest.global = nil }
+        guard case .rejected(let rejection) = rest.arrive(clientKey: clientKey, priority: priority, now: now, jitter: jitter).decision else {
+            return nil
+        }
+        return rejection
+    }
+
     /// Cluster mode, a request waits or is refused for capacity: whether to ask for an
     /// early renewal — when this replica holds less than `S` and has not asked yet.
     private mutating func askRenewalIfShort() -> Bool {

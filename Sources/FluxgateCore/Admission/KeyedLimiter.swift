@@ -44,6 +44,13 @@ public struct KeyedLimiter<Key: Hashable & Sendable>: Sendable {
         return decision
     }
 
+    /// What ``take(_:now:)`` would decide for `key` now, taking nothing and touching
+    /// nothing (``AdmissionChecks/preview(clientKey:priority:now:jitter:)``).
+    public func peek(_ key: Key, now: MonotonicTime) -> TokenBucket.Decision {
+        var bucket = index[key].map { entries[$0].bucket } ?? TokenBucket(rate: rate, burst: burst, now: now)
+        return bucket.take(now: now)
+    }
+
     /// Gives back the token ``take(_:now:)`` just took for `key` (see ``TokenBucket/refund()``);
     /// nothing when the key was evicted meanwhile.
     public mutating func refund(_ key: Key) {

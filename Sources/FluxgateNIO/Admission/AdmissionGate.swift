@@ -105,6 +105,12 @@ final class AdmissionGate: Sendable {
         return verdict
     }
 
+    /// What ``admit(clientKey:priority:now:jitter:waiter:)`` would refuse now, taking
+    /// nothing (``AdmissionChecks/preview(clientKey:priority:now:jitter:)``).
+    func preview(clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double) -> Rejection? {
+        state.withLock { $0.checks.preview(clientKey: clientKey, priority: priority, now: now, jitter: jitter) }
+    }
+
     // MARK: Cluster mode (ClusterAgent)
 
     /// Where the shared bucket's batches and early lease renewals come from (the cluster

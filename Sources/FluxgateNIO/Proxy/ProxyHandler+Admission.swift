@@ -37,6 +37,20 @@ extension ProxyHandler {
         }
     }
 
+    /// A request whose client waits for `100 Continue` before it sends a body that is
+    /// read whole before admission: refused at once, without the 100, when admission
+    /// would refuse it now — the client never sends the body (RFC 9110 §10.1.1; nginx
+    /// answers `limit_req` before reading a body too). Until 2026-12-05 a shed upload
+    /// was read whole first (3 MB for `curl -T`), then refused. Returns whether it was.
+    func refusedBeforeContinue(_ exchange: Exchange) -> Bool {
+        let priority = settings.priority(forTarget: exchange.target)
+        guard let rejection = runtime.gate.preview(clientKey: exchange.clientKey, priority: priority, now: now, jitter: pool.nextJitter())
+        else { return false }
+        exchange.route = priority
+        shed(exchange, rejection)
+        return true
+    }
+
     /// The time of the channel event being handled (``withEventTime(_:)``), else the clock.
     var now: MonotonicTime { eventTime ?? MonotonicTime(eventLoop.now) }
 

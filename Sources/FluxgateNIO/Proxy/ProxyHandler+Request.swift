@@ -274,6 +274,7 @@ extension ProxyHandler {
             let plan = RequestBodyPlan.atHead(
                 contentLength: facts.contentLength, chunked: facts.chunked, memoryBytes: settings.requestBufferBytes,
                 spoolBytes: settings.spoolBytes, streamed: RequestTarget.matchesAny(settings.streamBodyPrefixes, target: target))
+            if plan != .admitNow, facts.expectsContinue, !http10, refusedBeforeContinue(exchange) { return }
             var buffer = plan == .memory
             if case .spool(let reserve) = plan {
                 switch startSpool(exchange, reserve: reserve) {
