@@ -267,6 +267,28 @@ struct ConfigLoaderTests {
         }
     }
 
+    /// `health_check.expected_statuses`: 200-399 by default; statuses and ranges within
+    /// 200-599; each bad item named by its index; an empty list refused.
+    @Test func expectedHealthStatusesAreStatusesOrRanges() throws {
+        #expect(try ConfigLoader.load(yaml: "").healthCheck.expectedStatuses == .standard)
+        let custom = try ConfigLoader.load(yaml: "health_check: { expected_statuses: [200, 204-206, \"301\"] }").healthCheck.expectedStatuses
+        #expect(custom == HealthyStatuses([200...200, 204...206, 301...301]))
+        #expect(custom.contains(205) && !custom.contains(302))
+        #expect(custom.description == "200, 204-206, 301")
+        do {
+            _ = try ConfigLoader.load(yaml: "health_check: { expected_statuses: [199, 400-300, 2xx, 200-600, 204] }")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.errors.map(\.path) == (0..<4).map { "health_check.expected_statuses[\($0)]" })
+        }
+        do {
+            _ = try ConfigLoader.load(yaml: "health_check: { expected_statuses: [] }")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.errors.map(\.path) == ["health_check.expected_statuses"])
+        }
+    }
+
     @Test func traceIsRefusedByDefault() throws {
         #expect(try ConfigLoader.load(yaml: "").limits.allowTrace == false)
         #expect(try ConfigLoader.load(yaml: "limits: { allow_trace: true }").limits.allowTrace == true)

@@ -85,6 +85,22 @@ struct HealthEndToEndTests {
         }
     }
 
+    /// A health path that redirects is an app that answers: 200-399 are healthy by
+    /// default (HAProxy's, nginx Plus's and Kubernetes' rule; until 2026-12-05 only a
+    /// 2xx was). `expected_statuses: [200]` asks for the endpoint itself.
+    @Test(arguments: [nil, HealthyStatuses([200...200])])
+    func aRedirectingHealthPathIsHealthyUnlessOnly200Is(expected: HealthyStatuses?) async throws {
+        try await run(["a"], { config in
+            config.healthCheck.path = "/status/301"
+            config.healthCheck.interval = .seconds(2)
+            config.healthCheck.timeout = .seconds(1)
+            if let expected { config.healthCheck.expectedStatuses = expected }
+        }) { _, gateway in
+            // start() returned: the first probe round is done.
+            #expect(gateway.gateway.runtime.router.routed == [expected == nil])
+        }
+    }
+
     @Test(arguments: [TestUpstream.Health.failing, .hanging])
     func aFailingOrHangingUpstreamGoesOutAndComesBack(_ failure: TestUpstream.Health) async throws {
         try await run(["a", "b"]) { upstreams, gateway in

@@ -95,10 +95,22 @@ public enum ConfigLoader {
 
         let health = r.table(
             top.entries["health_check"], path: "health_check",
-            known: ["enabled", "path", "interval", "timeout", "rise", "fall", "slow_start", "passive"])
+            known: ["enabled", "path", "expected_statuses", "interval", "timeout", "rise", "fall", "slow_start", "passive"])
         config.healthCheck.enabled = r.bool(health, "enabled", default: config.healthCheck.enabled)
         config.healthCheck.path = r.string(health, "path", default: config.healthCheck.path) {
             $0.hasPrefix("/") ? nil : "must start with /"
+        }
+        if let statuses = health.entries["expected_statuses"] {
+            let ranges = decodeList(
+                statuses, path: "health_check.expected_statuses", expected: "statuses or ranges such as [200-399]",
+                itemProblem: "a status (200) or a range (200-399) within 200-599", reader: &r, parse: HealthyStatuses.parse)
+            if !ranges.isEmpty {
+                config.healthCheck.expectedStatuses = HealthyStatuses(ranges)
+            } else if ConfigReader.isNull(statuses) || statuses.sequence?.isEmpty == true {
+                r.report("health_check.expected_statuses", "needs at least one status or range, such as [200-399]", node: statuses)
+            }
+        } else {
+            r.noteList("health_check.expected_statuses")
         }
         config.healthCheck.interval = r.duration(health, "interval", default: config.healthCheck.interval)
         config.healthCheck.timeout = r.duration(health, "timeout", default: config.healthCheck.timeout)

@@ -162,6 +162,8 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public var enabled = true
     /// Path probed with `GET`. Default `/health`.
     public var path = "/health"
+    /// Probe answers that count as healthy (``HealthyStatuses``). Default 200-399.
+    public var expectedStatuses = HealthyStatuses.standard
     /// Time between probes. Default 2s.
     public var interval: Duration = .seconds(2)
     /// Probe timeout. Default 1s.

@@ -98,7 +98,8 @@ public final class HealthChecker: Service, Sendable {
                 let request = HealthProbe.request(path: config.path, authority: settings.authorities[index])
                 group.addTask { [self] in
                     let tls = index < settings.upstreamTLS.count ? settings.upstreamTLS[index] : nil
-                    let probe = HealthProbe.run(target: target, tls: tls, request: request, timeout: timeout, on: loop)
+                    let probe = HealthProbe.run(
+                        target: target, tls: tls, request: request, healthy: config.expectedStatuses, timeout: timeout, on: loop)
                     let failure: UpstreamHealth.Failure?
                     do {
                         failure = try await probe.get()

@@ -5,16 +5,18 @@ import NIOTLS
 
 /// One active health check: a fresh connection (never the data path's pool, never
 /// admission), `GET <path>` with `Connection: close`, and the status line of the
-/// answer. A 2xx is healthy; any other status, a timeout (connect included), a refused
+/// answer. A status in `healthy` (`health_check.expected_statuses`, 200-399 unless
+/// configured) is healthy; any other status, a timeout (connect included), a refused
 /// or reset connection, or a head our strict ``ResponseHeadParser`` refuses is a
 /// failure with that reason.
 enum HealthProbe {
     /// Completes with nil when healthy, else the failure; the future never fails.
     static func run(
-        target: SocketAddress, tls: UpstreamTLSTarget? = nil, request: ByteBuffer, timeout: TimeAmount, on loop: any EventLoop
+        target: SocketAddress, tls: UpstreamTLSTarget? = nil, request: ByteBuffer, healthy: HealthyStatuses = .standard,
+        timeout: TimeAmount, on loop: any EventLoop
     ) -> EventLoopFuture<UpstreamHealth.Failure?> {
         guard loop.inEventLoop else {
-            return loop.flatSubmit { run(target: target, tls: tls, request: request, timeout: timeout, on: loop) }
+            return loop.flatSubmit { run(target: target, tls: tls, request: request, healthy: healthy, timeout: timeout, on: loop) }
         }
         let outcome = Outcome(promise: loop.makePromise())
         let bound = NIOLoopBound(outcome, eventLoop: loop)
@@ -25,7 +27,7 @@ enum HealthProbe {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
-                    try channel.pipeline.syncOperations.addHandler(ProbeHandler(outcome: bound.value, tls: tls != nil))
+                    try channel.pipeline.syncOperations.addHandler(ProbeHandler(outcome: bound.value, healthy: healthy, tls: tls != nil))
                 }
             }
             .connect(to: target)
@@ -103,14 +105,16 @@ enum HealthProbe {
     private final class ProbeHandler: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         private let outcome: Outcome
+        private let healthy: HealthyStatuses
         private var received = ByteBuffer()
         /// An `https://` upstream whose TLS handshake has not ended yet: an error or a
         /// close now is the handshake's, and the failure says so (an untrusted
         /// certificate was reported as "connection reset" until 2026-12-05).
         private var handshaking: Bool
 
-        init(outcome: Outcome, tls: Bool) {
+        init(outcome: Outcome, healthy: HealthyStatuses, tls: Bool) {
             self.outcome = outcome
+            self.healthy = healthy
             self.handshaking = tls
         }
 
@@ -131,7 +135,7 @@ enum HealthProbe {
                 case .complete(let head) where head.isInformational:
                     received.moveReaderIndex(forwardBy: head.length)  // 100/103: the final answer follows
                 case .complete(let head):
-                    outcome.finish((200..<300).contains(head.status) ? nil : .status(head.status))
+                    outcome.finish(healthy.contains(head.status) ? nil : .status(head.status))
                 }
             }
         }
