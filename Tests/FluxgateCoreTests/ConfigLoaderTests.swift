@@ -289,6 +289,13 @@ struct ConfigLoaderTests {
         }
     }
 
+    @Test func workersAutoIsOnePerCore() throws {
+        #expect(try ConfigLoader.load(yaml: "workers: auto").workers == 0)
+        #expect(try ConfigLoader.load(yaml: "workers: 3").workers == 3)
+        #expect(try ConfigLoader.load(yaml: "workers: 3", environment: ["FLUXGATE_WORKERS": "auto"]).workers == 0)
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "workers: many") }
+    }
+
     @Test func traceIsRefusedByDefault() throws {
         #expect(try ConfigLoader.load(yaml: "").limits.allowTrace == false)
         #expect(try ConfigLoader.load(yaml: "limits: { allow_trace: true }").limits.allowTrace == true)
@@ -405,7 +412,7 @@ struct ConfigLoaderTests {
         #expect {
             try ConfigLoader.load(yaml: "", environment: ["FLUXGATE_WORKERS": "many"])
         } throws: { error in
-            "\(error)".contains("workers: expected an integer, got \"many\" (from FLUXGATE_WORKERS)")
+            "\(error)".contains("workers: expected an integer or auto, got \"many\" (from FLUXGATE_WORKERS)")
         }
     }
 

@@ -90,7 +90,10 @@ public enum ConfigLoader {
         let top = r.table(root, path: "", known: topLevelKeys)
         config.listen = r.endpoint(top, "listen", default: config.listen)
         config.adminListen = r.endpoint(top, "admin_listen", default: config.adminListen)
-        config.workers = r.int(top, "workers", default: config.workers, range: 0...256)
+        // `auto` as nginx's `worker_processes auto`: one per core, as 0.
+        config.workers = r.scalar(
+            top, "workers", default: config.workers, expected: "an integer or auto", parse: { $0 == "auto" ? 0 : Int($0) }
+        ) { (0...256).contains($0) ? nil : "must be in 0...256" }
         config.upstreams = decodeUpstreams(top.entries["upstreams"], reader: &r)
 
         let health = r.table(
