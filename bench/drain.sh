@@ -88,4 +88,4 @@ wait "$gw"; code=$?
 set -e
 echo "gateway exit code: $code"
 grep -E "drain|signal|SIG" "$W/gw.err" | sed 's/^/log: /'
-if [ "$clients" -eq 0 ] && [ "$code" -eq 0 ] && grep -q "drained: every client connection closed" "$W/gw.err"; then echo "verdict: PASS"; else echo "verdict: FAIL"; exit 1; fi
+if [ "$clients" -eq 0 ] && [ "$code" -eq 0 ] && grep -q "drained: every client connection and tunnel closed" "$W/gw.err"; then echo "verdict: PASS"; else echo "verdict: FAIL"; exit 1; fi

@@ -229,6 +229,41 @@ struct HardeningTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// A drain lets a tunnel run on until it closes (or `drain_timeout` passes), as it
+    /// lets a request finish: nginx's old workers and HAProxy's soft stop keep
+    /// WebSockets open too. Until 2026-12-05 the drain did not count tunnels, ended at
+    /// once, and every WebSocket was cut at `SIGTERM` or an upgrade's handover.
+    @Test func aDrainWaitsForATunnelToClose() async throws {
+        let upstream = try await UpgradeEchoServer.start(group: group)
+        let config = try makeConfig(upstreams: ["http://127.0.0.1:\(upstream.port)"]) { $0.drainTimeout = .seconds(20) }
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"))
+            try await sink.waitFor("\r\n\r\nwelcome", on: channel.eventLoop)
+            let draining = Task { () -> ContinuousClock.Instant in
+                await gateway.gateway.drain()
+                return ContinuousClock.now
+            }
+            // The drain is past its start once the listener refuses connections.
+            try await eventuallyAsync("the listener closed") {
+                guard let probe = try? await ClientBootstrap(group: group).connect(to: gateway.address).get() else { return true }
+                try? await probe.close()
+                return false
+            }
+            for loop in gatewayGroup.makeIterator() { try await loop.submit {}.get() }
+            try await channel.writeAndFlush(ByteBuffer(string: "still open"))
+            try await sink.waitFor("STILL OPEN", on: channel.eventLoop)
+            let closed = ContinuousClock.now
+            try await channel.close()
+            let drained = await draining.value
+            #expect(drained >= closed, "the drain ended while the tunnel was open")
+            #expect(drained - closed < .seconds(10), "the drain ended with the tunnel, not at drain_timeout")
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     /// h2c smuggling: an upgrade to a protocol not in `limits.upgrade_protocols`
     /// (`websocket` alone by default) is served as an ordinary request — the upstream,
     /// which would grant it, never sees the `Upgrade` — so no client gets a raw tunnel

@@ -6,20 +6,26 @@ import NIOPosix
 /// Graceful shutdown: the drain and the stop.
 extension GatewayServer {
     /// Graceful drain: stop accepting, close idle client connections, let each busy one
-    /// finish its current request (answered with `Connection: close`) for up to
-    /// `drain_timeout`; `/readyz` answers 503 from the start. Returns when every client
-    /// connection closed or the timeout passed (what is left is closed by ``stop()``).
+    /// finish its current request (answered with `Connection: close`) and each tunnel
+    /// (WebSocket) run on, for up to `drain_timeout`; `/readyz` answers 503 from the
+    /// start. Returns when every client connection and tunnel closed or the timeout
+    /// passed (what is left is closed by ``stop()``). Until 2026-12-05 tunnels were not
+    /// waited for: every WebSocket was cut at once at `SIGTERM` or an upgrade's handover,
+    /// where nginx's old workers and HAProxy's soft stop keep them open until their
+    /// shutdown timeouts.
     public func drain() async {
         let (listener, scratches) = state.withLock { ($0.channel, $0.scratches) }
         guard let listener else { return }
         let timeout = runtime.settings.config.drainTimeout
         runtime.startDraining()
-        let atStart = (connections: runtime.live.openClientConnections, gate: runtime.gate.snapshot)
+        let open = { [runtime] in (connections: runtime.live.openClientConnections, tunnels: runtime.tunnels.load(ordering: .relaxed)) }
+        let atStart = (open: open(), gate: runtime.gate.snapshot)
         let requestsAtStart = runtime.live.totalExchanges
         logger.notice(
             "draining: stopped accepting; finishing requests in flight",
             metadata: [
-                "connections": "\(atStart.connections)", "in_flight": "\(atStart.gate.inFlight)", "queued": "\(atStart.gate.queued)",
+                "connections": "\(atStart.open.connections)", "tunnels": "\(atStart.open.tunnels)",
+                "in_flight": "\(atStart.gate.inFlight)", "queued": "\(atStart.gate.queued)",
                 "drain_timeout": "\(DurationParser.format(timeout))",
             ])
         let started = ContinuousClock.now
@@ -47,19 +53,20 @@ extension GatewayServer {
         try? await listener.eventLoop.submit {}.get()
         try? await listener.close()
         // Polled: the drain is rare and its end needs no precision finer than this.
-        var finished = runtime.live.openClientConnections == 0
-        while !finished && ContinuousClock.now - started < timeout {
+        var left = open()
+        while left != (0, 0) && ContinuousClock.now - started < timeout {
             try? await Task.sleep(for: .milliseconds(20))
-            finished = runtime.live.openClientConnections == 0
+            left = open()
         }
-        let left = runtime.live.openClientConnections
+        let finished = left == (0, 0)
         let elapsed = ContinuousClock.now - started
         let metadata: Logger.Metadata = [
-            "seconds": "\(Double(elapsed.nanosecondsClamped / 1_000_000) / 1000)", "connections_left": "\(left)",
+            "seconds": "\(Double(elapsed.nanosecondsClamped / 1_000_000) / 1000)", "connections_left": "\(left.connections)",
+            "tunnels_left": "\(left.tunnels)",
             "requests_during_drain": "\(runtime.live.totalExchanges - requestsAtStart)",
         ]
         if finished {
-            logger.notice("drained: every client connection closed", metadata: metadata)
+            logger.notice("drained: every client connection and tunnel closed", metadata: metadata)
         } else {
             logger.warning("drain timeout: closing the connections still open", metadata: metadata)
         }
