@@ -42,6 +42,24 @@ wrk.headers["Content-Type"] = "application/json"
 local f = io.open("$W/echo.json"); wrk.body = f:read("*a"); f:close()
 LUA
   chmod 644 "$W/echo.json"  # nginx workers run as an unprivileged user
+  # $W/browser.lua: GET /health with the fields a browser sends (Chrome's navigation
+  # set: 14 fields, 12 of them unclassified names, 9 of 13 bytes or more).
+  cat >"$W/browser.lua" <<'LUA'
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+wrk.headers["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+wrk.headers["Accept-Language"] = "en-US,en;q=0.9"
+wrk.headers["Accept-Encoding"] = "gzip, deflate, br, zstd"
+wrk.headers["Cache-Control"] = "max-age=0"
+wrk.headers["Upgrade-Insecure-Requests"] = "1"
+wrk.headers["Sec-Fetch-Dest"] = "document"
+wrk.headers["Sec-Fetch-Mode"] = "navigate"
+wrk.headers["Sec-Fetch-Site"] = "none"
+wrk.headers["Sec-Fetch-User"] = "?1"
+wrk.headers["sec-ch-ua"] = "\"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\""
+wrk.headers["sec-ch-ua-mobile"] = "?0"
+wrk.headers["sec-ch-ua-platform"] = "\"Linux\""
+wrk.headers["Cookie"] = "session=5f2b8c1e9a7d4e3f; theme=dark"
+LUA
 }
 
 # $W/cert.pem and $W/key.pem: a self-signed P-256 certificate for localhost and
@@ -118,10 +136,13 @@ C
 # process PID (its /proc/PID/stat ticks over the run) and how idle each CPU was (when
 # CPU 0 — wrk and the upstream — has no idle time, it is the bottleneck, not the proxy).
 # REQUEST=echo POSTs the 6.6 KB JSON body to /api/echo (bench_echo_payload first, and
-# an upstream from bench_nginx_health_upstream, which then serves it); else GET /health.
+# an upstream from bench_nginx_health_upstream, which then serves it); REQUEST=browser
+# sends GET /health with a browser's header fields (browser.lua, also from
+# bench_echo_payload); else a bare GET /health.
 bench_cpu_round() {  # ROUND NAME PORT PID DUR
   local u0 s0 u1 s1 requests idle0 idle1 path=/health wrk_args=()
   if [ "${REQUEST:-health}" = echo ]; then path=/api/echo; wrk_args=(-s "$W/echo.lua"); fi
+  if [ "${REQUEST:-health}" = browser ]; then wrk_args=(-s "$W/browser.lua"); fi
   taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d1s "${wrk_args[@]}" "http://127.0.0.1:$3$path" >/dev/null
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$4/stat")
   read -r idle0 idle1 < <(awk '/^cpu0 /{a=$5} /^cpu1 /{b=$5} END{print a, b}' /proc/stat)

@@ -5,7 +5,7 @@
 # alternating; requests/s and the user and system CPU per request of each process
 # (/proc/PID/stat). Usage: bench/user-time-ab.sh BIN_A BIN_B. Needs nginx-light, wrk.
 # Env: DUR (5), ROUNDS (5), CONNS (64), REQUEST (health; echo: POST /api/echo, 6.6 KB
-# each way, as compare.sh's echo row).
+# each way, as compare.sh's echo row; browser: GET /health with a browser's 14 fields).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 [ $# -eq 2 ] || { echo "usage: $0 BIN_A BIN_B" >&2; exit 2; }
@@ -23,6 +23,7 @@ taskset -c 1 "$A" --config "$W/A.yaml" >"$W/A.log" 2>&1 & pids+=($!); a_pid=$!
 taskset -c 1 "$B" --config "$W/B.yaml" >"$W/B.log" 2>&1 & pids+=($!); b_pid=$!
 bench_wait upstream 19791; bench_wait A 18792; bench_wait B 18794
 what="GET /health"; [ "${REQUEST:-health}" = echo ] && what="POST /api/echo (6.6 KB)"
+[ "${REQUEST:-health}" = browser ] && what="GET /health with a browser's 14 header fields"
 echo "# $(date -u +%FT%TZ) $(nproc) cores; A=$A B=$B; wrk -t1 -c${CONNS:-64} -d${DUR}s $what, alternating"
 for round in $(seq "$ROUNDS"); do
   for side in A:18792:$a_pid B:18794:$b_pid; do
