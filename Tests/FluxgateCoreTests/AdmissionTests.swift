@@ -452,6 +452,21 @@ struct AdmissionChecksTests {
         #expect(checks.preview(clientKey: "c", priority: .normal, now: ms(10_000_000), jitter: 0)?.reason == .noHealthyUpstream)
     }
 
+    /// With a queue: a preview that would wait in it answers nil and queues no one; one
+    /// that finds the queue full is refused.
+    @Test func aPreviewQueuesNoOne() throws {
+        var config = try config(global: nil, perClient: nil)
+        config.admission.targetUtilization = 0.5
+        var checks = AdmissionChecks(config: config, capacity: 10, now: .zero)  // S = 5, queue 5
+        for _ in 0..<5 { #expect(outcome(&checks, "a") == "admitted") }
+        for _ in 0..<4 { #expect(outcome(&checks, "a") == "queued") }
+        for _ in 0..<3 { #expect(checks.preview(clientKey: "a", priority: .normal, now: .zero, jitter: 0) == nil) }
+        #expect(checks.controller.queued == 4)
+        #expect(outcome(&checks, "a") == "queued")
+        #expect(checks.preview(clientKey: "a", priority: .normal, now: .zero, jitter: 0)?.reason == .overloaded)
+        #expect(checks.controller.queued == 5)
+    }
+
     /// A shed for capacity (`overloaded`) gives its tokens back too, and counts as the
     /// cluster's demand signal.
     @Test func aShedForCapacityGivesBackItsTokens() throws {

@@ -108,7 +108,9 @@ public struct AdmissionChecks: Sendable {
 
     /// One request through the checks, in order. `jitter` in [0, 1) spreads the
     /// `Retry-After` of capacity sheds.
-    public mutating func arrive(clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double) -> Outcome {
+    public mutating func arrive(
+        clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double, recordWaiter: Bool = true
+    ) -> Outcome {
         var outcome = Outcome(decision: .admitted, wouldShed: nil, fetchTokens: false)
         var tookClientToken = false
         switch perClient?.take(clientKey, now: now) {
@@ -147,7 +149,7 @@ public struct AdmissionChecks: Sendable {
         }
         let id = nextID
         nextID &+= 1
-        switch controller.arrive(id: id, priority: priority, now: now) {
+        switch controller.arrive(id: id, priority: priority, now: now, recordWaiter: recordWaiter) {
         case .admit:
             outcome.decision = .admitted
         case .enqueue(let deadline):
@@ -185,8 +187,10 @@ public struct AdmissionChecks: Sendable {
     /// gateway reads whole before admission (RFC 9110 §10.1.1). Refused now, it is
     /// answered at once and the body is never sent — as nginx answers `limit_req`
     /// before it reads a body; nil, the body is read and the request arrives when it is
-    /// whole, as any other (and may still be refused then). The checks run on a copy:
-    /// the buckets' and the controller's state stay as they were. A limiter in dry run
+    /// whole, as any other (and may still be refused then). The checks run on a copy —
+    /// the buckets' and the controller's state stay as they were — that copies nothing
+    /// large: the per-client table is asked for one key, and the queue is not appended
+    /// to (a copy's append would copy the whole queue). A limiter in dry run
     /// refuses nothing; in cluster mode the shared bucket is not asked (its local stock
     /// is refilled only when arrivals ask for more).
     public func preview(clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double) -> Rejection? {
@@ -198,9 +202,8 @@ public struct AdmissionChecks: Sendable {
             }
         }
         if case .shared? = global { rest.global = nil }
-        guard case .rejected(let rejection) = rest.arrive(clientKey: clientKey, priority: priority, now: now, jitter: jitter).decision else {
-            return nil
-        }
+        let decision = rest.arrive(clientKey: clientKey, priority: priority, now: now, jitter: jitter, recordWaiter: false).decision
+        guard case .rejected(let rejection) = decision else { return nil }
         return rejection
     }
 
