@@ -115,7 +115,7 @@ public struct AdmissionChecks: Sendable {
         var tookClientToken = false
         switch perClient?.take(clientKey, now: now) {
         case .denied(let wait)?:
-            let rejection = Rejection(reason: .clientRateLimited, retryAfterSeconds: RetryAfter.seconds(wait), policy: perClientPolicy)
+            let rejection = clientRejection(wait)
             if !settings.perClient.dryRun {
                 outcome.decision = .rejected(rejection)
                 return outcome
@@ -198,13 +198,18 @@ public struct AdmissionChecks: Sendable {
         if let perClient {
             rest.perClient = nil  // one key asked below, without copying the whole table
             if !settings.perClient.dryRun, case .denied(let wait) = perClient.peek(clientKey, now: now) {
-                return Rejection(reason: .clientRateLimited, retryAfterSeconds: RetryAfter.seconds(wait), policy: perClientPolicy)
+                return clientRejection(wait)
             }
         }
         if case .shared? = global { rest.global = nil }
         let decision = rest.arrive(clientKey: clientKey, priority: priority, now: now, jitter: jitter, recordWaiter: false).decision
         guard case .rejected(let rejection) = decision else { return nil }
         return rejection
+    }
+
+    /// The 429 for a client whose bucket is empty for `wait` more.
+    private func clientRejection(_ wait: Duration) -> Rejection {
+        Rejection(reason: .clientRateLimited, retryAfterSeconds: RetryAfter.seconds(wait), policy: perClientPolicy)
     }
 
     /// Cluster mode, a request waits or is refused for capacity: whether to ask for an
