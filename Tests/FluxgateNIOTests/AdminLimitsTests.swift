@@ -41,6 +41,7 @@ struct AdminLimitsTests {
             try? await channel.writeAndFlush(ByteBuffer(string: "GET /stats HTTP/1.1\r\nHost: x\r\n"))
             try await channel.closeFuture.get()
             #expect(sink.outcome.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+            #expect(sink.outcome.text.contains("\r\ndate: "))
         }
     }
 
@@ -53,6 +54,7 @@ struct AdminLimitsTests {
             try await channel.closeFuture.get()  // idle after its answer: closed quietly
             #expect(!guardFired.withLockedValue { $0 }, "the server never closed the idle connection")
             #expect(sink.outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(sink.outcome.text.lowercased().contains("\r\ndate: "))
             #expect(!sink.outcome.text.contains("408"))
         }
     }

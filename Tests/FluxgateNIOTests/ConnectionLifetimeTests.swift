@@ -144,6 +144,7 @@ struct ConnectionLifetimeTests {
             try? await channel.writeAndFlush(ByteBuffer(string: "GET /n HTTP/1.1\r\nHost:"))
             try await channel.closeFuture.get()
             #expect(sink.outcome.text.hasPrefix("HTTP/1.1 408"))
+            #expect(sink.outcome.text.contains("\r\ndate: "), "RFC 9110 §6.6.1: a 4xx from a server with a clock is dated")
         case .resetMidHead:
             try await Self.sendAndReset("POST /n HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc", to: address, group: group)
         case .parseError:

@@ -14,7 +14,7 @@ struct HandlerTests {
         let timers = LoopTimers(eventLoop: channel.embeddedEventLoop)
         try channel.pipeline.syncOperations.addHandler(
             ClientTimeoutHandler(
-                headerTimeout: header, idleTimeout: idle, sendTimeout: send, rejection: GatewayResponses().rawRequestTimeout,
+                headerTimeout: header, idleTimeout: idle, sendTimeout: send, rejection: { GatewayResponses().requestTimeout(date: ByteBuffer()) },
                 timers: timers))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
@@ -46,7 +46,7 @@ struct HandlerTests {
         try channel.pipeline.syncOperations.addHandler(WriteSwallower())
         try channel.pipeline.syncOperations.addHandler(
             ClientTimeoutHandler(
-                headerTimeout: .seconds(10), idleTimeout: .seconds(60), sendTimeout: .zero, rejection: GatewayResponses().rawRequestTimeout,
+                headerTimeout: .seconds(10), idleTimeout: .seconds(60), sendTimeout: .zero, rejection: { GatewayResponses().requestTimeout(date: ByteBuffer()) },
                 timers: timers))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         channel.embeddedEventLoop.advanceTime(by: .seconds(10))  // the 408, held forever
@@ -61,7 +61,7 @@ struct HandlerTests {
     func refusedChannel(linger: TimeAmount?) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(
-            RefuseConnectionHandler(answer: GatewayResponses().rawTooManyConnections, lingerTimeout: linger))
+            RefuseConnectionHandler(answer: GatewayResponses().tooManyConnections(date: ByteBuffer()), lingerTimeout: linger))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
@@ -303,7 +303,7 @@ struct HandlerTests {
 struct LoopTimersTests {
     func handler(_ loop: EmbeddedEventLoop, _ timers: LoopTimers, idle: Duration) throws -> (EmbeddedChannel, ClientTimeoutHandler) {
         let handler = ClientTimeoutHandler(
-            headerTimeout: .seconds(10), idleTimeout: idle, sendTimeout: .zero, rejection: GatewayResponses().rawRequestTimeout, timers: timers)
+            headerTimeout: .seconds(10), idleTimeout: idle, sendTimeout: .zero, rejection: { GatewayResponses().requestTimeout(date: ByteBuffer()) }, timers: timers)
         let channel = EmbeddedChannel(handler: handler, loop: loop)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return (channel, handler)

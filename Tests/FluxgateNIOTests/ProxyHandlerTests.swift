@@ -813,3 +813,46 @@ extension LoopScratchTests {
         #expect(third.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == secondStorage, "the spare's storage is reused")
     }
 }
+
+extension LoopScratchTests {
+    /// RFC 9110 §6.6.1: the gateway's own answers carry `Date`, and so does a relayed
+    /// response that had none; an upstream's own `Date` goes on alone. The loop formats
+    /// the line once per second of its wall clock.
+    @Test func answersAndRelayedResponsesCarryADate() throws {
+        let shared = try SharedLoop { config in
+            config.rateLimit.global.enabled = true
+            config.rateLimit.global.rate = 0.001
+            config.rateLimit.global.burst = 2
+        }
+        var wall: Int64 = 784_111_777
+        shared.scratch.wallClock = { wall }
+        let connector = shared.connector
+        let client = try shared.client()
+        func output() throws -> String {
+            var text = ""
+            while let buffer = try client.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+            return text
+        }
+        func dates(_ text: String) -> [Substring] {
+            text.split(separator: "\r\n").filter { $0.lowercased().hasPrefix("date:") }
+        }
+        try client.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"))
+        try connector.answer(0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        #expect(dates(try output()) == ["date: Sun, 06 Nov 1994 08:49:37 GMT"])
+
+        try client.writeInbound(ByteBuffer(string: "GET /b HTTP/1.1\r\nHost: h\r\n\r\n"))
+        try connector.answer(1, "HTTP/1.1 200 OK\r\nDATE: Mon, 07 Nov 1994 00:00:00 GMT\r\nContent-Length: 2\r\n\r\nok")
+        #expect(dates(try output()) == ["DATE: Mon, 07 Nov 1994 00:00:00 GMT"])
+
+        wall += 1
+        try client.writeInbound(ByteBuffer(string: "GET /c HTTP/1.1\r\nHost: h\r\n\r\n"))  // no token left: shed
+        let shed = try output()
+        #expect(shed.hasPrefix("HTTP/1.1 503 ") || shed.hasPrefix("HTTP/1.1 429 "))
+        #expect(dates(shed) == ["date: Sun, 06 Nov 1994 08:49:38 GMT"])
+
+        try client.writeInbound(ByteBuffer(string: "GET /d HTTP/1.1\r\nHost: h\r\nBad Field: x\r\n\r\n"))
+        let refused = try output()
+        #expect(refused.hasPrefix("HTTP/1.1 400 "))
+        #expect(dates(refused) == ["date: Sun, 06 Nov 1994 08:49:38 GMT"])
+    }
+}

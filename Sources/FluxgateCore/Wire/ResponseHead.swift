@@ -31,6 +31,8 @@ public struct ResponseHead: Sendable, Equatable {
     public var connectionClose = false
     /// Lowercased tokens listed in `Connection` other than close/keep-alive: fields to drop.
     public var connectionTokens: [String] = []
+    /// A `Date` field was present (a proxy adds one to a response without: RFC 9110 §6.6.1).
+    public var hasDate = false
 
     public var isInformational: Bool { status >= 100 && status < 200 }
 

@@ -132,6 +132,8 @@ public enum ResponseHeadParser {
                 }
                 if close { result.connectionClose = true }
                 if !tokens.isEmpty { result.connectionTokens += tokens }
+            case .other where name.count == 4 && HeaderName.equalsLowercase(name, "date"):
+                result.hasDate = true
             default:
                 break
             }

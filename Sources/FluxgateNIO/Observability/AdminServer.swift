@@ -39,12 +39,21 @@ final class AdminServer: Sendable {
     typealias Reload = @Sendable () async -> ReloadOutcome
 
     /// The answer to a connection beyond ``Limits/maxConnections``.
-    static let tooManyConnections: ByteBuffer = {
+    static func tooManyConnections() -> ByteBuffer {
         let body = "too many admin connections; try again later\n"
         return ByteBuffer(
             string: "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                + "content-length: \(body.utf8.count)\r\nretry-after: 1\r\nconnection: close\r\n\r\n" + body)
-    }()
+                + "content-length: \(body.utf8.count)\r\nretry-after: 1\r\ndate: \(date())\r\nconnection: close\r\n\r\n" + body)
+    }
+
+    /// The answer to a head that did not arrive in time.
+    static func requestTimeout() -> ByteBuffer {
+        ByteBuffer(string: "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\ndate: \(date())\r\nconnection: close\r\n\r\n")
+    }
+
+    /// The `Date` value for now (RFC 9110 §6.6.1; the admin listener's answers are few,
+    /// so each formats its own).
+    static func date() -> String { HTTPDate.string(epochSeconds: Int64(time(nil))) }
 
     let observability: GatewayObservability
     let reload: Reload
@@ -65,7 +74,6 @@ final class AdminServer: Sendable {
         let descriptor = try socket
             ?? ListeningSocket.open(try AddressLookup.address(endpoint.host, port: endpoint.port, family: family), backlog: 128)
         let open = NIOLockedValueBox(0)
-        let rejection = ByteBuffer(string: "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
         let channel = try await ServerBootstrap(group: group)
             .pausingAcceptsWhenOutOfDescriptors()
             .childChannelInitializer { channel in
@@ -76,7 +84,7 @@ final class AdminServer: Sendable {
                         return true
                     }
                     guard admitted else {
-                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(answer: Self.tooManyConnections))
+                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(answer: Self.tooManyConnections()))
                         return
                     }
                     channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
@@ -84,7 +92,7 @@ final class AdminServer: Sendable {
                     // timer heap of its own per connection (admin connections are few).
                     let timeouts = ClientTimeoutHandler(
                         headerTimeout: limits.headerTimeout, idleTimeout: limits.idleTimeout, sendTimeout: limits.sendTimeout,
-                        rejection: rejection,
+                        rejection: Self.requestTimeout,
                         timers: LoopTimers(eventLoop: channel.eventLoop))
                     try channel.pipeline.syncOperations.addHandler(timeouts)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
@@ -212,6 +220,7 @@ private final class AdminHandler: ChannelInboundHandler {
         headers.add(name: "Content-Type", value: response.contentType)
         headers.add(name: "Content-Length", value: "\(response.body.count)")
         headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "Date", value: AdminServer.date())
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         let keepAlive = head.isKeepAlive
         if !keepAlive { headers.add(name: "Connection", value: "close") }

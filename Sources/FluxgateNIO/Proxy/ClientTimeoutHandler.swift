@@ -16,7 +16,8 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
     typealias OutboundOut = ByteBuffer
 
     private var machine: ClientConnectionTimeouts
-    private let rejection: ByteBuffer
+    /// The 408 for a head that did not arrive in time, built when it is written (it is dated).
+    private let rejection: () -> ByteBuffer
     /// The longest the timer sleeps: the shorter of the two timeouts.
     private let stride: TimeAmount
 
@@ -26,7 +27,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
 
     /// - Parameter sendTimeout: how long the client may take none of the answers written
     ///   to it, whether or not a request is being answered; zero: not timed.
-    init(headerTimeout: Duration, idleTimeout: Duration, sendTimeout: Duration, rejection: ByteBuffer, timers: LoopTimers) {
+    init(headerTimeout: Duration, idleTimeout: Duration, sendTimeout: Duration, rejection: @escaping () -> ByteBuffer, timers: LoopTimers) {
         self.timers = timers
         self.machine = ClientConnectionTimeouts(
             headerTimeout: headerTimeout, idleTimeout: idleTimeout, sendTimeout: sendTimeout, sendTimedWhileBusy: true)
@@ -103,7 +104,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
         case .closeIdle, .closeStalled:
             context.close(promise: nil)
         case .rejectSlowHead:
-            context.writeThenLingeringClose(rejection, timeout: nil, writeTimeout: .seconds(5))
+            context.writeThenLingeringClose(rejection(), timeout: nil, writeTimeout: .seconds(5))
         }
     }
 

@@ -108,19 +108,29 @@ struct GatewayResponses: Sendable {
                 body: body)
         }
         self.prepared = prepared
-        self.rawRequestTimeout = response(.requestTimeout, requestID: nil, close: true, allocator: ByteBufferAllocator())
-        self.rawTooManyConnections = response(.tooManyConnections, requestID: nil, close: true, allocator: ByteBufferAllocator())
     }
 
-    /// A complete response: `HTTP/1.x` status line, fields, optional request ID,
-    /// `Connection` as decided, and the body unless the request was HEAD.
+    /// A complete response: `HTTP/1.x` status line, fields (`date` the loop's line for
+    /// this second, ``LoopScratch/dateField()``), optional request ID, `Connection` as
+    /// decided, and the body unless the request was HEAD.
     func response(
         _ answer: GatewayAnswer, requestID: RequestID?, close: Bool, http10: Bool = false, includeBody: Bool = true,
-        allocator: ByteBufferAllocator
+        date: ByteBuffer, allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 0)
-        response(answer, requestID: requestID, close: close, http10: http10, includeBody: includeBody, into: &buffer)
+        response(answer, requestID: requestID, close: close, http10: http10, includeBody: includeBody, date: date, into: &buffer)
         return buffer
+    }
+
+    /// The 408 for a head that did not arrive in time, with `Connection: close`:
+    /// written below the HTTP layer, before any request.
+    func requestTimeout(date: ByteBuffer) -> ByteBuffer {
+        response(.requestTimeout, requestID: nil, close: true, date: date, allocator: ByteBufferAllocator())
+    }
+
+    /// 503 `too_many_connections` with `Connection: close`, for connections refused at accept.
+    func tooManyConnections(date: ByteBuffer) -> ByteBuffer {
+        response(.tooManyConnections, requestID: nil, close: true, date: date, allocator: ByteBufferAllocator())
     }
 
     /// The answer written into `buffer` (a reused one: ``LoopScratch``). `detail`, when
@@ -129,22 +139,25 @@ struct GatewayResponses: Sendable {
     /// rule it broke — the reasons are the gateway's own fixed texts, never the input.
     func response(
         _ answer: GatewayAnswer, requestID: RequestID?, close: Bool, http10: Bool = false, includeBody: Bool = true,
-        detail: String? = nil, into buffer: inout ByteBuffer
+        detail: String? = nil, date: ByteBuffer, into buffer: inout ByteBuffer
     ) {
         let prepared = self.prepared[answer]!
         if let detail {
             let body = #"{"error":"\#(answer.rawValue)","message":\#(JSONText.quote(answer.message + ": " + detail))}"#
-            buffer.reserveCapacity(minimumWritableBytes: prepared.prefixWithoutLength.readableBytes + body.utf8.count + 128)
+            buffer.reserveCapacity(
+                minimumWritableBytes: prepared.prefixWithoutLength.readableBytes + date.readableBytes + body.utf8.count + 128)
             buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
             buffer.writeImmutableBuffer(prepared.prefixWithoutLength)
+            buffer.writeImmutableBuffer(date)
             buffer.writeString("content-length: \(body.utf8.count)\r\n")
             buffer.endHead(requestID: requestID, close: close, http10: http10)
             if includeBody { buffer.writeString(body) }
             return
         }
-        buffer.reserveCapacity(minimumWritableBytes: prepared.prefix.readableBytes + prepared.body.readableBytes + 96)
+        buffer.reserveCapacity(minimumWritableBytes: prepared.prefix.readableBytes + date.readableBytes + prepared.body.readableBytes + 96)
         buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
         buffer.writeImmutableBuffer(prepared.prefix)
+        buffer.writeImmutableBuffer(date)
         buffer.endHead(requestID: requestID, close: close, http10: http10)
         if includeBody { buffer.writeImmutableBuffer(prepared.body) }
     }
@@ -155,14 +168,15 @@ struct GatewayResponses: Sendable {
     /// pieces; only the numbers are written per request.
     func shed(
         _ rejection: AdmissionGate.Rejection, requestID: RequestID, close: Bool, http10: Bool, includeBody: Bool,
-        into buffer: inout ByteBuffer
+        date: ByteBuffer, into buffer: inout ByteBuffer
     ) {
         let prepared = shedPieces[rejection.reason]!
         let seconds = String(rejection.retryAfterSeconds)
         let bodyLength = prepared.bodyPrefix.readableBytes + seconds.utf8.count + 1
-        buffer.reserveCapacity(minimumWritableBytes: prepared.headPrefix.readableBytes + bodyLength + 200)
+        buffer.reserveCapacity(minimumWritableBytes: prepared.headPrefix.readableBytes + date.readableBytes + bodyLength + 200)
         buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
         buffer.writeImmutableBuffer(prepared.headPrefix)
+        buffer.writeImmutableBuffer(date)
         buffer.writeStaticString("content-length: ")
         buffer.writeString(String(bodyLength))
         buffer.writeStaticString("\r\nretry-after: ")
@@ -211,11 +225,6 @@ struct GatewayResponses: Sendable {
         case .noHealthyUpstream: "no upstream is ready"
         }
     }
-
-    /// The 408 written by the timeout handler, below the HTTP layer (built once).
-    private(set) var rawRequestTimeout = ByteBuffer()
-    /// 503 `too_many_connections` with `Connection: close`, for connections refused at accept.
-    private(set) var rawTooManyConnections = ByteBuffer()
 }
 
 extension ByteBuffer {

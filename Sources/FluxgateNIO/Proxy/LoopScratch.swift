@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import FluxgateCore
 import NIOCore
 
@@ -43,6 +48,20 @@ final class LoopScratch {
     /// This loop's client connections that do not keep up and what they hold
     /// (``ProxyHandler/accountStall()``).
     var stalledClients = StalledClientBudget<ProxyHandler>()
+    /// The `date` field line of the current second (``dateField()``).
+    private var dateLine = DateFieldLine()
+    private var dateBuffer = ByteBuffer()
+    /// The wall clock in seconds since the epoch; tests replace it.
+    var wallClock: () -> Int64 = { Int64(time(nil)) }
+
+    /// `date: <IMF-fixdate>\r\n` for now (RFC 9110 §6.6.1), for the gateway's own
+    /// answers and for a relayed response that carries none: formatted once per second
+    /// per loop, each use a reference to the same bytes.
+    func dateField() -> ByteBuffer {
+        if dateLine.update(epochSeconds: wallClock()) { dateBuffer = allocator.buffer(bytes: dateLine.line) }
+        return dateBuffer
+    }
+
     /// The gateway's event loops: budgets split between them (each loop closes its own
     /// connections at its share).
     var loops = 1

@@ -72,15 +72,15 @@ extension ProxyHandler: LoopTimerOwner {
             // connection closes at once (until 2026-12-04 it lingered for
             // `timeouts.lingering_close` more, holding its descriptor 15 s by default).
             let answerable = !https || tlsEstablished
-            logRefusal(.requestTimeout, bytes: answerable ? runtime.responses.rawRequestTimeout.readableBytes : 0, detail: nil)
+            let answer = answerable ? runtime.responses.requestTimeout(date: scratch.dateField()) : nil
+            logRefusal(.requestTimeout, bytes: answer?.readableBytes ?? 0, detail: nil)
             connectionGone()
-            guard answerable else {
+            guard let answer else {
                 context.close(promise: nil)
                 return
             }
             // A lingering close: the slow client may still be sending its head.
-            context.writeThenLingeringClose(
-                runtime.responses.rawRequestTimeout, timeout: lingerTimeout, writeTimeout: max(lingerTimeout, .seconds(5)))
+            context.writeThenLingeringClose(answer, timeout: lingerTimeout, writeTimeout: max(lingerTimeout, .seconds(5)))
         }
     }
 

@@ -264,7 +264,10 @@ struct ResponseRelay {
         // request. The connection is closed instead of pooled.
         if upgradeAllowed { upstreamReusable = false }
 
-        let estimate = head.length + requestID.utf8Count + HeadWriter.endHeadBytes
+        // RFC 9110 §6.6.1: a response forwarded without `Date` gets one (nginx writes
+        // its own on every response; HAProxy adds none). The loop's line for this second.
+        let date = head.hasDate ? nil : scratch?.dateField()
+        let estimate = head.length + requestID.utf8Count + HeadWriter.endHeadBytes + (date?.readableBytes ?? 0)
         var buffer = scratch?.takeResponseHead(capacity: estimate, allocator: allocator) ?? allocator.buffer(capacity: estimate)
         buffer.writeHead(estimate: estimate) { out in
             if clientHTTP10 {
@@ -285,6 +288,7 @@ struct ResponseRelay {
                 }
                 out.write(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
             }
+            date?.withUnsafeReadableBytes { out.write($0) }
             out.endHead(requestID: requestID, close: !clientKeepAlive, http10: clientHTTP10)
         }
         return buffer
