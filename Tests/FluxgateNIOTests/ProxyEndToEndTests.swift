@@ -607,13 +607,30 @@ struct ProxyEndToEndTests {
         }
     }
 
-    @Test func bodyEndingAtCloseEndsTheClientConnectionToo() async throws {
+    /// A body the upstream ends by closing goes to an HTTP/1.1 client chunked, and the
+    /// client keeps its connection (nginx does the same; until 2026-12-05 the client's
+    /// connection closed with the upstream's). An HTTP/1.0 client, or one that asked to
+    /// close, gets it as the upstream sent it.
+    @Test func aBodyEndingAtCloseIsRechunkedAndTheClientKeepsItsConnection() async throws {
         try await run { _, gateway in
-            let outcome = try await RawClient.exchange("GET /raw/untilclose HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)
-            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
-            #expect(outcome.text.lowercased().contains("connection: close"))
-            #expect(outcome.text.hasSuffix("\r\n\r\nstream until close"))
-            #expect(outcome.error == nil)
+            let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /raw/untilclose HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await sink.waitFor("0\r\n\r\n", on: channel.eventLoop)
+            try await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: h\r\n\r\n"))
+            try await sink.waitFor(#"{"instance":"a"}"#, on: channel.eventLoop)
+            let text = sink.outcome.text
+            #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(text.lowercased().contains("\r\ntransfer-encoding: chunked\r\n"))
+            #expect(text.contains("\r\n\r\n12\r\nstream until close\r\n0\r\n\r\nHTTP/1.1 200 OK\r\n"), "\(text)")
+            #expect(!text.lowercased().contains("connection: close"))
+            try await channel.close()
+
+            for request in ["GET /raw/untilclose HTTP/1.0\r\n\r\n", "GET /raw/untilclose HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"] {
+                let outcome = try await RawClient.exchange(request, with: gateway.address, group: group)
+                #expect(outcome.text.hasSuffix("\r\n\r\nstream until close"), "\(outcome.text)")
+                #expect(!outcome.text.lowercased().contains("chunked"))
+                #expect(outcome.error == nil)
+            }
         }
     }
 

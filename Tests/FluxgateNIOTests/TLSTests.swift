@@ -386,15 +386,20 @@ struct TLSTests {
             try await withGateway(config, group: gatewayGroup) { gateway in
                 for index in 0..<3 {
                     let outcome = try await RawClient.exchange(
-                        "GET /raw/untilclose?ragged HTTP/1.1\r\nHost: h\r\nX-N: \(index)\r\n\r\n", with: gateway.address, group: group)
+                        "GET /raw/untilclose?ragged HTTP/1.1\r\nHost: h\r\nX-N: \(index)\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
                     #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
                     #expect(outcome.text.hasSuffix("\r\n\r\nstream until close"), "\(outcome.text)")
                     #expect(outcome.error == nil)
                 }
+                // A keep-alive client gets it re-chunked, its last chunk sent at the ragged close.
+                let (channel, sink) = try await RawClient.open(with: gateway.address, group: group)
+                try await channel.writeAndFlush(ByteBuffer(string: "GET /raw/untilclose?ragged HTTP/1.1\r\nHost: h\r\n\r\n"))
+                try await sink.waitFor("\r\n\r\n12\r\nstream until close\r\n0\r\n\r\n", on: channel.eventLoop)
+                try await channel.close()
                 var metrics = try await gateway.metrics()
                 #expect(metrics[#"fluxgate_upstream_failures_total{upstream="localhost:\#(good.port)",kind="reset"}"#] == 0, "\(metrics)")
                 #expect(metrics[#"fluxgate_upstream_ejections_total{upstream="localhost:\#(good.port)"}"#] == 0)
-                #expect(metrics[#"fluxgate_request_outcomes_total{outcome="proxied"}"#] == 3)
+                #expect(metrics[#"fluxgate_request_outcomes_total{outcome="proxied"}"#] == 4)
                 // 10 of 100 announced bytes, then the same close: cut short, counted.
                 let short = try await RawClient.exchange(
                     "GET /raw/shortbody?ragged HTTP/1.1\r\nHost: h\r\n\r\n", with: gateway.address, group: group)

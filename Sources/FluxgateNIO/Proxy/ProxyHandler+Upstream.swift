@@ -318,7 +318,13 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         guard case .active(let exchange) = state else { return }
         let connection = exchange.connection
         exchange.connection = nil
-        if error == nil && exchange.relay.upstreamClosed() {
+        let ended =
+            error == nil
+            && exchange.relay.upstreamClosed { bytes in
+                exchange.bytesSent += bytes.readableBytes
+                context.write(wrapOutboundOut(bytes), promise: nil)
+            }
+        if ended {
             completeExchange(exchange)
             return
         }

@@ -5,9 +5,11 @@ import NIOCore
 ///
 /// The head is located and checked by ``ResponseHeadParser`` and rewritten by copying
 /// the kept field lines as they are; the body is passed through as buffer slices
-/// (no copy) while ``BodyFramer`` finds where it ends. The only transformation is for
-/// HTTP/1.0 clients, which cannot read chunked framing: they get the payload alone
-/// and the connection closes at its end (RFC 9112 §6.3).
+/// (no copy) while ``BodyFramer`` finds where it ends. Two transformations of framing:
+/// HTTP/1.0 clients, which cannot read chunked framing, get the payload alone and the
+/// connection closes at its end (RFC 9112 §6.3); and a body the upstream ends by
+/// closing its connection goes to a keep-alive HTTP/1.1 client chunked, so the client's
+/// connection outlives the upstream's (as nginx does).
 struct ResponseRelay {
     enum Failure: Error, Equatable, CustomStringConvertible {
         case invalidHead(String)
@@ -37,6 +39,9 @@ struct ResponseRelay {
     private var partialHead: ByteBuffer?
     private var framer = BodyFramer(.none)
     private var dechunk = false
+    /// The upstream's body ends at its close; the client gets it as chunks and a last
+    /// chunk when the close comes (``upstreamClosed(emit:)``), and keeps its connection.
+    private var rechunk = false
     private let requestWasHead: Bool
     private let clientHTTP10: Bool
     private let requestID: RequestID
@@ -181,7 +186,25 @@ struct ResponseRelay {
                         consumed = try buffer.withUnsafeReadableBytes { bytes throws(BodyFramer.Failure) in
                             try framer.consume(bytes) { _ in }
                         }
-                        if consumed > 0 {
+                        if consumed > 0 && rechunk {
+                            // The chunk's size line goes behind the held head (or in a
+                            // buffer of its own), with the payload too when it is small.
+                            var slice = buffer.readSlice(length: consumed)!
+                            let small = consumed <= Self.coalesceLimit
+                            let wasHead = heldHead != nil
+                            var framed = heldHead.take() ?? allocator.buffer(capacity: small ? consumed + 12 : 12)
+                            framed.writeString(String(consumed, radix: 16))
+                            framed.writeStaticString("\r\n")
+                            if small {
+                                framed.writeBuffer(&slice)
+                                framed.writeStaticString("\r\n")
+                            }
+                            if wasHead { emitHead(framed) } else { emit(framed) }
+                            if !small {
+                                emit(slice)
+                                emit(Self.crlf)
+                            }
+                        } else if consumed > 0 {
                             var slice = buffer.readSlice(length: consumed)!
                             if heldHead != nil && consumed <= Self.coalesceLimit {
                                 heldHead!.writeBuffer(&slice)
@@ -209,11 +232,18 @@ struct ResponseRelay {
         return phase == .done
     }
 
-    /// The upstream closed the connection; true if that legitimately ends the response.
-    mutating func upstreamClosed() -> Bool {
-        if phase == .body && framer.endsAtClose { phase = .done }
+    /// The upstream closed the connection; true if that legitimately ends the response
+    /// (`emit` receives the last chunk of a body the relay re-chunked).
+    mutating func upstreamClosed(emit: (ByteBuffer) -> Void) -> Bool {
+        if phase == .body && framer.endsAtClose {
+            phase = .done
+            if rechunk { emit(Self.lastChunk) }
+        }
         return phase == .done
     }
+
+    private static let crlf = ByteBuffer(string: "\r\n")
+    private static let lastChunk = ByteBuffer(string: "0\r\n\r\n")
 
     /// The 101 as the client gets it: the upstream's fields with `Upgrade` and
     /// `Connection` kept (they are the point of it), other hop-by-hop fields removed.
@@ -250,8 +280,14 @@ struct ResponseRelay {
             dropTransferEncoding = true
             clientKeepAlive = false
         case .untilClose:
-            clientKeepAlive = false
             upstreamReusable = false
+            // Re-chunked for a client that keeps its connection (a transfer coding other
+            // than chunked, rare, is left as it is: the client's connection closes too).
+            if clientKeepAlive && !clientHTTP10 && !head.hasTransferEncoding {
+                rechunk = true
+            } else {
+                clientKeepAlive = false
+            }
         default:
             break
         }
@@ -267,7 +303,7 @@ struct ResponseRelay {
         // RFC 9110 §6.6.1: a response forwarded without `Date` gets one (nginx writes
         // its own on every response; HAProxy adds none). The loop's line for this second.
         let date = head.hasDate ? nil : scratch?.dateField()
-        let estimate = head.length + requestID.utf8Count + HeadWriter.endHeadBytes + (date?.readableBytes ?? 0)
+        let estimate = head.length + requestID.utf8Count + HeadWriter.endHeadBytes + (date?.readableBytes ?? 0) + (rechunk ? 28 : 0)
         var buffer = scratch?.takeResponseHead(capacity: estimate, allocator: allocator) ?? allocator.buffer(capacity: estimate)
         buffer.writeHead(estimate: estimate) { out in
             if clientHTTP10 {
@@ -289,6 +325,7 @@ struct ResponseRelay {
                 out.write(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
             }
             date?.withUnsafeReadableBytes { out.write($0) }
+            if rechunk { out.write("transfer-encoding: chunked\r\n") }
             out.endHead(requestID: requestID, close: !clientKeepAlive, http10: clientHTTP10)
         }
         return buffer
