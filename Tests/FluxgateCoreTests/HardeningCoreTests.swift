@@ -276,6 +276,50 @@ struct HardeningCoreTests {
         #expect(ConnectionLimits.automaticTotal(descriptorLimit: 100) == 64, "never below 64")
     }
 
+    /// One IPv6 host usually holds a whole /64: a client is its /64 by default, so
+    /// fresh addresses from it share one count (`limits.client_ipv6_prefix`).
+    @Test(arguments: [
+        ("192.0.2.7", 64, "192.0.2.7"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", 64, "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:aaaa::1", 48, "2001:db8:1::/48"),
+        ("2001:db8:1:2:aaaa::1", 56, "2001:db8:1::/56"),
+        ("2001:db8:1:2ff:aaaa::1", 60, "2001:db8:1:2f0::/60"),
+        ("2001:db8:1:2:aaaa::1", 128, "2001:db8:1:2:aaaa::1"),
+        ("::1", 64, "::/64"),
+        ("::ffff:192.0.2.7", 64, "192.0.2.7"),
+        ("not-an-address", 64, "not-an-address"),
+    ])
+    func aClientIsItsIPv4AddressOrItsIPv6Network(address: String, prefix: Int, key: String) {
+        #expect(AddressRange.clientKey(address, ipv6Prefix: prefix) == key)
+    }
+
+    @Test func addressesOfOneIPv6NetworkShareThePerClientCap() {
+        var limits = ConnectionLimits(maxTotal: 100, maxPerClient: 2, ipv6Prefix: 64)
+        #expect(limits.open(address: "2001:db8:1:2::a") == nil)
+        #expect(limits.open(address: "2001:db8:1:2::b") == nil)
+        #expect(limits.open(address: "2001:db8:1:2::c") == .perClient, "a third address from the same /64")
+        #expect(limits.open(address: "2001:db8:1:3::a") == nil, "another /64 is another client")
+        limits.close(address: "2001:db8:1:2::a")
+        #expect(limits.open(address: "2001:db8:1:2::c") == nil)
+        for address in ["2001:db8:1:2::b", "2001:db8:1:2::c", "2001:db8:1:3::a"] { limits.close(address: address) }
+        #expect(limits.open == 0 && limits.trackedAddresses == 0)
+        var apart = ConnectionLimits(maxTotal: 100, maxPerClient: 1, ipv6Prefix: 128)
+        #expect(apart.open(address: "2001:db8:1:2::a") == nil)
+        #expect(apart.open(address: "2001:db8:1:2::b") == nil)
+    }
+
+    @Test func theIPv6PrefixIsValidatedAndNeedsARestart() throws {
+        #expect(try ConfigLoader.load(yaml: "").limits.clientIPv6Prefix == 64)
+        #expect(try ConfigLoader.load(yaml: "limits: { client_ipv6_prefix: 56 }").limits.clientIPv6Prefix == 56)
+        for bad in ["0", "129", "x"] {
+            #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "limits: { client_ipv6_prefix: \(bad) }") }
+        }
+        let old = try ConfigLoader.load(yaml: "")
+        let new = try ConfigLoader.load(yaml: "limits: { client_ipv6_prefix: 128 }")
+        #expect(old.restartOnlyDifferences(new) == ["limits.client_ipv6_prefix"])
+    }
+
     /// At the total with idle connections on other event loops: newcomers are let in
     /// above it, one per idle connection not yet promised (the table of
     /// `open(address:evictableElsewhere:)`); the per-client cap still answers first.

@@ -856,3 +856,33 @@ extension LoopScratchTests {
         #expect(dates(refused) == ["date: Sun, 06 Nov 1994 08:49:38 GMT"])
     }
 }
+
+extension LoopScratchTests {
+    /// The per-client rate limit counts an IPv6 client as its /64 (`limits.client_ipv6_prefix`):
+    /// a client taking a fresh address for each request from its network meets the
+    /// same bucket; with 128 each address has its own. Addresses come from a trusted
+    /// proxy's `X-Forwarded-For` (loopback has one IPv6 address).
+    @Test(arguments: [64, 128]) func anIPv6ClientIsRateLimitedAsItsNetwork(prefix: Int) throws {
+        let shared = try SharedLoop { config in
+            config.trustedProxies = [AddressRange.parse("127.0.0.1")!]
+            config.rateLimit.perClient.enabled = true
+            config.rateLimit.perClient.rate = 0.001
+            config.rateLimit.perClient.burst = 1
+            config.limits.clientIPv6Prefix = prefix
+        }
+        let client = try shared.client()
+        var statuses: [String] = []
+        for (index, address) in ["2001:db8:1:2::a", "2001:db8:1:2::b", "2001:db8:1:3::a"].enumerated() {
+            let opened = shared.connector.opened.count
+            try client.writeInbound(ByteBuffer(string: "GET /\(index) HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: \(address)\r\n\r\n"))
+            if shared.connector.opened.count > opened {  // admitted: the upstream answers
+                try shared.connector.answer(opened, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            }
+            var text = ""
+            while let buffer = try client.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+            statuses.append(String(text.prefix(12)))
+        }
+        let expected = prefix == 64 ? ["HTTP/1.1 200", "HTTP/1.1 429", "HTTP/1.1 200"] : ["HTTP/1.1 200", "HTTP/1.1 200", "HTTP/1.1 200"]
+        #expect(statuses == expected)
+    }
+}

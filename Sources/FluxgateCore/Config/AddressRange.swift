@@ -54,6 +54,32 @@ public struct AddressRange: Sendable, Equatable, CustomStringConvertible {
         return true
     }
 
+    /// The client a per-client limit counts an address as (`limits.client_ipv6_prefix`):
+    /// an IPv4 address is itself; an IPv6 address is its `/ipv6Prefix` network
+    /// (`2001:db8:1:2::/64`), since one IPv6 host is usually given a whole /64 and can
+    /// take a fresh address from it for every connection — keyed by the full address,
+    /// per-client rate limits and connection caps would not hold such a client at all.
+    /// An IPv4-mapped IPv6 address is its IPv4 address. Text that is not an address is
+    /// itself (it can only come from a trusted proxy's `X-Forwarded-For`).
+    public static func clientKey(_ address: String, ipv6Prefix: Int) -> String {
+        guard ipv6Prefix < 128, address.utf8.contains(UInt8(ascii: ":")), var bytes = Self.address(address) else { return address }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+            return "\(bytes[12]).\(bytes[13]).\(bytes[14]).\(bytes[15])"
+        }
+        let prefix = max(0, ipv6Prefix)
+        for index in 0..<16 {
+            let kept = min(8, max(0, prefix - index * 8))
+            bytes[index] &= kept == 8 ? 0xFF : ~(0xFF >> UInt8(kept))
+        }
+        var network = in6_addr()
+        withUnsafeMutableBytes(of: &network) { raw in
+            for index in 0..<16 { raw[index] = bytes[index] }
+        }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_ntop(AF_INET6, &network, &text, socklen_t(text.count)) != nil else { return address }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/\(prefix)"
+    }
+
     /// 16 bytes, IPv4 mapped; `nil` for anything that is not an address.
     public static func address(_ text: String) -> [UInt8]? {
         var result = [UInt8](repeating: 0, count: 16)

@@ -229,7 +229,7 @@ public enum ConfigLoader {
             known: [
                 "max_header_bytes", "max_header_count", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
                 "max_connections_per_client", "underscores_in_headers", "max_tunnels", "request_spool_bytes", "request_spool_dir", "stream_body_prefixes",
-                "stalled_client_bytes", "max_requests_per_connection", "upgrade_protocols", "allow_trace",
+                "stalled_client_bytes", "max_requests_per_connection", "upgrade_protocols", "allow_trace", "client_ipv6_prefix",
             ])
         config.limits.maxHeaderBytes = r.bytes(limits, "max_header_bytes", default: config.limits.maxHeaderBytes, range: 1024...1_048_576)
         config.limits.maxHeaderCount = r.int(limits, "max_header_count", default: config.limits.maxHeaderCount, range: 1...10_000)
@@ -259,6 +259,7 @@ public enum ConfigLoader {
         config.limits.maxConnections = r.int(limits, "max_connections", default: config.limits.maxConnections, range: 0...10_000_000)
         config.limits.maxConnectionsPerClient = r.int(
             limits, "max_connections_per_client", default: config.limits.maxConnectionsPerClient, range: 0...10_000_000)
+        config.limits.clientIPv6Prefix = r.int(limits, "client_ipv6_prefix", default: config.limits.clientIPv6Prefix, range: 1...128)
         config.limits.underscoresInHeaders = r.bool(limits, "underscores_in_headers", default: config.limits.underscoresInHeaders)
         config.limits.allowTrace = r.bool(limits, "allow_trace", default: config.limits.allowTrace)
         config.limits.maxTunnels = r.int(limits, "max_tunnels", default: config.limits.maxTunnels, range: 0...10_000_000)

@@ -98,6 +98,7 @@ public struct GatewayConfig: Sendable, Equatable {
         if adminListen != other.adminListen { keys.append("admin_listen") }
         if workers != other.workers { keys.append("workers") }
         if cluster != other.cluster { keys.append("cluster") }
+        if limits.clientIPv6Prefix != other.limits.clientIPv6Prefix { keys.append("limits.client_ipv6_prefix") }
         if runsEmbeddedDemo != other.runsEmbeddedDemo || (runsEmbeddedDemo && demo != other.demo) { keys.append("demo") }
         return keys
     }
@@ -439,6 +440,11 @@ public struct LimitsConfig: Sendable, Equatable {
     /// close. 0 turns it off. Default 0 (off: one-host load tests and clients behind
     /// NAT share an address).
     public var maxConnectionsPerClient = 0
+    /// How much of an IPv6 address names one client for `max_connections_per_client`
+    /// and the per-client rate limit (``AddressRange/clientKey(_:ipv6Prefix:)``): the
+    /// /64 a host is usually given. 128 counts every address apart. Only a restart
+    /// changes it (connections are counted under the key they opened with). Default 64.
+    public var clientIPv6Prefix = 64
     /// Request header names containing `_` are forwarded when true; dropped when false
     /// (nginx's `underscores_in_headers off`): CGI-style apps read `X_Forwarded_For`
     /// as `X-Forwarded-For`. Default false.

@@ -1,5 +1,6 @@
 /// `limits.max_connections` and `limits.max_connections_per_client`: whether one more
-/// client connection may open, counted in total and per client address.
+/// client connection may open, counted in total and per client — an IPv4 address, or
+/// an IPv6 address's `/ipv6Prefix` network (``AddressRange/clientKey(_:ipv6Prefix:)``).
 ///
 /// Pure bookkeeping; the listener wraps it in a lock (connections open on the accept
 /// path and close on any event loop). Per-address counts exist only while the
@@ -19,10 +20,14 @@ public struct ConnectionLimits: Sendable {
     /// event loop (``open(address:evictableElsewhere:)``) not yet carried out.
     public private(set) var evictionsPromised = 0
     private var perClient: [String: Int] = [:]
+    /// Fixed for the process (`limits.client_ipv6_prefix` is restart-only): a
+    /// connection is counted out under the key it was counted in with.
+    public let ipv6Prefix: Int
 
-    public init(maxTotal: Int, maxPerClient: Int) {
+    public init(maxTotal: Int, maxPerClient: Int, ipv6Prefix: Int = 128) {
         self.maxTotal = maxTotal
         self.maxPerClient = maxPerClient
+        self.ipv6Prefix = ipv6Prefix
     }
 
     /// Counts the connection in, or says which cap refuses it (nothing is counted then).
@@ -55,15 +60,17 @@ public struct ConnectionLimits: Sendable {
     /// | 10 / 10    | 0                   | 1        | in (a local eviction freed a place) |
     public mutating func open(address: String, evictableElsewhere: Int) -> Refusal? {
         var current = 0
+        var key = address
         if maxPerClient > 0 {
-            current = perClient[address, default: 0]
+            key = AddressRange.clientKey(address, ipv6Prefix: ipv6Prefix)
+            current = perClient[key, default: 0]
             if current >= maxPerClient { return .perClient }
         }
         if open - evictionsPromised >= maxTotal {
             guard evictionsPromised < evictableElsewhere else { return .total }
             evictionsPromised += 1
         }
-        if maxPerClient > 0 { perClient[address] = current + 1 }
+        if maxPerClient > 0 { perClient[key] = current + 1 }
         open += 1
         return nil
     }
@@ -78,12 +85,14 @@ public struct ConnectionLimits: Sendable {
     /// A connection that `open(address:)` let in has closed.
     public mutating func close(address: String) {
         open -= 1
-        if let current = perClient[address] {
-            if current <= 1 { perClient.removeValue(forKey: address) } else { perClient[address] = current - 1 }
+        guard !perClient.isEmpty else { return }
+        let key = AddressRange.clientKey(address, ipv6Prefix: ipv6Prefix)
+        if let current = perClient[key] {
+            if current <= 1 { perClient.removeValue(forKey: key) } else { perClient[key] = current - 1 }
         }
     }
 
-    /// Addresses with connections open (while the per-client cap is on).
+    /// Clients with connections open (while the per-client cap is on).
     public var trackedAddresses: Int { perClient.count }
 
     /// Descriptors kept out of the automatic client limit for everything that is not a

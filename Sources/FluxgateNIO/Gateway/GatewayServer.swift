@@ -93,7 +93,8 @@ public final class GatewayServer: Service, Sendable {
             ? config.limits.maxConnections
             : ConnectionLimits.automaticTotal(
                 descriptorLimit: DescriptorLimit.current, descriptorsPerConnection: config.runsEmbeddedDemo ? 3 : 2)
-        return ConnectionLimits(maxTotal: total, maxPerClient: config.limits.maxConnectionsPerClient)
+        return ConnectionLimits(
+            maxTotal: total, maxPerClient: config.limits.maxConnectionsPerClient, ipv6Prefix: config.limits.clientIPv6Prefix)
     }
 
     /// Client connections counted against `limits.max_connections` right now.

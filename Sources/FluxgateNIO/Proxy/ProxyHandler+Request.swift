@@ -344,7 +344,8 @@ extension ProxyHandler {
             into: scratch.takeUpstreamHead(capacity: capacity, allocator: allocator))
     }
 
-    /// The per-client rate-limit key: the configured header's value, else the address.
+    /// The per-client rate-limit key: the configured header's value, else the client's
+    /// address (an IPv6 one as its `limits.client_ipv6_prefix` network).
     /// Header keys and address keys live in separate namespaces (``RateLimitKey``).
     func clientKey(_ exchange: Exchange, _ bytes: UnsafeRawBufferPointer) -> String {
         if let name = settings.clientKeyHeader {
@@ -354,7 +355,7 @@ extension ProxyHandler {
                 return RateLimitKey.header(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self))
             }
         }
-        return RateLimitKey.address(exchange.client)
+        return RateLimitKey.address(AddressRange.clientKey(exchange.client, ipv6Prefix: settings.config.limits.clientIPv6Prefix))
     }
 
     /// Requests refused before admission, on their head alone (docs/SECURITY.md).
