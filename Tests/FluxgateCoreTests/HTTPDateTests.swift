@@ -42,4 +42,39 @@ struct HTTPDateTests {
         #expect(rebuilt)
         #expect(String(decoding: date.line, as: UTF8.self) == "date: Sun, 06 Nov 1994 08:49:38 GMT\r\n")
     }
+
+    /// The wall clock is read once per wall second, at its end, on the event's
+    /// monotonic time: not per answer.
+    @Test func theWallClockIsReadOncePerSecond() {
+        var date = DateFieldLine()
+        var reads = 0
+        var wall: (seconds: Int64, nanoseconds: Int64) = (784_111_777, 900_000_000)  // 100 ms before the next second
+        func update(_ milliseconds: Int64) -> Bool {
+            date.update(now: MonotonicTime(nanoseconds: milliseconds * 1_000_000)) {
+                reads += 1
+                return wall
+            }
+        }
+        var rebuilt = update(0)
+        #expect(rebuilt && reads == 1)
+        rebuilt = update(50)
+        #expect(!rebuilt && reads == 1, "within the second: no clock read")
+        wall = (784_111_778, 0)
+        rebuilt = update(100)
+        #expect(rebuilt && reads == 2)
+        #expect(String(decoding: date.line, as: UTF8.self) == "date: Sun, 06 Nov 1994 08:49:38 GMT\r\n")
+        rebuilt = update(1_099)
+        #expect(!rebuilt && reads == 2)
+        wall = (784_111_779, 0)
+        rebuilt = update(1_100)
+        #expect(rebuilt && reads == 3)
+        // A wall clock stepped back mid-second: read again a millisecond on at the least.
+        wall = (784_111_779, 999_999_999)
+        _ = update(2_100)
+        #expect(reads == 4)
+        _ = update(2_100)
+        #expect(reads == 4)
+        _ = update(2_101)
+        #expect(reads == 5)
+    }
 }

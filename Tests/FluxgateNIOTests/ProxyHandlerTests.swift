@@ -825,7 +825,7 @@ extension LoopScratchTests {
             config.rateLimit.global.burst = 2
         }
         var wall: Int64 = 784_111_777
-        shared.scratch.wallClock = { wall }
+        shared.scratch.wallClock = { (wall, 0) }
         let connector = shared.connector
         let client = try shared.client()
         func output() throws -> String {
@@ -845,6 +845,7 @@ extension LoopScratchTests {
         #expect(dates(try output()) == ["DATE: Mon, 07 Nov 1994 00:00:00 GMT"])
 
         wall += 1
+        shared.loop.advanceTime(by: .seconds(1))  // the wall clock is read again once its second is over
         try client.writeInbound(ByteBuffer(string: "GET /c HTTP/1.1\r\nHost: h\r\n\r\n"))  // no token left: shed
         let shed = try output()
         #expect(shed.hasPrefix("HTTP/1.1 503 ") || shed.hasPrefix("HTTP/1.1 429 "))

@@ -17,7 +17,7 @@ struct ResponseRelayTests {
         let large = String(repeating: "x", count: 10_000)
         let reads = ["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst", large, "", "end"]
         for read in reads {
-            let complete = try relay.receive(ByteBuffer(string: read), allocator: allocator) { var bytes = $0; out.writeBuffer(&bytes) }
+            let complete = try relay.receive(ByteBuffer(string: read), allocator: allocator, now: .zero) { var bytes = $0; out.writeBuffer(&bytes) }
             #expect(!complete)
         }
         #expect(relay.upstreamClosed { var bytes = $0; out.writeBuffer(&bytes) })
@@ -36,7 +36,7 @@ struct ResponseRelayTests {
             var relay = ResponseRelay(requestWasHead: false, clientHTTP10: http10, clientKeepAlive: keepAlive, requestID: .client("t"))
             relay.requestComplete = true
             var out = ByteBuffer()
-            _ = try relay.receive(ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\nall of it"), allocator: ByteBufferAllocator()) {
+            _ = try relay.receive(ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\nall of it"), allocator: ByteBufferAllocator(), now: .zero) {
                 var bytes = $0
                 out.writeBuffer(&bytes)
             }

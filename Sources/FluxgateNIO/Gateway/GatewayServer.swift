@@ -291,7 +291,7 @@ public final class GatewayServer: Service, Sendable {
             if lingers { channel.closeFuture.whenComplete { [self] _ in lingeringRefusals.subtract(1, ordering: .relaxed) } }
             try sync.addHandler(
                 RefuseConnectionHandler(
-                    answer: settings.serverTLS == nil ? runtime.responses.tooManyConnections(date: scratch.dateField()) : nil,
+                    answer: settings.serverTLS == nil ? runtime.responses.tooManyConnections(date: scratch.dateField(now: MonotonicTime(channel.eventLoop.now))) : nil,
                     lingerTimeout: lingers ? .nanoseconds(config.timeouts.lingeringClose.nanosecondsClamped) : nil))
             return
         }

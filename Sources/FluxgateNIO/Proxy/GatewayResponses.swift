@@ -111,7 +111,7 @@ struct GatewayResponses: Sendable {
     }
 
     /// A complete response: `HTTP/1.x` status line, fields (`date` the loop's line for
-    /// this second, ``LoopScratch/dateField()``), optional request ID, `Connection` as
+    /// this second, ``LoopScratch/dateField(now:)``), optional request ID, `Connection` as
     /// decided, and the body unless the request was HEAD.
     func response(
         _ answer: GatewayAnswer, requestID: RequestID?, close: Bool, http10: Bool = false, includeBody: Bool = true,

@@ -48,17 +48,22 @@ final class LoopScratch {
     /// This loop's client connections that do not keep up and what they hold
     /// (``ProxyHandler/accountStall()``).
     var stalledClients = StalledClientBudget<ProxyHandler>()
-    /// The `date` field line of the current second (``dateField()``).
+    /// The `date` field line of the current second (``dateField(now:)``).
     private var dateLine = DateFieldLine()
     private var dateBuffer = ByteBuffer()
-    /// The wall clock in seconds since the epoch; tests replace it.
-    var wallClock: () -> Int64 = { Int64(time(nil)) }
+    /// The wall clock (seconds and nanoseconds since the epoch); tests replace it.
+    var wallClock: () -> (seconds: Int64, nanoseconds: Int64) = {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return (Int64(now.tv_sec), Int64(now.tv_nsec))
+    }
 
-    /// `date: <IMF-fixdate>\r\n` for now (RFC 9110 §6.6.1), for the gateway's own
-    /// answers and for a relayed response that carries none: formatted once per second
-    /// per loop, each use a reference to the same bytes.
-    func dateField() -> ByteBuffer {
-        if dateLine.update(epochSeconds: wallClock()) { dateBuffer = allocator.buffer(bytes: dateLine.line) }
+    /// `date: <IMF-fixdate>\r\n` at `now` — the event's monotonic time, already read —
+    /// (RFC 9110 §6.6.1), for the gateway's own answers and for a relayed response that
+    /// carries none: the wall clock read and the line formatted once per second per
+    /// loop (``DateFieldLine``), each use a reference to the same bytes.
+    func dateField(now: MonotonicTime) -> ByteBuffer {
+        if dateLine.update(now: now, wallClock: wallClock) { dateBuffer = allocator.buffer(bytes: dateLine.line) }
         return dateBuffer
     }
 

@@ -111,7 +111,7 @@ extension ProxyHandler {
         var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
         runtime.responses.shed(
             rejection, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
-            includeBody: !exchange.isHeadRequest, date: scratch.dateField(), into: &bytes)
+            includeBody: !exchange.isHeadRequest, date: scratch.dateField(now: now), into: &bytes)
         exchange.bytesSent += bytes.readableBytes
         scratch.keepAnswer(bytes)
         context.write(wrapOutboundOut(bytes), promise: nil)

@@ -10,7 +10,7 @@ extension ProxyHandler {
         var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
         runtime.responses.response(
             kind, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
-            includeBody: !exchange.isHeadRequest, detail: detail, date: scratch.dateField(), into: &bytes)
+            includeBody: !exchange.isHeadRequest, detail: detail, date: scratch.dateField(now: now), into: &bytes)
         exchange.bytesSent += bytes.readableBytes
         end(exchange, .gatewayAnswer(status: Int(kind.status.code)))
         scratch.keepAnswer(bytes)
@@ -23,7 +23,7 @@ extension ProxyHandler {
     func answer(_ kind: GatewayAnswer, requestID: RequestID?, http10: Bool, close: Bool, isHead: Bool, detail: String? = nil) -> Int {
         var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
         runtime.responses.response(
-            kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, detail: detail, date: scratch.dateField(),
+            kind, requestID: requestID, close: close, http10: http10, includeBody: !isHead, detail: detail, date: scratch.dateField(now: now),
             into: &bytes)
         let size = bytes.readableBytes
         scratch.keepAnswer(bytes)

@@ -72,7 +72,7 @@ extension ProxyHandler: LoopTimerOwner {
             // connection closes at once (until 2026-12-04 it lingered for
             // `timeouts.lingering_close` more, holding its descriptor 15 s by default).
             let answerable = !https || tlsEstablished
-            let answer = answerable ? runtime.responses.requestTimeout(date: scratch.dateField()) : nil
+            let answer = answerable ? runtime.responses.requestTimeout(date: scratch.dateField(now: now)) : nil
             logRefusal(.requestTimeout, bytes: answer?.readableBytes ?? 0, detail: nil)
             connectionGone()
             guard let answer else {

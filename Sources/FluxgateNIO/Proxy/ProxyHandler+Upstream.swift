@@ -139,7 +139,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         let complete: Bool
         do {
             complete = try exchange.relay.receive(
-                buffer, allocator: allocator, scratch: scratch, retry: { status in self.claimRetry(exchange, after: .status(status)) }
+                buffer, allocator: allocator, scratch: scratch, now: now, retry: { status in self.claimRetry(exchange, after: .status(status)) }
             ) { bytes in
                 exchange.bytesSent += bytes.readableBytes
                 context.write(self.wrapOutboundOut(bytes), promise: nil)

@@ -103,7 +103,7 @@ struct ResponseRelay {
     /// `scratch` (the event loop's, ``LoopScratch``) lends the storage for the client's
     /// response head and the parsed field list; each is handed back as it goes out.
     mutating func receive(
-        _ input: ByteBuffer, allocator: ByteBufferAllocator, scratch: LoopScratch? = nil, retry: (Int) -> Bool = { _ in false },
+        _ input: ByteBuffer, allocator: ByteBufferAllocator, scratch: LoopScratch? = nil, now: MonotonicTime, retry: (Int) -> Bool = { _ in false },
         emit: (ByteBuffer) -> Void
     ) throws(Failure) -> Bool {
         var buffer = input
@@ -161,7 +161,7 @@ struct ResponseRelay {
                         return true
                     }
                     let clientHead = buffer.withUnsafeReadableBytes { bytes in
-                        self.clientHead(head, bytes: bytes, allocator: allocator, scratch: scratch)
+                        self.clientHead(head, bytes: bytes, allocator: allocator, scratch: scratch, now: now)
                     }
                     heldHead = clientHead
                     headSent = true
@@ -265,7 +265,7 @@ struct ResponseRelay {
     }
 
     private mutating func clientHead(
-        _ head: ResponseHead, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator, scratch: LoopScratch?
+        _ head: ResponseHead, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator, scratch: LoopScratch?, now: MonotonicTime
     ) -> ByteBuffer {
         let framing = head.framing(requestWasHead: requestWasHead)
         framer = BodyFramer(framing)
@@ -302,7 +302,7 @@ struct ResponseRelay {
 
         // RFC 9110 §6.6.1: a response forwarded without `Date` gets one (nginx writes
         // its own on every response; HAProxy adds none). The loop's line for this second.
-        let date = head.hasDate ? nil : scratch?.dateField()
+        let date = head.hasDate ? nil : scratch?.dateField(now: now)
         let estimate = head.length + requestID.utf8Count + HeadWriter.endHeadBytes + (date?.readableBytes ?? 0) + (rechunk ? 28 : 0)
         var buffer = scratch?.takeResponseHead(capacity: estimate, allocator: allocator) ?? allocator.buffer(capacity: estimate)
         buffer.writeHead(estimate: estimate) { out in
