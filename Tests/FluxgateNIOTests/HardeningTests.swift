@@ -455,7 +455,7 @@ struct HardeningTests {
                 "GET http://good.example/x HTTP/1.1\r\nHost: good.example\r\nConnection: close\r\n\r\n", gateway)
             #expect(agreeing.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
             let http10 = try await exchange("GET /x HTTP/1.0\r\n\r\n", gateway)
-            #expect(http10.text.hasPrefix("HTTP/1.0 200 OK\r\n"))
+            #expect(http10.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
             // The scheme's default port is the same as none (HAProxy agrees; refused before 2026-12-05).
             for (target, host) in [("http://good.example:80/y", "good.example"), ("http://good.example/z", "Good.Example:80")] {
                 let outcome = try await exchange("GET \(target) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n", gateway)
@@ -733,7 +733,7 @@ struct ParserChoiceTests {
             let post = try await exchange("POST /hash HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
             #expect(post.hasPrefix("HTTP/1.1 200 OK\r\n"))
             let old = try await exchange("GET /x HTTP/1.0\r\n\r\n")
-            #expect(old.hasPrefix("HTTP/1.0 200 OK\r\n"))
+            #expect(old.hasPrefix("HTTP/1.1 200 OK\r\n"))
             #expect(upstream.raw.lowercased().contains("get /x http/1.1\r\nhost: \(upstream.url.dropFirst("http://".count))\r\n"))
         }
         try await upstream.stop()

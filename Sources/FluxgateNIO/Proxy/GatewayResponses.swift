@@ -146,7 +146,7 @@ struct GatewayResponses: Sendable {
             let body = #"{"error":"\#(answer.rawValue)","message":\#(JSONText.quote(answer.message + ": " + detail))}"#
             buffer.reserveCapacity(
                 minimumWritableBytes: prepared.prefixWithoutLength.readableBytes + date.readableBytes + body.utf8.count + 128)
-            buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            buffer.writeStaticString("HTTP/1.1 ")
             buffer.writeImmutableBuffer(prepared.prefixWithoutLength)
             buffer.writeImmutableBuffer(date)
             buffer.writeString("content-length: \(body.utf8.count)\r\n")
@@ -155,7 +155,7 @@ struct GatewayResponses: Sendable {
             return
         }
         buffer.reserveCapacity(minimumWritableBytes: prepared.prefix.readableBytes + date.readableBytes + prepared.body.readableBytes + 96)
-        buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        buffer.writeStaticString("HTTP/1.1 ")
         buffer.writeImmutableBuffer(prepared.prefix)
         buffer.writeImmutableBuffer(date)
         buffer.endHead(requestID: requestID, close: close, http10: http10)
@@ -174,7 +174,7 @@ struct GatewayResponses: Sendable {
         let seconds = String(rejection.retryAfterSeconds)
         let bodyLength = prepared.bodyPrefix.readableBytes + seconds.utf8.count + 1
         buffer.reserveCapacity(minimumWritableBytes: prepared.headPrefix.readableBytes + date.readableBytes + bodyLength + 200)
-        buffer.writeStaticString(http10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        buffer.writeStaticString("HTTP/1.1 ")
         buffer.writeImmutableBuffer(prepared.headPrefix)
         buffer.writeImmutableBuffer(date)
         buffer.writeStaticString("content-length: ")

@@ -306,11 +306,10 @@ struct ResponseRelay {
         let estimate = head.length + requestID.utf8Count + HeadWriter.endHeadBytes + (date?.readableBytes ?? 0) + (rechunk ? 28 : 0)
         var buffer = scratch?.takeResponseHead(capacity: estimate, allocator: allocator) ?? allocator.buffer(capacity: estimate)
         buffer.writeHead(estimate: estimate) { out in
-            if clientHTTP10 {
-                out.write("HTTP/1.0")
-            } else {
-                out.write("HTTP/1.1")
-            }
+            // HTTP/1.1 to an HTTP/1.0 client too (RFC 9110 §6.2: a server SHOULD send
+            // the highest version it conforms to with the request's major version; nginx
+            // does): the framing and `Connection` below are what keep it readable as 1.0.
+            out.write("HTTP/1.1")
             out.write(UnsafeRawBufferPointer(rebasing: bytes[8..<head.statusLineLength]))
             for field in head.fields {
                 let kind = field.kind
