@@ -220,8 +220,9 @@ struct ProxyHandlerTests {
     /// A chunked body of tiny chunks goes upstream as one chunk per read, not one per
     /// client chunk: 1-byte chunks made the gateway hold a buffer (and send a chunk-size
     /// line) per payload byte — 50 clients × 64 KiB took it from 31 to 445 MB.
+    /// A body that streams (`stream_body_prefixes`) is re-chunked one chunk per read.
     @Test func tinyChunksGoUpstreamAsOneChunkPerRead() throws {
-        let fixture = try Fixture()
+        let fixture = try Fixture { $0.limits.streamBodyPrefixes = ["/up"] }
         let tiny = String(repeating: "1\r\nx\r\n", count: 1000)
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + tiny)
         try fixture.request(String(repeating: "2\r\nyz\r\n", count: 10) + "0\r\n\r\n")
@@ -332,6 +333,43 @@ struct ProxyHandlerTests {
         try fixture.connector.answer(1, Self.ok)
         #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(fixture.stats.traffic.outcomes == .init(proxied: 1, retries: 1))
+    }
+
+    /// A chunked body read whole before admission goes upstream with `Content-Length`,
+    /// as nginx sends its buffered bodies: an upstream that cannot read chunked request
+    /// bodies (Python's `http.server`, an HTTP/1.0 server) gets it whole — through a
+    /// retry too. With trailers, or once it outgrew memory and streams, chunked it stays.
+    @Test func aChunkedBodyReadWholeGoesUpstreamWithItsLength() throws {
+        let fixture = try Fixture()
+        try fixture.request("PUT /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        try fixture.request("6\r\n world\r\n0\r\n\r\n")
+        let sent = try fixture.connector.sent(0)
+        #expect(sent.hasPrefix("PUT /x HTTP/1.1\r\ncontent-length: 11\r\nHost: h\r\nx-forwarded-for: "), "\(sent)")
+        #expect(!sent.lowercased().contains("transfer-encoding"))
+        #expect(sent.hasSuffix("\r\n\r\nhello world"))
+        try fixture.connector.answer(0, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy")
+        try #require(fixture.connector.opened.map(\.upstream) == [0, 1])
+        #expect(try fixture.connector.sent(1) == sent, "the retry carries the same head and body")
+        try fixture.connector.answer(1, Self.ok)
+        #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
+
+        let trailers = try Fixture()
+        try trailers.request("POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n")
+        let chunked = try trailers.connector.sent(0)
+        #expect(chunked.contains("\r\nTransfer-Encoding: chunked\r\n") && !chunked.contains("content-length"))
+        #expect(chunked.hasSuffix("\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n"))
+
+        // Spooling off: past memory (16 bytes) the request is admitted and the rest streams.
+        let streamed = try Fixture {
+            $0.limits.requestBufferBytes = 16
+            $0.limits.requestSpoolBytes = 0
+        }
+        try streamed.request("POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n")
+        try streamed.request("a\r\nabcdefghij\r\n")
+        try streamed.request("2\r\nyz\r\n0\r\n\r\n")
+        let rest = try streamed.connector.sent(0)
+        #expect(rest.contains("\r\nTransfer-Encoding: chunked\r\n") && !rest.contains("content-length"))
+        #expect(rest.hasSuffix("\r\n\r\na\r\n0123456789\r\na\r\nabcdefghij\r\n2\r\nyz\r\n0\r\n\r\n"), "\(rest)")
     }
 
     /// Not retried with a body: a POST (not idempotent), and a body that streamed after

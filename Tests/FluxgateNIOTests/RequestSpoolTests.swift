@@ -44,7 +44,9 @@ struct RequestSpoolTests {
         #expect(try fixture.received().hasPrefix("HTTP/1.1 200 OK\r\n"))
     }
 
-    @Test func aChunkedBodyGoesToDiskWhenItOutgrowsMemoryAndKeepsItsChunks() throws {
+    /// Whole on disk before admission, it goes upstream with its length, as it would
+    /// from memory (``Exchange/framingDeferred``).
+    @Test func aChunkedBodyGoesToDiskWhenItOutgrowsMemoryThenUpstreamWithItsLength() throws {
         let fixture = try Self.fixture { $0.limits.maxBodyBytes = 100_000 }
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
         try fixture.request("a\r\n0123456789\r\n")
@@ -55,7 +57,9 @@ struct RequestSpoolTests {
         try fixture.request("3\r\nxyz\r\n0\r\n\r\n")
         #expect(fixture.connector.opened.count == 1)
         let sent = try fixture.connector.sent(0)
-        #expect(sent.hasSuffix("\r\n\r\na\r\n0123456789\r\n14\r\nabcdefghijabcdefghij\r\n3\r\nxyz\r\n0\r\n\r\n"))
+        #expect(sent.hasPrefix("POST /up HTTP/1.1\r\ncontent-length: 33\r\nHost: h\r\nx-forwarded-for: "), "\(sent)")
+        #expect(!sent.lowercased().contains("transfer-encoding"))
+        #expect(sent.hasSuffix("\r\n\r\n0123456789abcdefghijabcdefghijxyz"))
         #expect(fixture.runtime.spoolReading.reserved == 0)
     }
 

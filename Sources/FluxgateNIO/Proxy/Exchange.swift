@@ -20,8 +20,15 @@ final class Exchange {
     let isHeadRequest: Bool
     /// What the client's head said (framing, Expect, request ID) and which fields are hop-by-hop.
     let facts: RequestSerializer.Facts
-    /// The client framed its body with chunked encoding; it is re-chunked upstream.
-    var chunkedBody: Bool { facts.chunked }
+    /// The body goes upstream chunked: the client chunked it, and it was not read whole
+    /// before admission (then it goes with `Content-Length`: ``framingDeferred``).
+    lazy var chunkedBody: Bool = facts.chunked
+    /// A chunked body being read whole before admission is held as its payload alone:
+    /// when it ends before admission without trailers it goes upstream with
+    /// `Content-Length`, as nginx sends a buffered body — an upstream that cannot read
+    /// chunked request bodies (an HTTP/1.0 server, many WSGI set-ups) gets it whole;
+    /// otherwise its held parts are framed as chunks when that is known.
+    var framingDeferred = false
     /// Where the request body ends in the client's bytes.
     var bodyFramer: BodyFramer
     /// A chunked body's trailer section, as it arrives (rare).

@@ -285,6 +285,7 @@ extension ProxyHandler {
             }
             if buffer {
                 exchange.buffering = true
+                exchange.framingDeferred = exchange.chunkedBody
                 prepareUpstreamHead(exchange)
                 if facts.expectsContinue && !http10 { sendContinue(exchange) }
                 return
@@ -413,6 +414,7 @@ extension ProxyHandler {
                 case .failed: return
                 }
             }
+            frameDeferredBody(exchange)  // the rest streams: chunked it stays
             exchange.buffering = false
             admit(exchange)
         }
@@ -423,6 +425,18 @@ extension ProxyHandler {
         exchange.requestComplete = true
         exchange.relay.requestComplete = true
         exchange.deadlines.clientBodyNotWanted()
+        if exchange.framingDeferred {
+            // No trailer field that would go upstream: the last chunk would be `0\r\n\r\n`.
+            if exchange.trailerSection == nil || lastChunk(exchange).readableBytes == 5 {
+                // Whole before admission: upstream with its length instead of chunks.
+                exchange.framingDeferred = false
+                exchange.chunkedBody = false
+                exchange.upstreamHead = RequestSerializer.withContentLength(
+                    exchange.upstreamHead, length: exchange.bodyBytes, allocator: allocator)
+            } else {
+                frameDeferredBody(exchange)  // trailers travel in chunked framing only
+            }
+        }
         if exchange.chunkedBody && exchange.spool == nil {
             // (With a spool, the last chunk and trailers follow the spool out: ``pumpSpool(_:)``.)
             sendUpstream(lastChunk(exchange), exchange)
@@ -443,12 +457,23 @@ extension ProxyHandler {
     }
 
     /// Body bytes as they go upstream, to `emit`: as they are, or as one chunk of a
-    /// chunked body (re-chunked, never the client's own framing).
+    /// chunked body (re-chunked, never the client's own framing). A held chunked body's
+    /// parts wait unframed (``Exchange/framingDeferred``).
     func framed(_ bytes: ByteBuffer, _ exchange: Exchange, _ emit: (ByteBuffer) -> Void) {
-        guard exchange.chunkedBody else { return emit(bytes) }
+        guard exchange.chunkedBody && !exchange.framingDeferred else { return emit(bytes) }
         emit(RequestSerializer.chunkHeader(bytes.readableBytes, allocator: allocator))
         emit(bytes)
         emit(Self.crlf)
+    }
+
+    /// A held chunked body goes upstream chunked after all (it outgrew what is held, or
+    /// has trailers): the parts held so far become chunks.
+    func frameDeferredBody(_ exchange: Exchange) {
+        guard exchange.framingDeferred else { return }
+        exchange.framingDeferred = false
+        let parts = exchange.pending
+        exchange.pending.removeAll(keepingCapacity: true)
+        for part in parts { framed(part, exchange) { exchange.pending.append($0) } }
     }
 
     /// A chunked body's end: the last chunk with its (filtered) trailers. The trailers

@@ -171,6 +171,37 @@ enum RequestSerializer {
         return result
     }
 
+    /// `head` (as ``head(_:bytes:requestID:clientAddress:keepForwardedFor:underscores:https:upgrade:into:)``
+    /// wrote it) framed by `content-length: <length>` instead of `Transfer-Encoding`: a
+    /// chunked body read whole before admission.
+    static func withContentLength(_ head: ByteBuffer, length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let digits = String(length)
+        var result = allocator.buffer(capacity: head.readableBytes + digits.utf8.count + 18)
+        head.withUnsafeReadableBytes { bytes in
+            var start = 0
+            var first = true
+            while start < bytes.count, let lf = bytes[start...].firstIndex(of: 0x0A) {
+                let line = UnsafeRawBufferPointer(rebasing: bytes[start...lf])
+                start = lf + 1
+                if first {
+                    result.writeBytes(line)
+                    result.writeStaticString("content-length: ")
+                    result.writeString(digits)
+                    result.writeStaticString("\r\n")
+                    first = false
+                    continue
+                }
+                if let colon = line.firstIndex(of: UInt8(ascii: ":")),
+                    HeaderName.classify(UnsafeRawBufferPointer(rebasing: line[..<colon])) == .transferEncoding
+                {
+                    continue
+                }
+                result.writeBytes(line)
+            }
+        }
+        return result
+    }
+
     /// A chunk header for a re-chunked request body part: `<hex size>\r\n`.
     static func chunkHeader(_ size: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: 18)
