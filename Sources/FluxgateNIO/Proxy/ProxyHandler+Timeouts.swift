@@ -129,7 +129,12 @@ extension ProxyHandler: LoopTimerOwner {
         case .clientSend:
             closeClient(.cutOff)
         case .upstreamHeader, .upstreamSend, .upstreamRead:
-            if exchange.connection != nil { upstreamFailed(exchange, .timeout) }
+            // A response body that pauses past `upstream_read` is cut, but the upstream
+            // answered: a stream that goes quiet (server-sent events, a long poll) is
+            // not a failure of the upstream's, and counting it ejected healthy replicas
+            // serving idle event streams (found by hand, 2026-12-05; nginx does not count
+            // a read timeout after the response started against the server either).
+            if exchange.connection != nil && expiry != .upstreamRead { upstreamFailed(exchange, .timeout) }
             if started {
                 closeClient(.cutOff)
             } else {
