@@ -51,5 +51,5 @@ done
 echo "## nginx error log: read timeouts, and whether it disabled a server"
 grep -o "upstream timed out[^,]*\|upstream server temporarily disabled[^,]*" "$W/nginx.err" | sort | uniq -c || echo "(nothing)"
 echo "## Fluxgate: read timeouts, failures held against the upstreams, ejections"
-curl -s "http://127.0.0.1:20751/metrics" | grep -E '^fluxgate_(timeouts_total|upstream_failures_total|upstream_ejections_total|upstream_ready)' | grep -v '_total{[^}]*} 0.0$' || true
+curl -s "http://127.0.0.1:20751/metrics" | grep -E '^fluxgate_(timeouts_total|upstream_failures_total|upstream_ejections_total|upstream_ready)' | grep -vE ' 0(\.0)?$' || true
 grep -o 'reason=ejected[^[]*\|panic[^[]*' "$W/fluxgate.log" || echo "(no ejection logged)"
