@@ -328,7 +328,7 @@ public final class GatewayObservability: Sendable {
                 help: "Health flips of this upstream, by the state it flipped to.", upstream.flips.down)
             for kind in UpstreamHealth.Failure.Kind.allCases {
                 counter("fluxgate_upstream_failures_total", labels + [("kind", kind.rawValue)],
-                    help: "Failed exchanges with this upstream, by kind: connect, timeout (connect, response head, read or send), reset (closed before the response was complete), 5xx, malformed; retried ones included.",
+                    help: "Failed exchanges with this upstream, by kind: connect, timeout (connect, response head or send; a body that pauses past upstream_read is not counted), reset (closed before the response was complete), 5xx, malformed; retried ones included.",
                     upstream.failures[kind] ?? 0)
             }
         }
