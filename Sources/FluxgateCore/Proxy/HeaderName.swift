@@ -5,6 +5,9 @@ public enum HeaderName {
     /// The fields the proxy treats specially; everything else is `.other`.
     public enum Kind: Sendable, Equatable {
         case other, host, expect, connection, keepAlive, proxyConnection, te, trailer, upgrade
+        /// `Date`: a response without one gets the gateway's (RFC 9110 §6.6.1). On a
+        /// request it is an ordinary field.
+        case date
         case requestID, contentLength, transferEncoding, forwardedFor, forwardedHost, forwardedProto
         /// What else a client can claim about where it came from: `Forwarded`
         /// (RFC 7239), `X-Real-IP`, `True-Client-IP` and every other `X-Forwarded-*`
@@ -40,6 +43,7 @@ public enum HeaderName {
         switch name.count {
         case 2 where equalsLowercase(name, "te"): .te
         case 4 where equalsLowercase(name, "host"): .host
+        case 4 where equalsLowercase(name, "date"): .date
         case 6 where equalsLowercase(name, "expect"): .expect
         case 7 where equalsLowercase(name, "trailer"): .trailer
         case 7 where equalsLowercase(name, "upgrade"): .upgrade

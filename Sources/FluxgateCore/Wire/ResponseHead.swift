@@ -29,10 +29,12 @@ public struct ResponseHead: Sendable, Equatable {
     public var chunkedLast = false
     /// `Connection: close` (or HTTP/1.0 without `keep-alive`).
     public var connectionClose = false
+    /// A `Date` field was present (a proxy adds one to a response without: RFC 9110 §6.6.1).
+    /// Beside the other flags, in the padding after `contentLength`: at the end it made
+    /// the head 8 bytes larger (the parse microbenchmark 239 → 248 ns; here 243-245).
+    public var hasDate = false
     /// Lowercased tokens listed in `Connection` other than close/keep-alive: fields to drop.
     public var connectionTokens: [String] = []
-    /// A `Date` field was present (a proxy adds one to a response without: RFC 9110 §6.6.1).
-    public var hasDate = false
 
     public var isInformational: Bool { status >= 100 && status < 200 }
 

@@ -132,7 +132,7 @@ public enum ResponseHeadParser {
                 }
                 if close { result.connectionClose = true }
                 if !tokens.isEmpty { result.connectionTokens += tokens }
-            case .other where name.count == 4 && HeaderName.equalsLowercase(name, "date"):
+            case .date:
                 result.hasDate = true
             default:
                 break

@@ -120,7 +120,7 @@ enum RequestSerializer {
                         }
                     }
                     continue
-                case .other, .forwardedClaim:
+                case .other, .forwardedClaim, .date:
                     if !underscores && bytes[field.name].contains(UInt8(ascii: "_")) { continue }
                     if let policy, policy.isHopByHop(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self), kind: kind) {
                         continue
@@ -225,7 +225,8 @@ enum RequestSerializer {
                 start = lf + 1
                 guard let colon = bytes[line].firstIndex(of: UInt8(ascii: ":")) else { continue }
                 let name = UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<colon])
-                guard HeaderName.classify(name) == .other, underscores || !name.contains(UInt8(ascii: "_")) else { continue }
+                let kind = HeaderName.classify(name)
+                guard kind == .other || kind == .date, underscores || !name.contains(UInt8(ascii: "_")) else { continue }
                 buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[line]))
             }
         }
