@@ -45,7 +45,7 @@ struct RequestSpoolTests {
     }
 
     /// Whole on disk before admission, it goes upstream with its length, as it would
-    /// from memory (``Exchange/framingDeferred``).
+    /// from memory (``Exchange/UpstreamBodyFraming/heldUnframed``).
     @Test func aChunkedBodyGoesToDiskWhenItOutgrowsMemoryThenUpstreamWithItsLength() throws {
         let fixture = try Self.fixture { $0.limits.maxBodyBytes = 100_000 }
         try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")

@@ -20,15 +20,20 @@ final class Exchange {
     let isHeadRequest: Bool
     /// What the client's head said (framing, Expect, request ID) and which fields are hop-by-hop.
     let facts: RequestSerializer.Facts
-    /// The body goes upstream chunked: the client chunked it, and it was not read whole
-    /// before admission (then it goes with `Content-Length`: ``framingDeferred``).
-    lazy var chunkedBody: Bool = facts.chunked
-    /// A chunked body being read whole before admission is held as its payload alone:
-    /// when it ends before admission without trailers it goes upstream with
-    /// `Content-Length`, as nginx sends a buffered body — an upstream that cannot read
-    /// chunked request bodies (an HTTP/1.0 server, many WSGI set-ups) gets it whole;
-    /// otherwise its held parts are framed as chunks when that is known.
-    var framingDeferred = false
+    /// How the request body goes upstream.
+    enum UpstreamBodyFraming {
+        /// As the client framed it: `Content-Length`, or no body.
+        case asSent
+        /// Re-chunked, one chunk per part (the client chunked it).
+        case chunked
+        /// A chunked body being read whole before admission, held as its payload alone:
+        /// when it ends before admission without trailers it goes upstream with
+        /// `Content-Length` (``asSent`` from then on), as nginx sends a buffered body —
+        /// an upstream that reads bodies by their length only (an HTTP/1.0 server)
+        /// gets it whole; otherwise its held parts become chunks (``chunked``).
+        case heldUnframed
+    }
+    var upstreamFraming: UpstreamBodyFraming
     /// Where the request body ends in the client's bytes.
     var bodyFramer: BodyFramer
     /// A chunked body's trailer section, as it arrives (rare).
@@ -111,6 +116,7 @@ final class Exchange {
         self.target = target
         self.bodyFramer = BodyFramer(framing)
         self.facts = facts
+        self.upstreamFraming = facts.chunked ? .chunked : .asSent
         self.upstreamHead = ByteBuffer()
         self.clientHTTP10 = clientHTTP10
         self.requestID = requestID

@@ -285,7 +285,7 @@ extension ProxyHandler {
             }
             if buffer {
                 exchange.buffering = true
-                exchange.framingDeferred = exchange.chunkedBody
+                if exchange.upstreamFraming == .chunked { exchange.upstreamFraming = .heldUnframed }
                 prepareUpstreamHead(exchange)
                 if facts.expectsContinue && !http10 { sendContinue(exchange) }
                 return
@@ -425,19 +425,18 @@ extension ProxyHandler {
         exchange.requestComplete = true
         exchange.relay.requestComplete = true
         exchange.deadlines.clientBodyNotWanted()
-        if exchange.framingDeferred {
+        if exchange.upstreamFraming == .heldUnframed {
             // No trailer field that would go upstream: the last chunk would be `0\r\n\r\n`.
             if exchange.trailerSection == nil || lastChunk(exchange).readableBytes == 5 {
                 // Whole before admission: upstream with its length instead of chunks.
-                exchange.framingDeferred = false
-                exchange.chunkedBody = false
+                exchange.upstreamFraming = .asSent
                 exchange.upstreamHead = RequestSerializer.withContentLength(
                     exchange.upstreamHead, length: exchange.bodyBytes, allocator: allocator)
             } else {
                 frameDeferredBody(exchange)  // trailers travel in chunked framing only
             }
         }
-        if exchange.chunkedBody && exchange.spool == nil {
+        if exchange.upstreamFraming == .chunked && exchange.spool == nil {
             // (With a spool, the last chunk and trailers follow the spool out: ``pumpSpool(_:)``.)
             sendUpstream(lastChunk(exchange), exchange)
         }
@@ -458,9 +457,9 @@ extension ProxyHandler {
 
     /// Body bytes as they go upstream, to `emit`: as they are, or as one chunk of a
     /// chunked body (re-chunked, never the client's own framing). A held chunked body's
-    /// parts wait unframed (``Exchange/framingDeferred``).
+    /// parts wait unframed (``Exchange/UpstreamBodyFraming/heldUnframed``).
     func framed(_ bytes: ByteBuffer, _ exchange: Exchange, _ emit: (ByteBuffer) -> Void) {
-        guard exchange.chunkedBody && !exchange.framingDeferred else { return emit(bytes) }
+        guard exchange.upstreamFraming == .chunked else { return emit(bytes) }
         emit(RequestSerializer.chunkHeader(bytes.readableBytes, allocator: allocator))
         emit(bytes)
         emit(Self.crlf)
@@ -469,8 +468,8 @@ extension ProxyHandler {
     /// A held chunked body goes upstream chunked after all (it outgrew what is held, or
     /// has trailers): the parts held so far become chunks.
     func frameDeferredBody(_ exchange: Exchange) {
-        guard exchange.framingDeferred else { return }
-        exchange.framingDeferred = false
+        guard exchange.upstreamFraming == .heldUnframed else { return }
+        exchange.upstreamFraming = .chunked
         let parts = exchange.pending
         exchange.pending.removeAll(keepingCapacity: true)
         for part in parts { framed(part, exchange) { exchange.pending.append($0) } }
@@ -519,7 +518,7 @@ extension ProxyHandler {
         if spool.unsent == 0 {
             exchange.spool = nil
             if exchange.bodyHeld { exchange.sentSpool = spool } else { spool.close() }
-            if exchange.chunkedBody { connection.write(lastChunk(exchange)) }
+            if exchange.upstreamFraming == .chunked { connection.write(lastChunk(exchange)) }
             wrote = true
         }
         if wrote {

@@ -140,10 +140,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         do {
             complete = try exchange.relay.receive(
                 buffer, allocator: allocator, scratch: scratch, now: now, retry: { status in self.claimRetry(exchange, after: .status(status)) }
-            ) { bytes in
-                exchange.bytesSent += bytes.readableBytes
-                context.write(self.wrapOutboundOut(bytes), promise: nil)
-            }
+            ) { bytes in self.relay(bytes, of: exchange, on: context) }
         } catch {
             upstreamFailed(exchange, .malformed)
             exchange.problem = "invalid_response: \(error)"
@@ -314,17 +311,18 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         }
     }
 
+    /// Response bytes for the client (``ResponseRelay``'s output), counted for the access log.
+    @inline(__always)
+    func relay(_ bytes: ByteBuffer, of exchange: Exchange, on context: ChannelHandlerContext) {
+        exchange.bytesSent += bytes.readableBytes
+        context.write(wrapOutboundOut(bytes), promise: nil)
+    }
+
     func upstreamClosed(error: (any Error)?) {
         guard case .active(let exchange) = state else { return }
         let connection = exchange.connection
         exchange.connection = nil
-        let ended =
-            error == nil
-            && exchange.relay.upstreamClosed { bytes in
-                exchange.bytesSent += bytes.readableBytes
-                context.write(wrapOutboundOut(bytes), promise: nil)
-            }
-        if ended {
+        if error == nil, exchange.relay.upstreamClosed(emit: { relay($0, of: exchange, on: context) }) {
             completeExchange(exchange)
             return
         }
