@@ -27,7 +27,9 @@ GA=${GA_PORT:-18801}; UA=$((GA + 10)); GB=$((GA + 20)); UB=$((GA + 30))
 bench_need curl "apt-get install -y curl"
 bench_need hey "apt-get install -y hey"
 python3 -c "import gunicorn, uvicorn, flask, starlette, websockets" 2>/dev/null \
-  || pip install -q gunicorn uvicorn flask starlette websockets 2>&1 | grep -v "^WARNING: Running pip as" || true
+  || { pip install -q gunicorn uvicorn flask starlette websockets 2>&1 | grep -v "^WARNING: Running pip as" || true; }
+python3 -c "import gunicorn, uvicorn, flask, starlette, websockets" \
+  || { echo "the apps' Python packages are missing: pip install gunicorn uvicorn flask starlette websockets" >&2; exit 1; }
 bench_ports_free "$GA" $((GA + 1)) "$UA" "$GB" $((GB + 1)) "$UB"
 bench_setup real-apps
 OUT=${OUT:-$W}; mkdir -p "$OUT"
