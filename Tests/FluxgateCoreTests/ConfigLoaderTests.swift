@@ -203,6 +203,37 @@ struct ConfigLoaderTests {
         }
     }
 
+    /// `upstreams[i].host_header`: the client's `Host` by default; `upstream` is the
+    /// URL's host with its port unless the scheme's default (nginx's `$proxy_host`); a
+    /// fixed value must be a `host[:port]`, and a bad one is named.
+    @Test func upstreamHostHeaderParsesAndNamesABadValue() throws {
+        func load(_ url: String, _ entry: String) throws(ConfigErrors) -> UpstreamConfig {
+            try ConfigLoader.load(yaml: "upstreams: [ { url: \"\(url)\"\(entry) } ]").upstreams[0]
+        }
+        func host(_ url: String, _ entry: String) throws -> String? {
+            let upstream = try load(url, entry)
+            return upstream.hostHeader.value(for: upstream.url)
+        }
+        #expect(try load("http://app.local:9001", "").hostHeader == .client)
+        #expect(try host("http://app.local:9001", "") == nil)
+        #expect(try host("http://app.local:9001", ", host_header: upstream") == "app.local:9001")
+        #expect(try host("http://app.local", ", host_header: Upstream") == "app.local")
+        #expect(try host("https://app.local", ", host_header: upstream") == "app.local")
+        #expect(try host("https://app.local:80", ", host_header: upstream") == "app.local:80")
+        #expect(try host("http://[::1]:9001", ", host_header: upstream") == "[::1]:9001")
+        #expect(try host("http://10.0.0.5:9001", ", host_header: api.internal") == "api.internal")
+        #expect(try host("http://10.0.0.5:9001", ", host_header: \"api.internal:8443\"") == "api.internal:8443")
+        for bad in ["\"a..b\"", "\"api internal\"", "\"h:x\"", "\"\""] {
+            do {
+                _ = try load("http://10.0.0.5:9001", ", host_header: \(bad)")
+                Issue.record("\(bad) was accepted")
+            } catch {
+                #expect(error.errors.map(\.path) == ["upstreams[0].host_header"], "\(bad)")
+                #expect(error.errors.first?.message.contains("client, upstream or a host[:port]") == true, "\(error)")
+            }
+        }
+    }
+
     /// Each of `values` for `limits.<key>` is refused, naming that key alone.
     func expectRefused(limit key: String, _ values: [String], sourceLocation: SourceLocation = #_sourceLocation) {
         for bad in values {

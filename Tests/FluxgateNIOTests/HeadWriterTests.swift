@@ -64,4 +64,38 @@ import Testing
         #expect(text.hasPrefix("GET /x HTTP/1.1\r\nHost: a\r\n"))
         #expect(text.hasSuffix("x-request-id: 0000000000000007\r\n\r\n"))
     }
+
+    /// `host_header`: the upstream's `Host` replaces the client's line wherever it is
+    /// (first, among others, in any case) and nothing else moves; the client's value
+    /// stays in `X-Forwarded-Host`. Without a client `Host` it is added.
+    @Test(arguments: [
+        "GET /x HTTP/1.1\r\nHost: gw.example\r\nAccept: */*\r\n\r\n",
+        "GET /x HTTP/1.1\r\nAccept: */*\r\nhOsT:gw.example\r\n\r\n",
+        "GET /x HTTP/1.1\r\nX-Host: h\r\nHosts: y\r\nAccept: */*\r\nHOST:  gw.example \r\n\r\n",
+        "GET /x HTTP/1.0\r\nAccept: */*\r\n\r\n",
+    ])
+    func anUpstreamsHostReplacesTheClientsAndKeepsTheRest(_ request: String) throws {
+        var head = RequestHead()
+        let bytes = Array(request.utf8)
+        let outcome = bytes.withUnsafeBytes { RequestHeadParser.parse($0, maxLength: 65_536, into: &head) }
+        guard case .complete = outcome else {
+            Issue.record("not parsed: \(outcome)")
+            return
+        }
+        let serialized = bytes.withUnsafeBytes { raw in
+            RequestSerializer.head(head, bytes: raw, requestID: .generated(7), clientAddress: "192.0.2.1", into: ByteBufferAllocator().buffer(capacity: 0))
+        }
+        let hadHost = request.lowercased().contains("\r\nhost:")
+        let text = String(buffer: RequestSerializer.withHost(serialized, authority: "api.internal:8080", replacing: hadHost, allocator: ByteBufferAllocator()))
+        let lines = text.components(separatedBy: "\r\n")
+        #expect(lines.first == "GET /x HTTP/1.1")
+        #expect(lines.filter { $0.lowercased().hasPrefix("host:") } == ["host: api.internal:8080"], "\(text)")
+        #expect(lines.contains("Accept: */*"))
+        #expect(lines.contains("x-forwarded-host: gw.example") == hadHost, "\(text)")
+        if request.contains("X-Host") { #expect(lines.contains("X-Host: h") && lines.contains("Hosts: y")) }
+        // Every other line as it was: the original minus its Host line, plus the new one.
+        let before = String(buffer: serialized).components(separatedBy: "\r\n").filter { !$0.lowercased().hasPrefix("host:") }
+        #expect(lines.filter { $0 != "host: api.internal:8080" } == before)
+        #expect(text.hasSuffix("\r\n\r\n"))
+    }
 }

@@ -101,6 +101,40 @@ struct HealthEndToEndTests {
         }
     }
 
+    /// `host_header`: the upstream gets the client's `Host` by default; with `upstream`
+    /// its URL's, with a fixed value that one — in its requests and in its health
+    /// probes — and a reload changes it for the next request on the same connection;
+    /// the client's goes on in `X-Forwarded-Host`.
+    @Test func anUpstreamsHostHeaderReachesItsRequestsAndProbes() async throws {
+        try await run(["a"]) { upstreams, gateway in
+            let a = try #require(upstreams[0])
+            let authority = String(a.url.dropFirst("http://".count))
+            func lastRequest(_ path: String) -> String {
+                let heads = a.raw.components(separatedBy: "\r\n\r\n").filter { $0.hasPrefix("GET \(path) ") }
+                return heads.last ?? ""
+            }
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/one").status == 200)
+            #expect(lastRequest("/one").lowercased().contains("\r\nhost: test.local\r\n"), "\(lastRequest("/one"))")
+            for (setting, expected) in [(UpstreamHostHeader.upstream, authority), (.fixed("api.internal"), "api.internal")] {
+                var config = gateway.gateway.runtime.config
+                config.upstreams[0].hostHeader = setting
+                #expect(await gateway.gateway.reload(config).succeeded)
+                let path = "/after-\(expected.prefix(3))"
+                #expect(try await client.get(path).status == 200)
+                let head = lastRequest(path)
+                #expect(head.contains("\r\nhost: \(expected)\r\n"), "\(head)")
+                #expect(!head.lowercased().contains("\r\nhost: test.local"), "\(head)")
+                #expect(head.contains("\r\nx-forwarded-host: test.local\r\n"), "\(head)")
+            }
+            // The probes ask for the fixed name too.
+            try await eventually("a probe with the fixed Host") {
+                lastRequest("/health").lowercased().contains("\r\nhost: api.internal\r\n")
+            }
+            try await client.close()
+        }
+    }
+
     @Test(arguments: [TestUpstream.Health.failing, .hanging])
     func aFailingOrHangingUpstreamGoesOutAndComesBack(_ failure: TestUpstream.Health) async throws {
         try await run(["a", "b"]) { upstreams, gateway in

@@ -458,7 +458,7 @@ public enum ConfigLoader {
                 // (every other key at its default), as nginx's `server 10.0.0.5:8080;` is one line.
                 table = ConfigReader.Table(path: path, entries: ["url": item])
             } else {
-                table = r.table(item, path: path, known: ["name", "url", "max_concurrency", "weight", "addresses"])
+                table = r.table(item, path: path, known: ["name", "url", "max_concurrency", "weight", "addresses", "host_header"])
                 guard item.mapping != nil else { continue }
             }
             var url: UpstreamURL? = nil
@@ -495,9 +495,27 @@ public enum ConfigLoader {
                 UpstreamConfig.addressesRange.contains($0)
                     ? nil : "must be all, first or in \(UpstreamConfig.addressesRange.lowerBound)...\(UpstreamConfig.addressesRange.upperBound)"
             }
+            let hostHeader = r.scalar(
+                table, "host_header", default: UpstreamHostHeader.client,
+                expected: "client, upstream or a host[:port] such as api.internal:8080",
+                parse: { text in
+                    switch text.lowercased() {
+                    case "client": .client
+                    case "upstream": .upstream
+                    default: .fixed(text)
+                    }
+                }
+            ) {
+                guard case .fixed(let value) = $0 else { return nil }
+                if value.isEmpty { return "must be client, upstream or a host[:port], not empty" }
+                let problem = Array(value.utf8).withUnsafeBytes { HostSyntax.problem($0) }
+                return problem.map { "must be client, upstream or a host[:port] such as api.internal:8080 (\"\(value)\" \($0))" }
+            }
             if let url {
                 result.append(
-                    UpstreamConfig(name: name, url: url, maxConcurrency: maxConcurrency, weight: weight, maxAddresses: maxAddresses))
+                    UpstreamConfig(
+                        name: name, url: url, maxConcurrency: maxConcurrency, weight: weight, maxAddresses: maxAddresses,
+                        hostHeader: hostHeader))
             }
         }
         return result

@@ -139,6 +139,8 @@ public struct UpstreamConfig: Sendable, Equatable {
     /// upstream behind a virtual IP needs. An upstream written as an IP address has one
     /// member whatever this says. See ``UpstreamMembers``.
     public var maxAddresses: Int
+    /// `host_header`: the `Host` this upstream's requests carry (``UpstreamHostHeader``).
+    public var hostHeader: UpstreamHostHeader
 
     /// What `addresses: all` means: at most this many members per name. nginx takes
     /// every address a name has at start; the bound keeps one name from filling the
@@ -148,12 +150,48 @@ public struct UpstreamConfig: Sendable, Equatable {
     /// `addresses: N`'s bounds.
     public static let addressesRange = 1...128
 
-    public init(name: String, url: UpstreamURL, maxConcurrency: Int = 5000, weight: Int = 1, maxAddresses: Int = allAddresses) {
+    public init(
+        name: String, url: UpstreamURL, maxConcurrency: Int = 5000, weight: Int = 1, maxAddresses: Int = allAddresses,
+        hostHeader: UpstreamHostHeader = .client
+    ) {
         self.name = name
         self.url = url
         self.maxConcurrency = maxConcurrency
         self.weight = weight
         self.maxAddresses = maxAddresses
+        self.hostHeader = hostHeader
+    }
+}
+
+/// `upstreams[i].host_header`: which `Host` an upstream's requests (and its health
+/// probes) carry. The client's own `Host` goes on in `X-Forwarded-Host` whatever this says.
+///
+/// An upstream that routes by `Host` — a virtual host of nginx or Apache, an ingress, a
+/// platform's router — answers a request for the gateway's name with its default site
+/// or a 404; it needs its own name (`upstream`) or a fixed one. nginx sends its
+/// `proxy_pass` host by default (`$proxy_host`); HAProxy and Envoy pass the client's,
+/// as Fluxgate does by default (apps build links and redirects from it).
+public enum UpstreamHostHeader: Sendable, Equatable {
+    /// The client's `Host` (the default).
+    case client
+    /// The upstream URL's host, with its port unless it is the scheme's default
+    /// (`http://api.internal:8080` → `api.internal:8080`, `https://api.internal` →
+    /// `api.internal`), as nginx's `$proxy_host`.
+    case upstream
+    /// This `host[:port]`, for every request and probe.
+    case fixed(String)
+
+    /// The `Host` value requests to `url` carry, or nil for the client's own.
+    public func value(for url: UpstreamURL) -> String? {
+        switch self {
+        case .client:
+            return nil
+        case .upstream:
+            let host = url.endpoint.host.contains(":") ? "[\(url.endpoint.host)]" : url.endpoint.host
+            return url.endpoint.port == (url.tls ? 443 : 80) ? host : "\(host):\(url.endpoint.port)"
+        case .fixed(let value):
+            return value
+        }
     }
 }
 

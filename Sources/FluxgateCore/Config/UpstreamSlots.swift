@@ -22,6 +22,8 @@ public struct UpstreamSlot: Sendable, Equatable {
     public var weight: Int
     /// The configured upstream's `addresses`.
     public var maxAddresses: Int
+    /// The `Host` its requests and probes carry, or nil for the client's own (`host_header`).
+    public var hostHeader: String?
     public var retired: Bool
 
     public init(_ upstream: UpstreamConfig, member: Int = 0, retired: Bool = false) {
@@ -32,6 +34,7 @@ public struct UpstreamSlot: Sendable, Equatable {
         self.maxConcurrency = upstream.maxConcurrency
         self.weight = upstream.weight
         self.maxAddresses = upstream.maxAddresses
+        self.hostHeader = upstream.hostHeader.value(for: upstream.url)
         self.retired = retired
     }
 

@@ -9,12 +9,17 @@ import NIOHTTP1
 extension ProxyHandler {
     // MARK: Upstream connection
 
-    /// The request head for the exchange's current upstream: its authority stands in
-    /// for a missing `Host` (HTTP/1.0 clients may send none).
+    /// The request head for the exchange's current upstream: the upstream's own `Host`
+    /// when its `host_header` says so, else the client's, with the upstream's authority
+    /// standing in for a missing one (HTTP/1.0 clients may send none).
     func upstreamHead(_ exchange: Exchange) -> ByteBuffer {
-        if exchange.facts.hasHost { return exchange.upstreamHead }
+        if exchange.facts.hasHost && !settings.rewritesHost { return exchange.upstreamHead }
         // A reload publishes its settings before the router can pick a slot they add.
         if exchange.upstream >= settings.authorities.count { settings = runtime.settings }
+        if let host = settings.hostHeaders[exchange.upstream] {
+            return RequestSerializer.withHost(exchange.upstreamHead, authority: host, replacing: exchange.facts.hasHost, allocator: allocator)
+        }
+        if exchange.facts.hasHost { return exchange.upstreamHead }
         return RequestSerializer.withHost(exchange.upstreamHead, authority: settings.authorities[exchange.upstream], allocator: allocator)
     }
 

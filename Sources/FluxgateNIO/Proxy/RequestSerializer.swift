@@ -159,16 +159,42 @@ enum RequestSerializer {
         return buffer
     }
 
-    /// `head` with `host: <authority>` after its request line (a client without `Host`).
-    static func withHost(_ head: ByteBuffer, authority: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// `head` with `host: <authority>` after its request line: for a client without
+    /// `Host`, or with `replacing`, in place of the client's `Host` line (an upstream's
+    /// `host_header`; the client's value stays in `X-Forwarded-Host`).
+    static func withHost(_ head: ByteBuffer, authority: String, replacing: Bool = false, allocator: ByteBufferAllocator) -> ByteBuffer {
         var result = allocator.buffer(capacity: head.readableBytes + authority.utf8.count + 8)
         head.withUnsafeReadableBytes { bytes in
             let lineEnd = (bytes.firstIndex(of: 0x0A) ?? (bytes.count - 1)) + 1
             result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<lineEnd]))
             result.writeField("host", authority)
-            result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[lineEnd...]))
+            var rest = lineEnd
+            if replacing, let line = hostLine(bytes, from: lineEnd) {
+                // The head is ours (``head(_:bytes:requestID:clientAddress:keepForwardedFor:underscores:https:upgrade:into:)``):
+                // the parser let one `Host` through, its line as the client wrote it.
+                result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[rest..<line.lowerBound]))
+                rest = line.upperBound
+            }
+            result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[rest...]))
         }
         return result
+    }
+
+    /// The `Host` field line (with its CRLF) among the field lines from `start`, if any.
+    private static func hostLine(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Range<Int>? {
+        var lineStart = start
+        while lineStart < bytes.count {
+            guard let newline = bytes[lineStart...].firstIndex(of: 0x0A) else { return nil }
+            let line = lineStart..<(newline + 1)
+            if line.count <= 2 { return nil }  // the empty line: the end of the head
+            if line.count > 5, bytes[lineStart + 4] == UInt8(ascii: ":"),
+                bytes[lineStart..<(lineStart + 4)].elementsEqual("host".utf8, by: { $0 | 0x20 == $1 })
+            {
+                return line
+            }
+            lineStart = newline + 1
+        }
+        return nil
     }
 
     /// `head` (as ``head(_:bytes:requestID:clientAddress:keepForwardedFor:underscores:https:upgrade:into:)``
