@@ -47,18 +47,7 @@ import Testing
     @Test func manyForwardedForLinesFromATrustedPeerAreAllJoined() throws {
         let hops = (0..<60).map { "10.0.\($0 / 256).\($0 % 256)" }
         let request = "GET /x HTTP/1.1\r\nHost: a\r\n" + hops.map { "X-Forwarded-For: \($0)\r\n" }.joined() + "\r\n"
-        var head = RequestHead()
-        let bytes = Array(request.utf8)
-        let outcome = bytes.withUnsafeBytes { RequestHeadParser.parse($0, maxLength: 65_536, into: &head) }
-        guard case .complete = outcome else {
-            Issue.record("not parsed: \(outcome)")
-            return
-        }
-        let upstream = bytes.withUnsafeBytes { raw in
-            RequestSerializer.head(
-                head, bytes: raw, requestID: .generated(7), clientAddress: "192.0.2.1", keepForwardedFor: true,
-                into: ByteBufferAllocator().buffer(capacity: 0))
-        }
+        guard let upstream = serialized(request, keepForwardedFor: true) else { return }
         let text = String(buffer: upstream)
         #expect(text.contains("x-forwarded-for: " + hops.joined(separator: ", ") + ", 192.0.2.1\r\n"))
         #expect(text.hasPrefix("GET /x HTTP/1.1\r\nHost: a\r\n"))
@@ -75,16 +64,7 @@ import Testing
         "GET /x HTTP/1.0\r\nAccept: */*\r\n\r\n",
     ])
     func anUpstreamsHostReplacesTheClientsAndKeepsTheRest(_ request: String) throws {
-        var head = RequestHead()
-        let bytes = Array(request.utf8)
-        let outcome = bytes.withUnsafeBytes { RequestHeadParser.parse($0, maxLength: 65_536, into: &head) }
-        guard case .complete = outcome else {
-            Issue.record("not parsed: \(outcome)")
-            return
-        }
-        let serialized = bytes.withUnsafeBytes { raw in
-            RequestSerializer.head(head, bytes: raw, requestID: .generated(7), clientAddress: "192.0.2.1", into: ByteBufferAllocator().buffer(capacity: 0))
-        }
+        guard let serialized = serialized(request) else { return }
         let hadHost = request.lowercased().contains("\r\nhost:")
         let text = String(buffer: RequestSerializer.withHost(serialized, authority: "api.internal:8080", replacing: hadHost, allocator: ByteBufferAllocator()))
         let lines = text.components(separatedBy: "\r\n")
@@ -97,5 +77,22 @@ import Testing
         let before = String(buffer: serialized).components(separatedBy: "\r\n").filter { !$0.lowercased().hasPrefix("host:") }
         #expect(lines.filter { $0 != "host: api.internal:8080" } == before)
         #expect(text.hasSuffix("\r\n\r\n"))
+    }
+
+    /// `request` parsed and written as it goes upstream (request ID 7, client
+    /// 192.0.2.1), or nil with an issue recorded when it does not parse.
+    func serialized(_ request: String, keepForwardedFor: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) -> ByteBuffer? {
+        var head = RequestHead()
+        let bytes = Array(request.utf8)
+        let outcome = bytes.withUnsafeBytes { RequestHeadParser.parse($0, maxLength: 65_536, into: &head) }
+        guard case .complete = outcome else {
+            Issue.record("not parsed: \(outcome)", sourceLocation: sourceLocation)
+            return nil
+        }
+        return bytes.withUnsafeBytes { raw in
+            RequestSerializer.head(
+                head, bytes: raw, requestID: .generated(7), clientAddress: "192.0.2.1", keepForwardedFor: keepForwardedFor,
+                into: ByteBufferAllocator().buffer(capacity: 0))
+        }
     }
 }
