@@ -38,6 +38,16 @@ struct HardeningTests {
         await gateway.gateway.observability.read().traffic
     }
 
+    /// One client connection at a time, and no parking: an idle connection parked
+    /// (after `park_after`, 5 s) is evicted by a newcomer at the cap, which is then
+    /// served instead of refused — on a machine slow enough to leave the first
+    /// connection idle that long, these tests waited for a refusal that never came
+    /// (ParkingTests covers eviction).
+    static func capOfOne(_ config: inout GatewayConfig) {
+        config.limits.maxConnections = 1
+        config.timeouts.parkAfter = .zero
+    }
+
     /// One admission slot in total (S = 1).
     static func oneSlot(_ config: inout GatewayConfig) {
         config.upstreams[0].maxConcurrency = 1
@@ -607,7 +617,7 @@ struct HardeningTests {
     /// Before 2026-12-04 the close reset such connections — k6's refused `POST`s saw
     /// "broken pipe", often before they read the answer.
     @Test func aRefusalAtTheCapIsNotLostToAReset() async throws {
-        try await run(adjust: { $0.limits.maxConnections = 1 }) { _, gateway in
+        try await run(adjust: Self.capOfOne) { _, gateway in
             let first = try await TestClient.connect(to: gateway.address, group: group)
             #expect(try await first.get("/x").status == 200)
             let body = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
@@ -635,7 +645,7 @@ struct HardeningTests {
     }
 
     @Test func totalConnectionsAreCapped() async throws {
-        try await run(adjust: { $0.limits.maxConnections = 1 }) { _, gateway in
+        try await run(adjust: Self.capOfOne) { _, gateway in
             let first = try await TestClient.connect(to: gateway.address, group: group)
             #expect(try await first.get("/x").status == 200)
             let second = try await exchange("GET /x HTTP/1.1\r\nHost: h\r\n\r\n", gateway)

@@ -43,7 +43,15 @@ public enum RawClient {
         public init() {}
         private let box = NIOLockedValueBox(Outcome(text: "", error: nil))
         private let waiters = NIOLockedValueBox<[(String, EventLoopPromise<Void>)]>([])
+        /// The connection closed: nothing more will arrive.
+        private let ended = NIOLockedValueBox(false)
         public var outcome: Outcome { box.withLockedValue { $0 } }
+
+        public struct EndedWithout: Error, CustomStringConvertible {
+            public let text: String
+            public let received: String
+            public var description: String { "the connection closed before \"\(text)\" arrived; received: \(received)" }
+        }
 
         func append(_ text: String) {
             let all = box.withLockedValue { $0.text += text; return $0.text }
@@ -55,15 +63,38 @@ public enum RawClient {
             ready.forEach { $0.1.succeed() }
         }
 
-        /// Completes when the received text contains `text`.
+        /// Completes when the received text contains `text`; throws ``EndedWithout`` if
+        /// the connection closes first (a wrong answer fails the test, not hangs it).
         public func waitFor(_ text: String, on eventLoop: any EventLoop) async throws {
             let promise = eventLoop.makePromise(of: Void.self)
             waiters.withLockedValue { $0.append((text, promise)) }
-            if outcome.text.contains(text) {
-                waiters.withLockedValue { $0.removeAll { $0.1.futureResult === promise.futureResult } }
-                promise.succeed()
+            // Arrived (or ended) before the waiter was listed: complete it here, unless
+            // append() or end() took it from the list and completes it.
+            let arrived = outcome.text.contains(text)
+            if arrived || ended.withLockedValue({ $0 }) {
+                let mine = waiters.withLockedValue { waiters in
+                    guard let index = waiters.firstIndex(where: { $0.1.futureResult === promise.futureResult }) else { return false }
+                    waiters.remove(at: index)
+                    return true
+                }
+                if mine && arrived {
+                    promise.succeed()
+                } else if mine {
+                    promise.fail(EndedWithout(text: text, received: outcome.text))
+                }
             }
             try await promise.futureResult.get()
+        }
+
+        /// The connection closed: every waiter still waiting fails.
+        func end() {
+            ended.withLockedValue { $0 = true }
+            let left = waiters.withLockedValue { waiters in
+                defer { waiters.removeAll() }
+                return waiters
+            }
+            let received = outcome.text
+            for (text, promise) in left { promise.fail(EndedWithout(text: text, received: received)) }
         }
 
         func fail(_ error: any Error) { box.withLockedValue { $0.error = "\(error)" } }
@@ -85,6 +116,11 @@ public enum RawClient {
         public func errorCaught(context: ChannelHandlerContext, error: any Error) {
             sink.fail(error)
             context.close(promise: nil)
+        }
+
+        public func channelInactive(context: ChannelHandlerContext) {
+            sink.end()
+            context.fireChannelInactive()
         }
     }
 }
