@@ -66,7 +66,7 @@ import Testing
     func anUpstreamsHostReplacesTheClientsAndKeepsTheRest(_ request: String) throws {
         guard let serialized = serialized(request) else { return }
         let hadHost = request.lowercased().contains("\r\nhost:")
-        let text = String(buffer: RequestSerializer.withHost(serialized, authority: "api.internal:8080", replacing: hadHost, allocator: ByteBufferAllocator()))
+        let text = String(buffer: RequestSerializer.withField("host", "api.internal:8080", dropping: hadHost ? .host : nil, from: serialized, allocator: ByteBufferAllocator()))
         let lines = text.components(separatedBy: "\r\n")
         #expect(lines.first == "GET /x HTTP/1.1")
         #expect(lines.filter { $0.lowercased().hasPrefix("host:") } == ["host: api.internal:8080"], "\(text)")

@@ -187,8 +187,7 @@ public enum UpstreamHostHeader: Sendable, Equatable {
         case .client:
             return nil
         case .upstream:
-            let host = url.endpoint.host.contains(":") ? "[\(url.endpoint.host)]" : url.endpoint.host
-            return url.endpoint.port == (url.tls ? 443 : 80) ? host : "\(host):\(url.endpoint.port)"
+            return url.endpoint.port == (url.tls ? 443 : 80) ? url.endpoint.hostLiteral : url.endpoint.description
         case .fixed(let value):
             return value
         }

@@ -48,10 +48,11 @@ public struct SocketEndpoint: Hashable, Sendable, CustomStringConvertible {
         return (host, port)
     }
 
+    /// The host as a URL or `Host` writes it: an IPv6 literal in brackets.
+    public var hostLiteral: String { host.contains(":") ? "[\(host)]" : host }
+
     /// `host:port`, with IPv6 literals in brackets.
-    public var description: String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-    }
+    public var description: String { "\(hostLiteral):\(port)" }
 }
 
 /// An upstream address from `url: "http://host:port"`.

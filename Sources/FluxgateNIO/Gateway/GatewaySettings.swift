@@ -18,9 +18,8 @@ final class GatewaySettings: Sendable {
     let targets: [SocketAddress]
     /// `host:port` per slot, for requests that arrive without `Host` (HTTP/1.0).
     let authorities: [String]
-    /// The `Host` each slot's requests carry instead of the client's (`host_header`),
-    /// nil for the client's own; `rewritesHost` when any slot has one.
-    let hostHeaders: [String?]
+    /// Some slot's requests carry a `Host` of its own (``UpstreamSlot/hostHeader``):
+    /// without one, the client's head goes upstream as it was written.
     let rewritesHost: Bool
     /// `rate_limit.per_client.key: header:<Name>` → the header keying clients (else the address).
     /// The same name lowercased, as bytes: matched against each request's field names
@@ -77,7 +76,6 @@ final class GatewaySettings: Sendable {
         self.upstreams = upstreams
         self.targets = targets
         self.authorities = upstreams.map { $0.url.endpoint.description }
-        self.hostHeaders = upstreams.map(\.hostHeader)
         self.rewritesHost = upstreams.contains { $0.hostHeader != nil }
         let key = config.rateLimit.perClient.key
         self.clientKeyHeader = key.hasPrefix("header:") ? Array(key.dropFirst("header:".count).lowercased().utf8) : nil
@@ -123,7 +121,6 @@ final class GatewaySettings: Sendable {
         self.admission = other.admission
         self.upstreams = upstreams
         self.authorities = upstreams.map { $0.url.endpoint.description }
-        self.hostHeaders = upstreams.map(\.hostHeader)
         self.rewritesHost = upstreams.contains { $0.hostHeader != nil }
         self.clientKeyHeader = other.clientKeyHeader
         self.maxBodyBytes = other.maxBodyBytes

@@ -95,7 +95,7 @@ public final class HealthChecker: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             for index in monitor.liveSlots where index < settings.targets.count {
                 let target = settings.targets[index]
-                let request = HealthProbe.request(path: config.path, authority: settings.hostHeaders[index] ?? settings.authorities[index])
+                let request = HealthProbe.request(path: config.path, authority: settings.upstreams[index].hostHeader ?? settings.authorities[index])
                 group.addTask { [self] in
                     let tls = index < settings.upstreamTLS.count ? settings.upstreamTLS[index] : nil
                     let probe = HealthProbe.run(

@@ -430,8 +430,8 @@ extension ProxyHandler {
             if exchange.trailerSection == nil || lastChunk(exchange).readableBytes == 5 {
                 // Whole before admission: upstream with its length instead of chunks.
                 exchange.upstreamFraming = .asSent
-                exchange.upstreamHead = RequestSerializer.withContentLength(
-                    exchange.upstreamHead, length: exchange.bodyBytes, allocator: allocator)
+                exchange.upstreamHead = RequestSerializer.withField(
+                    "content-length", String(exchange.bodyBytes), dropping: .transferEncoding, from: exchange.upstreamHead, allocator: allocator)
             } else {
                 frameDeferredBody(exchange)  // trailers travel in chunked framing only
             }

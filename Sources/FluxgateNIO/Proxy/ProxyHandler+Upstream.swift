@@ -13,14 +13,15 @@ extension ProxyHandler {
     /// when its `host_header` says so, else the client's, with the upstream's authority
     /// standing in for a missing one (HTTP/1.0 clients may send none).
     func upstreamHead(_ exchange: Exchange) -> ByteBuffer {
-        if exchange.facts.hasHost && !settings.rewritesHost { return exchange.upstreamHead }
+        let hasHost = exchange.facts.hasHost
+        if hasHost && !settings.rewritesHost { return exchange.upstreamHead }
         // A reload publishes its settings before the router can pick a slot they add.
-        if exchange.upstream >= settings.authorities.count { settings = runtime.settings }
-        if let host = settings.hostHeaders[exchange.upstream] {
-            return RequestSerializer.withHost(exchange.upstreamHead, authority: host, replacing: exchange.facts.hasHost, allocator: allocator)
+        if exchange.upstream >= settings.upstreams.count { settings = runtime.settings }
+        if let host = settings.upstreams[exchange.upstream].hostHeader {
+            return RequestSerializer.withField("host", host, dropping: hasHost ? .host : nil, from: exchange.upstreamHead, allocator: allocator)
         }
-        if exchange.facts.hasHost { return exchange.upstreamHead }
-        return RequestSerializer.withHost(exchange.upstreamHead, authority: settings.authorities[exchange.upstream], allocator: allocator)
+        if hasHost { return exchange.upstreamHead }
+        return RequestSerializer.withField("host", settings.authorities[exchange.upstream], from: exchange.upstreamHead, allocator: allocator)
     }
 
     func startUpstream(_ exchange: Exchange) {

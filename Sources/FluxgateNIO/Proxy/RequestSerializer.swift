@@ -57,7 +57,7 @@ enum RequestSerializer {
     }
 
     /// The upstream head, without a `Host` when the client sent none (added per
-    /// upstream by ``withHost(_:authority:allocator:)``, the rare HTTP/1.0 case).
+    /// upstream by ``withField(_:_:dropping:from:allocator:)``, the rare HTTP/1.0 case).
     /// - Parameters:
     ///   - keepForwardedFor: the peer is a trusted proxy: its `X-Forwarded-For` is kept
     ///     and the peer appended, and its other forwarding fields (`Forwarded`,
@@ -159,66 +159,30 @@ enum RequestSerializer {
         return buffer
     }
 
-    /// `head` with `host: <authority>` after its request line: for a client without
-    /// `Host`, or with `replacing`, in place of the client's `Host` line (an upstream's
-    /// `host_header`; the client's value stays in `X-Forwarded-Host`).
-    static func withHost(_ head: ByteBuffer, authority: String, replacing: Bool = false, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var result = allocator.buffer(capacity: head.readableBytes + authority.utf8.count + 8)
-        head.withUnsafeReadableBytes { bytes in
-            let lineEnd = (bytes.firstIndex(of: 0x0A) ?? (bytes.count - 1)) + 1
-            result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<lineEnd]))
-            result.writeField("host", authority)
-            var rest = lineEnd
-            if replacing, let line = hostLine(bytes, from: lineEnd) {
-                // The head is ours (``head(_:bytes:requestID:clientAddress:keepForwardedFor:underscores:https:upgrade:into:)``):
-                // the parser let one `Host` through, its line as the client wrote it.
-                result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[rest..<line.lowerBound]))
-                rest = line.upperBound
-            }
-            result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[rest...]))
-        }
-        return result
-    }
-
-    /// The `Host` field line (with its CRLF) among the field lines from `start`, if any.
-    private static func hostLine(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Range<Int>? {
-        var lineStart = start
-        while lineStart < bytes.count {
-            guard let newline = bytes[lineStart...].firstIndex(of: 0x0A) else { return nil }
-            let line = lineStart..<(newline + 1)
-            if line.count <= 2 { return nil }  // the empty line: the end of the head
-            if line.count > 5, bytes[lineStart + 4] == UInt8(ascii: ":"),
-                bytes[lineStart..<(lineStart + 4)].elementsEqual("host".utf8, by: { $0 | 0x20 == $1 })
-            {
-                return line
-            }
-            lineStart = newline + 1
-        }
-        return nil
-    }
-
     /// `head` (as ``head(_:bytes:requestID:clientAddress:keepForwardedFor:underscores:https:upgrade:into:)``
-    /// wrote it) framed by `content-length: <length>` instead of `Transfer-Encoding`: a
-    /// chunked body read whole before admission.
-    static func withContentLength(_ head: ByteBuffer, length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let digits = String(length)
-        var result = allocator.buffer(capacity: head.readableBytes + digits.utf8.count + 18)
+    /// wrote it: the client's field lines as the parser let them through, then ours)
+    /// with `name: value` after its request line and its field lines of kind `dropping`
+    /// left out. For `host` per upstream — the upstream's authority for a client that
+    /// sent none, an upstream's `host_header` in place of the client's (whose value
+    /// stays in `X-Forwarded-Host`) — and for `content-length` in place of
+    /// `Transfer-Encoding` (a chunked body read whole before admission).
+    static func withField(
+        _ name: String, _ value: String, dropping kind: HeaderName.Kind? = nil, from head: ByteBuffer, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var result = allocator.buffer(capacity: head.readableBytes + name.utf8.count + value.utf8.count + 4)
         head.withUnsafeReadableBytes { bytes in
-            var start = 0
-            var first = true
+            var start = (bytes.firstIndex(of: 0x0A) ?? (bytes.count - 1)) + 1
+            result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<start]))
+            result.writeField(name, value)
+            guard let kind else {
+                result.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start...]))
+                return
+            }
             while start < bytes.count, let lf = bytes[start...].firstIndex(of: 0x0A) {
                 let line = UnsafeRawBufferPointer(rebasing: bytes[start...lf])
                 start = lf + 1
-                if first {
-                    result.writeBytes(line)
-                    result.writeStaticString("content-length: ")
-                    result.writeString(digits)
-                    result.writeStaticString("\r\n")
-                    first = false
-                    continue
-                }
                 if let colon = line.firstIndex(of: UInt8(ascii: ":")),
-                    HeaderName.classify(UnsafeRawBufferPointer(rebasing: line[..<colon])) == .transferEncoding
+                    HeaderName.classify(UnsafeRawBufferPointer(rebasing: line[..<colon])) == kind
                 {
                     continue
                 }
