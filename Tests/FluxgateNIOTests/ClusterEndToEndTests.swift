@@ -145,14 +145,22 @@ struct ClusterEndToEndTests {
     /// counted under a field of their own (`a~<pid>`), and its stop deletes that field —
     /// not the new process's lease (which it did until 2026-12-04). The new process
     /// renews rarely here, so what Redis holds after the stop is what the stop left.
+    ///
+    /// The new process starts as the old one's successor, as an upgrade starts it. (Until
+    /// 2026-12-05 this test started it as a second process with the same id: in one test
+    /// process both have one pid, so the new one's retried first renewal could find the
+    /// old one's aside field — its own aside name too — and renew under it after the
+    /// stop deleted it; CI failed on that once.)
     @Test func anUpgradedReplicaKeepsItsLeaseWhenTheOldProcessLeaves() async throws {
         let redis = try RedisServer()
         let upstream = try await TestUpstream.start(name: "u", group: group)
+        let pid = ProcessInfo.processInfo.processIdentifier
         let (old, _) = try await start(try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a"))
-        let (new, _) = try await start(
-            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a", Self.rarelyRenewing))
         let agent = try #require(old.runtime.cluster)
         #expect(agent.status.replicas == 1, "one id, one field")
+        let (new, _) = try await start(
+            try clusterConfig(upstream: upstream.url, redisPort: redis.port, replica: "a", Self.rarelyRenewing),
+            sockets: ListenerSockets(predecessor: pid))
         await old.handOver()
         #expect(agent.replicaID == "a~\(ProcessInfo.processInfo.processIdentifier)")
         #expect(agent.status.replicas == 2, "the old process's requests are counted apart")
