@@ -92,7 +92,9 @@ struct AdmissionEndToEndTests {
     @Test func perClientBucketAnswers429WithRateLimitHeaders() async throws {
         try await run({ config in
             config.rateLimit.perClient.enabled = true
-            config.rateLimit.perClient.rate = 1
+            // One token every 20 s: a machine that stalls between the requests does not
+            // refill the bucket (at 1/s a one-second stall did).
+            config.rateLimit.perClient.rate = 0.05
             config.rateLimit.perClient.burst = 2
         }) { _, gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)
@@ -100,9 +102,9 @@ struct AdmissionEndToEndTests {
             #expect(try await client.get("/").status == 200)
             let limited = try await client.get("/")
             expectShed(limited, status: 429, reason: "client_rate_limited")
-            #expect(limited.header("retry-after") == "1")
-            #expect(limited.header("ratelimit-policy") == #""per-client";q=2;w=2"#)
-            #expect(limited.header("ratelimit") == #""per-client";r=0;t=1"#)
+            #expect(limited.header("retry-after") == "20")
+            #expect(limited.header("ratelimit-policy") == #""per-client";q=2;w=40"#)
+            #expect(limited.header("ratelimit") == #""per-client";r=0;t=20"#)
             #expect(try await client.get("/").status == 429)  // same connection, still answering
             try await client.close()
         }
@@ -144,13 +146,16 @@ struct AdmissionEndToEndTests {
             config.admission.targetUtilization = 0.5
             config.admission.queueTimeout = .milliseconds(100)
         }) { upstream, gateway in
+            // Held until the gate opens, not for a time: however slow the machine, the
+            // slot is still taken when the waiter's queue timeout ends.
             let holder = try await TestClient.connect(to: gateway.address, group: group)
-            let held = holder.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/slow?ms=1000", headers: ["host": "h"]))
+            let held = holder.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/gate-on/\(upstream.name)", headers: ["host": "h"]))
             try await upstream.waitForRequestHeads(1)
             let waiter = try await TestClient.connect(to: gateway.address, group: group)
             let timedOut = try await waiter.get("/")
             expectShed(timedOut, status: 503, reason: "queue_timeout")
             #expect(upstream.received.count == 1)  // only the held one reached the upstream
+            upstream.openGate()
             #expect(try await held.get().status == 200)
             // The slot came back: the next request is admitted at once.
             #expect(try await waiter.get("/").status == 200)

@@ -186,7 +186,9 @@ struct OperationsTests {
     /// problem, as nginx's error log does ("upstream sent invalid chunked response",
     /// "upstream sent more data than specified").
     @Test func anUpstreamsBrokenResponseIsNamedInTheAccessLog() async throws {
-        let lines = try await accessLogLines(format: .json, { $0.timeouts.upstreamHeader = .milliseconds(150) }) { gateway in
+        // 1 s: the other requests' heads must come sooner on a busy machine too (at 150 ms
+        // a stall once turned one into the timeout's 504).
+        let lines = try await accessLogLines(format: .json, { $0.timeouts.upstreamHeader = .seconds(1) }) { gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(try await client.get("/garbage").status == 502)
             #expect(try await client.get("/close").status == 502)
