@@ -45,6 +45,11 @@ struct ClusterEndToEndTests {
         return (gateway, try await gateway.start(sockets: sockets))
     }
 
+    static func text(_ value: RESPValue) -> String {
+        if case .bulkString(let bytes?) = value { return String(decoding: bytes, as: UTF8.self) }
+        return "\(value)"
+    }
+
     /// The lease hash: field → slots held.
     func ledger(_ redis: RedisServer) async throws -> [String: Int] {
         let client = RedisClient(configuration: .init(host: "127.0.0.1", port: redis.port), loop: group.next())
@@ -165,10 +170,14 @@ struct ClusterEndToEndTests {
         #expect(agent.replicaID == "a~\(ProcessInfo.processInfo.processIdentifier)")
         #expect(agent.status.replicas == 2, "the old process's requests are counted apart")
         try await old.stop()
+        // Whole entries ("held demand expiry-ms", the clock Redis's), so that a failure shows
+        // who wrote what is left: the old process's lease lasts 300 ms, the new one's 60 s.
         let client = RedisClient(configuration: .init(host: "127.0.0.1", port: redis.port), loop: group.next())
-        let fields = try await client.send(["HKEYS", "e2e:capacity"]).get().elements ?? []
-        #expect(fields == [.bulkString(Array("a".utf8))], "\(fields)")
+        let entries = try await client.send(["HGETALL", "e2e:capacity"]).get().elements ?? []
+        let time = try await client.send(["TIME"]).get().elements ?? []
         try await client.close().get()
+        let fields = stride(from: 0, to: entries.count, by: 2).map { entries[$0] }
+        #expect(fields == [.bulkString(Array("a".utf8))], "ledger \(entries.map(Self.text)), Redis TIME \(time.map(Self.text))")
         try await new.stop()
         try await upstream.stop()
         redis.stop()
