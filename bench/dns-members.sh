@@ -112,11 +112,13 @@ curl -s "http://127.0.0.1:$((GW + 1))/metrics" >"$OUT/metrics.txt"
 grep -E "member|address changed|resolve" "$OUT/gateway.log" | tee -a "$OUT/steps.txt" || true
 codes=$(sed -n '/Status code distribution/,$p' "$OUT/hey.txt" | grep -E '^\s+\[' | tr -s ' \t' ' ')
 echo "hey under the changes: $codes" | tee -a "$OUT/steps.txt"
-# Adding, removing and replacing addresses loses nothing. The kill -9 may: requests cut
-# off on the dying pod go to another member, but only as many at once as the retry
-# budget's floor allows (retry.min_concurrent 3 with 16 in flight); the rest are 502s,
-# each counted in fluxgate_retry_budget_exhausted_total (in about 1 run of 30 here: 4 of
-# ~400 000). So a non-200 fails unless it is a 502 the budget refused.
+# Adding, removing and replacing addresses loses nothing. The kill -9 cuts requests off
+# on the dying pod; they go to another member within the retry budget. Until 2026-12-05
+# only as many at once as its floor allowed (retry.min_concurrent 3 with 16 in flight):
+# the rest were 502s, each counted in fluxgate_retry_budget_exhausted_total (in about 1
+# run of 30: 4 of ~400 000); the budget's volume rule now lets such a burst through
+# (docs/CONFIGURATION.md, "Retries"). A non-200 still passes if it is a 502 the budget
+# counted as refused: what the budget refuses is its design, not a defect.
 refused=$(awk '$1 == "fluxgate_retry_budget_exhausted_total" {print $2}' "$OUT/metrics.txt")
 n502=$(echo "$codes" | awk '$1 == "[502]" {print $2}')
 other=$(echo "$codes" | grep -vE '^ \[(200|502)\]' || true)

@@ -246,10 +246,18 @@ struct HealthBoardTests {
 }
 
 struct RetryBudgetTests {
-    func take(_ budget: inout RetryBudget, _ inFlight: Int) -> Bool { budget.start(inFlight: inFlight) }
+    func at(_ ms: Int64) -> MonotonicTime { MonotonicTime(nanoseconds: ms * 1_000_000) }
+
+    /// Only the concurrency rule: no request admitted, so the volume rule has nothing.
+    func take(_ budget: inout RetryBudget, _ inFlight: Int) -> Bool { budget.start(inFlight: inFlight, admitted: 0, now: at(0)) }
+
+    /// How many of `wanted` retries asked at once the budget allows.
+    func taken(_ wanted: Int, _ budget: inout RetryBudget, inFlight: Int, admitted: Int, now: MonotonicTime) -> Int {
+        (0..<wanted).reduce(0) { count, _ in count + (budget.start(inFlight: inFlight, admitted: admitted, now: now) ? 1 : 0) }
+    }
 
     @Test func budgetIsAShareOfInFlightWithAFloor() {
-        let budget = RetryBudget(percent: 20, minimum: 3)
+        let budget = RetryBudget(percent: 20, minimum: 3, now: at(0))
         #expect(budget.limit(inFlight: 0) == 3)
         #expect(budget.limit(inFlight: 10) == 3)
         #expect(budget.limit(inFlight: 100) == 20)
@@ -257,7 +265,7 @@ struct RetryBudgetTests {
     }
 
     @Test func exhaustedBudgetRefusesUntilARetryFinishes() {
-        var budget = RetryBudget(percent: 20, minimum: 3)
+        var budget = RetryBudget(percent: 20, minimum: 3, now: at(0))
         #expect(take(&budget, 10))
         #expect(take(&budget, 10))
         #expect(take(&budget, 10))
@@ -269,8 +277,58 @@ struct RetryBudgetTests {
     }
 
     @Test func zeroBudgetNeverRetries() {
-        var budget = RetryBudget(percent: 0, minimum: 0)
-        #expect(!take(&budget, 1_000_000))
+        var budget = RetryBudget(percent: 0, minimum: 0, now: at(0))
+        #expect(taken(1, &budget, inFlight: 1_000_000, admitted: 1_000_000, now: at(1_000)) == 0)
+    }
+
+    /// A crash: 1 000 requests/s for 10 s, 30 in flight, a third of them (10) cut off
+    /// in one instant. The concurrency rule allows 6 at once; the volume rule (20 % of
+    /// about 1 000 requests in the last second) the other 4.
+    @Test func aBurstSmallBesideTheTrafficIsRetriedWhole() {
+        var budget = RetryBudget(percent: 20, minimum: 3, now: at(0))
+        #expect(taken(10, &budget, inFlight: 30, admitted: 10_000, now: at(10_000)) == 10)
+        #expect(budget.active == 10)
+        // Without the traffic behind it, only the concurrency rule's 6.
+        var quiet = RetryBudget(percent: 20, minimum: 3, now: at(0))
+        #expect(taken(10, &quiet, inFlight: 30, admitted: 0, now: at(10_000)) == 6)
+    }
+
+    /// 1 000 requests/s for 10 s, all answered; then every answer fails and each asks
+    /// for a retry that ends at once (so the concurrency rule, floor 0 here, never
+    /// holds one). The first second retries the fifth of a second's traffic the budget
+    /// held plus a fifth of its own; after that, one retry per five requests — never
+    /// the load times two.
+    @Test func whenEverythingFailsRetriesStayAShareOfTheRequests() {
+        var budget = RetryBudget(percent: 20, minimum: 0, now: at(0))
+        var admitted = 10_000
+        var (firstSecond, after) = (0, 0)
+        for step in 1...1_000 {  // 10 ms steps of 10 requests
+            admitted += 10
+            for _ in 0..<10 where budget.start(inFlight: 0, admitted: admitted, now: at(10_000 + Int64(step) * 10)) {
+                if step <= 100 { firstSecond += 1 } else { after += 1 }
+                budget.finish()
+            }
+        }
+        #expect((300...400).contains(firstSecond), "\(firstSecond)")
+        #expect((1_700...1_850).contains(after), "\(after) of 9 000")
+    }
+
+    /// The budget is read only when a retry is wanted: requests admitted over a quiet
+    /// minute are spread over it, not counted as if they had all just come.
+    @Test func requestsSeenLateAreSpreadOverTheTimeTheyTook() {
+        var budget = RetryBudget(percent: 20, minimum: 0, now: at(0))
+        // 6 000 requests over 60 s (100/s): about 100 in the last second, so 20 retries.
+        let allowed = taken(100, &budget, inFlight: 0, admitted: 6_000, now: at(60_000))
+        #expect((19...21).contains(allowed), "\(allowed)")
+    }
+
+    /// A reload keeps the retries running and the recent counts, with the new settings.
+    @Test func aReloadCarriesTheBudgetOver() {
+        var budget = RetryBudget(percent: 20, minimum: 3, now: at(0))
+        #expect(taken(1, &budget, inFlight: 0, admitted: 1_000, now: at(1_000)) == 1)
+        let reloaded = RetryBudget(percent: 50, minimum: 1, carrying: budget)
+        #expect(reloaded.active == 1 && reloaded.percent == 50 && reloaded.minimum == 1)
+        #expect(reloaded.recentRequests == budget.recentRequests && reloaded.recentRetries == budget.recentRetries)
     }
 }
 

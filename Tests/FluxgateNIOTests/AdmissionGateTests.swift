@@ -107,11 +107,11 @@ struct AdmissionGateTests {
         gate.setCapacity(4, jitter: 0)
         loop.run()
         #expect(outcomes.withLockedValue { $0 } == [7: "overloaded", 8: "overloaded", 9: "overloaded"])
-        #expect(gate.snapshot == .init(capacity: 4, slots: 2, fullSlots: 2, dueSlots: 2, queueLimit: 2, inFlight: 5, queued: 2, utilization: 7.0 / 4.0))
+        #expect(gate.snapshot == .init(capacity: 4, slots: 2, fullSlots: 2, dueSlots: 2, queueLimit: 2, inFlight: 5, queued: 2, admitted: 5, utilization: 7.0 / 4.0))
         gate.setCapacity(20, jitter: 0)
         loop.run()
         #expect(outcomes.withLockedValue { $0[5] == "admitted" && $0[6] == "admitted" })
-        #expect(gate.snapshot == .init(capacity: 20, slots: 10, fullSlots: 10, dueSlots: 10, queueLimit: 10, inFlight: 7, queued: 0, utilization: 7.0 / 20.0))
+        #expect(gate.snapshot == .init(capacity: 20, slots: 10, fullSlots: 10, dueSlots: 10, queueLimit: 10, inFlight: 7, queued: 0, admitted: 7, utilization: 7.0 / 20.0))
         gate.setCapacity(0, jitter: 0)
         if case .rejected(let rejection) = gate.admit(clientKey: "c", priority: .normal, now: .zero, jitter: 0, waiter: { (loop, { _ in }) }) {
             #expect(rejection.reason == .noHealthyUpstream)

@@ -408,6 +408,41 @@ struct HealthEndToEndTests {
         }
     }
 
+    /// A replica crashes with requests in flight: all of them are cut off in one
+    /// instant and each wants its retry at once. The retries in progress exceed the
+    /// concurrency rule (20 % of 8 in flight, at least 1 here), but the volume rule —
+    /// 20 % of the requests admitted over about the last second — has room after the
+    /// traffic before the crash: every request is answered by the replica left. (Until
+    /// 2026-12-05 only the concurrency rule: the retries beyond it were answered 502.)
+    @Test func aCrashBurstIsRetriedWholeWhenSmallBesideTheTraffic() async throws {
+        try await run(["a", "b"], { config in
+            config.healthCheck.enabled = false
+            config.retry.budgetPercent = 20
+            config.retry.minConcurrent = 1
+        }) { upstreams, gateway in
+            let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
+            let warm = try await TestClient.connect(to: gateway.address, group: group)
+            for _ in 0..<400 { #expect(try await warm.get("/").status == 200) }
+            try await warm.close()
+            // Eight at once: about half held by a, the rest waiting at b's gate (so the retries
+            // that follow overlap, as a crash's do under load).
+            var clients: [TestClient] = []
+            for _ in 0..<8 { clients.append(try await TestClient.connect(to: gateway.address, group: group)) }
+            let answers = clients.map { $0.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/hold-or-gate/a", headers: ["host": "h"])) }
+            try await eventually("eight arrived") { a.count("/hold-or-gate/a") + b.count("/hold-or-gate/a") == 8 }
+            try #require(a.count("/hold-or-gate/a") >= 3, "round-robin sent a its part")
+            try await a.crash()
+            try await eventually("a's part retried on b") { b.count("/hold-or-gate/a") == 8 }
+            b.openGate()
+            var statuses: [Int] = []
+            for answer in answers { statuses.append(try await answer.get().status) }
+            #expect(statuses == Array(repeating: 200, count: 8))
+            let traffic = await gateway.gateway.observability.read().traffic
+            #expect(traffic.retryBudgetExhausted == 0)
+            for client in clients { try await client.close() }
+        }
+    }
+
     @Test func consecutiveFailuresEjectAnUpstream() async throws {
         try await run(["a", "b"], { config in
             config.healthCheck.enabled = false

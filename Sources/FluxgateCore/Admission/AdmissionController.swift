@@ -122,6 +122,8 @@ public struct AdmissionController: Sendable {
     /// Cluster mode: this replica's share of `S` (``LeasePlanner``); nil on a single gateway.
     public private(set) var share: LeasePlanner.Share?
     public private(set) var inFlight = 0
+    /// Requests admitted so far, a running total (the retry budget's measure of traffic).
+    public private(set) var admittedTotal = 0
     private var queues: [Deque<Waiter>] = [[], [], []]
     /// Mean service time of completed requests (EWMA, α = 1/16), nil until one completes.
     public private(set) var meanServiceNanos: Double?
@@ -177,6 +179,7 @@ public struct AdmissionController: Sendable {
         if standing && !isStanding(at: now) { standing = false }
         if inFlight < slots && queued == 0 {
             inFlight += 1
+            admittedTotal &+= 1
             observeWait(.zero, now: now)
             return .admit
         }
@@ -201,6 +204,7 @@ public struct AdmissionController: Sendable {
     /// and sheds nothing (running may then exceed `slots`).
     public mutating func forceAdmit() {
         inFlight += 1
+        admittedTotal &+= 1
     }
 
     /// An admitted request finished (`serviceTime` nil when it never reached an
@@ -330,6 +334,7 @@ public struct AdmissionController: Sendable {
         var admitted: [Int] = []
         while inFlight < slots, let waiter = popNext() {
             inFlight += 1
+            admittedTotal &+= 1
             admitted.append(waiter.id)
             if let now { observeWait(now - waiter.since, now: now) }
         }

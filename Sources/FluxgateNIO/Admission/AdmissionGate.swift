@@ -229,6 +229,8 @@ final class AdmissionGate: Sendable {
         var queueLimit: Int
         var inFlight: Int
         var queued: Int
+        /// Requests admitted so far (``AdmissionController/admittedTotal``).
+        var admitted = 0
         /// The controller's `(running + queued) / C` (in cluster mode against this replica's part of `C`).
         var utilization: Double
         /// The standing-queue rule holds waits to `admission.queue_delay_target`.
@@ -243,7 +245,7 @@ final class AdmissionGate: Sendable {
             let c = state.checks.controller
             return Snapshot(
                 capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, dueSlots: c.dueSlots, queueLimit: c.queueLimit, inFlight: c.inFlight,
-                queued: c.queued, utilization: c.utilization, standing: c.isStanding(at: now))
+                queued: c.queued, admitted: c.admittedTotal, utilization: c.utilization, standing: c.isStanding(at: now))
         }
     }
 

@@ -71,7 +71,7 @@ final class GatewayRuntime: Sendable {
         self.cluster = config.cluster.enabled ? try clusterLoop.map { try ClusterAgent(config: config, gate: gate, loop: $0, logger: logger) } : nil
         self.health = HealthMonitor(
             names: settings.upstreams.map(\.name), policy: config.healthCheck.policy, router: router, logger: logger)
-        self.retry = Mutex((RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent), config.retry.enabled))
+        self.retry = Mutex((RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent, now: now), config.retry.enabled))
         self.accessLog = try AccessLog(config: config.accessLog, logger: logger)
         self.spool = Mutex(SpoolBudget(limit: settings.spoolBytes))
     }
@@ -106,8 +106,9 @@ final class GatewayRuntime: Sendable {
 
     /// Takes a place in the retry budget; false when retries are off or the budget is spent.
     func startRetry() -> Bool {
-        let inFlight = gate.snapshot.inFlight
-        return retry.withLock { $0.enabled && $0.budget.start(inFlight: inFlight) }
+        let now = MonotonicTime.current
+        let gate = gate.snapshot(at: now)
+        return retry.withLock { $0.enabled && $0.budget.start(inFlight: gate.inFlight, admitted: gate.admitted, now: now) }
     }
 
     func finishRetry() {
@@ -178,7 +179,7 @@ final class GatewayRuntime: Sendable {
         settingsVersion.store(settings.version, ordering: .releasing)
         let config = settings.config
         retry.withLock {
-            $0 = (RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent, active: $0.budget.active),
+            $0 = (RetryBudget(percent: config.retry.budgetPercent, minimum: config.retry.minConcurrent, carrying: $0.budget),
                 config.retry.enabled)
         }
         gate.reconfigure(config: config, now: now)

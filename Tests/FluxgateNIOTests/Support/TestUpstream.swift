@@ -19,6 +19,8 @@ import NIOSSL
 /// - `/hold-on/<name>`: no answer from the upstream called `<name>`, 200 from the others;
 /// - `/gate-on/<name>`: the upstream called `<name>` answers 200 once ``openGate()`` is
 ///   called (at once after it), the others at once;
+/// - `/hold-or-gate/<name>`: no answer from the upstream called `<name>` until ``crash()``
+///   cuts it off; the others answer 200 once ``openGate()`` is called;
 /// - `/early`: 200 at once, before the request body;
 /// - `/raw/<name>?ragged` (an HTTPS upstream): the canned answer, then a TCP close with
 ///   no TLS close_notify, as Python's `ssl` sockets and many HTTP/1.0 servers close;
@@ -35,6 +37,7 @@ final class TestUpstream: Sendable {
     private let state = NIOLockedValueBox(State())
     private struct State {
         var gate: [EventLoopPromise<Void>]? = []
+        var holding: [any Channel] = []
         var received: [Received] = []
         var health = Health.healthy
         var raw = ""
@@ -62,6 +65,16 @@ final class TestUpstream: Sendable {
         }
         for promise in held { promise.succeed() }
     }
+
+    /// A crash: the listener closes and so does every connection holding a
+    /// `/hold-or-gate/` request here, unanswered.
+    func crash() async throws {
+        try await channel.close()
+        let holding = state.withLockedValue { $0.holding }
+        for connection in holding { try? await connection.close() }
+    }
+
+    fileprivate func hold(_ connection: any Channel) { state.withLockedValue { $0.holding.append(connection) } }
 
     /// Answers `/gate-on/` at once when the gate is open, else when it opens.
     fileprivate func throughGate(on loop: any EventLoop) -> EventLoopFuture<Void> {
@@ -140,7 +153,9 @@ final class TestUpstream: Sendable {
     }
 
     func stop() async throws {
-        try await channel.close()
+        do {
+            try await channel.close()
+        } catch ChannelError.alreadyClosed {}  // crashed already
     }
 
     /// Completes once `count` accepted connections have closed in total.
@@ -251,6 +266,16 @@ final class TestUpstream: Sendable {
             case let holdOn where holdOn.hasPrefix("/hold-on/"):
                 if holdOn.dropFirst("/hold-on/".count) == upstream.name { return }
                 send(.ok, body: #"{"instance":"\#(upstream.name)"}"#, context: context)
+                return
+            case let path where path.hasPrefix("/hold-or-gate/"):
+                guard path.dropFirst("/hold-or-gate/".count) != upstream.name else {
+                    upstream.hold(context.channel)
+                    return
+                }
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                upstream.throughGate(on: context.eventLoop).whenSuccess { _ in
+                    bound.value.0.send(.ok, body: #"{"instance":"\#(bound.value.0.upstream.name)"}"#, context: bound.value.1)
+                }
                 return
             case let gated where gated.hasPrefix("/gate-on/"):
                 let body = #"{"instance":"\#(upstream.name)"}"#
