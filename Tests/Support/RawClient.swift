@@ -41,11 +41,15 @@ public enum RawClient {
 
     public final class Sink: Sendable {
         public init() {}
-        private let box = NIOLockedValueBox(Outcome(text: "", error: nil))
-        private let waiters = NIOLockedValueBox<[(String, EventLoopPromise<Void>)]>([])
-        /// The connection closed: nothing more will arrive.
-        private let ended = NIOLockedValueBox(false)
-        public var outcome: Outcome { box.withLockedValue { $0 } }
+        /// What arrived, who waits for what, and whether the connection closed: one lock,
+        /// so a waiter is either completed on arrival or listed before the next append.
+        private struct State {
+            var outcome = Outcome(text: "", error: nil)
+            var waiters: [(String, EventLoopPromise<Void>)] = []
+            var ended = false
+        }
+        private let state = NIOLockedValueBox(State())
+        public var outcome: Outcome { state.withLockedValue { $0.outcome } }
 
         public struct EndedWithout: Error, CustomStringConvertible {
             public let text: String
@@ -54,11 +58,11 @@ public enum RawClient {
         }
 
         func append(_ text: String) {
-            let all = box.withLockedValue { $0.text += text; return $0.text }
-            let ready = waiters.withLockedValue { waiters in
-                let ready = waiters.filter { all.contains($0.0) }
-                waiters.removeAll { all.contains($0.0) }
-                return ready
+            let ready = state.withLockedValue { state in
+                state.outcome.text += text
+                let all = state.outcome.text
+                defer { state.waiters.removeAll { all.contains($0.0) } }
+                return state.waiters.filter { all.contains($0.0) }
             }
             ready.forEach { $0.1.succeed() }
         }
@@ -67,37 +71,27 @@ public enum RawClient {
         /// the connection closes first (a wrong answer fails the test, not hangs it).
         public func waitFor(_ text: String, on eventLoop: any EventLoop) async throws {
             let promise = eventLoop.makePromise(of: Void.self)
-            waiters.withLockedValue { $0.append((text, promise)) }
-            // Arrived (or ended) before the waiter was listed: complete it here, unless
-            // append() or end() took it from the list and completes it.
-            let arrived = outcome.text.contains(text)
-            if arrived || ended.withLockedValue({ $0 }) {
-                let mine = waiters.withLockedValue { waiters in
-                    guard let index = waiters.firstIndex(where: { $0.1.futureResult === promise.futureResult }) else { return false }
-                    waiters.remove(at: index)
-                    return true
-                }
-                if mine && arrived {
-                    promise.succeed()
-                } else if mine {
-                    promise.fail(EndedWithout(text: text, received: outcome.text))
-                }
+            let now: Result<Void, EndedWithout>? = state.withLockedValue { state in
+                if state.outcome.text.contains(text) { return .success(()) }
+                if state.ended { return .failure(EndedWithout(text: text, received: state.outcome.text)) }
+                state.waiters.append((text, promise))
+                return nil
             }
+            if let now { promise.completeWith(now.mapError { $0 as any Error }) }
             try await promise.futureResult.get()
         }
 
         /// The connection closed: every waiter still waiting fails.
         func end() {
-            ended.withLockedValue { $0 = true }
-            let left = waiters.withLockedValue { waiters in
-                defer { waiters.removeAll() }
-                return waiters
+            let (left, received) = state.withLockedValue { state in
+                state.ended = true
+                defer { state.waiters.removeAll() }
+                return (state.waiters, state.outcome.text)
             }
-            let received = outcome.text
             for (text, promise) in left { promise.fail(EndedWithout(text: text, received: received)) }
         }
 
-        func fail(_ error: any Error) { box.withLockedValue { $0.error = "\(error)" } }
+        func fail(_ error: any Error) { state.withLockedValue { $0.outcome.error = "\(error)" } }
     }
 
     public final class SinkHandler: ChannelInboundHandler {

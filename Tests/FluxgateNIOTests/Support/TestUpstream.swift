@@ -272,10 +272,7 @@ final class TestUpstream: Sendable {
                     upstream.hold(context.channel)
                     return
                 }
-                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                upstream.throughGate(on: context.eventLoop).whenSuccess { _ in
-                    bound.value.0.send(.ok, body: #"{"instance":"\#(bound.value.0.upstream.name)"}"#, context: bound.value.1)
-                }
+                answerThroughGate(body: #"{"instance":"\#(upstream.name)"}"#, context: context)
                 return
             case let gated where gated.hasPrefix("/gate-on/"):
                 let body = #"{"instance":"\#(upstream.name)"}"#
@@ -283,10 +280,7 @@ final class TestUpstream: Sendable {
                     send(.ok, body: body, context: context)
                     return
                 }
-                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                upstream.throughGate(on: context.eventLoop).whenSuccess { _ in
-                    bound.value.0.send(.ok, body: body, context: bound.value.1)
-                }
+                answerThroughGate(body: body, context: context)
                 return
             case let failOn where failOn.hasPrefix("/fail-on/"):
                 let failing = failOn.dropFirst("/fail-on/".count) == upstream.name
@@ -376,6 +370,14 @@ final class TestUpstream: Sendable {
                 return
             }
             send(.ok, body: #"{"instance":"\#(upstream.name)"}"#, context: context)
+        }
+
+        /// 200 with `body` once ``TestUpstream/openGate()`` is called (at once after it).
+        func answerThroughGate(body: String, context: ChannelHandlerContext) {
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            upstream.throughGate(on: context.eventLoop).whenSuccess { _ in
+                bound.value.0.send(.ok, body: body, context: bound.value.1)
+            }
         }
 
         func send(_ status: HTTPResponseStatus, body: String, context: ChannelHandlerContext) {
