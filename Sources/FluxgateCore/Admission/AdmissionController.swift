@@ -178,8 +178,7 @@ public struct AdmissionController: Sendable {
         }
         if standing && !isStanding(at: now) { standing = false }
         if inFlight < slots && queued == 0 {
-            inFlight += 1
-            admittedTotal &+= 1
+            occupySlot()
             observeWait(.zero, now: now)
             return .admit
         }
@@ -203,6 +202,11 @@ public struct AdmissionController: Sendable {
     /// Admits regardless of the rule — for dry run, which counts what it would shed
     /// and sheds nothing (running may then exceed `slots`).
     public mutating func forceAdmit() {
+        occupySlot()
+    }
+
+    /// One more request running, and counted as admitted.
+    private mutating func occupySlot() {
         inFlight += 1
         admittedTotal &+= 1
     }
@@ -333,8 +337,7 @@ public struct AdmissionController: Sendable {
     private mutating func admitWaiters(now: MonotonicTime? = nil) -> [Int] {
         var admitted: [Int] = []
         while inFlight < slots, let waiter = popNext() {
-            inFlight += 1
-            admittedTotal &+= 1
+            occupySlot()
             admitted.append(waiter.id)
             if let now { observeWait(now - waiter.since, now: now) }
         }

@@ -19,13 +19,14 @@ import Foundation
 ///
 /// The concurrency rule alone refuses the burst a replica's crash makes: every request
 /// in flight on it is cut off in one instant — a third of those in flight when one of
-/// three dies — and all want a retry at once, so most were answered 502 although the
-/// other replicas were idle enough (until 2026-12-05: 4 of 7 at a `kill -9` under load,
-/// docs/results/dns-members-2026-12-05/). The volume rule lets such a burst through when
-/// it is small beside the traffic (at 2 000 requests/s, 20 %: up to 400 retries within a
-/// second), and still holds retries to `percent` % of the requests when every answer
-/// fails: at the onset at most a fifth of a second's traffic more, then one retry per
-/// five requests. The window is a second, not Finagle's ten, so that onset stays short.
+/// three dies — and all want a retry at once, so those beyond it were answered 502
+/// although the other replicas had room (until 2026-12-05: 4 of 7 at a `kill -9` under
+/// load, docs/results/dns-members-2026-12-05/). The volume rule lets such a burst through
+/// when it is small beside the traffic (by its formula, at 2 000 requests/s and 20 %, up
+/// to about 400 retries at once), and still holds retries to `percent` % of the requests
+/// when every answer fails: at the onset about a fifth of a second's traffic more, then
+/// one retry per five requests (the figures `RetryBudgetTests` checks at 1 000/s). The
+/// window is a second, not Finagle's ten, so that onset stays short.
 ///
 /// Both rules count requests by what the admission controller admitted (sheds send
 /// nothing upstream and must not buy retries). Time is injected.
@@ -41,11 +42,11 @@ public struct RetryBudget: Sendable, Equatable {
 
     public static let window: Duration = .seconds(1)
 
-    /// A new budget; `admitted` the admission controller's running total at `now`.
-    public init(percent: Double, minimum: Int, admitted: Int = 0, now: MonotonicTime) {
+    /// A new budget, beside a new admission controller (nothing admitted yet) at `now`.
+    public init(percent: Double, minimum: Int, now: MonotonicTime) {
         self.percent = percent
         self.minimum = minimum
-        self.admittedSeen = admitted
+        self.admittedSeen = 0
         self.seenAt = now
     }
 
@@ -87,8 +88,9 @@ public struct RetryBudget: Sendable, Equatable {
         let decay = exp(-elapsed / window)
         let arrived = Double(max(0, admitted - admittedSeen))
         // Arrivals spread evenly over `elapsed`, each weighted by its age at `now`:
-        // arrived × (window / elapsed) × (1 − decay); all of them when no time passed.
-        let weighted = elapsed > 0 ? arrived * window / elapsed * (1 - decay) : arrived
+        // arrived × (window / elapsed) × (1 − decay), that last as -expm1 (exact for a
+        // short `elapsed`, where 1 − exp cancels); all of them when no time passed.
+        let weighted = elapsed > 0 ? arrived * window / elapsed * -expm1(-elapsed / window) : arrived
         recentRequests = recentRequests * decay + weighted
         recentRetries *= decay
     }

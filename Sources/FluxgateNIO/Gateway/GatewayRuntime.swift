@@ -107,8 +107,8 @@ final class GatewayRuntime: Sendable {
     /// Takes a place in the retry budget; false when retries are off or the budget is spent.
     func startRetry() -> Bool {
         let now = MonotonicTime.current
-        let gate = gate.snapshot(at: now)
-        return retry.withLock { $0.enabled && $0.budget.start(inFlight: gate.inFlight, admitted: gate.admitted, now: now) }
+        let load = gate.snapshot(at: now)
+        return retry.withLock { $0.enabled && $0.budget.start(inFlight: load.inFlight, admitted: load.admitted, now: now) }
     }
 
     func finishRetry() {
