@@ -76,7 +76,7 @@ struct ConfigLoaderTests {
 
     @Test func healthRetryAndPoolKeysParseAndAreChecked() throws {
         let config = try ConfigLoader.load(yaml: """
-            health_check: { enabled: false, slow_start: 30s, passive: { consecutive_failures: 3, base_ejection: 10s, max_ejection: 1m, panic_threshold: 0 } }
+            health_check: { enabled: false, slow_start: 30s, passive: { consecutive_failures: 3, base_ejection: 10s, max_ejection: 1m, max_ejection_percent: 34, panic_threshold: 0 } }
             retry: { budget_percent: 10, min_concurrent: 1, on_timeout: false }
             pool: { max_connections: 64, max_connecting: 0, idle_timeout: 2s }
             """)
@@ -85,6 +85,7 @@ struct ConfigLoaderTests {
         #expect(config.healthCheck.policy.consecutiveFailures == 3)
         #expect(config.healthCheck.policy.maxEjection == .seconds(60))
         #expect(config.healthCheck.policy.panicThreshold == 0)
+        #expect(config.healthCheck.policy.maxEjectionPercent == 34 && GatewayConfig().healthCheck.policy.maxEjectionPercent == 10)
         #expect(config.healthCheck.recoveryEstimate == .seconds(10))  // no probes: the first cool-down
         #expect(config.retry.budgetPercent == 10 && config.retry.minConcurrent == 1 && !config.retry.onTimeout)
         #expect(config.pool.maxConnections == 64 && config.pool.idleTimeout == .seconds(2))
@@ -94,13 +95,14 @@ struct ConfigLoaderTests {
 
         do {
             _ = try ConfigLoader.load(yaml: """
-                health_check: { passive: { panic_threshold: 2, base_ejection: 10m, max_ejection: 1m } }
+                health_check: { passive: { panic_threshold: 2, max_ejection_percent: 150, base_ejection: 10m, max_ejection: 1m } }
                 retry: { budget_percent: 150 }
                 """)
             Issue.record("expected errors")
         } catch {
             #expect(error.errors.map(\.path) == [
-                "health_check.passive.panic_threshold", "retry.budget_percent", "health_check.passive.max_ejection",
+                "health_check.passive.max_ejection_percent", "health_check.passive.panic_threshold", "retry.budget_percent",
+                "health_check.passive.max_ejection",
             ])
         }
     }

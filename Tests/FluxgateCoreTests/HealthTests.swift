@@ -114,6 +114,7 @@ struct UpstreamHealthTests {
         #expect(health.ejections == 1)
         _ = health.tick(now: at(132))  // ready for 100 s = max_ejection
         #expect(health.ejections == 0)
+        #expect(health.ejectionsTotal == 1)  // the metric's count is never forgotten
     }
 
     @Test func withoutActiveChecksTheCoolDownAloneEndsAnEjection() {
@@ -161,9 +162,11 @@ struct UpstreamHealthTests {
 struct HealthBoardTests {
     func at(_ seconds: Double) -> MonotonicTime { MonotonicTime(nanoseconds: Int64(seconds * 1e9)) }
 
-    func board(_ count: Int, panic: Double = 0.5, slowStart: Duration = .zero) -> HealthBoard {
+    /// No ejection cap unless asked: the panic rule's cases eject most of the board.
+    func board(_ count: Int, panic: Double = 0.5, cap: Double = 100, slowStart: Duration = .zero) -> HealthBoard {
         var policy = HealthPolicy()
         policy.consecutiveFailures = 1
+        policy.maxEjectionPercent = cap
         policy.panicThreshold = panic
         policy.slowStart = slowStart
         return HealthBoard(count: count, policy: policy)
@@ -195,6 +198,58 @@ struct HealthBoardTests {
         _ = board.exchangeFailed(1, .reset, now: at(0))
         #expect(board.plan(now: at(0)).routed == [true, true, false, false])
         #expect(board.plan(now: at(0)).panic)
+    }
+
+    @Test func theEjectionLimitIsAShareOfTheLiveUpstreamsButAlwaysOne() {
+        #expect(board(2, cap: 10).ejectionLimit == 1)
+        #expect(board(19, cap: 10).ejectionLimit == 1)
+        #expect(board(25, cap: 10).ejectionLimit == 2)
+        #expect(board(10, cap: 50).ejectionLimit == 5)
+        #expect(board(3, cap: 100).ejectionLimit == 3)
+        #expect(board(4, cap: 0).ejectionLimit == 1)
+        var shrunk = board(20, cap: 10)
+        shrunk.reconfigure(policy: shrunk.policy, retired: (0..<20).map { $0 >= 10 }, fresh: [])
+        #expect(shrunk.ejectionLimit == 1)  // retired slots do not count
+    }
+
+    @Test func aStreakPastTheCapIsCountedAndEjectsOnceAPlaceIsFree() {
+        var policy = HealthPolicy()
+        policy.consecutiveFailures = 2
+        policy.activeEnabled = false
+        var board = HealthBoard(count: 3, policy: policy)  // default cap 10 %: one of three
+        for second in 0..<2 { _ = board.exchangeFailed(0, .reset, now: at(Double(second))) }
+        #expect(board[0].isEjected)
+        #expect(board.exchangeFailed(1, .status(502), now: at(2)) == nil)
+        #expect(board.exchangeFailed(1, .status(502), now: at(3)) == nil)  // would eject: refused
+        #expect(board.exchangeFailed(1, .timeout, now: at(4)) == nil)
+        #expect(board[1].ejectionsOverflowed == 2 && !board[1].isEjected && board[1].ejectionsTotal == 0)
+        #expect(board.plan(now: at(4)).routed == [false, true, true])
+        _ = board.tick(now: at(31))  // a's cool-down is over: a place is free
+        #expect(board.exchangeFailed(1, .reset, now: at(32))?.ready == false)  // the streak is still open
+        #expect(board.plan(now: at(32)).routed == [true, false, true])
+        #expect(board[1].ejectionsTotal == 1)
+    }
+
+    @Test func refusedConnectsAloneEjectPastTheCap() {
+        var board = board(3, cap: 10)
+        _ = board.exchangeFailed(0, .refused, now: at(0))
+        #expect(board.exchangeFailed(1, .refused, now: at(0))?.ready == false)  // nothing listens: no request did that
+        #expect(board.exchangeFailed(2, .reset, now: at(0)) == nil)  // a reset could be the request's doing
+        #expect(board[2].ejectionsOverflowed == 1)
+        #expect(board.ejectedCount == 2)
+    }
+
+    @Test func aStreakOfRefusalsThatEndsInAResetIsCapped() {
+        var policy = HealthPolicy()
+        policy.consecutiveFailures = 2
+        var board = HealthBoard(count: 2, policy: policy)
+        _ = board.exchangeFailed(0, .refused, now: at(0))
+        _ = board.exchangeFailed(0, .refused, now: at(0))
+        _ = board.exchangeFailed(1, .refused, now: at(0))
+        #expect(board.exchangeFailed(1, .reset, now: at(0)) == nil)
+        board.exchangeSucceeded(1)  // a success ends the streak and its kind
+        _ = board.exchangeFailed(1, .refused, now: at(1))
+        #expect(board.exchangeFailed(1, .refused, now: at(1))?.ready == false)
     }
 
     @Test func everyUpstreamProbedDownRoutesNothing() {

@@ -463,6 +463,41 @@ struct HealthEndToEndTests {
         }
     }
 
+    /// Two of three upstreams fail every request of a kind (as a query of death would
+    /// make them): with the default cap of 10 % only the first is ejected, and the
+    /// second's refused ejection is counted; with 100 % both go.
+    @Test(arguments: [10.0, 100.0])
+    func theEjectionCapKeepsAllButOneInAtTheDefault(percent: Double) async throws {
+        try await run(["a", "b", "c"], { config in
+            config.healthCheck.enabled = false
+            config.healthCheck.passive.enabled = true
+            config.healthCheck.passive.consecutiveFailures = 1
+            config.healthCheck.passive.maxEjectionPercent = percent
+            config.healthCheck.passive.panicThreshold = 0
+            config.retry.enabled = false
+        }) { upstreams, gateway in
+            let runtime = gateway.gateway.runtime
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            var statuses: [Int] = []
+            for _ in 0..<8 { statuses.append(try await client.get("/fail-on/a,b").status) }
+            let late = statuses.suffix(4)  // after both a and b have had their failure
+            let metrics = try await gateway.metrics()
+            let overflowB = metrics[#"fluxgate_upstream_ejections_overflow_total{upstream="127.0.0.1:\#(upstreams[1]!.port)"}"#]
+            let ejectedB = metrics[#"fluxgate_upstream_ejections_total{upstream="127.0.0.1:\#(upstreams[1]!.port)"}"#]
+            if percent == 10 {
+                #expect(late.sorted() == [200, 200, 503, 503], "\(statuses)")  // a out after one; b stays in
+                #expect(runtime.router.routed == [false, true, true])
+                // Every 503 of b's (all but a's one) was an ejection refused.
+                #expect(overflowB == Double(statuses.filter { $0 == 503 }.count - 1) && overflowB ?? 0 >= 3 && ejectedB == 0, "\(metrics)")
+            } else {
+                #expect(late.allSatisfy { $0 == 200 }, "\(statuses)")
+                #expect(runtime.router.routed == [false, false, true])
+                #expect(overflowB == 0 && ejectedB == 1, "\(metrics)")
+            }
+            try await client.close()
+        }
+    }
+
     @Test func theConnectionCapMakesRequestsWaitForAConnection() async throws {
         try await run(["a"], { config in
             config.healthCheck.enabled = false

@@ -678,6 +678,7 @@ struct ProxyHandlerTests {
         let realKeys = [
             "admission.target_utilization", "admission.shed_at.low", "admission.shed_at.normal", "retry.budget_percent",
             "rate_limit.global.rate", "rate_limit.per_client.rate", "health_check.passive.panic_threshold",
+            "health_check.passive.max_ejection_percent",
         ]
         let durationKeys = [
             "admission.queue_timeout", "timeouts.connect", "timeouts.upstream_header", "timeouts.client_body",

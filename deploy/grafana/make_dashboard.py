@@ -44,8 +44,9 @@ PANELS = [
     ("Upstream in flight, ejections and flips", "short", [
         ('sum by (upstream) (fluxgate_upstream_inflight_requests{instance=~"$instance"})', "{{upstream}} in flight"),
         ('sum by (upstream) (increase(fluxgate_upstream_ejections_total{instance=~"$instance"}[5m]))', "{{upstream}} ejections (5m)"),
+        ('sum by (upstream) (increase(fluxgate_upstream_ejections_overflow_total{instance=~"$instance"}[5m]))', "{{upstream}} ejections refused by the cap (5m)"),
         ('sum by (upstream, to) (increase(fluxgate_upstream_health_flips_total{instance=~"$instance"}[5m]))', "{{upstream}} flips to {{to}} (5m)"),
-    ], 12, "Passive ejections (outlier detection) and health flips, from active and passive checks."),
+    ], 12, "Passive ejections (outlier detection), those max_ejection_percent refused, and health flips, from active and passive checks."),
     ("Retries and upstream failures", "reqps", [
         ('sum by (cause) (rate(fluxgate_retries_total{instance=~"$instance"}[$__rate_interval]))', "retries: {{cause}}"),
         ('sum(rate(fluxgate_retry_budget_exhausted_total{instance=~"$instance"}[$__rate_interval]))', "refused by the retry budget"),

@@ -125,12 +125,15 @@ public enum ConfigLoader {
         }
         let passive = r.table(
             health.entries["passive"], path: "health_check.passive",
-            known: ["enabled", "consecutive_failures", "base_ejection", "max_ejection", "panic_threshold"])
+            known: ["enabled", "consecutive_failures", "base_ejection", "max_ejection", "max_ejection_percent", "panic_threshold"])
         config.healthCheck.passive.enabled = r.bool(passive, "enabled", default: config.healthCheck.passive.enabled)
         config.healthCheck.passive.consecutiveFailures = r.int(
             passive, "consecutive_failures", default: config.healthCheck.passive.consecutiveFailures, range: 1...10_000)
         config.healthCheck.passive.baseEjection = r.duration(passive, "base_ejection", default: config.healthCheck.passive.baseEjection)
         config.healthCheck.passive.maxEjection = r.duration(passive, "max_ejection", default: config.healthCheck.passive.maxEjection)
+        config.healthCheck.passive.maxEjectionPercent = r.double(
+            passive, "max_ejection_percent", default: config.healthCheck.passive.maxEjectionPercent
+        ) { $0 >= 0 && $0 <= 100 ? nil : "must be in [0, 100] (a percentage; at least one upstream may always be ejected)" }
         config.healthCheck.passive.panicThreshold = r.double(
             passive, "panic_threshold", default: config.healthCheck.passive.panicThreshold
         ) { $0 >= 0 && $0 <= 1 ? nil : "must be in [0, 1]" }

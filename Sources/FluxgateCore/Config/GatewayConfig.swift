@@ -234,6 +234,7 @@ public struct HealthCheckConfig: Sendable, Equatable {
         policy.consecutiveFailures = passive.consecutiveFailures
         policy.baseEjection = passive.baseEjection
         policy.maxEjection = passive.maxEjection
+        policy.maxEjectionPercent = passive.maxEjectionPercent
         policy.panicThreshold = passive.panicThreshold
         return policy
     }
@@ -249,6 +250,9 @@ public struct PassiveHealthConfig: Sendable, Equatable {
     public var baseEjection: Duration = .seconds(30)
     /// Longest cool-down. Default 300s.
     public var maxEjection: Duration = .seconds(300)
+    /// At most this percentage of the upstreams ejected at once, but always one
+    /// (Envoy's `max_ejection_percent`). Default 10.
+    public var maxEjectionPercent = 10.0
     /// Below this share of probe-healthy upstreams left, ejections are ignored. Default 0.5.
     public var panicThreshold = 0.5
     public init() {}

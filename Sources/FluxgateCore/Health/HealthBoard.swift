@@ -1,16 +1,24 @@
 /// Every upstream's ``UpstreamHealth`` and the decision that follows from all of them:
 /// which upstreams take traffic, with what weight and what share of capacity `C`.
 ///
-/// The panic rule (Envoy's `healthy_panic_threshold`): passive ejection acts on
-/// evidence from real traffic, which a bad request mix can produce everywhere at once.
-/// If ejections would leave fewer than `panicThreshold` of the upstreams the probes
-/// call healthy, the board ignores ejections and routes to all of those — a degraded
+/// Two rules keep passive ejection, which acts on evidence from real traffic, from
+/// turning a bad request mix — a query of death that crashes or resets whichever replica
+/// it reaches — into an outage:
+///
+/// The ejection cap (Envoy's `max_ejection_percent`): at most ``ejectionLimit``
+/// upstreams are ejected at once; a further upstream whose streak reaches the threshold
+/// stays in and the refusal is counted (unless its streak was refused connects only,
+/// which no request causes).
+///
+/// The panic rule (Envoy's `healthy_panic_threshold`), for when ejections and probes
+/// together leave few: if ejections would leave fewer than `panicThreshold` of the
+/// upstreams the probes call healthy, the board ignores ejections and routes to all of those — a degraded
 /// service instead of a self-inflicted outage — and says so (`panic` in the plan, a
 /// log line from the shell). Upstreams the probes see down are out either way: with
 /// every upstream down the answer is 503 `no_healthy_upstream`.
 ///
-/// | upstreams probed up | ejected | panic threshold 0.5 | routed to |
-/// |---------------------|---------|---------------------|-----------|
+/// | upstreams probed up | ejected (cap 100 %) | panic threshold 0.5 | routed to |
+/// |---------------------|--------------------|---------------------|-----------|
 /// | 4                   | 1       | 3/4 ≥ 0.5           | 3 |
 /// | 4                   | 3       | 1/4 < 0.5: panic    | 4 |
 /// | 2 (2 probed down)   | 1       | 1/2 ≥ 0.5           | 1 |
@@ -69,8 +77,32 @@ public struct HealthBoard: Sendable, Equatable {
         upstreams[index].exchangeSucceeded()
     }
 
+    /// A failed exchange; it may eject the upstream only while fewer than
+    /// ``ejectionLimit`` upstreams are ejected (or it is out already).
     public mutating func exchangeFailed(_ index: Int, _ failure: UpstreamHealth.Failure, now: MonotonicTime) -> UpstreamHealth.Flip? {
-        upstreams[index].exchangeFailed(failure, now: now)
+        let mayEject = upstreams[index].isEjected || ejectedCount < ejectionLimit
+        return upstreams[index].exchangeFailed(failure, now: now, mayEject: mayEject)
+    }
+
+    /// Upstreams (not retired) passively ejected now, whether cooling down or waiting
+    /// for their probes.
+    public var ejectedCount: Int {
+        upstreams.indices.reduce(0) { $0 + (!retired[$1] && upstreams[$1].isEjected ? 1 : 0) }
+    }
+
+    /// The most upstreams passive ejection may hold out at once: `maxEjectionPercent` of
+    /// those configured (not retired), rounded down, but at least one (Envoy's
+    /// `max_ejection_percent`, default 10 %: one of up to 19).
+    ///
+    /// | upstreams | 10 % (default) | 50 % | 100 % |
+    /// |-----------|----------------|------|-------|
+    /// | 2         | 1              | 1    | 2     |
+    /// | 3         | 1              | 1    | 3     |
+    /// | 10        | 1              | 5    | 10    |
+    /// | 25        | 2              | 12   | 25    |
+    public var ejectionLimit: Int {
+        let live = retired.reduce(0) { $0 + ($1 ? 0 : 1) }
+        return max(1, Int((policy.maxEjectionPercent / 100 * Double(live)).rounded(.down)))
     }
 
     public mutating func setEnabled(_ index: Int, _ enabled: Bool, now: MonotonicTime) -> UpstreamHealth.Flip? {

@@ -15,6 +15,9 @@ public struct HealthPolicy: Sendable, Equatable {
     public var baseEjection: Duration = .seconds(30)
     /// Longest cool-down (Envoy `max_ejection_time`). Default 300 s.
     public var maxEjection: Duration = .seconds(300)
+    /// At most this share of the upstreams, in percent, may be passively ejected at once,
+    /// but always one (Envoy's `max_ejection_percent`, default 10 %).
+    public var maxEjectionPercent = 10.0
     /// When fewer than this share of the upstreams the probes call healthy would be
     /// left after passive ejections, ejections are ignored and traffic goes to all of
     /// them (Envoy's `healthy_panic_threshold`, default 50 %). 0 turns it off.

@@ -138,6 +138,15 @@ public struct UpstreamHealth: Sendable, Equatable {
     public private(set) var awaitingProbes = false
     /// Ejections so far (the cool-down multiplier); forgotten after `maxEjection` healthy.
     public private(set) var ejections = 0
+    /// Every ejection since start-up (or since the slot was made afresh), never forgotten:
+    /// the `fluxgate_upstream_ejections_total` counter.
+    public private(set) var ejectionsTotal = 0
+    /// Ejections the board refused because `max_ejection_percent` of the upstreams were
+    /// already out (Envoy's `ejections_overflow`): one per failure that would have ejected.
+    public private(set) var ejectionsOverflowed = 0
+    /// Every failure of the running streak was a refused connect: nothing a request can
+    /// cause (no byte of it was sent), so the `max_ejection_percent` cap does not hold it.
+    public private(set) var streakRefusedOnly = false
     /// When the upstream last became ready after having been out (slow start); nil when
     /// it has been ready since start-up.
     public private(set) var readySince: MonotonicTime?
@@ -200,18 +209,30 @@ public struct UpstreamHealth: Sendable, Equatable {
     /// An exchange with this upstream went well (a response below 500).
     public mutating func exchangeSucceeded() {
         consecutiveFailures = 0
+        streakRefusedOnly = false
     }
 
     /// An exchange failed: connect failure, reset before a response, or a 5xx.
-    public mutating func exchangeFailed(_ failure: Failure, now: MonotonicTime) -> Flip? {
+    /// `mayEject` false: the board's `max_ejection_percent` is reached, so a streak that
+    /// reaches `consecutiveFailures` is counted as an overflow instead of ejecting —
+    /// unless every failure in it was a refused connect. The streak stays at the
+    /// threshold, so the next failure ejects once another upstream is back.
+    public mutating func exchangeFailed(_ failure: Failure, now: MonotonicTime, mayEject: Bool = true) -> Flip? {
         guard policy.passiveEnabled else { return nil }
+        streakRefusedOnly = (consecutiveFailures == 0 || streakRefusedOnly) && failure == .refused
         consecutiveFailures += 1
         guard consecutiveFailures >= policy.consecutiveFailures, ejectedUntil == nil else { return nil }
+        guard mayEject || streakRefusedOnly else {
+            ejectionsOverflowed += 1
+            return nil
+        }
         let count = consecutiveFailures
         ejections += 1
+        ejectionsTotal += 1
         let coolDown = min(policy.maxEjection, policy.baseEjection * ejections)
         return change(now: now, reason: .ejected(failure, consecutive: count, coolDown: coolDown)) { state in
             state.consecutiveFailures = 0
+            state.streakRefusedOnly = false
             state.ejectedUntil = now + coolDown
             if state.policy.activeEnabled {
                 state.awaitingProbes = true

@@ -13,6 +13,9 @@ import Synchronization
 /// are rare, and the ejection decision needs the board.
 final class HealthMonitor: Sendable {
     private let board: Mutex<(board: HealthBoard, panic: Bool, names: [String])>
+    /// Upstreams whose refused ejection (the `max_ejection_percent` cap) has been logged
+    /// since an upstream last came back; taken outside `board`'s lock, never inside it.
+    private let cappedLogged = Mutex(Set<Int>())
     private let router: UpstreamRouter
     private let logger: Logger
     /// Per upstream slot: a passive failure streak is running (the success fast path's
@@ -58,6 +61,7 @@ final class HealthMonitor: Sendable {
     /// applied, so no plan for the old slots can reach a router that has the new ones.
     func reconfigure(upstreams: [UpstreamSlot], policy: HealthPolicy, fresh: [Int], now: MonotonicTime) {
         for index in fresh { streaks[index].value.store(false, ordering: .relaxed) }
+        cappedLogged.withLock { $0.removeAll() }
         let router = self.router
         update(now: now, forcePlan: true) { board in
             router.reconfigure(upstreams: upstreams)
@@ -112,7 +116,28 @@ final class HealthMonitor: Sendable {
         failureCount(upstream, failure.kind).value.wrappingAdd(1, ordering: .relaxed)
         guard current else { return }
         streaks[upstream].value.store(true, ordering: .relaxed)
-        update(now: now) { [($0.exchangeFailed(upstream, failure, now: now), upstream)] }
+        var capped: (limit: Int, streak: Int, percent: Double)?
+        update(now: now) { board in
+            let before = board[upstream].ejectionsOverflowed
+            let flip = board.exchangeFailed(upstream, failure, now: now)
+            if board[upstream].ejectionsOverflowed > before {
+                capped = (board.ejectionLimit, board[upstream].consecutiveFailures, board.policy.maxEjectionPercent)
+            }
+            return [(flip, upstream)]
+        }
+        // Logged once per upstream until an ejected one returns (a query of death can
+        // refuse dozens a second); the counter has every one.
+        if let capped, cappedLogged.withLock({ $0.insert(upstream).inserted }) {
+            let name = board.withLock { upstream < $0.names.count ? $0.names[upstream] : "\(upstream)" }
+            logger.warning(
+                "upstream not ejected: max_ejection_percent reached",
+                metadata: [
+                    "upstream": "\(name)",
+                    "reason": "\(capped.streak) failed requests in a row (last: \(failure))",
+                    "ejected": "\(capped.limit)", "max_ejection_percent": "\(capped.percent)",
+                    "logged": "once until an ejected upstream returns; fluxgate_upstream_ejections_overflow_total counts each",
+                ])
+        }
     }
 
     func setEnabled(_ upstream: Int, _ enabled: Bool, now: MonotonicTime) {
@@ -146,6 +171,7 @@ final class HealthMonitor: Sendable {
             state.panic = plan.panic
             return (flips, change, flips.isEmpty ? [] : state.names)
         }
+        if flips.contains(where: { $0.1.ready }) { cappedLogged.withLock { $0.removeAll() } }
         for (index, flip) in flips {
             if flip.ready {
                 flipCounts[index].up.wrappingAdd(1, ordering: .relaxed)

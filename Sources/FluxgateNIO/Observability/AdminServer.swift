@@ -261,6 +261,7 @@ struct StatsDocument: Encodable {
         var ready: Bool
         var in_flight: Int
         var ejections: Int
+        var ejections_overflow: Int
         var flips_up: Int
         var flips_down: Int
         /// Failed exchanges by kind (`connect`, `timeout`, `reset`, `5xx`, `malformed`).
@@ -386,7 +387,7 @@ struct StatsDocument: Encodable {
         upstreams = r.upstreams.map {
             Upstream(
                 name: $0.name, url: $0.url, address: $0.address, state: $0.state, ready: $0.routed, in_flight: $0.inFlight,
-                ejections: $0.health.ejections, flips_up: $0.flips.up, flips_down: $0.flips.down,
+                ejections: $0.health.ejectionsTotal, ejections_overflow: $0.health.ejectionsOverflowed, flips_up: $0.flips.up, flips_down: $0.flips.down,
                 failures: Dictionary(uniqueKeysWithValues: $0.failures.map { ($0.key.rawValue, $0.value) }), weight: $0.weight,
                 max_concurrency: $0.maxConcurrency)
         }

@@ -321,7 +321,11 @@ public final class GatewayObservability: Sendable {
             let values = [upstream.health.isCandidate ? 1 : 0, upstream.routed ? 1 : 0, Double(upstream.inFlight)]
             for ((name, help), value) in zip(Self.upstreamGauges, values) { gauge(name, labels, help: help, value) }
             counter("fluxgate_upstream_ejections_total", labels, help: "Passive ejections (outlier detection) of this upstream.",
-                upstream.health.ejections)
+                upstream.health.ejectionsTotal)
+            counter(
+                "fluxgate_upstream_ejections_overflow_total", labels,
+                help: "Passive ejections of this upstream refused because health_check.passive.max_ejection_percent of the upstreams were out already.",
+                upstream.health.ejectionsOverflowed)
             counter("fluxgate_upstream_health_flips_total", labels + [("to", "up")],
                 help: "Health flips of this upstream, by the state it flipped to.", upstream.flips.up)
             counter("fluxgate_upstream_health_flips_total", labels + [("to", "down")],

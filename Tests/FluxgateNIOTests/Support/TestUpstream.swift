@@ -283,7 +283,7 @@ final class TestUpstream: Sendable {
                 answerThroughGate(body: body, context: context)
                 return
             case let failOn where failOn.hasPrefix("/fail-on/"):
-                let failing = failOn.dropFirst("/fail-on/".count) == upstream.name
+                let failing = failOn.dropFirst("/fail-on/".count).split(separator: ",").contains { $0 == upstream.name }
                 send(failing ? .serviceUnavailable : .ok, body: #"{"instance":"\#(upstream.name)"}"#, context: context)
                 return
             case "/garbage":
