@@ -63,8 +63,8 @@ bench_wait "demo upstream" "$U2"
 GPID=$!; pids+=("$GPID")
 bench_wait gateway "$ADMIN" /readyz
 
-fds() { ls "/proc/$GPID/fd" | wc -l; }
-rss_kb() { awk '/VmRSS/{print $2}' "/proc/$GPID/status"; }
+fds() { bench_fds "$GPID"; }
+rss_kb() { bench_rss_kb "$GPID"; }
 sleep 1
 BASE_FDS=$(fds)
 echo "gateway pid $GPID, baseline: $(rss_kb) KiB RSS, $BASE_FDS descriptors; ${DURATION}s of traffic; output in $OUT"
@@ -93,12 +93,7 @@ wait "$INTEGRITY" && integrity_ok=1 || integrity_ok=0
 wait "$ABORT" && abort_ok=1 || abort_ok=0
 TRAFFIC_END=$(( $(date +%s) - T0 ))
 
-fds_ok=0
-for _ in $(seq 30); do
-  if (( $(fds) <= BASE_FDS )); then fds_ok=1; break; fi
-  sleep 1
-done
-FINAL_FDS=$(fds)
+bench_fds_back "$GPID" "$BASE_FDS"
 kill "$SAMPLER" 2>/dev/null || true
 curl -s "http://127.0.0.1:$ADMIN/metrics" >"$OUT/metrics.txt"
 kill -TERM "$GPID"; wait "$GPID" && exit_ok=1 || exit_ok=0
@@ -106,7 +101,7 @@ kill -TERM "$GPID"; wait "$GPID" && exit_ok=1 || exit_ok=0
 {
   echo "duration ${TRAFFIC_END}s of traffic, samples every ${SAMPLE}s"
   bench_rss_verdict "$OUT/samples.tsv" "$TRAFFIC_END" "$RSS_MARGIN_MB" "$RSS_MARGIN_PCT"
-  echo "$([[ $fds_ok == 1 ]] && echo ok || echo FAIL) descriptors: baseline $BASE_FDS, after traffic $FINAL_FDS"
+  echo "$([[ $FDS_OK == 1 ]] && echo ok || echo FAIL) descriptors: baseline $BASE_FDS, after traffic $FINAL_FDS"
   echo "$([[ $integrity_ok == 1 && $abort_ok == 1 ]] && echo ok || echo FAIL) integrity: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d pipelined echoes on %d connections, %d mismatched, %d answered 200, others %s" % (d["requests"], d["connections"], d["mismatches"], d["ok"], d["other_status"]))' "$OUT/integrity.json")"
   echo "$([[ $exit_ok == 1 ]] && echo ok || echo FAIL) drain: the gateway exited $([[ $exit_ok == 1 ]] && echo 0 || echo non-zero) after SIGTERM"
   echo "   wrk: $(grep -E "requests in|Non-2xx|Socket errors" "$OUT/wrk.txt" | tr -s ' \n' ' ')"

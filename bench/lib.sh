@@ -26,6 +26,21 @@ bench_raise_descriptors() {
   if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then ulimit -n 65536; else ulimit -n "$hard"; fi
 }
 
+# The open descriptors and the resident memory (KiB) of process PID.
+bench_fds() { ls "/proc/$1/fd" | wc -l; }
+bench_rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+
+# Waits up to 30 s for process PID's descriptors to be back at BASE or below (the
+# connections a load left closing); sets FDS_OK (1 or 0) and FINAL_FDS.
+bench_fds_back() {  # PID BASE
+  FDS_OK=0
+  for _ in $(seq 30); do
+    if (( $(bench_fds "$1") <= $2 )); then FDS_OK=1; break; fi
+    sleep 1
+  done
+  FINAL_FDS=$(bench_fds "$1")
+}
+
 # Requires a command, naming the package that brings it.
 bench_need() { command -v "$1" >/dev/null || { echo "$1 is missing: $2" >&2; exit 1; }; }
 

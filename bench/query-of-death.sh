@@ -49,8 +49,8 @@ for port in "$U" $(( U + 1 )) $(( U + 2 )); do bench_wait upstream "$port" /ok; 
 GPID=$!; pids+=("$GPID")
 bench_wait gateway "$ADMIN" /readyz
 
-fds() { ls "/proc/$GPID/fd" | wc -l; }
-rss_kb() { awk '/VmRSS/{print $2}' "/proc/$GPID/status"; }
+fds() { bench_fds "$GPID"; }
+rss_kb() { bench_rss_kb "$GPID"; }
 BASE_FDS=$(fds)
 printf "t_s\trss_kb\tfds\n" >"$OUT/samples.tsv"
 T0=$(date +%s)
@@ -62,12 +62,7 @@ OK=$!
 hey -z "${DURATION}s" -c 16 -q 50 "http://127.0.0.1:$GW/qod" >"$OUT/qod.txt" 2>&1 &
 QOD=$!
 wait "$OK" "$QOD"
-fds_ok=0
-for _ in $(seq 30); do
-  if (( $(fds) <= BASE_FDS )); then fds_ok=1; break; fi
-  sleep 1
-done
-FINAL_FDS=$(fds)
+bench_fds_back "$GPID" "$BASE_FDS"
 kill "$SAMPLER" 2>/dev/null || true
 curl -s "http://127.0.0.1:$ADMIN/metrics" >"$OUT/metrics.txt"
 kill -TERM "$GPID"; wait "$GPID" || true
@@ -87,6 +82,6 @@ max_out=$(awk '/upstream down/ { out++; if (out > max) max = out } /upstream up/
   echo "   retries by cause: $(grep -E '^fluxgate_retries_total\{' "$OUT/metrics.txt" | sed 's/fluxgate_retries_total//' | tr '\n' ' ')budget refusals $(metric fluxgate_retry_budget_exhausted_total)"
   echo "   ejections $(metric 'fluxgate_upstream_ejections_total{'), refused by the cap $(metric 'fluxgate_upstream_ejections_overflow_total{'), most upstreams out at once $max_out of 3"
   echo "$([[ $no_upstream == 0 ]] && echo ok || echo FAIL) sheds for want of an upstream: $no_upstream"
-  echo "$([[ $fds_ok == 1 ]] && echo ok || echo FAIL) descriptors: baseline $BASE_FDS, after traffic $FINAL_FDS; RSS $(sed -n 2p "$OUT/samples.tsv" | cut -f2) → $(tail -1 "$OUT/samples.tsv" | cut -f2) KiB"
+  echo "$([[ $FDS_OK == 1 ]] && echo ok || echo FAIL) descriptors: baseline $BASE_FDS, after traffic $FINAL_FDS; RSS $(sed -n 2p "$OUT/samples.tsv" | cut -f2) → $(tail -1 "$OUT/samples.tsv" | cut -f2) KiB"
 } | tee "$OUT/verdict.txt"
 ! grep -q FAIL "$OUT/verdict.txt"

@@ -129,8 +129,8 @@ GPID=$!; pids+=("$GPID")
 for _ in $(seq 50); do curl -skf -o /dev/null "$scheme://127.0.0.1:$GW/health" && break; sleep 0.1; done
 kill -0 "$GPID" 2>/dev/null || { echo "the gateway exited:" >&2; cat "$W/gateway.log" >&2; exit 1; }
 
-fds() { ls "/proc/$GPID/fd" | wc -l; }
-rss_kb() { awk '/VmRSS/{print $2}' "/proc/$GPID/status"; }
+fds() { bench_fds "$GPID"; }
+rss_kb() { bench_rss_kb "$GPID"; }
 conns() { ss -Htn state established "( $1 )" 2>/dev/null | wc -l; }
 parked() { curl -s "http://127.0.0.1:$(( GW + 2000 ))/metrics" | awk '/^fluxgate_client_connections_parked /{print int($2)}'; }
 # An idle moment first: the descriptors the gateway holds with no traffic at all.
@@ -200,21 +200,16 @@ echo "integrity: $(cat "$OUT/integrity.json")"
 
 # Descriptors must come back: client connections close, pooled upstream connections
 # expire after timeouts.idle (5 s here).
-fds_ok=0
-for _ in $(seq 30); do
-  if (( $(fds) <= BASE_FDS )); then fds_ok=1; break; fi
-  sleep 1
-done
+bench_fds_back "$GPID" "$BASE_FDS"
 sleep "$SAMPLE"
 kill "$SAMPLER" 2>/dev/null || true
-FINAL_FDS=$(fds)
 RECYCLED=$(curl -s "http://127.0.0.1:$(( GW + 2000 ))/metrics" | awk '/^fluxgate_connections_recycled_total\{reason="max_requests_per_connection"\}/ {print $2}')
 
 verdict=$(bench_rss_verdict "$OUT/samples.tsv" "$TRAFFIC_END" "$RSS_MARGIN_MB" "$RSS_MARGIN_PCT" 6)
 {
   echo "duration ${TRAFFIC_END}s of traffic, ${PHASE}s phases, samples every ${SAMPLE}s"
   echo "$verdict"
-  echo "$([[ $fds_ok == 1 ]] && echo ok || echo FAIL) descriptors: baseline $BASE_FDS, after traffic $FINAL_FDS"
+  echo "$([[ $FDS_OK == 1 ]] && echo ok || echo FAIL) descriptors: baseline $BASE_FDS, after traffic $FINAL_FDS"
   echo "$([[ $integrity_ok == 1 ]] && echo ok || echo FAIL) integrity: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d pipelined requests on %d connections, %d mismatched; %d connections ended by the gateway at max_requests_per_connection, %d earlier" % (d["requests"], d["connections"], d["mismatches"], d["closed_by_gateway"], d["closed_early"]))' "$OUT/integrity.json")"
   echo "   recycled (fluxgate_connections_recycled_total, max_requests_per_connection $SOAK_MAX_REQUESTS): $RECYCLED"
   max_parked=$(awk -F'\t' 'NR > 1 && $7 > m {m = $7} END {print m + 0}' "$OUT/samples.tsv")
