@@ -8,6 +8,9 @@ extension GatewayServer {
     /// The data listener's accept queue (connections the kernel completed and no loop
     /// accepted yet); nginx's `listen … backlog` is 511, HAProxy's follows `maxconn`.
     static let backlog: Int32 = 4096
+    /// Connections accepted per wake-up of the listening socket, at most (the server
+    /// channel's `maxMessagesPerRead`; why: ``start(sockets:)``).
+    static let acceptsPerWakeup: UInt = 1024
 
     /// The listeners' descriptors while they are open: the data listener's, then the
     /// admin listener's (an upgrade hands them over in this order).

@@ -179,6 +179,14 @@ public final class GatewayServer: Service, Sendable {
                     backlog: Self.backlog)
             channel = try await ServerBootstrap(group: group)
                 .pausingAcceptsWhenOutOfDescriptors()
+                // Accepts per wake-up of the listening socket (NIO's default: 4). With
+                // thousands of client sockets ready in every loop iteration, 4 at a time
+                // let a burst of 10 000 connects overflow the backlog: the kernel then
+                // drops the handshake's last ACK, and those clients' first requests
+                // waited for SYN-ACK retransmits — 1, 3, 7 s (bench/compare.sh's c10k
+                // row, docs/PERFORMANCE.md). 64, HAProxy's `tune.maxaccept`, halved
+                // the wait, not more: a NIO loop iteration serves every ready socket.
+                .serverChannelOption(.maxMessagesPerRead, value: Self.acceptsPerWakeup)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
