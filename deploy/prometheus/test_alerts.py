@@ -71,6 +71,15 @@ CASES = [
         quiet("FluxgateUpstreamEjected", "4m"),
         fires("FluxgateUpstreamEjected", "6m", "Upstream b keeps being ejected on gw1:9090", severity="warning", upstream="b"),
     ]),
+    ("a query of death: ejections refused by the cap", [
+        series("fluxgate_upstream_ejections_overflow_total", 'upstream="b"', "0 0 0 5 40 90 90 90 90 90 90 90 90 90 90 90 90"),
+        series("fluxgate_upstream_ejections_overflow_total", 'upstream="a"', "0x16"),
+    ], [
+        quiet("FluxgateEjectionCapReached", "2m"),
+        fires("FluxgateEjectionCapReached", "5m",
+              "Upstream b failed enough to be ejected, but max_ejection_percent was reached, on gw1:9090", severity="warning", upstream="b"),
+        quiet("FluxgateEjectionCapReached", "16m"),  # none refused for over 10 minutes
+    ]),
     ("one of two upstreams in rotation", [
         series("fluxgate_upstream_ready", 'upstream="a"', "1x10"),
         series("fluxgate_upstream_ready", 'upstream="b"', "0x10"),
