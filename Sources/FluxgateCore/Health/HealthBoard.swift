@@ -18,11 +18,11 @@
 /// every upstream down the answer is 503 `no_healthy_upstream`.
 ///
 /// | upstreams probed up | ejected (cap 100 %) | panic threshold 0.5 | routed to |
-/// |---------------------|--------------------|---------------------|-----------|
-/// | 4                   | 1       | 3/4 ≥ 0.5           | 3 |
-/// | 4                   | 3       | 1/4 < 0.5: panic    | 4 |
-/// | 2 (2 probed down)   | 1       | 1/2 ≥ 0.5           | 1 |
-/// | 0                   | —       | —                   | none: 503 |
+/// |---------------------|---------------------|---------------------|-----------|
+/// | 4                   | 1                   | 3/4 ≥ 0.5           | 3         |
+/// | 4                   | 3                   | 1/4 < 0.5: panic    | 4         |
+/// | 2 (2 probed down)   | 1                   | 1/2 ≥ 0.5           | 1         |
+/// | 0                   | —                   | —                   | none: 503 |
 public struct HealthBoard: Sendable, Equatable {
     public private(set) var upstreams: [UpstreamHealth]
     public private(set) var policy: HealthPolicy

@@ -184,8 +184,10 @@ public final class GatewayServer: Service, Sendable {
                 // let a burst of 10 000 connects overflow the backlog: the kernel then
                 // drops the handshake's last ACK, and those clients' first requests
                 // waited for SYN-ACK retransmits — 1, 3, 7 s (bench/compare.sh's c10k
-                // row, docs/PERFORMANCE.md). 64, HAProxy's `tune.maxaccept`, halved
-                // the wait, not more: a NIO loop iteration serves every ready socket.
+                // row, docs/PERFORMANCE.md). 64 halved the wait, not more. HAProxy's
+                // `tune.maxaccept` is 4 too, but `tune.maxpollevents` bounds each poll; NIO
+                // doubles its batch whenever it comes back full (Selector's
+                // `growEventArrayIfNeeded`), so one iteration serves every ready socket.
                 .serverChannelOption(.maxMessagesPerRead, value: Self.acceptsPerWakeup)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
