@@ -57,6 +57,14 @@ struct HealthEndToEndTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// Passive ejection alone decides (no probes, no retries): `failures` in a row eject.
+    static func passiveOnly(_ config: inout GatewayConfig, failures: Int) {
+        config.healthCheck.enabled = false
+        config.healthCheck.passive.enabled = true
+        config.healthCheck.passive.consecutiveFailures = failures
+        config.retry.enabled = false
+    }
+
     func instances(_ client: TestClient, _ count: Int, path: String = "/") async throws -> [String] {
         var seen: [String] = []
         for _ in 0..<count {
@@ -445,10 +453,7 @@ struct HealthEndToEndTests {
 
     @Test func consecutiveFailuresEjectAnUpstream() async throws {
         try await run(["a", "b"], { config in
-            config.healthCheck.enabled = false
-            config.healthCheck.passive.enabled = true
-            config.healthCheck.passive.consecutiveFailures = 3
-            config.retry.enabled = false
+            Self.passiveOnly(&config, failures: 3)
         }) { upstreams, gateway in
             let runtime = gateway.gateway.runtime
             let client = try await TestClient.connect(to: gateway.address, group: group)
@@ -469,12 +474,9 @@ struct HealthEndToEndTests {
     @Test(arguments: [10.0, 100.0])
     func theEjectionCapKeepsAllButOneInAtTheDefault(percent: Double) async throws {
         try await run(["a", "b", "c"], { config in
-            config.healthCheck.enabled = false
-            config.healthCheck.passive.enabled = true
-            config.healthCheck.passive.consecutiveFailures = 1
+            Self.passiveOnly(&config, failures: 1)
             config.healthCheck.passive.maxEjectionPercent = percent
             config.healthCheck.passive.panicThreshold = 0
-            config.retry.enabled = false
         }) { upstreams, gateway in
             let runtime = gateway.gateway.runtime
             let client = try await TestClient.connect(to: gateway.address, group: group)
