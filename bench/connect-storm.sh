@@ -17,15 +17,11 @@ bench_need wrk "apt-get install -y wrk"
 bench_ports_free "$GW" "$ADMIN" "$U"
 bench_setup connect-storm
 
-cat >"$W/gateway.yaml" <<YAML
-listen: "127.0.0.1:$GW"
-admin_listen: "127.0.0.1:$ADMIN"
-workers: 1
-reload: { watch: false }
-demo: { enabled: false }
+{ bench_gateway_head "$GW"; cat <<YAML
 rate_limit: { per_client: { enabled: false } }
 upstreams: [{ url: "http://127.0.0.1:$U", max_concurrency: 20000 }]
 YAML
+} >"$W/gateway.yaml"
 taskset -c 0 "$BIN" demo-upstream --port "$U" --instance a --workers 1 --latency-ms 0 >"$W/demo.log" 2>&1 & pids+=("$!")
 bench_wait "demo upstream" "$U"
 taskset -c 1 "$BIN" --config "$W/gateway.yaml" >"$W/gateway.out" 2>"$W/gateway.log" & pids+=("$!")

@@ -42,18 +42,14 @@ bench_setup hostile-upstream
 OUT=${OUT:-$W}; mkdir -p "$OUT"
 HERE=$PWD/bench
 
-cat >"$W/gateway.yaml" <<YAML
-listen: "127.0.0.1:$GW"
-admin_listen: "127.0.0.1:$ADMIN"
-workers: 1
-reload: { watch: false }
-demo: { enabled: false }
+{ bench_gateway_head "$GW"; cat <<YAML
 upstreams:
   - { name: hostile, url: "http://127.0.0.1:$U1", max_concurrency: 100 }
   - { name: demo, url: "http://127.0.0.1:$U2", max_concurrency: 100 }
 health_check: { passive: { enabled: false } }
 timeouts: { upstream_header: 1s, upstream_read: 1s, client_header: 2s, client_body: 2s, client_send: 3s, idle: 5s, park_after: 1s, lingering_close: 1s }
 YAML
+} >"$W/gateway.yaml"
 
 python3 "$HERE/hostile_upstream.py" "$U1" >"$W/hostile.log" 2>&1 & pids+=("$!")
 "$BIN" demo-upstream --port "$U2" --instance d --workers 1 >"$W/demo.log" 2>&1 & pids+=("$!")
@@ -69,10 +65,7 @@ sleep 1
 BASE_FDS=$(fds)
 echo "gateway pid $GPID, baseline: $(rss_kb) KiB RSS, $BASE_FDS descriptors; ${DURATION}s of traffic; output in $OUT"
 
-printf "t_s\trss_kb\tfds\n" >"$OUT/samples.tsv"
-T0=$(date +%s)
-( while :; do printf "%s\t%s\t%s\n" "$(( $(date +%s) - T0 ))" "$(rss_kb)" "$(fds)" >>"$OUT/samples.tsv"; sleep "$SAMPLE"; done ) &
-SAMPLER=$!; pids+=("$SAMPLER")
+bench_sample "$GPID" "$OUT/samples.tsv" "$SAMPLE"
 
 cat >"$W/mix.lua" <<'LUA'
 local i = 0

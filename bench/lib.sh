@@ -41,6 +41,29 @@ bench_fds_back() {  # PID BASE
   FINAL_FDS=$(bench_fds "$1")
 }
 
+# Samples process PID's RSS and descriptors into FILE (t_s, rss_kb, fds; a header
+# first) every SECONDS in the background from now (T0); the sampler's pid is in SAMPLER
+# (and in pids, so it stops with the script).
+bench_sample() {  # PID FILE SECONDS
+  local pid=$1 file=$2 every=$3
+  printf "t_s\trss_kb\tfds\n" >"$file"
+  T0=$(date +%s)
+  ( while :; do printf "%s\t%s\t%s\n" "$(( $(date +%s) - T0 ))" "$(bench_rss_kb "$pid")" "$(bench_fds "$pid")" >>"$file"; sleep "$every"; done ) &
+  SAMPLER=$!; pids+=("$SAMPLER")
+}
+
+# The first lines of a one-event-loop Fluxgate config for the scripts that write their
+# own: listening on 127.0.0.1:PORT, admin on PORT + 2000, no file watch, no demo.
+bench_gateway_head() {  # PORT
+  cat <<C
+listen: "127.0.0.1:$1"
+admin_listen: "127.0.0.1:$(( $1 + 2000 ))"
+workers: 1
+reload: { watch: false }
+demo: { enabled: false }
+C
+}
+
 # Requires a command, naming the package that brings it.
 bench_need() { command -v "$1" >/dev/null || { echo "$1 is missing: $2" >&2; exit 1; }; }
 

@@ -27,12 +27,7 @@ bench_ports_free "$GW" "$ADMIN" "$U" $(( U + 1 )) $(( U + 2 ))
 bench_setup query-of-death
 OUT=${OUT:-$W}; mkdir -p "$OUT"
 
-cat >"$W/gateway.yaml" <<YAML
-listen: "127.0.0.1:$GW"
-admin_listen: "127.0.0.1:$ADMIN"
-workers: 1
-reload: { watch: false }
-demo: { enabled: false }
+{ bench_gateway_head "$GW"; cat <<YAML
 rate_limit: { per_client: { enabled: false } }
 upstreams:
   - { url: "http://127.0.0.1:$U", max_concurrency: 100 }
@@ -40,6 +35,7 @@ upstreams:
   - { url: "http://127.0.0.1:$(( U + 2 ))", max_concurrency: 100 }
 ${EXTRA:-}
 YAML
+} >"$W/gateway.yaml"
 
 for port in "$U" $(( U + 1 )) $(( U + 2 )); do  # a process each: Python's threads share one core
   python3 bench/qod_upstream.py "$port" >>"$W/upstreams.log" 2>&1 & pids+=("$!")
@@ -50,12 +46,8 @@ GPID=$!; pids+=("$GPID")
 bench_wait gateway "$ADMIN" /readyz
 
 fds() { bench_fds "$GPID"; }
-rss_kb() { bench_rss_kb "$GPID"; }
 BASE_FDS=$(fds)
-printf "t_s\trss_kb\tfds\n" >"$OUT/samples.tsv"
-T0=$(date +%s)
-( while :; do printf "%s\t%s\t%s\n" "$(( $(date +%s) - T0 ))" "$(rss_kb)" "$(fds)" >>"$OUT/samples.tsv"; sleep 2; done ) &
-SAMPLER=$!; pids+=("$SAMPLER")
+bench_sample "$GPID" "$OUT/samples.tsv" 2
 
 hey -z "${DURATION}s" -c 16 "http://127.0.0.1:$GW/ok" >"$OUT/ok.txt" 2>&1 &
 OK=$!
