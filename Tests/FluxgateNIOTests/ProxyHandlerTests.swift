@@ -59,7 +59,12 @@ struct ProxyHandlerTests {
             let connection = UpstreamConnection(upstreamIndex: upstream, live: live)
             let channel = EmbeddedChannel(handler: connection, loop: loop)
             _ = channel.connect(to: try! SocketAddress(ipAddress: "127.0.0.1", port: 1))
-            if startUnwritable { channel.isWritable = false }
+            if startUnwritable {
+                // As NIO does when a socket's buffer fills: the flag, then the event
+                // (handlers keep the flag from the event: UpstreamConnection.isWritable).
+                channel.isWritable = false
+                channel.pipeline.fireChannelWritabilityChanged()
+            }
             opened.append((upstream, channel))
             completion(.success(connection))
             return nil

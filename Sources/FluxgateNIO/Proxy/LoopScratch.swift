@@ -84,7 +84,7 @@ final class LoopScratch {
     func takeRequestHead() -> RequestHead { requestHead.take() ?? RequestHead() }
 
     /// A head given back, reset.
-    func keepRequestHead(_ head: RequestHead) { requestHead = head }
+    func keepRequestHead(_ head: consuming RequestHead) { requestHead = head }
 
     func takeAnswer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         Self.take(&answer, capacity: capacity, allocator: allocator)

@@ -129,7 +129,7 @@ extension ProxyHandler {
         case .invalid(let refusal):
             let line = input.withUnsafeReadableBytes { head.refusedLine(in: $0, for: refusal) }
             head.reset()
-            scratch.keepRequestHead(head)
+            scratch.keepRequestHead(consume head)
             inputRefused(refusal, line: line)
             return false
         case .complete:
@@ -138,7 +138,7 @@ extension ProxyHandler {
                 // the parser stays exactly as strict as llhttp, which has no count limit.
                 let line = input.withUnsafeReadableBytes { head.refusedLine(in: $0, for: .tooManyFields) }
                 head.reset()
-                scratch.keepRequestHead(head)
+                scratch.keepRequestHead(consume head)
                 inputRefused(.tooManyFields, line: line)
                 return false
             }
@@ -151,7 +151,7 @@ extension ProxyHandler {
                 }
             }
             head.reset()
-            scratch.keepRequestHead(head)
+            scratch.keepRequestHead(consume head)
             receive?.moveReaderIndex(forwardBy: length)
             return true
         }

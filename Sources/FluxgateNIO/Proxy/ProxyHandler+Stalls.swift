@@ -12,7 +12,7 @@ extension ProxyHandler {
     /// NIO's high watermark. 0 while it keeps up — between requests, and while a
     /// request is proxied at the pace of both sides.
     var heldForClient: Int {
-        guard let context else { return 0 }
+        guard context != nil else { return 0 }
         var bytes = 0
         switch state {
         case .closing, .tunnelled: return 0
@@ -23,7 +23,7 @@ extension ProxyHandler {
             }
         }
         if let receive, readPending || partialHead != nil { bytes += receive.capacity }
-        if !context.channel.isWritable {
+        if !clientWritable, let context {
             // The socket's queue; a TLS connection's is ciphertext (the plaintext in
             // swift-nio-ssl's buffers is not counted).
             bytes += (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0

@@ -132,7 +132,7 @@ extension ProxyHandler {
 // MARK: - Upstream events
 
 extension ProxyHandler: UpstreamConnectionDelegate {
-    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+    var clientIsWritable: Bool { clientWritable }
 
     func upstreamBytes(_ buffer: ByteBuffer) {
         withEventTime { responseBytes(buffer) }

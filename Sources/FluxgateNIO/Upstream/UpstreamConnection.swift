@@ -62,7 +62,10 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// getter, and the pool asks twice per request; a parked connection that closes
     /// leaves the pool in `channelInactive` anyway.
     private(set) var isActive = false
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    /// The channel's writability as of its last `channelWritabilityChanged` (NIO fires
+    /// it synchronously when the flag flips), for the same reason: asking the channel
+    /// costs two reference-count pairs, once or twice per request.
+    private(set) var isWritable = false
 
     private let live: LiveObjects
 
@@ -81,10 +84,12 @@ final class UpstreamConnection: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         isActive = context.channel.isActive
+        isWritable = context.channel.isWritable
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         isActive = false
+        isWritable = false
         self.context = nil
         // A channel closed before it became active never sees `channelInactive`; its
         // place under the pool's connection cap is given back here (once: the pool
@@ -122,7 +127,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
         context.write(wrapOutboundOut(first), promise: nil)
         for bytes in more { context.write(wrapOutboundOut(bytes), promise: nil) }
         context.flush()
-        return context.channel.isWritable
+        return isWritable
     }
 
     func resumeReads() {
@@ -154,7 +159,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        isWritable = context.channel.isWritable
+        delegate?.upstreamWritabilityChanged(isWritable: isWritable)
         context.fireChannelWritabilityChanged()
     }
 
