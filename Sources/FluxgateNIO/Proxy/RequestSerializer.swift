@@ -27,7 +27,7 @@ enum RequestSerializer {
         var upgradeRequested: Bool { upgrade != nil }
     }
 
-    static func facts(_ head: RequestHead, _ bytes: UnsafeRawBufferPointer) -> Facts {
+    static func facts(_ head: borrowing RequestHead, _ bytes: UnsafeRawBufferPointer) -> Facts {
         var facts = Facts()
         facts.expectsContinue = head.expectsContinue
         facts.hostCount = head.hostCount
@@ -47,7 +47,7 @@ enum RequestSerializer {
     }
 
     /// The fields `Connection` names, when it names any (rare): they are dropped too.
-    static func policy(_ head: RequestHead, _ bytes: UnsafeRawBufferPointer) -> HopByHopPolicy? {
+    static func policy(_ head: borrowing RequestHead, _ bytes: UnsafeRawBufferPointer) -> HopByHopPolicy? {
         guard head.connectionNamesFields else { return nil }
         var policy = HopByHopPolicy()
         for field in head.fields where field.kind == .connection {
@@ -71,13 +71,13 @@ enum RequestSerializer {
     /// on at most once, the Host value twice (X-Forwarded-Host), then the gateway's own
     /// fields. Further `X-Forwarded-For` lines of a trusted peer are not counted (rare;
     /// the writer then retries into more room).
-    static func headCapacity(_ head: RequestHead, requestID: RequestID, clientAddress: String, upgrade: String?) -> Int {
+    static func headCapacity(_ head: borrowing RequestHead, requestID: RequestID, clientAddress: String, upgrade: String?) -> Int {
         head.length - head.start + 160 + (head.host?.count ?? 0) + clientAddress.utf8.count + requestID.utf8Count
             + 2 * (upgrade?.utf8.count ?? 0)
     }
 
     static func head(
-        _ head: RequestHead, bytes: UnsafeRawBufferPointer, requestID: RequestID, clientAddress: String,
+        _ head: borrowing RequestHead, bytes: UnsafeRawBufferPointer, requestID: RequestID, clientAddress: String,
         keepForwardedFor: Bool = false, underscores: Bool = false, https: Bool = false, upgrade: String? = nil,
         into buffer: consuming ByteBuffer
     ) -> ByteBuffer {
