@@ -209,7 +209,8 @@ extension ProxyHandler {
         guard case .idle = state else { return }
         clientTimeoutEvent { $0.requestHeadReceived() }
         refreshSettings()
-        let facts = RequestSerializer.facts(head, bytes)
+        // Through the pointer: passing `head` (a property of this class) copied it.
+        let facts = RequestSerializer.facts(headPointer!.pointee, bytes)
         let requestID = facts.requestID ?? pool.nextRequestID()
         let http10 = head.isHTTP10
         let now = self.now
@@ -338,9 +339,10 @@ extension ProxyHandler {
     func prepareUpstreamHead(_ exchange: Exchange) {
         guard exchange.upstreamHead.writerIndex == 0, let bytes = headInProgress else { return }
         let upgrade = exchange.tunnelReserved ? exchange.facts.upgrade : nil
-        let capacity = RequestSerializer.headCapacity(head, requestID: exchange.requestID, clientAddress: clientAddress, upgrade: upgrade)
+        let head = headPointer!  // the pointee passed borrowed; `head` (a property) was copied
+        let capacity = RequestSerializer.headCapacity(head.pointee, requestID: exchange.requestID, clientAddress: clientAddress, upgrade: upgrade)
         exchange.upstreamHead = RequestSerializer.head(
-            head, bytes: bytes, requestID: exchange.requestID, clientAddress: clientAddress,
+            head.pointee, bytes: bytes, requestID: exchange.requestID, clientAddress: clientAddress,
             keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https, upgrade: upgrade,
             into: scratch.takeUpstreamHead(capacity: capacity, allocator: allocator))
     }
