@@ -22,7 +22,11 @@ cat >"$W/fluxgate.yaml" <<C
 listen: "127.0.0.1:$PORT"
 admin_listen: "127.0.0.1:$((PORT + 2000))"
 reload: { watch: false }
-limits: { stalled_client_bytes: $LIMIT }
+# max_requests_per_connection 0: each client pipelines 2 000 requests, and at the
+# default (1 000) the 1 000th answer closes the connection — on the VM of 2026-12-06 the
+# kernel's buffers took those 1 000 answers whole, so the gateway held next to nothing
+# and every connection was gone at t+5 s (its lingering close), the budget untested.
+limits: { stalled_client_bytes: $LIMIT, max_requests_per_connection: 0 }
 timeouts: { client_send: 90s, idle: 120s }
 demo: { enabled: true, base_port: $UPSTREAM_PORT }
 C
