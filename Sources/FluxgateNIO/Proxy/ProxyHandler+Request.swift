@@ -209,7 +209,9 @@ extension ProxyHandler {
         guard case .idle = state else { return }
         clientTimeoutEvent { $0.requestHeadReceived() }
         refreshSettings()
-        // Through the pointer: passing `head` (a property of this class) copied it.
+        // Through the pointer, to a borrowing parameter — tried to avoid a copy of the head
+        // (a retain and release of its field list); the optimized build still makes it
+        // (bench/refcount-callers.sh, 2026-12-06), as it does for `head`.
         let facts = RequestSerializer.facts(headPointer!.pointee, bytes)
         let requestID = facts.requestID ?? pool.nextRequestID()
         let http10 = head.isHTTP10
@@ -339,7 +341,7 @@ extension ProxyHandler {
     func prepareUpstreamHead(_ exchange: Exchange) {
         guard exchange.upstreamHead.writerIndex == 0, let bytes = headInProgress else { return }
         let upgrade = exchange.tunnelReserved ? exchange.facts.upgrade : nil
-        let head = headPointer!  // the pointee passed borrowed; `head` (a property) was copied
+        let head = headPointer!  // as in requestHead(_:): the copy this was to avoid remains
         let capacity = RequestSerializer.headCapacity(head.pointee, requestID: exchange.requestID, clientAddress: clientAddress, upgrade: upgrade)
         exchange.upstreamHead = RequestSerializer.head(
             head.pointee, bytes: bytes, requestID: exchange.requestID, clientAddress: clientAddress,
