@@ -185,7 +185,7 @@ public final class GatewayServer: Service, Sendable {
                 // drops the handshake's last ACK, and those clients' first requests
                 // waited for SYN-ACK retransmits — 1, 3, 7 s (bench/compare.sh's c10k
                 // row, docs/PERFORMANCE.md). 64 halved the wait, not more. HAProxy's
-                // `tune.maxaccept` is 4 too, but `tune.maxpollevents` bounds each poll; NIO
+                // `tune.maxaccept` is only 4, but `tune.maxpollevents` bounds each poll; NIO
                 // doubles its batch whenever it comes back full (Selector's
                 // `growEventArrayIfNeeded`), so one iteration serves every ready socket.
                 .serverChannelOption(.maxMessagesPerRead, value: Self.acceptsPerWakeup)

@@ -102,8 +102,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// (bench/refcount-callers.sh, 2026-12-06). False once the handler is removed.
     var clientWritable = false
     var head: RequestHead {
-        // An addressor, not `_read { yield pointee }`: the yield copied the head (a retain
-        // and a release of its field list) at about three uses per request
+        // An addressor rather than `_read { yield pointee }`. Neither stops the optimized
+        // build from copying the head (a retain and release of its field list) where it is
+        // passed whole — RequestSerializer.facts and .head, once each per request
         // (bench/refcount-callers.sh, 2026-12-06).
         unsafeAddress { headPointer! }
     }
