@@ -14,6 +14,16 @@
 #   6.0-6.9 µs to 4.3-5.0 µs (docs/PERFORMANCE.md, "Profile-guided optimization").
 #   A function changed since the profile was taken is compiled as without one: a stale
 #   profile costs speed, never correctness. FLUXGATE_PGO=off builds without it;
+# - lexical lifetimes off (`-Xfrontend -enable-lexical-lifetimes=false`, every module):
+#   the optimizer may end an object's life at its last use instead of at the end of the
+#   variable's scope, as Swift did before 5.7 and as the standard library itself is
+#   built (its interface says `-enable-lexical-lifetimes=false`). 20 retains and 23
+#   releases fewer per proxied request, almost all in SwiftNIO; user time −0.14 µs per
+#   small request, requests/s +2.6 % (docs/PERFORMANCE.md, "Lexical lifetimes off").
+#   The price: code that keeps a resource open only through a local object it no longer
+#   uses (a `Pipe` whose descriptor number is all that is used afterwards) may see it
+#   closed early — `withExtendedLifetime` keeps such objects; `bash scripts/test-release.sh`
+#   runs the whole test suite built this way (CI does). FLUXGATE_LEXICAL=on builds with them;
 # - link-time optimization (LLVM ThinLTO, SwiftPM's `--experimental-lto-mode=thin`):
 #   inlining and dead-code removal across modules at link time — on top of the profile,
 #   user time per small request 4.5-4.8 → 3.8-4.5 µs (docs/PERFORMANCE.md). The link
@@ -36,6 +46,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   [ "${args[$i]}" = --static-swift-stdlib ] && lto=off
 done
 flags=(-Xswiftc -enforce-exclusivity=unchecked)
+[ "${FLUXGATE_LEXICAL:-off}" = on ] || flags+=(-Xswiftc -Xfrontend -Xswiftc -enable-lexical-lifetimes=false)
 profile=$root/pgo/fluxgate.profdata
 stamp_value=none
 if [ "${FLUXGATE_PGO:-on}" != off ] && [ -f "$profile" ]; then

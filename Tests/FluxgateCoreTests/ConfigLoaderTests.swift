@@ -497,6 +497,9 @@ struct ConfigLoaderTests {
         let loaded = try ConfigLoader.load(path: windows.path, required: true, environment: [:])
         #expect(loaded.workers == 3 && loaded.admission.targetUtilization == 0.5)
         let pipe = Pipe()
+        // Open until the end: only its descriptor's number is used below, and the release
+        // build (lexical lifetimes off, scripts/build-release.sh) may close it after its last use.
+        defer { withExtendedLifetime(pipe) {} }
         pipe.fileHandleForWriting.write(Data("workers: 2\n".utf8))
         try pipe.fileHandleForWriting.close()
         #expect(try ConfigLoader.load(path: "/dev/fd/\(pipe.fileHandleForReading.fileDescriptor)", required: true, environment: [:]).workers == 2)

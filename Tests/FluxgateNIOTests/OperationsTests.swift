@@ -454,6 +454,9 @@ struct OperationsTests {
     @Test func aConfigurationFromAPipeRefusesReloads() async throws {
         let upstream = try await TestUpstream.start(name: "a", group: group)
         let pipe = Pipe()
+        // Open until the end: only its descriptor's number is used below, and the release
+        // build (lexical lifetimes off, scripts/build-release.sh) may close it after its last use.
+        defer { withExtendedLifetime(pipe) {} }
         pipe.fileHandleForWriting.write(Data("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nupstreams: [{url: \"\(upstream.url)\"}]\n".utf8))
         try pipe.fileHandleForWriting.close()
         let path = "/dev/fd/\(pipe.fileHandleForReading.fileDescriptor)"
