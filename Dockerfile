@@ -24,7 +24,7 @@ COPY Tests ./Tests
 COPY scripts ./scripts
 COPY pgo ./pgo
 # The README's release build (scripts/build-release.sh: exclusivity checks off,
-# profile-guided optimization with pgo/; no ThinLTO for a static build: its link needs
+# lexical lifetimes off, profile-guided optimization with pgo/; no ThinLTO for a static build: its link needs
 # ~18 GB), plus the Swift runtime linked in statically.
 RUN bash scripts/build-release.sh --static-swift-stdlib --product fluxgate \
     && install -D "$(swift build -c release --show-bin-path)/fluxgate" /out/fluxgate \
