@@ -19,7 +19,7 @@
 #   variable's scope, as Swift did before 5.7 and as the standard library itself is
 #   built (its interface says `-enable-lexical-lifetimes=false`). 20 retains and 23
 #   releases fewer per proxied request, almost all in SwiftNIO; user time −0.14 µs per
-#   small request, requests/s +2.6 % (docs/PERFORMANCE.md, "Lexical lifetimes off").
+#   small request, requests/s +2.1-2.6 % in two A/Bs (docs/PERFORMANCE.md, "Lexical lifetimes off").
 #   The price: code that keeps a resource open only through a local object it no longer
 #   uses (a `Pipe` whose descriptor number is all that is used afterwards) may see it
 #   closed early — `withExtendedLifetime` keeps such objects; `bash scripts/test-release.sh`
