@@ -17,9 +17,10 @@
 # - lexical lifetimes off (`-Xfrontend -enable-lexical-lifetimes=false`, every module):
 #   the optimizer may end an object's life at its last use instead of at the end of the
 #   variable's scope, as Swift did before 5.7 and as the standard library itself is
-#   built (its interface says `-enable-lexical-lifetimes=false`). 20 retains and 23
-#   releases fewer per proxied request, almost all in SwiftNIO; user time −0.14 µs per
-#   small request, requests/s +2.1-2.6 % in two A/Bs (docs/PERFORMANCE.md, "Lexical lifetimes off").
+#   built (its interface says `-enable-lexical-lifetimes=false`). 21 retains and 23
+#   releases fewer per proxied request, almost all in SwiftNIO; in two A/Bs user time
+#   −0.02 and −0.14 µs per small request, requests/s +2.1 and +2.6 % (docs/PERFORMANCE.md,
+#   "Lexical lifetimes off").
 #   The price: code that keeps a resource open only through a local object it no longer
 #   uses (a `Pipe` whose descriptor number is all that is used afterwards) may see it
 #   closed early — `withExtendedLifetime` keeps such objects; `bash scripts/test-release.sh`
