@@ -111,7 +111,7 @@ struct ClusterScriptTests {
         #expect(try await store.lease("host-9", want: 5, slots: 20, now: 1004, predecessor: ("host-3", nil)).predecessor == [], "no such field")
         #expect(try await store.lease("host-8", want: 17, slots: 20, now: 3002, predecessor: ("host-7", nil)).predecessor == [], "expired")
 
-        try await store.client.send(["DEL", "t:capacity"]).get()
+        _ = try await store.client.send(["DEL", "t:capacity"]).get()
         _ = try await store.lease("gw", want: 20, running: 20, demand: 18, slots: 20, now: 2000)
         let moved = try await store.lease("gw", want: 5, slots: 20, now: 2001, predecessor: ("gw", "gw~7"))
         #expect(moved == Lease(grant: 0, replicas: 2, peers: [18], predecessor: [18, 20]))
