@@ -39,7 +39,7 @@ struct ProxyHandlerTests {
             guard reuseReleased, let index = released.firstIndex(where: { $0.upstreamIndex == upstream }) else { return nil }
             return released.remove(at: index)
         }
-        func release(_ connection: UpstreamConnection, now: NIODeadline) {
+        func release(_ connection: UpstreamConnection, now: MonotonicTime) {
             connection.servedRequests += 1
             released.append(connection)
         }

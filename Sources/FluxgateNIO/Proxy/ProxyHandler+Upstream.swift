@@ -49,7 +49,7 @@ extension ProxyHandler {
         exchange.capWait = nil
         guard case .active(let current) = state, current === exchange else {
             // The exchange ended meanwhile: keep the fresh connection for the next one.
-            if case .success(let connection) = result { pool.release(connection, now: NIODeadline(now)) }
+            if case .success(let connection) = result { pool.release(connection, now: now) }
             return
         }
         switch result {
@@ -282,7 +282,7 @@ extension ProxyHandler: UpstreamConnectionDelegate {
         if let connection = exchange.connection {
             exchange.connection = nil
             if exchange.requestComplete && exchange.relay.upstreamReusable {
-                pool.release(connection, now: NIODeadline(now))
+                pool.release(connection, now: now)
             } else {
                 connection.close()
                 if exchange.relay.bytesAfterEnd {

@@ -105,7 +105,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // An addressor rather than `_read { yield pointee }`. Neither stops the optimized
         // build from copying the head (a retain and release of its field list) where it is
         // passed whole — RequestSerializer.facts and .head, once each per request
-        // (bench/refcount-callers.sh, 2026-12-06).
+        // (bench/refcount-callers.sh, 2026-12-06; still so with lexical lifetimes off).
         unsafeAddress { headPointer! }
     }
     /// With `parser: llhttp`: NIOHTTP1 refused the input after the bytes received so far.

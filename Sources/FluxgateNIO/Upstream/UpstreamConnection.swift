@@ -1,3 +1,4 @@
+import FluxgateCore
 import NIOCore
 import NIOSSL
 
@@ -56,7 +57,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// once the pool is gone.
     var toCurrentAddress: Bool { pool?.isCurrent(self) ?? true }
     /// When the pool closes it unless reused; set only while parked in the pool.
-    var idleDeadline: NIODeadline?
+    var idleDeadline: MonotonicTime?
     /// Between `channelActive` and `channelInactive`. Kept here because asking the
     /// channel (`channel.isActive`) costs two reference-count pairs in NIO's lifecycle
     /// getter, and the pool asks twice per request; a parked connection that closes

@@ -20,7 +20,7 @@ protocol UpstreamConnector: AnyObject {
     func cancelWait(_ wait: CapWait)
     /// A connection whose exchange ended cleanly, for reuse; `now` is the caller's
     /// clock reading (the idle deadline is counted from it).
-    func release(_ connection: UpstreamConnection, now: NIODeadline)
+    func release(_ connection: UpstreamConnection, now: MonotonicTime)
     /// The next generated `X-Request-ID` (per loop, no lock).
     func nextRequestID() -> RequestID
     /// A jitter factor in [0, 0.5) for `Retry-After` estimates.

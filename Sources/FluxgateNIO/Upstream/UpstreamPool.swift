@@ -15,13 +15,8 @@ import NIOPosix
 /// upstream the same way, so a burst of new requests reuses the first connections that
 /// connect or come back instead of each opening its own.
 ///
-/// The cap is applied after a grace of ``excessIdleGrace``: a connection released
-/// while its upstream already has the cap's worth of idle connections is kept, with a
-/// deadline that short, instead of being closed at once. Under a burst of thousands
-/// of concurrent requests (10 000 keep-alive clients) closing at release turned every
-/// wave into thousands of new connects — 10.6k requests/s; with the grace the same
-/// load did 20-24k (`bench/compare.sh`, docs/PERFORMANCE.md). Being newest, excess connections are the
-/// first reused; unused for the grace, they close and the pool is back at its cap.
+/// Released connections are parked or closed as ``IdleConnectionPolicy`` says (the idle
+/// cap, its grace, the sweep's interval); the newest parked connection is reused first.
 final class UpstreamPool {
     let eventLoop: any EventLoop
     private var targets: [SocketAddress]
@@ -33,13 +28,9 @@ final class UpstreamPool {
     /// Slots a reload removed: their connections are closed, not parked.
     private var retired: [Bool]
     private var idle: [[UpstreamConnection]]
-    private var maxIdlePerUpstream: Int
-    private var idleTimeout: TimeAmount
+    private var idlePolicy: IdleConnectionPolicy
     private var connectTimeout: TimeAmount
-    /// How long a connection above the idle cap may wait for reuse.
-    private var excessIdleGrace: TimeAmount
-    /// How often parked connections are checked against their deadlines: deadlines
-    /// are kept to within this much.
+    /// ``IdleConnectionPolicy/sweepInterval``, as NIO schedules it.
     private var sweepInterval: TimeAmount
     private var sweepTimer: Scheduled<Void>?
     private var requestIDs: RequestIDGenerator
@@ -64,21 +55,17 @@ final class UpstreamPool {
         self.generations = Array(repeating: 0, count: targets.count)
         self.retired = Array(repeating: false, count: targets.count)
         self.idle = Array(repeating: [], count: targets.count)
-        self.maxIdlePerUpstream = 0
-        self.idleTimeout = .zero
+        self.idlePolicy = IdleConnectionPolicy(maxIdlePerUpstream: 0, idleTimeout: .zero)
         self.connectTimeout = .zero
-        self.excessIdleGrace = .zero
         self.sweepInterval = .zero
         self.requestIDs = RequestIDGenerator(seed: UInt64.random(in: .min ... .max))
         apply(config)
     }
 
     private func apply(_ config: GatewayConfig) {
-        maxIdlePerUpstream = config.pool.maxIdlePerUpstream
-        idleTimeout = .nanoseconds(config.pool.idleTimeout.nanosecondsClamped)
+        idlePolicy = IdleConnectionPolicy(maxIdlePerUpstream: config.pool.maxIdlePerUpstream, idleTimeout: config.pool.idleTimeout)
         connectTimeout = .nanoseconds(config.timeouts.connect.nanosecondsClamped)
-        excessIdleGrace = min(.seconds(1), idleTimeout)
-        sweepInterval = max(.milliseconds(10), min(.milliseconds(250), .nanoseconds(idleTimeout.nanoseconds / 4)))
+        sweepInterval = .nanoseconds(idlePolicy.sweepInterval.nanosecondsClamped)
     }
 
     /// A reload or a changed address (on this pool's loop, before the router may pick a
@@ -252,9 +239,9 @@ final class UpstreamPool {
         connection.generation == generations[connection.upstreamIndex]
     }
 
-    /// Parks a connection whose exchange ended cleanly: for `timeouts.idle`, or only
-    /// for ``excessIdleGrace`` when its upstream is at the idle cap already.
-    func release(_ connection: UpstreamConnection, now: NIODeadline) {
+    /// Parks a connection whose exchange ended cleanly, or closes it, as
+    /// ``IdleConnectionPolicy/release(parked:retired:now:)`` says.
+    func release(_ connection: UpstreamConnection, now: MonotonicTime) {
         connection.delegate = nil
         connection.servedRequests += 1
         // Closed, or opened to an address its upstream no longer has: not reused.
@@ -267,21 +254,20 @@ final class UpstreamPool {
             waiter.completion(.success(connection))
             return
         }
-        guard maxIdlePerUpstream > 0, !retired[connection.upstreamIndex] else {
+        let upstream = connection.upstreamIndex
+        switch idlePolicy.release(parked: idle[upstream].count, retired: retired[upstream], now: now) {
+        case .close:
             connection.close()
-            return
+        case .park(let deadline):
+            idle[upstream].append(connection)
+            connection.idleDeadline = deadline
+            scheduleSweep()
         }
-        let atCap = idle[connection.upstreamIndex].count >= maxIdlePerUpstream
-        idle[connection.upstreamIndex].append(connection)
-        connection.idleDeadline = now + (atCap ? excessIdleGrace : idleTimeout)
-        scheduleSweep()
     }
 
-    /// One timer per pool, not per connection: while anything is parked, a sweep runs
-    /// every ``sweepInterval`` and closes what is past its deadline. Per-connection
-    /// timers had to be cancelled when a connection closed or its deadline moved
-    /// earlier, and NIO finds a cancelled task by a linear search of its timer heap:
-    /// 2.5 % of the CPU with 10 000 client connections (docs/PERFORMANCE.md).
+    /// One timer per pool, not per connection (``IdleConnectionPolicy``): while anything
+    /// is parked or waiting, a sweep runs every ``sweepInterval`` and closes what is past
+    /// its deadline.
     private func scheduleSweep() {
         guard sweepTimer == nil else { return }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
@@ -290,7 +276,7 @@ final class UpstreamPool {
 
     private func sweep() {
         sweepTimer = nil
-        let now = eventLoop.now
+        let now = MonotonicTime(eventLoop.now)
         var expired: [UpstreamConnection] = []
         for upstream in idle.indices {
             idle[upstream].removeAll { connection in
@@ -304,7 +290,7 @@ final class UpstreamPool {
             connection.idleDeadline = nil
             connection.close()
         }
-        let timedOut = cap.expire(now: MonotonicTime(now))
+        let timedOut = cap.expire(now: now)
         for (upstream, id) in timedOut {
             let atCap = cap.limit > 0 && cap.open[upstream] >= cap.limit
             waiters.removeValue(forKey: id)?.completion(.failure(atCap ? WaitTimeout() : ConnectQueueTimeout()))
