@@ -78,6 +78,10 @@ struct KeyedLimiterTests {
 }
 
 struct AdmissionControllerTests {
+    @Test func shedReasonIndexIsItsPlaceInAllCases() {
+        for (place, reason) in ShedReason.allCases.enumerated() { #expect(reason.index == place, "\(reason)") }
+    }
+
     func controller(capacity: Int, utilization: Double = 0.5, timeout: Duration = .seconds(1), discipline: AdmissionController.Discipline = .fifo)
         -> AdmissionController
     {

@@ -103,6 +103,21 @@ struct ParsingTests {
         }
     }
 
+    /// Seconds as a Double agree with the components on both paths (under and over
+    /// ~9.2 s, where the attoseconds no longer fit in 64 bits).
+    @Test func secondsDoubleMatchesTheComponents() {
+        let values: [Duration] = [
+            .zero, .nanoseconds(1), .milliseconds(-500), .milliseconds(1_500), .seconds(9), .seconds(10), .seconds(-10),
+            .seconds(3600), Duration(secondsComponent: 9, attosecondsComponent: 223_372_036_854_775_807),
+        ]
+        for value in values {
+            let (seconds, attoseconds) = value.components
+            let exact = Double(seconds) + Double(attoseconds) / 1e18
+            #expect(abs(value.secondsDouble - exact) <= abs(exact) * 1e-15, "\(value)")
+        }
+        #expect(Duration.milliseconds(1_500).secondsDouble == 1.5)
+    }
+
     @Test func durationFormatting() {
         #expect(DurationParser.format(.seconds(2)) == "2s")
         #expect(DurationParser.format(.milliseconds(500)) == "500ms")

@@ -57,6 +57,9 @@ extension Duration {
 
     /// Seconds as a `Double`, for reports and `Retry-After` arithmetic.
     public var secondsDouble: Double {
+        // Under ~9.2 s the attoseconds fit in 64 bits: no `components` (a 128-bit
+        // division), which a shed's `Retry-After` paid on every request (perf, 2026-12-06).
+        if let small = Int64(exactly: attoseconds) { return Double(small) / 1e18 }
         let (seconds, attoseconds) = self.components
         return Double(seconds) + Double(attoseconds) / 1e18
     }

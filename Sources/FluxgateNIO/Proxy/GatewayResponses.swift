@@ -170,7 +170,7 @@ struct GatewayResponses: Sendable {
         _ rejection: AdmissionGate.Rejection, requestID: RequestID, close: Bool, http10: Bool, includeBody: Bool,
         date: ByteBuffer, into buffer: inout ByteBuffer
     ) {
-        let prepared = shedPieces[rejection.reason]!
+        let prepared = shedPieces[rejection.reason.index]
         let seconds = String(rejection.retryAfterSeconds)
         let bodyLength = prepared.bodyPrefix.readableBytes + seconds.utf8.count + 1
         buffer.reserveCapacity(minimumWritableBytes: prepared.headPrefix.readableBytes + date.readableBytes + bodyLength + 200)
@@ -204,17 +204,15 @@ struct GatewayResponses: Sendable {
         var bodyPrefix: ByteBuffer
     }
 
-    private let shedPieces: [ShedReason: ShedPieces] = {
-        var pieces: [ShedReason: ShedPieces] = [:]
-        for reason in ShedReason.allCases {
-            let status: HTTPResponseStatus = reason.status == 429 ? .tooManyRequests : .serviceUnavailable
-            pieces[reason] = ShedPieces(
-                headPrefix: ByteBuffer(
-                    string: "\(status.code) \(status.reasonPhrase)\r\ncontent-type: application/json\r\nx-fluxgate-shed: \(reason.rawValue)\r\n"),
-                bodyPrefix: ByteBuffer(string: #"{"error":"\#(reason.rawValue)","message":"\#(Self.message(reason))","retry_after_s":"#))
-        }
-        return pieces
-    }()
+    /// By ``ShedReason/index`` (a dictionary keyed by the reason hashed its String raw
+    /// value on every shed: ~0.5 % of all CPU on the shed path, perf 2026-12-06).
+    private let shedPieces: [ShedPieces] = ShedReason.allCases.map { reason in
+        let status: HTTPResponseStatus = reason.status == 429 ? .tooManyRequests : .serviceUnavailable
+        return ShedPieces(
+            headPrefix: ByteBuffer(
+                string: "\(status.code) \(status.reasonPhrase)\r\ncontent-type: application/json\r\nx-fluxgate-shed: \(reason.rawValue)\r\n"),
+            bodyPrefix: ByteBuffer(string: #"{"error":"\#(reason.rawValue)","message":"\#(Self.message(reason))","retry_after_s":"#))
+    }
 
     static func message(_ reason: ShedReason) -> String {
         switch reason {
