@@ -173,29 +173,35 @@ struct GatewayResponses: Sendable {
         let prepared = shedPieces[rejection.reason.index]
         let seconds = String(rejection.retryAfterSeconds)
         let bodyLength = prepared.bodyPrefix.readableBytes + seconds.utf8.count + 1
-        buffer.reserveCapacity(minimumWritableBytes: prepared.headPrefix.readableBytes + date.readableBytes + bodyLength + 200)
-        buffer.writeStaticString("HTTP/1.1 ")
-        buffer.writeImmutableBuffer(prepared.headPrefix)
-        buffer.writeImmutableBuffer(date)
-        buffer.writeStaticString("content-length: ")
-        buffer.writeString(String(bodyLength))
-        buffer.writeStaticString("\r\nretry-after: ")
-        buffer.writeString(seconds)
-        buffer.writeStaticString("\r\n")
-        if let policy = rejection.policy {
-            buffer.writeStaticString("ratelimit-policy: \"per-client\";q=")
-            buffer.writeString(String(policy.quota))
-            buffer.writeStaticString(";w=")
-            buffer.writeString(String(policy.windowSeconds))
-            buffer.writeStaticString("\r\nratelimit: \"per-client\";r=0;t=")
-            buffer.writeString(seconds)
-            buffer.writeStaticString("\r\n")
-        }
-        buffer.endHead(requestID: requestID, close: close, http10: http10)
-        if includeBody {
-            buffer.writeImmutableBuffer(prepared.bodyPrefix)
-            buffer.writeString(seconds)
-            buffer.writeStaticString("}")
+        let policy = rejection.policy
+        // One reservation and plain copies (HeadWriter): written piece by piece through
+        // ByteBuffer's own calls, this answer was a dozen capacity and uniqueness checks.
+        let estimate = prepared.headPrefix.readableBytes + date.readableBytes + bodyLength + HeadWriter.endHeadBytes
+            + (policy == nil ? 64 : 160) + requestID.utf8Count
+        buffer.writeHead(estimate: estimate) { out in
+            out.write("HTTP/1.1 ")
+            out.write(prepared.headPrefix)
+            out.write(date)
+            out.write("content-length: ")
+            out.write(String(bodyLength))
+            out.write("\r\nretry-after: ")
+            out.write(seconds)
+            out.write("\r\n")
+            if let policy {
+                out.write("ratelimit-policy: \"per-client\";q=")
+                out.write(String(policy.quota))
+                out.write(";w=")
+                out.write(String(policy.windowSeconds))
+                out.write("\r\nratelimit: \"per-client\";r=0;t=")
+                out.write(seconds)
+                out.write("\r\n")
+            }
+            out.endHead(requestID: requestID, close: close, http10: http10)
+            if includeBody {
+                out.write(prepared.bodyPrefix)
+                out.write(seconds)
+                out.write("}")
+            }
         }
     }
 

@@ -42,6 +42,11 @@ struct HeadWriter {
         write(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
+    /// A buffer's readable bytes.
+    mutating func write(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { write($0) }
+    }
+
     /// A String's bytes in place (`withUTF8` on a copy would retain its storage).
     mutating func write(_ text: String) {
         let done: Void? = text.utf8.withContiguousStorageIfAvailable { write(UnsafeRawBufferPointer($0)) }
