@@ -13,6 +13,10 @@
 # full load; the gateway's own callers are per request either way. Used on 2026-12-01 by
 # hand (docs/results/perf-2026-12-01c/refcount-callers.txt), a script since 2026-12-06.
 # Needs perf (apt-get install -y linux-perf), nginx-light and hey; run as root.
+# SHED=1 measures sheds: a global bucket of 1/s answers every request 503 (compare.sh's
+# shed row); requests are then sheds (the counter counts them too).
+# TARGET=relay measures the relay floor (Sources/RelayFloor, bench/user-time.sh) instead: it
+# has no counter, so its requests are the paced rate times the window (64 x RATE x DUR).
 # Env: LINES=1 charges each gateway call site to its source line (and the lines it was inlined into; needs llvm-symbolizer); DUR (8); RATE (4 requests/s per connection); MIN (0.9: callers below this many calls per request are left out);
 # FLUXGATE_BIN measures another build (bench/lib.sh).
 set -euo pipefail
@@ -30,21 +34,31 @@ core=$(ldd "$BIN" | awk '/libswiftCore/ {print $3}')
 perf probe -q -d 'probe_libswiftCore:rc_*' 2>/dev/null || true
 perf probe -q -x "$core" -a 'rc_retain=swift_retain obj=%di' 2>/dev/null
 perf probe -q -x "$core" -a 'rc_release=swift_release obj=%di' 2>/dev/null
-bench_fluxgate_config 18792 19791 >"$W/fluxgate.yaml"
-taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
-bench_wait upstream 19791; bench_wait fluxgate 18792
+if [ "${TARGET:-fluxgate}" = relay ]; then
+  bench_relay_floor 18792 19791
+  fluxgate_pid=$relay_pid BIN=$PWD/.build/release/fluxgate-relay-floor
+  bench_wait upstream 19791; bench_wait relay 18792
+else
+  bench_fluxgate_config 18792 19791 "$( [ "${SHED:-0}" = 1 ] && echo "{ enabled: true, rate: 1, burst: 1 }")" >"$W/fluxgate.yaml"
+  taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
+  bench_wait upstream 19791; bench_wait fluxgate 18792
+fi
 taskset -c 0 hey -c 64 -z 1s "http://127.0.0.1:18792/health" >/dev/null  # warm
 taskset -c 0 hey -c 64 -q "$RATE" -z "$((DUR + 2))s" "http://127.0.0.1:18792/health" >"$W/hey.txt" &
 load_pid=$!
 sleep 1
-# Requests over the recorded window: the gateway's own counter before and after.
-served() { curl -s "http://127.0.0.1:$((18792 + 2000))/metrics" 2>/dev/null | awk '/^fluxgate_requests_total/ {s += $2} END {print s + 0}'; }
-before=$(served)
+# Requests over the recorded window: the gateway's own counter before and after (the
+# relay floor's: the paced rate times the window).
+served() {
+  [ "${TARGET:-fluxgate}" = relay ] && { echo $(( $1 * 64 * RATE * DUR )); return; }
+  curl -s "http://127.0.0.1:$((18792 + 2000))/metrics" 2>/dev/null | awk '/^fluxgate_requests_total/ {s += $2} END {print s + 0}'; }
+before=$(served 0)
 perf record -q -g -c 1 -m 4096 -e probe_libswiftCore:rc_retain,probe_libswiftCore:rc_release -p "$fluxgate_pid" -o "$W/perf.data" -- sleep "$DUR" 2>/dev/null
-after=$(served)
+after=$(served 1)
 wait "$load_pid" || true
 requests=$((after - before))
-echo "# $(date -u +%FT%TZ) $(nproc) cores; $("$BIN" --version 2>/dev/null | head -1); hey -c 64 -q $RATE GET /health; ${DUR}s recorded, $requests requests (the gateway's counter)"
+what="the gateway's counter"; [ "${TARGET:-fluxgate}" = relay ] && what="the paced rate: the relay floor has no counter"
+echo "# $(date -u +%FT%TZ) $(nproc) cores; $( [ "${TARGET:-fluxgate}" = relay ] && echo "the relay floor" || "$BIN" --version 2>/dev/null | head -1); hey -c 64 -q $RATE GET /health; ${DUR}s recorded, $requests requests ($what)"
 echo "# calls per request by immediate caller; R retain, L release, NR/NL with a null object; callers >= $MIN per request"
 text_delta=$(readelf -lW "$BIN" | awk '$1 == "LOAD" && $8 == "E" {print $3 " " $2; exit}' | python3 -c 'import sys; v, o = sys.stdin.read().split(); print(hex(int(v, 16) - int(o, 16)))')
 perf script -i "$W/perf.data" -F event,trace,ip,sym 2>/dev/null | python3 -c '

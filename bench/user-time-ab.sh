@@ -5,7 +5,8 @@
 # alternating; requests/s and the user and system CPU per request of each process
 # (/proc/PID/stat). Usage: bench/user-time-ab.sh BIN_A BIN_B. Needs nginx-light, wrk.
 # Env: DUR (5), ROUNDS (5), CONNS (64), REQUEST (health; echo: POST /api/echo, 6.6 KB
-# each way, as compare.sh's echo row; browser: GET /health with a browser's 14 fields).
+# each way, as compare.sh's echo row; browser: GET /health with a browser's 14 fields),
+# SHED=1 (both builds shed every request: a global bucket of 1/s, compare.sh's shed row).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 [ $# -eq 2 ] || { echo "usage: $0 BIN_A BIN_B" >&2; exit 2; }
@@ -17,13 +18,15 @@ bench_ports_free 19791 18792 20792 18794 20794
 bench_setup userab
 bench_echo_payload
 bench_nginx_health_upstream 19791 0
-bench_fluxgate_config 18792 19791 >"$W/A.yaml"
-bench_fluxgate_config 18794 19791 >"$W/B.yaml"
+global=""; [ "${SHED:-0}" = 1 ] && global="{ enabled: true, rate: 1, burst: 1 }"
+bench_fluxgate_config 18792 19791 "$global" >"$W/A.yaml"
+bench_fluxgate_config 18794 19791 "$global" >"$W/B.yaml"
 taskset -c 1 "$A" --config "$W/A.yaml" >"$W/A.log" 2>&1 & pids+=($!); a_pid=$!
 taskset -c 1 "$B" --config "$W/B.yaml" >"$W/B.log" 2>&1 & pids+=($!); b_pid=$!
 bench_wait upstream 19791; bench_wait A 18792; bench_wait B 18794
 what="GET /health"; [ "${REQUEST:-health}" = echo ] && what="POST /api/echo (6.6 KB)"
 [ "${REQUEST:-health}" = browser ] && what="GET /health with a browser's 14 header fields"
+[ "${SHED:-0}" = 1 ] && what="$what, every one shed (503)"
 echo "# $(date -u +%FT%TZ) $(nproc) cores; A=$A B=$B; wrk -t1 -c${CONNS:-64} -d${DUR}s $what, alternating"
 for round in $(seq "$ROUNDS"); do
   for side in A:18792:$a_pid B:18794:$b_pid; do
