@@ -28,12 +28,12 @@
 /// Pure: time comes in as ``MonotonicTime``; the pool feeds its loop's clock.
 public struct IdleConnectionPolicy: Sendable, Equatable {
     /// Parked connections per upstream kept for the whole idle timeout; 0 = none is kept.
-    public var maxIdlePerUpstream: Int
-    public var idleTimeout: Duration
+    public let maxIdlePerUpstream: Int
+    public let idleTimeout: Duration
     /// How long a connection released above the cap may wait for reuse.
-    public var excessGrace: Duration
+    public let excessGrace: Duration
     /// How often the parked connections are checked against their deadlines.
-    public var sweepInterval: Duration
+    public let sweepInterval: Duration
 
     public static let maxGrace: Duration = .seconds(1)
 
