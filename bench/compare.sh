@@ -107,7 +107,7 @@ C
 }
 fluxgate_config 18603 "{ enabled: false }" "${FLUXGATE_YAML:-}" >"$W/fluxgate.yaml"
 fluxgate_config 18607 "{ enabled: false }" "${FLUXGATE_B_YAML:-}" >"$W/fluxgate-b.yaml"
-fluxgate_config 18604 "{ enabled: true, rate: 1, burst: 1 }" >"$W/shed.yaml"
+fluxgate_config 18604 "$BENCH_SHED_ALL" >"$W/shed.yaml"
 
 taskset -c 0 nginx -c "$W/upstream.conf" -e "$W/upstream.err" & pids+=($!)
 taskset -c 1 nginx -c "$W/nginx.conf" -e "$W/nginx.err" & pids+=($!); nginx_pid=$!

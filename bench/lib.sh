@@ -147,6 +147,10 @@ bench_ports_free() {  # PORT...
 # 127.0.0.1:UPSTREAM_PORT with a concurrency limit nothing reaches, the global bucket as
 # GLOBAL (default off), per-client limits off, no demo, at most 18 000 client
 # connections; EXTRA appended as YAML lines.
+# The global rate limit that sheds every request after the first (503, keep-alive):
+# the shed path of compare.sh, malloc-count.sh, shed-cost.sh and the SHED=1 options.
+BENCH_SHED_ALL='{ enabled: true, rate: 1, burst: 1 }'
+
 bench_fluxgate_config() {  # PORT UPSTREAM_PORT [GLOBAL] [EXTRA]
   # max_requests_per_connection 0: nginx here runs with `keepalive_requests 1000000`
   # and HAProxy has no such bound, so no side closes keep-alive connections mid-run.

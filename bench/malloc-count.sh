@@ -19,7 +19,7 @@ bench_need wrk "apt-get install -y wrk"
 bench_setup malloc
 gcc -O2 -shared -fPIC -o "$W/count.so" bench/malloc/count.c -ldl
 bench_nginx_health_upstream 19701 0
-for mode in proxied:18701:"{ enabled: false }" shed:18702:"{ enabled: true, rate: 1, burst: 1 }"; do
+for mode in proxied:18701:"{ enabled: false }" shed:18702:"$BENCH_SHED_ALL"; do
   IFS=: read -r name port bucket <<<"$mode"
   bench_fluxgate_config "$port" 19701 "$bucket" >"$W/$name.yaml"
   LD_PRELOAD="$W/count.so" taskset -c 1 "$BIN" --config "$W/$name.yaml" 2>"$W/$name.err" >/dev/null & pid=$!; pids+=("$pid")

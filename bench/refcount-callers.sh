@@ -39,7 +39,7 @@ if [ "${TARGET:-fluxgate}" = relay ]; then
   fluxgate_pid=$relay_pid BIN=$PWD/.build/release/fluxgate-relay-floor
   bench_wait upstream 19791; bench_wait relay 18792
 else
-  bench_fluxgate_config 18792 19791 "$( [ "${SHED:-0}" = 1 ] && echo "{ enabled: true, rate: 1, burst: 1 }")" >"$W/fluxgate.yaml"
+  bench_fluxgate_config 18792 19791 "$( [ "${SHED:-0}" = 1 ] && echo "$BENCH_SHED_ALL")" >"$W/fluxgate.yaml"
   taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
   bench_wait upstream 19791; bench_wait fluxgate 18792
 fi

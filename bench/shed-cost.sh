@@ -37,7 +37,7 @@ taskset -c 1 nginx -c "$W/shed.conf" & pids+=($!)
 bench_wait nginx-shed 18775
 shed_worker=$(pgrep -P "$(cat "$W/shed.pid")" | head -1)
 bench_fluxgate_config 18772 19771 >"$W/proxy.yaml"
-bench_fluxgate_config 18776 19771 "{ enabled: true, rate: 1, burst: 1 }" >"$W/shed.yaml"
+bench_fluxgate_config 18776 19771 "$BENCH_SHED_ALL" >"$W/shed.yaml"
 taskset -c 1 "$BIN" --config "$W/proxy.yaml" >"$W/proxy.log" 2>&1 & pids+=($!); fluxgate_pid=$!
 taskset -c 1 "$BIN" --config "$W/shed.yaml" >"$W/shed.log" 2>&1 & pids+=($!); fluxgate_shed_pid=$!
 bench_wait upstream 19771; bench_wait fluxgate 18772; bench_wait fluxgate-shed 18776

@@ -18,7 +18,7 @@ bench_ports_free 19791 18792 20792 18794 20794
 bench_setup userab
 bench_echo_payload
 bench_nginx_health_upstream 19791 0
-global=""; [ "${SHED:-0}" = 1 ] && global="{ enabled: true, rate: 1, burst: 1 }"
+global=""; [ "${SHED:-0}" = 1 ] && global=$BENCH_SHED_ALL
 bench_fluxgate_config 18792 19791 "$global" >"$W/A.yaml"
 bench_fluxgate_config 18794 19791 "$global" >"$W/B.yaml"
 taskset -c 1 "$A" --config "$W/A.yaml" >"$W/A.log" 2>&1 & pids+=($!); a_pid=$!
