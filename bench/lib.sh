@@ -228,22 +228,24 @@ bench_nginx_health_upstream() {  # PORT CPU
 
 # nginx as the proxy beside Fluxgate in the per-request measurements: one worker on
 # CPU 1 at 127.0.0.1:PORT in front of 127.0.0.1:UPSTREAM_PORT, keep-alive 512 to it;
-# its worker's pid in $nginx_worker once it answers.
+# its worker's pid in $nginx_worker once it answers. Env for a second one beside it
+# (bench/shed-cost.sh): NGINX_PROXY_NAME (its conf/pid/log names, default proxy),
+# NGINX_PROXY_HTTP and NGINX_PROXY_LOCATION (directives added to http and to location /).
 bench_nginx_proxy() {  # PORT UPSTREAM_PORT...
-  local port=$1 servers="" upstream
+  local port=$1 servers="" upstream name=${NGINX_PROXY_NAME:-proxy}
   shift
   for upstream in "$@"; do servers+="server 127.0.0.1:$upstream; "; done
-  cat >"$W/proxy.conf" <<C
-worker_processes 1; daemon off; pid $W/proxy.pid; error_log $W/proxy.err;
+  cat >"$W/$name.conf" <<C
+worker_processes 1; daemon off; pid $W/$name.pid; error_log $W/$name.err;
 events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
+http { access_log off; keepalive_requests 1000000; ${NGINX_PROXY_HTTP:-}
   upstream u { ${servers}keepalive 512; }
   server { listen 127.0.0.1:$port;
-    location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+    location / { ${NGINX_PROXY_LOCATION:-}proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 C
-  taskset -c 1 nginx -c "$W/proxy.conf" & pids+=($!)
-  bench_wait nginx "$port"
-  nginx_worker=$(pgrep -P "$(cat "$W/proxy.pid")" | head -1)
+  taskset -c 1 nginx -c "$W/$name.conf" & pids+=($!)
+  bench_wait "nginx ($name)" "$port"
+  nginx_worker=$(pgrep -P "$(cat "$W/$name.pid")" | head -1)
 }
 
 # compare.sh's small-request set-up without HAProxy, for the diagnostics that look at

@@ -23,19 +23,9 @@ bench_setup shedcost
 bench_nginx_health_upstream 19771 0
 bench_nginx_proxy 18771 19771
 proxy_worker=$nginx_worker
-cat >"$W/shed.conf" <<C
-worker_processes 1; daemon off; pid $W/shed.pid; error_log $W/shed.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  limit_req_zone \$binary_remote_addr zone=all:1m rate=1r/s;
-  upstream u { server 127.0.0.1:19771; keepalive 512; }
-  server { listen 127.0.0.1:18775;
-    location / { limit_req zone=all burst=1 nodelay; limit_req_log_level info;
-      proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-C
-taskset -c 1 nginx -c "$W/shed.conf" & pids+=($!)
-bench_wait nginx-shed 18775
-shed_worker=$(pgrep -P "$(cat "$W/shed.pid")" | head -1)
+NGINX_PROXY_NAME=shed NGINX_PROXY_HTTP='limit_req_zone $binary_remote_addr zone=all:1m rate=1r/s;' \
+  NGINX_PROXY_LOCATION='limit_req zone=all burst=1 nodelay; limit_req_log_level info; ' bench_nginx_proxy 18775 19771
+shed_worker=$nginx_worker
 bench_fluxgate_config 18772 19771 >"$W/proxy.yaml"
 bench_fluxgate_config 18776 19771 "$BENCH_SHED_ALL" >"$W/shed.yaml"
 taskset -c 1 "$BIN" --config "$W/proxy.yaml" >"$W/proxy.log" 2>&1 & pids+=($!); fluxgate_pid=$!

@@ -61,6 +61,15 @@ public enum AdminClient {
         return (status, String(text[headEnd.upperBound...]))
     }
 
+    /// What is wrong with an answer to `POST /reload` that is not a reload result: the
+    /// admin listener answers 200 (reloaded) or 422 (refused) with the result as JSON;
+    /// anything else came from something else — most often the data port given as
+    /// `--admin`, whose upstream answered (a 404 body printed bare, found by trying it).
+    public static func reloadAnswerProblem(status: Int, from endpoint: SocketEndpoint) -> String? {
+        guard status != 200, status != 422 else { return nil }
+        return "\(endpoint) answered \(status) to POST /reload, not a reload result: is it the gateway's admin listener (admin_listen), not its data port?"
+    }
+
     /// The cause in words: "connection refused", not `NIOConnectionError`'s dump of every
     /// address tried.
     static func reason(_ error: any Error) -> String {

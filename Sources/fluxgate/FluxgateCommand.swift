@@ -208,6 +208,10 @@ struct Reload: AsyncParsableCommand {
         }
         let (status, body) = try await AdminClient.request("POST", path: "/reload", to: endpoint)
         print(body, terminator: body.hasSuffix("\n") ? "" : "\n")
+        if let problem = AdminClient.reloadAnswerProblem(status: status, from: endpoint) {
+            var stderr = StandardError()
+            print("Error: \(problem)", to: &stderr)
+        }
         if status != 200 { throw ExitCode(1) }
     }
 }

@@ -72,4 +72,13 @@ struct AdminClientTests {
         try await server.close()
         try await group.shutdownGracefully()
     }
+
+    @Test func aReloadAnswerThatIsNoReloadResultIsNamed() {
+        let endpoint = SocketEndpoint(host: "127.0.0.1", port: 8080)
+        #expect(AdminClient.reloadAnswerProblem(status: 200, from: endpoint) == nil)
+        #expect(AdminClient.reloadAnswerProblem(status: 422, from: endpoint) == nil)  // refused: the JSON says why
+        #expect(
+            AdminClient.reloadAnswerProblem(status: 404, from: endpoint)
+                == "127.0.0.1:8080 answered 404 to POST /reload, not a reload result: is it the gateway's admin listener (admin_listen), not its data port?")
+    }
 }

@@ -45,6 +45,20 @@ struct AdminLimitsTests {
         }
     }
 
+    @Test func unparseableInputGets400AndAClose() async throws {
+        // Timeouts far away: only the parse error may end the connection.
+        try await withAdmin(.init(headerTimeout: .seconds(30), idleTimeout: .seconds(30), maxConnections: 8)) { address, group in
+            let (channel, sink) = try await RawClient.open(with: address, group: group)
+            let guardFired = guardAgainstHanging(channel)
+            // A TLS ClientHello's first bytes, as a client configured for https sends them.
+            try await channel.writeAndFlush(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03] + [UInt8](repeating: 0, count: 50)))
+            try await channel.closeFuture.get()
+            #expect(!guardFired.withLockedValue { $0 }, "the server kept the connection open after its 400")
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(sink.outcome.text)")
+            #expect(!sink.outcome.text.contains("408"), "a second answer after the 400: \(sink.outcome.text)")
+        }
+    }
+
     @Test func anIdleKeepAliveConnectionIsClosedAndABusyOneServed() async throws {
         try await withAdmin(.init(headerTimeout: .seconds(5), idleTimeout: .milliseconds(300), maxConnections: 8)) { address, group in
             let (channel, sink) = try await RawClient.open(with: address, group: group)

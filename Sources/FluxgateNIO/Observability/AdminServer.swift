@@ -34,6 +34,10 @@ final class AdminServer: Sendable {
         /// or pipelined requests it does not read) is closed after this.
         var sendTimeout: Duration = .seconds(30)
         var maxConnections = 64
+        /// How long a connection closed for unparseable input (NIOHTTP1's 400) keeps
+        /// reading and discarding what its client still sends (``LingeringCloseHandler``),
+        /// so the unread rest does not turn the 400 into a reset.
+        var lingerTimeout: Duration = .seconds(5)
     }
 
     typealias Reload = @Sendable () async -> ReloadOutcome
@@ -88,6 +92,9 @@ final class AdminServer: Sendable {
                         return
                     }
                     channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                    // Closes for unparseable input linger (``AdminHandler/errorCaught``).
+                    try channel.pipeline.syncOperations.addHandler(
+                        LingeringCloseHandler(timeout: .nanoseconds(limits.lingerTimeout.nanosecondsClamped), closesLinger: true))
                     // The data port's client timeouts, in front of NIOHTTP1's decoder; a
                     // timer heap of its own per connection (admin connections are few).
                     let timeouts = ClientTimeoutHandler(
@@ -201,6 +208,14 @@ private final class AdminHandler: ChannelInboundHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable, let head = waiting.take() { answer(head, context: context) }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Unparseable input: NIOHTTP1's error handler has written a 400 with
+    /// `Connection: close`, but nothing closed the connection — until 2026-12-06 it stayed
+    /// open until the header timeout, which then wrote a 408 after that 400 (found by
+    /// sending a TLS hello to the port). The close lingers (``LingeringCloseHandler``).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 
     private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {

@@ -323,7 +323,7 @@ struct ResponseRelay {
                 }
                 out.write(UnsafeRawBufferPointer(rebasing: bytes[field.line]))
             }
-            date?.withUnsafeReadableBytes { out.write($0) }
+            if let date { out.write(date) }
             if rechunk { out.write("transfer-encoding: chunked\r\n") }
             out.endHead(requestID: requestID, close: !clientKeepAlive, http10: clientHTTP10)
         }

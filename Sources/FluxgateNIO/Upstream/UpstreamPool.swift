@@ -30,8 +30,6 @@ final class UpstreamPool {
     private var idle: [[UpstreamConnection]]
     private var idlePolicy: IdleConnectionPolicy
     private var connectTimeout: TimeAmount
-    /// ``IdleConnectionPolicy/sweepInterval``, as NIO schedules it.
-    private var sweepInterval: TimeAmount
     private var sweepTimer: Scheduled<Void>?
     private var requestIDs: RequestIDGenerator
     private let live: LiveObjects
@@ -57,7 +55,6 @@ final class UpstreamPool {
         self.idle = Array(repeating: [], count: targets.count)
         self.idlePolicy = IdleConnectionPolicy(maxIdlePerUpstream: 0, idleTimeout: .zero)
         self.connectTimeout = .zero
-        self.sweepInterval = .zero
         self.requestIDs = RequestIDGenerator(seed: UInt64.random(in: .min ... .max))
         apply(config)
     }
@@ -65,7 +62,6 @@ final class UpstreamPool {
     private func apply(_ config: GatewayConfig) {
         idlePolicy = IdleConnectionPolicy(maxIdlePerUpstream: config.pool.maxIdlePerUpstream, idleTimeout: config.pool.idleTimeout)
         connectTimeout = .nanoseconds(config.timeouts.connect.nanosecondsClamped)
-        sweepInterval = .nanoseconds(idlePolicy.sweepInterval.nanosecondsClamped)
     }
 
     /// A reload or a changed address (on this pool's loop, before the router may pick a
@@ -266,12 +262,13 @@ final class UpstreamPool {
     }
 
     /// One timer per pool, not per connection (``IdleConnectionPolicy``): while anything
-    /// is parked or waiting, a sweep runs every ``sweepInterval`` and closes what is past
-    /// its deadline.
+    /// is parked or waiting, a sweep runs every ``IdleConnectionPolicy/sweepInterval`` and
+    /// closes what is past its deadline.
     private func scheduleSweep() {
         guard sweepTimer == nil else { return }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        sweepTimer = eventLoop.scheduleTask(in: sweepInterval) { bound.value.sweep() }
+        let interval = TimeAmount.nanoseconds(idlePolicy.sweepInterval.nanosecondsClamped)
+        sweepTimer = eventLoop.scheduleTask(in: interval) { bound.value.sweep() }
     }
 
     private func sweep() {
