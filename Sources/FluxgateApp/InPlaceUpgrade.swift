@@ -36,7 +36,8 @@ public final class InPlaceUpgrade: Sendable {
 
     /// SIGUSR2: starts the new process, or says why not. This process stops accepting
     /// first (new connections wait in the accept queue for the new process), and
-    /// accepts again if the new process exits without taking over. Called from the one
+    /// accepts again if the new process exits without taking over, or has not taken
+    /// over within ``UpgradeState/takeOverDeadline``. Called from the one
     /// task that handles signals, so nothing else changes the phase meanwhile.
     public func start() async {
         let listeners = gateway.listeningDescriptors
@@ -64,6 +65,14 @@ public final class InPlaceUpgrade: Sendable {
         logger.notice(
             "SIGUSR2: started a new gateway process with the listening sockets; this one drains once it serves",
             metadata: ["pid": "\(pid)", "executable": "\(executable)", "sockets": "\(listeners.count)"])
+        Task { [self] in
+            try? await Task.sleep(for: UpgradeState.takeOverDeadline)
+            guard state.withLock({ $0.takeOverOverdue(child: pid) }) else { return }
+            logger.error(
+                "upgrade: the new process has neither taken over nor exited after \(UpgradeState.takeOverDeadline); this process accepts again (if it takes over later, this one drains then; kill it to end the upgrade)",
+                metadata: ["pid": "\(pid)"])
+            await gateway.holdAccepting(false)
+        }
         ProcessHandover.whenExits(pid) { [self] how in
             switch state.withLock({ $0.childExited(pid) }) {
             case .upgradeFailed:

@@ -82,6 +82,22 @@ struct HandoverTests {
         #expect(state.childExited(101) == .lostAfterHandover)
     }
 
+    @Test func aNewProcessOverdueLetsTheOldOneAcceptAgainAndCanStillTakeOver() {
+        var state = UpgradeState()
+        state.spawned(child: 200)
+        #expect(state.takeOverOverdue(child: 200))
+        #expect(!state.takeOverOverdue(child: 199))
+        // Still starting: a second upgrade waits for this one to end; a late take-over is a handover.
+        #expect(state.upgradeRequested() == .refuse("an upgrade is already under way (new process 200)"))
+        #expect(state.stopRequested() == .handOver(child: 200))
+        #expect(!state.takeOverOverdue(child: 200))
+        // One that exits first leaves nothing overdue.
+        var other = UpgradeState()
+        other.spawned(child: 300)
+        #expect(other.childExited(300) == .upgradeFailed)
+        #expect(!other.takeOverOverdue(child: 300))
+    }
+
     @Test func aStopWithoutAnUpgradeIsADrainAndAnUnavailableUpgradeIsRefused() {
         var state = UpgradeState(unavailable: "running under systemd")
         #expect(state.upgradeRequested() == .refuse("running under systemd"))

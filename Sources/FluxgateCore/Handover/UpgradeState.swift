@@ -15,6 +15,7 @@
 /// | serving, started by systemd or from a pipe | SIGUSR2 | refused, with the reason |
 /// | starting | SIGUSR2 | refused: one upgrade at a time |
 /// | starting | the new process exits | the upgrade failed; serving |
+/// | starting, ``takeOverDeadline`` passed | — | accept again, still starting (see ``takeOverOverdue(child:)``) |
 /// | starting | SIGTERM | hand over (→ handing over) |
 /// | serving | SIGTERM | drain (→ draining) |
 /// | handing over | the new process exits | lost: it exited after taking over |
@@ -92,6 +93,24 @@ public struct UpgradeState: Sendable, Equatable {
     /// The new process was started.
     public mutating func spawned(child: Int32) {
         if phase == .serving { phase = .starting(child: child) }
+    }
+
+    /// How long the old process holds its accepts for a new process that has neither
+    /// taken over nor exited. A normal start takes over in ~70 ms here (by hand,
+    /// 2026-12-06); a new process that hangs (a binary that never starts serving) held
+    /// every connection in the accept queue for as long as it lived — data port and
+    /// admin listener both — until 2026-12-06 (found by installing a binary that sleeps).
+    /// nginx and HAProxy keep the old process accepting while the new one starts; this
+    /// one holds only so that one process accepts at a time (NIO's debug builds stop on
+    /// an accept that finds the connection taken), and not for longer than this.
+    public static let takeOverDeadline: Duration = .seconds(5)
+
+    /// ``takeOverDeadline`` passed since `child` was started: true when it is still
+    /// starting — the old process accepts again and stays in ``Phase/starting(child:)``:
+    /// a second upgrade is refused until the new process exits, and if it takes over
+    /// later, that is a handover as ever.
+    public func takeOverOverdue(child: Int32) -> Bool {
+        phase == .starting(child: child)
     }
 
     public mutating func childExited(_ pid: Int32) -> ChildExit {
