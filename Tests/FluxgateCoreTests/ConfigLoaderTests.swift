@@ -523,6 +523,32 @@ struct ConfigLoaderTests {
         }
     }
 
+    @Test func listenersOnOnePortAreRefused() throws {
+        func clashes(_ yaml: String) -> [String] {
+            do {
+                _ = try ConfigLoader.load(yaml: yaml)
+                return []
+            } catch {
+                return error.errors.map { "\($0.path): \($0.message)" }
+            }
+        }
+        #expect(
+            clashes("listen: \"127.0.0.1:8090\"\nadmin_listen: \"127.0.0.1:8090\"")
+                == ["admin_listen: 127.0.0.1:8090 takes the port of listen (127.0.0.1:8090): each listener needs a port of its own"])
+        // A wildcard takes the port on every address.
+        #expect(clashes("listen: \"0.0.0.0:8090\"\nadmin_listen: \"127.0.0.1:8090\"").count == 1)
+        #expect(clashes("listen: \"127.0.0.2:8090\"\nadmin_listen: \"[::]:8090\"").count == 1)
+        // The embedded demo's upstreams listen on 127.0.0.1:9001-9003.
+        #expect(
+            clashes("listen: \"0.0.0.0:9002\"")
+                == ["demo.base_port: the embedded demo upstream on 127.0.0.1:9002 takes the port of listen (0.0.0.0:9002): each listener needs a port of its own"])
+        // Not clashes: other addresses of one port, other ports, the demo not running.
+        #expect(clashes("listen: \"127.0.0.1:8090\"\nadmin_listen: \"127.0.0.2:8090\"").isEmpty)
+        #expect(clashes("listen: \"0.0.0.0:8090\"\nadmin_listen: \"127.0.0.1:9090\"").isEmpty)
+        #expect(clashes("listen: \"0.0.0.0:9002\"\nupstreams: [\"http://10.0.0.1:80\"]").isEmpty)
+        #expect(clashes("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"").isEmpty)  // each gets a free port
+    }
+
     @Test func missingFileAtTheDefaultPathMeansDefaults() throws {
         let config = try ConfigLoader.load(path: "/nonexistent/gateway.conf", required: false, environment: [:])
         #expect(config == GatewayConfig())

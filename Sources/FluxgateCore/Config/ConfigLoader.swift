@@ -355,6 +355,7 @@ public enum ConfigLoader {
         }
 
         config.cluster = decodeCluster(top, reader: &r)
+        for clash in config.listenerClashes { r.report(clash.key, clash.message) }
 
         if config.upstreams.isEmpty && !config.demo.enabled {
             r.report("upstreams", "at least one upstream is required when demo.enabled is false")

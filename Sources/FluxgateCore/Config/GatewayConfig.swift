@@ -120,6 +120,36 @@ public struct GatewayConfig: Sendable, Equatable {
     /// Whether the in-process demo upstreams are started: only for the embedded
     /// default, i.e. when no upstream is configured.
     public var runsEmbeddedDemo: Bool { upstreams.isEmpty && demo.enabled }
+
+    /// Two of this process's listeners on one port of overlapping addresses — `listen`,
+    /// `admin_listen` and, when they run, the embedded demo's upstreams: the second bind
+    /// would fail at start with "address already in use", after `check-config` said OK
+    /// (until 2026-12-06). Each clash is reported at the key of the later listener.
+    public var listenerClashes: [(key: String, message: String)] {
+        var listeners = [("listen", listen), ("admin_listen", adminListen)]
+        if runsEmbeddedDemo {
+            for index in 0..<demo.instances {
+                listeners.append(("demo.base_port", SocketEndpoint(host: "127.0.0.1", port: demo.basePort + index)))
+            }
+        }
+        var clashes: [(key: String, message: String)] = []
+        for (later, (key, endpoint)) in listeners.enumerated() {
+            guard let (otherKey, other) = listeners[..<later].first(where: { $0.1.sharesPort(with: endpoint) }) else { continue }
+            let what = key == "demo.base_port" ? "the embedded demo upstream on \(endpoint)" : "\(endpoint)"
+            clashes.append((key, "\(what) takes the port of \(otherKey) (\(other)): each listener needs a port of its own"))
+        }
+        return clashes
+    }
+}
+
+extension SocketEndpoint {
+    /// Whether binding both would collide: one port (not 0, which asks the kernel for a
+    /// free one), and the same host or a wildcard (`0.0.0.0`, `::`) on either side.
+    func sharesPort(with other: SocketEndpoint) -> Bool {
+        guard port == other.port, port != 0 else { return false }
+        let wildcards: Set<String> = ["0.0.0.0", "::", "[::]"]
+        return host == other.host || wildcards.contains(host) || wildcards.contains(other.host)
+    }
 }
 
 /// One application replica (`upstreams[i]`).
