@@ -298,6 +298,17 @@ struct OperationsTests {
         #expect(writer.dropped == 0)
     }
 
+    /// An output that refuses lines (a full disk; `/dev/full` answers every write with
+    /// ENOSPC) loses them, counted by line — not silently, as until 2026-12-06.
+    @Test func linesAnOutputRefusesAreCounted() async throws {
+        let writer = LineWriter(errorLogger: Logger(label: "test"))
+        writer.open(path: "/dev/full")
+        for _ in 0..<3 { writer.append { $0.append(contentsOf: "lost\n".utf8) } }
+        await writer.shutdown()
+        #expect(writer.writeFailed == 3)
+        #expect(writer.dropped == 0)
+    }
+
     /// SIGUSR1's reopen (nginx's and Envoy's log rotation): after the file is moved aside,
     /// the request before the reopen is in the moved file and the one after in a new
     /// file at the path; nothing else is reloaded.

@@ -232,7 +232,8 @@ CASES = [
     ("connections refused and access-log lines dropped at 3m", [
         series("fluxgate_connections_refused_total", 'reason="max_connections"', "0 0 0 5x20"),
         series("fluxgate_connections_refused_total", 'reason="max_connections_per_client"', "0 0 0 50x20"),
-        series("fluxgate_access_log_dropped_total", "", "0 0 0 10x20"),
+        series("fluxgate_access_log_dropped_total", 'reason="behind"', "0 0 0 10x20"),
+        series("fluxgate_access_log_dropped_total", 'reason="write_failed"', "0x20"),
     ], [
         quiet("FluxgateConnectionsRefused", "2m"),
         fires("FluxgateConnectionsRefused", "4m",
@@ -240,7 +241,7 @@ CASES = [
               severity="warning", reason="max_connections"),
         quiet("FluxgateConnectionsRefused", "10m"),
         quiet("FluxgateAccessLogDropping", "2m"),
-        fires("FluxgateAccessLogDropping", "4m", "Fluxgate gw1:9090 dropped 10 access log lines", severity="warning"),
+        fires("FluxgateAccessLogDropping", "4m", "Fluxgate gw1:9090 lost 10 access log lines (behind)", severity="warning", reason="behind"),
         quiet("FluxgateAccessLogDropping", "10m"),
     ]),
     ("a failed reload", [

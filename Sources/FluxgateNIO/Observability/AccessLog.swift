@@ -46,6 +46,7 @@ final class AccessLog: Sendable {
     func sampled(_ draw: Double) -> Bool { draw < Double(bitPattern: sample.load(ordering: .relaxed)) }
 
     var dropped: Int { sink.writer.dropped }
+    var writeFailed: Int { sink.writer.writeFailed }
 
     /// A reload: switch, fraction, format, flush interval and output take effect for the
     /// next line; a file output is reopened (log rotation: move the file, then reload) —
@@ -170,7 +171,11 @@ final class LineWriter: Sendable {
         /// The writer was woken for what is pending and has not taken it yet.
         var signalled = false
         var dropped = 0
+        /// Lines the output refused (a full disk, a closed pipe): lost.
+        var writeFailed = 0
         var fd: Int32 = -1
+        /// The output's path, for the error log.
+        var path = "-"
         /// A file to open (or `-`) before the next write.
         var reopen: String?
         /// How many of the pending bytes were appended before the reopen was asked
@@ -184,6 +189,9 @@ final class LineWriter: Sendable {
     private let wake = ConditionLock(value: false)
     private let thread: NIOThreadPool
     private let errorLogger: Logger
+    /// A failing output is reported at most once a second (nginx reports each failed
+    /// `write`), with the lines lost so far.
+    private let failureLog = LogThrottle()
 
     init(errorLogger: Logger) {
         self.errorLogger = errorLogger
@@ -196,6 +204,7 @@ final class LineWriter: Sendable {
     }
 
     var dropped: Int { state.withLock { $0.dropped } }
+    var writeFailed: Int { state.withLock { $0.writeFailed } }
 
     /// `0`: every line is written as soon as it is appended.
     func setFlushInterval(_ interval: Duration) {
@@ -274,12 +283,12 @@ final class LineWriter: Sendable {
             // (the first open), everything that waited goes to the new one.
             if fd >= 0 {
                 boundary = reopenAt
-                Self.writeAll(fd, chunk[..<boundary])
+                write(fd, chunk[..<boundary])
             }
             self.reopen(path)
             fd = state.withLock { $0.fd }
         }
-        if fd >= 0 { Self.writeAll(fd, chunk[boundary...]) }
+        if fd >= 0 { write(fd, chunk[boundary...]) }
         chunk.removeAll(keepingCapacity: true)
         return stopped
     }
@@ -300,23 +309,46 @@ final class LineWriter: Sendable {
             }
         }
         let old = state.withLock { state in
-            defer { state.fd = fd }
+            defer {
+                state.fd = fd
+                state.path = path
+            }
             return state.fd
         }
         if old > 2 && old != fd { close(old) }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {
+    /// Writes `bytes` to `fd`; what the output refuses is lost — counted by its lines and
+    /// reported (until 2026-12-06 silently: an access log on a full disk or a closed pipe
+    /// lost every line without a word or a count, found by pointing it at /dev/full).
+    private func write(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {
+        guard let (code, unwritten) = Self.writeAll(fd, bytes) else { return }
+        let lines = max(1, unwritten.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) })
+        let (total, path) = state.withLock { state in
+            state.writeFailed += lines
+            return (state.writeFailed, state.path)
+        }
+        guard failureLog.allow(now: .current) else { return }
+        errorLogger.error(
+            "access log: the output refused lines; they are lost (fluxgate_access_log_dropped_total{reason=\"write_failed\"})",
+            metadata: ["path": "\(path)", "error": "\(errnoWords(code)) (errno \(code))", "lines_lost": "\(total)"])
+    }
+
+    /// Writes all of `bytes`, or stops at the first failure: then its errno and what was
+    /// not written (the writer never blocks on an output that is gone).
+    private static func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> (Int32, ArraySlice<UInt8>)? {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if written < 0 {
-                    if errno == EINTR { continue }
-                    return  // the output is gone; lines are lost rather than blocking the writer
+                    let code = errno
+                    if code == EINTR { continue }
+                    return (code, bytes.dropFirst(offset))
                 }
                 offset += written
             }
+            return nil
         }
     }
 

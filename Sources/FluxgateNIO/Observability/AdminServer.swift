@@ -387,6 +387,8 @@ struct StatsDocument: Encodable {
     var connections: Connections
     var config: Config
     var access_log_dropped: Int
+    /// Access log lines the output refused (a full disk, a closed pipe).
+    var access_log_write_failed: Int
     var request_spool: RequestSpool
     var cluster: Cluster?
 
@@ -428,6 +430,7 @@ struct StatsDocument: Encodable {
             stalled_closed: t.stalledClientsClosed, stalled_bytes: r.live.stalledClientBytes, limit: r.clientConnectionLimit)
         config = Config(version: r.settings.version, reloads_succeeded: r.reloads.success, reloads_failed: r.reloads.error)
         access_log_dropped = r.accessLogDropped
+        access_log_write_failed = r.accessLogWriteFailed
         request_spool = RequestSpool(
             spooled: t.bodiesSpooled, budget_refused: t.spoolBudgetRefusals, reserved_bytes: r.spool.reserved,
             limit_bytes: r.spool.limit)

@@ -69,6 +69,7 @@ public final class GatewayObservability: Sendable {
         var reloads: ReloadCounts
         var draining: Bool
         var accessLogDropped: Int
+        var accessLogWriteFailed = 0
         var settings: GatewaySettings
         var uptime: Double
         var clientConnectionLimit = 0
@@ -155,7 +156,7 @@ public final class GatewayObservability: Sendable {
             upstreams: upstreams, live: runtime.live.counts, acceptedConnections: runtime.live.totalClientConnections, parks: runtime.live.totalParks,
             tunnels: (runtime.tunnels.load(ordering: .relaxed), runtime.tunnelsOpened.load(ordering: .relaxed)),
             wouldShed: runtime.gate.dryRun.counts,
-            reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped,
+            reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped, accessLogWriteFailed: runtime.accessLog.writeFailed,
             settings: settings, uptime: uptime, clientConnectionLimit: runtime.clientConnectionLimit.load(ordering: .relaxed),
             spool: runtime.spoolReading,
             cluster: clusterReading(settings))
@@ -358,8 +359,11 @@ public final class GatewayObservability: Sendable {
         }
         gauge("fluxgate_config_version", help: "Configurations loaded so far (1 at start, +1 per successful reload).",
             Double(r.settings.version))
-        counter("fluxgate_access_log_dropped_total",
-            help: "Access log lines dropped because the writer fell behind.", r.accessLogDropped)
+        for (reason, value) in [("behind", r.accessLogDropped), ("write_failed", r.accessLogWriteFailed)] {
+            counter("fluxgate_access_log_dropped_total", [("reason", reason)],
+                help: "Access log lines lost: the output fell behind (8 MiB buffered) or refused them (write_failed: a full disk, a closed pipe).",
+                value)
+        }
         gauge("fluxgate_uptime_seconds", help: "Seconds since the gateway started.", r.uptime)
         gauge("fluxgate_client_connections_limit",
             help: "limits.max_connections in force (0 in the file: resolved from the descriptor limit).", Double(r.clientConnectionLimit))
