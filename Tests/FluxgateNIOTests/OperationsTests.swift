@@ -4,6 +4,7 @@ import Logging
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOConcurrencyHelpers
 import NIOPosix
 import Testing
 
@@ -457,6 +458,48 @@ struct OperationsTests {
         try await upstream.stop()
         try await group.shutdownGracefully()
         try await gatewayGroup.shutdownGracefully()
+    }
+
+    /// A reload asked for while another runs waits its turn and then reads the file as it
+    /// is — it was refused until 2026-12-06 ("a reload is already in progress"), so an edit
+    /// made while the file watch's reload of the previous version ran could stay unapplied.
+    @Test func aReloadDuringAnotherWaitsAndReadsTheFileThen() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-\(UUID().uuidString).conf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let good = "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nreload: { watch: false }\nupstreams: [{url: \"\(upstream.url)\"}]\n"
+        try good.write(toFile: path, atomically: true, encoding: .utf8)
+        let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
+        let server = try GatewayServer(config: try ConfigLoader.load(path: path, required: true), group: gatewayGroup, logger: .init(label: "t"), source: source)
+        _ = try await server.start()
+        await server.reloading.acquire()  // another reload under way
+        let waiting = Task { await server.reloadFromSource() }
+        try await eventually("the second reload waits") { server.reloading.waiting == 1 }
+        try (good + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        server.reloading.release()
+        let outcome = await waiting.value
+        #expect(outcome.result == "success", "\(outcome.errors)")
+        #expect(server.runtime.gate.snapshot.slots == 2500, "the file as it was when the reload's turn came")
+        #expect(await server.holdingReloadLock { true } == true, "the lock was given back")
+        try await server.stop()
+        try await upstream.stop()
+    }
+
+    @Test func theReloadLockPassesInArrivalOrder() async throws {
+        let lock = ReloadLock()
+        #expect(lock.tryAcquire())
+        #expect(!lock.tryAcquire())
+        let order = NIOLockedValueBox<[Int]>([])
+        let first = Task { await lock.acquire(); order.withLockedValue { $0.append(1) }; lock.release() }
+        try await eventually("one waits") { lock.waiting == 1 }
+        let second = Task { await lock.acquire(); order.withLockedValue { $0.append(2) }; lock.release() }
+        try await eventually("two wait") { lock.waiting == 2 }
+        #expect(!lock.tryAcquire(), "a waiter is not overtaken by a try")
+        lock.release()
+        await first.value
+        await second.value
+        #expect(order.withLockedValue { $0 } == [1, 2])
+        #expect(lock.tryAcquire(), "free again")
     }
 
     /// A configuration read from a pipe (`--config <(envsubst < gateway.conf.in)`) cannot

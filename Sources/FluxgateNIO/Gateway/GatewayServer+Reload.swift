@@ -11,13 +11,17 @@ extension GatewayServer {
             return refuse(["no config file to reload from: the gateway runs on built-in defaults"])
         }
         if let reason = source.notReloadable { return refuse([reason], file: source.path) }
-        let config: GatewayConfig
-        do {
-            config = try source.load()
-        } catch {
-            return refuse(error.errors.map(\.description), file: source.path)
+        // The file is read once this reload's turn has come (``ReloadLock``): a reload asked
+        // for while another runs applies the file as it is then.
+        return await waitingForReloadLock {
+            let config: GatewayConfig
+            do throws(ConfigErrors) {
+                config = try source.load()
+            } catch {
+                return refuse(error.errors.map(\.description), file: source.path)
+            }
+            return await applyReload(config)
         }
-        return await reload(config)
     }
 
     /// SIGUSR1, as nginx and Envoy read it: the access-log file is reopened at its path
@@ -39,8 +43,7 @@ extension GatewayServer {
     /// refuse the whole reload; so does anything invalid. The old configuration then
     /// stays in force.
     public func reload(_ config: GatewayConfig) async -> ReloadOutcome {
-        await holdingReloadLock { await applyReload(config) }
-            ?? refuse(["a reload is already in progress"], count: false)
+        await waitingForReloadLock { await applyReload(config) }
     }
 
     private func applyReload(_ config: GatewayConfig) async -> ReloadOutcome {
@@ -74,14 +77,18 @@ extension GatewayServer {
     }
 
     /// Runs `body` holding the reload lock (reloads and address refreshes publish one
-    /// at a time); nil, without running it, when the lock is held.
+    /// at a time); nil, without running it, when the lock is held (the address refresh,
+    /// which runs again at its next interval).
     func holdingReloadLock<Result>(_ body: () async -> Result) async -> Result? {
-        let taken = reloading.withLock { busy in
-            defer { busy = true }
-            return busy == false
-        }
-        guard taken else { return nil }
-        defer { reloading.withLock { $0 = false } }
+        guard reloading.tryAcquire() else { return nil }
+        defer { reloading.release() }
+        return await body()
+    }
+
+    /// Runs `body` holding the reload lock, after the reloads before it (``ReloadLock``).
+    func waitingForReloadLock<Result>(_ body: () async -> Result) async -> Result {
+        await reloading.acquire()
+        defer { reloading.release() }
         return await body()
     }
 

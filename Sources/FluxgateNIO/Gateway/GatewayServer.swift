@@ -40,7 +40,7 @@ public final class GatewayServer: Service, Sendable {
     let source: ConfigSource?
     let logLevel: LogLevelSwitch?
     let state = Mutex<ListenerState>(ListenerState())
-    let reloading = Mutex(false)
+    let reloading = ReloadLock()
     /// `limits.max_connections` / `max_connections_per_client`, shared by every event loop.
     let connectionLimits: NIOLockedValueBox<ConnectionLimits>
     /// Refused connections lingering now (at most ``maxLingeringRefusals``).
