@@ -310,6 +310,16 @@ struct OperationsTests {
         #expect(writer.dropped == 0)
     }
 
+    /// Without any output (its first open failed: the folder is gone) lines are lost too,
+    /// and counted — they were not until 2026-12-06.
+    @Test func linesWithNoOutputAreCounted() async throws {
+        let writer = LineWriter(errorLogger: Logger(label: "test"))
+        writer.open(path: "/nonexistent-fluxgate-dir/access.log")
+        for _ in 0..<2 { writer.append { $0.append(contentsOf: "lost\n".utf8) } }
+        await writer.shutdown()
+        #expect(writer.writeFailed == 2)
+    }
+
     /// SIGUSR1's reopen (nginx's and Envoy's log rotation): after the file is moved aside,
     /// the request before the reopen is in the moved file and the one after in a new
     /// file at the path; nothing else is reloaded.
@@ -436,15 +446,21 @@ struct OperationsTests {
         }
     }
 
-    @Test func reloadFromAFileReportsKeyPathsOfABadOne() async throws {
-        let upstream = try await TestUpstream.start(name: "a", group: group)
+    /// A gateway started from a configuration file (`good`: one upstream, the watch off)
+    /// that its reloads read again; the caller removes `path`.
+    func gatewayReadingAFile(_ upstream: TestUpstream) async throws -> (server: GatewayServer, address: SocketAddress, path: String, good: String) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-\(UUID().uuidString).conf").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let good = "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nreload: { watch: false }\nupstreams: [{url: \"\(upstream.url)\"}]\n"
         try good.write(toFile: path, atomically: true, encoding: .utf8)
         let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
         let server = try GatewayServer(config: try ConfigLoader.load(path: path, required: true), group: gatewayGroup, logger: .init(label: "t"), source: source)
-        let address = try await server.start()
+        return (server, try await server.start(), path, good)
+    }
+
+    @Test func reloadFromAFileReportsKeyPathsOfABadOne() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let (server, address, path, good) = try await gatewayReadingAFile(upstream)
+        defer { try? FileManager.default.removeItem(atPath: path) }
         try (good + "admission: { target_utilization: 7 }\n").write(toFile: path, atomically: true, encoding: .utf8)
         let bad = try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group)
         #expect(bad.status == .unprocessableEntity)
@@ -465,13 +481,8 @@ struct OperationsTests {
     /// made while the file watch's reload of the previous version ran could stay unapplied.
     @Test func aReloadDuringAnotherWaitsAndReadsTheFileThen() async throws {
         let upstream = try await TestUpstream.start(name: "a", group: group)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-\(UUID().uuidString).conf").path
+        let (server, _, path, good) = try await gatewayReadingAFile(upstream)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let good = "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nreload: { watch: false }\nupstreams: [{url: \"\(upstream.url)\"}]\n"
-        try good.write(toFile: path, atomically: true, encoding: .utf8)
-        let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
-        let server = try GatewayServer(config: try ConfigLoader.load(path: path, required: true), group: gatewayGroup, logger: .init(label: "t"), source: source)
-        _ = try await server.start()
         await server.reloading.acquire()  // another reload under way
         let waiting = Task { await server.reloadFromSource() }
         try await eventually("the second reload waits") { server.reloading.waiting == 1 }
@@ -483,6 +494,8 @@ struct OperationsTests {
         #expect(await server.holdingReloadLock { true } == true, "the lock was given back")
         try await server.stop()
         try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
     }
 
     @Test func theReloadLockPassesInArrivalOrder() async throws {

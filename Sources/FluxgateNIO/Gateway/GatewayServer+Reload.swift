@@ -26,8 +26,10 @@ extension GatewayServer {
 
     /// SIGUSR1, as nginx and Envoy read it: the access-log file is reopened at its path
     /// (a rotation moved it) and nothing else changes; returns the path, nil when no file
-    /// is written. A file that cannot be opened is logged, and lines go nowhere until a
-    /// reopen or reload that succeeds.
+    /// is written. A file that cannot be opened is logged, and lines go on to the file
+    /// open before (as nginx's reopen does), or, with none, are lost and counted
+    /// (`fluxgate_access_log_dropped_total{reason="write_failed"}`), until a reopen or
+    /// reload that succeeds.
     public func reopenLogs() -> String? {
         let accessLog = runtime.settings.config.accessLog
         guard accessLog.enabled, accessLog.path != "-" else { return nil }

@@ -288,7 +288,13 @@ final class LineWriter: Sendable {
             self.reopen(path)
             fd = state.withLock { $0.fd }
         }
-        if fd >= 0 { write(fd, chunk[boundary...]) }
+        if fd >= 0 {
+            write(fd, chunk[boundary...])
+        } else if boundary < chunk.count {
+            // No output at all (its first open failed): lost, and counted as such.
+            let lines = Self.lines(in: chunk[boundary...])
+            state.withLock { $0.writeFailed += lines }
+        }
         chunk.removeAll(keepingCapacity: true)
         return stopped
     }
@@ -302,8 +308,11 @@ final class LineWriter: Sendable {
             fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
             if fd < 0 {
                 let code = errno  // checked at start and reload; this is a file that went away since
+                let keeps = state.withLock { $0.fd >= 0 }
                 errorLogger.error(
-                    "access log: cannot open file; lines go nowhere until a reload opens it",
+                    keeps
+                        ? "access log: cannot open file; lines go on to the file open before until a reopen or reload opens it"
+                        : "access log: cannot open file; lines are lost, and counted, until a reopen or reload opens it",
                     metadata: ["path": "\(path)", "error": "\(errnoWords(code)) (errno \(code))"])
                 return
             }
@@ -323,7 +332,7 @@ final class LineWriter: Sendable {
     /// lost every line without a word or a count, found by pointing it at /dev/full).
     private func write(_ fd: Int32, _ bytes: ArraySlice<UInt8>) {
         guard let (code, unwritten) = Self.writeAll(fd, bytes) else { return }
-        let lines = max(1, unwritten.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) })
+        let lines = Self.lines(in: unwritten)
         let (total, path) = state.withLock { state in
             state.writeFailed += lines
             return (state.writeFailed, state.path)
@@ -332,6 +341,12 @@ final class LineWriter: Sendable {
         errorLogger.error(
             "access log: the output refused lines; they are lost (fluxgate_access_log_dropped_total{reason=\"write_failed\"})",
             metadata: ["path": "\(path)", "error": "\(errnoWords(code)) (errno \(code))", "lines_lost": "\(total)"])
+    }
+
+    /// Lines in `bytes` (each ends in a newline; a line cut short counts as one).
+    private static func lines(in bytes: ArraySlice<UInt8>) -> Int {
+        let ended = bytes.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+        return bytes.last == UInt8(ascii: "\n") || bytes.isEmpty ? ended : ended + 1
     }
 
     /// Writes all of `bytes`, or stops at the first failure: then its errno and what was
