@@ -21,7 +21,7 @@ public struct GatewayApplication: Sendable {
         if config.runsEmbeddedDemo {
             for index in 0..<config.demo.instances {
                 let demo = DemoUpstreamServer.Configuration(
-                    config.demo, port: config.demo.basePort + index, instance: DemoConfig.instanceName(index))
+                    config.demo, port: config.demo.endpoint(index).port, instance: DemoConfig.instanceName(index))
                 demos.append(DemoUpstreamServer(configuration: demo, group: group, logger: logger))
             }
         }

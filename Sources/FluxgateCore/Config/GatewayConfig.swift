@@ -111,7 +111,7 @@ public struct GatewayConfig: Sendable, Equatable {
             // The demo instance's capacity is its "max CCU": admission sizes S from it.
             UpstreamConfig(
                 name: "demo-\(DemoConfig.instanceName(index))",
-                url: UpstreamURL(endpoint: SocketEndpoint(host: "127.0.0.1", port: demo.basePort + index)),
+                url: UpstreamURL(endpoint: demo.endpoint(index)),
                 maxConcurrency: demo.capacity
             )
         }
@@ -129,7 +129,7 @@ public struct GatewayConfig: Sendable, Equatable {
         var listeners = [("listen", listen), ("admin_listen", adminListen)]
         if runsEmbeddedDemo {
             for index in 0..<demo.instances {
-                listeners.append(("demo.base_port", SocketEndpoint(host: "127.0.0.1", port: demo.basePort + index)))
+                listeners.append(("demo.base_port", demo.endpoint(index)))
             }
         }
         var clashes: [(key: String, message: String)] = []
@@ -669,6 +669,12 @@ public struct DemoConfig: Sendable, Equatable {
     /// HS256 secret for demo login tokens. The default is public: demo use only.
     public var jwtSecret = "fluxor-demo-insecure-secret"
     public init() {}
+
+    /// Where instance `index` listens: loopback, `base_port + index` (the gateway's
+    /// upstream for it, and a port no other listener of the process may take).
+    public func endpoint(_ index: Int) -> SocketEndpoint {
+        SocketEndpoint(host: "127.0.0.1", port: basePort + index)
+    }
 
     /// `a`, `b`, `c`, …, `z`, then `i26`, `i27`, ….
     public static func instanceName(_ index: Int) -> String {
