@@ -110,8 +110,8 @@ extension GatewayServer {
         runtime.install(settings, assignment, now: MonotonicTime.current)
     }
 
-    private func refuse(_ errors: [String], file: String? = nil, count: Bool = true) -> ReloadOutcome {
-        if count { runtime.countReload(success: false) }
+    private func refuse(_ errors: [String], file: String? = nil) -> ReloadOutcome {
+        runtime.countReload(success: false)
         logger.error(
             "configuration reload refused; the running configuration stays",
             metadata: ["errors": "\(errors.joined(separator: "; "))", "file": "\(file ?? source?.path ?? "-")"])
