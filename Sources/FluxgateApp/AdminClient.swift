@@ -70,6 +70,19 @@ public enum AdminClient {
         return "\(endpoint) answered \(status) to POST /reload, not a reload result: is it the gateway's admin listener (admin_listen), not its data port?"
     }
 
+    /// What is wrong with a path given to `fluxgate healthcheck --path`, or nil: it goes
+    /// into the request line as it is, so it must be an origin-form target — a `/`
+    /// first, then visible ASCII only (no space, control or non-ASCII byte). Without the
+    /// check `--path readyz` reached the admin listener as `GET readyz`, whose 400 was
+    /// printed as an unhealthy gateway (found by trying it).
+    public static func pathProblem(_ path: String) -> String? {
+        guard path.hasPrefix("/") else { return "--path: \"\(path)\" must start with / (such as /healthz or /readyz)" }
+        guard path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return "--path: \"\(path)\" may hold visible ASCII characters only (percent-encode the rest)"
+        }
+        return nil
+    }
+
     /// The cause in words: "connection refused", not `NIOConnectionError`'s dump of every
     /// address tried.
     static func reason(_ error: any Error) -> String {

@@ -227,6 +227,10 @@ struct Healthcheck: AsyncParsableCommand {
     @Option(name: .long, help: "Admin path to ask: /healthz (alive) or /readyz (ready for traffic).")
     var path: String = "/healthz"
 
+    func validate() throws {
+        if let problem = AdminClient.pathProblem(path) { throw ValidationError(problem) }
+    }
+
     func run() async throws {
         guard let endpoint = SocketEndpoint.parse(admin) else {
             throw ValidationError("--admin: expected host:port such as 127.0.0.1:9090")

@@ -81,4 +81,14 @@ struct AdminClientTests {
             AdminClient.reloadAnswerProblem(status: 404, from: endpoint)
                 == "127.0.0.1:8080 answered 404 to POST /reload, not a reload result: is it the gateway's admin listener (admin_listen), not its data port?")
     }
+
+    @Test func aHealthcheckPathThatIsNoOriginFormTargetIsNamed() {
+        #expect(AdminClient.pathProblem("/healthz") == nil)
+        #expect(AdminClient.pathProblem("/readyz?verbose=1") == nil)
+        #expect(AdminClient.pathProblem("readyz") == "--path: \"readyz\" must start with / (such as /healthz or /readyz)")
+        #expect(AdminClient.pathProblem("") != nil)
+        #expect(AdminClient.pathProblem("/a b") == "--path: \"/a b\" may hold visible ASCII characters only (percent-encode the rest)")
+        #expect(AdminClient.pathProblem("/x\r\nX-Injected: 1") != nil)
+        #expect(AdminClient.pathProblem("/caf\u{E9}") != nil)
+    }
 }

@@ -465,6 +465,24 @@ struct ConfigLoaderTests {
         }
     }
 
+    /// libyaml quotes the offending line whole: a 200 KB line is shown as a window
+    /// around the caret, the caret still under the place.
+    @Test func aLongLineInAYAMLErrorIsCutAroundTheCaret() throws {
+        let yaml = "listen: \"127.0.0.1:8080\"\nupstreams: [" + String(repeating: "a", count: 200_000) + ": b: c]\n"
+        var message = ""
+        do { _ = try ConfigLoader.load(yaml: yaml) } catch { message = "\(error)" }
+        #expect(message.contains("not valid YAML"))
+        #expect(message.count < 600)
+        let lines = message.split(separator: "\n").map(String.init)
+        let quoted = try #require(lines.firstIndex { $0.hasPrefix("…") })
+        let caret = try #require(lines[quoted + 1].firstIndex(of: "^"))
+        let column = lines[quoted + 1].distance(from: lines[quoted + 1].startIndex, to: caret)
+        #expect(Array(lines[quoted])[column] == ":")  // the colon libyaml stopped at
+        // Short lines are left as they are.
+        #expect(ConfigLoader.clipQuotedLines("a\nshort line\n    ^") == "a\nshort line\n    ^")
+        #expect(ConfigLoader.clipQuotedLines(String(repeating: "x", count: 150)) == String(repeating: "x", count: 100) + "…")
+    }
+
     /// A tab that indents is named as such (the YAML scanner says only "found character
     /// that cannot start any token"); one inside a value is no indentation.
     @Test func aTabThatIndentsIsNamed() {

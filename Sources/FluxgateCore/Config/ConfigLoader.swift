@@ -21,7 +21,7 @@ public enum ConfigLoader {
             // The scanner's words for a tab that indents do not say "tab".
             let tabs = yaml.split(separator: "\n").contains { $0.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") }
             let hint = tabs ? "\n(YAML indents with spaces; this file indents with a tab)" : ""
-            throw ConfigErrors(errors: [ConfigError(path: "", message: "not valid YAML: \(error)\(hint)")])
+            throw ConfigErrors(errors: [ConfigError(path: "", message: "not valid YAML: \(clipQuotedLines("\(error)"))\(hint)")])
         }
         var reader = ConfigReader(environment: environment)
         let config = decode(root, reader: &reader)
@@ -33,6 +33,35 @@ public enum ConfigLoader {
             throw ConfigErrors(errors: ordered)
         }
         return config
+    }
+
+    /// libyaml's messages quote the offending line whole, with a caret under the place:
+    /// a 200 KB line came back as a 200 KB error (found by trying it). A longer line than
+    /// `width` is cut to a window of that width around the caret (or its start when no
+    /// caret follows), each cut side marked with `…`, and the caret moved with it.
+    static func clipQuotedLines(_ message: String, width: Int = 100) -> String {
+        var lines = message.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var index = 0
+        while index < lines.count {
+            let line = Array(lines[index])
+            guard line.count > width else {
+                index += 1
+                continue
+            }
+            let caretLine = index + 1 < lines.count ? lines[index + 1] : ""
+            let isCaret = caretLine.last == "^" && caretLine.dropLast().allSatisfy { $0 == " " }
+            let caret = isCaret ? caretLine.count - 1 : 0
+            let start = max(0, min(caret - width / 2, line.count - width))
+            let end = min(line.count, start + width)
+            let head = start > 0 ? "…" : ""
+            lines[index] = head + String(line[start..<end]) + (end < line.count ? "…" : "")
+            if isCaret {
+                lines[index + 1] = String(repeating: " ", count: head.count + caret - start) + "^"
+                index += 1
+            }
+            index += 1
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// `cluster`: on when the section is present (or `FLUXGATE_CLUSTER_REDIS_URL` is set),
