@@ -27,6 +27,33 @@ struct StartupProblemsTests {
         #expect(StartupProblems.check(config).isEmpty)
     }
 
+    /// More upstreams than the process has slots for (``UpstreamSlots/maxSlots``) is
+    /// refused by the check as by the start — configured ones by the file's own rules,
+    /// members of names with many addresses once they are looked up. Until 2026-12-06
+    /// check-config passed 500 upstreams that the start refused.
+    @Test func moreUpstreamsThanSlotsAreRefusedByTheCheckAsByTheStart() throws {
+        let many = (0...UpstreamSlots.maxSlots).map { "{url: \"http://127.0.0.1:\(10_000 + $0)\"}" }.joined(separator: ", ")
+        #expect {
+            try ConfigLoader.load(yaml: "upstreams: [\(many)]")
+        } throws: { error in
+            "\(error)".contains("upstreams (line 1): at most \(UpstreamSlots.maxSlots) upstreams, got \(UpstreamSlots.maxSlots + 1)")
+        }
+        // 9 names of 32 addresses each: 288 members.
+        let names = (0..<9).map { "{name: app\($0), url: \"http://app\($0).svc:80\", addresses: all}" }.joined(separator: ", ")
+        let config = try ConfigLoader.load(yaml: "upstreams: [\(names)]")
+        func lookup(_ host: String, _ port: Int, _ family: AddressFamilyPreference) throws -> [SocketAddress] {
+            let name = Int(host.dropFirst(3).prefix { $0.isNumber })!
+            return try (1...32).map { try SocketAddress(ipAddress: "10.0.\(name).\($0)", port: port) }
+        }
+        let problems = StartupProblems.check(config, lookup: lookup)
+        #expect(problems.map(\.description) == [
+            "upstreams: more than \(UpstreamSlots.maxSlots) upstreams in all, counting each address of a host name with several as one (its `addresses`)"
+        ])
+        #expect(StartupProblems.check(config, lookup: nil).isEmpty)  // --no-resolve cannot count members
+        let fewer = try ConfigLoader.load(yaml: "upstreams: [\((0..<8).map { "{name: app\($0), url: \"http://app\($0).svc:80\", addresses: all}" }.joined(separator: ", "))]")
+        #expect(StartupProblems.check(fewer, lookup: lookup).isEmpty)  // 256
+    }
+
     /// An access log that cannot be opened for appending fails the check (and so the
     /// start), naming the key and the reason; standard output, a writable file (created
     /// as the gateway would) and a disabled log pass.

@@ -389,6 +389,13 @@ public enum ConfigLoader {
         if config.upstreams.isEmpty && !config.demo.enabled {
             r.report("upstreams", "at least one upstream is required when demo.enabled is false")
         }
+        // The start would refuse it (``UpstreamSlots``); a host name with several
+        // addresses takes a slot per member, which only a lookup can count
+        // (``StartupProblems``). Until 2026-12-06 check-config passed 500 upstreams that
+        // the start then refused (found by trying it).
+        if config.upstreams.count > UpstreamSlots.maxSlots {
+            r.report("upstreams", "at most \(UpstreamSlots.maxSlots) upstreams, got \(config.upstreams.count)", node: top.entries["upstreams"])
+        }
         return config
     }
 

@@ -60,8 +60,14 @@ public enum UpstreamSlots {
     }
 
     public struct TooManySlots: Error, Equatable, CustomStringConvertible {
+        /// There were slots before (a reload, an address refresh): the ones retired
+        /// since start count too. Without, the configuration alone has too many.
+        public var sinceStart = true
+
         public var description: String {
-            "more than \(UpstreamSlots.maxSlots) distinct upstreams (name, url and address member) since start; restart to configure more"
+            sinceStart
+                ? "more than \(UpstreamSlots.maxSlots) distinct upstreams (name, url and address member) since start; restart to configure more"
+                : "more than \(UpstreamSlots.maxSlots) upstreams in all, counting each address of a host name with several as one (its `addresses`)"
         }
     }
 
@@ -79,7 +85,7 @@ public enum UpstreamSlots {
                 slots[index] = UpstreamSlot(upstream, member: member)
                 kept.insert(index)
             } else {
-                guard slots.count < maxSlots else { throw TooManySlots() }
+                guard slots.count < maxSlots else { throw TooManySlots(sinceStart: !previous.isEmpty) }
                 slots.append(UpstreamSlot(upstream, member: member))
                 kept.insert(slots.count - 1)
                 fresh.append(slots.count - 1)

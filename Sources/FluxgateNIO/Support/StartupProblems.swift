@@ -42,17 +42,35 @@ public enum StartupProblems {
     /// - Parameter resolve: resolve the upstreams' names (false for a file meant for
     ///   another network, such as a Kubernetes ConfigMap checked in CI).
     public static func check(_ config: GatewayConfig, resolve: Bool = true) -> [ConfigError] {
+        check(config, lookup: resolve ? { try AddressLookup.candidates($0, port: $1, family: $2) } : nil)
+    }
+
+    /// `lookup` nil: no name is resolved.
+    static func check(_ config: GatewayConfig, lookup: GatewaySettings.Lookup?) -> [ConfigError] {
         var problems: [ConfigError] = []
         let configured = !config.upstreams.isEmpty
-        for (index, upstream) in config.effectiveUpstreams.enumerated() where resolve {
+        for (index, upstream) in config.effectiveUpstreams.enumerated() {
+            guard let lookup else { break }
             let endpoint = upstream.url.endpoint
             do {
-                _ = try AddressLookup.address(endpoint.host, port: endpoint.port, family: config.dns.family)
+                _ = try lookup(endpoint.host, endpoint.port, config.dns.family)
             } catch {
                 problems.append(
                     ConfigError(
                         path: configured ? "upstreams[\(index)].url" : "demo",
                         message: unresolvable(endpoint.host, error)))
+            }
+        }
+        if let lookup, problems.isEmpty {
+            // Each name's members and their slots, as the start places them: more than
+            // ``UpstreamSlots/maxSlots`` members in all (names with many addresses) is
+            // refused there, so here too.
+            do {
+                _ = try GatewaySettings.resolve(config, version: 0, previous: nil, lookup: lookup)
+            } catch let error as ConfigError {
+                problems.append(error)
+            } catch {
+                problems.append(ConfigError(path: "upstreams", message: "\(error)"))
             }
         }
         do {
