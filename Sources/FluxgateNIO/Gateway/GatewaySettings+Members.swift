@@ -19,6 +19,17 @@ extension GatewaySettings {
         _ config: GatewayConfig, version: Int, previous: GatewaySettings?,
         lookup: Lookup = AddressLookup.candidates
     ) throws -> (GatewaySettings, UpstreamSlots.Assignment) {
+        let (placements, overListed) = try place(config, previous: previous, lookup: lookup)
+        let (assignment, targets) = try assign(placements, previous: previous)
+        let settings = try GatewaySettings(version: version, config: config, upstreams: assignment.slots, targets: targets, overListed: overListed)
+        return (settings, assignment)
+    }
+
+    /// Each configured upstream's members at their addresses (looked up unless kept from
+    /// `previous`), and the names listing more addresses than they take.
+    static func place(
+        _ config: GatewayConfig, previous: GatewaySettings?, lookup: Lookup
+    ) throws -> (placements: [(UpstreamConfig, [Int: SocketAddress])], overListed: [String: Int]) {
         var placements: [(UpstreamConfig, [Int: SocketAddress])] = []
         var overListed: [String: Int] = [:]
         for upstream in config.effectiveUpstreams {
@@ -41,14 +52,19 @@ extension GatewaySettings {
             }
             placements.append((upstream, placed))
         }
-        let (assignment, targets): (UpstreamSlots.Assignment, [SocketAddress])
+        return (placements, overListed)
+    }
+
+    /// The members' slots after `previous`'s (``UpstreamSlots``); too many is an error
+    /// naming `upstreams`.
+    static func assign(
+        _ placements: [(UpstreamConfig, [Int: SocketAddress])], previous: GatewaySettings?
+    ) throws(ConfigError) -> (UpstreamSlots.Assignment, [SocketAddress]) {
         do {
-            (assignment, targets) = try UpstreamSlots.assign(previous: previous?.upstreams ?? [], at: previous?.targets ?? [], placements: placements)
+            return try UpstreamSlots.assign(previous: previous?.upstreams ?? [], at: previous?.targets ?? [], placements: placements)
         } catch {
             throw ConfigError(path: "upstreams", message: "\(error)")
         }
-        let settings = try GatewaySettings(version: version, config: config, upstreams: assignment.slots, targets: targets, overListed: overListed)
-        return (settings, assignment)
     }
 
     /// `upstream`'s members in force: member number → address (its live slots).

@@ -66,7 +66,7 @@ public enum StartupProblems {
             // ``UpstreamSlots/maxSlots`` members in all (names with many addresses) is
             // refused there, so here too.
             do {
-                _ = try GatewaySettings.resolve(config, version: 0, previous: nil, lookup: lookup)
+                _ = try GatewaySettings.assign(try GatewaySettings.place(config, previous: nil, lookup: lookup).placements, previous: nil)
             } catch let error as ConfigError {
                 problems.append(error)
             } catch {
