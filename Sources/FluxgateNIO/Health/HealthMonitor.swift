@@ -8,8 +8,8 @@ import Synchronization
 /// new plan to the ``UpstreamRouter``, which moves the schedule and capacity `C` at once.
 ///
 /// The data path reports every exchange, so the common case must be nearly free: a
-/// success costs one relaxed atomic load (is a failure streak running for this
-/// upstream?) and takes the lock only to end a streak. Failures take the lock; they
+/// success costs one relaxed atomic load (is a failure streak running for any
+/// upstream? then for this one?) and takes the lock only to end a streak. Failures take the lock; they
 /// are rare, and the ejection decision needs the board.
 final class HealthMonitor: Sendable {
     private let board: Mutex<(board: HealthBoard, panic: Bool, names: [String])>
@@ -22,6 +22,10 @@ final class HealthMonitor: Sendable {
     /// test). Allocated for every possible slot (``UpstreamSlots/maxSlots``) so that a
     /// reload adding upstreams never swaps an array the data path is reading.
     private let streaks: [Flag]
+    /// How many of ``streaks`` are set: the success fast path reads this first — a read
+    /// of an element of `streaks` (a class instance) also retained and released it, on
+    /// every proxied request (bench/refcount-callers.sh).
+    private let openStreaks = Atomic<Int>(0)
     /// Per upstream slot: flips to ready and to not ready, for metrics and tests.
     private let flipCounts: [FlipCount]
     /// Per upstream slot and failure kind (at `slot × kinds + kind`): failed exchanges,
@@ -60,7 +64,7 @@ final class HealthMonitor: Sendable {
     /// router takes the new slots inside the board's lock, where every plan is made and
     /// applied, so no plan for the old slots can reach a router that has the new ones.
     func reconfigure(upstreams: [UpstreamSlot], policy: HealthPolicy, fresh: [Int], now: MonotonicTime) {
-        for index in fresh { streaks[index].value.store(false, ordering: .relaxed) }
+        for index in fresh { closeStreak(index) }
         cappedLogged.withLock { $0.removeAll() }
         let router = self.router
         update(now: now, forcePlan: true) { board in
@@ -102,11 +106,21 @@ final class HealthMonitor: Sendable {
     /// ``exchangeFailed(_:_:now:current:)``: the old replica's success is not the new
     /// one's. Read only when a failure streak is open (off the common path).
     func exchangeSucceeded(_ upstream: Int, current: @autoclosure () -> Bool = true) {
-        guard streaks[upstream].value.load(ordering: .relaxed), current() else { return }
+        guard anyFailureStreak, streaks[upstream].value.load(ordering: .relaxed), current() else { return }
         board.withLock { state in
             state.board.exchangeSucceeded(upstream)
-            streaks[upstream].value.store(false, ordering: .relaxed)
+            closeStreak(upstream)
         }
+    }
+
+    /// Whether any upstream has a failure streak running: when none has (nearly
+    /// always), a success has nothing to report — the data path asks this before it
+    /// builds ``exchangeSucceeded(_:current:)``'s arguments (its `current` closure
+    /// retained and released the exchange on every proxied request).
+    @inline(__always) var anyFailureStreak: Bool { openStreaks.load(ordering: .relaxed) > 0 }
+
+    private func closeStreak(_ upstream: Int) {
+        if streaks[upstream].value.exchange(false, ordering: .relaxed) { openStreaks.wrappingSubtract(1, ordering: .relaxed) }
     }
 
     /// An exchange with `upstream` failed: connect failure, reset or timeout before the
@@ -115,7 +129,7 @@ final class HealthMonitor: Sendable {
     func exchangeFailed(_ upstream: Int, _ failure: UpstreamHealth.Failure, now: MonotonicTime, current: Bool = true) {
         failureCount(upstream, failure.kind).value.wrappingAdd(1, ordering: .relaxed)
         guard current else { return }
-        streaks[upstream].value.store(true, ordering: .relaxed)
+        if !streaks[upstream].value.exchange(true, ordering: .relaxed) { openStreaks.wrappingAdd(1, ordering: .relaxed) }
         var capped: (limit: Int, streak: Int, percent: Double)?
         update(now: now) { board in
             let before = board[upstream].ejectionsOverflowed

@@ -154,10 +154,9 @@ extension ProxyHandler {
             spool.close()
         }
         exchange.releaseHeldBody()
-        if exchange.upstreamHead.capacity > 0 {
+        if let head = exchange.upstreamHead.take() {
             // Nothing sends it again once the exchange ended: the next request may use it.
-            scratch.keepUpstreamHead(exchange.upstreamHead)
-            exchange.upstreamHead = ByteBuffer()
+            scratch.keepUpstreamHead(head)
         }
         stats.record(outcome, route: exchange.route, countedUpstream: exchange.countedUpstream)
         exchange.countedUpstream = nil

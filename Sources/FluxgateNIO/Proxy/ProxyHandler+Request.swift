@@ -45,7 +45,7 @@ extension ProxyHandler {
     /// A head still arriving is parsed again once a line of it ended or it holds more
     /// than this (then the parser refuses it as too large); reads between requests go
     /// on up to it (``mayRead``), so the two must agree.
-    var headRecheckBytes: Int { settings.maxHeaderBytes + 64 }
+    var headRecheckBytes: Int { maxHeaderBytes + 64 }
 
     /// Whether input can be handled now: between requests, or while the current
     /// request is still arriving. The next request waits for this one's answer.
@@ -109,7 +109,7 @@ extension ProxyHandler {
 
     /// One head from the start of `input`; false when it is not complete (or was refused).
     func parseHead(_ input: ByteBuffer) -> Bool {
-        let limit = settings.maxHeaderBytes
+        let limit = maxHeaderBytes
         // Taken, not referenced: a parse nested in another connection's would find the
         // loop's head gone and use a new one, never share it.
         let box = partialHead.take()
@@ -133,7 +133,7 @@ extension ProxyHandler {
             inputRefused(refusal, line: line)
             return false
         case .complete:
-            if head.fields.count > settings.maxHeaderCount {
+            if head.fields.count > maxHeaderCount {
                 // Counted after the parse: the head is already bounded by its bytes, and
                 // the parser stays exactly as strict as llhttp, which has no count limit.
                 let line = input.withUnsafeReadableBytes { head.refusedLine(in: $0, for: .tooManyFields) }
@@ -143,7 +143,7 @@ extension ProxyHandler {
                 return false
             }
             let length = head.length
-            withUnsafePointer(to: &head) { pointer in
+            withUnsafeMutablePointer(to: &head) { pointer in
                 headPointer = pointer
                 defer { headPointer = nil }
                 input.withUnsafeReadableBytes { bytes in
@@ -209,10 +209,7 @@ extension ProxyHandler {
         guard case .idle = state else { return }
         clientTimeoutEvent { $0.requestHeadReceived() }
         refreshSettings()
-        // Through the pointer, to a borrowing parameter — tried to avoid a copy of the head
-        // (a retain and release of its field list); the optimized build still makes it
-        // (bench/refcount-callers.sh, 2026-12-06), as it does for `head`.
-        let facts = RequestSerializer.facts(headPointer!.pointee, bytes)
+        let facts = Self.facts(&headPointer!.pointee, bytes)
         let requestID = facts.requestID ?? pool.nextRequestID()
         let http10 = head.isHTTP10
         let now = self.now
@@ -236,7 +233,7 @@ extension ProxyHandler {
             exchange.deadlines.clientBodyNotWanted()
         }
         exchange.client = clientAddress
-        if !settings.trustedProxies.isEmpty, peerTrusted {
+        if hasTrustedProxies, peerTrusted {
             exchange.peerTrusted = true
             let forwarded = head.fields.filter { $0.kind == .forwardedFor }.map {
                 Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0.value]), as: UTF8.self))
@@ -339,14 +336,37 @@ extension ProxyHandler {
     /// ``requestHead(_:)``): when the request is admitted, queued or buffered — never
     /// for a shed or refused one.
     func prepareUpstreamHead(_ exchange: Exchange) {
-        guard exchange.upstreamHead.writerIndex == 0, let bytes = headInProgress else { return }
+        guard exchange.upstreamHead == nil, let bytes = headInProgress else { return }
         let upgrade = exchange.tunnelReserved ? exchange.facts.upgrade : nil
-        let head = headPointer!  // as in requestHead(_:): the copy this was to avoid remains
-        let capacity = RequestSerializer.headCapacity(head.pointee, requestID: exchange.requestID, clientAddress: clientAddress, upgrade: upgrade)
-        exchange.upstreamHead = RequestSerializer.head(
-            head.pointee, bytes: bytes, requestID: exchange.requestID, clientAddress: clientAddress,
+        let head = headPointer!
+        let capacity = Self.headCapacity(&head.pointee, requestID: exchange.requestID, clientAddress: clientAddress, upgrade: upgrade)
+        exchange.upstreamHead = Self.serialize(
+            &head.pointee, bytes: bytes, requestID: exchange.requestID, clientAddress: clientAddress,
             keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https, upgrade: upgrade,
             into: scratch.takeUpstreamHead(capacity: capacity, allocator: allocator))
+    }
+
+    // The head being handled lives in ``parseHead(_:)``'s frame and is reached through
+    // ``headPointer``. Passed from there to a `borrowing` parameter it was copied — a
+    // retain and release of its field list, twice per request — whatever the spelling
+    // (the pointee, an addressor, `_read`); an `inout` argument is passed by address, and
+    // from inside these the serializer borrows it without a copy. Nothing is changed.
+
+    static func facts(_ head: inout RequestHead, _ bytes: UnsafeRawBufferPointer) -> RequestSerializer.Facts {
+        RequestSerializer.facts(head, bytes)
+    }
+
+    static func headCapacity(_ head: inout RequestHead, requestID: RequestID, clientAddress: String, upgrade: String?) -> Int {
+        RequestSerializer.headCapacity(head, requestID: requestID, clientAddress: clientAddress, upgrade: upgrade)
+    }
+
+    static func serialize(
+        _ head: inout RequestHead, bytes: UnsafeRawBufferPointer, requestID: RequestID, clientAddress: String,
+        keepForwardedFor: Bool, underscores: Bool, https: Bool, upgrade: String?, into buffer: consuming ByteBuffer
+    ) -> ByteBuffer {
+        RequestSerializer.head(
+            head, bytes: bytes, requestID: requestID, clientAddress: clientAddress, keepForwardedFor: keepForwardedFor,
+            underscores: underscores, https: https, upgrade: upgrade, into: buffer)
     }
 
     /// The per-client rate-limit key: the configured header's value, else the client's
@@ -435,7 +455,8 @@ extension ProxyHandler {
                 // Whole before admission: upstream with its length instead of chunks.
                 exchange.upstreamFraming = .asSent
                 exchange.upstreamHead = RequestSerializer.withField(
-                    "content-length", String(exchange.bodyBytes), dropping: .transferEncoding, from: exchange.upstreamHead, allocator: allocator)
+                    "content-length", String(exchange.bodyBytes), dropping: .transferEncoding, from: exchange.upstreamHead ?? ByteBuffer(),
+                    allocator: allocator)
             } else {
                 frameDeferredBody(exchange)  // trailers travel in chunked framing only
             }

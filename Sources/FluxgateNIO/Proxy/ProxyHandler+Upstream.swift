@@ -14,14 +14,15 @@ extension ProxyHandler {
     /// standing in for a missing one (HTTP/1.0 clients may send none).
     func upstreamHead(_ exchange: Exchange) -> ByteBuffer {
         let hasHost = exchange.facts.hasHost
-        if hasHost && !settings.rewritesHost { return exchange.upstreamHead }
+        let head = exchange.upstreamHead ?? ByteBuffer()  // prepared before any upstream is chosen
+        if hasHost && !settings.rewritesHost { return head }
         // A reload publishes its settings before the router can pick a slot they add.
-        if exchange.upstream >= settings.upstreams.count { settings = runtime.settings }
+        if exchange.upstream >= settings.upstreams.count { adopt(runtime.settings) }
         if let host = settings.upstreams[exchange.upstream].hostHeader {
-            return RequestSerializer.withField("host", host, dropping: hasHost ? .host : nil, from: exchange.upstreamHead, allocator: allocator)
+            return RequestSerializer.withField("host", host, dropping: hasHost ? .host : nil, from: head, allocator: allocator)
         }
-        if hasHost { return exchange.upstreamHead }
-        return RequestSerializer.withField("host", settings.authorities[exchange.upstream], from: exchange.upstreamHead, allocator: allocator)
+        if hasHost { return head }
+        return RequestSerializer.withField("host", settings.authorities[exchange.upstream], from: head, allocator: allocator)
     }
 
     func startUpstream(_ exchange: Exchange) {
@@ -275,12 +276,12 @@ extension ProxyHandler: UpstreamConnectionDelegate {
     func completeExchange(_ exchange: Exchange) {
         if let status = exchange.relay.status, status >= 500 {
             upstreamFailed(exchange, .status(status))
-        } else {
+        } else if runtime.health.anyFailureStreak {
             runtime.health.exchangeSucceeded(exchange.upstream, current: exchange.connection?.toCurrentAddress ?? true)
         }
         exchange.deadlines.responseComplete()
-        if let connection = exchange.connection {
-            exchange.connection = nil
+        // Taken, not read and cleared: a read is a retain, the clearing its release.
+        if let connection = exchange.connection.take() {
             if exchange.requestComplete && exchange.relay.upstreamReusable {
                 pool.release(connection, now: now)
             } else {

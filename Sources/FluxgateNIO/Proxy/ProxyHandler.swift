@@ -58,7 +58,13 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The configuration this connection last saw; refreshed between requests when a
     /// reload moved ``GatewayRuntime/settingsVersion``.
     var settings: GatewaySettings
+    /// Limits read on every request, copied out of ``settings`` at each refresh: a read
+    /// through the `settings` reference costs a retain and release of it each time
+    /// (bench/refcount-callers.sh).
     var maxBodyBytes: Int
+    var maxHeaderBytes: Int
+    var maxHeaderCount: Int
+    var hasTrustedProxies: Bool
     /// A graceful drain began: the current answer is the last on this connection.
     var draining = false
     /// Requests carried and age, for `limits.max_requests_per_connection` and
@@ -95,7 +101,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var partialHead: PartialRequestHead?
     /// The head being handled, during ``requestHead(_:)`` only (it lives in
     /// ``parseHead(_:)``'s frame).
-    var headPointer: UnsafePointer<RequestHead>?
+    var headPointer: UnsafeMutablePointer<RequestHead>?
     /// The client channel's writability as of its last `channelWritabilityChanged` (NIO
     /// fires it synchronously when the flag flips), read several times per request:
     /// `context.channel.isWritable` costs two retains and releases each time
@@ -104,9 +110,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var head: RequestHead {
         // An addressor rather than `_read { yield pointee }`. Neither stops the optimized
         // build from copying the head (a retain and release of its field list) where it is
-        // passed whole — RequestSerializer.facts and .head, once each per request
-        // (bench/refcount-callers.sh, 2026-12-06; still so with lexical lifetimes off).
-        unsafeAddress { headPointer! }
+        // passed whole to a borrowing parameter (bench/refcount-callers.sh, 2026-12-06;
+        // still so with lexical lifetimes off): those calls lend it `inout` instead
+        // (``ProxyHandler/facts(_:_:)``).
+        unsafeAddress { UnsafePointer(headPointer!) }
     }
     /// With `parser: llhttp`: NIOHTTP1 refused the input after the bytes received so far.
     var inputRefusal: RequestHeadParser.Refusal?
@@ -171,6 +178,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let settings = runtime.settings
         self.settings = settings
         self.maxBodyBytes = settings.maxBodyBytes
+        self.maxHeaderBytes = settings.maxHeaderBytes
+        self.maxHeaderCount = settings.maxHeaderCount
+        self.hasTrustedProxies = !settings.trustedProxies.isEmpty
         self.routing = runtime.routing
         runtime.live.clientHandlers.born()
         // A connection rebuilt around a parked socket was counted when it was accepted.
@@ -181,8 +191,16 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// when it did not).
     func refreshSettings() {
         guard runtime.settingsVersion.load(ordering: .relaxed) != settings.version else { return }
-        settings = runtime.settings
+        adopt(runtime.settings)
+    }
+
+    /// `settings` from now on, with the limits copied out of it.
+    func adopt(_ settings: GatewaySettings) {
+        self.settings = settings
         maxBodyBytes = settings.maxBodyBytes
+        maxHeaderBytes = settings.maxHeaderBytes
+        maxHeaderCount = settings.maxHeaderCount
+        hasTrustedProxies = !settings.trustedProxies.isEmpty
     }
 
     /// Whether the peer is in `trusted_proxies`: decided once per connection and

@@ -54,6 +54,15 @@ public final class LiveObjects: Sendable {
 
     public init() {}
 
+    /// ``Exchange``'s bookkeeping, as methods of this object: reached through a stored
+    /// atomic (`live.exchanges.born()`), each call also retained and released `live`.
+    @inline(__always) func exchangeBorn() {
+        exchanges.born()
+        exchangesCreated.born()
+    }
+
+    @inline(__always) func exchangeDied() { exchanges.died() }
+
     public var totalExchanges: Int { exchangesCreated.load(ordering: .relaxed) }
     public var totalClientConnections: Int { clientHandlersCreated.load(ordering: .relaxed) }
     public var totalParks: Int { parks.load(ordering: .relaxed) }
