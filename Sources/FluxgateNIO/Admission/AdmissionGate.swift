@@ -173,11 +173,13 @@ final class AdmissionGate: Sendable {
 
     /// An admitted request finished; frees its slot and resumes waiters it admits.
     func release(serviceTime: Duration?, now: MonotonicTime) {
-        let (resumed, renew): ([Waiter], Bool) = state.withLock { state in
+        let (resumed, renew): ([Waiter]?, Bool) = state.withLock { state in
             let (admitted, renew) = state.checks.release(serviceTime: serviceTime, now: now)
-            return (admitted.compactMap { state.waiters.removeValue(forKey: $0) }, renew)
+            // Nobody waiting (nearly always): no list built or walked — an empty one is
+            // still a retain and a release each time.
+            return (admitted.isEmpty ? nil : admitted.compactMap { state.waiters.removeValue(forKey: $0) }, renew)
         }
-        for waiter in resumed { waiter.loop.execute { waiter.resume(.admitted) } }
+        if let resumed { for waiter in resumed { waiter.loop.execute { waiter.resume(.admitted) } } }
         if renew, let hooks = clusterHooks.withLock({ $0 }) { hooks.renewShare() }
     }
 

@@ -170,13 +170,13 @@ struct GatewayResponses: Sendable {
         _ rejection: AdmissionGate.Rejection, requestID: RequestID, close: Bool, http10: Bool, includeBody: Bool,
         date: ByteBuffer, into buffer: inout ByteBuffer
     ) {
-        let prepared = shedPieces[rejection.reason.index]
+        let prepared = Self.shedPieces[rejection.reason.index]
         let seconds = String(rejection.retryAfterSeconds)
-        let bodyLength = prepared.bodyPrefix.readableBytes + seconds.utf8.count + 1
+        let bodyLength = prepared.bodyPrefix.count + seconds.utf8.count + 1
         let policy = rejection.policy
         // One reservation and plain copies (HeadWriter): written piece by piece through
         // ByteBuffer's own calls, this answer was a dozen capacity and uniqueness checks.
-        let estimate = prepared.headPrefix.readableBytes + date.readableBytes + bodyLength + HeadWriter.endHeadBytes
+        let estimate = prepared.headPrefix.count + date.readableBytes + bodyLength + HeadWriter.endHeadBytes
             + (policy == nil ? 64 : 160) + requestID.utf8Count
         buffer.writeHead(estimate: estimate) { out in
             out.write("HTTP/1.1 ")
@@ -205,20 +205,39 @@ struct GatewayResponses: Sendable {
         }
     }
 
-    private struct ShedPieces: Sendable {
-        var headPrefix: ByteBuffer
-        var bodyPrefix: ByteBuffer
+    /// A shed answer's fixed bytes for one reason, in memory that is never freed.
+    private struct ShedPieces {
+        var headPrefix: UnsafeRawBufferPointer
+        var bodyPrefix: UnsafeRawBufferPointer
+
+        /// A copy of `text`'s bytes that lives as long as the process.
+        static func forever(_ text: String) -> UnsafeRawBufferPointer {
+            let bytes = Array(text.utf8)
+            let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+            memory.copyBytes(from: bytes)
+            return UnsafeRawBufferPointer(memory)
+        }
     }
 
     /// By ``ShedReason/index`` (a dictionary keyed by the reason hashed its String raw
-    /// value on every shed: ~0.5 % of all CPU on the shed path, perf 2026-12-06).
-    private let shedPieces: [ShedPieces] = ShedReason.allCases.map { reason in
-        let status: HTTPResponseStatus = reason.status == 429 ? .tooManyRequests : .serviceUnavailable
-        return ShedPieces(
-            headPrefix: ByteBuffer(
-                string: "\(status.code) \(status.reasonPhrase)\r\ncontent-type: application/json\r\nx-fluxgate-shed: \(reason.rawValue)\r\n"),
-            bodyPrefix: ByteBuffer(string: #"{"error":"\#(reason.rawValue)","message":"\#(Self.message(reason))","retry_after_s":"#))
-    }
+    /// value on every shed: ~0.5 % of all CPU on the shed path, perf 2026-12-06). The
+    /// pieces depend on nothing configured, so they are made once per process (a few
+    /// hundred bytes, never freed) as raw memory: copying from an array of `ByteBuffer`s
+    /// retained and released the array and both buffers on every shed
+    /// (`SHED=1 bench/refcount-callers.sh`). Written once, before any reader, and never
+    /// again: safe to share between loops.
+    private nonisolated(unsafe) static let shedPieces: UnsafeBufferPointer<ShedPieces> = {
+        let pieces = ShedReason.allCases.map { reason in
+            let status: HTTPResponseStatus = reason.status == 429 ? .tooManyRequests : .serviceUnavailable
+            return ShedPieces(
+                headPrefix: ShedPieces.forever(
+                    "\(status.code) \(status.reasonPhrase)\r\ncontent-type: application/json\r\nx-fluxgate-shed: \(reason.rawValue)\r\n"),
+                bodyPrefix: ShedPieces.forever(#"{"error":"\#(reason.rawValue)","message":"\#(Self.message(reason))","retry_after_s":"#))
+        }
+        let table = UnsafeMutableBufferPointer<ShedPieces>.allocate(capacity: pieces.count)
+        _ = table.initialize(from: pieces)
+        return UnsafeBufferPointer(table)
+    }()
 
     static func message(_ reason: ShedReason) -> String {
         switch reason {

@@ -67,6 +67,13 @@ final class LoopScratch {
         return dateBuffer
     }
 
+    /// ``dateField(now:)`` lent in place for the length of `body`: returned, the line
+    /// is a retain and a release of its buffer (the shed path's, per shed).
+    func withDateField<T>(now: MonotonicTime, _ body: (inout ByteBuffer) -> T) -> T {
+        if dateLine.update(now: now, wallClock: wallClock) { dateBuffer = allocator.buffer(bytes: dateLine.line) }
+        return body(&dateBuffer)
+    }
+
     /// The gateway's event loops: budgets split between them (each loop closes its own
     /// connections at its share).
     var loops = 1

@@ -109,9 +109,12 @@ extension ProxyHandler {
         // A body still arriving is not read on: the answer closes the connection (lingering).
         let keepAlive = exchange.relay.clientKeepAlive && exchange.requestComplete
         var bytes = scratch.takeAnswer(capacity: 512, allocator: allocator)
-        runtime.responses.shed(
-            rejection, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
-            includeBody: !exchange.isHeadRequest, date: scratch.dateField(now: now), into: &bytes)
+        let responses = runtime.responses
+        scratch.withDateField(now: now) { date in
+            responses.shed(
+                rejection, requestID: exchange.requestID, close: !keepAlive, http10: exchange.clientHTTP10,
+                includeBody: !exchange.isHeadRequest, date: date, into: &bytes)
+        }
         exchange.bytesSent += bytes.readableBytes
         scratch.keepAnswer(bytes)
         context.write(wrapOutboundOut(bytes), promise: nil)
