@@ -63,8 +63,7 @@ final class LoopScratch {
     /// carries none: the wall clock read and the line formatted once per second per
     /// loop (``DateFieldLine``), each use a reference to the same bytes.
     func dateField(now: MonotonicTime) -> ByteBuffer {
-        if dateLine.update(now: now, wallClock: wallClock) { dateBuffer = allocator.buffer(bytes: dateLine.line) }
-        return dateBuffer
+        withDateField(now: now) { $0 }
     }
 
     /// ``dateField(now:)`` lent in place for the length of `body`: returned, the line
