@@ -45,7 +45,7 @@ extension ProxyHandler {
     /// A head still arriving is parsed again once a line of it ended or it holds more
     /// than this (then the parser refuses it as too large); reads between requests go
     /// on up to it (``mayRead``), so the two must agree.
-    var headRecheckBytes: Int { maxHeaderBytes + 64 }
+    var headRecheckBytes: Int { limits.maxHeaderBytes + 64 }
 
     /// Whether input can be handled now: between requests, or while the current
     /// request is still arriving. The next request waits for this one's answer.
@@ -109,7 +109,7 @@ extension ProxyHandler {
 
     /// One head from the start of `input`; false when it is not complete (or was refused).
     func parseHead(_ input: ByteBuffer) -> Bool {
-        let limit = maxHeaderBytes
+        let limit = limits.maxHeaderBytes
         // Taken, not referenced: a parse nested in another connection's would find the
         // loop's head gone and use a new one, never share it.
         let box = partialHead.take()
@@ -133,7 +133,7 @@ extension ProxyHandler {
             inputRefused(refusal, line: line)
             return false
         case .complete:
-            if head.fields.count > maxHeaderCount {
+            if head.fields.count > limits.maxHeaderCount {
                 // Counted after the parse: the head is already bounded by its bytes, and
                 // the parser stays exactly as strict as llhttp, which has no count limit.
                 let line = input.withUnsafeReadableBytes { head.refusedLine(in: $0, for: .tooManyFields) }
@@ -209,7 +209,7 @@ extension ProxyHandler {
         guard case .idle = state else { return }
         clientTimeoutEvent { $0.requestHeadReceived() }
         refreshSettings()
-        let facts = Self.facts(&headPointer!.pointee, bytes)
+        let facts = withHead { RequestSerializer.facts($0, bytes) }
         let requestID = facts.requestID ?? pool.nextRequestID()
         let http10 = head.isHTTP10
         let now = self.now
@@ -233,7 +233,7 @@ extension ProxyHandler {
             exchange.deadlines.clientBodyNotWanted()
         }
         exchange.client = clientAddress
-        if hasTrustedProxies, peerTrusted {
+        if limits.hasTrustedProxies, peerTrusted {
             exchange.peerTrusted = true
             let forwarded = head.fields.filter { $0.kind == .forwardedFor }.map {
                 Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0.value]), as: UTF8.self))
@@ -259,7 +259,7 @@ extension ProxyHandler {
             answerForExchange(exchange, refusal)
             return
         }
-        if let length = facts.contentLength, length > maxBodyBytes {
+        if let length = facts.contentLength, length > limits.maxBodyBytes {
             exchange.relay.closeAfterResponse()
             answerForExchange(exchange, .bodyTooLarge)
             return
@@ -338,35 +338,25 @@ extension ProxyHandler {
     func prepareUpstreamHead(_ exchange: Exchange) {
         guard exchange.upstreamHead == nil, let bytes = headInProgress else { return }
         let upgrade = exchange.tunnelReserved ? exchange.facts.upgrade : nil
-        let head = headPointer!
-        let capacity = Self.headCapacity(&head.pointee, requestID: exchange.requestID, clientAddress: clientAddress, upgrade: upgrade)
-        exchange.upstreamHead = Self.serialize(
-            &head.pointee, bytes: bytes, requestID: exchange.requestID, clientAddress: clientAddress,
-            keepForwardedFor: exchange.peerTrusted, underscores: settings.underscoresInHeaders, https: https, upgrade: upgrade,
-            into: scratch.takeUpstreamHead(capacity: capacity, allocator: allocator))
+        let (requestID, underscores) = (exchange.requestID, settings.underscoresInHeaders)
+        exchange.upstreamHead = withHead { head in
+            let capacity = RequestSerializer.headCapacity(head, requestID: requestID, clientAddress: clientAddress, upgrade: upgrade)
+            return RequestSerializer.head(
+                head, bytes: bytes, requestID: requestID, clientAddress: clientAddress, keepForwardedFor: exchange.peerTrusted,
+                underscores: underscores, https: https, upgrade: upgrade,
+                into: scratch.takeUpstreamHead(capacity: capacity, allocator: allocator))
+        }
     }
 
-    // The head being handled lives in ``parseHead(_:)``'s frame and is reached through
-    // ``headPointer``. Passed from there to a `borrowing` parameter it was copied — a
-    // retain and release of its field list, twice per request — whatever the spelling
-    // (the pointee, an addressor, `_read`); an `inout` argument is passed by address, and
-    // from inside these the serializer borrows it without a copy. Nothing is changed.
-
-    static func facts(_ head: inout RequestHead, _ bytes: UnsafeRawBufferPointer) -> RequestSerializer.Facts {
-        RequestSerializer.facts(head, bytes)
-    }
-
-    static func headCapacity(_ head: inout RequestHead, requestID: RequestID, clientAddress: String, upgrade: String?) -> Int {
-        RequestSerializer.headCapacity(head, requestID: requestID, clientAddress: clientAddress, upgrade: upgrade)
-    }
-
-    static func serialize(
-        _ head: inout RequestHead, bytes: UnsafeRawBufferPointer, requestID: RequestID, clientAddress: String,
-        keepForwardedFor: Bool, underscores: Bool, https: Bool, upgrade: String?, into buffer: consuming ByteBuffer
-    ) -> ByteBuffer {
-        RequestSerializer.head(
-            head, bytes: bytes, requestID: requestID, clientAddress: clientAddress, keepForwardedFor: keepForwardedFor,
-            underscores: underscores, https: https, upgrade: upgrade, into: buffer)
+    /// The head being handled — it lives in ``parseHead(_:)``'s frame, reached through
+    /// ``headPointer`` — lent to `body` in place. Passed to a `borrowing` parameter
+    /// straight from the pointer it was copied (a retain and release of its field list,
+    /// twice per request) whatever the spelling (the pointee, an addressor, `_read`); an
+    /// `inout` argument is passed by address, and the serializer borrows it from there
+    /// without a copy. `body` changes nothing.
+    @inline(__always)
+    func withHead<T>(_ body: (inout RequestHead) -> T) -> T {
+        body(&headPointer!.pointee)
     }
 
     /// The per-client rate-limit key: the configured header's value, else the client's
@@ -405,7 +395,7 @@ extension ProxyHandler {
     func requestBody(_ buffer: ByteBuffer) {
         guard case .active(let exchange) = state else { return }
         exchange.bodyBytes += buffer.readableBytes
-        if exchange.bodyBytes > maxBodyBytes {
+        if exchange.bodyBytes > limits.maxBodyBytes {
             if exchange.relay.headSent {
                 closeClient(.cutOff)
             } else {
@@ -431,7 +421,7 @@ extension ProxyHandler {
         if exchange.buffering && exchange.spool == nil && exchange.bodyBytes > settings.requestBufferBytes {
             // A chunked body longer than memory holds: on to disk, or (spooling off or
             // the budget taken) admitted now with the rest streaming.
-            if case .spool(let reserve) = RequestBodyPlan.chunkedOverflow(maxBodyBytes: maxBodyBytes, spoolBytes: settings.spoolBytes) {
+            if case .spool(let reserve) = RequestBodyPlan.chunkedOverflow(maxBodyBytes: limits.maxBodyBytes, spoolBytes: settings.spoolBytes) {
                 switch startSpool(exchange, reserve: reserve) {
                 case .started: return  // what memory holds goes first, then the spool
                 case .budgetTaken: break

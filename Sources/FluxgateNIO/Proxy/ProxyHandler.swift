@@ -58,13 +58,23 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The configuration this connection last saw; refreshed between requests when a
     /// reload moved ``GatewayRuntime/settingsVersion``.
     var settings: GatewaySettings
-    /// Limits read on every request, copied out of ``settings`` at each refresh: a read
-    /// through the `settings` reference costs a retain and release of it each time
+    /// What every request reads of ``settings``, copied out whenever they are adopted: a
+    /// read through the `settings` reference costs a retain and release of it each time
     /// (bench/refcount-callers.sh).
-    var maxBodyBytes: Int
-    var maxHeaderBytes: Int
-    var maxHeaderCount: Int
-    var hasTrustedProxies: Bool
+    var limits: RequestLimits
+    struct RequestLimits {
+        var maxBodyBytes: Int
+        var maxHeaderBytes: Int
+        var maxHeaderCount: Int
+        var hasTrustedProxies: Bool
+
+        init(_ settings: GatewaySettings) {
+            maxBodyBytes = settings.maxBodyBytes
+            maxHeaderBytes = settings.maxHeaderBytes
+            maxHeaderCount = settings.maxHeaderCount
+            hasTrustedProxies = !settings.trustedProxies.isEmpty
+        }
+    }
     /// A graceful drain began: the current answer is the last on this connection.
     var draining = false
     /// Requests carried and age, for `limits.max_requests_per_connection` and
@@ -112,7 +122,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // build from copying the head (a retain and release of its field list) where it is
         // passed whole to a borrowing parameter (bench/refcount-callers.sh, 2026-12-06;
         // still so with lexical lifetimes off): those calls lend it `inout` instead
-        // (``ProxyHandler/facts(_:_:)``).
+        // (``ProxyHandler/withHead(_:)``).
         unsafeAddress { UnsafePointer(headPointer!) }
     }
     /// With `parser: llhttp`: NIOHTTP1 refused the input after the bytes received so far.
@@ -177,10 +187,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.stats = stats
         let settings = runtime.settings
         self.settings = settings
-        self.maxBodyBytes = settings.maxBodyBytes
-        self.maxHeaderBytes = settings.maxHeaderBytes
-        self.maxHeaderCount = settings.maxHeaderCount
-        self.hasTrustedProxies = !settings.trustedProxies.isEmpty
+        self.limits = RequestLimits(settings)
         self.routing = runtime.routing
         runtime.live.clientHandlers.born()
         // A connection rebuilt around a parked socket was counted when it was accepted.
@@ -197,10 +204,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// `settings` from now on, with the limits copied out of it.
     func adopt(_ settings: GatewaySettings) {
         self.settings = settings
-        maxBodyBytes = settings.maxBodyBytes
-        maxHeaderBytes = settings.maxHeaderBytes
-        maxHeaderCount = settings.maxHeaderCount
-        hasTrustedProxies = !settings.trustedProxies.isEmpty
+        limits = RequestLimits(settings)
     }
 
     /// Whether the peer is in `trusted_proxies`: decided once per connection and

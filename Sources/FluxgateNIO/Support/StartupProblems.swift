@@ -49,11 +49,13 @@ public enum StartupProblems {
     static func check(_ config: GatewayConfig, lookup: GatewaySettings.Lookup?) -> [ConfigError] {
         var problems: [ConfigError] = []
         let configured = !config.upstreams.isEmpty
+        // Each name is looked up once: here, then for the members' placement below.
+        var found: [SocketEndpoint: [SocketAddress]] = [:]
         for (index, upstream) in config.effectiveUpstreams.enumerated() {
             guard let lookup else { break }
             let endpoint = upstream.url.endpoint
             do {
-                _ = try lookup(endpoint.host, endpoint.port, config.dns.family)
+                if found[endpoint] == nil { found[endpoint] = try lookup(endpoint.host, endpoint.port, config.dns.family) }
             } catch {
                 problems.append(
                     ConfigError(
@@ -66,7 +68,10 @@ public enum StartupProblems {
             // ``UpstreamSlots/maxSlots`` members in all (names with many addresses) is
             // refused there, so here too.
             do {
-                _ = try GatewaySettings.assign(try GatewaySettings.place(config, previous: nil, lookup: lookup).placements, previous: nil)
+                let placements = try GatewaySettings.place(config, previous: nil) { host, port, family in
+                    try found[SocketEndpoint(host: host, port: port)] ?? lookup(host, port, family)
+                }.placements
+                _ = try GatewaySettings.assign(placements, previous: nil)
             } catch let error as ConfigError {
                 problems.append(error)
             } catch {

@@ -126,7 +126,7 @@ final class UpstreamConnection: ChannelDuplexHandler {
     func send(_ first: ByteBuffer, _ more: [ByteBuffer]) -> Bool {
         guard let context else { return false }
         context.write(wrapOutboundOut(first), promise: nil)
-        if !more.isEmpty { for bytes in more { context.write(wrapOutboundOut(bytes), promise: nil) } }
+        for bytes in more { context.write(wrapOutboundOut(bytes), promise: nil) }
         context.flush()
         return isWritable
     }
