@@ -22,9 +22,8 @@ final class HealthMonitor: Sendable {
     /// test). Allocated for every possible slot (``UpstreamSlots/maxSlots``) so that a
     /// reload adding upstreams never swaps an array the data path is reading.
     private let streaks: [Flag]
-    /// How many of ``streaks`` are set: the success fast path reads this first — a read
-    /// of an element of `streaks` (a class instance) also retained and released it, on
-    /// every proxied request (bench/refcount-callers.sh).
+    /// How many of ``streaks`` are set, for ``anyFailureStreak``: one load that answers
+    /// for every upstream, which the data path asks before it builds a success report.
     private let openStreaks = Atomic<Int>(0)
     /// Per upstream slot: flips to ready and to not ready, for metrics and tests.
     private let flipCounts: [FlipCount]
