@@ -185,10 +185,13 @@ bench_cpu_round() {  # ROUND NAME PORT PID DUR
   local u0 s0 u1 s1 requests idle0 idle1 path=/health wrk_args=()
   if [ "${REQUEST:-health}" = echo ]; then path=/api/echo; wrk_args=(-s "$W/echo.lua"); fi
   if [ "${REQUEST:-health}" = browser ]; then wrk_args=(-s "$W/browser.lua"); fi
-  taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d1s "${wrk_args[@]}" "http://127.0.0.1:$3$path" >/dev/null
+  local run=(taskset -c 0 wrk -t1)
+  # WORKERS > 1 (user-time-ab.sh): the proxies run unpinned on every core, and so does wrk.
+  [ "${WORKERS:-1}" -gt 1 ] && run=(wrk -t"$WORKERS")
+  "${run[@]}" -c"${CONNS:-64}" -d1s "${wrk_args[@]}" "http://127.0.0.1:$3$path" >/dev/null
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$4/stat")
   read -r idle0 idle1 < <(awk '/^cpu0 /{a=$5} /^cpu1 /{b=$5} END{print a, b}' /proc/stat)
-  requests=$(taskset -c 0 wrk -t1 -c"${CONNS:-64}" -d"$5s" "${wrk_args[@]}" "http://127.0.0.1:$3$path" | awk '/requests in/{print $1}' | tr -d ,)
+  requests=$("${run[@]}" -c"${CONNS:-64}" -d"$5s" "${wrk_args[@]}" "http://127.0.0.1:$3$path" | awk '/requests in/{print $1}' | tr -d ,)
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$4/stat")
   read -r idle0 idle1 < <(awk -v a="$idle0" -v b="$idle1" '/^cpu0 /{x=$5-a} /^cpu1 /{y=$5-b} END{print x, y}' /proc/stat)
   python3 - "$1" "$2" "$requests" $((u1 - u0)) $((s1 - s0)) "$(getconf CLK_TCK)" "$5" "$idle0" "$idle1" <<'PY'

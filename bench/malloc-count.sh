@@ -9,7 +9,10 @@
 # and the gateway's request count (/stats) read 1 s in and again DUR s later — the
 # allocations of requests on open connections, background work still included.
 # Needs gcc, nginx-light and wrk (apt).
-# Env: DUR seconds of the measured run (4).
+# Env: DUR seconds of the measured run (4); MALLOC_PATH (/health: 7 bytes, which a Swift
+# String holds inline — a realistic path such as /api/v1/orders/1234567?expand=items is
+# longer); MALLOC_REQUEST_ID=1 (each request carries a 36-byte X-Request-ID, as behind
+# another proxy); REQUEST=browser (a browser's 14 header fields, bench_echo_payload's).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-4}
@@ -17,6 +20,10 @@ bench_need gcc "apt-get install -y gcc"
 bench_need nginx "apt-get install -y nginx-light"
 bench_need wrk "apt-get install -y wrk"
 bench_setup malloc
+bench_echo_payload
+wrk_args=(); [ "${REQUEST:-}" = browser ] && wrk_args=(-s "$W/browser.lua")
+# A client's own request ID, as a proxy in front sends it (a UUID: 36 bytes).
+[ -n "${MALLOC_REQUEST_ID:-}" ] && wrk_args+=(-H "X-Request-ID: 9b2f0c4e-7d1a-4c3b-8e5f-2a6d9c0b1e7f")
 gcc -O2 -shared -fPIC -o "$W/count.so" bench/malloc/count.c -ldl
 bench_nginx_health_upstream 19701 0
 for mode in proxied:18701:"{ enabled: false }" shed:18702:"$BENCH_SHED_ALL"; do
@@ -24,12 +31,12 @@ for mode in proxied:18701:"{ enabled: false }" shed:18702:"$BENCH_SHED_ALL"; do
   bench_fluxgate_config "$port" 19701 "$bucket" >"$W/$name.yaml"
   LD_PRELOAD="$W/count.so" taskset -c 1 "$BIN" --config "$W/$name.yaml" 2>"$W/$name.err" >/dev/null & pid=$!; pids+=("$pid")
   bench_wait "$name gateway" "$port"
-  taskset -c 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$port/health" >/dev/null
+  taskset -c 0 wrk -t1 -c64 -d2s "${wrk_args[@]}" "http://127.0.0.1:$port${MALLOC_PATH:-/health}" >/dev/null
   kill -WINCH "$pid"; sleep 0.3
-  requests=$(taskset -c 0 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$port/health" | awk '/requests in/{print $1}')
+  requests=$(taskset -c 0 wrk -t1 -c64 -d"${DUR}s" "${wrk_args[@]}" "http://127.0.0.1:$port${MALLOC_PATH:-/health}" | awk '/requests in/{print $1}')
   kill -WINCH "$pid"; sleep 0.3
   served() { curl -sf "http://127.0.0.1:$(( port + 2000 ))/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"]["total"])'; }
-  taskset -c 0 wrk -t1 -c64 -d"$(( DUR + 2 ))s" "http://127.0.0.1:$port/health" >/dev/null & wrk_pid=$!
+  taskset -c 0 wrk -t1 -c64 -d"$(( DUR + 2 ))s" "${wrk_args[@]}" "http://127.0.0.1:$port${MALLOC_PATH:-/health}" >/dev/null & wrk_pid=$!
   sleep 1; kill -WINCH "$pid"; sleep 0.1; r1=$(served)
   sleep "$DUR"; kill -WINCH "$pid"; sleep 0.1; r2=$(served)
   wait "$wrk_pid"

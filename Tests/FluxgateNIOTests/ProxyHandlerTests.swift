@@ -294,6 +294,25 @@ struct ProxyHandlerTests {
         #expect(fixture.connector.released.count == 1)  // the good connection goes back for reuse
     }
 
+    /// The target and the client's `X-Request-ID` are held in the exchange up to 128
+    /// and 64 bytes (``InlineText``) and in a `String` beyond: at, just past and far past
+    /// each capacity they go upstream and back to the client byte for byte.
+    @Test(arguments: [(128, 64), (129, 65), (4000, 200), (1, 1)])
+    func longTargetsAndRequestIDsGoThroughWhole(_ targetLength: Int, _ idLength: Int) throws {
+        let fixture = try Fixture()
+        let target = targetLength == 1 ? "/" : "/api/" + String(repeating: "x", count: targetLength - 7) + "?q"
+        let id = String((0..<idLength).map { Character(UnicodeScalar(UInt8(0x30 + $0 % 10))) })
+        #expect(target.utf8.count == targetLength)
+        try fixture.request("GET \(target) HTTP/1.1\r\nHost: h\r\nX-Request-ID: \(id)\r\n\r\n")
+        let sent = try fixture.connector.sent(0)
+        #expect(sent.hasPrefix("GET \(target) HTTP/1.1\r\n"))
+        #expect(sent.lowercased().contains("x-request-id: \(id)\r\n"))
+        try fixture.connector.answer(0, Self.ok)
+        let text = try fixture.received()
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(text.contains("x-request-id: \(id)\r\n"))
+    }
+
     /// The gateway's own EMFILE is not the upstreams' fault: 503, no failover, no
     /// passive failure — before this, the stress test ejected every upstream for it.
     @Test func runningOutOfDescriptorsIs503WithoutBlamingAnUpstream() throws {

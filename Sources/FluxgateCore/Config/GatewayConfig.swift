@@ -333,6 +333,20 @@ public struct AdmissionConfig: Sendable, Equatable {
     public func priority(forTarget target: String) -> Priority {
         // The common plain path is matched in place; only one that needs normalising builds a String.
         guard !routes.isEmpty, let path = RequestTarget.routingPath(target) else { return .normal }
+        return priority(forPath: path.utf8)
+    }
+
+    /// As above, on the target's bytes as they arrived: a plain origin-form path is
+    /// matched in place, without making the target a `String` (an allocation beyond 15
+    /// bytes).
+    public func priority(forTarget target: UnsafeRawBufferPointer) -> Priority {
+        guard !routes.isEmpty else { return .normal }
+        if let path = RequestTarget.plainPath(target) { return priority(forPath: path) }
+        return priority(forTarget: String(decoding: target, as: UTF8.self))
+    }
+
+    /// The longest route prefix matching `path` (already the routing path).
+    private func priority<Path: Collection<UInt8>>(forPath path: Path) -> Priority {
         var best: RoutePriority? = nil
         for route in routes where RequestTarget.matches(prefix: route.prefix, path: path) {
             if best == nil || route.prefix.utf8.count > best!.prefix.utf8.count { best = route }

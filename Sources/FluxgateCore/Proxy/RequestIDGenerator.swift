@@ -6,8 +6,10 @@
 public enum RequestID: Sendable, Equatable, CustomStringConvertible {
     /// Written as 16 lowercase hex digits.
     case generated(UInt64)
-    /// A client-supplied value that ``RequestIDGenerator/isAcceptable(_:)`` allowed.
-    case client(String)
+    /// A client-supplied value that ``RequestIDGenerator/isAcceptable(_:)`` allowed,
+    /// held in place up to 64 bytes (a UUID is 36): as a `String` anything beyond 15
+    /// bytes was one heap allocation per request.
+    case client(InlineText<64>)
 
     /// Calls `body` with the ID's UTF-8 bytes; a generated ID is formatted on the stack.
     /// Inlinable so that callers in other modules get it specialized: unspecialized,
@@ -17,12 +19,7 @@ public enum RequestID: Sendable, Equatable, CustomStringConvertible {
     public func withUTF8<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         switch self {
         case .client(let text):
-            // In place; `withUTF8` needs a mutable copy, which retains the storage.
-            if let result = try text.utf8.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) {
-                return result
-            }
-            var copy = text
-            return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+            return try text.withUTF8(body)
         case .generated(let value):
             return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { digits in
                 Self.writeHex(value, to: UnsafeMutableRawPointer(digits.baseAddress!))
@@ -35,7 +32,7 @@ public enum RequestID: Sendable, Equatable, CustomStringConvertible {
     public var utf8Count: Int {
         switch self {
         case .generated: 16
-        case .client(let text): text.utf8.count
+        case .client(let text): text.utf8Count
         }
     }
 
@@ -83,7 +80,12 @@ public struct RequestIDGenerator: Sendable {
     /// Whether a client-supplied ID is kept: 1...200 visible ASCII characters, so it
     /// cannot inject into logs or response headers.
     public static func isAcceptable(_ id: String) -> Bool {
-        let count = id.utf8.count
-        return count > 0 && count <= 200 && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+        var id = id
+        return id.withUTF8 { isAcceptable(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// As above, on the value's bytes as they arrived.
+    public static func isAcceptable(bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.count > 0 && bytes.count <= 200 && bytes.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 }

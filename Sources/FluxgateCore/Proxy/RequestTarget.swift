@@ -223,10 +223,32 @@ public enum RequestTarget {
         return prefixes.contains { matches(prefix: $0, path: path) }
     }
 
+    /// As above, on the target's bytes: a plain origin-form path (the common request)
+    /// is matched in place; any other target goes the `String` way.
+    public static func matchesAny(_ prefixes: [String], target: UnsafeRawBufferPointer) -> Bool {
+        guard !prefixes.isEmpty else { return false }
+        if let path = plainPath(target) { return prefixes.contains { matches(prefix: $0, path: path) } }
+        return matchesAny(prefixes, target: String(decoding: target, as: UTF8.self))
+    }
+
+    /// The path of an origin-form target whose path needs no normalising (``isPlain(_:)``),
+    /// up to its query: what ``routingPath(_:)`` returns for it, without a `String`.
+    /// Nil for any other target.
+    public static func plainPath(_ target: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard target.first == UInt8(ascii: "/"), isPlain(bytes: target) else { return nil }
+        let end = target.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? target.count
+        return UnsafeRawBufferPointer(rebasing: target[0..<end])
+    }
+
     /// Whether `prefix` matches `path` at a segment boundary.
     public static func matches<Path: StringProtocol>(prefix: String, path: Path) -> Bool {
-        guard path.utf8.starts(with: prefix.utf8) else { return false }
-        if path.utf8.count == prefix.utf8.count || prefix.utf8.last == UInt8(ascii: "/") { return true }
-        return path.utf8[path.utf8.index(path.utf8.startIndex, offsetBy: prefix.utf8.count)] == UInt8(ascii: "/")
+        matches(prefix: prefix, path: path.utf8)
+    }
+
+    /// As above, on the path's bytes.
+    public static func matches<Path: Collection<UInt8>>(prefix: String, path: Path) -> Bool {
+        guard path.starts(with: prefix.utf8) else { return false }
+        if path.count == prefix.utf8.count || prefix.utf8.last == UInt8(ascii: "/") { return true }
+        return path[path.index(path.startIndex, offsetBy: prefix.utf8.count)] == UInt8(ascii: "/")
     }
 }

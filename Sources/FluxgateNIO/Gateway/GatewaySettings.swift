@@ -60,8 +60,8 @@ final class GatewaySettings: Sendable {
     /// The route class of a request target (``AdmissionConfig/priority(forTarget:)``),
     /// asked of the settings themselves: a connection keeps no copy of the admission
     /// settings (the copy cost 88 bytes per idle connection, heaptrack).
-    func priority(forTarget target: String) -> Priority {
-        admission.priority(forTarget: target)
+    func priority(forTarget target: Exchange.Target) -> Priority {
+        target.withUTF8 { admission.priority(forTarget: $0) }
     }
 
     /// The settings for `config` with `upstreams`' slots at `targets` (one address per

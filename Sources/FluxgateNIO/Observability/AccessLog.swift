@@ -79,7 +79,7 @@ final class AccessLog: Sendable {
         }
         let record = AccessRecord(
             unixMillis: Self.unixMillis(),
-            client: client, method: exchange.method.name, path: exchange.target, status: status, upstream: upstream,
+            client: client, method: exchange.method.name, path: exchange.target.string, status: status, upstream: upstream,
             bytes: exchange.bytesSent, durationMicros: outcome.total.nanosecondsClamped / 1000,
             queueWaitMicros: outcome.queueWait.nanosecondsClamped / 1000, shedReason: shedReason, retries: outcome.retries,
             outcome: TrafficStats.ends[TrafficStats.endIndex(outcome.end)], detail: exchange.problem,

@@ -5,9 +5,10 @@ import NIOCore
 /// is going, and how far each direction has got.
 final class Exchange {
     let method: RequestMethod
-    /// The request-target as sent (routes, access log, refusals). Up to 15 bytes it is
-    /// stored inline (a Swift small string): no allocation for typical short paths.
-    let target: String
+    /// The request-target as sent (routes, access log, refusals), held in the exchange
+    /// up to 128 bytes: as a `String` it was a heap allocation per request beyond 15.
+    let target: Target
+    typealias Target = InlineText<128>
     /// The head as it goes upstream, serialized while the client's bytes were at hand
     /// (``RequestSerializer``); without `Host` when the client sent none. Nil until then,
     /// and again once the exchange ended: an empty `ByteBuffer()` in its place shares one
@@ -107,7 +108,7 @@ final class Exchange {
     private let live: LiveObjects
 
     init(
-        method: RequestMethod, target: String, framing: BodyFraming, facts: RequestSerializer.Facts, clientHTTP10: Bool,
+        method: RequestMethod, target: Target, framing: BodyFraming, facts: RequestSerializer.Facts, clientHTTP10: Bool,
         clientKeepAlive: Bool, requestID: RequestID, live: LiveObjects, now: MonotonicTime, limits: ExchangeDeadlines.Limits
     ) {
         self.lifecycle = ExchangeLifecycle(now: now)

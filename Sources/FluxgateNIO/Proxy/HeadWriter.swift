@@ -58,7 +58,7 @@ struct HeadWriter {
 
     mutating func write(_ id: RequestID) {
         switch id {
-        case .client(let text): write(text)
+        case .client(let text): text.withUTF8 { write($0) }
         case .generated(let value):
             // Straight into the reservation (through `withUTF8` it went by a temporary).
             guard !overflowed, base.count &- count >= 16 else {

@@ -213,7 +213,7 @@ extension ProxyHandler {
         let requestID = facts.requestID ?? pool.nextRequestID()
         let http10 = head.isHTTP10
         let now = self.now
-        let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[head.target]), as: UTF8.self)
+        let target = UnsafeRawBufferPointer(rebasing: bytes[head.target])
         var keepAlive = head.keepsAlive && !draining
         // The connection's last request at `limits.max_requests_per_connection` or
         // `timeouts.max_connection_age`: answered with `Connection: close`.
@@ -222,7 +222,7 @@ extension ProxyHandler {
             stats.traffic.connectionRecycled(last)
         }
         let exchange = Exchange(
-            method: head.method, target: target, framing: head.framing, facts: facts, clientHTTP10: http10,
+            method: head.method, target: Exchange.Target(target), framing: head.framing, facts: facts, clientHTTP10: http10,
             clientKeepAlive: keepAlive, requestID: requestID, live: runtime.live, now: now,
             limits: settings.exchangeLimits)
         state = .active(exchange)
@@ -254,7 +254,7 @@ extension ProxyHandler {
                 exchange.relay.upgradeAllowed = true
             }
         }
-        if let refusal = refusal(exchange, facts: facts, http10: http10, target: UnsafeRawBufferPointer(rebasing: bytes[head.target])) {
+        if let refusal = refusal(exchange, facts: facts, http10: http10, target: target) {
             exchange.relay.closeAfterResponse()
             answerForExchange(exchange, refusal)
             return
@@ -380,7 +380,7 @@ extension ProxyHandler {
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0, and the
         // authority of an absolute-form target wins — they must agree.
         if facts.hostCount > 1 || (!http10 && facts.hostCount == 0) { return .badHost }
-        if let host = facts.host, RequestTarget.hostDisagrees(target: exchange.target, host: host) { return .badHost }
+        if let host = facts.host, RequestTarget.hostDisagrees(target: exchange.target.string, host: host) { return .badHost }
         if RequestTarget.climbsAboveRoot(bytes: target) { return .badPath }
         return nil
     }

@@ -34,8 +34,8 @@ enum RequestSerializer {
         facts.contentLength = head.contentLength
         facts.chunked = head.chunked
         if let range = head.requestID {
-            let value = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-            if RequestIDGenerator.isAcceptable(value) { facts.requestID = .client(value) }
+            let value = UnsafeRawBufferPointer(rebasing: bytes[range])
+            if RequestIDGenerator.isAcceptable(bytes: value) { facts.requestID = .client(InlineText(value)) }
         }
         if let host = head.host, bytes[head.target.lowerBound] != UInt8(ascii: "/") {
             facts.host = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[host]), as: UTF8.self)

@@ -1,0 +1,64 @@
+/// UTF-8 text of up to `capacity` bytes stored in the value itself; longer text in a
+/// `String`.
+///
+/// A Swift `String` keeps at most 15 bytes inline and allocates beyond that, so a
+/// request-target such as `/api/v1/orders/1234567?expand=items` or a client's
+/// `X-Request-ID` (a UUID is 36 bytes) cost one heap allocation and its release per
+/// request — the only ones left on the data path apart from the exchange itself
+/// (`bench/malloc-count.sh` with `MALLOC_PATH`, docs/PERFORMANCE.md). Held in an
+/// ``Exchange``-like object that is allocated anyway, the bytes cost nothing more.
+/// Text arrives here already validated (visible ASCII, or whatever the parser allowed);
+/// this type only stores it.
+public struct InlineText<let capacity: Int>: Sendable, Equatable, CustomStringConvertible, ExpressibleByStringLiteral {
+    @usableFromInline var bytes: InlineArray<capacity, UInt8>
+    @usableFromInline var count: Int
+    /// The text when it is longer than `capacity` (then `bytes` is unused).
+    @usableFromInline var spilled: String?
+
+    public init(_ source: UnsafeRawBufferPointer) {
+        bytes = InlineArray(repeating: 0)
+        count = source.count
+        if source.count <= capacity {
+            spilled = nil
+            var span = bytes.mutableSpan
+            span.withUnsafeMutableBytes { $0.copyMemory(from: source) }
+        } else {
+            spilled = String(decoding: source, as: UTF8.self)
+        }
+    }
+
+    public init(_ text: String) {
+        var text = text
+        self = text.withUTF8 { Self(UnsafeRawBufferPointer($0)) }
+    }
+
+    public init(stringLiteral text: String) { self.init(text) }
+
+    /// Calls `body` with the text's UTF-8 bytes, in place.
+    @inlinable
+    public func withUTF8<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        if let spilled {
+            if let result = try spilled.utf8.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) {
+                return result
+            }
+            var copy = spilled
+            return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+        }
+        return try bytes.span.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    }
+
+    /// Bytes of the text.
+    public var utf8Count: Int { count }
+
+    /// Whether the text is held in the value (no `String` behind it).
+    public var isInline: Bool { spilled == nil }
+
+    /// The text as a `String` (allocates beyond 15 bytes: for logs and rare paths).
+    public var string: String { spilled ?? withUTF8 { String(decoding: $0, as: UTF8.self) } }
+
+    public var description: String { string }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.count == rhs.count && lhs.withUTF8 { left in rhs.withUTF8 { right in left.elementsEqual(right) } }
+    }
+}
