@@ -12,7 +12,9 @@
 # Env: DUR seconds of the measured run (4); MALLOC_PATH (/health: 7 bytes, which a Swift
 # String holds inline — a realistic path such as /api/v1/orders/1234567?expand=items is
 # longer); MALLOC_REQUEST_ID=1 (each request carries a 36-byte X-Request-ID, as behind
-# another proxy); REQUEST=browser (a browser's 14 header fields, bench_echo_payload's).
+# another proxy); REQUEST=browser (a browser's 14 header fields, bench_echo_payload's);
+# MALLOC_PER_CLIENT=ip or header (per-client limits on, keyed by the address or by a
+# 40-byte X-API-Key).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-4}
@@ -24,11 +26,20 @@ bench_echo_payload
 wrk_args=(); [ "${REQUEST:-}" = browser ] && wrk_args=(-s "$W/browser.lua")
 # A client's own request ID, as a proxy in front sends it (a UUID: 36 bytes).
 [ -n "${MALLOC_REQUEST_ID:-}" ] && wrk_args+=(-H "X-Request-ID: 9b2f0c4e-7d1a-4c3b-8e5f-2a6d9c0b1e7f")
+# Per-client limits on (a bucket too large to refuse anything): keyed by the client
+# address (ip), or by a 40-byte API key every request carries (header).
+per_client=""
+case "${MALLOC_PER_CLIENT:-}" in
+  ip) per_client='{ enabled: true, rate: 1000000000, burst: 1000000000 }' ;;
+  header) per_client='{ enabled: true, rate: 1000000000, burst: 1000000000, key: "header:X-API-Key" }'
+          wrk_args+=(-H "X-API-Key: sk_live_4f9a2c7e1b8d3f6a0e5c9b2d7a1f4e8c3b6d") ;;
+esac
 gcc -O2 -shared -fPIC -o "$W/count.so" bench/malloc/count.c -ldl
 bench_nginx_health_upstream 19701 0
 for mode in proxied:18701:"{ enabled: false }" shed:18702:"$BENCH_SHED_ALL"; do
   IFS=: read -r name port bucket <<<"$mode"
   bench_fluxgate_config "$port" 19701 "$bucket" >"$W/$name.yaml"
+  [ -n "$per_client" ] && sed -i "s/per_client: { enabled: false }/per_client: $per_client/" "$W/$name.yaml"
   LD_PRELOAD="$W/count.so" taskset -c 1 "$BIN" --config "$W/$name.yaml" 2>"$W/$name.err" >/dev/null & pid=$!; pids+=("$pid")
   bench_wait "$name gateway" "$port"
   taskset -c 0 wrk -t1 -c64 -d2s "${wrk_args[@]}" "http://127.0.0.1:$port${MALLOC_PATH:-/health}" >/dev/null

@@ -71,7 +71,8 @@ enum WireChecks {
         if let authority = RequestTarget.absoluteAuthority(text), authority.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
             require(!RequestTarget.hostDisagrees(target: text, host: String(authority)), "an authority disagrees with itself", bytes)
         }
-        require(RateLimitKey.header(text).utf8.count == 36, "rate-limit key length", bytes)
+        require(RateLimitKey.header(text) == Array(text.utf8).withUnsafeBytes { RateLimitKey.header($0) }, "rate-limit key of the text and of its bytes", bytes)
+        require(RateLimitKey.header(text) != RateLimitKey.address(text), "a header value names an address bucket", bytes)
         if let range = AddressRange.parse(text) {
             let address = String(text.split(separator: "/", omittingEmptySubsequences: false)[0])
             require(range.contains(address), "range \(text) does not contain its own address", bytes)

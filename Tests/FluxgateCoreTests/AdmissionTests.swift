@@ -404,7 +404,7 @@ struct AdmissionChecksTests {
         return config
     }
 
-    func outcome(_ checks: inout AdmissionChecks, _ client: String, atSecond second: Int64 = 0) -> String {
+    func outcome(_ checks: inout AdmissionChecks, _ client: ClientKey, atSecond second: Int64 = 0) -> String {
         switch checks.arrive(clientKey: client, priority: .normal, now: ms(second * 1000), jitter: 0).decision {
         case .admitted: "admitted"
         case .queued: "queued"
@@ -437,7 +437,7 @@ struct AdmissionChecksTests {
         var config = try config(global: (0.001, 3), perClient: (0.001, 2))
         config.admission.targetUtilization = 1
         var checks = AdmissionChecks(config: config, capacity: 2, now: .zero)
-        let preview = { (checks: AdmissionChecks, client: String) in
+        let preview = { (checks: AdmissionChecks, client: ClientKey) in
             checks.preview(clientKey: client, priority: .normal, now: .zero, jitter: 0)?.reason.rawValue ?? "admitted"
         }
         for _ in 0..<5 { #expect(preview(checks, "a") == "admitted") }

@@ -245,12 +245,17 @@ struct HardeningCoreTests {
     }
 
     @Test func rateLimitKeysAreNamespacedAndBounded() {
-        #expect(RateLimitKey.address("10.0.0.1") == "ip:10.0.0.1")
-        let huge = RateLimitKey.header(String(repeating: "k", count: 16_384))
-        #expect(huge.hasPrefix("hdr:") && huge.utf8.count == 36)
+        #expect(RateLimitKey.address("10.0.0.1") == RateLimitKey.address("10.0.0.1"))
+        #expect(RateLimitKey.address("10.0.0.1") != RateLimitKey.address("10.0.0.2"))
+        // Any header value, however long, is a key of the same 16 bytes.
+        let huge = String(repeating: "k", count: 16_384)
+        #expect(MemoryLayout.size(ofValue: RateLimitKey.header(huge)) == 16)
+        #expect(RateLimitKey.header(huge) != RateLimitKey.header(huge + "k"))
         #expect(RateLimitKey.header("10.0.0.1") != RateLimitKey.address("10.0.0.1"), "a header value cannot name an address bucket")
         #expect(RateLimitKey.header("a") == RateLimitKey.header("a"))
+        #expect(RateLimitKey.header("a") == Array("a".utf8).withUnsafeBytes { RateLimitKey.header($0) }, "the text and its bytes")
         #expect(RateLimitKey.header("a") != RateLimitKey.header("b"))
+        #expect(RateLimitKey.address("a") == "a", "tests spell address keys as literals")
     }
 
     @Test func connectionCapsInTotalAndPerAddress() {

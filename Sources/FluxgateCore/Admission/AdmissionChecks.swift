@@ -76,7 +76,7 @@ public struct AdmissionChecks: Sendable {
 
     public var controller: AdmissionController
     public var global: GlobalLimit?
-    public private(set) var perClient: KeyedLimiter<String>?
+    public private(set) var perClient: KeyedLimiter<ClientKey>?
     /// Refused by the utilization rule since the cluster agent last asked (its demand signal).
     public private(set) var refusedForCapacity = 0
     /// An early renewal was asked: no other is until the next scheduled renewal or
@@ -109,7 +109,7 @@ public struct AdmissionChecks: Sendable {
     /// One request through the checks, in order. `jitter` in [0, 1) spreads the
     /// `Retry-After` of capacity sheds.
     public mutating func arrive(
-        clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double, recordWaiter: Bool = true
+        clientKey: ClientKey, priority: Priority, now: MonotonicTime, jitter: Double, recordWaiter: Bool = true
     ) -> Outcome {
         var outcome = Outcome(decision: .admitted, wouldShed: nil, fetchTokens: false)
         var tookClientToken = false
@@ -193,7 +193,7 @@ public struct AdmissionChecks: Sendable {
     /// to (a copy's append would copy the whole queue). A limiter in dry run
     /// refuses nothing; in cluster mode the shared bucket is not asked (its local stock
     /// is refilled only when arrivals ask for more).
-    public func preview(clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double) -> Rejection? {
+    public func preview(clientKey: ClientKey, priority: Priority, now: MonotonicTime, jitter: Double) -> Rejection? {
         var rest = self
         if let perClient {
             rest.perClient = nil  // one key asked below, without copying the whole table

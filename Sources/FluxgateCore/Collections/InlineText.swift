@@ -5,10 +5,10 @@
 /// request-target such as `/api/v1/orders/1234567?expand=items` or a client's
 /// `X-Request-ID` (a UUID is 36 bytes) cost one heap allocation and its release per
 /// request — the only ones left on the data path apart from the exchange itself
-/// (`bench/malloc-count.sh` with `MALLOC_PATH`, docs/PERFORMANCE.md). Held in an
-/// ``Exchange``-like object that is allocated anyway, the bytes cost nothing more.
-/// Text arrives here already validated (visible ASCII, or whatever the parser allowed);
-/// this type only stores it.
+/// (`bench/malloc-count.sh` with `MALLOC_PATH`, docs/PERFORMANCE.md). Held in the
+/// gateway's per-request exchange object, which is allocated anyway, the bytes cost
+/// nothing more. Text arrives here already validated (by the request parser, or
+/// ``RequestIDGenerator/isAcceptable(bytes:)``); this type only stores it.
 public struct InlineText<let capacity: Int>: Sendable, Equatable, CustomStringConvertible, ExpressibleByStringLiteral {
     @usableFromInline var bytes: InlineArray<capacity, UInt8>
     @usableFromInline var count: Int

@@ -81,7 +81,7 @@ final class AdmissionGate: Sendable {
     /// `waiter` is called only when the request is queued: the common paths (admit,
     /// reject) build no callback.
     func admit(
-        clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double,
+        clientKey: ClientKey, priority: Priority, now: MonotonicTime, jitter: Double,
         waiter makeWaiter: () -> (loop: any EventLoop, resume: @Sendable (Resumption) -> Void)
     ) -> Verdict {
         let (verdict, outcome): (Verdict, AdmissionChecks.Outcome) = state.withLock { state in
@@ -107,7 +107,7 @@ final class AdmissionGate: Sendable {
 
     /// What ``admit(clientKey:priority:now:jitter:waiter:)`` would refuse now, taking
     /// nothing (``AdmissionChecks/preview(clientKey:priority:now:jitter:)``).
-    func preview(clientKey: String, priority: Priority, now: MonotonicTime, jitter: Double) -> Rejection? {
+    func preview(clientKey: ClientKey, priority: Priority, now: MonotonicTime, jitter: Double) -> Rejection? {
         state.withLock { $0.checks.preview(clientKey: clientKey, priority: priority, now: now, jitter: jitter) }
     }
 

@@ -15,9 +15,9 @@ final class Exchange {
     /// storage object among all of them, whose count every loop's requests took and gave
     /// back twice each — atomics on one cache line from every core.
     var upstreamHead: ByteBuffer?
-    /// The rate-limit key of this request's client (``RateLimitKey``), or empty when
-    /// per-client limits are off.
-    var clientKey = ""
+    /// The rate-limit key of this request's client (``RateLimitKey``), or ``ClientKey/none``
+    /// when per-client limits are off.
+    var clientKey = ClientKey.none
     let clientHTTP10: Bool
     let requestID: RequestID
     let isIdempotent: Bool

@@ -362,15 +362,20 @@ extension ProxyHandler {
     /// The per-client rate-limit key: the configured header's value, else the client's
     /// address (an IPv6 one as its `limits.client_ipv6_prefix` network).
     /// Header keys and address keys live in separate namespaces (``RateLimitKey``).
-    func clientKey(_ exchange: Exchange, _ bytes: UnsafeRawBufferPointer) -> String {
+    func clientKey(_ exchange: Exchange, _ bytes: UnsafeRawBufferPointer) -> ClientKey {
         if let name = settings.clientKeyHeader {
             // Any field may be the key (as before: also one the proxy treats specially);
             // the first occurrence counts.
             for field in head.fields where HeaderName.equalsLowercase(UnsafeRawBufferPointer(rebasing: bytes[field.name]), name) {
-                return RateLimitKey.header(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self))
+                return RateLimitKey.header(UnsafeRawBufferPointer(rebasing: bytes[field.value]))
             }
         }
-        return RateLimitKey.address(AddressRange.clientKey(exchange.client, ipv6Prefix: settings.config.limits.clientIPv6Prefix))
+        // The address key is the connection's until the client address changes (behind
+        // a trusted proxy, each request may name another): made once, not per request.
+        if let known = addressKey, known.address == exchange.client { return known.key }
+        let key = RateLimitKey.address(AddressRange.clientKey(exchange.client, ipv6Prefix: settings.config.limits.clientIPv6Prefix))
+        addressKey = (exchange.client, key)
+        return key
     }
 
     /// Requests refused before admission, on their head alone (docs/SECURITY.md).

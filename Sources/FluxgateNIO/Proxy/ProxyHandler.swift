@@ -130,6 +130,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The head of the request being read and its bytes, during ``requestHead(_:)``
     /// only: the upstream head is serialized from them once it is known to be needed.
     var headInProgress: UnsafeRawBufferPointer?
+    /// The per-client rate-limit key of the last client address seen on this
+    /// connection (``clientKey(_:_:)``).
+    var addressKey: (address: String, key: ClientKey)?
     var clientInputClosed = false
     /// ``processInput()`` is running.
     var processing = false
