@@ -14,7 +14,8 @@
 # longer); MALLOC_REQUEST_ID=1 (each request carries a 36-byte X-Request-ID, as behind
 # another proxy); REQUEST=browser (a browser's 14 header fields, bench_echo_payload's);
 # MALLOC_PER_CLIENT=ip or header (per-client limits on, keyed by the address or by a
-# 40-byte X-API-Key).
+# 40-byte X-API-Key); MALLOC_XFF=1 (the gateway behind a trusted proxy: each request
+# carries X-Forwarded-For).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-4}
@@ -34,12 +35,15 @@ case "${MALLOC_PER_CLIENT:-}" in
   header) per_client='{ enabled: true, rate: 1000000000, burst: 1000000000, key: "header:X-API-Key" }'
           wrk_args+=(-H "X-API-Key: sk_live_4f9a2c7e1b8d3f6a0e5c9b2d7a1f4e8c3b6d") ;;
 esac
+# Behind a trusted proxy (127.0.0.0/8 in trusted_proxies): each request names its client.
+[ -n "${MALLOC_XFF:-}" ] && wrk_args+=(-H "X-Forwarded-For: 203.0.113.9")
 gcc -O2 -shared -fPIC -o "$W/count.so" bench/malloc/count.c -ldl
 bench_nginx_health_upstream 19701 0
 for mode in proxied:18701:"{ enabled: false }" shed:18702:"$BENCH_SHED_ALL"; do
   IFS=: read -r name port bucket <<<"$mode"
   bench_fluxgate_config "$port" 19701 "$bucket" >"$W/$name.yaml"
   [ -n "$per_client" ] && sed -i "s/per_client: { enabled: false }/per_client: $per_client/" "$W/$name.yaml"
+  [ -n "${MALLOC_XFF:-}" ] && echo 'trusted_proxies: ["127.0.0.0/8"]' >>"$W/$name.yaml"
   LD_PRELOAD="$W/count.so" taskset -c 1 "$BIN" --config "$W/$name.yaml" 2>"$W/$name.err" >/dev/null & pid=$!; pids+=("$pid")
   bench_wait "$name gateway" "$port"
   taskset -c 0 wrk -t1 -c64 -d2s "${wrk_args[@]}" "http://127.0.0.1:$port${MALLOC_PATH:-/health}" >/dev/null

@@ -244,6 +244,46 @@ struct HardeningCoreTests {
         #expect(ranges.clientAddress(peer: "10.0.0.1", peerTrusted: true, forwardedFor: []) == "10.0.0.1")
     }
 
+    /// The walk over the values' bytes, left to right (what the data path uses), gives
+    /// the answer of the rule as stated — from the right, the first address that is not
+    /// a trusted proxy; an entry that is not an address ends the walk with the one
+    /// after it — on 20 000 generated chains of trusted, untrusted, invalid, empty and
+    /// padded entries over one to three fields.
+    @Test func theClientBehindTrustedProxiesFromTheBytesAsByTheRule() {
+        let ranges = ["10.0.0.0/8", "fd00::/8"].compactMap(AddressRange.parse)
+        func byTheRule(_ values: [String]) -> String {
+            var candidate = "10.0.0.1"
+            let entries = values.flatMap { $0.split(separator: ",") }.map { $0.trimmingSpaces() }
+            for entry in entries.reversed() {
+                guard AddressRange.address(entry) != nil else { return candidate }
+                candidate = entry
+                if !ranges.containsAddress(entry) { return entry }
+            }
+            return candidate
+        }
+        let pieces = ["10.1.1.1", "10.2.2.2", "203.0.113.9", "198.51.100.7", "fd00::5", "2001:db8::1", "::ffff:10.9.9.9",
+                      "garbage", "", " ", " 10.3.3.3", "203.0.113.10\t", "1.2.3.4.5", "unknown"]
+        var random = RequestIDGenerator(seed: 11)
+        for _ in 0..<20_000 {
+            let values = (0...Int(random.next() % 3)).map { _ in
+                (0...Int(random.next() % 4)).map { _ in pieces[Int(random.next() % UInt64(pieces.count))] }.joined(separator: ",")
+            }
+            let fields = values.map { [UInt8]($0.utf8) }
+            let found = fields[0].withUnsafeBytes { a in
+                fields[min(1, fields.count - 1)].withUnsafeBytes { b in
+                    fields[fields.count - 1].withUnsafeBytes { c in
+                        ranges.clientAddress(peer: "10.0.0.1", peerTrusted: true) { value in [a, b, c].prefix(fields.count).forEach(value) }
+                    }
+                }
+            }
+            #expect(found == byTheRule(values), "\(values)")
+            if found != byTheRule(values) { break }
+        }
+        // Not an address: a NUL within, or longer than any address text.
+        #expect(AddressRange.address("10.0.0.1\u{0}x") == nil)
+        #expect(AddressRange.address(String(repeating: "1", count: 46)) == nil)
+    }
+
     @Test func rateLimitKeysAreNamespacedAndBounded() {
         #expect(RateLimitKey.address("10.0.0.1") == RateLimitKey.address("10.0.0.1"))
         #expect(RateLimitKey.address("10.0.0.1") != RateLimitKey.address("10.0.0.2"))

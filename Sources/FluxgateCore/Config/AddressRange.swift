@@ -43,7 +43,7 @@ public struct AddressRange: Sendable, Equatable, CustomStringConvertible {
         return contains(bytes: other)
     }
 
-    func contains(bytes other: [UInt8]) -> Bool {
+    func contains<Bytes: RandomAccessCollection<UInt8>>(bytes other: Bytes) -> Bool where Bytes.Index == Int {
         var bitsLeft = prefix
         for index in 0..<16 where bitsLeft > 0 {
             let take = min(8, bitsLeft)
@@ -82,23 +82,28 @@ public struct AddressRange: Sendable, Equatable, CustomStringConvertible {
 
     /// 16 bytes, IPv4 mapped; `nil` for anything that is not an address.
     public static func address(_ text: String) -> [UInt8]? {
+        var text = text
         var result = [UInt8](repeating: 0, count: 16)
-        if text.contains(":") {
-            var address = in6_addr()
-            guard inet_pton(AF_INET6, text, &address) == 1 else { return nil }
-            withUnsafeBytes(of: &address) { raw in
-                for index in 0..<16 { result[index] = raw[index] }
+        let parsed = text.withUTF8 { utf8 in result.withUnsafeMutableBytes { parseAddress(UnsafeRawBufferPointer(utf8), into: $0) } }
+        return parsed ? result : nil
+    }
+
+    /// An address's text parsed into `result` (16 bytes; IPv4 mapped), allocating
+    /// nothing; false when the text is not an address. `inet_pton` reads a C string, so
+    /// the text is copied to the stack with its terminator (a NUL within it refuses it).
+    static func parseAddress(_ text: UnsafeRawBufferPointer, into result: UnsafeMutableRawBufferPointer) -> Bool {
+        // INET6_ADDRSTRLEN - 1: the longest address text (IPv4-mapped IPv6).
+        guard !text.isEmpty, text.count <= 45, !text.contains(0) else { return false }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 46) { cString in
+            let raw = UnsafeMutableRawBufferPointer(cString)
+            raw.copyMemory(from: text)
+            raw[text.count] = 0
+            if text.contains(UInt8(ascii: ":")) {
+                return inet_pton(AF_INET6, cString.baseAddress!, result.baseAddress!) == 1
             }
-        } else {
-            var address = in_addr()
-            guard inet_pton(AF_INET, text, &address) == 1 else { return nil }
-            result[10] = 0xFF
-            result[11] = 0xFF
-            withUnsafeBytes(of: &address) { raw in
-                for index in 0..<4 { result[12 + index] = raw[index] }
-            }
+            for index in 0..<12 { result[index] = index < 10 ? 0 : 0xFF }
+            return inet_pton(AF_INET, cString.baseAddress!, result.baseAddress! + 12) == 1
         }
-        return result
     }
 }
 
@@ -115,15 +120,63 @@ extension Array where Element == AddressRange {
     /// trusted, and when every listed entry is trusted the left-most one. The caller
     /// says whether the peer is trusted (it knows once per connection).
     public func clientAddress(peer: String, peerTrusted: Bool, forwardedFor: [Substring]) -> String {
+        // The fields' entries are their comma-separated parts in order: the values
+        // joined with commas hold the same entries.
+        let text: String = forwardedFor.joined(separator: ",")
+        let joined = [UInt8](text.utf8)
+        return joined.withUnsafeBytes { value in clientAddress(peer: peer, peerTrusted: peerTrusted) { $0(value) } }
+    }
+
+    /// As above, on the `X-Forwarded-For` values as they arrived: `forEachValue` hands
+    /// each field's value, in order, to the closure it is given (each must stay valid
+    /// for the whole call). Entries are split at each comma byte, spaces and tabs around
+    /// them trimmed, empty ones skipped, and nothing is allocated but the returned
+    /// `String` when longer than 15 bytes (an IPv4 address never is). Until 2026-12-06
+    /// the client was found through arrays of `Substring`s and each entry's 16 bytes as
+    /// an array: twelve allocations per request behind a trusted proxy (docs/PERFORMANCE.md).
+    /// (Closures rather than a `Sequence`: with a lazy sequence from the caller, made
+    /// into this module's generic function unspecialized, three allocations were left.)
+    ///
+    /// Walked left to right, which gives the same answer as the walk from the right:
+    /// the entry that ends that walk is the last one that is not a trusted address.
+    public func clientAddress(
+        peer: String, peerTrusted: Bool, forwardedFor forEachValue: ((UnsafeRawBufferPointer) -> Void) -> Void
+    ) -> String {
         guard peerTrusted else { return peer }
-        var candidate = peer
-        let entries = forwardedFor.flatMap { $0.split(separator: ",") }
-        for entry in entries.reversed() {
-            let address = entry.trimmingSpaces()
-            guard AddressRange.address(address) != nil else { return candidate }
-            candidate = address
-            if !containsAddress(address) { return address }
+        var first: UnsafeRawBufferPointer? = nil
+        /// The last entry that is not a trusted address, whether it is an address at all,
+        /// and the entry after it.
+        var stop: (entry: UnsafeRawBufferPointer, isAddress: Bool)? = nil
+        var afterStop: UnsafeRawBufferPointer? = nil
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { scratch in
+            let address = UnsafeMutableRawBufferPointer(scratch)
+            forEachValue { value in
+                var start = 0
+                while start <= value.count {
+                    let end = value[start...].firstIndex(of: UInt8(ascii: ",")) ?? value.count
+                    defer { start = end + 1 }
+                    guard end > start else { continue }
+                    var low = start, high = end
+                    while low < high, value[low] == 0x20 || value[low] == 0x09 { low += 1 }
+                    while high > low, value[high - 1] == 0x20 || value[high - 1] == 0x09 { high -= 1 }
+                    let entry = UnsafeRawBufferPointer(rebasing: value[low..<high])
+                    if first == nil { first = entry }
+                    let isAddress = AddressRange.parseAddress(entry, into: address)
+                    if !isAddress || !contains(where: { $0.contains(bytes: UnsafeRawBufferPointer(address)) }) {
+                        stop = (entry, isAddress)
+                        afterStop = nil
+                    } else if stop != nil && afterStop == nil {
+                        afterStop = entry
+                    }
+                }
+            }
         }
-        return candidate
+        let chosen: UnsafeRawBufferPointer?
+        switch stop {
+        case nil: chosen = first  // every entry a trusted address (or none at all: the peer)
+        case (let entry, true)?: chosen = entry
+        case (_, false)?: chosen = afterStop  // not an address: the entry after it, or the peer
+        }
+        return chosen.map { String(decoding: $0, as: UTF8.self) } ?? peer
     }
 }

@@ -235,10 +235,9 @@ extension ProxyHandler {
         exchange.client = clientAddress
         if limits.hasTrustedProxies, peerTrusted {
             exchange.peerTrusted = true
-            let forwarded = head.fields.filter { $0.kind == .forwardedFor }.map {
-                Substring(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[$0.value]), as: UTF8.self))
+            exchange.client = settings.trustedProxies.clientAddress(peer: clientAddress, peerTrusted: true) { value in
+                for field in head.fields where field.kind == .forwardedFor { value(UnsafeRawBufferPointer(rebasing: bytes[field.value])) }
             }
-            exchange.client = settings.trustedProxies.clientAddress(peer: clientAddress, peerTrusted: true, forwardedFor: forwarded)
         }
         if settings.perClientLimited { exchange.clientKey = clientKey(exchange, bytes) }
         if facts.upgradeRequested || head.method == .CONNECT {
