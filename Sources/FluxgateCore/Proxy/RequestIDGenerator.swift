@@ -7,9 +7,9 @@ public enum RequestID: Sendable, Equatable, CustomStringConvertible {
     /// Written as 16 lowercase hex digits.
     case generated(UInt64)
     /// A client-supplied value that ``RequestIDGenerator/isAcceptable(_:)`` allowed,
-    /// held in place up to 64 bytes (a UUID is 36): as a `String` anything beyond 15
+    /// held in place up to 128 bytes (a UUID is 36): as a `String` anything beyond 15
     /// bytes was one heap allocation per request.
-    case client(InlineText<64>)
+    case client(InlineText)
 
     /// Calls `body` with the ID's UTF-8 bytes; a generated ID is formatted on the stack.
     /// Inlinable so that callers in other modules get it specialized: unspecialized,

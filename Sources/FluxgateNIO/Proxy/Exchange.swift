@@ -8,7 +8,7 @@ final class Exchange {
     /// The request-target as sent (routes, access log, refusals), held in the exchange
     /// up to 128 bytes: as a `String` it was a heap allocation per request beyond 15.
     let target: Target
-    typealias Target = InlineText<128>
+    typealias Target = InlineText
     /// The head as it goes upstream, serialized while the client's bytes were at hand
     /// (``RequestSerializer``); without `Host` when the client sent none. Nil until then,
     /// and again once the exchange ended: an empty `ByteBuffer()` in its place shares one
