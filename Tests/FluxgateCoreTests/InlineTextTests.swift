@@ -3,7 +3,7 @@ import Testing
 @testable import FluxgateCore
 
 struct InlineTextTests {
-    @Test(arguments: [0, 1, 15, 16, 127, 128, 129, 4000])
+    @Test(arguments: [0, 1, 15, 16, 63, 64, 65, 4000])
     func textOfAnyLengthComesBackAsItWent(_ length: Int) {
         let text = String((0..<length).map { Character(UnicodeScalar(UInt8(0x21 + $0 % 94))) })
         let held = InlineText(text)
@@ -17,7 +17,7 @@ struct InlineTextTests {
     }
 
     @Test func equalityIsByTheBytes() {
-        let long = String(repeating: "a", count: 130)
+        let long = String(repeating: "a", count: 70)
         #expect(InlineText("abc") == "abc")
         #expect(InlineText("abc") != "abd")
         #expect(InlineText("abc") != "abcd")

@@ -1,4 +1,4 @@
-/// UTF-8 text of up to 128 bytes stored in the value itself; longer text in a `String`.
+/// UTF-8 text of up to 64 bytes stored in the value itself; longer text in a `String`.
 ///
 /// A Swift `String` keeps at most 15 bytes inline and allocates beyond that, so a
 /// request-target such as `/api/v1/orders/1234567?expand=items` or a client's
@@ -9,18 +9,19 @@
 /// nothing more. Text arrives here already validated (by the request parser, or
 /// ``RequestIDGenerator/isAcceptable(bytes:)``); this type only stores it.
 ///
-/// The bytes are a tuple of sixteen `UInt64`s: a fixed-size plain value the compiler
+/// The bytes are a tuple of eight `UInt64`s: a fixed-size plain value the compiler
 /// copies as memory. A first form kept them in an `InlineArray<capacity, UInt8>` with
 /// the capacity a generic parameter: across modules it ran unspecialized, and every copy
 /// went through the array's value witness byte by byte (`NativeBox<UInt8>::initializeWithCopy`
 /// in a profile) — +0.3 µs of user time per request (docs/PERFORMANCE.md).
 public struct InlineText: Sendable, Equatable, CustomStringConvertible, ExpressibleByStringLiteral {
-    public static let capacity = 128
-    @usableFromInline typealias Words = (
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
-    )
-    @usableFromInline var words: Words = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    /// 64 bytes: a UUID request ID, most REST paths with their query. Every byte more
+    /// grows the exchange twice (its target and its request ID), and an exchange
+    /// beyond 1 032 bytes leaves glibc's per-thread cache of freed blocks (`tcache`),
+    /// which cost more per request than the allocations saved (docs/PERFORMANCE.md).
+    public static let capacity = 64
+    @usableFromInline typealias Words = (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+    @usableFromInline var words: Words = (0, 0, 0, 0, 0, 0, 0, 0)
     @usableFromInline var count: Int
     /// The text when it is longer than ``capacity`` (then `words` is unused).
     @usableFromInline var spilled: String?

@@ -6,7 +6,8 @@ import NIOCore
 final class Exchange {
     let method: RequestMethod
     /// The request-target as sent (routes, access log, refusals), held in the exchange
-    /// up to 128 bytes: as a `String` it was a heap allocation per request beyond 15.
+    /// up to 64 bytes (``InlineText``): as a `String` it was a heap allocation per
+    /// request beyond 15.
     let target: Target
     typealias Target = InlineText
     /// The head as it goes upstream, serialized while the client's bytes were at hand
@@ -19,7 +20,8 @@ final class Exchange {
     /// when per-client limits are off.
     var clientKey = ClientKey.none
     let clientHTTP10: Bool
-    let requestID: RequestID
+    /// Held once, by the response relay (see ``RequestSerializer/requestID(_:_:)``).
+    var requestID: RequestID { relay.requestID }
     let isIdempotent: Bool
     let isHeadRequest: Bool
     /// What the client's head said (framing, Expect, request ID) and which fields are hop-by-hop.
@@ -121,7 +123,6 @@ final class Exchange {
         self.facts = facts
         self.upstreamFraming = facts.chunked ? .chunked : .asSent
         self.clientHTTP10 = clientHTTP10
-        self.requestID = requestID
         self.isHeadRequest = method == .HEAD
         self.isIdempotent = method.isIdempotent
         self.relay = ResponseRelay(

@@ -210,7 +210,7 @@ extension ProxyHandler {
         clientTimeoutEvent { $0.requestHeadReceived() }
         refreshSettings()
         let facts = withHead { RequestSerializer.facts($0, bytes) }
-        let requestID = facts.requestID ?? pool.nextRequestID()
+        let requestID = withHead { RequestSerializer.requestID($0, bytes) } ?? pool.nextRequestID()
         let http10 = head.isHTTP10
         let now = self.now
         let target = UnsafeRawBufferPointer(rebasing: bytes[head.target])

@@ -13,7 +13,6 @@ import NIOCore
 enum RequestSerializer {
     /// What the proxy decides on, taken from the head while its bytes are at hand.
     struct Facts {
-        var requestID: RequestID?
         var expectsContinue = false
         var hasHost: Bool { hostCount > 0 }
         var hostCount = 0
@@ -33,10 +32,6 @@ enum RequestSerializer {
         facts.hostCount = head.hostCount
         facts.contentLength = head.contentLength
         facts.chunked = head.chunked
-        if let range = head.requestID {
-            let value = UnsafeRawBufferPointer(rebasing: bytes[range])
-            if RequestIDGenerator.isAcceptable(bytes: value) { facts.requestID = .client(InlineText(value)) }
-        }
         if let host = head.host, bytes[head.target.lowerBound] != UInt8(ascii: "/") {
             facts.host = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[host]), as: UTF8.self)
         }
@@ -44,6 +39,17 @@ enum RequestSerializer {
             facts.upgrade = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
         }
         return facts
+    }
+
+    /// The client's `X-Request-ID` when it is acceptable (``RequestIDGenerator/isAcceptable(bytes:)``).
+    /// Apart from ``Facts``, which the exchange keeps: the ID is held once, by the
+    /// exchange's response relay (each copy is ~150 bytes since it is held in place,
+    /// and the exchange object must stay within the allocator's per-thread cache sizes:
+    /// docs/PERFORMANCE.md).
+    static func requestID(_ head: borrowing RequestHead, _ bytes: UnsafeRawBufferPointer) -> RequestID? {
+        guard let range = head.requestID else { return nil }
+        let value = UnsafeRawBufferPointer(rebasing: bytes[range])
+        return RequestIDGenerator.isAcceptable(bytes: value) ? .client(InlineText(value)) : nil
     }
 
     /// The fields `Connection` names, when it names any (rare): they are dropped too.

@@ -44,7 +44,7 @@ struct ResponseRelay {
     private var rechunk = false
     private let requestWasHead: Bool
     private let clientHTTP10: Bool
-    private let requestID: RequestID
+    let requestID: RequestID
     /// Whether the client connection stays open after this response.
     private(set) var clientKeepAlive: Bool
     private var initialClientKeepAlive: Bool
