@@ -7,7 +7,7 @@ public enum RequestID: Sendable, Equatable, CustomStringConvertible {
     /// Written as 16 lowercase hex digits.
     case generated(UInt64)
     /// A client-supplied value that ``RequestIDGenerator/isAcceptable(_:)`` allowed,
-    /// held in place up to 128 bytes (a UUID is 36): as a `String` anything beyond 15
+    /// held in place up to 64 bytes (a UUID is 36): as a `String` anything beyond 15
     /// bytes was one heap allocation per request.
     case client(InlineText)
 
