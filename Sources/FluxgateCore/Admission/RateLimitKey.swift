@@ -10,8 +10,8 @@
 /// Keys are stable within a process only.
 ///
 /// Until 2026-12-06 the key was a `String` (`ip:<address>`, `hdr:<32 hex digits>`):
-/// building it cost a header-keyed request five heap allocations and an IPv6 one
-/// three (`bench/malloc-count.sh` with `MALLOC_PER_CLIENT`, docs/PERFORMANCE.md).
+/// building it cost a header-keyed request five heap allocations (`bench/malloc-count.sh`
+/// with `MALLOC_PER_CLIENT=header`, docs/PERFORMANCE.md).
 public struct ClientKey: Hashable, Sendable, ExpressibleByStringLiteral {
     let high: UInt64
     let low: UInt64

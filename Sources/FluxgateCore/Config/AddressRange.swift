@@ -111,7 +111,12 @@ extension Array where Element == AddressRange {
     /// Whether any range holds `address`.
     public func containsAddress(_ address: String) -> Bool {
         guard !isEmpty, let bytes = AddressRange.address(address) else { return false }
-        return contains { $0.contains(bytes: bytes) }
+        return containsAddress(bytes: bytes)
+    }
+
+    /// Whether any range holds the address given as its 16 bytes (IPv4 mapped).
+    func containsAddress<Bytes: RandomAccessCollection<UInt8>>(bytes: Bytes) -> Bool where Bytes.Index == Int {
+        contains { $0.contains(bytes: bytes) }
     }
 
     /// The client behind trusted proxies: walking `X-Forwarded-For` from the right
@@ -162,7 +167,7 @@ extension Array where Element == AddressRange {
                     let entry = UnsafeRawBufferPointer(rebasing: value[low..<high])
                     if first == nil { first = entry }
                     let isAddress = AddressRange.parseAddress(entry, into: address)
-                    if !isAddress || !contains(where: { $0.contains(bytes: UnsafeRawBufferPointer(address)) }) {
+                    if !isAddress || !containsAddress(bytes: UnsafeRawBufferPointer(address)) {
                         stop = (entry, isAddress)
                         afterStop = nil
                     } else if stop != nil && afterStop == nil {

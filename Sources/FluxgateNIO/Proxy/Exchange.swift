@@ -24,7 +24,7 @@ final class Exchange {
     var requestID: RequestID { relay.requestID }
     let isIdempotent: Bool
     let isHeadRequest: Bool
-    /// What the client's head said (framing, Expect, request ID) and which fields are hop-by-hop.
+    /// What the client's head said (framing, Expect, Host, Upgrade); the request ID is the relay's.
     let facts: RequestSerializer.Facts
     /// How the request body goes upstream.
     enum UpstreamBodyFraming {
