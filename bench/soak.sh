@@ -14,7 +14,10 @@
 # client connections end after 100 requests (limits.max_requests_per_connection,
 # SOAK_MAX_REQUESTS), so keep-alive traffic keeps closing and reopening them too.
 # Phases rotate every PHASE seconds:
-#   keepalive  wrk, 32 keep-alive connections, random API keys, four paths
+#   keepalive  wrk, 32 keep-alive connections, random API keys (a quarter of them 50-odd
+#              bytes), six paths (two past the 64 bytes an exchange holds inline), half
+#              the requests with an X-Forwarded-For (addresses, chains, v6, junk) that
+#              the gateway walks: it trusts 127.0.0.1
 #   churn      hey -disable-keepalive: a new client connection per request
 #   bodies     64-900 KB echoes both ways, Content-Length and chunked, POST and PUT
 #              (soak_client.py; a PUT's spooled body is held for a resend)
@@ -23,7 +26,9 @@
 #   hotkey     one API key over its per-client rate: 429 client_rate_limited
 #   restart    keep-alive load while upstream 2 is killed (-9) and restarted
 # Throughout, soak_client.py integrity pipelines unique requests on 12 connections and
-# checks that every response carries its own request's ID and body; soak_client.py
+# checks that every response carries its own request's ID and body (a third of the IDs
+# 65-200 bytes and a third of the targets past 64 bytes, beyond what an exchange holds
+# inline; the parking client sends such targets too); soak_client.py
 # parking does the same on 48 connections that go quiet for up to 2.6 s between
 # batches, so the gateway (`park_after: 1s`) parks and wakes them all along.
 #
@@ -94,6 +99,7 @@ upstreams:
   - { name: u1, url: "http://127.0.0.1:$U1", max_concurrency: 50 }
   - { name: u2, url: "$u2_url", max_concurrency: 50 }   # by name: dns.refresh looks it up every second
 dns: { refresh: 1s }
+trusted_proxies: [ "127.0.0.1/32" ]   # every client is a "proxy": X-Forwarded-For is walked
 admission:
   target_utilization: 0.67
   queue_timeout: 500ms
@@ -156,9 +162,18 @@ python3 "$HERE/soak_client.py" parking "$GW" 48 "$DURATION" >"$W/parking.json" &
 PARKING=$!
 
 cat >"$W/mix.lua" <<'LUA'
-local paths = {"/health", "/api/status", "/ready", "/api/metrics"}
+local paths = {"/health", "/api/status", "/ready", "/api/metrics",
+  "/api/status?session=" .. string.rep("s", 90), "/api/metrics/" .. string.rep("m", 70) .. "?q=1"}
+-- What a trusted proxy in front might send (the gateway trusts 127.0.0.1): client
+-- addresses, v6 ones, chains and junk, walked for every request that has one.
+local forwarded = {"203.0.113.7", "198.51.100.9, 127.0.0.1", "2001:db8::17", "10.1.2.3, 203.0.113.5, 127.0.0.1",
+  "not-an-address", "203.0.113.8," .. string.rep(" ", 40) .. "127.0.0.1"}
 request = function()
-  return wrk.format("GET", paths[math.random(#paths)], {["X-API-Key"] = "k" .. math.random(1, 5000)})
+  local key = "k" .. math.random(1, 5000)
+  if math.random(4) == 1 then key = string.rep("K", 48) .. key end  -- past 64 bytes with the prefix
+  local headers = {["X-API-Key"] = key}
+  if math.random(2) == 1 then headers["X-Forwarded-For"] = forwarded[math.random(#forwarded)] end
+  return wrk.format("GET", paths[math.random(#paths)], headers)
 end
 LUA
 

@@ -89,8 +89,13 @@ def echo_request(uid, key, pad, chunked, method="POST"):
     may resend it after a stale keep-alive connection or a 502/503/504 (the restart
     phase kills an upstream under it)."""
     body = json.dumps({"id": uid, "pad": "x" * pad}).encode()
+    # One target in three carries a query of 0-300 bytes: past the 64 bytes an
+    # exchange holds inline, so long targets are relayed all along too.
+    target = "/api/echo"
+    if random.random() < 1 / 3:
+        target += "?trace=" + "t" * random.randint(0, 300)
     head = (
-        f"{method} /api/echo HTTP/1.1\r\nHost: soak\r\nX-Request-ID: {uid}\r\n"
+        f"{method} {target} HTTP/1.1\r\nHost: soak\r\nX-Request-ID: {uid}\r\n"
         f"X-API-Key: {key}\r\nContent-Type: application/json\r\n"
     )
     if chunked:
@@ -203,7 +208,9 @@ async def integrity_loop(n, host, port, deadline, stats):
             if time.monotonic() >= deadline:
                 break
             count = random.randint(1, 8)
-            uids = [f"soak-{os.getpid()}-{n}-{seq + i + 1}" for i in range(count)]
+            # One ID in three is longer than the 64 bytes held inline (up to 200 are kept).
+            uids = [f"soak-{os.getpid()}-{n}-{seq + i + 1}" + ("-" + "r" * random.randint(40, 150) if random.random() < 1 / 3 else "")
+                    for i in range(count)]
             seq += count
             await echo_batch(reader, writer, stats, uids, key, 3000, 0.3)
             await asyncio.sleep(random.random() * 0.004)
