@@ -98,3 +98,13 @@ public struct UpstreamURL: Hashable, Sendable, CustomStringConvertible {
         init(_ message: String) { self.message = message }
     }
 }
+
+extension SocketEndpoint {
+    /// Whether binding both would collide: one port (not 0, which asks the kernel for a
+    /// free one), and the same host or a wildcard (`0.0.0.0`, `::`) on either side.
+    func sharesPort(with other: SocketEndpoint) -> Bool {
+        guard port == other.port, port != 0 else { return false }
+        let wildcards: Set<String> = ["0.0.0.0", "::", "[::]"]
+        return host == other.host || wildcards.contains(host) || wildcards.contains(other.host)
+    }
+}

@@ -25,7 +25,8 @@ import NIOTLS
 /// unless the response had already started, when the only honest signal left is closing.
 ///
 /// Files: this one holds the connection's state and channel events;
-/// `ProxyHandler+Request.swift` request input (heads, bodies, the upstream head);
+/// `ProxyHandler+Request.swift` request input (heads, refusals, the upstream head);
+/// `ProxyHandler+RequestBody.swift` request bodies (framing, the spool, backpressure);
 /// `ProxyHandler+Answers.swift` the gateway's own answers, the end of a response and
 /// read resumption; `ProxyHandler+Admission.swift` admission and the one place an exchange
 /// ends (``ExchangeLifecycle``); `ProxyHandler+Upstream.swift` the attempts on

@@ -1,0 +1,30 @@
+import Foundation
+
+/// TLS on the data listener (`tls`): swift-nio-ssl (BoringSSL), ALPN `http/1.1`.
+/// The files are read again on every reload (SIGHUP), so a renewed certificate takes
+/// effect for new connections without a restart.
+public struct TLSConfig: Sendable, Equatable {
+    public enum MinimumVersion: String, Sendable, CaseIterable {
+        case v1_2 = "1.2"
+        case v1_3 = "1.3"
+    }
+
+    /// PEM certificate chain, leaf first. Empty: TLS off. Default empty.
+    public var certificate = ""
+    /// PEM private key of the leaf certificate. Default empty.
+    public var key = ""
+    /// Oldest TLS version accepted. Default 1.2.
+    public var minVersion = MinimumVersion.v1_2
+    public init() {}
+
+    public var enabled: Bool { !certificate.isEmpty }
+}
+
+/// Checking `https://` upstreams (`upstream_tls`).
+public struct UpstreamTLSConfig: Sendable, Equatable {
+    /// Verify the upstream's certificate chain and name. Default true.
+    public var verify = true
+    /// PEM file of CA certificates to trust instead of the system's. Default empty (system roots).
+    public var caFile = ""
+    public init() {}
+}
