@@ -274,6 +274,11 @@ upstreams:
 rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
 pool: { max_idle_per_upstream: 512 }
 demo: { enabled: false }
+# As bench_fluxgate_config: no request bound per connection beside nginx's
+# keepalive_requests 1000000. Until 2026-12-06 this set-up kept the default (1000), so
+# in request-phases.sh and conn-fairness.sh runs after 2026-12-04 every client
+# connection of Fluxgate's was closed and reopened every 1000 requests, nginx's never.
+limits: { max_requests_per_connection: 0 }
 ${EXTRA:-}
 C
   taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!
