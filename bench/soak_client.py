@@ -66,7 +66,11 @@ async def read_response(reader):
             continue
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    if "content-length" in headers:
+    if status in (204, 304):
+        # No body whatever the fields say: a 304 may carry the Content-Length of the
+        # representation it stands for (RFC 9110 §8.6), and the gateway relays it so.
+        body = b""
+    elif "content-length" in headers:
         body = await reader.readexactly(int(headers["content-length"]))
     elif headers.get("transfer-encoding", "").lower() == "chunked":
         parts = []
