@@ -99,9 +99,7 @@ upstreams:
 rate_limit: { global: $2, per_client: { enabled: false } }
 pool: { max_idle_per_upstream: 512 }
 demo: { enabled: false }
-# 10 000 clients (the automatic cap is half of 20 000 here); no request bound per
-# connection, as nginx's keepalive_requests 1000000 above and HAProxy's default.
-limits: { max_connections: 18000, max_requests_per_connection: 0 }
+$BENCH_FLUXGATE_LIMITS
 ${3:-}
 C
 }

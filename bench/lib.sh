@@ -151,15 +151,16 @@ bench_ports_free() {  # PORT...
 # the shed path of compare.sh, malloc-count.sh, shed-cost.sh and the SHED=1 options.
 BENCH_SHED_ALL='{ enabled: true, rate: 1, burst: 1 }'
 
+# Fluxgate's limits beside nginx (`keepalive_requests 1000000`) and HAProxy (no bound):
+# no request bound per client connection, so no side closes keep-alive connections
+# mid-run, and room for the 10 000 clients some scripts hold (the automatic cap is half
+# this machine's hard descriptor limit of 20 000). One line for every side-by-side set-up.
+BENCH_FLUXGATE_LIMITS='limits: { max_connections: 18000, max_requests_per_connection: 0 }'
+
 bench_fluxgate_config() {  # PORT UPSTREAM_PORT [GLOBAL] [EXTRA]
-  # max_requests_per_connection 0: nginx here runs with `keepalive_requests 1000000`
-  # and HAProxy has no such bound, so no side closes keep-alive connections mid-run.
-  local global=${3:-} limits='limits: { max_connections: 18000, max_requests_per_connection: 0 }'
+  local global=${3:-} limits=$BENCH_FLUXGATE_LIMITS
   [ -n "$global" ] || global='{ enabled: false }'
-  # The scripts hold up to 10 000 client connections, and this machine's hard
-  # descriptor limit is 20 000: the automatic cap (half of it) would refuse some. 18 000
-  # (the automatic value before 2026-12-02) unless EXTRA sets its own limits.
-  [[ "${4:-}" == *limits:* ]] && limits=''
+  [[ "${4:-}" == *limits:* ]] && limits=''  # EXTRA sets its own
   cat <<C
 listen: "127.0.0.1:$1"
 admin_listen: "127.0.0.1:$(( $1 + 2000 ))"
@@ -274,11 +275,10 @@ upstreams:
 rate_limit: { global: { enabled: false }, per_client: { enabled: false } }
 pool: { max_idle_per_upstream: 512 }
 demo: { enabled: false }
-# As bench_fluxgate_config: no request bound per connection beside nginx's
-# keepalive_requests 1000000. Until 2026-12-06 this set-up kept the default (1000), so
-# in request-phases.sh and conn-fairness.sh runs after 2026-12-04 every client
-# connection of Fluxgate's was closed and reopened every 1000 requests, nginx's never.
-limits: { max_requests_per_connection: 0 }
+# Until 2026-12-06 this set-up kept the default (1000 requests per connection), so in
+# request-phases.sh and conn-fairness.sh runs after 2026-12-04 every client connection
+# of Fluxgate's was closed and reopened every 1000 requests, nginx's never.
+$([[ "${EXTRA:-}" == *limits:* ]] || echo "$BENCH_FLUXGATE_LIMITS")
 ${EXTRA:-}
 C
   taskset -c 1 "$BIN" --config "$W/fluxgate.yaml" >"$W/fluxgate.log" 2>&1 & pids+=($!); fluxgate_pid=$!

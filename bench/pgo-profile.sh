@@ -61,7 +61,7 @@ upstreams:
   - { url: "http://127.0.0.1:19862", max_concurrency: 90000 }
   - { url: "http://127.0.0.1:19863", max_concurrency: 90000 }
 demo: { enabled: false }
-limits: { max_connections: 18000, max_requests_per_connection: 0 }
+$BENCH_FLUXGATE_LIMITS
 $2
 C
   LLVM_PROFILE_FILE="$W/fluxgate-%p.profraw" taskset -c 1 "$GEN" --config "$W/$1.yaml" >"$W/$1.log" 2>&1 &

@@ -170,7 +170,7 @@ local forwarded = {"203.0.113.7", "198.51.100.9, 127.0.0.1", "2001:db8::17", "10
   "not-an-address", "203.0.113.8," .. string.rep(" ", 40) .. "127.0.0.1"}
 request = function()
   local key = "k" .. math.random(1, 5000)
-  if math.random(4) == 1 then key = string.rep("K", 48) .. key end  -- past 64 bytes with the prefix
+  if math.random(4) == 1 then key = string.rep("K", 48) .. key end  -- 50-odd bytes (keys are hashed whole)
   local headers = {["X-API-Key"] = key}
   if math.random(2) == 1 then headers["X-Forwarded-For"] = forwarded[math.random(#forwarded)] end
   return wrk.format("GET", paths[math.random(#paths)], headers)
