@@ -7,8 +7,12 @@
 # written as Fuzz/crash-* and the run stops. Replay any input with a normal build:
 #   swift run fluxgate-fuzz Fuzz/corpus Fuzz/crash-…
 set -euo pipefail
+USAGE_ARGS=any; source "$(dirname "$0")/../scripts/usage.sh"
 cd "$(dirname "$0")/.."
 SECONDS_PER_JOB=${1:-300}; JOBS=${JOBS:-1}
+if [ $# -gt 1 ] || ! [[ $SECONDS_PER_JOB =~ ^[1-9][0-9]*$ && $JOBS =~ ^[1-9][0-9]*$ ]]; then
+  echo "usage: Fuzz/run.sh [SECONDS per job, a whole number] (JOBS=N in the environment; --help)" >&2; exit 2
+fi
 swift build -c release --product fluxgate-fuzz --build-path .build-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DFUZZING
 mkdir -p Fuzz/corpus-work

@@ -28,7 +28,7 @@
 # status after SIGTERM. Output (samples.tsv, verdict.txt, the gateway's counters) in
 # OUT (default: a new folder under /tmp).
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+USAGE_ARGS=--ci; source "$(dirname "$0")/lib.sh"
 
 DURATION=${DURATION:-600}; SAMPLE=${SAMPLE:-2}
 if [[ "${1:-}" == "--ci" ]]; then DURATION=${DURATION_CI:-60}; fi

@@ -1,4 +1,6 @@
 # Shared set-up for the bench/*.sh scripts (sourced, not run).
+# -h / --help and unknown arguments: scripts/usage.sh (USAGE_ARGS set before sourcing).
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/usage.sh"
 # After `bench_setup NAME`: the repository root is the working directory, fluxgate is
 # built in release mode (scripts/build-release.sh, README's release build) as $BIN, $W is a scratch folder, and every pid appended to
 # `pids` is killed when the script exits.

@@ -21,8 +21,8 @@
 # writes), so a stale profile costs speed, never correctness. Needs nginx-light and wrk (apt).
 # Env: DUR (10: seconds of the main phase; the others are shorter).
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
-source bench/lib.sh
 DUR=${DUR:-10}
 bench_need nginx "apt-get install -y nginx-light"
 bench_need wrk "apt-get install -y wrk"

@@ -16,7 +16,7 @@
 # RSS of the gateway is sampled every second. Raw output goes to OUT (default
 # docs/results/slow-clients-<date>/), a summary to stdout.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+USAGE_ARGS=--ci; source "$(dirname "$0")/lib.sh"
 
 CI=0
 [ "${1:-}" = "--ci" ] && CI=1

@@ -63,7 +63,7 @@
 # Needs wrk and hey (apt-get install -y wrk hey), and openssl for TLS=1; matplotlib
 # for the plot (pip install matplotlib; skipped with a note when missing).
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+USAGE_ARGS=--ci; source "$(dirname "$0")/lib.sh"
 
 DURATION=${DURATION:-600}; PHASE=${PHASE:-20}; SAMPLE=${SAMPLE:-2}
 if [[ "${1:-}" == "--ci" ]]; then DURATION=${DURATION_CI:-120}; PHASE=10; fi

@@ -11,7 +11,7 @@
 # state between event loops shows; the upstream stays on CPU 0 and everything competes
 # for the cores, so compare CPU per request more than requests/s).
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+USAGE_ARGS=any; source "$(dirname "$0")/lib.sh"
 [ $# -eq 2 ] || { echo "usage: $0 BIN_A BIN_B" >&2; exit 2; }
 A=$(realpath "$1"); B=$(realpath "$2")
 DUR=${DUR:-5}; ROUNDS=${ROUNDS:-5}

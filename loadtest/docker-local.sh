@@ -18,6 +18,7 @@
 # missing). Starts dockerd (vfs storage, no iptables, no bridge: host networking) when
 # none is running and stops it again. Env: TEST (smoke), SCALE, TIME_SCALE.
 set -euo pipefail
+source "$(dirname "$0")/../scripts/usage.sh"  # --help; no arguments (settings: Env above)
 cd "$(dirname "$0")/.."
 TEST=${TEST:-smoke}
 DOCKER=/usr/bin/docker   # Debian's client, matching its 20.10 engine

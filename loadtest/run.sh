@@ -16,6 +16,7 @@
 # Stops what it started.
 # Env: SCALE, TIME_SCALE, THINK (see lib/mix.js), RATE and DURATION (overload), OUT (folder).
 set -euo pipefail
+USAGE_ARGS=any; source "$(dirname "$0")/../scripts/usage.sh"  # --help; the rest checked below
 cd "$(dirname "$0")"
 here=$PWD
 test=${1:-}; shift || true
