@@ -1,6 +1,4 @@
-import Foundation
-
-/// The built-in demo upstreams (`demo`).
+/// The access log (`access_log`): one line per finished exchange, logfmt or JSON.
 public struct AccessLogConfig: Sendable, Equatable {
     public enum Format: String, Sendable { case logfmt, json }
     public var enabled = false

@@ -1,5 +1,3 @@
-import Foundation
-
 /// The 67 % utilization rule (`admission`), see ``AdmissionController``.
 public struct AdmissionConfig: Sendable, Equatable {
     /// Share of capacity admitted as in-flight slots, in (0, 1]. Default 0.67.

@@ -7,8 +7,7 @@ extension ConfigLoader {
     /// `admission`, with its `shed_at` and `routes`.
     static func decodeAdmission(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> AdmissionConfig {
         var config = AdmissionConfig()
-        let admission = r.table(
-            top.entries["admission"], path: "admission",
+        let admission = r.table("admission", in: top,
             known: [
                 "target_utilization", "queue_timeout", "queue_discipline", "queue_delay_target", "queue_delay_interval", "dry_run",
                 "shed_at", "routes",
@@ -25,7 +24,7 @@ extension ConfigLoader {
         config.queueDiscipline = r.scalar(
             admission, "queue_discipline", default: config.queueDiscipline, expected: "fifo or lifo",
             parse: { AdmissionController.Discipline(rawValue: $0.lowercased()) })
-        let shedAt = r.table(admission.entries["shed_at"], path: "admission.shed_at", known: Priority.allCases.map(\.rawValue))
+        let shedAt = r.table("shed_at", in: admission, known: Priority.allCases.map(\.rawValue))
         for priority in Priority.allCases {
             config.shedAt[priority] = r.double(shedAt, priority.rawValue, default: config.shedAt[priority]!) {
                 $0 > 0 && $0 <= 1 ? nil : "must be in (0, 1]"
@@ -68,8 +67,8 @@ extension ConfigLoader {
     /// `rate_limit`: `global` and `per_client`.
     static func decodeRateLimit(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> RateLimitConfig {
         var config = RateLimitConfig()
-        let rateLimit = r.table(top.entries["rate_limit"], path: "rate_limit", known: ["global", "per_client"])
-        let global = r.table(rateLimit.entries["global"], path: "rate_limit.global", known: ["enabled", "dry_run", "rate", "burst", "batch", "on_store_failure"])
+        let rateLimit = r.table("rate_limit", in: top, known: ["global", "per_client"])
+        let global = r.table("global", in: rateLimit, known: ["enabled", "dry_run", "rate", "burst", "batch", "on_store_failure"])
         config.global.enabled = r.bool(global, "enabled", default: config.global.enabled)
         config.global.dryRun = r.bool(global, "dry_run", default: config.global.dryRun)
         config.global.rate = r.double(global, "rate", default: config.global.rate, check: Self.rateCheck)
@@ -78,8 +77,7 @@ extension ConfigLoader {
             $0 > 0 && $0 <= 1 ? nil : "must be in (0, 1]"
         }
         config.global.onStoreFailure = r.storeFailurePolicy(global, default: config.global.onStoreFailure)
-        let perClient = r.table(
-            rateLimit.entries["per_client"], path: "rate_limit.per_client",
+        let perClient = r.table("per_client", in: rateLimit,
             known: ["enabled", "dry_run", "rate", "burst", "key", "max_clients"])
         config.perClient.enabled = r.bool(perClient, "enabled", default: config.perClient.enabled)
         config.perClient.dryRun = r.bool(perClient, "dry_run", default: config.perClient.dryRun)
@@ -97,8 +95,7 @@ extension ConfigLoader {
     /// `timeouts`.
     static func decodeTimeouts(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> TimeoutsConfig {
         var config = TimeoutsConfig()
-        let timeouts = r.table(
-            top.entries["timeouts"], path: "timeouts",
+        let timeouts = r.table("timeouts", in: top,
             known: [
                 "connect", "upstream_header", "client_header", "idle", "client_body", "client_send", "upstream_read", "upstream_send",
                 "request", "lingering_close", "tunnel_idle", "park_after", "max_connection_age",
@@ -123,8 +120,7 @@ extension ConfigLoader {
     /// `limits` (and `TMPDIR`, the spool's default directory).
     static func decodeLimits(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> LimitsConfig {
         var config = LimitsConfig()
-        let limits = r.table(
-            top.entries["limits"], path: "limits",
+        let limits = r.table("limits", in: top,
             known: [
                 "max_header_bytes", "max_header_count", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
                 "max_connections_per_client", "underscores_in_headers", "max_tunnels", "request_spool_bytes", "request_spool_dir", "stream_body_prefixes",
@@ -179,7 +175,7 @@ extension ConfigLoader {
     /// `tls`: certificate and key together or neither.
     static func decodeTLS(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> TLSConfig {
         var config = TLSConfig()
-        let tls = r.table(top.entries["tls"], path: "tls", known: ["certificate", "key", "min_version"])
+        let tls = r.table("tls", in: top, known: ["certificate", "key", "min_version"])
         config.certificate = r.string(tls, "certificate", default: config.certificate, check: Self.readableFile)
         config.key = r.string(tls, "key", default: config.key, check: Self.readableFile)
         config.minVersion = r.scalar(
@@ -194,7 +190,7 @@ extension ConfigLoader {
     /// `access_log`.
     static func decodeAccessLog(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> AccessLogConfig {
         var config = AccessLogConfig()
-        let accessLog = r.table(top.entries["access_log"], path: "access_log", known: ["enabled", "format", "sample", "path", "flush_interval"])
+        let accessLog = r.table("access_log", in: top, known: ["enabled", "format", "sample", "path", "flush_interval"])
         config.enabled = r.bool(accessLog, "enabled", default: config.enabled)
         config.format = r.scalar(
             accessLog, "format", default: config.format, expected: "logfmt or json",
@@ -213,7 +209,7 @@ extension ConfigLoader {
     /// `reload`.
     static func decodeReload(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> ReloadConfig {
         var config = ReloadConfig()
-        let reload = r.table(top.entries["reload"], path: "reload", known: ["watch", "interval"])
+        let reload = r.table("reload", in: top, known: ["watch", "interval"])
         config.watch = r.bool(reload, "watch", default: config.watch)
         config.interval = r.duration(reload, "interval", default: config.interval)
         return config
@@ -222,8 +218,7 @@ extension ConfigLoader {
     /// `demo`: the built-in upstreams.
     static func decodeDemo(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> DemoConfig {
         var config = DemoConfig()
-        let demo = r.table(
-            top.entries["demo"], path: "demo",
+        let demo = r.table("demo", in: top,
             known: ["enabled", "instances", "base_port", "capacity", "latency", "jitter", "max_inflight", "fail_health", "jwt_secret"])
         config.enabled = r.bool(demo, "enabled", default: config.enabled)
         config.instances = r.int(demo, "instances", default: config.instances, range: 1...64)
@@ -250,8 +245,7 @@ extension ConfigLoader {
     static func decodeCluster(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> ClusterConfig {
         var cluster = ClusterConfig()
         let present = top.entries["cluster"].map { !ConfigReader.isNull($0) } ?? false
-        let section = r.table(
-            top.entries["cluster"], path: "cluster",
+        let section = r.table("cluster", in: top,
             known: [
                 "enabled", "redis_url", "key_prefix", "sync_interval", "lease_ttl", "replica_id", "password", "connect_timeout",
                 "command_timeout", "share_floor", "on_store_failure", "fallback_replicas", "tls_ca_file", "tls_verify",

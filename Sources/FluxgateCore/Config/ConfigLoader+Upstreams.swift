@@ -89,8 +89,7 @@ extension ConfigLoader {
     /// `health_check`, with its `passive` part.
     static func decodeHealthCheck(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> HealthCheckConfig {
         var config = HealthCheckConfig()
-        let health = r.table(
-            top.entries["health_check"], path: "health_check",
+        let health = r.table("health_check", in: top,
             known: ["enabled", "path", "expected_statuses", "interval", "timeout", "rise", "fall", "slow_start", "passive"])
         config.enabled = r.bool(health, "enabled", default: config.enabled)
         config.path = r.string(health, "path", default: config.path) {
@@ -116,8 +115,7 @@ extension ConfigLoader {
         if config.timeout > config.interval {
             r.report("health_check.timeout", "must not exceed health_check.interval (\(DurationParser.format(config.interval)))")
         }
-        let passive = r.table(
-            health.entries["passive"], path: "health_check.passive",
+        let passive = r.table("passive", in: health,
             known: ["enabled", "consecutive_failures", "base_ejection", "max_ejection", "max_ejection_percent", "panic_threshold"])
         config.passive.enabled = r.bool(passive, "enabled", default: config.passive.enabled)
         config.passive.consecutiveFailures = r.int(
@@ -141,7 +139,7 @@ extension ConfigLoader {
     /// `retry`.
     static func decodeRetry(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> RetryConfig {
         var config = RetryConfig()
-        let retry = r.table(top.entries["retry"], path: "retry", known: ["enabled", "on_timeout", "budget_percent", "min_concurrent"])
+        let retry = r.table("retry", in: top, known: ["enabled", "on_timeout", "budget_percent", "min_concurrent"])
         config.enabled = r.bool(retry, "enabled", default: config.enabled)
         config.onTimeout = r.bool(retry, "on_timeout", default: config.onTimeout)
         config.budgetPercent = r.double(retry, "budget_percent", default: config.budgetPercent) {
@@ -154,7 +152,7 @@ extension ConfigLoader {
     /// `pool`.
     static func decodePool(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> PoolConfig {
         var config = PoolConfig()
-        let pool = r.table(top.entries["pool"], path: "pool", known: ["max_idle_per_upstream", "max_connections", "max_connecting", "idle_timeout"])
+        let pool = r.table("pool", in: top, known: ["max_idle_per_upstream", "max_connections", "max_connecting", "idle_timeout"])
         config.maxIdlePerUpstream = r.int(pool, "max_idle_per_upstream", default: config.maxIdlePerUpstream, range: 0...100_000)
         config.maxConnections = r.int(pool, "max_connections", default: config.maxConnections, range: 0...10_000_000)
         config.maxConnecting = r.int(pool, "max_connecting", default: config.maxConnecting, range: 0...100_000)
@@ -165,7 +163,7 @@ extension ConfigLoader {
     /// `upstream_tls`.
     static func decodeUpstreamTLS(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> UpstreamTLSConfig {
         var config = UpstreamTLSConfig()
-        let upstreamTLS = r.table(top.entries["upstream_tls"], path: "upstream_tls", known: ["verify", "ca_file"])
+        let upstreamTLS = r.table("upstream_tls", in: top, known: ["verify", "ca_file"])
         config.verify = r.bool(upstreamTLS, "verify", default: config.verify)
         config.caFile = r.string(upstreamTLS, "ca_file", default: config.caFile, check: Self.readableFile)
         return config
@@ -174,7 +172,7 @@ extension ConfigLoader {
     /// `dns`: a refresh of 0s (off) or at least 1s.
     static func decodeDNS(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> DNSConfig {
         var config = DNSConfig()
-        let dns = r.table(top.entries["dns"], path: "dns", known: ["refresh", "family"])
+        let dns = r.table("dns", in: top, known: ["refresh", "family"])
         config.refresh = r.duration(dns, "refresh", default: config.refresh, minimum: .zero)
         config.family = r.scalar(
             dns, "family", default: config.family, expected: "v4_preferred, auto, v4_only or v6_only",

@@ -34,6 +34,11 @@ struct ConfigReader {
         errors.append(ConfigError(path: path, message: message, line: node?.mark.map { $0.line }))
     }
 
+    /// The mapping under `key` of `parent` (path `parent.key`), as `table(_:path:known:)` reads it.
+    mutating func table(_ key: String, in parent: Table, known: [String]) -> Table {
+        table(parent.entries[key], path: parent.childPath(key), known: known)
+    }
+
     /// Reads `node` as a mapping whose keys must come from `known`.
     mutating func table(_ node: Node?, path: String, known: [String]) -> Table {
         guard let node, !Self.isNull(node) else { return Table(path: path, entries: [:]) }

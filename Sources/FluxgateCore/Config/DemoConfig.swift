@@ -1,5 +1,4 @@
-import Foundation
-
+/// The built-in demo upstreams (`demo`), started when no upstream is configured.
 public struct DemoConfig: Sendable, Equatable {
     /// Start the demo instances when no upstream is configured. Default true.
     public var enabled = true

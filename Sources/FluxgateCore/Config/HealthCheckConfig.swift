@@ -1,5 +1,3 @@
-import Foundation
-
 /// Active and passive health checking (`health_check`), see ``UpstreamHealth``.
 public struct HealthCheckConfig: Sendable, Equatable {
     /// Active probes on. Default true.

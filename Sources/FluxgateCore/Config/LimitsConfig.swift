@@ -1,5 +1,3 @@
-import Foundation
-
 /// Request limits (`limits`).
 public struct LimitsConfig: Sendable, Equatable {
     /// Request line excluded: total bytes of header names and values. Default 16384 → 431.

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Token buckets (`rate_limit`), see ``TokenBucket`` and ``KeyedLimiter``.
 public struct RateLimitConfig: Sendable, Equatable {
     public var global = GlobalLimit()

@@ -1,5 +1,3 @@
-import Foundation
-
 /// TLS on the data listener (`tls`): swift-nio-ssl (BoringSSL), ALPN `http/1.1`.
 /// The files are read again on every reload (SIGHUP), so a renewed certificate takes
 /// effect for new connections without a restart.

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Timeouts (`timeouts`).
 public struct TimeoutsConfig: Sendable, Equatable {
     /// TCP connect to an upstream. Default 5s (Envoy's `connect_timeout`); exceeded on
