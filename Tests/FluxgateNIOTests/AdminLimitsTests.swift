@@ -10,16 +10,22 @@ import Testing
 @testable import FluxgateNIO
 
 /// The admin listener is bounded like the data port (it listens on the pod network in
-/// Kubernetes): a half-sent head gets 408 and a close, and connections beyond the cap
-/// are closed at accept. Real sockets, short limits.
+/// Kubernetes): a half-sent head or body gets 408 and a close, a body over the limit 413
+/// and a close, and connections beyond the cap are closed at accept. Real sockets, short limits.
 struct AdminLimitsTests {
-    func withAdmin(_ limits: AdminServer.Limits, _ body: (SocketAddress, any EventLoopGroup) async throws -> Void) async throws {
+    func withAdmin(
+        _ limits: AdminServer.Limits, reloads: NIOLockedValueBox<Int> = NIOLockedValueBox(0),
+        _ body: (SocketAddress, any EventLoopGroup) async throws -> Void
+    ) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let config = try makeConfig(upstreams: ["http://127.0.0.1:9"]) { _ in }
         let runtime = try GatewayRuntime(config: config)
         let admin = AdminServer(
             observability: GatewayObservability(runtime: runtime, registry: PrometheusCollectorRegistry()),
-            reload: { ReloadOutcome(result: "success", version: 1, errors: [], changes: []) }, logger: Logger(label: "test"))
+            reload: {
+                reloads.withLockedValue { $0 += 1 }
+                return ReloadOutcome(result: "success", version: 1, errors: [], changes: [])
+            }, logger: Logger(label: "test"))
         let (channel, _) = try await admin.bind(SocketEndpoint(host: "127.0.0.1", port: 0), group: group, limits: limits)
         do {
             try await body(channel.localAddress!, group)
@@ -43,6 +49,54 @@ struct AdminLimitsTests {
             #expect(sink.outcome.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
             #expect(sink.outcome.text.contains("\r\ndate: "))
         }
+    }
+
+    @Test func aBodyThatNeverEndsGets408AndAClose() async throws {
+        // The header timeout covers the whole request: before 2026-12-07 it stopped at
+        // the head, and this connection stayed open for as long as its client wished.
+        try await withAdmin(.init(headerTimeout: .milliseconds(300), idleTimeout: .seconds(30), maxConnections: 8)) { address, group in
+            let (channel, sink) = try await RawClient.open(with: address, group: group)
+            let guardFired = guardAgainstHanging(channel)
+            try? await channel.writeAndFlush(ByteBuffer(string: "POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc"))
+            try await channel.closeFuture.get()
+            #expect(!guardFired.withLockedValue { $0 }, "the unfinished body held the connection open")
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"), "\(sink.outcome.text)")
+        }
+    }
+
+    @Test(arguments: [
+        "POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 65537\r\n\r\n",
+        "POST /reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10001\r\n" + String(repeating: "a", count: 65_537),
+    ])
+    func aBodyOverTheLimitGets413AndAClose(request: String) async throws {
+        let reloads = NIOLockedValueBox(0)
+        try await withAdmin(.init(headerTimeout: .seconds(30), idleTimeout: .seconds(30), maxConnections: 8), reloads: reloads) { address, group in
+            let (channel, sink) = try await RawClient.open(with: address, group: group)
+            let guardFired = guardAgainstHanging(channel)
+            try await channel.writeAndFlush(ByteBuffer(string: request))
+            try await channel.closeFuture.get()
+            #expect(!guardFired.withLockedValue { $0 }, "the server kept the connection open")
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"), "\(sink.outcome.text)")
+            #expect(sink.outcome.text.lowercased().contains("connection: close\r\n"))
+            #expect(sink.outcome.text.hasSuffix("admin endpoints take no request body (at most 65536 bytes are read and ignored)\n"))
+        }
+        #expect(reloads.withLockedValue { $0 } == 0, "a refused request reloaded")
+    }
+
+    @Test func aSmallBodyIsReadAndIgnored() async throws {
+        let reloads = NIOLockedValueBox(0)
+        try await withAdmin(.init(headerTimeout: .seconds(30), idleTimeout: .seconds(30), maxConnections: 8), reloads: reloads) { address, group in
+            let (channel, sink) = try await RawClient.open(with: address, group: group)
+            guardAgainstHanging(channel)
+            // Keep-alive: the next request on the connection is answered too.
+            try await channel.writeAndFlush(ByteBuffer(string: "POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"))
+            try await channel.writeAndFlush(ByteBuffer(string: "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+            try await channel.closeFuture.get()
+            #expect(sink.outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(sink.outcome.text)")
+            #expect(sink.outcome.text.contains("\"result\" : \"success\""), "\(sink.outcome.text)")
+            #expect(sink.outcome.text.hasSuffix("\r\n\r\nok\n"), "\(sink.outcome.text)")
+        }
+        #expect(reloads.withLockedValue { $0 } == 1)
     }
 
     @Test func unparseableInputGets400AndAClose() async throws {

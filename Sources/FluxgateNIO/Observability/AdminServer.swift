@@ -18,8 +18,9 @@ import NIOPosix
 ///
 /// Bounded like the data port, because in Kubernetes it listens on the pod network
 /// (probes and Prometheus come from outside the pod) and its descriptors are the
-/// process's: a request head must be complete within ``Limits/headerTimeout`` (10 s,
-/// else 408 and close), an idle keep-alive connection closes after
+/// process's: a request — head and any body — must be complete within
+/// ``Limits/headerTimeout`` (10 s, else 408 and close), a body is at most
+/// ``Limits/maxDiscardedBodyBytes`` (else 413 and close), an idle keep-alive connection closes after
 /// ``Limits/idleTimeout`` (60 s), one that takes none of its answers after
 /// ``Limits/sendTimeout`` (30 s), and at most ``Limits/maxConnections`` (64) are open —
 /// more are answered 503 and closed at accept, as the data port answers connections
@@ -38,6 +39,10 @@ final class AdminServer: Sendable {
         /// reading and discarding what its client still sends (``LingeringCloseHandler``),
         /// so the unread rest does not turn the 400 into a reset.
         var lingerTimeout: Duration = .seconds(5)
+        /// No endpoint takes a request body: one up to this many bytes is read and thrown
+        /// away (a `curl -X POST -d '{}' …/reload` still works), a larger one is answered
+        /// 413 and the connection closed.
+        var maxDiscardedBodyBytes = 65_536
     }
 
     typealias Reload = @Sendable () async -> ReloadOutcome
@@ -103,7 +108,8 @@ final class AdminServer: Sendable {
                         timers: LoopTimers(eventLoop: channel.eventLoop))
                     try channel.pipeline.syncOperations.addHandler(timeouts)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(server: self, timeouts: timeouts))
+                    try channel.pipeline.syncOperations.addHandler(
+                        AdminHandler(server: self, timeouts: timeouts, maxBodyBytes: limits.maxDiscardedBodyBytes))
                 }
             }
             .withBoundSocket(descriptor)
@@ -179,24 +185,43 @@ private final class AdminHandler: ChannelInboundHandler {
 
     private let server: AdminServer
     private let timeouts: ClientTimeoutHandler
+    private let maxBodyBytes: Int
     private var head: HTTPRequestHead?
+    /// The body bytes of the current request so far (read and thrown away).
+    private var bodyBytes = 0
+    /// A 413 was written: the connection is closing, nothing more is answered.
+    private var refused = false
     /// A complete request held until the client takes the answers before it.
     private var waiting: HTTPRequestHead?
 
-    init(server: AdminServer, timeouts: ClientTimeoutHandler) {
+    init(server: AdminServer, timeouts: ClientTimeoutHandler, maxBodyBytes: Int) {
         self.server = server
         self.timeouts = timeouts
+        self.maxBodyBytes = maxBodyBytes
     }
 
+    /// The header timeout runs until the request's end, not its head's: no endpoint takes
+    /// a body, so one is read and thrown away only while the whole request is inside the
+    /// timeout and the size. Until 2026-12-07 the timeout stopped at the head, so a client
+    /// that declared `Content-Length: 1000000000000` and sent a byte every 5 s held its
+    /// connection for ever (found by trying it) — 64 of them, the cap, would have held
+    /// every admin connection, `/healthz` and Prometheus's scrapes included.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-            timeouts.requestHeadReceived()
-        case .body: break  // no endpoint takes a body
+            bodyBytes = 0
+            if let declared = head.headers.first(name: "content-length").flatMap({ Int($0) }), declared > maxBodyBytes {
+                refuseBody(head, context: context)
+            }
+        case .body(let part):
+            bodyBytes += part.readableBytes
+            if bodyBytes > maxBodyBytes, let head { refuseBody(head, context: context) }
         case .end:
             guard let head else { return }
             self.head = nil
+            timeouts.requestHeadReceived()
             guard context.channel.isWritable else {
                 waiting = head
                 return
@@ -230,14 +255,23 @@ private final class AdminHandler: ChannelInboundHandler {
         }
     }
 
-    private func write(_ response: AdminServer.Response, head: HTTPRequestHead, context: ChannelHandlerContext) {
+    /// 413 and close (lingering: the rest of the body is read and dropped for a while,
+    /// so the answer is not lost to a reset).
+    private func refuseBody(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        refused = true
+        let response = AdminServer.Response.text(
+            .payloadTooLarge, "admin endpoints take no request body (at most \(maxBodyBytes) bytes are read and ignored)\n")
+        write(response, head: head, close: true, context: context)
+    }
+
+    private func write(_ response: AdminServer.Response, head: HTTPRequestHead, close: Bool = false, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
         headers.add(name: "Content-Length", value: "\(response.body.count)")
         headers.add(name: "Cache-Control", value: "no-store")
         headers.add(name: "Date", value: AdminServer.date())
         for (name, value) in response.headers { headers.add(name: name, value: value) }
-        let keepAlive = head.isKeepAlive
+        let keepAlive = head.isKeepAlive && !close
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
         if head.method != .HEAD {
