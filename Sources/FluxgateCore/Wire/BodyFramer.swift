@@ -16,6 +16,9 @@ public struct BodyFramer: Sendable, Equatable {
         case invalidChunkExtension
         /// A trailer line that is not `token ":" value` (RFC 9112 §7.1.2, §5).
         case invalidTrailer
+        /// Content-Length or Transfer-Encoding as a trailer field: framing has no place
+        /// in trailers (RFC 9110 §6.5.1), and llhttp refuses them too.
+        case framingFieldInTrailer
         case extensionTooLong
         case trailerTooLong
     }
@@ -192,7 +195,7 @@ public struct BodyFramer: Sendable, Equatable {
                     if (framing & 1 != 0 && length == Self.contentLength.count)
                         || (framing & 2 != 0 && length == Self.transferEncoding.count)
                     {
-                        throw .invalidTrailer
+                        throw .framingFieldInTrailer
                     }
                     state = .trailerValue
                 } else if HeaderName.isTokenByte(byte) {
@@ -297,6 +300,7 @@ extension BodyFramer.Failure: CustomStringConvertible {
         case .missingCRLF: "chunk data is not followed by CRLF"
         case .invalidChunkExtension: "invalid chunk extension"
         case .invalidTrailer: "invalid trailer field line"
+        case .framingFieldInTrailer: "Content-Length or Transfer-Encoding in the trailer section"
         case .extensionTooLong: "chunk extensions longer than \(BodyFramer.maxExtensionBytes) bytes"
         case .trailerTooLong: "trailer section longer than \(BodyFramer.maxTrailerBytes) bytes"
         }
