@@ -276,7 +276,10 @@ struct CheckConfig: AsyncParsableCommand {
         }
         for warning in StartupProblems.warnings(config, resolve: !noResolve) { print("warning: \(warning)", to: &stderr) }
         for warning in ConfigLoader.environmentWarnings(ProcessInfo.processInfo.environment) { print("warning: \(warning)", to: &stderr) }
-        print("\(source): OK — listen \(config.listen), \(config.effectiveUpstreams.count) upstream(s)")
+        // An empty upstream list runs the built-in demo (demo.enabled): say so, as a file
+        // whose list a template left empty would otherwise pass looking like a real one.
+        let demo = config.upstreams.isEmpty ? " (the built-in demo: the file lists none; demo.enabled: false refuses that)" : ""
+        print("\(source): OK — listen \(config.listen), \(config.effectiveUpstreams.count) upstream(s)\(demo)")
     }
 }
 
