@@ -322,12 +322,12 @@ struct ClusterEndToEndTests {
         }
         // How many of a run of requests one replica admits depends on how fast Redis
         // answers its fetches (batch 1: a request that finds the stock empty while a
-        // fetch is out is refused, and one whose fetch is 50 ms late too — `closed`), so
-        // A goes on until it has taken 10 of the 20 tokens, and B until the two have
-        // taken 19 (A may hold one more, fetched and not yet spent); then B, and A back,
-        // are refused. Until 2026-12-07 B sent a fixed 30: in CI's release-mode run, under
-        // the parallel tests' load, one late fetch refused all of them within its 50 ms
-        // wait past patience (admitted [15, 1], limited [0, 29]), and A took the rest.
+        // fetch is out is refused, and under `closed` so is one whose fetch is 50 ms
+        // late), so A goes on until it has taken 10 of the 20 tokens, and B until the two
+        // have taken 19 (A may hold one more, fetched and not yet spent); then B, and A
+        // back, are refused. Until 2026-12-07 B sent a fixed 30: in CI's release-mode run
+        // its refusals (local, fast in a release build) all came while its one fetch was
+        // still out (admitted [15, 1], limited [0, 29]), and A took the rest.
         let deadline = ContinuousClock.now + .seconds(20)  // bounds a failing run only
         try await send(200, to: 0) { admitted[0] >= 10 }
         try await send(100_000, to: 1) { admitted[0] + admitted[1] >= 19 || ContinuousClock.now > deadline }
