@@ -7,8 +7,8 @@ extension ConfigLoader {
     /// `admission`, with its `shed_at` and `routes`.
     static func decodeAdmission(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> AdmissionConfig {
         var config = AdmissionConfig()
-        let admission = r.table("admission", in: top,
-            known: [
+        let admission = r.table(
+            "admission", in: top, known: [
                 "target_utilization", "queue_timeout", "queue_discipline", "queue_delay_target", "queue_delay_interval", "dry_run",
                 "shed_at", "routes",
             ])
@@ -77,8 +77,8 @@ extension ConfigLoader {
             $0 > 0 && $0 <= 1 ? nil : "must be in (0, 1]"
         }
         config.global.onStoreFailure = r.storeFailurePolicy(global, default: config.global.onStoreFailure)
-        let perClient = r.table("per_client", in: rateLimit,
-            known: ["enabled", "dry_run", "rate", "burst", "key", "max_clients"])
+        let perClient = r.table(
+            "per_client", in: rateLimit, known: ["enabled", "dry_run", "rate", "burst", "key", "max_clients"])
         config.perClient.enabled = r.bool(perClient, "enabled", default: config.perClient.enabled)
         config.perClient.dryRun = r.bool(perClient, "dry_run", default: config.perClient.dryRun)
         config.perClient.rate = r.double(perClient, "rate", default: config.perClient.rate, check: Self.rateCheck)
@@ -95,8 +95,8 @@ extension ConfigLoader {
     /// `timeouts`.
     static func decodeTimeouts(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> TimeoutsConfig {
         var config = TimeoutsConfig()
-        let timeouts = r.table("timeouts", in: top,
-            known: [
+        let timeouts = r.table(
+            "timeouts", in: top, known: [
                 "connect", "upstream_header", "client_header", "idle", "client_body", "client_send", "upstream_read", "upstream_send",
                 "request", "lingering_close", "tunnel_idle", "park_after", "max_connection_age",
             ])
@@ -120,8 +120,8 @@ extension ConfigLoader {
     /// `limits` (and `TMPDIR`, the spool's default directory).
     static func decodeLimits(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> LimitsConfig {
         var config = LimitsConfig()
-        let limits = r.table("limits", in: top,
-            known: [
+        let limits = r.table(
+            "limits", in: top, known: [
                 "max_header_bytes", "max_header_count", "max_body_bytes", "request_buffer_bytes", "max_pipelined", "max_connections",
                 "max_connections_per_client", "underscores_in_headers", "max_tunnels", "request_spool_bytes", "request_spool_dir", "stream_body_prefixes",
                 "stalled_client_bytes", "max_requests_per_connection", "upgrade_protocols", "allow_trace", "client_ipv6_prefix",
@@ -218,8 +218,8 @@ extension ConfigLoader {
     /// `demo`: the built-in upstreams.
     static func decodeDemo(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> DemoConfig {
         var config = DemoConfig()
-        let demo = r.table("demo", in: top,
-            known: ["enabled", "instances", "base_port", "capacity", "latency", "jitter", "max_inflight", "fail_health", "jwt_secret"])
+        let demo = r.table(
+            "demo", in: top, known: ["enabled", "instances", "base_port", "capacity", "latency", "jitter", "max_inflight", "fail_health", "jwt_secret"])
         config.enabled = r.bool(demo, "enabled", default: config.enabled)
         config.instances = r.int(demo, "instances", default: config.instances, range: 1...64)
         config.basePort = r.int(demo, "base_port", default: config.basePort, range: 1...65535)
@@ -245,8 +245,8 @@ extension ConfigLoader {
     static func decodeCluster(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> ClusterConfig {
         var cluster = ClusterConfig()
         let present = top.entries["cluster"].map { !ConfigReader.isNull($0) } ?? false
-        let section = r.table("cluster", in: top,
-            known: [
+        let section = r.table(
+            "cluster", in: top, known: [
                 "enabled", "redis_url", "key_prefix", "sync_interval", "lease_ttl", "replica_id", "password", "connect_timeout",
                 "command_timeout", "share_floor", "on_store_failure", "fallback_replicas", "tls_ca_file", "tls_verify",
             ])

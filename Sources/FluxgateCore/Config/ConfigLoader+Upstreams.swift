@@ -89,8 +89,8 @@ extension ConfigLoader {
     /// `health_check`, with its `passive` part.
     static func decodeHealthCheck(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> HealthCheckConfig {
         var config = HealthCheckConfig()
-        let health = r.table("health_check", in: top,
-            known: ["enabled", "path", "expected_statuses", "interval", "timeout", "rise", "fall", "slow_start", "passive"])
+        let health = r.table(
+            "health_check", in: top, known: ["enabled", "path", "expected_statuses", "interval", "timeout", "rise", "fall", "slow_start", "passive"])
         config.enabled = r.bool(health, "enabled", default: config.enabled)
         config.path = r.string(health, "path", default: config.path) {
             $0.hasPrefix("/") ? nil : "must start with /"
@@ -115,8 +115,8 @@ extension ConfigLoader {
         if config.timeout > config.interval {
             r.report("health_check.timeout", "must not exceed health_check.interval (\(DurationParser.format(config.interval)))")
         }
-        let passive = r.table("passive", in: health,
-            known: ["enabled", "consecutive_failures", "base_ejection", "max_ejection", "max_ejection_percent", "panic_threshold"])
+        let passive = r.table(
+            "passive", in: health, known: ["enabled", "consecutive_failures", "base_ejection", "max_ejection", "max_ejection_percent", "panic_threshold"])
         config.passive.enabled = r.bool(passive, "enabled", default: config.passive.enabled)
         config.passive.consecutiveFailures = r.int(
             passive, "consecutive_failures", default: config.passive.consecutiveFailures, range: 1...10_000)

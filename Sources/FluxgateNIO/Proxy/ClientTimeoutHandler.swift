@@ -69,7 +69,9 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, LoopTimerOwner {
         context.fireChannelWritabilityChanged()
     }
 
-    /// A complete request head was decoded (told by a handler behind this one).
+    /// The request is read as far as the header timeout goes (told by a handler behind
+    /// this one): the admin listener tells it at the request's end, so the timeout covers
+    /// any body too.
     func requestHeadReceived() {
         guard let own = self.context else { return }
         run(machine.requestHeadReceived(), context: own)
