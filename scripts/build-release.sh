@@ -37,6 +37,7 @@
 # stamp in the scratch folder), the release objects are removed first and everything
 # is rebuilt (~7 minutes on 2 cores).
 set -euo pipefail
+USAGE_ARGS=any; source "$(dirname "$0")/usage.sh"  # --help; the rest go to swift build
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scratch=.build

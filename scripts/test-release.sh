@@ -13,6 +13,7 @@
 #
 #   bash scripts/test-release.sh [swift test arguments...]   # e.g. --filter ProxyEndToEndTests
 set -euo pipefail
+USAGE_ARGS=any; source "$(dirname "$0")/usage.sh"  # --help; the rest go to swift test
 cd "$(dirname "$0")/.."
 scratch=.build-release-tests
 FLUXGATE_LTO=off bash scripts/build-release.sh --build-tests --scratch-path "$scratch" -Xswiftc -enable-testing

@@ -5,7 +5,7 @@ import Testing
 struct ParsingTests {
     @Test(arguments: [
         ("500ms", Duration.milliseconds(500)), ("2s", .seconds(2)), ("1.5s", .milliseconds(1500)), ("1m", .seconds(60)),
-        ("1h", .seconds(3600)), ("250us", .microseconds(250)), ("0s", .zero), (" 3s ", .seconds(3)),
+        ("1h", .seconds(3600)), ("250us", .microseconds(250)), ("0s", .zero), ("0", .zero), (" 3s ", .seconds(3)),
         // Several units in a row, largest first, as nginx and Go write them.
         ("1m30s", .seconds(90)), ("1h30m", .seconds(5400)), ("2d", .seconds(172_800)), ("1s500ms", .milliseconds(1500)),
     ])
@@ -13,7 +13,7 @@ struct ParsingTests {
         #expect(DurationParser.parse(text) == expected)
     }
 
-    @Test(arguments: ["30", "s", "-1s", "1x", "", "1 s", "ms500", "nan s", "1s1m", "1m1m", "1m 30s", "1m30", "1e3s", "+1s", "1.s5"])
+    @Test(arguments: ["30", "00", "0.0", "1", "s", "-1s", "1x", "", "1 s", "ms500", "nan s", "1s1m", "1m1m", "1m 30s", "1m30", "1e3s", "+1s", "1.s5"])
     func badDurations(text: String) {
         #expect(DurationParser.parse(text) == nil)
     }

@@ -7,7 +7,9 @@
 public enum DurationParser {
     /// A number and a unit, or several in a row from the largest unit down, added up
     /// (`1m30s`, `1h30m`; nginx's and Go's form): `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`,
-    /// `d`. A bare number has no unit and is refused.
+    /// `d`. A bare number has no unit and is refused — except `0`, which is zero in every
+    /// unit: `park_after: 0` means off, and `idle: 0` is told "must be at least 1ms" rather
+    /// than to write a unit (until 2026-12-07 it was).
     ///
     /// | text | duration |
     /// |---|---|
@@ -15,10 +17,12 @@ public enum DurationParser {
     /// | `1.5s` | 1.5 s |
     /// | `1m30s` | 90 s |
     /// | `2h` | 7 200 s |
+    /// | `0` | zero |
     /// | `90`, `1s1m`, `1m 30s` | refused |
     public static func parse(_ text: String) -> Duration? {
         var rest = Substring(text.trimmingSpaces())
         guard !rest.isEmpty else { return nil }
+        if rest == "0" { return .zero }
         var total = 0.0
         var previousUnit = Double.infinity
         while !rest.isEmpty {
