@@ -1,0 +1,164 @@
+import Foundation
+import FluxgateCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The admin listener (`admin_listen`, default 127.0.0.1:9090): its own port, never
+/// the data port, never admission-controlled, so it answers while the data path sheds.
+///
+/// - `GET /metrics`: Prometheus text exposition (``GatewayObservability``)
+/// - `GET /stats`: JSON snapshot (in-flight, queue, S, C, utilization, upstreams,
+///   sheds by reason, recent latency percentiles)
+/// - `GET /healthz`: 200 while the process runs
+/// - `GET /readyz`: 200, or 503 at utilization ≥ 0.9, with no upstream ready, or draining
+/// - `POST /reload`: reloads the config file (what SIGHUP does), answers with the result
+///
+/// Bounded like the data port, because in Kubernetes it listens on the pod network
+/// (probes and Prometheus come from outside the pod) and its descriptors are the
+/// process's: a request — head and any body — must be complete within
+/// ``Limits/headerTimeout`` (10 s, else 408 and close), a body is at most
+/// ``Limits/maxDiscardedBodyBytes`` (else 413 and close), an idle keep-alive connection closes after
+/// ``Limits/idleTimeout`` (60 s), one that takes none of its answers after
+/// ``Limits/sendTimeout`` (30 s), and at most ``Limits/maxConnections`` (64) are open —
+/// more are answered 503 and closed at accept, as the data port answers connections
+/// beyond `limits.max_connections`. Before these, a client that sent half a head held its
+/// connection for ever (found by trying it), so enough of them could take every
+/// descriptor from the data path.
+final class AdminServer: Sendable {
+    struct Limits: Sendable {
+        var headerTimeout: Duration = .seconds(10)
+        var idleTimeout: Duration = .seconds(60)
+        /// A client that takes none of the answers written to it (a large `/metrics`,
+        /// or pipelined requests it does not read) is closed after this.
+        var sendTimeout: Duration = .seconds(30)
+        var maxConnections = 64
+        /// How long a connection closed for unparseable input (NIOHTTP1's 400) keeps
+        /// reading and discarding what its client still sends (``LingeringCloseHandler``),
+        /// so the unread rest does not turn the 400 into a reset.
+        var lingerTimeout: Duration = .seconds(5)
+        /// No endpoint takes a request body: one up to this many bytes is read and thrown
+        /// away (a `curl -X POST -d '{}' …/reload` still works), a larger one is answered
+        /// 413 and the connection closed.
+        var maxDiscardedBodyBytes = 65_536
+    }
+
+    typealias Reload = @Sendable () async -> ReloadOutcome
+
+    /// The answer to a connection beyond ``Limits/maxConnections``.
+    static func tooManyConnections() -> ByteBuffer {
+        let body = "too many admin connections; try again later\n"
+        return ByteBuffer(
+            string: "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                + "content-length: \(body.utf8.count)\r\nretry-after: 1\r\ndate: \(date())\r\nconnection: close\r\n\r\n" + body)
+    }
+
+    /// The answer to a head that did not arrive in time.
+    static func requestTimeout() -> ByteBuffer {
+        ByteBuffer(string: "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\ndate: \(date())\r\nconnection: close\r\n\r\n")
+    }
+
+    /// The `Date` value for now (RFC 9110 §6.6.1; the admin listener's answers are few,
+    /// so each formats its own).
+    static func date() -> String { HTTPDate.string(epochSeconds: Int64(time(nil))) }
+
+    let observability: GatewayObservability
+    let reload: Reload
+    let logger: Logger
+
+    init(observability: GatewayObservability, reload: @escaping Reload, logger: Logger) {
+        self.observability = observability
+        self.reload = reload
+        self.logger = logger
+    }
+
+    /// Listens on `endpoint` (or on `socket`, an inherited listening socket); returns the
+    /// channel and its descriptor.
+    func bind(
+        _ endpoint: SocketEndpoint, group: any EventLoopGroup, limits: Limits = Limits(), family: AddressFamilyPreference = .v4Preferred,
+        socket: CInt? = nil
+    ) async throws -> (channel: any Channel, socket: CInt) {
+        let descriptor = try socket
+            ?? ListeningSocket.open(try AddressLookup.address(endpoint.host, port: endpoint.port, family: family), backlog: 128)
+        let open = NIOLockedValueBox(0)
+        let channel = try await ServerBootstrap(group: group)
+            .pausingAcceptsWhenOutOfDescriptors()
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let admitted = open.withLockedValue { count in
+                        guard count < limits.maxConnections else { return false }
+                        count += 1
+                        return true
+                    }
+                    guard admitted else {
+                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(answer: Self.tooManyConnections()))
+                        return
+                    }
+                    channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                    // Closes for unparseable input linger (``AdminHandler/errorCaught``).
+                    try channel.pipeline.syncOperations.addHandler(
+                        LingeringCloseHandler(timeout: .nanoseconds(limits.lingerTimeout.nanosecondsClamped), closesLinger: true))
+                    // The data port's client timeouts, in front of NIOHTTP1's decoder; a
+                    // timer heap of its own per connection (admin connections are few).
+                    let timeouts = ClientTimeoutHandler(
+                        headerTimeout: limits.headerTimeout, idleTimeout: limits.idleTimeout, sendTimeout: limits.sendTimeout,
+                        rejection: Self.requestTimeout,
+                        timers: LoopTimers(eventLoop: channel.eventLoop))
+                    try channel.pipeline.syncOperations.addHandler(timeouts)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        AdminHandler(server: self, timeouts: timeouts, maxBodyBytes: limits.maxDiscardedBodyBytes))
+                }
+            }
+            .withBoundSocket(descriptor)
+            .get()
+        return (channel, descriptor)
+    }
+
+    struct Response: Sendable {
+        var status: HTTPResponseStatus
+        var contentType: String
+        var body: [UInt8]
+        var headers: [(String, String)] = []
+
+        static func text(_ status: HTTPResponseStatus, _ text: String) -> Response {
+            Response(status: status, contentType: "text/plain; charset=utf-8", body: Array(text.utf8))
+        }
+
+        static func json<T: Encodable>(_ status: HTTPResponseStatus, _ value: T) -> Response {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+            return Response(status: status, contentType: "application/json", body: Array(data) + [UInt8(ascii: "\n")])
+        }
+    }
+
+    static let paths = ["/metrics", "/stats", "/healthz", "/readyz", "/reload"]
+
+    func respond(method: HTTPMethod, path: String) async -> Response {
+        switch (method, path) {
+        case (.GET, "/healthz"), (.HEAD, "/healthz"):
+            return .text(.ok, "ok\n")
+        case (.GET, "/readyz"), (.HEAD, "/readyz"):
+            if let reason = observability.notReadyReason() { return .text(.serviceUnavailable, "not ready: \(reason)\n") }
+            return .text(.ok, "ready\n")
+        case (.GET, "/metrics"), (.HEAD, "/metrics"):
+            return Response(
+                status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: await observability.metricsText())
+        case (.GET, "/stats"), (.HEAD, "/stats"):
+            return .json(.ok, StatsDocument(await observability.read()))
+        case (.POST, "/reload"):
+            let outcome = await reload()
+            return .json(outcome.succeeded ? .ok : .unprocessableEntity, outcome)
+        case (_, let path) where Self.paths.contains(path):
+            let allow = path == "/reload" ? "POST" : "GET, HEAD"
+            var response = Response.text(.methodNotAllowed, "\(path) allows \(allow)\n")
+            response.headers = [("Allow", allow)]
+            return response
+        default:
+            return .text(.notFound, "not found; admin endpoints: \(Self.paths.joined(separator: ", "))\n")
+        }
+    }
+}
