@@ -640,6 +640,40 @@ struct ProxyHandlerTests {
         #expect(fixture.runtime.health.state(0).consecutiveFailures == 1)
     }
 
+    /// `timeouts.request` caps the whole request, whatever moves: a body that trickles in
+    /// (each byte inside `client_body`) is cut off at the cap with 408 — the client is
+    /// the one behind, and no upstream was asked (the body is read whole before
+    /// admission) — while a request sent whole and unanswered at the cap is 504. Until
+    /// 2026-12-07 both were 504 `upstream_timeout`.
+    @Test func theTotalRequestCapBlamesWhoeverIsBehind() throws {
+        let fixture = try Fixture {
+            $0.timeouts.request = .seconds(3)
+            $0.timeouts.clientBody = .seconds(2)
+            $0.retry.onTimeout = false
+        }
+        try fixture.request("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n")
+        for _ in 0..<2 {
+            fixture.loop.advanceTime(by: .milliseconds(1_400))
+            try fixture.request("x")
+        }
+        #expect(try fixture.received().isEmpty, "each byte came within client_body")
+        fixture.loop.advanceTime(by: .milliseconds(200))
+        let trickled = try fixture.received()
+        #expect(trickled.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"), "\(trickled)")
+        #expect(trickled.contains("body_timeout"))
+        #expect(fixture.connector.opened.isEmpty, "no upstream was asked")
+        #expect(fixture.stats.traffic.timeouts[ExchangeDeadlines.Expiry.request.index] == 1)
+
+        let unanswered = try Fixture {
+            $0.timeouts.request = .seconds(3)
+            $0.retry.onTimeout = false
+        }
+        try unanswered.request("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        unanswered.loop.advanceTime(by: .seconds(3))
+        #expect(try unanswered.received().hasPrefix("HTTP/1.1 504 Gateway Timeout\r\n"))
+        #expect(unanswered.stats.traffic.timeouts[ExchangeDeadlines.Expiry.request.index] == 1)
+    }
+
     /// A body read whole before admission: the request takes its slot only once the
     /// body is complete, and `100 Continue` goes out at once.
     @Test func smallBodiesAreReadBeforeAdmission() throws {

@@ -106,8 +106,9 @@ extension ProxyHandler: LoopTimerOwner {
         timer.release(from: scratch.timers)
     }
 
-    /// A phase stalled past its timeout: 408 for a request body that stopped before
-    /// any answer, 504 for an upstream that stalled before its head — unless the request
+    /// A phase stalled past its timeout: 408 for a request body that stopped (or, at
+    /// `timeouts.request`, was not whole yet) before any answer, 504 for an upstream that
+    /// stalled before its head — unless the request
     /// may go to another upstream (`retry.on_timeout`) — else a close (a started
     /// response cannot be replaced). Counted by phase when it ends the request.
     func timedOut(_ exchange: Exchange, _ expiry: ExchangeDeadlines.Expiry) {
@@ -144,8 +145,13 @@ extension ProxyHandler: LoopTimerOwner {
             if started {
                 closeClient(.cutOff)
             } else {
+                // The client had not sent all of its request: it is the one behind, and
+                // its answer is 408, as for `client_body` (a trickling upload read whole
+                // before admission reaches no upstream at all). Until 2026-12-07 this was
+                // 504 `upstream_timeout` too, blaming an upstream that had nothing to do
+                // with it (found by trying `timeouts.request` on a byte-a-second upload).
                 exchange.relay.closeAfterResponse()
-                answerForExchange(exchange, .upstreamTimeout)
+                answerForExchange(exchange, exchange.requestComplete ? .upstreamTimeout : .bodyTimeout)
             }
         }
     }
