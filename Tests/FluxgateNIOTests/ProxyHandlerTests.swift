@@ -674,6 +674,44 @@ struct ProxyHandlerTests {
         #expect(unanswered.stats.traffic.timeouts[ExchangeDeadlines.Expiry.request.index] == 1)
     }
 
+    /// A request still queued for admission when `timeouts.request` runs out has waited in
+    /// the queue, not for an upstream: 503 `queue_timeout` with `Retry-After`, counted as a
+    /// shed, its queue place given back. Until 2026-12-07: 504 `upstream_timeout`. (The
+    /// holder of the one slot started before a reload set the cap, so it is not cut.)
+    @Test func aRequestStillQueuedAtTheTotalCapIsAQueueTimeout() throws {
+        let fixture = try Fixture { config in
+            for index in config.upstreams.indices { config.upstreams[index].maxConcurrency = 1 }
+            config.admission.targetUtilization = 0.5  // S = 1
+            config.admission.queueTimeout = .seconds(60)
+        }
+        try fixture.request("GET /hold HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(fixture.connector.opened.count == 1)
+        var capped = fixture.runtime.config
+        capped.timeouts.request = .seconds(1)
+        let (settings, assignment) = try fixture.runtime.prepare(capped)
+        fixture.runtime.install(settings, assignment, now: MonotonicTime(fixture.loop.now))
+
+        let stats = LoopStats()
+        let waiting = EmbeddedChannel(loop: fixture.loop)
+        try waiting.pipeline.syncOperations.addHandler(
+            ProxyHandler(runtime: fixture.runtime, pool: fixture.connector, timeouts: nil, stats: stats))
+        _ = waiting.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 3))
+        try waiting.writeInbound(ByteBuffer(string: "GET /q HTTP/1.1\r\nHost: h\r\n\r\n"))
+        #expect(fixture.runtime.gate.snapshot.queued == 1)
+        fixture.loop.advanceTime(by: .seconds(1))
+        var answer = ""
+        while let buffer = try waiting.readOutbound(as: ByteBuffer.self) { answer += String(buffer: buffer) }
+        #expect(answer.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"), "\(answer)")
+        #expect(answer.contains("queue_timeout"))
+        #expect(answer.lowercased().contains("retry-after: "))
+        #expect(fixture.runtime.gate.snapshot.queued == 0)
+        #expect(stats.traffic.timeouts[ExchangeDeadlines.Expiry.request.index] == 1)
+        #expect(stats.traffic.shed[ShedReason.queueTimeout.index] == 1)
+        #expect(fixture.connector.opened.count == 1, "no upstream was asked for it")
+        #expect(try fixture.received().isEmpty, "the holder, started before the cap, runs on")
+        _ = try? waiting.finish()
+    }
+
     /// A body read whole before admission: the request takes its slot only once the
     /// body is complete, and `100 Continue` goes out at once.
     @Test func smallBodiesAreReadBeforeAdmission() throws {

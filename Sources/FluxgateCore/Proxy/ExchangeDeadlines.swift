@@ -12,7 +12,7 @@
 /// | `upstream_header` | the request was sent and no response head came | `proxy_read_timeout` (head) | 504 |
 /// | `upstream_read` | the response body is wanted and does not arrive | `proxy_read_timeout` | close |
 /// | `client_send` | the client does not take the response | `send_timeout` | close |
-/// | `request` | head received → end, whatever moves (optional) | — | 408 while the request is not whole, else 504, before the response started; else close |
+/// | `request` | head received → end, whatever moves (optional) | — | 408 while the request is not whole, 503 while queued, else 504, before the response started; else close |
 ///
 /// A direction the gateway itself paused (backpressure: reads from the client stop
 /// while the upstream is not writable) is measured by the other side's timeout,

@@ -107,7 +107,8 @@ extension ProxyHandler: LoopTimerOwner {
     }
 
     /// A phase stalled past its timeout: 408 for a request body that stopped (or, at
-    /// `timeouts.request`, was not whole yet) before any answer, 504 for an upstream that
+    /// `timeouts.request`, was not whole yet) before any answer, 503 `queue_timeout` for
+    /// one still queued for admission at `timeouts.request`, 504 for an upstream that
     /// stalled before its head — unless the request
     /// may go to another upstream (`retry.on_timeout`) — else a close (a started
     /// response cannot be replaced). Counted by phase when it ends the request.
@@ -144,6 +145,11 @@ extension ProxyHandler: LoopTimerOwner {
         case .request:
             if started {
                 closeClient(.cutOff)
+            } else if exchange.queueID != nil {
+                // Still waiting for a slot: a wait in the queue, answered as one (503
+                // `queue_timeout` with `Retry-After`, counted as a shed) — no upstream was
+                // asked. Until 2026-12-07 this was 504 `upstream_timeout`.
+                shed(exchange, AdmissionGate.Rejection(reason: .queueTimeout, retryAfterSeconds: 1))
             } else {
                 // The client had not sent all of its request: it is the one behind, and
                 // its answer is 408, as for `client_body` (a trickling upload read whole
