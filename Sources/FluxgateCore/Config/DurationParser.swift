@@ -8,8 +8,8 @@ public enum DurationParser {
     /// A number and a unit, or several in a row from the largest unit down, added up
     /// (`1m30s`, `1h30m`; nginx's and Go's form): `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`,
     /// `d`. A bare number has no unit and is refused — except `0`, which is zero in every
-    /// unit: `park_after: 0` means off, and `idle: 0` is told "must be at least 1ms" rather
-    /// than to write a unit (until 2026-12-07 it was).
+    /// unit: `park_after: 0` means off, and `idle: 0` is told "must be at least 1ms", not
+    /// to add a unit as it was until 2026-12-07.
     ///
     /// | text | duration |
     /// |---|---|

@@ -106,12 +106,12 @@ extension ProxyHandler: LoopTimerOwner {
         timer.release(from: scratch.timers)
     }
 
-    /// A phase stalled past its timeout: 408 for a request body that stopped (or, at
-    /// `timeouts.request`, was not whole yet) before any answer, 503 `queue_timeout` for
-    /// one still queued for admission at `timeouts.request`, 504 for an upstream that
-    /// stalled before its head — unless the request
-    /// may go to another upstream (`retry.on_timeout`) — else a close (a started
-    /// response cannot be replaced). Counted by phase when it ends the request.
+    /// A phase stalled past its timeout. Before any answer: 408 for a request body that
+    /// stopped (or, at `timeouts.request`, was not whole yet), 503 `queue_timeout` for a
+    /// request still queued for admission at `timeouts.request`, 504 for an upstream that
+    /// stalled before its head — unless the request may go to another upstream
+    /// (`retry.on_timeout`). After it: a close (a started response cannot be replaced).
+    /// Counted by phase when it ends the request.
     func timedOut(_ exchange: Exchange, _ expiry: ExchangeDeadlines.Expiry) {
         let started = exchange.relay.headSent
         if expiry == .upstreamHeader, !started, exchange.connection != nil, claimRetry(exchange, after: .noHeadInTime) {
@@ -151,11 +151,12 @@ extension ProxyHandler: LoopTimerOwner {
                 // asked. Until 2026-12-07 this was 504 `upstream_timeout`.
                 shed(exchange, AdmissionGate.Rejection(reason: .queueTimeout, retryAfterSeconds: 1))
             } else {
-                // The client had not sent all of its request: it is the one behind, and
-                // its answer is 408, as for `client_body` (a trickling upload read whole
-                // before admission reaches no upstream at all). Until 2026-12-07 this was
-                // 504 `upstream_timeout` too, blaming an upstream that had nothing to do
-                // with it (found by trying `timeouts.request` on a byte-a-second upload).
+                // A request the client had not sent whole: the client is the one behind,
+                // 408 as for `client_body` (a trickling upload, read whole before
+                // admission, reaches no upstream at all). One sent whole waits on its
+                // upstream: 504. Until 2026-12-07 both were 504 `upstream_timeout`, which
+                // blamed an upstream that had nothing to do with a slow upload (found by
+                // trying `timeouts.request` on a byte-a-second upload).
                 exchange.relay.closeAfterResponse()
                 answerForExchange(exchange, exchange.requestComplete ? .upstreamTimeout : .bodyTimeout)
             }
