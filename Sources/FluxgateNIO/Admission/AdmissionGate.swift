@@ -41,6 +41,11 @@ final class AdmissionGate: Sendable {
         mutating func take(_ change: (admitted: [Int], rejected: [Int])) -> (admitted: [Waiter], rejected: [Waiter]) {
             (change.admitted.compactMap { waiters.removeValue(forKey: $0) }, change.rejected.compactMap { waiters.removeValue(forKey: $0) })
         }
+
+        /// 503 `queue_timeout`, its `Retry-After` from how long the queue takes to drain.
+        func queueTimeout(jitter: Double) -> Rejection {
+            Rejection(reason: .queueTimeout, retryAfterSeconds: RetryAfter.seconds(checks.controller.drainEstimate, jitter: jitter))
+        }
     }
 
     private let state: Mutex<State>
@@ -185,11 +190,10 @@ final class AdmissionGate: Sendable {
 
     /// Answers every waiter whose deadline passed with `queue_timeout`.
     func expire(now: MonotonicTime, jitter: Double) {
-        let (expired, retry): ([Waiter], Int) = state.withLock { state in
+        let (expired, rejection): ([Waiter], Rejection) = state.withLock { state in
             let ids = state.checks.controller.expire(now: now)
-            return (ids.compactMap { state.waiters.removeValue(forKey: $0) }, RetryAfter.seconds(state.checks.controller.drainEstimate, jitter: jitter))
+            return (ids.compactMap { state.waiters.removeValue(forKey: $0) }, state.queueTimeout(jitter: jitter))
         }
-        let rejection = Rejection(reason: .queueTimeout, retryAfterSeconds: retry)
         for waiter in expired {
             waiter.loop.execute { waiter.resume(.rejected(rejection)) }
         }
@@ -212,6 +216,13 @@ final class AdmissionGate: Sendable {
     private func resume(admitted: [Waiter], rejected: [Waiter], _ rejection: Rejection) {
         for waiter in admitted { waiter.loop.execute { waiter.resume(.admitted) } }
         for waiter in rejected { waiter.loop.execute { waiter.resume(.rejected(rejection)) } }
+    }
+
+    /// The answer to a queued request whose wait ended elsewhere (`timeouts.request`), as
+    /// ``expire(now:jitter:)`` answers the queue's own timeouts; its place is given back
+    /// by ``cancel(id:)`` when its exchange ends.
+    func queueTimeout(jitter: Double) -> Rejection {
+        state.withLock { $0.queueTimeout(jitter: jitter) }
     }
 
     /// A queued request's client went away.

@@ -32,9 +32,6 @@ extension ProxyHandler {
                 let handler = bound.value
                 handler.runtime.gate.expire(now: handler.now, jitter: handler.pool.nextJitter())
             }
-            // `timeouts.request` runs in the queue too: on time, not at the connection
-            // timer's next stride (nothing else is due while a request waits here).
-            armExchangeTimer(exchange)
         case .rejected(let rejection):
             shed(exchange, rejection)
         }

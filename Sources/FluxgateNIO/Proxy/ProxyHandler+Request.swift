@@ -227,6 +227,11 @@ extension ProxyHandler {
             clientKeepAlive: keepAlive, requestID: requestID, live: runtime.live, now: now,
             limits: settings.exchangeLimits)
         state = .active(exchange)
+        // `timeouts.request` runs from the head on, through every phase — the body read
+        // before admission, the queue, a connect — so it is armed here, not left to the
+        // next phase that arms a deadline of its own (until 2026-12-07 nothing armed it in
+        // the queue: it ran out there only at the connection timer's next stride).
+        if exchange.deadlines.limits.$request > 0 { armExchangeTimer(exchange) }
         if exchange.bodyFramer.isComplete {
             // No body: the request is whole with its head.
             exchange.requestComplete = true

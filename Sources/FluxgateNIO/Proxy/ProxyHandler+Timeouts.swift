@@ -146,10 +146,10 @@ extension ProxyHandler: LoopTimerOwner {
             if started {
                 closeClient(.cutOff)
             } else if exchange.queueID != nil {
-                // Still waiting for a slot: a wait in the queue, answered as one (503
-                // `queue_timeout` with `Retry-After`, counted as a shed) — no upstream was
-                // asked. Until 2026-12-07 this was 504 `upstream_timeout`.
-                shed(exchange, AdmissionGate.Rejection(reason: .queueTimeout, retryAfterSeconds: 1))
+                // Still waiting for a slot: a wait in the queue, answered as the queue's
+                // own timeouts are (503 `queue_timeout`, counted as a shed) — no upstream
+                // was asked. Until 2026-12-07 this was 504 `upstream_timeout`.
+                shed(exchange, runtime.gate.queueTimeout(jitter: pool.nextJitter()))
             } else {
                 // A request the client had not sent whole: the client is the one behind,
                 // 408 as for `client_body` (a trickling upload, read whole before
