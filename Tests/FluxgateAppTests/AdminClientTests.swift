@@ -1,6 +1,6 @@
 import FluxgateApp
-import Glibc
 import FluxgateCore
+import FluxgateTestSupport
 import NIOCore
 import NIOPosix
 import Testing
@@ -38,31 +38,19 @@ struct AdminClientTests {
         try await group.shutdownGracefully()
     }
 
-    /// The port is held by a socket that is bound but not listening, for the whole test:
-    /// a connect to it is refused, and no other test can take the port meanwhile. Until
-    /// 2026-12-07 a listener was opened and closed to free a port, and now and then
+    /// A port nothing listens on (``deadPort(group:)``, below the ephemeral range). Until
+    /// 2026-12-07 a port-0 listener was opened and closed to free a port, and now and then
     /// another test's listener, binding port 0 in parallel, got the same port and
     /// answered the request (no error thrown: a red run of `swift test`).
     @Test func nothingListeningIsNamed() async throws {
-        let held = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(held >= 0)
-        defer { close(held) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                bind(held, address, length) == 0 && getsockname(held, address, &length) == 0
-            }
-        }
-        try #require(bound)
-        let endpoint = SocketEndpoint(host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let endpoint = SocketEndpoint(host: "127.0.0.1", port: try await deadPort(group: group))
         await #expect {
             _ = try await AdminClient.request("POST", path: "/reload", to: endpoint)
         } throws: { error in
             "\(error)" == "cannot reach the admin listener at \(endpoint): connection refused (is the gateway running, with admin_listen \(endpoint)?)"
         }
+        try await group.shutdownGracefully()
     }
 
     @Test func aListenerThatNeverAnswersTimesOut() async throws {

@@ -60,21 +60,6 @@ func withGateway<T>(
     }
 }
 
-/// A loopback port with nothing listening (bound, then closed), from 30000..<32768:
-/// below the kernel's ephemeral range, where every `port: 0` listener of a test
-/// running alongside lands (a dead port taken from that range could come alive), and
-/// above the range test Redis servers use (``RedisServer/freePort()``).
-func deadPort(group: any EventLoopGroup) async throws -> Int {
-    for _ in 0..<100 {
-        let port = Int.random(in: 30_000..<32_768)
-        guard let channel = try? await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: port).get() else { continue }
-        try await channel.close()
-        return port
-    }
-    Issue.record("no free port in 30000..<32768")
-    return 30_000
-}
-
 /// A port whose connects hang, as an upstream host that drops SYNs: a listener with a
 /// backlog of 0 that never accepts, its accept queue filled by two connections of its
 /// own — the kernel then drops every further SYN, and a connect waits for its timeout.
