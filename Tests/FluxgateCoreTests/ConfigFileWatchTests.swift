@@ -48,4 +48,18 @@ struct ConfigFileWatchTests {
         var watch = ConfigFileWatch(loaded: "A")
         #expect(looks(&watch, [(2000, nil), (2200, nil)]) == [false, true])
     }
+
+    /// `SIGHUP` or `POST /reload` read the file (B) while the watch had seen it change:
+    /// the watch adopts B and does not reload it a second time; a later change is still one.
+    @Test func aFileReadByAnotherReloadIsNotReloadedAgain() {
+        var watch = ConfigFileWatch(loaded: "A")
+        #expect(looks(&watch, [(2000, "B")]) == [false])
+        watch.adopt("B")
+        #expect(watch.loaded == "B" && watch.pending == nil)
+        #expect(looks(&watch, [(2200, "B"), (4200, "B")]) == [false, false])
+        #expect(looks(&watch, [(6200, "C"), (6400, "C")]) == [false, true])
+        // Adopted before the watch saw the change at all: nothing either.
+        watch.adopt("D")
+        #expect(looks(&watch, [(8400, "D"), (10400, "D")]) == [false, false])
+    }
 }

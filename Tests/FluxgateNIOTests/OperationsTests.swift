@@ -440,9 +440,9 @@ struct OperationsTests {
 
     /// A gateway started from a configuration file (`good`: one upstream, the watch off)
     /// that its reloads read again; the caller removes `path`.
-    func gatewayReadingAFile(_ upstream: TestUpstream) async throws -> (server: GatewayServer, address: SocketAddress, path: String, good: String) {
+    func gatewayReadingAFile(_ upstream: TestUpstream, watch: String = "{ watch: false }") async throws -> (server: GatewayServer, address: SocketAddress, path: String, good: String) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-\(UUID().uuidString).conf").path
-        let good = "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nreload: { watch: false }\nupstreams: [{url: \"\(upstream.url)\"}]\n"
+        let good = "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nreload: \(watch)\nupstreams: [{url: \"\(upstream.url)\"}]\n"
         try good.write(toFile: path, atomically: true, encoding: .utf8)
         let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
         let server = try GatewayServer(config: try ConfigLoader.load(path: path, required: true), group: gatewayGroup, logger: .init(label: "t"), source: source)
@@ -462,6 +462,35 @@ struct OperationsTests {
         #expect(ok.status == .ok && ok.body.contains("\"result\" : \"success\""))
         #expect(server.runtime.gate.snapshot.slots == 2500)
         #expect(try await OneShot.request("GET", "/x", to: address, group: group).status == .ok)
+        try await server.stop()
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    /// An edit applied by `POST /reload` (or SIGHUP) is what the file watch then holds as
+    /// loaded: until 2026-12-07 the watch reloaded the same file again at its next look —
+    /// a second "configuration reloaded" with no changes and a second settings version.
+    /// (The watch's interval is long here so that only the reload below reads the file.)
+    @Test func aFileReloadedByRequestIsNotReloadedAgainByTheWatch() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let (server, _, path, good) = try await gatewayReadingAFile(upstream, watch: "{ watch: true, interval: 1h }")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let started = server.state.withLock { $0.fileWatch?.loaded }
+        #expect(started == GatewayServer.fingerprint(path))
+        try (good + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let edited = GatewayServer.fingerprint(path)
+        #expect(edited != started)
+        let ok = try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group)
+        #expect(ok.status == .ok && ok.body.contains("\"version\" : 2"), "\(ok.body)")
+        var watch = try #require(server.state.withLock { $0.fileWatch })
+        #expect(watch.loaded == edited)
+        let later = MonotonicTime.current
+        #expect(!watch.observe(edited, now: later) && !watch.observe(edited, now: later.advanced(byNanoseconds: 10_000_000_000)))
+        // A file the reload refused is held as read too: not retried until it changes again.
+        try (good + "admission: { target_utilization: 7 }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group).status == .unprocessableEntity)
+        #expect(server.state.withLock { $0.fileWatch?.loaded } == GatewayServer.fingerprint(path))
         try await server.stop()
         try await upstream.stop()
         try await group.shutdownGracefully()

@@ -12,6 +12,7 @@
 /// | 2 s: B, 2.2 s: B | reload at 2.2 s | one reload, of B |
 /// | 2 s: B (truncated), 2.2 s: C (written), 2.4 s: C | reload at 2.4 s | one reload, of C |
 /// | 2 s: B, 2.2 s: A (put back) | — | nothing |
+/// | 2 s: B, a `SIGHUP` or `POST /reload` reads B, 2.2 s: B | — | nothing: B is loaded |
 public struct ConfigFileWatch: Sendable {
     /// The fingerprint last loaded (at start, or by the last reload).
     public private(set) var loaded: String?
@@ -38,6 +39,17 @@ public struct ConfigFileWatch: Sendable {
         loaded = fingerprint
         pending = nil
         return true
+    }
+
+    /// A reload that did not come from the watch (`SIGHUP`, `POST /reload`) read the file
+    /// with `fingerprint` (taken before it read): that is what is loaded now, so the watch
+    /// does not reload it a second time — until 2026-12-07 it did, a second
+    /// "configuration reloaded" (changes none) and a second settings version for one edit.
+    /// Whether that reload applied the file or refused it: a file refused once is
+    /// reloaded again when it changes, not retried unchanged.
+    public mutating func adopt(_ fingerprint: String?) {
+        loaded = fingerprint
+        pending = nil
     }
 
     /// How long to wait before the next look: `settle` while a change settles, else `interval`.

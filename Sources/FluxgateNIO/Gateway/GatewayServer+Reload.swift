@@ -14,6 +14,9 @@ extension GatewayServer {
         // The file is read once this reload's turn has come (``ReloadLock``): a reload asked
         // for while another runs applies the file as it is then.
         return await waitingForReloadLock {
+            // Taken before the read: a write after it is still a change to the watch.
+            let fingerprint = Self.fingerprint(source.path)
+            state.withLock { $0.fileWatch?.adopt(fingerprint) }
             let config: GatewayConfig
             do throws(ConfigErrors) {
                 config = try source.load()
@@ -141,12 +144,15 @@ extension GatewayServer {
     /// written in place is not read half-written: ``ConfigFileWatch``).
     func startWatching() {
         guard let source, source.notReloadable == nil, runtime.settings.config.reload.watch else { return }
+        state.withLock { $0.fileWatch = ConfigFileWatch(loaded: Self.fingerprint(source.path)) }
         let task = Task { [self] in
-            var watch = ConfigFileWatch(loaded: Self.fingerprint(source.path))
             while !Task.isCancelled {
                 let config = runtime.settings.config.reload
-                do { try await Task.sleep(for: watch.nextLook(interval: max(.milliseconds(100), config.interval))) } catch { return }
-                guard config.watch, watch.observe(Self.fingerprint(source.path), now: MonotonicTime.current) else { continue }
+                let wait = state.withLock { $0.fileWatch?.nextLook(interval: max(.milliseconds(100), config.interval)) }
+                do { try await Task.sleep(for: wait ?? config.interval) } catch { return }
+                let fingerprint = Self.fingerprint(source.path)
+                let now = MonotonicTime.current
+                guard config.watch, state.withLock({ $0.fileWatch?.observe(fingerprint, now: now) ?? false }) else { continue }
                 logger.info("config file changed; reloading", metadata: ["file": "\(source.path)"])
                 _ = await reloadFromSource()
             }
@@ -154,7 +160,7 @@ extension GatewayServer {
         state.withLock { $0.watcher = task }
     }
 
-    private static func fingerprint(_ path: String) -> String? {
+    static func fingerprint(_ path: String) -> String? {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
         let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         return "\(modified)/\(attributes[.size] ?? 0)/\(attributes[.systemFileNumber] ?? 0)"

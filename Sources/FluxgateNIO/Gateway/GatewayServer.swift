@@ -57,6 +57,8 @@ public final class GatewayServer: Service, Sendable {
         var pools: [NIOLoopBound<UpstreamPool>] = []
         var rotations: [RepeatedTask] = []
         var watcher: Task<Void, Never>?
+        /// `reload.watch`'s state; every reload that reads the file records what it read here.
+        var fileWatch: ConfigFileWatch?
         /// `dns.refresh`'s lookups, and what it remembers between rounds (names failing).
         var resolver: Task<Void, Never>?
         var addressRefresh = AddressRefresh<String, SocketAddress>()
