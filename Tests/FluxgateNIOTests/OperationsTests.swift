@@ -477,9 +477,9 @@ struct OperationsTests {
         let (server, _, path, good) = try await gatewayReadingAFile(upstream, watch: "{ watch: true, interval: 1h }")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let started = server.state.withLock { $0.fileWatch?.loaded }
-        #expect(started == GatewayServer.fingerprint(path))
+        #expect(started == ConfigSource.fingerprint(path))
         try (good + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
-        let edited = GatewayServer.fingerprint(path)
+        let edited = ConfigSource.fingerprint(path)
         #expect(edited != started)
         let ok = try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group)
         #expect(ok.status == .ok && ok.body.contains("\"version\" : 2"), "\(ok.body)")
@@ -490,7 +490,46 @@ struct OperationsTests {
         // A file the reload refused is held as read too: not retried until it changes again.
         try (good + "admission: { target_utilization: 7 }\n").write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group).status == .unprocessableEntity)
-        #expect(server.state.withLock { $0.fileWatch?.loaded } == GatewayServer.fingerprint(path))
+        #expect(server.state.withLock { $0.fileWatch?.loaded } == ConfigSource.fingerprint(path))
+        try await server.stop()
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
+    /// A Kubernetes ConfigMap as it is mounted: `gateway.conf` → `..data/gateway.conf`,
+    /// `..data` → a directory of this version; an update writes a new directory and
+    /// repoints `..data` (an atomic rename). The watch follows the links: until 2026-12-07
+    /// it looked at the link itself (`lstat`), which an update never changes, and no
+    /// ConfigMap update — nor an edit of a linked file — was ever reloaded.
+    @Test func theWatchFollowsAConfigMapUpdate() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let files = FileManager.default
+        let mount = files.temporaryDirectory.appendingPathComponent("fluxgate-configmap-\(UUID().uuidString)").path
+        defer { try? files.removeItem(atPath: mount) }
+        let good = "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nreload: { interval: 100ms }\nupstreams: [{url: \"\(upstream.url)\"}]\n"
+        func version(_ name: String, _ text: String) throws {
+            try files.createDirectory(atPath: "\(mount)/\(name)", withIntermediateDirectories: true)
+            try text.write(toFile: "\(mount)/\(name)/gateway.conf", atomically: false, encoding: .utf8)
+        }
+        try version("..v1", good)
+        try files.createSymbolicLink(atPath: "\(mount)/..data", withDestinationPath: "..v1")
+        try files.createSymbolicLink(atPath: "\(mount)/gateway.conf", withDestinationPath: "..data/gateway.conf")
+        let path = "\(mount)/gateway.conf"
+        let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
+        let server = try GatewayServer(config: try source.load(), group: gatewayGroup, logger: .init(label: "t"), source: source)
+        _ = try await server.start()
+        #expect(server.runtime.gate.snapshot.slots == 3350)
+        let before = ConfigSource.fingerprint(path)
+        // The update: a new directory, and `..data` swapped to it by a rename.
+        try version("..v2", good + "admission: { target_utilization: 0.5 }\n")
+        try files.createSymbolicLink(atPath: "\(mount)/..data_tmp", withDestinationPath: "..v2")
+        #expect(rename("\(mount)/..data_tmp", "\(mount)/..data") == 0)
+        #expect(ConfigSource.fingerprint(path) != before, "the link's target changed")
+        try await eventually("the watch reloads the update") { server.runtime.gate.snapshot.slots == 2500 }
+        // An edit of the linked file in place is seen too.
+        try (good + "admission: { target_utilization: 0.25 }\n").write(toFile: "\(mount)/..v2/gateway.conf", atomically: false, encoding: .utf8)
+        try await eventually("the watch reloads the edit") { server.runtime.gate.snapshot.slots == 1250 }
         try await server.stop()
         try await upstream.stop()
         try await group.shutdownGracefully()

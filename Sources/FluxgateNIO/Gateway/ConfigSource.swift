@@ -24,4 +24,17 @@ public struct ConfigSource: Sendable {
             notReloadable = nil
         }
     }
+
+    /// What `reload.watch` compares (``ConfigFileWatch``): the modification time, size,
+    /// inode and device of the file `path` names, **through symlinks** — a Kubernetes
+    /// ConfigMap mounts `gateway.conf` as a link to `..data/gateway.conf`, and an update
+    /// repoints `..data` at a new directory, which changes nothing about the link itself.
+    /// Until 2026-12-07 this was `FileManager.attributesOfItem`, which on Linux reads the
+    /// link (`lstat`): the watch never saw a ConfigMap update, nor an edit of a linked
+    /// file. Nil when nothing is there.
+    public static func fingerprint(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return "\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)/\(info.st_size)/\(info.st_ino)/\(info.st_dev)"
+    }
 }

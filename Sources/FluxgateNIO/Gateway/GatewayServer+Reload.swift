@@ -15,7 +15,7 @@ extension GatewayServer {
         // for while another runs applies the file as it is then.
         return await waitingForReloadLock {
             // Taken before the read: a write after it is still a change to the watch.
-            let fingerprint = Self.fingerprint(source.path)
+            let fingerprint = ConfigSource.fingerprint(source.path)
             state.withLock { $0.fileWatch?.adopt(fingerprint) }
             let config: GatewayConfig
             do throws(ConfigErrors) {
@@ -138,19 +138,20 @@ extension GatewayServer {
         return changes
     }
 
-    /// `reload.watch`: checks the file's modification time, size and inode every
-    /// `reload.interval` and reloads when they change and then hold still for 200 ms
-    /// (an editor's save, a Kubernetes ConfigMap update swapping a symlink; a file
-    /// written in place is not read half-written: ``ConfigFileWatch``).
+    /// `reload.watch`: checks the file's modification time, size and inode (through
+    /// symlinks: ``ConfigSource/fingerprint(_:)``) every `reload.interval` and reloads
+    /// when they change and then hold still for 200 ms (an editor's save, a Kubernetes
+    /// ConfigMap update swapping a symlink; a file written in place is not read
+    /// half-written: ``ConfigFileWatch``).
     func startWatching() {
         guard let source, source.notReloadable == nil, runtime.settings.config.reload.watch else { return }
-        state.withLock { $0.fileWatch = ConfigFileWatch(loaded: Self.fingerprint(source.path)) }
+        state.withLock { $0.fileWatch = ConfigFileWatch(loaded: ConfigSource.fingerprint(source.path)) }
         let task = Task { [self] in
             while !Task.isCancelled {
                 let config = runtime.settings.config.reload
                 let wait = state.withLock { $0.fileWatch?.nextLook(interval: max(.milliseconds(100), config.interval)) }
                 do { try await Task.sleep(for: wait ?? config.interval) } catch { return }
-                let fingerprint = Self.fingerprint(source.path)
+                let fingerprint = ConfigSource.fingerprint(source.path)
                 let now = MonotonicTime.current
                 guard config.watch, state.withLock({ $0.fileWatch?.observe(fingerprint, now: now) ?? false }) else { continue }
                 logger.info("config file changed; reloading", metadata: ["file": "\(source.path)"])
@@ -158,11 +159,5 @@ extension GatewayServer {
             }
         }
         state.withLock { $0.watcher = task }
-    }
-
-    static func fingerprint(_ path: String) -> String? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
-        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        return "\(modified)/\(attributes[.size] ?? 0)/\(attributes[.systemFileNumber] ?? 0)"
     }
 }
