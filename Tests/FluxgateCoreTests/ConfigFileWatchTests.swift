@@ -62,4 +62,18 @@ struct ConfigFileWatchTests {
         watch.adopt("D")
         #expect(looks(&watch, [(8400, "D"), (10400, "D")]) == [false, false])
     }
+
+    /// The watch looks at the files a reload reads with the configuration: the listener's
+    /// certificate and key, and the upstreams' CA file — only those the configuration names.
+    @Test func theFilesAReloadReadsAreWatchedToo() {
+        var config = GatewayConfig()
+        #expect(config.filesReadOnReload == [])
+        config.tls.certificate = "/etc/fluxgate/tls.crt"
+        config.tls.key = "/etc/fluxgate/tls.key"
+        #expect(config.filesReadOnReload == ["/etc/fluxgate/tls.crt", "/etc/fluxgate/tls.key"])
+        config.upstreamTLS.caFile = "ca.pem"
+        #expect(config.filesReadOnReload == ["/etc/fluxgate/tls.crt", "/etc/fluxgate/tls.key", "ca.pem"])
+        config.tls = TLSConfig()
+        #expect(config.filesReadOnReload == ["ca.pem"])
+    }
 }

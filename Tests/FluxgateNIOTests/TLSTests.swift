@@ -270,6 +270,40 @@ struct TLSTests {
         }
     }
 
+    /// A certificate renewed in place (certbot, or cert-manager's Secret — a symlinked
+    /// mount like a ConfigMap's) is served to new connections without a reload by hand:
+    /// `reload.watch` looks at the certificate and key the configuration names, not only at
+    /// the file itself (until 2026-12-07 it did not, and a renewed certificate waited for a
+    /// SIGHUP while the old one ran out).
+    @Test func theWatchServesARenewedCertificate() async throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try Credentials.make(in: dir, name: "gateway")
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let path = dir.appendingPathComponent("gateway.conf").path
+        try """
+            listen: "127.0.0.1:0"
+            admin_listen: "127.0.0.1:0"
+            reload: { interval: 100ms }
+            tls: { certificate: "\(first.certificatePath)", key: "\(first.keyPath)" }
+            upstreams: [{url: "\(upstream.url)"}]
+
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
+        let server = try GatewayServer(config: try source.load(), group: gatewayGroup, logger: .init(label: "t"), source: source)
+        let address = try await server.start()
+        let request = "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+        #expect(try await tlsExchange(request, to: address, trusting: first.certificate).text.hasPrefix("HTTP/1.1 200"))
+        let renewed = try Credentials.make(in: dir, name: "gateway", validFor: 90 * 86_400)  // same paths
+        try await eventually("the watch reloads the renewed certificate") { server.runtime.settings.version == 2 }
+        #expect(try await tlsExchange(request, to: address, trusting: renewed.certificate).text.hasPrefix("HTTP/1.1 200"))
+        #expect(try await tlsExchange(request, to: address, trusting: first.certificate).error != nil)
+        try await server.stop()
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     @Test func httpsUpstreamsAreVerified() async throws {
         let credentials = try Credentials.make(in: try folder(), name: "upstream")
         let serverContext = try credentials.serverContext()

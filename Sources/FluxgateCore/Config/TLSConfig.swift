@@ -1,6 +1,7 @@
 /// TLS on the data listener (`tls`): swift-nio-ssl (BoringSSL), ALPN `http/1.1`.
-/// The files are read again on every reload (SIGHUP), so a renewed certificate takes
-/// effect for new connections without a restart.
+/// The files are read again on every reload, and `reload.watch` reloads when they change
+/// (``GatewayConfig/filesReadOnReload``), so a renewed certificate takes effect for new
+/// connections without a restart.
 public struct TLSConfig: Sendable, Equatable {
     public enum MinimumVersion: String, Sendable, CaseIterable {
         case v1_2 = "1.2"
@@ -25,4 +26,19 @@ public struct UpstreamTLSConfig: Sendable, Equatable {
     /// PEM file of CA certificates to trust instead of the system's. Default empty (system roots).
     public var caFile = ""
     public init() {}
+}
+
+extension GatewayConfig {
+    /// The files a reload reads besides the configuration file: the listener's
+    /// certificate and key (`tls`) and the CA file for `https://` upstreams
+    /// (`upstream_tls.ca_file`). `reload.watch` looks at them as at the configuration
+    /// file, so a certificate renewed in place (certbot, cert-manager's Secret) is served
+    /// without a reload by hand — as Envoy's file-based SDS does; nginx and HAProxy wait
+    /// for a reload (as documented). Until 2026-12-07 only the configuration file was watched.
+    public var filesReadOnReload: [String] {
+        var files: [String] = []
+        if tls.enabled { files += [tls.certificate, tls.key] }
+        if !upstreamTLS.caFile.isEmpty { files.append(upstreamTLS.caFile) }
+        return files
+    }
 }

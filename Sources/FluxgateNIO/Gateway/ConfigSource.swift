@@ -32,6 +32,14 @@ public struct ConfigSource: Sendable {
     /// Until 2026-12-07 this was `FileManager.attributesOfItem`, which on Linux reads the
     /// link (`lstat`): the watch never saw a ConfigMap update, nor an edit of a linked
     /// file. Nil when nothing is there.
+    /// What `reload.watch` compares: `configFile` (the configuration file's
+    /// ``fingerprint(_:)``, taken apart so that a reload can take it before reading) and the
+    /// fingerprints of `files`, the certificates and keys a reload reads with it
+    /// (``GatewayConfig/filesReadOnReload``); a file that is not there is `absent`.
+    public static func watchFingerprint(configFile: String?, files: [String]) -> String {
+        ([configFile] + files.map { fingerprint($0) }).map { $0 ?? "absent" }.joined(separator: " ")
+    }
+
     public static func fingerprint(_ path: String) -> String? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }

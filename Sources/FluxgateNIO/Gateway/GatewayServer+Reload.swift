@@ -14,15 +14,18 @@ extension GatewayServer {
         // The file is read once this reload's turn has come (``ReloadLock``): a reload asked
         // for while another runs applies the file as it is then.
         return await waitingForReloadLock {
-            // Taken before the read: a write after it is still a change to the watch.
-            let fingerprint = ConfigSource.fingerprint(source.path)
-            state.withLock { $0.fileWatch?.adopt(fingerprint) }
+            // The watch learns what this reload read, each file's fingerprint taken before
+            // the file is read (a write after it is still a change to the watch): the
+            // configuration file's first, the certificates' once it names them.
+            let configFile = ConfigSource.fingerprint(source.path)
             let config: GatewayConfig
             do throws(ConfigErrors) {
                 config = try source.load()
             } catch {
+                adoptRead(configFile, files: runtime.settings.config.filesReadOnReload)
                 return refuse(error.errors.map(\.description), file: source.path)
             }
+            adoptRead(configFile, files: config.filesReadOnReload)
             return await applyReload(config)
         }
     }
@@ -138,23 +141,38 @@ extension GatewayServer {
         return changes
     }
 
-    /// `reload.watch`: checks the file's modification time, size and inode (through
-    /// symlinks: ``ConfigSource/fingerprint(_:)``) every `reload.interval` and reloads
-    /// when they change and then hold still for 200 ms (an editor's save, a Kubernetes
-    /// ConfigMap update swapping a symlink; a file written in place is not read
-    /// half-written: ``ConfigFileWatch``).
+    /// Tells the watch what a reload read (``ConfigFileWatch/adopt(_:)``).
+    private func adoptRead(_ configFile: String?, files: [String]) {
+        let read = ConfigSource.watchFingerprint(configFile: configFile, files: files)
+        state.withLock { $0.fileWatch?.adopt(read) }
+    }
+
+    /// The watch's look: the configuration file and the certificates the running
+    /// configuration names.
+    private func watchedFingerprint(_ source: ConfigSource) -> String {
+        ConfigSource.watchFingerprint(
+            configFile: ConfigSource.fingerprint(source.path), files: runtime.settings.config.filesReadOnReload)
+    }
+
+    /// `reload.watch`: checks the modification time, size and inode of the configuration
+    /// file and of the certificates and keys it names (through symlinks:
+    /// ``ConfigSource/fingerprint(_:)``) every `reload.interval` and reloads when they
+    /// change and then hold still for 200 ms (an editor's save, a Kubernetes ConfigMap or
+    /// Secret update swapping a symlink, a renewed certificate; a file written in place is
+    /// not read half-written: ``ConfigFileWatch``).
     func startWatching() {
         guard let source, source.notReloadable == nil, runtime.settings.config.reload.watch else { return }
-        state.withLock { $0.fileWatch = ConfigFileWatch(loaded: ConfigSource.fingerprint(source.path)) }
+        let loaded = watchedFingerprint(source)
+        state.withLock { $0.fileWatch = ConfigFileWatch(loaded: loaded) }
         let task = Task { [self] in
             while !Task.isCancelled {
                 let config = runtime.settings.config.reload
                 let wait = state.withLock { $0.fileWatch?.nextLook(interval: max(.milliseconds(100), config.interval)) }
                 do { try await Task.sleep(for: wait ?? config.interval) } catch { return }
-                let fingerprint = ConfigSource.fingerprint(source.path)
+                let fingerprint = watchedFingerprint(source)
                 let now = MonotonicTime.current
                 guard config.watch, state.withLock({ $0.fileWatch?.observe(fingerprint, now: now) ?? false }) else { continue }
-                logger.info("config file changed; reloading", metadata: ["file": "\(source.path)"])
+                logger.info("config file or a certificate it names changed; reloading", metadata: ["file": "\(source.path)"])
                 _ = await reloadFromSource()
             }
         }
