@@ -499,7 +499,8 @@ struct ProxyEndToEndTests {
             try await channel.closeFuture.get()
             #expect(!guardFired.withLockedValue { $0 }, "the gateway never closed the idle connection")
             #expect(sink.outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"))
-            #expect(!sink.outcome.text.contains("408"))
+            // A status line, not the digits: the request ID (random hex) holds "408" about once in 300 runs.
+            #expect(!sink.outcome.text.contains("HTTP/1.1 408"))
             #expect(upstreams[0].received.count == 1)
         }
     }
