@@ -536,6 +536,24 @@ struct OperationsTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// `reload.watch` turned on by a reload takes effect: the next edit is reloaded by
+    /// the watch (until 2026-12-07 a gateway started with the watch off never watched).
+    @Test func aReloadCanTurnTheWatchOn() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let (server, _, path, good) = try await gatewayReadingAFile(upstream, watch: "{ watch: false, interval: 100ms }")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let on = good.replacingOccurrences(of: "watch: false", with: "watch: true")
+        try on.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(await server.reloadFromSource().changes == ["reload"])
+        try (on + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try await eventually("the watch reloads the edit") { server.runtime.gate.snapshot.slots == 2500 }
+        #expect(server.runtime.settings.version == 3)
+        try await server.stop()
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     /// A reload asked for while another runs waits its turn and then reads the file as it
     /// is — it was refused until 2026-12-06 ("a reload is already in progress"), so an edit
     /// made while the file watch's reload of the previous version ran could stay unapplied.

@@ -160,8 +160,12 @@ extension GatewayServer {
     /// change and then hold still for 200 ms (an editor's save, a Kubernetes ConfigMap or
     /// Secret update swapping a symlink, a renewed certificate; a file written in place is
     /// not read half-written: ``ConfigFileWatch``).
+    ///
+    /// The watch runs whenever the file can be read again, looking only while
+    /// `reload.watch` is on: a reload can turn it on (until 2026-12-07 a gateway started
+    /// with it off never watched, whatever a reload said).
     func startWatching() {
-        guard let source, source.notReloadable == nil, runtime.settings.config.reload.watch else { return }
+        guard let source, source.notReloadable == nil else { return }
         let loaded = watchedFingerprint(source)
         state.withLock { $0.fileWatch = ConfigFileWatch(loaded: loaded) }
         let task = Task { [self] in
@@ -169,9 +173,10 @@ extension GatewayServer {
                 let config = runtime.settings.config.reload
                 let wait = state.withLock { $0.fileWatch?.nextLook(interval: max(.milliseconds(100), config.interval)) }
                 do { try await Task.sleep(for: wait ?? config.interval) } catch { return }
+                guard config.watch, runtime.settings.config.reload.watch else { continue }
                 let fingerprint = watchedFingerprint(source)
                 let now = MonotonicTime.current
-                guard config.watch, state.withLock({ $0.fileWatch?.observe(fingerprint, now: now) ?? false }) else { continue }
+                guard state.withLock({ $0.fileWatch?.observe(fingerprint, now: now) ?? false }) else { continue }
                 logger.info("config file or a certificate it names changed; reloading", metadata: ["file": "\(source.path)"])
                 _ = await reloadFromSource()
             }
