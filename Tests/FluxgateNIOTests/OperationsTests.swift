@@ -554,6 +554,35 @@ struct OperationsTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// A file the reload refuses that names other certificate files than the running
+    /// configuration (here a CA file, with a key only a restart changes) is refused once:
+    /// the watch looks at the files the file names, which is what it adopted. Had it
+    /// looked at the running configuration's, every look would be a change — a refused
+    /// reload every `reload.interval`, for as long as the file stayed.
+    @Test func aRefusedFileNamingOtherCertificatesIsNotReadAgainAndAgain() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let (server, _, path, good) = try await gatewayReadingAFile(upstream, watch: "{ watch: true, interval: 1h }")
+        let ca = path + ".ca.pem"
+        defer { for each in [path, ca] { try? FileManager.default.removeItem(atPath: each) } }
+        try "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".write(toFile: ca, atomically: true, encoding: .utf8)
+        try (good + "workers: 3\nupstream_tls: { ca_file: \"\(ca)\" }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let refused = await server.reloadFromSource()
+        #expect(refused.result == "error" && refused.errors.joined().contains("workers"), "\(refused.errors)")
+        #expect(server.state.withLock { $0.watchedFiles } == [ca])
+        var watch = try #require(server.state.withLock { $0.fileWatch })
+        let look = server.watchedFingerprint(server.source!)
+        let later = MonotonicTime.current
+        #expect(!watch.observe(look, now: later) && !watch.observe(look, now: later.advanced(byNanoseconds: 10_000_000_000)))
+        // The CA file named changes: that is a change (the next reload is refused again, once).
+        try "-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----\n".write(toFile: ca, atomically: true, encoding: .utf8)
+        let changed = server.watchedFingerprint(server.source!)
+        #expect(!watch.observe(changed, now: later) && watch.observe(changed, now: later.advanced(byNanoseconds: 10_000_000_000)))
+        try await server.stop()
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     /// A reload asked for while another runs waits its turn and then reads the file as it
     /// is — it was refused until 2026-12-06 ("a reload is already in progress"), so an edit
     /// made while the file watch's reload of the previous version ran could stay unapplied.

@@ -141,17 +141,22 @@ extension GatewayServer {
         return changes
     }
 
-    /// Tells the watch what a reload read (``ConfigFileWatch/adopt(_:)``).
+    /// Tells the watch what a reload read (``ConfigFileWatch/adopt(_:)``) and which
+    /// certificates the file named.
     private func adoptRead(_ configFile: String?, files: [String]) {
         let read = ConfigSource.watchFingerprint(configFile: configFile, files: files)
-        state.withLock { $0.fileWatch?.adopt(read) }
+        state.withLock {
+            $0.fileWatch?.adopt(read)
+            $0.watchedFiles = files
+        }
     }
 
-    /// The watch's look: the configuration file and the certificates the running
-    /// configuration names.
-    private func watchedFingerprint(_ source: ConfigSource) -> String {
-        ConfigSource.watchFingerprint(
-            configFile: ConfigSource.fingerprint(source.path), files: runtime.settings.config.filesReadOnReload)
+    /// The watch's look: the configuration file and the certificates it named when last
+    /// read. (Those of the running configuration instead, a refused file naming others made
+    /// every look a change: a refused reload every `reload.interval`.)
+    func watchedFingerprint(_ source: ConfigSource) -> String {
+        let files = state.withLock { $0.watchedFiles }
+        return ConfigSource.watchFingerprint(configFile: ConfigSource.fingerprint(source.path), files: files)
     }
 
     /// `reload.watch`: checks the modification time, size and inode of the configuration
@@ -166,8 +171,12 @@ extension GatewayServer {
     /// with it off never watched, whatever a reload said).
     func startWatching() {
         guard let source, source.notReloadable == nil else { return }
-        let loaded = watchedFingerprint(source)
-        state.withLock { $0.fileWatch = ConfigFileWatch(loaded: loaded) }
+        let files = runtime.settings.config.filesReadOnReload
+        let loaded = ConfigSource.watchFingerprint(configFile: ConfigSource.fingerprint(source.path), files: files)
+        state.withLock {
+            $0.fileWatch = ConfigFileWatch(loaded: loaded)
+            $0.watchedFiles = files
+        }
         let task = Task { [self] in
             while !Task.isCancelled {
                 let config = runtime.settings.config.reload

@@ -59,6 +59,11 @@ public final class GatewayServer: Service, Sendable {
         var watcher: Task<Void, Never>?
         /// `reload.watch`'s state; every reload that reads the file records what it read here.
         var fileWatch: ConfigFileWatch?
+        /// The certificates and keys the configuration file named when it was last read
+        /// (``GatewayConfig/filesReadOnReload``) — applied or refused: the watch looks at
+        /// those, so a refused file that names other certificates than the running
+        /// configuration is not read again and again.
+        var watchedFiles: [String] = []
         /// `dns.refresh`'s lookups, and what it remembers between rounds (names failing).
         var resolver: Task<Void, Never>?
         var addressRefresh = AddressRefresh<String, SocketAddress>()
