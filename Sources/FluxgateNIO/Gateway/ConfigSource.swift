@@ -25,13 +25,6 @@ public struct ConfigSource: Sendable {
         }
     }
 
-    /// What `reload.watch` compares (``ConfigFileWatch``): the modification time, size,
-    /// inode and device of the file `path` names, **through symlinks** — a Kubernetes
-    /// ConfigMap mounts `gateway.conf` as a link to `..data/gateway.conf`, and an update
-    /// repoints `..data` at a new directory, which changes nothing about the link itself.
-    /// Until 2026-12-07 this was `FileManager.attributesOfItem`, which on Linux reads the
-    /// link (`lstat`): the watch never saw a ConfigMap update, nor an edit of a linked
-    /// file. Nil when nothing is there.
     /// What `reload.watch` compares: `configFile` (the configuration file's
     /// ``fingerprint(_:)``, taken apart so that a reload can take it before reading) and the
     /// fingerprints of `files`, the certificates and keys a reload reads with it
@@ -40,6 +33,13 @@ public struct ConfigSource: Sendable {
         ([configFile] + files.map { fingerprint($0) }).map { $0 ?? "absent" }.joined(separator: " ")
     }
 
+    /// One file's part of what `reload.watch` compares (``ConfigFileWatch``): the modification time, size,
+    /// inode and device of the file `path` names, **through symlinks** — a Kubernetes
+    /// ConfigMap mounts `gateway.conf` as a link to `..data/gateway.conf`, and an update
+    /// repoints `..data` at a new directory, which changes nothing about the link itself.
+    /// Until 2026-12-07 this was `FileManager.attributesOfItem`, which on Linux reads the
+    /// link (`lstat`): the watch never saw a ConfigMap update, nor an edit of a linked
+    /// file. Nil when nothing is there.
     public static func fingerprint(_ path: String) -> String? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
