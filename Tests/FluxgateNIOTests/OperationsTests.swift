@@ -449,6 +449,14 @@ struct OperationsTests {
         return (server, try await server.start(), path, good)
     }
 
+    /// Stops a test's gateway and upstream, then both event-loop groups.
+    func stop(_ server: GatewayServer, _ upstream: TestUpstream) async throws {
+        try await server.stop()
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     @Test func reloadFromAFileReportsKeyPathsOfABadOne() async throws {
         let upstream = try await TestUpstream.start(name: "a", group: group)
         let (server, address, path, good) = try await gatewayReadingAFile(upstream)
@@ -462,10 +470,7 @@ struct OperationsTests {
         #expect(ok.status == .ok && ok.body.contains("\"result\" : \"success\""))
         #expect(server.runtime.gate.snapshot.slots == 2500)
         #expect(try await OneShot.request("GET", "/x", to: address, group: group).status == .ok)
-        try await server.stop()
-        try await upstream.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
+        try await stop(server, upstream)
     }
 
     /// An edit applied by `POST /reload` (or SIGHUP) is what the file watch then holds as
@@ -491,10 +496,7 @@ struct OperationsTests {
         try (good + "admission: { target_utilization: 7 }\n").write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group).status == .unprocessableEntity)
         #expect(server.state.withLock { $0.fileWatch?.loaded } == ConfigSource.fingerprint(path))
-        try await server.stop()
-        try await upstream.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
+        try await stop(server, upstream)
     }
 
     /// A Kubernetes ConfigMap as it is mounted: `gateway.conf` → `..data/gateway.conf`,
@@ -530,10 +532,7 @@ struct OperationsTests {
         // An edit of the linked file in place is seen too.
         try (good + "admission: { target_utilization: 0.25 }\n").write(toFile: "\(mount)/..v2/gateway.conf", atomically: false, encoding: .utf8)
         try await eventually("the watch reloads the edit") { server.runtime.gate.snapshot.slots == 1250 }
-        try await server.stop()
-        try await upstream.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
+        try await stop(server, upstream)
     }
 
     /// `reload.watch` turned on by a reload takes effect: the next edit is reloaded by
@@ -548,10 +547,7 @@ struct OperationsTests {
         try (on + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
         try await eventually("the watch reloads the edit") { server.runtime.gate.snapshot.slots == 2500 }
         #expect(server.runtime.settings.version == 3)
-        try await server.stop()
-        try await upstream.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
+        try await stop(server, upstream)
     }
 
     /// A file the reload refuses that names other certificate files than the running
@@ -577,10 +573,7 @@ struct OperationsTests {
         try "-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----\n".write(toFile: ca, atomically: true, encoding: .utf8)
         let changed = server.watchedFingerprint(server.source!)
         #expect(!watch.observe(changed, now: later) && watch.observe(changed, now: later.advanced(byNanoseconds: 10_000_000_000)))
-        try await server.stop()
-        try await upstream.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
+        try await stop(server, upstream)
     }
 
     /// A reload asked for while another runs waits its turn and then reads the file as it
@@ -599,10 +592,7 @@ struct OperationsTests {
         #expect(outcome.result == "success", "\(outcome.errors)")
         #expect(server.runtime.gate.snapshot.slots == 2500, "the file as it was when the reload's turn came")
         #expect(await server.holdingReloadLock { true } == true, "the lock was given back")
-        try await server.stop()
-        try await upstream.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
+        try await stop(server, upstream)
     }
 
     @Test func theReloadLockPassesInArrivalOrder() async throws {
@@ -651,10 +641,7 @@ struct OperationsTests {
         for each in [file, link] {
             #expect(ConfigSource(path: each) { () throws(ConfigErrors) in try ConfigLoader.load(yaml: "") }.notReloadable == nil)
         }
-        try await server.stop()
-        try await upstream.stop()
-        try await group.shutdownGracefully()
-        try await gatewayGroup.shutdownGracefully()
+        try await stop(server, upstream)
     }
 
     // MARK: Drain
