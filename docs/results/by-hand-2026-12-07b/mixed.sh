@@ -4,6 +4,8 @@
 # queue_timeout), wrk -c20 on /x (answered at once), 10 clients trickling a byte a second into
 # 100-byte uploads (408 at the cap), over and over. RSS and open descriptors every 10 s, and after.
 BIN=$1
+# The upstream and the trickling clients are the scripts beside this one.
+HERE=$(cd "$(dirname "$0")" && pwd)
 cat > /tmp/gwm.yaml <<'YAML'
 listen: 127.0.0.1:18911
 admin_listen: 127.0.0.1:18912
@@ -16,32 +18,12 @@ timeouts: {request: 1s}
 upstreams:
   - {name: slow, url: "http://127.0.0.1:19911", max_concurrency: 40}
 YAML
-python3 /tmp/slowup.py & up=$!
+python3 "$HERE/slowup.py" & up=$!
 $BIN --config /tmp/gwm.yaml > /tmp/gwm.log 2>&1 & gw=$!
 sleep 2
 sample() { echo "$1 rss_kib=$(awk '/VmRSS/ {print $2}' /proc/$gw/status) fds=$(ls /proc/$gw/fd | wc -l)"; }
 sample "start"
-cat > /tmp/trickle_loop.py <<'PY'
-import socket, time, threading, collections
-stop=time.time()+60; seen=collections.Counter()
-def one():
-    while time.time()<stop:
-        s=socket.create_connection(("127.0.0.1",18911)); s.settimeout(0.5)
-        s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"); d=b""
-        while True:
-            try: s.sendall(b"x")
-            except Exception: break
-            try:
-                c=s.recv(4096)
-                if not c: break
-                d+=c
-            except socket.timeout: pass
-        seen[d.split(b"\r\n")[0].decode() or "nothing"]+=1; s.close()
-ts=[threading.Thread(target=one) for _ in range(10)]
-[t.start() for t in ts]; [t.join() for t in ts]
-print("trickling uploads:", dict(seen))
-PY
-python3 /tmp/trickle_loop.py & tr=$!
+python3 "$HERE/trickle_loop.py" & tr=$!
 wrk -t1 -c40 -d60s http://127.0.0.1:18911/hold > /tmp/wrk-hold.txt 2>&1 &
 wrk -t1 -c20 -d60s http://127.0.0.1:18911/x > /tmp/wrk-x.txt 2>&1 &
 for t in 10 20 30 40 50 60; do sleep 10; sample "t=${t}s"; done
