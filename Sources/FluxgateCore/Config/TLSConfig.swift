@@ -33,8 +33,9 @@ extension GatewayConfig {
     /// certificate and key (`tls`) and the CA file for `https://` upstreams
     /// (`upstream_tls.ca_file`). `reload.watch` looks at them as at the configuration
     /// file, so a certificate renewed in place (certbot, cert-manager's Secret) is served
-    /// without a reload by hand — as Envoy's file-based SDS does; nginx and HAProxy wait
-    /// for a reload (as documented). Until 2026-12-07 only the configuration file was watched.
+    /// without a reload by hand — as Envoy does for certificates given through file-based
+    /// SDS (docs/CONFIGURATION.md, `tls.certificate`). Until 2026-12-07 only the
+    /// configuration file was watched.
     public var filesReadOnReload: [String] {
         var files: [String] = []
         if tls.enabled { files += [tls.certificate, tls.key] }

@@ -1,4 +1,3 @@
-import Foundation
 import FluxgateCore
 import NIOCore
 
@@ -179,10 +178,10 @@ extension GatewayServer {
         }
         let task = Task { [self] in
             while !Task.isCancelled {
-                let config = runtime.settings.config.reload
-                let wait = state.withLock { $0.fileWatch?.nextLook(interval: max(.milliseconds(100), config.interval)) }
-                do { try await Task.sleep(for: wait ?? config.interval) } catch { return }
-                guard config.watch, runtime.settings.config.reload.watch else { continue }
+                let interval = max(.milliseconds(100), runtime.settings.config.reload.interval)
+                let wait = state.withLock { $0.fileWatch?.nextLook(interval: interval) } ?? interval
+                do { try await Task.sleep(for: wait) } catch { return }
+                guard runtime.settings.config.reload.watch else { continue }  // as it is after the wait
                 let fingerprint = watchedFingerprint(source)
                 let now = MonotonicTime.current
                 guard state.withLock({ $0.fileWatch?.observe(fingerprint, now: now) ?? false }) else { continue }
