@@ -70,6 +70,18 @@ public enum AdminClient {
         return "\(endpoint) answered \(status) to POST /reload, not a reload result: is it the gateway's admin listener (admin_listen), not its data port?"
     }
 
+    /// Where to ask a gateway whose config file says `admin_listen: listener`: a listener
+    /// on every interface (`0.0.0.0`, `::`) is asked on loopback, as `curl` on the same
+    /// machine would; nil for port 0 (the kernel picks one: no file can say which).
+    public static func endpoint(askingListener listener: SocketEndpoint) -> SocketEndpoint? {
+        guard listener.port != 0 else { return nil }
+        switch listener.host {
+        case "0.0.0.0": return SocketEndpoint(host: "127.0.0.1", port: listener.port)
+        case "::": return SocketEndpoint(host: "::1", port: listener.port)
+        default: return listener
+        }
+    }
+
     /// What is wrong with a path given to `fluxgate healthcheck --path`, or nil: it goes
     /// into the request line as it is, so it must be an origin-form target — a `/`
     /// first, then visible ASCII only (no space, control or non-ASCII byte). Without the

@@ -197,14 +197,50 @@ extension Serve {
 struct Reload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reload",
-        abstract: "Ask a running gateway to reload its config file (POST /reload on its admin listener); prints the result.")
+        abstract: "Ask a running gateway to reload its config file (POST /reload on its admin listener); prints the result.",
+        discussion: """
+            The admin listener is --admin when given, else the file's admin_listen: --config, \
+            else ./gateway.conf when present (as `fluxgate` itself finds its file), else \
+            127.0.0.1:9090. A file that does not load is not sent for: its errors are printed \
+            (the gateway would refuse it and keep its configuration).
+            """)
 
-    @Option(name: .long, help: "The gateway's admin listener (host:port).")
-    var admin: String = "127.0.0.1:9090"
+    @Option(name: .long, help: "The gateway's admin listener (host:port); without it, admin_listen of the config file.")
+    var admin: String?
+
+    @OptionGroup var options: ConfigOptions
+
+    func validate() throws {
+        if admin != nil, options.config != nil {
+            throw ValidationError("--admin and --config: give one (--admin names the listener; --config reads admin_listen from the file)")
+        }
+        if let admin, SocketEndpoint.parse(admin) == nil {
+            throw ValidationError("--admin: expected host:port such as 127.0.0.1:9090")
+        }
+    }
 
     func run() async throws {
-        guard let endpoint = SocketEndpoint.parse(admin) else {
-            throw ValidationError("--admin: expected host:port such as 127.0.0.1:9090")
+        let endpoint: SocketEndpoint
+        if let admin, let given = SocketEndpoint.parse(admin) {
+            endpoint = given
+        } else {
+            // The file the gateway reads (nginx -s reload reads its config the same way):
+            // a gateway started with admin_listen: 127.0.0.1:9191 is asked there.
+            let path = options.config ?? "gateway.conf"
+            var stderr = StandardError()
+            let config: GatewayConfig
+            do {
+                config = try options.load()
+            } catch {
+                print("\(path): \(error.errors.count) error(s)\n\(error)", to: &stderr)
+                print("Error: not sent: the running gateway would refuse this file and keep its configuration", to: &stderr)
+                throw ExitCode(1)
+            }
+            guard let asked = AdminClient.endpoint(askingListener: config.adminListen) else {
+                print("Error: \(path): admin_listen \(config.adminListen) has port 0, which no file can name: give --admin", to: &stderr)
+                throw ExitCode(1)
+            }
+            endpoint = asked
         }
         let (status, body) = try await AdminClient.request("POST", path: "/reload", to: endpoint)
         print(body, terminator: body.hasSuffix("\n") ? "" : "\n")

@@ -95,4 +95,21 @@ struct AdminClientTests {
         #expect(AdminClient.pathProblem("/x\r\nX-Injected: 1") != nil)
         #expect(AdminClient.pathProblem("/caf\u{E9}") != nil)
     }
+
+    /// `fluxgate reload` without `--admin` asks the listener the config file names; one
+    /// on every interface is asked on loopback (it listens there too), and port 0 cannot
+    /// be asked at all.
+    @Test func aReloadAsksTheListenerTheFileNames() throws {
+        let asked = { (text: String) in AdminClient.endpoint(askingListener: SocketEndpoint.parseListen(text)!) }
+        #expect(asked("127.0.0.1:9191") == SocketEndpoint(host: "127.0.0.1", port: 9191))
+        #expect(asked("0.0.0.0:9090") == SocketEndpoint(host: "127.0.0.1", port: 9090))
+        #expect(asked("*:9090") == SocketEndpoint(host: "127.0.0.1", port: 9090))
+        #expect(asked("[::]:9090") == SocketEndpoint(host: "::1", port: 9090))
+        #expect(asked("[::1]:9090") == SocketEndpoint(host: "::1", port: 9090))
+        #expect(asked("10.0.0.5:9090") == SocketEndpoint(host: "10.0.0.5", port: 9090))
+        #expect(asked("127.0.0.1:0") == nil)
+        // And through the loader, as the command reads it.
+        let config = try ConfigLoader.load(yaml: "admin_listen: 0.0.0.0:9191\n")
+        #expect(AdminClient.endpoint(askingListener: config.adminListen) == SocketEndpoint(host: "127.0.0.1", port: 9191))
+    }
 }
