@@ -66,20 +66,17 @@ struct Serve: AsyncParsableCommand {
         } else {
             listenOverride = nil
         }
-        let options = self.options
-        // Reloads read the same file with the same overrides (environment, --listen).
-        let load: @Sendable () throws(ConfigErrors) -> GatewayConfig = {
-            var config = try options.load()
+        let adjust: @Sendable (inout GatewayConfig) -> Void = { config in
             if let listenOverride { config.listen = listenOverride }
-            return config
         }
-        let config: GatewayConfig
+        var config: GatewayConfig
         do {
-            config = try load()
+            config = try options.load()
         } catch {
             logger.error("invalid configuration:\n\(error)")
             throw ExitCode(2)
         }
+        adjust(&config)
         let problems = StartupProblems.check(config)
         if !problems.isEmpty {
             logger.error("invalid configuration:\n\(problems.map { "  - \($0)" }.joined(separator: "\n"))")
@@ -97,7 +94,8 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let path = options.config ?? "gateway.conf"
-        let source = FileManager.default.fileExists(atPath: path) ? ConfigSource(path: path, load: load) : nil
+        // Reloads read the same file with the same overrides (environment, --listen).
+        let source = FileManager.default.fileExists(atPath: path) ? ConfigSource.file(path, adjust: adjust) : nil
         if let reason = source?.notReloadable { logger.notice("reloads will be refused: \(reason)") }
         let environment = ProcessInfo.processInfo.environment
         let sockets = try Self.inheritedSockets(config: config, environment: environment, logger: logger)

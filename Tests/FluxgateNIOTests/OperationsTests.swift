@@ -444,9 +444,34 @@ struct OperationsTests {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-\(UUID().uuidString).conf").path
         let good = "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nreload: \(watch)\nupstreams: [{url: \"\(upstream.url)\"}]\n"
         try good.write(toFile: path, atomically: true, encoding: .utf8)
-        let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
-        let server = try GatewayServer(config: try ConfigLoader.load(path: path, required: true), group: gatewayGroup, logger: .init(label: "t"), source: source)
+        let server = try GatewayServer(config: try ConfigLoader.load(path: path, required: true), group: gatewayGroup, logger: .init(label: "t"), source: .file(path))
         return (server, try await server.start(), path, good)
+    }
+
+    /// A file moved away (an editor's save, a `git checkout`) is refused as missing — never
+    /// read as the built-in defaults, as `./gateway.conf` is at start when it is not there —
+    /// and read again once it is back. The watch is on: it sees the file go, and come back.
+    @Test func aFileThatIsGoneIsRefusedNotReadAsTheDefaults() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let (server, address, path, good) = try await gatewayReadingAFile(upstream, watch: "{ watch: true, interval: 10ms }")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".moved")
+        defer { try? FileManager.default.removeItem(atPath: path + ".moved") }
+        while server.runtime.reloads.error < 1 { await Task.yield() }  // the watch's reload, refused
+        let refused = try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group)
+        #expect(refused.status == .unprocessableEntity)
+        #expect(refused.body.contains("config file \(path) does not exist"), "\(refused.body)")
+        #expect(!refused.body.contains("demo"))
+        #expect(server.runtime.reloads == ReloadCounts(success: 0, error: 2))
+        #expect(server.runtime.settings.version == 1)
+        #expect(server.runtime.config.upstreams.map(\.url.description) == [upstream.url])
+        #expect(try await OneShot.request("GET", "/x", to: address, group: group).status == .ok)
+        try (good + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        // Back: the watch reloads it (counted once the new settings are published).
+        while server.runtime.reloads.success == 0 { await Task.yield() }
+        #expect(server.runtime.settings.version == 2)
+        #expect(server.runtime.gate.snapshot.slots == 2500)
+        try await stop(server, upstream)
     }
 
     /// Stops a test's gateway and upstream, then both event-loop groups.
@@ -518,7 +543,7 @@ struct OperationsTests {
         try files.createSymbolicLink(atPath: "\(mount)/..data", withDestinationPath: "..v1")
         try files.createSymbolicLink(atPath: "\(mount)/gateway.conf", withDestinationPath: "..data/gateway.conf")
         let path = "\(mount)/gateway.conf"
-        let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
+        let source = ConfigSource.file(path)
         let server = try GatewayServer(config: try source.load(), group: gatewayGroup, logger: .init(label: "t"), source: source)
         _ = try await server.start()
         #expect(server.runtime.gate.snapshot.slots == 3350)
@@ -624,7 +649,7 @@ struct OperationsTests {
         pipe.fileHandleForWriting.write(Data("listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nupstreams: [{url: \"\(upstream.url)\"}]\n".utf8))
         try pipe.fileHandleForWriting.close()
         let path = "/dev/fd/\(pipe.fileHandleForReading.fileDescriptor)"
-        let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
+        let source = ConfigSource.file(path)
         #expect(source.notReloadable != nil)
         let server = try GatewayServer(config: try source.load(), group: gatewayGroup, logger: .init(label: "t"), source: source)
         let address = try await server.start()

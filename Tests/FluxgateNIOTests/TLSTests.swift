@@ -289,7 +289,7 @@ struct TLSTests {
             upstreams: [{url: "\(upstream.url)"}]
 
             """.write(toFile: path, atomically: true, encoding: .utf8)
-        let source = ConfigSource(path: path) { () throws(ConfigErrors) in try ConfigLoader.load(path: path, required: true) }
+        let source = ConfigSource.file(path)
         let server = try GatewayServer(config: try source.load(), group: gatewayGroup, logger: .init(label: "t"), source: source)
         let address = try await server.start()
         let request = "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"

@@ -25,6 +25,25 @@ public struct ConfigSource: Sendable {
         }
     }
 
+    /// The configuration file at `path`, read again on every reload as it was at start,
+    /// with `adjust` (the command line's overrides, such as `--listen`) applied after.
+    /// The file must be there: a gateway started from a file is never reloaded to the
+    /// built-in defaults. Until 2026-12-07 the command read it again as it reads
+    /// `./gateway.conf` at start — a missing default file means "all defaults" — so a
+    /// file moved away (an editor's save, a `git checkout`) was reloaded, by the watch
+    /// within its interval, as the defaults, refused only because they turn the demo on,
+    /// with the words `demo: changed, but only a restart applies it`; now it is
+    /// refused as `config file gateway.conf does not exist`.
+    public static func file(
+        _ path: String, adjust: @escaping @Sendable (inout GatewayConfig) -> Void = { _ in }
+    ) -> ConfigSource {
+        ConfigSource(path: path) { () throws(ConfigErrors) in
+            var config = try ConfigLoader.load(path: path, required: true)
+            adjust(&config)
+            return config
+        }
+    }
+
     /// What `reload.watch` compares: `configFile` (the configuration file's
     /// ``fingerprint(_:)``, taken apart so that a reload can take it before reading) and the
     /// fingerprints of `files`, the certificates and keys a reload reads with it
