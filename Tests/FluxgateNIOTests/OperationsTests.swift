@@ -450,8 +450,9 @@ struct OperationsTests {
 
     /// A file moved away (an editor's save, a `git checkout`) is refused as missing — never
     /// read as the built-in defaults, as `./gateway.conf` is at start when it is not there —
-    /// and read again once it is back. The watch is on: it sees the file go, and come back.
-    @Test func aFileThatIsGoneIsRefusedNotReadAsTheDefaults() async throws {
+    /// and so is an empty one; it is read again once it is back. The watch is on: it sees
+    /// the file go, and come back.
+    @Test func aFileThatIsGoneOrEmptyIsRefusedNotReadAsTheDefaults() async throws {
         let upstream = try await TestUpstream.start(name: "a", group: group)
         let (server, address, path, good) = try await gatewayReadingAFile(upstream, watch: "{ watch: true, interval: 10ms }")
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -466,6 +467,13 @@ struct OperationsTests {
         #expect(server.runtime.settings.version == 1)
         #expect(server.runtime.config.upstreams.map(\.url.description) == [upstream.url])
         #expect(try await OneShot.request("GET", "/x", to: address, group: group).status == .ok)
+        // Back, but empty (caught between a truncation and its write, or by a full disk):
+        // refused too — read as it is, every key would go back to its default.
+        try "\n  \n".write(toFile: path, atomically: true, encoding: .utf8)
+        while server.runtime.reloads.error < 3 { await Task.yield() }  // the watch's reload of it
+        let empty = try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group)
+        #expect(empty.body.contains("\(path) is empty: read as it is, every key would go back to its default (write {} to mean that)"), "\(empty.body)")
+        #expect(server.runtime.reloads == ReloadCounts(success: 0, error: 4))
         try (good + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
         // Back: the watch reloads it (counted once the new settings are published).
         while server.runtime.reloads.success == 0 { await Task.yield() }

@@ -4,8 +4,13 @@ import Foundation
 extension ConfigLoader {
     /// Loads `path`; a missing file at the default path means "all defaults"
     /// (the embedded demo), a missing file that was asked for by name is an error.
+    /// `refuseEmpty` (a reload's reading) refuses a file with nothing but white space in
+    /// it: at start an empty file is all defaults, but on reload it is far more often a
+    /// file caught being rewritten (`cat new > gateway.conf`, a full disk) than one
+    /// meant to put every key back to its default — `{}` says that.
     public static func load(
-        path: String, required: Bool, environment: [String: String] = ProcessInfo.processInfo.environment
+        path: String, required: Bool, refuseEmpty: Bool = false,
+        environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigErrors) -> GatewayConfig {
         guard FileManager.default.fileExists(atPath: path) else {
             if required {
@@ -28,6 +33,9 @@ extension ConfigLoader {
         let content = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? bytes.dropFirst(3) : bytes[...]
         guard let text = String(validating: content, as: UTF8.self) else {
             throw ConfigErrors(errors: [ConfigError(path: "", message: "cannot read \(path): not UTF-8 text")])
+        }
+        if refuseEmpty, text.allSatisfy(\.isWhitespace) {
+            throw ConfigErrors(errors: [ConfigError(path: "", message: "\(path) is empty: read as it is, every key would go back to its default (write {} to mean that)")])
         }
         return try load(yaml: text, environment: environment)
     }

@@ -33,12 +33,13 @@ public struct ConfigSource: Sendable {
     /// file moved away (an editor's save, a `git checkout`) was reloaded, by the watch
     /// within its interval, as the defaults, refused only because they turn the demo on,
     /// with the words `demo: changed, but only a restart applies it`; now it is
-    /// refused as `config file gateway.conf does not exist`.
+    /// refused as `config file gateway.conf does not exist`. An empty file is refused
+    /// too (``ConfigLoader/load(path:required:refuseEmpty:environment:)``).
     public static func file(
         _ path: String, adjust: @escaping @Sendable (inout GatewayConfig) -> Void = { _ in }
     ) -> ConfigSource {
         ConfigSource(path: path) { () throws(ConfigErrors) in
-            var config = try ConfigLoader.load(path: path, required: true)
+            var config = try ConfigLoader.load(path: path, required: true, refuseEmpty: true)
             adjust(&config)
             return config
         }
