@@ -71,6 +71,18 @@ if [ -d "$scratch" ] && [ "$(cat "$stamp" 2>/dev/null || echo absent)" != "$stam
   # Objects built with another profile (or none): SwiftPM would keep them.
   rm -rf "$scratch"/*-*-*/release "$scratch"/release "$scratch"/release.yaml "$scratch"/build.db
 fi
-swift build -c release "${flags[@]}" "$@"
+# swift build prints its diagnostics on standard output, which the load-test and bench
+# scripts send to /dev/null: a failed build also says why on standard error (until
+# 2026-12-07 `loadtest/run.sh` exited 1 without a word when the build failed).
+log=$(mktemp)
+if ! swift build -c release "${flags[@]}" "$@" | tee "$log"; then
+  {
+    echo "scripts/build-release.sh: the release build failed:"
+    grep -E "error:" "$log" | head -20 || tail -20 "$log"
+  } >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
 mkdir -p "$scratch"
 echo "$stamp_value" >"$stamp"

@@ -31,8 +31,23 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "Config file (YAML). Without it, ./gateway.conf is used if present, else the built-in defaults.")
     var config: String?
 
+    var path: String { config ?? "gateway.conf" }
+
     func load() throws(ConfigErrors) -> GatewayConfig {
-        try ConfigLoader.load(path: config ?? "gateway.conf", required: config != nil)
+        try ConfigLoader.load(path: path, required: config != nil)
+    }
+
+    /// The file, or its errors on standard error (each with its key path; then `then`,
+    /// when given) and exit status 1: `check-config`'s answer, and `reload`'s.
+    func loadOrExit(then: String? = nil) throws -> GatewayConfig {
+        do {
+            return try load()
+        } catch {
+            var stderr = StandardError()
+            print("\(path): \(error.errors.count) error(s)\n\(error)", to: &stderr)
+            if let then { print(then, to: &stderr) }
+            throw ExitCode(1)
+        }
     }
 }
 
@@ -93,7 +108,7 @@ struct Serve: AsyncParsableCommand {
         // the gateway's own both come out of the admin listener's /metrics.
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let path = options.config ?? "gateway.conf"
+        let path = options.path
         // Reloads read the same file with the same overrides (environment, --listen).
         let source = FileManager.default.fileExists(atPath: path) ? ConfigSource.file(path, adjust: adjust) : nil
         if let reason = source?.notReloadable { logger.notice("reloads will be refused: \(reason)") }
@@ -224,18 +239,10 @@ struct Reload: AsyncParsableCommand {
         } else {
             // The file the gateway reads (nginx -s reload reads its config the same way):
             // a gateway started with admin_listen: 127.0.0.1:9191 is asked there.
-            let path = options.config ?? "gateway.conf"
-            var stderr = StandardError()
-            let config: GatewayConfig
-            do {
-                config = try options.load()
-            } catch {
-                print("\(path): \(error.errors.count) error(s)\n\(error)", to: &stderr)
-                print("Error: not sent: the running gateway would refuse this file and keep its configuration", to: &stderr)
-                throw ExitCode(1)
-            }
+            let config = try options.loadOrExit(then: "Error: not sent: the running gateway would refuse this file and keep its configuration")
             guard let asked = AdminClient.endpoint(askingListener: config.adminListen) else {
-                print("Error: \(path): admin_listen \(config.adminListen) has port 0, which no file can name: give --admin", to: &stderr)
+                var stderr = StandardError()
+                print("Error: \(options.path): admin_listen \(config.adminListen) has port 0, which no file can name: give --admin", to: &stderr)
                 throw ExitCode(1)
             }
             endpoint = asked
@@ -292,15 +299,9 @@ struct CheckConfig: AsyncParsableCommand {
     var noResolve = false
 
     func run() async throws {
-        let path = options.config ?? "gateway.conf"
+        let path = options.path
         var stderr = StandardError()
-        let config: GatewayConfig
-        do {
-            config = try options.load()
-        } catch {
-            print("\(path): \(error.errors.count) error(s)\n\(error)", to: &stderr)
-            throw ExitCode(1)
-        }
+        let config = try options.loadOrExit()
         let source = FileManager.default.fileExists(atPath: path) ? path : "built-in defaults (\(path) not found)"
         // Then what the file needs from this machine: names that resolve, TLS files that load.
         let problems = StartupProblems.check(config, resolve: !noResolve)

@@ -532,6 +532,19 @@ struct OperationsTests {
         try await stop(server, upstream)
     }
 
+    /// The watch's log line names the files that changed: a renewed certificate, not
+    /// only the configuration file (until 2026-12-07 it said "config file or a
+    /// certificate it names changed").
+    @Test func theWatchNamesTheFilesThatChanged() throws {
+        let paths = ["gateway.conf", "tls.crt", "tls.key"]
+        let before = ConfigSource.watchFingerprint(configFile: "1.0/10/5/1", files: []) + " 2.0/20/6/1 3.0/30/7/1"
+        #expect(ConfigSource.changedFiles(paths, from: before, to: "1.0/10/5/1 2.5/21/8/1 3.5/31/9/1") == ["tls.crt", "tls.key"])
+        #expect(ConfigSource.changedFiles(paths, from: before, to: "1.1/11/5/1 2.0/20/6/1 3.0/30/7/1") == ["gateway.conf"])
+        #expect(ConfigSource.changedFiles(paths, from: before, to: "absent 2.0/20/6/1 3.0/30/7/1") == ["gateway.conf"])
+        #expect(ConfigSource.changedFiles(paths, from: nil, to: "1.0/10/5/1 2.0/20/6/1 3.0/30/7/1") == paths)
+        #expect(ConfigSource.changedFiles(paths, from: "1.0/10/5/1", to: "1.0/10/5/1 2.0/20/6/1 3.0/30/7/1") == paths)  // the list changed
+    }
+
     /// A Kubernetes ConfigMap as it is mounted: `gateway.conf` → `..data/gateway.conf`,
     /// `..data` → a directory of this version; an update writes a new directory and
     /// repoints `..data` (an atomic rename). The watch follows the links: until 2026-12-07

@@ -53,6 +53,17 @@ public struct ConfigSource: Sendable {
         ([configFile] + files.map { fingerprint($0) }).map { $0 ?? "absent" }.joined(separator: " ")
     }
 
+    /// Which of `paths` — the configuration file, then the files it names, as they went
+    /// into both ``watchFingerprint(configFile:files:)``s — differ between `old` and `new`:
+    /// the watch's log line names them ("tls/cert.pem changed", not only the config file).
+    /// All of them when the two do not hold the same files (a reload changed the list).
+    public static func changedFiles(_ paths: [String], from old: String?, to new: String) -> [String] {
+        let before = old?.split(separator: " ", omittingEmptySubsequences: false) ?? []
+        let after = new.split(separator: " ", omittingEmptySubsequences: false)
+        guard before.count == paths.count, after.count == paths.count else { return paths }
+        return zip(paths, zip(before, after)).filter { $0.1.0 != $0.1.1 }.map(\.0)
+    }
+
     /// One file's part of what `reload.watch` compares (``ConfigFileWatch``): the modification time, size,
     /// inode and device of the file `path` names, **through symlinks** — a Kubernetes
     /// ConfigMap mounts `gateway.conf` as a link to `..data/gateway.conf`, and an update

@@ -154,8 +154,13 @@ extension GatewayServer {
     /// read. (Those of the running configuration instead, a refused file naming others made
     /// every look a change: a refused reload every `reload.interval`.)
     func watchedFingerprint(_ source: ConfigSource) -> String {
+        watchedFingerprintAndFiles(source).fingerprint
+    }
+
+    /// The fingerprint and the files in it after the configuration file.
+    func watchedFingerprintAndFiles(_ source: ConfigSource) -> (fingerprint: String, files: [String]) {
         let files = state.withLock { $0.watchedFiles }
-        return ConfigSource.watchFingerprint(configFile: ConfigSource.fingerprint(source.path), files: files)
+        return (ConfigSource.watchFingerprint(configFile: ConfigSource.fingerprint(source.path), files: files), files)
     }
 
     /// `reload.watch`: checks the modification time, size and inode of the configuration
@@ -182,10 +187,14 @@ extension GatewayServer {
                 let wait = state.withLock { $0.fileWatch?.nextLook(interval: interval) } ?? interval
                 do { try await Task.sleep(for: wait) } catch { return }
                 guard runtime.settings.config.reload.watch else { continue }  // as it is after the wait
-                let fingerprint = watchedFingerprint(source)
+                let (fingerprint, files) = watchedFingerprintAndFiles(source)
                 let now = MonotonicTime.current
+                let before = state.withLock { $0.fileWatch?.loaded }
                 guard state.withLock({ $0.fileWatch?.observe(fingerprint, now: now) ?? false }) else { continue }
-                logger.info("config file or a certificate it names changed; reloading", metadata: ["file": "\(source.path)"])
+                let changed = ConfigSource.changedFiles([source.path] + files, from: before, to: fingerprint)
+                logger.info(
+                    "watched file changed; reloading",
+                    metadata: ["file": "\(source.path)", "changed": "\(changed.joined(separator: ", "))"])
                 _ = await reloadFromSource()
             }
         }
