@@ -67,7 +67,7 @@ if [ -z "${BASE_URL:-}" ]; then
       for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.1; done
       curl -sf -o /dev/null "http://127.0.0.1:$port/health" || { echo "the demo upstream on :$port did not start; see $out/demo-*.log" >&2; exit 1; }
     done
-    cp "$here/compose-gateway.conf" "$out/gateway.conf"
+    cp "$here/configs/compose/gateway.conf" "$out/gateway.conf"
     # The automatic limits.max_connections, (limit − 64) / 2, keeps half the descriptors
     # for upstream connections; under a low hard limit (20 000 on the development VM)
     # that refuses some of the 10 000-20 000 users of the load and stress tests, whose
