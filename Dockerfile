@@ -42,6 +42,10 @@ RUN echo 'fluxgate:x:10001:10001:Fluxgate:/nonexistent:/usr/sbin/nologin' >> /et
     && mkdir -p /etc/fluxgate
 COPY --from=binary /out/fluxgate /usr/local/bin/fluxgate
 COPY deploy/docker/gateway.conf /etc/fluxgate/gateway.conf
+# The config's directory: `docker exec NAME fluxgate reload` finds ./gateway.conf and
+# asks the admin_listen it names, and relative paths in the file (tls.certificate:
+# tls.crt) are beside it.
+WORKDIR /etc/fluxgate
 USER 10001:10001
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
