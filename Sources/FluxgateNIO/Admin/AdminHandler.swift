@@ -22,10 +22,20 @@ final class AdminHandler: ChannelInboundHandler {
     /// A complete request held until the client takes the answers before it.
     private var waiting: HTTPRequestHead?
 
-    init(server: AdminServer, timeouts: ClientTimeoutHandler, maxBodyBytes: Int) {
+    /// The connection cap's bookkeeping (``IdleEvictingConnectionCap``): an answer is
+    /// being made (the connection is not closed to make room), and it is written.
+    private let answering: () -> Void
+    private let answered: () -> Void
+
+    init(
+        server: AdminServer, timeouts: ClientTimeoutHandler, maxBodyBytes: Int,
+        answering: @escaping () -> Void = {}, answered: @escaping () -> Void = {}
+    ) {
         self.server = server
         self.timeouts = timeouts
         self.maxBodyBytes = maxBodyBytes
+        self.answering = answering
+        self.answered = answered
     }
 
     /// The header timeout runs until the request's end, not its head's: no endpoint takes
@@ -72,6 +82,7 @@ final class AdminHandler: ChannelInboundHandler {
     }
 
     private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        answering()
         let path = String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
         let promise = context.eventLoop.makePromise(of: AdminServer.Response.self)
         let server = self.server
@@ -107,6 +118,7 @@ final class AdminHandler: ChannelInboundHandler {
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if keepAlive {
+            answered()
             timeouts.responseCompleted(now: MonotonicTime(context.eventLoop.now))
         } else {
             done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }

@@ -23,8 +23,10 @@ import NIOPosix
 /// ``Limits/maxDiscardedBodyBytes`` (else 413 and close), an idle keep-alive connection closes after
 /// ``Limits/idleTimeout`` (60 s), one that takes none of its answers after
 /// ``Limits/sendTimeout`` (30 s), and at most ``Limits/maxConnections`` (64) are open —
-/// more are answered 503 and closed at accept, as the data port answers connections
-/// beyond `limits.max_connections`. Before these, a client that sent half a head held its
+/// at the cap a new connection closes the one idle longest (``IdleEvictingConnectionCap``;
+/// until 2026-12-07 it was answered 503 whatever the others were doing, so 64 idle
+/// keep-alive connections kept every probe out), and only when the gateway is working
+/// on an answer for all 64 is it answered 503 and closed. Before these, a client that sent half a head held its
 /// connection for ever (found by trying it), so enough of them could take every
 /// descriptor from the data path.
 final class AdminServer: Sendable {
@@ -82,21 +84,45 @@ final class AdminServer: Sendable {
     ) async throws -> (channel: any Channel, socket: CInt) {
         let descriptor = try socket
             ?? ListeningSocket.open(try AddressLookup.address(endpoint.host, port: endpoint.port, family: family), backlog: 128)
-        let open = NIOLockedValueBox(0)
+        let connections = NIOLockedValueBox(OpenConnections(cap: IdleEvictingConnectionCap(capacity: limits.maxConnections)))
         let channel = try await ServerBootstrap(group: group)
             .pausingAcceptsWhenOutOfDescriptors()
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let admitted = open.withLockedValue { count in
-                        guard count < limits.maxConnections else { return false }
-                        count += 1
-                        return true
+                    let id = ObjectIdentifier(channel)
+                    let (admission, making) = connections.withLockedValue {
+                        (open: inout OpenConnections) -> (IdleEvictingConnectionCap<ObjectIdentifier>.Admission, (any Channel)?) in
+                        let admission = open.cap.open(id, now: .current)
+                        switch admission {
+                        case .admitted:
+                            open.channels[id] = channel
+                            return (admission, nil)
+                        case .admittedClosing(let longest):
+                            open.channels[id] = channel
+                            return (admission, open.channels.removeValue(forKey: longest))
+                        case .refused:
+                            open.lingeringRefusals += 1
+                            return (admission, nil)
+                        }
                     }
-                    guard admitted else {
-                        try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler(answer: Self.tooManyConnections()))
+                    guard admission != .refused else {
+                        // The 503 waits for the request (a reset would lose it), as the data
+                        // port's refusals do; at most `maxConnections` wait at once.
+                        let linger = connections.withLockedValue { $0.lingeringRefusals <= limits.maxConnections }
+                        channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0.lingeringRefusals -= 1 } }
+                        try channel.pipeline.syncOperations.addHandler(
+                            RefuseConnectionHandler(
+                                answer: Self.tooManyConnections(),
+                                lingerTimeout: linger ? .nanoseconds(limits.lingerTimeout.nanosecondsClamped) : nil))
                         return
                     }
-                    channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                    making?.close(promise: nil)  // the connection idle longest makes room
+                    channel.closeFuture.whenComplete { _ in
+                        connections.withLockedValue { open in
+                            open.cap.closed(id)
+                            open.channels[id] = nil
+                        }
+                    }
                     // Closes for unparseable input linger (``AdminHandler/errorCaught``).
                     try channel.pipeline.syncOperations.addHandler(
                         LingeringCloseHandler(timeout: .nanoseconds(limits.lingerTimeout.nanosecondsClamped), closesLinger: true))
@@ -109,12 +135,24 @@ final class AdminServer: Sendable {
                     try channel.pipeline.syncOperations.addHandler(timeouts)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        AdminHandler(server: self, timeouts: timeouts, maxBodyBytes: limits.maxDiscardedBodyBytes))
+                        AdminHandler(
+                            server: self, timeouts: timeouts, maxBodyBytes: limits.maxDiscardedBodyBytes,
+                            answering: { connections.withLockedValue { $0.cap.answering(id) } },
+                            answered: { connections.withLockedValue { $0.cap.answered(id, now: .current) } }))
                 }
             }
             .withBoundSocket(descriptor)
             .get()
         return (channel, descriptor)
+    }
+
+    /// The admin listener's open connections: the cap's bookkeeping, and the channels it
+    /// may close to make room.
+    struct OpenConnections {
+        var cap: IdleEvictingConnectionCap<ObjectIdentifier>
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        /// Refused connections waiting for their request to answer it.
+        var lingeringRefusals = 0
     }
 
     struct Response: Sendable {
