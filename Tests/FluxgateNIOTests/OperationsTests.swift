@@ -45,6 +45,10 @@ struct OperationsTests {
             #expect(try await admin("GET", "/healthz", gateway).status == .ok)
             let ready = try await admin("GET", "/readyz", gateway)
             #expect(ready.status == .ok && ready.body == "ready\n")
+            let readyIgnoring = try await admin("GET", "/readyz?ignore=utilization", gateway)
+            #expect(readyIgnoring.status == .ok && readyIgnoring.body == "ready\n")
+            let typo = try await admin("GET", "/readyz?ignore=utilisation", gateway)
+            #expect(typo.status == .badRequest && typo.body.contains("ignore=utilization"), "\(typo.body)")
             let metrics = try await admin("GET", "/metrics", gateway)
             #expect(metrics.status == .ok)
             #expect(metrics.head.headers.first(name: "content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
@@ -66,8 +70,25 @@ struct OperationsTests {
             gateway.gateway.runtime.setReady(0, false)
             let notReady = try await admin("GET", "/readyz", gateway)
             #expect(notReady.status == .serviceUnavailable && notReady.body == "not ready: no upstream ready\n")
+            let notReadyIgnoring = try await admin("GET", "/readyz?ignore=utilization", gateway)
+            #expect(notReadyIgnoring.status == .serviceUnavailable && notReadyIgnoring.body == "not ready: no upstream ready\n")
             try await client.close()
         }
+    }
+
+    /// The readiness rule: draining, then no upstream in rotation, then utilization ≥ 0.9 —
+    /// the last left out for `/readyz?ignore=utilization` (the Kubernetes manifest's
+    /// probe: replicas overloaded together must not all leave the Service at once).
+    @Test func readinessCountsUtilizationUnlessAskedNotTo() {
+        #expect(GatewayObservability.notReady(draining: false, anyRouted: true, utilization: 0.95) == "utilization 0.95 >= 0.90")
+        #expect(GatewayObservability.notReady(draining: false, anyRouted: true, utilization: 0.89) == nil)
+        #expect(GatewayObservability.notReady(draining: false, anyRouted: true, utilization: nil) == nil)
+        #expect(GatewayObservability.notReady(draining: false, anyRouted: false, utilization: nil) == "no upstream ready")
+        #expect(GatewayObservability.notReady(draining: true, anyRouted: true, utilization: nil) == "draining")
+        #expect(AdminServer.readinessCountsUtilization(nil) == true)
+        #expect(AdminServer.readinessCountsUtilization("") == true)
+        #expect(AdminServer.readinessCountsUtilization("ignore=utilization") == false)
+        #expect(AdminServer.readinessCountsUtilization("ignore=load") == nil)
     }
 
     /// Admit, shed for each reason the sequence can reach, retry, flip: every exchange

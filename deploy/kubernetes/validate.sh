@@ -34,7 +34,9 @@ open(os.environ.get("TMPDIR", "/tmp") + "/fluxgate-k8s-gateway.conf", "w").write
 deployment = yaml.safe_load(open("deployment.yaml"))
 pod = deployment["spec"]["template"]["spec"]
 container = pod["containers"][0]
-assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+# Not plain /readyz (503 at utilization >= 0.9): replicas overloaded together would all
+# leave the Service at once (docs/OPERATIONS.md, "Readiness on Kubernetes").
+assert container["readinessProbe"]["httpGet"]["path"] == "/readyz?ignore=utilization"
 assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 import re
 def seconds(text):  # the config's durations: 25s, 1m30s, 500ms

@@ -83,10 +83,12 @@ final class AdminHandler: ChannelInboundHandler {
 
     private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         answering()
-        let path = String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = String(parts.first ?? "")
+        let query = parts.count > 1 ? parts[1] : nil
         let promise = context.eventLoop.makePromise(of: AdminServer.Response.self)
         let server = self.server
-        promise.completeWithTask { await server.respond(method: head.method, path: path) }
+        promise.completeWithTask { await server.respond(method: head.method, path: path, query: query) }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         promise.futureResult.whenSuccess { response in
             let (handler, context) = bound.value

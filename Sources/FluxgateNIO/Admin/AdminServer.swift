@@ -175,12 +175,29 @@ final class AdminServer: Sendable {
 
     static let paths = ["/metrics", "/stats", "/healthz", "/readyz", "/reload"]
 
-    func respond(method: HTTPMethod, path: String) async -> Response {
+    /// Whether `/readyz` with this query counts utilization: without one, yes (at ≥ 0.9
+    /// not ready, SPEC's rule — a load balancer in front of independent gateways moves
+    /// traffic off a saturated one); `ignore=utilization`, no — ready unless draining or
+    /// with no upstream in rotation, for a Kubernetes readiness probe: replicas that
+    /// share one overload (cluster mode shares `S`) reach 0.9 together, every one would
+    /// leave the Service at once, and clients would meet refused connections instead of
+    /// the gateways' fast 503s. Anything else: nil (a 400 naming the one query taken).
+    static func readinessCountsUtilization(_ query: Substring?) -> Bool? {
+        guard let query, !query.isEmpty else { return true }
+        return query == "ignore=utilization" ? false : nil
+    }
+
+    func respond(method: HTTPMethod, path: String, query: Substring? = nil) async -> Response {
         switch (method, path) {
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
             return .text(.ok, "ok\n")
         case (.GET, "/readyz"), (.HEAD, "/readyz"):
-            if let reason = observability.notReadyReason() { return .text(.serviceUnavailable, "not ready: \(reason)\n") }
+            guard let counting = Self.readinessCountsUtilization(query) else {
+                return .text(.badRequest, "/readyz takes ignore=utilization (ready unless draining or with no upstream in rotation) or nothing\n")
+            }
+            if let reason = observability.notReadyReason(countingUtilization: counting) {
+                return .text(.serviceUnavailable, "not ready: \(reason)\n")
+            }
             return .text(.ok, "ready\n")
         case (.GET, "/metrics"), (.HEAD, "/metrics"):
             return Response(

@@ -178,16 +178,26 @@ public final class GatewayObservability: Sendable {
     var uptime: Double { Double((NIODeadline.now() - started).nanoseconds) / 1e9 }
 
     /// Why `/readyz` says no (SPEC §4), or nil when ready; no per-loop reading needed.
-    func notReadyReason() -> String? {
-        Self.notReady(draining: runtime.draining, anyRouted: runtime.router.routed.contains(true), gate: runtime.gate.snapshot)
+    func notReadyReason(countingUtilization: Bool = true) -> String? {
+        Self.notReady(
+            draining: runtime.draining, anyRouted: runtime.router.routed.contains(true), gate: runtime.gate.snapshot,
+            countingUtilization: countingUtilization)
     }
 
     /// The readiness rule, in one place for `/readyz`, `/stats` and `fluxgate_ready`:
-    /// not ready while draining, with no upstream in rotation, or at utilization ≥ 0.9.
-    static func notReady(draining: Bool, anyRouted: Bool, gate: AdmissionGate.Snapshot) -> String? {
+    /// not ready while draining, with no upstream in rotation, or at utilization ≥ 0.9 —
+    /// that last part left out for `/readyz?ignore=utilization` (`countingUtilization`
+    /// false), the Kubernetes manifest's probe: replicas overloaded together would all
+    /// leave the Service at once.
+    static func notReady(draining: Bool, anyRouted: Bool, gate: AdmissionGate.Snapshot, countingUtilization: Bool = true) -> String? {
+        notReady(draining: draining, anyRouted: anyRouted, utilization: countingUtilization ? gate.utilization : nil)
+    }
+
+    /// The rule on plain values (`utilization` nil: not counted).
+    static func notReady(draining: Bool, anyRouted: Bool, utilization: Double?) -> String? {
         if draining { return "draining" }
         if !anyRouted { return "no upstream ready" }
-        if gate.utilization >= 0.9 { return "utilization \(gate.utilization.formatted2) >= 0.90" }
+        if let utilization, utilization >= 0.9 { return "utilization \(utilization.formatted2) >= 0.90" }
         return nil
     }
 
