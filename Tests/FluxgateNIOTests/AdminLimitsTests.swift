@@ -15,7 +15,7 @@ import Testing
 struct AdminLimitsTests {
     func withAdmin(
         _ limits: AdminServer.Limits, reloads: NIOLockedValueBox<Int> = NIOLockedValueBox(0),
-        reloadWaitsFor release: AsyncStream<Void>? = nil,
+        reloadWaitsFor release: AsyncStream<Void>? = nil, logger: Logger = Logger(label: "test"),
         _ body: (SocketAddress, any EventLoopGroup) async throws -> Void
     ) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -27,7 +27,7 @@ struct AdminLimitsTests {
                 reloads.withLockedValue { $0 += 1 }
                 if let release { for await _ in release { break } }  // a reload that takes until released
                 return ReloadOutcome(result: "success", version: 1, errors: [], changes: [])
-            }, logger: Logger(label: "test"))
+            }, logger: logger)
         let (channel, _) = try await admin.bind(SocketEndpoint(host: "127.0.0.1", port: 0), group: group, limits: limits)
         do {
             try await body(channel.localAddress!, group)
@@ -133,7 +133,9 @@ struct AdminLimitsTests {
     /// keep-alive connections when it runs out: until 2026-12-07 it was refused, and 64
     /// idle keep-alive connections kept every probe out (a connection reset, by hand).
     @Test func atTheCapANewConnectionClosesTheOneIdleLongest() async throws {
-        try await withAdmin(.init(headerTimeout: .seconds(5), idleTimeout: .seconds(30), maxConnections: 2)) { address, group in
+        let capture = AdmissionGateTests.Capture()
+        let logger = Logger(label: "test") { _ in capture }
+        try await withAdmin(.init(headerTimeout: .seconds(5), idleTimeout: .seconds(30), maxConnections: 2), logger: logger) { address, group in
             let (first, firstSink) = try await RawClient.open(with: address, group: group)
             let (second, secondSink) = try await RawClient.open(with: address, group: group)
             // Answered in this order: the first has been idle longest.
@@ -144,6 +146,8 @@ struct AdminLimitsTests {
             let probe = try await RawClient.exchange("GET /healthz HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n", with: address, group: group)
             #expect(probe.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "a third connection: \(probe.text)")
             try await first.closeFuture.get()  // closed by the server to make room
+            // Said in the log (at most once a second), as nginx says it reuses connections.
+            #expect(capture.lines.withLockedValue { $0 }.filter { $0.hasPrefix("admin listener at its connection cap") }.count == 1)
             try await second.writeAndFlush(ByteBuffer(string: "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"))
             try await secondSink.waitFor("HTTP/1.1 200 OK\r\n", on: second.eventLoop)
             #expect(second.isActive)

@@ -99,6 +99,7 @@ final class AdminServer: Sendable {
                             return (admission, nil)
                         case .admittedClosing(let longest):
                             open.channels[id] = channel
+                            open.madeRoom += 1
                             return (admission, open.channels.removeValue(forKey: longest))
                         case .refused:
                             open.lingeringRefusals += 1
@@ -116,7 +117,23 @@ final class AdminServer: Sendable {
                                 lingerTimeout: linger ? .nanoseconds(limits.lingerTimeout.nanosecondsClamped) : nil))
                         return
                     }
-                    making?.close(promise: nil)  // the connection idle longest makes room
+                    if let making {
+                        making.close(promise: nil)  // the connection idle longest makes room
+                        // Said at most once a second, as nginx says "worker_connections are
+                        // not enough, reusing connections": someone holds many connections.
+                        let now = MonotonicTime.current
+                        let closed = connections.withLockedValue { open -> Int? in
+                            guard open.lastRoomNotice.map({ now - $0 >= .seconds(1) }) ?? true else { return nil }
+                            open.lastRoomNotice = now
+                            defer { open.madeRoom = 0 }
+                            return open.madeRoom
+                        }
+                        if let closed {
+                            self.logger.notice(
+                                "admin listener at its connection cap: closing the connections idle longest to accept new ones",
+                                metadata: ["cap": "\(limits.maxConnections)", "closed_since_last_notice": "\(closed)"])
+                        }
+                    }
                     channel.closeFuture.whenComplete { _ in
                         connections.withLockedValue { open in
                             open.cap.closed(id)
@@ -153,6 +170,9 @@ final class AdminServer: Sendable {
         var channels: [ObjectIdentifier: any Channel] = [:]
         /// Refused connections waiting for their request to answer it.
         var lingeringRefusals = 0
+        /// Connections closed to make room since the last notice, and when that was.
+        var madeRoom = 0
+        var lastRoomNotice: MonotonicTime?
     }
 
     struct Response: Sendable {
