@@ -75,11 +75,8 @@ public enum AdminClient {
     /// machine would; nil for port 0 (the kernel picks one: no file can say which).
     public static func endpoint(askingListener listener: SocketEndpoint) -> SocketEndpoint? {
         guard listener.port != 0 else { return nil }
-        switch listener.host {
-        case "0.0.0.0": return SocketEndpoint(host: "127.0.0.1", port: listener.port)
-        case "::": return SocketEndpoint(host: "::1", port: listener.port)
-        default: return listener
-        }
+        guard listener.isWildcard else { return listener }
+        return SocketEndpoint(host: listener.host.contains(":") ? "::1" : "127.0.0.1", port: listener.port)
     }
 
     /// What is wrong with a path given to `fluxgate healthcheck --path`, or nil: it goes

@@ -100,11 +100,13 @@ public struct UpstreamURL: Hashable, Sendable, CustomStringConvertible {
 }
 
 extension SocketEndpoint {
+    /// A listener on every interface of its family: `0.0.0.0` or `::`.
+    public var isWildcard: Bool { host == "0.0.0.0" || host == "::" || host == "[::]" }
+
     /// Whether binding both would collide: one port (not 0, which asks the kernel for a
     /// free one), and the same host or a wildcard (`0.0.0.0`, `::`) on either side.
     func sharesPort(with other: SocketEndpoint) -> Bool {
         guard port == other.port, port != 0 else { return false }
-        let wildcards: Set<String> = ["0.0.0.0", "::", "[::]"]
-        return host == other.host || wildcards.contains(host) || wildcards.contains(other.host)
+        return host == other.host || isWildcard || other.isWildcard
     }
 }

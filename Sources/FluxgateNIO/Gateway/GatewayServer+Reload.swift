@@ -189,8 +189,12 @@ extension GatewayServer {
                 guard runtime.settings.config.reload.watch else { continue }  // as it is after the wait
                 let (fingerprint, files) = watchedFingerprintAndFiles(source)
                 let now = MonotonicTime.current
-                let before = state.withLock { $0.fileWatch?.loaded }
-                guard state.withLock({ $0.fileWatch?.observe(fingerprint, now: now) ?? false }) else { continue }
+                // What was loaded before this look, read under the same lock as the look.
+                let (reload, before) = state.withLock { state in
+                    let before = state.fileWatch?.loaded
+                    return (state.fileWatch?.observe(fingerprint, now: now) ?? false, before)
+                }
+                guard reload else { continue }
                 let changed = ConfigSource.changedFiles([source.path] + files, from: before, to: fingerprint)
                 logger.info(
                     "watched file changed; reloading",
