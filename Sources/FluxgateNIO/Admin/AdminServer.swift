@@ -90,48 +90,22 @@ final class AdminServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let id = ObjectIdentifier(channel)
-                    let (admission, making) = connections.withLockedValue {
-                        (open: inout OpenConnections) -> (IdleEvictingConnectionCap<ObjectIdentifier>.Admission, (any Channel)?) in
-                        let admission = open.cap.open(id, now: .current)
-                        switch admission {
-                        case .admitted:
-                            open.channels[id] = channel
-                            return (admission, nil)
-                        case .admittedClosing(let longest):
-                            open.channels[id] = channel
-                            open.madeRoom += 1
-                            return (admission, open.channels.removeValue(forKey: longest))
-                        case .refused:
-                            open.lingeringRefusals += 1
-                            return (admission, nil)
-                        }
-                    }
-                    guard admission != .refused else {
+                    switch connections.withLockedValue({ $0.accept(channel, id: id, now: .current) }) {
+                    case .refused(let linger):
                         // The 503 waits for the request (a reset would lose it), as the data
                         // port's refusals do; at most `maxConnections` wait at once.
-                        let linger = connections.withLockedValue { $0.lingeringRefusals <= limits.maxConnections }
                         channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0.lingeringRefusals -= 1 } }
                         try channel.pipeline.syncOperations.addHandler(
                             RefuseConnectionHandler(
                                 answer: Self.tooManyConnections(),
                                 lingerTimeout: linger ? .nanoseconds(limits.lingerTimeout.nanosecondsClamped) : nil))
                         return
-                    }
-                    if let making {
-                        making.close(promise: nil)  // the connection idle longest makes room
-                        // Said at most once a second, as nginx says "worker_connections are
-                        // not enough, reusing connections": someone holds many connections.
-                        let now = MonotonicTime.current
-                        let closed = connections.withLockedValue { open -> Int? in
-                            guard open.lastRoomNotice.map({ now - $0 >= .seconds(1) }) ?? true else { return nil }
-                            open.lastRoomNotice = now
-                            defer { open.madeRoom = 0 }
-                            return open.madeRoom
-                        }
-                        if let closed {
+                    case .admitted(let making, let notice):
+                        making?.close(promise: nil)  // the connection idle longest makes room
+                        if let notice {
                             self.logger.notice(
                                 "admin listener at its connection cap: closing the connections idle longest to accept new ones",
-                                metadata: ["cap": "\(limits.maxConnections)", "closed_since_last_notice": "\(closed)"])
+                                metadata: ["cap": "\(limits.maxConnections)", "closed_since_last_notice": "\(notice)"])
                         }
                     }
                     channel.closeFuture.whenComplete { _ in
@@ -173,6 +147,37 @@ final class AdminServer: Sendable {
         /// Connections closed to make room since the last notice, and when that was.
         var madeRoom = 0
         var lastRoomNotice: MonotonicTime?
+
+        enum Accepted {
+            /// Open; `making` (the connection idle longest) is to be closed to make room,
+            /// and `notice` is the count closed so since the last log notice when one is due
+            /// (at most once a second, as nginx says "worker_connections are not enough,
+            /// reusing connections").
+            case admitted(making: (any Channel)?, notice: Int?)
+            /// Answered 503; `linger`: it waits for the request first.
+            case refused(linger: Bool)
+        }
+
+        mutating func accept(_ channel: any Channel, id: ObjectIdentifier, now: MonotonicTime) -> Accepted {
+            switch cap.open(id, now: now) {
+            case .admitted:
+                channels[id] = channel
+                return .admitted(making: nil, notice: nil)
+            case .admittedClosing(let longest):
+                channels[id] = channel
+                madeRoom += 1
+                var notice: Int?
+                if lastRoomNotice.map({ now - $0 >= .seconds(1) }) ?? true {
+                    notice = madeRoom
+                    madeRoom = 0
+                    lastRoomNotice = now
+                }
+                return .admitted(making: channels.removeValue(forKey: longest), notice: notice)
+            case .refused:
+                lingeringRefusals += 1
+                return .refused(linger: lingeringRefusals <= cap.capacity)
+            }
+        }
     }
 
     struct Response: Sendable {
