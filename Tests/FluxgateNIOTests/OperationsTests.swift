@@ -633,12 +633,12 @@ struct OperationsTests {
         #expect(refused.result == "error" && refused.errors.joined().contains("workers"), "\(refused.errors)")
         #expect(server.state.withLock { $0.watchedFiles } == [ca])
         var watch = try #require(server.state.withLock { $0.fileWatch })
-        let look = server.watchedFingerprint(server.source!)
+        let look = server.watchedFingerprintAndFiles(server.source!).fingerprint
         let later = MonotonicTime.current
         #expect(!watch.observe(look, now: later) && !watch.observe(look, now: later.advanced(byNanoseconds: 10_000_000_000)))
         // The CA file named changes: that is a change (the next reload is refused again, once).
         try "-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----\n".write(toFile: ca, atomically: true, encoding: .utf8)
-        let changed = server.watchedFingerprint(server.source!)
+        let changed = server.watchedFingerprintAndFiles(server.source!).fingerprint
         #expect(!watch.observe(changed, now: later) && watch.observe(changed, now: later.advanced(byNanoseconds: 10_000_000_000)))
         try await stop(server, upstream)
     }

@@ -151,13 +151,9 @@ extension GatewayServer {
     }
 
     /// The watch's look: the configuration file and the certificates it named when last
-    /// read. (Those of the running configuration instead, a refused file naming others made
-    /// every look a change: a refused reload every `reload.interval`.)
-    func watchedFingerprint(_ source: ConfigSource) -> String {
-        watchedFingerprintAndFiles(source).fingerprint
-    }
-
-    /// The fingerprint and the files in it after the configuration file.
+    /// read (those files are returned too, for the log line). (Those of the running
+    /// configuration instead, a refused file naming others made every look a change: a
+    /// refused reload every `reload.interval`.)
     func watchedFingerprintAndFiles(_ source: ConfigSource) -> (fingerprint: String, files: [String]) {
         let files = state.withLock { $0.watchedFiles }
         return (ConfigSource.watchFingerprint(configFile: ConfigSource.fingerprint(source.path), files: files), files)
