@@ -15,7 +15,7 @@ public struct GatewayApplication: Sendable {
 
     public init(
         config: GatewayConfig, group: any EventLoopGroup, logger: Logger, source: ConfigSource? = nil,
-        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logLevel: LogLevelSwitch? = nil
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), applicationLog: ApplicationLogSwitch? = nil
     ) throws {
         var demos: [DemoUpstreamServer] = []
         if config.runsEmbeddedDemo {
@@ -27,7 +27,7 @@ public struct GatewayApplication: Sendable {
         }
         self.demos = demos
         self.gateway = try GatewayServer(
-            config: config, group: group, logger: logger, source: source, registry: registry, logLevel: logLevel)
+            config: config, group: group, logger: logger, source: source, registry: registry, applicationLog: applicationLog)
     }
 
     /// Binds every listener: demos first, so the gateway's first request finds them.

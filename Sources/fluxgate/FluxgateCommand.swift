@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
     var listen: String?
 
     func run() async throws {
-        let levelSwitch = LogLevelSwitch()
+        let levelSwitch = ApplicationLogSwitch(format: ApplicationLogSwitch.format(environment: ProcessInfo.processInfo.environment))
         LoggingSystem.bootstrap { label in levelSwitch.makeHandler(label: label) }
         let logger = Logger(label: "fluxgate")
         let listenOverride: SocketEndpoint?
@@ -116,7 +116,7 @@ struct Serve: AsyncParsableCommand {
         let sockets = try Self.inheritedSockets(config: config, environment: environment, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers == 0 ? System.coreCount : config.workers)
         let application = try GatewayApplication(
-            config: config, group: group, logger: logger, source: source, registry: registry, logLevel: levelSwitch)
+            config: config, group: group, logger: logger, source: source, registry: registry, applicationLog: levelSwitch)
         do {
             try await application.start(sockets: sockets.sockets)
         } catch {

@@ -151,6 +151,10 @@ struct AdminLimitsTests {
             try await second.writeAndFlush(ByteBuffer(string: "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"))
             try await secondSink.waitFor("HTTP/1.1 200 OK\r\n", on: second.eventLoop)
             #expect(second.isActive)
+            // And counted, for a dashboard: one closed to make room, none refused.
+            try await second.writeAndFlush(ByteBuffer(string: "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"))
+            try await secondSink.waitFor("fluxgate_admin_connections_refused_total 0\n", on: second.eventLoop)
+            try await secondSink.waitFor("fluxgate_admin_connections_evicted_total 1\n", on: second.eventLoop)
             try await second.close()
         }
     }
@@ -178,9 +182,12 @@ struct AdminLimitsTests {
             for (channel, sink) in [(first, firstSink), (second, secondSink)] {
                 try await sink.waitFor("\"result\" : \"success\"", on: channel.eventLoop)
             }
-            // Answered: idle again, so the next connection takes the place of one of them.
-            let probe = try await RawClient.exchange("GET /healthz HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n", with: address, group: group)
+            // Answered: idle again, so the next connection takes the place of one of them;
+            // the refusal and that eviction are counted.
+            let probe = try await RawClient.exchange("GET /metrics HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n", with: address, group: group)
             #expect(probe.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(probe.text)")
+            #expect(probe.text.contains("fluxgate_admin_connections_refused_total 1\n"), "\(probe.text)")
+            #expect(probe.text.contains("fluxgate_admin_connections_evicted_total 1\n"), "\(probe.text)")
             releasing.finish()
             try? await first.close()
             try? await second.close()

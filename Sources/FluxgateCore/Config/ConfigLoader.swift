@@ -9,7 +9,7 @@ public enum ConfigLoader {
     /// Top-level keys, in the order `gateway.conf.example` documents them.
     public static let topLevelKeys = [
         "listen", "admin_listen", "workers", "upstreams", "balancer", "health_check", "retry", "admission", "rate_limit",
-        "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "dns", "access_log", "log_level", "drain_timeout", "reload", "demo", "parser", "cluster",
+        "timeouts", "limits", "trusted_proxies", "tls", "upstream_tls", "pool", "dns", "access_log", "log_level", "log_format", "drain_timeout", "reload", "demo", "parser", "cluster",
         "abort_on_client_close",
     ]
 
@@ -92,6 +92,8 @@ public enum ConfigLoader {
         config.logLevel = r.scalar(
             top, "log_level", default: config.logLevel, expected: "trace, debug, info, notice, warning, error or critical",
             parse: { LogLevel(rawValue: $0.lowercased()) })
+        config.logFormat = r.scalar(
+            top, "log_format", default: config.logFormat, expected: "text or json", parse: { LogFormat(rawValue: $0.lowercased()) })
         config.drainTimeout = r.duration(top, "drain_timeout", default: config.drainTimeout, minimum: .zero)
         config.balancer = r.scalar(
             top, "balancer", default: config.balancer, expected: "round_robin or least_requests",

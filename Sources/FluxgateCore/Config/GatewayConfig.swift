@@ -29,6 +29,9 @@ public struct GatewayConfig: Sendable, Equatable {
     public var accessLog = AccessLogConfig()
     /// The application log's level (`log_level`); a reload changes it.
     public var logLevel = LogLevel.info
+    /// The application log's line format (`log_format`): swift-log's text lines, or one
+    /// JSON object per line for log collectors; a reload changes it.
+    public var logFormat = LogFormat.text
     /// How long a graceful stop (SIGTERM/SIGINT) waits for requests in flight (`drain_timeout`).
     public var drainTimeout: Duration = .seconds(30)
     /// Reload when the config file changes (`reload.watch`), checked every `reload.interval`.
@@ -79,6 +82,7 @@ public struct GatewayConfig: Sendable, Equatable {
         if dns != old.dns { keys.append("dns") }
         if accessLog != old.accessLog { keys.append("access_log") }
         if logLevel != old.logLevel { keys.append("log_level") }
+        if logFormat != old.logFormat { keys.append("log_format") }
         if drainTimeout != old.drainTimeout { keys.append("drain_timeout") }
         if reload != old.reload { keys.append("reload") }
         if trustedProxies != old.trustedProxies { keys.append("trusted_proxies") }
@@ -158,6 +162,10 @@ public enum RequestParserChoice: String, Sendable, CaseIterable {
 
 public enum LogLevel: String, Sendable, CaseIterable {
     case trace, debug, info, notice, warning, error, critical
+}
+
+public enum LogFormat: String, Sendable, CaseIterable {
+    case text, json
 }
 
 /// Upstream host names are resolved at start and at each reload that changes an

@@ -92,6 +92,7 @@ final class AdminServer: Sendable {
                     let id = ObjectIdentifier(channel)
                     switch connections.withLockedValue({ $0.accept(channel, id: id, now: .current) }) {
                     case .refused(let linger):
+                        self.observability.runtime.adminConnectionsRefused.add(1, ordering: .relaxed)
                         // The 503 waits for the request (a reset would lose it), as the data
                         // port's refusals do; at most `maxConnections` wait at once.
                         channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0.lingeringRefusals -= 1 } }
@@ -101,7 +102,10 @@ final class AdminServer: Sendable {
                                 lingerTimeout: linger ? .nanoseconds(limits.lingerTimeout.nanosecondsClamped) : nil))
                         return
                     case .admitted(let making, let notice):
-                        making?.close(promise: nil)  // the connection idle longest makes room
+                        if let making {
+                            making.close(promise: nil)  // the connection idle longest makes room
+                            self.observability.runtime.adminConnectionsEvicted.add(1, ordering: .relaxed)
+                        }
                         if let notice {
                             self.logger.notice(
                                 "admin listener at its connection cap: closing the connections idle longest to accept new ones",

@@ -31,6 +31,10 @@ final class GatewayRuntime: Sendable {
     let tunnels = Atomic<Int>(0)
     /// Upgraded connections opened since start.
     let tunnelsOpened = Atomic<Int>(0)
+    /// Admin connections at the admin listener's cap: idle ones closed to make room for
+    /// a new one, and new ones answered 503 because every open one was being answered.
+    let adminConnectionsEvicted = Atomic<Int>(0)
+    let adminConnectionsRefused = Atomic<Int>(0)
     /// `limits.max_connections` in force (the automatic value resolved), for `/metrics`.
     let clientConnectionLimit = Atomic<Int>(0)
     /// The disk spooled request bodies may take (`limits.request_spool_bytes`), shared

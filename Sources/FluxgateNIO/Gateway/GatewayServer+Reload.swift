@@ -74,7 +74,7 @@ extension GatewayServer {
             $0.maxPerClient = limits.maxPerClient
         }
         runtime.clientConnectionLimit.store(limits.maxTotal, ordering: .relaxed)
-        logLevel?.set(config.logLevel)
+        applicationLog?.set(config.logLevel, format: config.logFormat)
         runtime.countReload(success: true)
         let changes = Self.describeChanges(from: old, to: settings, assignment: assignment)
         logger.notice(

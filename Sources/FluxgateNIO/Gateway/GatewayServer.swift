@@ -38,7 +38,7 @@ public final class GatewayServer: Service, Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     let source: ConfigSource?
-    let logLevel: LogLevelSwitch?
+    let applicationLog: ApplicationLogSwitch?
     let state = Mutex<ListenerState>(ListenerState())
     let reloading = ReloadLock()
     /// `limits.max_connections` / `max_connections_per_client`, shared by every event loop.
@@ -76,11 +76,11 @@ public final class GatewayServer: Service, Sendable {
     ///     configuration again; without one, ``reload(_:)`` still takes a config.
     ///   - registry: the Prometheus registry `/metrics` exports (the process's
     ///     swift-metrics registry, so library metrics join in); a private one by default.
-    ///   - logLevel: the application log's level switch, set from `log_level` at start
-    ///     and on every reload.
+    ///   - applicationLog: the application log's level and format, set from `log_level`
+    ///     and `log_format` at start and on every reload.
     public init(
         config: GatewayConfig, group: any EventLoopGroup, logger: Logger, source: ConfigSource? = nil,
-        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logLevel: LogLevelSwitch? = nil
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), applicationLog: ApplicationLogSwitch? = nil
     ) throws {
         self.runtime = try GatewayRuntime(config: config, logger: logger, clusterLoop: group.next())
         self.healthChecker = HealthChecker(runtime: runtime, loop: group.next(), logger: logger)
@@ -88,11 +88,11 @@ public final class GatewayServer: Service, Sendable {
         self.group = group
         self.logger = logger
         self.source = source
-        self.logLevel = logLevel
+        self.applicationLog = applicationLog
         let limits = Self.makeConnectionLimits(config)
         self.connectionLimits = NIOLockedValueBox(limits)
         runtime.clientConnectionLimit.store(limits.maxTotal, ordering: .relaxed)
-        logLevel?.set(config.logLevel)
+        applicationLog?.set(config.logLevel, format: config.logFormat)
     }
 
     static func makeConnectionLimits(_ config: GatewayConfig) -> ConnectionLimits {

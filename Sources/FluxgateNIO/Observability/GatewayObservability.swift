@@ -70,6 +70,8 @@ public final class GatewayObservability: Sendable {
         var draining: Bool
         var accessLogDropped: Int
         var accessLogWriteFailed = 0
+        /// At the admin listener's cap: idle connections closed to make room, new ones refused.
+        var adminConnectionsOverCap = (evicted: 0, refused: 0)
         var settings: GatewaySettings
         var uptime: Double
         var clientConnectionLimit = 0
@@ -157,6 +159,7 @@ public final class GatewayObservability: Sendable {
             tunnels: (runtime.tunnels.load(ordering: .relaxed), runtime.tunnelsOpened.load(ordering: .relaxed)),
             wouldShed: runtime.gate.dryRun.counts,
             reloads: runtime.reloads, draining: runtime.draining, accessLogDropped: runtime.accessLog.dropped, accessLogWriteFailed: runtime.accessLog.writeFailed,
+            adminConnectionsOverCap: (runtime.adminConnectionsEvicted.load(ordering: .relaxed), runtime.adminConnectionsRefused.load(ordering: .relaxed)),
             settings: settings, uptime: uptime, clientConnectionLimit: runtime.clientConnectionLimit.load(ordering: .relaxed),
             spool: runtime.spoolReading,
             cluster: clusterReading(settings))
@@ -374,6 +377,14 @@ public final class GatewayObservability: Sendable {
                 help: "Access log lines lost: the output fell behind (8 MiB buffered) or refused them (write_failed: a full disk, a closed pipe).",
                 value)
         }
+        counter(
+            "fluxgate_admin_connections_evicted_total",
+            help: "Idle admin-listener connections closed to make room for a new one at the admin listener's cap (64 connections).",
+            r.adminConnectionsOverCap.evicted)
+        counter(
+            "fluxgate_admin_connections_refused_total",
+            help: "Admin-listener connections answered 503 at its cap because every open one was being answered.",
+            r.adminConnectionsOverCap.refused)
         gauge("fluxgate_uptime_seconds", help: "Seconds since the gateway started.", r.uptime)
         gauge("fluxgate_client_connections_limit",
             help: "limits.max_connections in force (0 in the file: resolved from the descriptor limit).", Double(r.clientConnectionLimit))
