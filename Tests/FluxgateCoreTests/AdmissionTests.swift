@@ -430,6 +430,31 @@ struct AdmissionChecksTests {
         #expect(outcome(&checks, "c", atSecond: 3) == "client_rate_limited")
     }
 
+    /// What `/stats` and `/metrics` read of the limiters: the global tokens left now
+    /// (refilling with time, none taken by reading), and the clients whose buckets were
+    /// dropped at `max_clients` — a count a reload that rebuilds the per-client limiter
+    /// does not take back (a Prometheus counter must never go down).
+    @Test func theLimitersReadingsTakeNothingAndEvictionsSurviveAReload() throws {
+        var config = try config(global: (1, 3), perClient: (0.001, 1))
+        config.rateLimit.perClient.maxClients = 2
+        var checks = AdmissionChecks(config: config, capacity: 100, now: .zero)
+        #expect(checks.globalTokens(now: .zero) == 3 && checks.globalTokens(now: .zero) == 3)
+        #expect(outcome(&checks, "a") == "admitted")
+        #expect(outcome(&checks, "b") == "admitted")
+        #expect(checks.globalTokens(now: .zero) == 1)
+        #expect(checks.globalTokens(now: ms(1500)) == 2)  // one whole token back after a second
+        #expect(outcome(&checks, "c", atSecond: 2) == "admitted")  // a third client: a's bucket dropped
+        #expect(checks.perClientEvictions == 1 && checks.perClient?.count == 2)
+        #expect(outcome(&checks, "a", atSecond: 2) == "admitted")  // back with a full burst: b's dropped
+        #expect(checks.perClientEvictions == 2)
+        config.rateLimit.perClient.burst = 5  // rebuilds the per-client limiter
+        _ = checks.reconfigure(config: config, now: ms(2000))
+        #expect(checks.perClient?.count == 0 && checks.perClientEvictions == 2)
+        config.rateLimit.global.enabled = false
+        _ = checks.reconfigure(config: config, now: ms(2000))
+        #expect(checks.globalTokens(now: ms(2000)) == nil)
+    }
+
     /// The preview (for a client waiting for `100 Continue`) names what `arrive` would
     /// refuse now — the client's bucket, the global one, the utilization rule — and
     /// takes nothing: after any number of previews, `arrive` decides as if none ran.

@@ -162,6 +162,43 @@ struct OperationsTests {
         }
     }
 
+    /// The rate limits in force and what they hold, in `/stats` and `/metrics`: the
+    /// global tokens left, the clients tracked and those dropped at `max_clients`; the
+    /// tokens' gauge goes when a reload turns the global limit off.
+    @Test func theRateLimitsAreInStatsAndMetrics() async throws {
+        try await run(upstreams: ["a"], { config in
+            config.rateLimit.global.enabled = true
+            config.rateLimit.global.rate = 0.001
+            config.rateLimit.global.burst = 5
+            config.rateLimit.perClient.enabled = true
+            config.rateLimit.perClient.key = "header:X-Key"
+            config.rateLimit.perClient.maxClients = 1
+        }) { _, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            for key in ["k1", "k1", "k2"] { #expect(try await client.get("/x", headers: [("X-Key", key)]).status == 200) }
+            let stats = try JSONSerialization.jsonObject(with: Data(try await admin("GET", "/stats", gateway).body.utf8)) as! [String: Any]
+            let limits = stats["rate_limit"] as! [String: [String: Any]]
+            #expect(limits["global"]?["tokens"] as? Int == 2 && limits["global"]?["burst"] as? Int == 5)
+            #expect(limits["global"]?["enabled"] as? Bool == true && limits["global"]?["dry_run"] as? Bool == false)
+            #expect(limits["per_client"]?["clients_tracked"] as? Int == 1 && limits["per_client"]?["clients_evicted"] as? Int == 1)
+            #expect(limits["per_client"]?["key"] as? String == "header:X-Key" && limits["per_client"]?["max_clients"] as? Int == 1)
+            let m = samples(try await admin("GET", "/metrics", gateway).body)
+            #expect(m["fluxgate_rate_limit_tokens"] == 2)
+            #expect(m["fluxgate_rate_limit_clients_tracked"] == 1)
+            #expect(m["fluxgate_rate_limit_clients_evicted_total"] == 1)
+            var config = gateway.gateway.runtime.config
+            config.rateLimit.global.enabled = false
+            #expect(await gateway.gateway.reload(config).succeeded)
+            let after = samples(try await admin("GET", "/metrics", gateway).body)
+            #expect(after["fluxgate_rate_limit_tokens"] == nil)
+            #expect(after["fluxgate_rate_limit_clients_evicted_total"] == 1)
+            let statsAfter = try JSONSerialization.jsonObject(with: Data(try await admin("GET", "/stats", gateway).body.utf8)) as! [String: Any]
+            let global = (statsAfter["rate_limit"] as! [String: [String: Any]])["global"]!
+            #expect(global["enabled"] as? Bool == false && global["tokens"] == nil)
+            try await client.close()
+        }
+    }
+
     @Test func accessLogWritesOneLinePerRequest() async throws {
         let lines = try await accessLogLines(format: .json) { gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)

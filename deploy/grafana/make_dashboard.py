@@ -62,6 +62,11 @@ PANELS = [
         ('sum by (result) (increase(fluxgate_config_reloads_total{instance=~"$instance"}[1h]))', "reloads {{result}} (1h)"),
         ('sum by (reason) (increase(fluxgate_connections_recycled_total{instance=~"$instance"}[5m]))', "client connections recycled: {{reason}} (5m)"),
     ], 8, "Reloads by result; a failed reload keeps the running configuration. Recycled: client connections closed after an answer at limits.max_requests_per_connection or timeouts.max_connection_age (clients reconnect, so new replicas get their share)."),
+    ("Rate limits: global tokens and client buckets", "short", [
+        ('sum(fluxgate_rate_limit_tokens{instance=~"$instance"})', "global tokens available"),
+        ('sum(fluxgate_rate_limit_clients_tracked{instance=~"$instance"})', "clients with a bucket"),
+        ('sum(increase(fluxgate_rate_limit_clients_evicted_total{instance=~"$instance"}[5m]))', "client buckets dropped at max_clients (5m)"),
+    ], 24, "Global tokens near 0: rate_limited sheds are close (rate_limit.global). Client buckets dropped at rate_limit.per_client.max_clients come back full, so a steady rate says max_clients is too small or keys are being rotated."),
     ("Cluster: shares of S, replicas, Redis", "short", [
         ('sum(fluxgate_cluster_share_slots{instance=~"$instance"})', "shares held (sum)"),
         ('max(fluxgate_cluster_slots{instance=~"$instance"})', "S (cluster)"),

@@ -77,6 +77,9 @@ public struct AdmissionChecks: Sendable {
     public var controller: AdmissionController
     public var global: GlobalLimit?
     public private(set) var perClient: KeyedLimiter<ClientKey>?
+    /// Client buckets dropped (least recently used) at `per_client.max_clients` by the
+    /// limiters a reload replaced: with the current one's, a count that never goes back.
+    private var perClientEvictionsBefore = 0
     /// Refused by the utilization rule since the cluster agent last asked (its demand signal).
     public private(set) var refusedForCapacity = 0
     /// An early renewal was asked: no other is until the next scheduled renewal or
@@ -282,6 +285,21 @@ public struct AdmissionChecks: Sendable {
     }
 
     /// New buckets for limits that changed (or appeared); unchanged ones keep their tokens.
+    /// Client buckets dropped at `per_client.max_clients` since start. Each drop forgets
+    /// a client that was limited — it comes back with a full burst — so a steady count
+    /// says `max_clients` is below the clients seen (or that someone is rotating keys).
+    public var perClientEvictions: Int { perClientEvictionsBefore + (perClient?.evictions ?? 0) }
+
+    /// Whole global tokens available at `now` (in cluster mode the local stock of the
+    /// shared bucket's); nil without a global limit. Takes none.
+    public func globalTokens(now: MonotonicTime) -> Int? {
+        switch global {
+        case .local(var bucket)?: bucket.available(now: now)
+        case .shared(let bucket)?: bucket.stock
+        case nil: nil
+        }
+    }
+
     private mutating func rebuildBuckets(previous: RateLimitConfig?, now: MonotonicTime) {
         let global = settings.global
         if previous.map({ $0.global != global }) ?? true {
@@ -301,6 +319,7 @@ public struct AdmissionChecks: Sendable {
             $0.perClient.enabled != client.enabled || $0.perClient.rate != client.rate || $0.perClient.burst != client.burst
                 || $0.perClient.maxClients != client.maxClients || $0.perClient.key != client.key
         }) ?? true {
+            perClientEvictionsBefore += perClient?.evictions ?? 0
             perClient = client.enabled ? KeyedLimiter(rate: client.rate, burst: client.burst, capacity: client.maxClients) : nil
         }
     }

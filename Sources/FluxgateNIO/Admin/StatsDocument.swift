@@ -117,6 +117,30 @@ struct StatsDocument: Encodable {
         var fetched: Int
         var fetches_failed: Int
     }
+    /// The rate limits in force and what they hold now.
+    struct RateLimit: Encodable {
+        struct Global: Encodable {
+            var enabled: Bool
+            var dry_run: Bool
+            var rate: Double
+            var burst: Int
+            /// Whole tokens available now (cluster mode: the local stock); absent when off.
+            var tokens: Int?
+        }
+        struct PerClient: Encodable {
+            var enabled: Bool
+            var dry_run: Bool
+            var rate: Double
+            var burst: Int
+            var key: String
+            var max_clients: Int
+            var clients_tracked: Int
+            /// Buckets dropped at `max_clients` since start.
+            var clients_evicted: Int
+        }
+        var global: Global
+        var per_client: PerClient
+    }
     struct Config: Encodable {
         var version: Int
         var reloads_succeeded: Int
@@ -127,6 +151,7 @@ struct StatsDocument: Encodable {
     var uptime_s: Double
     var draining: Bool
     var admission: Admission
+    var rate_limit: RateLimit
     var upstreams: [Upstream]
     var requests: Requests
     var shed: [String: Int]
@@ -149,6 +174,15 @@ struct StatsDocument: Encodable {
             queue_limit: r.gate.queueLimit, queue_standing: r.gate.standing, utilization: (r.utilization * 1000).rounded() / 1000,
             target_utilization: r.settings.config.admission.targetUtilization, ready: r.notReadyReason == nil,
             not_ready_reason: r.notReadyReason, dry_run: r.settings.config.admission.dryRun)
+        let limits = r.settings.config.rateLimit
+        rate_limit = RateLimit(
+            global: .init(
+                enabled: limits.global.enabled, dry_run: limits.global.dryRun, rate: limits.global.rate, burst: limits.global.burst,
+                tokens: r.rateLimit.globalTokens),
+            per_client: .init(
+                enabled: limits.perClient.enabled, dry_run: limits.perClient.dryRun, rate: limits.perClient.rate, burst: limits.perClient.burst,
+                key: limits.perClient.key, max_clients: limits.perClient.maxClients, clients_tracked: r.rateLimit.clientsTracked,
+                clients_evicted: r.rateLimit.clientsEvicted))
         upstreams = r.upstreams.map {
             Upstream(
                 name: $0.name, url: $0.url, address: $0.address, state: $0.state, ready: $0.routed, in_flight: $0.inFlight,

@@ -176,6 +176,22 @@ final class AdmissionGate: Sendable {
         }
     }
 
+    /// What the rate limits hold now, for `/stats` and `/metrics`.
+    struct RateLimitReading: Sendable, Equatable {
+        /// Whole global tokens available (cluster mode: the local stock); nil without a global limit.
+        var globalTokens: Int?
+        var clientsTracked = 0
+        var clientsEvicted = 0
+    }
+
+    func rateLimitReading(at now: MonotonicTime) -> RateLimitReading {
+        state.withLock { state in
+            RateLimitReading(
+                globalTokens: state.checks.globalTokens(now: now), clientsTracked: state.checks.perClient?.count ?? 0,
+                clientsEvicted: state.checks.perClientEvictions)
+        }
+    }
+
     /// An admitted request finished; frees its slot and resumes waiters it admits.
     func release(serviceTime: Duration?, now: MonotonicTime) {
         let (resumed, renew): ([Waiter]?, Bool) = state.withLock { state in

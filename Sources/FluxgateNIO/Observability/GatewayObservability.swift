@@ -59,6 +59,7 @@ public final class GatewayObservability: Sendable {
         /// Requests waiting for a connection at `pool.max_connections` or behind `pool.max_connecting`.
         var upstreamConnectionWaiters = 0
         var gate: AdmissionGate.Snapshot
+        var rateLimit = AdmissionGate.RateLimitReading()
         var upstreams: [UpstreamReading]
         var live: LiveObjects.Counts
         var acceptedConnections: Int
@@ -155,6 +156,7 @@ public final class GatewayObservability: Sendable {
         }
         return Reading(
             traffic: traffic, latency: latency, idleUpstreamConnections: idle, upstreamConnectionWaiters: waiting, gate: runtime.gate.snapshot,
+            rateLimit: runtime.gate.rateLimitReading(at: .current),
             upstreams: upstreams, live: runtime.live.counts, acceptedConnections: runtime.live.totalClientConnections, parks: runtime.live.totalParks,
             tunnels: (runtime.tunnels.load(ordering: .relaxed), runtime.tunnelsOpened.load(ordering: .relaxed)),
             wouldShed: runtime.gate.dryRun.counts,
@@ -268,6 +270,19 @@ public final class GatewayObservability: Sendable {
             counter("fluxgate_shed_total", [("reason", reason.rawValue), ("mode", "enforced")], help: help, t.shedCount(reason))
             counter("fluxgate_shed_total", [("reason", reason.rawValue), ("mode", "dry_run")], help: help, r.wouldShed[reason.index])
         }
+        let tokensHelp = "Global rate-limit tokens available now (rate_limit.global; in cluster mode the local stock of the shared bucket). Absent without a global limit."
+        if let tokens = r.rateLimit.globalTokens {
+            gauge("fluxgate_rate_limit_tokens", help: tokensHelp, Double(tokens))
+        } else {
+            registry.unregisterGauge(registry.makeGauge(descriptor: .whole("fluxgate_rate_limit_tokens", help: tokensHelp)))
+        }
+        gauge(
+            "fluxgate_rate_limit_clients_tracked", help: "Clients with a per-client token bucket now (rate_limit.per_client; at most max_clients).",
+            Double(r.rateLimit.clientsTracked))
+        counter(
+            "fluxgate_rate_limit_clients_evicted_total",
+            help: "Per-client buckets dropped, least recently used first, at rate_limit.per_client.max_clients; a dropped client comes back with a full burst.",
+            r.rateLimit.clientsEvicted)
         for refusal in HeadRefusal.allCases {
             counter(
                 "fluxgate_requests_refused_total", [("status", "\(refusal.status)")],
