@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
     var listen: String?
 
     func run() async throws {
-        let levelSwitch = ApplicationLogSwitch(format: ApplicationLogSwitch.format(environment: ProcessInfo.processInfo.environment))
+        let levelSwitch = ApplicationLogSwitch(format: LogFormat.overridden(in: ProcessInfo.processInfo.environment) ?? .text)
         LoggingSystem.bootstrap { label in levelSwitch.makeHandler(label: label) }
         let logger = Logger(label: "fluxgate")
         let listenOverride: SocketEndpoint?

@@ -77,9 +77,9 @@ struct ApplicationLogTests {
     /// collector expecting JSON gets the start's lines as JSON too); a value that names
     /// no format leaves text, and the configuration's reading reports it.
     @Test func theEnvironmentPicksTheFormatFromTheFirstLine() throws {
-        #expect(ApplicationLogSwitch.format(environment: ["FLUXGATE_LOG_FORMAT": "JSON"]) == .json)
-        #expect(ApplicationLogSwitch.format(environment: ["FLUXGATE_LOG_FORMAT": "yaml"]) == .text)
-        #expect(ApplicationLogSwitch.format(environment: [:]) == .text)
+        #expect(LogFormat.overridden(in: ["FLUXGATE_LOG_FORMAT": "JSON"]) == .json)
+        #expect(LogFormat.overridden(in: ["FLUXGATE_LOG_FORMAT": "yaml"]) == nil)
+        #expect(LogFormat.overridden(in: [:]) == nil)
         #expect(try ConfigLoader.load(yaml: "{}", environment: ["FLUXGATE_LOG_FORMAT": "json"]).logFormat == .json)
         #expect(throws: ConfigErrors.self) { try ConfigLoader.load(yaml: "{}", environment: ["FLUXGATE_LOG_FORMAT": "yaml"]) }
         do {

@@ -284,7 +284,6 @@ public struct AdmissionChecks: Sendable {
         }
     }
 
-    /// New buckets for limits that changed (or appeared); unchanged ones keep their tokens.
     /// Client buckets dropped at `per_client.max_clients` since start. Each drop forgets
     /// a client that was limited — it comes back with a full burst — so a steady count
     /// says `max_clients` is below the clients seen (or that someone is rotating keys).
@@ -300,6 +299,7 @@ public struct AdmissionChecks: Sendable {
         }
     }
 
+    /// New buckets for limits that changed (or appeared); unchanged ones keep their tokens.
     private mutating func rebuildBuckets(previous: RateLimitConfig?, now: MonotonicTime) {
         let global = settings.global
         if previous.map({ $0.global != global }) ?? true {

@@ -166,6 +166,13 @@ public enum LogLevel: String, Sendable, CaseIterable {
 
 public enum LogFormat: String, Sendable, CaseIterable {
     case text, json
+
+    /// The format the environment's override of `log_format` (`FLUXGATE_LOG_FORMAT`, by
+    /// the loader's naming rule) names, if it names one — for the lines logged before the
+    /// configuration is read; a wrong value is reported when it is.
+    public static func overridden(in environment: [String: String]) -> LogFormat? {
+        environment[ConfigReader.environmentName(for: "log_format")].flatMap { LogFormat(rawValue: $0.lowercased()) }
+    }
 }
 
 /// Upstream host names are resolved at start and at each reload that changes an

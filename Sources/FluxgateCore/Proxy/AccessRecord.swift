@@ -236,7 +236,7 @@ public struct AccessLineWriter {
     public mutating func field(named key: String, _ value: String, into out: inout [UInt8]) {
         separate(into: &out)
         if json {
-            Array(key.utf8).withUnsafeBytes { JSONText.appendQuoted($0, into: &out) }
+            JSONText.appendQuoted(key, into: &out)
             out.append(UInt8(ascii: ":"))
         } else {
             out.append(contentsOf: key.utf8)

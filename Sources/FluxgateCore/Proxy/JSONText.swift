@@ -6,12 +6,18 @@ public enum JSONText {
     public static func escape(_ text: String) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count + 2)
-        Array(text.utf8).withUnsafeBytes { appendQuoted($0, into: &out) }
+        appendQuoted(text, into: &out)
         return String(decoding: out.dropFirst().dropLast(), as: UTF8.self)
     }
 
     /// `text` as a JSON string literal, quotes included.
     public static func quote(_ text: String) -> String { "\"\(escape(text))\"" }
+
+    /// Appends `text` as a JSON string literal, quotes included.
+    public static func appendQuoted(_ text: String, into out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { appendQuoted(UnsafeRawBufferPointer($0), into: &out) }
+    }
 
     /// Appends UTF-8 `bytes` as a JSON string literal, quotes included.
     public static func appendQuoted(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {

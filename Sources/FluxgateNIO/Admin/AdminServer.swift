@@ -148,9 +148,10 @@ final class AdminServer: Sendable {
         var channels: [ObjectIdentifier: any Channel] = [:]
         /// Refused connections waiting for their request to answer it.
         var lingeringRefusals = 0
-        /// Connections closed to make room since the last notice, and when that was.
+        /// Connections closed to make room since the last notice, which comes at most
+        /// once a second.
         var madeRoom = 0
-        var lastRoomNotice: MonotonicTime?
+        let roomNotice = LogThrottle()
 
         enum Accepted {
             /// Open; `making` (the connection idle longest) is to be closed to make room,
@@ -171,10 +172,9 @@ final class AdminServer: Sendable {
                 channels[id] = channel
                 madeRoom += 1
                 var notice: Int?
-                if lastRoomNotice.map({ now - $0 >= .seconds(1) }) ?? true {
+                if roomNotice.allow(now: now) {
                     notice = madeRoom
                     madeRoom = 0
-                    lastRoomNotice = now
                 }
                 return .admitted(making: channels.removeValue(forKey: longest), notice: notice)
             case .refused:

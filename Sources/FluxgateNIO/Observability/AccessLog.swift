@@ -351,7 +351,7 @@ final class LineWriter: Sendable {
 
     /// Writes all of `bytes`, or stops at the first failure: then its errno and what was
     /// not written (the writer never blocks on an output that is gone).
-    private static func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> (Int32, ArraySlice<UInt8>)? {
+    static func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) -> (Int32, ArraySlice<UInt8>)? {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {

@@ -1,10 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import FluxgateCore
 import Logging
 import Synchronization
@@ -20,7 +13,7 @@ public final class ApplicationLogSwitch: Sendable {
     let writeLine: @Sendable ([UInt8]) -> Void
 
     /// `format`: before the configuration is read, `FLUXGATE_LOG_FORMAT`'s, so that a
-    /// collector expecting JSON gets it from the first line (``format(environment:)``).
+    /// collector expecting JSON gets it from the first line (``LogFormat/overridden(in:)``).
     public convenience init(_ level: LogLevel = .info, format: LogFormat = .text) {
         self.init(level, format: format, writeLine: Self.writeToStandardError)
     }
@@ -31,23 +24,21 @@ public final class ApplicationLogSwitch: Sendable {
         self.writeLine = writeLine
     }
 
-    /// The format `FLUXGATE_LOG_FORMAT` names, if it names one (a wrong value is
-    /// reported when the configuration is read).
-    public static func format(environment: [String: String]) -> LogFormat {
-        environment["FLUXGATE_LOG_FORMAT"].flatMap { LogFormat(rawValue: $0.lowercased()) } ?? .text
-    }
-
     public func set(_ level: LogLevel, format: LogFormat) {
         self.level.store(Self.rank(level), ordering: .relaxed)
         self.json.store(format == .json, ordering: .relaxed)
     }
 
-    public var current: Logger.Level { Logger.Level.allCases[level.load(ordering: .relaxed)] }
+    public var current: Logger.Level { Self.levels[level.load(ordering: .relaxed)] }
 
     public var format: LogFormat { json.load(ordering: .relaxed) ? .json : .text }
 
+    /// Made once: a synthesized `allCases` builds its array on every call, and the level
+    /// is read for every log call, also those below it.
+    private static let levels = Logger.Level.allCases
+
     private static func rank(_ level: LogLevel) -> Int {
-        Logger.Level.allCases.firstIndex { $0.rawValue == level.rawValue } ?? 2
+        levels.firstIndex { $0.rawValue == level.rawValue } ?? 2
     }
 
     /// A standard-error handler whose level and format follow this switch (for
@@ -61,17 +52,10 @@ public final class ApplicationLogSwitch: Sendable {
         SwitchedLogHandler(base: text, label: label, switch: self)
     }
 
-    /// One `write` per line, so that lines from several threads never interleave.
+    /// The whole line in one `write` (on a pipe, lines up to `PIPE_BUF`, 4 KiB, never
+    /// interleave with other threads'); a failure has nowhere else to be reported.
     @Sendable private static func writeToStandardError(_ line: [UInt8]) {
-        line.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else { return }  // nowhere else to report it
-                offset += written
-            }
-        }
+        _ = LineWriter.writeAll(2, line[...])
     }
 }
 
@@ -143,19 +127,27 @@ enum ApplicationLogLine {
         line.field("logger", logger, into: &out)
         line.field("source", source, into: &out)
         line.field("message", message, into: &out)
-        for key in metadata.keys.sorted() {
-            out.append(UInt8(ascii: ","))
-            quote(fixedKeys.contains(key) ? "metadata.\(key)" : key, into: &out)
-            out.append(UInt8(ascii: ":"))
-            write(metadata[key]!, into: &out)
-        }
+        writeMembers(metadata, afterOthers: true, into: &out) { fixedKeys.contains($0) ? "metadata.\($0)" : $0 }
         out.append(contentsOf: "}\n".utf8)
+    }
+
+    /// `"key":value` pairs by key in sorted order, comma-separated (and after a comma
+    /// when members were written before them).
+    private static func writeMembers(
+        _ fields: Logger.Metadata, afterOthers: Bool, into out: inout [UInt8], name: (String) -> String = { $0 }
+    ) {
+        for (index, key) in fields.keys.sorted().enumerated() {
+            if afterOthers || index > 0 { out.append(UInt8(ascii: ",")) }
+            JSONText.appendQuoted(name(key), into: &out)
+            out.append(UInt8(ascii: ":"))
+            write(fields[key]!, into: &out)
+        }
     }
 
     private static func write(_ value: Logger.Metadata.Value, into out: inout [UInt8]) {
         switch value {
-        case .string(let text): quote(text, into: &out)
-        case .stringConvertible(let item): quote(item.description, into: &out)
+        case .string(let text): JSONText.appendQuoted(text, into: &out)
+        case .stringConvertible(let item): JSONText.appendQuoted(item.description, into: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
@@ -165,17 +157,8 @@ enum ApplicationLogLine {
             out.append(UInt8(ascii: "]"))
         case .dictionary(let fields):
             out.append(UInt8(ascii: "{"))
-            for (index, key) in fields.keys.sorted().enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                quote(key, into: &out)
-                out.append(UInt8(ascii: ":"))
-                write(fields[key]!, into: &out)
-            }
+            writeMembers(fields, afterOthers: false, into: &out)
             out.append(UInt8(ascii: "}"))
         }
-    }
-
-    private static func quote(_ text: String, into out: inout [UInt8]) {
-        Array(text.utf8).withUnsafeBytes { JSONText.appendQuoted($0, into: &out) }
     }
 }
