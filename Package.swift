@@ -158,7 +158,7 @@ let package = Package(
             ],
             path: "Tests/Support"
         ),
-        .testTarget(name: "FluxgateCoreTests", dependencies: ["FluxgateCore"]),
+        .testTarget(name: "FluxgateCoreTests", dependencies: ["FluxgateCore", .product(name: "Yams", package: "Yams")]),
         .testTarget(
             name: "FluxgateRedisTests",
             dependencies: [

@@ -298,6 +298,16 @@ struct CheckConfig: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not resolve the upstreams' host names (a file for another network, such as a Kubernetes ConfigMap).")
     var noResolve = false
 
+    @Flag(name: .customLong("print"), help: "Print the configuration it gives, every key with defaults and environment overrides applied, as YAML on standard output (secrets redacted).")
+    var printConfig = false
+
+    @Flag(name: .long, help: "With --print: print cluster.password, the password in cluster.redis_url and demo.jwt_secret as they are.")
+    var showSecrets = false
+
+    func validate() throws {
+        if showSecrets && !printConfig { throw ValidationError("--show-secrets goes with --print") }
+    }
+
     func run() async throws {
         let path = options.path
         var stderr = StandardError()
@@ -314,7 +324,18 @@ struct CheckConfig: AsyncParsableCommand {
         // An empty upstream list runs the built-in demo (demo.enabled): say so, as a file
         // whose list a template left empty would otherwise pass looking like a real one.
         let demo = config.upstreams.isEmpty ? " (the built-in demo: the file lists none; demo.enabled: false refuses that)" : ""
-        print("\(source): OK — listen \(config.listen), \(config.effectiveUpstreams.count) upstream(s)\(demo)")
+        let verdict = "\(source): OK — listen \(config.listen), \(config.effectiveUpstreams.count) upstream(s)\(demo)"
+        guard printConfig else {
+            print(verdict)
+            return
+        }
+        // Standard output is the YAML alone (`check-config --print > effective.yaml`); the verdict goes beside it.
+        print(verdict, to: &stderr)
+        let overrides = ConfigLoader.environmentOverrides(ProcessInfo.processInfo.environment)
+        var header = ["effective configuration of \(source): every key, defaults included"]
+        header.append(overrides.isEmpty ? "no environment override" : "from the environment: \(overrides.joined(separator: ", "))")
+        if !showSecrets { header.append("secrets shown as \(ConfigDocument.redactedMarker) (--show-secrets prints them)") }
+        print(ConfigDocument(config, showSecrets: showSecrets).yaml(header: header), terminator: "")
     }
 }
 

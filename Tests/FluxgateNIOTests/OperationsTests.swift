@@ -564,6 +564,32 @@ struct OperationsTests {
         try await stop(server, upstream)
     }
 
+    /// `GET /config` answers the configuration in force as a config file: read back it is
+    /// the running configuration; a reload that took shows, one refused does not.
+    @Test func theConfigurationInForceIsServedAndFollowsReloads() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let (server, _, path, good) = try await gatewayReadingAFile(upstream)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let first = try await OneShot.request("GET", "/config", to: server.adminAddress!, group: group)
+        #expect(first.status == .ok && first.head.headers.first(name: "content-type") == "application/yaml")
+        #expect(first.body.contains("# configuration in force: version 1 "), "\(first.body)")
+        #expect(try ConfigLoader.load(yaml: first.body) == server.runtime.config)
+        #expect(first.body.contains("target_utilization: 0.67\n"))
+        try (good + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group).status == .ok)
+        try (good + "admission: { target_utilization: 7 }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group).status == .unprocessableEntity)
+        let after = try await OneShot.request("GET", "/config", to: server.adminAddress!, group: group)
+        #expect(after.body.contains("# configuration in force: version 2 "), "\(after.body)")
+        #expect(after.body.contains("target_utilization: 0.5\n"))
+        #expect(try ConfigLoader.load(yaml: after.body) == server.runtime.config)
+        let head = try await OneShot.request("HEAD", "/config", to: server.adminAddress!, group: group)
+        #expect(head.status == .ok && head.body.isEmpty)
+        let wrong = try await OneShot.request("POST", "/config", to: server.adminAddress!, group: group)
+        #expect(wrong.status == .methodNotAllowed && wrong.head.headers.first(name: "allow") == "GET, HEAD")
+        try await stop(server, upstream)
+    }
+
     /// An edit applied by `POST /reload` (or SIGHUP) is what the file watch then holds as
     /// loaded: until 2026-12-07 the watch reloaded the same file again at its next look —
     /// a second "configuration reloaded" with no changes and a second settings version.

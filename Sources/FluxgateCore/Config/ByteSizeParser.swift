@@ -28,4 +28,14 @@ public enum ByteSizeParser {
         let (bytes, overflow) = value.multipliedReportingOverflow(by: multiplier)
         return overflow ? nil : bytes
     }
+
+    /// `bytes` as the example file writes sizes: with the largest binary unit that
+    /// divides it (`16k`, `10m`, `1g`), else in bytes; ``parse(_:)`` reads it back.
+    public static func format(_ bytes: Int) -> String {
+        guard bytes != 0 else { return "0" }
+        for (shift, unit) in [(30, "g"), (20, "m"), (10, "k")] where bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift)\(unit)"
+        }
+        return "\(bytes)"
+    }
 }

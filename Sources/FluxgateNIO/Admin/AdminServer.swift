@@ -12,6 +12,7 @@ import NIOPosix
 /// - `GET /metrics`: Prometheus text exposition (``GatewayObservability``)
 /// - `GET /stats`: JSON snapshot (in-flight, queue, S, C, utilization, upstreams,
 ///   sheds by reason, recent latency percentiles)
+/// - `GET /config`: the configuration in force, as YAML (secrets redacted)
 /// - `GET /healthz`: 200 while the process runs
 /// - `GET /readyz`: 200, or 503 at utilization ≥ 0.9, with no upstream ready, or draining
 /// - `POST /reload`: reloads the config file (what SIGHUP does), answers with the result
@@ -202,7 +203,19 @@ final class AdminServer: Sendable {
         }
     }
 
-    static let paths = ["/metrics", "/stats", "/healthz", "/readyz", "/reload"]
+    static let paths = ["/metrics", "/stats", "/config", "/healthz", "/readyz", "/reload"]
+
+    /// `GET /config`: the configuration in force as a config file (``ConfigDocument``),
+    /// secrets redacted — as the loader built it at start or at the last reload that
+    /// took, environment overrides and `--listen` included.
+    static func configDocument(_ settings: GatewaySettings, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let overrides = ConfigLoader.environmentOverrides(environment)
+        return ConfigDocument(settings.config).yaml(header: [
+            "configuration in force: version \(settings.version) (1 at start, +1 per reload that took)",
+            overrides.isEmpty ? "no environment override" : "from the environment: \(overrides.joined(separator: ", "))",
+            "secrets shown as \(ConfigDocument.redactedMarker)",
+        ])
+    }
 
     /// Whether `/readyz` with this query counts utilization: without one, yes (at ≥ 0.9
     /// not ready, SPEC's rule — a load balancer in front of independent gateways moves
@@ -233,6 +246,8 @@ final class AdminServer: Sendable {
                 status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: await observability.metricsText())
         case (.GET, "/stats"), (.HEAD, "/stats"):
             return .json(.ok, StatsDocument(await observability.read()))
+        case (.GET, "/config"), (.HEAD, "/config"):
+            return Response(status: .ok, contentType: "application/yaml", body: Array(Self.configDocument(observability.runtime.settings).utf8))
         case (.POST, "/reload"):
             let outcome = await reload()
             return .json(outcome.succeeded ? .ok : .unprocessableEntity, outcome)
