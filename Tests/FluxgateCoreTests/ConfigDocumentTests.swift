@@ -199,6 +199,18 @@ struct ConfigDocumentTests {
             #expect(leaves["demo.jwt_secret"] == "[redacted]")
             #expect(ConfigDocument(loaded, showSecrets: true).yaml().contains("s3cret"))
         }
+        // Read back, a redacted secret is refused at its key, never taken for the secret.
+        let refused = try Self.withFiles { file, directory in
+            let printed = ConfigDocument(try ConfigLoader.load(yaml: Self.everyKeyChanged(file: file, directory: directory))).yaml()
+            do {
+                _ = try ConfigLoader.load(yaml: printed)
+                return [String]()
+            } catch let error as ConfigErrors {
+                #expect(error.errors.allSatisfy { $0.message.hasPrefix("is [redacted], a printed configuration's stand-in for a secret") }, "\(error)")
+                return error.errors.map(\.path)
+            }
+        }
+        #expect(refused == ["cluster.redis_url", "cluster.password", "demo.jwt_secret"])
         // The public default secret is no secret: shown, so the operator sees it is still set.
         #expect(ConfigDocument(GatewayConfig()).yaml().contains(#"jwt_secret: "fluxor-demo-insecure-secret""#))
         // Unset stays empty, not "[redacted]".

@@ -92,6 +92,12 @@ extension ConfigLoader {
         return config
     }
 
+    /// A secret read as the marker a printed configuration puts in its place
+    /// (``ConfigDocument``): a file made from `GET /config` would otherwise run with the
+    /// marker as its password.
+    static let redactedSecret =
+        "is \(ConfigDocument.redactedMarker), a printed configuration's stand-in for a secret: put the secret back, or set it in the environment"
+
     /// `timeouts`.
     static func decodeTimeouts(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> TimeoutsConfig {
         var config = TimeoutsConfig()
@@ -229,7 +235,7 @@ extension ConfigLoader {
         config.maxInFlight = r.int(demo, "max_inflight", default: config.maxInFlight, range: 0...10_000_000)
         config.failHealth = r.bool(demo, "fail_health", default: config.failHealth)
         config.jwtSecret = r.string(demo, "jwt_secret", default: config.jwtSecret) {
-            $0.utf8.count >= 16 ? nil : "must be at least 16 bytes"
+            $0 == ConfigDocument.redactedMarker ? Self.redactedSecret : $0.utf8.count >= 16 ? nil : "must be at least 16 bytes"
         }
         if config.jitter > config.latency {
             r.report("demo.jitter", "must not exceed demo.latency (\(DurationParser.format(config.latency)))")
@@ -254,7 +260,9 @@ extension ConfigLoader {
         let url = r.string(section, "redis_url", default: "")
         if !url.isEmpty {
             switch RedisURL.parse(url) {
-            case .success(let parsed): cluster.redis = parsed
+            case .success(let parsed):
+                cluster.redis = parsed
+                if parsed.password == ConfigDocument.redactedMarker { r.report("cluster.redis_url", Self.redactedSecret, node: section.entries["redis_url"]) }
             case .failure(let problem): r.report("cluster.redis_url", "\(problem.reason), got \"\(url)\"", node: section.entries["redis_url"])
             }
         }
@@ -271,7 +279,7 @@ extension ConfigLoader {
             $0.utf8.count > 128 || $0.contains(where: { $0 == " " }) ? "must be at most 128 characters without spaces" : nil
         }
         cluster.replicaID = replica.isEmpty ? nil : replica
-        let password = r.string(section, "password", default: "")
+        let password = r.string(section, "password", default: "") { $0 == ConfigDocument.redactedMarker ? Self.redactedSecret : nil }
         cluster.password = password.isEmpty ? nil : password
         cluster.connectTimeout = r.duration(section, "connect_timeout", default: cluster.connectTimeout, maximum: .seconds(60))
         cluster.commandTimeout = r.duration(section, "command_timeout", default: cluster.commandTimeout, maximum: .seconds(60))
