@@ -331,11 +331,10 @@ struct CheckConfig: AsyncParsableCommand {
         }
         // Standard output is the YAML alone (`check-config --print > effective.yaml`); the verdict goes beside it.
         print(verdict, to: &stderr)
-        let overrides = ConfigLoader.environmentOverrides(ProcessInfo.processInfo.environment)
-        var header = ["effective configuration of \(source): every key, defaults included"]
-        header.append(overrides.isEmpty ? "no environment override" : "from the environment: \(overrides.joined(separator: ", "))")
-        if !showSecrets { header.append("secrets shown as \(ConfigDocument.redactedMarker) (--show-secrets prints them)") }
-        print(ConfigDocument(config, showSecrets: showSecrets).yaml(header: header), terminator: "")
+        let document = ConfigDocument(config, showSecrets: showSecrets)
+        let header = document.header(
+            "effective configuration of \(source): every key, defaults included", environment: ProcessInfo.processInfo.environment)
+        print(document.yaml(header: header), terminator: "")
     }
 }
 

@@ -54,8 +54,15 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Without the password, for logs and `/stats`.
-    public var description: String {
-        "\(tls ? "rediss" : "redis")://\(username.map { $0 + "@" } ?? "")\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)"
+    /// The URL without its password (for logs and errors).
+    public var description: String { text(password: nil) }
+
+    /// The URL as a config file writes it, with `password` in place of the password
+    /// (``ConfigDocument`` passes the real one or its redaction marker); ``parse(_:)``
+    /// reads it back.
+    public func text(password: String?) -> String {
+        let credentials = password.map { "\(username ?? ""):\($0)@" } ?? (username.map { "\($0)@" } ?? "")
+        return "\(tls ? "rediss" : "redis")://\(credentials)\(SocketEndpoint(host: host, port: port))/\(database)"
     }
 
     /// nil with the reason when `text` is not a usable Redis URL.

@@ -21,6 +21,14 @@ public struct ConfigDocument {
         self.showSecrets = showSecrets
     }
 
+    /// The comment lines a printed configuration starts with: `title`, the `FLUXGATE_*`
+    /// variables in `environment` that set keys, and how secrets read.
+    public func header(_ title: String, environment: [String: String]) -> [String] {
+        let overrides = ConfigLoader.environmentOverrides(environment)
+        return [title, overrides.isEmpty ? "no environment override" : "from the environment: \(overrides.joined(separator: ", "))"]
+            + (showSecrets ? [] : ["secrets shown as \(Self.redactedMarker)"])
+    }
+
     /// The YAML text, after `header` lines (each written as a `# ` comment).
     public func yaml(header: [String] = []) -> String {
         let comments = header.map { "# \($0)\n" }.joined()
@@ -111,7 +119,7 @@ public struct ConfigDocument {
         return table([
             ("enabled", plain(h.enabled)),
             ("path", text(h.path)),
-            ("expected_statuses", list(h.expectedStatuses.description.split(separator: ", ").map { plain(String($0)) })),
+            ("expected_statuses", list(h.expectedStatuses.items.map(plain))),
             ("interval", duration(h.interval)),
             ("timeout", duration(h.timeout)),
             ("rise", plain(h.rise)),
@@ -209,11 +217,9 @@ public struct ConfigDocument {
 
     private var cluster: Node {
         let k = config.cluster
-        var redis = k.redis
-        if redis.password != nil && !showSecrets { redis.password = Self.redactedMarker }
         return table([
             ("enabled", plain(k.enabled)),
-            ("redis_url", text(Self.url(redis))),
+            ("redis_url", text(k.redis.text(password: k.redis.password.map { showSecrets ? $0 : Self.redactedMarker }))),
             ("tls_ca_file", text(k.tlsCAFile)),
             ("tls_verify", plain(k.tlsVerify)),
             ("key_prefix", text(k.keyPrefix)),
@@ -246,14 +252,6 @@ public struct ConfigDocument {
         ])
     }
 
-    /// `redis_url` as written: ``RedisURL/description`` leaves the password out.
-    static func url(_ redis: RedisURL) -> String {
-        let user = redis.username ?? ""
-        let credentials = redis.password.map { "\(user):\($0)@" } ?? (redis.username.map { "\($0)@" } ?? "")
-        let host = redis.host.contains(":") ? "[\(redis.host)]" : redis.host
-        return "\(redis.tls ? "rediss" : "redis")://\(credentials)\(host):\(redis.port)/\(redis.database)"
-    }
-
     // Free text is double-quoted (an upstream named `null` or `true` stays a string);
     // numbers, booleans, durations and enumerations are plain, as the example file has them.
     private func text(_ value: String) -> Node { Node(value, .implicit, .doubleQuoted) }
@@ -267,15 +265,5 @@ public struct ConfigDocument {
     /// Lists of scalars on one line (`[200-399]`), lists of tables one entry per line.
     private func list(_ items: [Node], _ style: Node.Sequence.Style = .flow) -> Node {
         Node(items, .implicit, items.isEmpty ? .flow : style)
-    }
-}
-
-extension ConfigLoader {
-    /// The `FLUXGATE_*` variables in `environment` that override a configuration key,
-    /// sorted: what a printed configuration owes to the environment rather than the file.
-    public static func environmentOverrides(_ environment: [String: String]) -> [String] {
-        var reader = ConfigReader(environment: [:])
-        _ = decode(nil, reader: &reader)  // looks every scalar key up
-        return environment.keys.filter { reader.consulted.contains($0) }.sorted()
     }
 }

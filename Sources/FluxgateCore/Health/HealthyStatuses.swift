@@ -25,8 +25,11 @@ public struct HealthyStatuses: Sendable, Equatable, CustomStringConvertible {
         return low...high
     }
 
-    /// `200-399`, `200, 204`: as configured.
-    public var description: String {
-        ranges.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ", ")
+    /// Each range as a list item is written: `200`, `200-399`.
+    public var items: [String] {
+        ranges.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
     }
+
+    /// `200-399`, `200, 204`: as configured.
+    public var description: String { items.joined(separator: ", ") }
 }

@@ -208,13 +208,12 @@ final class AdminServer: Sendable {
     /// `GET /config`: the configuration in force as a config file (``ConfigDocument``),
     /// secrets redacted — as the loader built it at start or at the last reload that
     /// took, environment overrides and `--listen` included.
-    static func configDocument(_ settings: GatewaySettings, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        let overrides = ConfigLoader.environmentOverrides(environment)
-        return ConfigDocument(settings.config).yaml(header: [
-            "configuration in force: version \(settings.version) (1 at start, +1 per reload that took)",
-            overrides.isEmpty ? "no environment override" : "from the environment: \(overrides.joined(separator: ", "))",
-            "secrets shown as \(ConfigDocument.redactedMarker)",
-        ])
+    static func configDocument(_ settings: GatewaySettings) -> String {
+        let document = ConfigDocument(settings.config)
+        return document.yaml(
+            header: document.header(
+                "configuration in force: version \(settings.version) (1 at start, +1 per reload that took)",
+                environment: ProcessInfo.processInfo.environment))
     }
 
     /// Whether `/readyz` with this query counts utilization: without one, yes (at ≥ 0.9
