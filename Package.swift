@@ -43,6 +43,17 @@ let package = Package(
             ],
             swiftSettings: dataPathSettings
         ),
+        // Server-side NIO pieces the gateway and the demo upstream both use (a lingering
+        // close, pausing accepts when out of descriptors), so that the demo does not
+        // depend on the gateway's I/O target for them.
+        .target(
+            name: "FluxgateNIOSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: dataPathSettings
+        ),
         // I/O: the proxy data path, upstream pools, listeners.
         // epoll and pipe2 for the parked connections' watcher (Glibc's module lacks them).
         .target(name: "CFluxgateLinux"),
@@ -50,6 +61,7 @@ let package = Package(
             name: "FluxgateNIO",
             dependencies: [
                 "FluxgateCore",
+                "FluxgateNIOSupport",
                 "CFluxgateLinux",
                 "FluxgateRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -84,7 +96,7 @@ let package = Package(
             name: "FluxorDemo",
             dependencies: [
                 "FluxgateCore",
-                "FluxgateNIO",
+                "FluxgateNIOSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -170,7 +182,7 @@ let package = Package(
         .testTarget(
             name: "FluxgateNIOTests",
             dependencies: [
-                "FluxgateNIO", "FluxgateCore", "FluxorDemo", "FluxgateTestSupport", "FluxgateRedis",
+                "FluxgateNIO", "FluxgateNIOSupport", "FluxgateCore", "FluxorDemo", "FluxgateTestSupport", "FluxgateRedis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,5 +1,5 @@
 // Load: ramp to 10 000 virtual users over 5 minutes, hold 1 minute, ramp down
-// (SPEC §8). SCALE and TIME_SCALE shrink it; THINK sets the pause between requests.
+// (docs/LOADTEST.md). SCALE and TIME_SCALE shrink it; THINK sets the pause between requests.
 import { login, mixRequest, stages, summaryTrendStats, thresholds } from './lib/mix.js';
 
 export const options = {

@@ -1,4 +1,4 @@
-// Spike: 100 -> 5 000 -> 100 virtual users in 2.5 minutes (SPEC §8).
+// Spike: 100 -> 5 000 -> 100 virtual users in 2.5 minutes (docs/LOADTEST.md).
 import { login, mixRequest, stages, summaryTrendStats, thresholds } from './lib/mix.js';
 
 export const options = {

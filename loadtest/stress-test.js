@@ -1,5 +1,5 @@
 // Stress: ramp to 20 000 virtual users over 8 minutes to find the breaking point
-// (SPEC §8). Thresholds are reported, not expected to hold at the top.
+// (docs/LOADTEST.md). Thresholds are reported, not expected to hold at the top.
 import { login, mixRequest, stages, summaryTrendStats, thresholds } from './lib/mix.js';
 
 export const options = {

@@ -1,7 +1,7 @@
 import FluxgateCore
 import Foundation
 
-/// The Fluxor API's routes (SPEC §7) as a function of the request and the instance's
+/// The Fluxor API's routes (docs/DEMO_UPSTREAM.md, "Endpoints") as a function of the request and the instance's
 /// state. No sockets and no clock reads: the time comes in with the request, so every
 /// contract is testable without a server.
 public struct DemoRouter: Sendable {

@@ -1,5 +1,5 @@
 import FluxgateCore
-import FluxgateNIO
+import FluxgateNIOSupport
 import Logging
 import NIOCore
 import NIOHTTP1

@@ -189,7 +189,7 @@ struct AdmissionEndToEndTests {
         }
     }
 
-    /// SPEC §4: when an upstream goes down, C shrinks at once and traffic goes to the
+    /// docs/CONFIGURATION.md, "Admission control": when an upstream goes down, C shrinks at once and traffic goes to the
     /// ready ones only; with none ready every request is 503 `no_healthy_upstream`.
     @Test func capacityAndRotationFollowReadiness() async throws {
         try await run(upstreams: ["a", "b"], { config in

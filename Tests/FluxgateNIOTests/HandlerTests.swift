@@ -1,4 +1,5 @@
 import FluxgateCore
+import FluxgateNIOSupport
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1

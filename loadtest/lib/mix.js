@@ -52,7 +52,7 @@ export const thresholds = {
   checks: ['rate>0.999'],
 };
 
-// ~100-item JSON body for POST /api/echo (SPEC §8).
+// ~100-item JSON body for POST /api/echo (docs/LOADTEST.md).
 const ECHO_BODY = JSON.stringify({
   items: Array.from({ length: 100 }, (_, i) => ({ id: i, name: `item-${i}`, price: i * 1.5, tags: ['a', 'b'] })),
 });

@@ -24,7 +24,7 @@ public enum Priority: String, Sendable, CaseIterable, Comparable {
     public static func < (lhs: Priority, rhs: Priority) -> Bool { lhs.rank < rhs.rank }
 }
 
-/// The 67 % rule (SPEC §4.3): a concurrency limit with a bounded, deadline-aware queue.
+/// The 67 % rule (docs/CONFIGURATION.md, "Admission control"): a concurrency limit with a bounded, deadline-aware queue.
 ///
 /// With `C` the summed `max_concurrency` of the ready upstreams and `u` the target
 /// utilization: `S = floor(C × u)` requests run at once, `C − S` may wait. A request

@@ -21,7 +21,7 @@ public struct RateLimitConfig: Sendable, Equatable {
     }
 
     public struct PerClientLimit: Sendable, Equatable {
-        /// Opt-in (SPEC §5): behind a load balancer, or in a one-host load test, every
+        /// Opt-in (docs/CONFIGURATION.md, `rate_limit.per_client`): behind a load balancer, or in a one-host load test, every
         /// client shares one address. Default false.
         public var enabled = false
         /// Count what would be shed, shed nothing. Default false.

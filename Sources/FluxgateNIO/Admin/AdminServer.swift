@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import FluxgateNIOSupport
 
 /// The admin listener (`admin_listen`, default 127.0.0.1:9090): its own port, never
 /// the data port, never admission-controlled, so it answers while the data path sheds.
@@ -217,7 +218,7 @@ final class AdminServer: Sendable {
     }
 
     /// Whether `/readyz` with this query counts utilization: without one, yes (at ≥ 0.9
-    /// not ready, SPEC's rule — a load balancer in front of independent gateways moves
+    /// not ready, the product's rule (docs/OPERATIONS.md) — a load balancer in front of independent gateways moves
     /// traffic off a saturated one); `ignore=utilization`, no — ready unless draining or
     /// with no upstream in rotation, for a Kubernetes readiness probe: replicas that
     /// share one overload (cluster mode shares `S`) reach 0.9 together, every one would

@@ -215,7 +215,7 @@ final class AdmissionGate: Sendable {
         }
     }
 
-    /// The ready upstreams' capacity changed (SPEC §4: C shrinks at once when an
+    /// The ready upstreams' capacity changed (docs/CONFIGURATION.md, "Admission control": C shrinks at once when an
     /// upstream goes down). Waiters the new slots admit are resumed; waiters beyond the
     /// new queue bound are shed as `overloaded`, lowest class and newest first.
     func setCapacity(_ capacity: Int, jitter: Double) {

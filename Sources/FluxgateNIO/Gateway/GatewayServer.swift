@@ -9,6 +9,7 @@ import NIOSSL
 import Prometheus
 import ServiceLifecycle
 import Synchronization
+import FluxgateNIOSupport
 
 /// The data listener and the admin listener: accepts client connections and builds
 /// each one's pipeline; reloads the configuration; drains on graceful shutdown.

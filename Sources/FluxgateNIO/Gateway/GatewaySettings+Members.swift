@@ -1,5 +1,6 @@
 import FluxgateCore
 import NIOCore
+import FluxgateNIOSupport
 
 /// Where the upstreams' slots and addresses come from at start and at a reload: each
 /// configured upstream's members (``UpstreamMembers``: one per address of its host

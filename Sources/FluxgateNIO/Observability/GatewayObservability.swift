@@ -3,6 +3,7 @@ import Histogram
 import NIOCore
 import Prometheus
 import Synchronization
+import FluxgateNIOSupport
 
 /// Reads the gateway for the admin endpoints: `/metrics` (Prometheus text through
 /// swift-prometheus's registry) and `/stats` (a JSON snapshot).
@@ -182,7 +183,7 @@ public final class GatewayObservability: Sendable {
 
     var uptime: Double { Double((NIODeadline.now() - started).nanoseconds) / 1e9 }
 
-    /// Why `/readyz` says no (SPEC §4), or nil when ready; no per-loop reading needed.
+    /// Why `/readyz` says no (docs/OPERATIONS.md, the admin endpoints), or nil when ready; no per-loop reading needed.
     func notReadyReason(countingUtilization: Bool = true) -> String? {
         Self.notReady(
             draining: runtime.draining, anyRouted: runtime.router.routed.contains(true), gate: runtime.gate.snapshot,

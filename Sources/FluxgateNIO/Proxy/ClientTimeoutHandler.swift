@@ -1,5 +1,6 @@
 import FluxgateCore
 import NIOCore
+import FluxgateNIOSupport
 
 /// Enforces a client header timeout, an idle timeout and a send timeout as a pipeline
 /// stage: the admin listener's (``AdminServer/Limits``). The gateway's

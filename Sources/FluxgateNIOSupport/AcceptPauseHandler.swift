@@ -28,13 +28,14 @@ public final class AcceptPauseHandler: ChannelInboundHandler {
     public typealias InboundIn = Any
     private let pause: TimeAmount
     /// Accepting is paused now (for tests: EmbeddedChannel ignores `autoRead`).
-    private(set) var paused = false
+    public private(set) var paused = false
     /// Held by an upgrade: stays off until released, whatever the pause does.
-    private(set) var held = false
+    public private(set) var held = false
 
     /// A user event: hold (true) or release (false) accepting.
-    struct Hold {
-        var held: Bool
+    public struct Hold: Sendable {
+        public var held: Bool
+        public init(held: Bool) { self.held = held }
     }
 
     public init(pause: TimeAmount = .milliseconds(250)) {

@@ -1,14 +1,6 @@
 import NIOCore
 
 extension SocketAddress {
-    /// `127.0.0.1:8080` / `[::1]:8080`, for logs (the default description is NIO's debug form).
-    public var hostPort: String {
-        guard let ip = ipAddress, let port else { return "\(self)" }
-        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
-    }
-}
-
-extension SocketAddress {
     /// The peer's IP address as the gateway shows and keys it: an IPv4 client of a
     /// dual-stack listener (`[::]`), which the socket reports as the IPv4-mapped
     /// `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2), as its IPv4 address — as Envoy does for its
