@@ -358,6 +358,8 @@ struct DemoUpstream: AsyncParsableCommand {
     var failHealth = false
     @Option(name: .customLong("jwt-secret"), help: "HS256 secret for login tokens (env FLUXOR_JWT_SECRET); the default is public, demo only.")
     var jwtSecret: String?
+    @Option(name: .customLong("log-format"), help: "text or json (one JSON object per line, as the gateway's log_format: json); without it FLUXGATE_LOG_FORMAT, else text.")
+    var logFormat: String?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
@@ -367,11 +369,22 @@ struct DemoUpstream: AsyncParsableCommand {
             throw ValidationError("--latency-ms and --jitter-ms must be >= 0, jitter at most latency")
         }
         guard maxInFlight >= 0 else { throw ValidationError("--max-inflight must be >= 0") }
+        if let logFormat, LogFormat(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format must be text or json, got \"\(logFormat)\"")
+        }
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        // The gateway's writer, so that a stack of gateway and demo containers gives a log
+        // collector one format (until 2026-12-07 the demo wrote swift-log's text lines only).
+        let format = logFormat.flatMap(LogFormat.init(rawValue:)) ?? LogFormat.overridden(in: ProcessInfo.processInfo.environment) ?? .text
+        let levelSwitch = ApplicationLogSwitch(format: format)
+        LoggingSystem.bootstrap { label in levelSwitch.makeHandler(label: label) }
         let logger = Logger(label: "fluxor-demo")
+        let environment = ProcessInfo.processInfo.environment
+        if logFormat == nil, let value = environment[LogFormat.environmentVariable], LogFormat.overridden(in: environment) == nil {
+            logger.warning("\(LogFormat.environmentVariable)=\(value) is not text or json; writing text")
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: workers == 0 ? System.coreCount : workers)
         var configuration = DemoUpstreamServer.Configuration(port: port, instance: instance)
         configuration.host = host

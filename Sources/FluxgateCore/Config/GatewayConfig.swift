@@ -171,8 +171,11 @@ public enum LogFormat: String, Sendable, CaseIterable {
     /// the loader's naming rule) names, if it names one — for the lines logged before the
     /// configuration is read; a wrong value is reported when it is.
     public static func overridden(in environment: [String: String]) -> LogFormat? {
-        environment[ConfigReader.environmentName(for: "log_format")].flatMap { LogFormat(rawValue: $0.lowercased()) }
+        environment[environmentVariable].flatMap { LogFormat(rawValue: $0.lowercased()) }
     }
+
+    /// `FLUXGATE_LOG_FORMAT`.
+    public static let environmentVariable = ConfigReader.environmentName(for: "log_format")
 }
 
 /// Upstream host names are resolved at start and at each reload that changes an

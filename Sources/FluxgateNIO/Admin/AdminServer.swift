@@ -218,8 +218,8 @@ final class AdminServer: Sendable {
     }
 
     /// Whether `/readyz` with this query counts utilization: without one, yes (at ≥ 0.9
-    /// not ready, the product's rule (docs/OPERATIONS.md) — a load balancer in front of independent gateways moves
-    /// traffic off a saturated one); `ignore=utilization`, no — ready unless draining or
+    /// not ready, the product's rule, docs/OPERATIONS.md — a load balancer in front of
+    /// independent gateways moves traffic off a saturated one); `ignore=utilization`, no — ready unless draining or
     /// with no upstream in rotation, for a Kubernetes readiness probe: replicas that
     /// share one overload (cluster mode shares `S`) reach 0.9 together, every one would
     /// leave the Service at once, and clients would meet refused connections instead of
