@@ -15,7 +15,8 @@ public struct GatewayApplication: Sendable {
 
     public init(
         config: GatewayConfig, group: any EventLoopGroup, logger: Logger, source: ConfigSource? = nil,
-        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), applicationLog: ApplicationLogSwitch? = nil
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), applicationLog: ApplicationLogSwitch? = nil,
+        commandLine: [String] = []
     ) throws {
         var demos: [DemoUpstreamServer] = []
         if config.runsEmbeddedDemo {
@@ -27,7 +28,8 @@ public struct GatewayApplication: Sendable {
         }
         self.demos = demos
         self.gateway = try GatewayServer(
-            config: config, group: group, logger: logger, source: source, registry: registry, applicationLog: applicationLog)
+            config: config, group: group, logger: logger, source: source, registry: registry, applicationLog: applicationLog,
+            commandLine: commandLine)
     }
 
     /// Binds every listener: demos first, so the gateway's first request finds them.

@@ -116,7 +116,8 @@ struct Serve: AsyncParsableCommand {
         let sockets = try Self.inheritedSockets(config: config, environment: environment, logger: logger)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers == 0 ? System.coreCount : config.workers)
         let application = try GatewayApplication(
-            config: config, group: group, logger: logger, source: source, registry: registry, applicationLog: levelSwitch)
+            config: config, group: group, logger: logger, source: source, registry: registry, applicationLog: levelSwitch,
+            commandLine: listenOverride == nil ? [] : ["listen (serve --listen)"])
         do {
             try await application.start(sockets: sockets.sockets)
         } catch {

@@ -225,4 +225,19 @@ struct ConfigDocumentTests {
         #expect(text.hasPrefix("# from the environment: FLUXGATE_TIMEOUTS_IDLE\n"))
         #expect(Self.leaves(try #require(try Yams.compose(yaml: text)))["timeouts.idle"] == "5s")
     }
+
+    /// The header names where values came from besides the file: the environment's
+    /// variables, then the command line's keys (a line only when there are some), then
+    /// how secrets read.
+    @Test func theHeaderNamesTheEnvironmentAndTheCommandLine() {
+        let document = ConfigDocument(GatewayConfig())
+        #expect(document.header("t", environment: ["FLUXGATE_TIMEOUTS_IDLE": "5s"], commandLine: ["listen (serve --listen)"]) == [
+            "t", "from the environment: FLUXGATE_TIMEOUTS_IDLE", "from the command line: listen (serve --listen)",
+            "secrets shown as [redacted]",
+        ])
+        #expect(document.header("t", environment: [:]) == ["t", "no environment override", "secrets shown as [redacted]"])
+        #expect(ConfigDocument(GatewayConfig(), showSecrets: true).header("t", environment: [:], commandLine: ["listen (serve --listen)"]) == [
+            "t", "no environment override", "from the command line: listen (serve --listen)",
+        ])
+    }
 }

@@ -498,11 +498,20 @@ struct OperationsTests {
 
     /// A gateway started from a configuration file (`good`: one upstream, the watch off)
     /// that its reloads read again; the caller removes `path`.
-    func gatewayReadingAFile(_ upstream: TestUpstream, watch: String = "{ watch: false }") async throws -> (server: GatewayServer, address: SocketAddress, path: String, good: String) {
+    /// A gateway started from a file of its own; `listen`, when given, stands in for
+    /// `serve --listen` (the file says 127.0.0.1:0, the gateway listens where this says).
+    func gatewayReadingAFile(
+        _ upstream: TestUpstream, watch: String = "{ watch: false }", listen: SocketEndpoint? = nil
+    ) async throws -> (server: GatewayServer, address: SocketAddress, path: String, good: String) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-\(UUID().uuidString).conf").path
         let good = "listen: \"127.0.0.1:0\"\nadmin_listen: \"127.0.0.1:0\"\nreload: \(watch)\nupstreams: [{url: \"\(upstream.url)\"}]\n"
         try good.write(toFile: path, atomically: true, encoding: .utf8)
-        let server = try GatewayServer(config: try ConfigLoader.load(path: path, required: true), group: gatewayGroup, logger: .init(label: "t"), source: .file(path))
+        let adjust: @Sendable (inout GatewayConfig) -> Void = { config in if let listen { config.listen = listen } }
+        var config = try ConfigLoader.load(path: path, required: true)
+        adjust(&config)
+        let server = try GatewayServer(
+            config: config, group: gatewayGroup, logger: .init(label: "t"), source: .file(path, adjust: adjust),
+            commandLine: listen == nil ? [] : ["listen (serve --listen)"])
         return (server, try await server.start(), path, good)
     }
 
@@ -573,6 +582,7 @@ struct OperationsTests {
         let first = try await OneShot.request("GET", "/config", to: server.adminAddress!, group: group)
         #expect(first.status == .ok && first.head.headers.first(name: "content-type") == "application/yaml")
         #expect(first.body.contains("# configuration in force: version 1 "), "\(first.body)")
+        #expect(!first.body.contains("command line"))
         #expect(try ConfigLoader.load(yaml: first.body) == server.runtime.config)
         #expect(first.body.contains("target_utilization: 0.67\n"))
         try (good + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
@@ -587,6 +597,25 @@ struct OperationsTests {
         #expect(head.status == .ok && head.body.isEmpty)
         let wrong = try await OneShot.request("POST", "/config", to: server.adminAddress!, group: group)
         #expect(wrong.status == .methodNotAllowed && wrong.head.headers.first(name: "allow") == "GET, HEAD")
+        try await stop(server, upstream)
+    }
+
+    /// `serve --listen` sets `listen` over the file's: `GET /config` shows the address
+    /// listened on and says it came from the command line, before and after a reload (the
+    /// file's `listen` never comes back with one).
+    @Test func theConfigurationInForceNamesTheCommandLine() async throws {
+        let upstream = try await TestUpstream.start(name: "a", group: group)
+        let (server, address, path, good) = try await gatewayReadingAFile(upstream, listen: SocketEndpoint(host: "127.0.0.2", port: 0))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(address.ipAddress == "127.0.0.2")
+        let first = try await OneShot.request("GET", "/config", to: server.adminAddress!, group: group)
+        #expect(first.body.contains("\n# from the command line: listen (serve --listen)\n"), "\(first.body)")
+        #expect(first.body.contains("\nlisten: \"127.0.0.2:0\"\n"), "\(first.body)")
+        try (good + "admission: { target_utilization: 0.5 }\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try await OneShot.request("POST", "/reload", to: server.adminAddress!, group: group).status == .ok)
+        let after = try await OneShot.request("GET", "/config", to: server.adminAddress!, group: group)
+        #expect(after.body.contains("# configuration in force: version 2 ") && after.body.contains("# from the command line: listen (serve --listen)\n"))
+        #expect(after.body.contains("\nlisten: \"127.0.0.2:0\"\n"), "\(after.body)")
         try await stop(server, upstream)
     }
 

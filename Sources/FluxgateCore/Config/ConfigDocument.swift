@@ -22,10 +22,13 @@ public struct ConfigDocument {
     }
 
     /// The comment lines a printed configuration starts with: `title`, the `FLUXGATE_*`
-    /// variables in `environment` that set keys, and how secrets read.
-    public func header(_ title: String, environment: [String: String]) -> [String] {
+    /// variables in `environment` that set keys, the keys the command line set
+    /// (`commandLine`, such as `listen (serve --listen)`; no line when none), and how
+    /// secrets read.
+    public func header(_ title: String, environment: [String: String], commandLine: [String] = []) -> [String] {
         let overrides = ConfigLoader.environmentOverrides(environment)
         return [title, overrides.isEmpty ? "no environment override" : "from the environment: \(overrides.joined(separator: ", "))"]
+            + (commandLine.isEmpty ? [] : ["from the command line: \(commandLine.joined(separator: ", "))"])
             + (showSecrets ? [] : ["secrets shown as \(Self.redactedMarker)"])
     }
 

@@ -71,11 +71,14 @@ final class AdminServer: Sendable {
     let observability: GatewayObservability
     let reload: Reload
     let logger: Logger
+    /// The keys the command line set (`listen (serve --listen)`), for `GET /config`'s header.
+    let commandLine: [String]
 
-    init(observability: GatewayObservability, reload: @escaping Reload, logger: Logger) {
+    init(observability: GatewayObservability, reload: @escaping Reload, logger: Logger, commandLine: [String] = []) {
         self.observability = observability
         self.reload = reload
         self.logger = logger
+        self.commandLine = commandLine
     }
 
     /// Listens on `endpoint` (or on `socket`, an inherited listening socket); returns the
@@ -209,12 +212,12 @@ final class AdminServer: Sendable {
     /// `GET /config`: the configuration in force as a config file (``ConfigDocument``),
     /// secrets redacted — as the loader built it at start or at the last reload that
     /// took, environment overrides and `--listen` included.
-    static func configDocument(_ settings: GatewaySettings) -> String {
+    static func configDocument(_ settings: GatewaySettings, commandLine: [String] = []) -> String {
         let document = ConfigDocument(settings.config)
         return document.yaml(
             header: document.header(
                 "configuration in force: version \(settings.version) (1 at start, +1 per reload that took)",
-                environment: ProcessInfo.processInfo.environment))
+                environment: ProcessInfo.processInfo.environment, commandLine: commandLine))
     }
 
     /// Whether `/readyz` with this query counts utilization: without one, yes (at ≥ 0.9
@@ -247,7 +250,7 @@ final class AdminServer: Sendable {
         case (.GET, "/stats"), (.HEAD, "/stats"):
             return .json(.ok, StatsDocument(await observability.read()))
         case (.GET, "/config"), (.HEAD, "/config"):
-            return Response(status: .ok, contentType: "application/yaml", body: Array(Self.configDocument(observability.runtime.settings).utf8))
+            return Response(status: .ok, contentType: "application/yaml", body: Array(Self.configDocument(observability.runtime.settings, commandLine: commandLine).utf8))
         case (.POST, "/reload"):
             let outcome = await reload()
             return .json(outcome.succeeded ? .ok : .unprocessableEntity, outcome)

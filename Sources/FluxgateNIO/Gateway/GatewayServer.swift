@@ -39,6 +39,9 @@ public final class GatewayServer: Service, Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     let source: ConfigSource?
+    /// The keys the command line sets, as `GET /config`'s header names them
+    /// (`listen (serve --listen)`); empty when it sets none.
+    let commandLine: [String]
     let applicationLog: ApplicationLogSwitch?
     let state = Mutex<ListenerState>(ListenerState())
     let reloading = ReloadLock()
@@ -79,9 +82,12 @@ public final class GatewayServer: Service, Sendable {
     ///     swift-metrics registry, so library metrics join in); a private one by default.
     ///   - applicationLog: the application log's level and format, set from `log_level`
     ///     and `log_format` at start and on every reload.
+    ///   - commandLine: the keys the command line overrides (the config already has them
+    ///     applied), named in `GET /config`'s header.
     public init(
         config: GatewayConfig, group: any EventLoopGroup, logger: Logger, source: ConfigSource? = nil,
-        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), applicationLog: ApplicationLogSwitch? = nil
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), applicationLog: ApplicationLogSwitch? = nil,
+        commandLine: [String] = []
     ) throws {
         self.runtime = try GatewayRuntime(config: config, logger: logger, clusterLoop: group.next())
         self.healthChecker = HealthChecker(runtime: runtime, loop: group.next(), logger: logger)
@@ -89,6 +95,7 @@ public final class GatewayServer: Service, Sendable {
         self.group = group
         self.logger = logger
         self.source = source
+        self.commandLine = commandLine
         self.applicationLog = applicationLog
         let limits = Self.makeConnectionLimits(config)
         self.connectionLimits = NIOLockedValueBox(limits)
@@ -172,7 +179,7 @@ public final class GatewayServer: Service, Sendable {
         let poolsByLoop = pools
         let statsByLoop = stats
         let scratchByLoop = scratches
-        let admin = AdminServer(observability: observability, reload: { [self] in await self.reloadFromSource() }, logger: logger)
+        let admin = AdminServer(observability: observability, reload: { [self] in await self.reloadFromSource() }, logger: logger, commandLine: commandLine)
         let (adminChannel, adminSocket) = try await ListenerError.naming("admin_listen \(config.adminListen)") {
             try await admin.bind(config.adminListen, group: group, family: config.dns.family, socket: sockets.admin)
         }
