@@ -172,6 +172,60 @@ struct ConfigLoaderTests {
         #expect(errors[6].message.contains("a duration such as 500ms"))
     }
 
+    /// YAML merge keys and anchors, as Compose files use them: settings shared by
+    /// upstreams through `<<: *defaults` (the entry's own keys win, then the earlier
+    /// merged mapping's), the anchor kept under a top-level `x-` key that is never read;
+    /// a merged key the reader does not know is refused at the anchor's line, and a merge
+    /// of something that is not a mapping is refused by name.
+    @Test func mergeKeysShareSettingsAndExtensionFieldsAreIgnored() throws {
+        let yaml = """
+            x-defaults: &defaults
+              max_concurrency: 50
+              weight: 2
+            x-heavy: &heavy
+              weight: 9
+              host_header: "api.internal"
+            upstreams:
+              - <<: *defaults
+                url: "http://127.0.0.1:9001"
+              - <<: *defaults
+                url: "http://127.0.0.1:9002"
+                weight: 5
+              - <<: [*heavy, *defaults]
+                url: "http://127.0.0.1:9003"
+            timeouts:
+              <<: { connect: 2s, idle: 30s }
+              idle: 40s
+            """
+        let config = try ConfigLoader.load(yaml: yaml)
+        #expect(config.upstreams.map(\.maxConcurrency) == [50, 50, 50])
+        #expect(config.upstreams.map(\.weight) == [2, 5, 9])
+        #expect(config.upstreams[2].hostHeader == .fixed("api.internal"))
+        #expect(config.upstreams[0].hostHeader == .client)
+        #expect(config.timeouts.connect == .seconds(2) && config.timeouts.idle == .seconds(40))
+        // Read back from --print's document: the merges come out spelt in full.
+        #expect(try ConfigLoader.load(yaml: ConfigDocument(config).yaml()) == config)
+
+        func errors(_ yaml: String) -> [String] {
+            do {
+                _ = try ConfigLoader.load(yaml: yaml)
+                return []
+            } catch {
+                return error.errors.map(\.description)
+            }
+        }
+        #expect(errors("x-d: &d\n  max_concurency: 5\nupstreams:\n  - <<: *d\n    url: \"http://h:1\"\n") == [
+            #"upstreams[0].max_concurency (line 2): unknown key; did you mean "max_concurrency"? (merged in by <<)"#
+        ])
+        #expect(errors("upstreams:\n  - <<: 5\n    url: \"http://h:1\"\n") == [
+            "upstreams[0].<< (line 2): a merge key takes a mapping or a list of mappings, such as <<: *defaults"
+        ])
+        // Only a plain << merges; "<<" quoted is a key like any other, and x- keys are
+        // ignored at the top level only.
+        #expect(errors("timeouts: { \"<<\": { idle: 1s } }\n").first?.hasPrefix("timeouts.<< (line 1): unknown key") == true)
+        #expect(errors("timeouts: { x-idle: 1s }\n").first?.hasPrefix("timeouts.x-idle (line 1): unknown key") == true)
+    }
+
     /// `limits.stalled_client_bytes`: 256 MiB by default, 0 for no bound, and a value
     /// too small to hold one stalled connection refused by name.
     @Test func stalledClientBytesParsesAndRefusesTooSmall() throws {

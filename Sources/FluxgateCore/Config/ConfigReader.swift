@@ -47,23 +47,56 @@ struct ConfigReader {
             return Table(path: path, entries: [:])
         }
         var entries: [String: Node] = [:]
-        for (keyNode, value) in mapping {
-            guard let key = keyNode.string else {
-                report(path, "keys must be strings", node: keyNode)
+        for pair in mergedPairs(mapping, path: path) {
+            guard let key = pair.key.string else {
+                report(path, "keys must be strings", node: pair.key)
                 continue
             }
+            // Extension fields, as in Compose files: a place at the top level for YAML
+            // anchors that upstreams merge (`x-defaults: &defaults`), never read.
+            if path.isEmpty && key.hasPrefix("x-") { continue }
             let keyPath = path.isEmpty ? key : "\(path).\(key)"
             if !known.contains(key) {
                 let hint = Self.closest(to: key, in: known).map { "; did you mean \"\($0)\"?" } ?? ""
-                report(keyPath, "unknown key\(hint)", node: keyNode)
+                report(keyPath, "unknown key\(hint)\(pair.merged ? " (merged in by <<)" : "")", node: pair.key)
                 continue
             }
             if entries[key] != nil {
-                report(keyPath, "duplicate key", node: keyNode)
+                // A key merged in by `<<` gives way to the mapping's own, and to an
+                // earlier merged mapping's (YAML 1.1's merge key type).
+                if pair.merged { continue }
+                report(keyPath, "duplicate key", node: pair.key)
             }
-            entries[key] = value
+            entries[key] = pair.value
         }
         return Table(path: path, entries: entries)
+    }
+
+    /// The pairs of `mapping` with YAML merge keys applied (`<<: *defaults`, or a list of
+    /// such: the merge key type of YAML 1.1, which libyaml and so Yams leave to the
+    /// reader): its own pairs first, then each merged mapping's in order, itself merged
+    /// the same way. The reader keeps the first of each key, so the mapping's own win,
+    /// then the earlier merged mapping's. Until 2026-12-07 `<<` was refused as an
+    /// unknown key (found by writing an upstream list the way Compose files are written).
+    mutating func mergedPairs(_ mapping: Node.Mapping, path: String, depth: Int = 0) -> [(key: Node, value: Node, merged: Bool)] {
+        var own: [(key: Node, value: Node, merged: Bool)] = []
+        var merged: [(key: Node, value: Node, merged: Bool)] = []
+        for (keyNode, value) in mapping {
+            guard keyNode.scalar?.style == .plain, keyNode.string == "<<" else {
+                own.append((keyNode, value, false))
+                continue
+            }
+            let keyPath = path.isEmpty ? "<<" : "\(path).<<"
+            let sources = value.mapping.map { [$0] } ?? value.sequence?.compactMap(\.mapping)
+            guard let sources, sources.count == (value.sequence?.count ?? 1), depth < 16 else {
+                report(keyPath, depth < 16 ? "a merge key takes a mapping or a list of mappings, such as <<: *defaults" : "merges nested too deep", node: keyNode)
+                continue
+            }
+            for source in sources {
+                merged += mergedPairs(source, path: path, depth: depth + 1).map { ($0.key, $0.value, true) }
+            }
+        }
+        return own + merged
     }
 
     /// Reads a scalar, preferring the environment override, and converts it with `parse`.
