@@ -224,6 +224,17 @@ struct ConfigLoaderTests {
         // ignored at the top level only.
         #expect(errors("timeouts: { \"<<\": { idle: 1s } }\n").first?.hasPrefix("timeouts.<< (line 1): unknown key") == true)
         #expect(errors("timeouts: { x-idle: 1s }\n").first?.hasPrefix("timeouts.x-idle (line 1): unknown key") == true)
+        // Aliases repeated inside merges: ten mappings, each merging the one before ten
+        // times, would be 10⁸ pairs — refused by name instead (it ran out of memory).
+        var bomb = "x-m0: &m0 { connect: 1s, idle: 2s }\n"
+        for level in 1...8 {
+            bomb += "x-m\(level): &m\(level) { <<: [\(Array(repeating: "*m\(level - 1)", count: 10).joined(separator: ", "))] }\n"
+        }
+        #expect(errors(bomb + "timeouts: *m8\n") == [
+            "timeouts.<< (line 9): merges bring in more than 10000 keys (an alias repeated inside merges?)"
+        ])
+        // Nested merges within the bound are fine: 2 keys through three levels.
+        #expect(try ConfigLoader.load(yaml: "x-a: &a { connect: 1s }\nx-b: &b { <<: *a, idle: 2s }\nx-c: &c { <<: *b }\ntimeouts: { <<: *c }\n").timeouts.idle == .seconds(2))
     }
 
     /// `limits.stalled_client_bytes`: 256 MiB by default, 0 for no bound, and a value

@@ -78,7 +78,28 @@ struct ConfigReader {
     /// the same way. The reader keeps the first of each key, so the mapping's own win,
     /// then the earlier merged mapping's. Until 2026-12-07 `<<` was refused as an
     /// unknown key (found by writing an upstream list the way Compose files are written).
-    mutating func mergedPairs(_ mapping: Node.Mapping, path: String, depth: Int = 0) -> [(key: Node, value: Node, merged: Bool)] {
+    ///
+    /// Aliases repeated inside merges multiply (ten mappings each merging the one before
+    /// ten times over: 10⁸ pairs from eight short lines — found by trying it: 950 MB and
+    /// no answer after 20 s), so a mapping's merges may bring in at most
+    /// ``maxMergedPairs`` pairs; beyond, the merge is refused by name.
+    mutating func mergedPairs(_ mapping: Node.Mapping, path: String) -> [(key: Node, value: Node, merged: Bool)] {
+        var budget = Self.maxMergedPairs
+        if let pairs = mergedPairs(mapping, path: path, budget: &budget) { return pairs }
+        let merge = mapping.first { $0.key.string == "<<" }?.key
+        report(
+            path.isEmpty ? "<<" : "\(path).<<",
+            "merges bring in more than \(Self.maxMergedPairs) keys (an alias repeated inside merges?)", node: merge)
+        return mapping.filter { !($0.key.scalar?.style == .plain && $0.key.string == "<<") }.map { ($0.key, $0.value, false) }
+    }
+
+    /// Pairs a mapping's merge keys may bring in (nested merges count at every level).
+    static let maxMergedPairs = 10_000
+
+    /// Nil when the merges would bring in more than `budget` pairs.
+    private mutating func mergedPairs(
+        _ mapping: Node.Mapping, path: String, budget: inout Int
+    ) -> [(key: Node, value: Node, merged: Bool)]? {
         var own: [(key: Node, value: Node, merged: Bool)] = []
         var merged: [(key: Node, value: Node, merged: Bool)] = []
         for (keyNode, value) in mapping {
@@ -86,14 +107,18 @@ struct ConfigReader {
                 own.append((keyNode, value, false))
                 continue
             }
-            let keyPath = path.isEmpty ? "<<" : "\(path).<<"
             let sources = value.mapping.map { [$0] } ?? value.sequence?.compactMap(\.mapping)
-            guard let sources, sources.count == (value.sequence?.count ?? 1), depth < 16 else {
-                report(keyPath, depth < 16 ? "a merge key takes a mapping or a list of mappings, such as <<: *defaults" : "merges nested too deep", node: keyNode)
+            guard let sources, sources.count == (value.sequence?.count ?? 1) else {
+                report(
+                    path.isEmpty ? "<<" : "\(path).<<", "a merge key takes a mapping or a list of mappings, such as <<: *defaults",
+                    node: keyNode)
                 continue
             }
             for source in sources {
-                merged += mergedPairs(source, path: path, depth: depth + 1).map { ($0.key, $0.value, true) }
+                guard let pairs = mergedPairs(source, path: path, budget: &budget) else { return nil }
+                budget -= pairs.count
+                if budget < 0 { return nil }
+                merged += pairs.map { ($0.key, $0.value, true) }
             }
         }
         return own + merged
