@@ -172,6 +172,33 @@ struct ConfigLoaderTests {
         #expect(errors[6].message.contains("a duration such as 500ms"))
     }
 
+    /// `upstream_tls.certificate` and `key` (a client certificate for `https://`
+    /// upstreams) go together, as `tls`'s do; both are files that must be readable.
+    @Test func upstreamClientCertificateAndKeyGoTogether() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("client-\(UUID().uuidString).pem").path
+        try Data("-".utf8).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let both = try ConfigLoader.load(yaml: "upstream_tls: { certificate: \"\(file)\", key: \"\(file)\" }")
+        #expect(both.upstreamTLS.presentsCertificate && both.filesReadOnReload == [file, file])
+        #expect(!GatewayConfig().upstreamTLS.presentsCertificate && GatewayConfig().filesReadOnReload.isEmpty)
+        for yaml in ["upstream_tls: { certificate: \"\(file)\" }", "upstream_tls: { key: \"\(file)\" }"] {
+            do {
+                _ = try ConfigLoader.load(yaml: yaml)
+                Issue.record("\(yaml) was accepted")
+            } catch {
+                #expect(error.errors.map(\.description) == [
+                    "upstream_tls: certificate and key go together: set both (a client certificate for https:// upstreams) or neither"
+                ])
+            }
+        }
+        do {
+            _ = try ConfigLoader.load(yaml: "upstream_tls: { certificate: /nonexistent/c.pem, key: /nonexistent/k.pem }")
+            Issue.record("missing files were accepted")
+        } catch {
+            #expect(error.errors.map(\.path) == ["upstream_tls.certificate", "upstream_tls.key"])
+        }
+    }
+
     /// YAML merge keys and anchors, as Compose files use them: settings shared by
     /// upstreams through `<<: *defaults` (the entry's own keys win, then the earlier
     /// merged mapping's), the anchor kept under a top-level `x-` key that is never read;

@@ -330,6 +330,45 @@ struct TLSTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// An `https://` upstream that asks for a client certificate (mutual TLS) gets
+    /// `upstream_tls.certificate`: without one the handshake fails, nothing reaches it and
+    /// the answer is 502; with it, 200. (Health probes take the same context.)
+    @Test func anUpstreamThatAsksForAClientCertificateGetsOne() async throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try Credentials.make(in: dir, name: "upstream")
+        let client = try Credentials.make(in: dir, name: "gateway-client")
+        var serverConfiguration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: [.certificate(server.certificate)],
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: server.keyPath, format: .pem)))
+        serverConfiguration.certificateVerification = .noHostnameVerification
+        serverConfiguration.trustRoots = .certificates([client.certificate])
+        let upstream = try await TestUpstream.start(name: "a", group: group, tls: try NIOSSLContext(configuration: serverConfiguration))
+        let url = "https://localhost:\(upstream.port)"
+        let without = try makeConfig(upstreams: [url]) { $0.upstreamTLS.caFile = server.certificatePath }
+        try await withGateway(without, group: gatewayGroup) { gateway in
+            let outcome = try await RawClient.exchange(
+                "GET /without HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(outcome.text)")
+            #expect(!upstream.raw.contains("/without"))
+        }
+        let with = try makeConfig(upstreams: [url]) {
+            $0.upstreamTLS.caFile = server.certificatePath
+            $0.upstreamTLS.certificate = client.certificatePath
+            $0.upstreamTLS.key = client.keyPath
+        }
+        #expect(with.filesReadOnReload == [server.certificatePath, client.certificatePath, client.keyPath])
+        try await withGateway(with, group: gatewayGroup) { gateway in
+            let outcome = try await RawClient.exchange(
+                "GET /with HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
+            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
+            #expect(upstream.raw.contains("GET /with "))
+        }
+        try await upstream.stop()
+        try await group.shutdownGracefully()
+        try await gatewayGroup.shutdownGracefully()
+    }
+
     /// Three `https://` test upstreams for `body` — `good` (its certificate is
     /// `trusted`), `untrusted` (a certificate nobody trusts) and `hung` (connects
     /// complete, nothing is ever answered) — stopped after it, with the groups.
@@ -495,6 +534,18 @@ struct TLSTests {
         ])
         #expect(try problem(certificate: a.keyPath, key: a.certificatePath).first?.hasPrefix("tls.certificate: cannot load \(a.keyPath) as PEM certificates") == true)
         #expect(try problem(certificate: a.certificatePath, key: a.certificatePath).first?.hasPrefix("tls.key: cannot load \(a.certificatePath) as a PEM private key") == true)
+        // The client certificate for https:// upstreams, the same way under its own key.
+        func upstreamProblem(certificate: String, key: String) throws -> [String] {
+            var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"https://127.0.0.1:9\"}]")
+            config.upstreamTLS.certificate = certificate
+            config.upstreamTLS.key = key
+            return StartupProblems.check(config).map(\.description)
+        }
+        #expect(try upstreamProblem(certificate: a.certificatePath, key: a.keyPath).isEmpty)
+        #expect(try upstreamProblem(certificate: a.certificatePath, key: b.keyPath) == [
+            "upstream_tls.key: \(b.keyPath) is not the private key of the certificate in \(a.certificatePath) (they do not match)"
+        ])
+        #expect(try upstreamProblem(certificate: a.keyPath, key: a.keyPath).first?.hasPrefix("upstream_tls.certificate: cannot load \(a.keyPath) as PEM certificates") == true)
     }
 
     /// check-config and the start warn of a listener certificate that expires within 14

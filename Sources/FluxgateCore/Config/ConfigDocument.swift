@@ -68,6 +68,8 @@ public struct ConfigDocument {
             ("upstream_tls", table([
                 ("verify", plain(c.upstreamTLS.verify)),
                 ("ca_file", text(c.upstreamTLS.caFile)),
+                ("certificate", text(c.upstreamTLS.certificate)),
+                ("key", text(c.upstreamTLS.key)),
             ])),
             ("pool", table([
                 ("max_idle_per_upstream", plain(c.pool.maxIdlePerUpstream)),

@@ -25,13 +25,22 @@ public struct UpstreamTLSConfig: Sendable, Equatable {
     public var verify = true
     /// PEM file of CA certificates to trust instead of the system's. Default empty (system roots).
     public var caFile = ""
+    /// PEM certificate chain (leaf first) the gateway presents to an `https://` upstream
+    /// that asks for a client certificate (mutual TLS: nginx's `proxy_ssl_certificate`,
+    /// HAProxy's `crt` on a server line). Default empty: none presented.
+    public var certificate = ""
+    /// The PEM private key of `certificate`; the two are set together or not at all.
+    public var key = ""
     public init() {}
+
+    /// A client certificate is presented (`certificate` and `key` set).
+    public var presentsCertificate: Bool { !certificate.isEmpty && !key.isEmpty }
 }
 
 extension GatewayConfig {
     /// The files a reload reads besides the configuration file: the listener's
-    /// certificate and key (`tls`) and the CA file for `https://` upstreams
-    /// (`upstream_tls.ca_file`). `reload.watch` looks at them as at the configuration
+    /// certificate and key (`tls`), the CA file for `https://` upstreams
+    /// (`upstream_tls.ca_file`) and the client certificate and key presented to them. `reload.watch` looks at them as at the configuration
     /// file, so a certificate renewed in place (certbot, cert-manager's Secret) is served
     /// without a reload by hand — as Envoy does for certificates given through file-based
     /// SDS (docs/CONFIGURATION.md, `tls.certificate`). Until 2026-12-07 only the
@@ -40,6 +49,7 @@ extension GatewayConfig {
         var files: [String] = []
         if tls.enabled { files += [tls.certificate, tls.key] }
         if !upstreamTLS.caFile.isEmpty { files.append(upstreamTLS.caFile) }
+        if upstreamTLS.presentsCertificate { files += [upstreamTLS.certificate, upstreamTLS.key] }
         return files
     }
 }

@@ -18,34 +18,56 @@ enum TLSContexts {
     }
 
     /// The listener's context, or nil when `tls` is off. TLS 1.2 at least, ALPN `http/1.1`.
-    /// Each file is loaded on its own so the error names the one at fault, and a key that
-    /// is not the certificate's is called a mismatch (BoringSSL reports it as a key that
-    /// failed to load; nginx says "key values mismatch").
     static func server(_ config: TLSConfig) throws(SetupError) -> Server? {
         guard config.enabled else { return nil }
-        let chain: [NIOSSLCertificate]
-        do {
-            chain = try NIOSSLCertificate.fromPEMFile(config.certificate)
-        } catch {
-            throw SetupError(description: "tls.certificate: cannot load \(config.certificate) as PEM certificates (\(error))")
-        }
-        guard let leaf = chain.first else { throw SetupError(description: "tls.certificate: no certificate in \(config.certificate)") }
-        let key: NIOSSLPrivateKey
-        do {
-            key = try NIOSSLPrivateKey(file: config.key, format: .pem)
-        } catch {
-            throw SetupError(description: "tls.key: cannot load \(config.key) as a PEM private key (\(error))")
-        }
+        let identity = try Identity.load(certificate: config.certificate, key: config.key, section: "tls")
         var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+            certificateChain: identity.chain.map { .certificate($0) }, privateKey: .privateKey(identity.key))
         configuration.minimumTLSVersion = config.minVersion == .v1_3 ? .tlsv13 : .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
-        do {
-            return Server(context: try NIOSSLContext(configuration: configuration), notValidAfter: Int64(leaf.notValidAfter))
-        } catch NIOSSLError.failedToLoadPrivateKey {
-            throw SetupError(description: "tls.key: \(config.key) is not the private key of the certificate in \(config.certificate) (they do not match)")
-        } catch {
-            throw SetupError(description: "tls: cannot load \(config.certificate) / \(config.key): \(error)")
+        let context = try identity.context(configuration, section: "tls")
+        return Server(context: context, notValidAfter: Int64(identity.chain[0].notValidAfter))
+    }
+
+    /// A certificate chain and its private key, read from PEM files.
+    struct Identity {
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        let certificatePath: String
+        let keyPath: String
+
+        /// Each file is loaded on its own so the error names the one at fault
+        /// (`section.certificate`, `section.key`).
+        static func load(certificate: String, key: String, section: String) throws(SetupError) -> Identity {
+            let chain: [NIOSSLCertificate]
+            do {
+                chain = try NIOSSLCertificate.fromPEMFile(certificate)
+            } catch {
+                throw SetupError(description: "\(section).certificate: cannot load \(certificate) as PEM certificates (\(error))")
+            }
+            guard !chain.isEmpty else { throw SetupError(description: "\(section).certificate: no certificate in \(certificate)") }
+            do {
+                return Identity(chain: chain, key: try NIOSSLPrivateKey(file: key, format: .pem), certificatePath: certificate, keyPath: key)
+            } catch {
+                throw SetupError(description: "\(section).key: cannot load \(key) as a PEM private key (\(error))")
+            }
+        }
+
+        /// The context of `configuration`, which holds this identity; a key that is not
+        /// the certificate's is called a mismatch (BoringSSL reports it as a key that
+        /// failed to load; nginx says "key values mismatch").
+        func context(_ configuration: TLSConfiguration, section: String) throws(SetupError) -> NIOSSLContext {
+            do {
+                return try NIOSSLContext(configuration: configuration)
+            } catch NIOSSLError.failedToLoadPrivateKey {
+                throw mismatch(section: section)
+            } catch {
+                throw SetupError(description: "\(section): cannot load \(certificatePath) / \(keyPath): \(error)")
+            }
+        }
+
+        func mismatch(section: String) -> SetupError {
+            SetupError(description: "\(section).key: \(keyPath) is not the private key of the certificate in \(certificatePath) (they do not match)")
         }
     }
 
@@ -61,22 +83,33 @@ enum TLSContexts {
     }
 
     /// The context for `https://` upstreams: the system's roots or `upstream_tls.ca_file`,
-    /// chain and name verified unless `upstream_tls.verify` is false.
+    /// chain and name verified unless `upstream_tls.verify` is false; the client
+    /// certificate `upstream_tls.certificate` presented to an upstream that asks for one.
     static func upstream(_ config: UpstreamTLSConfig) throws(SetupError) -> NIOSSLContext {
-        try client(caFile: config.caFile, verify: config.verify, alpn: ["http/1.1"], key: "upstream_tls")
+        let identity = config.presentsCertificate
+            ? try Identity.load(certificate: config.certificate, key: config.key, section: "upstream_tls") : nil
+        return try client(caFile: config.caFile, verify: config.verify, alpn: ["http/1.1"], key: "upstream_tls", identity: identity)
     }
 
-    /// A client context: TLS 1.2 at least, the system's roots or `caFile`, verified unless `verify` is false.
-    static func client(caFile: String, verify: Bool, alpn: [String], key: String) throws(SetupError) -> NIOSSLContext {
+    /// A client context: TLS 1.2 at least, the system's roots or `caFile`, verified unless
+    /// `verify` is false, presenting `identity` when given.
+    static func client(caFile: String, verify: Bool, alpn: [String], key: String, identity: Identity? = nil) throws(SetupError) -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = alpn
         configuration.certificateVerification = verify ? .fullVerification : .none
         if !caFile.isEmpty { configuration.trustRoots = .file(caFile) }
+        if let identity {
+            configuration.certificateChain = identity.chain.map { .certificate($0) }
+            configuration.privateKey = .privateKey(identity.key)
+        }
         do {
             return try NIOSSLContext(configuration: configuration)
+        } catch NIOSSLError.failedToLoadPrivateKey where identity != nil {
+            throw identity!.mismatch(section: key)
         } catch {
-            throw SetupError(description: "\(key): cannot load \(caFile): \(error)")
+            let files = [caFile, identity?.certificatePath ?? "", identity?.keyPath ?? ""].filter { !$0.isEmpty }
+            throw SetupError(description: "\(key): cannot load \(files.joined(separator: " / ")): \(error)")
         }
     }
 }
