@@ -363,6 +363,9 @@ struct TLSTests {
                 "GET /with HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
             #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
             #expect(upstream.raw.contains("GET /with "))
+            // A reload reads the two files again, and says so (a renewal changes no key).
+            let reload = await gateway.gateway.reload(with)
+            #expect(reload.succeeded && reload.changes == ["upstream_tls certificate and key read again"], "\(reload)")
         }
         try await upstream.stop()
         try await group.shutdownGracefully()

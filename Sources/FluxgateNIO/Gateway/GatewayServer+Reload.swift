@@ -137,6 +137,7 @@ extension GatewayServer {
         if !removed.isEmpty { changes.append("upstreams removed: \(removed.joined(separator: ", "))") }
         if !changed.isEmpty { changes.append("upstreams changed: \(changed.joined(separator: ", "))") }
         if new.config.tls.enabled { changes.append("tls certificate and key read again") }
+        if new.config.upstreamTLS.presentsCertificate { changes.append("upstream_tls certificate and key read again") }
         return changes
     }
 
