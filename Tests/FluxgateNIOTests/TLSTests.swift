@@ -520,35 +520,31 @@ struct TLSTests {
     }
 
     /// Each file's problem is named by its key; a key that is not the certificate's is
-    /// called a mismatch (BoringSSL's words were "failedToLoadPrivateKey").
+    /// called a mismatch (BoringSSL's words were "failedToLoadPrivateKey") — for the
+    /// listener's certificate (`tls`) and the client certificate for `https://`
+    /// upstreams (`upstream_tls`) alike.
     @Test func aKeyThatIsNotTheCertificatesIsAMismatch() throws {
         let dir = try folder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let (a, b) = (try Credentials.make(in: dir, name: "a"), try Credentials.make(in: dir, name: "b"))
-        func problem(certificate: String, key: String) throws -> [String] {
-            var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
-            config.tls.certificate = certificate
-            config.tls.key = key
-            return StartupProblems.check(config).map(\.description)
+        for section in ["tls", "upstream_tls"] {
+            func problem(certificate: String, key: String) throws -> [String] {
+                let scheme = section == "tls" ? "http" : "https"
+                var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"\(scheme)://127.0.0.1:9\"}]")
+                if section == "tls" {
+                    (config.tls.certificate, config.tls.key) = (certificate, key)
+                } else {
+                    (config.upstreamTLS.certificate, config.upstreamTLS.key) = (certificate, key)
+                }
+                return StartupProblems.check(config).map(\.description)
+            }
+            #expect(try problem(certificate: a.certificatePath, key: a.keyPath).isEmpty)
+            #expect(try problem(certificate: a.certificatePath, key: b.keyPath) == [
+                "\(section).key: \(b.keyPath) is not the private key of the certificate in \(a.certificatePath) (they do not match)"
+            ])
+            #expect(try problem(certificate: a.keyPath, key: a.certificatePath).first?.hasPrefix("\(section).certificate: cannot load \(a.keyPath) as PEM certificates") == true)
+            #expect(try problem(certificate: a.certificatePath, key: a.certificatePath).first?.hasPrefix("\(section).key: cannot load \(a.certificatePath) as a PEM private key") == true)
         }
-        #expect(try problem(certificate: a.certificatePath, key: a.keyPath).isEmpty)
-        #expect(try problem(certificate: a.certificatePath, key: b.keyPath) == [
-            "tls.key: \(b.keyPath) is not the private key of the certificate in \(a.certificatePath) (they do not match)"
-        ])
-        #expect(try problem(certificate: a.keyPath, key: a.certificatePath).first?.hasPrefix("tls.certificate: cannot load \(a.keyPath) as PEM certificates") == true)
-        #expect(try problem(certificate: a.certificatePath, key: a.certificatePath).first?.hasPrefix("tls.key: cannot load \(a.certificatePath) as a PEM private key") == true)
-        // The client certificate for https:// upstreams, the same way under its own key.
-        func upstreamProblem(certificate: String, key: String) throws -> [String] {
-            var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"https://127.0.0.1:9\"}]")
-            config.upstreamTLS.certificate = certificate
-            config.upstreamTLS.key = key
-            return StartupProblems.check(config).map(\.description)
-        }
-        #expect(try upstreamProblem(certificate: a.certificatePath, key: a.keyPath).isEmpty)
-        #expect(try upstreamProblem(certificate: a.certificatePath, key: b.keyPath) == [
-            "upstream_tls.key: \(b.keyPath) is not the private key of the certificate in \(a.certificatePath) (they do not match)"
-        ])
-        #expect(try upstreamProblem(certificate: a.keyPath, key: a.keyPath).first?.hasPrefix("upstream_tls.certificate: cannot load \(a.keyPath) as PEM certificates") == true)
     }
 
     /// check-config and the start warn of a listener certificate that expires within 14
