@@ -304,27 +304,27 @@ struct TLSTests {
         try await gatewayGroup.shutdownGracefully()
     }
 
+    /// The whole answer to one `GET path` through a gateway running `config`.
+    func answer(_ path: String, through config: GatewayConfig) async throws -> String {
+        try await withGateway(config, group: gatewayGroup) { gateway in
+            try await RawClient.exchange(
+                "GET \(path) HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group
+            ).text
+        }
+    }
+
     @Test func httpsUpstreamsAreVerified() async throws {
         let credentials = try Credentials.make(in: try folder(), name: "upstream")
         let serverContext = try credentials.serverContext()
         let upstream = try await TestUpstream.start(name: "a", group: group, tls: serverContext)
         let url = "https://localhost:\(upstream.port)"
         // Trusting the upstream's CA: proxied.
-        let trusting = try makeConfig(upstreams: [url]) { $0.upstreamTLS.caFile = credentials.certificatePath }
-        try await withGateway(trusting, group: gatewayGroup) { gateway in
-            let outcome = try await RawClient.exchange(
-                "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
-            #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
-            #expect(outcome.text.hasSuffix(#"{"instance":"a"}"#))
-        }
+        let trusting = try await answer("/x", through: try makeConfig(upstreams: [url]) { $0.upstreamTLS.caFile = credentials.certificatePath })
+        #expect(trusting.hasPrefix("HTTP/1.1 200 OK\r\n") && trusting.hasSuffix(#"{"instance":"a"}"#), "\(trusting)")
         // The system's roots do not know this certificate: verification fails, 502.
-        let strict = try makeConfig(upstreams: [url])
-        try await withGateway(strict, group: gatewayGroup) { gateway in
-            let outcome = try await RawClient.exchange(
-                "GET /y HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
-            #expect(outcome.text.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(outcome.text)")
-            #expect(!upstream.raw.contains("/y"))
-        }
+        let strict = try await answer("/y", through: try makeConfig(upstreams: [url]))
+        #expect(strict.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(strict)")
+        #expect(!upstream.raw.contains("/y"))
         try await upstream.stop()
         try await group.shutdownGracefully()
         try await gatewayGroup.shutdownGracefully()
@@ -345,13 +345,9 @@ struct TLSTests {
         serverConfiguration.trustRoots = .certificates([client.certificate])
         let upstream = try await TestUpstream.start(name: "a", group: group, tls: try NIOSSLContext(configuration: serverConfiguration))
         let url = "https://localhost:\(upstream.port)"
-        let without = try makeConfig(upstreams: [url]) { $0.upstreamTLS.caFile = server.certificatePath }
-        try await withGateway(without, group: gatewayGroup) { gateway in
-            let outcome = try await RawClient.exchange(
-                "GET /without HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
-            #expect(outcome.text.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(outcome.text)")
-            #expect(!upstream.raw.contains("/without"))
-        }
+        let without = try await answer("/without", through: try makeConfig(upstreams: [url]) { $0.upstreamTLS.caFile = server.certificatePath })
+        #expect(without.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(without)")
+        #expect(!upstream.raw.contains("/without"))
         let with = try makeConfig(upstreams: [url]) {
             $0.upstreamTLS.caFile = server.certificatePath
             $0.upstreamTLS.certificate = client.certificatePath
