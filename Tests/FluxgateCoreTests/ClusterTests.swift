@@ -332,6 +332,8 @@ struct ClusterConfigTests {
         ("cluster: { redis_url: \"http://x:1\" }", "cluster.redis_url: must start with redis:// or rediss:// (TLS)"),
         ("cluster: { tls_ca_file: \"\(#filePath)\" }", "cluster.tls_ca_file: applies to rediss:// URLs only"),
         ("cluster: { tls_verify: false }", "cluster.tls_verify: applies to rediss:// URLs only"),
+        ("cluster: { tls_key: \"\(#filePath)\" }", "cluster.tls_key: applies to rediss:// URLs only"),
+        ("cluster: { redis_url: \"rediss://x:1\", tls_certificate: \"\(#filePath)\" }", "cluster: tls_certificate and tls_key go together: set both (a client certificate for rediss://) or neither"),
         ("cluster: { redis_url: \"rediss://x:1\", tls_ca_file: /nonexistent.pem }", "cluster.tls_ca_file: no readable file at /nonexistent.pem"),
         ("cluster: { redis_url: \"redis://x:1/99\" }", "cluster.redis_url: the database after / must be 0...15"),
         ("cluster: { redis_url: \"redis://:0\" }", "cluster.redis_url: expected redis://host:port"),

@@ -101,6 +101,8 @@ struct ConfigDocumentTests {
           redis_url: "rediss://ops:s3cret@redis.internal:6380/4"
           tls_ca_file: "\(file)"
           tls_verify: false
+          tls_certificate: "\(file)"
+          tls_key: "\(file)"
           key_prefix: "edge-eu"
           sync_interval: 100ms
           lease_ttl: 5s

@@ -46,4 +46,34 @@ struct RedisTLSTests {
         try await plain.close().get()
         try await group.shutdownGracefully()
     }
+
+    /// A server that asks for a client certificate (`tls-auth-clients yes`, redis-server's
+    /// default once TLS is on) answers a client presenting `cluster.tls_certificate`, and
+    /// refuses one presenting none.
+    @Test func aServerAskingForAClientCertificateGetsOne() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-redis-mtls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let credentials = try TLSTests.Credentials.make(in: folder, name: "localhost")
+        let replica = try TLSTests.Credentials.make(in: folder, name: "fluxgate-replica")
+        let server = try RedisServer(tls: (credentials.certificatePath, credentials.keyPath), clientCA: replica.certificatePath)
+        defer { server.stop() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        func client(_ extra: String) throws -> RedisClient {
+            let cluster = try ConfigLoader.load(
+                yaml: "cluster: { redis_url: \"rediss://localhost:\(server.port)\", tls_ca_file: \"\(credentials.certificatePath)\"\(extra) }").cluster
+            return RedisClient(
+                configuration: .init(
+                    host: "localhost", port: server.port, commandTimeout: .seconds(10), tls: try TLSContexts.redis(cluster),
+                    serverName: "localhost"),
+                loop: group.next())
+        }
+        let presenting = try client(", tls_certificate: \"\(replica.certificatePath)\", tls_key: \"\(replica.keyPath)\"")
+        #expect(try await presenting.send(["PING"]).get() == .simpleString("PONG"))
+        try await presenting.close().get()
+        let anonymous = try client("")
+        await #expect(throws: RedisError.self) { _ = try await anonymous.send(["PING"]).get() }
+        try await anonymous.close().get()
+        try await group.shutdownGracefully()
+    }
 }

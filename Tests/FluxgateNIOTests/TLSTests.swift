@@ -517,29 +517,30 @@ struct TLSTests {
 
     /// Each file's problem is named by its key; a key that is not the certificate's is
     /// called a mismatch (BoringSSL's words were "failedToLoadPrivateKey") — for the
-    /// listener's certificate (`tls`) and the client certificate for `https://`
-    /// upstreams (`upstream_tls`) alike.
+    /// listener's certificate (`tls`) and the client certificates for `https://`
+    /// upstreams (`upstream_tls`) and for `rediss://` (`cluster`) alike.
     @Test func aKeyThatIsNotTheCertificatesIsAMismatch() throws {
         let dir = try folder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let (a, b) = (try Credentials.make(in: dir, name: "a"), try Credentials.make(in: dir, name: "b"))
-        for section in ["tls", "upstream_tls"] {
+        for (certificateKey, keyKey) in [("tls.certificate", "tls.key"), ("upstream_tls.certificate", "upstream_tls.key"), ("cluster.tls_certificate", "cluster.tls_key")] {
             func problem(certificate: String, key: String) throws -> [String] {
-                let scheme = section == "tls" ? "http" : "https"
-                var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"\(scheme)://127.0.0.1:9\"}]")
-                if section == "tls" {
-                    (config.tls.certificate, config.tls.key) = (certificate, key)
-                } else {
-                    (config.upstreamTLS.certificate, config.upstreamTLS.key) = (certificate, key)
+                var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"https://127.0.0.1:9\"}]")
+                switch certificateKey {
+                case "tls.certificate": (config.tls.certificate, config.tls.key) = (certificate, key)
+                case "upstream_tls.certificate": (config.upstreamTLS.certificate, config.upstreamTLS.key) = (certificate, key)
+                default:
+                    config.cluster = try ConfigLoader.load(yaml: "cluster: { redis_url: \"rediss://127.0.0.1:9\" }").cluster
+                    (config.cluster.tlsCertificate, config.cluster.tlsKey) = (certificate, key)
                 }
-                return StartupProblems.check(config).map(\.description)
+                return StartupProblems.check(config, resolve: false).map(\.description)
             }
             #expect(try problem(certificate: a.certificatePath, key: a.keyPath).isEmpty)
             #expect(try problem(certificate: a.certificatePath, key: b.keyPath) == [
-                "\(section).key: \(b.keyPath) is not the private key of the certificate in \(a.certificatePath) (they do not match)"
+                "\(keyKey): \(b.keyPath) is not the private key of the certificate in \(a.certificatePath) (they do not match)"
             ])
-            #expect(try problem(certificate: a.keyPath, key: a.certificatePath).first?.hasPrefix("\(section).certificate: cannot load \(a.keyPath) as PEM certificates") == true)
-            #expect(try problem(certificate: a.certificatePath, key: a.certificatePath).first?.hasPrefix("\(section).key: cannot load \(a.certificatePath) as a PEM private key") == true)
+            #expect(try problem(certificate: a.keyPath, key: a.certificatePath).first?.hasPrefix("\(certificateKey): cannot load \(a.keyPath) as PEM certificates") == true)
+            #expect(try problem(certificate: a.certificatePath, key: a.certificatePath).first?.hasPrefix("\(keyKey): cannot load \(a.certificatePath) as a PEM private key") == true)
         }
     }
 

@@ -39,15 +39,19 @@ public final class RedisServer: @unchecked Sendable {
     /// Spawned with `posix_spawn` rather than Foundation's `Process`, whose
     /// `waitUntilExit` spins a core off the main thread on Linux.
     /// `tls`: PEM certificate and key; the server then speaks only TLS on `port`.
-    public init(port requested: Int? = nil, password: String? = nil, tls: (certificate: String, key: String)? = nil) throws {
+    /// `clientCA`: with `tls`, the server asks clients for a certificate issued by these
+    /// PEM CAs (redis-server's own default once TLS is on); without it, it asks for none.
+    public init(
+        port requested: Int? = nil, password: String? = nil, tls: (certificate: String, key: String)? = nil, clientCA: String? = nil
+    ) throws {
         guard let executable = Self.executable else {
             throw Unavailable(description: "redis-server is not installed (FLUXGATE_REQUIRE_REDIS=1 is set)")
         }
         let port = try requested ?? Self.freePort()
         self.port = port
         let listen = tls.map {
-            ["--port", "0", "--tls-port", String(port), "--tls-cert-file", $0.certificate, "--tls-key-file", $0.key,
-             "--tls-auth-clients", "no"]
+            ["--port", "0", "--tls-port", String(port), "--tls-cert-file", $0.certificate, "--tls-key-file", $0.key]
+                + (clientCA.map { ["--tls-auth-clients", "yes", "--tls-ca-cert-file", $0] } ?? ["--tls-auth-clients", "no"])
         } ?? ["--port", String(port)]
         var arguments = [executable] + listen + [
             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",

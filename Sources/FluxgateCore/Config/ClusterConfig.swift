@@ -21,6 +21,12 @@ public struct ClusterConfig: Sendable, Equatable {
     public var tlsCAFile = ""
     /// `rediss://`: verify the server's chain and name. Default true.
     public var tlsVerify = true
+    /// `rediss://`: a client certificate (PEM chain, leaf first) for a server that asks
+    /// for one — `redis-server` does by default once TLS is on (`tls-auth-clients yes`).
+    /// Default empty: none.
+    public var tlsCertificate = ""
+    /// `rediss://`: the PEM private key of `tlsCertificate`; the two go together.
+    public var tlsKey = ""
     /// Each replica's guaranteed share as a fraction of an even split. Default 0.25.
     public var shareFloor = 0.25
     /// Capacity when Redis is unreachable past the lease: `static_share` (S / replicas) or `closed`.

@@ -227,6 +227,8 @@ public struct ConfigDocument {
             ("redis_url", text(k.redis.text(password: k.redis.password.map { showSecrets ? $0 : Self.redactedMarker }))),
             ("tls_ca_file", text(k.tlsCAFile)),
             ("tls_verify", plain(k.tlsVerify)),
+            ("tls_certificate", text(k.tlsCertificate)),
+            ("tls_key", text(k.tlsKey)),
             ("key_prefix", text(k.keyPrefix)),
             ("sync_interval", duration(k.syncInterval)),
             ("lease_ttl", duration(k.leaseTTL)),

@@ -254,7 +254,7 @@ extension ConfigLoader {
         let section = r.table(
             "cluster", in: top, known: [
                 "enabled", "redis_url", "key_prefix", "sync_interval", "lease_ttl", "replica_id", "password", "connect_timeout",
-                "command_timeout", "share_floor", "on_store_failure", "fallback_replicas", "tls_ca_file", "tls_verify",
+                "command_timeout", "share_floor", "on_store_failure", "fallback_replicas", "tls_ca_file", "tls_verify", "tls_certificate", "tls_key",
             ])
         cluster.enabled = r.bool(section, "enabled", default: present || r.environment["FLUXGATE_CLUSTER_REDIS_URL"] != nil)
         let url = r.string(section, "redis_url", default: "")
@@ -288,11 +288,19 @@ extension ConfigLoader {
         cluster.fallbackReplicas = r.int(section, "fallback_replicas", default: cluster.fallbackReplicas, range: 1...1000)
         cluster.tlsCAFile = r.string(section, "tls_ca_file", default: cluster.tlsCAFile, check: Self.readableFile)
         cluster.tlsVerify = r.bool(section, "tls_verify", default: cluster.tlsVerify)
+        cluster.tlsCertificate = r.string(section, "tls_certificate", default: cluster.tlsCertificate, check: Self.readableFile)
+        cluster.tlsKey = r.string(section, "tls_key", default: cluster.tlsKey, check: Self.readableFile)
         if !cluster.redis.tls {
             // Each TLS key that was set names itself.
-            for (key, set) in [("tls_ca_file", !cluster.tlsCAFile.isEmpty), ("tls_verify", !cluster.tlsVerify)] where set {
+            let set = [
+                ("tls_ca_file", !cluster.tlsCAFile.isEmpty), ("tls_verify", !cluster.tlsVerify),
+                ("tls_certificate", !cluster.tlsCertificate.isEmpty), ("tls_key", !cluster.tlsKey.isEmpty),
+            ]
+            for (key, set) in set where set {
                 r.report("cluster.\(key)", "applies to rediss:// URLs only; cluster.redis_url is \(cluster.redis)")
             }
+        } else if cluster.tlsCertificate.isEmpty != cluster.tlsKey.isEmpty {
+            r.report("cluster", "tls_certificate and tls_key go together: set both (a client certificate for rediss://) or neither")
         }
         return cluster
     }

@@ -20,7 +20,7 @@ enum TLSContexts {
     /// The listener's context, or nil when `tls` is off. TLS 1.2 at least, ALPN `http/1.1`.
     static func server(_ config: TLSConfig) throws(SetupError) -> Server? {
         guard config.enabled else { return nil }
-        let identity = try Identity.load(certificate: config.certificate, key: config.key, section: "tls")
+        let identity = try Identity.load(certificate: config.certificate, key: config.key, names: ("tls.certificate", "tls.key"))
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: identity.chain.map { .certificate($0) }, privateKey: .privateKey(identity.key))
         configuration.minimumTLSVersion = config.minVersion == .v1_3 ? .tlsv13 : .tlsv12
@@ -35,21 +35,23 @@ enum TLSContexts {
         let key: NIOSSLPrivateKey
         let certificatePath: String
         let keyPath: String
+        /// The configuration keys that name the two files (`tls.certificate`, `tls.key`).
+        let names: (certificate: String, key: String)
 
-        /// Each file is loaded on its own so the error names the one at fault
-        /// (`section.certificate`, `section.key`).
-        static func load(certificate: String, key: String, section: String) throws(SetupError) -> Identity {
+        /// Each file is loaded on its own so the error names the one at fault by its key.
+        static func load(certificate: String, key: String, names: (certificate: String, key: String)) throws(SetupError) -> Identity {
             let chain: [NIOSSLCertificate]
             do {
                 chain = try NIOSSLCertificate.fromPEMFile(certificate)
             } catch {
-                throw SetupError(description: "\(section).certificate: cannot load \(certificate) as PEM certificates (\(error))")
+                throw SetupError(description: "\(names.certificate): cannot load \(certificate) as PEM certificates (\(error))")
             }
-            guard !chain.isEmpty else { throw SetupError(description: "\(section).certificate: no certificate in \(certificate)") }
+            guard !chain.isEmpty else { throw SetupError(description: "\(names.certificate): no certificate in \(certificate)") }
             do {
-                return Identity(chain: chain, key: try NIOSSLPrivateKey(file: key, format: .pem), certificatePath: certificate, keyPath: key)
+                return Identity(
+                    chain: chain, key: try NIOSSLPrivateKey(file: key, format: .pem), certificatePath: certificate, keyPath: key, names: names)
             } catch {
-                throw SetupError(description: "\(section).key: cannot load \(key) as a PEM private key (\(error))")
+                throw SetupError(description: "\(names.key): cannot load \(key) as a PEM private key (\(error))")
             }
         }
 
@@ -60,14 +62,14 @@ enum TLSContexts {
             do {
                 return try NIOSSLContext(configuration: configuration)
             } catch NIOSSLError.failedToLoadPrivateKey {
-                throw mismatch(section: section)
+                throw mismatch
             } catch {
                 throw SetupError(description: "\(section): cannot load \(certificatePath) / \(keyPath): \(error)")
             }
         }
 
-        func mismatch(section: String) -> SetupError {
-            SetupError(description: "\(section).key: \(keyPath) is not the private key of the certificate in \(certificatePath) (they do not match)")
+        var mismatch: SetupError {
+            SetupError(description: "\(names.key): \(keyPath) is not the private key of the certificate in \(certificatePath) (they do not match)")
         }
     }
 
@@ -87,7 +89,7 @@ enum TLSContexts {
     /// certificate `upstream_tls.certificate` presented to an upstream that asks for one.
     static func upstream(_ config: UpstreamTLSConfig) throws(SetupError) -> NIOSSLContext {
         let identity = config.presentsCertificate
-            ? try Identity.load(certificate: config.certificate, key: config.key, section: "upstream_tls") : nil
+            ? try Identity.load(certificate: config.certificate, key: config.key, names: ("upstream_tls.certificate", "upstream_tls.key")) : nil
         return try client(caFile: config.caFile, verify: config.verify, alpn: ["http/1.1"], key: "upstream_tls", identity: identity)
     }
 
@@ -106,7 +108,7 @@ enum TLSContexts {
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch NIOSSLError.failedToLoadPrivateKey where identity != nil {
-            throw identity!.mismatch(section: key)
+            throw identity!.mismatch
         } catch {
             let files = [caFile, identity?.certificatePath ?? "", identity?.keyPath ?? ""].filter { !$0.isEmpty }
             throw SetupError(description: "\(key): cannot load \(files.joined(separator: " / ")): \(error)")
@@ -122,10 +124,14 @@ extension TLSContexts {
     }
 
     /// The context for `rediss://` (cluster mode): the system's roots or
-    /// `cluster.tls_ca_file`, chain and name verified unless `cluster.tls_verify` is false.
+    /// `cluster.tls_ca_file`, chain and name verified unless `cluster.tls_verify` is false;
+    /// the client certificate `cluster.tls_certificate` for a server that asks for one.
     static func redis(_ config: ClusterConfig) throws(SetupError) -> NIOSSLContext? {
         guard config.redis.tls else { return nil }
-        return try client(caFile: config.tlsCAFile, verify: config.tlsVerify, alpn: [], key: "cluster.tls_ca_file")
+        let identity = config.tlsCertificate.isEmpty || config.tlsKey.isEmpty
+            ? nil
+            : try Identity.load(certificate: config.tlsCertificate, key: config.tlsKey, names: ("cluster.tls_certificate", "cluster.tls_key"))
+        return try client(caFile: config.tlsCAFile, verify: config.tlsVerify, alpn: [], key: "cluster.tls_ca_file", identity: identity)
     }
 }
 

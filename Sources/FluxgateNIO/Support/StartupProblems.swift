@@ -90,6 +90,15 @@ public enum StartupProblems {
                 problems.append(ConfigError(path: "", message: error.description))
             }
         }
+        // Cluster mode's rediss:// context: its CA file and client certificate load here,
+        // not first at the start (a restart-only section: a reload never builds it).
+        if config.cluster.enabled {
+            do {
+                _ = try TLSContexts.redis(config.cluster)
+            } catch {
+                problems.append(ConfigError(path: "", message: error.description))
+            }
+        }
         if let problem = accessLogProblem(config.accessLog) { problems.append(problem) }
         return problems
     }
