@@ -352,6 +352,7 @@ struct TLSTests {
             $0.upstreamTLS.caFile = server.certificatePath
             $0.upstreamTLS.certificate = client.certificatePath
             $0.upstreamTLS.key = client.keyPath
+            $0.pool.idleTimeout = .seconds(3600)  // only the reload may close the pooled connection
         }
         #expect(with.filesReadOnReload == [server.certificatePath, client.certificatePath, client.keyPath])
         try await withGateway(with, group: gatewayGroup) { gateway in
@@ -359,9 +360,19 @@ struct TLSTests {
                 "GET /with HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
             #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
             #expect(upstream.raw.contains("GET /with "))
-            // A reload reads the two files again, and says so (a renewal changes no key).
+            // A reload reads the two files again, and says so (a renewal changes no key);
+            // the connection pooled before it closes, and the next request makes a new one
+            // with what the reload read.
+            // (Every connection accepted so far — the refused one above, this pooled one —
+            // is closed once the reload is taken.)
+            let accepted = upstream.acceptedConnections
             let reload = await gateway.gateway.reload(with)
             #expect(reload.succeeded && reload.changes == ["upstream_tls certificate and key read again"], "\(reload)")
+            try await upstream.waitForClosedConnections(accepted)
+            let again = try await RawClient.exchange(
+                "GET /again HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
+            #expect(again.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(again.text)")
+            #expect(upstream.acceptedConnections == accepted + 1)
         }
         try await upstream.stop()
         try await group.shutdownGracefully()

@@ -27,6 +27,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public var tlsCertificate = ""
     /// `rediss://`: the PEM private key of `tlsCertificate`; the two go together.
     public var tlsKey = ""
+    /// A client certificate is presented to Redis (`tls_certificate` and `tls_key` set).
+    public var presentsTLSCertificate: Bool { !tlsCertificate.isEmpty && !tlsKey.isEmpty }
     /// Each replica's guaranteed share as a fraction of an even split. Default 0.25.
     public var shareFloor = 0.25
     /// Capacity when Redis is unreachable past the lease: `static_share` (S / replicas) or `closed`.

@@ -83,42 +83,50 @@ struct ConfigReader {
     /// ten times over: 10⁸ pairs from eight short lines — found by trying it: 950 MB and
     /// no answer after 20 s), so a mapping's merges may bring in at most
     /// ``maxMergedPairs`` pairs; beyond, the merge is refused by name.
-    mutating func mergedPairs(_ mapping: Node.Mapping, path: String) -> [(key: Node, value: Node, merged: Bool)] {
+    mutating func mergedPairs(_ mapping: Node.Mapping, path: String) -> [Pair] {
         var budget = Self.maxMergedPairs
         if let pairs = mergedPairs(mapping, path: path, budget: &budget) { return pairs }
-        let merge = mapping.first { $0.key.string == "<<" }?.key
         report(
-            path.isEmpty ? "<<" : "\(path).<<",
-            "merges bring in more than \(Self.maxMergedPairs) keys (an alias repeated inside merges?)", node: merge)
-        return mapping.filter { !($0.key.scalar?.style == .plain && $0.key.string == "<<") }.map { ($0.key, $0.value, false) }
+            Self.mergePath(path), "merges bring in more than \(Self.maxMergedPairs) keys (an alias repeated inside merges?)",
+            node: mapping.first { Self.isMergeKey($0.key) }?.key)
+        return mapping.filter { !Self.isMergeKey($0.key) }.map { Pair(key: $0.key, value: $0.value, merged: false) }
+    }
+
+    /// One key and value of a mapping; `merged`: brought in by a merge key.
+    struct Pair {
+        let key: Node
+        let value: Node
+        let merged: Bool
     }
 
     /// Pairs a mapping's merge keys may bring in (nested merges count at every level).
     static let maxMergedPairs = 10_000
 
+    /// A merge key: `<<` written plain (quoted, it is a key like any other).
+    static func isMergeKey(_ key: Node) -> Bool { key.scalar?.style == .plain && key.string == "<<" }
+
+    /// The key path errors about the merge keys of the mapping at `path` are given.
+    static func mergePath(_ path: String) -> String { path.isEmpty ? "<<" : "\(path).<<" }
+
     /// Nil when the merges would bring in more than `budget` pairs.
-    private mutating func mergedPairs(
-        _ mapping: Node.Mapping, path: String, budget: inout Int
-    ) -> [(key: Node, value: Node, merged: Bool)]? {
-        var own: [(key: Node, value: Node, merged: Bool)] = []
-        var merged: [(key: Node, value: Node, merged: Bool)] = []
+    private mutating func mergedPairs(_ mapping: Node.Mapping, path: String, budget: inout Int) -> [Pair]? {
+        var own: [Pair] = []
+        var merged: [Pair] = []
         for (keyNode, value) in mapping {
-            guard keyNode.scalar?.style == .plain, keyNode.string == "<<" else {
-                own.append((keyNode, value, false))
+            guard Self.isMergeKey(keyNode) else {
+                own.append(Pair(key: keyNode, value: value, merged: false))
                 continue
             }
             let sources = value.mapping.map { [$0] } ?? value.sequence?.compactMap(\.mapping)
             guard let sources, sources.count == (value.sequence?.count ?? 1) else {
-                report(
-                    path.isEmpty ? "<<" : "\(path).<<", "a merge key takes a mapping or a list of mappings, such as <<: *defaults",
-                    node: keyNode)
+                report(Self.mergePath(path), "a merge key takes a mapping or a list of mappings, such as <<: *defaults", node: keyNode)
                 continue
             }
             for source in sources {
                 guard let pairs = mergedPairs(source, path: path, budget: &budget) else { return nil }
                 budget -= pairs.count
                 if budget < 0 { return nil }
-                merged += pairs.map { ($0.key, $0.value, true) }
+                merged += pairs.map { Pair(key: $0.key, value: $0.value, merged: true) }
             }
         }
         return own + merged

@@ -25,7 +25,7 @@ enum TLSContexts {
             certificateChain: identity.chain.map { .certificate($0) }, privateKey: .privateKey(identity.key))
         configuration.minimumTLSVersion = config.minVersion == .v1_3 ? .tlsv13 : .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
-        let context = try identity.context(configuration, section: "tls")
+        let context = try Self.context(configuration, identity: identity, section: "tls", files: [config.certificate, config.key])
         return Server(context: context, notValidAfter: Int64(identity.chain[0].notValidAfter))
     }
 
@@ -55,21 +55,24 @@ enum TLSContexts {
             }
         }
 
-        /// The context of `configuration`, which holds this identity; a key that is not
-        /// the certificate's is called a mismatch (BoringSSL reports it as a key that
-        /// failed to load; nginx says "key values mismatch").
-        func context(_ configuration: TLSConfiguration, section: String) throws(SetupError) -> NIOSSLContext {
-            do {
-                return try NIOSSLContext(configuration: configuration)
-            } catch NIOSSLError.failedToLoadPrivateKey {
-                throw mismatch
-            } catch {
-                throw SetupError(description: "\(section): cannot load \(certificatePath) / \(keyPath): \(error)")
-            }
-        }
-
         var mismatch: SetupError {
             SetupError(description: "\(names.key): \(keyPath) is not the private key of the certificate in \(certificatePath) (they do not match)")
+        }
+    }
+
+    /// The context of `configuration`, which holds `identity` when given; a key that is
+    /// not its certificate's is called a mismatch (BoringSSL reports it as a key that
+    /// failed to load; nginx says "key values mismatch"); any other failure names
+    /// `section` and the `files` that went in.
+    static func context(
+        _ configuration: TLSConfiguration, identity: Identity?, section: String, files: [String]
+    ) throws(SetupError) -> NIOSSLContext {
+        do {
+            return try NIOSSLContext(configuration: configuration)
+        } catch NIOSSLError.failedToLoadPrivateKey where identity != nil {
+            throw identity!.mismatch
+        } catch {
+            throw SetupError(description: "\(section): cannot load \(files.filter { !$0.isEmpty }.joined(separator: " / ")): \(error)")
         }
     }
 
@@ -105,14 +108,8 @@ enum TLSContexts {
             configuration.certificateChain = identity.chain.map { .certificate($0) }
             configuration.privateKey = .privateKey(identity.key)
         }
-        do {
-            return try NIOSSLContext(configuration: configuration)
-        } catch NIOSSLError.failedToLoadPrivateKey where identity != nil {
-            throw identity!.mismatch
-        } catch {
-            let files = [caFile, identity?.certificatePath ?? "", identity?.keyPath ?? ""].filter { !$0.isEmpty }
-            throw SetupError(description: "\(key): cannot load \(files.joined(separator: " / ")): \(error)")
-        }
+        return try context(
+            configuration, identity: identity, section: key, files: [caFile, identity?.certificatePath ?? "", identity?.keyPath ?? ""])
     }
 }
 
@@ -128,9 +125,9 @@ extension TLSContexts {
     /// the client certificate `cluster.tls_certificate` for a server that asks for one.
     static func redis(_ config: ClusterConfig) throws(SetupError) -> NIOSSLContext? {
         guard config.redis.tls else { return nil }
-        let identity = config.tlsCertificate.isEmpty || config.tlsKey.isEmpty
-            ? nil
-            : try Identity.load(certificate: config.tlsCertificate, key: config.tlsKey, names: ("cluster.tls_certificate", "cluster.tls_key"))
+        let identity = config.presentsTLSCertificate
+            ? try Identity.load(certificate: config.tlsCertificate, key: config.tlsKey, names: ("cluster.tls_certificate", "cluster.tls_key"))
+            : nil
         return try client(caFile: config.tlsCAFile, verify: config.tlsVerify, alpn: [], key: "cluster.tls_ca_file", identity: identity)
     }
 }

@@ -65,13 +65,25 @@ final class UpstreamPool {
     }
 
     /// A reload or a changed address (on this pool's loop, before the router may pick a
-    /// new slot): targets for every slot, idle connections of retired slots and of slots
-    /// whose address changed closed (those in use are closed when released), pool
-    /// settings and this loop's share of `pool.max_connections` as from now. Parked
-    /// connections keep their deadlines.
+    /// new slot): targets for every slot, idle connections of retired slots, of slots
+    /// whose address changed and of slots whose TLS context was built again closed (those
+    /// in use are closed when released), pool settings and this loop's share of
+    /// `pool.max_connections` as from now. Parked connections keep their deadlines.
+    ///
+    /// A reload builds the `https://` upstreams' context again from `upstream_tls` and its
+    /// files, so their pooled connections go: every later request then uses the
+    /// verification, CAs and client certificate just read — until 2026-12-07 a connection
+    /// pooled before a reload that turned `verify` on, or renewed the client certificate,
+    /// was reused for as long as traffic kept it from idling out (found renewing a
+    /// client certificate by hand). nginx's reload likewise starts workers with new
+    /// upstream connections. An address refresh keeps the context, and the connections.
     func reconfigure(targets: [SocketAddress], tls: [UpstreamTLSTarget?] = [], retired: [Bool], config: GatewayConfig, maxConnections: Int) {
         apply(config)
-        let moved = self.targets.indices.filter { $0 < targets.count && self.targets[$0] != targets[$0] }
+        let moved = self.targets.indices.filter { index in
+            index < targets.count
+                && (self.targets[index] != targets[index]
+                    || (index < self.tls.count && index < tls.count && self.tls[index]?.context !== tls[index]?.context))
+        }
         for upstream in moved { generations[upstream] &+= 1 }
         self.targets = targets
         self.tls = tls
