@@ -52,7 +52,7 @@ echo; echo "== 3. the client certificate renewed in place (client2: CN=fluxgate-
 cp client2.key key-in-use.key; cp client2.pem cert-in-use.pem
 for _ in $(seq 100); do grep -q "configuration reloaded" with.log && break; sleep 0.1; done
 grep -m2 "watched file changed\|configuration reloaded" with.log | cut -c1-300
-sleep 5   # the pool's idle connections (idle_timeout 4s) made with the old certificate close
+
 echo '$ curl -s 127.0.0.1:18901/hello'; curl -s http://127.0.0.1:18901/hello
 echo; echo "== 4. a key that is not the certificate's, and a certificate nginx does not trust"
 cp stranger.key key-in-use.key
@@ -62,8 +62,10 @@ grep -m1 "reload refused" with.log | cut -c1-300
 echo '$ curl -s 127.0.0.1:18901/hello   # the running certificate stays'; curl -s http://127.0.0.1:18901/hello
 cp stranger.pem cert-in-use.pem
 for _ in $(seq 100); do [ "$(grep -c 'configuration reloaded' with.log)" -ge 2 ] && break; sleep 0.1; done
-sleep 5
-echo '$ (stranger.pem + stranger.key, reloaded) curl -s -i 127.0.0.1:18901/hello | head -1'; curl -s -i http://127.0.0.1:18901/hello | tr -d '\r' | sed -n '1p;$p'
+echo '$ (stranger.pem + stranger.key, reloaded) curl -s -i 127.0.0.1:18901/hello   # at once: a new upstream connection, nginx refuses the certificate'
+curl -s -i http://127.0.0.1:18901/hello | tr -d '\r' | sed -n '1p;/<title>/p'
+for _ in $(seq 100); do curl -s http://127.0.0.1:19991/stats | grep -q '"state" : "down"' && break; sleep 0.1; done
+echo '$ (once the probes have taken it out) curl -s -i 127.0.0.1:18901/hello'; curl -s -i http://127.0.0.1:18901/hello | tr -d '\r' | sed -n '1p;$p'
 kill -TERM $G; wait $G; echo "gateway exit $?"
 kill $NG; wait $NG 2>/dev/null
 echo; echo "== nginx's access log: requests by path and status (400: no client certificate sent)"; cat nginx-access.log | awk '{print $7, $9}' | sort | uniq -c
