@@ -13,6 +13,16 @@ import Testing
 /// certificate made here; trusted through `cluster.tls_ca_file`, refused without it.
 @Suite(.enabled(if: RedisServer.enabled), .serialized, .timeLimit(.minutes(1)))
 struct RedisTLSTests {
+    /// A client of `localhost:port` with the `rediss://` context the `cluster` section in
+    /// `yaml` gives.
+    static func client(_ yaml: String, port: Int, loop: any EventLoop) throws -> RedisClient {
+        let cluster = try ConfigLoader.load(yaml: yaml).cluster
+        return RedisClient(
+            configuration: .init(
+                host: "localhost", port: port, commandTimeout: .seconds(10), tls: try TLSContexts.redis(cluster), serverName: "localhost"),
+            loop: loop)
+    }
+
     @Test func theClientSpeaksTLSAndVerifiesTheServer() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-redis-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -21,15 +31,7 @@ struct RedisTLSTests {
         let server = try RedisServer(tls: (credentials.certificatePath, credentials.keyPath))
         defer { server.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-
-        func client(_ yaml: String) throws -> RedisClient {
-            let cluster = try ConfigLoader.load(yaml: yaml).cluster
-            return RedisClient(
-                configuration: .init(
-                    host: "localhost", port: server.port, commandTimeout: .seconds(10), tls: try TLSContexts.redis(cluster),
-                    serverName: "localhost"),
-                loop: group.next())
-        }
+        func client(_ yaml: String) throws -> RedisClient { try Self.client(yaml, port: server.port, loop: group.next()) }
         let trusting = try client("cluster: { redis_url: \"rediss://localhost:\(server.port)\", tls_ca_file: \"\(credentials.certificatePath)\" }")
         #expect(try await trusting.send(["PING"]).get() == .simpleString("PONG"))
         #expect(try await trusting.run(ClusterScripts.tokens, keys: ["t"], arguments: ["10", "5", "2", "0"]).get().elements?.count == 2)
@@ -60,13 +62,9 @@ struct RedisTLSTests {
         defer { server.stop() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         func client(_ extra: String) throws -> RedisClient {
-            let cluster = try ConfigLoader.load(
-                yaml: "cluster: { redis_url: \"rediss://localhost:\(server.port)\", tls_ca_file: \"\(credentials.certificatePath)\"\(extra) }").cluster
-            return RedisClient(
-                configuration: .init(
-                    host: "localhost", port: server.port, commandTimeout: .seconds(10), tls: try TLSContexts.redis(cluster),
-                    serverName: "localhost"),
-                loop: group.next())
+            try Self.client(
+                "cluster: { redis_url: \"rediss://localhost:\(server.port)\", tls_ca_file: \"\(credentials.certificatePath)\"\(extra) }",
+                port: server.port, loop: group.next())
         }
         let presenting = try client(", tls_certificate: \"\(replica.certificatePath)\", tls_key: \"\(replica.keyPath)\"")
         #expect(try await presenting.send(["PING"]).get() == .simpleString("PONG"))
