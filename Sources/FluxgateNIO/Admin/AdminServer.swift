@@ -1,11 +1,11 @@
 import Foundation
 import FluxgateCore
+import FluxgateNIOSupport
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import FluxgateNIOSupport
 
 /// The admin listener (`admin_listen`, default 127.0.0.1:9090): its own port, never
 /// the data port, never admission-controlled, so it answers while the data path sheds.
@@ -222,11 +222,11 @@ final class AdminServer: Sendable {
 
     /// Whether `/readyz` with this query counts utilization: without one, yes (at ≥ 0.9
     /// not ready, the product's rule, docs/OPERATIONS.md — a load balancer in front of
-    /// independent gateways moves traffic off a saturated one); `ignore=utilization`, no — ready unless draining or
-    /// with no upstream in rotation, for a Kubernetes readiness probe: replicas that
-    /// share one overload (cluster mode shares `S`) reach 0.9 together, every one would
-    /// leave the Service at once, and clients would meet refused connections instead of
-    /// the gateways' fast 503s. Anything else: nil (a 400 naming the one query taken).
+    /// independent gateways moves traffic off a saturated one); `ignore=utilization`,
+    /// no — ready unless draining or with no upstream in rotation, for a Kubernetes
+    /// readiness probe: replicas that share one overload (cluster mode shares `S`) reach
+    /// 0.9 together, every one would leave the Service at once, and clients would meet
+    /// refused connections instead of the gateways' fast 503s. Anything else: nil (a 400 naming the one query taken).
     static func readinessCountsUtilization(_ query: Substring?) -> Bool? {
         guard let query, !query.isEmpty else { return true }
         return query == "ignore=utilization" ? false : nil

@@ -1,6 +1,6 @@
 import FluxgateCore
-import NIOCore
 import FluxgateNIOSupport
+import NIOCore
 
 /// The listening sockets as something to hand over: systemd's socket activation and the
 /// in-place upgrade (docs/OPERATIONS.md, "Restarts and upgrades without a refused

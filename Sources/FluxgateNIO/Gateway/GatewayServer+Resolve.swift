@@ -1,8 +1,8 @@
 import FluxgateCore
+import FluxgateNIOSupport
 import NIOCore
 import Logging
 import NIOPosix
-import FluxgateNIOSupport
 
 /// `dns.refresh`: upstream host names looked up again while running, so an upstream
 /// whose name comes to point elsewhere is followed without a reload (Envoy's

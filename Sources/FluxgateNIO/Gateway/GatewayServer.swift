@@ -1,5 +1,6 @@
 import Foundation
 import FluxgateCore
+import FluxgateNIOSupport
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -9,7 +10,6 @@ import NIOSSL
 import Prometheus
 import ServiceLifecycle
 import Synchronization
-import FluxgateNIOSupport
 
 /// The data listener and the admin listener: accepts client connections and builds
 /// each one's pipeline; reloads the configuration; drains on graceful shutdown.

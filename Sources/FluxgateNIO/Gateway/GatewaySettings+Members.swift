@@ -1,6 +1,6 @@
 import FluxgateCore
-import NIOCore
 import FluxgateNIOSupport
+import NIOCore
 
 /// Where the upstreams' slots and addresses come from at start and at a reload: each
 /// configured upstream's members (``UpstreamMembers``: one per address of its host

@@ -1,6 +1,6 @@
 import FluxgateCore
-import NIOCore
 import FluxgateNIOSupport
+import NIOCore
 
 /// First on every connection of a TLS listener, until its first bytes: a client that
 /// speaks plain HTTP to the HTTPS port (`curl http://host:443/`) gets a plain-text 400

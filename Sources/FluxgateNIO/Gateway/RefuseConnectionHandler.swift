@@ -1,5 +1,5 @@
-import NIOCore
 import FluxgateNIOSupport
+import NIOCore
 
 /// The whole pipeline of a connection refused at accept (`limits.max_connections`,
 /// `limits.max_connections_per_client`): one prepared 503 with `Connection: close`,

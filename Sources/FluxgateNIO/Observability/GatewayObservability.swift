@@ -1,9 +1,9 @@
 import FluxgateCore
+import FluxgateNIOSupport
 import Histogram
 import NIOCore
 import Prometheus
 import Synchronization
-import FluxgateNIOSupport
 
 /// Reads the gateway for the admin endpoints: `/metrics` (Prometheus text through
 /// swift-prometheus's registry) and `/stats` (a JSON snapshot).

@@ -1,6 +1,6 @@
 import FluxgateCore
-import NIOCore
 import FluxgateNIOSupport
+import NIOCore
 
 /// Enforces a client header timeout, an idle timeout and a send timeout as a pipeline
 /// stage: the admin listener's (``AdminServer/Limits``). The gateway's

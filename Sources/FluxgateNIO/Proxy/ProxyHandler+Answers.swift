@@ -1,6 +1,6 @@
 import FluxgateCore
-import NIOCore
 import FluxgateNIOSupport
+import NIOCore
 
 /// The gateway's own answers, the end of a response, refused input, the client's close
 /// and read resumption (pipelining, backpressure).

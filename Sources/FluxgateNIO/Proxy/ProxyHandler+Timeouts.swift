@@ -1,6 +1,6 @@
 import FluxgateCore
-import NIOCore
 import FluxgateNIOSupport
+import NIOCore
 
 /// ``ProxyHandler``'s timeouts: the client connection's (``ClientConnectionTimeouts``:
 /// the request-head timeout and the idle keep-alive timeout) and the current
