@@ -182,15 +182,28 @@ extension ConfigLoader {
     static func decodeTLS(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> TLSConfig {
         var config = TLSConfig()
         let tls = r.table("tls", in: top, known: ["certificate", "key", "min_version"])
-        config.certificate = r.string(tls, "certificate", default: config.certificate, check: Self.readableFile)
-        config.key = r.string(tls, "key", default: config.key, check: Self.readableFile)
+        (config.certificate, config.key) = certificateAndKey(tls, "certificate", "key", purpose: "TLS on", reader: &r)
         config.minVersion = r.scalar(
             tls, "min_version", default: config.minVersion, expected: "1.2 or 1.3",
             parse: { TLSConfig.MinimumVersion(rawValue: $0) })
-        if config.certificate.isEmpty != config.key.isEmpty {
-            r.report("tls", "certificate and key go together: set both (TLS on) or neither")
-        }
         return config
+    }
+
+    /// A certificate and its key, the files named by `certificateKey` and `keyKey` of
+    /// `table` (readable, or unset): one without the other is refused at the table,
+    /// saying what the two are for (`purpose`) — unless `together` is false (a section
+    /// that refuses them for another reason). `tls`, `upstream_tls` and `cluster` read
+    /// theirs this way.
+    static func certificateAndKey(
+        _ table: ConfigReader.Table, _ certificateKey: String, _ keyKey: String, purpose: String, together: Bool = true,
+        reader r: inout ConfigReader
+    ) -> (certificate: String, key: String) {
+        let certificate = r.string(table, certificateKey, default: "", check: Self.readableFile)
+        let key = r.string(table, keyKey, default: "", check: Self.readableFile)
+        if together && certificate.isEmpty != key.isEmpty {
+            r.report(table.path, "\(certificateKey) and \(keyKey) go together: set both (\(purpose)) or neither")
+        }
+        return (certificate, key)
     }
 
     /// `access_log`.
@@ -288,8 +301,8 @@ extension ConfigLoader {
         cluster.fallbackReplicas = r.int(section, "fallback_replicas", default: cluster.fallbackReplicas, range: 1...1000)
         cluster.tlsCAFile = r.string(section, "tls_ca_file", default: cluster.tlsCAFile, check: Self.readableFile)
         cluster.tlsVerify = r.bool(section, "tls_verify", default: cluster.tlsVerify)
-        cluster.tlsCertificate = r.string(section, "tls_certificate", default: cluster.tlsCertificate, check: Self.readableFile)
-        cluster.tlsKey = r.string(section, "tls_key", default: cluster.tlsKey, check: Self.readableFile)
+        (cluster.tlsCertificate, cluster.tlsKey) = certificateAndKey(
+            section, "tls_certificate", "tls_key", purpose: "a client certificate for rediss://", together: cluster.redis.tls, reader: &r)
         if !cluster.redis.tls {
             // Each TLS key that was set names itself.
             let set = [
@@ -299,8 +312,6 @@ extension ConfigLoader {
             for (key, set) in set where set {
                 r.report("cluster.\(key)", "applies to rediss:// URLs only; cluster.redis_url is \(cluster.redis)")
             }
-        } else if cluster.tlsCertificate.isEmpty != cluster.tlsKey.isEmpty {
-            r.report("cluster", "tls_certificate and tls_key go together: set both (a client certificate for rediss://) or neither")
         }
         return cluster
     }

@@ -166,11 +166,8 @@ extension ConfigLoader {
         let upstreamTLS = r.table("upstream_tls", in: top, known: ["verify", "ca_file", "certificate", "key"])
         config.verify = r.bool(upstreamTLS, "verify", default: config.verify)
         config.caFile = r.string(upstreamTLS, "ca_file", default: config.caFile, check: Self.readableFile)
-        config.certificate = r.string(upstreamTLS, "certificate", default: config.certificate, check: Self.readableFile)
-        config.key = r.string(upstreamTLS, "key", default: config.key, check: Self.readableFile)
-        if config.certificate.isEmpty != config.key.isEmpty {
-            r.report("upstream_tls", "certificate and key go together: set both (a client certificate for https:// upstreams) or neither")
-        }
+        (config.certificate, config.key) = certificateAndKey(
+            upstreamTLS, "certificate", "key", purpose: "a client certificate for https:// upstreams", reader: &r)
         return config
     }
 
