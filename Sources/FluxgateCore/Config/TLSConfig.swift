@@ -26,8 +26,8 @@ public struct UpstreamTLSConfig: Sendable, Equatable {
     /// PEM file of CA certificates to trust instead of the system's. Default empty (system roots).
     public var caFile = ""
     /// PEM certificate chain (leaf first) the gateway presents to an `https://` upstream
-    /// that asks for a client certificate (mutual TLS: nginx's `proxy_ssl_certificate`,
-    /// HAProxy's `crt` on a server line). Default empty: none presented.
+    /// that asks for a client certificate (mutual TLS; nginx's `proxy_ssl_certificate` and
+    /// HAProxy's `crt` on a server line by their documentation). Default empty: none presented.
     public var certificate = ""
     /// The PEM private key of `certificate`; the two are set together or not at all.
     public var key = ""
@@ -40,7 +40,8 @@ public struct UpstreamTLSConfig: Sendable, Equatable {
 extension GatewayConfig {
     /// The files a reload reads besides the configuration file: the listener's
     /// certificate and key (`tls`), the CA file for `https://` upstreams
-    /// (`upstream_tls.ca_file`) and the client certificate and key presented to them. `reload.watch` looks at them as at the configuration
+    /// (`upstream_tls.ca_file`) and the client certificate and key presented to them.
+    /// `reload.watch` looks at them as at the configuration
     /// file, so a certificate renewed in place (certbot, cert-manager's Secret) is served
     /// without a reload by hand — as Envoy does for certificates given through file-based
     /// SDS (docs/CONFIGURATION.md, `tls.certificate`). Until 2026-12-07 only the

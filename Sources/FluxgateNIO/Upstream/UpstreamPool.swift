@@ -75,8 +75,8 @@ final class UpstreamPool {
     /// verification, CAs and client certificate just read — until 2026-12-07 a connection
     /// pooled before a reload that turned `verify` on, or renewed the client certificate,
     /// was reused for as long as traffic kept it from idling out (found renewing a
-    /// client certificate by hand). nginx's reload likewise starts workers with new
-    /// upstream connections. An address refresh keeps the context, and the connections.
+    /// client certificate by hand). An address refresh keeps the context, and the
+    /// connections.
     func reconfigure(targets: [SocketAddress], tls: [UpstreamTLSTarget?] = [], retired: [Bool], config: GatewayConfig, maxConnections: Int) {
         apply(config)
         let moved = self.targets.indices.filter { index in
