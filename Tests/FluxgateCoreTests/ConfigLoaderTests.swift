@@ -182,20 +182,22 @@ struct ConfigLoaderTests {
         #expect(both.upstreamTLS.presentsCertificate && both.filesReadOnReload == [file, file])
         #expect(!GatewayConfig().upstreamTLS.presentsCertificate && GatewayConfig().filesReadOnReload.isEmpty)
         for yaml in ["upstream_tls: { certificate: \"\(file)\" }", "upstream_tls: { key: \"\(file)\" }"] {
-            do {
-                _ = try ConfigLoader.load(yaml: yaml)
-                Issue.record("\(yaml) was accepted")
-            } catch {
-                #expect(error.errors.map(\.description) == [
-                    "upstream_tls: certificate and key go together: set both (a client certificate for https:// upstreams) or neither"
-                ])
-            }
+            #expect(Self.errors(yaml).map(\.description) == [
+                "upstream_tls: certificate and key go together: set both (a client certificate for https:// upstreams) or neither"
+            ], "\(yaml)")
         }
+        #expect(Self.errors("upstream_tls: { certificate: /nonexistent/c.pem, key: /nonexistent/k.pem }").map(\.path) == [
+            "upstream_tls.certificate", "upstream_tls.key",
+        ])
+    }
+
+    /// The loader's errors for `yaml`; empty when it loads.
+    static func errors(_ yaml: String) -> [ConfigError] {
         do {
-            _ = try ConfigLoader.load(yaml: "upstream_tls: { certificate: /nonexistent/c.pem, key: /nonexistent/k.pem }")
-            Issue.record("missing files were accepted")
+            _ = try ConfigLoader.load(yaml: yaml)
+            return []
         } catch {
-            #expect(error.errors.map(\.path) == ["upstream_tls.certificate", "upstream_tls.key"])
+            return error.errors
         }
     }
 
@@ -233,14 +235,7 @@ struct ConfigLoaderTests {
         // Read back from --print's document: the merges come out spelt in full.
         #expect(try ConfigLoader.load(yaml: ConfigDocument(config).yaml()) == config)
 
-        func errors(_ yaml: String) -> [String] {
-            do {
-                _ = try ConfigLoader.load(yaml: yaml)
-                return []
-            } catch {
-                return error.errors.map(\.description)
-            }
-        }
+        func errors(_ yaml: String) -> [String] { Self.errors(yaml).map(\.description) }
         #expect(errors("x-d: &d\n  max_concurency: 5\nupstreams:\n  - <<: *d\n    url: \"http://h:1\"\n") == [
             #"upstreams[0].max_concurency (line 2): unknown key; did you mean "max_concurrency"? (merged in by <<)"#
         ])
