@@ -79,10 +79,9 @@ final class UpstreamPool {
     /// connections.
     func reconfigure(targets: [SocketAddress], tls: [UpstreamTLSTarget?] = [], retired: [Bool], config: GatewayConfig, maxConnections: Int) {
         apply(config)
+        func context(_ targets: [UpstreamTLSTarget?], _ index: Int) -> AnyObject? { index < targets.count ? targets[index]?.context : nil }
         let moved = self.targets.indices.filter { index in
-            index < targets.count
-                && (self.targets[index] != targets[index]
-                    || (index < self.tls.count && index < tls.count && self.tls[index]?.context !== tls[index]?.context))
+            index < targets.count && (self.targets[index] != targets[index] || context(self.tls, index) !== context(tls, index))
         }
         for upstream in moved { generations[upstream] &+= 1 }
         self.targets = targets
