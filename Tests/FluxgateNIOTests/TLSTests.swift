@@ -252,10 +252,17 @@ struct TLSTests {
             let expiry = #"fluxgate_tls_certificate_expiry_timestamp_seconds "#
             let before = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group).body
             #expect(before.contains(expiry + "\(Double(first.certificate.notValidAfter))"), "\(before.split(separator: "\n").filter { $0.contains("tls") })")
+            // A reload that changes nothing keeps the context (and its session tickets):
+            // the files are read again only when they or `tls` changed.
+            let context = gateway.gateway.runtime.settings.serverTLS
+            let unchanged = await gateway.gateway.reload(config)
+            #expect(unchanged.succeeded && unchanged.changes == [], "\(unchanged)")
+            #expect(gateway.gateway.runtime.settings.serverTLS === context)
             // Renewed in place (same paths, as certbot or cert-manager do), then reloaded.
             let renewed = try Credentials.make(in: dir, name: "gateway", validFor: 90 * 86_400)
             let outcome = await gateway.gateway.reload(config)
-            #expect(outcome.result == "success", "\(outcome.errors)")
+            #expect(outcome.result == "success" && outcome.changes == ["tls certificate and key read again"], "\(outcome)")
+            #expect(gateway.gateway.runtime.settings.serverTLS !== context)
             // The metric follows the certificate now served (FluxgateCertificateExpiresSoon reads it).
             let after = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group).body
             #expect(after.contains(expiry + "\(Double(renewed.certificate.notValidAfter))"))
@@ -360,11 +367,25 @@ struct TLSTests {
                 "GET /with HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
             #expect(outcome.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(outcome.text)")
             #expect(upstream.raw.contains("GET /with "))
-            // A reload reads the two files again, and says so (a renewal changes no key);
-            // the connection pooled before it closes, and the next request makes a new one
-            // with what the reload read.
+            // A reload that changes nothing keeps the context, and with it the pooled
+            // connection: the next request takes it (until 2026-12-07 every reload built a
+            // new context, and so closed every pooled `https://` connection).
+            let pooled = upstream.acceptedConnections
+            let unchanged = await gateway.gateway.reload(with)
+            #expect(unchanged.succeeded && unchanged.changes == [], "\(unchanged)")
+            let kept = try await RawClient.exchange(
+                "GET /kept HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", with: gateway.address, group: group)
+            #expect(kept.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(kept.text)")
+            #expect(upstream.acceptedConnections == pooled)
+            // Written again in place (a renewal, here with the same bytes: what the reload
+            // compares is the files' stamps), a reload reads the two files again, and says
+            // so (a renewal changes no key); the connection pooled before it closes, and
+            // the next request makes a new one with what the reload read.
             // (Every connection accepted so far — the refused one above, this pooled one —
             // is closed once the reload is taken.)
+            for path in [client.certificatePath, client.keyPath] {
+                try String(contentsOfFile: path, encoding: .utf8).write(toFile: path, atomically: true, encoding: .utf8)
+            }
             let accepted = upstream.acceptedConnections
             let reload = await gateway.gateway.reload(with)
             #expect(reload.succeeded && reload.changes == ["upstream_tls certificate and key read again"], "\(reload)")

@@ -46,11 +46,15 @@ extension GatewayConfig {
     /// without a reload by hand — as Envoy does for certificates given through file-based
     /// SDS (docs/CONFIGURATION.md, `tls.certificate`). Until 2026-12-07 only the
     /// configuration file was watched.
-    public var filesReadOnReload: [String] {
-        var files: [String] = []
-        if tls.enabled { files += [tls.certificate, tls.key] }
-        if !upstreamTLS.caFile.isEmpty { files.append(upstreamTLS.caFile) }
-        if upstreamTLS.presentsCertificate { files += [upstreamTLS.certificate, upstreamTLS.key] }
-        return files
-    }
+    public var filesReadOnReload: [String] { tls.filesRead + upstreamTLS.filesRead }
+}
+
+extension TLSConfig {
+    /// The listener's certificate and key, when `tls` is on.
+    public var filesRead: [String] { enabled ? [certificate, key] : [] }
+}
+
+extension UpstreamTLSConfig {
+    /// `ca_file` when set, then the client certificate and key when set.
+    public var filesRead: [String] { (caFile.isEmpty ? [] : [caFile]) + (presentsCertificate ? [certificate, key] : []) }
 }

@@ -53,6 +53,12 @@ public struct ConfigSource: Sendable {
         ([configFile] + files.map { fingerprint($0) }).map { $0 ?? "absent" }.joined(separator: " ")
     }
 
+    /// The ``fingerprint(_:)``s of `files` in one string (`absent` for one not there):
+    /// what a reload compares to keep a TLS context built from them (``GatewaySettings``).
+    public static func filesFingerprint(_ files: [String]) -> String {
+        files.map { fingerprint($0) ?? "absent" }.joined(separator: " ")
+    }
+
     /// Which of `paths` — the configuration file, then the files it names, as they went
     /// into both ``watchFingerprint(configFile:files:)``s — differ between `old` and `new`:
     /// the watch's log line names them ("tls/cert.pem changed", not only the config file).

@@ -136,8 +136,12 @@ extension GatewayServer {
         if !added.isEmpty { changes.append("upstreams added: \(added.joined(separator: ", "))") }
         if !removed.isEmpty { changes.append("upstreams removed: \(removed.joined(separator: ", "))") }
         if !changed.isEmpty { changes.append("upstreams changed: \(changed.joined(separator: ", "))") }
-        if new.config.tls.enabled { changes.append("tls certificate and key read again") }
-        if new.config.upstreamTLS.presentsCertificate { changes.append("upstream_tls certificate and key read again") }
+        // Files read again only when they, or their section, changed (``GatewaySettings``
+        // keeps the contexts otherwise).
+        if let server = new.serverTLS, server !== old.serverTLS { changes.append("tls certificate and key read again") }
+        if let client = new.upstreamClientContext, let before = old.upstreamClientContext, client !== before {
+            changes.append(new.config.upstreamTLS.presentsCertificate ? "upstream_tls certificate and key read again" : "upstream_tls read again")
+        }
         return changes
     }
 

@@ -22,7 +22,7 @@ extension GatewaySettings {
     ) throws -> (GatewaySettings, UpstreamSlots.Assignment) {
         let (placements, overListed) = try place(config, previous: previous, lookup: lookup)
         let (assignment, targets) = try assign(placements, previous: previous)
-        let settings = try GatewaySettings(version: version, config: config, upstreams: assignment.slots, targets: targets, overListed: overListed)
+        let settings = try GatewaySettings(version: version, config: config, upstreams: assignment.slots, targets: targets, overListed: overListed, previous: previous)
         return (settings, assignment)
     }
 

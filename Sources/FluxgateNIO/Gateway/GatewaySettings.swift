@@ -52,6 +52,11 @@ final class GatewaySettings: Sendable {
     let serverCertificateExpiry: Int64?
     /// Per slot: how to speak TLS to an `https://` upstream, nil for `http://`.
     let upstreamTLS: [UpstreamTLSTarget?]
+    /// The stamps (``ConfigSource/filesFingerprint(_:)``) of the files each context was
+    /// built from, taken before they were read: a reload that changes neither the section
+    /// nor a file keeps the context (``init(version:config:upstreams:targets:overListed:previous:)``).
+    let serverTLSStamp: String
+    let upstreamTLSStamp: String
     /// Upstreams whose host name listed more addresses than their `addresses` when
     /// these settings were resolved (name → addresses listed), for start and reload to
     /// warn about; empty in a `dns.refresh`'s settings (the refresh warns by itself).
@@ -66,8 +71,15 @@ final class GatewaySettings: Sendable {
 
     /// The settings for `config` with `upstreams`' slots at `targets` (one address per
     /// slot, retired ones included): see ``resolve(_:version:previous:lookup:)`` for
-    /// where they come from.
-    init(version: Int, config: GatewayConfig, upstreams: [UpstreamSlot], targets: [SocketAddress], overListed: [String: Int] = [:]) throws {
+    /// where they come from. The TLS contexts of `previous` are kept when their section
+    /// and files are unchanged: until 2026-12-07 every reload built new ones, and since a
+    /// pool closes the connections made with another context, any reload — a rate limit
+    /// changed — closed every pooled `https://` connection (a handshake each to open
+    /// again), and the listener's session tickets stopped resuming.
+    init(
+        version: Int, config: GatewayConfig, upstreams: [UpstreamSlot], targets: [SocketAddress], overListed: [String: Int] = [:],
+        previous: GatewaySettings? = nil
+    ) throws {
         precondition(upstreams.count == targets.count, "one address per slot")
         self.version = version
         self.overListed = overListed
@@ -95,10 +107,26 @@ final class GatewaySettings: Sendable {
         self.maxTunnels = config.limits.maxTunnels
         self.tunnelIdle = .nanoseconds(config.timeouts.tunnelIdle.nanosecondsClamped)
         self.connectionReuse = config.connectionReuse
-        let server = try TLSContexts.server(config.tls)
-        self.serverTLS = server?.context
-        self.serverCertificateExpiry = server?.notValidAfter
-        let client = upstreams.contains { $0.url.tls } ? try TLSContexts.upstream(config.upstreamTLS) : nil
+        self.serverTLSStamp = ConfigSource.filesFingerprint(config.tls.filesRead)
+        if let previous, previous.config.tls == config.tls, previous.serverTLSStamp == serverTLSStamp {
+            self.serverTLS = previous.serverTLS
+            self.serverCertificateExpiry = previous.serverCertificateExpiry
+        } else {
+            let server = try TLSContexts.server(config.tls)
+            self.serverTLS = server?.context
+            self.serverCertificateExpiry = server?.notValidAfter
+        }
+        self.upstreamTLSStamp = ConfigSource.filesFingerprint(config.upstreamTLS.filesRead)
+        let client: NIOSSLContext?
+        if !upstreams.contains(where: { $0.url.tls }) {
+            client = nil
+        } else if let previous, let kept = previous.upstreamClientContext, previous.config.upstreamTLS == config.upstreamTLS,
+            previous.upstreamTLSStamp == upstreamTLSStamp
+        {
+            client = kept
+        } else {
+            client = try TLSContexts.upstream(config.upstreamTLS)
+        }
         self.upstreamTLS = upstreams.map { slot in
             guard slot.url.tls, let client else { return nil }
             return UpstreamTLSTarget(context: client, host: slot.url.endpoint.host)
@@ -141,15 +169,20 @@ final class GatewaySettings: Sendable {
         self.connectionReuse = other.connectionReuse
         self.serverTLS = other.serverTLS
         self.serverCertificateExpiry = other.serverCertificateExpiry
+        self.serverTLSStamp = other.serverTLSStamp
+        self.upstreamTLSStamp = other.upstreamTLSStamp
         // A new member of an `https://` upstream: the client context its siblings use
         // (every member of one upstream shares its URL, so one exists).
-        let client = other.upstreamTLS.lazy.compactMap { $0?.context }.first
+        let client = other.upstreamClientContext
         self.upstreamTLS = upstreams.indices.map { index in
             if index < other.upstreamTLS.count, other.upstreams[index].url == upstreams[index].url { return other.upstreamTLS[index] }
             guard upstreams[index].url.tls, let client else { return nil }
             return UpstreamTLSTarget(context: client, host: upstreams[index].url.endpoint.host)
         }
     }
+
+    /// The one client context every `https://` slot shares; nil without such a slot.
+    var upstreamClientContext: NIOSSLContext? { upstreamTLS.lazy.compactMap { $0?.context }.first }
 
     /// Capacity `C` with every live upstream ready.
     var fullCapacity: Int { upstreams.filter { !$0.retired }.reduce(0) { $0 + $1.maxConcurrency } }
