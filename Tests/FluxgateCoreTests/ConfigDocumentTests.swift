@@ -85,7 +85,7 @@ struct ConfigDocumentTests {
           upgrade_protocols: [websocket, my-proto]
           max_requests_per_connection: 0
         trusted_proxies: [10.0.0.0/8, "fd00::/8", 192.0.2.7]
-        tls: { certificate: "\(file)", key: "\(file)", min_version: "1.3" }
+        tls: { certificate: "\(file)", key: "\(file)", min_version: "1.3", verify_client: optional, client_ca_file: "\(file)" }
         upstream_tls: { verify: false, ca_file: "\(file)", certificate: "\(file)", key: "\(file)" }
         pool: { max_idle_per_upstream: 0, max_connections: 64, max_connecting: 2, idle_timeout: 9s }
         dns: { refresh: 0s, family: v6_only }

@@ -191,6 +191,31 @@ struct ConfigLoaderTests {
         ])
     }
 
+    /// `tls.verify_client` (nginx's words, and YAML's booleans) and `tls.client_ca_file`
+    /// go together, on a TLS listener: either without the other is refused, naming the
+    /// key that is missing or off.
+    @Test func clientCertificateVerificationNeedsItsCAFileAndTLS() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("ca-\(UUID().uuidString).pem").path
+        try Data("-".utf8).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let tls = "certificate: \"\(file)\", key: \"\(file)\""
+        for (written, mode) in [("on", TLSConfig.ClientVerification.on), ("true", .on), ("optional", .optional)] {
+            let config = try ConfigLoader.load(yaml: "tls: { \(tls), verify_client: \(written), client_ca_file: \"\(file)\" }")
+            #expect(config.tls.verifyClient == mode && config.tls.clientCAFile == file)
+            #expect(config.filesReadOnReload == [file, file, file], "the CA file is read again on reload and watched")
+        }
+        #expect(try ConfigLoader.load(yaml: "tls: { \(tls), verify_client: false }").tls.verifyClient == .off)
+        #expect(GatewayConfig().tls.verifyClient == .off)
+        #expect(Self.errors("tls: { \(tls), verify_client: on }").map(\.description) == [
+            "tls.client_ca_file: is required with verify_client: on (the CA certificates a client's certificate must chain to)"
+        ])
+        #expect(Self.errors("tls: { \(tls), client_ca_file: \"\(file)\" }").map(\.path) == ["tls.verify_client"])
+        #expect(Self.errors("tls: { verify_client: optional, client_ca_file: \"\(file)\" }").map(\.description) == [
+            "tls.verify_client: needs TLS on the listener (tls.certificate and tls.key)"
+        ])
+        #expect(Self.errors("tls: { \(tls), verify_client: always, client_ca_file: \"\(file)\" }").map(\.path) == ["tls.verify_client"])
+    }
+
     /// The loader's errors for `yaml`; empty when it loads.
     static func errors(_ yaml: String) -> [ConfigError] {
         do {

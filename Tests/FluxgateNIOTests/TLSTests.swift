@@ -62,9 +62,10 @@ struct TLSTests {
 
     /// One request over TLS trusting `trusted`; the whole answer, or the handshake's error.
     func tlsExchange(
-        _ request: String, to address: SocketAddress, trusting trusted: NIOSSLCertificate, maxVersion: TLSVersion? = nil
+        _ request: String, to address: SocketAddress, trusting trusted: NIOSSLCertificate, maxVersion: TLSVersion? = nil,
+        presenting identity: Credentials? = nil
     ) async throws -> RawClient.Outcome {
-        let (channel, sink) = try await openTLS(to: address, trusting: trusted, maxVersion: maxVersion)
+        let (channel, sink) = try await openTLS(to: address, trusting: trusted, maxVersion: maxVersion, presenting: identity)
         try? await channel.writeAndFlush(ByteBuffer(string: request))
         try? await channel.closeFuture.get()
         return sink.outcome
@@ -226,12 +227,16 @@ struct TLSTests {
 
     /// A kept-open TLS client connection and what it receives.
     func openTLS(
-        to address: SocketAddress, trusting trusted: NIOSSLCertificate, maxVersion: TLSVersion? = nil
+        to address: SocketAddress, trusting trusted: NIOSSLCertificate, maxVersion: TLSVersion? = nil, presenting identity: Credentials? = nil
     ) async throws -> (any Channel, RawClient.Sink) {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = .certificates([trusted])
         configuration.applicationProtocols = ["http/1.1"]
         if let maxVersion { configuration.maximumTLSVersion = maxVersion }
+        if let identity {
+            configuration.certificateChain = [.certificate(identity.certificate)]
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: identity.keyPath, format: .pem))
+        }
         let context = try NIOSSLContext(configuration: configuration)
         let sink = RawClient.Sink()
         let channel = try await ClientBootstrap(group: group)
@@ -519,6 +524,64 @@ struct TLSTests {
     /// An `https://` upstream whose name gains an address (`dns.refresh`): the new
     /// member speaks TLS as its sibling does, verified against the name in the URL
     /// (`localhost`), not the address it connects to.
+    /// `tls.verify_client` (mutual TLS on the listener): with `on`, a client whose
+    /// certificate chains to `client_ca_file` is served and the upstream learns who it is
+    /// (`X-Forwarded-Client-Cert`, Envoy's format; a client's own field of that name is
+    /// dropped), one that sent none is answered 400 `client_certificate_required`, one
+    /// whose certificate is not trusted fails the handshake; reloaded to `optional`, a
+    /// client without one is served, and nothing is claimed for it.
+    @Test func clientsAreAskedForACertificateTheUpstreamLearnsOf() async throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let client = try Credentials.make(in: dir, name: "client-a")
+        let stranger = try Credentials.make(in: dir, name: "stranger")
+        try await withTLSGateway({
+            $0.tls.verifyClient = .on
+            $0.tls.clientCAFile = client.certificatePath
+        }) { gateway, upstream, credentials, _, config in
+            func request(_ path: String, _ extra: String = "") -> String { "GET \(path) HTTP/1.1\r\nHost: h\r\n\(extra)Connection: close\r\n\r\n" }
+            /// The head the upstream received for `path`; empty when none came.
+            func received(_ path: String) -> String {
+                let raw = upstream.raw
+                guard let start = raw.range(of: "GET \(path) ") else { return "" }
+                let rest = raw[start.lowerBound...]
+                return String(rest[..<(rest.range(of: "\r\n\r\n")?.upperBound ?? rest.endIndex)])
+            }
+            let forged = "X-Forwarded-Client-Cert: Hash=forged\r\n"
+            let with = try await tlsExchange(request("/with", forged), to: gateway.address, trusting: credentials.certificate, presenting: client)
+            #expect(with.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(with.text)")
+            let hash = SHA256.hash(data: try client.certificate.toDERBytes()).map { ForwardedClientCertificate.hex($0) }.joined()
+            let field = "x-forwarded-client-cert: Hash=\(hash);Subject=\"CN=client-a\";DNS=\"localhost\"\r\n"
+            #expect(received("/with").contains("\r\n" + field), "\(received("/with"))")
+            #expect(!received("/with").contains("forged"))
+            let without = try await tlsExchange(request("/without"), to: gateway.address, trusting: credentials.certificate)
+            #expect(
+                without.text.hasPrefix("HTTP/1.1 400 Bad Request\r\n") && without.text.contains("client_certificate_required"), "\(without.text)")
+            let strangers = try await tlsExchange(request("/stranger"), to: gateway.address, trusting: credentials.certificate, presenting: stranger)
+            #expect(!strangers.text.contains("HTTP/1.1"), "\(strangers.text)")
+            #expect(received("/without").isEmpty && received("/stranger").isEmpty)
+            var optional = config
+            optional.tls.verifyClient = .optional
+            let reload = await gateway.gateway.reload(optional)
+            #expect(reload.succeeded && reload.changes == ["tls", "tls certificate and key read again"], "\(reload)")
+            let anonymous = try await tlsExchange(request("/anonymous", forged), to: gateway.address, trusting: credentials.certificate)
+            #expect(anonymous.text.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(anonymous.text)")
+            #expect(!received("/anonymous").isEmpty && !received("/anonymous").lowercased().contains("x-forwarded-client-cert"))
+            let known = try await tlsExchange(request("/known"), to: gateway.address, trusting: credentials.certificate, presenting: client)
+            #expect(known.text.hasPrefix("HTTP/1.1 200 OK\r\n") && received("/known").contains(field), "\(received("/known"))")
+        }
+    }
+
+    /// A certificate's names travel quoted in `X-Forwarded-Client-Cert`, and nothing in
+    /// them can end the field: a quote and a backslash are escaped, a CR, an LF and any
+    /// byte outside printable ASCII written as `\xHH`.
+    @Test func aCertificatesNamesCannotEndTheField() {
+        #expect(ForwardedClientCertificate.quoted("CN=a,O=b") == #""CN=a,O=b""#)
+        #expect(ForwardedClientCertificate.quoted(#"CN="x\y""#) == #""CN=\"x\\y\"""#)
+        #expect(ForwardedClientCertificate.quoted("CN=a\r\nx-admin: 1") == #""CN=a\x0d\x0ax-admin: 1""#)
+        #expect(ForwardedClientCertificate.quoted("CN=é") == #""CN=\xc3\xa9""#)
+    }
+
     @Test func aNewMemberOfAnHTTPSUpstreamSpeaksTLS() async throws {
         let credentials = try Credentials.make(in: try folder(), name: "upstream")
         let serverContext = try credentials.serverContext()

@@ -64,6 +64,8 @@ public struct ConfigDocument {
                 ("certificate", text(c.tls.certificate)),
                 ("key", text(c.tls.key)),
                 ("min_version", text(c.tls.minVersion.rawValue)),
+                ("verify_client", text(c.tls.verifyClient.rawValue)),
+                ("client_ca_file", text(c.tls.clientCAFile)),
             ])),
             ("upstream_tls", table([
                 ("verify", plain(c.upstreamTLS.verify)),

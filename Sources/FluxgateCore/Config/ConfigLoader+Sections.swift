@@ -181,11 +181,31 @@ extension ConfigLoader {
     /// `tls`: certificate and key together or neither.
     static func decodeTLS(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> TLSConfig {
         var config = TLSConfig()
-        let tls = r.table("tls", in: top, known: ["certificate", "key", "min_version"])
+        let tls = r.table("tls", in: top, known: ["certificate", "key", "min_version", "verify_client", "client_ca_file"])
         (config.certificate, config.key) = certificateAndKey(tls, "certificate", "key", purpose: "TLS on", reader: &r)
         config.minVersion = r.scalar(
             tls, "min_version", default: config.minVersion, expected: "1.2 or 1.3",
             parse: { TLSConfig.MinimumVersion(rawValue: $0) })
+        let errorsBefore = r.errors.count
+        config.verifyClient = r.scalar(
+            tls, "verify_client", default: config.verifyClient, expected: "on, optional or off", parse: TLSConfig.ClientVerification.parse)
+        config.clientCAFile = r.string(tls, "client_ca_file", default: config.clientCAFile, check: Self.readableFile)
+        // Each without the other is a mistake that leaves the listener open to every
+        // client while looking closed (or refuses them all): both are refused.
+        if r.errors.count > errorsBefore {
+            // A value not understood, or a file not readable: said already.
+        } else if config.verifyClient != .off && config.clientCAFile.isEmpty {
+            r.report(
+                tls.childPath("client_ca_file"),
+                "is required with verify_client: \(config.verifyClient.rawValue) (the CA certificates a client's certificate must chain to)")
+        } else if config.verifyClient == .off && !config.clientCAFile.isEmpty {
+            r.report(
+                tls.childPath("verify_client"),
+                "is off, so client_ca_file would do nothing: set verify_client: on (or optional) to ask clients for a certificate, or remove client_ca_file")
+        }
+        if config.verifyClient != .off && !config.enabled && r.errors.count == errorsBefore {
+            r.report(tls.childPath("verify_client"), "needs TLS on the listener (tls.certificate and tls.key)")
+        }
         return config
     }
 

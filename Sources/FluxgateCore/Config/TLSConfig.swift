@@ -14,9 +14,33 @@ public struct TLSConfig: Sendable, Equatable {
     public var key = ""
     /// Oldest TLS version accepted. Default 1.2.
     public var minVersion = MinimumVersion.v1_2
+    /// Whether clients are asked for a certificate (mutual TLS; nginx's
+    /// `ssl_verify_client`, with its words). Default off.
+    public var verifyClient = ClientVerification.off
+    /// PEM file of the CA certificates a client's certificate must chain to (nginx's
+    /// `ssl_client_certificate`). Set with `verify_client` on or optional, and only then.
+    public var clientCAFile = ""
     public init() {}
 
     public var enabled: Bool { !certificate.isEmpty }
+
+    /// `tls.verify_client`. A certificate a client presents must chain to
+    /// `client_ca_file` in both modes that ask for one — one that does not fails the
+    /// handshake; `on` also answers every request of a client that presented none
+    /// 400 `client_certificate_required` (as nginx answers 400 "No required SSL
+    /// certificate was sent"), `optional` serves it.
+    public enum ClientVerification: String, Sendable, CaseIterable {
+        case off, optional, on
+
+        /// The value as written: `on`, `optional`, `off`, or YAML's booleans for on and off.
+        public static func parse(_ text: String) -> ClientVerification? {
+            switch text {
+            case "true": .on
+            case "false": .off
+            default: ClientVerification(rawValue: text)
+            }
+        }
+    }
 }
 
 /// Checking `https://` upstreams (`upstream_tls`).
@@ -50,8 +74,8 @@ extension GatewayConfig {
 }
 
 extension TLSConfig {
-    /// The listener's certificate and key, when `tls` is on.
-    public var filesRead: [String] { enabled ? [certificate, key] : [] }
+    /// The listener's certificate and key, and the client CA file when set, when `tls` is on.
+    public var filesRead: [String] { enabled ? [certificate, key] + (clientCAFile.isEmpty ? [] : [clientCAFile]) : [] }
 }
 
 extension UpstreamTLSConfig {

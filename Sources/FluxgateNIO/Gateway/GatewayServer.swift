@@ -331,7 +331,7 @@ public final class GatewayServer: Service, Sendable {
             parkAfter: scratch.parking != nil ? config.timeouts.parkAfter : .zero, sendTimeout: config.timeouts.clientSend)
         let handler = ProxyHandler(
             runtime: runtime, pool: pool, timeouts: timeouts, stats: stats, scratch: scratch, https: settings.serverTLS != nil,
-            countedIn: parked == nil ? connectionLimits : parked?.limits, clientAddress: address, revived: parked?.reuse,
+            clientCertificates: config.tls.verifyClient, countedIn: parked == nil ? connectionLimits : parked?.limits, clientAddress: address, revived: parked?.reuse,
             canPark: parks)
         countHandedOver = true
         if let tls = settings.serverTLS {

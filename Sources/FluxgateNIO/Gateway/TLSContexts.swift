@@ -25,7 +25,15 @@ enum TLSContexts {
             certificateChain: identity.chain.map { .certificate($0) }, privateKey: .privateKey(identity.key))
         configuration.minimumTLSVersion = config.minVersion == .v1_3 ? .tlsv13 : .tlsv12
         configuration.applicationProtocols = ["http/1.1"]
-        let context = try Self.context(configuration, identity: identity, section: "tls", files: [config.certificate, config.key])
+        if config.verifyClient != .off {
+            // Optional at the handshake in both modes: a certificate presented must
+            // verify, and `on` refuses a client that sent none with an HTTP answer that
+            // says so (ProxyHandler), where a handshake failure would tell it nothing.
+            configuration.certificateVerification = .optionalVerification
+            configuration.trustRoots = .file(config.clientCAFile)
+            configuration.sendCANameList = true
+        }
+        let context = try Self.context(configuration, identity: identity, section: "tls", files: config.filesRead)
         return Server(context: context, notValidAfter: Int64(identity.chain[0].notValidAfter))
     }
 

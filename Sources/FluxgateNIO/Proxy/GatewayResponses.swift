@@ -13,6 +13,8 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
     case methodNotAllowed = "method_not_allowed"
     /// TRACE while `limits.allow_trace` is false (the default).
     case traceNotAllowed = "trace_not_allowed"
+    /// `tls.verify_client: on` and the client presented no certificate.
+    case clientCertificateRequired = "client_certificate_required"
     case requestTimeout = "request_timeout"
     /// The request body stopped arriving (`timeouts.client_body`).
     case bodyTimeout = "body_timeout"
@@ -38,7 +40,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
 
     var status: HTTPResponseStatus {
         switch self {
-        case .badRequest, .badHost, .badPath: .badRequest
+        case .badRequest, .badHost, .badPath, .clientCertificateRequired: .badRequest
         case .methodNotAllowed, .traceNotAllowed: .methodNotAllowed
         case .requestTimeout, .bodyTimeout: .requestTimeout
         case .tooManyConnections: .serviceUnavailable
@@ -61,6 +63,7 @@ enum GatewayAnswer: String, Sendable, CaseIterable {
         case .badPath: "the request path climbs above the root"
         case .methodNotAllowed: "CONNECT is not supported: Fluxgate is a reverse proxy"
         case .traceNotAllowed: "TRACE is refused here (limits.allow_trace)"
+        case .clientCertificateRequired: "this listener requires a client certificate (tls.verify_client) and none was sent"
         case .requestTimeout: "the request head did not arrive in time"
         case .bodyTimeout: "the request body did not arrive in time"
         case .tooManyConnections: "too many connections; try again later"

@@ -307,10 +307,11 @@ extension ProxyHandler {
         let upgrade = exchange.tunnelReserved ? exchange.facts.upgrade : nil
         let (requestID, underscores) = (exchange.requestID, settings.underscoresInHeaders)
         exchange.upstreamHead = withHead { head in
-            let capacity = RequestSerializer.headCapacity(head, requestID: requestID, clientAddress: clientAddress, upgrade: upgrade)
+            let capacity = RequestSerializer.headCapacity(
+                head, requestID: requestID, clientAddress: clientAddress, upgrade: upgrade, clientCertificate: forwardedClientCertificate)
             return RequestSerializer.head(
                 head, bytes: bytes, requestID: requestID, clientAddress: clientAddress, keepForwardedFor: exchange.peerTrusted,
-                underscores: underscores, https: https, upgrade: upgrade,
+                underscores: underscores, https: https, upgrade: upgrade, clientCertificate: forwardedClientCertificate,
                 into: scratch.takeUpstreamHead(capacity: capacity, allocator: allocator))
         }
     }
@@ -347,6 +348,7 @@ extension ProxyHandler {
 
     /// Requests refused before admission, on their head alone (docs/SECURITY.md).
     func refusal(_ exchange: Exchange, facts: RequestSerializer.Facts, http10: Bool, target: UnsafeRawBufferPointer) -> GatewayAnswer? {
+        if clientCertificateMissing { return .clientCertificateRequired }
         if exchange.method == .CONNECT { return .methodNotAllowed }
         if exchange.method == .TRACE && !settings.config.limits.allowTrace { return .traceNotAllowed }
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0, and the

@@ -158,6 +158,15 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The client connection is TLS (X-Forwarded-Proto: https).
     let https: Bool
+    /// `tls.verify_client` when the connection was accepted: whether its certificate is
+    /// read after the handshake, and whether one is required.
+    let clientCertificates: TLSConfig.ClientVerification
+    /// The verified client certificate as `X-Forwarded-Client-Cert` carries it
+    /// (``ForwardedClientCertificate``), nil without one.
+    var forwardedClientCertificate: String?
+    /// `tls.verify_client: on` and the handshake brought no certificate: every request is
+    /// answered 400 `client_certificate_required`.
+    var clientCertificateMissing = false
     /// Its TLS handshake completed: answers can reach the client (before, a request-head
     /// timeout closes without one).
     var tlsEstablished = false
@@ -174,7 +183,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// and age so far (it was counted as created when it was accepted).
     init(
         runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientConnectionTimeouts?, stats: LoopStats = LoopStats(),
-        scratch: LoopScratch? = nil, https: Bool = false, countedIn connectionLimits: NIOLockedValueBox<ConnectionLimits>? = nil,
+        scratch: LoopScratch? = nil, https: Bool = false, clientCertificates: TLSConfig.ClientVerification = .off, countedIn connectionLimits: NIOLockedValueBox<ConnectionLimits>? = nil,
         clientAddress: String = "unknown", revived: ConnectionReuse? = nil, canPark: Bool = true
     ) {
         self.reuse = revived ?? ConnectionReuse(openedAt: MonotonicTime(pool.eventLoop.now))
@@ -184,6 +193,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.scratch = scratch ?? LoopScratch(eventLoop: pool.eventLoop)
         self.runtime = runtime
         self.https = https
+        self.clientCertificates = https ? clientCertificates : .off
         self.pool = pool
         self.eventLoop = pool.eventLoop
         self.clientTimeouts = timeouts
@@ -347,8 +357,21 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             drain()
             return
         }
-        if case .handshakeCompleted = event as? TLSUserEvent { tlsEstablished = true }
+        if case .handshakeCompleted = event as? TLSUserEvent {
+            tlsEstablished = true
+            if clientCertificates != .off { readClientCertificate(context) }
+        }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// After the handshake: the certificate the client presented (verified against
+    /// `tls.client_ca_file` by then — one that did not verify failed the handshake).
+    func readClientCertificate(_ context: ChannelHandlerContext) {
+        if let certificate = (try? context.pipeline.syncOperations.nioSSL_peerCertificate()) ?? nil {
+            forwardedClientCertificate = ForwardedClientCertificate.value(certificate)
+        } else {
+            clientCertificateMissing = clientCertificates == .on
+        }
     }
 
     /// Graceful drain: a busy connection answers its current request with `Connection:

@@ -77,18 +77,20 @@ enum RequestSerializer {
     /// on at most once, the Host value twice (X-Forwarded-Host), then the gateway's own
     /// fields. Further `X-Forwarded-For` lines of a trusted peer are not counted (rare;
     /// the writer then retries into more room).
-    static func headCapacity(_ head: borrowing RequestHead, requestID: RequestID, clientAddress: String, upgrade: String?) -> Int {
+    static func headCapacity(
+        _ head: borrowing RequestHead, requestID: RequestID, clientAddress: String, upgrade: String?, clientCertificate: String? = nil
+    ) -> Int {
         head.length - head.start + 160 + (head.host?.count ?? 0) + clientAddress.utf8.count + requestID.utf8Count
-            + 2 * (upgrade?.utf8.count ?? 0)
+            + 2 * (upgrade?.utf8.count ?? 0) + (clientCertificate.map { $0.utf8.count + 28 } ?? 0)
     }
 
     static func head(
         _ head: borrowing RequestHead, bytes: UnsafeRawBufferPointer, requestID: RequestID, clientAddress: String,
         keepForwardedFor: Bool = false, underscores: Bool = false, https: Bool = false, upgrade: String? = nil,
-        into buffer: consuming ByteBuffer
+        clientCertificate: String? = nil, into buffer: consuming ByteBuffer
     ) -> ByteBuffer {
         let policy = policy(head, bytes)
-        let estimate = headCapacity(head, requestID: requestID, clientAddress: clientAddress, upgrade: upgrade)
+        let estimate = headCapacity(head, requestID: requestID, clientAddress: clientAddress, upgrade: upgrade, clientCertificate: clientCertificate)
         buffer.writeHead(estimate: estimate) { out in
             // "METHOD SP target SP" as sent — an absolute-form target in origin-form
             // (RequestTarget.originFormStart) — then HTTP/1.1 whatever the client spoke.
@@ -153,6 +155,13 @@ enum RequestSerializer {
                 out.write("\r\nx-forwarded-proto: https\r\n")
             } else {
                 out.write("\r\nx-forwarded-proto: http\r\n")
+            }
+            if let clientCertificate {
+                // After a trusted proxy's own (kept, as a forwarding claim), so that the
+                // list reads from the first client on, as Envoy appends it.
+                out.write("x-forwarded-client-cert: ")
+                out.write(clientCertificate)
+                out.write("\r\n")
             }
             if let forwardedHost {
                 out.write("x-forwarded-host: ")
