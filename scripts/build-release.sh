@@ -62,6 +62,18 @@ if [ "${FLUXGATE_PGO:-on}" != off ] && [ -f "$profile" ]; then
     [ "$changed" = 0 ] || echo "note: $changed Swift files under Sources/ changed since pgo/fluxgate.profdata was recorded (at ${recorded:0:7}); their changed functions build without the profile — refresh it with bash bench/pgo-profile.sh" >&2
   fi
 fi
+# The ThinLTO link maps every module's objects and bitcode at once: since the listener's
+# mutual TLS brought swift-certificates in (2026-12-07) it needs more memory maps than
+# Linux's default vm.max_map_count (65 530) allows, and fails with "cannot open
+# libswiftCore.so: Cannot allocate memory" although memory is free (measured: 1.3 GB in
+# use at the failure). Raised when we may (as for Elasticsearch), else built without LTO.
+want_maps=262144
+if [ "$lto" != off ] && [ "$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo "$want_maps")" -lt "$want_maps" ]; then
+  if ! sysctl -qw "vm.max_map_count=$want_maps" 2>/dev/null && ! { [ -n "$(command -v sudo)" ] && sudo -n sysctl -qw "vm.max_map_count=$want_maps" 2>/dev/null; }; then
+    echo "note: vm.max_map_count is $(cat /proc/sys/vm/max_map_count) and cannot be raised here (sysctl -w vm.max_map_count=$want_maps as root); building without link-time optimization (slower: docs/PERFORMANCE.md)" >&2
+    lto=off
+  fi
+fi
 if [ "$lto" != off ]; then
   flags+=(--experimental-lto-mode=thin)
   stamp_value="$stamp_value lto"

@@ -639,6 +639,28 @@ struct TLSTests {
         }
     }
 
+    /// `tls.client_ca_file` that holds no certificate, or is not PEM, is named by its key
+    /// (check-config, start and reload), not as the listener's files all together.
+    @Test func aClientCAFileWithoutACertificateIsNamed() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = try Credentials.make(in: dir, name: "server")
+        let junk = dir.appendingPathComponent("junk.pem").path
+        func problems(_ ca: String) throws -> [String] {
+            var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
+            (config.tls.certificate, config.tls.key) = (server.certificatePath, server.keyPath)
+            (config.tls.verifyClient, config.tls.clientCAFile) = (.on, ca)
+            return StartupProblems.check(config, resolve: false).map(\.description)
+        }
+        #expect(try problems(server.certificatePath).isEmpty)
+        try "not a certificate\n".write(toFile: junk, atomically: true, encoding: .utf8)
+        #expect(try problems(junk).first?.hasPrefix("tls.client_ca_file: cannot load \(junk) as PEM certificates") == true)
+        #expect(try problems(server.keyPath).first?.hasPrefix("tls.client_ca_file: cannot load \(server.keyPath) as PEM certificates") == true)
+        try "".write(toFile: junk, atomically: true, encoding: .utf8)
+        let empty = try problems(junk)
+        #expect(empty == ["tls.client_ca_file: no certificate in \(junk)"] || empty.first?.hasPrefix("tls.client_ca_file: cannot load \(junk)") == true, "\(empty)")
+    }
+
     /// check-config and the start warn of a listener certificate that expires within 14
     /// days or has expired (clients refuse it; the gateway serves it, as nginx does).
     @Test func aCertificateNearItsEndIsWarnedOf() throws {

@@ -30,7 +30,7 @@ enum TLSContexts {
             // verify, and `on` refuses a client that sent none with an HTTP answer that
             // says so (ProxyHandler), where a handshake failure would tell it nothing.
             configuration.certificateVerification = .optionalVerification
-            configuration.trustRoots = .file(config.clientCAFile)
+            configuration.trustRoots = .certificates(try Identity.certificates(config.clientCAFile, name: "tls.client_ca_file"))
             configuration.sendCANameList = true
         }
         let context = try Self.context(configuration, identity: identity, section: "tls", files: config.filesRead)
@@ -48,19 +48,25 @@ enum TLSContexts {
 
         /// Each file is loaded on its own so the error names the one at fault by its key.
         static func load(certificate: String, key: String, names: (certificate: String, key: String)) throws(SetupError) -> Identity {
-            let chain: [NIOSSLCertificate]
-            do {
-                chain = try NIOSSLCertificate.fromPEMFile(certificate)
-            } catch {
-                throw SetupError(description: "\(names.certificate): cannot load \(certificate) as PEM certificates (\(error))")
-            }
-            guard !chain.isEmpty else { throw SetupError(description: "\(names.certificate): no certificate in \(certificate)") }
+            let chain = try certificates(certificate, name: names.certificate)
             do {
                 return Identity(
                     chain: chain, key: try NIOSSLPrivateKey(file: key, format: .pem), certificatePath: certificate, keyPath: key, names: names)
             } catch {
                 throw SetupError(description: "\(names.key): cannot load \(key) as a PEM private key (\(error))")
             }
+        }
+
+        /// The PEM certificates in `path` (at least one), the key `name` named in the error.
+        static func certificates(_ path: String, name: String) throws(SetupError) -> [NIOSSLCertificate] {
+            let certificates: [NIOSSLCertificate]
+            do {
+                certificates = try NIOSSLCertificate.fromPEMFile(path)
+            } catch {
+                throw SetupError(description: "\(name): cannot load \(path) as PEM certificates (\(error))")
+            }
+            guard !certificates.isEmpty else { throw SetupError(description: "\(name): no certificate in \(path)") }
+            return certificates
         }
 
         var mismatch: SetupError {
