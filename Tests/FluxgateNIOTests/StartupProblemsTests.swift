@@ -92,6 +92,22 @@ struct StartupProblemsTests {
         #expect(StartupProblems.warnings(config, lookup: lookup, now: 0).isEmpty)
     }
 
+    /// check-config and the start warn of `upstream_tls` set while no upstream is
+    /// `https://` (its files read for nothing; an upstream meant as https spoken to in
+    /// clear); not once one is, not at its defaults.
+    @Test func upstreamTLSWithoutAnHTTPSUpstreamIsWarnedOf() throws {
+        var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
+        #expect(StartupProblems.warnings(config, lookup: nil, now: 0).isEmpty)
+        (config.upstreamTLS.certificate, config.upstreamTLS.key) = ("/c.pem", "/k.pem")
+        #expect(StartupProblems.warnings(config, lookup: nil, now: 0) == [
+            "upstream_tls.certificate: no upstream is https://, so it does nothing (an upstream meant as https:// but written http:// is spoken to in clear)"
+        ])
+        config.upstreamTLS.caFile = "/ca.pem"
+        #expect(StartupProblems.warnings(config, lookup: nil, now: 0).first?.hasPrefix("upstream_tls.certificate, upstream_tls.ca_file: no upstream is https://, so they do nothing") == true)
+        config.upstreams.append(try ConfigLoader.load(yaml: "upstreams: [{url: \"https://127.0.0.1:9\"}]").upstreams[0])
+        #expect(StartupProblems.warnings(config, lookup: nil, now: 0).isEmpty)
+    }
+
     /// `dns.family` on the real resolver: `localhost` has 127.0.0.1 on every machine
     /// (and `::1` on most, listed first — which made an upstream `http://localhost:PORT`
     /// on a server listening on 127.0.0.1 unreachable before `v4_preferred`); an IP

@@ -137,6 +137,7 @@ public enum StartupProblems {
         {
             warnings.append(expiry)
         }
+        if let unused = unusedUpstreamTLS(config) { warnings.append(unused) }
         guard let lookup else { return warnings }
         for (index, upstream) in config.effectiveUpstreams.enumerated() where upstream.maxAddresses > 1 {
             let endpoint = upstream.url.endpoint
@@ -147,6 +148,18 @@ public enum StartupProblems {
                     + " the others get no traffic (raise upstreams[\(index)].addresses, at most \(UpstreamConfig.addressesRange.upperBound))")
         }
         return warnings
+    }
+
+    /// `upstream_tls` set away from its defaults while no upstream is `https://`: its
+    /// files are read and watched and do nothing — most likely an upstream meant as
+    /// `https://` written as `http://`, whose traffic then goes in clear.
+    static func unusedUpstreamTLS(_ config: GatewayConfig) -> String? {
+        guard config.upstreamTLS != UpstreamTLSConfig(), !config.effectiveUpstreams.contains(where: { $0.url.tls }) else { return nil }
+        let keys = [
+            config.upstreamTLS.presentsCertificate ? "certificate" : nil, config.upstreamTLS.caFile.isEmpty ? nil : "ca_file",
+            config.upstreamTLS.verify ? nil : "verify",
+        ].compactMap { $0 }.map { "upstream_tls.\($0)" }
+        return "\(keys.joined(separator: ", ")): no upstream is https://, so \(keys.count == 1 ? "it does" : "they do") nothing (an upstream meant as https:// but written http:// is spoken to in clear)"
     }
 
     /// The words for a host name that does not resolve (check-config, the start, a reload).
