@@ -87,7 +87,7 @@ struct ConfigDocumentTests {
         trusted_proxies: [10.0.0.0/8, "fd00::/8", 192.0.2.7]
         tls: { certificate: "\(file)", key: "\(file)", min_version: "1.3", verify_client: optional, client_ca_file: "\(file)" }
         upstream_tls: { verify: false, ca_file: "\(file)", certificate: "\(file)", key: "\(file)" }
-        pool: { max_idle_per_upstream: 0, max_connections: 64, max_connecting: 2, idle_timeout: 9s }
+        pool: { max_idle_per_upstream: 0, max_connections: 64, max_connecting: 2, idle_timeout: 9s, max_requests_per_connection: 7, max_connection_age: 10m }
         dns: { refresh: 0s, family: v6_only }
         access_log: { enabled: true, format: json, sample: 0.25, path: "/var/log/fluxgate access.log", flush_interval: 0s }
         log_level: debug

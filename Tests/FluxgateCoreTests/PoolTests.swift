@@ -25,6 +25,20 @@ struct IdleConnectionPolicyTests {
         #expect(policy.release(parked: 1, retired: false, now: now) == .park(until: now + .milliseconds(300)))
     }
 
+    /// `pool.max_requests_per_connection` and `max_connection_age`: reuse ends at the
+    /// count (the request that reaches it is the last) and at the age; 0 bounds nothing.
+    @Test func reuseEndsAtTheRequestCountOrTheAge() {
+        let opened = now
+        let policy = IdleConnectionPolicy(maxIdlePerUpstream: 8, idleTimeout: .seconds(4), maxRequests: 3, maxAge: .seconds(3600))
+        #expect(policy.reuses(served: 2, openedAt: opened, now: opened + .seconds(1)))
+        #expect(!policy.reuses(served: 3, openedAt: opened, now: opened + .seconds(1)))
+        #expect(policy.reuses(served: 1, openedAt: opened, now: opened + .seconds(3599)))
+        #expect(!policy.reuses(served: 1, openedAt: opened, now: opened + .seconds(3600)))
+        let unbounded = IdleConnectionPolicy(maxIdlePerUpstream: 8, idleTimeout: .seconds(4))
+        #expect(unbounded.reuses(served: 1_000_000, openedAt: opened, now: opened + .seconds(86_400 * 365)))
+        #expect(PoolConfig().maxRequestsPerConnection == 1000 && PoolConfig().maxConnectionAge == .seconds(3600), "nginx's defaults")
+    }
+
     @Test func noIdleConnectionsOrARetiredSlotMeansClose() {
         let none = IdleConnectionPolicy(maxIdlePerUpstream: 0, idleTimeout: .seconds(60))
         #expect(none.release(parked: 0, retired: false, now: now) == .close)

@@ -166,6 +166,35 @@ struct ProxyEndToEndTests {
         }
     }
 
+    /// `pool.max_requests_per_connection`: the request that reaches the count is the
+    /// connection's last — it is closed, and the next request opens another (so a name
+    /// behind one virtual address is connected again now and then, and replicas added
+    /// behind it get their share).
+    @Test func anUpstreamConnectionIsReusedUpToItsRequestCount() async throws {
+        try await run(adjust: { $0.pool.maxRequestsPerConnection = 2 }) { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            for _ in 0..<2 { #expect(try await client.get("/").status == 200) }
+            #expect(upstreams[0].acceptedConnections == 1)
+            try await upstreams[0].waitForClosedConnections(1)
+            for _ in 0..<2 { #expect(try await client.get("/").status == 200) }
+            #expect(upstreams[0].acceptedConnections == 2)
+            try await client.close()
+        }
+    }
+
+    /// `pool.max_connection_age` ends reuse the same way: a connection released past
+    /// its age is closed, and the next request opens another.
+    @Test func anUpstreamConnectionIsNotReusedPastItsAge() async throws {
+        try await run(adjust: { $0.pool.maxConnectionAge = .nanoseconds(1) }) { upstreams, gateway in
+            let client = try await TestClient.connect(to: gateway.address, group: group)
+            #expect(try await client.get("/").status == 200)
+            try await upstreams[0].waitForClosedConnections(1)
+            #expect(try await client.get("/").status == 200)
+            #expect(upstreams[0].acceptedConnections == 2)
+            try await client.close()
+        }
+    }
+
     @Test func streams32MiBEachWayIntact() async throws {
         try await run(adjust: { $0.limits.maxBodyBytes = 64 << 20 }) { upstreams, gateway in
             let client = try await TestClient.connect(to: gateway.address, group: group)

@@ -78,6 +78,8 @@ public struct ConfigDocument {
                 ("max_connections", plain(c.pool.maxConnections)),
                 ("max_connecting", plain(c.pool.maxConnecting)),
                 ("idle_timeout", duration(c.pool.idleTimeout)),
+                ("max_requests_per_connection", plain(c.pool.maxRequestsPerConnection)),
+                ("max_connection_age", duration(c.pool.maxConnectionAge)),
             ])),
             ("dns", table([
                 ("refresh", duration(c.dns.refresh)),

@@ -152,11 +152,16 @@ extension ConfigLoader {
     /// `pool`.
     static func decodePool(_ top: ConfigReader.Table, reader r: inout ConfigReader) -> PoolConfig {
         var config = PoolConfig()
-        let pool = r.table("pool", in: top, known: ["max_idle_per_upstream", "max_connections", "max_connecting", "idle_timeout"])
+        let pool = r.table(
+            "pool", in: top,
+            known: ["max_idle_per_upstream", "max_connections", "max_connecting", "idle_timeout", "max_requests_per_connection", "max_connection_age"])
         config.maxIdlePerUpstream = r.int(pool, "max_idle_per_upstream", default: config.maxIdlePerUpstream, range: 0...100_000)
         config.maxConnections = r.int(pool, "max_connections", default: config.maxConnections, range: 0...10_000_000)
         config.maxConnecting = r.int(pool, "max_connecting", default: config.maxConnecting, range: 0...100_000)
         config.idleTimeout = r.duration(pool, "idle_timeout", default: config.idleTimeout)
+        config.maxRequestsPerConnection = r.int(
+            pool, "max_requests_per_connection", default: config.maxRequestsPerConnection, range: 0...Int(Int32.max))
+        config.maxConnectionAge = r.duration(pool, "max_connection_age", default: config.maxConnectionAge)
         return config
     }
 

@@ -106,5 +106,11 @@ public struct PoolConfig: Sendable, Equatable {
     /// exceptions to watch), so the gateway closes first and never reuses a
     /// connection the upstream is closing.
     public var idleTimeout: Duration = .seconds(4)
+    /// Requests one upstream connection carries before it is closed instead of pooled
+    /// again (nginx's upstream `keepalive_requests`, same default). Default 1000; 0 = no bound.
+    public var maxRequestsPerConnection = 1000
+    /// How long an upstream connection is reused after it opened (nginx's upstream
+    /// `keepalive_time`, same default). Default 1h; 0s = no bound.
+    public var maxConnectionAge: Duration = .seconds(3600)
     public init() {}
 }

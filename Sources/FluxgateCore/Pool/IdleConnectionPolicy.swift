@@ -35,11 +35,18 @@ public struct IdleConnectionPolicy: Sendable, Equatable {
     /// How often the parked connections are checked against their deadlines.
     public let sweepInterval: Duration
 
+    /// `pool.max_requests_per_connection` (0 = no bound) and `pool.max_connection_age`
+    /// (zero = no bound): a connection past either is closed when released, not reused.
+    public let maxRequests: Int
+    public let maxAge: Duration
+
     public static let maxGrace: Duration = .seconds(1)
 
-    public init(maxIdlePerUpstream: Int, idleTimeout: Duration) {
+    public init(maxIdlePerUpstream: Int, idleTimeout: Duration, maxRequests: Int = 0, maxAge: Duration = .zero) {
         self.maxIdlePerUpstream = maxIdlePerUpstream
         self.idleTimeout = idleTimeout
+        self.maxRequests = maxRequests
+        self.maxAge = maxAge
         self.excessGrace = min(Self.maxGrace, idleTimeout)
         self.sweepInterval = max(.milliseconds(10), min(.milliseconds(250), idleTimeout / 4))
     }
@@ -54,6 +61,15 @@ public struct IdleConnectionPolicy: Sendable, Equatable {
 
     /// A connection to an upstream with `parked` connections parked already was
     /// released at `now` (its exchange ended cleanly; no request was waiting for it).
+    /// Whether a connection opened at `openedAt` that has served `served` requests may
+    /// carry another: bounded reuse, so that a pooled connection to a name behind one
+    /// virtual address (a Kubernetes Service, an L4 balancer) is opened again now and
+    /// then and the replicas added behind it get their share — under steady load a
+    /// pooled connection never idles out.
+    public func reuses(served: Int, openedAt: MonotonicTime, now: MonotonicTime) -> Bool {
+        (maxRequests == 0 || served < maxRequests) && (maxAge == .zero || now - openedAt < maxAge)
+    }
+
     public func release(parked: Int, retired: Bool, now: MonotonicTime) -> Release {
         guard maxIdlePerUpstream > 0, !retired else { return .close }
         return .park(until: now + (parked >= maxIdlePerUpstream ? excessGrace : idleTimeout))

@@ -49,6 +49,8 @@ final class UpstreamConnection: ChannelDuplexHandler {
     /// Set once the connection served a request; a failure on a reused connection
     /// before any response byte is the classic keep-alive race, safe to retry.
     var servedRequests = 0
+    /// When the pool opened it (`pool.max_connection_age`).
+    var openedAt = MonotonicTime.zero
     /// Counts against the pool's connection cap until it closes.
     var countedByCap = false
     /// The pool's address generation of its slot when this connection was opened.

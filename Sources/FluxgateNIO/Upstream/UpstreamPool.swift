@@ -60,7 +60,9 @@ final class UpstreamPool {
     }
 
     private func apply(_ config: GatewayConfig) {
-        idlePolicy = IdleConnectionPolicy(maxIdlePerUpstream: config.pool.maxIdlePerUpstream, idleTimeout: config.pool.idleTimeout)
+        idlePolicy = IdleConnectionPolicy(
+            maxIdlePerUpstream: config.pool.maxIdlePerUpstream, idleTimeout: config.pool.idleTimeout,
+            maxRequests: config.pool.maxRequestsPerConnection, maxAge: config.pool.maxConnectionAge)
         connectTimeout = .nanoseconds(config.timeouts.connect.nanosecondsClamped)
     }
 
@@ -155,6 +157,7 @@ final class UpstreamPool {
     private func open(_ upstream: Int, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         let connection = UpstreamConnection(upstreamIndex: upstream, live: live, scratch: scratch)
         connection.generation = generations[upstream]
+        connection.openedAt = MonotonicTime(eventLoop.now)
         connection.pool = self
         connection.countedByCap = true
         let handler = NIOLoopBound(connection, eventLoop: eventLoop)
@@ -251,8 +254,12 @@ final class UpstreamPool {
     func release(_ connection: UpstreamConnection, now: MonotonicTime) {
         connection.delegate = nil
         connection.servedRequests += 1
-        // Closed, or opened to an address its upstream no longer has: not reused.
-        guard connection.isActive, isCurrent(connection) else {
+        // Closed, opened to an address its upstream no longer has, or past
+        // `pool.max_requests_per_connection` / `max_connection_age`: not reused (the
+        // close lets a waiter at the cap open a new one).
+        guard connection.isActive, isCurrent(connection),
+            idlePolicy.reuses(served: connection.servedRequests, openedAt: connection.openedAt, now: now)
+        else {
             connection.close()
             return
         }
