@@ -37,6 +37,9 @@ struct IdleConnectionPolicyTests {
         let unbounded = IdleConnectionPolicy(maxIdlePerUpstream: 8, idleTimeout: .seconds(4))
         #expect(unbounded.reuses(served: 1_000_000, openedAt: opened, now: opened + .seconds(86_400 * 365)))
         #expect(PoolConfig().maxRequestsPerConnection == 1000 && PoolConfig().maxConnectionAge == .seconds(3600), "nginx's defaults")
+        // Both bounds can be written off in the file (a 0s age included).
+        let off = try? ConfigLoader.load(yaml: "pool: { max_requests_per_connection: 0, max_connection_age: 0s }")
+        #expect(off?.pool.maxRequestsPerConnection == 0 && off?.pool.maxConnectionAge == .zero)
     }
 
     @Test func noIdleConnectionsOrARetiredSlotMeansClose() {

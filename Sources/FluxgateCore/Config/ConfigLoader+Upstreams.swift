@@ -161,7 +161,7 @@ extension ConfigLoader {
         config.idleTimeout = r.duration(pool, "idle_timeout", default: config.idleTimeout)
         config.maxRequestsPerConnection = r.int(
             pool, "max_requests_per_connection", default: config.maxRequestsPerConnection, range: 0...Int(Int32.max))
-        config.maxConnectionAge = r.duration(pool, "max_connection_age", default: config.maxConnectionAge)
+        config.maxConnectionAge = r.duration(pool, "max_connection_age", default: config.maxConnectionAge, minimum: .zero)
         return config
     }
 
