@@ -694,6 +694,28 @@ struct OperationsTests {
         try await stop(server, upstream)
     }
 
+    /// A file's stamp moves with its change time too: a copy that keeps the old
+    /// modification time over a file of the same size in place (`cp -p`, `touch -r`)
+    /// changes only that, and a renewed certificate must not be taken for the one before
+    /// it. Shown with `chmod`, which moves the change time and nothing else; the kernel's
+    /// file clock ticks every few milliseconds, so the mode is flipped until it has.
+    @Test func aFilesStampMovesWithItsChangeTime() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("stamp-\(UUID().uuidString)").path
+        try "same bytes".write(toFile: path, atomically: false, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var info = stat()
+        #expect(stat(path, &info) == 0)
+        let (before, modified) = (ConfigSource.fingerprint(path), info.st_mtim)
+        var flips = 0
+        while ConfigSource.fingerprint(path) == before && flips < 1_000_000 {
+            flips += 1
+            #expect(chmod(path, flips % 2 == 0 ? 0o644 : 0o600) == 0)
+        }
+        #expect(stat(path, &info) == 0)
+        #expect(info.st_mtim.tv_sec == modified.tv_sec && info.st_mtim.tv_nsec == modified.tv_nsec, "chmod moved no modification time")
+        #expect(ConfigSource.fingerprint(path) != before, "after \(flips) mode changes")
+    }
+
     /// `reload.watch` turned on by a reload takes effect: the next edit is reloaded by
     /// the watch (until 2026-12-07 a gateway started with the watch off never watched).
     @Test func aReloadCanTurnTheWatchOn() async throws {

@@ -1,5 +1,6 @@
 /// TLS on the data listener (`tls`): swift-nio-ssl (BoringSSL), ALPN `http/1.1`.
-/// The files are read again on every reload, and `reload.watch` reloads when they change
+/// The files are read again by a reload when they (or this section) changed, and
+/// `reload.watch` reloads when they change
 /// (``GatewayConfig/filesReadOnReload``), so a renewed certificate takes effect for new
 /// connections without a restart.
 public struct TLSConfig: Sendable, Equatable {

@@ -70,8 +70,12 @@ public struct ConfigSource: Sendable {
         return zip(paths, zip(before, after)).filter { $0.1.0 != $0.1.1 }.map(\.0)
     }
 
-    /// One file's part of what `reload.watch` compares (``ConfigFileWatch``): the modification time, size,
-    /// inode and device of the file `path` names, **through symlinks** — a Kubernetes
+    /// One file's part of what `reload.watch` compares (``ConfigFileWatch``), and what a
+    /// reload compares to keep a TLS context (``GatewaySettings``): the modification time,
+    /// the change time, size, inode and device of the file `path` names — the change time
+    /// because a copy that keeps the old modification time (`cp -p`, `touch -r`, `rsync
+    /// -t`) over a file of the same size in place changes nothing else, and a renewed
+    /// certificate must not be taken for the old one — **through symlinks** — a Kubernetes
     /// ConfigMap mounts `gateway.conf` as a link to `..data/gateway.conf`, and an update
     /// repoints `..data` at a new directory, which changes nothing about the link itself.
     /// Until 2026-12-07 this was `FileManager.attributesOfItem`, which on Linux reads the
@@ -80,6 +84,6 @@ public struct ConfigSource: Sendable {
     public static func fingerprint(_ path: String) -> String? {
         var info = stat()
         guard stat(path, &info) == 0 else { return nil }
-        return "\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)/\(info.st_size)/\(info.st_ino)/\(info.st_dev)"
+        return "\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)/\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)/\(info.st_size)/\(info.st_ino)/\(info.st_dev)"
     }
 }

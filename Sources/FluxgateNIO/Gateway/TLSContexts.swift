@@ -3,8 +3,9 @@ import NIOSSL
 
 /// The TLS contexts one configuration needs, built from its files (swift-nio-ssl,
 /// BoringSSL): one for the data listener, one for `https://` upstreams. Built with the
-/// settings, so a reload reads the files again and a renewed certificate reaches new
-/// connections; a file that does not load refuses the reload and the old context stays.
+/// settings when their section or a file's stamp changed (else the settings before keep
+/// theirs: ``GatewaySettings``), so a renewed certificate reaches new connections; a file
+/// that does not load refuses the reload and the old context stays.
 enum TLSContexts {
     struct SetupError: Error, CustomStringConvertible {
         var description: String
