@@ -183,8 +183,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// and age so far (it was counted as created when it was accepted).
     init(
         runtime: GatewayRuntime, pool: any UpstreamConnector, timeouts: ClientConnectionTimeouts?, stats: LoopStats = LoopStats(),
-        scratch: LoopScratch? = nil, https: Bool = false, clientCertificates: TLSConfig.ClientVerification = .off, countedIn connectionLimits: NIOLockedValueBox<ConnectionLimits>? = nil,
-        clientAddress: String = "unknown", revived: ConnectionReuse? = nil, canPark: Bool = true
+        scratch: LoopScratch? = nil, https: Bool = false, clientCertificates: TLSConfig.ClientVerification = .off,
+        countedIn connectionLimits: NIOLockedValueBox<ConnectionLimits>? = nil, clientAddress: String = "unknown",
+        revived: ConnectionReuse? = nil, canPark: Bool = true
     ) {
         self.reuse = revived ?? ConnectionReuse(openedAt: MonotonicTime(pool.eventLoop.now))
         self.canPark = canPark
