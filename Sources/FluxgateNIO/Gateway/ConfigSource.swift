@@ -50,7 +50,7 @@ public struct ConfigSource: Sendable {
     /// fingerprints of `files`, the certificates and keys a reload reads with it
     /// (``GatewayConfig/filesReadOnReload``); a file that is not there is `absent`.
     public static func watchFingerprint(configFile: String?, files: [String]) -> String {
-        ([configFile] + files.map { fingerprint($0) }).map { $0 ?? "absent" }.joined(separator: " ")
+        ([configFile ?? "absent"] + (files.isEmpty ? [] : [filesFingerprint(files)])).joined(separator: " ")
     }
 
     /// The ``fingerprint(_:)``s of `files` in one string (`absent` for one not there):

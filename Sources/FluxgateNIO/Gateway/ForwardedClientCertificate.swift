@@ -3,7 +3,7 @@ import NIOSSL
 import X509
 
 /// What the upstream learns of a client's verified certificate (`tls.verify_client`):
-/// one `X-Forwarded-Client-Cert` field in Envoy's format —
+/// one `X-Forwarded-Client-Cert` field in Envoy's format (by its documentation) —
 /// `Hash=<SHA-256 of the DER, hex>;Subject="<RFC 4514 name>"`, then `URI=` and `DNS=` for
 /// each such subject alternative name — built once per connection, after its handshake.
 /// A client's own field of that name is never forwarded from a peer outside
