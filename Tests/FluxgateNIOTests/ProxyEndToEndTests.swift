@@ -178,6 +178,11 @@ struct ProxyEndToEndTests {
             try await upstreams[0].waitForClosedConnections(1)
             for _ in 0..<2 { #expect(try await client.get("/").status == 200) }
             #expect(upstreams[0].acceptedConnections == 2)
+            // Both closes are counted, by the bound that made them (counted before the close).
+            try await upstreams[0].waitForClosedConnections(2)
+            let metrics = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group)
+            #expect(metrics.body.contains(#"fluxgate_upstream_connections_retired_total{reason="max_requests_per_connection"} 2"#), "\(metrics.body)")
+            #expect(metrics.body.contains(#"fluxgate_upstream_connections_retired_total{reason="max_connection_age"} 0"#))
             try await client.close()
         }
     }
@@ -191,6 +196,10 @@ struct ProxyEndToEndTests {
             try await upstreams[0].waitForClosedConnections(1)
             #expect(try await client.get("/").status == 200)
             #expect(upstreams[0].acceptedConnections == 2)
+            try await upstreams[0].waitForClosedConnections(2)
+            let stats = try await OneShot.request("GET", "/stats", to: gateway.gateway.adminAddress!, group: group)
+            #expect(stats.body.contains(#""upstream_retired_max_age" : 2"#), "\(stats.body)")
+            #expect(stats.body.contains(#""upstream_retired_max_requests" : 0"#))
             try await client.close()
         }
     }

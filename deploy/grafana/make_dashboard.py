@@ -61,7 +61,8 @@ PANELS = [
         ('sum(fluxgate_upstream_connections_idle{instance=~"$instance"})', "idle upstream connections"),
         ('sum by (result) (increase(fluxgate_config_reloads_total{instance=~"$instance"}[1h]))', "reloads {{result}} (1h)"),
         ('sum by (reason) (increase(fluxgate_connections_recycled_total{instance=~"$instance"}[5m]))', "client connections recycled: {{reason}} (5m)"),
-    ], 8, "Reloads by result; a failed reload keeps the running configuration. Recycled: client connections closed after an answer at limits.max_requests_per_connection or timeouts.max_connection_age (clients reconnect, so new replicas get their share)."),
+        ('sum by (reason) (increase(fluxgate_upstream_connections_retired_total{instance=~"$instance"}[5m]))', "upstream connections retired: {{reason}} (5m)"),
+    ], 8, "Reloads by result; a failed reload keeps the running configuration. Recycled: client connections closed after an answer at limits.max_requests_per_connection or timeouts.max_connection_age (clients reconnect, so new replicas get their share). Retired: upstream connections closed instead of pooled again at pool.max_requests_per_connection or pool.max_connection_age (the gateway connects again, so an app scaled out behind one virtual address gets its share)."),
     ("Rate limits: global tokens and client buckets", "short", [
         ('sum(fluxgate_rate_limit_tokens{instance=~"$instance"})', "global tokens available"),
         ('sum(fluxgate_rate_limit_clients_tracked{instance=~"$instance"})', "clients with a bucket"),

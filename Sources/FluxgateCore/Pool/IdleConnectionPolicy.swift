@@ -67,7 +67,17 @@ public struct IdleConnectionPolicy: Sendable, Equatable {
     /// then and the replicas added behind it get their share — under steady load a
     /// pooled connection never idles out.
     public func reuses(served: Int, openedAt: MonotonicTime, now: MonotonicTime) -> Bool {
-        (maxRequests == 0 || served < maxRequests) && (maxAge == .zero || now - openedAt < maxAge)
+        retirement(served: served, openedAt: openedAt, now: now) == nil
+    }
+
+    /// Which bound ends the connection's reuse, or nil while it may carry another (the
+    /// count is checked first: a connection past both counts once, as the pool's
+    /// `fluxgate_upstream_connections_retired_total` does). The labels are the client
+    /// side's (``ConnectionReuse/Reason``): the same two bounds, under `pool` here.
+    public func retirement(served: Int, openedAt: MonotonicTime, now: MonotonicTime) -> ConnectionReuse.Reason? {
+        if maxRequests != 0 && served >= maxRequests { return .maxRequests }
+        if maxAge != .zero && now - openedAt >= maxAge { return .maxAge }
+        return nil
     }
 
     public func release(parked: Int, retired: Bool, now: MonotonicTime) -> Release {

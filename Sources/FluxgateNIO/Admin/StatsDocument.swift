@@ -74,6 +74,9 @@ struct StatsDocument: Encodable {
         var upstream_open: Int
         var upstream_idle: Int
         var upstream_waiting: Int
+        /// Upstream connections closed instead of pooled again at pool.max_requests_per_connection, at pool.max_connection_age.
+        var upstream_retired_max_requests: Int
+        var upstream_retired_max_age: Int
         /// Closed at accept: by limits.max_connections, by limits.max_connections_per_client.
         var refused_total: Int
         var refused_per_client: Int
@@ -206,6 +209,8 @@ struct StatsDocument: Encodable {
         connections = Connections(
             client: r.live.openClientConnections, client_parked: r.live.parkedConnections, client_accepted: r.acceptedConnections, upstream_open: r.live.upstreamConnections, upstream_idle: r.idleUpstreamConnections,
             upstream_waiting: r.upstreamConnectionWaiters,
+            upstream_retired_max_requests: r.upstreamConnectionsRetired[ConnectionReuse.Reason.maxRequests.rawValue],
+            upstream_retired_max_age: r.upstreamConnectionsRetired[ConnectionReuse.Reason.maxAge.rawValue],
             refused_total: t.connectionsRefused[0], refused_per_client: t.connectionsRefused[1], evicted: t.connectionsEvicted,
             recycled_max_requests: t.connectionsRecycled[ConnectionReuse.Reason.maxRequests.rawValue],
             recycled_max_age: t.connectionsRecycled[ConnectionReuse.Reason.maxAge.rawValue],

@@ -59,6 +59,8 @@ public final class GatewayObservability: Sendable {
         var idleUpstreamConnections = 0
         /// Requests waiting for a connection at `pool.max_connections` or behind `pool.max_connecting`.
         var upstreamConnectionWaiters = 0
+        /// Upstream connections closed at release by the pool's bounds, by ``ConnectionReuse/Reason``.
+        var upstreamConnectionsRetired = [Int](repeating: 0, count: ConnectionReuse.Reason.allCases.count)
         var gate: AdmissionGate.Snapshot
         var rateLimit = AdmissionGate.RateLimitReading()
         var upstreams: [UpstreamReading]
@@ -139,10 +141,14 @@ public final class GatewayObservability: Sendable {
         }
         var idle = 0
         var waiting = 0
+        var retired = [Int](repeating: 0, count: ConnectionReuse.Reason.allCases.count)
         for pool in pools.withLock({ $0 }) {
-            let (poolIdle, poolWaiting) = (try? await pool.eventLoop.submit { (pool.value.idleConnections, pool.value.waitingForConnections) }.get()) ?? (0, 0)
+            let (poolIdle, poolWaiting, poolRetired) =
+                (try? await pool.eventLoop.submit { (pool.value.idleConnections, pool.value.waitingForConnections, pool.value.retiredByBound) }.get())
+                ?? (0, 0, [])
             idle += poolIdle
             waiting += poolWaiting
+            for (reason, count) in poolRetired.enumerated() { retired[reason] += count }
         }
         let settings = runtime.settings
         let routed = runtime.router.routed
@@ -156,7 +162,8 @@ public final class GatewayObservability: Sendable {
                 activeChecks: settings.config.healthCheck.enabled)
         }
         return Reading(
-            traffic: traffic, latency: latency, idleUpstreamConnections: idle, upstreamConnectionWaiters: waiting, gate: runtime.gate.snapshot,
+            traffic: traffic, latency: latency, idleUpstreamConnections: idle, upstreamConnectionWaiters: waiting,
+            upstreamConnectionsRetired: retired, gate: runtime.gate.snapshot,
             rateLimit: runtime.gate.rateLimitReading(at: .current),
             upstreams: upstreams, live: runtime.live.counts, acceptedConnections: runtime.live.totalClientConnections, parks: runtime.live.totalParks,
             tunnels: (runtime.tunnels.load(ordering: .relaxed), runtime.tunnelsOpened.load(ordering: .relaxed)),
@@ -383,6 +390,12 @@ public final class GatewayObservability: Sendable {
         gauge(
             "fluxgate_upstream_connection_waiters", help: "Requests waiting for an upstream connection: at pool.max_connections, or behind pool.max_connecting connects in progress.",
             Double(r.upstreamConnectionWaiters))
+        for reason in ConnectionReuse.Reason.allCases {
+            counter(
+                "fluxgate_upstream_connections_retired_total", [("reason", reason.label)],
+                help: "Upstream connections closed after an exchange instead of pooled again because they reached pool.max_requests_per_connection or pool.max_connection_age.",
+                r.upstreamConnectionsRetired[reason.rawValue])
+        }
         for (result, value) in [("success", r.reloads.success), ("error", r.reloads.error)] {
             counter("fluxgate_config_reloads_total", [("result", result)], help: "Configuration reloads by result.", value)
         }

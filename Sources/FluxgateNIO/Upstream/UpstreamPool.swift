@@ -106,6 +106,10 @@ final class UpstreamPool {
     /// Idle keep-alive connections parked now (for metrics).
     var idleConnections: Int { idle.reduce(0) { $0 + $1.count } }
 
+    /// Connections closed at release by `pool.max_requests_per_connection` and
+    /// `pool.max_connection_age`, by ``ConnectionReuse/Reason`` (for metrics).
+    private(set) var retiredByBound = [Int](repeating: 0, count: ConnectionReuse.Reason.allCases.count)
+
     /// Requests waiting now, at the cap or behind the connects in progress (for metrics).
     var waitingForConnections: Int { waiters.count }
 
@@ -257,9 +261,12 @@ final class UpstreamPool {
         // Closed, opened to an address its upstream no longer has, or past
         // `pool.max_requests_per_connection` / `max_connection_age`: not reused (the
         // close lets a waiter at the cap open a new one).
-        guard connection.isActive, isCurrent(connection),
-            idlePolicy.reuses(served: connection.servedRequests, openedAt: connection.openedAt, now: now)
-        else {
+        guard connection.isActive, isCurrent(connection) else {
+            connection.close()
+            return
+        }
+        if let bound = idlePolicy.retirement(served: connection.servedRequests, openedAt: connection.openedAt, now: now) {
+            retiredByBound[bound.rawValue] += 1
             connection.close()
             return
         }
