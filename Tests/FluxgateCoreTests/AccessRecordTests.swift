@@ -37,6 +37,21 @@ struct AccessRecordTests {
         #expect(line(record(status: .none), json: false).contains(" status=- "))
     }
 
+    /// A verified client certificate's subject follows the client's address (nginx's
+    /// `$ssl_client_s_dn`), quoted as any value with `=` or a space — and a control byte
+    /// in it (a certificate's names are the client's words) cannot split the line.
+    @Test func aClientCertificatesSubjectFollowsTheClient() throws {
+        var named = record()
+        named.clientCertificate = "CN=client-a,O=Example Org"
+        #expect(line(named, json: false).contains(#" client=127.0.0.1 client_cert="CN=client-a,O=Example Org" method=GET "#))
+        named.clientCertificate = "CN=a\nx=1"
+        #expect(line(named, json: false).split(separator: "\n").count == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line(named, json: true).utf8)) as? [String: String])
+        #expect(object["client_cert"] == "CN=a\nx=1")
+        let refused = AccessRecord.refusal(unixMillis: 0, client: "10.0.0.9", clientCertificate: "CN=b", status: 400, bytes: 1, detail: "x")
+        #expect(line(refused, json: false).contains(#" client=10.0.0.9 client_cert="CN=b" method=- "#))
+    }
+
     /// Input refused before it made a request head: no method, path, duration or ID —
     /// `-` each — and the reason in `detail`, after the outcome.
     @Test func aRefusalsLineSaysWhyAndHasNoRequest() throws {

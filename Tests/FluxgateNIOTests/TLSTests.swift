@@ -535,9 +535,12 @@ struct TLSTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let client = try Credentials.make(in: dir, name: "client-a")
         let stranger = try Credentials.make(in: dir, name: "stranger")
+        let accessLog = dir.appendingPathComponent("access.log").path
         try await withTLSGateway({
             $0.tls.verifyClient = .on
             $0.tls.clientCAFile = client.certificatePath
+            $0.accessLog.enabled = true
+            $0.accessLog.path = accessLog
         }) { gateway, upstream, credentials, _, config in
             func request(_ path: String, _ extra: String = "") -> String { "GET \(path) HTTP/1.1\r\nHost: h\r\n\(extra)Connection: close\r\n\r\n" }
             /// The head the upstream received for `path`; empty when none came.
@@ -569,6 +572,16 @@ struct TLSTests {
             #expect(!received("/anonymous").isEmpty && !received("/anonymous").lowercased().contains("x-forwarded-client-cert"))
             let known = try await tlsExchange(request("/known"), to: gateway.address, trusting: credentials.certificate, presenting: client)
             #expect(known.text.hasPrefix("HTTP/1.1 200 OK\r\n") && received("/known").contains(field), "\(received("/known"))")
+        }
+        // The access log names the verified client (nginx's `$ssl_client_s_dn`); the stop
+        // wrote every buffered line.
+        let lines = try String(contentsOfFile: accessLog, encoding: .utf8).split(separator: "\n")
+        func line(_ path: String) -> Substring? { lines.first { $0.contains(" path=\(path) ") } }
+        for path in ["/with", "/known"] {
+            #expect(line(path)?.contains(#"client=127.0.0.1 client_cert="CN=client-a" method=GET"#) == true, "\(lines)")
+        }
+        for path in ["/without", "/anonymous"] {
+            #expect(line(path).map { !$0.contains("client_cert") } == true, "\(lines)")
         }
     }
 

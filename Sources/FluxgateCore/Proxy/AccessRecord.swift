@@ -16,6 +16,9 @@ public struct AccessRecord: Sendable, CustomStringConvertible {
     /// Wall-clock time of the exchange's end, milliseconds since 1970 (UTC).
     public var unixMillis: Int64
     public var client: String
+    /// The subject of the client's verified TLS certificate (`tls.verify_client`), as
+    /// RFC 4514 writes it — nginx's `$ssl_client_s_dn`; nil without one.
+    public var clientCertificate: String?
     public var method: String
     public var path: String
     public var status: Status
@@ -36,10 +39,11 @@ public struct AccessRecord: Sendable, CustomStringConvertible {
     public init(
         unixMillis: Int64, client: String, method: String, path: String, status: Status, upstream: String?, bytes: Int,
         durationMicros: Int64?, queueWaitMicros: Int64?, shedReason: String?, retries: Int, outcome: String, detail: String? = nil,
-        requestID: RequestID?
+        requestID: RequestID?, clientCertificate: String? = nil
     ) {
         self.unixMillis = unixMillis
         self.client = client
+        self.clientCertificate = clientCertificate
         self.method = method
         self.path = path
         self.status = status
@@ -59,11 +63,13 @@ public struct AccessRecord: Sendable, CustomStringConvertible {
     /// was read (`-` before that), no duration, outcome `refused`, and the reason in
     /// `detail`.
     public static func refusal(
-        unixMillis: Int64, client: String, method: String = "-", path: String = "-", status: Int, bytes: Int, detail: String
+        unixMillis: Int64, client: String, clientCertificate: String? = nil, method: String = "-", path: String = "-", status: Int,
+        bytes: Int, detail: String
     ) -> AccessRecord {
         AccessRecord(
             unixMillis: unixMillis, client: client, method: method, path: path, status: .code(status), upstream: nil, bytes: bytes,
-            durationMicros: nil, queueWaitMicros: nil, shedReason: nil, retries: 0, outcome: "refused", detail: detail, requestID: nil)
+            durationMicros: nil, queueWaitMicros: nil, shedReason: nil, retries: 0, outcome: "refused", detail: detail, requestID: nil,
+            clientCertificate: clientCertificate)
     }
 
     /// The line in logfmt, newline included.
@@ -73,15 +79,17 @@ public struct AccessRecord: Sendable, CustomStringConvertible {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends the line (newline included): `time`, `client`, `method`, `path`, `status`,
-    /// `upstream`, `bytes`, `duration_ms`, `queue_wait_ms`, `shed_reason`, `retries`,
-    /// `outcome`, `detail`, `request_id`; `upstream`, `shed_reason`, `retries` and
-    /// `detail` only when there is one (`retries` above 0).
+    /// Appends the line (newline included): `time`, `client`, `client_cert`, `method`,
+    /// `path`, `status`, `upstream`, `bytes`, `duration_ms`, `queue_wait_ms`,
+    /// `shed_reason`, `retries`, `outcome`, `detail`, `request_id`; `client_cert`,
+    /// `upstream`, `shed_reason`, `retries` and `detail` only when there is one
+    /// (`retries` above 0).
     public func write(json: Bool, into out: inout [UInt8]) {
         var line = AccessLineWriter(json: json)
         if json { out.append(UInt8(ascii: "{")) }
         line.field("time", into: &out) { Self.writeTimestamp(unixMillis, into: &$0) }
         line.field("client", client, into: &out)
+        if let clientCertificate { line.field("client_cert", clientCertificate, into: &out) }
         line.field("method", method, into: &out)
         line.field("path", path, into: &out)
         switch status {

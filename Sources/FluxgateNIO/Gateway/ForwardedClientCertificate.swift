@@ -9,12 +9,14 @@ import X509
 /// A client's own field of that name is never forwarded from a peer outside
 /// `trusted_proxies` (``HeaderName/Kind/forwardedClaim``), so an upstream can believe it.
 enum ForwardedClientCertificate {
-    /// The field's value for `certificate` (which the handshake verified), nil when it
-    /// cannot be read as X.509 (swift-certificates) — then nothing is forwarded.
-    static func value(_ certificate: NIOSSLCertificate) -> String? {
+    /// The field's value for `certificate` (which the handshake verified) and its
+    /// subject as RFC 4514 writes it (the access log's `client_cert`), nil when it cannot
+    /// be read as X.509 (swift-certificates) — then nothing is forwarded or logged.
+    static func read(_ certificate: NIOSSLCertificate) -> (value: String, subject: String)? {
         guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return nil }
         let hash = SHA256.hash(data: der).map { hex($0) }.joined()
-        var value = "Hash=\(hash);Subject=\(quoted(parsed.subject.description))"
+        let subject = parsed.subject.description
+        var value = "Hash=\(hash);Subject=\(quoted(subject))"
         if let names = try? parsed.extensions.subjectAlternativeNames {
             for name in names {
                 switch name {
@@ -24,7 +26,7 @@ enum ForwardedClientCertificate {
                 }
             }
         }
-        return value
+        return (value, subject)
     }
 
     /// `text` in double quotes, `"` and `\` escaped with a backslash — and every byte

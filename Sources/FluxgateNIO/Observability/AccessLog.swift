@@ -59,7 +59,7 @@ final class AccessLog: Sendable {
         enabled.store(config.enabled, ordering: .relaxed)
     }
 
-    func log(_ outcome: ExchangeLifecycle.Outcome, exchange: Exchange, client: String, upstream: String?) {
+    func log(_ outcome: ExchangeLifecycle.Outcome, exchange: Exchange, client: String, clientCertificate: String?, upstream: String?) {
         let status: AccessRecord.Status
         var shedReason: String?
         switch outcome.end {
@@ -83,15 +83,15 @@ final class AccessLog: Sendable {
             bytes: exchange.bytesSent, durationMicros: outcome.total.nanosecondsClamped / 1000,
             queueWaitMicros: outcome.queueWait.nanosecondsClamped / 1000, shedReason: shedReason, retries: outcome.retries,
             outcome: TrafficStats.ends[TrafficStats.endIndex(outcome.end)], detail: exchange.problem,
-            requestID: exchange.requestID)
+            requestID: exchange.requestID, clientCertificate: clientCertificate)
         logger.info("request", metadata: [AccessLogHandler.recordKey: .stringConvertible(record)])
     }
 
     /// Input answered before it made a request head
     /// (``AccessRecord/refusal(unixMillis:client:method:path:status:bytes:detail:)``).
-    func logRefusal(client: String, line: RefusedRequestLine?, status: Int, bytes: Int, detail: String) {
+    func logRefusal(client: String, clientCertificate: String?, line: RefusedRequestLine?, status: Int, bytes: Int, detail: String) {
         let record = AccessRecord.refusal(
-            unixMillis: Self.unixMillis(), client: client, method: line?.method ?? "-", path: line?.target ?? "-", status: status,
+            unixMillis: Self.unixMillis(), client: client, clientCertificate: clientCertificate, method: line?.method ?? "-", path: line?.target ?? "-", status: status,
             bytes: bytes, detail: detail)
         logger.info("request", metadata: [AccessLogHandler.recordKey: .stringConvertible(record)])
     }

@@ -165,7 +165,9 @@ extension ProxyHandler {
         exchange.countedUpstream = nil
         let accessLog = runtime.accessLog
         if accessLog.isEnabled, accessLog.sampled(pool.nextJitter() * 2) {
-            accessLog.log(outcome, exchange: exchange, client: exchange.client, upstream: outcome.upstream.map(upstreamName))
+            accessLog.log(
+                outcome, exchange: exchange, client: exchange.client, clientCertificate: clientCertificateSubject,
+                upstream: outcome.upstream.map(upstreamName))
         }
     }
 }

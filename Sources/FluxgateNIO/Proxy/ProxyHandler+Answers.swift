@@ -40,7 +40,7 @@ extension ProxyHandler {
         let accessLog = runtime.accessLog
         guard accessLog.isEnabled, accessLog.sampled(pool.nextJitter() * 2) else { return }
         accessLog.logRefusal(
-            client: clientAddress, line: line, status: Int(kind.status.code), bytes: bytes,
+            client: clientAddress, clientCertificate: clientCertificateSubject, line: line, status: Int(kind.status.code), bytes: bytes,
             detail: detail.map { "\(kind.rawValue): \($0)" } ?? kind.rawValue)
     }
 

@@ -164,6 +164,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The verified client certificate as `X-Forwarded-Client-Cert` carries it
     /// (``ForwardedClientCertificate``), nil without one.
     var forwardedClientCertificate: String?
+    /// Its subject (RFC 4514), for the access log's `client_cert`.
+    var clientCertificateSubject: String?
     /// `tls.verify_client: on` and the handshake brought no certificate: every request is
     /// answered 400 `client_certificate_required`.
     var clientCertificateMissing = false
@@ -369,7 +371,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// `tls.client_ca_file` by then — one that did not verify failed the handshake).
     func readClientCertificate(_ context: ChannelHandlerContext) {
         if let certificate = (try? context.pipeline.syncOperations.nioSSL_peerCertificate()) ?? nil {
-            forwardedClientCertificate = ForwardedClientCertificate.value(certificate)
+            let read = ForwardedClientCertificate.read(certificate)
+            forwardedClientCertificate = read?.value
+            clientCertificateSubject = read?.subject
         } else {
             clientCertificateMissing = clientCertificates == .on
         }
