@@ -13,7 +13,9 @@ bench_setup() {
   bench_raise_descriptors
   W=$(mktemp -d -t "$1.XXXX")
   pids=()
-  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+  # CONT after TERM: a process a script stopped (SIGSTOP, a hung upstream) takes its
+  # TERM only once it runs again, and `wait` would wait for it for ever.
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; kill -CONT "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
 }
 
 # 65 536 descriptors for this shell and what it starts (the scripts hold up to 10 000

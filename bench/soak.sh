@@ -25,6 +25,12 @@
 #   overload   wrk, 400 connections: 503 overloaded / queue_timeout / rate_limited
 #   hotkey     one API key over its per-client rate: 429 client_rate_limited
 #   restart    keep-alive load while upstream 2 is killed (-9) and restarted
+#   hang       keep-alive load while upstream 1 hangs (SIGSTOP for half the phase, then
+#              SIGCONT): its requests wait out timeouts.upstream_header (3 s here) and are
+#              retried on u2, passive health ejects it, and it comes back
+#   reload     keep-alive load while the config file is changed and reloaded every
+#              second (`fluxgate reload`: the global rate and u1's weight alternate);
+#              every reload must succeed (phases.log counts them)
 # Throughout, soak_client.py integrity pipelines unique requests on 12 connections and
 # checks that every response carries its own request's ID and body (a third of the IDs
 # 65-200 bytes and a third of the targets past 64 bytes, beyond what an exchange holds
@@ -178,7 +184,7 @@ end
 LUA
 
 : >"$OUT/phases.log"
-read -r -a phases <<<"${PHASES:-keepalive churn bodies abort overload hotkey restart}"
+read -r -a phases <<<"${PHASES:-keepalive churn bodies abort overload hotkey restart hang reload}"
 end=$(( T0 + DURATION )); i=0
 while (( $(date +%s) + PHASE <= end )); do
   phase=${phases[$(( i % ${#phases[@]} ))]}; i=$((i + 1))
@@ -198,6 +204,29 @@ while (( $(date +%s) + PHASE <= end )); do
       sleep $(( PHASE / 2 )); upstream 2 "$U2"
       wait "$wrk_pid" || true
       out="u2 killed at +1 s, restarted at +$(( PHASE / 2 + 1 )) s; $(grep -E "Requests/sec|Non-2xx|Socket errors" "$W/restart.wrk" | tr '\n' ' ')" ;;
+    hang)
+      wrk -t1 -c32 -d"${PHASE}s" -s "$W/mix.lua" "$url" >"$W/hang.wrk" 2>&1 &
+      wrk_pid=$!
+      sleep 1; kill -STOP "${upstream_pid[1]}"
+      sleep $(( PHASE / 2 )); kill -CONT "${upstream_pid[1]}"
+      wait "$wrk_pid" || true
+      out="u1 stopped at +1 s, continued at +$(( PHASE / 2 + 1 )) s; $(grep -E "Requests/sec|Non-2xx|Socket errors" "$W/hang.wrk" | tr '\n' ' ')" ;;
+    reload)
+      wrk -t1 -c32 -d"${PHASE}s" -s "$W/mix.lua" "$url" >"$W/reload.wrk" 2>&1 &
+      wrk_pid=$!
+      reloads=0 refused=0
+      while kill -0 "$wrk_pid" 2>/dev/null; do
+        if (( reloads % 2 == 0 )); then
+          sed -i -e 's/rate: 12000,/rate: 11000,/' -e 's/\(name: u1, .*max_concurrency: 50\) }/\1, weight: 2 }/' "$W/soak.yaml"
+        else
+          sed -i -e 's/rate: 11000,/rate: 12000,/' -e 's/, weight: 2 }/ }/' "$W/soak.yaml"
+        fi
+        "$BIN" reload --config "$W/soak.yaml" >>"$W/reload.log" 2>&1 || refused=$((refused + 1))
+        reloads=$((reloads + 1)); sleep 1
+      done
+      wait "$wrk_pid" || true
+      reload_verdict="0 refused"; [[ $refused == 0 ]] || reload_verdict="$refused refused: RELOAD-FAILED (reload.log)"
+      out="$reloads reloads, $reload_verdict; $(grep -E "Requests/sec|Non-2xx|Socket errors" "$W/reload.wrk" | tr '\n' ' ')" ;;
   esac
   printf "%5ss %-9s %s\n" "$(( $(date +%s) - T0 ))" "$phase" "$out" | tee -a "$OUT/phases.log"
 done
@@ -229,7 +258,7 @@ verdict=$(bench_rss_verdict "$OUT/samples.tsv" "$TRAFFIC_END" "$RSS_MARGIN_MB" "
   echo "   recycled (fluxgate_connections_recycled_total, max_requests_per_connection $SOAK_MAX_REQUESTS): $RECYCLED"
   max_parked=$(awk -F'\t' 'NR > 1 && $7 > m {m = $7} END {print m + 0}' "$OUT/samples.tsv")
   echo "$([[ $parking_ok == 1 && ( $max_parked -gt 0 || $TLS == 1 ) ]] && echo ok || echo FAIL) parking: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%d requests on %d connections quiet up to 2.6 s, %d mismatched, socket errors %s" % (d["requests"], d["connections"], d["mismatches"], d["socket_errors"]))' "$OUT/parking.json"); up to $max_parked parked at a sample"
-  grep -q "FAILED" "$OUT/phases.log" && echo "FAIL a bodies/abort phase found a mismatch (phases.log)" || echo "ok bodies and abort phases"
+  grep -q "FAILED" "$OUT/phases.log" && echo "FAIL a bodies/abort phase found a mismatch, or a reload was refused (phases.log)" || echo "ok bodies and abort phases; every reload succeeded"
 } | tee "$OUT/verdict.txt"
 
 if python3 -c "import matplotlib" 2>/dev/null; then

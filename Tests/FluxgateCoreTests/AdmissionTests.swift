@@ -587,3 +587,43 @@ struct AdmissionChecksTests {
         #expect(other.wouldShed == .rateLimited)
     }
 }
+
+/// The slots a loop's requests hold per upstream, given back when an upstream leaves
+/// rotation (a hung upstream's requests otherwise held every slot until they timed out).
+struct UpstreamSlotHoldersTests {
+    @Test func slotsOnAnUpstreamThatLeftAreGivenBackOnce() {
+        var holders = UpstreamSlotHolders()
+        let a1 = holders.attach(0)
+        let b1 = holders.attach(1)
+        let b2 = holders.attach(1)
+        #expect(holders.holding(1) == 2)
+        let released = holders.giveBack([1])
+        #expect(released == 2)
+        #expect(holders.holding(1) == 0)
+        // b's requests end later: their slots were given back already.
+        let (stillB1, stillB2) = (holders.detach(1, ticket: b1), holders.detach(1, ticket: b2))
+        #expect(!stillB1 && !stillB2)
+        // a's was never given back; a request attached to b after the give-back holds its slot.
+        let stillA1 = holders.detach(0, ticket: a1)
+        #expect(stillA1)
+        let b3 = holders.attach(1)
+        let none = holders.giveBack([0])
+        let stillB3 = holders.detach(1, ticket: b3)
+        #expect(none == 0 && stillB3)
+        let never = holders.giveBack([1, 7])
+        #expect(never == 0, "an upstream never attached to holds nothing")
+    }
+
+    /// A retry moves the slot with the attempt (detach, then attach elsewhere); a request
+    /// whose first upstream gave its slot back moves without one.
+    @Test func aRetryMovesItsSlotUnlessItWasGivenBack() {
+        var holders = UpstreamSlotHolders()
+        let first = holders.attach(0)
+        let moved = holders.detach(0, ticket: first)
+        let second = holders.attach(2)
+        #expect(moved && holders.holding(0) == 0 && holders.holding(2) == 1)
+        let released = holders.giveBack([2])
+        let stillHeld = holders.detach(2, ticket: second)
+        #expect(released == 1 && !stillHeld)
+    }
+}

@@ -204,6 +204,25 @@ final class AdmissionGate: Sendable {
         if renew, let hooks = clusterHooks.withLock({ $0 }) { hooks.renewShare() }
     }
 
+    /// `count` slots given back by requests whose upstream left rotation
+    /// (``UpstreamSlotHolders``): freed as ``release(serviceTime:now:)`` frees one, with
+    /// no service time (those requests have not ended), resuming the waiters they admit.
+    func releaseGivenBack(count: Int, now: MonotonicTime) {
+        guard count > 0 else { return }
+        let (resumed, renew): ([Waiter], Bool) = state.withLock { state in
+            var admitted: [Int] = []
+            var renew = false
+            for _ in 0..<count {
+                let (more, asked) = state.checks.release(serviceTime: nil, now: now)
+                admitted += more
+                renew = renew || asked
+            }
+            return (admitted.compactMap { state.waiters.removeValue(forKey: $0) }, renew)
+        }
+        for waiter in resumed { waiter.loop.execute { waiter.resume(.admitted) } }
+        if renew, let hooks = clusterHooks.withLock({ $0 }) { hooks.renewShare() }
+    }
+
     /// Answers every waiter whose deadline passed with `queue_timeout`.
     func expire(now: MonotonicTime, jitter: Double) {
         let (expired, rejection): ([Waiter], Rejection) = state.withLock { state in

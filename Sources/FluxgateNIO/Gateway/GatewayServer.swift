@@ -176,6 +176,18 @@ public final class GatewayServer: Service, Sendable {
             rotations.append(rotation)
         }
         observability.attach(loops: Array(stats.values), pools: Array(pools.values))
+        // An upstream out of rotation gives back the slots its requests hold, on every
+        // loop (``UpstreamSlotHolders``): a hung one otherwise held them until its
+        // requests timed out, and the gateway shed everything meanwhile.
+        let allLoopStats = Array(stats.values)
+        runtime.router.onLeftRotation { [gate = runtime.gate] upstreams in
+            for bound in allLoopStats {
+                bound.eventLoop.execute {
+                    let count = bound.value.slotHolders.giveBack(upstreams)
+                    gate.releaseGivenBack(count: count, now: MonotonicTime(bound.eventLoop.now))
+                }
+            }
+        }
         let poolsByLoop = pools
         let statsByLoop = stats
         let scratchByLoop = scratches

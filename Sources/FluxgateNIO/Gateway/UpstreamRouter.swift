@@ -18,6 +18,9 @@ final class UpstreamRouter: Sendable {
     }
 
     private let gate: AdmissionGate
+    /// Told which upstreams a plan took out of rotation, after the plan is in place
+    /// (the server gives their requests' slots back: ``UpstreamSlotHolders``).
+    private let leftRotation = Mutex<(@Sendable ([Int]) -> Void)?>(nil)
     private let ticket = Atomic<Int>(0)
     private let state: Mutex<State>
     private let version = Atomic<Int>(0)
@@ -56,6 +59,10 @@ final class UpstreamRouter: Sendable {
     /// Per upstream: whether it is in the schedule now.
     var routed: [Bool] { state.withLock { $0.balancer.ready } }
 
+    func onLeftRotation(_ handler: @escaping @Sendable ([Int]) -> Void) {
+        leftRotation.withLock { $0 = handler }
+    }
+
     /// The upstream for the next request, from the routed ones.
     func pick(_ routing: inout Routing) -> Int? {
         refresh(&routing)
@@ -84,10 +91,12 @@ final class UpstreamRouter: Sendable {
     /// weights, and capacity `C` = their scaled `max_concurrency` (docs/ARCHITECTURE.md,
     /// "Health"). Nothing changes (no version bump) when the plan gives the same result.
     func apply(_ plan: HealthBoard.Plan, jitter: Double = Double.random(in: 0..<1)) {
-        state.withLock { state in
+        let left: [Int] = state.withLock { state in
             let balancer = RoundRobin(weights: plan.weights(state.weights), ready: plan.routed)
             let capacity = plan.capacity(state.maxConcurrency)
-            guard state.balancer != balancer || state.capacity != capacity else { return }
+            guard state.balancer != balancer || state.capacity != capacity else { return [] }
+            let wasReady = state.balancer.ready
+            let left = wasReady.indices.filter { wasReady[$0] && !(($0 < balancer.ready.count) && balancer.ready[$0]) }
             state.balancer = balancer
             state.version += 1
             version.store(state.version, ordering: .releasing)
@@ -95,6 +104,8 @@ final class UpstreamRouter: Sendable {
                 state.capacity = capacity
                 gate.setCapacity(capacity, jitter: jitter)
             }
+            return left
         }
+        if !left.isEmpty, let handler = leftRotation.withLock({ $0 }) { handler(left) }
     }
 }

@@ -18,6 +18,9 @@ final class LoopStats {
     }
 
     var traffic = TrafficStats()
+    /// The admission slots this loop's requests hold, per upstream: given back when an
+    /// upstream leaves rotation (``GatewayServer`` asks each loop's).
+    var slotHolders = UpstreamSlotHolders()
     private(set) var current = LoopStats.makeLatency()
     private(set) var previous = LoopStats.makeLatency()
 

@@ -49,8 +49,12 @@ final class Exchange {
     var lifecycle: ExchangeLifecycle
     var upstream = 0
     var tried: [Int] = []
-    /// Admission: holds a slot that must be released exactly once.
+    /// Admission: holds a slot that must be released exactly once — unless its upstream
+    /// left rotation meanwhile and the slot was given back then (``UpstreamSlotHolders``).
     var holdsSlot = false
+    /// Its ticket with this loop's ``UpstreamSlotHolders`` for `countedUpstream`, while it
+    /// holds a slot.
+    var slotTicket: UInt32 = 0
     /// Admission: waiting in the queue under this id.
     var queueID: Int?
     var queueTimer: Scheduled<Void>?

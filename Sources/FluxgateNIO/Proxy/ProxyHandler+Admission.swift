@@ -90,7 +90,7 @@ extension ProxyHandler {
         let picked =
             settings.config.balancer == .leastRequests
             ? runtime.pickUpstream(&routing) { [stats] in stats.traffic.inFlight($0) } : runtime.pickUpstream(&routing)
-        guard let upstream = picked else {
+        guard let upstream = picked.map(withRoom) else {
             // Capacity 0 is refused by admission already; this is the same answer.
             let retryAfter = RetryAfter.seconds(runtime.gate.recoveryEstimate, jitter: pool.nextJitter())
             shed(exchange, .init(reason: .noHealthyUpstream, retryAfterSeconds: retryAfter))
@@ -102,6 +102,30 @@ extension ProxyHandler {
             sendContinue(exchange)
         }
         startUpstream(exchange)
+    }
+
+    /// `picked`, or — when this loop's requests on it already hold its share of the slots,
+    /// `ceil(max_concurrency × target_utilization / loops)` — the next routed upstream
+    /// that has room (`picked` when none has). A hung upstream thus holds its own share
+    /// of `S` until it leaves rotation, not every slot: by hand, before 2026-12-08, one
+    /// of two upstreams stopped under load took all 67 slots within a second and every
+    /// request was shed until its probes failed (docs/results/by-hand-2026-12-08/). As
+    /// HAProxy's per-server `maxconn` sends the excess elsewhere (by its documentation).
+    func withRoom(_ picked: Int) -> Int {
+        guard stats.slotHolders.holding(picked) >= slotShare(picked) else { return picked }
+        var tried = [picked]
+        while let next = runtime.failover(&routing, after: tried[tried.count - 1], tried: tried) {
+            if stats.slotHolders.holding(next) < slotShare(next) { return next }
+            tried.append(next)
+        }
+        return picked
+    }
+
+    /// Upstream `index`'s share of the slots on this loop (at least 1).
+    func slotShare(_ index: Int) -> Int {
+        guard index < settings.upstreams.count else { return .max }
+        let share = Double(settings.upstreams[index].maxConcurrency) * settings.config.admission.targetUtilization / Double(max(1, scratch.loops))
+        return max(1, Int(share.rounded(.up)))
     }
 
     /// Answers a refused request: cheap, no upstream contact, connection kept.
@@ -145,6 +169,10 @@ extension ProxyHandler {
             exchange.queueTimer?.cancel()
             exchange.queueTimer = nil
             runtime.gate.cancel(id: id)
+        }
+        if exchange.holdsSlot, let counted = exchange.countedUpstream, !stats.slotHolders.detach(counted, ticket: exchange.slotTicket) {
+            // Given back when its upstream left rotation (``UpstreamSlotHolders``).
+            exchange.holdsSlot = false
         }
         if exchange.holdsSlot {
             exchange.holdsSlot = false

@@ -29,6 +29,15 @@ extension ProxyHandler {
         exchange.lifecycle.connecting(upstream: exchange.upstream)
         if exchange.countedUpstream != exchange.upstream {
             stats.traffic.moved(from: exchange.countedUpstream, to: exchange.upstream)
+            if exchange.holdsSlot {
+                // The slot moves with the attempt — unless the upstream it was on left
+                // rotation meanwhile and gave it back: the request goes on without one.
+                if let previous = exchange.countedUpstream, !stats.slotHolders.detach(previous, ticket: exchange.slotTicket) {
+                    exchange.holdsSlot = false
+                } else {
+                    exchange.slotTicket = stats.slotHolders.attach(exchange.upstream)
+                }
+            }
             exchange.countedUpstream = exchange.upstream
         }
         if let connection = pool.takeIdle(exchange.upstream) {

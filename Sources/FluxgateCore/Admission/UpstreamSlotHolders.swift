@@ -1,0 +1,65 @@
+/// The admission slots held by requests in flight on each upstream, on one event loop,
+/// and the slots given back when an upstream leaves rotation.
+///
+/// A slot stands for a share of the ready upstreams' capacity `C`. When an upstream
+/// leaves rotation — its probes fail, passive health ejects it, a reload removes it — `C`
+/// shrinks at once, but its requests in flight went on holding their slots until they
+/// ended. A *hung* upstream (accepting, never answering: a stopped process, a deadlock)
+/// ends them only at `timeouts.upstream_header` (30 s): by hand, with two upstreams of
+/// `max_concurrency: 50` and one stopped under load, its requests took all 67 slots
+/// within a second and the gateway shed every request for as long as it hung — 12 s,
+/// the healthy upstream idle (docs/results/by-hand-2026-12-08/hung-upstream-before.txt).
+/// Now the slots of an upstream that leaves rotation are given back as it leaves
+/// (``giveBack(_:)``); its requests run on without one and give nothing back when they
+/// end. Envoy's circuit breakers and HAProxy's `maxconn` count per cluster or per server,
+/// so a hung server there holds its own share, not the whole proxy's (by their
+/// documentation, not run here).
+///
+/// Each upstream has an epoch, moved on by every give-back; a request's ticket is the
+/// epoch it attached in, so a request that attached before the give-back is known to
+/// hold no slot any more. Pure and per loop: no lock, no atomic.
+public struct UpstreamSlotHolders: Sendable {
+    /// Requests holding a slot on each upstream, by index.
+    private var held: [Int] = []
+    private var epochs: [UInt32] = []
+
+    public init() {}
+
+    /// A request that holds a slot starts an attempt on `upstream`; returns its ticket.
+    public mutating func attach(_ upstream: Int) -> UInt32 {
+        grow(to: upstream)
+        held[upstream] += 1
+        return epochs[upstream]
+    }
+
+    /// The request that attached to `upstream` with `ticket` ends or moves on: whether it
+    /// still holds its slot (false: the slot was given back when the upstream left
+    /// rotation, and is not released again).
+    public mutating func detach(_ upstream: Int, ticket: UInt32) -> Bool {
+        guard upstream < held.count, epochs[upstream] == ticket else { return false }
+        held[upstream] -= 1
+        return true
+    }
+
+    /// `upstreams` left rotation: the slots their requests hold, now to be released; the
+    /// requests' tickets no longer detach.
+    public mutating func giveBack(_ upstreams: [Int]) -> Int {
+        var released = 0
+        for upstream in upstreams where upstream < held.count {
+            released += held[upstream]
+            held[upstream] = 0
+            epochs[upstream] &+= 1
+        }
+        return released
+    }
+
+    /// Requests holding a slot on `upstream` now.
+    public func holding(_ upstream: Int) -> Int { upstream < held.count ? held[upstream] : 0 }
+
+    private mutating func grow(to upstream: Int) {
+        if upstream >= held.count {
+            held += repeatElement(0, count: upstream + 1 - held.count)
+            epochs += repeatElement(0, count: upstream + 1 - epochs.count)
+        }
+    }
+}
