@@ -237,6 +237,9 @@ struct HealthEndToEndTests {
             let response = try await answer.get()
             #expect(response.status == 200 && response.header("x-upstream-instance") == "a")
             try await eventually("no slot held") { runtime.gate.snapshot.inFlight == 0 }
+            #expect(runtime.gate.snapshot.givenBack == 4)
+            let metrics = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group)
+            #expect(metrics.body.contains("\nfluxgate_admission_slots_given_back_total 4\n"), "\(metrics.body)")
             // b's requests end now (their clients leave): nothing is released twice.
             for client in held { try await client.close() }
             try await eventually("b's exchanges ended") { runtime.live.counts.openClientConnections == 1 }

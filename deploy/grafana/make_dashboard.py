@@ -51,7 +51,8 @@ PANELS = [
         ('sum by (cause) (rate(fluxgate_retries_total{instance=~"$instance"}[$__rate_interval]))', "retries: {{cause}}"),
         ('sum(rate(fluxgate_retry_budget_exhausted_total{instance=~"$instance"}[$__rate_interval]))', "refused by the retry budget"),
         ('sum by (upstream, kind) (rate(fluxgate_upstream_failures_total{instance=~"$instance"}[$__rate_interval]))', "{{upstream}} failed: {{kind}}"),
-    ], 8, "Attempts after the first by cause (connect_failed: failover; stale_connection: a pooled connection closed and the request resent; status: 502/503/504; closed_before_head; upstream_header_timeout), the last three within retry.budget_percent; failed exchanges per upstream by kind, retried ones included."),
+        ('sum(rate(fluxgate_admission_slots_given_back_total{instance=~"$instance"}[$__rate_interval]))', "slots given back by upstreams leaving rotation"),
+    ], 8, "Attempts after the first by cause (connect_failed: failover; stale_connection: a pooled connection closed and the request resent; status: 502/503/504; closed_before_head; upstream_header_timeout), the last three within retry.budget_percent; failed exchanges per upstream by kind, retried ones included. Slots given back: requests in flight on an upstream as it left rotation (a hung one's, above all) stop holding admission slots."),
     ("Dry run: would have shed", "reqps", [
         ('sum by (reason) (rate(fluxgate_shed_total{instance=~"$instance",mode="dry_run"}[$__rate_interval]))', "{{reason}}"),
     ], 8, "With a dry_run switch on, what the limiter would have refused."),

@@ -14,6 +14,8 @@ struct StatsDocument: Encodable {
         var ready: Bool
         var not_ready_reason: String?
         var dry_run: Bool
+        /// Slots given back by requests on upstreams that left rotation, so far.
+        var slots_given_back: Int
     }
     struct Upstream: Encodable {
         var name: String
@@ -176,7 +178,7 @@ struct StatsDocument: Encodable {
             in_flight: r.gate.inFlight, queued: r.gate.queued, slots: r.gate.slots, capacity: r.gate.capacity,
             queue_limit: r.gate.queueLimit, queue_standing: r.gate.standing, utilization: (r.utilization * 1000).rounded() / 1000,
             target_utilization: r.settings.config.admission.targetUtilization, ready: r.notReadyReason == nil,
-            not_ready_reason: r.notReadyReason, dry_run: r.settings.config.admission.dryRun)
+            not_ready_reason: r.notReadyReason, dry_run: r.settings.config.admission.dryRun, slots_given_back: r.gate.givenBack)
         let limits = r.settings.config.rateLimit
         rate_limit = RateLimit(
             global: .init(

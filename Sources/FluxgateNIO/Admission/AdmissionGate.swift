@@ -36,6 +36,8 @@ final class AdmissionGate: Sendable {
     private struct State {
         var checks: AdmissionChecks
         var waiters: [Int: Waiter] = [:]
+        /// Slots given back by requests on upstreams that left rotation, so far.
+        var givenBack = 0
 
         /// The waiters a controller change admitted and shed, taken out of the table.
         mutating func take(_ change: (admitted: [Int], rejected: [Int])) -> (admitted: [Waiter], rejected: [Waiter]) {
@@ -212,6 +214,7 @@ final class AdmissionGate: Sendable {
         let (resumed, renew): ([Waiter], Bool) = state.withLock { state in
             var admitted: [Int] = []
             var renew = false
+            state.givenBack += count
             for _ in 0..<count {
                 let (more, asked) = state.checks.release(serviceTime: nil, now: now)
                 admitted += more
@@ -283,6 +286,8 @@ final class AdmissionGate: Sendable {
         var utilization: Double
         /// The standing-queue rule holds waits to `admission.queue_delay_target`.
         var standing = false
+        /// Slots given back by requests on upstreams that left rotation (``UpstreamSlotHolders``), so far.
+        var givenBack = 0
     }
 
     var snapshot: Snapshot { snapshot(at: MonotonicTime.current) }
@@ -293,7 +298,8 @@ final class AdmissionGate: Sendable {
             let c = state.checks.controller
             return Snapshot(
                 capacity: c.capacity, slots: c.slots, fullSlots: c.fullSlots, dueSlots: c.dueSlots, queueLimit: c.queueLimit, inFlight: c.inFlight,
-                queued: c.queued, admitted: c.admittedTotal, utilization: c.utilization, standing: c.isStanding(at: now))
+                queued: c.queued, admitted: c.admittedTotal, utilization: c.utilization, standing: c.isStanding(at: now),
+                givenBack: state.givenBack)
         }
     }
 

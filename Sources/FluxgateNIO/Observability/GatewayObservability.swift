@@ -330,6 +330,10 @@ public final class GatewayObservability: Sendable {
             help: "Retries a request qualified for but the retry budget refused.", t.retryBudgetExhausted)
         gauge("fluxgate_inflight_requests", help: "Admitted requests holding an admission slot.", Double(r.gate.inFlight))
         gauge("fluxgate_queued_requests", help: "Requests waiting in the admission queue.", Double(r.gate.queued))
+        counter(
+            "fluxgate_admission_slots_given_back_total",
+            help: "Admission slots given back by requests in flight on an upstream when it left rotation (they run on without one): a hung upstream's requests, above all.",
+            r.gate.givenBack)
         gauge("fluxgate_admission_slots", help: "In-flight slots S = floor(C x target_utilization).", Double(r.gate.slots))
         gauge("fluxgate_admission_capacity", help: "Capacity C: summed max_concurrency of the ready upstreams.", Double(r.gate.capacity))
         gauge("fluxgate_admission_queue_limit", help: "Admission queue bound C - S.", Double(r.gate.queueLimit))
