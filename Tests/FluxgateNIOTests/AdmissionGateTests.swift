@@ -26,6 +26,24 @@ struct AdmissionGateTests {
         }
     }
 
+    /// An upstream's share of the slots (``ProxyHandler/withRoom(_:)``): its part of `S` by
+    /// `max_concurrency`, divided among the loops; it follows `C` and, in cluster mode,
+    /// this replica's share of `S`.
+    @Test func anUpstreamsShareOfTheSlotsFollowsSAndTheClusterShare() throws {
+        var config = try ConfigLoader.load(yaml: "upstreams: [{url: \"http://127.0.0.1:9\"}]")
+        config.rateLimit.global.enabled = false
+        config.rateLimit.perClient.enabled = false
+        let gate = AdmissionGate(config: config, capacity: 100, now: .zero, logger: Logger(label: "test"))
+        #expect(gate.slotShare(maxConcurrency: 50, loops: 1) == 34)  // 67 × 50 / 100 = 33.5
+        #expect(gate.slotShare(maxConcurrency: 50, loops: 2) == 17)
+        gate.setCapacity(50, jitter: 0)  // the other upstream left: S = 33, all of it this one's
+        #expect(gate.slotShare(maxConcurrency: 50, loops: 1) == 33)
+        gate.setShare(LeasePlanner.Share(slots: 11, base: 33), jitter: 0)  // a third of S in a cluster of three
+        #expect(gate.slotShare(maxConcurrency: 50, loops: 1) == 11)
+        gate.setCapacity(0, jitter: 0)
+        #expect(gate.slotShare(maxConcurrency: 50, loops: 1) == .max)
+    }
+
     /// With no upstream ready, Retry-After says when one can be back at the earliest:
     /// `rise` probes at `interval` (3 × 4 s = 12 s here, plus up to 50 % jitter), not a constant.
     @Test func noHealthyUpstreamRetryAfterComesFromTheHealthSettings() throws {

@@ -168,18 +168,19 @@ struct HealthEndToEndTests {
         }
     }
 
-    /// Requests held on `upstream` b (``TestUpstream``'s `/hold-on/b`: never answered
-    /// there, answered at once by a), one connection each, until b holds `count`; the
-    /// connections that b holds.
-    func holdOnB(_ count: Int, _ b: TestUpstream, _ gateway: GatewayHarness) async throws -> [TestClient] {
+    /// Requests for `/hold-on/<name>` (``TestUpstream``: never answered by the upstream
+    /// of that name, answered at once by the others), one connection each, until
+    /// `upstream` holds `count`; the connections it holds.
+    func hold(_ count: Int, on upstream: TestUpstream, _ gateway: GatewayHarness) async throws -> [TestClient] {
+        let path = "/hold-on/\(upstream.name)"
         var held: [TestClient] = []
-        while b.count("/hold-on/b") < count {
+        while upstream.count(path) < count {
             let client = try await TestClient.connect(to: gateway.address, group: group)
             let answered = Mutex(false)
-            client.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/hold-on/b", headers: ["host": "h"]))
+            client.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: ["host": "h"]))
                 .whenComplete { _ in answered.withLock { $0 = true } }
-            try await eventually("a answered or b holds it") { answered.withLock { $0 } || b.count("/hold-on/b") > held.count }
-            if b.count("/hold-on/b") > held.count {
+            try await eventually("answered, or held") { answered.withLock { $0 } || upstream.count(path) > held.count }
+            if upstream.count(path) > held.count {
                 held.append(client)
             } else {
                 try await client.close()
@@ -188,10 +189,10 @@ struct HealthEndToEndTests {
         return held
     }
 
-    /// An upstream whose requests hold its share of the slots — `ceil(max_concurrency ×
-    /// target_utilization)` on one loop, 3 of S = 4 here — gets no more while another has
-    /// room: a hung one (b never answers these) cannot take every slot before its
-    /// probes fail. Until 2026-12-08 round-robin went on sending it every other request.
+    /// An upstream whose requests hold its share of the slots — `ceil(S × max_concurrency
+    /// / C)` on one loop, 2 of S = 4 here — gets no more while another has room: a hung
+    /// one (b never answers these) cannot take every slot before its probes fail. Until
+    /// 2026-12-08 round-robin went on sending it every other request.
     @Test func anUpstreamHoldingItsShareOfTheSlotsGetsNoMore() async throws {
         try await run(["a", "b"], { config in
             for index in config.upstreams.indices { config.upstreams[index].maxConcurrency = 3 }
@@ -199,52 +200,54 @@ struct HealthEndToEndTests {
             let runtime = gateway.gateway.runtime
             let b = try #require(upstreams[1])
             #expect(runtime.gate.snapshot.slots == 4)
-            let held = try await holdOnB(3, b, gateway)
+            let held = try await hold(2, on: b, gateway)
             let client = try await TestClient.connect(to: gateway.address, group: group)
             #expect(Set(try await instances(client, 4, path: "/hold-on/b")) == ["a"])
-            #expect(b.count("/hold-on/b") == 3)
+            #expect(b.count("/hold-on/b") == 2)
             try await client.close()
             for client in held { try await client.close() }
         }
     }
 
     /// A hung upstream's requests give their admission slots back when it leaves
-    /// rotation. C = 7 (a 2, b 5), S = 4, b's share all 4: four requests held
-    /// unanswered on b take every slot, and a request that a could serve waits in the
-    /// queue. Until 2026-12-08 they held the slots until they ended
-    /// (`timeouts.upstream_header`, 30 s), b out of rotation or not, and everything was
-    /// shed meanwhile; now b's flip frees them, a serves, and the held requests ending
-    /// later free nothing twice. (The queue shrinks with C first — to C − S = 1 here,
-    /// which the one waiter fits.)
+    /// rotation. C = 8 (a 3, b 5), S = 5: b holds its share, 4, a one more, and a
+    /// request waits in the queue. Until 2026-12-08 b's requests held their slots until
+    /// they ended (`timeouts.upstream_header`, 30 s), b out of rotation or not; now b's
+    /// flip frees them (C = 3, S = 2: the queue shrinks with C first, to 1, which the
+    /// waiter fits), a serves the waiter, and b's requests ending later free nothing twice.
     @Test func aHungUpstreamGivesItsSlotsBackWhenItLeavesRotation() async throws {
         try await run(["a", "b"], { config in
-            config.upstreams[0].maxConcurrency = 2
+            config.upstreams[0].maxConcurrency = 3
             config.upstreams[1].maxConcurrency = 5
             config.healthCheck.interval = .milliseconds(200)
             config.healthCheck.timeout = .milliseconds(200)
             config.admission.queueTimeout = .seconds(30)
         }) { upstreams, gateway in
             let runtime = gateway.gateway.runtime
-            let b = try #require(upstreams[1])
-            #expect(runtime.gate.snapshot.slots == 4)
-            let held = try await holdOnB(4, b, gateway)
-            try await eventually("b's four hold every slot") { runtime.gate.snapshot.inFlight == 4 }
+            let (a, b) = (try #require(upstreams[0]), try #require(upstreams[1]))
+            #expect(runtime.gate.snapshot.slots == 5)
+            let heldOnB = try await hold(4, on: b, gateway)
+            let heldOnA = try await hold(1, on: a, gateway)
+            try await eventually("every slot held") { runtime.gate.snapshot.inFlight == 5 }
             let waiting = try await TestClient.connect(to: gateway.address, group: group)
             let answer = waiting.send(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/after", headers: ["host": "h"]))
-            try await eventually("queued behind b's requests") { runtime.gate.snapshot.queued == 1 }
+            try await eventually("queued") { runtime.gate.snapshot.queued == 1 }
             b.setHealth(.hanging)
             try await eventually("b down") { runtime.health.flips(1).down == 1 }
             let response = try await answer.get()
             #expect(response.status == 200 && response.header("x-upstream-instance") == "a")
-            try await eventually("no slot held") { runtime.gate.snapshot.inFlight == 0 }
+            try await eventually("only a's held request holds a slot") { runtime.gate.snapshot.inFlight == 1 }
             #expect(runtime.gate.snapshot.givenBack == 4)
             let metrics = try await OneShot.request("GET", "/metrics", to: gateway.gateway.adminAddress!, group: group)
             #expect(metrics.body.contains("\nfluxgate_admission_slots_given_back_total 4\n"), "\(metrics.body)")
-            // b's requests end now (their clients leave): nothing is released twice.
-            for client in held { try await client.close() }
-            try await eventually("b's exchanges ended") { runtime.live.counts.openClientConnections == 1 }
-            #expect(runtime.gate.snapshot.inFlight == 0)
+            // b's requests end now (their clients leave): nothing is released twice; a's
+            // releases its own.
+            for client in heldOnB + heldOnA { try await client.close() }
+            try await eventually("the held exchanges ended") {
+                runtime.live.counts.openClientConnections == 1 && runtime.gate.snapshot.inFlight == 0
+            }
             #expect(try await waiting.get("/again").status == 200)
+            #expect(runtime.gate.snapshot.inFlight == 0)
             try await waiting.close()
         }
     }

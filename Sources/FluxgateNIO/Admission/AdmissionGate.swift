@@ -51,6 +51,10 @@ final class AdmissionGate: Sendable {
     }
 
     private let state: Mutex<State>
+    /// The controller's `slots` and `C` as last set (``slotShare(maxConcurrency:loops:)``
+    /// reads them per request without the lock).
+    private let publishedSlots = Atomic<Int>(0)
+    private let publishedCapacity = Atomic<Int>(0)
     /// Cluster mode: what the gate asks of the cluster agent (set once at start).
     struct ClusterHooks: Sendable {
         /// A batch of tokens from the shared bucket.
@@ -68,6 +72,24 @@ final class AdmissionGate: Sendable {
     init(config: GatewayConfig, capacity: Int, now: MonotonicTime, logger: Logger) {
         self.logger = logger
         self.state = Mutex(State(checks: AdmissionChecks(config: config, capacity: capacity, now: now)))
+        state.withLock { publish($0.checks.controller) }
+    }
+
+    /// Called under the lock after every change of the controller's slots or capacity.
+    private func publish(_ controller: AdmissionController) {
+        publishedSlots.store(controller.slots, ordering: .relaxed)
+        publishedCapacity.store(controller.capacity, ordering: .relaxed)
+    }
+
+    /// An upstream's share of this replica's slots on one of `loops` event loops:
+    /// `ceil(slots × max_concurrency / C / loops)`, at least 1 — `max_concurrency × u` on
+    /// one gateway, its part of this replica's share of `S` in cluster mode
+    /// (``ProxyHandler/withRoom(_:)``).
+    func slotShare(maxConcurrency: Int, loops: Int) -> Int {
+        let capacity = publishedCapacity.load(ordering: .relaxed)
+        guard capacity > 0 else { return .max }
+        let share = Double(publishedSlots.load(ordering: .relaxed)) * Double(maxConcurrency) / Double(capacity) / Double(max(1, loops))
+        return max(1, Int(share.rounded(.up)))
     }
 
     /// A reload: new limits and switches. Slots held and waiters stay; buckets whose
@@ -76,6 +98,7 @@ final class AdmissionGate: Sendable {
     func reconfigure(config: GatewayConfig, now: MonotonicTime, jitter: Double = Double.random(in: 0..<1)) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
             let (admitted, rejected) = state.take(state.checks.reconfigure(config: config, now: now))
+            publish(state.checks.controller)
             return (admitted, rejected, RetryAfter.seconds(state.checks.controller.drainEstimate, jitter: jitter))
         }
         resume(admitted: admitted, rejected: rejected, Rejection(reason: .overloaded, retryAfterSeconds: retry))
@@ -146,6 +169,7 @@ final class AdmissionGate: Sendable {
     func setShare(_ share: LeasePlanner.Share?, jitter: Double = Double.random(in: 0..<1)) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
             let (admitted, rejected) = state.take(state.checks.controller.setShare(share))
+            publish(state.checks.controller)
             return (admitted, rejected, RetryAfter.seconds(state.checks.controller.drainEstimate, jitter: jitter))
         }
         resume(admitted: admitted, rejected: rejected, Rejection(reason: .overloaded, retryAfterSeconds: retry))
@@ -243,6 +267,7 @@ final class AdmissionGate: Sendable {
     func setCapacity(_ capacity: Int, jitter: Double) {
         let (admitted, rejected, retry): ([Waiter], [Waiter], Int) = state.withLock { state in
             let (admitted, rejected) = state.take(state.checks.controller.setCapacity(capacity))
+            publish(state.checks.controller)
             let wait = state.checks.controller.capacity > 0 ? state.checks.controller.drainEstimate : state.checks.recoveryEstimate
             return (admitted, rejected, RetryAfter.seconds(wait, jitter: jitter))
         }

@@ -104,8 +104,9 @@ extension ProxyHandler {
         startUpstream(exchange)
     }
 
-    /// `picked`, or — when this loop's requests on it already hold its share of the slots,
-    /// `ceil(max_concurrency × target_utilization / loops)` — the next routed upstream
+    /// `picked`, or — when this loop's requests on it already hold its share of the slots
+    /// (``AdmissionGate/slotShare(maxConcurrency:loops:)``: `max_concurrency × u` divided
+    /// among the loops, in cluster mode its part of this replica's share) — the next routed upstream
     /// that has room (`picked` when none has). A hung upstream thus holds its own share
     /// of `S` until it leaves rotation, not every slot: by hand, before 2026-12-08, one
     /// of two upstreams stopped under load took all 67 slots within a second and every
@@ -124,8 +125,7 @@ extension ProxyHandler {
     /// Upstream `index`'s share of the slots on this loop (at least 1).
     func slotShare(_ index: Int) -> Int {
         guard index < settings.upstreams.count else { return .max }
-        let share = Double(settings.upstreams[index].maxConcurrency) * settings.config.admission.targetUtilization / Double(max(1, scratch.loops))
-        return max(1, Int(share.rounded(.up)))
+        return runtime.gate.slotShare(maxConcurrency: settings.upstreams[index].maxConcurrency, loops: scratch.loops)
     }
 
     /// Answers a refused request: cheap, no upstream contact, connection kept.
