@@ -83,6 +83,14 @@ final class UpstreamRouter: Sendable {
         return routing.balancer.failover(after: current, tried: Set(tried))
     }
 
+    /// The routed upstream after `current` in index order (`current` itself when it is the
+    /// only one; nil when none is routed). Allocates nothing (``ProxyHandler/withRoom(_:)``
+    /// may ask on every request while an upstream holds its share).
+    func nextRouted(_ routing: inout Routing, after current: Int) -> Int? {
+        refresh(&routing)
+        return routing.balancer.failover(after: current, tried: [])
+    }
+
     private func refresh(_ routing: inout Routing) {
         if version.load(ordering: .acquiring) != routing.version { routing = self.routing }
     }

@@ -112,12 +112,17 @@ extension ProxyHandler {
     /// of two upstreams stopped under load took all 67 slots within a second and every
     /// request was shed until its probes failed (docs/results/by-hand-2026-12-08/). As
     /// HAProxy's per-server `maxconn` sends the excess elsewhere (by its documentation).
+    /// Nothing is allocated on the way (one upstream at its share under load asks on
+    /// every request).
     func withRoom(_ picked: Int) -> Int {
         guard stats.slotHolders.holding(picked) >= slotShare(picked) else { return picked }
-        var tried = [picked]
-        while let next = runtime.failover(&routing, after: tried[tried.count - 1], tried: tried) {
+        var candidate = picked
+        // Once round the upstreams at most (`picked` may have left rotation meanwhile,
+        // and then the walk would never come back to it).
+        for _ in 0..<settings.upstreams.count {
+            guard let next = runtime.router.nextRouted(&routing, after: candidate), next != picked else { break }
             if stats.slotHolders.holding(next) < slotShare(next) { return next }
-            tried.append(next)
+            candidate = next
         }
         return picked
     }
