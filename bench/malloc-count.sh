@@ -15,7 +15,8 @@
 # another proxy); REQUEST=browser (a browser's 14 header fields, bench_echo_payload's);
 # MALLOC_PER_CLIENT=ip or header (per-client limits on, keyed by the address or by a
 # 40-byte X-API-Key); MALLOC_XFF=1 (the gateway behind a trusted proxy: each request
-# carries X-Forwarded-For).
+# carries X-Forwarded-For); MALLOC_YAML (YAML lines added to the gateway's config, such
+# as 'pool: { max_requests_per_connection: 0 }': upstream connections never recycled).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 DUR=${DUR:-4}
@@ -44,6 +45,7 @@ for mode in proxied:18701:"{ enabled: false }" shed:18702:"$BENCH_SHED_ALL"; do
   bench_fluxgate_config "$port" 19701 "$bucket" >"$W/$name.yaml"
   [ -n "$per_client" ] && sed -i "s/per_client: { enabled: false }/per_client: $per_client/" "$W/$name.yaml"
   [ -n "${MALLOC_XFF:-}" ] && echo 'trusted_proxies: ["127.0.0.0/8"]' >>"$W/$name.yaml"
+  [ -n "${MALLOC_YAML:-}" ] && echo "$MALLOC_YAML" >>"$W/$name.yaml"
   LD_PRELOAD="$W/count.so" taskset -c 1 "$BIN" --config "$W/$name.yaml" 2>"$W/$name.err" >/dev/null & pid=$!; pids+=("$pid")
   bench_wait "$name gateway" "$port"
   taskset -c 0 wrk -t1 -c64 -d2s "${wrk_args[@]}" "http://127.0.0.1:$port${MALLOC_PATH:-/health}" >/dev/null
