@@ -248,11 +248,17 @@ public struct AdmissionChecks: Sendable {
         renewalAsked = false
     }
 
-    /// An admitted request finished: frees its slot and returns the waiters admitted
-    /// into it, and whether to renew the lease now — handing over, when the slot stays
-    /// free (no waiter took it) and no renewal was asked since the agent last listened.
-    public mutating func release(serviceTime: Duration?, now: MonotonicTime) -> (admitted: [Int], renewShare: Bool) {
-        let admitted = controller.release(serviceTime: serviceTime, now: now)
+    /// An admitted request finished — or `count` slots at once, given back by requests
+    /// whose upstream left rotation (``UpstreamSlotHolders``): frees the slots and returns
+    /// the waiters admitted into them, and whether to renew the lease now — handing over,
+    /// when they stay free (no waiter took one) and no renewal was asked since the agent
+    /// last listened.
+    public mutating func release(count: Int = 1, serviceTime: Duration?, now: MonotonicTime) -> (admitted: [Int], renewShare: Bool) {
+        var admitted = controller.release(serviceTime: serviceTime, now: now)
+        for _ in 1..<max(1, count) {
+            let more = controller.release(serviceTime: serviceTime, now: now)
+            if !more.isEmpty { admitted += more }
+        }
         guard handingOver, admitted.isEmpty, !renewalAsked else { return (admitted, false) }
         renewalAsked = true
         return (admitted, true)

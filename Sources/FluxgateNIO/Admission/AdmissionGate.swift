@@ -218,10 +218,11 @@ final class AdmissionGate: Sendable {
         }
     }
 
-    /// An admitted request finished; frees its slot and resumes waiters it admits.
-    func release(serviceTime: Duration?, now: MonotonicTime) {
+    /// An admitted request finished (or `count` slots at once: ``releaseGivenBack(count:now:)``);
+    /// frees its slot and resumes waiters it admits.
+    func release(count: Int = 1, serviceTime: Duration?, now: MonotonicTime) {
         let (resumed, renew): ([Waiter]?, Bool) = state.withLock { state in
-            let (admitted, renew) = state.checks.release(serviceTime: serviceTime, now: now)
+            let (admitted, renew) = state.checks.release(count: count, serviceTime: serviceTime, now: now)
             // Nobody waiting (nearly always): no list built or walked — an empty one is
             // still a retain and a release each time.
             return (admitted.isEmpty ? nil : admitted.compactMap { state.waiters.removeValue(forKey: $0) }, renew)
@@ -235,19 +236,8 @@ final class AdmissionGate: Sendable {
     /// no service time (those requests have not ended), resuming the waiters they admit.
     func releaseGivenBack(count: Int, now: MonotonicTime) {
         guard count > 0 else { return }
-        let (resumed, renew): ([Waiter], Bool) = state.withLock { state in
-            var admitted: [Int] = []
-            var renew = false
-            state.givenBack += count
-            for _ in 0..<count {
-                let (more, asked) = state.checks.release(serviceTime: nil, now: now)
-                admitted += more
-                renew = renew || asked
-            }
-            return (admitted.compactMap { state.waiters.removeValue(forKey: $0) }, renew)
-        }
-        for waiter in resumed { waiter.loop.execute { waiter.resume(.admitted) } }
-        if renew, let hooks = clusterHooks.withLock({ $0 }) { hooks.renewShare() }
+        state.withLock { $0.givenBack += count }
+        release(count: count, serviceTime: nil, now: now)
     }
 
     /// Answers every waiter whose deadline passed with `queue_timeout`.
