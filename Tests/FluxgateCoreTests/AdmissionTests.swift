@@ -614,6 +614,25 @@ struct UpstreamSlotHoldersTests {
         #expect(never == 0, "an upstream never attached to holds nothing")
     }
 
+    /// An upstream whose requests hold its share is passed over for the next routed one
+    /// with room; with none, the pick stands; a pick that left rotation (the walk never
+    /// comes back to it) ends after `limit` steps.
+    @Test func anUpstreamAtItsShareIsPassedOverForOneWithRoom() {
+        var holders = UpstreamSlotHolders()
+        for _ in 0..<2 { _ = holders.attach(0) }
+        for _ in 0..<2 { _ = holders.attach(1) }
+        _ = holders.attach(2)
+        let ring: (Int) -> Int? = { ($0 + 1) % 3 }
+        #expect(holders.withRoom(2, limit: 3, share: { _ in 2 }, next: ring) == 2, "below its share")
+        #expect(holders.withRoom(0, limit: 3, share: { _ in 2 }, next: ring) == 2, "1 is full too: on to 2")
+        #expect(holders.withRoom(0, limit: 3, share: { _ in 1 }, next: ring) == 0, "none has room: the pick stands")
+        // 0 left rotation: the routed ones are 1 and 2, both full, and the walk circles them.
+        let routed: (Int) -> Int? = { $0 == 1 ? 2 : 1 }
+        var steps = 0
+        #expect(holders.withRoom(0, limit: 3, share: { _ in 1 }, next: { steps += 1; return routed($0) }) == 0)
+        #expect(steps == 3)
+    }
+
     /// A retry moves the slot with the attempt (detach, then attach elsewhere); a request
     /// whose first upstream gave its slot back moves without one.
     @Test func aRetryMovesItsSlotUnlessItWasGivenBack() {

@@ -56,6 +56,24 @@ public struct UpstreamSlotHolders: Sendable {
     /// Requests holding a slot on `upstream` now.
     public func holding(_ upstream: Int) -> Int { upstream < held.count ? held[upstream] : 0 }
 
+    /// `picked`, or — when its requests already hold its `share` of the slots — the first
+    /// upstream `next` walks to whose requests hold less than theirs (`picked` when none
+    /// does). `next(u)` is the routed upstream after `u`; the walk ends when it comes back
+    /// to `picked`, finds none, or has taken `limit` steps (`picked` may have left
+    /// rotation, and then it would never come back to it). A hung upstream thus holds its
+    /// own share of `S` until it leaves rotation, not every slot — as HAProxy's per-server
+    /// `maxconn` sends the excess to other servers (by its documentation, not run here).
+    public func withRoom(_ picked: Int, limit: Int, share: (Int) -> Int, next: (Int) -> Int?) -> Int {
+        guard holding(picked) >= share(picked) else { return picked }
+        var candidate = picked
+        for _ in 0..<limit {
+            guard let following = next(candidate), following != picked else { break }
+            if holding(following) < share(following) { return following }
+            candidate = following
+        }
+        return picked
+    }
+
     private mutating func grow(to upstream: Int) {
         if upstream >= held.count {
             held += repeatElement(0, count: upstream + 1 - held.count)

@@ -104,27 +104,16 @@ extension ProxyHandler {
         startUpstream(exchange)
     }
 
-    /// `picked`, or — when this loop's requests on it already hold its share of the slots
-    /// (``AdmissionGate/slotShare(maxConcurrency:loops:)``: `max_concurrency × u` divided
-    /// among the loops, in cluster mode its part of this replica's share) — the next routed upstream
-    /// that has room (`picked` when none has). A hung upstream thus holds its own share
-    /// of `S` until it leaves rotation, not every slot: by hand, before 2026-12-08, one
-    /// of two upstreams stopped under load took all 67 slots within a second and every
-    /// request was shed until its probes failed (docs/results/by-hand-2026-12-08/). As
-    /// HAProxy's per-server `maxconn` sends the excess elsewhere (by its documentation).
-    /// Nothing is allocated on the way (one upstream at its share under load asks on
-    /// every request).
+    /// `picked`, or the next routed upstream with room when this loop's requests on it
+    /// hold its share of the slots already (``UpstreamSlotHolders/withRoom(_:limit:share:next:)``;
+    /// the share: ``AdmissionGate/slotShare(maxConcurrency:loops:)``). By hand before
+    /// 2026-12-08, one of two upstreams stopped under load took all 67 slots within a
+    /// second and every request was shed (docs/results/by-hand-2026-12-08/). Nothing is
+    /// allocated on the way (one upstream at its share under load asks on every request).
     func withRoom(_ picked: Int) -> Int {
-        guard stats.slotHolders.holding(picked) >= slotShare(picked) else { return picked }
-        var candidate = picked
-        // Once round the upstreams at most (`picked` may have left rotation meanwhile,
-        // and then the walk would never come back to it).
-        for _ in 0..<settings.upstreams.count {
-            guard let next = runtime.router.nextRouted(&routing, after: candidate), next != picked else { break }
-            if stats.slotHolders.holding(next) < slotShare(next) { return next }
-            candidate = next
+        stats.slotHolders.withRoom(picked, limit: settings.upstreams.count, share: slotShare) { [self] in
+            runtime.router.nextRouted(&routing, after: $0)
         }
-        return picked
     }
 
     /// Upstream `index`'s share of the slots on this loop (at least 1).
