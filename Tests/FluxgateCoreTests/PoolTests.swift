@@ -30,12 +30,12 @@ struct IdleConnectionPolicyTests {
     @Test func reuseEndsAtTheRequestCountOrTheAge() {
         let opened = now
         let policy = IdleConnectionPolicy(maxIdlePerUpstream: 8, idleTimeout: .seconds(4), maxRequests: 3, maxAge: .seconds(3600))
-        #expect(policy.reuses(served: 2, openedAt: opened, now: opened + .seconds(1)))
-        #expect(!policy.reuses(served: 3, openedAt: opened, now: opened + .seconds(1)))
-        #expect(policy.reuses(served: 1, openedAt: opened, now: opened + .seconds(3599)))
-        #expect(!policy.reuses(served: 1, openedAt: opened, now: opened + .seconds(3600)))
+        #expect(policy.retirement(served: 2, openedAt: opened, now: opened + .seconds(1)) == nil)
+        #expect(policy.retirement(served: 3, openedAt: opened, now: opened + .seconds(1)) != nil)
+        #expect(policy.retirement(served: 1, openedAt: opened, now: opened + .seconds(3599)) == nil)
+        #expect(policy.retirement(served: 1, openedAt: opened, now: opened + .seconds(3600)) != nil)
         let unbounded = IdleConnectionPolicy(maxIdlePerUpstream: 8, idleTimeout: .seconds(4))
-        #expect(unbounded.reuses(served: 1_000_000, openedAt: opened, now: opened + .seconds(86_400 * 365)))
+        #expect(unbounded.retirement(served: 1_000_000, openedAt: opened, now: opened + .seconds(86_400 * 365)) == nil)
         #expect(PoolConfig().maxRequestsPerConnection == 1000 && PoolConfig().maxConnectionAge == .seconds(3600), "nginx's defaults")
         // Both bounds can be written off in the file (a 0s age included).
         let off = try? ConfigLoader.load(yaml: "pool: { max_requests_per_connection: 0, max_connection_age: 0s }")

@@ -59,20 +59,13 @@ public struct IdleConnectionPolicy: Sendable, Equatable {
         case park(until: MonotonicTime)
     }
 
-    /// A connection to an upstream with `parked` connections parked already was
-    /// released at `now` (its exchange ended cleanly; no request was waiting for it).
     /// Whether a connection opened at `openedAt` that has served `served` requests may
-    /// carry another: bounded reuse, so that a pooled connection to a name behind one
-    /// virtual address (a Kubernetes Service, an L4 balancer) is opened again now and
-    /// then and the replicas added behind it get their share — under steady load a
-    /// pooled connection never idles out.
-    public func reuses(served: Int, openedAt: MonotonicTime, now: MonotonicTime) -> Bool {
-        retirement(served: served, openedAt: openedAt, now: now) == nil
-    }
-
-    /// Which bound ends the connection's reuse, or nil while it may carry another (the
-    /// count is checked first: a connection past both counts once, as the pool's
-    /// `fluxgate_upstream_connections_retired_total` does). The labels are the client
+    /// carry another — nil — or which bound ends its reuse: bounded reuse, so that a
+    /// pooled connection to a name behind one virtual address (a Kubernetes Service, an
+    /// L4 balancer) is opened again now and then and the replicas added behind it get
+    /// their share — under steady load a pooled connection never idles out. The count is
+    /// checked first: a connection past both counts once, as the pool's
+    /// `fluxgate_upstream_connections_retired_total` does. The labels are the client
     /// side's (``ConnectionReuse/Reason``): the same two bounds, under `pool` here.
     public func retirement(served: Int, openedAt: MonotonicTime, now: MonotonicTime) -> ConnectionReuse.Reason? {
         if maxRequests != 0 && served >= maxRequests { return .maxRequests }
@@ -80,6 +73,8 @@ public struct IdleConnectionPolicy: Sendable, Equatable {
         return nil
     }
 
+    /// A connection to an upstream with `parked` connections parked already was
+    /// released at `now` (its exchange ended cleanly; no request was waiting for it).
     public func release(parked: Int, retired: Bool, now: MonotonicTime) -> Release {
         guard maxIdlePerUpstream > 0, !retired else { return .close }
         return .park(until: now + (parked >= maxIdlePerUpstream ? excessGrace : idleTimeout))
