@@ -11,9 +11,9 @@
 /// the healthy upstream idle (docs/results/by-hand-2026-12-08/hung-upstream-before.txt).
 /// Now the slots of an upstream that leaves rotation are given back as it leaves
 /// (``giveBack(_:)``); its requests run on without one and give nothing back when they
-/// end. Envoy's circuit breakers and HAProxy's `maxconn` count per cluster or per server,
-/// so a hung server there holds its own share, not the whole proxy's (by their
-/// documentation, not run here).
+/// end. HAProxy's `maxconn` counts per server, so a hung server there holds its own
+/// share; Envoy's circuit breakers count per cluster, so a hung host can hold a whole
+/// cluster's `max_requests` until its timeouts (both by their documentation, not run here).
 ///
 /// Each upstream has an epoch, moved on by every give-back; a request's ticket is the
 /// epoch it attached in, so a request that attached before the give-back is known to
